@@ -1,0 +1,221 @@
+"""Profiles, device choice and seeding.
+
+A profile is data: a YAML file in ``medadv/profiles`` (``smoke``, ``default``, ``full``) or any YAML file of the same
+shape. It has a ``seed``, a ``data`` section (the cohort) and one section per stage of the study (``classifier``,
+``gan``, ``attacks``, ``explain``, ``reader``). Each stage's module turns its section into a frozen dataclass of its
+own with :func:`section_config`, so a profile never needs ``if profile == ...`` anywhere in the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import yaml
+
+from medadv.errors import ConfigError
+
+PROFILE_DIR = Path(__file__).with_name("profiles")
+PROFILE_NAMES = ("smoke", "default", "full")
+MODALITIES = ("mammography", "ultrasound", "xray")
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The cohort of a run.
+
+    Attributes:
+        modality: phantom modality, one of ``mammography``, ``ultrasound``, ``xray`` (ignored for real data).
+        n_patients: phantom patients (ignored for real data).
+        positive_fraction: share of phantom patients with a lesion (paper 001: 366 of 1284, about 0.29).
+        image_size: (height, width) every image is resized to before it reaches a model.
+        lesion_contrast: the phantom's difficulty knob: peak lesion contrast over the local background, in units of
+            the background's standard deviation. Lower is harder.
+        split: train / val / test fractions at patient level (paper 001: 80 / 10 / 10).
+        manifest: path of a real data set's manifest YAML, or ``None`` for the in-silico phantom cohort.
+        root: folder that holds the real data set.
+    """
+
+    modality: str = "mammography"
+    n_patients: int = 600
+    positive_fraction: float = 0.3
+    image_size: tuple[int, int] = (64, 64)
+    lesion_contrast: float = 1.0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    manifest: str | None = None
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"data.modality is {self.modality!r}; expected one of {MODALITIES}.")
+        if self.n_patients < 10:
+            raise ConfigError(f"data.n_patients is {self.n_patients}; a cohort needs at least 10 patients.")
+        if not 0.0 < self.positive_fraction < 1.0:
+            raise ConfigError(f"data.positive_fraction is {self.positive_fraction}; expected a value in (0, 1).")
+        if len(self.image_size) != 2 or min(self.image_size) < 16:
+            raise ConfigError(f"data.image_size is {self.image_size}; expected (height, width), each at least 16.")
+        if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) <= 0:
+            raise ConfigError(f"data.split is {self.split}; expected three positive fractions that sum to 1.")
+        if (self.manifest is None) != (self.root is None):
+            raise ConfigError("data.manifest and data.root go together: give both for a real data set, or neither.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A resolved profile: its name, the seed, the cohort, and the raw per-stage sections."""
+
+    name: str
+    seed: int
+    data: DataConfig
+    sections: Mapping[str, Mapping[str, Any]]
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """The raw settings of one stage (``classifier``, ``gan``, ...); an empty mapping if the profile has none."""
+        return self.sections.get(name, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, as written to ``config.json``."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "data": dataclasses.asdict(self.data),
+            **{k: _plain(v) for k, v in self.sections.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_update(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Load a profile by name (``smoke``, ``default``, ``full``) or from a YAML file, then apply ``overrides``.
+
+    ``overrides`` is a nested mapping merged into the YAML (for example ``{"data": {"manifest": ..., "root": ...}}``).
+    """
+    text_name = str(name_or_path)
+    path = PROFILE_DIR / f"{text_name}.yaml" if text_name in PROFILE_NAMES else Path(text_name)
+    if not path.is_file():
+        raise ConfigError(
+            f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
+    return profile_from_dict(_deep_update(dict(raw), overrides or {}), default_name=path.stem)
+
+
+def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> Profile:
+    """Build a :class:`Profile` from its plain form (the inverse of :meth:`Profile.to_dict`)."""
+    raw = dict(raw)
+    name = str(raw.pop("name", default_name))
+    seed = raw.pop("seed", 0)
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"profile {name!r}: seed is {seed!r}; expected a non-negative integer.")
+    data = section_config(DataConfig, raw.pop("data", {}), "data")
+    for key, value in raw.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"profile {name!r}: section {key!r} is {type(value).__name__}; expected a mapping.")
+    return Profile(name=name, seed=seed, data=data, sections=types.MappingProxyType(dict(raw)))
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=False))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:
+    """Build the frozen dataclass ``cls`` from a profile section, refusing unknown keys by name.
+
+    Missing keys take the dataclass defaults; lists become tuples where the field is typed as a tuple.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"profile section {section!r} is {type(raw).__name__}; expected a mapping.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"profile section {section!r} has unknown keys {unknown}; known keys are {sorted(fields)}."
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in raw.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"profile section {section!r}: {exc}") from exc
+
+
+def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821
+    """The device to compute on: ``auto`` takes cuda, then mps, then cpu; a named device must be available."""
+    import torch
+
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference not in ("cpu", "cuda", "mps") and not preference.startswith("cuda:"):
+        raise ConfigError(f"device is {preference!r}; expected auto, cpu, cuda, cuda:N or mps.")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {preference!r} was asked for but torch sees no CUDA GPU; use --device cpu.")
+    if preference == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for but is not available here; use --device cpu.")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; on the CPU also ask torch for deterministic algorithms.
+
+    Two runs of the smoke profile on the CPU with the same seed then write byte-identical tables.
+    """
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def torch_generator(seed: int) -> "torch.Generator":  # noqa: F821
+    """A seeded CPU generator for DataLoaders and random starts, independent of the global RNG."""
+    import torch
+
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen

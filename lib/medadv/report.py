@@ -1,0 +1,253 @@
+"""The run folder (DESIGN.md, "The flow of data"): open it, save figures and tables into it, register every output.
+
+A notebook starts with ``ctx = RunContext.open(run_dir, "03_attack_evaluation", profile=profile, device=device)``
+and then only writes through ``ctx``: ``ctx.save_table(df, "gan_attack_table")``, ``ctx.save_figure(fig,
+"gan_triplets")``, ``ctx.update_summary({...})``, ``ctx.register(path)`` for any other file. Every output lands in
+``manifest.json`` with its sha256 and the notebook that made it, which is what a resumed run compares.
+
+Outputs are written to be byte-identical between two runs with the same seed on the CPU: tables with a fixed float
+format, figures without creation dates.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medadv.config import Profile, load_profile, pick_device, profile_from_dict, seed_everything
+from medadv.errors import RunError
+
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+COHORT_FILE = "cohort.csv"
+FLOAT_FORMAT = "%.6g"
+PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read a JSON file, or return ``default`` if it does not exist."""
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path} is not valid JSON ({exc}); delete it or rerun with --force.") from exc
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (a temporary file renamed into place), sorted and indented."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_commit(start: Path | None = None) -> str:
+    """The git commit of the kit's checkout, with ``+dirty`` when it has uncommitted changes; ``unknown`` outside git."""
+    where = start or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide the study's numbers."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_config(run_dir: Path, profile: Profile, device: str) -> dict[str, Any]:
+    """Write ``config.json``: the resolved profile, seed, device, package versions and git commit."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = str(pick_device(device))
+    config = {
+        "profile": profile.to_dict(),
+        "seed": profile.seed,
+        "device": resolved,
+        "device_requested": device,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+    write_json(run_dir / CONFIG_FILE, config)
+    return config
+
+
+@dataclass
+class RunContext:
+    """A run folder opened by one notebook."""
+
+    run_dir: Path
+    notebook: str
+    profile: Profile
+    device: "torch.device"  # noqa: F821
+    config: dict[str, Any]
+
+    @classmethod
+    def open(
+        cls,
+        run_dir: str | Path,
+        notebook: str,
+        profile: str = "smoke",
+        device: str = "auto",
+        data_manifest: str | None = None,
+        data_root: str | None = None,
+    ) -> "RunContext":
+        """Open (or, interactively, create) a run folder for ``notebook`` and seed everything with the profile's seed.
+
+        When the folder has no ``config.json`` yet (a notebook opened by hand), one is written from ``profile``,
+        ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
+        run sees the same profile.
+        """
+        run_dir = Path(run_dir)
+        for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        config = read_json(run_dir / CONFIG_FILE)
+        if config is None:
+            overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
+            config = write_config(run_dir, load_profile(profile, overrides), device)
+        prof = profile_from_dict(config["profile"])
+        dev = pick_device(config.get("device_requested", "auto") if device == "auto" else device)
+        ctx = cls(run_dir=run_dir, notebook=notebook, profile=prof, device=dev, config=config)
+        seed_everything(prof.seed)
+        ctx._forget_outputs()
+        return ctx
+
+    # ---- folders -------------------------------------------------------------------------------------------------
+    @property
+    def figures_dir(self) -> Path:
+        return self.run_dir / "figures"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.run_dir / "tables"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def data_dir(self) -> Path:
+        """Files a notebook makes for later notebooks (phantom images, adversarial images, reader packages)."""
+        return self.run_dir / "data"
+
+    @property
+    def image_root(self) -> Path:
+        """Root that the cohort's ``path`` and ``mask_path`` are relative to."""
+        root = self.profile.data.root
+        return Path(root) if root else self.run_dir
+
+    # ---- manifest ------------------------------------------------------------------------------------------------
+    def _manifest(self) -> dict[str, Any]:
+        return read_json(self.run_dir / MANIFEST_FILE, default={"outputs": {}, "notebooks": {}, "complete": False})
+
+    def _forget_outputs(self) -> None:
+        """Drop this notebook's earlier outputs from the manifest: a rerun registers them afresh."""
+        manifest = self._manifest()
+        manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != self.notebook}
+        write_json(self.run_dir / MANIFEST_FILE, manifest)
+
+    def register(self, path: str | Path) -> Path:
+        """Record an output file in ``manifest.json`` with its sha256 and this notebook's name."""
+        path = Path(path)
+        if not path.is_file():
+            raise RunError(f"cannot register {path}: no such file.")
+        rel = path.resolve().relative_to(self.run_dir.resolve()).as_posix()
+        manifest = self._manifest()
+        manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": path.stat().st_size}
+        write_json(self.run_dir / MANIFEST_FILE, manifest)
+        return path
+
+    def register_many(self, paths: list[Path]) -> None:
+        """Register many files with one manifest write (adversarial image sets, reader packages)."""
+        manifest = self._manifest()
+        root = self.run_dir.resolve()
+        for path in paths:
+            rel = Path(path).resolve().relative_to(root).as_posix()
+            manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": Path(path).stat().st_size}
+        write_json(self.run_dir / MANIFEST_FILE, manifest)
+
+    # ---- outputs -------------------------------------------------------------------------------------------------
+    def save_table(self, table: pd.DataFrame, name: str, index: bool = False) -> Path:
+        """Write ``tables/<name>.csv`` (fixed float format) and register it."""
+        path = self.tables_dir / f"{name}.csv"
+        table.to_csv(path, index=index, float_format=FLOAT_FORMAT, lineterminator="\n")
+        return self.register(path)
+
+    def read_table(self, name: str, made_by: str | None = None) -> pd.DataFrame:
+        """Read ``tables/<name>.csv`` written by an earlier notebook; a clear error names that notebook if missing."""
+        path = self.tables_dir / f"{name}.csv"
+        if not path.is_file():
+            who = f" (made by notebook {made_by})" if made_by else ""
+            raise RunError(f"{path} is missing{who}; run that notebook for this run folder first.")
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+    def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 120) -> Path:  # noqa: F821
+        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps and register both."""
+        png = self.figures_dir / f"{name}.png"
+        pdf = self.figures_dir / f"{name}.pdf"
+        fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+        self.register(pdf)
+        return self.register(png)
+
+    def require(self, relative: str, made_by: str) -> Path:
+        """Path of an input file that an earlier notebook wrote; a clear :class:`RunError` if it is not there."""
+        path = self.run_dir / relative
+        if not path.exists():
+            raise RunError(f"{path} is missing; it is made by notebook {made_by}: run that notebook for this run folder first.")
+        return path
+
+    def cohort(self) -> pd.DataFrame:
+        """The cohort table written by notebook 00."""
+        from medadv.data.cohort import validate_cohort
+
+        path = self.require(COHORT_FILE, "00_data_prep")
+        return validate_cohort(pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False), str(path), require_split=True)
+
+    def update_summary(self, values: Mapping[str, Any]) -> None:
+        """Merge headline numbers into ``summary.json`` under this notebook's name."""
+        path = self.run_dir / SUMMARY_FILE
+        summary = read_json(path, default={})
+        summary.setdefault(self.notebook, {}).update(json.loads(json.dumps(dict(values), default=_json_default)))
+        write_json(path, summary)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def in_notebook_progress() -> bool:
+    """Whether progress bars should show: off when papermill logs to a file (``MEDADV_NO_PROGRESS=1``)."""
+    return os.environ.get("MEDADV_NO_PROGRESS", "0") != "1" and sys.stderr is not None
