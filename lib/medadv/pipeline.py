@@ -1,0 +1,255 @@
+"""Run the study's notebooks in order with papermill, resumably (the engine behind ``./run_all.sh``).
+
+Every notebook in ``notebooks/`` (named ``NN_name.ipynb``) is executed in order with the same parameters
+(``run_dir``, ``profile``, ``device``, ``data_manifest``, ``data_root``) into ``<run-dir>/notebooks/``. Each notebook's
+*key* is the sha256 of what decides its outputs: the notebook file, the parameters (the run folder's path excepted),
+the resolved profile and device, the library's source, and every output file that the notebooks before it registered
+in ``manifest.json``. A notebook whose key is unchanged and whose registered outputs are all present with their
+recorded sha256 is skipped on a rerun; ``--force`` reruns all. A failing notebook stops the run: its name, the
+failing cell's error and the executed notebook's path are printed, and ``manifest.json`` says the run is incomplete.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medadv.config import PROFILE_NAMES, load_profile
+from medadv.errors import ConfigError, MedadvError
+from medadv.report import MANIFEST_FILE, read_json, sha256_file, write_config, write_json
+
+LIB_DIR = Path(__file__).resolve().parent
+DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
+CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
+KERNEL_NAME = "medadv"
+
+
+def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
+    """The notebooks ``NN_*.ipynb`` of ``notebooks_dir`` in order; ``only`` keeps those whose name starts with one of
+    the given prefixes (``["00", "03"]``)."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise ConfigError(f"no notebooks NN_name.ipynb found in {notebooks_dir}; run from the kit's checkout.")
+    if only:
+        unknown = [o for o in only if not any(p.name.startswith(o) for p in found)]
+        if unknown:
+            raise ConfigError(
+                f"--only {' '.join(unknown)}: no such notebook; present are {', '.join(p.stem for p in found)}."
+            )
+        found = [p for p in found if any(p.name.startswith(o) for o in only)]
+    return found
+
+
+def code_digest() -> str:
+    """sha256 over the library's source files (a change to the library invalidates every notebook)."""
+    digest = hashlib.sha256()
+    for path in sorted(LIB_DIR.rglob("*")):
+        if path.is_file() and path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(LIB_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def notebook_key(
+    notebook: Path, params: dict[str, Any], config: dict[str, Any], code: str, manifest: dict[str, Any]
+) -> str:
+    """The key that decides whether a completed notebook can be skipped (see the module docstring)."""
+    earlier = {
+        rel: meta["sha256"]
+        for rel, meta in sorted(manifest.get("outputs", {}).items())
+        if meta.get("notebook", "") < notebook.stem
+    }
+    payload = {
+        "notebook": sha256_file(notebook),
+        "params": {k: v for k, v in params.items() if k != "run_dir"},
+        "profile": config["profile"],
+        "device": config["device"],
+        "code": code,
+        "inputs": earlier,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
+    """Whether every output that notebook ``name`` registered is still there with its recorded sha256."""
+    for rel, meta in manifest.get("outputs", {}).items():
+        if meta.get("notebook") == name:
+            path = run_dir / rel
+            if not path.is_file() or sha256_file(path) != meta["sha256"]:
+                return False
+    return True
+
+
+def ensure_kernel() -> str:
+    """Register this interpreter as the Jupyter kernel ``medadv`` (in its own prefix) unless it already is.
+
+    A kernel of our own name keeps a user's personal ``python3`` kernel from running the study in another environment.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python 3 (medadv)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    manifest = read_json(run_dir / MANIFEST_FILE, default={"outputs": {}, "notebooks": {}, "complete": False})
+    notebooks = changes.pop("notebooks", None)
+    if notebooks:
+        for name, entry in notebooks.items():
+            manifest["notebooks"][name] = entry
+    manifest.update(changes)
+    write_json(run_dir / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_pipeline(
+    profile: str = "default",
+    run_dir: str | Path | None = None,
+    only: Sequence[str] | None = None,
+    device: str = "auto",
+    data_manifest: str | None = None,
+    data_root: str | None = None,
+    force: bool = False,
+    notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
+) -> int:
+    """Run the notebooks for ``profile`` into ``run_dir``; return 0 on success, 1 if a notebook failed."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    if (data_manifest is None) != (data_root is None):
+        raise ConfigError("--data and --data-root go together: give the manifest YAML and the folder that holds the data.")
+    if data_manifest is not None:
+        if not Path(data_manifest).is_file():
+            raise ConfigError(f"--data {data_manifest}: no such manifest file; see data_manifests/ for the data sets.")
+        if not Path(data_root).is_dir():
+            raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
+        data_manifest, data_root = str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
+    overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
+    resolved = load_profile(profile, overrides)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir) if run_dir else Path("results") / f"{resolved.name}-{stamp}"
+    run_dir = run_dir.resolve()
+    notebooks = discover_notebooks(Path(notebooks_dir), only)
+    all_names = [p.stem for p in discover_notebooks(Path(notebooks_dir))]
+
+    config = write_config(run_dir, resolved, device)
+    (run_dir / "notebooks").mkdir(exist_ok=True)
+    params = {
+        "run_dir": str(run_dir),
+        "profile": profile if str(profile) in PROFILE_NAMES else str(Path(profile).resolve()),
+        "device": device,
+        "data_manifest": data_manifest,
+        "data_root": data_root,
+    }
+    code = code_digest()
+    kernel = ensure_kernel()
+    manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
+    _say(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
+    os.environ.setdefault("MPLBACKEND", "agg")
+    os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
+
+    total_start = time.perf_counter()
+    for i, nb in enumerate(notebooks, 1):
+        name = nb.stem
+        key = notebook_key(nb, params, config, code, manifest)
+        entry = manifest["notebooks"].get(name, {})
+        if not force and entry.get("status") == "complete" and entry.get("key") == key and outputs_intact(run_dir, manifest, name):
+            _say(f"[{i}/{len(notebooks)}] {name}: unchanged since {entry.get('finished')}, skipped")
+            continue
+        out_path = run_dir / "notebooks" / nb.name
+        _say(f"[{i}/{len(notebooks)}] {name}: running ...")
+        manifest = _update_manifest(run_dir, notebooks={name: {"status": "running", "key": key, "started": _now()}})
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb),
+                str(out_path),
+                parameters=params,
+                kernel_name=kernel,
+                progress_bar=sys.stdout.isatty(),
+                cwd=str(nb.parent.parent),
+            )
+        except PapermillExecutionError as exc:
+            seconds = time.perf_counter() - start
+            _update_manifest(
+                run_dir,
+                notebooks={name: {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": _now(),
+                                  "error": f"{exc.ename}: {exc.evalue}", "cell": exc.exec_count}},
+            )
+            _say(f"[{i}/{len(notebooks)}] {name}: FAILED after {seconds:.1f} s in cell {exc.exec_count}")
+            _say(f"    {exc.ename}: {exc.evalue}")
+            _say(f"    executed notebook: {out_path}")
+            _say(f"    the run in {run_dir} is incomplete (manifest.json says so); fix the cause and rerun with --run-dir {run_dir}")
+            return 1
+        seconds = time.perf_counter() - start
+        manifest = _update_manifest(
+            run_dir,
+            notebooks={name: {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": _now()}},
+        )
+        _say(f"[{i}/{len(notebooks)}] {name}: done in {seconds:.1f} s")
+
+    complete = all(manifest["notebooks"].get(n, {}).get("status") == "complete" for n in all_names)
+    _update_manifest(run_dir, complete=complete, finished=_now())
+    _say(
+        f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
+        f"{time.perf_counter() - total_start:.1f} s; results in {run_dir}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file (default: default)")
+    parser.add_argument("--run-dir", help="run folder; an existing one is resumed (default: results/<profile>-<time>)")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks with these number prefixes")
+    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
+    parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")
+    parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
+    parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_pipeline(
+            profile=args.profile,
+            run_dir=args.run_dir,
+            only=args.only,
+            device=args.device,
+            data_manifest=args.data,
+            data_root=args.data_root,
+            force=args.force,
+            notebooks_dir=args.notebooks,
+        )
+    except MedadvError as exc:
+        print(f"medadv: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

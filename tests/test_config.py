@@ -1,0 +1,109 @@
+"""Profiles as data, section parsing, device choice and seeding."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medadv.config import (
+    PROFILE_NAMES,
+    DataConfig,
+    load_profile,
+    pick_device,
+    profile_from_dict,
+    section_config,
+    seed_everything,
+)
+from medadv.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profile_loads_and_round_trips(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.name == name
+    again = profile_from_dict(profile.to_dict())
+    assert again.to_dict() == profile.to_dict()
+
+
+def test_profiles_grow_from_smoke_to_full() -> None:
+    smoke, default, full = (load_profile(n).data for n in PROFILE_NAMES)
+    assert smoke.n_patients < default.n_patients <= full.n_patients
+    assert smoke.image_size[0] <= default.image_size[0] < full.image_size[0]
+
+
+def test_overrides_merge_into_sections(tmp_path: Path) -> None:
+    profile = load_profile("smoke", {"data": {"manifest": "m.yaml", "root": str(tmp_path)}})
+    assert profile.data.manifest == "m.yaml" and profile.data.root == str(tmp_path)
+    assert profile.data.n_patients == load_profile("smoke").data.n_patients
+
+
+def test_profile_from_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("seed: 3\ndata:\n  n_patients: 20\n  image_size: [32, 48]\n")
+    profile = load_profile(path)
+    assert profile.name == "mine" and profile.seed == 3
+    assert profile.data.image_size == (32, 48)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed: [1\n", "not valid YAML"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        ("data:\n  n_pateints: 20\n", "unknown keys ['n_pateints']"),
+        ("data:\n  modality: mri\n", "data.modality is 'mri'"),
+        ("data:\n  split: [0.5, 0.5, 0.5]\n", "sum to 1"),
+        ("seed: -1\n", "non-negative integer"),
+        ("gan: 3\n", "section 'gan' is int"),
+    ],
+)
+def test_bad_profiles_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        load_profile(path)
+
+
+def test_missing_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="smoke"):
+        load_profile("fast")
+
+
+def test_section_config_coerces_tuples_and_floats() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Section:
+        eps: tuple[float, ...] = (0.0,)
+        lr: float = 0.1
+
+    cfg = section_config(Section, {"eps": [1, 2], "lr": 1}, "attacks")
+    assert cfg.eps == (1, 2) and isinstance(cfg.eps, tuple)
+    assert isinstance(cfg.lr, float)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        section_config(Section, {"epz": []}, "attacks")
+
+
+def test_data_config_requires_manifest_and_root_together() -> None:
+    with pytest.raises(ConfigError, match="go together"):
+        DataConfig(manifest="x.yaml")
+
+
+def test_device_choice() -> None:
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ConfigError, match="expected auto"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_seed_everything_repeats_random_streams() -> None:
+    seed_everything(11)
+    a = (np.random.rand(3), torch.rand(3))
+    seed_everything(11)
+    b = (np.random.rand(3), torch.rand(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])

@@ -1,0 +1,81 @@
+"""The run-folder context: config.json, registered outputs, summary, clear errors for missing inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from medadv.errors import RunError
+from medadv.report import RunContext, sha256_file
+
+
+def test_open_writes_config_and_folders(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path / "run", "00_data_prep", profile="smoke", device="cpu")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["profile"]["name"] == "smoke" and config["seed"] == ctx.profile.seed
+    assert config["device"] == "cpu"
+    assert {"torch", "numpy", "python"} <= set(config["versions"])
+    assert "git_commit" in config
+    for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
+        assert (tmp_path / "run" / sub).is_dir()
+
+
+def test_tables_and_figures_are_registered_with_hashes(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "03_attack_evaluation", profile="smoke", device="cpu")
+    path = ctx.save_table(pd.DataFrame({"a": [1.0 / 3.0, 2.0], "b": ["x", "y"]}), "demo_table")
+    assert path.read_text() == "a,b\n0.333333,x\n2,y\n"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    ctx.save_figure(fig, "demo_figure")
+    plt.close(fig)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    outputs = manifest["outputs"]
+    assert outputs["tables/demo_table.csv"]["sha256"] == sha256_file(path)
+    assert outputs["tables/demo_table.csv"]["notebook"] == "03_attack_evaluation"
+    assert {"figures/demo_figure.png", "figures/demo_figure.pdf"} <= set(outputs)
+
+
+def test_figures_are_byte_identical_when_redrawn(tmp_path: Path) -> None:
+    hashes = []
+    for run in ("a", "b"):
+        ctx = RunContext.open(tmp_path / run, "00_data_prep", profile="smoke", device="cpu")
+        fig, ax = plt.subplots()
+        ax.imshow([[0, 1], [1, 0]], cmap="gray")
+        hashes.append((sha256_file(ctx.save_figure(fig, "f")), sha256_file(ctx.figures_dir / "f.pdf")))
+        plt.close(fig)
+    assert hashes[0] == hashes[1]
+
+
+def test_reopening_forgets_a_notebooks_old_outputs(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+    ctx.save_table(pd.DataFrame({"a": [1]}), "old")
+    other = RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+    other.save_table(pd.DataFrame({"a": [1]}), "kept")
+    RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+    outputs = json.loads((tmp_path / "manifest.json").read_text())["outputs"]
+    assert "tables/old.csv" not in outputs and "tables/kept.csv" in outputs
+
+
+def test_summary_merges_per_notebook(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+    ctx.update_summary({"auc": 0.9})
+    ctx.update_summary({"n": 3})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == {"01_classifier_training": {"auc": 0.9, "n": 3}}
+
+
+def test_missing_inputs_name_the_notebook_that_makes_them(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "03_attack_evaluation", profile="smoke", device="cpu")
+    with pytest.raises(RunError, match="02_gan_training"):
+        ctx.read_table("adversarial_index", made_by="02_gan_training")
+    with pytest.raises(RunError, match="00_data_prep"):
+        ctx.cohort()
+
+
+def test_config_is_shared_by_later_notebooks(tmp_path: Path) -> None:
+    RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+    later = RunContext.open(tmp_path, "01_classifier_training", profile="default")
+    assert later.profile.name == "smoke"
