@@ -1,11 +1,32 @@
 """Reading images and masks into arrays, and a cohort split into model-ready tensors.
 
 Images come back as float32 in [0, 1] with their full bit depth used (a 16-bit PNG keeps its 65536 levels until this
-division); masks as bool. DICOM files go through :func:`medadv.data.dicom.read_dicom`. Every failure is a
-:class:`medadv.DataError` naming the file.
+division); masks as bool. DICOM files go through :func:`medadv.data.dicom.load_dicom` and are scaled over the value
+range their header declares. Every failure is a :class:`medadv.DataError` naming the file.
+
+Cohort paths (the ``path`` and ``mask_path`` columns, relative to the cohort's root) are plain files or one of three
+references, so that real data sets whose images or masks are not single files need no converted copy and nothing is
+ever written into a data root:
+
+``<file.npz>::<key>/<index>``
+    image ``index`` of the array ``key`` inside a NumPy ``.npz`` archive (MedMNIST:
+    ``breastmnist.npz::train_images/12``). Arrays are cached (a few archives at a time) so that a split loads fast.
+``union::<file>|<file>|...``
+    a mask: the union of several mask files, each relative to the root (BUSI's ``_mask_1.png``, CBIS-DDSM's several
+    ROI masks per image).
+``shapes::<H>x<W>::rect:x0,y0,x1,y1|poly:x0,y0,x1,y1,x2,y2,...``
+    a mask drawn on an H x W pixel grid from boxes (VinDr-Mammo findings; corners in pixel coordinates, x to the
+    right, y down) and polygons (FracAtlas COCO segmentations, rasterised with :func:`skimage.draw.polygon`).
+
+The references survive ``root / reference`` (pathlib only joins strings), so ``read_image(root / row.path)`` and
+``read_mask(root / row.mask_path)`` work for every cohort; build them with :func:`npz_member`, :func:`union_mask`
+and :func:`shapes_mask`.
 """
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +37,57 @@ from PIL import Image, UnidentifiedImageError
 from medadv.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".dcm", ".dicom")
+NPZ_SEP = "::"
+UNION_PREFIX = "union::"
+SHAPES_PREFIX = "shapes::"
+_MASK_REF = re.compile(r"(?:^|[/\\])(union|shapes)::")
+_NPZ_MEMBER = re.compile(r"^(?P<file>.+\.npz)::(?P<key>[^/\\]+)[/\\](?P<index>\d+)$")
 
 
-def _to_unit(arr: np.ndarray, path: Path) -> np.ndarray:
+# ---- references ------------------------------------------------------------------------------------------------
+def npz_member(npz_file: str, key: str, index: int) -> str:
+    """The cohort path of image ``index`` of array ``key`` inside ``npz_file`` (relative to the root)."""
+    return f"{npz_file}{NPZ_SEP}{key}/{int(index)}"
+
+
+def union_mask(files: Sequence[str]) -> str:
+    """The cohort mask path of the union of ``files`` (relative to the root); a single file stays a plain path."""
+    files = list(dict.fromkeys(files))
+    if not files:
+        raise ValueError("union_mask needs at least one mask file")
+    if any("|" in f for f in files):
+        raise DataError(f"mask file names {[f for f in files if '|' in f]} contain '|', which mask references use.")
+    return files[0] if len(files) == 1 else UNION_PREFIX + "|".join(files)
+
+
+def _num(value: float) -> str:
+    return format(round(float(value), 2), "g")
+
+
+def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), polygons: Sequence[Sequence[float]] = ()) -> str:
+    """The cohort mask path of boxes ``(x0, y0, x1, y1)`` and polygons ``(x0, y0, x1, y1, ...)`` on an H x W grid."""
+    parts = ["rect:" + ",".join(_num(v) for v in r) for r in rects]
+    parts += ["poly:" + ",".join(_num(v) for v in p) for p in polygons]
+    if not parts:
+        raise ValueError("shapes_mask needs at least one box or polygon")
+    return f"{SHAPES_PREFIX}{int(shape[0])}x{int(shape[1])}{NPZ_SEP}" + "|".join(parts)
+
+
+# ---- images ----------------------------------------------------------------------------------------------------
+def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     if arr.ndim == 3:
         if arr.shape[-1] in (3, 4):  # RGB(A) stored grey images (BUSI, FracAtlas): take the luminance
             arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         elif arr.shape[0] == 1:
             arr = arr[0]
+        elif arr.shape[-1] == 1:
+            arr = arr[..., 0]
         else:
             raise DataError(f"{path}: image of shape {arr.shape}; expected a grey-level (H, W) image.")
     if arr.ndim != 2:
         raise DataError(f"{path}: image of shape {arr.shape}; expected a grey-level (H, W) image.")
+    if np.issubdtype(arr.dtype, np.bool_):
+        return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         out = (arr.astype(np.float64) - info.min) / float(info.max - info.min) if arr.dtype != np.uint8 else arr / 255.0
@@ -42,48 +102,143 @@ def _to_unit(arr: np.ndarray, path: Path) -> np.ndarray:
     return out.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _npz_array(file: str, mtime_ns: int, key: str) -> np.ndarray:
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            if key not in archive.files:
+                raise DataError(f"{file}: no array {key!r} in the archive (it holds {archive.files}); check the cohort path.")
+            arr = archive[key]
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{file}: not a readable .npz archive ({exc}); download the file again.") from exc
+    arr.setflags(write=False)
+    return arr
+
+
+def _read_npz_member(text: str) -> np.ndarray:
+    match = _NPZ_MEMBER.match(text)
+    if match is None:
+        raise DataError(f"{text}: malformed archive member; expected '<file>.npz::<key>/<index>'.")
+    file = Path(match["file"])
+    if not file.is_file():
+        raise DataError(f"{file}: archive not found; check the data root and the manifest's layout.")
+    arr = _npz_array(str(file.resolve()), file.stat().st_mtime_ns, match["key"])
+    index = int(match["index"])
+    if index >= len(arr):
+        raise DataError(f"{text}: index {index} out of range; array {match['key']!r} holds {len(arr)} images.")
+    return arr[index]
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one grey-level image (PNG/JPEG/TIFF/BMP, ``.npy`` or DICOM) as float32 (H, W) in [0, 1]."""
+    """Read one grey-level image (PNG/JPEG/TIFF/BMP, ``.npy``, DICOM or an npz member) as float32 (H, W) in [0, 1]."""
+    text = str(path)
+    if NPZ_SEP in text and ".npz" + NPZ_SEP in text:
+        return _to_unit(_read_npz_member(text), text)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file not found; check the cohort's paths and the data root.")
     suffix = path.suffix.lower()
     if suffix in (".dcm", ".dicom"):
-        from medadv.data.dicom import read_dicom
+        from medadv.data.dicom import load_dicom
 
-        arr = read_dicom(path)
-        return _to_unit(arr, path) if np.issubdtype(arr.dtype, np.integer) else _float_dicom(arr, path)
+        pixels = load_dicom(path)
+        return _dicom_unit(pixels.values, pixels.low, pixels.high)
     if suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError) as exc:
             raise DataError(f"{path}: not a readable .npy array ({exc}); re-export it with numpy.save.") from exc
         return _to_unit(arr, path)
     try:
         with Image.open(path) as img:
             img.load()
             arr = np.array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: corrupt or unreadable image ({exc}); replace the file or remove it from the cohort.") from exc
     return _to_unit(arr, path)
 
 
-def _float_dicom(arr: np.ndarray, path: Path) -> np.ndarray:
-    if not np.isfinite(arr).all():
-        raise DataError(f"{path}: DICOM pixel data holds NaN or inf after rescaling; check RescaleSlope/Intercept.")
-    lo, hi = float(arr.min()), float(arr.max())
-    return ((arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)).astype(np.float32)
+def _dicom_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Scale DICOM presentation values over their declared range ``[low, high]`` to [0, 1]."""
+    if high <= low:
+        return np.zeros(values.shape, np.float32)
+    return np.clip((values.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+# ---- masks -----------------------------------------------------------------------------------------------------
+def _read_mask_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(
+            f"{path}: mask file not found; restore it from the data set, or clear the image's mask_path if it has "
+            "no annotation."
+        )
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        from medadv.data.dicom import read_dicom_stored
+
+        return read_dicom_stored(path) != 0
+    return read_image(path) > 0
+
+
+def _draw_shapes(body: str, where: str) -> np.ndarray:
+    from skimage.draw import line, polygon
+
+    try:
+        grid, _, items = body.partition(NPZ_SEP)
+        height, width = (int(v) for v in grid.split("x"))
+        mask = np.zeros((height, width), bool)
+        for item in items.split("|"):
+            kind, _, numbers = item.partition(":")
+            values = [float(v) for v in numbers.split(",")]
+            if kind == "rect" and len(values) == 4:
+                x0, y0, x1, y1 = values
+                r0, r1 = max(int(np.floor(min(y0, y1))), 0), min(int(np.ceil(max(y0, y1))), height)
+                c0, c1 = max(int(np.floor(min(x0, x1))), 0), min(int(np.ceil(max(x0, x1))), width)
+                mask[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = True
+            elif kind == "poly" and len(values) >= 6 and len(values) % 2 == 0:
+                cols, rows = np.asarray(values[0::2]), np.asarray(values[1::2])
+                mask[polygon(rows, cols, (height, width))] = True
+                # the outline too, so that a polygon thinner than a pixel (a fracture line) is not lost
+                corners = np.round(np.stack([rows, cols], 1)).astype(int)
+                for (r0, c0), (r1, c1) in zip(corners, np.roll(corners, -1, 0), strict=True):
+                    rr, cc = line(r0, c0, r1, c1)
+                    keep = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+                    mask[rr[keep], cc[keep]] = True
+            else:
+                raise ValueError(f"shape {item!r}")
+    except ValueError as exc:
+        raise DataError(
+            f"{where}: malformed drawn mask ({exc}); expected 'shapes::<H>x<W>::rect:x0,y0,x1,y1|poly:x0,y0,...'."
+        ) from exc
+    return mask
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a lesion mask as bool (H, W): any non-zero pixel is lesion. ``shape`` must match when given."""
-    arr = read_image(path) > 0
-    if shape is not None and arr.shape != tuple(shape):
+    """Read a lesion mask as bool (H, W): a file (any non-zero pixel is lesion; DICOM masks by stored value), a
+    ``union::`` of files or a ``shapes::`` drawing (see the module docstring). ``shape`` must match when given."""
+    text = str(path)
+    match = _MASK_REF.search(text)
+    if match is None:
+        mask = _read_mask_file(Path(path))
+    elif match[1] == "union":
+        root = Path(text[: match.start(1)] or ".")
+        parts = [_read_mask_file(root / rel) for rel in text[match.end():].split("|")]
+        for rel, part in zip(text[match.end():].split("|")[1:], parts[1:], strict=True):
+            if part.shape != parts[0].shape:
+                raise DataError(
+                    f"{root / rel}: mask of shape {part.shape} but the other masks of the same image are "
+                    f"{parts[0].shape}; all masks of an image must share its pixel grid."
+                )
+        mask = np.logical_or.reduce(parts)
+    else:
+        mask = _draw_shapes(text[match.end():], text)
+    if shape is not None and mask.shape != tuple(shape):
         raise DataError(
-            f"{path}: mask of shape {arr.shape} but its image is {tuple(shape)}; the mask must be drawn on the "
+            f"{path}: mask of shape {mask.shape} but its image is {tuple(shape)}; the mask must be drawn on the "
             "same pixel grid as the image."
         )
-    return arr
+    return mask
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.ndarray:

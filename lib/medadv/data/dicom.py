@@ -1,0 +1,225 @@
+"""DICOM to array with pydicom: modality LUT (rescale), VOI LUT or window, MONOCHROME1 inversion, bit depth kept.
+
+The pixel pipeline follows the DICOM grey-scale presentation chain (PS3.3 C.11, PS3.4 N.2): stored values ->
+modality LUT (``RescaleSlope``/``RescaleIntercept`` or a Modality LUT Sequence) -> VOI LUT (a VOI LUT Sequence or
+``WindowCenter``/``WindowWidth``, first item) -> for ``MONOCHROME1``, inversion so that higher values are brighter.
+pydicom's :func:`pydicom.pixels.apply_modality_lut` and :func:`pydicom.pixels.apply_voi_lut` do the two LUT steps.
+
+Nothing is squashed to 8 bits here. :func:`load_dicom` also gives the range the values can take (the same chain
+applied to every stored value the header allows), which :func:`medadv.data.images.read_image` uses to scale to
+[0, 1]; :func:`read_dicom` returns the values alone. Every failure is a :class:`medadv.DataError` that names the file
+and what to do: not a DICOM or truncated file, no pixel data, a compressed transfer syntax without a decoder (the
+message names the package to install), a multi-frame or colour image, NaN or inf values.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medadv.errors import DataError
+
+log = logging.getLogger(__name__)
+
+# Transfer-syntax UID prefix -> the pip command that installs a decoder pydicom can use for it.
+_DECODER_ADVICE = (
+    ("1.2.840.10008.1.2.4.9", "pip install pylibjpeg pylibjpeg-openjpeg"),  # JPEG 2000 (.90, .91, .92, .93)
+    ("1.2.840.10008.1.2.4.20", "pip install pylibjpeg pylibjpeg-openjpeg"),  # HTJ2K (.201, .202, .203)
+    ("1.2.840.10008.1.2.4.8", "pip install pyjpegls  (or: pip install pylibjpeg pylibjpeg-libjpeg)"),  # JPEG-LS
+    ("1.2.840.10008.1.2.4.", "pip install pylibjpeg pylibjpeg-libjpeg"),  # JPEG baseline, extended, lossless
+    ("1.2.840.10008.1.2.5", "pip install pylibjpeg pylibjpeg-rle"),  # RLE
+)
+_FALLBACK_ADVICE = "pip install python-gdcm"
+_MAX_GRID_BITS = 16  # the value range is computed on every stored value up to this bit depth
+
+
+@dataclass(frozen=True)
+class DicomPixels:
+    """The presentation values of one DICOM image and the range they can take.
+
+    Attributes:
+        values: (H, W) array, integer when no LUT changed the stored values, float64 otherwise.
+        low, high: the smallest and largest value the header allows after the same chain (or the data's own
+            minimum and maximum for float pixel data and stored depths above 16 bits).
+    """
+
+    values: np.ndarray
+    low: float
+    high: float
+
+
+def decoder_advice(transfer_syntax: str) -> str:
+    """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string)."""
+    for prefix, advice in _DECODER_ADVICE:
+        if transfer_syntax.startswith(prefix):
+            return advice
+    return _FALLBACK_ADVICE
+
+
+def _read_dataset(path: Path, stop_before_pixels: bool = False) -> "pydicom.Dataset":  # noqa: F821
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.is_file():
+        raise DataError(f"{path}: DICOM file not found; check the cohort's paths and the data root.")
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        raise DataError(
+            f"{path}: not a DICOM file ({exc}); replace it with the data set's original file, or if it is an old "
+            "ACR-NEMA file without the 'DICM' preamble, convert it first (for example with dcmtk's dcmconv)."
+        ) from exc
+    except (EOFError, OSError, struct.error, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DataError(
+            f"{path}: truncated or corrupt DICOM file ({type(exc).__name__}: {exc}); download the file again and "
+            "check its size or checksum."
+        ) from exc
+
+
+def read_dicom_header(path: str | Path) -> "pydicom.Dataset":  # noqa: F821
+    """The header of a DICOM file without its pixel data (fast), or a :class:`DataError` naming the file."""
+    return _read_dataset(Path(path), stop_before_pixels=True)
+
+
+def _stored_pixels(ds: "pydicom.Dataset", path: Path) -> np.ndarray:  # noqa: F821
+    from pydicom.pixels import get_decoder
+
+    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        size = f"a {ds.Rows} x {ds.Columns} image" if "Rows" in ds and "Columns" in ds else "no image"
+        raise DataError(
+            f"{path}: the DICOM file holds no pixel data (its header describes {size}): either the file is truncated "
+            "(download it again and check its size or checksum), or it is not an image (a structured report or "
+            "presentation state: remove it from the cohort)."
+        )
+    samples, frames = int(getattr(ds, "SamplesPerPixel", 1)), int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if samples != 1 or frames != 1:
+        raise DataError(
+            f"{path}: DICOM image with {samples} samples per pixel ({getattr(ds, 'PhotometricInterpretation', '?')}) "
+            f"and {frames} frame(s); expected one grey-level frame. Export the frame to use as a single-frame "
+            "MONOCHROME image."
+        )
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    if syntax is None:
+        raise DataError(f"{path}: the DICOM file has no Transfer Syntax UID in its file meta; re-export the file.")
+    if syntax.is_compressed:
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError as exc:
+            raise DataError(
+                f"{path}: pixel data compressed with {syntax.name} ({syntax}), which pydicom cannot decode; "
+                f"convert the file to an uncompressed transfer syntax (for example: gdcmconv --raw)."
+            ) from exc
+        if not decoder.is_available:
+            missing = "; ".join(decoder.missing_dependencies)
+            raise DataError(
+                f"{path}: pixel data compressed with {syntax.name} ({syntax}) and no decoder for it is installed; "
+                f"install one: {decoder_advice(str(syntax))}  (pydicom accepts: {missing})."
+            )
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001  decoders raise many types; all mean the same to the user
+        if syntax.is_compressed:
+            raise DataError(
+                f"{path}: the {syntax.name} pixel data could not be decoded ({type(exc).__name__}: {exc}); the file "
+                f"may be truncated or corrupt (download it again), or the installed decoder cannot read it: "
+                f"{decoder_advice(str(syntax))}."
+            ) from exc
+        raise DataError(
+            f"{path}: truncated or corrupt DICOM pixel data ({type(exc).__name__}: {exc}); download the file again "
+            "and check its size or checksum."
+        ) from exc
+    return arr
+
+
+def _present(arr: np.ndarray, ds: "pydicom.Dataset") -> np.ndarray:  # noqa: F821
+    """Modality LUT then VOI LUT / window (first item), as pydicom applies them."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, which load_dicom reports
+        out = apply_modality_lut(arr, ds)
+        if "VOILUTSequence" in ds or "WindowCenter" in ds:
+            out = apply_voi_lut(out, ds, index=0)
+    return out
+
+
+def _stored_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[int, int] | None:  # noqa: F821
+    """The stored values the header allows (``BitsStored``, ``PixelRepresentation``), or None beyond 16 bits."""
+    bits = int(getattr(ds, "BitsStored", 0) or 0)
+    if not np.issubdtype(stored.dtype, np.integer) or not 0 < bits <= _MAX_GRID_BITS:
+        return None
+    if int(getattr(ds, "PixelRepresentation", 0)) == 0:
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _present_with_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[np.ndarray, float, float]:  # noqa: F821
+    """The presentation values and their possible range.
+
+    For integer data of up to 16 bits the chain is applied once to every stored value the header allows, giving a
+    lookup table whose extremes are the range, and the image is then one table look-up (pydicom's windowing of a
+    full mammogram directly takes seconds). pydicom has already masked the stored values to ``BitsStored`` bits, so
+    every value has its table entry. Float pixel data and deeper integers go through the chain directly, with the
+    data's own extremes as the range.
+    """
+    allowed = _stored_range(ds, stored)
+    if allowed is not None:
+        lo, hi = allowed
+        table = _present(np.arange(lo, hi + 1).astype(stored.dtype), ds)
+        index = stored if lo == 0 else stored.astype(np.int32) - lo
+        return table[index], float(np.min(table)), float(np.max(table))
+    values = _present(stored, ds)
+    with np.errstate(invalid="ignore"):
+        return values, float(np.min(values)), float(np.max(values))
+
+
+def load_dicom(path: str | Path) -> DicomPixels:
+    """Read one grey-level DICOM image through the presentation chain, keeping its bit depth.
+
+    Args:
+        path: a DICOM file (``.dcm``, ``.dicom`` or no suffix).
+
+    Returns:
+        :class:`DicomPixels`: the values (MONOCHROME1 already inverted, so that higher is brighter) and their range.
+
+    Raises:
+        DataError: not a DICOM or truncated file, no pixel data, compressed without an installed decoder (the message
+            names the package), colour or multi-frame data, NaN or inf values.
+    """
+    path = Path(path)
+    ds = _read_dataset(path)
+    stored = _stored_pixels(ds, path)
+    try:
+        values, low, high = _present_with_range(ds, stored)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise DataError(
+            f"{path}: the DICOM rescale / VOI LUT / window attributes cannot be applied ({exc}); fix or remove them "
+            "from the header."
+        ) from exc
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        raise DataError(
+            f"{path}: DICOM pixel values hold NaN or inf (after RescaleSlope/Intercept and the VOI step); check those "
+            "attributes or re-export the image, or drop it from the cohort."
+        )
+    if getattr(ds, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+        if np.issubdtype(values.dtype, np.integer):
+            values = (int(low) + int(high) - values.astype(np.int64)).astype(values.dtype)
+        else:
+            values = (low + high) - values
+    if low == high:
+        log.warning("%s: DICOM value range is a single value %s; the image is flat.", path, low)
+    return DicomPixels(values=values, low=low, high=high)
+
+
+def read_dicom(path: str | Path) -> np.ndarray:
+    """The presentation values of a grey-level DICOM image as an (H, W) array; see :func:`load_dicom`."""
+    return load_dicom(path).values
+
+
+def read_dicom_stored(path: str | Path) -> np.ndarray:
+    """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files."""
+    path = Path(path)
+    return _stored_pixels(_read_dataset(path), path)

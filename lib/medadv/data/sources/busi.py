@@ -1,0 +1,74 @@
+"""BUSI, the Breast Ultrasound Images data set (Al-Dhabyani et al., Data in Brief 28, 2020, 104863).
+
+Layout under the data root (``options.folder``, default ``Dataset_BUSI_with_GT``)::
+
+    Dataset_BUSI_with_GT/benign/benign (1).png          the image
+    Dataset_BUSI_with_GT/benign/benign (1)_mask.png     its lesion mask
+    Dataset_BUSI_with_GT/benign/benign (1)_mask_1.png   a second lesion's mask, ... (_mask_2.png, ...)
+    Dataset_BUSI_with_GT/malignant/...   Dataset_BUSI_with_GT/normal/...
+
+Each class folder's name is the source label, mapped by the manifest's ``label_map`` (malignant 1; benign and normal
+0); a folder the map does not know is an error. Several masks of one image are merged lazily: ``mask_path`` is the
+``union::`` reference of all of them (:mod:`medadv.data.images`), read as their union. Images of the classes in
+``options.lesion_free`` (default ``normal``) get no mask (their masks are blank); every other image must have at
+least one mask file.
+
+BUSI gives no patient ids, so each image is its own patient (``patient_id`` = ``image_id``). Several images of one
+patient (and a few near-duplicates) exist in the set, so patient-level splits cannot fully prevent leakage; report
+results on BUSI with that caveat. There is no official split.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from medadv.data.images import union_mask
+from medadv.data.sources.common import finish_cohort, relative, require_dir
+from medadv.data.sources.manifest import Manifest
+from medadv.errors import DataError
+
+OPTIONS = {"folder": "Dataset_BUSI_with_GT", "lesion_free": ["normal"]}
+_MASK = re.compile(r"^(?P<stem>.+)_mask(?:_\d+)?$")
+
+
+def image_id(stem: str) -> str:
+    """``benign (12)`` -> ``benign_12``: the image id of a BUSI file stem."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", stem).strip("_")
+
+
+def load(manifest: Manifest, root: Path) -> pd.DataFrame:
+    """The BUSI cohort under ``root`` (see the module docstring)."""
+    opts = manifest.loader_options(OPTIONS)
+    if manifest.official_split:
+        raise DataError(f"{manifest.path}: field 'official_split' is true, but BUSI has no official split; set it false.")
+    base = require_dir(root / opts["folder"], manifest, "BUSI")
+    rows = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        label = manifest.label(folder.name, str(folder))
+        if label is None:
+            continue
+        files = sorted(folder.glob("*.png"))
+        masks: dict[str, list[Path]] = {}
+        for f in files:
+            match = _MASK.match(f.stem)
+            if match:
+                masks.setdefault(match["stem"], []).append(f)
+        for f in files:
+            if _MASK.match(f.stem):
+                continue
+            own = sorted(masks.get(f.stem, []), key=lambda p: (len(p.stem), p.stem))
+            if folder.name in opts["lesion_free"]:
+                mask = ""
+            elif not own:
+                raise DataError(
+                    f"{f}: no mask file next to it (expected '{f.stem}_mask.png'); restore the mask from the BUSI "
+                    "download or delete the image."
+                )
+            else:
+                mask = union_mask([relative(m, root) for m in own])
+            iid = image_id(f.stem)
+            rows.append({"image_id": iid, "patient_id": iid, "path": relative(f, root), "label": label,
+                         "mask_path": mask, "view": "", "split": "", "source_label": folder.name})
+    return finish_cohort(rows, manifest, root)

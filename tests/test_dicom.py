@@ -1,0 +1,163 @@
+"""DICOM reading: the presentation chain (rescale, window, VOI LUT, MONOCHROME1) and kept bit depth.
+
+``write_dicom`` writes small, standard-conforming DICOM files with pydicom; the loader and error tests reuse it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    DigitalMammographyXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
+
+from medadv.data.dicom import load_dicom, read_dicom, read_dicom_stored
+from medadv.data.images import read_image
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    bits_stored: int | None = None,
+    photometric: str = "MONOCHROME2",
+    rescale: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    frames: list[bytes] | None = None,
+    pixel_data: bool = True,
+) -> Path:
+    """Write ``pixels`` (uint8 / uint16 / int16 / float32, (H, W)) as a single-frame grey DICOM file with file meta.
+
+    ``frames`` (encoded bytes) makes an encapsulated (compressed) file with ``transfer_syntax``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalMammographyXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.PatientID = "P_TEST"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    if not np.issubdtype(pixels.dtype, np.floating):  # float32 pixels go to Float Pixel Data, without these
+        ds.BitsStored = bits_stored or ds.BitsAllocated
+        ds.HighBit = ds.BitsStored - 1
+        ds.PixelRepresentation = 1 if np.issubdtype(pixels.dtype, np.signedinteger) else 0
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if pixel_data and np.issubdtype(pixels.dtype, np.floating):
+        ds.FloatPixelData = pixels.astype(np.float32).tobytes()
+    elif pixel_data:
+        ds.PixelData = encapsulate(frames) if frames is not None else pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_plain_12_bit_keeps_integers_and_depth(tmp_path: Path) -> None:
+    pixels = np.array([[0, 1000], [2000, 4095]], np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12)
+    out = read_dicom(path)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, pixels)
+    loaded = load_dicom(path)
+    assert (loaded.low, loaded.high) == (0.0, 4095.0)
+    # [0, 1] over the 12-bit range, not the 16-bit container: 4095 -> 1.0, 1000 -> 1000/4095
+    np.testing.assert_allclose(read_image(path), pixels / 4095.0, rtol=1e-6)
+
+
+def test_16_bit_depth_kept(tmp_path: Path) -> None:
+    pixels = np.array([[0, 1], [65534, 65535]], np.uint16)
+    out = read_dicom(write_dicom(tmp_path / "a.dcm", pixels, bits_stored=16))
+    np.testing.assert_array_equal(out, pixels)  # neighbouring 16-bit levels stay distinct
+    assert len(np.unique(read_image(tmp_path / "a.dcm"))) == 4
+
+
+def test_rescale_slope_intercept_applied(tmp_path: Path) -> None:
+    pixels = np.array([[0, 10], [100, 1000]], np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, rescale=(2.0, -1024.0))
+    out = read_dicom(path)
+    np.testing.assert_allclose(out, pixels * 2.0 - 1024.0)
+    loaded = load_dicom(path)
+    assert (loaded.low, loaded.high) == (-1024.0, 4095 * 2.0 - 1024.0)
+
+
+def test_window_applied(tmp_path: Path) -> None:
+    pixels = np.array([[0, 999], [1500, 4095]], np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, window=(1500.0, 1001.0))
+    out = read_image(path)
+    # LINEAR window (PS3.3 C.11.2.1.2.1), centre 1500, width 1001: x <= 999.5 -> black, x > 2000.5 -> white,
+    # the centre -> mid grey
+    assert out[0, 0] == 0.0 and out[0, 1] == 0.0 and out[1, 1] == 1.0
+    assert out[1, 0] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_monochrome1_inverted(tmp_path: Path) -> None:
+    pixels = np.array([[0, 100], [4000, 4095]], np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, photometric="MONOCHROME1")
+    out = read_dicom(path)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, 4095 - pixels)
+    unit = read_image(path)
+    assert unit[0, 0] == 1.0 and unit[1, 1] == 0.0  # stored 0 is white in MONOCHROME1
+    np.testing.assert_array_equal(read_dicom_stored(path), pixels)  # masks read stored values, untouched
+
+
+def test_signed_pixels(tmp_path: Path) -> None:
+    pixels = np.array([[-2048, 0], [1, 2047]], np.int16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12)
+    np.testing.assert_array_equal(read_dicom(path), pixels)
+    np.testing.assert_allclose(read_image(path), (pixels + 2048) / 4095.0, rtol=1e-6)
+
+
+def test_voi_lut_sequence_applied(tmp_path: Path) -> None:
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+
+    pixels = np.array([[0, 16], [2048, 4095]], np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12)
+    ds = dcmread(path)
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.add_new(0x00283006, "US", [x * 16 for x in range(4096)])  # LUTData: a 12-bit -> 16-bit VOI LUT
+    ds.VOILUTSequence = [item]
+    ds.save_as(path)
+    np.testing.assert_array_equal(read_dicom(path), pixels * 16)
+    loaded = load_dicom(path)
+    assert (loaded.low, loaded.high) == (0.0, 4095.0 * 16)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_lookup_table_equals_pydicom_chain(tmp_path: Path, signed: bool) -> None:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, (16, 16)).astype(np.int16 if signed else np.uint16)
+    path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, rescale=(0.5, 100.0), window=(400.0, 900.0))
+    ds = pydicom.dcmread(path)
+    expected = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+    np.testing.assert_allclose(read_dicom(path), expected, rtol=0, atol=1e-9)
+
+
+
+def test_float_pixel_data_scaled_over_its_own_range(tmp_path: Path) -> None:
+    pixels = np.array([[-1.0, 0.0], [1.0, 3.0]], np.float32)
+    path = write_dicom(tmp_path / "a.dcm", pixels)
+    loaded = load_dicom(path)
+    np.testing.assert_array_equal(loaded.values, pixels)
+    assert (loaded.low, loaded.high) == (-1.0, 3.0)
+    np.testing.assert_allclose(read_image(path), (pixels + 1.0) / 4.0)

@@ -1,0 +1,95 @@
+"""Image and mask reading: bit depth, grey conversion, resizing, and the cohort path references."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medadv import DataError
+from medadv.data.images import (
+    load_split,
+    npz_member,
+    read_image,
+    read_mask,
+    resize,
+    shapes_mask,
+    union_mask,
+)
+
+
+def test_16_bit_png_keeps_its_levels(tmp_path: Path) -> None:
+    arr = np.array([[0, 1, 2], [65533, 65534, 65535]], np.uint16)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.dtype == np.float32 and len(np.unique(out)) == 6
+    np.testing.assert_allclose(out, arr / 65535.0, rtol=1e-6)
+
+
+def test_rgb_png_becomes_luminance(tmp_path: Path) -> None:
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    rgb[1, 1] = (255, 255, 255)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.shape == (2, 2)
+    assert out[0, 0] == pytest.approx(0.299, abs=1e-3) and out[1, 1] == pytest.approx(1.0) and out[0, 1] == 0.0
+
+
+def test_resize_bicubic_for_images_nearest_for_masks() -> None:
+    img = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    out = resize(img, (4, 16))
+    assert out.shape == (4, 16) and out.min() >= 0.0 and out.max() <= 1.0
+    mask = np.zeros((8, 8), bool)
+    mask[:4, :4] = True
+    small = resize(mask, (4, 4), is_mask=True)
+    assert small.dtype == bool and small.sum() == 4 and small[:2, :2].all()
+
+
+def test_references_build_and_read(tmp_path: Path) -> None:
+    for name, box in (("a.png", (0, 2)), ("b.png", (4, 6))):
+        m = np.zeros((8, 8), np.uint8)
+        m[box[0]:box[1], box[0]:box[1]] = 255
+        Image.fromarray(m).save(tmp_path / name)
+    assert union_mask(["a.png"]) == "a.png"
+    assert union_mask(["a.png", "b.png", "a.png"]) == "union::a.png|b.png"
+    assert read_mask(tmp_path / union_mask(["a.png", "b.png"]), (8, 8)).sum() == 8
+    ref = shapes_mask((8, 8), rects=[(1, 1, 3, 4)])
+    assert ref == "shapes::8x8::rect:1,1,3,4"
+    drawn = read_mask(tmp_path / ref)
+    assert drawn.sum() == 6 and drawn[1:4, 1:3].all()
+    np.savez(tmp_path / "set.npz", train_images=np.full((2, 4, 4), 51, np.uint8))
+    assert npz_member("set.npz", "train_images", 1) == "set.npz::train_images/1"
+    np.testing.assert_allclose(read_image(tmp_path / "set.npz::train_images/1"), 0.2)
+
+
+def test_bad_references(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(DataError, match=r"b\.png: mask of shape \(6, 8\) but the other masks of the same image"):
+        read_mask(tmp_path / "union::a.png|b.png")
+    with pytest.raises(DataError, match=r"malformed drawn mask"):
+        read_mask(tmp_path / "shapes::8x8::circle:1,2,3")
+    with pytest.raises(DataError, match=r"no array 'test_images'"):
+        np.savez(tmp_path / "set.npz", train_images=np.zeros((1, 4, 4), np.uint8))
+        read_image(tmp_path / "set.npz::test_images/0")
+    with pytest.raises(DataError, match=r"missing\.npz: archive not found"):
+        read_image(tmp_path / "missing.npz::train_images/0")
+
+
+def test_load_split_selects_and_resizes(tmp_path: Path) -> None:
+    rows = []
+    for i in range(3):
+        Image.fromarray(np.full((10, 10), 50 * i, np.uint8)).save(tmp_path / f"im{i}.png")
+        rows.append({"image_id": f"i{i}", "patient_id": f"p{i}", "path": f"im{i}.png", "label": i % 2,
+                     "mask_path": shapes_mask((10, 10), rects=[(0, 0, 5, 5)]) if i == 1 else "",
+                     "view": "", "split": "train" if i < 2 else "test", "modality": "xray", "source_label": ""})
+    cohort = pd.DataFrame(rows)
+    arrays = load_split(cohort, tmp_path, (5, 5), "train")
+    assert arrays.images.shape == (2, 1, 5, 5) and list(arrays.labels) == [0, 1]
+    assert list(arrays.has_mask) == [False, True]
+    # the box covers pixels 0..4 of 10; nearest resizing to 5 samples pixels 1, 3, 5, 7, 9: two of them per axis
+    assert arrays.masks[1, 0].sum() == 4 and arrays.masks[1, 0, :2, :2].all()
+    np.testing.assert_allclose(arrays.images[1], 50 / 255, atol=1e-6)

@@ -1,0 +1,64 @@
+"""BUSI loader on a tiny tree in BUSI's real layout (Dataset_BUSI_with_GT/<class>/<class> (n).png + _mask[_k].png)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medadv.data.images import load_split, read_mask
+from medadv.data.sources import load_cohort
+
+MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "busi.yaml"
+
+
+def _save(path: Path, arr: np.ndarray, mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(arr)
+    (img.convert("RGB") if mode == "RGB" else img).save(path)
+
+
+def _tree(root: Path) -> Path:
+    base = root / "Dataset_BUSI_with_GT"
+    rng = np.random.default_rng(0)
+    for name, count in (("benign", 2), ("malignant", 1), ("normal", 1)):
+        for i in range(1, count + 1):
+            _save(base / name / f"{name} ({i}).png", rng.integers(0, 255, (16, 12), dtype=np.uint8), mode="RGB")
+            _save(base / name / f"{name} ({i})_mask.png", np.zeros((16, 12), np.uint8))
+    first = np.zeros((16, 12), np.uint8)
+    first[2:5, 2:5] = 255
+    second = np.zeros((16, 12), np.uint8)
+    second[10:13, 6:9] = 255
+    _save(base / "malignant" / "malignant (1)_mask.png", first)
+    _save(base / "malignant" / "malignant (1)_mask_1.png", second)  # a second lesion of the same image
+    return root
+
+
+def test_busi_cohort(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "busi")
+    cohort = load_cohort(MANIFEST, root)
+    assert list(cohort["image_id"]) == ["benign_1", "benign_2", "malignant_1", "normal_1"]
+    assert list(cohort["label"]) == [0, 0, 1, 0]
+    assert list(cohort["source_label"]) == ["benign", "benign", "malignant", "normal"]
+    assert (cohort["patient_id"] == cohort["image_id"]).all()
+    assert (cohort["modality"] == "ultrasound").all() and (cohort["split"] == "").all()
+    row = cohort.set_index("image_id").loc["malignant_1"]
+    assert row["path"] == "Dataset_BUSI_with_GT/malignant/malignant (1).png"
+    assert row["mask_path"] == (
+        "union::Dataset_BUSI_with_GT/malignant/malignant (1)_mask.png|"
+        "Dataset_BUSI_with_GT/malignant/malignant (1)_mask_1.png"
+    )
+    assert cohort.set_index("image_id").loc["normal_1", "mask_path"] == ""  # lesion-free class: no mask
+
+
+def test_busi_masks_are_merged(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "busi")
+    cohort = load_cohort(MANIFEST, root)
+    mask_path = cohort.set_index("image_id").loc["malignant_1", "mask_path"]
+    mask = read_mask(root / mask_path, (16, 12))
+    assert mask.sum() == 18 and mask[3, 3] and mask[11, 7] and not mask[7, 7]
+    arrays = load_split(cohort, root, (16, 12))
+    assert arrays.images.shape == (4, 1, 16, 12) and arrays.images.dtype == np.float32
+    assert 0.0 <= arrays.images.min() and arrays.images.max() <= 1.0
+    assert list(arrays.has_mask) == [True, True, True, False]
+    assert arrays.masks[2, 0].sum() == 18 and arrays.masks[0, 0].sum() == 0
