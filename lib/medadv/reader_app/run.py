@@ -1,0 +1,60 @@
+"""The reader study inside a run folder (notebook 05): build the packages from notebook 02's outputs, and write the
+simulated panel's responses, registering every file with the run context.
+
+Files: ``data/reader_packages/`` (``answer_key.csv`` and ``session1`` ... ``session5``, see
+:mod:`medadv.reader_app.packages`) and ``data/reader_responses_simulated/`` (one CSV per reader and session, the app's
+export format).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from medadv.reader_app.config import ReaderConfig
+from medadv.reader_app.packages import SessionPackages, build_sessions
+from medadv.reader_app.simulate import simulate_panel, write_responses
+from medadv.report import RunContext
+
+PACKAGES_DIR = "reader_packages"
+SIMULATED_DIR = "reader_responses_simulated"
+GAN_NOTEBOOK = "02_gan_training"
+
+__all__ = ["PACKAGES_DIR", "SIMULATED_DIR", "build_run_packages", "simulate_run_responses"]
+
+
+def _index(ctx: RunContext, name: str) -> pd.DataFrame:
+    path = ctx.require(f"tables/{name}.csv", made_by=GAN_NOTEBOOK)
+    return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
+
+
+def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages:
+    """Build the five sessions of the run under ``data/reader_packages`` and register their files.
+
+    The seed is the profile's seed plus ``config.seed_offset``; images are shown at the profile's image size.
+    """
+    data = ctx.profile.data
+    packages = build_sessions(
+        cohort=ctx.cohort(),
+        image_root=ctx.image_root,
+        run_dir=ctx.run_dir,
+        adversarial_index=_index(ctx, "adversarial_index"),
+        education_index=_index(ctx, "education_index"),
+        out_dir=ctx.data_dir / PACKAGES_DIR,
+        counts=config.session_counts,
+        seed=ctx.profile.seed + config.seed_offset,
+        image_size=tuple(data.image_size),
+        modality=data.modality,
+        ask_confidence=config.ask_confidence,
+    )
+    ctx.register_many(list(packages.files))
+    return packages
+
+
+def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> Path:
+    """Let the profile's simulated panel read every session; write and register its CSVs; return their folder."""
+    responses = simulate_panel(packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset,
+                               config.ask_confidence)
+    paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)
+    ctx.register_many(paths)
+    return ctx.data_dir / SIMULATED_DIR
