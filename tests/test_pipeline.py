@@ -105,3 +105,14 @@ def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no such manifest file" in capsys.readouterr().err
     assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml"]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_extra_parameters_are_parsed_and_checked() -> None:
+    from medadv.pipeline import parse_params
+
+    assert parse_params(["responses_dir=/data/csv", "n=3", "flag=true", "none="]) == {
+        "responses_dir": "/data/csv", "n": 3, "flag": True, "none": None}
+    with pytest.raises(ConfigError, match="expected NAME=VALUE"):
+        parse_params(["responses_dir"])
+    with pytest.raises(ConfigError, match="--run-dir"):
+        parse_params(["run_dir=x"])

@@ -134,8 +134,13 @@ def run_pipeline(
     data_root: str | None = None,
     force: bool = False,
     notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
+    extra_params: dict[str, Any] | None = None,
 ) -> int:
-    """Run the notebooks for ``profile`` into ``run_dir``; return 0 on success, 1 if a notebook failed."""
+    """Run the notebooks for ``profile`` into ``run_dir``; return 0 on success, 1 if a notebook failed.
+
+    ``extra_params`` are passed to every notebook beside the standard ones (a notebook without that parameter simply
+    ignores it), e.g. ``{"responses_dir": "/data/reader_csvs"}`` for notebook 05.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -163,6 +168,7 @@ def run_pipeline(
         "device": device,
         "data_manifest": data_manifest,
         "data_root": data_root,
+        **(extra_params or {}),
     }
     code = code_digest()
     kernel = ensure_kernel()
@@ -229,8 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
     parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")
     parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier, e.g. responses_dir=DIR.")
+        if name in ("run_dir", "profile", "device", "data_manifest", "data_root"):
+            raise ConfigError(f"--param {name}: set it with its own option (--{name.replace('_', '-')}), not --param.")
+        out[name] = yaml.safe_load(value) if value else None
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_root=args.data_root,
             force=args.force,
             notebooks_dir=args.notebooks,
+            extra_params=parse_params(args.param),
         )
     except MedadvError as exc:
         print(f"medadv: error: {exc}", file=sys.stderr)
