@@ -62,9 +62,11 @@ def test_reopening_forgets_a_notebooks_old_outputs(tmp_path: Path) -> None:
 def test_summary_merges_per_notebook(tmp_path: Path) -> None:
     ctx = RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
     ctx.update_summary({"auc": 0.9})
-    ctx.update_summary({"n": 3})
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary == {"01_classifier_training": {"auc": 0.9, "n": 3}}
+    ctx.update_summary({"n": 3, "rates": [float("nan"), 0.5], "inf": float("inf")})
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    summary = json.loads(text)
+    assert summary == {"01_classifier_training": {"auc": 0.9, "n": 3, "rates": [None, 0.5], "inf": None}}
 
 
 def test_missing_inputs_name_the_notebook_that_makes_them(tmp_path: Path) -> None:

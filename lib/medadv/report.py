@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -236,8 +237,20 @@ class RunContext:
         """Merge headline numbers into ``summary.json`` under this notebook's name."""
         path = self.run_dir / SUMMARY_FILE
         summary = read_json(path, default={})
-        summary.setdefault(self.notebook, {}).update(json.loads(json.dumps(dict(values), default=_json_default)))
+        plain = _finite_or_null(json.loads(json.dumps(dict(values), default=_json_default)))
+        summary.setdefault(self.notebook, {}).update(plain)
         write_json(path, summary)
+
+
+def _finite_or_null(value: Any) -> Any:
+    """NaN and infinities become ``null``: summary.json stays strict JSON that every reader parses."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
