@@ -1,0 +1,148 @@
+"""Figures of the attack evaluation (matplotlib / seaborn, readable in greyscale: markers and line styles, not colour,
+tell the series apart).
+
+* :func:`attack_examples_figure`: original / perturbation (amplified) / adversarial image with the model's
+  predictions, as in paper 004's Figs. 3-4;
+* :func:`robustness_curves_figure`: accuracy against the attack budget, one line per recipe (paper 002);
+* :func:`corruption_curves_figure`: accuracy against corruption severity, one panel per corruption;
+* :func:`corruption_examples_figure`: one image under every corruption and severity;
+* :func:`gan_scores_figure`: the classifier's score on each real image against its fake's (paper 001, Table 1).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from medadv.attacks.corruptions import corrupt
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+DASHES = ("-", "--", ":", "-.")
+
+
+def _style(i: int) -> dict:
+    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": DASHES[i % len(DASHES)], "color": str(0.1 + 0.5 * (i % 3) / 2)}
+
+
+def _label(p: float) -> str:
+    return f"{'positive' if p >= 0.5 else 'negative'} (p={p:.2f})"
+
+
+def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray,
+                           labels: np.ndarray, attack: str) -> Figure:
+    """Paper 004, Figs. 3-4: per row one image, its perturbation and the adversarial image, with predictions.
+
+    The perturbation ``x_adv - x`` is shown stretched to the row's largest change (mid-grey = unchanged; the
+    stretch factor is printed), since at an imperceptible budget it is invisible at the image's own scale.
+
+    Args:
+        x, x_adv: (K, 1, H, W) images in [0, 1].
+        p_clean, p_adv: probability of the positive class on each.
+        labels: true labels.
+        attack: name for the title (e.g. ``"PGD L-inf, eps = 2/255"``).
+    """
+    k = len(x)
+    fig, axes = plt.subplots(k, 3, figsize=(7.5, 2.5 * k + 0.4), squeeze=False)
+    for i in range(k):
+        delta = x_adv[i, 0] - x[i, 0]
+        peak = float(np.abs(delta).max()) or 1.0
+        panels = [
+            (x[i, 0], f"original, label {'positive' if labels[i] else 'negative'}\npredicted {_label(p_clean[i])}"),
+            (0.5 + 0.5 * delta / peak, f"perturbation x{0.5 / peak:.0f}\nmax |change| {peak * 255:.2f}/255"),
+            (x_adv[i, 0], f"adversarial\npredicted {_label(p_adv[i])}"),
+        ]
+        for ax, (img, title) in zip(axes[i], panels, strict=True):
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+    fig.suptitle(attack, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
+    """Accuracy against the budget for PGD in L-inf (in units of 1/255) and L2, one line per model; eps 0 is the clean
+    accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    clean = curves[curves["attack"] == "clean"].set_index("model")["accuracy"]
+    for ax, norm, unit in ((axes[0], "linf", 255.0), (axes[1], "l2", 1.0)):
+        for i, (model, group) in enumerate(curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)):
+            eps = np.r_[0.0, group["eps"].to_numpy() * unit]
+            acc = np.r_[clean[model], group["accuracy"].to_numpy()]
+            ax.plot(eps, acc, label=model, **_style(i))
+        ax.set_xlabel("eps (x 1/255)" if norm == "linf" else "eps (L2 norm per image)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"PGD, {'L-inf' if norm == 'linf' else 'L2'}")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
+    """Accuracy against severity, one panel per corruption, one line per model."""
+    names = list(dict.fromkeys(corruptions["corruption"]))
+    cols = 3
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, names, strict=False):
+        part = corruptions[corruptions["corruption"] == name]
+        for i, (model, group) in enumerate(part.groupby("model", sort=True)):
+            ax.plot(group["severity"], group["accuracy"], label=model, **_style(i))
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xticks(sorted(part["severity"].unique()))
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(names):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes.flat[0].legend(fontsize=7, frameon=False)
+    fig.supxlabel("severity")
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severities: tuple[int, ...],
+                               seed: int = 0) -> Figure:
+    """One (H, W) image in [0, 1] under every corruption (rows) and severity (columns)."""
+    fig, axes = plt.subplots(len(names), len(severities) + 1, figsize=(1.4 * (len(severities) + 1), 1.4 * len(names)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        row = [(image, "clean")] + [(corrupt(image, name, s, seed=seed), f"severity {s}") for s in severities]
+        for c, (img, title) in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+        axes[r, 0].set_ylabel(name.replace("_", " "), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: np.ndarray, threshold: float = 0.5) -> Figure:
+    """Each real image's positive-class score against its fake's; the quadrants at the threshold show who is fooled
+    (a correctly called positive whose fake falls below the threshold, a correctly called negative whose fake rises
+    above it)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    for cls, marker, name in ((1, "o", "positive (fake: lesion removed)"), (0, "^", "negative (fake: lesion inserted)")):
+        sel = np.asarray(labels) == cls
+        ax.scatter(np.asarray(real_scores)[sel], np.asarray(fake_scores)[sel], marker=marker, s=22,
+                   facecolors="none" if cls else "0.35", edgecolors="0.1", linewidths=0.8, label=name)
+    ax.axvline(threshold, color="0.5", linestyle="--", linewidth=0.8)
+    ax.axhline(threshold, color="0.5", linestyle="--", linewidth=0.8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.text(0.99, 0.01, "positives fooled", ha="right", va="bottom", fontsize=7, color="0.3", transform=ax.transAxes)
+    ax.text(0.01, 0.99, "negatives fooled", ha="left", va="top", fontsize=7, color="0.3", transform=ax.transAxes)
+    ax.set_xlabel("P(positive), real image")
+    ax.set_ylabel("P(positive), its GAN fake")
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

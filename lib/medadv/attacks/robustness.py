@@ -1,0 +1,313 @@
+"""Robustness of each trained classifier: clean, under gradient attacks and under corruptions (paper 002's comparison).
+
+Paper 002 (RTDA) benchmarks robust training against six baselines "under adversarial perturbations and natural
+variations": clean accuracy, accuracy under attacks of growing budget, and accuracy under distribution shift. Here
+every classifier that notebook 01 trained (:func:`medadv.models.registry.trained_models`) is evaluated on the test
+split with:
+
+* clean accuracy and AUC;
+* FGSM at every L-inf budget;
+* PGD (cross-entropy, random start, ``alpha = step_ratio * eps / steps``; Madry et al. 2018 use 2.5 eps / steps) at
+  every L-inf and every L2 budget;
+* at the headline L-inf budget, APGD with cross-entropy and then with the margin loss (Croce & Hein 2020);
+* paper 004's iterative FGSM (eps 0.1, 25 steps);
+* every corruption of :mod:`medadv.attacks.corruptions` at every severity of the profile: accuracy and AUC.
+
+Robust accuracy is counted as in AutoAttack (Croce & Hein 2020): an image the model gets wrong unattacked counts as
+wrong, and an attack runs only on the images still classified correctly. Three facts make this exact and cheap: an
+image fooled inside a ball is fooled inside every larger ball (so the PGD curve attacks, at each budget, only the
+images that survived the smaller one); an image fooled once need not be attacked further (``early_stop``); and the
+APGD accuracies are those of the cascade PGD -> APGD-CE -> APGD-margin at the headline budget, each attack run on the
+images all earlier ones left correct (AutoAttack's protocol), so each is the worst case over the cascade so far.
+
+Budgets are in [0, 1] image units. Attacks use the true labels. Random starts and corruption noise come from
+generators seeded by the profile's seed (the same for every model: a paired comparison), so two runs on the CPU
+give the same tables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from medadv.attacks.gradient import apgd, eval_mode, fgsm, ifgsm, pgd
+from medadv.errors import ConfigError
+from medadv.report import in_notebook_progress
+from medadv.stats.auc import roc_auc
+
+logger = logging.getLogger(__name__)
+
+CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", "accuracy")
+CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", "accuracy", "auc")
+
+#: An attack as evaluated here: (model, images, labels, generator) -> adversarial images.
+Attack = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """The profile's ``attacks`` section. Budgets in [0, 1] image units (2/255 = 0.00784).
+
+    Attributes:
+        linf_eps: L-inf budgets of the FGSM / PGD curves.
+        l2_eps: L2 budgets (per image) of the PGD curve.
+        steps: PGD steps; ``step_ratio``: alpha = step_ratio * eps / steps.
+        restarts: PGD random restarts.
+        headline_linf_eps, headline_l2_eps: budgets of the per-recipe table, APGD and the example figures
+            (2/255 is below what a reader sees on a mammogram); each must be one of the curve's budgets.
+        apgd_steps, apgd_restarts: APGD iterations and restarts.
+        ifgsm_eps, ifgsm_steps: paper 004's iterative FGSM (0.1, 25).
+        corruptions, severities: the corruption suite evaluated.
+        batch_size: images per attack batch.
+        n_examples: images in the example figures.
+    """
+
+    linf_eps: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    l2_eps: tuple[float, ...] = (0.25, 0.5, 1.0)
+    steps: int = 20
+    step_ratio: float = 2.5
+    restarts: int = 1
+    headline_linf_eps: float = 2 / 255
+    headline_l2_eps: float = 0.5
+    apgd_steps: int = 50
+    apgd_restarts: int = 1
+    ifgsm_eps: float = 0.1
+    ifgsm_steps: int = 25
+    corruptions: tuple[str, ...] = CORRUPTIONS
+    severities: tuple[int, ...] = SEVERITIES
+    batch_size: int = 128
+    n_examples: int = 4
+
+    def __post_init__(self) -> None:
+        budgets = (*self.linf_eps, *self.l2_eps, self.headline_linf_eps, self.headline_l2_eps, self.ifgsm_eps)
+        if not self.linf_eps or not self.l2_eps or any(not math.isfinite(e) or e < 0 for e in budgets):
+            raise ConfigError(f"attacks: budgets {budgets} must be non-empty lists of values >= 0 in [0, 1] units.")
+        if min(self.steps, self.restarts, self.apgd_steps, self.apgd_restarts, self.ifgsm_steps, self.batch_size) < 1:
+            raise ConfigError("attacks: steps, restarts, apgd_steps, apgd_restarts, ifgsm_steps, batch_size must be >= 1.")
+        if not self.step_ratio > 0:
+            raise ConfigError(f"attacks.step_ratio is {self.step_ratio}; expected a positive number.")
+        if not any(math.isclose(e, self.headline_linf_eps) for e in self.linf_eps) or not any(
+                math.isclose(e, self.headline_l2_eps) for e in self.l2_eps):
+            raise ConfigError(f"attacks: headline budgets {self.headline_linf_eps} (L-inf) and {self.headline_l2_eps} "
+                              f"(L2) must be among linf_eps {self.linf_eps} and l2_eps {self.l2_eps}.")
+        unknown = sorted(set(self.corruptions) - set(CORRUPTIONS))
+        if unknown or not set(self.severities) <= set(SEVERITIES):
+            raise ConfigError(f"attacks: corruptions {unknown} unknown (choose from {CORRUPTIONS}) or severities "
+                              f"{self.severities} outside {SEVERITIES}.")
+
+    def fgsm_attack(self, eps: float) -> Attack:
+        """FGSM at ``eps``."""
+        return lambda m, x, y, g: fgsm(m, x, y, eps)
+
+    def pgd_attack(self, eps: float, norm: str, early_stop: bool = True) -> Attack:
+        """PGD at ``eps`` with this configuration's steps, step size and restarts (stopping on success for accuracy)."""
+        alpha = self.step_ratio * eps / self.steps
+        return lambda m, x, y, g: pgd(m, x, y, eps, alpha, self.steps, norm=norm, restarts=self.restarts, generator=g,
+                                      early_stop=early_stop)
+
+    def apgd_attack(self, loss: str) -> Attack:
+        """APGD with ``loss`` at the headline L-inf budget."""
+        return lambda m, x, y, g: apgd(m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss,
+                                       restarts=self.apgd_restarts, generator=g)
+
+    def ifgsm_attack(self, early_stop: bool = True) -> Attack:
+        """Paper 004's iterative FGSM against the true label (stopping on success for accuracy)."""
+        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_eps, steps=self.ifgsm_steps, early_stop=early_stop)
+
+
+@torch.no_grad()
+def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.device, batch_size: int = 128) -> np.ndarray:
+    """The model's probability of the positive class (softmax index 1) for each image, as float64 (N,)."""
+    x = torch.as_tensor(np.array(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
+    with eval_mode(model):
+        out = [torch.softmax(model(chunk.to(device)), dim=1)[:, 1].double().cpu() for chunk in x.split(batch_size)]
+    return torch.cat(out).numpy()
+
+
+def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,
+               seed: int) -> Tensor:
+    """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    out = [attack(model, xb.to(device), yb.to(device), generator).detach().cpu()
+           for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)]
+    return torch.cat(out)
+
+
+def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray, device: torch.device,
+                  batch_size: int, seed: int) -> np.ndarray:
+    """Attack the images marked ``robust`` (those still classified correctly); return the new mask of images the
+    model still gets right. The others stay wrong: an adversarial example for them is already known."""
+    idx = np.flatnonzero(robust)
+    out = robust.copy()
+    if idx.size:
+        sel = torch.as_tensor(idx)
+        x_adv = run_attack(model, x[sel], y[sel], attack, device, batch_size, seed)
+        out[idx] = (positive_scores(model, x_adv, device, batch_size) >= 0.5) == (y[sel].numpy() == 1)
+    return out
+
+
+def _as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    x = x.float() if isinstance(x, Tensor) else torch.as_tensor(np.array(x, dtype=np.float32))
+    y = y.long() if isinstance(y, Tensor) else torch.as_tensor(np.array(y), dtype=torch.long)
+    return x, y
+
+
+@dataclasses.dataclass(frozen=True)
+class Robustness:
+    """The three tables of the comparison: per-recipe summary, accuracy-vs-budget curves, corruption accuracy."""
+
+    by_recipe: pd.DataFrame
+    curves: pd.DataFrame
+    corruptions: pd.DataFrame
+
+
+def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, config: AttackConfig,
+                   device: torch.device, seed: int) -> tuple[dict[str, Any], list[dict], list[dict]]:
+    """One model: its per-recipe row, curve rows (:data:`CURVE_COLUMNS`) and corruption rows
+    (:data:`CORRUPTION_COLUMNS`); see the module docstring for the protocol."""
+    labels = y.numpy()
+    scores = positive_scores(model, x, device, config.batch_size)
+    clean = (scores >= 0.5) == (labels == 1)
+    curves: list[dict] = []
+    seeds = itertools.count(seed)
+
+    def record(attack: str, norm: str, eps: float, robust: np.ndarray) -> np.ndarray:
+        curves.append({"model": name, "recipe": recipe, "attack": attack, "norm": norm, "eps": eps,
+                       "accuracy": float(robust.mean())})
+        return robust
+
+    def attack(fn: Attack, robust: np.ndarray) -> np.ndarray:
+        return still_correct(model, x, y, fn, robust, device, config.batch_size, next(seeds))
+
+    record("clean", "none", 0.0, clean)
+    progress = tqdm(total=len(config.linf_eps) * 2 + len(config.l2_eps) + 3, desc=f"{name}: attacks", leave=False,
+                    disable=not in_notebook_progress())
+    for eps in config.linf_eps:
+        record("fgsm", "linf", eps, attack(config.fgsm_attack(eps), clean))
+        progress.update()
+    headline = {}
+    for norm, budgets in (("linf", config.linf_eps), ("l2", config.l2_eps)):
+        robust = clean
+        for eps in sorted(budgets):
+            robust = record("pgd", norm, eps, attack(config.pgd_attack(eps, norm), robust))
+            headline[norm, eps] = robust
+            progress.update()
+    robust = next(v for (n, e), v in headline.items() if n == "linf" and math.isclose(e, config.headline_linf_eps))
+    for loss in ("ce", "margin"):
+        robust = record(f"apgd_{loss}", "linf", config.headline_linf_eps, attack(config.apgd_attack(loss), robust))
+        progress.update()
+    record("ifgsm", "linf", config.ifgsm_eps, attack(config.ifgsm_attack(), clean))
+    progress.update()
+    progress.close()
+
+    corrupted = []
+    for j, corruption in enumerate(config.corruptions):
+        for severity in config.severities:
+            s = positive_scores(model, corrupt(x, corruption, severity, seed=seed + 1000 + j), device, config.batch_size)
+            corrupted.append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
+                              "accuracy": float(((s >= 0.5) == (labels == 1)).mean()), "auc": roc_auc(labels, s)})
+
+    def acc(attack_name: str, norm: str, eps: float) -> float:
+        return next(r["accuracy"] for r in curves
+                    if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
+
+    row = {
+        "model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps, "l2_eps": config.headline_l2_eps,
+        "clean_accuracy": float(clean.mean()), "clean_auc": roc_auc(labels, scores),
+        "fgsm_linf_accuracy": acc("fgsm", "linf", config.headline_linf_eps),
+        "pgd_linf_accuracy": acc("pgd", "linf", config.headline_linf_eps),
+        "pgd_l2_accuracy": acc("pgd", "l2", config.headline_l2_eps),
+        "apgd_ce_accuracy": acc("apgd_ce", "linf", config.headline_linf_eps),
+        "apgd_margin_accuracy": acc("apgd_margin", "linf", config.headline_linf_eps),
+        "ifgsm_accuracy": acc("ifgsm", "linf", config.ifgsm_eps),
+        "mean_corruption_accuracy": float(np.mean([r["accuracy"] for r in corrupted])),
+        "mean_corruption_auc": float(np.mean([r["auc"] for r in corrupted])),
+    }
+    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
+                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
+    return row, curves, corrupted
+
+
+def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+                    config: AttackConfig, device: torch.device, seed: int) -> Robustness:
+    """Evaluate every model (``name -> (model, recipe)``) on the same test images; returns the three tables.
+
+    Args:
+        models: the classifiers, each with its training recipe.
+        x: test images (N, 1, H, W) in [0, 1]; y: their labels (N,).
+        config: budgets, steps and corruptions.
+        device: where the models are.
+        seed: base seed of the random starts and corruption noise (the same for every model).
+    """
+    x, y = _as_tensors(x, y)
+    rows, curves, corrupted = [], [], []
+    for name, (model, recipe) in models.items():
+        row, c, k = evaluate_model(model, name, recipe, x, y, config, device, seed)
+        rows.append(row)
+        curves += c
+        corrupted += k
+    return Robustness(by_recipe=pd.DataFrame(rows), curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
+                      corruptions=pd.DataFrame(corrupted, columns=list(CORRUPTION_COLUMNS)))
+
+
+def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn.Module, str]]:
+    """Every trained classifier of a run folder (notebook 01): ``name -> (model in eval mode, recipe)``."""
+    from medadv.models.registry import load_model_checkpoint, trained_models
+
+    out = {}
+    for name, weights in trained_models(run_dir).items():
+        model, meta = load_model_checkpoint(weights.with_suffix(""), device)
+        out[name] = (model, str(meta.get("recipe", "unknown")))
+    return out
+
+
+def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.ndarray, attack: Attack, k: int,
+                    device: torch.device, seed: int) -> dict[str, np.ndarray]:
+    """``k`` correctly classified images (classes alternating, in test-set order; any images if the model gets none
+    right), their adversarial versions and the model's positive-class probability on both: the arguments of
+    :func:`medadv.attacks.plots.attack_examples_figure` (less its title)."""
+    x, y = _as_tensors(x, y)
+    p = positive_scores(model, x, device)
+    correct = (p >= 0.5) == (y.numpy() == 1)
+    by_class = [[int(i) for i in np.flatnonzero(correct) if y[i] == c] for c in (1, 0)]
+    interleaved = [i for pair in itertools.zip_longest(*by_class) for i in pair if i is not None]
+    picked = (interleaved or list(range(len(x))))[:k]
+    idx = torch.as_tensor(picked)
+    x_adv = run_attack(model, x[idx], y[idx], attack, device, len(idx), seed)
+    return {"x": x[idx].numpy(), "x_adv": x_adv.numpy(), "p_clean": p[picked],
+            "p_adv": positive_scores(model, x_adv, device), "labels": y[idx].numpy()}
+
+
+def headline_effects(gan_fooling_rate: float | None, by_recipe: pd.DataFrame) -> dict[str, float | bool | None]:
+    """The study's headline effects, checked on the numbers (None where a model they need was not trained):
+
+    * the GAN attack fools ERM on at least 60% of the correctly classified test images (paper 001: 69.1%);
+    * PGD at the headline L-inf budget leaves ERM below 20% accuracy while PGD-AT keeps at least 50%;
+    * RTDA is ahead of ERM on PGD accuracy and on mean corruption accuracy (paper 002).
+    """
+    rows = by_recipe.set_index("model")
+
+    def value(model: str, column: str) -> float | None:
+        return float(rows.at[model, column]) if model in rows.index else None
+
+    erm_pgd, at_pgd, rtda_pgd = (value(m, "pgd_linf_accuracy") for m in ("vgg_erm", "vgg_pgd_at", "vgg_rtda"))
+    erm_corr, rtda_corr = value("vgg_erm", "mean_corruption_accuracy"), value("vgg_rtda", "mean_corruption_accuracy")
+    both = lambda a, b, test: None if a is None or b is None else bool(test(a, b))  # noqa: E731
+    return {
+        "gan_fools_erm_60pct": None if gan_fooling_rate is None else bool(gan_fooling_rate >= 0.6),
+        "pgd_erm_below_20pct": None if erm_pgd is None else bool(erm_pgd < 0.2),
+        "pgd_at_keeps_50pct": None if at_pgd is None else bool(at_pgd >= 0.5),
+        "rtda_ahead_on_pgd": both(rtda_pgd, erm_pgd, lambda a, b: a > b),
+        "rtda_ahead_on_corruptions": both(rtda_corr, erm_corr, lambda a, b: a > b),
+    }
