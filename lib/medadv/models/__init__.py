@@ -1,0 +1,21 @@
+"""Classifiers: paper 001's VGG11-GroupNorm-global-max-pool network, paper 004's multi-task ResNet, any torchvision
+backbone by name, and the registry of a run folder's trained models."""
+from __future__ import annotations
+
+from medadv.models.backbones import GreyToImageNet, TorchvisionClassifier
+from medadv.models.classifier import GMPHead, VGGClassifier, VGGConfig
+from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
+from medadv.models.registry import build_model, load_trained, trained_models
+
+__all__ = [
+    "GMPHead",
+    "GreyToImageNet",
+    "MultiTaskConfig",
+    "MultiTaskResNet",
+    "TorchvisionClassifier",
+    "VGGClassifier",
+    "VGGConfig",
+    "build_model",
+    "load_trained",
+    "trained_models",
+]

@@ -1,0 +1,111 @@
+"""Grey-level input for ImageNet networks, cached ImageNet weights, and any torchvision classifier by name.
+
+Every classifier of the kit takes grey-level images in [0, 1] of shape (N, 1, H, W) and returns class logits (N, 2).
+:class:`GreyToImageNet` does what paper 001 describes as pre-processing ("each image was copied twice to fill the three
+channels"; "the same normalization method as VGG11") inside the model, so that attacks and explanations work in
+[0, 1] pixel units. Each model splits its forward pass into ``prepare`` (this module) and ``classify`` (the network on
+the normalised 3-channel tensor): paper 001's gradient penalty (eq. 3) is taken with respect to ``classify``'s input.
+
+ImageNet weights are used only when torchvision's file is already in the local torch hub cache
+(``torch.hub.get_dir()/checkpoints``); nothing is ever downloaded, and the file is read with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from medadv.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class GreyToImageNet(nn.Module):
+    """Copy a grey [0, 1] image to three channels and apply the ImageNet (VGG) per-channel normalisation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ConfigError(f"model input has shape {tuple(x.shape)}; expected grey images (N, 1, H, W) in [0, 1].")
+        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+
+
+def cached_imagenet_file(arch: str) -> Path | None:
+    """Path of torchvision's ImageNet weights for ``arch`` if already in the torch hub cache, else ``None``."""
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+    except (ValueError, KeyError):
+        return None
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    return path if path.is_file() else None
+
+
+def load_cached_imagenet(arch: str) -> dict[str, torch.Tensor] | None:
+    """ImageNet state dict of ``arch`` from the local cache (never downloaded), or ``None`` when it is not cached."""
+    path = cached_imagenet_file(arch)
+    if path is None:
+        LOG.info("no cached ImageNet weights for %s in %s: random initialisation", arch, torch.hub.get_dir())
+        return None
+    LOG.info("ImageNet weights for %s from %s", arch, path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class TorchvisionClassifier(nn.Module):
+    """Any torchvision classification network by name (``resnet18``, ``densenet121``, ``efficientnet_b0``, ...), with
+    grey-level input and two output classes.
+
+    Args:
+        arch: a name from ``torchvision.models.list_models(torchvision.models)``.
+        num_classes: outputs of the last layer (2: index 1 = positive).
+        imagenet: start from cached ImageNet weights when available (the last layer is always new).
+    """
+
+    def __init__(self, arch: str, num_classes: int = 2, imagenet: bool = True) -> None:
+        super().__init__()
+        names = torchvision.models.list_models(torchvision.models)
+        if arch not in names:
+            raise ConfigError(f"backbone {arch!r} is not a torchvision classification model; choose one of {names}.")
+        self.arch = arch
+        self.num_classes = num_classes
+        self.imagenet = imagenet
+        self.prepare = GreyToImageNet()
+        self.net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        state = load_cached_imagenet(arch) if imagenet else None
+        self.pretrained = state is not None
+        if state is not None:
+            own = self.net.state_dict()
+            kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            self.net.load_state_dict(kept, strict=False)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits from the normalised 3-channel tensor ``z``."""
+        return self.net(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, num_classes) of grey images ``x`` (N, 1, H, W) in [0, 1]."""
+        return self.classify(self.prepare(x))
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by learning-rate group: the new last layer is the ``head``, the rest ``features``."""
+        last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+        head_ids = {id(p) for p in last.parameters()}
+        return {
+            "features": [p for p in self.net.parameters() if id(p) not in head_ids],
+            "head": list(last.parameters()),
+        }
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""
+        return {"kind": "torchvision", "arch": self.arch, "num_classes": self.num_classes, "imagenet": self.imagenet}

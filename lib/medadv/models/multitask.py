@@ -1,0 +1,171 @@
+"""Paper 004's multi-task network: a ResNet encoder with a classification head and a segmentation decoder.
+
+Rasaee & Rivaz, "Modified ResNet-50": the ResNet's 1000-way layer is replaced by a two-way one, and a decoder made of
+up-sampling sub-boxes ("Conv2D with ReLU activation, UpSampling2D(2, 2), and Batch Normalization") turns the encoder's
+activations into a lesion mask at the input size. Learning the mask alongside the label is what the paper credits for
+its better classification. Here the decoder is U-Net-like (each sub-box also takes the encoder activation of its
+resolution, concatenated after up-sampling) so that small lesions keep their borders; the encoder is any torchvision
+ResNet (``resnet50`` in the full profile); the CPU profiles use a ResNet-18 with a quarter of the channels, built from
+torchvision's residual blocks (:func:`narrow_resnet`).
+
+``forward(x)`` returns the class logits only, so that attacks and explanations treat every classifier alike;
+:meth:`MultiTaskResNet.forward_both` returns ``(logits, mask_logits)`` for training. Grey input is copied to three
+channels and normalised as ImageNet input inside the model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+
+from medadv.errors import ConfigError
+from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
+
+RESNETS = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskConfig:
+    """Architecture of :class:`MultiTaskResNet`.
+
+    Attributes:
+        encoder: torchvision ResNet name (paper 004: ``resnet50``).
+        width: multiplier of the encoder's channel counts (1.0 = torchvision's network, which ImageNet weights fit;
+            CPU profiles use a narrower one built from torchvision's residual blocks).
+        decoder_width: channels of the decoder's sub-boxes (halved at each finer resolution, at least 8).
+        num_classes: class logits (2: index 1 = positive).
+        imagenet: start the encoder from cached ImageNet weights when present (never downloaded).
+    """
+
+    encoder: str = "resnet50"
+    width: float = 1.0
+    decoder_width: int = 256
+    num_classes: int = 2
+    imagenet: bool = True
+
+    def __post_init__(self) -> None:
+        if self.encoder not in RESNETS:
+            raise ConfigError(f"multitask encoder is {self.encoder!r}; expected one of {sorted(RESNETS)}.")
+        if not 0.0 < self.width <= 1.0:
+            raise ConfigError(f"multitask width is {self.width}; expected a multiplier in (0, 1].")
+        if self.decoder_width < 8:
+            raise ConfigError(f"multitask decoder_width is {self.decoder_width}; expected at least 8.")
+
+
+def _scaled(channels: int, width: float) -> int:
+    return channels if width == 1.0 else max(8, int(round(channels * width)))
+
+
+def narrow_resnet(encoder: str, width: float) -> tuple[nn.Sequential, nn.ModuleList]:
+    """The stem and four stages of torchvision's ResNet ``encoder`` with every channel count times ``width``, built
+    from torchvision's own residual blocks (torchvision fixes the widths of its ResNets)."""
+    block, layers = RESNETS[encoder]
+    inplanes = _scaled(64, width)
+    stem = nn.Sequential(nn.Conv2d(3, inplanes, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True))
+    stages = []
+    for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
+        planes, stride = _scaled(planes, width), 1 if i == 0 else 2
+        down = None
+        if stride != 1 or inplanes != planes * block.expansion:
+            down = nn.Sequential(conv1x1(inplanes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion))
+        mods: list[nn.Module] = [nn.MaxPool2d(3, stride=2, padding=1)] if i == 0 else []
+        mods.append(block(inplanes, planes, stride, down))
+        inplanes = planes * block.expansion
+        mods += [block(inplanes, planes) for _ in range(1, blocks)]
+        stages.append(nn.Sequential(*mods))
+    return stem, nn.ModuleList(stages)
+
+
+class UpBox(nn.Module):
+    """One decoder sub-box: up-sample x2, concatenate the skip activation, Conv 3 x 3 + ReLU, BatchNorm."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch + skip_ch, out_ch, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm2d(out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        size = skip.shape[-2:] if skip is not None else tuple(2 * s for s in x.shape[-2:])
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.norm(F.relu(self.conv(x)))
+
+
+class MultiTaskResNet(nn.Module):
+    """Paper 004's multi-task classifier on grey [0, 1] images (N, 1, H, W) (H and W multiples of 32)."""
+
+    def __init__(self, config: MultiTaskConfig = MultiTaskConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.prepare = GreyToImageNet()
+        if config.width == 1.0:
+            resnet = torchvision.models.get_model(config.encoder, weights=None)
+            state = load_cached_imagenet(config.encoder) if config.imagenet else None
+            if state is not None:
+                resnet.load_state_dict(state)
+            self.pretrained = state is not None
+            self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)
+            self.features = nn.ModuleList([nn.Sequential(resnet.maxpool, resnet.layer1), resnet.layer2, resnet.layer3, resnet.layer4])
+        else:
+            self.pretrained = False
+            self.stem, self.features = narrow_resnet(config.encoder, config.width)
+        block = RESNETS[config.encoder][0]
+        planes = [_scaled(c, config.width) for c in (64, 128, 256, 512)]
+        enc = [_scaled(64, config.width)] + [c * block.expansion for c in planes]
+        self.head = nn.Linear(enc[-1], config.num_classes)
+        dec = [max(8, config.decoder_width // 2**i) for i in range(5)]
+        ins = [enc[4]] + dec[:4]
+        skips = [enc[3], enc[2], enc[1], enc[0], 0]
+        self.decoder = nn.ModuleList([UpBox(i, s, o) for i, s, o in zip(ins, skips, dec, strict=True)])
+        self.mask_out = nn.Conv2d(dec[-1], 1, kernel_size=1)
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        acts = [self.stem(self.prepare(x))]
+        for stage in self.features:
+            acts.append(stage(acts[-1]))
+        return acts
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Class logits from the normalised 3-channel tensor ``z``."""
+        h = self.stem(z)
+        for stage in self.features:
+            h = stage(h)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, 2) of grey images ``x``."""
+        return self.classify(self.prepare(x))
+
+    def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits (N, 2) and lesion-mask logits (N, 1, H, W) of grey images ``x``."""
+        acts = self._encode(x)
+        logits = self.head(torch.flatten(F.adaptive_avg_pool2d(acts[-1], 1), 1))
+        h = acts[-1]
+        for box, skip in zip(self.decoder, [acts[3], acts[2], acts[1], acts[0], None], strict=True):
+            h = box(h, skip)
+        mask = self.mask_out(h)
+        if mask.shape[-2:] != x.shape[-2:]:
+            mask = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits, mask
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Learning-rate groups: the encoder is ``features``; class head and decoder are ``head``."""
+        feats = list(self.stem.parameters()) + list(self.features.parameters())
+        ids = {id(p) for p in feats}
+        return {"features": feats, "head": [p for p in self.parameters() if id(p) not in ids]}
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""
+        return {"kind": "multitask", **dataclasses.asdict(self.config)}

@@ -1,0 +1,140 @@
+"""Evaluation of a trained classifier: scores, test AUC with a DeLong 95% CI, sensitivity and specificity at a
+threshold chosen on the validation split, and the DeLong test between two classifiers on one test set.
+
+The operating threshold is the one that maximises Youden's J (sensitivity + specificity - 1) on the validation
+scores, so the test set is never used to choose it. AUC statistics come from :mod:`medadv.stats.auc`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from medadv.stats.auc import delong_ci, delong_test
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 128) -> np.ndarray:
+    """Positive-class probability (softmax, index 1) of ``images`` (N, 1, H, W), in eval mode; training mode restored."""
+    was_training = model.training
+    dtype = next(model.parameters()).dtype
+    model.eval()
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        logits = model(images[start : start + batch_size].to(device, dtype)).float()
+        out.append(torch.softmax(logits, dim=1)[:, 1].cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
+    """The score threshold (``score >= t`` is positive) that maximises sensitivity + specificity - 1.
+
+    Candidate thresholds are the observed scores; among equal J the higher threshold is kept.
+    """
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    candidates = np.unique(score)
+    pos = score[y][:, None] >= candidates[None, :]
+    neg = score[~y][:, None] < candidates[None, :]
+    j = pos.mean(0) + neg.mean(0) - 1.0
+    return float(candidates[np.flatnonzero(j == j.max())[-1]])
+
+
+def sensitivity_specificity(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Sensitivity and specificity of ``score >= threshold``."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(score) >= threshold
+    return float(pred[y].mean()), float((~pred[~y]).mean())
+
+
+@dataclass(frozen=True)
+class SplitMetrics:
+    """AUC with its DeLong CI, and sensitivity and specificity at the validation-chosen threshold."""
+
+    split: str
+    auc: float
+    auc_ci_low: float
+    auc_ci_high: float
+    sensitivity: float
+    specificity: float
+    threshold: float
+
+
+def split_metrics(split: str, y: np.ndarray, score: np.ndarray, threshold: float, level: float = 0.95) -> SplitMetrics:
+    """Metrics of one split's scores at ``threshold``."""
+    auc, low, high = delong_ci(y, score, level=level)
+    sens, spec = sensitivity_specificity(y, score, threshold)
+    return SplitMetrics(split, float(auc), float(low), float(high), sens, spec, threshold)
+
+
+def evaluate_scores(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray) -> list[SplitMetrics]:
+    """Validation and test metrics, the threshold chosen on validation (Youden's J)."""
+    threshold = youden_threshold(y_val, s_val)
+    return [split_metrics("val", y_val, s_val, threshold), split_metrics("test", y_test, s_test, threshold)]
+
+
+def compare_classifiers(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
+    """DeLong's paired test of two classifiers' AUCs on the same cases: AUC difference (a - b), z and p."""
+    diff, z, p = delong_test(y, score_a, score_b)
+    return {"auc_difference": float(diff), "z": float(z), "p_value": float(p)}
+
+
+METRIC_COLUMNS = ("recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity",
+                  "train_seconds")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seconds: float) -> list[dict[str, object]]:
+    """Rows of ``classifier_metrics.csv`` for one classifier (one per split)."""
+    return [
+        {"recipe": recipe, "model": name, "split": m.split, "auc": m.auc, "auc_ci_low": m.auc_ci_low,
+         "auc_ci_high": m.auc_ci_high, "sensitivity": m.sensitivity, "specificity": m.specificity,
+         "train_seconds": train_seconds}
+        for m in metrics
+    ]
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical ROC curve (false-positive rate, true-positive rate), one point per distinct score, from (0, 0)."""
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    thresholds = np.unique(score)[::-1]
+    tpr = (score[y][:, None] >= thresholds[None, :]).mean(0)
+    fpr = (score[~y][:, None] >= thresholds[None, :]).mean(0)
+    return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
+
+
+def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> "Figure":  # noqa: F821
+    """ROC curves of several classifiers on the same cases, told apart by line style (readable in greyscale)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for (name, score), style in zip(scores.items(), LINESTYLES * 2, strict=False):
+        fpr, tpr = roc_points(y, score)
+        auc, _, _ = delong_ci(y, score)
+        ax.plot(fpr, tpr, linestyle=style, color="black", linewidth=1.4, label=f"{name} (AUC {auc:.2f})")
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(histories: dict[str, "pd.DataFrame"]) -> "Figure":  # noqa: F821
+    """Training loss and validation AUC per epoch of several classifiers (line styles and markers, greyscale)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    markers = "osD^v<>x"
+    for (name, hist), style, marker in zip(histories.items(), LINESTYLES * 2, markers * 2, strict=False):
+        for ax, column in zip(axes, ("loss", "val_auc"), strict=True):
+            ax.plot(hist["epoch"], hist[column], linestyle=style, marker=marker, markersize=4, color="black",
+                    linewidth=1.2, label=name)
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss", yscale="log")
+    axes[1].set(xlabel="epoch", ylabel="validation AUC", title="Validation AUC")
+    axes[1].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

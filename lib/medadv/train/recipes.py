@@ -1,0 +1,162 @@
+"""Training recipes, chosen by name, all run by the one loop of :mod:`medadv.train.loop`.
+
+A recipe turns one batch into one scalar loss. Each calls the model's *objective* (paper 001's focal loss plus
+gradient penalty for the VGG classifier, cross-entropy plus Dice + BCE for paper 004's multi-task network; see
+:mod:`medadv.train.losses`) on the view(s) it trains on:
+
+``erm``        the objective on the clean batch.
+``augment``    the objective on paper 001's augmented batch (flips, rotation, scale, shear).
+``pgd_at``     Madry et al. (2018): the objective on PGD adversarial images (L-inf ball); ``pgd_at_l2`` the same in
+               the L2 ball.
+``trades``     Zhang et al. (2019): objective(clean) + beta * KL(p(clean) || p(adv)), the adversarial image found by
+               PGD on that KL divergence.
+``fast_at``    Wong, Rice & Kolter (2020), "Fast is better than free": one FGSM step of size 1.25 eps from a uniform
+               random start in the eps ball, projected back onto the ball.
+``augmix``     Hendrycks et al. (2020): objective(clean) + lambda * JS(p(clean), p(augmix_1), p(augmix_2)).
+``rtda``       paper 002's robust training with data augmentation, read from its abstract as adversarial training
+               combined with augmentation: objective(adv) + lambda * JS(p(clean), p(augmix), p(adv)), the
+               adversarial image found by PGD on the clean image.
+
+The adversarial images come from :func:`medadv.attacks.gradient.pgd` and :func:`~medadv.attacks.gradient.fgsm` (the
+model is attacked in eval mode, so dropout is off while the attack searches), with the loop's seeded generator for
+random starts. Budgets are in [0, 1] pixel units.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from medadv.attacks.gradient import fgsm, pgd
+from medadv.errors import ConfigError
+from medadv.train.augment import AugMixBatch, paper001_augment
+from medadv.train.losses import cross_entropy_loss, dice_bce_loss, focal_gp_loss, jensen_shannon, kl_to_soft_targets
+
+RECIPES = ("erm", "augment", "pgd_at", "pgd_at_l2", "trades", "fast_at", "augmix", "rtda")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch on the device: images (N, 1, H, W), labels (N,), masks (N, 1, H, W), has_mask (N,)."""
+
+    x: Tensor
+    y: Tensor
+    masks: Tensor
+    has_mask: Tensor
+
+
+@dataclass(frozen=True)
+class RecipeParams:
+    """Hyper-parameters of the recipes (from the profile's ``classifier`` section)."""
+
+    eps: float = 2 / 255
+    alpha: float = 0.5 / 255
+    steps: int = 5
+    l2_eps: float = 0.5
+    l2_alpha: float = 0.125
+    trades_beta: float = 6.0
+    fast_alpha_ratio: float = 1.25
+    jsd_weight: float = 12.0
+    augmix_severity: int = 3
+    augmix_width: int = 3
+    augmix_depth: int = -1
+
+
+# An objective maps (model, images, labels, batch or None) to (loss, logits). The batch is given when the images are
+# pixel-aligned with the batch's masks (clean or adversarial views), so a segmentation term can use them.
+Objective = Callable[[nn.Module, Tensor, Tensor, "Batch | None"], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class PaperObjective:
+    """Paper 001's classifier loss, focal loss plus gradient penalty (eqs. 1-3)."""
+
+    gamma: float = 2.0
+    k: float = 10.0
+    power: float = 4.0
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, batch: Batch | None = None) -> tuple[Tensor, Tensor]:
+        return focal_gp_loss(model, x, y, self.gamma, self.k, self.power)
+
+
+@dataclass(frozen=True)
+class MultiTaskObjective:
+    """Paper 004's two tasks: cross-entropy on the class plus ``seg_weight`` x (Dice + BCE) on the lesion mask,
+    the latter only over images that carry an annotation (and only for views aligned with the masks)."""
+
+    seg_weight: float = 1.0
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, batch: Batch | None = None) -> tuple[Tensor, Tensor]:
+        if batch is None:
+            return cross_entropy_loss(model, x, y)
+        logits, mask_logits = model.forward_both(x)
+        seg = dice_bce_loss(mask_logits, batch.masks, batch.has_mask)
+        return F.cross_entropy(logits, y) + self.seg_weight * seg, logits
+
+
+class Recipe:
+    """A named recipe: ``recipe(model, objective, batch, generator) -> (loss, logits)``.
+
+    ``logits`` are those of the view the objective was applied to (for the training accuracy shown in progress).
+    """
+
+    def __init__(self, name: str, params: RecipeParams) -> None:
+        if name not in RECIPES:
+            raise ConfigError(f"recipe {name!r} is unknown; choose from {RECIPES}.")
+        self.name = name
+        self.params = params
+        self._mixer = AugMixBatch(params.augmix_severity, params.augmix_width, params.augmix_depth)
+        self._step: Callable[..., tuple[Tensor, Tensor]] = getattr(self, f"_{name}")
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the recipe attacks the model during training."""
+        return self.name in ("pgd_at", "pgd_at_l2", "trades", "fast_at", "rtda")
+
+    def __call__(self, model: nn.Module, objective: Objective, batch: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return self._step(model, objective, batch, gen)
+
+    def _pgd(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, norm: str = "linf", **kw: object) -> Tensor:
+        p = self.params
+        eps, alpha = (p.eps, p.alpha) if norm == "linf" else (p.l2_eps, p.l2_alpha)
+        return pgd(model, x, y, eps=eps, alpha=alpha, steps=p.steps, norm=norm, generator=gen, **kw)
+
+    def _erm(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return objective(model, b.x, b.y, b)
+
+    def _augment(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return objective(model, paper001_augment(b.x, gen), b.y, None)
+
+    def _pgd_at(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return objective(model, self._pgd(model, b.x, b.y, gen), b.y, b)
+
+    def _pgd_at_l2(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return objective(model, self._pgd(model, b.x, b.y, gen, norm="l2"), b.y, b)
+
+    def _trades(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        loss, logits = objective(model, b.x, b.y, b)
+        clean_probs = F.softmax(logits, dim=1)
+        x_adv = self._pgd(model, b.x, clean_probs.detach(), gen, loss_fn=kl_to_soft_targets)
+        robust = kl_to_soft_targets(model(x_adv), clean_probs).mean()
+        return loss + self.params.trades_beta * robust, logits
+
+    def _fast_at(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        eps = self.params.eps
+        start = (torch.rand(b.x.shape, generator=gen, dtype=b.x.dtype) * 2 - 1).to(b.x.device) * eps
+        x_step = fgsm(model, (b.x + start).clamp(0.0, 1.0), b.y, eps=self.params.fast_alpha_ratio * eps)
+        x_adv = (b.x + (x_step - b.x).clamp(-eps, eps)).clamp(0.0, 1.0)
+        return objective(model, x_adv, b.y, b)
+
+    def _augmix(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        loss, logits = objective(model, b.x, b.y, b)
+        views = [model(self._mixer(b.x)) for _ in range(2)]
+        return loss + self.params.jsd_weight * jensen_shannon(logits, *views), logits
+
+    def _rtda(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        x_adv = self._pgd(model, b.x, b.y, gen)
+        loss, logits_adv = objective(model, x_adv, b.y, b)
+        consistency = jensen_shannon(model(b.x), model(self._mixer(b.x)), logits_adv)
+        return loss + self.params.jsd_weight * consistency, logits_adv

@@ -1,0 +1,105 @@
+"""The training loop (balanced batches, checkpoints, resume) and the evaluation (AUC, CI, threshold on val)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _classifier_data import synthetic_split
+from sklearn.metrics import roc_auc_score
+
+from medadv.config import load_profile, section_config
+from medadv.errors import ConfigError
+from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.registry import load_trained, trained_models
+from medadv.train.checkpoint import load_checkpoint
+from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
+from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit
+from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
+
+TRAIN = synthetic_split(24, size=32, seed=1, contrast=0.6)
+VAL = synthetic_split(12, size=32, seed=2, contrast=0.6, prefix="val")
+
+
+def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
+    return TrainSpec(name=f"vgg_{recipe}", recipe=recipe, epochs=epochs, warmup_epochs=1, lr_head=3e-3,
+                     lr_features=3e-3, betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=3)
+
+
+def _run(tmp: Path, epochs: int, recipe: str = "erm") -> tuple[VGGClassifier, object]:
+    torch.manual_seed(0)
+    model = VGGClassifier(VGGConfig(width=1 / 16, hidden=8, imagenet=False))
+    params = RecipeParams(eps=2 / 255, alpha=1 / 255, steps=1)
+    result = fit(model, _spec(epochs, recipe), PaperObjective(), Recipe(recipe, params), TRAIN, VAL, tmp, seed=3,
+                 device=torch.device("cpu"))
+    return model, result
+
+
+def test_balanced_batches_hold_n_of_each_class() -> None:
+    labels = np.array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+    batches = list(BalancedBatches(labels, per_class=3, steps=4, generator=torch.Generator().manual_seed(0)))
+    assert len(batches) == 4
+    for idx in batches:
+        assert labels[idx[:3].numpy()].tolist() == [1, 1, 1] and labels[idx[3:].numpy()].tolist() == [0, 0, 0]
+    negatives = torch.cat([b[3:] for b in batches[:2]]).tolist()
+    assert sorted(negatives[:6]) == sorted(set(negatives[:6]))  # without replacement within a pass
+
+
+def test_fit_writes_checkpoints_and_history(tmp_path: Path) -> None:
+    model, result = _run(tmp_path / "checkpoints", epochs=2)
+    assert list(result.history.columns) == ["epoch", "loss", "train_accuracy", "val_auc", "seconds"]
+    assert result.history["epoch"].tolist() == [1, 2]
+    assert result.best_val_auc == pytest.approx(result.history["val_auc"].max())
+    assert list(trained_models(tmp_path)) == ["vgg_erm"]
+    sidecar = json.loads((tmp_path / "checkpoints" / "vgg_erm.json").read_text())
+    assert sidecar["recipe"] == "erm" and sidecar["epoch"] == result.best_epoch and sidecar["model"]["kind"] == "vgg"
+    x = torch.from_numpy(VAL.images)
+    with torch.no_grad():
+        assert torch.allclose(load_trained(tmp_path, "vgg_erm")(x), model.eval()(x))  # best weights kept in the model
+    state = json.loads((tmp_path / "checkpoints" / "training" / "vgg_erm_last.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+
+@pytest.mark.parametrize("recipe", ["erm", "fast_at"])
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(tmp_path: Path, recipe: str) -> None:
+    full, _ = _run(tmp_path / "a", epochs=2, recipe=recipe)
+    _run(tmp_path / "b", epochs=1, recipe=recipe)  # killed after epoch 1 ...
+    resumed, result = _run(tmp_path / "b", epochs=2, recipe=recipe)  # ... and started again
+    assert result.history["epoch"].tolist() == [1, 2]
+    a, _ = load_checkpoint(tmp_path / "a" / "training" / f"vgg_{recipe}_last")
+    b, _ = load_checkpoint(tmp_path / "b" / "training" / f"vgg_{recipe}_last")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_auc_and_operating_point_against_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    y_val, y_test = rng.integers(0, 2, 80), rng.integers(0, 2, 90)
+    s_val, s_test = y_val + rng.normal(0, 1, 80), y_test + rng.normal(0, 1, 90)
+    val, test = evaluate_scores(y_val, s_val, y_test, s_test)
+    assert test.auc == pytest.approx(roc_auc_score(y_test, s_test), abs=1e-12)
+    assert val.auc == pytest.approx(roc_auc_score(y_val, s_val), abs=1e-12)
+    assert test.auc_ci_low < test.auc < test.auc_ci_high
+    t = youden_threshold(y_val, s_val)
+    assert val.threshold == test.threshold == t
+    j_best = max(sum(sensitivity_specificity(y_val, s_val, c)) for c in s_val)
+    assert sum(sensitivity_specificity(y_val, s_val, t)) == pytest.approx(j_best)
+    sens, spec = sensitivity_specificity(y_test, s_test, t)
+    assert sens == pytest.approx(np.mean(s_test[y_test == 1] >= t)) and spec == pytest.approx(np.mean(s_test[y_test == 0] < t))
+    same = compare_classifiers(y_test, s_test, s_test)
+    assert same["auc_difference"] == 0.0
+    better = compare_classifiers(y_test, s_test + 3 * y_test, s_test)
+    assert better["auc_difference"] > 0 and better["p_value"] < 0.05
+
+
+def test_profiles_parse_into_the_classifier_config() -> None:
+    for name in ("smoke", "default", "full"):
+        cfg = section_config(ClassifierConfig, load_profile(name).section("classifier"), "classifier")
+        assert set(cfg.recipes) >= {"erm"} and cfg.epochs >= 1
+    with pytest.raises(ConfigError, match="unknown recipes"):
+        ClassifierConfig(recipes=("erm", "nonsense"))
+    with pytest.raises(ConfigError, match="finetune_from_erm"):
+        ClassifierConfig(recipes=("pgd_at",), finetune_from_erm=True)
