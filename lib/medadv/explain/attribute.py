@@ -1,0 +1,259 @@
+"""Attribution maps of the kit's classifiers, batched, through captum: one entry point, :func:`attribute`.
+
+Methods (``METHODS``), each giving one map per image at the image's resolution, larger = more relevant to ``target``:
+
+* ``gradcam`` -- Grad-CAM (Selvaraju et al., ICCV 2017, eqs. 1-2): channel weights are the spatially averaged
+  gradients of the target logit at the layer :func:`gradcam_layer` picks, the weighted sum is rectified and
+  bilinearly up-sampled to the image (captum ``LayerGradCam``).
+* ``guided_gradcam`` -- Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): guided backpropagation (Springenberg et
+  al., ICLR-W 2015) times the up-sampled Grad-CAM. Paper 001's network uses LeakyReLU, which captum's
+  ``GuidedBackprop`` leaves untouched (it rectifies ``nn.ReLU`` only), so the guided gradient is taken here with
+  backward hooks that rectify the gradient at every ReLU *and* LeakyReLU.
+* ``saliency`` -- absolute input gradient (Simonyan et al., ICLR-W 2014; captum ``Saliency``).
+* ``integrated_gradients`` -- Sundararajan et al., ICML 2017, eq. 1, black-image baseline, ``ig_steps``
+  Gauss-Legendre steps (captum ``IntegratedGradients``). Signed.
+* ``deeplift`` -- DeepLIFT rescale rule (Shrikumar et al., ICML 2017), black-image baseline (captum ``DeepLift``).
+  Signed. captum keeps each activation's input and output on the module, so a module called twice per forward
+  pass breaks it; torchvision's residual blocks call one ReLU two or three times. The attribution copy made here
+  therefore hands every call of a shared activation its own module (:class:`CallOrdered`).
+* ``occlusion`` -- output drop when a ``occlusion_window`` square (stride ``occlusion_stride``) is set to black
+  (Zeiler and Fergus, ECCV 2014; captum ``Occlusion``). Signed.
+
+All methods run on a private copy of the model (eval mode, in-place activations turned off), so the caller's model
+is never hooked or changed. Images are [0, 1] tensors (N, 1, H, W), as everywhere in the kit.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion, Saliency
+from torch import nn
+
+from medadv.errors import ConfigError, DataError
+
+METHODS = ("gradcam", "guided_gradcam", "saliency", "integrated_gradients", "deeplift", "occlusion")
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Softplus)
+TargetLike = int | Sequence[int] | torch.Tensor | np.ndarray | None
+
+
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """The layer whose activations Grad-CAM weighs, chosen by the model's class.
+
+    * :class:`~medadv.models.classifier.VGGClassifier` (paper 001): ``features``, i.e. Vnet's last convolution block
+      (conv, GroupNorm, LeakyReLU) -- the feature map the global max pooling reads.
+    * :class:`~medadv.models.multitask.MultiTaskResNet` (paper 004): the last ResNet stage (``features[-1]``,
+      torchvision's ``layer4``), the "activation layer" of paper 004 Sec. II-C.
+    * :class:`~medadv.models.backbones.TorchvisionClassifier`: ``layer4`` of a ResNet, else the net's ``features``.
+
+    Raises:
+        ConfigError: any other model class; pass ``layer=`` to :func:`attribute` for it.
+    """
+    from medadv.models.backbones import TorchvisionClassifier
+    from medadv.models.classifier import VGGClassifier
+    from medadv.models.multitask import MultiTaskResNet
+
+    if isinstance(model, VGGClassifier):
+        return model.features
+    if isinstance(model, MultiTaskResNet):
+        return model.features[-1]
+    if isinstance(model, TorchvisionClassifier):
+        for name in ("layer4", "features"):
+            if isinstance(getattr(model.net, name, None), nn.Module):
+                return getattr(model.net, name)
+    raise ConfigError(
+        f"no Grad-CAM layer rule for a {type(model).__name__}; known: VGGClassifier, MultiTaskResNet, "
+        "TorchvisionClassifier (ResNet or nets with .features). Pass layer=<module> to attribute() for other models."
+    )
+
+
+class CallOrdered(nn.Module):
+    """Stands in for an activation module that a network calls several times per forward pass: call i of a pass is
+    run by its own copy ``calls[i]``, so per-module state (captum's DeepLIFT hooks) is never overwritten."""
+
+    def __init__(self, activation: nn.Module, n_calls: int) -> None:
+        super().__init__()
+        self.calls = nn.ModuleList(copy.deepcopy(activation) for _ in range(n_calls))
+        self.position = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.calls[self.position](x)
+        self.position = (self.position + 1) % len(self.calls)
+        return out
+
+
+def _reset_call_order(model: nn.Module, _inputs: tuple[torch.Tensor, ...]) -> None:
+    for module in model.modules():
+        if isinstance(module, CallOrdered):
+            module.position = 0
+
+
+def attribution_copy(model: nn.Module, probe: torch.Tensor) -> nn.Module:
+    """A private copy of ``model`` for hook-based attribution: eval mode, in-place activations off, and every
+    activation that one forward pass of ``probe`` (N, 1, H, W) calls more than once split into one module per call."""
+    twin = copy.deepcopy(model).eval()
+    for module in twin.modules():
+        if isinstance(getattr(module, "inplace", None), bool):
+            module.inplace = False
+    counts: Counter[int] = Counter()
+    handles = [
+        m.register_forward_pre_hook(lambda mod, _inp: counts.update([id(mod)]))
+        for m in twin.modules()
+        if isinstance(m, ACTIVATIONS)
+    ]
+    try:
+        with torch.no_grad():
+            twin(probe[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    replacements: dict[int, CallOrdered] = {}
+    for parent in list(twin.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ACTIVATIONS) and counts[id(child)] > 1:
+                if id(child) not in replacements:
+                    replacements[id(child)] = CallOrdered(child, counts[id(child)])
+                setattr(parent, name, replacements[id(child)])
+    if replacements:
+        twin.register_forward_pre_hook(_reset_call_order)
+    return twin
+
+
+def _as_batch(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim != 4 or x.shape[1] != 1 or x.shape[0] == 0:
+        raise DataError(f"attribute: images of shape {tuple(x.shape)}; expected a grey batch (N, 1, H, W), N >= 1.")
+    if not torch.is_floating_point(x) or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DataError("attribute: images must be finite floats in [0, 1] (the kit's pixel scale).")
+    return x.float()
+
+
+def predicted_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Argmax class of every image (N,), on the CPU, computed in batches without gradients."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
+
+
+def _targets(model: nn.Module, x: torch.Tensor, target: TargetLike) -> torch.Tensor:
+    if target is None:
+        return predicted_labels(model, x)
+    t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(len(x)).clone()
+    if t.numel() != len(x):
+        raise DataError(f"attribute: {t.numel()} targets for {len(x)} images; give one class index or one per image.")
+    return t
+
+
+def _guided_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Guided backpropagation: the input gradient with the gradient rectified at every (Leaky)ReLU."""
+    hooks = [
+        m.register_full_backward_hook(lambda _m, grad_in, _out: (grad_in[0].clamp(min=0),))
+        for m in model.modules()
+        if isinstance(m, (nn.ReLU, nn.LeakyReLU))
+    ]
+    try:
+        x = x.clone().requires_grad_(True)
+        score = model(x).gather(1, target[:, None]).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return grad
+
+
+def _gradcam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+    return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+
+
+def _one_batch(
+    twin: nn.Module, layer: nn.Module | None, x: torch.Tensor, target: torch.Tensor, method: str,
+    ig_steps: int, occlusion_window: int, occlusion_stride: int, batch_size: int,
+) -> torch.Tensor:
+    if method == "gradcam":
+        return _gradcam(twin, layer, x, target)
+    if method == "guided_gradcam":
+        return _guided_gradient(twin, x, target) * _gradcam(twin, layer, x, target)
+    if method == "saliency":
+        return Saliency(twin).attribute(x, target=target, abs=True)
+    if method == "integrated_gradients":
+        return IntegratedGradients(twin).attribute(
+            x, baselines=0.0, target=target, n_steps=ig_steps, internal_batch_size=batch_size
+        )
+    if method == "deeplift":
+        return DeepLift(twin).attribute(x, baselines=0.0, target=target)
+    window = (1, occlusion_window, occlusion_window)
+    return Occlusion(twin).attribute(
+        x, sliding_window_shapes=window, strides=(1, occlusion_stride, occlusion_stride), baselines=0.0,
+        target=target, perturbations_per_eval=max(1, batch_size // len(x)),
+    )
+
+
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    method: str,
+    target: TargetLike = None,
+    *,
+    layer: nn.Module | None = None,
+    batch_size: int = 32,
+    ig_steps: int = 32,
+    occlusion_window: int = 8,
+    occlusion_stride: int = 4,
+) -> np.ndarray:
+    """Attribution maps of ``model`` for images ``x`` (N, 1, H, W) in [0, 1], as a float32 array (N, H, W).
+
+    Args:
+        model: a classifier returning logits (N, C); it is copied, never modified.
+        x: the images (on any device; batches are moved to the model's device).
+        method: one of ``METHODS`` (see the module docstring).
+        target: class whose logit is explained: ``None`` = each image's predicted class, an int for all images, or
+            one index per image.
+        layer: Grad-CAM layer of ``model``; default :func:`gradcam_layer`.
+        batch_size: images per attribution call (integrated gradients: model evaluations per chunk).
+        ig_steps: integration steps of integrated gradients.
+        occlusion_window, occlusion_stride: side and stride in pixels of the occluding square.
+
+    Raises:
+        ConfigError: unknown method or settings out of range; DataError: images not (N, 1, H, W) in [0, 1].
+    """
+    if method not in METHODS:
+        raise ConfigError(f"attribution method {method!r} is unknown; choose one of {METHODS}.")
+    if min(batch_size, ig_steps, occlusion_window, occlusion_stride) < 1:
+        raise ConfigError(
+            f"attribute: batch_size={batch_size}, ig_steps={ig_steps}, occlusion_window={occlusion_window}, "
+            f"occlusion_stride={occlusion_stride}; each must be >= 1."
+        )
+    x = _as_batch(x)
+    device = next(model.parameters()).device
+    twin = attribution_copy(model, x.to(device))
+    target = _targets(twin, x, target)
+    twin_layer = None
+    if method in ("gradcam", "guided_gradcam"):
+        twin_layer = twin.get_submodule(layer_path(model, layer if layer is not None else gradcam_layer(model)))
+    maps = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device).requires_grad_(True)
+        tb = target[i : i + batch_size].to(device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
+            # DeepLIFT's max-pool rule un-pools; with the kit's non-overlapping pools every index is written once.
+            warnings.filterwarnings("ignore", message="max_unpooling2d_forward_out", category=UserWarning)
+            out = _one_batch(twin, twin_layer, xb, tb, method, ig_steps, occlusion_window, occlusion_stride, batch_size)
+        maps.append(out.detach().sum(dim=1).float().cpu())
+    return torch.cat(maps).numpy()
+
+
+def layer_path(model: nn.Module, layer: nn.Module) -> str:
+    """Qualified name of ``layer`` inside ``model`` (to find the same layer in a copy of the model)."""
+    for name, module in model.named_modules():
+        if module is layer:
+            return name
+    raise ConfigError(f"the Grad-CAM layer {type(layer).__name__} is not a submodule of the {type(model).__name__}.")

@@ -1,0 +1,290 @@
+"""The two studies of notebook 04: alignment of attribution maps with lesion masks across standard and robust models
+(paper 000), and the manipulation of Grad-CAM maps by small perturbations (paper 004).
+
+Each function takes loaded models and arrays and returns a tidy table; the notebook saves them, plots them and
+narrates. Settings come from the profile's ``explain`` section (:class:`ExplainConfig`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from medadv.config import Profile, section_config
+from medadv.data.images import SplitArrays, load_split
+from medadv.errors import ConfigError, DataError
+from medadv.explain.alignment import metric_functions, score_all, topk_coverage
+from medadv.explain.attribute import METHODS, attribute, predicted_labels
+from medadv.explain.manipulation import manipulate_gradcam, peak_position, topk_region
+from medadv.report import in_notebook_progress
+from medadv.stats.paired import holm, wilcoxon_paired
+
+log = logging.getLogger(__name__)
+
+ALL_METRICS = tuple(metric_functions())
+POSITIVE = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplainConfig:
+    """The profile's ``explain`` section.
+
+    Attributes:
+        models: trained classifiers to compare (names of notebook 01's checkpoints).
+        reference: the standard (ERM) model every other model is tested against (paper 000).
+        methods: attribution methods (:data:`medadv.explain.attribute.METHODS`).
+        metrics: alignment metrics (:func:`medadv.explain.alignment.metric_functions`).
+        primary_metric: the metric of the headline numbers and the box plot.
+        n_images: test positives with a lesion mask to study (0 = all of them).
+        pointing_tolerance: pointing-game tolerance in pixels.
+        ig_steps: integrated-gradients steps; occlusion_window, occlusion_stride: occluding square, pixels.
+        batch_size: images per attribution call.
+        attack_models: models whose Grad-CAM is attacked (paper 004 attacked its multi-task network).
+        attack_eps: L-inf budgets in [0, 1] pixel units; attack_steps: iterations (paper 004: 25).
+        attack_topk: top-k fraction of the original map protected by the attack and used for the top-k overlap.
+        softplus_beta: sharpness of the softplus copy the attack differentiates (Ghorbani et al. 2019).
+        flip_weight: weight of the cross-entropy ascent in the label-flipping variant.
+        attack_metric: alignment metric reported before and after the attack.
+        gallery_images: images in the map gallery and the manipulation figure.
+    """
+
+    models: tuple[str, ...] = ("vgg_erm", "vgg_pgd_at", "vgg_rtda", "multitask_erm")
+    reference: str = "vgg_erm"
+    methods: tuple[str, ...] = METHODS
+    metrics: tuple[str, ...] = ALL_METRICS
+    primary_metric: str = "relevance_mass_accuracy"
+    n_images: int = 0
+    pointing_tolerance: float = 2.0
+    ig_steps: int = 32
+    occlusion_window: int = 8
+    occlusion_stride: int = 4
+    batch_size: int = 32
+    attack_models: tuple[str, ...] = ("vgg_erm", "multitask_erm")
+    attack_eps: tuple[float, ...] = (0.01, 0.03)
+    attack_steps: int = 25
+    attack_topk: float = 0.05
+    softplus_beta: float = 10.0
+    flip_weight: float = 1.0
+    attack_metric: str = "relevance_mass_accuracy"
+    gallery_images: int = 4
+
+    def __post_init__(self) -> None:
+        bad_methods = sorted(set(self.methods) - set(METHODS))
+        bad_metrics = sorted(set(self.metrics) - set(ALL_METRICS))
+        if bad_methods or bad_metrics:
+            raise ConfigError(
+                f"explain: unknown methods {bad_methods} / metrics {bad_metrics}; methods are {list(METHODS)}, "
+                f"metrics {list(ALL_METRICS)}."
+            )
+        if self.reference not in self.models:
+            raise ConfigError(f"explain.reference {self.reference!r} is not among explain.models {list(self.models)}.")
+        if not set(self.attack_models) <= set(self.models):
+            raise ConfigError(f"explain.attack_models {list(self.attack_models)} must be among explain.models.")
+        if self.primary_metric not in self.metrics or self.attack_metric not in ALL_METRICS:
+            raise ConfigError(
+                f"explain.primary_metric {self.primary_metric!r} must be one of explain.metrics and "
+                f"explain.attack_metric {self.attack_metric!r} one of {list(ALL_METRICS)}."
+            )
+        if self.n_images < 0 or self.attack_steps < 1 or any(not 0 < e <= 1 for e in self.attack_eps):
+            raise ConfigError(
+                f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}, attack_eps={self.attack_eps}; "
+                "expected n_images >= 0, attack_steps >= 1 and budgets in (0, 1]."
+            )
+
+
+def explain_config(profile: Profile) -> ExplainConfig:
+    """The ``explain`` section of ``profile`` as an :class:`ExplainConfig`."""
+    return section_config(ExplainConfig, profile.section("explain"), "explain")
+
+
+def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], n_images: int, seed: int) -> SplitArrays:
+    """The test positives with a lesion mask (paper 000 scored maps against annotated regions), all of them or a
+    seeded sample of ``n_images``, in image-id order."""
+    rows = cohort[(cohort["split"] == "test") & (cohort["label"] == POSITIVE) & (cohort["mask_path"] != "")]
+    if len(rows) == 0:
+        raise DataError("the cohort has no test positive with a lesion mask; alignment needs annotated lesions.")
+    if 0 < n_images < len(rows):
+        rows = rows.sample(n=n_images, random_state=seed)
+    arrays = load_split(rows.sort_values("image_id"), root, image_size)
+    keep = arrays.masks.reshape(len(rows), -1).any(axis=1)
+    if not keep.all():
+        log.info("%d test positives have an empty mask at %s and are left out", int((~keep).sum()), image_size)
+    return SplitArrays(
+        arrays.images[keep], arrays.labels[keep], arrays.masks[keep], arrays.has_mask[keep],
+        arrays.rows[keep].reset_index(drop=True),
+    )
+
+
+def attribution_maps(models: Mapping[str, nn.Module], images: np.ndarray, cfg: ExplainConfig) -> dict[tuple[str, str], np.ndarray]:
+    """Maps (N, H, W) of every model x method for the positive class, keyed (model, method)."""
+    x = torch.as_tensor(images)
+    pairs = [(m, meth) for m in models for meth in cfg.methods]
+    out = {}
+    for name, method in tqdm(pairs, desc="attributions", disable=not in_notebook_progress()):
+        out[name, method] = attribute(
+            models[name], x, method, target=POSITIVE, batch_size=cfg.batch_size, ig_steps=cfg.ig_steps,
+            occlusion_window=cfg.occlusion_window, occlusion_stride=cfg.occlusion_stride,
+        )
+    return out
+
+
+def alignment_scores(maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig) -> pd.DataFrame:
+    """Long table ``image_id, model, method, metric, score`` of every map against its lesion mask."""
+    masks = np.asarray(masks).reshape(len(image_ids), *np.asarray(masks).shape[-2:])
+    frames = []
+    for (model, method), sal in maps.items():
+        for metric, scores in score_all(sal, masks, cfg.metrics, cfg.pointing_tolerance).items():
+            frames.append(pd.DataFrame({"image_id": image_ids, "model": model, "method": method, "metric": metric, "score": scores}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Paired two-sided Wilcoxon signed-rank tests of every model against ``reference`` on the same images, per
+    method and metric, with the matched-pairs rank-biserial effect size (positive = the model aligns better) and
+    Holm-adjusted p-values; the Holm family is every (method, model) comparison of one metric."""
+    wide = scores.pivot_table(index=["metric", "method", "image_id"], columns="model", values="score", dropna=False)
+    rows = []
+    for (metric, method), block in wide.groupby(level=["metric", "method"], sort=True):
+        for model in sorted(c for c in block.columns if c != reference):
+            res = wilcoxon_paired(block[model].to_numpy(), block[reference].to_numpy(), f"{metric}/{method}/{model}")
+            rows.append({
+                "metric": metric, "method": method, "model": model, "reference": reference, "n": res.n,
+                "mean_model": block[model].mean(), "mean_reference": block[reference].mean(),
+                "median_difference": res.median_difference, "statistic": res.statistic, "p_value": res.p_value,
+                "rank_biserial": res.rank_biserial,
+            })
+    table = pd.DataFrame(rows)
+    table["p_holm"] = np.nan
+    for _, idx in table.groupby("metric").groups.items():
+        table.loc[idx, "p_holm"] = holm(table.loc[idx, "p_value"].to_numpy())
+    return table
+
+
+def _peak_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(peak_position(before) - peak_position(after), axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackExample:
+    """What the manipulation figure shows for one model, budget and variant."""
+
+    model: str
+    variant: str
+    eps: float
+    images: np.ndarray
+    adversarial: np.ndarray
+    map_before: np.ndarray
+    map_after: np.ndarray
+    masks: np.ndarray
+    label_before: np.ndarray
+    label_after: np.ndarray
+
+
+def explanation_attack(
+    models: Mapping[str, nn.Module], images: np.ndarray, masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig
+) -> tuple[pd.DataFrame, list[AttackExample]]:
+    """Paper 004's study: for each attacked model, budget and variant (``keep_label``, ``flip_label``), perturb every
+    image so that the Grad-CAM map of the originally predicted class leaves the lesion and its original top-k pixels.
+    The maps compared are what a reader of the tool would see: Grad-CAM of the predicted class before and after
+    (the same class unless the label flipped).
+
+    Returns the table ``image_id, model, variant, eps, label_before, label_after, label_kept, linf, topk_overlap,
+    peak_shift_px, alignment_before, alignment_after`` and the arrays of every run for the figure.
+    """
+    x = torch.as_tensor(images)
+    masks = np.asarray(masks).reshape(len(image_ids), *x.shape[-2:])
+    metric = metric_functions(cfg.pointing_tolerance)[cfg.attack_metric]
+    rows, examples = [], []
+    runs = [(m, e, v) for m in cfg.attack_models for e in cfg.attack_eps for v in ("keep_label", "flip_label")]
+    for name, eps, variant in tqdm(runs, desc="Grad-CAM manipulation", disable=not in_notebook_progress()):
+        model = models[name]
+        before_label = predicted_labels(model, x)
+        before = attribute(model, x, "gradcam", target=before_label, batch_size=cfg.batch_size)
+        top_before = topk_region(before, cfg.attack_topk)
+        region = masks | top_before
+        res = manipulate_gradcam(
+            model, x, region, eps=eps, steps=cfg.attack_steps, flip_label=variant == "flip_label",
+            beta=cfg.softplus_beta, flip_weight=cfg.flip_weight, batch_size=cfg.batch_size,
+        )
+        after = attribute(model, res.x_adv, "gradcam", target=res.label_after, batch_size=cfg.batch_size)
+        rows.append(pd.DataFrame({
+            "image_id": image_ids, "model": name, "variant": variant, "eps": eps,
+            "label_before": res.label_before.numpy(), "label_after": res.label_after.numpy(),
+            "label_kept": (res.label_before == res.label_after).numpy(),
+            "linf": (res.x_adv - x).abs().amax(dim=(1, 2, 3)).numpy(),
+            "topk_overlap": topk_coverage(after, top_before, k=cfg.attack_topk),
+            "peak_shift_px": _peak_shift(before, after),
+            "alignment_before": metric(before, masks), "alignment_after": metric(after, masks),
+        }))
+        examples.append(AttackExample(
+            name, variant, eps, images, res.x_adv.numpy(), before, after, masks, res.label_before.numpy(),
+            res.label_after.numpy(),
+        ))
+    return pd.concat(rows, ignore_index=True), examples
+
+
+def alignment_summary(scores: pd.DataFrame, tests: pd.DataFrame, cfg: ExplainConfig) -> dict[str, object]:
+    """Headline numbers for ``summary.json``: mean score per model and method (every metric), and for the primary
+    metric each comparison's Holm p-value and effect size, and how many comparisons favour the robust model."""
+    mean_alignment: dict[str, dict[str, dict[str, float]]] = {}
+    for (metric, model, method), value in scores.groupby(["metric", "model", "method"])["score"].mean().items():
+        mean_alignment.setdefault(metric, {}).setdefault(model, {})[method] = float(value)
+    prim = tests[tests["metric"] == cfg.primary_metric]
+    significant = prim[prim["p_holm"] < 0.01]
+    return {
+        "n_images": int(scores["image_id"].nunique()),
+        "primary_metric": cfg.primary_metric,
+        "reference": cfg.reference,
+        "mean_alignment": mean_alignment,
+        "tests": {
+            f"{r.model}_vs_{r.reference}/{r.method}": {"p_holm": float(r.p_holm), "rank_biserial": float(r.rank_biserial)}
+            for r in prim.itertuples()
+        },
+        "better_than_reference_p01": int((significant["rank_biserial"] > 0).sum()),
+        "worse_than_reference_p01": int((significant["rank_biserial"] < 0).sum()),
+        "comparisons": int(len(prim)),
+    }
+
+
+def attack_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model, variant and budget: share of labels kept, mean top-k overlap, median peak shift, mean alignment
+    before and after."""
+    return (
+        table.groupby(["model", "variant", "eps"], sort=True)
+        .agg(
+            n=("image_id", "size"), label_kept_rate=("label_kept", "mean"), topk_overlap=("topk_overlap", "mean"),
+            peak_shift_px=("peak_shift_px", "median"), alignment_before=("alignment_before", "mean"),
+            alignment_after=("alignment_after", "mean"),
+        )
+        .reset_index()
+    )
+
+
+def figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list[tuple]:
+    """Rows of :func:`medadv.explain.plots.manipulation_panels`: for the largest budget of each attacked model and
+    variant, the image predicted positive with a non-empty map that lost most of its alignment with the lesion while
+    the variant's label condition held (relaxed in that order when no image qualifies)."""
+    rows = []
+    for ex in examples:
+        if ex.eps != max(e.eps for e in examples if e.model == ex.model):
+            continue
+        sub = table[(table["model"] == ex.model) & (table["variant"] == ex.variant) & (table["eps"] == ex.eps)]
+        kept = sub["label_kept"].to_numpy(bool)
+        held = kept if ex.variant == "keep_label" else ~kept
+        drop = (sub["alignment_before"] - sub["alignment_after"]).to_numpy()
+        shown = ex.map_before.reshape(len(held), -1).max(axis=1) > 0
+        for pool in (held & shown & (ex.label_before == POSITIVE), held & shown, held, np.ones_like(held)):
+            if pool.any():
+                i = int(np.where(pool, drop, -np.inf).argmax())
+                break
+        title = f"{ex.model}\n{ex.variant.replace('_', ' ')}, eps {ex.eps:.3f}"
+        rows.append((title, ex.images[i], ex.adversarial[i], ex.map_before[i], ex.map_after[i], ex.masks[i],
+                     int(ex.label_before[i]), int(ex.label_after[i])))
+    return rows
