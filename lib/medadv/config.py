@@ -37,8 +37,10 @@ class DataConfig:
         n_patients: phantom patients (ignored for real data).
         positive_fraction: share of phantom patients with a lesion (paper 001: 366 of 1284, about 0.29).
         image_size: (height, width) every image is resized to before it reaches a model.
-        lesion_contrast: the phantom's difficulty knob: peak lesion contrast over the local background, in units of
-            the background's standard deviation. Lower is harder.
+        lesion_contrast: the phantom's difficulty knob: a lesion's peak contrast is ``lesion_contrast`` x the
+            patient's conspicuity (log-uniform 0.4-2.5) x ``medadv.data.phantom.REFERENCE_PEAK[kind]`` standard
+            deviations of the background tissue. Lower is harder; 1.0-1.5 gives paper 001's regime (an ERM VGG
+            test AUC of about 0.86-0.91 on the default profile).
         split: train / val / test fractions at patient level (paper 001: 80 / 10 / 10).
         manifest: path of a real data set's manifest YAML, or ``None`` for the in-silico phantom cohort.
         root: folder that holds the real data set.

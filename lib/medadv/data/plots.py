@@ -1,0 +1,102 @@
+"""Figures of notebook 00: example images with their lesion masks outlined, and intensity histograms per class.
+
+Both read the images through :func:`medadv.data.images.read_image` (so they show exactly what the models get before
+resizing) and draw in greyscale-safe styles: mask outlines are white over black, classes differ by line style.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from medadv.data.images import read_image, read_mask
+
+CLASS_NAMES = {0: "negative", 1: "positive"}
+MAX_PIXELS = 128 * 128
+"""Pixels per image kept for the intensity histograms (a regular subsample of larger images)."""
+CLASS_STYLES = {0: {"linestyle": "--", "color": "0.45"}, 1: {"linestyle": "-", "color": "0.0"}}
+
+
+def pick_examples(cohort: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` positive and ``n`` negative images, drawn with ``seed`` from the test split when it has enough (else from
+    the whole cohort), positives first, each group sorted by image id."""
+    picked = []
+    for label in (1, 0):
+        pool = cohort[cohort["label"] == label]
+        test = pool[pool["split"] == "test"]
+        pool = test if len(test) >= n else pool
+        pool = pool.sort_values("image_id")
+        take = min(n, len(pool))
+        idx = np.sort(np.random.default_rng([seed, label]).choice(len(pool), size=take, replace=False))
+        picked.append(pool.iloc[idx])
+    return pd.concat(picked).reset_index(drop=True)
+
+
+def plot_examples(cohort: pd.DataFrame, root: str | Path, n: int = 6, seed: int = 0) -> Figure:
+    """A 2 x ``n`` grid: positive images (top row, lesion mask outlined) and negative images (bottom row), titled
+    with image id, view and the data set's label."""
+    root = Path(root)
+    rows = pick_examples(cohort, n, seed)
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.8), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
+    for row_idx, label in enumerate((1, 0)):
+        for col, row in enumerate(rows[rows["label"] == label].itertuples(index=False)):
+            ax = axes[row_idx, col]
+            image = read_image(root / row.path)
+            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            if row.mask_path:
+                mask = read_mask(root / row.mask_path, image.shape).astype(float)
+                ax.contour(mask, levels=[0.5], colors="black", linewidths=2.2)
+                ax.contour(mask, levels=[0.5], colors="white", linewidths=0.9)
+            ax.set_title(f"{row.image_id}\n{row.source_label}", fontsize=7)
+    axes[0, 0].text(-0.08, 0.5, "positive", transform=axes[0, 0].transAxes, rotation=90, va="center", ha="right")
+    axes[1, 0].text(-0.08, 0.5, "negative", transform=axes[1, 0].transAxes, rotation=90, va="center", ha="right")
+    fig.suptitle("Cohort examples (lesion masks outlined)", fontsize=10)
+    return fig
+
+
+def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per class, the pixel values of up to ``max_images`` images (seeded draw; at most ``MAX_PIXELS`` per image, a
+    regular subsample) and each image's mean intensity: a table with columns ``label``, ``image_id``, ``mean`` and
+    ``pixels`` (an array per image)."""
+    root = Path(root)
+    records = []
+    for label in (0, 1):
+        pool = cohort[cohort["label"] == label].sort_values("image_id")
+        take = min(max_images, len(pool))
+        idx = np.sort(np.random.default_rng([seed, 2, label]).choice(len(pool), size=take, replace=False))
+        for row in pool.iloc[idx].itertuples(index=False):
+            image = read_image(root / row.path)
+            step = int(np.ceil(np.sqrt(image.size / MAX_PIXELS)))
+            pixels = image[::step, ::step].ravel()  # a regular subsample keeps full-resolution data sets light
+            records.append({"label": label, "image_id": row.image_id, "mean": float(pixels.mean()), "pixels": pixels})
+    return pd.DataFrame(records)
+
+
+def plot_intensity_histograms(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> Figure:
+    """Two panels per class (negative dashed grey, positive solid black): the pixel intensity distribution (density,
+    log scale) and the distribution of per-image mean intensity. A visible class difference here would be a
+    shortcut a classifier could learn without looking at lesions."""
+    samples = intensity_samples(cohort, root, max_images, seed)
+    bins = np.linspace(0.0, 1.0, 65)
+    n_mean_bins = int(np.clip(len(samples) // 8, 8, 30))
+    mean_bins_edges = np.linspace(samples["mean"].min(), samples["mean"].max() + 1e-6, n_mean_bins + 1)
+    fig, (ax_pix, ax_mean) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    for label, group in samples.groupby("label"):
+        style = CLASS_STYLES[int(label)]
+        name = f"{CLASS_NAMES[int(label)]} ({len(group)} images)"
+        density, _ = np.histogram(np.concatenate(group["pixels"].to_list()), bins=bins, density=True)
+        ax_pix.stairs(density, bins, label=name, linewidth=1.4, **style)
+        mean_density, mean_bins = np.histogram(group["mean"], bins=mean_bins_edges, density=True)
+        ax_mean.stairs(mean_density, mean_bins, label=name, linewidth=1.4, **style)
+    ax_pix.set_yscale("log")
+    ax_pix.set(xlabel="pixel intensity", ylabel="density", title="Pixel intensities")
+    ax_mean.set(xlabel="mean intensity of an image", ylabel="density", title="Per-image mean intensity")
+    for ax in (ax_pix, ax_mean):
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

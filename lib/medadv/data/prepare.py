@@ -1,0 +1,88 @@
+"""Notebook 00's work: build the cohort of a run (phantom or real data), split it, check it, and summarise it.
+
+``build_cohort`` is the one call that turns a profile into the split, validated cohort table that every later
+notebook reads from ``cohort.csv``. The phantom is rendered into ``<run_dir>/data/phantom`` with paths relative to the
+run folder (the run's image root); a real data set is read through :func:`medadv.data.load_cohort` with paths
+relative to its data root.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from medadv.config import Profile
+from medadv.data.cohort import SPLITS, validate_cohort
+from medadv.data.phantom import generate_cohort
+from medadv.data.splits import assign_splits, check_leakage, patient_labels
+
+log = logging.getLogger(__name__)
+
+PHANTOM_DIR = Path("data") / "phantom"
+"""Where the phantom cohort's files go, relative to the run folder."""
+
+
+def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
+    """The run's cohort table: the phantom (``profile.data.manifest`` is None) or a real data set, with
+    patient-level splits (``profile.data.split``, seeded by ``profile.seed``; an official split is kept), checked for
+    patient leakage and validated.
+
+    Raises:
+        DataError: from the loader, the splits or the leakage check (see :mod:`medadv.data.splits`).
+    """
+    data = profile.data
+    run_dir = Path(run_dir)
+    if data.manifest is None:
+        cohort = generate_cohort(data, profile.seed, run_dir / PHANTOM_DIR, relative_to=run_dir)
+        where = f"phantom cohort in {run_dir / PHANTOM_DIR}"
+    else:
+        from medadv.data import load_cohort
+
+        cohort = load_cohort(data.manifest, data.root)
+        where = f"cohort of manifest {data.manifest}"
+    cohort = assign_splits(validate_cohort(cohort, where), data.split, seed=profile.seed)
+    counts = check_leakage(cohort)
+    log.info("%s: %d images of %d patients; patients per split %s", where, len(cohort), cohort["patient_id"].nunique(),
+             {name: c["patients"] for name, c in counts.items()})
+    return validate_cohort(cohort, where, require_split=True)
+
+
+def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Counts of images and patients per split x label x view (rows in train, val, test order)."""
+    table = (
+        cohort.groupby(["split", "label", "view"], sort=True)
+        .agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
+        .reset_index()
+    )
+    present = [s for s in SPLITS if s in set(table["split"])]
+    table["split"] = pd.Categorical(table["split"], categories=present, ordered=True)
+    return table.sort_values(["split", "label", "view"]).reset_index(drop=True).astype({"split": str})
+
+
+def leakage_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """The counts of :func:`medadv.data.splits.check_leakage` as a table, one row per split."""
+    return pd.DataFrame([{"split": name, **values} for name, values in counts.items()])
+
+
+def cohort_headline(cohort: pd.DataFrame, counts: dict[str, dict[str, int]]) -> dict[str, object]:
+    """Headline numbers of notebook 00 for ``summary.json``: sizes, positive fraction, counts per split and the
+    outcome of the leakage check (``leakage_ok`` is True: a leaking cohort stops the notebook with a DataError)."""
+    labels = patient_labels(cohort)
+    return {
+        "n_images": int(len(cohort)),
+        "n_patients": int(len(labels)),
+        "positive_patient_fraction": round(float(labels.mean()), 6),
+        "positive_image_fraction": round(float(cohort["label"].mean()), 6),
+        "modality": ",".join(sorted(set(cohort["modality"]))),
+        "splits": counts,
+        "leakage_ok": True,
+    }
+
+
+def cohort_files(cohort: pd.DataFrame, root: str | Path) -> list[Path]:
+    """Every image and mask file of the cohort (``root`` joined with ``path`` and non-empty ``mask_path``), in table
+    order: the files notebook 00 registers in the run's manifest when it rendered them."""
+    root = Path(root)
+    paths = [root / p for p in cohort["path"]]
+    return paths + [root / p for p in cohort["mask_path"] if p]
