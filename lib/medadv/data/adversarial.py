@@ -1,0 +1,187 @@
+"""The GAN's adversarial image set and the education triplets of paper 001, written into the run folder.
+
+Paper 001 ("AI model study"): every test image is modified by the generator of its class, and the fake carries the
+flipped label (a negative-looking fake of a positive is labelled negative, and vice versa). Here this is done for
+every val and test image. Files (the contract read by notebooks 03 and 05):
+
+* ``data/adversarial/<split>/<image_id>.png``: the fake as a 16-bit grey PNG (65536 levels, read back by
+  :func:`medadv.data.images.read_image` into [0, 1]);
+* ``tables/adversarial_index.csv``: image_id, split, source_label, fake_label, path (relative to the run folder),
+  mean_abs_change (mean |fake - real| over the image, on the stored 16-bit fake);
+* ``data/education/<image_id>_{real,fake,diff}.png`` and ``tables/education_index.csv`` (image_id, real_path,
+  fake_path, diff_path): paper 001's Session 4 triplets (Fig. 2) from TRAIN images. The difference image is the
+  subtraction real - fake, shown as 0.5 + 0.5 * d / max|d| (mid-grey = no change, stretched per image so that the
+  small edits are visible, as in the paper's figure).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+
+from medadv.errors import DataError
+
+ADVERSARIAL_COLUMNS = ("image_id", "split", "source_label", "fake_label", "path", "mean_abs_change")
+EDUCATION_COLUMNS = ("image_id", "real_path", "fake_path", "diff_path")
+ADVERSARIAL_DIR = "data/adversarial"
+EDUCATION_DIR = "data/education"
+
+__all__ = [
+    "ADVERSARIAL_COLUMNS", "EDUCATION_COLUMNS", "difference_image", "education_selection", "flip_rate", "plot_triplets",
+    "quantize16", "save_png16", "validate_adversarial_index", "write_adversarial_set", "write_education_set",
+]
+
+
+def quantize16(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint16 (0..65535), rounding to the nearest level."""
+    return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def save_png16(path: Path, image: np.ndarray) -> Path:
+    """Write a (H, W) image in [0, 1] as a 16-bit grey PNG (no timestamps: the bytes depend on the pixels only)."""
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise DataError(f"{path}: image of shape {arr.shape}; expected (H, W).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(quantize16(arr)).save(path, format="PNG")
+    return path
+
+
+def difference_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """Paper 001 Fig. 2's subtraction real - fake, mapped to [0, 1] as 0.5 + 0.5 * d / max|d| (0.5 if unchanged)."""
+    d = np.asarray(real, dtype=np.float64) - np.asarray(fake, dtype=np.float64)
+    peak = float(np.abs(d).max())
+    return np.full_like(d, 0.5) if peak == 0.0 else 0.5 + 0.5 * d / peak
+
+
+def _file_stem(image_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(image_id))
+
+
+def write_adversarial_set(run_dir: str | Path, rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
+    """Write each fake as a 16-bit PNG and build the adversarial index.
+
+    Args:
+        run_dir: the run folder.
+        rows: one row per image with image_id, split and label (the cohort rows of ``real``, in order).
+        real, fake: (N, 1, H, W) in [0, 1]; ``fake[i]`` is the flipped-label counterpart of ``real[i]``.
+
+    Returns:
+        (index with :data:`ADVERSARIAL_COLUMNS`, the written paths) — register the paths with the run context.
+    """
+    run_dir = Path(run_dir)
+    real = np.asarray(real)
+    fake = np.asarray(fake)
+    if real.shape != fake.shape or len(rows) != len(real):
+        raise DataError(f"{len(rows)} rows, real {real.shape}, fake {fake.shape}; expected one real and one fake per row.")
+    stems = [f"{split}/{_file_stem(i)}" for i, split in zip(rows["image_id"], rows["split"], strict=True)]
+    if len(set(stems)) != len(stems):
+        raise DataError("image ids collide once made file-name safe; give the cohort unique alphanumeric image ids.")
+    records, paths = [], []
+    for k, row in enumerate(rows.itertuples(index=False)):
+        rel = f"{ADVERSARIAL_DIR}/{stems[k]}.png"
+        path = save_png16(run_dir / rel, fake[k, 0])
+        stored = quantize16(fake[k, 0]).astype(np.float64) / 65535.0
+        records.append({
+            "image_id": str(row.image_id), "split": row.split, "source_label": int(row.label),
+            "fake_label": 1 - int(row.label), "path": rel,
+            "mean_abs_change": float(np.abs(stored - real[k, 0]).mean()),
+        })
+        paths.append(path)
+    return pd.DataFrame(records, columns=list(ADVERSARIAL_COLUMNS)), paths
+
+
+def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits: tuple[str, ...] = ("val", "test")) -> None:
+    """Check the adversarial index contract: columns, one row for every image of ``splits``, flipped labels.
+
+    Raises:
+        DataError: naming the missing columns, missing or extra images, or rows whose labels are not flipped.
+    """
+    missing = [c for c in ADVERSARIAL_COLUMNS if c not in index.columns]
+    if missing:
+        raise DataError(f"adversarial_index: missing columns {missing}; expected {list(ADVERSARIAL_COLUMNS)}.")
+    want = cohort[cohort["split"].isin(splits)]
+    lost = sorted(set(want["image_id"].astype(str)) - set(index["image_id"].astype(str)))
+    if lost or len(index) != len(want):
+        raise DataError(f"adversarial_index: {len(index)} rows for {len(want)} {'/'.join(splits)} images; missing {lost[:5]}.")
+    labels = dict(zip(want["image_id"].astype(str), want["label"].astype(int), strict=True))
+    bad = [i for i, s, f in zip(index["image_id"].astype(str), index["source_label"], index["fake_label"], strict=True)
+           if int(s) != labels[i] or int(f) != 1 - labels[i]]
+    if bad:
+        raise DataError(f"adversarial_index: labels not flipped (or source label wrong) for {bad[:5]}.")
+
+
+def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
+    """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths)."""
+    run_dir = Path(run_dir)
+    if len(image_ids) != len(real) or np.shape(real) != np.shape(fake):
+        raise DataError(f"{len(image_ids)} ids, real {np.shape(real)}, fake {np.shape(fake)}; expected one pair per id.")
+    records, paths = [], []
+    for k, image_id in enumerate(image_ids):
+        stem = f"{EDUCATION_DIR}/{_file_stem(image_id)}"
+        rels = {"real_path": f"{stem}_real.png", "fake_path": f"{stem}_fake.png", "diff_path": f"{stem}_diff.png"}
+        images = {"real_path": real[k, 0], "fake_path": fake[k, 0], "diff_path": difference_image(real[k, 0], fake[k, 0])}
+        for key, rel in rels.items():
+            paths.append(save_png16(run_dir / rel, images[key]))
+        records.append({"image_id": str(image_id), **rels})
+    return pd.DataFrame(records, columns=list(EDUCATION_COLUMNS)), paths
+
+
+@torch.no_grad()
+def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels: np.ndarray, device: torch.device,
+              batch_size: int = 64) -> pd.DataFrame:
+    """How often the fakes fool a classifier: among images it classifies correctly, the share whose fake it assigns to
+    the flipped label (paper 001's fooling rate, Table 1), per source label and overall.
+
+    Returns columns source_label (``all`` for both), n_correct, n_flipped, flip_rate.
+    """
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        out = [classifier(x[i : i + batch_size].to(device)).argmax(dim=1).cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy()
+
+    classifier.eval()
+    labels = np.asarray(labels).astype(int)
+    correct = predict(real) == labels
+    flipped = predict(fake) == 1 - labels
+    rows = []
+    for name, sel in (("0", labels == 0), ("1", labels == 1), ("all", np.ones_like(correct))):
+        n_c = int((correct & sel).sum())
+        n_f = int((correct & sel & flipped).sum())
+        rows.append({"source_label": name, "n_correct": n_c, "n_flipped": n_f, "flip_rate": n_f / n_c if n_c else np.nan})
+    return pd.DataFrame(rows)
+
+
+def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np.ndarray:
+    """Indices of the education images: ``per_generator`` positives (for ``remove``) then as many negatives (for
+    ``insert``), each drawn without replacement by a generator seeded with ``seed`` (fewer if a class is smaller)."""
+    labels = np.asarray(labels).astype(int)
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(labels == source))[:per_generator] for source in (1, 0)]
+    return np.concatenate(picks).astype(int)
+
+
+def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> "matplotlib.figure.Figure":  # noqa: F821
+    """Paper 001 Fig. 2: one row per image with the real image, its fake, and the difference real - fake (grey scale,
+    symmetric range: mid-grey = unchanged, darker = the fake is brighter there)."""
+    import matplotlib.pyplot as plt
+
+    n = len(real)
+    fig, axes = plt.subplots(n, 3, figsize=(6.0, 2.0 * n + 0.3), squeeze=False)
+    for i in range(n):
+        d = real[i, 0].astype(np.float64) - fake[i, 0]
+        peak = max(float(np.abs(d).max()), 1e-6)
+        panels = ((real[i, 0], 0.0, 1.0, "real"), (fake[i, 0], 0.0, 1.0, "fake"), (d, -peak, peak, f"real - fake (±{peak:.2g})"))
+        for ax, (img, lo, hi, name) in zip(axes[i], panels, strict=True):
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(name, fontsize=8)
+        axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
