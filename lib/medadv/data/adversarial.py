@@ -136,25 +136,24 @@ def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndar
 def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels: np.ndarray, device: torch.device,
               batch_size: int = 64) -> pd.DataFrame:
     """How often the fakes fool a classifier: among images it classifies correctly, the share whose fake it assigns to
-    the flipped label (paper 001's fooling rate, Table 1), per source label and overall.
+    the flipped label (paper 001's fooling rate, Table 1, computed by :func:`medadv.attacks.gan_attack_evaluation`),
+    per source label and overall.
 
     Returns columns source_label (``all`` for both), n_correct, n_flipped, flip_rate.
     """
-    def predict(images: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(images, dtype=np.float32))
-        out = [classifier(x[i : i + batch_size].to(device)).argmax(dim=1).cpu() for i in range(0, len(x), batch_size)]
-        return torch.cat(out).numpy()
+    from medadv.attacks.gan_attack import gan_attack_evaluation
+    from medadv.attacks.robustness import positive_scores
 
-    classifier.eval()
-    labels = np.asarray(labels).astype(int)
-    correct = predict(real) == labels
-    flipped = predict(fake) == 1 - labels
-    rows = []
-    for name, sel in (("0", labels == 0), ("1", labels == 1), ("all", np.ones_like(correct))):
-        n_c = int((correct & sel).sum())
-        n_f = int((correct & sel & flipped).sum())
-        rows.append({"source_label": name, "n_correct": n_c, "n_flipped": n_f, "flip_rate": n_f / n_c if n_c else np.nan})
-    return pd.DataFrame(rows)
+    result = gan_attack_evaluation(
+        labels,
+        positive_scores(classifier, real, device, batch_size),
+        positive_scores(classifier, fake, device, batch_size),
+    )
+    rates = (("0", result.fooled_negative), ("1", result.fooled_positive), ("all", result.fooled_overall))
+    return pd.DataFrame(
+        [{"source_label": name, "n_correct": r.N, "n_flipped": r.n, "flip_rate": r.n / r.N if r.N else np.nan}
+         for name, r in rates]
+    )
 
 
 def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np.ndarray:
