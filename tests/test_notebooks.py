@@ -1,0 +1,77 @@
+"""The notebooks themselves: committed clean, and run end to end through papermill on the smoke profile.
+
+The smoke pipeline runs twice into two run folders (once per test session); the tests then check each notebook's
+outputs, the run-folder contract of DESIGN.md, and that the two runs wrote byte-identical tables (columns ending in
+``_seconds`` are wall-clock measurements, the one documented exception).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks, run_pipeline
+from medadv.report import sha256_file
+
+NOTEBOOKS = discover_notebooks(DEFAULT_NOTEBOOKS)
+EXPECTED_PARAMETERS = {"run_dir", "profile", "device", "data_manifest", "data_root"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_clean(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code cells"
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell is not tagged 'parameters'"
+    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line and not line.startswith("#")}
+    assert EXPECTED_PARAMETERS <= names, f"{path.name}: parameters cell lacks {EXPECTED_PARAMETERS - names}"
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: committed with outputs"
+    assert "papermill" not in nb.metadata, f"{path.name}: committed with papermill metadata"
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path_factory.mktemp(f"smoke_{name}")
+        status = run_pipeline("smoke", run, device="cpu")
+        assert status == 0, f"smoke run {name} failed: see {run / 'notebooks'}"
+        runs.append(run)
+    return runs[0], runs[1]
+
+
+@pytest.mark.notebooks
+def test_smoke_run_follows_the_run_folder_contract(smoke_runs: tuple[Path, Path]) -> None:
+    run = smoke_runs[0]
+    for name in ("config.json", "cohort.csv", "summary.json", "manifest.json"):
+        assert (run / name).is_file(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    assert set(manifest["notebooks"]) == {p.stem for p in NOTEBOOKS}
+    for rel, meta in manifest["outputs"].items():
+        assert sha256_file(run / rel) == meta["sha256"], rel
+    for nb in NOTEBOOKS:
+        assert (run / "notebooks" / nb.name).is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert {p.stem for p in NOTEBOOKS} <= set(summary)
+    config = json.loads((run / "config.json").read_text())
+    assert config["profile"]["name"] == "smoke" and config["device"] == "cpu"
+
+
+@pytest.mark.notebooks
+def test_two_smoke_runs_write_identical_tables(smoke_runs: tuple[Path, Path]) -> None:
+    a, b = smoke_runs
+    tables = sorted(p.name for p in (a / "tables").glob("*.csv"))
+    assert tables and tables == sorted(p.name for p in (b / "tables").glob("*.csv"))
+    for name in tables:
+        left, right = pd.read_csv(a / "tables" / name), pd.read_csv(b / "tables" / name)
+        timing = [c for c in left.columns if c.endswith("_seconds")]
+        if timing:
+            pd.testing.assert_frame_equal(left.drop(columns=timing), right.drop(columns=timing), obj=name)
+        else:
+            assert sha256_file(a / "tables" / name) == sha256_file(b / "tables" / name), name
+    assert sha256_file(a / "cohort.csv") == sha256_file(b / "cohort.csv")
