@@ -75,3 +75,57 @@ def test_two_smoke_runs_write_identical_tables(smoke_runs: tuple[Path, Path]) ->
         else:
             assert sha256_file(a / "tables" / name) == sha256_file(b / "tables" / name), name
     assert sha256_file(a / "cohort.csv") == sha256_file(b / "cohort.csv")
+
+
+EXPECTED_OUTPUTS = {
+    "00_data_prep": ["tables/cohort_summary.csv", "tables/split_leakage_check.csv", "figures/cohort_examples.png",
+                     "figures/intensity_histograms.png"],
+    "01_classifier_training": ["tables/classifier_metrics.csv", "figures/classifier_roc_curves.png",
+                               "figures/classifier_training_curves.png", "checkpoints/vgg_erm.safetensors",
+                               "checkpoints/vgg_erm.json", "checkpoints/multitask_erm.safetensors"],
+    "02_gan_training": ["tables/adversarial_index.csv", "tables/education_index.csv", "tables/gan_fidelity.csv",
+                        "tables/gan_change_localisation.csv", "figures/gan_triplets.png"],
+    "03_attack_evaluation": ["tables/gan_attack_table.csv", "tables/corruption_accuracy.csv",
+                             "tables/robustness_by_recipe.csv", "figures/robustness_curves.png",
+                             "figures/attack_examples_fgsm.png", "figures/attack_examples_pgd.png"],
+    "04_gradcam_alignment": ["tables/alignment_scores.csv", "tables/alignment_tests.csv",
+                             "tables/explanation_attack.csv", "figures/alignment_boxplot.png"],
+    "05_reader_study": ["tables/reader_accuracy.csv", "tables/reader_session_tests.csv", "tables/reader_times.csv",
+                        "tables/mrmc.csv", "figures/reader_accuracy.png", "data/reader_packages/answer_key.csv"],
+}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("notebook", sorted(EXPECTED_OUTPUTS))
+def test_each_notebook_registers_its_outputs(smoke_runs: tuple[Path, Path], notebook: str) -> None:
+    run = smoke_runs[0]
+    outputs = json.loads((run / "manifest.json").read_text())["outputs"]
+    for rel in EXPECTED_OUTPUTS[notebook]:
+        assert rel in outputs, f"{rel} not registered"
+        assert outputs[rel]["notebook"] == notebook
+        assert (run / rel).stat().st_size > 0
+
+
+@pytest.mark.notebooks
+def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
+    run = smoke_runs[0]
+    metrics = pd.read_csv(run / "tables" / "classifier_metrics.csv")
+    assert {"recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity",
+            "train_seconds"} <= set(metrics.columns)
+    assert metrics["auc"].between(0, 1).all()
+    index = pd.read_csv(run / "tables" / "adversarial_index.csv", dtype={"image_id": str})
+    cohort = pd.read_csv(run / "cohort.csv", dtype={"image_id": str})
+    assert set(index["image_id"]) == set(cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"])
+    assert (index["fake_label"] == 1 - index["source_label"]).all()
+    table = pd.read_csv(run / "tables" / "gan_attack_table.csv")
+    assert len(table) == 7 and table["value"].notna().any()
+    key = pd.read_csv(run / "data" / "reader_packages" / "answer_key.csv")
+    sessions = sorted((run / "data" / "reader_packages").glob("session*"))
+    assert [p.name for p in sessions] == [f"session{i}" for i in range(1, 6)]
+    for session_dir in sessions:
+        assert (session_dir / "index.html").is_file()
+        assert not any("answer" in p.name for p in session_dir.rglob("*"))
+    assert set(key["session"]) == {1, 2, 3, 4, 5}
+    for session in (3, 5):
+        truth = key.loc[key["session"] == session, "truth"]
+        assert (truth == "real").sum() == (truth == "fake").sum() > 0
