@@ -61,8 +61,9 @@ STATE_ROLE = "training_state"
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierConfig:
-    """The profile's ``classifier`` section. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
+class ClassifierConfig(RecipeParams):
+    """The profile's ``classifier`` section: the recipes' hyper-parameters (inherited from :class:`RecipeParams`)
+    and everything else about the classifiers. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
 
     Attributes:
         width, hidden, dropout, imagenet: paper 001's network (:class:`medadv.models.classifier.VGGConfig`).
@@ -110,17 +111,6 @@ class ClassifierConfig:
     multitask_epochs: int = 0
     multitask_seg_weight: float = 1.0
     multitask_lr: float = 1e-4
-    eps: float = 2 / 255
-    alpha: float = 0.5 / 255
-    steps: int = 5
-    l2_eps: float = 0.5
-    l2_alpha: float = 0.125
-    trades_beta: float = 6.0
-    fast_alpha_ratio: float = 1.25
-    jsd_weight: float = 12.0
-    augmix_severity: int = 3
-    augmix_width: int = 3
-    augmix_depth: int = -1
     eval_batch: int = 128
 
     def __post_init__(self) -> None:
