@@ -129,3 +129,16 @@ def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
     for session in (3, 5):
         truth = key.loc[key["session"] == session, "truth"]
         assert (truth == "real").sum() == (truth == "fake").sum() > 0
+
+
+@pytest.mark.notebooks
+def test_rerunning_a_complete_smoke_run_skips_every_notebook(
+    smoke_runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = smoke_runs[1]
+    before = json.loads((run / "manifest.json").read_text())["notebooks"]
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, device="cpu") == 0
+    assert capsys.readouterr().out.count("skipped") == len(NOTEBOOKS)
+    after = json.loads((run / "manifest.json").read_text())["notebooks"]
+    assert {n: e["finished"] for n, e in before.items()} == {n: e["finished"] for n, e in after.items()}

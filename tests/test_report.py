@@ -81,3 +81,13 @@ def test_config_is_shared_by_later_notebooks(tmp_path: Path) -> None:
     RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
     later = RunContext.open(tmp_path, "01_classifier_training", profile="default")
     assert later.profile.name == "smoke"
+
+
+def test_an_output_has_one_maker(tmp_path: Path) -> None:
+    first = RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+    first.save_table(pd.DataFrame({"a": [1]}), "metrics")
+    later = RunContext.open(tmp_path, "02_gan_training", profile="smoke", device="cpu")
+    with pytest.raises(RunError, match="output of notebook 01_classifier_training"):
+        later.register(tmp_path / "tables" / "metrics.csv")
+    with pytest.raises(RunError, match="no such file"):
+        later.register(tmp_path / "tables" / "missing.csv")

@@ -178,21 +178,26 @@ class RunContext:
     def register(self, path: str | Path) -> Path:
         """Record an output file in ``manifest.json`` with its sha256 and this notebook's name."""
         path = Path(path)
-        if not path.is_file():
-            raise RunError(f"cannot register {path}: no such file.")
-        rel = path.resolve().relative_to(self.run_dir.resolve()).as_posix()
-        manifest = self._manifest()
-        manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": path.stat().st_size}
-        write_json(self.run_dir / MANIFEST_FILE, manifest)
+        self.register_many([path])
         return path
 
     def register_many(self, paths: list[Path]) -> None:
-        """Register many files with one manifest write (adversarial image sets, reader packages)."""
+        """Register many files with one manifest write (adversarial image sets, reader packages).
+
+        A file that another notebook registered is refused: each output has one maker, which is what lets a resumed
+        run tell which notebook's inputs changed.
+        """
         manifest = self._manifest()
         root = self.run_dir.resolve()
         for path in paths:
-            rel = Path(path).resolve().relative_to(root).as_posix()
-            manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": Path(path).stat().st_size}
+            path = Path(path)
+            if not path.is_file():
+                raise RunError(f"cannot register {path}: no such file.")
+            rel = path.resolve().relative_to(root).as_posix()
+            owner = manifest["outputs"].get(rel, {}).get("notebook", self.notebook)
+            if owner != self.notebook:
+                raise RunError(f"{rel} is an output of notebook {owner}; notebook {self.notebook} cannot register it too.")
+            manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": path.stat().st_size}
         write_json(self.run_dir / MANIFEST_FILE, manifest)
 
     # ---- outputs -------------------------------------------------------------------------------------------------
