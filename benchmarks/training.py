@@ -1,9 +1,9 @@
 """Seconds per training epoch of each recipe relative to ERM, on the same data and the same network.
 
 Targets (issue "classifiers and robust training"): ``fast_at`` at most 2.5 x ERM; ``pgd_at`` with K attack steps at
-most (K + 1.5) x ERM. Paper 001's ERM objective already back-propagates twice (its gradient penalty), so the table is
-printed for that objective and for the focal loss alone (``gp_k = 0``), the setting in which such targets are usually
-quoted.
+most (K + 1.5) x ERM. Paper 001's ERM objective back-propagates twice through the head (its gradient penalty, taken
+at the feature map), so the table is printed for that objective and for the focal loss alone (``gp_k = 0``), the
+setting in which such targets are usually quoted.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/training.py [--size 64] [--width 0.125] [--images 128] [--steps 5]``.
 Synthetic images (noise with a bright disc on positives) keep it independent of any run folder.

@@ -165,21 +165,24 @@ def test_discriminator_loss_eq4_by_hand() -> None:
 
 
 class _Linear(nn.Module):
-    """Dnet(Vnet(z)) = sum(w * z) after prepare(x) = 2x: its gradient w.r.t. Vnet's input z is w for every image."""
+    """Vnet(z) = 2z after prepare(x) = x, Dnet(f) = sum(w * f): the gradient of Dnet at Vnet(z) is w for every image."""
 
     def __init__(self, w: torch.Tensor) -> None:
         super().__init__()
         self.w = nn.Parameter(w)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return 2.0 * x
+        return x
 
-    def classify(self, z: torch.Tensor) -> torch.Tensor:
-        return (z * self.w).flatten(1).sum(1)
+    def vnet(self, z: torch.Tensor) -> torch.Tensor:
+        return 2.0 * z
+
+    def dnet(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats * self.w).flatten(1).sum(1)
 
 
 def test_gradient_penalty_eq6_by_hand() -> None:
-    w = torch.tensor([[[[1.0, 2.0], [2.0, 0.0]]]])  # ||w||_2 = 3
+    w = torch.tensor([[[[1.0, 2.0], [2.0, 0.0]]]])  # ||w||_2 = 3 (the gradient w.r.t. the image would be 2w)
     x = torch.rand(3, 1, 2, 2)
     gp, score = gradient_penalty(_Linear(w), x, k=10.0, power=4.0)
     assert float(gp.detach()) == pytest.approx(10.0 / 2.0 * 3.0**4)
@@ -187,14 +190,15 @@ def test_gradient_penalty_eq6_by_hand() -> None:
     gp.backward()  # the penalty trains the discriminator (double backward)
 
 
-def test_gradient_penalty_of_the_discriminator_is_on_vnet_input() -> None:
+def test_gradient_penalty_of_the_discriminator_is_on_the_feature_map() -> None:
     d = Discriminator(tiny_classifier()).eval()
     x = torch.rand(2, 1, 32, 32)
     gp, score = gradient_penalty(d, x, k=10.0, power=4.0)
-    z = d.prepare(x).detach().requires_grad_(True)
-    norms = [torch.autograd.grad(d.classify(z[i : i + 1]).sum(), z)[0].norm() for i in range(2)]
+    feats = d.vnet(d.prepare(x)).detach().requires_grad_(True)
+    norms = [torch.autograd.grad(d.dnet(feats[i : i + 1]).sum(), feats)[0].norm() for i in range(2)]
     assert float(gp.detach()) == pytest.approx(float(5.0 * sum(n**4 for n in norms) / 2), rel=1e-4)
     assert torch.allclose(score.detach(), d(x).detach(), atol=1e-6)
+    assert torch.allclose(d.classify(d.prepare(x)), d.dnet(d.vnet(d.prepare(x))))
 
 
 def test_identity_and_generator_loss_eq7_eq8_by_hand() -> None:

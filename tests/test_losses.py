@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.train.losses import (
     cross_entropy_loss,
@@ -42,26 +43,37 @@ def test_focal_gp_loss_equals_eqs_1_to_3_computed_image_by_image() -> None:
     fl = [0.0, 0.0]
     gp_sum = 0.0
     for j in range(4):
-        z = model.prepare(x[j : j + 1]).detach().requires_grad_(True)
-        out = model.classify(z)
+        # grad Fnet(Vnet(x_j)): the head's gradient at the image's feature map
+        feats = model.features(model.prepare(x[j : j + 1])).detach().requires_grad_(True)
+        out = model.head(feats)
         p = torch.softmax(out, 1)[0, y[j]]
         fl[int(y[j])] += float((-((1 - p) ** 2) * torch.log(p)).detach()) / n
-        (g,) = torch.autograd.grad(out[0, 1] - out[0, 0], z)
+        (g,) = torch.autograd.grad(out[0, 1] - out[0, 0], feats)
         gp_sum += float(g.norm()) ** 4
     expected = fl[1] + fl[0] + 10.0 / (2 * n) * gp_sum
     assert math.isclose(float(loss.detach()), expected, rel_tol=1e-4)
     assert logits.shape == (4, 2)
 
 
-def test_gradient_penalty_reaches_the_weights() -> None:
+def test_gradient_penalty_trains_fnet_and_leaves_vnet_alone() -> None:
+    """The head (Fnet) is piecewise linear in the feature map, so its gradient there depends on Fnet's weights only:
+    the penalty changes the head's weight gradients and not Vnet's."""
     model = _model()
     x, y = torch.rand(4, 1, 32, 32), torch.tensor([1, 0, 1, 0])
-    grads = []
+    head, vnet = [], []
     for k in (0.0, 1e4):
         model.zero_grad()
         focal_gp_loss(model, x, y, k=k)[0].backward()
-        grads.append(model.features[0].weight.grad.clone())
-    assert not torch.allclose(grads[0], grads[1])
+        head.append(model.head.out.weight.grad.clone())
+        vnet.append(model.features[0].weight.grad.clone())
+    assert not torch.allclose(head[0], head[1])
+    assert torch.allclose(vnet[0], vnet[1], rtol=1e-5, atol=1e-8)
+
+
+def test_paper_loss_refuses_a_network_without_vnet_and_fnet() -> None:
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    with pytest.raises(ConfigError, match="features"):
+        focal_gp_loss(net, torch.rand(2, 1, 4, 4), torch.tensor([0, 1]))
 
 
 def test_class_terms_average_over_each_class() -> None:

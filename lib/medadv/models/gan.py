@@ -150,9 +150,17 @@ class Discriminator(nn.Module):
         """The classifier's input step: grey [0, 1] images to the normalised 3-channel tensor Vnet reads."""
         return self.net.prepare(g)
 
+    def vnet(self, z: torch.Tensor) -> torch.Tensor:
+        """Vnet(z): the feature map of the normalised tensor ``z``."""
+        return self.net.features(z)
+
+    def dnet(self, feats: torch.Tensor) -> torch.Tensor:
+        """Dnet of a feature map: the raw score, shape (N,)."""
+        return self.net.head(feats).reshape(-1)
+
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """Dnet(Vnet(z)) of the normalised tensor ``z``, shape (N,)."""
-        return self.net.classify(z).reshape(-1)
+        return self.dnet(self.vnet(z))
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
         return self.classify(self.prepare(g))

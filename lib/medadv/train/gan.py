@@ -5,7 +5,7 @@ Losses (for removal, x = real negative images, y = real positive images, y_fn = 
 
     Loss_dis  = -Dis(x) + Dis(y_fn) + |Dis(x) - 1| + GP(x)                     (Eq. 4)
     Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                                    (Eq. 5, :func:`medadv.models.gan.dis`)
-    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. Vnet's input)
+    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. Vnet(x))
     Loss_gen1 = ||y_fn - y||_2^2 / ||y||_2^2                                    (Eq. 7, identity loss)
     Loss_gen2 = -Dis(y_fn) + Loss_gen1                                          (Eq. 8)
 
@@ -40,9 +40,8 @@ Deviations from the paper, all set in the profile's ``gan`` section (the ``full`
 * No data augmentation: the paper trained the GAN "with the same data augmentation and sampling strategy as the
   classifier", and the discriminator here starts from the ``erm`` classifier, which is trained on clean images.
 
-Choices the paper leaves open: every loss is averaged over the batch; Eq. 6's gradient is taken with respect to
-Vnet's input (the normalised 3-channel tensor), as the classifier's Eq. 3 is (:mod:`medadv.train.losses`); the
-stopping rules read the epoch's mean Loss_gen1 or margin. The discriminator needs the classifier's features to
+Choices the paper leaves open: every loss is averaged over the batch; Eq. 6's gradient is that of Dnet evaluated at
+the feature map Vnet(x), as the classifier's Eq. 3 is read (:mod:`medadv.train.losses`); the stopping rules read the epoch's mean Loss_gen1 or margin. The discriminator needs the classifier's features to
 separate the classes: with a classifier near chance the warm-up cannot reach its margin and the joint stage stops
 at once (its rule, margin < 0.01, then holds from the start), leaving the images almost unchanged.
 
@@ -71,7 +70,7 @@ from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis
 from medadv.report import in_notebook_progress
 from medadv.train import checkpoint as ckpt
-from medadv.train.losses import input_gradient_norms
+from medadv.train.losses import differentiable, feature_gradient_norms
 
 logger = logging.getLogger(__name__)
 
@@ -154,16 +153,16 @@ class GanConfig:
 def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0, power: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 6: k/2 * ||grad Dnet(Vnet(x))||_2^o per image, averaged over the batch.
 
-    As for the classifier's Eq. 3 (:func:`medadv.train.losses.input_gradient_norms`), the gradient is taken with
-    respect to Vnet's input, the normalised 3-channel tensor ``discriminator.prepare(x)``, so that the discriminator
-    keeps the gradient scale its classifier was trained with.
+    As for the classifier's Eq. 3 (:mod:`medadv.train.losses`), the gradient is that of Dnet evaluated at the feature
+    map Vnet(x) (``discriminator.vnet`` / ``discriminator.dnet``), so that the discriminator keeps the penalty its
+    classifier was trained with.
 
     Returns ``(penalty, score)`` where ``score`` = Dnet(Vnet(x)) (N,) is reused by Eq. 4. The penalty keeps its graph
     (``create_graph``) so that it trains the discriminator.
     """
-    z = discriminator.prepare(x).detach().requires_grad_(True)
-    score = discriminator.classify(z)
-    norms = input_gradient_norms(discriminator, z, score.unsqueeze(1))
+    feats = differentiable(discriminator.vnet(discriminator.prepare(x)))
+    score = discriminator.dnet(feats)
+    norms = feature_gradient_norms(feats, score)
     return k / 2.0 * norms.pow(power).mean(), score
 
 
