@@ -39,8 +39,8 @@ class DataConfig:
         image_size: (height, width) every image is resized to before it reaches a model.
         lesion_contrast: the phantom's difficulty knob: a lesion's peak contrast is ``lesion_contrast`` x the
             patient's conspicuity (log-uniform 0.4-2.5) x ``medadv.data.phantom.REFERENCE_PEAK[kind]`` standard
-            deviations of the background tissue. Lower is harder; 1.0-1.5 gives paper 001's regime (an ERM VGG
-            test AUC of about 0.86-0.91 on the default profile).
+            deviations of the background tissue. Lower is harder; 0.8 gives paper 001's regime on the default
+            profile (an ERM VGG test AUC of 0.92; 0.96-0.99 at 1.0).
         split: train / val / test fractions at patient level (paper 001: 80 / 10 / 10).
         manifest: path of a real data set's manifest YAML, or ``None`` for the in-silico phantom cohort.
         root: folder that holds the real data set.

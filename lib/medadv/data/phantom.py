@@ -22,7 +22,7 @@ How an image is made (all three modalities):
   conspicuity * REFERENCE_PEAK[kind]`` standard deviations of the lesion-free background (over the tissue the
   lesion lies in: the inner breast without the pectoral muscle, the ultrasound image, the bone). The patient's
   conspicuity factor (log-uniform over ``CONSPICUITY``) makes some lesions subtle and some obvious;
-  ``REFERENCE_PEAK`` puts ``lesion_contrast`` = 1 near paper 001's regime (a good, not perfect classifier). Lower is
+  ``REFERENCE_PEAK`` puts ``lesion_contrast`` near 1 in paper 001's regime (a good, not perfect classifier). Lower is
   harder; ``tests/test_phantom.py`` shows a matched-filter detector's AUC rising with it in every modality.
 
 Modalities (``DataConfig.modality``):
@@ -92,9 +92,9 @@ CALC_SPACING = 3.0
 """Least distance between two specks' centres, stored pixels (specks stay separate); a crowded cluster gets fewer."""
 REFERENCE_PEAK = {"mass": 4.2, "calcification": 10.5, "ultrasound": 1.8, "fracture": 6.0}
 """Peak contrast of each lesion kind at ``lesion_contrast`` = 1 and conspicuity 1, in background standard
-deviations. Chosen so that ``lesion_contrast`` = 1 gives paper 001's regime on the default profile (a classifier
-trained for minutes at 64 x 64 is good, not perfect: notebook 01's ERM VGG reached a test AUC of about 0.86 on
-mammography, 0.91 at 1.5 and 0.50 at 0.5; about 0.9 on ultrasound and X-ray at 1). Tiny calcification specks and
+deviations. Chosen so that ``lesion_contrast`` near 1 gives paper 001's regime on the default profile (a classifier
+trained for minutes at 64 x 64 is good, not perfect: notebook 01's ERM VGG reached a test AUC of 0.92 on
+mammography at 0.8, the default profile's value, 0.96-0.99 at 1.0 and 0.999 at 1.5). Tiny calcification specks and
 thin fracture lines need a higher peak than a mass to be as conspicuous (they carry far less total signal)."""
 CONSPICUITY = (0.4, 2.5)
 """Range of a patient's lesion conspicuity factor (log-uniform, the same in both views), multiplying the peak
