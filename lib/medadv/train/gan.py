@@ -41,9 +41,10 @@ Deviations from the paper, all set in the profile's ``gan`` section (the ``full`
   classifier", and the discriminator here starts from the ``erm`` classifier, which is trained on clean images.
 
 Choices the paper leaves open: every loss is averaged over the batch; Eq. 6's gradient is that of Dnet evaluated at
-the feature map Vnet(x), as the classifier's Eq. 3 is read (:mod:`medadv.train.losses`); the stopping rules read the epoch's mean Loss_gen1 or margin. The discriminator needs the classifier's features to
-separate the classes: with a classifier near chance the warm-up cannot reach its margin and the joint stage stops
-at once (its rule, margin < 0.01, then holds from the start), leaving the images almost unchanged.
+the feature map Vnet(x), as the classifier's Eq. 3 is read (:mod:`medadv.train.losses`); the stopping rules read the
+epoch's mean Loss_gen1 or margin. The discriminator needs the classifier's features to separate the classes: with a
+classifier near chance the warm-up cannot reach its margin and the joint stage stops at once (its rule, margin <
+0.01, then holds from the start), leaving the images almost unchanged.
 
 Checkpoints: after every epoch the whole training state (both networks, the stage's Adam states, the stage, epoch
 and history) is written through :mod:`medadv.train.checkpoint` to ``<prefix>.safetensors`` + ``<prefix>.json``;

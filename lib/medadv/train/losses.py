@@ -21,7 +21,7 @@ images of a batch that holds ``N`` of each (class-balanced sampling, :class:`med
 * Why not the image gradient: a penalty on the gradient with respect to the input is itself a defence against
   gradient attacks (double back-propagation, Drucker & LeCun 1992; Ross & Doshi-Velez 2018), so the kit's ``erm``
   baseline would be partly robust by construction. Measured on the default profile with that reading: PGD-20 at
-  2/255 left 27% of the test images correctly classified after 3 epochs and 85% after 8, where the paper's
+  2/255 left 27.5% of the test images correctly classified after 3 epochs and 85% after 8, where the paper's
   unprotected classifier is what the attacks are meant to fool. ``docs/training.md`` records the measurement.
 * When a batch does not hold exactly ``N`` of each class (a shard of a distributed batch, a last batch), each
   class's terms are averaged over that class's own count, which equals eqs. 1-3 on balanced batches.
@@ -59,13 +59,6 @@ def class_balanced_mean(values: Tensor, y: Tensor) -> Tensor:
     return total
 
 
-def positive_log_odds(logits: Tensor) -> Tensor:
-    """``logit_1 - logit_0`` of two-way logits (N, 2); a one-output score (N, 1) or (N,) as it is."""
-    if logits.dim() == 1:
-        return logits
-    return logits[:, 1] - logits[:, 0] if logits.shape[1] > 1 else logits[:, 0]
-
-
 def differentiable(feats: Tensor) -> Tensor:
     """``feats`` itself when it is in the autograd graph; a frozen network's output (no parameter requires grad, as
     in the GAN's warm-up stage) made a leaf that requires grad, so that a penalty can still take its gradient."""
@@ -100,7 +93,8 @@ def focal_gp_loss(
     logits = model.head(feats)
     loss = class_balanced_mean(focal_terms(logits, y, gamma), y)
     if k > 0:
-        norms = feature_gradient_norms(feats, positive_log_odds(_wide(logits)))
+        wide = _wide(logits)
+        norms = feature_gradient_norms(feats, wide[:, 1] - wide[:, 0])  # the positive log-odds
         loss = loss + 0.5 * k * class_balanced_mean(norms**power, y)
     return loss, logits
 
