@@ -120,7 +120,7 @@ def _check_layout(ds: "pydicom.Dataset", path: Path, frame: int | None) -> None:
             f"{path}: multi-frame DICOM with {frames} frames; the kit reads one image per file. Choose the frame "
             f"(0 to {frames - 1}) with the manifest field 'dicom_frame: N', or read it as '{path.name}::frame/N'."
         )
-    if frame is not None and not 0 <= frame < frames:
+    if frames > 1 and not 0 <= frame < frames:
         raise DataError(f"{path}: frame {frame} asked for, but the DICOM file holds {frames} frame(s) (0 to {frames - 1}).")
 
 
