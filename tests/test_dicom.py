@@ -251,3 +251,19 @@ def test_dicom_without_suffix_is_found_by_its_preamble(tmp_path: Path) -> None:
     from medadv.data.images import read_mask
 
     np.testing.assert_array_equal(read_mask(bare), pixels != 0)
+
+
+def test_jpeg2000_without_its_decoder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydicom.pixels
+
+    from medadv import DataError
+
+    class Missing:
+        is_available = False
+        missing_dependencies = ["plugin 'pylibjpeg' requires pylibjpeg-openjpeg"]
+
+    path = _pydicom_file("examples_jpeg2k.dcm")
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda syntax: Missing())  # as on a machine without it
+    with pytest.raises(DataError, match=r"examples_jpeg2k\.dcm: pixel data compressed with JPEG 2000.*no decoder for it "
+                                        r"is installed; install one: pip install 'medadv\[dicom\]'"):
+        read_image(path)

@@ -412,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedadvError as exc:
         print(f"medadv: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # a signal between two notebooks (inside one, run_pipeline reports it)
+        print(f"medadv: stopped by {exc} between notebooks; rerun the same command to resume.", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":
