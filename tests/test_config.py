@@ -58,12 +58,19 @@ def test_profile_from_yaml_file(tmp_path: Path) -> None:
         ("data:\n  split: [0.5, 0.5, 0.5]\n", "sum to 1"),
         ("seed: -1\n", "non-negative integer"),
         ("gan: 3\n", "section 'gan' is int"),
+        ("trainer:\n  epochs: 3\n", "unknown section(s) ['trainer']; a profile holds name, seed and the sections ['data', 'classifier'"),
+        ("classifer:\n  epochs: 1\n", "unknown section(s) ['classifer']"),
+        ("seed: 1\nseed: 2\n", "duplicate key 'seed' on line 2 (first on line 1)"),
+        ("data:\n  n_patients: 20\n  n_patients: 40\n", "duplicate key 'n_patients' on line 3 (first on line 2)"),
     ],
 )
 def test_bad_profiles_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    pattern = message
+    for ch in "[].()":
+        pattern = pattern.replace(ch, "\\" + ch)
+    with pytest.raises(ConfigError, match=pattern):
         load_profile(path)
 
 
@@ -107,3 +114,11 @@ def test_seed_everything_repeats_random_streams() -> None:
     b = (np.random.rand(3), torch.rand(3))
     np.testing.assert_array_equal(a[0], b[0])
     assert torch.equal(a[1], b[1])
+
+
+def test_every_shipped_profile_section_is_known() -> None:
+    from medadv.config import PROFILE_DIR, PROFILE_SECTIONS
+    from medadv.strict_yaml import load_yaml
+
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        assert set(load_yaml(path, ConfigError, "profile")) - {"name", "seed"} <= set(PROFILE_SECTIONS), path.name

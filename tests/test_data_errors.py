@@ -202,7 +202,24 @@ def test_colour_dicom(tmp_path: Path) -> None:
     path = write_dicom(tmp_path / "rgb.dcm", np.zeros((4, 4), np.uint8))
     ds = dcmread(path)
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
-    ds.PixelData = np.zeros((4, 4, 3), np.uint8).tobytes()
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[1, 2] = (255, 0, 0)
+    ds.PixelData = rgb.tobytes()
     ds.save_as(path)
-    with pytest.raises(DataError, match=r"rgb\.dcm: DICOM image with 3 samples per pixel \(RGB\).*expected one grey-level frame"):
+    image = read_dicom(path)  # colour is read as its luminance
+    assert image[1, 2] == pytest.approx(0.299 * 255) and image.sum() == pytest.approx(0.299 * 255)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 4, "ARGB"  # a retired colour model
+    ds.PixelData = np.zeros((4, 4, 4), np.uint8).tobytes()
+    ds.save_as(path)
+    with pytest.raises(DataError, match=r"rgb\.dcm: DICOM image with 4 samples per pixel \(ARGB\).*MONOCHROME2"):
         read_dicom(path)
+
+
+def test_manifest_with_a_duplicated_key_names_the_line(tmp_path: Path) -> None:
+    def twice(text: str) -> str:  # benign given twice in label_map: the second would win and turn benign positive
+        return text.replace("label_map:\n", "label_map:\n  benign: 1\n", 1)
+
+    path = _manifest_copy(tmp_path, "busi", twice)
+    line = 1 + path.read_text().splitlines().index("  benign: 1")
+    with pytest.raises(DataError, match=rf"busi\.yaml: the manifest has a duplicate key 'benign' on line \d+ \(first on line {line}\)"):
+        load_manifest(path)

@@ -161,3 +161,109 @@ def test_float_pixel_data_scaled_over_its_own_range(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.values, pixels)
     assert (loaded.low, loaded.high) == (-1.0, 3.0)
     np.testing.assert_allclose(read_image(path), (pixels + 1.0) / 4.0)
+
+
+# ---- colour, palette and multi-frame files (pydicom's own test files) ------------------------------------------
+def _pydicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    found = get_testdata_file(name)
+    if found is None:
+        pytest.skip(f"{name} is not among the installed pydicom's test files")
+    return Path(found)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def test_palette_colour_is_read_through_its_palette() -> None:
+    import pydicom
+    from pydicom.pixels import apply_color_lut
+
+    path = _pydicom_file("examples_palette.dcm")
+    ds = pydicom.dcmread(path)
+    truth = _luma(apply_color_lut(ds.pixel_array, ds).astype(np.float64)) / 65535.0  # a 16-bit palette
+    image = read_image(path)
+    assert image.shape == (350, 800)
+    np.testing.assert_allclose(image, truth, atol=1e-6)
+    raw_index = ds.pixel_array.astype(np.float64) / 255.0
+    assert np.abs(image - raw_index).max() > 0.3  # the indices themselves would be far off
+
+
+def test_rgb_dicom_becomes_luminance() -> None:
+    import pydicom
+
+    path = _pydicom_file("examples_rgb_color.dcm")
+    rgb = pydicom.dcmread(path).pixel_array.astype(np.float64)
+    np.testing.assert_allclose(read_image(path), _luma(rgb) / 255.0, atol=1e-6)
+    pixels = load_dicom(path)
+    assert (pixels.low, pixels.high) == (0.0, 255.0)
+
+
+def test_ybr_multiframe_needs_a_frame_and_gives_its_luma(tmp_path: Path) -> None:
+    import pydicom
+
+    from medadv import DataError
+
+    path = _pydicom_file("examples_ybr_color.dcm")  # YBR_FULL_422, JPEG baseline, 30 frames
+    with pytest.raises(DataError, match=r"examples_ybr_color\.dcm: multi-frame DICOM with 30 frames.*dicom_frame"):
+        read_image(path)
+    ds = pydicom.dcmread(path)
+    ds.pixel_array_options(index=7, as_rgb=False)
+    y_channel = ds.pixel_array[..., 0].astype(np.float64) / 255.0  # YBR_FULL's Y is the BT.601 luminance
+    image = read_image(f"{path}::frame/7")
+    # YBR -> RGB -> Y rounds to whole levels and clips saturated colours: equal up to that
+    assert np.abs(image - y_channel).mean() < 0.5 / 255.0
+    assert np.corrcoef(image.ravel(), y_channel.ravel())[0, 1] > 0.999
+    assert np.abs(read_image(f"{path}::frame/0") - image).max() > 0.05  # another frame is another image
+    with pytest.raises(DataError, match=r"frame 30 asked for, but the DICOM file holds 30 frame"):
+        read_image(f"{path}::frame/30")
+
+
+def test_rle_rgb_two_frames() -> None:
+    import pydicom
+
+    path = _pydicom_file("SC_rgb_rle_2frame.dcm")
+    ds = pydicom.dcmread(path)
+    for frame in (0, 1):
+        ds.pixel_array_options(index=frame)
+        np.testing.assert_allclose(read_dicom(path, frame), _luma(ds.pixel_array.astype(np.float64)), atol=1e-9)
+
+
+def test_jpeg2000_colour_when_its_decoder_is_installed() -> None:
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    path = _pydicom_file("examples_jpeg2k.dcm")
+    ds = pydicom.dcmread(path)
+    if not get_decoder(ds.file_meta.TransferSyntaxUID).is_available:
+        pytest.skip("no JPEG 2000 decoder installed (the 'dicom' extra: pylibjpeg-openjpeg)")
+    np.testing.assert_allclose(read_image(path), _luma(ds.pixel_array.astype(np.float64)) / 255.0, atol=1e-6)
+
+
+def test_dicom_without_suffix_is_found_by_its_preamble(tmp_path: Path) -> None:
+    pixels = np.arange(48, dtype=np.uint16).reshape(6, 8) * 50
+    named = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12)
+    bare = tmp_path / "IM000001"
+    bare.write_bytes(named.read_bytes())
+    np.testing.assert_array_equal(read_image(bare), read_image(named))
+    from medadv.data.images import read_mask
+
+    np.testing.assert_array_equal(read_mask(bare), pixels != 0)
+
+
+def test_jpeg2000_without_its_decoder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydicom.pixels
+
+    from medadv import DataError
+
+    class Missing:
+        is_available = False
+        missing_dependencies = ["plugin 'pylibjpeg' requires pylibjpeg-openjpeg"]
+
+    path = _pydicom_file("examples_jpeg2k.dcm")
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda syntax: Missing())  # as on a machine without it
+    with pytest.raises(DataError, match=r"examples_jpeg2k\.dcm: pixel data compressed with JPEG 2000.*no decoder for it "
+                                        r"is installed; install one: pip install 'medadv\[dicom\]'"):
+        read_image(path)

@@ -93,3 +93,27 @@ def test_load_split_selects_and_resizes(tmp_path: Path) -> None:
     # the box covers pixels 0..4 of 10; nearest resizing to 5 samples pixels 1, 3, 5, 7, 9: two of them per axis
     assert arrays.masks[1, 0].sum() == 4 and arrays.masks[1, 0, :2, :2].all()
     np.testing.assert_allclose(arrays.images[1], 50 / 255, atol=1e-6)
+
+
+def _png_16_bit_rgb(path: Path, rgb: np.ndarray) -> Path:
+    """A 16-bit RGB PNG written chunk by chunk (Pillow cannot write one): IHDR depth 16, colour type 2."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\0" + rgb[r].astype(">u2").tobytes() for r in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16_bit_colour_png_is_refused_not_truncated(tmp_path: Path) -> None:
+    from medadv import DataError
+
+    rgb = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1000 + 7).astype(np.uint16)
+    path = _png_16_bit_rgb(tmp_path / "us.png", rgb)
+    with pytest.raises(DataError, match=r"us\.png: 16-bit colour PNG.*low byte.*16-bit grey-level PNG"):
+        read_image(path)

@@ -141,3 +141,15 @@ def test_build_model_refuses_unknown_kinds() -> None:
         build_model({"kind": "transformer"})
     with pytest.raises(ConfigError, match="does not fit"):
         build_model({"kind": "vgg", "depth": 3})
+
+
+def test_a_checkpoint_without_its_sidecar_is_an_error_not_skipped(tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoints"
+    _save_trained(ckpt, "vgg_erm", VGGClassifier(TINY))
+    _save_trained(ckpt, "vgg_pgd_at", VGGClassifier(TINY))
+    (ckpt / "vgg_pgd_at.json").unlink()
+    with pytest.raises(CheckpointError, match=r"weights \['vgg_pgd_at\.safetensors'\] have no JSON sidecar.*notebook 01"):
+        trained_models(tmp_path)
+    (ckpt / "vgg_pgd_at.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"vgg_pgd_at\.json: the sidecar is not valid JSON"):
+        trained_models(tmp_path)

@@ -116,3 +116,106 @@ def test_extra_parameters_are_parsed_and_checked() -> None:
         parse_params(["responses_dir"])
     with pytest.raises(ConfigError, match="--run-dir"):
         parse_params(["run_dir=x"])
+
+
+def test_a_bad_run_folder_or_device_or_parameter_writes_nothing(notebooks: Path, tmp_path: Path) -> None:
+    import torch
+
+    not_a_folder = tmp_path / "results.txt"
+    not_a_folder.write_text("x")
+    with pytest.raises(ConfigError, match=r"--run-dir .*results\.txt: is a file, not a folder"):
+        run_pipeline("smoke", not_a_folder, device="cpu", notebooks_dir=notebooks)
+    with pytest.raises(ConfigError, match=r"--param response_dir: no notebook of this run has such a parameter"):
+        run_pipeline("smoke", tmp_path / "run1", device="cpu", notebooks_dir=notebooks,
+                     extra_params={"response_dir": "/data/csv"})
+    assert not (tmp_path / "run1").exists()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
+            run_pipeline("smoke", tmp_path / "run2", device="cuda", notebooks_dir=notebooks)
+        assert not (tmp_path / "run2").exists()
+
+
+def test_data_root_listing_is_part_of_the_key(notebooks: Path, tmp_path: Path) -> None:
+    import os
+
+    from medadv.pipeline import data_digest, notebook_key
+
+    manifest, root = tmp_path / "busi.yaml", tmp_path / "data"
+    manifest.write_text("name: busi\n")
+    (root / "benign").mkdir(parents=True)
+    image = root / "benign" / "benign (1).png"
+    image.write_bytes(b"a")
+    digests = [data_digest(str(manifest), str(root))]
+    image.write_bytes(b"b")  # same size, new content: a new mtime
+    os.utime(image, ns=(1, 1))
+    digests.append(data_digest(str(manifest), str(root)))
+    (root / "benign" / "benign (2).png").write_bytes(b"c")
+    digests.append(data_digest(str(manifest), str(root)))
+    manifest.write_text("name: busi\n# edited\n")
+    digests.append(data_digest(str(manifest), str(root)))
+    assert len(set(digests)) == 4 and data_digest(None, None) == ""
+    config = {"profile": {}, "device": "cpu"}
+    nb = notebooks / "00_first.ipynb"
+    keys = {notebook_key(nb, {"run_dir": "x"}, config, "c", {}, data=d) for d in digests}
+    assert len(keys) == 4
+    # a parameter the notebook does not declare does not change its key
+    assert notebook_key(nb, {"responses_dir": "/a"}, config, "c", {}) == notebook_key(nb, {}, config, "c", {})
+
+
+def test_resuming_with_another_profile_is_refused_unless_forced(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0
+    before = (run / "config.json").read_text()
+    with pytest.raises(ConfigError, match=r"was made with other settings \(profile 'smoke' -> 'default'.*--force"):
+        run_pipeline("default", run, only=["01"], device="cpu", notebooks_dir=notebooks)
+    assert (run / "config.json").read_text() == before and "01_second" not in _manifest(run)["notebooks"]
+    capsys.readouterr()
+    assert run_pipeline("default", run, only=["01"], device="cpu", notebooks_dir=notebooks, force=True) == 0
+    out = capsys.readouterr().out
+    assert "every notebook reruns" in out and "00_first: done" in out and "01_second: done" in out
+    assert json.loads((run / "config.json").read_text())["profile"]["name"] == "default"
+
+
+def test_a_broken_upstream_output_is_rerun_or_named(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medadv.errors import RunError
+
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    (run / "tables" / "00_first_table.csv").write_text("x\n9\n")  # edited by hand (or a sidecar deleted)
+    with pytest.raises(RunError, match=r"00_first_table\.csv: an output of notebook 00_first is missing or changed"):
+        run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks)
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    out = capsys.readouterr().out
+    assert "00_first: done" in out and "01_second: unchanged" in out
+    assert (run / "tables" / "00_first_table.csv").read_text() == "x\n1\n"
+
+
+def test_sigterm_names_the_notebook_and_says_a_rerun_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_slow.ipynb", "import time\nopen(run_dir + '/started', 'w').close()\ntime.sleep(120)")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "lib")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medadv.pipeline", "--profile", "smoke", "--device", "cpu", "--run-dir", str(run),
+         "--notebooks", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "started").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert (run / "started").exists(), "the notebook never started"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "00_slow: stopped by SIGTERM" in out
+    assert f"rerun the same command (--run-dir {run}) to resume" in out
+    assert _manifest(run)["notebooks"]["00_slow"]["status"] == "interrupted"

@@ -91,3 +91,31 @@ def test_an_output_has_one_maker(tmp_path: Path) -> None:
         later.register(tmp_path / "tables" / "metrics.csv")
     with pytest.raises(RunError, match="no such file"):
         later.register(tmp_path / "tables" / "missing.csv")
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
+    table = pd.DataFrame({"reader": ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "R1", "a=b"],
+                          "diff": [-0.5, 1.0, -2.0, 0.0, 3.0, 4.0]})
+    path = ctx.save_table(table, "reader_accuracy")
+    lines = path.read_text().splitlines()
+    assert lines[1:] == ["'=cmd|' /C calc'!A0,-0.5", "'+1,1", "'-x,-2", "'@SUM(A1),0", "R1,3", "a=b,4"]
+
+
+def test_a_rerun_replaces_its_summary_section_and_removes_stale_outputs(tmp_path: Path) -> None:
+    from medadv.report import remove_stale_outputs
+
+    first = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
+    first.save_table(pd.DataFrame({"a": [1]}), "reader_accuracy")
+    first.save_table(pd.DataFrame({"p": [0.01]}), "mrmc")
+    first.update_summary({"responses": "simulated", "mrmc_p_value": 0.01})
+    assert remove_stale_outputs(tmp_path, "05_reader_study") == []
+    again = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")  # real readers, no ratings
+    again.save_table(pd.DataFrame({"a": [2]}), "reader_accuracy")
+    again.update_summary({"responses": "real"})
+    assert remove_stale_outputs(tmp_path, "05_reader_study") == ["tables/mrmc.csv"]
+    assert not (tmp_path / "tables" / "mrmc.csv").exists() and (tmp_path / "tables" / "reader_accuracy.csv").exists()
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"05_reader_study": {"responses": "real"}}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["outputs"]) == {"tables/reader_accuracy.csv"}
+    assert manifest["removed"] == {"05_reader_study": ["tables/mrmc.csv"]}

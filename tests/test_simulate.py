@@ -116,3 +116,42 @@ def test_analysis_rejects_foreign_responses(tmp_path: Path) -> None:
         response_files(tmp_path)
     with pytest.raises(DataError, match="no such folder"):
         response_files(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("session", [1, 4, 3])
+def test_a_repeated_read_is_refused_in_every_session(session: int) -> None:
+    key = answer_key(6)
+    responses = simulate_panel(key, [SKILL, ReaderSkill(reader="sim-2", real_accuracy=0.7, fake_accuracy=0.6)], seed=1)
+    twice = pd.concat([responses, responses[responses["session"] == session].iloc[[0]]], ignore_index=True)
+    with pytest.raises(DataError, match=rf"2 rows for repeated reads, e.g. {{'reader': 'sim-1', 'session': {session}"):
+        analyse_responses(twice, key, 3, simulated=False)
+
+
+@pytest.mark.parametrize("bad", ["../../x", "R,1", "=cmd|' /C calc'!A0", ""])
+def test_reader_ids_must_follow_the_apps_rule(tmp_path: Path, bad: str) -> None:
+    key = answer_key(6)
+    responses = simulate_panel(key, [SKILL, ReaderSkill(reader="sim-2", real_accuracy=0.7, fake_accuracy=0.6)], seed=1)
+    write_responses(responses, tmp_path)
+    back = load_responses(tmp_path)
+    back.loc[back["reader"] == "sim-2", "reader"] = bad
+    with pytest.raises(DataError, match=r"\(in \['responses_session1_sim-2\.csv'.*break the reader app's rule: 1-40 letters, digits, '_' and '-'"):
+        analyse_responses(back, key, 3, simulated=False)
+
+
+def test_reader_ids_differing_only_in_case_or_spacing_are_named() -> None:
+    key = answer_key(6)
+    responses = simulate_panel(key, [SKILL, ReaderSkill(reader="r1", real_accuracy=0.7, fake_accuracy=0.6)], seed=1)
+    responses.loc[(responses["reader"] == "r1") & (responses["session"] == 5), "reader"] = "R1 "
+    with pytest.raises(DataError, match=r"reader ids \['R1 ', 'r1'\] differ only in case or spacing"):
+        analyse_responses(responses, key, 3, simulated=False)
+
+
+def test_empty_and_upper_case_response_files(tmp_path: Path) -> None:
+    key = answer_key(6)
+    responses = simulate_panel(key, [SKILL, ReaderSkill(reader="sim-2", real_accuracy=0.7, fake_accuracy=0.6)], seed=1)
+    paths = write_responses(responses, tmp_path)
+    paths[0].rename(paths[0].with_suffix(".CSV"))  # an export saved with an upper-case suffix is read too
+    assert len(load_responses(tmp_path)) == len(responses)
+    (tmp_path / "reader9.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"responses file .*reader9\.csv is empty"):
+        load_responses(tmp_path)

@@ -62,3 +62,45 @@ def test_busi_masks_are_merged(tmp_path: Path) -> None:
     assert 0.0 <= arrays.images.min() and arrays.images.max() <= 1.0
     assert list(arrays.has_mask) == [True, True, True, False]
     assert arrays.masks[2, 0].sum() == 18 and arrays.masks[0, 0].sum() == 0
+
+
+def test_upper_case_png_is_kept_and_orphan_masks_are_named(tmp_path: Path, caplog) -> None:
+    import logging
+
+    import pytest
+
+    from medadv import DataError
+
+    root = _tree(tmp_path / "busi")
+    base = root / "Dataset_BUSI_with_GT"
+    _save(base / "benign" / "benign (3).PNG", np.zeros((16, 12), np.uint8))
+    _save(base / "benign" / "benign (3)_mask.png", np.full((16, 12), 255, np.uint8))
+    _save(base / "benign" / "benign (9)_mask.png", np.zeros((16, 12), np.uint8))  # its image is missing
+    (base / "benign" / "notes.txt").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="medadv.data.sources.busi"):
+        cohort = load_cohort(MANIFEST, root)
+    assert "benign_3" in set(cohort["image_id"]) and len(cohort) == 5
+    assert cohort.set_index("image_id").at["benign_3", "path"] == "Dataset_BUSI_with_GT/benign/benign (3).PNG"
+    assert "1 mask file(s) without their image, left out: ['benign (9)_mask.png']" in caplog.text
+    assert "1 file(s) that are not PNG images, left out: ['notes.txt']" in caplog.text
+
+    strict = tmp_path / "busi_strict.yaml"
+    strict.write_text(MANIFEST.read_text().replace("strict: false", "strict: true"))
+    with pytest.raises(DataError, match=r"benign: 1 mask file\(s\) without their image.*benign \(9\)_mask\.png"):
+        load_cohort(strict, root)
+
+
+def test_data_root_may_be_the_busi_folder_itself(tmp_path: Path, caplog) -> None:
+    import logging
+
+    outer = _tree(tmp_path / "busi")
+    expected = load_cohort(MANIFEST, outer)
+    inner = outer / "Dataset_BUSI_with_GT"
+    with caplog.at_level(logging.INFO, logger="medadv.data.sources"):
+        cohort = load_cohort(MANIFEST, inner)
+    assert "is the data set's folder Dataset_BUSI_with_GT itself" in caplog.text
+    assert list(cohort["image_id"]) == list(expected["image_id"])
+    assert cohort["path"].iloc[0] == "benign/benign (1).png"
+    renamed = inner.rename(tmp_path / "busi_download")  # found by its class folders under another name
+    split = load_split(load_cohort(MANIFEST, renamed), renamed, (8, 8))
+    assert split.images.shape == (4, 1, 8, 8) and split.has_mask.tolist() == [True, True, True, False]

@@ -77,3 +77,12 @@ def test_fracatlas_label_disagrees_with_csv(tmp_path: Path) -> None:
     root = _tree(tmp_path / "frac", fractured_flag="0")
     with pytest.raises(DataError, match=r"IMG0000019\.jpg: in folder 'Fractured' \(label 1\) but dataset\.csv says fractured='0'"):
         load_cohort(MANIFEST, root)
+
+
+def test_data_root_may_be_the_fracatlas_folder_itself(tmp_path: Path) -> None:
+    outer = _tree(tmp_path / "fa")
+    expected = load_cohort(MANIFEST, outer)
+    cohort = load_cohort(MANIFEST, outer / "FracAtlas")
+    assert list(cohort["image_id"]) == list(expected["image_id"])
+    assert [p.removeprefix("FracAtlas/") for p in expected["path"]] == list(cohort["path"])
+    assert (outer / "FracAtlas" / cohort["path"].iloc[0]).is_file()

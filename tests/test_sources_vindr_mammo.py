@@ -83,3 +83,30 @@ def test_vindr_missing_image(tmp_path: Path) -> None:
     (root / "images" / "st1" / "img_b.dicom").unlink()
     with pytest.raises(DataError, match=r"1 images listed in breast-level_annotations\.csv are missing.*img_b\.dicom"):
         load_cohort(MANIFEST, root)
+
+
+def test_multiframe_images_take_the_manifests_frame(tmp_path: Path) -> None:
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from medadv.data.images import read_image
+
+    cine = get_testdata_file("examples_ybr_color.dcm")  # 30 frames of colour ultrasound
+    if cine is None:
+        pytest.skip("examples_ybr_color.dcm is not among the installed pydicom's test files")
+    root = _tree(tmp_path / "vindr")
+    shutil.copy(cine, root / "images" / "st1" / "img_c.dicom")
+    cohort = load_cohort(MANIFEST, root)
+    with pytest.raises(DataError, match=r"img_c\.dicom: multi-frame DICOM with 30 frames.*'dicom_frame: N'"):
+        read_image(root / cohort.set_index("image_id").at["img_c", "path"])
+    chosen = tmp_path / "vindr_frame.yaml"
+    chosen.write_text(MANIFEST.read_text() + "dicom_frame: 4\n")
+    paths = load_cohort(chosen, root).set_index("image_id")["path"]
+    assert paths["img_c"] == "images/st1/img_c.dicom::frame/4"
+    assert paths["img_a"] == "images/st1/img_a.dicom::frame/4"  # single-frame files ignore the frame number
+    assert read_image(root / paths["img_c"]).shape == (240, 320)
+    np.testing.assert_array_equal(read_image(root / paths["img_a"]), read_image(root / "images/st1/img_a.dicom"))
+    chosen.write_text(MANIFEST.read_text() + "dicom_frame: -1\n")
+    with pytest.raises(DataError, match=r"field 'dicom_frame' is -1; expected a frame number"):
+        load_cohort(chosen, root)

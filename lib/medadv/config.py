@@ -4,6 +4,10 @@ A profile is data: a YAML file in ``medadv/profiles`` (``smoke``, ``default``, `
 shape. It has a ``seed``, a ``data`` section (the cohort) and one section per stage of the study (``classifier``,
 ``gan``, ``attacks``, ``explain``, ``reader``). Each stage's module turns its section into a frozen dataclass of its
 own with :func:`section_config`, so a profile never needs ``if profile == ...`` anywhere in the code.
+
+A top-level key the kit does not know (``trainer:``, a misspelt ``classifer:``) is an error naming the allowed ones
+(:data:`PROFILE_SECTIONS`): silently ignored, it would leave its stage on the dataclass defaults. Profile files are
+read with :func:`medadv.strict_yaml.load_yaml`, which refuses a key given twice.
 """
 from __future__ import annotations
 
@@ -20,10 +24,15 @@ import numpy as np
 import yaml
 
 from medadv.errors import ConfigError
+from medadv.strict_yaml import load_yaml
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 PROFILE_NAMES = ("smoke", "default", "full")
 MODALITIES = ("mammography", "ultrasound", "xray")
+# Every section a profile may hold besides ``name`` and ``seed``: the one list of them. A module that reads a new
+# section adds its name here (``effects``, ``detect``, ``sweep``, ``workshop`` are read by the replication, detector,
+# sweep and workshop stages).
+PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader", "effects", "detect", "sweep", "workshop")
 
 T = TypeVar("T")
 
@@ -122,10 +131,7 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
         raise ConfigError(
             f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"profile file {path} is not valid YAML: {exc}") from exc
+    raw = load_yaml(path, ConfigError, "profile")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
     return profile_from_dict(_deep_update(dict(raw), overrides or {}), default_name=path.stem)
@@ -135,6 +141,13 @@ def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> P
     """Build a :class:`Profile` from its plain form (the inverse of :meth:`Profile.to_dict`)."""
     raw = dict(raw)
     name = str(raw.pop("name", default_name))
+    unknown = sorted(str(k) for k in set(raw) - {"seed", *PROFILE_SECTIONS})
+    if unknown:
+        raise ConfigError(
+            f"profile {name!r}: unknown section(s) {unknown}; a profile holds name, seed and the sections "
+            f"{list(PROFILE_SECTIONS)}. Check the spelling (a section the kit does not read leaves its stage on the "
+            "defaults)."
+        )
     seed = raw.pop("seed", 0)
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"profile {name!r}: seed is {seed!r}; expected a non-negative integer.")

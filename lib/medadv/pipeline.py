@@ -2,11 +2,20 @@
 
 Every notebook in ``notebooks/`` (named ``NN_name.ipynb``) is executed in order with the same parameters
 (``run_dir``, ``profile``, ``device``, ``data_manifest``, ``data_root``) into ``<run-dir>/notebooks/``. Each notebook's
-*key* is the sha256 of what decides its outputs: the notebook file, the parameters (the run folder's path excepted),
-the resolved profile and device, the library's source, and every output file that the notebooks before it registered
-in ``manifest.json``. A notebook whose key is unchanged and whose registered outputs are all present with their
-recorded sha256 is skipped on a rerun; ``--force`` reruns all. A failing notebook stops the run: its name, the
+*key* is the sha256 of what decides its outputs: the notebook file, the parameters it declares (the run folder's path
+excepted), the resolved profile and device, the library's source, the data set (the manifest file's bytes and the
+listing of the data root: every file's path, size and mtime), and every output file that the notebooks before it
+registered in ``manifest.json``. A notebook whose key is unchanged and whose registered outputs are all present with
+their recorded sha256 is skipped on a rerun; ``--force`` reruns all. A failing notebook stops the run: its name, the
 failing cell's error and the executed notebook's path are printed, and ``manifest.json`` says the run is incomplete.
+
+Before anything is written, the run is checked (:func:`check_run`): ``--run-dir`` must not be a file, the device must
+exist, every ``--param`` must be a parameter of a notebook to run, a folder made with another profile, data set or
+device is refused unless ``--force`` (which then reruns every notebook), and an output registered by a notebook that
+this run does not rerun must still be there with its recorded sha256 (a deleted or edited checkpoint sidecar would
+otherwise leave notebook 03 short of a model). After each notebook, the outputs it made in an earlier run and not in
+this one are removed (:func:`medadv.report.remove_stale_outputs`). SIGTERM (or Ctrl-C) stops the run with the
+notebook it was in; the notebook is marked ``interrupted`` and a rerun of the same command resumes.
 """
 from __future__ import annotations
 
@@ -14,21 +23,25 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medadv.config import PROFILE_NAMES, load_profile
-from medadv.errors import ConfigError, MedadvError
-from medadv.report import MANIFEST_FILE, read_json, sha256_file, write_config, write_json
+from medadv.config import PROFILE_NAMES, Profile, load_profile, pick_device
+from medadv.errors import ConfigError, MedadvError, RunError
+from medadv.report import (CONFIG_FILE, MANIFEST_FILE, read_json, remove_stale_outputs, sha256_file, write_config,
+                           write_json)
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 KERNEL_NAME = "medadv"
+STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -57,18 +70,44 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
+def data_digest(data_manifest: str | None, data_root: str | None) -> str:
+    """sha256 of the data set a run reads: the manifest file's bytes and the data root's listing (relative path,
+    size and mtime of every file), so that a changed, added or removed file makes notebook 00 and its followers
+    rerun; ``""`` for the phantom cohort, which notebook 00 makes and registers itself."""
+    if data_manifest is None or data_root is None:
+        return ""
+    digest = hashlib.sha256(Path(data_manifest).read_bytes())
+    root = Path(data_root)
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def notebook_parameters(notebook: Path) -> set[str]:
+    """The names in a notebook's ``parameters`` cell (papermill's own reading of it)."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
 def notebook_key(
-    notebook: Path, params: dict[str, Any], config: dict[str, Any], code: str, manifest: dict[str, Any]
+    notebook: Path, params: dict[str, Any], config: dict[str, Any], code: str, manifest: dict[str, Any],
+    data: str = "",
 ) -> str:
-    """The key that decides whether a completed notebook can be skipped (see the module docstring)."""
+    """The key that decides whether a completed notebook can be skipped (see the module docstring); ``data`` is
+    :func:`data_digest`."""
     earlier = {
         rel: meta["sha256"]
         for rel, meta in sorted(manifest.get("outputs", {}).items())
         if meta.get("notebook", "") < notebook.stem
     }
+    declared = notebook_parameters(notebook)
     payload = {
         "notebook": sha256_file(notebook),
-        "params": {k: v for k, v in params.items() if k != "run_dir"},
+        "params": {k: v for k, v in params.items() if k != "run_dir" and (k in declared or k in STANDARD_PARAMS)},
+        "data": data,
         "profile": config["profile"],
         "device": config["device"],
         "code": code,
@@ -77,14 +116,19 @@ def notebook_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = None) -> list[str]:
+    """The registered outputs (of notebook ``name``, or of every notebook) that are missing or whose bytes no longer
+    match their recorded sha256, relative to the run folder."""
+    return sorted(
+        rel for rel, meta in manifest.get("outputs", {}).items()
+        if (name is None or meta.get("notebook") == name)
+        and (not (run_dir / rel).is_file() or sha256_file(run_dir / rel) != meta["sha256"])
+    )
+
+
 def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
     """Whether every output that notebook ``name`` registered is still there with its recorded sha256."""
-    for rel, meta in manifest.get("outputs", {}).items():
-        if meta.get("notebook") == name:
-            path = run_dir / rel
-            if not path.is_file() or sha256_file(path) != meta["sha256"]:
-                return False
-    return True
+    return not broken_outputs(run_dir, manifest, name)
 
 
 def ensure_kernel() -> str:
@@ -125,6 +169,88 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+class Stopped(Exception):
+    """The run was stopped by a signal (SIGTERM) or Ctrl-C."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def _catch_sigterm() -> None:
+    """Turn SIGTERM into :class:`Stopped` for the rest of the run (only the main thread can install a handler)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+
+
+def _settings_changed(old: dict[str, Any], profile: Profile, device: str) -> list[str]:
+    """What differs between a run folder's ``config.json`` and this run: profile name, data set, settings, device."""
+    new = json.loads(json.dumps(profile.to_dict(), default=str))
+    before = old.get("profile", {})
+    changes = []
+    if before.get("name") != new["name"]:
+        changes.append(f"profile {before.get('name')!r} -> {new['name']!r}")
+    old_data, new_data = before.get("data", {}), new["data"]
+    if any(old_data.get(k) != new_data.get(k) for k in ("manifest", "root")):
+        changes.append(f"data set {old_data.get('manifest') or 'phantom'} in {old_data.get('root')} -> "
+                       f"{new_data.get('manifest') or 'phantom'} in {new_data.get('root')}")
+
+    def settings(profile_dict: dict[str, Any]) -> dict[str, Any]:
+        data = {k: v for k, v in profile_dict.get("data", {}).items() if k not in ("manifest", "root")}
+        return {**{k: v for k, v in profile_dict.items() if k != "name"}, "data": data}
+
+    old_settings, new_settings = settings(before), settings(new)
+    differ = sorted(k for k in set(old_settings) | set(new_settings) if old_settings.get(k) != new_settings.get(k))
+    if differ:
+        changes.append(f"settings of {', '.join(differ)}")
+    if old.get("device") != device:
+        changes.append(f"device {old.get('device')!r} -> {device!r}")
+    return changes
+
+
+def check_run(
+    run_dir: Path, profile: Profile, device: str, force: bool, notebooks: Sequence[Path], all_notebooks: Sequence[Path],
+    extra_params: dict[str, Any],
+) -> list[Path]:
+    """Check a run before anything is written (see the module docstring); return the notebooks to run.
+
+    Raises:
+        ConfigError: ``run_dir`` is a file; the device is not there; a ``--param`` no notebook to run takes; the
+            folder was made with another profile, data set or device (without ``force``).
+        RunError: an earlier notebook that this run does not rerun has a missing or changed output.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume.")
+    resolved = str(pick_device(device))  # refused here, before a folder is made
+    declared = set().union(*(notebook_parameters(nb) for nb in notebooks))
+    unknown = sorted(set(extra_params) - declared)
+    if unknown:
+        raise ConfigError(
+            f"--param {unknown[0]}: no notebook of this run has such a parameter; they take "
+            f"{sorted(declared - set(STANDARD_PARAMS))} (check the spelling)."
+        )
+    old = read_json(run_dir / CONFIG_FILE)
+    changes = _settings_changed(old, profile, resolved) if old is not None else []
+    if changes and not force:
+        raise ConfigError(
+            f"--run-dir {run_dir} was made with other settings ({'; '.join(changes)}); resuming it would mix their "
+            "outputs. Give a new --run-dir, or add --force to rerun every notebook with these settings."
+        )
+    if changes:
+        _say(f"medadv: --force with new settings ({'; '.join(changes)}): every notebook reruns")
+        return list(all_notebooks)
+    manifest = read_json(run_dir / MANIFEST_FILE, default={})
+    names = {nb.stem for nb in notebooks}
+    for rel in broken_outputs(run_dir, manifest):
+        maker = manifest["outputs"][rel]["notebook"]
+        if maker not in names and maker < max(names):
+            raise RunError(
+                f"{run_dir / rel}: an output of notebook {maker} is missing or changed since it was made (its "
+                f"sha256 differs from manifest.json); rerun {maker} too (add it to --only, or run without --only)."
+            )
+    return list(notebooks)
+
+
 def run_pipeline(
     profile: str = "default",
     run_dir: str | Path | None = None,
@@ -159,6 +285,8 @@ def run_pipeline(
     run_dir = run_dir.resolve()
     notebooks = discover_notebooks(Path(notebooks_dir), only)
     all_names = [p.stem for p in discover_notebooks(Path(notebooks_dir))]
+    notebooks = check_run(run_dir, resolved, device, force, notebooks, discover_notebooks(Path(notebooks_dir)),
+                          extra_params or {})
 
     config = write_config(run_dir, resolved, device)
     (run_dir / "notebooks").mkdir(exist_ok=True)
@@ -171,6 +299,7 @@ def run_pipeline(
         **(extra_params or {}),
     }
     code = code_digest()
+    data = data_digest(data_manifest, data_root)
     kernel = ensure_kernel()
     manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
     _say(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
@@ -178,9 +307,10 @@ def run_pipeline(
     os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
 
     total_start = time.perf_counter()
+    _catch_sigterm()
     for i, nb in enumerate(notebooks, 1):
         name = nb.stem
-        key = notebook_key(nb, params, config, code, manifest)
+        key = notebook_key(nb, params, config, code, manifest, data)
         entry = manifest["notebooks"].get(name, {})
         if not force and entry.get("status") == "complete" and entry.get("key") == key and outputs_intact(run_dir, manifest, name):
             _say(f"[{i}/{len(notebooks)}] {name}: unchanged since {entry.get('finished')}, skipped")
@@ -210,7 +340,16 @@ def run_pipeline(
             _say(f"    executed notebook: {out_path}")
             _say(f"    the run in {run_dir} is incomplete (manifest.json says so); fix the cause and rerun with --run-dir {run_dir}")
             return 1
+        except (Stopped, KeyboardInterrupt) as exc:
+            how = str(exc) if isinstance(exc, Stopped) else "Ctrl-C"
+            _update_manifest(run_dir, notebooks={name: {"status": "interrupted", "key": key, "finished": _now()}})
+            _say(f"[{i}/{len(notebooks)}] {name}: stopped by {how} after {time.perf_counter() - start:.1f} s")
+            _say(f"    the run in {run_dir} is incomplete; rerun the same command (--run-dir {run_dir}) to resume: "
+                 f"finished notebooks are skipped and {name} starts again")
+            return 128 + signal.SIGTERM if isinstance(exc, Stopped) else 130
         seconds = time.perf_counter() - start
+        for rel in remove_stale_outputs(run_dir, name):
+            _say(f"    removed {rel}: made by an earlier run of {name}, not by this one")
         manifest = _update_manifest(
             run_dir,
             notebooks={name: {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": _now()}},
@@ -273,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedadvError as exc:
         print(f"medadv: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # a signal between two notebooks (inside one, run_pipeline reports it)
+        print(f"medadv: stopped by {exc} between notebooks; rerun the same command to resume.", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":

@@ -7,6 +7,18 @@ and then only writes through ``ctx``: ``ctx.save_table(df, "gan_attack_table")``
 
 Outputs are written to be byte-identical between two runs with the same seed on the CPU: tables with a fixed float
 format, figures without creation dates.
+
+A notebook's outputs and its section of ``summary.json`` belong to one run of it. Opening the context clears the
+section (so a key the notebook no longer writes, such as an MRMC p-value of a panel without confidence ratings, does
+not survive) and moves the outputs it registered before to ``previous`` in ``manifest.json``; registering a file
+again takes it back. What is still in ``previous`` when the notebook ends was not made this time:
+:func:`remove_stale_outputs` (called by the runner after each notebook) deletes those files and lists them under
+``removed``, so that ``tables/`` never holds a table of an earlier configuration.
+
+Every CSV the kit writes through :func:`write_csv` has text cells that begin with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return prefixed with ``'``, so that a spreadsheet shows them as text instead of running them as a
+formula (OWASP, "CSV injection"); numeric columns are untouched. ``cohort.csv`` is the exception: its paths and ids
+are read back by the kit and must stay as the data set names them.
 """
 from __future__ import annotations
 
@@ -33,6 +45,7 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 COHORT_FILE = "cohort.csv"
 FLOAT_FORMAT = "%.6g"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
 
 
@@ -60,6 +73,47 @@ def write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells starting like a spreadsheet formula (:data:`FORMULA_STARTS`) get a
+    leading ``'``; numbers, and text that cannot start a formula, are unchanged."""
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in out[column]]
+    return out
+
+
+def write_csv(table: pd.DataFrame, path: str | Path, index: bool = False) -> Path:
+    """Write ``table`` as CSV the kit's one way: formulas neutralised, fixed float format, ``\n`` line ends.
+
+    Returns:
+        The path written.
+    """
+    neutralise_formulas(table).to_csv(path, index=index, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return Path(path)
+
+
+def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
+    """Delete the files that ``notebook`` registered in an earlier run and did not register in its last one.
+
+    Returns:
+        Their paths relative to the run folder (also listed under ``removed`` in ``manifest.json``).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST_FILE
+    manifest = read_json(path, default={})
+    stale = sorted(manifest.get("previous", {}).pop(notebook, {}))
+    for rel in stale:
+        if rel not in manifest.get("outputs", {}):
+            (run_dir / rel).unlink(missing_ok=True)
+    if stale:
+        manifest.setdefault("removed", {})[notebook] = stale
+    else:
+        manifest.get("removed", {}).pop(notebook, None)
+    write_json(path, manifest)
+    return stale
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -170,10 +224,18 @@ class RunContext:
         return read_json(self.run_dir / MANIFEST_FILE, default={"outputs": {}, "notebooks": {}, "complete": False})
 
     def _forget_outputs(self) -> None:
-        """Drop this notebook's earlier outputs from the manifest: a rerun registers them afresh."""
+        """Move this notebook's earlier outputs to ``previous`` (a rerun registers them afresh) and clear its section
+        of ``summary.json`` (see the module docstring)."""
         manifest = self._manifest()
-        manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") != self.notebook}
+        mine = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") == self.notebook}
+        manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if k not in mine}
+        previous = manifest.setdefault("previous", {})
+        previous[self.notebook] = {**previous.get(self.notebook, {}), **mine}
         write_json(self.run_dir / MANIFEST_FILE, manifest)
+        summary = read_json(self.run_dir / SUMMARY_FILE, default={})
+        if self.notebook in summary:
+            summary.pop(self.notebook)
+            write_json(self.run_dir / SUMMARY_FILE, summary)
 
     def register(self, path: str | Path) -> Path:
         """Record an output file in ``manifest.json`` with its sha256 and this notebook's name."""
@@ -198,14 +260,13 @@ class RunContext:
             if owner != self.notebook:
                 raise RunError(f"{rel} is an output of notebook {owner}; notebook {self.notebook} cannot register it too.")
             manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": path.stat().st_size}
+            manifest.get("previous", {}).get(self.notebook, {}).pop(rel, None)
         write_json(self.run_dir / MANIFEST_FILE, manifest)
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def save_table(self, table: pd.DataFrame, name: str, index: bool = False) -> Path:
-        """Write ``tables/<name>.csv`` (fixed float format) and register it."""
-        path = self.tables_dir / f"{name}.csv"
-        table.to_csv(path, index=index, float_format=FLOAT_FORMAT, lineterminator="\n")
-        return self.register(path)
+        """Write ``tables/<name>.csv`` (:func:`write_csv`: formulas neutralised, fixed float format) and register it."""
+        return self.register(write_csv(table, self.tables_dir / f"{name}.csv", index=index))
 
     def read_table(self, name: str, made_by: str | None = None) -> pd.DataFrame:
         """Read ``tables/<name>.csv`` written by an earlier notebook; a clear error names that notebook if missing."""
@@ -239,7 +300,8 @@ class RunContext:
         return validate_cohort(pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False), str(path), require_split=True)
 
     def update_summary(self, values: Mapping[str, Any]) -> None:
-        """Merge headline numbers into ``summary.json`` under this notebook's name."""
+        """Merge headline numbers into ``summary.json`` under this notebook's name (a section that
+        :meth:`open` started empty for this run)."""
         path = self.run_dir / SUMMARY_FILE
         summary = read_json(path, default={})
         plain = _finite_or_null(json.loads(json.dumps(dict(values), default=_json_default)))

@@ -1,15 +1,27 @@
-"""DICOM to array with pydicom: modality LUT (rescale), VOI LUT or window, MONOCHROME1 inversion, bit depth kept.
+"""DICOM to array with pydicom: modality LUT (rescale), VOI LUT or window, MONOCHROME1 inversion, bit depth kept;
+colour images (palette, RGB, YBR) as their luminance; one frame of a multi-frame file.
 
 The pixel pipeline follows the DICOM grey-scale presentation chain (PS3.3 C.11, PS3.4 N.2): stored values ->
 modality LUT (``RescaleSlope``/``RescaleIntercept`` or a Modality LUT Sequence) -> VOI LUT (a VOI LUT Sequence or
 ``WindowCenter``/``WindowWidth``, first item) -> for ``MONOCHROME1``, inversion so that higher values are brighter.
 pydicom's :func:`pydicom.pixels.apply_modality_lut` and :func:`pydicom.pixels.apply_voi_lut` do the two LUT steps.
 
+Colour images have no modality or VOI LUT (PS3.3 C.7.6.3.1.2); the kit studies grey-level images, so each colour
+image becomes its luminance Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, the weights of YBR_FULL's Y and of
+:func:`medadv.data.images.luminance`), over the range 0 .. 2^BitsStored - 1. ``PALETTE COLOR`` indices go through
+their palette first (pydicom's :func:`~pydicom.pixels.apply_color_lut`; the range is the palette's own bit depth);
+``YBR_FULL`` / ``YBR_FULL_422`` are converted to RGB by pydicom while decoding (its
+:func:`~pydicom.pixels.convert_color_space`), and JPEG 2000's ``YBR_RCT`` / ``YBR_ICT`` by the decoder. A
+multi-frame file (cine ultrasound) is read one frame at a time: ``frame`` (0-based) must be given, which a cohort
+does with the manifest field ``dicom_frame`` (:mod:`medadv.data.sources.manifest`); without it the file is refused
+with its frame count.
+
 Nothing is squashed to 8 bits here. :func:`load_dicom` also gives the range the values can take (the same chain
 applied to every stored value the header allows), which :func:`medadv.data.images.read_image` uses to scale to
 [0, 1]; :func:`read_dicom` returns the values alone. Every failure is a :class:`medadv.DataError` that names the file
 and what to do: not a DICOM or truncated file, no pixel data, a compressed transfer syntax without a decoder (the
-message names the package to install), a multi-frame or colour image, NaN or inf values.
+message names the package to install), a multi-frame file without a chosen frame, an unknown colour model, NaN or inf
+values.
 """
 from __future__ import annotations
 
@@ -20,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medadv.data.images import luminance
 from medadv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,6 +46,8 @@ _DECODER_ADVICE = (
     ("1.2.840.10008.1.2.5", "pip install pylibjpeg pylibjpeg-rle"),  # RLE
 )
 _FALLBACK_ADVICE = "pip install python-gdcm"
+_EXTRA_ADVICE = "pip install 'medadv[dicom]'"  # the kit's extra that brings every pylibjpeg decoder
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
 _MAX_GRID_BITS = 16  # the value range is computed on every stored value up to this bit depth
 
 
@@ -55,7 +70,7 @@ def decoder_advice(transfer_syntax: str) -> str:
     """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string)."""
     for prefix, advice in _DECODER_ADVICE:
         if transfer_syntax.startswith(prefix):
-            return advice
+            return f"{_EXTRA_ADVICE}  (or: {advice})"
     return _FALLBACK_ADVICE
 
 
@@ -84,9 +99,8 @@ def read_dicom_header(path: str | Path) -> "pydicom.Dataset":  # noqa: F821
     return _read_dataset(Path(path), stop_before_pixels=True)
 
 
-def _stored_pixels(ds: "pydicom.Dataset", path: Path) -> np.ndarray:  # noqa: F821
-    from pydicom.pixels import get_decoder
-
+def _check_layout(ds: "pydicom.Dataset", path: Path, frame: int | None) -> None:  # noqa: F821
+    """Refuse what the kit cannot turn into one grey image: an unknown colour model, an unchosen or absent frame."""
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         size = f"a {ds.Rows} x {ds.Columns} image" if "Rows" in ds and "Columns" in ds else "no image"
         raise DataError(
@@ -94,32 +108,54 @@ def _stored_pixels(ds: "pydicom.Dataset", path: Path) -> np.ndarray:  # noqa: F8
             "(download it again and check its size or checksum), or it is not an image (a structured report or "
             "presentation state: remove it from the cohort)."
         )
-    samples, frames = int(getattr(ds, "SamplesPerPixel", 1)), int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if samples != 1 or frames != 1:
+    samples, photometric = int(getattr(ds, "SamplesPerPixel", 1)), str(getattr(ds, "PhotometricInterpretation", ""))
+    if samples != 1 and not (samples == 3 and photometric in _COLOUR):
         raise DataError(
-            f"{path}: DICOM image with {samples} samples per pixel ({getattr(ds, 'PhotometricInterpretation', '?')}) "
-            f"and {frames} frame(s); expected one grey-level frame. Export the frame to use as a single-frame "
-            "MONOCHROME image."
+            f"{path}: DICOM image with {samples} samples per pixel ({photometric or '?'}); expected a grey-level, "
+            f"PALETTE COLOR or 3-sample colour image ({', '.join(_COLOUR)}). Export the image as MONOCHROME2."
         )
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1 and frame is None:
+        raise DataError(
+            f"{path}: multi-frame DICOM with {frames} frames; the kit reads one image per file. Choose the frame "
+            f"(0 to {frames - 1}) with the manifest field 'dicom_frame: N', or read it as '{path.name}::frame/N'."
+        )
+    if frames > 1 and not 0 <= frame < frames:
+        raise DataError(f"{path}: frame {frame} asked for, but the DICOM file holds {frames} frame(s) (0 to {frames - 1}).")
+
+
+def _check_decoder(ds: "pydicom.Dataset", path: Path) -> None:  # noqa: F821
+    from pydicom.pixels import get_decoder
+
     meta = getattr(ds, "file_meta", None)
     syntax = getattr(meta, "TransferSyntaxUID", None)
     if syntax is None:
         raise DataError(f"{path}: the DICOM file has no Transfer Syntax UID in its file meta; re-export the file.")
-    if syntax.is_compressed:
-        try:
-            decoder = get_decoder(syntax)
-        except NotImplementedError as exc:
-            raise DataError(
-                f"{path}: pixel data compressed with {syntax.name} ({syntax}), which pydicom cannot decode; "
-                f"convert the file to an uncompressed transfer syntax (for example: gdcmconv --raw)."
-            ) from exc
-        if not decoder.is_available:
-            missing = "; ".join(decoder.missing_dependencies)
-            raise DataError(
-                f"{path}: pixel data compressed with {syntax.name} ({syntax}) and no decoder for it is installed; "
-                f"install one: {decoder_advice(str(syntax))}  (pydicom accepts: {missing})."
-            )
+    if not syntax.is_compressed:
+        return
     try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise DataError(
+            f"{path}: pixel data compressed with {syntax.name} ({syntax}), which pydicom cannot decode; "
+            f"convert the file to an uncompressed transfer syntax (for example: gdcmconv --raw)."
+        ) from exc
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies)
+        raise DataError(
+            f"{path}: pixel data compressed with {syntax.name} ({syntax}) and no decoder for it is installed; "
+            f"install one: {decoder_advice(str(syntax))}  (pydicom accepts: {missing})."
+        )
+
+
+def _stored_pixels(ds: "pydicom.Dataset", path: Path, frame: int | None = None) -> np.ndarray:  # noqa: F821
+    """The decoded pixels of the file (of ``frame`` in a multi-frame file): (H, W), or (H, W, 3) RGB for colour."""
+    _check_layout(ds, path, frame)
+    _check_decoder(ds, path)
+    syntax = ds.file_meta.TransferSyntaxUID
+    try:
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            ds.pixel_array_options(index=frame)
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001  decoders raise many types; all mean the same to the user
         if syntax.is_compressed:
@@ -133,6 +169,23 @@ def _stored_pixels(ds: "pydicom.Dataset", path: Path) -> np.ndarray:  # noqa: F8
             "and check its size or checksum."
         ) from exc
     return arr
+
+
+def _colour_luminance(ds: "pydicom.Dataset", stored: np.ndarray, path: Path) -> DicomPixels:  # noqa: F821
+    """A palette or RGB image (YBR already converted by pydicom) as its BT.601 luminance and its range."""
+    from pydicom.pixels import apply_color_lut
+
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        try:
+            rgb = apply_color_lut(stored, ds)
+        except (ValueError, KeyError, AttributeError, IndexError) as exc:
+            raise DataError(f"{path}: PALETTE COLOR image whose palette cannot be applied ({exc}); re-export it.") from exc
+    else:
+        rgb = stored
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise DataError(f"{path}: colour DICOM decoded to shape {rgb.shape}; expected (rows, columns, 3).")
+    bits = int(rgb.dtype.itemsize * 8 if ds.PhotometricInterpretation == "PALETTE COLOR" else ds.BitsStored)
+    return DicomPixels(values=luminance(rgb), low=0.0, high=float(2**bits - 1))
 
 
 def _present(arr: np.ndarray, ds: "pydicom.Dataset") -> np.ndarray:  # noqa: F821
@@ -176,22 +229,26 @@ def _present_with_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[np.n
         return values, float(np.min(values)), float(np.max(values))
 
 
-def load_dicom(path: str | Path) -> DicomPixels:
-    """Read one grey-level DICOM image through the presentation chain, keeping its bit depth.
+def load_dicom(path: str | Path, frame: int | None = None) -> DicomPixels:
+    """Read one DICOM image through the presentation chain (colour as luminance), keeping its bit depth.
 
     Args:
-        path: a DICOM file (``.dcm``, ``.dicom`` or no suffix).
+        path: a DICOM file (any suffix).
+        frame: the 0-based frame of a multi-frame file (required there, ignored for a single frame).
 
     Returns:
-        :class:`DicomPixels`: the values (MONOCHROME1 already inverted, so that higher is brighter) and their range.
+        :class:`DicomPixels`: the values (MONOCHROME1 already inverted, so that higher is brighter; colour as
+        float64 luminance) and their range.
 
     Raises:
         DataError: not a DICOM or truncated file, no pixel data, compressed without an installed decoder (the message
-            names the package), colour or multi-frame data, NaN or inf values.
+            names the package), a multi-frame file without ``frame``, an unknown colour model, NaN or inf values.
     """
     path = Path(path)
     ds = _read_dataset(path)
-    stored = _stored_pixels(ds, path)
+    stored = _stored_pixels(ds, path, frame)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR" or stored.ndim == 3:
+        return _colour_luminance(ds, stored, path)
     try:
         values, low, high = _present_with_range(ds, stored)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -214,12 +271,29 @@ def load_dicom(path: str | Path) -> DicomPixels:
     return DicomPixels(values=values, low=low, high=high)
 
 
-def read_dicom(path: str | Path) -> np.ndarray:
-    """The presentation values of a grey-level DICOM image as an (H, W) array; see :func:`load_dicom`."""
-    return load_dicom(path).values
+def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
+    """The presentation values of a DICOM image (of ``frame``) as an (H, W) array; see :func:`load_dicom`."""
+    return load_dicom(path, frame).values
+
+
+def is_dicom(path: str | Path) -> bool:
+    """Whether ``path`` is a DICOM file: a ``.dcm`` / ``.dicom`` suffix, or the ``DICM`` mark after the 128-byte
+    preamble (PS3.10 7.1), which DICOM files without a suffix (as PACS exports name them) carry."""
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def read_dicom_stored(path: str | Path) -> np.ndarray:
     """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files."""
     path = Path(path)
-    return _stored_pixels(_read_dataset(path), path)
+    ds = _read_dataset(path)
+    if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":
+        raise DataError(f"{path}: a mask DICOM must be grey-level (1 sample per pixel); it is "
+                        f"{getattr(ds, 'PhotometricInterpretation', '?')}. Export the mask as MONOCHROME2.")
+    return _stored_pixels(ds, path)

@@ -2,7 +2,10 @@
 
 Images come back as float32 in [0, 1] with their full bit depth used (a 16-bit PNG keeps its 65536 levels until this
 division); masks as bool. DICOM files go through :func:`medadv.data.dicom.load_dicom` and are scaled over the value
-range their header declares. Every failure is a :class:`medadv.DataError` naming the file.
+range their header declares; a file is DICOM by its suffix or, without one, by the ``DICM`` mark of its preamble.
+Colour images become their luminance (:func:`luminance`, ITU-R BT.601 weights). A 16-bit colour PNG is refused:
+Pillow reads it at 8 bits per channel, which would silently drop the low byte. Every failure is a
+:class:`medadv.DataError` naming the file.
 
 Cohort paths (the ``path`` and ``mask_path`` columns, relative to the cohort's root) are plain files or one of three
 references, so that real data sets whose images or masks are not single files need no converted copy and nothing is
@@ -11,6 +14,9 @@ ever written into a data root:
 ``<file.npz>::<key>/<index>``
     image ``index`` of the array ``key`` inside a NumPy ``.npz`` archive (MedMNIST:
     ``breastmnist.npz::train_images/12``). Arrays are cached (a few archives at a time) so that a split loads fast.
+``<dicom file>::frame/<index>``
+    frame ``index`` (0-based) of a multi-frame DICOM file (cine ultrasound), as the manifest field ``dicom_frame``
+    asks (:func:`dicom_frame`).
 ``union::<file>|<file>|...``
     a mask: the union of several mask files, each relative to the root (BUSI's ``_mask_1.png``, CBIS-DDSM's several
     ROI masks per image).
@@ -42,6 +48,9 @@ UNION_PREFIX = "union::"
 SHAPES_PREFIX = "shapes::"
 _MASK_REF = re.compile(r"(?:^|[/\\])(union|shapes)::")
 _NPZ_MEMBER = re.compile(r"^(?P<file>.+\.npz)::(?P<key>[^/\\]+)[/\\](?P<index>\d+)$")
+_DICOM_FRAME = re.compile(r"^(?P<file>.+)::frame[/\\](?P<index>\d+)$")
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of DICOM's YBR_FULL
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # ---- references ------------------------------------------------------------------------------------------------
@@ -60,6 +69,11 @@ def union_mask(files: Sequence[str]) -> str:
     return files[0] if len(files) == 1 else UNION_PREFIX + "|".join(files)
 
 
+def dicom_frame(file: str, index: int) -> str:
+    """The cohort path of frame ``index`` (0-based) of the multi-frame DICOM ``file`` (relative to the root)."""
+    return f"{file}{NPZ_SEP}frame/{int(index)}"
+
+
 def _num(value: float) -> str:
     return format(round(float(value), 2), "g")
 
@@ -74,10 +88,15 @@ def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), p
 
 
 # ---- images ----------------------------------------------------------------------------------------------------
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """The BT.601 luminance ``0.299 R + 0.587 G + 0.114 B`` of an (..., 3) array, as float64 in the input's units."""
+    return rgb[..., :3].astype(np.float64) @ np.asarray(LUMA_WEIGHTS)
+
+
 def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     if arr.ndim == 3:
         if arr.shape[-1] in (3, 4):  # RGB(A) stored grey images (BUSI, FracAtlas): take the luminance
-            arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            arr = luminance(arr)
         elif arr.shape[0] == 1:
             arr = arr[0]
         elif arr.shape[-1] == 1:
@@ -131,26 +150,49 @@ def _read_npz_member(text: str) -> np.ndarray:
     return arr[index]
 
 
+def _refuse_16_bit_colour_png(path: Path) -> None:
+    """A 16-bit RGB(A) PNG (IHDR bit depth 16, colour type 2 or 6): Pillow would keep only its high bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6):
+        raise DataError(
+            f"{path}: 16-bit colour PNG; the image reader (Pillow) keeps only 8 bits per colour channel, which would "
+            "silently drop the low byte. Save it as a 16-bit grey-level PNG (e.g. with skimage.io.imsave of its "
+            "luminance as uint16), or as an 8-bit colour PNG if 8 bits suffice."
+        )
+
+
+def _read_dicom_unit(path: Path, frame: int | None = None) -> np.ndarray:
+    from medadv.data.dicom import load_dicom
+
+    pixels = load_dicom(path, frame)
+    return _dicom_unit(pixels.values, pixels.low, pixels.high)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read one grey-level image (PNG/JPEG/TIFF/BMP, ``.npy``, DICOM or an npz member) as float32 (H, W) in [0, 1]."""
+    """Read one grey-level image (PNG/JPEG/TIFF/BMP, ``.npy``, DICOM, an npz member or a DICOM frame) as float32
+    (H, W) in [0, 1]; colour images as their luminance."""
+    from medadv.data.dicom import is_dicom
+
     text = str(path)
     if NPZ_SEP in text and ".npz" + NPZ_SEP in text:
         return _to_unit(_read_npz_member(text), text)
+    frame = _DICOM_FRAME.match(text)
+    if frame is not None:
+        return _read_dicom_unit(Path(frame["file"]), int(frame["index"]))
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file not found; check the cohort's paths and the data root.")
     suffix = path.suffix.lower()
-    if suffix in (".dcm", ".dicom"):
-        from medadv.data.dicom import load_dicom
-
-        pixels = load_dicom(path)
-        return _dicom_unit(pixels.values, pixels.low, pixels.high)
+    if is_dicom(path):
+        return _read_dicom_unit(path)
     if suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise DataError(f"{path}: not a readable .npy array ({exc}); re-export it with numpy.save.") from exc
         return _to_unit(arr, path)
+    _refuse_16_bit_colour_png(path)
     try:
         with Image.open(path) as img:
             img.load()
@@ -174,9 +216,9 @@ def _read_mask_file(path: Path) -> np.ndarray:
             f"{path}: mask file not found; restore it from the data set, or clear the image's mask_path if it has "
             "no annotation."
         )
-    if path.suffix.lower() in (".dcm", ".dicom"):
-        from medadv.data.dicom import read_dicom_stored
+    from medadv.data.dicom import is_dicom, read_dicom_stored
 
+    if is_dicom(path):
         return read_dicom_stored(path) != 0
     return read_image(path) > 0
 

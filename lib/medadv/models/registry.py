@@ -46,13 +46,24 @@ def build_model(spec: Mapping[str, Any], imagenet: bool | None = None) -> nn.Mod
 
 
 def trained_models(run_dir: str | Path) -> dict[str, Path]:
-    """Trained classifiers of a run folder: name -> ``.safetensors`` path, sorted by name."""
+    """Trained classifiers of a run folder: name -> ``.safetensors`` path, sorted by name.
+
+    Raises:
+        CheckpointError: weights in ``checkpoints/`` without their JSON sidecar, or a sidecar that is not JSON (a
+            classifier left out silently would shorten every comparison of notebooks 03 and 04).
+    """
+    folder = Path(run_dir) / "checkpoints"
+    orphans = sorted(w.name for w in folder.glob("*.safetensors") if not w.with_suffix(".json").is_file())
+    if orphans:
+        raise CheckpointError(f"{folder}: weights {orphans} have no JSON sidecar (<name>.json); the checkpoint is "
+                              "incomplete. Rerun notebook 01 for this run folder (the runner does when a registered "
+                              "sidecar is missing), or delete the weights file.")
     found: dict[str, Path] = {}
-    for sidecar in sorted((Path(run_dir) / "checkpoints").glob("*.json")):
+    for sidecar in sorted(folder.glob("*.json")):
         try:
             meta = json.loads(sidecar.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{sidecar}: the sidecar is not valid JSON ({exc}); rerun notebook 01.") from exc
         weights = sidecar.with_suffix(".safetensors")
         if isinstance(meta, dict) and meta.get("role") == TRAINED_ROLE and weights.is_file():
             found[sidecar.stem] = weights

@@ -11,6 +11,13 @@ with Hillis's degrees of freedom); this module only routes the sessions to them:
 * Sessions 1 and 4 are *viewing* sessions (answer ``seen``): they count only in the reading times.
 
 Every table gets a first column ``responses`` saying whether the reads are ``simulated`` or ``real``.
+
+Before any statistic, :func:`check_responses` (functions on a DataFrame, so that every source of responses - CSV
+exports, the workshop database - is checked alike) refuses: reader ids that differ only in case or surrounding
+spaces (``r1`` / ``R1 ``: one reader under two spellings), ids outside the app's rule (1-40 letters, digits, ``_``
+and ``-``; an id such as ``../x`` or ``=cmd|...`` would reach file names and spreadsheets), and a read given twice in
+any session, viewing sessions 1 and 4 included (it would inflate the reading times). A responses folder's files are
+its ``*.csv`` files whatever the case of the suffix (``.CSV`` exports are read, and logged).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.errors import DataError
+from medadv.reader_app.config import READER_ID
 from medadv.reader_app.simulate import SEEN
 from medadv.stats.mrmc import ORHillisResult, or_hillis
 from medadv.stats.reader import (
@@ -40,12 +48,12 @@ READING_SESSIONS = (2, 3, 5)
 VIEWING_SESSIONS = (1, 4)
 MRMC_TREATMENTS = (3, 5)
 
-__all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "load_responses",
-           "response_files"]
+__all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "check_duplicate_reads",
+           "check_reader_ids", "check_responses", "load_responses", "response_files"]
 
 
 def response_files(folder: str | Path) -> list[Path]:
-    """The ``*.csv`` files of a responses folder, sorted by name.
+    """The CSV files of a responses folder (suffix ``.csv`` in any case), sorted by name.
 
     Raises:
         DataError: the folder does not exist or holds no CSV file.
@@ -53,7 +61,10 @@ def response_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"responses_dir {folder}: no such folder; give the folder that holds the readers' CSV exports.")
-    files = sorted(folder.glob("*.csv"))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    upper = [p.name for p in files if p.suffix != ".csv"]
+    if upper:
+        log.info("responses_dir %s: reading %d file(s) with an upper-case suffix too: %s", folder, len(upper), upper)
     if not files:
         raise DataError(f"responses_dir {folder}: no *.csv files; put the CSVs downloaded from the reader app there.")
     return files
@@ -133,6 +144,59 @@ def _check_viewing(responses: pd.DataFrame, answer_key: pd.DataFrame) -> None:
         raise DataError(f"sessions {VIEWING_SESSIONS} are viewing sessions (answer '{SEEN}'); seen {sorted(answers)}.")
 
 
+def _where(rows: pd.DataFrame) -> str:
+    """The files that ``rows`` came from, for a message (the ``source_file`` column of :func:`load_responses`)."""
+    if "source_file" not in rows.columns:
+        return ""
+    return f" (in {sorted(set(rows['source_file'].astype(str)))[:3]})"
+
+
+def check_reader_ids(responses: pd.DataFrame) -> None:
+    """Refuse reader ids that differ only in case or surrounding spaces, and ids outside the app's rule
+    (:data:`medadv.reader_app.config.READER_ID`).
+
+    Raises:
+        DataError: naming the ids and the files they came from.
+    """
+    ids = responses["reader"].astype(str)
+    spellings = pd.DataFrame({"id": ids, "folded": ids.str.strip().str.casefold()}).drop_duplicates("id")
+    for folded, group in spellings.groupby("folded"):
+        if len(group) > 1:
+            raise DataError(
+                f"reader ids {sorted(group['id'])} differ only in case or spacing{_where(responses[ids.isin(group['id'])])}; "
+                "they look like one reader under two spellings. Use one spelling in every file of that reader."
+            )
+    bad = sorted(i for i in set(ids) if not READER_ID.fullmatch(i))
+    if bad:
+        raise DataError(
+            f"reader id(s) {bad[:3]}{_where(responses[ids.isin(bad)])} break the reader app's rule: 1-40 letters, digits, "
+            "'_' and '-'. Rename the reader in the file (the id reaches file names and tables)."
+        )
+
+
+def check_duplicate_reads(responses: pd.DataFrame) -> None:
+    """Refuse a read given twice: the same reader, session and image in two rows of any session (viewing too).
+
+    Raises:
+        DataError: naming the first repeated read and the files it came from.
+    """
+    dup = responses.duplicated(["reader", "session", "image_id"], keep=False)
+    if dup.any():
+        first = responses.loc[dup, ["reader", "session", "image_id"]].iloc[0].to_dict()
+        raise DataError(
+            f"responses hold {int(dup.sum())} rows for repeated reads, e.g. {first}{_where(responses[dup])}; each "
+            "reader reads (or views) each image of a session once, and a repeat would inflate the counts and "
+            "reading times. Remove the duplicated rows or export."
+        )
+
+
+def check_responses(responses: pd.DataFrame) -> None:
+    """The checks of every response source before the analysis: :func:`check_reader_ids` and
+    :func:`check_duplicate_reads` (after the sessions are integers)."""
+    check_reader_ids(responses)
+    check_duplicate_reads(responses)
+
+
 def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgroups: int,
                       simulated: bool) -> ReaderStudyResults:
     """Validate and analyse a panel's responses to the five sessions.
@@ -145,7 +209,8 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
         simulated: whether the responses come from the simulated panel (it only labels the results).
 
     Raises:
-        DataError: responses to sessions other than 1-5, or anything :func:`validate_responses` rejects.
+        DataError: responses to sessions other than 1-5, anything :func:`check_responses` or
+            :func:`validate_responses` rejects.
     """
     sessions = pd.to_numeric(responses["session"], errors="coerce")
     unknown = sorted(set(sessions.dropna().astype(int)) - set(READING_SESSIONS) - set(VIEWING_SESSIONS))
@@ -153,6 +218,7 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
         raise DataError(f"responses hold session numbers {unknown or 'that are not integers'}; expected 1-5.")
     responses = responses.assign(session=sessions.astype(int))
     _check_viewing(responses, answer_key)
+    check_responses(responses)
     reading = responses[responses["session"].isin(READING_SESSIONS)]
     key = answer_key[answer_key["session"].isin(READING_SESSIONS)]
     reads = validate_responses(reading, key, sessions=READING_SESSIONS)

@@ -10,6 +10,7 @@ see :class:`ReaderSkill` and :mod:`medadv.reader_app.simulate`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from medadv.config import section_config
 from medadv.errors import ConfigError
 
 SESSIONS = (1, 2, 3, 4, 5)
+READER_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # the app's rule for a reader id (use with fullmatch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +54,7 @@ class ReaderSkill:
 
     def __post_init__(self) -> None:
         where = f"reader.simulated_readers[{self.reader!r}]"
-        if not 0 < len(self.reader) <= 40 or not all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in self.reader):
+        if not READER_ID.fullmatch(self.reader):
             raise ConfigError(f"{where}: reader id {self.reader!r}; use 1-40 letters, digits, '_' and '-' (as the app).")
         pairs = (("real_accuracy", self.education_real_delta), ("fake_accuracy", self.education_fake_delta))
         for name, delta in pairs:

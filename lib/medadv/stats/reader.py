@@ -117,6 +117,9 @@ def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
     for path in map(Path, paths):
         try:
             df = pd.read_csv(path)
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"responses file {path} is empty (no header, no rows); export the session from the reader "
+                            "app again, or remove the file.") from exc
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise DataError(f"responses file {path} cannot be read as CSV: {exc}") from exc
         _require_columns(df, RESPONSE_COLUMNS, f"responses file {path}")

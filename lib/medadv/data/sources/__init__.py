@@ -7,6 +7,11 @@ and calls the loader it names, which returns the cohort table of :mod:`medadv.da
 :mod:`medadv.data.images`, which :func:`medadv.data.images.read_image` and :func:`~medadv.data.images.read_mask`
 resolve lazily.
 
+Loaders whose data set unpacks into one fixed top folder (BUSI's ``Dataset_BUSI_with_GT``, ``FracAtlas``) accept as
+the data root either the folder that holds it or that folder itself (by its name, or by the content the loader
+expects inside it); which one was found is logged, and the manifest's ``sha256`` paths are read from inside the
+folder in the second case.
+
 Loaders (``loader:`` in the manifest):
     ``busi``         :mod:`medadv.data.sources.busi`         breast ultrasound, PNG + PNG masks
     ``cbis_ddsm``    :mod:`medadv.data.sources.cbis_ddsm`    film mammography, DICOM + ROI-mask DICOMs, case CSVs
@@ -16,6 +21,8 @@ Loaders (``loader:`` in the manifest):
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +32,8 @@ from medadv.data.sources import busi, cbis_ddsm, fracatlas, medmnist, vindr_mamm
 from medadv.data.sources.manifest import Manifest, load_manifest, verify_checksums
 from medadv.errors import DataError
 
+log = logging.getLogger(__name__)
+
 LOADERS: dict[str, Callable[[Manifest, Path], pd.DataFrame]] = {
     "busi": busi.load,
     "cbis_ddsm": cbis_ddsm.load,
@@ -32,6 +41,35 @@ LOADERS: dict[str, Callable[[Manifest, Path], pd.DataFrame]] = {
     "medmnist": medmnist.load,
     "fracatlas": fracatlas.load,
 }
+# loaders whose data set sits in one fixed top folder: the option that names it (default in the loader's OPTIONS),
+# and a test of whether a folder holds what that top folder holds
+TOP_FOLDERS: dict[str, tuple[str, dict[str, object], Callable[[Path, Manifest], bool]]] = {
+    "busi": ("folder", busi.OPTIONS, busi.holds_top_contents),
+    "fracatlas": ("folder", fracatlas.OPTIONS, fracatlas.holds_top_contents),
+}
+
+
+def locate_top_folder(manifest: Manifest, root: Path) -> Manifest:
+    """The manifest to load ``root`` with (see the module docstring).
+
+    Returns:
+        ``manifest`` itself when ``root`` holds the loader's top folder (or the loader has none, or neither is
+        found: the loader's error then names the missing folder); when ``root`` is that folder, a copy whose top
+        folder is ``.`` and whose ``sha256`` paths lose the folder's prefix.
+    """
+    if manifest.loader not in TOP_FOLDERS:
+        return manifest
+    option, defaults, holds = TOP_FOLDERS[manifest.loader]
+    folder = str(manifest.options.get(option, defaults[option]))
+    if folder in ("", ".") or (root / folder).is_dir():
+        log.info("%s: the data root %s holds the data set's folder %s", manifest.name, root, folder)
+        return manifest
+    if root.name != folder and not holds(root, manifest):
+        return manifest
+    log.info("%s: the data root %s is the data set's folder %s itself; reading it in place", manifest.name, root, folder)
+    prefix = folder.rstrip("/") + "/"
+    sha = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in manifest.sha256.items()}
+    return dataclasses.replace(manifest, options={**manifest.options, option: "."}, sha256=sha)
 
 
 def load_cohort(manifest: str | Path | Manifest, root: str | Path) -> pd.DataFrame:
@@ -56,6 +94,7 @@ def load_cohort(manifest: str | Path | Manifest, root: str | Path) -> pd.DataFra
             f"{root}: data root not found (manifest {parsed.path}); give the folder that holds {parsed.name} "
             f"with --data-root. Expected layout:\n{parsed.layout}"
         )
+    parsed = locate_top_folder(parsed, root)
     verify_checksums(parsed, root)
     return LOADERS[parsed.loader](parsed, root)
 

@@ -13,12 +13,18 @@ Each class folder's name is the source label, mapped by the manifest's ``label_m
 ``options.lesion_free`` (default ``normal``) get no mask (their masks are blank); every other image must have at
 least one mask file.
 
+Image files are found whatever the case of their suffix (``.png`` or ``.PNG``). A mask whose image is missing (an
+orphan) and a file that is not a PNG are named in a warning and left out; with ``options.strict: true`` either is an
+error. The data root may be the folder that holds ``Dataset_BUSI_with_GT`` or that folder itself
+(:func:`medadv.data.sources.locate_top_folder`).
+
 BUSI gives no patient ids, so each image is its own patient (``patient_id`` = ``image_id``). Several images of one
 patient (and a few near-duplicates) exist in the set, so patient-level splits cannot fully prevent leakage; report
 results on BUSI with that caveat. There is no official split.
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -29,13 +35,45 @@ from medadv.data.sources.common import finish_cohort, relative, require_dir
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
-OPTIONS = {"folder": "Dataset_BUSI_with_GT", "lesion_free": ["normal"]}
+log = logging.getLogger(__name__)
+
+OPTIONS = {"folder": "Dataset_BUSI_with_GT", "lesion_free": ["normal"], "strict": False}
 _MASK = re.compile(r"^(?P<stem>.+)_mask(?:_\d+)?$")
 
 
 def image_id(stem: str) -> str:
     """``benign (12)`` -> ``benign_12``: the image id of a BUSI file stem."""
     return re.sub(r"[^0-9A-Za-z]+", "_", stem).strip("_")
+
+
+def holds_top_contents(folder: Path, manifest: Manifest) -> bool:
+    """Whether ``folder`` holds BUSI's class folders (it is ``Dataset_BUSI_with_GT`` under another name)."""
+    return any((folder / label).is_dir() for label in manifest.label_map)
+
+
+def _class_files(folder: Path, strict: bool) -> tuple[list[Path], dict[str, list[Path]]]:
+    """A class folder's images (any case of ``.png``) and each image stem's mask files; orphan masks and other files
+    are warned about (an error when ``strict``)."""
+    pngs = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() == ".png")
+    others = sorted(f.name for f in folder.iterdir() if f.is_file() and f.suffix.lower() != ".png")
+    images = [f for f in pngs if not _MASK.match(f.stem)]
+    masks: dict[str, list[Path]] = {}
+    for f in pngs:
+        match = _MASK.match(f.stem)
+        if match:
+            masks.setdefault(match["stem"], []).append(f)
+    orphans = sorted(m.name for stem in set(masks) - {f.stem for f in images} for m in masks[stem])
+    problems = []
+    if orphans:
+        problems.append(f"{len(orphans)} mask file(s) without their image, left out: {orphans[:5]}")
+    if others:
+        problems.append(f"{len(others)} file(s) that are not PNG images, left out: {others[:5]}")
+    if problems and strict:
+        raise DataError(f"{folder}: " + "; ".join(problems) + ". Restore the missing images from the BUSI download "
+                        "or delete the stray files (or set options.strict: false to leave them out with a warning).")
+    for problem in problems:
+        log.warning("%s: %s", folder, problem)
+    return images, masks
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
@@ -49,21 +87,14 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
         label = manifest.label(folder.name, str(folder))
         if label is None:
             continue
-        files = sorted(folder.glob("*.png"))
-        masks: dict[str, list[Path]] = {}
+        files, masks = _class_files(folder, bool(opts["strict"]))
         for f in files:
-            match = _MASK.match(f.stem)
-            if match:
-                masks.setdefault(match["stem"], []).append(f)
-        for f in files:
-            if _MASK.match(f.stem):
-                continue
             own = sorted(masks.get(f.stem, []), key=lambda p: (len(p.stem), p.stem))
             if folder.name in opts["lesion_free"]:
                 mask = ""
             elif not own:
                 raise DataError(
-                    f"{f}: no mask file next to it (expected '{f.stem}_mask.png'); restore the mask from the BUSI "
+                    f"{f}: no mask file next to it (expected '{f.stem}_mask{f.suffix}'); restore the mask from the BUSI "
                     "download or delete the image."
                 )
             else:

@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 
 from medadv.data.cohort import COHORT_COLUMNS, validate_cohort
+from medadv.data.dicom import is_dicom
+from medadv.data.images import dicom_frame
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -64,7 +66,8 @@ def relative(path: Path, root: Path) -> str:
 
 
 def finish_cohort(rows: list[Mapping[str, Any]], manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The validated cohort table of a loader's rows (modality from the manifest; split empty unless official).
+    """The validated cohort table of a loader's rows (modality from the manifest; split empty unless official; DICOM
+    images as the manifest's ``dicom_frame`` of each file when it names one).
 
     Raises:
         DataError: no rows (nothing found under ``root``, or every label dropped), or a table that fails validation.
@@ -75,6 +78,8 @@ def finish_cohort(rows: list[Mapping[str, Any]], manifest: Manifest, root: Path)
             f"{manifest.path}); expected this layout under the data root:\n{manifest.layout}"
         )
     table = pd.DataFrame(rows)
+    if manifest.dicom_frame is not None:
+        table["path"] = [dicom_frame(p, manifest.dicom_frame) if is_dicom(root / p) else p for p in table["path"]]
     table["modality"] = manifest.modality
     if not manifest.official_split:
         table["split"] = ""

@@ -13,7 +13,8 @@ by ``+`` when several are set). Mask: the image's COCO annotations, polygons whe
 ``shapes::`` reference rasterised lazily by :func:`medadv.data.images.read_mask` (:func:`skimage.draw.polygon`);
 fractured images without annotations have no mask. FracAtlas gives no patient ids, so each image is its own patient
 (images flagged ``multiscan`` show one patient several times: a leakage caveat). There is no official split for
-classification.
+classification. The data root may be the folder that holds ``FracAtlas`` or that folder itself
+(:func:`medadv.data.sources.locate_top_folder`).
 """
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ def _coco_masks(path: Path) -> dict[str, str]:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: not a COCO annotation file this loader can read ({type(exc).__name__}: {exc}); "
                         "download FracAtlas again.") from exc
+
+
+def holds_top_contents(folder: Path, manifest: Manifest) -> bool:
+    """Whether ``folder`` holds what the ``FracAtlas`` folder holds (``images/`` and the dataset CSV)."""
+    csv = str(manifest.options.get("csv", OPTIONS["csv"]))
+    return (folder / "images").is_dir() and (folder / csv).is_file()
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:

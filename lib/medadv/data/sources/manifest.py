@@ -4,10 +4,11 @@ A manifest holds (required) ``name``, ``loader``, ``modality``, ``source``, ``li
 (the expected files and folders under the data root, as text), ``label_map`` (the data set's own label -> 1 positive,
 0 negative, or ``drop`` to leave such images out) and ``patient_id`` (the rule that gives each image its patient,
 as text); and (optional) ``official_split`` (true: keep the data set's own train / val / test assignment), ``sha256``
-(file relative to the data root -> hex digest, verified before loading) and ``options`` (settings of the loader:
-file and folder names; each loader lists the ones it knows and their defaults).
+(file relative to the data root -> hex digest, verified before loading), ``options`` (settings of the loader:
+file and folder names; each loader lists the ones it knows and their defaults) and ``dicom_frame`` (the 0-based frame
+to read from multi-frame DICOM images, e.g. cine ultrasound; without it such a file is refused with its frame count).
 
-Anything else - YAML that does not parse, a missing or unknown field, a value of the wrong kind - is a
+Anything else - YAML that does not parse or repeats a key, a missing or unknown field, a value of the wrong kind - is a
 :class:`medadv.DataError` that names the manifest file and the field.
 """
 from __future__ import annotations
@@ -19,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from medadv.errors import DataError
 from medadv.report import sha256_file
+from medadv.strict_yaml import load_yaml
 
 MODALITIES = ("mammography", "ultrasound", "xray")
 DROP = "drop"
 REQUIRED_FIELDS = ("name", "loader", "modality", "source", "licence", "citation", "layout", "label_map", "patient_id")
-OPTIONAL_FIELDS = ("official_split", "sha256", "options")
+OPTIONAL_FIELDS = ("official_split", "sha256", "options", "dicom_frame")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -48,6 +48,7 @@ class Manifest:
     official_split: bool
     sha256: Mapping[str, str]
     options: Mapping[str, Any]
+    dicom_frame: int | None = None
 
     def label(self, source_label: object, where: str) -> int | None:
         """Map one of the data set's labels to 1 / 0, or ``None`` for a label the manifest drops.
@@ -121,10 +122,7 @@ def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: manifest file not found; give one of the files in data_manifests/ or your own YAML.")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: the manifest is not valid YAML ({exc}); fix the syntax at the position shown.") from exc
+    raw = load_yaml(path, DataError, "manifest")
     if not isinstance(raw, Mapping):
         raise DataError(
             f"{path}: the manifest holds {type(raw).__name__}; expected a mapping of fields {list(REQUIRED_FIELDS)}."
@@ -148,6 +146,9 @@ def load_manifest(path: str | Path) -> Manifest:
     official = raw.get("official_split", False)
     if not isinstance(official, bool):
         raise DataError(f"{path}: field 'official_split' is {official!r}; expected true or false.")
+    frame = raw.get("dicom_frame")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+        raise DataError(f"{path}: field 'dicom_frame' is {frame!r}; expected a frame number 0, 1, 2, ... (0-based).")
     options = raw.get("options") or {}
     if not isinstance(options, Mapping):
         raise DataError(f"{path}: field 'options' is {type(options).__name__}; expected a mapping.")
@@ -165,6 +166,7 @@ def load_manifest(path: str | Path) -> Manifest:
         official_split=official,
         sha256=types.MappingProxyType(_sha256_map(raw.get("sha256"), path)),
         options=types.MappingProxyType(dict(options)),
+        dicom_frame=frame,
     )
 
 
