@@ -229,7 +229,11 @@ def test_robustness_tables_and_headline_checks(trained):
                           apgd_steps=3, ifgsm_steps=3, corruptions=("contrast", "gaussian_noise"), severities=(1, 5))
     models = {"vgg_erm": (model, "erm"), "vgg_rtda": (model, "rtda")}
     result = evaluate_models(models, x, y, config, torch.device("cpu"), seed=0)
-    assert len(result.curves) == 2 * (1 + 2 + 2 + 1 + 2 + 1)
+    assert len(result.curves) == 2 * (1 + 2 + 2 + 1 + 2 + 1 + 1)
+    # paper 004's 0.1 is a step of 0.1 grey level: 3 steps reach 0.3/255; the 0.1 ball (25.5/255) is the labelled extra
+    budgets = result.curves.drop_duplicates("attack").set_index("attack")["eps"]
+    assert budgets["ifgsm"] == pytest.approx(3 * 0.1 / 255) and budgets["ifgsm_extra"] == pytest.approx(0.1)
+    assert {"ifgsm_accuracy", "ifgsm_extra_accuracy"} <= set(result.by_recipe.columns)
     assert len(result.corruptions) == 2 * 2 * 2
     row = result.by_recipe.set_index("model").loc["vgg_erm"]
     assert row["clean_accuracy"] == pytest.approx(_accuracy(model, x, y))

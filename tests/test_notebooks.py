@@ -89,7 +89,8 @@ EXPECTED_OUTPUTS = {
                              "tables/robustness_by_recipe.csv", "figures/robustness_curves.png",
                              "figures/attack_examples_fgsm.png", "figures/attack_examples_pgd.png"],
     "04_gradcam_alignment": ["tables/alignment_scores.csv", "tables/alignment_tests.csv",
-                             "tables/explanation_attack.csv", "figures/alignment_boxplot.png"],
+                             "tables/explanation_attack.csv", "figures/alignment_boxplot.png",
+                             "tables/fgsm_gradcam_shift.csv", "figures/fgsm_gradcam_shift_examples.png"],
     "05_reader_study": ["tables/reader_accuracy.csv", "tables/reader_session_tests.csv", "tables/reader_times.csv",
                         "tables/mrmc.csv", "figures/reader_accuracy.png", "data/reader_packages/answer_key.csv"],
 }
@@ -129,6 +130,12 @@ def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
     for session in (3, 5):
         truth = key.loc[key["session"] == session, "truth"]
         assert (truth == "real").sum() == (truth == "fake").sum() > 0
+    shift = pd.read_csv(run / "tables" / "fgsm_gradcam_shift.csv")
+    assert list(shift.columns[:7]) == ["image_id", "model", "label_changed", "topk_overlap", "peak_shift_px",
+                                       "alignment_before", "alignment_after"]
+    assert set(shift["model"]) == {"multitask_erm", "vgg_erm"} and shift["max_change_grey"].max() <= 2.5 + 1e-3
+    summary = json.loads((run / "summary.json").read_text())
+    assert isinstance(summary["02_gan_training"]["gan_warnings"], list)
 
 
 @pytest.mark.notebooks

@@ -232,3 +232,25 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     assert len(list(folder.glob("*.csv"))) == 5 * len(config.simulated_readers)
     with pytest.raises(DataError, match="missing field"):
         render_page({"session": 3})
+
+
+def test_sessions_3_and_5_are_drawn_by_patient(tmp_path: Path) -> None:
+    """Issue 11 item 8: no patient's images are split between real and fake or between Sessions 3 and 5."""
+    cohort, adversarial, education = make_reader_run(tmp_path, n_train=8, n_heldout=60, n_education=3)
+    held = cohort["split"] != "train"
+    sizes = np.resize([1, 2, 3, 4], 40)  # patients of 1-4 images (views, breasts), both classes
+    patient_of = np.repeat([f"q{j:02d}" for j in range(len(sizes))], sizes)[: int(held.sum())]
+    cohort.loc[held, "patient_id"] = patient_of
+    for seed in range(5):
+        key, sessions = plan_sessions(cohort, adversarial, education, (2, 2, 20, 2, 24), seed=seed)
+        assert sessions["built"].tolist() == [2, 2, 20, 2, 24]
+        reads = key[key["session"].isin([3, 5])].merge(cohort[["image_id", "patient_id"]], left_on="source_image_id",
+                                                       right_on="image_id")
+        bins = reads.groupby("patient_id")[["session", "truth"]].nunique()
+        assert (bins["session"] == 1).all() and (bins["truth"] == 1).all()
+        assert reads.groupby("patient_id").size().max() > 1  # whole multi-image patients were drawn
+        for s, n in ((3, 20), (5, 24)):
+            part = reads[reads["session"] == s]
+            assert (part["truth"] == "real").sum() == (part["truth"] == "fake").sum() == n // 2
+            positives = part.groupby("truth")["source_label"].sum()
+            assert positives["real"] == positives["fake"]  # the same class mix among the reals and the fakes

@@ -123,10 +123,16 @@ def test_session_tests_by_hand(table: pd.DataFrame) -> None:
         assert row["direction"] == ("increase" if diff > 0 else "decrease")
     assert _row(res, reader="1", truth="real", label="all", session_a=3, session_b=5)["p_value"] == pytest.approx(
         0.016947, abs=1e-6)
-    # Reader 1, fake images: only sessions 3 and 5; S3 [1,0 | 1,0] and S5 [1,1 | 1,1] both have sd 0 -> z = inf.
+    assert (res.loc[res["sd_avg"] > 0, "note"] == "").all()
+    # Reader 1, fake images: only sessions 3 and 5; S3 [1,0 | 1,0] and S5 [1,1 | 1,1] both have sd 0: the accuracies
+    # differ (0.5 vs 1) but the spread is zero, so the test is undefined: NaN with the reason, never p = 0.
     fake = res[(res["reader"] == "1") & (res["truth"] == "fake") & (res["label"] == "all")]
     assert list(zip(fake["session_a"], fake["session_b"], strict=True)) == [(3, 5)]
-    assert np.isinf(fake["statistic"].iloc[0]) and fake["p_value"].iloc[0] == 0.0
+    assert fake["diff"].iloc[0] == pytest.approx(0.5) and fake["sd_avg"].iloc[0] == 0.0
+    assert math.isnan(fake["statistic"].iloc[0]) and math.isnan(fake["p_value"].iloc[0])
+    assert fake["note"].iloc[0].startswith("zero spread") and "2 sub-group" in fake["note"].iloc[0]
+    t_fake = session_tests(table, n_groups=2, distribution="t")
+    assert math.isnan(_row(t_fake, reader="1", truth="fake", label="all", session_a=3, session_b=5)["p_value"])
     t = session_tests(table, n_groups=2, distribution="t")
     row = _row(t, reader="1", truth="real", label="all", session_a=3, session_b=5)
     assert row["df"] == 3 and row["p_value"] == pytest.approx(stats.t.sf(0.25 / sd_avg, 3))

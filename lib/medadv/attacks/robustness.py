@@ -67,7 +67,12 @@ class AttackConfig:
         headline_linf_eps, headline_l2_eps: budgets of the per-recipe table, APGD and the example figures
             (2/255 is below what a reader sees on a mammogram); each must be one of the curve's budgets.
         apgd_steps, apgd_restarts: APGD iterations and restarts.
-        ifgsm_eps, ifgsm_steps: paper 004's iterative FGSM (0.1, 25).
+        ifgsm_step_grey, ifgsm_steps: paper 004's iterative FGSM: ``ifgsm_steps`` steps of ``ifgsm_step_grey`` grey
+            levels of 255 (paper: 25 steps of 0.1, i.e. 0.1/255 in [0, 1] units, a budget of 2.5/255; attack
+            ``ifgsm``, budget :attr:`ifgsm_eps`).
+        ifgsm_extra_eps: the kit's labelled extra, attack ``ifgsm_extra``: the same steps in an L-inf ball of this
+            radius in [0, 1] units (0.1 = 25.5/255, the old reading of paper 004's 0.1; far beyond "visually
+            identical").
         corruptions, severities: the corruption suite evaluated.
         batch_size: images per attack batch.
         n_examples: images in the example figures.
@@ -82,19 +87,24 @@ class AttackConfig:
     headline_l2_eps: float = 0.5
     apgd_steps: int = 50
     apgd_restarts: int = 1
-    ifgsm_eps: float = 0.1
+    ifgsm_step_grey: float = 0.1
     ifgsm_steps: int = 25
+    ifgsm_extra_eps: float = 0.1
     corruptions: tuple[str, ...] = CORRUPTIONS
     severities: tuple[int, ...] = SEVERITIES
     batch_size: int = 128
     n_examples: int = 4
 
     def __post_init__(self) -> None:
-        budgets = (*self.linf_eps, *self.l2_eps, self.headline_linf_eps, self.headline_l2_eps, self.ifgsm_eps)
+        budgets = (*self.linf_eps, *self.l2_eps, self.headline_linf_eps, self.headline_l2_eps, self.ifgsm_eps,
+                   self.ifgsm_extra_eps)
         if not self.linf_eps or not self.l2_eps or any(not math.isfinite(e) or e < 0 for e in budgets):
             raise ConfigError(f"attacks: budgets {budgets} must be non-empty lists of values >= 0 in [0, 1] units.")
         if min(self.steps, self.restarts, self.apgd_steps, self.apgd_restarts, self.ifgsm_steps, self.batch_size) < 1:
             raise ConfigError("attacks: steps, restarts, apgd_steps, apgd_restarts, ifgsm_steps, batch_size must be >= 1.")
+        if not self.ifgsm_step_grey > 0:
+            raise ConfigError(f"attacks.ifgsm_step_grey is {self.ifgsm_step_grey}; expected a positive step in grey "
+                              "levels of 255 (paper 004: 0.1).")
         if not self.step_ratio > 0:
             raise ConfigError(f"attacks.step_ratio is {self.step_ratio}; expected a positive number.")
         if not any(math.isclose(e, self.headline_linf_eps) for e in self.linf_eps) or not any(
@@ -121,9 +131,21 @@ class AttackConfig:
         return lambda m, x, y, g: apgd(m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss,
                                        restarts=self.apgd_restarts, generator=g)
 
+    @property
+    def ifgsm_eps(self) -> float:
+        """The L-inf budget that paper 004's steps reach, in [0, 1] units (25 x 0.1/255 = 2.5/255)."""
+        return self.ifgsm_steps * self.ifgsm_step_grey / 255.0
+
     def ifgsm_attack(self, early_stop: bool = True) -> Attack:
-        """Paper 004's iterative FGSM against the true label (stopping on success for accuracy)."""
-        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_eps, steps=self.ifgsm_steps, early_stop=early_stop)
+        """Paper 004's iterative FGSM (steps of ``ifgsm_step_grey`` / 255) against the true label (stopping on
+        success for accuracy)."""
+        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_eps, steps=self.ifgsm_steps,
+                                        alpha=self.ifgsm_step_grey / 255.0, early_stop=early_stop)
+
+    def ifgsm_extra_attack(self, early_stop: bool = True) -> Attack:
+        """The kit's extra: iterative FGSM with ``ifgsm_steps`` steps in the ``ifgsm_extra_eps`` ball (25.5/255)."""
+        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_extra_eps, steps=self.ifgsm_steps,
+                                        early_stop=early_stop)
 
 
 @torch.no_grad()
@@ -191,7 +213,7 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
         return still_correct(model, x, y, fn, robust, device, config.batch_size, next(seeds))
 
     record("clean", "none", 0.0, clean)
-    progress = tqdm(total=len(config.linf_eps) * 2 + len(config.l2_eps) + 3, desc=f"{name}: attacks", leave=False,
+    progress = tqdm(total=len(config.linf_eps) * 2 + len(config.l2_eps) + 4, desc=f"{name}: attacks", leave=False,
                     disable=not in_notebook_progress())
     for eps in config.linf_eps:
         record("fgsm", "linf", eps, attack(config.fgsm_attack(eps), clean))
@@ -208,6 +230,8 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
         robust = record(f"apgd_{loss}", "linf", config.headline_linf_eps, attack(config.apgd_attack(loss), robust))
         progress.update()
     record("ifgsm", "linf", config.ifgsm_eps, attack(config.ifgsm_attack(), clean))
+    progress.update()
+    record("ifgsm_extra", "linf", config.ifgsm_extra_eps, attack(config.ifgsm_extra_attack(), clean))
     progress.update()
     progress.close()
 
@@ -231,6 +255,7 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
         "apgd_ce_accuracy": acc("apgd_ce", "linf", config.headline_linf_eps),
         "apgd_margin_accuracy": acc("apgd_margin", "linf", config.headline_linf_eps),
         "ifgsm_accuracy": acc("ifgsm", "linf", config.ifgsm_eps),
+        "ifgsm_extra_accuracy": acc("ifgsm_extra", "linf", config.ifgsm_extra_eps),
         "mean_corruption_accuracy": float(np.mean([r["accuracy"] for r in corrupted])),
         "mean_corruption_auc": float(np.mean([r["auc"] for r in corrupted])),
     }

@@ -102,3 +102,25 @@ def manipulation_panels(
         axes[0, c].set_title(head, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def fgsm_shift_figure(table: pd.DataFrame, steps: int, step_grey: float) -> plt.Figure:
+    """Paper 004's experiment (``steps`` steps of ``step_grey`` grey levels) in two panels: the peak shift (pixels)
+    and the top-k overlap of each image's Grad-CAM map, per model (x), split by whether the label changed (grey
+    level), with the single images as points."""
+    data = table.assign(label=np.where(table["label_changed"], "label changed", "label kept"))
+    hue_order = ["label kept", "label changed"]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    for ax, column, label in ((axes[0], "peak_shift_px", "peak shift of the map (pixels)"),
+                              (axes[1], "topk_overlap", "top-k overlap after / before")):
+        common = {"data": data, "x": "model", "y": column, "hue": "label", "hue_order": hue_order}
+        sns.boxplot(**common, palette=["0.85", "0.55"], showfliers=False, linewidth=0.8, ax=ax)
+        sns.stripplot(**common, dodge=True, palette="dark:black", size=2.4, alpha=0.6, legend=False, ax=ax)
+        ax.set_ylabel(label)
+        ax.set_xlabel("")
+    axes[1].set_ylim(-0.03, 1.03)
+    axes[0].get_legend().remove()
+    axes[1].legend(title="", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(f"Paper 004: iterative FGSM, {steps} steps of {step_grey:g}/255, against the predicted label", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,5 +1,6 @@
-"""The two studies of notebook 04: alignment of attribution maps with lesion masks across standard and robust models
-(paper 000), and the manipulation of Grad-CAM maps by small perturbations (paper 004).
+"""The studies of notebook 04: alignment of attribution maps with lesion masks across standard and robust models
+(paper 000), and the manipulation of Grad-CAM maps by small perturbations: paper 004's own experiment lives in
+:mod:`medadv.explain.fgsm_shift`, the targeted attack of Ghorbani et al. here (:func:`explanation_attack`).
 
 Each function takes loaded models and arrays and returns a tidy table; the notebook saves them, plots them and
 narrates. Settings come from the profile's ``explain`` section (:class:`ExplainConfig`).
@@ -46,8 +47,13 @@ class ExplainConfig:
         pointing_tolerance: pointing-game tolerance in pixels.
         ig_steps: integrated-gradients steps; occlusion_window, occlusion_stride: occluding square, pixels.
         batch_size: images per attribution call.
-        attack_models: models whose Grad-CAM is attacked (paper 004 attacked its multi-task network).
-        attack_eps: L-inf budgets in [0, 1] pixel units; attack_steps: iterations (paper 004: 25).
+        attack_models: models whose Grad-CAM the targeted attack of Ghorbani et al. moves (the stronger attack,
+            different from paper 004's).
+        attack_eps: its L-inf budgets in [0, 1] pixel units; attack_steps: its iterations.
+        fgsm_models: models of paper 004's own experiment (:mod:`medadv.explain.fgsm_shift`; the paper: its
+            multi-task network and VGG).
+        fgsm_step_grey, fgsm_steps: paper 004's iterative FGSM: steps of 0.1 grey level of 255 (0.1/255 in [0, 1]
+            units), 25 of them.
         attack_topk: top-k fraction of the original map protected by the attack and used for the top-k overlap.
         softplus_beta: sharpness of the softplus copy the attack differentiates (Ghorbani et al. 2019).
         flip_weight: weight of the cross-entropy ascent in the label-flipping variant.
@@ -67,6 +73,9 @@ class ExplainConfig:
     occlusion_stride: int = 4
     batch_size: int = 32
     attack_models: tuple[str, ...] = ("vgg_erm", "multitask_erm")
+    fgsm_models: tuple[str, ...] = ("multitask_erm", "vgg_erm")
+    fgsm_step_grey: float = 0.1
+    fgsm_steps: int = 25
     attack_eps: tuple[float, ...] = (0.01, 0.03)
     attack_steps: int = 25
     attack_topk: float = 0.05
@@ -85,8 +94,13 @@ class ExplainConfig:
             )
         if self.reference not in self.models:
             raise ConfigError(f"explain.reference {self.reference!r} is not among explain.models {list(self.models)}.")
-        if not set(self.attack_models) <= set(self.models):
-            raise ConfigError(f"explain.attack_models {list(self.attack_models)} must be among explain.models.")
+        for key in ("attack_models", "fgsm_models"):
+            if not set(getattr(self, key)) <= set(self.models):
+                raise ConfigError(f"explain.{key} {list(getattr(self, key))} must be among explain.models "
+                                  f"{list(self.models)}.")
+        if not self.fgsm_step_grey > 0 or self.fgsm_steps < 1:
+            raise ConfigError(f"explain: fgsm_step_grey={self.fgsm_step_grey}, fgsm_steps={self.fgsm_steps}; expected a "
+                              "positive step in grey levels of 255 (paper 004: 0.1) and at least one step (25).")
         if self.primary_metric not in self.metrics or self.attack_metric not in ALL_METRICS:
             raise ConfigError(
                 f"explain.primary_metric {self.primary_metric!r} must be one of explain.metrics and "
@@ -167,7 +181,8 @@ def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     return table
 
 
-def _peak_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+def peak_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Distance in pixels between the peaks of two stacks of maps (N, H, W) (:func:`peak_position`); returns (N,)."""
     return np.linalg.norm(peak_position(before) - peak_position(after), axis=1)
 
 
@@ -190,8 +205,10 @@ class AttackExample:
 def explanation_attack(
     models: Mapping[str, nn.Module], images: np.ndarray, masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig
 ) -> tuple[pd.DataFrame, list[AttackExample]]:
-    """Paper 004's study: for each attacked model, budget and variant (``keep_label``, ``flip_label``), perturb every
-    image so that the Grad-CAM map of the originally predicted class leaves the lesion and its original top-k pixels.
+    """The targeted Grad-CAM attack (Ghorbani et al. 2019), stronger than and different from paper 004's plain
+    iterative FGSM (:mod:`medadv.explain.fgsm_shift`), aimed at paper 004's Figs. 2-3: for each attacked model, budget
+    and variant (``keep_label``, ``flip_label``), perturb every image so that the Grad-CAM map of the originally
+    predicted class leaves the lesion and its original top-k pixels.
     The maps compared are what a reader of the tool would see: Grad-CAM of the predicted class before and after
     (the same class unless the label flipped).
 
@@ -220,7 +237,7 @@ def explanation_attack(
             "label_kept": (res.label_before == res.label_after).numpy(),
             "linf": (res.x_adv - x).abs().amax(dim=(1, 2, 3)).numpy(),
             "topk_overlap": topk_coverage(after, top_before, k=cfg.attack_topk),
-            "peak_shift_px": _peak_shift(before, after),
+            "peak_shift_px": peak_shift(before, after),
             "alignment_before": metric(before, masks), "alignment_after": metric(after, masks),
         }))
         examples.append(AttackExample(

@@ -1,12 +1,23 @@
 """Paper 004's multi-task network: a ResNet encoder with a classification head and a segmentation decoder.
 
-Rasaee & Rivaz, "Modified ResNet-50": the ResNet's 1000-way layer is replaced by a two-way one, and a decoder made of
-up-sampling sub-boxes ("Conv2D with ReLU activation, UpSampling2D(2, 2), and Batch Normalization") turns the encoder's
-activations into a lesion mask at the input size. Learning the mask alongside the label is what the paper credits for
-its better classification. Here the decoder is U-Net-like (each sub-box also takes the encoder activation of its
-resolution, concatenated after up-sampling) so that small lesions keep their borders; the encoder is any torchvision
-ResNet (``resnet50`` in the full profile); the CPU profiles use a ResNet-18 with a quarter of the channels, built from
-torchvision's residual blocks (:func:`narrow_resnet`).
+Rasaee & Rivaz, "Modified ResNet-50" (Sec. II-B, Fig. 1): the ResNet's 1000-way layer is replaced by a two-way one,
+and a decoder after the encoder turns its activations into a lesion mask at the input size: "Six sub-boxes were
+inserted ... to upsample the ResNet-50 activation layer weights from 7x7x1024 to the mask size (224x224x1). Each
+sub-box is made up of three smaller sub-boxes: Conv2D with Relu activation, Up Sampling2D(2,2), and Batch
+Normalization." Learning the mask alongside the label is what the paper credits for its better classification.
+
+The decoder here (:func:`sub_box`, :attr:`MultiTaskResNet.decoder`) is six sub-boxes in exactly that order: Conv
+3 x 3 + ReLU, up-sampling x2 (nearest, as Keras' ``UpSampling2D``), BatchNorm. The paper's sizes fix what it leaves
+open: 7 -> 224 is five doublings, not six, and its "7x7x1024" is not the 7 x 7 x 2048 activation of ResNet-50's last
+stage; so the first sub-box works at the encoder's resolution (its convolution takes the 2048 channels to
+``decoder_width``, the paper's 1024, and it has no up-sampling) and the other five double the resolution, halving the
+channels each time (1024, 512, 256, 128, 64, 32 at the paper's width). A 1 x 1 convolution to one channel gives the
+mask logits (the paper's 224 x 224 x 1 output; its output activation is not given, the kit trains on logits). The
+paper has no skip connections; ``skips=True`` (profile key of the training section) is the kit's U-Net-like option
+that concatenates the encoder activation of the same resolution to the input of sub-boxes 3-6.
+
+The encoder is any torchvision ResNet (``resnet50`` in the full profile); the CPU profiles use a ResNet-18 with a
+fraction of the channels, built from torchvision's residual blocks (:func:`narrow_resnet`).
 
 ``forward(x)`` returns the class logits only, so that attacks and explanations treat every classifier alike;
 :meth:`MultiTaskResNet.forward_both` returns ``(logits, mask_logits)`` for training. Grey input is copied to three
@@ -43,9 +54,12 @@ class MultiTaskConfig:
         encoder: torchvision ResNet name (paper 004: ``resnet50``).
         width: multiplier of the encoder's channel counts (1.0 = torchvision's network, which ImageNet weights fit;
             CPU profiles use a narrower one built from torchvision's residual blocks).
-        decoder_width: channels of the decoder's sub-boxes (halved at each finer resolution, at least 8).
+        decoder_width: channels of the first decoder sub-box (paper 004: 1024), halved in each of the next five
+            (at least 8).
         num_classes: class logits (2: index 1 = positive).
         imagenet: start the encoder from cached ImageNet weights when present (never downloaded).
+        skips: the kit's U-Net-like option: sub-boxes 3-6 also take the encoder activation of their resolution
+            (paper 004: none).
     """
 
     encoder: str = "resnet50"
@@ -53,6 +67,7 @@ class MultiTaskConfig:
     decoder_width: int = 256
     num_classes: int = 2
     imagenet: bool = True
+    skips: bool = False
 
     def __post_init__(self) -> None:
         if self.encoder not in RESNETS:
@@ -87,24 +102,23 @@ def narrow_resnet(encoder: str, width: float) -> tuple[nn.Sequential, nn.ModuleL
     return stem, nn.ModuleList(stages)
 
 
-class UpBox(nn.Module):
-    """One decoder sub-box: up-sample x2, concatenate the skip activation, Conv 3 x 3 + ReLU, BatchNorm."""
+DECODER_BOXES = 6
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch + skip_ch, out_ch, kernel_size=3, padding=1)
-        self.norm = nn.BatchNorm2d(out_ch)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
-        size = skip.shape[-2:] if skip is not None else tuple(2 * s for s in x.shape[-2:])
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        if skip is not None:
-            x = torch.cat([x, skip], dim=1)
-        return self.norm(F.relu(self.conv(x)))
+def sub_box(in_ch: int, out_ch: int, upsample: bool) -> nn.Sequential:
+    """One decoder sub-box of paper 004: Conv 3 x 3 + ReLU, up-sampling x2 (nearest; identity when ``upsample`` is
+    False), BatchNorm.
+
+    Returns:
+        the sub-box as ``nn.Sequential(conv, relu, upsample, norm)``.
+    """
+    up: nn.Module = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1), nn.ReLU(), up, nn.BatchNorm2d(out_ch))
 
 
 class MultiTaskResNet(nn.Module):
-    """Paper 004's multi-task classifier on grey [0, 1] images (N, 1, H, W) (H and W multiples of 32)."""
+    """Paper 004's multi-task classifier on grey [0, 1] images (N, 1, H, W) (H and W multiples of 32; other sizes
+    get a mask interpolated to the input size)."""
 
     def __init__(self, config: MultiTaskConfig = MultiTaskConfig()) -> None:
         super().__init__()
@@ -125,10 +139,10 @@ class MultiTaskResNet(nn.Module):
         planes = [_scaled(c, config.width) for c in (64, 128, 256, 512)]
         enc = [_scaled(64, config.width)] + [c * block.expansion for c in planes]
         self.head = nn.Linear(enc[-1], config.num_classes)
-        dec = [max(8, config.decoder_width // 2**i) for i in range(5)]
-        ins = [enc[4]] + dec[:4]
-        skips = [enc[3], enc[2], enc[1], enc[0], 0]
-        self.decoder = nn.ModuleList([UpBox(i, s, o) for i, s, o in zip(ins, skips, dec, strict=True)])
+        dec = [max(8, config.decoder_width // 2**i) for i in range(DECODER_BOXES)]
+        skips = [0, 0, enc[3], enc[2], enc[1], enc[0]] if config.skips else [0] * DECODER_BOXES
+        ins = [enc[4] + skips[0]] + [d + k for d, k in zip(dec[:-1], skips[1:], strict=True)]
+        self.decoder = nn.ModuleList([sub_box(i, o, upsample=k > 0) for k, (i, o) in enumerate(zip(ins, dec, strict=True))])
         self.mask_out = nn.Conv2d(dec[-1], 1, kernel_size=1)
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -153,8 +167,11 @@ class MultiTaskResNet(nn.Module):
         acts = self._encode(x)
         logits = self.head(torch.flatten(F.adaptive_avg_pool2d(acts[-1], 1), 1))
         h = acts[-1]
-        for box, skip in zip(self.decoder, [acts[3], acts[2], acts[1], acts[0], None], strict=True):
-            h = box(h, skip)
+        skips = [None, None, acts[3], acts[2], acts[1], acts[0]] if self.config.skips else [None] * DECODER_BOXES
+        for box, skip in zip(self.decoder, skips, strict=True):
+            if skip is not None:
+                h = torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="nearest"), skip], dim=1)
+            h = box(h)
         mask = self.mask_out(h)
         if mask.shape[-2:] != x.shape[-2:]:
             mask = F.interpolate(mask, size=x.shape[-2:], mode="bilinear", align_corners=False)

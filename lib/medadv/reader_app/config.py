@@ -85,7 +85,8 @@ class ReaderConfig:
             real, half fake). Paper 001: (100, 100, 436, 100, 440).
         n_subgroups: equal sub-groups (in reading order) per session for the p-values' standard deviations.
         seed_offset: added to the profile's seed for every random draw of the reader study.
-        ask_confidence: whether the app asks for a confidence rating 1-5 with each "real" / "not real" answer.
+        ask_confidence: whether the app asks for a confidence rating 1-5 with each "real" / "not real" answer (paper
+            001 asked none, and the full profile follows it; the ratings make the MRMC analysis possible).
         simulated_readers: the simulated panel (a list of :class:`ReaderSkill` mappings in the profile).
     """
 

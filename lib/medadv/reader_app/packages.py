@@ -14,8 +14,17 @@ Choices made here (docs/reader_study.md explains them to a study's organiser):
   meets an image and its own fake, so no read is a side-by-side comparison (which would be Session 4's education
   inside Sessions 3 and 5) and every read is of a different source image. Session 4 may reuse Session 1/2 images,
   as in the paper ("selected from the whole training set").
-* **Half real, half fake, balanced by class.** Within Sessions 3 and 5 the real / fake assignment alternates along
-  the images sorted by (class, random key), so exactly half are real and each class is split evenly (to one image).
+* **Sessions 3 and 5 drawn by patient.** A patient's VAL/TEST images go, all of them, to one of four bins
+  (Session 3 real, Session 3 fake, Session 5 real, Session 5 fake): no patient is shown both as real and as fake, nor
+  in both sessions, so a reader cannot match a fake against the same breast's other real view. Patients are taken in
+  a seeded random order; a patient with more images than its bin has room for contributes only as many as fit (the
+  rest are shown nowhere), so the counts come out exact.
+* **Half real, half fake, balanced by class.** Each bin has a room per class (the pool's share of positive images
+  of its size, the rest negative); a patient goes to the bin with the most room for the classes of its images, and
+  each of its classes is cut to that room. Real and fake bins of a session have the same rooms, so exactly half of
+  a session is real and each class is split evenly between real and fake when the pool has enough images of each
+  class; a class that runs short is made up from the other, and a session whose real and fake bins still came out
+  unequal (too few images) is trimmed to the smaller one, with a warning.
 * **Too few images.** When the cohort holds fewer images than a profile asks for, the sessions that draw on the same
   pool (1 and 2: TRAIN; 3 and 5: VAL/TEST; 4: the education triplets) are shrunk in proportion (Sessions 3 and 5 to
   even counts), a warning is logged, and the requested and built counts are both returned (``sessions`` table) so
@@ -162,7 +171,10 @@ def plan_sessions(
     n1, n2 = _fit(counts[0:2], len(train), 1, "sessions 1-2 (train images)")
     n3, n5 = _fit((counts[2], counts[4]), len(heldout), 2, "sessions 3 and 5 (val/test images)")
     (n4,) = _fit(counts[3:4], len(education), 1, "session 4 (education triplets)")
-    built = {1: n1, 2: n2, 3: n3, 4: n4, 5: n5}
+    patients = dict(zip(cohort["image_id"], cohort["patient_id"].astype(str), strict=True))
+    chosen = {1: _all(train[:n1], "real"), 2: _all(train[n1:n1 + n2], "real"), 4: _all(education[:n4], "triplet")}
+    chosen |= _draw_by_patient(heldout, patients, labels, {3: n3 // 2, 5: n5 // 2})
+    built = {s: len(chosen[s][0]) for s in SESSIONS}
     empty = [s for s, n in built.items() if n == 0]
     if empty:
         raise DataError(
@@ -170,14 +182,9 @@ def plan_sessions(
             f"images with fakes and {len(education)} education triplets. Use a larger cohort or smaller "
             "reader.session_counts."
         )
-    chosen = {1: train[:n1], 2: train[n1:n1 + n2], 3: heldout[:n3], 4: education[:n4], 5: heldout[n3:n3 + n5]}
     rows = []
     for session in SESSIONS:
-        ids = chosen[session]
-        if session in (3, 5):
-            truth = _half_real(ids, labels, rng)
-        else:
-            truth = np.full(len(ids), "triplet" if session == 4 else "real", dtype=object)
+        ids, truth = chosen[session]
         for order, k in enumerate(rng.permutation(len(ids)), start=1):
             image_id = str(ids[k])
             label = labels[image_id]
@@ -211,13 +218,60 @@ def image_code(image_id: str, seed: int) -> str:
     return "i" + hashlib.sha256(f"{seed}/{image_id}".encode()).hexdigest()[:10]
 
 
-def _half_real(ids: np.ndarray, labels: dict[str, int], rng: np.random.Generator) -> np.ndarray:
-    """``real`` / ``fake`` for each id: alternating along (class, random key), so half are real in every class."""
-    tiebreak = rng.permutation(len(ids))
-    order = np.lexsort((tiebreak, np.array([labels[str(i)] for i in ids])))
-    truth = np.empty(len(ids), dtype=object)
-    truth[order] = np.where(np.arange(len(ids)) % 2 == 0, "real", "fake")
-    return truth
+def _all(ids: np.ndarray, truth: str) -> tuple[np.ndarray, np.ndarray]:
+    return ids, np.full(len(ids), truth, dtype=object)
+
+
+Bin = tuple[int, str]
+
+
+def _deal(groups: list[list[str]], room: dict[Bin, dict[int, int]], bins: dict[Bin, list[str]],
+          labels: dict[str, int]) -> list[list[str]]:
+    """Deal whole groups (one patient's images) into ``bins``: each group to the bin with the most ``room`` (per
+    class, updated) for the classes it holds, cut to that room. Returns the groups no bin had room for."""
+    left = []
+    for group in groups:
+        by_class = {c: [i for i in group if labels[i] == c] for c in (0, 1)}
+        held = [c for c in (0, 1) if by_class[c]]
+        target = max(room, key=lambda b: sum(room[b][c] for c in held))
+        if sum(room[target][c] for c in held) <= 0:
+            left.append(group)
+            continue
+        for c in held:
+            take = by_class[c][: room[target][c]]
+            bins[target] += take
+            room[target][c] -= len(take)
+    return left
+
+
+def _draw_by_patient(
+    ids: np.ndarray, patients: dict[str, str], labels: dict[str, int], per_half: dict[int, int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Sessions 3 and 5 from the shuffled held-out ``ids``, by patient (module docstring): ``per_half[s]`` real and as
+    many fake images for each session ``s``, every patient in one (session, real / fake) bin only.
+
+    Returns:
+        {session: (cohort image ids, truth ``real`` / ``fake`` of each)}.
+    """
+    groups: dict[str, list[str]] = {}
+    for image_id in ids:  # patients in order of their first image in the shuffle: a seeded random order
+        groups.setdefault(patients[str(image_id)], []).append(str(image_id))
+    share = sum(labels[str(i)] for i in ids) / max(1, len(ids))
+    bins: dict[Bin, list[str]] = {(s, t): [] for s in per_half for t in ("real", "fake")}
+    positives = {b: int(round(per_half[b[0]] * share)) for b in bins}
+    room = {b: {1: positives[b], 0: per_half[b[0]] - positives[b]} for b in bins}
+    left = _deal(list(groups.values()), room, bins, labels)
+    # a class that ran short is made up from the other (any class counts now)
+    _deal(left, {b: {0: per_half[b[0]] - len(bins[b]), 1: 0} for b in bins}, bins, dict.fromkeys(labels, 0))
+    out = {}
+    for s in per_half:
+        n = min(len(bins[s, "real"]), len(bins[s, "fake"]))
+        if n < per_half[s]:
+            log.warning("session %d: only %d real and %d fake images could be drawn by patient; %d of each are shown.",
+                        s, len(bins[s, "real"]), len(bins[s, "fake"]), n)
+        picked = bins[s, "real"][:n] + bins[s, "fake"][:n]
+        out[s] = (np.array(picked, dtype=str), np.array(["real"] * n + ["fake"] * n, dtype=object))
+    return out
 
 
 def _write_display_png(source: Path, target: Path, size: tuple[int, int]) -> Path:

@@ -32,6 +32,9 @@ one-sided p-values". For one reader and one subset of images (e.g. the real imag
    sub-group means with the common SD ``sd``; the one-sided p-value in the direction of the observed change is
    ``P(Z >= |z|)`` under N(0, 1) (``distribution="normal"``) or under Student's t with ``len(sessions) * (G - 1)``
    degrees of freedom (``distribution="t"``, the degrees of freedom of the pooled SD).
+5. when ``sd = 0`` (every sub-group of every session of the subset has the same accuracy, e.g. all reads correct)
+   the statistic is undefined: ``statistic`` and ``p_value`` are NaN and ``note`` says why (a zero spread is a
+   sub-group split too coarse to estimate it, not evidence of a certain difference, so no p = 0 is reported).
 
 Under no change the one-sided p in the observed direction falls below alpha with probability 2 alpha. The SD of a
 sub-group accuracy shrinks with the sub-group size, so averaging the SDs of sessions of unequal size (paper 001:
@@ -82,6 +85,10 @@ RESPONSE_COLUMNS = ("reader", "session", "image_id", "answer", "reading_seconds"
 OPTIONAL_RESPONSE_COLUMNS = ("confidence",)
 KEY_COLUMNS = ("image_id", "session", "truth", "source_label")
 _CORRECT_ANSWER = {"real": "real", "fake": "not_real"}
+ZERO_SPREAD_NOTE = (
+    "zero spread: all {n_groups} sub-group accuracies are equal in every session compared, so the standard deviation "
+    "is 0 and the test is undefined (use fewer sub-groups or more reads)"
+)
 
 
 # ---------------------------------------------------------------- reading and validation
@@ -335,8 +342,8 @@ def session_tests(
         One row per reader, truth (real / fake / all), label (all / positive / negative) and session pair:
         reader, truth, label, session_a, session_b, n_a, n_b, accuracy_a, accuracy_b, diff (b - a), sd_a, sd_b,
         sd_avg (mean SD over the sessions that hold the subset), n_groups, statistic, df (inf for normal),
-        direction (increase / decrease / none), p_value (one-sided, in the direction of the change).
-        A subset with fewer reads than ``n_groups`` in a session is left out of that session.
+        direction (increase / decrease / none), p_value (one-sided, in the direction of the change; NaN when the
+        sub-group SDs are all zero), note (empty, or why the test is undefined). A subset with fewer reads than ``n_groups`` in a session is left out of that session.
     """
     if int(n_groups) < 2:
         raise ConfigError(f"n_groups is {n_groups}; the SD needs at least 2 sub-groups per session.")
@@ -361,15 +368,16 @@ def session_tests(
             se = sd_avg * np.sqrt(2.0 / n_groups)
             for a, b in itertools.combinations([s for s in sessions if s in per], 2):
                 diff = per[b][1] - per[a][1]
-                stat = diff / se if se > 0 else (0.0 if diff == 0 else float(np.copysign(np.inf, diff)))
+                stat = diff / se if se > 0 else float("nan")
                 p = stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df)
+                note = "" if se > 0 else ZERO_SPREAD_NOTE.format(n_groups=int(n_groups))
                 rows.append({
                     "reader": reader, "truth": truth, "label": label, "session_a": a, "session_b": b,
                     "n_a": per[a][0], "n_b": per[b][0], "accuracy_a": per[a][1], "accuracy_b": per[b][1],
                     "diff": diff, "sd_a": per[a][2], "sd_b": per[b][2], "sd_avg": sd_avg, "n_groups": int(n_groups),
                     "statistic": stat, "df": df,
                     "direction": "increase" if diff > 0 else "decrease" if diff < 0 else "none",
-                    "p_value": float(p),
+                    "p_value": float(p), "note": note,
                 })
     return pd.DataFrame(rows)
 

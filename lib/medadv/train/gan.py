@@ -464,3 +464,34 @@ __all__ = [
     "GanConfig", "GanResult", "HISTORY_COLUMNS", "STAGES", "discriminator_loss", "generator_loss", "gradient_penalty",
     "identity_loss", "load_generator", "stage_frozen_parameters", "train_gan",
 ]
+
+
+def stage_warnings(history: pd.DataFrame, config: GanConfig) -> list[str]:
+    """Warnings for every stage of every direction that ended at its epoch limit without its stopping target.
+
+    A stage whose last epoch did not meet the paper's rule (:meth:`_Trainer.stop_rule`) stopped because it ran out of
+    epochs, so the generator the later notebooks use was trained less far than the schedule intends; notebook 02
+    prints these and writes them into ``summary.json`` (``gan_warnings``).
+
+    Args:
+        history: the concatenated training histories (:data:`HISTORY_COLUMNS`, one row per epoch).
+        config: the ``gan`` section the histories were trained with (for the targets and limits quoted).
+
+    Returns:
+        one sentence per such stage, in history order; empty when every stage that ran reached its target.
+    """
+    targets = {
+        "identity": ("loss_gen1", "below identity_threshold", config.identity_threshold, config.identity_epochs),
+        "warmup": ("margin", "above warmup_margin", config.warmup_margin, config.warmup_epochs),
+        "joint": ("margin", "below stop_margin", config.stop_margin, config.joint_epochs),
+    }
+    out = []
+    for (direction, stage), rows in history.groupby(["direction", "stage"], sort=False):
+        last = rows.iloc[-1]
+        if bool(last["stop"]):
+            continue
+        column, rule, target, limit = targets[stage]
+        out.append(f"GAN {direction}: the {stage} stage ended at its limit of {limit} epochs without its target "
+                   f"({column} {float(last[column]):.4g}, expected {rule} {target:g}); raise gan.{stage}_epochs or "
+                   "read the fakes as made by an under-trained generator.")
+    return out
