@@ -22,7 +22,7 @@ import yaml
 from medadv.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
-PROFILE_NAMES = ("smoke", "default", "full")
+PROFILE_NAMES = ("smoke", "default", "full", "workshop")
 MODALITIES = ("mammography", "ultrasound", "xray")
 
 T = TypeVar("T")
