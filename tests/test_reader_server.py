@@ -316,3 +316,11 @@ def test_concurrent_writers_in_threads_keep_the_database_consistent(run) -> None
     assert outcomes.count(True) == 8 and len(outcomes) == 32
     assert all(o is True or o is False or o == "refused 409" for o in outcomes)
     assert len(db_rows(run_dir)) == 8
+
+
+def test_notebook_05_takes_one_source_of_reads(run, tmp_path: Path) -> None:
+    from medadv.errors import ConfigError
+    from medadv.reader_app.run import run_responses
+
+    with pytest.raises(ConfigError, match="both set"):
+        run_responses(None, run[1], None, tmp_path / "csv", run[0] / "data" / DB_FILE)

@@ -9,7 +9,8 @@
  *     in reading order; without network it retries (1 s, doubling, at most 15 s) and shows how many answers wait.
  * The browser's localStorage still keeps every confirmed answer, so a closed tab or lost network loses nothing; the
  * server refuses an answer for an image already confirmed (no going back) and the page then stops with its message.
- * The participant's token travels in the Authorization header; the reader id is fixed by the link.
+ * The participant's token travels in the Authorization header; the reader id is fixed by the link. init() also loads
+ * the session's images at once, so that they stay readable while the network is down.
  */
 (function () {
   "use strict";
@@ -20,6 +21,7 @@
   var latest = null;
   var sending = false;
   var retryMs = 1000;
+  var prefetched = [];
   var fatal = function (message) { window.alert(message); };
 
   function status(text, waiting) {
@@ -57,7 +59,7 @@
     if (sending || latest === null) return;
     var left = latest.responses.length - acked;
     if (left <= 0) {
-      status("All " + acked + " answers are stored on the server", false);
+      status("Stored on the server: " + acked + " of " + DATA.items.length, false);
       return;
     }
     sending = true;
@@ -116,6 +118,13 @@
     var input = document.getElementById("reader-id");
     input.value = CFG.reader;
     input.readOnly = true;
+    // Load every image of the session now (the server lets the browser cache them), so that a short loss of the
+    // network during the session does not stop the reading.
+    DATA.items.forEach(function (item) {
+      Object.keys(item).forEach(function (k) {
+        if (/file$/.test(k)) prefetched.push(Object.assign(new Image(), { src: item[k] }));
+      });
+    });
   }
 
   window.medadvRemote = { reader: CFG.reader, init: init, resume: resume, push: push };
