@@ -28,7 +28,8 @@ def stored(run_dir: Path) -> pd.DataFrame:
         return pd.read_sql_query('SELECT * FROM responses ORDER BY session, "order"', conn)
 
 
-def test_participant_reads_two_sessions_through_a_reload_and_a_lost_network(browser, tmp_path: Path) -> None:  # noqa: F811
+def test_participant_reads_two_sessions_through_a_reload_and_a_lost_network(
+        browser, tmp_path: Path) -> None:  # noqa: F811
     run_dir = tmp_path / "run"
     packages, _ = build(run_dir, counts=(2, 4, 4, 2, 4))
     server = Served(run_dir)

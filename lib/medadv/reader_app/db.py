@@ -254,11 +254,11 @@ class ReaderDatabase:
                     return False
                 raise AnswerRefused(f"reader {answer.reader}: image {answer.order} of session {answer.session} is "
                                     "already confirmed; there is no going back to a confirmed image.", 409)
-            expected = len(stored) + 1
+            expected = len(stored) + 1  # <= the session's size: this image is one of it and not yet answered
             if answer.order != expected or items.image_ids[expected - 1] != answer.image_id:
                 raise AnswerRefused(f"reader {answer.reader}: session {answer.session} expects the answer for image "
-                                    f"{expected} ({items.image_ids[expected - 1] if expected <= len(items.image_ids) else 'none left'}); "
-                                    f"got image {answer.order} ({answer.image_id}).", 409)
+                                    f"{expected} ({items.image_ids[expected - 1]}); got image {answer.order} "
+                                    f"({answer.image_id}).", 409)
             conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (answer.reader, answer.session, answer.order, answer.image_id, answer.answer,
                           answer.confidence, float(answer.reading_seconds), _now(), source))
@@ -290,7 +290,8 @@ class ReaderDatabase:
         """
         missing = [c for c in RESPONSE_COLUMNS if c not in table.columns]
         if missing:
-            raise DataError(f"{what}: lacks column(s) {missing}; expected the reader app's export {list(RESPONSE_COLUMNS)}.")
+            raise DataError(f"{what}: lacks column(s) {missing}; expected the reader app's export "
+                            f"{list(RESPONSE_COLUMNS)}.")
         answers = [_answer_from_row(row, what) for row in table.to_dict("records")]
         stored = skipped = 0
         for reader in sorted({a.reader for a in answers}):

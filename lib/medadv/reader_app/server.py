@@ -226,7 +226,8 @@ def _session_api(server: WorkshopServer) -> APIRouter:
         reader = server.participant(_bearer(request))
         await run_in_threadpool(server.open_session, reader, session)
         answers = await run_in_threadpool(server.db.answers, reader, session)
-        return JSONResponse({"reader": reader, "session": session, "images": len(server.study.payloads[session]["items"]),
+        size = len(server.study.payloads[session]["items"])
+        return JSONResponse({"reader": reader, "session": session, "images": size,
                              "answers": [a.row() for a in answers]}, headers={"Cache-Control": "no-store"})
 
     @router.post("/{session}/answers")

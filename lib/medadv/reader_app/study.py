@@ -97,7 +97,8 @@ def load_study(run_dir: str | Path) -> ServedStudy:
     return ServedStudy(run_dir=run_dir, packages=packages, payloads=payloads, answer_key=key)
 
 
-def live_results(study: ServedStudy, answers: list[StoredAnswer], progress: dict[str, dict[int, int]]) -> dict[str, Any]:
+def live_results(study: ServedStudy, answers: list[StoredAnswer],
+                 progress: dict[str, dict[int, int]]) -> dict[str, Any]:
     """The class's results so far, for the instructor page.
 
     Args:
