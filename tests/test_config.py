@@ -29,7 +29,7 @@ def test_every_profile_loads_and_round_trips(name: str) -> None:
 
 
 def test_profiles_grow_from_smoke_to_full() -> None:
-    smoke, default, full = (load_profile(n).data for n in PROFILE_NAMES)
+    smoke, default, full = (load_profile(n).data for n in ("smoke", "default", "full"))
     assert smoke.n_patients < default.n_patients <= full.n_patients
     assert smoke.image_size[0] <= default.image_size[0] < full.image_size[0]
 

@@ -27,7 +27,7 @@ from medadv.errors import ConfigError
 from medadv.strict_yaml import load_yaml
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
-PROFILE_NAMES = ("smoke", "default", "full")
+PROFILE_NAMES = ("smoke", "default", "full", "workshop")
 MODALITIES = ("mammography", "ultrasound", "xray")
 # Every section a profile may hold besides ``name`` and ``seed``: the one list of them. A module that reads a new
 # section adds its name here (``effects``, ``detect``, ``sweep``, ``workshop`` are read by the replication, detector,

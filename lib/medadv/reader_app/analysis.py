@@ -29,6 +29,7 @@ import pandas as pd
 
 from medadv.errors import DataError
 from medadv.reader_app.config import READER_ID
+from medadv.reader_app.db import read_answers
 from medadv.reader_app.simulate import SEEN
 from medadv.stats.mrmc import ORHillisResult, or_hillis
 from medadv.stats.reader import (
@@ -49,7 +50,7 @@ VIEWING_SESSIONS = (1, 4)
 MRMC_TREATMENTS = (3, 5)
 
 __all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "check_duplicate_reads",
-           "check_reader_ids", "check_responses", "load_responses", "response_files"]
+           "check_reader_ids", "check_responses", "database_responses", "load_responses", "response_files"]
 
 
 def response_files(folder: str | Path) -> list[Path]:
@@ -73,6 +74,33 @@ def response_files(folder: str | Path) -> list[Path]:
 def load_responses(folder: str | Path) -> pd.DataFrame:
     """All response CSVs of a folder, concatenated (:func:`medadv.stats.reader.read_responses`)."""
     return read_responses(response_files(folder))
+
+
+def database_responses(path: str | Path, answer_key: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The answers of a workshop's database (``<run>/data/reader.sqlite``, :mod:`medadv.reader_app.db`) for the
+    analysis, which then validates them as it validates CSV exports.
+
+    Only readers who have answered every image of the reading sessions 2, 3 and 5 are kept (in a class some leave
+    early); the others are returned by name so that the notebook can say who was left out.
+
+    Returns:
+        (responses in the CSV exports' format, reader ids left out because unfinished).
+
+    Raises:
+        DataError: no database at ``path``, or no reader who finished Sessions 2, 3 and 5.
+    """
+    table = read_answers(path)
+    sizes = answer_key[answer_key["session"].isin(READING_SESSIONS)].groupby("session").size()
+    done = table[table["session"].isin(READING_SESSIONS)].groupby(["reader", "session"]).size()
+    finished = sorted(r for r in set(table["reader"])
+                      if all(done.get((r, int(s)), 0) >= n for s, n in sizes.items()))
+    left_out = sorted(set(table["reader"]) - set(finished))
+    if not finished:
+        raise DataError(f"responses_db {path}: no reader has finished sessions {READING_SESSIONS} yet "
+                        f"({len(left_out)} readers began); wait for the class or analyse the CSV exports instead.")
+    if left_out:
+        log.warning("responses_db %s: %d unfinished reader(s) left out: %s", path, len(left_out), left_out)
+    return table[table["reader"].isin(finished)].reset_index(drop=True), left_out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,9 @@
   var COLUMNS = ["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order"];
   var READER_RE = /^[A-Za-z0-9_-]{1,40}$/;
   var ASK_CONFIDENCE = DATA.mode === "read" && DATA.ask_confidence;
+  // Served by the workshop server, remote.js (loaded before this script) also sends every saved answer to it and
+  // merges its record on Start; offline packages have no window.medadvRemote.
+  var REMOTE = window.medadvRemote || null;
 
   var state = null;
   var choice = { answer: null, confidence: null };
@@ -63,6 +66,7 @@
   function save() {
     try {
       localStorage.setItem(STORE + "/" + state.reader, JSON.stringify(state));
+      if (REMOTE) REMOTE.push(state);
     } catch (e) {
       fail("The browser refused to save the answers (" + e.message + "). Free some browser storage and reload: " +
            "the answers confirmed so far are kept.");
@@ -203,16 +207,24 @@
   }
 
   function start(reader) {
+    var saved;
     try {
-      state = load(reader);
+      saved = load(reader);
     } catch (e) {
       fail("The saved progress of reader " + reader + " cannot be read (" + e.message + "). Ask the study's organiser.");
       return;
     }
-    if (state === null) {
-      state = { version: 1, package_id: DATA.package_id, session: DATA.session, reader: reader, responses: [],
+    if (saved === null) {
+      saved = { version: 1, package_id: DATA.package_id, session: DATA.session, reader: reader, responses: [],
                 finished: false };
     }
+    if (!REMOTE) { begin(saved); return; }
+    REMOTE.resume(saved, fail).then(begin, function (e) { fail("This session cannot start: " + e.message + "."); });
+  }
+
+  function begin(saved) {
+    var reader = saved.reader;
+    state = saved;
     localStorage.setItem(STORE + "/last-reader", reader);
     save();
     $("reader-label").textContent = "Reader " + reader;
@@ -252,6 +264,7 @@
     }
     var last = localStorage.getItem(STORE + "/last-reader");
     if (last && READER_RE.test(last)) $("reader-id").value = last;
+    if (REMOTE) REMOTE.init();
     $("reader-id").addEventListener("input", resumeNote);
     $("start-form").addEventListener("submit", function (ev) {
       ev.preventDefault();

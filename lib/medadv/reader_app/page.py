@@ -41,13 +41,16 @@ def _asset(name: str) -> str:
     return resources.files("medadv.reader_app").joinpath(name).read_text(encoding="utf-8")
 
 
-def render_page(payload: dict[str, Any]) -> str:
+def render_page(payload: dict[str, Any], remote: dict[str, Any] | None = None) -> str:
     """The HTML page of one session.
 
     Args:
         payload: ``package_id``, ``session`` (1-5), ``mode`` (``observe`` / ``read`` / ``educate``), ``modality``,
             ``ask_confidence`` and ``items`` (``image_id`` and ``file``, or ``real_file`` / ``fake_file`` /
             ``diff_file`` in ``educate`` mode), in reading order.
+        remote: for the workshop server only (:mod:`medadv.reader_app.server`): ``reader`` and ``api`` (the URL of
+            the participant's session API); the page then also sends every confirmed answer there (``remote.js``)
+            and may connect to its own origin.
 
     Returns:
         The page's text (UTF-8), identical for identical payloads.
@@ -58,15 +61,29 @@ def render_page(payload: dict[str, Any]) -> str:
     if not payload["items"]:
         raise DataError(f"session {payload['session']}: no items; a session needs at least one image.")
     data = dict(payload, instructions=instructions(payload["session"], payload["mode"], payload["modality"]))
+    script = _asset("app.js")
+    if remote is not None:
+        data["remote"] = remote
+        script = _asset("remote.js") + "\n" + script
     blob = json.dumps(data, sort_keys=True, ensure_ascii=True).replace("</", "<\\/")
     page = _asset("app.html")
     for marker, value in (
         ("__TITLE__", html.escape(f"Reader study - session {payload['session']}")),
         ("/*__APP_CSS__*/", _asset("app.css")),
-        ("/*__APP_JS__*/", _asset("app.js")),
+        ("/*__APP_JS__*/", script),
         ("__SESSION_JSON__", blob),
     ):
         if marker not in page:
             raise DataError(f"reader app template app.html lacks the marker {marker}; the package is damaged.")
         page = page.replace(marker, value, 1)
+    if remote is not None:
+        page = _allow_own_origin(page)
     return page
+
+
+def _allow_own_origin(page: str) -> str:
+    """The served page's content security policy also lets it talk to its own server (``connect-src 'self'``)."""
+    policy = "default-src 'none';"
+    if page.count(policy) != 1:
+        raise DataError(f"reader app template app.html: its content security policy lacks {policy!r}.")
+    return page.replace(policy, policy + " connect-src 'self';", 1)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from medadv.errors import ConfigError
+from medadv.reader_app.analysis import database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
 from medadv.reader_app.packages import SessionPackages, build_sessions
 from medadv.reader_app.simulate import simulate_panel, write_responses
@@ -20,7 +22,7 @@ PACKAGES_DIR = "reader_packages"
 SIMULATED_DIR = "reader_responses_simulated"
 GAN_NOTEBOOK = "02_gan_training"
 
-__all__ = ["PACKAGES_DIR", "SIMULATED_DIR", "build_run_packages", "simulate_run_responses"]
+__all__ = ["PACKAGES_DIR", "SIMULATED_DIR", "build_run_packages", "run_responses", "simulate_run_responses"]
 
 
 def _index(ctx: RunContext, name: str) -> pd.DataFrame:
@@ -58,3 +60,29 @@ def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: R
     paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)
     ctx.register_many(paths)
     return ctx.data_dir / SIMULATED_DIR
+
+
+def run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig, responses_dir: str | Path | None,
+                  responses_db: str | Path | None) -> tuple[pd.DataFrame, str, list[str]]:
+    """The reads notebook 05 analyses: a folder of CSV exports, a workshop's database, or the simulated panel.
+
+    Args:
+        responses_dir: folder of the reader app's CSV exports, or ``None``.
+        responses_db: the workshop server's ``data/reader.sqlite`` (:mod:`medadv.reader_app.db`), or ``None``.
+            Readers who have not finished Sessions 2, 3 and 5 are left out (and named).
+        With neither, the simulated panel reads (:func:`simulate_run_responses`).
+
+    Returns:
+        (responses in the CSV exports' format, where they came from, reader ids left out as unfinished).
+
+    Raises:
+        ConfigError: both ``responses_dir`` and ``responses_db`` given.
+    """
+    if responses_dir is not None and responses_db is not None:
+        raise ConfigError(f"responses_dir ({responses_dir}) and responses_db ({responses_db}) are both set; give one "
+                          "source of reads (import the CSV exports into the database with `medadv-reader import`).")
+    if responses_db is not None:
+        responses, left_out = database_responses(responses_db, packages.answer_key)
+        return responses, str(responses_db), left_out
+    folder = simulate_run_responses(ctx, packages, config) if responses_dir is None else responses_dir
+    return load_responses(folder), str(folder), []
