@@ -221,3 +221,14 @@ def test_machine_reads_pass_the_reader_study_validation(tmp_path) -> None:  # no
     assert set(reads["answer"]) == {"real", "not_real"} and reads["confidence"].between(1, 5).all()
     with pytest.raises(DataError, match="unanswered"):
         validate_responses(read_responses(files[:1]), key, sessions=(3, 5))
+
+
+@pytest.mark.parametrize("name", ["smoke", "default", "full"])
+def test_profiles_have_a_detect_section(name: str) -> None:
+    from medadv.config import load_profile
+    from medadv.stages.input_detection import detect_config
+
+    config = detect_config(load_profile(name).section("detect"))
+    assert config.classifier == "vgg_erm" and set(config.attacks) == {"fgsm", "pgd", "apgd"}
+    with pytest.raises(ConfigError, match="unknown attacks"):
+        detect_config({"attacks": ["cw"]})
