@@ -355,6 +355,19 @@ def _record(sweep_dir: Path, profile: str, specs: Sequence[RunSpec], grid: tuple
     return record
 
 
+def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, forced: bool) -> list[RunSpec]:
+    todo = []
+    for spec in specs:
+        entry = record["runs"][spec.run_dir.name]
+        if not forced and run_complete(spec.run_dir) and entry.get("digest") == digest:
+            entry["status"] = "complete"
+            print(f"sweep: {spec.label} finished before with this code, skipped", flush=True)
+        else:
+            entry["attempts"] = 0
+            todo.append(spec)
+    return todo
+
+
 def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None = None, device: str = "auto",
               grid: tuple[str, list[Any]] | None = None, cluster: ClusterConfig | None = None,
               extra_args: Sequence[str] = (), notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
@@ -387,15 +400,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     write_config(sweep_dir, base, "cpu")
     record = _record(sweep_dir, profile, specs, grid)
     digest = sweep_digest(Path(notebooks_dir))
-    forced = "--force" in extra_args
-    todo = [s for s in specs if forced or not (run_complete(s.run_dir)
-                                               and record["runs"][s.run_dir.name].get("digest") == digest)]
-    for spec in specs:
-        if spec not in todo:
-            record["runs"][spec.run_dir.name]["status"] = "complete"
-            print(f"sweep: {spec.label} finished before with this code, skipped", flush=True)
-        else:
-            record["runs"][spec.run_dir.name]["attempts"] = 0
+    todo = _to_run(specs, record, digest, forced="--force" in extra_args)
     record["started"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
     print(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run", flush=True)
