@@ -219,9 +219,9 @@ def test_eval_mode_restores_on_error(trained):
     model.eval()
 
 
-def test_robustness_tables_and_headline_checks(trained):
+def test_robustness_tables(trained):
     from medadv.attacks.plots import attack_examples_figure, corruption_curves_figure, robustness_curves_figure
-    from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models, headline_effects
+    from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models
 
     model, x, y = trained
     x, y = x[:24], y[:24]
@@ -242,9 +242,6 @@ def test_robustness_tables_and_headline_checks(trained):
     # the same seeds for every model: identical models give identical rows
     numbers = result.by_recipe.drop(columns=["model", "recipe"])
     assert numbers.iloc[0].equals(numbers.iloc[1])
-    effects = headline_effects(0.7, result.by_recipe)
-    assert effects["gan_fools_erm_60pct"] is True and effects["pgd_at_keeps_50pct"] is None
-    assert effects["rtda_ahead_on_pgd"] is False  # equal, not ahead
     fig = robustness_curves_figure(result.curves)
     assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
     assert len(corruption_curves_figure(result.corruptions).axes[0].lines) == 2

@@ -25,7 +25,8 @@ from medadv.train.gan import GanConfig
 from medadv.train.loop import classifier_config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "fidelity.md"
-COLUMNS = ("paper", "item", "paper's value", "key", "smoke", "default", "full", "full holds", "why they differ")
+COLUMNS = ("paper", "item", "paper's value", "key", "smoke", "default", "full", "workshop", "full holds",
+           "why they differ")
 
 #: How each section of a profile is resolved: the same dataclass the stage's notebook builds.
 RESOLVERS: dict[str, Callable[[Profile], Any]] = {

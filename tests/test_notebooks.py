@@ -90,7 +90,8 @@ EXPECTED_OUTPUTS = {
                              "figures/attack_examples_fgsm.png", "figures/attack_examples_pgd.png"],
     "04_gradcam_alignment": ["tables/alignment_scores.csv", "tables/alignment_tests.csv",
                              "tables/explanation_attack.csv", "figures/alignment_boxplot.png",
-                             "tables/fgsm_gradcam_shift.csv", "figures/fgsm_gradcam_shift_examples.png"],
+                             "tables/fgsm_gradcam_shift.csv", "figures/fgsm_gradcam_shift_examples.png",
+                             "tables/effects.csv"],
     "05_reader_study": ["tables/reader_accuracy.csv", "tables/reader_session_tests.csv", "tables/reader_times.csv",
                         "tables/mrmc.csv", "figures/reader_accuracy.png", "data/reader_packages/answer_key.csv"],
     "06_input_detection": ["tables/detection.csv", "tables/detection_adaptive.csv", "tables/detector_thresholds.csv",
@@ -153,3 +154,17 @@ def test_rerunning_a_complete_smoke_run_skips_every_notebook(
     assert capsys.readouterr().out.count("skipped") == len(NOTEBOOKS)
     after = json.loads((run / "manifest.json").read_text())["notebooks"]
     assert {n: e["finished"] for n, e in before.items()} == {n: e["finished"] for n, e in after.items()}
+
+
+@pytest.mark.notebooks
+def test_effects_recomputed_from_the_run_tables_match_effects_csv(smoke_runs: tuple[Path, Path]) -> None:
+    from medadv.effects import evaluate_run
+
+    run = smoke_runs[0]
+    written = pd.read_csv(run / "tables" / "effects.csv", keep_default_na=False, na_values=[""])
+    again = evaluate_run(run)
+    assert written["effect"].tolist() == again["effect"].tolist()
+    for column in ("value", "ci_low", "ci_high", "p_value"):
+        assert written[column].to_numpy(float) == pytest.approx(again[column].to_numpy(float), rel=1e-5, nan_ok=True)
+    as_text = lambda col: ["" if pd.isna(v) else str(bool(v)) for v in col]  # noqa: E731
+    assert as_text(written["holds"]) == as_text(again["holds"])

@@ -42,12 +42,14 @@ DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 KERNEL_NAME = "medadv"
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
+SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
     """The notebooks ``NN_*.ipynb`` of ``notebooks_dir`` in order; ``only`` keeps those whose name starts with one of
-    the given prefixes (``["00", "03"]``)."""
-    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    the given prefixes (``["00", "03"]``). Notebooks ``90``-``99`` run over a sweep's folder (:mod:`medadv.sweep`),
+    never in a run's chain."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith(SWEEP_NOTEBOOK_PREFIX))
     if not found:
         raise ConfigError(f"no notebooks NN_name.ipynb found in {notebooks_dir}; run from the kit's checkout.")
     if only:
@@ -376,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
+    parser.add_argument("--sweep", metavar="N|S1,S2,...",
+                        help="run every seed (10 -> 0-9, or 3,7,11) on Dask; see python -m medadv.sweep --help")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
 
@@ -396,6 +400,11 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--sweep" or a.startswith("--sweep=") for a in argv):
+        from medadv.sweep import main as sweep_main
+
+        return sweep_main(argv)
     args = build_parser().parse_args(argv)
     try:
         return run_pipeline(

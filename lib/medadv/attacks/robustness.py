@@ -312,27 +312,3 @@ def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.nda
     x_adv = run_attack(model, x[idx], y[idx], attack, device, len(idx), seed)
     return {"x": x[idx].numpy(), "x_adv": x_adv.numpy(), "p_clean": p[picked],
             "p_adv": positive_scores(model, x_adv, device), "labels": y[idx].numpy()}
-
-
-def headline_effects(gan_fooling_rate: float | None, by_recipe: pd.DataFrame) -> dict[str, float | bool | None]:
-    """The study's headline effects, checked on the numbers (None where a model they need was not trained):
-
-    * the GAN attack fools ERM on at least 60% of the correctly classified test images (paper 001: 69.1%);
-    * PGD at the headline L-inf budget leaves ERM below 20% accuracy while PGD-AT keeps at least 50%;
-    * RTDA is ahead of ERM on PGD accuracy and on mean corruption accuracy (paper 002).
-    """
-    rows = by_recipe.set_index("model")
-
-    def value(model: str, column: str) -> float | None:
-        return float(rows.at[model, column]) if model in rows.index else None
-
-    erm_pgd, at_pgd, rtda_pgd = (value(m, "pgd_linf_accuracy") for m in ("vgg_erm", "vgg_pgd_at", "vgg_rtda"))
-    erm_corr, rtda_corr = value("vgg_erm", "mean_corruption_accuracy"), value("vgg_rtda", "mean_corruption_accuracy")
-    both = lambda a, b, test: None if a is None or b is None else bool(test(a, b))  # noqa: E731
-    return {
-        "gan_fools_erm_60pct": None if gan_fooling_rate is None else bool(gan_fooling_rate >= 0.6),
-        "pgd_erm_below_20pct": None if erm_pgd is None else bool(erm_pgd < 0.2),
-        "pgd_at_keeps_50pct": None if at_pgd is None else bool(at_pgd >= 0.5),
-        "rtda_ahead_on_pgd": both(rtda_pgd, erm_pgd, lambda a, b: a > b),
-        "rtda_ahead_on_corruptions": both(rtda_corr, erm_corr, lambda a, b: a > b),
-    }

@@ -1,0 +1,358 @@
+"""The study's headline effects, declared as data in the profile's ``effects:`` section and evaluated from a run's tables.
+
+Each effect is declared before anything runs (DESIGN.md: "Declared effects live in the profile's ``effects:``
+section, never in code"): the table and rows it reads, the statistic, the expected direction against a threshold
+(the study's own where it states one, else the null value), and the source paper's value for comparison. A run's
+``tables/effects.csv`` then has one row per effect: the value, a 95% interval, whether it holds, and the paper's value.
+
+The statistics and their intervals:
+
+* ``value``: one row's number with the interval the table already carries (DeLong for the AUCs of paper 001's
+  Table 1, written by :mod:`medadv.attacks.gan_attack`).
+* ``proportion``: one row's rate as ``k`` of ``n`` (from ``count_column`` / ``total_column``, or the rate times the
+  run's number of test images); exact Clopper-Pearson interval.
+* ``proportion_difference``: ``model`` minus ``reference`` on the same rows, both rates of the test images; Newcombe's
+  hybrid score interval (Newcombe 1998, method 10, from the two Wilson intervals). The tables hold rates, not
+  per-image outcomes, so the pairing is not used: for positively correlated outcomes this interval is conservative.
+* ``mean``: the mean of ``column`` over the selected rows (one per image); Clopper-Pearson when the column is 0/1,
+  else a percentile bootstrap over the rows.
+* ``paired_mean_difference``: mean of ``model - reference`` over rows paired on ``pair_on`` (images, or the
+  corruption x severity cells); percentile bootstrap over the pairs.
+* ``rank_biserial``: matched-pairs rank-biserial correlation of ``model - reference`` paired on ``pair_on``
+  (:func:`medadv.stats.paired.rank_biserial`), with the two-sided Wilcoxon signed-rank p-value
+  (:func:`medadv.stats.paired.wilcoxon_paired`; one pre-declared comparison, so no multiplicity correction) and a
+  percentile bootstrap interval over the pairs.
+
+``reference`` lists candidate models, first present first: ``[vgg_erm_matched, vgg_erm]`` compares a robust recipe
+with its matched-budget ERM twin when the run trained one, and with ``vgg_erm`` otherwise; ``effects.csv`` names the
+reference used. An effect whose model is not in the run's table is reported with an empty value and a note, never
+dropped. The bootstrap (scipy's) is seeded by the run's seed, so two runs with the same seed write identical tables.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from medadv.config import Profile, profile_from_dict, section_config
+from medadv.errors import ConfigError, RunError
+from medadv.report import COHORT_FILE, CONFIG_FILE, read_json
+from medadv.stats.paired import rank_biserial, wilcoxon_paired
+from medadv.stats.reader import clopper_pearson
+
+SECTION = "effects"
+LEVEL = 0.95
+N_RESAMPLES = 2000
+EXPECTED = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+STATISTICS = ("value", "proportion", "proportion_difference", "mean", "paired_mean_difference", "rank_biserial")
+PAIRED = ("proportion_difference", "paired_mean_difference", "rank_biserial")
+EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "paper_value", "paper", "statistic",
+                  "model", "reference", "n", "p_value", "ci_method", "reads", "note")
+
+
+@dataclasses.dataclass(frozen=True)
+class Effect:
+    """One declared effect (a key of the profile's ``effects:`` section).
+
+    Attributes:
+        name: the effect's name (its key in the section).
+        paper: the source paper's number (``"001"``).
+        claim: the claim in words.
+        table: the run table it reads (``tables/<table>.csv``).
+        statistic: one of :data:`STATISTICS` (see the module docstring).
+        column: the table's column that holds the number.
+        expected: ``>``, ``>=``, ``<`` or ``<=``: the effect holds when ``value expected threshold``.
+        threshold: the study's stated threshold, or the null value (0 for a difference, 0.5 for an AUC).
+        rows: column -> value filters that select the rows (numbers match to 4 significant digits).
+        model: the model the effect is about (rows with ``model == model``); None for tables without models.
+        reference: the model it is compared with, first present in the table first (paired statistics only).
+        pair_on: the columns that pair a model's rows with the reference's.
+        count_column / total_column: the columns with ``k`` and ``n`` of a ``proportion`` (else the test images).
+        max_p: for ``rank_biserial``, the effect also needs ``p < max_p`` (paper 000: p < 0.01).
+        paper_value: the paper's value for comparison (None where the paper gives no number).
+    """
+
+    name: str
+    paper: str
+    claim: str
+    table: str
+    statistic: str
+    column: str
+    expected: str
+    threshold: float = 0.0
+    rows: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    model: str | None = None
+    reference: tuple[str, ...] = ()
+    pair_on: tuple[str, ...] = ()
+    count_column: str | None = None
+    total_column: str | None = None
+    max_p: float | None = None
+    paper_value: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"profile section effects.{self.name}"
+        if self.statistic not in STATISTICS:
+            raise ConfigError(f"{where}: statistic is {self.statistic!r}; expected one of {STATISTICS}.")
+        if self.expected not in EXPECTED:
+            raise ConfigError(f"{where}: expected is {self.expected!r}; expected one of {tuple(EXPECTED)}.")
+        if not isinstance(self.rows, Mapping):
+            raise ConfigError(f"{where}: rows is {type(self.rows).__name__}; expected a mapping column: value.")
+        if (self.statistic in PAIRED) != bool(self.reference):
+            need = "needs" if self.statistic in PAIRED else "takes no"
+            raise ConfigError(f"{where}: statistic {self.statistic} {need} a reference model list.")
+        if self.statistic in ("paired_mean_difference", "rank_biserial") and not self.pair_on:
+            raise ConfigError(f"{where}: statistic {self.statistic} needs pair_on (the columns that pair the rows).")
+        if (self.count_column is None) != (self.total_column is None):
+            raise ConfigError(f"{where}: count_column and total_column go together.")
+        object.__setattr__(self, "rows", types.MappingProxyType(dict(self.rows)))
+
+    @property
+    def expected_text(self) -> str:
+        """``"> 0"``, ``">= 0.6"``: the direction and threshold as written in ``effects.csv``."""
+        return f"{self.expected} {self.threshold:g}"
+
+
+def declared_effects(profile: Profile) -> list[Effect]:
+    """The profile's ``effects:`` section as :class:`Effect` objects, in the order declared.
+
+    Returns:
+        One :class:`Effect` per key; an empty list when the profile declares none.
+    """
+    section = profile.section(SECTION)
+    effects = []
+    for name, raw in section.items():
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"profile section effects.{name} is {type(raw).__name__}; expected a mapping.")
+        if "name" in raw:
+            raise ConfigError(f"profile section effects.{name}: 'name' is the key itself; remove the name field.")
+        effects.append(section_config(Effect, {"name": str(name), **raw}, f"effects.{name}"))
+    return effects
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A statistic's value with its interval, the cases behind it, a p-value where the statistic has one."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    ci_method: str
+    p_value: float = math.nan
+
+
+def _matches(series: pd.Series, wanted: Any) -> pd.Series:
+    if isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+        return series.astype(str) == str(wanted)
+    values = pd.to_numeric(series, errors="coerce")
+    return pd.Series(np.isclose(values, float(wanted), rtol=1e-4, atol=1e-12), index=series.index)
+
+
+def select_rows(table: pd.DataFrame, effect: Effect, model: str | None) -> pd.DataFrame:
+    """The rows of ``table`` that ``effect.rows`` (and ``model``, when given) select.
+
+    Returns:
+        The selected rows (possibly none); a :class:`ConfigError` names a filter column the table lacks.
+    """
+    filters = dict(effect.rows) | ({"model": model} if model is not None else {})
+    missing = sorted(set(filters) - set(table.columns)) + ([effect.column] if effect.column not in table.columns else [])
+    if missing:
+        raise ConfigError(f"effect {effect.name}: table {effect.table} has no column(s) {missing}; "
+                          f"its columns are {list(table.columns)}. Fix the effect in the profile's effects section.")
+    keep = pd.Series(True, index=table.index)
+    for column, wanted in filters.items():
+        keep &= _matches(table[column], wanted)
+    return table[keep]
+
+
+def _one(rows: pd.DataFrame, effect: Effect) -> pd.Series:
+    if len(rows) != 1:
+        raise ConfigError(f"effect {effect.name}: rows {dict(effect.rows)} select {len(rows)} rows of table "
+                          f"{effect.table}; statistic {effect.statistic} needs exactly one. Narrow the rows filter.")
+    return rows.iloc[0]
+
+
+def _counts(row: pd.Series, effect: Effect, n_test: int) -> tuple[int, int]:
+    value = float(row[effect.column])
+    if effect.count_column is not None:
+        return int(row[effect.count_column]), int(row[effect.total_column])
+    k = int(round(value * n_test))
+    if abs(k / n_test - value) > 1e-4:
+        raise ConfigError(f"effect {effect.name}: {effect.column} = {value} is not a rate of the run's {n_test} test "
+                          f"images; give count_column and total_column for this table.")
+    return k, n_test
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL) -> tuple[float, float, float]:
+    """``k1/n1 - k2/n2`` with Newcombe's hybrid score interval (Newcombe, Stat. Med. 17, 1998, method 10).
+
+    Returns:
+        (difference, low, high), built from the two Wilson score intervals.
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    w1 = stats.binomtest(k1, n1).proportion_ci(confidence_level=level, method="wilson")
+    w2 = stats.binomtest(k2, n2).proportion_ci(confidence_level=level, method="wilson")
+    d = p1 - p2
+    low = d - math.sqrt((p1 - w1.low) ** 2 + (w2.high - p2) ** 2)
+    high = d + math.sqrt((w1.high - p1) ** 2 + (p2 - w2.low) ** 2)
+    return d, low, high
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Any, seed: int,
+                 level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over the rows of ``values`` (scipy's ``bootstrap``).
+
+    Returns:
+        (low, high); the value itself twice when every resample gives the same number, NaN for fewer than 2 rows.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if len(arr) < 2:
+        return math.nan, math.nan
+    if np.all(arr == arr[0]):
+        v = float(statistic(arr))
+        return v, v
+    res = stats.bootstrap((arr,), statistic, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile",
+                          vectorized=False, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _paired(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, effect: Effect) -> tuple[np.ndarray, np.ndarray]:
+    keys = list(effect.pair_on)
+    merged = model_rows[keys + [effect.column]].merge(ref_rows[keys + [effect.column]], on=keys, suffixes=("_m", "_r"))
+    merged = merged.dropna(subset=[f"{effect.column}_m", f"{effect.column}_r"])
+    return merged[f"{effect.column}_m"].to_numpy(float), merged[f"{effect.column}_r"].to_numpy(float)
+
+
+def estimate(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, n_test: int, seed: int) -> Estimate:
+    """The effect's statistic on its selected rows (and the reference's), with its interval (module docstring).
+
+    Returns:
+        An :class:`Estimate`; NaN value when the rows hold no finite number.
+    """
+    s = effect.statistic
+    if s == "value":
+        row = _one(rows, effect)
+        return Estimate(float(row[effect.column]), float(row["ci_low"]), float(row["ci_high"]), 1, "as in the table")
+    if s == "proportion":
+        k, n = _counts(_one(rows, effect), effect, n_test)
+        return Estimate(k / n, *clopper_pearson(k, n, LEVEL), n, "exact binomial (Clopper-Pearson)")
+    if s == "proportion_difference":
+        (k1, n1), (k2, n2) = _counts(_one(rows, effect), effect, n_test), _counts(_one(ref_rows, effect), effect, n_test)
+        return Estimate(*newcombe_difference(k1, n1, k2, n2), n1, "Newcombe hybrid score (unpaired, conservative)")
+    if s == "mean":
+        x = rows[effect.column].astype(float).dropna().to_numpy()
+        if len(x) and np.isin(x, (0.0, 1.0)).all():
+            k = int(x.sum())
+            return Estimate(k / len(x), *clopper_pearson(k, len(x), LEVEL), len(x), "exact binomial (Clopper-Pearson)")
+        return Estimate(float(np.mean(x)) if len(x) else math.nan, *bootstrap_ci(x, np.mean, seed), len(x),
+                        "percentile bootstrap over rows")
+    a, b = _paired(rows, ref_rows, effect)
+    d = a - b
+    if s == "paired_mean_difference":
+        return Estimate(float(np.mean(d)) if len(d) else math.nan, *bootstrap_ci(d, np.mean, seed), len(d),
+                        "percentile bootstrap over pairs")
+    p = wilcoxon_paired(a, b).p_value if np.any(d != 0) else 1.0
+    return Estimate(rank_biserial(d) if len(d) else math.nan, *bootstrap_ci(d, rank_biserial, seed), len(d),
+                    "percentile bootstrap over pairs", float(p))
+
+
+def _reads(effect: Effect, model: str | None, reference: str | None) -> str:
+    filters = ", ".join(f"{k}={v}" for k, v in effect.rows.items())
+    where = f"{effect.table}[{filters}]" if filters else effect.table
+    who = f" {model}" if model else ""
+    against = f" vs {reference}" if reference else ""
+    return f"{where}.{effect.column}{who}{against}"
+
+
+def _holds(effect: Effect, est: Estimate) -> bool | None:
+    if not math.isfinite(est.value):
+        return None
+    ok = EXPECTED[effect.expected](est.value, effect.threshold)
+    if effect.max_p is not None:
+        ok = ok and math.isfinite(est.p_value) and est.p_value < effect.max_p
+    return bool(ok)
+
+
+def evaluate_effect(effect: Effect, table: pd.DataFrame, n_test: int, seed: int) -> dict[str, Any]:
+    """One row of ``effects.csv`` for ``effect`` on its table.
+
+    Returns:
+        A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent.
+    """
+    present = set(table["model"].astype(str)) if "model" in table.columns else set()
+    reference = next((r for r in effect.reference if r in present), None)
+    absent = [m for m in ([effect.model] if effect.model else []) if m not in present]
+    if effect.reference and reference is None:
+        absent.append(" or ".join(effect.reference))
+    row = {"effect": effect.name, "expected": effect.expected_text, "paper_value": effect.paper_value,
+           "paper": effect.paper, "statistic": effect.statistic, "model": effect.model, "reference": reference,
+           "reads": _reads(effect, effect.model, reference)}
+    if absent:
+        return row | {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "holds": None, "n": 0,
+                      "p_value": math.nan, "ci_method": "", "note": f"not evaluated: {', '.join(absent)} not in {effect.table}"}
+    rows = select_rows(table, effect, effect.model)
+    ref_rows = select_rows(table, effect, reference) if reference else None
+    if rows.empty or (ref_rows is not None and ref_rows.empty):
+        raise ConfigError(f"effect {effect.name}: rows {dict(effect.rows)} select nothing in table {effect.table}; "
+                          f"check the filter values against the table.")
+    est = estimate(effect, rows, ref_rows, n_test, seed)
+    return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": ""}
+
+
+def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFrame], n_test: int,
+                     seed: int) -> pd.DataFrame:
+    """Every declared effect on a run's tables.
+
+    Args:
+        effects: the declared effects (:func:`declared_effects`).
+        tables: table name -> its DataFrame (every table an effect reads).
+        n_test: the run's number of test images (the denominator of the accuracy tables).
+        seed: seeds the bootstrap (the run's seed).
+
+    Returns:
+        ``effects.csv``'s table: one row per effect, columns :data:`EFFECT_COLUMNS`.
+    """
+    rows = [evaluate_effect(e, tables[e.table], n_test, seed) for e in effects]
+    out = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
+    return out.astype({"holds": "boolean", "n": "Int64"})
+
+
+def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The run's ``tables/<name>.csv`` for each name; a :class:`RunError` names a missing one.
+
+    Returns:
+        name -> DataFrame.
+    """
+    out = {}
+    for name in dict.fromkeys(names):
+        path = Path(run_dir) / "tables" / f"{name}.csv"
+        if not path.is_file():
+            raise RunError(f"{path} is missing: an effect of the profile reads it; run the notebook that writes it first.")
+        out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return out
+
+
+def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
+    """The effects declared in a run folder's ``config.json``, evaluated from its tables (what notebook 04 saves as
+    ``tables/effects.csv``; anyone can recompute it from the folder).
+
+    Returns:
+        The effects table of :func:`evaluate_effects`.
+    """
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / CONFIG_FILE)
+    if config is None:
+        raise RunError(f"{run_dir / CONFIG_FILE} is missing; {run_dir} is not a run folder.")
+    profile = profile_from_dict(config["profile"])
+    effects = declared_effects(profile)
+    cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split"])
+    n_test = int((cohort["split"] == "test").sum())
+    return evaluate_effects(effects, load_tables(run_dir, [e.table for e in effects]), n_test, profile.seed)

@@ -1,0 +1,485 @@
+"""The whole study over many seeds (and optionally a grid over one profile key), on Dask; then notebook 90 over them.
+
+``./run_all.sh --profile smoke --sweep 3 --run-dir results/sweep-smoke`` (or ``python -m medadv.sweep ...``) makes one
+run folder per seed under the sweep folder (``seed-0000``, ``seed-0001``, ...; ``--sweep 3,7,11`` lists seeds), each
+with its own ``profile.yaml``: the profile with ``seed`` set, and so the cohort, the splits, the initial weights, the
+attacks' random starts and the simulated readers all follow that seed (every one of them is seeded from
+``profile.seed``). Each run is the ordinary resumable pipeline (:mod:`medadv.pipeline`) started as a subprocess by a
+Dask task, so a run killed with its worker resumes at its first unfinished notebook, and ``sweep.json`` records each
+run's status, attempts, seconds and the peak memory of its largest process.
+
+Where the runs go (``--cluster``, or the profile's ``cluster:`` section; the command line wins):
+
+* ``local`` (default): a ``distributed.LocalCluster`` on this machine: ``workers`` x ``threads_per_worker`` from the
+  cores (a run per worker at a time, its torch using ``threads_per_worker`` threads; 4 threads per run when there are
+  8 cores or more, else all cores and one worker);
+* ``slurm`` / ``pbs``: ``dask_jobqueue.SLURMCluster`` / ``PBSCluster`` built from ``cluster.options`` (``cores``,
+  ``memory``, ``walltime``, ``queue``, ``account``, ...; ``--cluster-option KEY=VALUE`` adds one) and scaled to one
+  job per run, at most ``cluster.jobs``;
+* ``--scheduler tcp://host:8786`` (or ``cluster.address``): an existing Dask scheduler whose workers see this checkout
+  and the sweep folder (a shared file system).
+
+A run that fails is retried once and reported; rerunning the sweep skips every run that finished with the same library
+and notebooks, and reruns the others (each resuming where it stopped). Progress is printed as runs done / running /
+failed. The Dask part is the ``distributed`` scheduler's own (futures, ``as_completed``); only the retry bookkeeping
+is written here, because Dask's own ``retries=`` does not say which runs needed one.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medadv.config import load_profile, profile_from_dict, section_config
+from medadv.errors import ConfigError, MedadvError
+from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, parse_params
+from medadv.report import MANIFEST_FILE, read_json, write_config, write_json
+
+SWEEP_FILE = "sweep.json"
+REPLICATION_NOTEBOOK = "90_replication.ipynb"
+CLUSTER_KINDS = ("local", "slurm", "pbs")
+MAX_ATTEMPTS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """The profile's ``cluster:`` section (or the command line's ``--cluster`` options).
+
+    Attributes:
+        kind: ``local``, ``slurm`` or ``pbs``.
+        address: an existing scheduler (``tcp://host:8786``); overrides ``kind``.
+        workers: local workers (None: from the cores, see the module docstring).
+        threads_per_worker: torch threads of each run (None: from the cores; on a job queue, ``options.cores``).
+        jobs: most batch jobs at once on Slurm / PBS (None: one per run).
+        options: keyword arguments of ``SLURMCluster`` / ``PBSCluster`` (``cores``, ``memory``, ``walltime``, ...).
+        dashboard: the local dashboard's address (``:8787``; needs bokeh), None for none.
+    """
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    jobs: int | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    dashboard: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in CLUSTER_KINDS:
+            raise ConfigError(f"cluster.kind is {self.kind!r}; expected one of {CLUSTER_KINDS}.")
+        if self.address is not None and "://" not in self.address:
+            raise ConfigError(f"cluster address {self.address!r}: expected a scheduler address like tcp://host:8786.")
+        for name in ("workers", "threads_per_worker", "jobs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"cluster.{name} is {value!r}; expected a positive integer.")
+        if self.kind != "local" and self.address is None:
+            missing = [k for k in ("cores", "memory") if k not in self.options]
+            if missing:
+                raise ConfigError(f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
+                                  "--cluster-option cores=8 --cluster-option memory=32GB.")
+
+
+def local_layout(cores: int, config: ClusterConfig) -> tuple[int, int]:
+    """(workers, torch threads per run) for a LocalCluster on ``cores`` cores.
+
+    Returns:
+        The configured numbers where given; else 4 threads per run and ``cores // 4`` workers from 8 cores up, one
+        worker with every core below that.
+    """
+    threads = config.threads_per_worker or (4 if cores >= 8 else max(1, cores))
+    workers = config.workers or max(1, cores // threads)
+    return workers, threads
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its seed, grid setting (``""`` without a grid) and folder."""
+
+    seed: int
+    setting: str
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"seed {self.seed}" + (f" ({self.setting})" if self.setting else "")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"10"`` -> seeds 0..9; ``"3,7,11"`` -> those seeds.
+
+    Returns:
+        The seeds in the order given, each once; a :class:`ConfigError` for anything else.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--sweep {text!r}: expected a number of seeds (10 -> seeds 0-9) or a list like 3,7,11.")
+    if len(parts) == 1 and "," not in str(text):
+        if int(parts[0]) < 1:
+            raise ConfigError("--sweep 0: a sweep needs at least one seed.")
+        return list(range(int(parts[0])))
+    return list(dict.fromkeys(int(p) for p in parts))
+
+
+def parse_grid(items: Sequence[str]) -> tuple[str, list[Any]] | None:
+    """``["data.n_patients=200,400"]`` -> ``("data.n_patients", [200, 400])`` (values read as YAML scalars).
+
+    Returns:
+        None without a grid; one key only (a ConfigError for more, or for a malformed item).
+    """
+    if not items:
+        return None
+    if len(items) > 1:
+        raise ConfigError(f"--grid given {len(items)} times; a sweep takes one grid key beside the seeds.")
+    key, sep, values = items[0].partition("=")
+    if not sep or not key or not values:
+        raise ConfigError(f"--grid {items[0]!r}: expected KEY=V1,V2,... e.g. data.lesion_contrast=0.6,0.8.")
+    return key, [yaml.safe_load(v) for v in values.split(",")]
+
+
+def _set_key(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"--grid {key}: the profile has no section {part!r}; known: {sorted(raw)}.")
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(f"--grid {key}: the profile has no key {parts[-1]!r} there; known: {sorted(node)}.")
+    node[parts[-1]] = value
+    return raw
+
+
+def plan_runs(profile: str, seeds: Sequence[int], sweep_dir: Path, grid: tuple[str, list[Any]] | None,
+              overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:
+    """Make each run's folder and ``profile.yaml`` (the profile with its seed and grid value set).
+
+    Returns:
+        One :class:`RunSpec` per (grid value, seed), grid values outermost.
+    """
+    base = load_profile(profile, overrides).to_dict()
+    settings = [("", None)] if grid is None else [(f"{grid[0]}={v}", v) for v in grid[1]]
+    specs = []
+    for (setting, value), seed in itertools.product(settings, seeds):
+        raw = yaml.safe_load(yaml.safe_dump(base))
+        raw["seed"] = int(seed)
+        if grid is not None:
+            _set_key(raw, grid[0], value)
+        profile_from_dict(raw)  # refuses a grid value the profile cannot take, before anything runs
+        folder = f"seed-{seed:04d}" if not setting else f"{setting.replace('=', '-')}_seed-{seed:04d}"
+        spec = RunSpec(int(seed), setting, sweep_dir / folder)
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        (spec.run_dir / "profile.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        specs.append(spec)
+    return specs
+
+
+def sweep_digest(notebooks_dir: Path) -> str:
+    """sha256 of the library and the notebooks: a finished run is skipped only while this is unchanged."""
+    digest = hashlib.sha256(code_digest().encode())
+    for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_complete(run_dir: Path) -> bool:
+    """Whether the run folder's ``manifest.json`` says every notebook completed."""
+    manifest = read_json(Path(run_dir) / MANIFEST_FILE, default={})
+    return bool(manifest.get("complete"))
+
+
+def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str]) -> dict[str, Any]:
+    """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``).
+
+    Returns:
+        ``rc`` (the pipeline's exit status), ``seconds``, ``peak_rss_mb`` (the largest process this worker has waited
+        for so far, usually a notebook kernel) and ``worker`` (host:pid).
+    """
+    folder = Path(run_dir)
+    env = dict(os.environ, MPLBACKEND="agg", MEDADV_NO_PROGRESS="1",
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", str(folder / "profile.yaml"), "--run-dir", str(folder),
+           "--device", device, *extra_args]
+    start = time.perf_counter()
+    with open(folder / "pipeline.log", "a") as log:
+        log.write(f"\n$ {' '.join(cmd)}\n")
+        log.flush()
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"rc": rc, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _failure_text(spec: RunSpec, outcome: dict[str, Any]) -> str:
+    if "exception" in outcome:
+        return outcome["exception"]
+    failed = [f"{n}: {e.get('error', '')}" for n, e in read_json(spec.run_dir / MANIFEST_FILE, {}).get("notebooks", {}).items()
+              if e.get("status") == "failed"]
+    return f"pipeline exit status {outcome.get('rc')}" + (f" ({'; '.join(failed)})" if failed else "")
+
+
+def make_client(config: ClusterConfig, n_runs: int) -> tuple[Any, Any, int]:
+    """Start (or connect to) the Dask cluster of ``config`` for ``n_runs`` runs.
+
+    Returns:
+        (client, cluster or None for an existing scheduler, torch threads per run).
+    """
+    from distributed import Client, LocalCluster
+
+    if config.address is not None:
+        try:
+            return Client(config.address, timeout="30s"), None, config.threads_per_worker or 1
+        except OSError as exc:
+            raise ConfigError(f"--scheduler {config.address}: no Dask scheduler answered ({exc}); start one with "
+                              "`dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`.") from exc
+    if config.kind == "local":
+        workers, threads = local_layout(os.cpu_count() or 1, config)
+        cluster = LocalCluster(n_workers=min(workers, n_runs), threads_per_worker=1, processes=True,
+                               dashboard_address=config.dashboard or ":0",
+                               scheduler_kwargs={"dashboard": config.dashboard is not None})
+        return Client(cluster), cluster, threads
+    cluster = jobqueue_cluster(config)
+    cluster.scale(jobs=min(n_runs, config.jobs or n_runs))
+    return Client(cluster), cluster, config.threads_per_worker or int(config.options["cores"])
+
+
+def jobqueue_cluster(config: ClusterConfig) -> Any:
+    """A ``dask_jobqueue`` SLURMCluster or PBSCluster from ``config.options`` (one worker process per job, one task at
+    a time: a run uses the job's cores through torch).
+
+    Returns:
+        The cluster, not yet scaled (``cluster.job_script()`` shows the batch script it will submit).
+    """
+    import dask_jobqueue
+
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[config.kind]
+    options = {"processes": 1, **dict(config.options)}
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cluster options {sorted(options)} for {config.kind}: {exc}; see dask-jobqueue's "
+                          f"{cls.__name__} for the keys it takes.") from exc
+
+
+def _progress(record: dict[str, Any], client: Any) -> str:
+    statuses = [r["status"] for r in record["runs"].values()]
+    running = sum(len(v) for v in client.processing().values())
+    return (f"sweep: {statuses.count('complete')}/{len(statuses)} done, {running} running, "
+            f"{statuses.count('failed')} failed")
+
+
+def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep_dir: Path, device: str,
+            threads: int, extra_args: Sequence[str], digest: str) -> None:
+    """Run every spec on the cluster, retrying a failed run once; ``record`` (``sweep.json``) is updated as runs end."""
+    from distributed import as_completed
+
+    def submit(spec: RunSpec) -> Any:
+        return client.submit(run_one, str(spec.run_dir), device, threads, list(extra_args), pure=False,
+                             key=f"medadv-run-{spec.run_dir.name}-{time.time_ns()}")
+
+    pending = {}
+    for spec in specs:
+        pending[submit(spec)] = spec
+        record["runs"][spec.run_dir.name] |= {"status": "queued"}
+    write_json(sweep_dir / SWEEP_FILE, record)
+    queue = as_completed(list(pending))
+    for future in queue:
+        spec = pending.pop(future)
+        entry = record["runs"][spec.run_dir.name]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # a worker lost or killed: the run is retried like a failed one
+            outcome = {"rc": None, "exception": f"{type(exc).__name__}: {exc}"}
+        entry["attempts"] = entry.get("attempts", 0) + 1
+        entry |= {k: outcome[k] for k in ("seconds", "peak_rss_mb", "worker") if k in outcome}
+        if outcome.get("rc") == 0 and run_complete(spec.run_dir):
+            entry |= {"status": "complete", "digest": digest, "error": None}
+            note = f"{spec.label} done in {outcome['seconds']:.0f} s"
+        elif entry["attempts"] < MAX_ATTEMPTS:
+            entry |= {"status": "retrying", "error": _failure_text(spec, outcome)}
+            retry = submit(spec)
+            pending[retry] = spec
+            queue.add(retry)
+            note = f"{spec.label} failed ({entry['error']}); retrying once"
+        else:
+            entry |= {"status": "failed", "error": _failure_text(spec, outcome)}
+            note = f"{spec.label} FAILED twice ({entry['error']}); see {spec.run_dir / 'pipeline.log'}"
+        write_json(sweep_dir / SWEEP_FILE, record)
+        print(f"{_progress(record, client)}  [{note}]", flush=True)
+
+
+def run_replication(sweep_dir: Path, profile_file: Path) -> int:
+    """Run notebook 90 over the sweep folder (papermill, the ``medadv`` kernel) into ``<sweep>/notebooks/``.
+
+    Returns:
+        0 when it ran, 1 when it failed (its error printed).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from medadv.pipeline import ensure_kernel
+
+    notebook = DEFAULT_NOTEBOOKS / REPLICATION_NOTEBOOK
+    out = sweep_dir / "notebooks" / REPLICATION_NOTEBOOK
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"run_dir": str(sweep_dir), "profile": str(profile_file), "device": "cpu", "data_manifest": None,
+              "data_root": None}
+    try:
+        papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=ensure_kernel(),
+                                   progress_bar=False, cwd=str(notebook.parent.parent))
+    except PapermillExecutionError as exc:
+        print(f"sweep: 90_replication FAILED: {exc.ename}: {exc.evalue}; executed notebook: {out}", flush=True)
+        return 1
+    print(f"sweep: replication table in {sweep_dir / 'tables' / 'replication_effects.csv'}", flush=True)
+    return 0
+
+
+def _record(sweep_dir: Path, profile: str, specs: Sequence[RunSpec], grid: tuple[str, list[Any]] | None) -> dict[str, Any]:
+    record = read_json(sweep_dir / SWEEP_FILE, default={"runs": {}})
+    record |= {"profile": str(profile), "grid": None if grid is None else {"key": grid[0], "values": grid[1]}}
+    for spec in specs:
+        entry = record["runs"].setdefault(spec.run_dir.name, {})
+        entry |= {"seed": spec.seed, "setting": spec.setting, "status": entry.get("status", "planned")}
+    return record
+
+
+def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, forced: bool) -> list[RunSpec]:
+    todo = []
+    for spec in specs:
+        entry = record["runs"][spec.run_dir.name]
+        if not forced and run_complete(spec.run_dir) and entry.get("digest") == digest:
+            entry["status"] = "complete"
+            print(f"sweep: {spec.label} finished before with this code, skipped", flush=True)
+        else:
+            entry["attempts"] = 0
+            todo.append(spec)
+    return todo
+
+
+def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None = None, device: str = "auto",
+              grid: tuple[str, list[Any]] | None = None, cluster: ClusterConfig | None = None,
+              extra_args: Sequence[str] = (), notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
+              overrides: Mapping[str, Any] | None = None, replicate: bool = True) -> int:
+    """Run the study for every seed (and grid value) on Dask, then notebook 90 over the sweep folder.
+
+    Args:
+        profile: a profile name or YAML file; each run gets a copy with its seed (and grid value) set.
+        seeds: the seeds.
+        sweep_dir: the sweep folder (default ``results/sweep-<profile>-<time>``); an existing one is resumed.
+        device: passed to every run.
+        grid: (dotted profile key, values) or None.
+        cluster: where to run (default: the profile's ``cluster:`` section, else a LocalCluster).
+        extra_args: more pipeline options for every run (``--force``, ``--param``, ``--data``, ...).
+        notebooks_dir: the per-run notebooks (tests pass small ones).
+        overrides: nested profile overrides (the data options).
+        replicate: run notebook 90 at the end.
+
+    Returns:
+        0 when every run and notebook 90 completed, 1 when any failed (each named in ``sweep.json``).
+    """
+    base = load_profile(profile, overrides)
+    if cluster is None:
+        cluster = section_config(ClusterConfig, base.section("cluster"), "cluster")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    sweep_dir = Path(sweep_dir or Path("results") / f"sweep-{base.name}-{stamp}").resolve()
+    specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
+    base_file = sweep_dir / "profile.yaml"
+    base_file.write_text(yaml.safe_dump(base.to_dict(), sort_keys=False))
+    write_config(sweep_dir, base, "cpu")
+    record = _record(sweep_dir, profile, specs, grid)
+    digest = sweep_digest(Path(notebooks_dir))
+    todo = _to_run(specs, record, digest, forced="--force" in extra_args)
+    record["started"] = datetime.now().isoformat(timespec="seconds")
+    write_json(sweep_dir / SWEEP_FILE, record)
+    print(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run", flush=True)
+    if todo:
+        args = [*extra_args, "--notebooks", str(notebooks_dir)]
+        client, handle, threads = make_client(cluster, len(todo))
+        try:
+            record["cluster"] = {"kind": "address" if cluster.address else cluster.kind, "threads_per_run": threads,
+                                 "workers": len(client.scheduler_info()["workers"])}
+            execute(client, todo, record, sweep_dir, device, threads, args, digest)
+        finally:
+            client.close()
+            if handle is not None:
+                handle.close()
+    record["finished"] = datetime.now().isoformat(timespec="seconds")
+    write_json(sweep_dir / SWEEP_FILE, record)
+    failed = [s.run_dir.name for s in specs if record["runs"][s.run_dir.name]["status"] != "complete"]
+    if failed:
+        print(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)}; rerun the same command to retry them", flush=True)
+    status = run_replication(sweep_dir, base_file) if replicate else 0
+    return 1 if failed or status else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_all.sh --sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", required=True, metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
+    parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
+    parser.add_argument("--run-dir", help="the sweep folder; an existing one is resumed (default: results/sweep-<id>)")
+    parser.add_argument("--device", default="auto", help="every run's device: auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="one profile key swept beside the seeds, e.g. data.lesion_contrast=0.6,0.8")
+    parser.add_argument("--cluster", choices=CLUSTER_KINDS, help="local (default), slurm or pbs (dask-jobqueue)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--workers", type=int, help="local workers (default: from the cores)")
+    parser.add_argument("--threads-per-worker", type=int, help="torch threads per run (default: from the cores)")
+    parser.add_argument("--jobs", type=int, help="most Slurm/PBS jobs at once (default: one per run)")
+    parser.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a SLURMCluster/PBSCluster option, e.g. memory=32GB (repeatable)")
+    parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
+    parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")
+    parser.add_argument("--force", action="store_true", help="rerun every run's notebooks even if finished")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="an extra notebook parameter")
+    parser.add_argument("--no-replication", action="store_true", help="skip notebook 90 at the end")
+    parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
+    return parser
+
+
+def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> ClusterConfig:
+    """The profile's ``cluster:`` section with the command line's cluster options applied on top.
+
+    Returns:
+        The :class:`ClusterConfig` to run on.
+    """
+    raw = dict(section)
+    raw["options"] = dict(raw.get("options", {})) | parse_params(args.cluster_option)
+    for key, value in (("kind", args.cluster), ("address", args.scheduler), ("workers", args.workers),
+                       ("threads_per_worker", args.threads_per_worker), ("jobs", args.jobs)):
+        if value is not None:
+            raw[key] = value
+    return section_config(ClusterConfig, raw, "cluster")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if (args.data is None) != (args.data_root is None):
+            raise ConfigError("--data and --data-root go together: give the manifest YAML and the data folder.")
+        overrides = ({"data": {"manifest": str(Path(args.data).resolve()), "root": str(Path(args.data_root).resolve())}}
+                     if args.data else None)
+        extra = (["--force"] if args.force else []) + [f"--param={p}" for p in args.param]
+        parse_params(args.param)
+        cluster = cluster_from_args(args, load_profile(args.profile, overrides).section("cluster"))
+        return run_sweep(args.profile, parse_seeds(args.sweep), args.run_dir, args.device, parse_grid(args.grid),
+                         cluster, extra, args.notebooks, overrides, replicate=not args.no_replication)
+    except MedadvError as exc:
+        print(f"medadv sweep: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
