@@ -56,11 +56,18 @@
     return { fit: true, zoom: 1, fx: 0.5, fy: 0.5, window: FULL_WINDOW, level: FULL_LEVEL };
   }
 
+  /* The whole device pixels of a panel's box (it has no border): [left, top, right, bottom] from the window's corner. */
+  function pixelsOf(box) {
+    var d = dpr();
+    var r = box.getBoundingClientRect();
+    return [Math.ceil(r.left * d), Math.ceil(r.top * d), Math.floor(r.right * d), Math.floor(r.bottom * d)];
+  }
+
   /* Largest zoom (device px per image px) at which the whole image fits in every panel, unrounded. */
   function fitScale() {
-    var d = dpr();
     return Math.min.apply(null, panels.map(function (p) {
-      return Math.min(p.box.clientWidth * d / p.img.naturalWidth, p.box.clientHeight * d / p.img.naturalHeight);
+      var px = pixelsOf(p.box);
+      return Math.min((px[2] - px[0]) / p.img.naturalWidth, (px[3] - px[1]) / p.img.naturalHeight);
     }));
   }
 
@@ -102,13 +109,19 @@
       f.setAttribute("intercept", String((view.window / 2 - view.level) / view.window));
     });
     panels.forEach(function (p) {
+      var px = pixelsOf(p.box);
+      var w = p.img.naturalWidth * zoom;
+      var h = p.img.naturalHeight * zoom;
+      // the image's corner in device px, on the pixel grid; in fit mode kept inside the box's whole pixels
+      var x = Math.round((px[0] + px[2]) / 2 - view.fx * w);
+      var y = Math.round((px[1] + px[3]) / 2 - view.fy * h);
+      if (view.fit) {
+        x = clamp(x, px[0], Math.floor(px[2] - w));
+        y = clamp(y, px[1], Math.floor(px[3] - h));
+      }
       var rect = p.box.getBoundingClientRect();
-      var left = rect.left + p.box.clientLeft;
-      var top = rect.top + p.box.clientTop;
-      var tx = p.box.clientWidth / 2 - view.fx * p.img.naturalWidth * s;
-      var ty = p.box.clientHeight / 2 - view.fy * p.img.naturalHeight * s;
-      tx = Math.round((left + tx) * d) / d - left;  // on the device-pixel grid
-      ty = Math.round((top + ty) * d) / d - top;
+      var tx = x / d - rect.left;
+      var ty = y / d - rect.top;
       p.img.style.transform = "translate(" + tx + "px, " + ty + "px) scale(" + s + ")";
       p.img.style.imageRendering = zoom >= 1 ? "pixelated" : "auto";
       p.img.style.filter = identity ? "none" : "url(#" + FILTER_ID + ")";
