@@ -17,7 +17,8 @@
  * - Zoom and pan are a CSS transform of the <img>. The zoom is counted in device pixels per image pixel, so 1:1
  *   is one image pixel per physical screen pixel on a high-density display too, and the translation is snapped to
  *   the device-pixel grid, so that at 1:1 every stored pixel lands on one screen pixel (the browser test compares
- *   a screenshot with the PNG). From 1:1 up the image is drawn nearest-neighbour (image-rendering: pixelated):
+ *   a screenshot with the PNG; app.css gives the image will-change: transform, without which Chromium blends its
+ *   edge pixels with the background). From 1:1 up the image is drawn nearest-neighbour (image-rendering: pixelated):
  *   each image pixel becomes a uniform block and no grey level is invented between the 1-2 pixel specks of a
  *   calcification cluster; below 1:1 the browser's smoothing filter is kept, which averages instead of dropping
  *   pixels (nearest-neighbour there would alias and could drop a speck altogether).
