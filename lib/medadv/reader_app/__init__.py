@@ -2,7 +2,8 @@
 
 - :mod:`medadv.reader_app.config`: the profile's ``reader`` section (:class:`ReaderConfig`, :class:`ReaderSkill`).
 - :mod:`medadv.reader_app.packages`: :func:`build_sessions` writes the five session folders and the answer key.
-- :mod:`medadv.reader_app.page`: the self-contained ``index.html`` of a session (``app.html``, ``app.js``, ``app.css``).
+- :mod:`medadv.reader_app.page`: the self-contained ``index.html`` of a session (``app.html``, ``app.css``, the viewer
+  ``viewer.js``: zoom, pan, window/level, and ``app.js``: answers, times, progress, CSV).
 - :mod:`medadv.reader_app.simulate`: a simulated reader panel that answers like the app exports.
 - :mod:`medadv.reader_app.analysis`: a folder of response CSVs to the study's tables; :mod:`~medadv.reader_app.figures`
   its figures; :mod:`~medadv.reader_app.run`: building and simulating inside a run folder (notebook 05).

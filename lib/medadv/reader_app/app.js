@@ -4,7 +4,8 @@
  * reader answers Real (R), Not real (N) or Unsure (U), optionally with a confidence 1-5 (keys 1-5), and confirms with
  * Enter; observation and education sessions only need Next (Enter). The reading time of an item runs from the moment
  * its image(s) are decoded and shown to the confirmation (the stage then carries data-shown="<position>"). There is
- * no way back: a confirmed answer is final.
+ * no way back: a confirmed answer is final. The images are shown by viewer.js (MedadvViewer: zoom, pan,
+ * window/level), which this file only hands the image files to; nothing the viewer does is part of an answer.
  *
  * Progress is written to localStorage after every confirmation, under "medadv-reader/<package>/session<N>/<reader>",
  * so a reload or a closed tab loses nothing; the reader enters the same id to continue (the clock of the image that
@@ -78,20 +79,6 @@
 
   function unit() { return DATA.mode === "educate" ? "case" : "image"; }
 
-  function figure(src, caption) {
-    var fig = document.createElement("figure");
-    var img = document.createElement("img");
-    img.src = src;
-    img.alt = caption || "image to read";
-    fig.appendChild(img);
-    if (caption) {
-      var cap = document.createElement("figcaption");
-      cap.textContent = caption;
-      fig.appendChild(cap);
-    }
-    return fig;
-  }
-
   function markSelected() {
     document.querySelectorAll("button.answer").forEach(function (b) {
       b.classList.toggle("selected", b.dataset.answer === choice.answer);
@@ -118,24 +105,17 @@
     $("progress").textContent = unit().charAt(0).toUpperCase() + unit().slice(1) + " " + (i + 1) + " of " + ITEMS.length;
     var stage = $("stage");
     delete stage.dataset.shown;
-    stage.textContent = "";
-    stage.className = DATA.mode === "educate" ? "triplet" : "";
-    if (DATA.mode === "educate") {
-      stage.appendChild(figure(item.real_file, "Real"));
-      stage.appendChild(figure(item.fake_file, "Fake (computer-generated)"));
-      stage.appendChild(figure(item.diff_file, "Difference (real - fake)"));
-    } else {
-      stage.appendChild(figure(item.file, ""));
-    }
     show("read");
-    var images = Array.prototype.slice.call(stage.querySelectorAll("img"));
-    Promise.all(images.map(function (img) { return img.decode(); })).then(function () {
+    var panels = DATA.mode === "educate"
+      ? [{ src: item.real_file, caption: "Real" }, { src: item.fake_file, caption: "Fake (computer-generated)" },
+         { src: item.diff_file, caption: "Difference (real - fake)" }]
+      : [{ src: item.file, caption: "" }];
+    window.MedadvViewer.show(stage, panels).then(function () {
       if (state.responses.length !== i) return;
-      images.forEach(function (img) { img.classList.toggle("upscaled", img.clientWidth > 2 * img.naturalWidth); });
       shownAt = performance.now();
       stage.dataset.shown = String(i + 1);
     }, function () {
-      fail("An image of this session (" + images.map(function (im) { return im.getAttribute("src"); }).join(", ") +
+      fail("An image of this session (" + panels.map(function (p) { return p.src; }).join(", ") +
            ") could not be loaded. Keep index.html in its session folder, next to the images/ folder, and reload.");
     });
   }

@@ -1,9 +1,10 @@
 """The reader app as one self-contained HTML page per session (``index.html``).
 
-The page is the template ``app.html`` with ``app.css``, ``app.js`` and the session's data (a JSON block) inlined: it
-needs no server and no network, and runs from its folder as a ``file://`` URL; the images are referenced relatively
-(``images/0001.png``). What the app does (one image at a time, real / not real / unsure, optional confidence, reading
-times, no going back, progress kept in the browser's localStorage, CSV export) is described in ``app.js`` and in
+The page is the template ``app.html`` with ``app.css``, ``viewer.js``, ``app.js`` and the session's data (a JSON
+block) inlined: it needs no server and no network, and runs from its folder as a ``file://`` URL; the images are
+referenced relatively (``images/0001.png``). What the app does (one image at a time, real / not real / unsure,
+optional confidence, reading times, no going back, progress kept in the browser's localStorage, CSV export) is
+described in ``app.js``, how the images are shown (zoom, pan, window/level) in ``viewer.js``, and both in
 docs/reader_study.md.
 """
 from __future__ import annotations
@@ -70,6 +71,7 @@ def render_page(payload: dict[str, Any], remote: dict[str, Any] | None = None) -
     for marker, value in (
         ("__TITLE__", html.escape(f"Reader study - session {payload['session']}")),
         ("/*__APP_CSS__*/", _asset("app.css")),
+        ("/*__VIEWER_JS__*/", _asset("viewer.js")),
         ("/*__APP_JS__*/", script),
         ("__SESSION_JSON__", blob),
     ):
