@@ -32,7 +32,7 @@ if ! .venv/bin/python -c 'import torch, torchvision' 2>/dev/null; then
     pip install $spec
   fi
 fi
-if ! .venv/bin/python -c 'import medadv, papermill, captum' 2>/dev/null; then
+if ! .venv/bin/python -c 'import medadv, papermill, captum, ipywidgets' 2>/dev/null; then
   echo "medadv setup: installing the kit and its dependencies"
   pip install -e .
 fi

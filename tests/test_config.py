@@ -122,3 +122,40 @@ def test_every_shipped_profile_section_is_known() -> None:
 
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
         assert set(load_yaml(path, ConfigError, "profile")) - {"name", "seed"} <= set(PROFILE_SECTIONS), path.name
+def test_set_overrides_parse_into_nested_yaml_values() -> None:
+    from medadv.config import parse_overrides
+
+    got = parse_overrides(["classifier.epochs=3", "classifier.recipes=[erm, pgd_at]", "seed=7",
+                           "data.image_size=[32, 32]", "classifier.epochs=4", "gan.lr_identity=1.0e-3"])
+    assert got == {"classifier": {"epochs": 4, "recipes": ["erm", "pgd_at"]}, "seed": 7,
+                   "data": {"image_size": [32, 32]}, "gan": {"lr_identity": 1.0e-3}}
+    profile = load_profile("smoke", got)
+    assert profile.seed == 7 and profile.data.image_size == (32, 32)
+    assert profile.section("classifier")["epochs"] == 4
+    for bad, message in (("classifier.epochs", "expected SECTION.KEY=VALUE"), ("classifier.2x=1", "expected SECTION"),
+                         ("name=mine", "name is not a setting"), ("classifier.epochs=[1", "not valid YAML")):
+        with pytest.raises(ConfigError, match=message):
+            parse_overrides([bad])
+
+
+def test_set_overrides_are_checked_against_the_stage_fields() -> None:
+    from medadv.config import check_override_keys
+
+    @dataclasses.dataclass(frozen=True)
+    class Stage:
+        epochs: int = 1
+        lr: float = 0.1
+        name: str = "x"
+
+    profile = load_profile("smoke")
+    check_override_keys(profile, {"stage": {"epochs": 3, "lr": 1}, "seed": 1}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"--set stage.epoch: section 'stage' has no key 'epoch'"):
+        check_override_keys(profile, {"stage": {"epoch": 3}}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"--set stage.epochs='three': expected int, got str"):
+        check_override_keys(profile, {"stage": {"epochs": "three"}}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"--set stage.lr=True: expected float"):
+        check_override_keys(profile, {"stage": {"lr": True}}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"the profile has no section 'nosuch'"):
+        check_override_keys(profile, {"nosuch": {"a": 1}}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"'stage' is a section"):
+        check_override_keys(profile, {"stage": 3}, {"stage": Stage})

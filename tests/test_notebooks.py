@@ -7,13 +7,17 @@ outputs, the run-folder contract of DESIGN.md, and that the two runs wrote byte-
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+import papermill
 import pytest
+import yaml
 
-from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks, run_pipeline
+from medadv.pipeline import DEFAULT_NOTEBOOKS, KERNEL_NAME, build_parser, discover_notebooks, run_pipeline
 from medadv.report import sha256_file
 
 NOTEBOOKS = discover_notebooks(DEFAULT_NOTEBOOKS)
@@ -26,11 +30,61 @@ def test_committed_notebook_is_clean(path: Path) -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cells"
     assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell is not tagged 'parameters'"
-    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line and not line.startswith("#")}
-    assert EXPECTED_PARAMETERS <= names, f"{path.name}: parameters cell lacks {EXPECTED_PARAMETERS - names}"
     for cell in code:
         assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: committed with outputs"
     assert "papermill" not in nb.metadata, f"{path.name}: committed with papermill metadata"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_are_typed_documented_and_match_the_runner(path: Path) -> None:
+    params = papermill.inspect_notebook(str(path))
+    assert EXPECTED_PARAMETERS <= set(params), f"{path.name}: parameters cell lacks {EXPECTED_PARAMETERS - set(params)}"
+    for name, info in params.items():
+        assert info["inferred_type_name"] not in ("None", ""), f"{path.name}: {name} has no type annotation"
+        assert len(info["help"]) > 10, f"{path.name}: {name} has no help comment"
+    runner = build_parser().parse_args([])
+    assert params["profile"]["default"] == repr(runner.profile).replace("'", '"')
+    assert params["device"]["default"] == repr(runner.device).replace("'", '"')
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_names_the_medadv_kernel_and_checks_for_it_first(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
+    first = [c for c in nb.cells if c.cell_type == "code"][1].source
+    assert first.startswith("try:") and "import medadv" in first.splitlines()[1]
+    assert "python -m medadv kernel install" in first.split("\n\n")[0]
+
+
+def _nbstripout_args() -> list[str]:
+    config = yaml.safe_load((DEFAULT_NOTEBOOKS.parent / ".pre-commit-config.yaml").read_text())
+    hooks = [h for repo in config["repos"] for h in repo["hooks"] if h["id"] == "nbstripout"]
+    assert len(hooks) == 1, "one nbstripout hook expected in .pre-commit-config.yaml"
+    return hooks[0]["args"]
+
+
+def test_the_pre_commit_hook_keeps_notebooks_as_committed(tmp_path: Path) -> None:
+    """A notebook executed and saved by JupyterLab (outputs, counts, widget state, the full language_info, execution
+    timings) goes back to its committed bytes; a committed notebook is left as it is."""
+    pytest.importorskip("nbstripout")
+    path = NOTEBOOKS[3]
+    saved = json.loads(path.read_text())
+    saved["metadata"]["language_info"].update({"codemirror_mode": {"name": "ipython", "version": 3},
+                                               "file_extension": ".py", "mimetype": "text/x-python",
+                                               "nbconvert_exporter": "python", "pygments_lexer": "ipython3",
+                                               "version": "3.11.9"})
+    saved["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    for cell in saved["cells"]:
+        if cell["cell_type"] == "code":
+            cell.update(execution_count=4, outputs=[{"output_type": "stream", "name": "stdout", "text": ["x\n"]}])
+            cell["metadata"]["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    (tmp_path / "saved.ipynb").write_text(json.dumps(saved, indent=1))
+    (tmp_path / "committed.ipynb").write_bytes(path.read_bytes())
+    for name in ("saved.ipynb", "committed.ipynb"):
+        done = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), str(tmp_path / name)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / name).read_bytes() == path.read_bytes(), name
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +114,22 @@ def test_smoke_run_follows_the_run_folder_contract(smoke_runs: tuple[Path, Path]
     assert {p.stem for p in NOTEBOOKS} <= set(summary)
     config = json.loads((run / "config.json").read_text())
     assert config["profile"]["name"] == "smoke" and config["device"] == "cpu"
+    assert "not for clinical use" in config["intended_use"]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_executed_notebooks_hold_their_figures(smoke_runs: tuple[Path, Path], path: Path) -> None:
+    run = smoke_runs[0]
+    outputs = json.loads((run / "manifest.json").read_text())["outputs"]
+    saved = [rel for rel, meta in outputs.items()
+             if meta["notebook"] == path.stem and rel.startswith("figures/") and rel.endswith(".png")]
+    executed = nbformat.read(run / "notebooks" / path.name, as_version=4)
+    shown = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
+             if "image/png" in out.get("data", {})]
+    assert saved, f"{path.stem} saved no figure"
+    assert len(shown) >= len(saved), f"{path.stem}: {len(saved)} figures saved, {len(shown)} shown in the notebook"
+    assert (run / "logs" / f"{path.stem}.log").is_file()
 
 
 @pytest.mark.notebooks

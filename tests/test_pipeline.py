@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -219,3 +222,97 @@ def test_sigterm_names_the_notebook_and_says_a_rerun_resumes(tmp_path: Path) -> 
     assert "00_slow: stopped by SIGTERM" in out
     assert f"rerun the same command (--run-dir {run}) to resume" in out
     assert _manifest(run)["notebooks"]["00_slow"]["status"] == "interrupted"
+def test_set_overrides_reach_config_json_and_bad_ones_stop_before_any_notebook(notebooks: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks,
+                        overrides=["classifier.epochs=3", "attacks.steps=2"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["profile"]["classifier"]["epochs"] == 3 and config["profile"]["attacks"]["steps"] == 2
+    assert config["overrides"] == ["classifier.epochs=3", "attacks.steps=2"]
+    assert "not for clinical use" in config["intended_use"]
+    for item, message in (("classifier.epoch=3", "has no key 'epoch'"), ("classifier.epochs=0", "must be >= 1"),
+                          ("classifier.epochs=many", "expected int")):
+        other = tmp_path / f"bad{len(item)}"
+        with pytest.raises(ConfigError, match=message):
+            run_pipeline("smoke", other, device="cpu", notebooks_dir=notebooks, overrides=[item])
+        assert not other.exists()
+
+
+def test_relative_paths_are_taken_from_the_callers_directory(notebooks: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+    monkeypatch.chdir(caller)
+    assert main(["--profile", "smoke", "--device", "cpu", "--run-dir", "myrun", "--only", "00",
+                 "--notebooks", str(notebooks)]) == 0
+    assert (caller / "myrun" / "tables" / "00_first_table.csv").is_file()
+
+
+def test_notebook_run_dir_is_taken_from_the_kit_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medadv.report import kit_root, resolve_run_dir
+
+    root = kit_root()
+    assert (root / "notebooks").is_dir() and (root / "lib" / "medadv").is_dir()
+    monkeypatch.chdir(root / "notebooks")  # where JupyterLab runs a notebook
+    assert resolve_run_dir("results/x") == root / "results" / "x"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_run_dir("results/x") == root / "results" / "x"
+    assert resolve_run_dir(tmp_path / "abs") == tmp_path / "abs"
+
+
+def test_kit_log_goes_to_the_run_folder_and_only_warnings_to_the_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from medadv.report import log_to_run
+
+    log_to_run(tmp_path, "00_first")
+    path = log_to_run(tmp_path, "00_first")  # a rerun cell replaces, not doubles, the handlers
+    logging.getLogger("medadv.test").info("epoch 3 done")
+    logging.getLogger("medadv.test").warning("few positives")
+    err = capsys.readouterr().err
+    assert "few positives" in err and "epoch 3" not in err and err.count("few positives") == 1
+    text = path.read_text()
+    assert path == tmp_path / "logs" / "00_first.log"
+    assert "INFO medadv.test: epoch 3 done" in text and "WARNING medadv.test: few positives" in text
+
+
+def _medadv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medadv", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")})
+
+
+def test_one_command_names_itself_and_parses_before_importing_torch() -> None:
+    top = _medadv("--help")
+    assert top.returncode == 0 and "usage: medadv" in top.stdout
+    assert all(cmd in top.stdout for cmd in ("run", "sweep", "kernel"))
+    run = _medadv("run", "--help")
+    assert run.returncode == 0 and run.stdout.startswith("usage: medadv run") and "--set SECTION.KEY=VALUE" in run.stdout
+    probe = ("import sys\nfrom medadv.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+             "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")}).stdout
+    assert "TORCH False" in out
+    bad = _medadv("rn")
+    assert bad.returncode == 2 and "invalid choice: 'rn'" in bad.stderr
+
+
+def test_sweep_says_it_is_unavailable_when_the_kit_lacks_it(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from medadv import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None if name == "medadv.sweep" else real(name))
+    assert cli.main(["sweep", "--seeds", "3"]) == 2
+    assert "'medadv sweep' is not available" in capsys.readouterr().err
+
+
+def test_kernel_install_registers_this_interpreter(tmp_path: Path) -> None:
+    done = _medadv("kernel", "install", "--prefix", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "medadv" / "kernel.json").read_text())
+    assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()
+    assert spec["display_name"] == "Python 3 (medadv)"

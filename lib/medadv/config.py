@@ -16,7 +16,7 @@ import os
 import random
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,6 +135,72 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
     if not isinstance(raw, Mapping):
         raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
     return profile_from_dict(_deep_update(dict(raw), overrides or {}), default_name=path.stem)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Command-line profile overrides (``--set classifier.epochs=3``, repeatable) as a nested mapping for
+    :func:`load_profile`.
+
+    Each item is ``KEY=VALUE`` with ``KEY`` a dotted path of identifiers (``seed``, ``data.n_patients``,
+    ``classifier.epochs``) and ``VALUE`` read as YAML (``3``, ``1.0e-3``, ``true``, ``[erm, pgd_at]``, ``null``).
+    Items inside lists (one simulated reader) cannot be addressed; give a profile file for those.
+
+    Returns:
+        The nested mapping, later items winning over earlier ones for the same key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(part.isidentifier() for part in path):
+            raise ConfigError(
+                f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set classifier.epochs=3 (seed=N for the seed)."
+            )
+        if path[0] == "name":
+            raise ConfigError(f"--set {item!r}: a profile's name is not a setting; copy the profile to rename it.")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc}).") from exc
+        for part in reversed(path):
+            parsed = {part: parsed}
+        out = _deep_update(out, parsed)
+    return out
+
+
+def check_override_keys(profile: Profile, overrides: Mapping[str, Any], sections: Mapping[str, type]) -> None:
+    """Refuse an override that the profile cannot take: a section neither in the profile nor in ``sections``, or a key
+    that ``sections[name]`` (the stage's config dataclass) has no field for. Values are then checked by building
+    the stage's config (:func:`section_config`), which the caller does."""
+    for name, value in overrides.items():
+        if name in ("seed", "data"):
+            continue  # checked by profile_from_dict
+        if name not in sections and name not in profile.sections:
+            raise ConfigError(
+                f"--set {name}.*: the profile has no section {name!r}; its sections are "
+                f"{sorted({'seed', 'data', *profile.sections})}."
+            )
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"--set {name}={value!r}: {name!r} is a section; set one of its keys ({name}.KEY=VALUE).")
+        if name in sections:
+            hints = typing.get_type_hints(sections[name])
+            for key, given in value.items():
+                if key not in hints:
+                    raise ConfigError(f"--set {name}.{key}: section {name!r} has no key {key!r}; "
+                                      f"its keys are {sorted(hints)}.")
+                _check_scalar_type(given, hints[key], f"--set {name}.{key}")
+
+
+def _check_scalar_type(value: Any, hint: Any, where: str) -> None:
+    """Refuse a value of the wrong kind for a plain ``int`` / ``float`` / ``bool`` / ``str`` field (an int is a fine
+    float); other hints are left to the stage's own checks."""
+    if hint not in (int, float, bool, str):
+        return
+    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigError(f"{where}={value!r}: expected {hint.__name__}, got {type(value).__name__}.")
 
 
 def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> Profile:

@@ -32,10 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medadv.config import PROFILE_NAMES, Profile, load_profile, pick_device
+from medadv.config import PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides, pick_device
 from medadv.errors import ConfigError, MedadvError, RunError
-from medadv.report import (CONFIG_FILE, MANIFEST_FILE, read_json, remove_stale_outputs, sha256_file, write_config,
-                           write_json)
+from medadv.report import (CONFIG_FILE, MANIFEST_FILE, kit_root, read_json, remove_stale_outputs, sha256_file,
+                           write_config, write_json)
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
@@ -43,6 +43,7 @@ CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 KERNEL_NAME = "medadv"
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -134,22 +135,60 @@ def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
 
 
 def ensure_kernel() -> str:
-    """Register this interpreter as the Jupyter kernel ``medadv`` (in its own prefix) unless it already is.
+    """Make the Jupyter kernel ``medadv`` that papermill starts this very interpreter, and return its name.
 
     A kernel of our own name keeps a user's personal ``python3`` kernel from running the study in another environment.
+    When ``medadv`` is missing or names another interpreter (say a user-wide one of another checkout, from ``medadv
+    kernel install``), this interpreter is registered in its own prefix and that prefix is put first on
+    ``JUPYTER_PATH`` for the kernels this process starts.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return KERNEL_NAME
-    except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
+    from medadv.cli import install_kernel
 
-    install(kernel_name=KERNEL_NAME, display_name="Python 3 (medadv)", prefix=sys.prefix)
+    def current() -> bool:
+        try:
+            spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        except NoSuchKernel:
+            return False
+        return Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+
+    if not current():
+        install_kernel("sys-prefix")
+        here = str(Path(sys.prefix) / "share" / "jupyter")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("JUPYTER_PATH")])])
+        if not current():
+            raise ConfigError(f"the Jupyter kernel {KERNEL_NAME!r} does not start {sys.executable} even after "
+                              f"registering it in {here}; remove the other 'medadv' kernel (jupyter kernelspec list).")
     return KERNEL_NAME
+
+
+def check_stage_sections(profile: Profile, overrides: dict[str, Any]) -> None:
+    """Check ``--set`` overrides as the notebooks will: a key each stage's config dataclass knows, and a value its
+    validation accepts (so a bad ``--set`` stops before any notebook runs, not in notebook 03)."""
+    from medadv.attacks.robustness import AttackConfig
+    from medadv.config import section_config
+    from medadv.explain.study import ExplainConfig, explain_config
+    from medadv.reader_app.config import ReaderConfig, reader_config
+    from medadv.train.gan import GanConfig
+    from medadv.train.loop import ClassifierConfig, classifier_config
+
+    classes = {"classifier": ClassifierConfig, "gan": GanConfig, "attacks": AttackConfig, "explain": ExplainConfig,
+               "reader": ReaderConfig}
+    builders = {
+        "classifier": lambda: classifier_config(profile.section("classifier")),
+        "gan": lambda: GanConfig.from_profile(profile),
+        "attacks": lambda: section_config(AttackConfig, profile.section("attacks"), "attacks"),
+        "explain": lambda: explain_config(profile),
+        "reader": lambda: reader_config(profile.section("reader")),
+    }
+    check_override_keys(profile, overrides, classes)
+    for name in overrides:
+        if name in builders:
+            try:
+                builders[name]()
+            except ConfigError as exc:
+                raise ConfigError(f"--set {name}.*: {exc}") from exc
 
 
 def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
@@ -263,11 +302,14 @@ def run_pipeline(
     force: bool = False,
     notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
     extra_params: dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> int:
     """Run the notebooks for ``profile`` into ``run_dir``; return 0 on success, 1 if a notebook failed.
 
     ``extra_params`` are passed to every notebook beside the standard ones (a notebook without that parameter simply
-    ignores it), e.g. ``{"responses_dir": "/data/reader_csvs"}`` for notebook 05.
+    ignores it), e.g. ``{"responses_dir": "/data/reader_csvs"}`` for notebook 05. ``overrides`` are profile settings
+    ``SECTION.KEY=VALUE`` (``--set``), checked like the profile and recorded in ``config.json``. Relative paths are
+    taken from the current directory; without ``run_dir`` the run goes to the kit's ``results/<profile>-<time>``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -280,17 +322,20 @@ def run_pipeline(
         if not Path(data_root).is_dir():
             raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
         data_manifest, data_root = str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
-    overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
-    resolved = load_profile(profile, overrides)
+    settings = parse_overrides(overrides)
+    data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
+    resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
+    if settings:
+        check_stage_sections(resolved, settings)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(run_dir) if run_dir else Path("results") / f"{resolved.name}-{stamp}"
+    run_dir = Path(run_dir) if run_dir else kit_root() / "results" / f"{resolved.name}-{stamp}"
     run_dir = run_dir.resolve()
     notebooks = discover_notebooks(Path(notebooks_dir), only)
     all_names = [p.stem for p in discover_notebooks(Path(notebooks_dir))]
     notebooks = check_run(run_dir, resolved, device, force, notebooks, discover_notebooks(Path(notebooks_dir)),
                           extra_params or {})
 
-    config = write_config(run_dir, resolved, device)
+    config = write_config(run_dir, resolved, device, overrides=list(overrides))
     (run_dir / "notebooks").mkdir(exist_ok=True)
     params = {
         "run_dir": str(run_dir),
@@ -305,7 +350,9 @@ def run_pipeline(
     kernel = ensure_kernel()
     manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
     _say(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
-    os.environ.setdefault("MPLBACKEND", "agg")
+    # The kernels draw inline whatever the caller's shell says (MPLBACKEND=agg would keep every figure out of the
+    # executed notebooks); the figure files are written by RunContext.save_figure either way.
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
     os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
 
     total_start = time.perf_counter()
@@ -368,9 +415,14 @@ def run_pipeline(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__.split("\n\n")[0])
+    """The options of ``medadv run`` (and of ``./run_all.sh``, which passes its arguments on unchanged)."""
+    parser = argparse.ArgumentParser(
+        prog="medadv run", description=__doc__.split("\n\n")[0],
+        epilog="Relative paths are taken from the current directory. Research and teaching only, not for clinical use.",
+    )
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file (default: default)")
-    parser.add_argument("--run-dir", help="run folder; an existing one is resumed (default: results/<profile>-<time>)")
+    parser.add_argument("--run-dir", help="run folder; an existing one is resumed (default: the kit's "
+                                          "results/<profile>-<time>)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks with these number prefixes")
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
@@ -380,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
     parser.add_argument("--sweep", metavar="N|S1,S2,...",
                         help="run every seed (10 -> 0-9, or 3,7,11) on Dask; see python -m medadv.sweep --help")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
+                             "like the profile and recorded in config.json)")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
 
@@ -400,6 +455,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``medadv run [options]``: parse the options (before importing anything heavy) and run; the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a == "--sweep" or a.startswith("--sweep=") for a in argv):
         from medadv.sweep import main as sweep_main
@@ -417,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             force=args.force,
             notebooks_dir=args.notebooks,
             extra_params=parse_params(args.param),
+            overrides=args.overrides,
         )
     except MedadvError as exc:
         print(f"medadv: error: {exc}", file=sys.stderr)

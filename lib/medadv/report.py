@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,11 @@ SUMMARY_FILE = "summary.json"
 COHORT_FILE = "cohort.csv"
 FLOAT_FORMAT = "%.6g"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+LOG_DIR = "logs"
+INTENDED_USE = (
+    "Research and teaching only: not for clinical use. The kit's models, attacks, statistics and reader studies are "
+    "for studying the safety of medical-imaging AI; none of its outputs may inform the care of a patient."
+)
 PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
 
 
@@ -138,8 +144,58 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def write_config(run_dir: Path, profile: Profile, device: str) -> dict[str, Any]:
-    """Write ``config.json``: the resolved profile, seed, device, package versions and git commit."""
+def kit_root() -> Path:
+    """The kit's checkout, which a relative ``run_dir`` is resolved against (in JupyterLab, whose notebooks run in
+    ``notebooks/``, and under papermill, which runs them in the checkout alike).
+
+    Returns:
+        The checkout this package was imported from when it has ``notebooks/`` (an editable install or
+        ``PYTHONPATH=lib``); else the nearest folder at or above the current directory that has ``notebooks/``; else
+        the current directory.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "notebooks").is_dir():
+        return checkout
+    here = Path.cwd().resolve()
+    return next((p for p in (here, *here.parents) if (p / "notebooks").is_dir()), here)
+
+
+def resolve_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as an absolute path, a relative one taken from :func:`kit_root`."""
+    path = Path(run_dir).expanduser()
+    return path if path.is_absolute() else (kit_root() / path).resolve()
+
+
+def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNING) -> Path:
+    """Send the kit's log records to ``<run_dir>/logs/<notebook>.log`` (INFO and above) and to the notebook's own
+    output (``console_level`` and above: warnings and errors), replacing the handlers of an earlier call.
+
+    Returns:
+        The log file's path.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "medadv", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    path = run_dir / LOG_DIR / f"{notebook}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_console = logging.StreamHandler(sys.stderr)
+    to_console.setLevel(console_level)
+    to_console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for handler in (to_file, to_console):
+        handler.medadv = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    return path
+
+
+def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Write ``config.json``: the resolved profile, seed, device, package versions, git commit, the ``--set``
+    overrides already applied to the profile, and the kit's intended use."""
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = str(pick_device(device))
     config = {
@@ -150,6 +206,8 @@ def write_config(run_dir: Path, profile: Profile, device: str) -> dict[str, Any]
         "versions": package_versions(),
         "git_commit": git_commit(),
         "platform": f"{platform.system()} {platform.machine()}",
+        "overrides": list(overrides),
+        "intended_use": INTENDED_USE,
     }
     write_json(run_dir / CONFIG_FILE, config)
     return config
@@ -179,11 +237,13 @@ class RunContext:
 
         When the folder has no ``config.json`` yet (a notebook opened by hand), one is written from ``profile``,
         ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
-        run sees the same profile.
+        run sees the same profile. A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`).
+        The kit's log goes to ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
         """
-        run_dir = Path(run_dir)
+        run_dir = resolve_run_dir(run_dir)
         for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        log_to_run(run_dir, notebook)
         config = read_json(run_dir / CONFIG_FILE)
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None

@@ -71,7 +71,7 @@ def _convolve(x: Tensor, kernel: Tensor) -> Tensor:
 
 
 def _grid(half: int) -> tuple[Tensor, Tensor]:
-    r = torch.arange(-half, half + 1, dtype=torch.float64)
+    r = torch.arange(-half, half + 1, dtype=torch.float32)  # single precision: MPS has no float64
     return torch.meshgrid(r, r, indexing="ij")
 
 

@@ -153,8 +153,8 @@ def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.devi
     """The model's probability of the positive class (softmax index 1) for each image, as float64 (N,)."""
     x = torch.as_tensor(np.array(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
     with eval_mode(model):
-        out = [torch.softmax(model(chunk.to(device)), dim=1)[:, 1].double().cpu() for chunk in x.split(batch_size)]
-    return torch.cat(out).numpy()
+        out = [torch.softmax(model(chunk.to(device)), dim=1)[:, 1].cpu() for chunk in x.split(batch_size)]
+    return torch.cat(out).numpy().astype(np.float64)  # widened in NumPy: MPS has no float64
 
 
 def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,

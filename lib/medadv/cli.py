@@ -1,0 +1,121 @@
+"""The ``medadv`` command: one entry point for the kit's command-line tools.
+
+``medadv run ...`` runs the study's notebooks (:func:`medadv.pipeline.main`, the engine behind ``./run_all.sh``);
+``medadv sweep ...`` runs a seed / size sweep (:func:`medadv.sweep.main`, where the installed kit has it);
+``medadv kernel install`` registers this interpreter as the Jupyter kernel ``medadv`` that the notebooks name.
+``python -m medadv ...`` is the same command without a console script (Windows, a plain ``pip install -e .``).
+
+Sub-commands are imported only when chosen, so ``medadv --help`` never imports torch and answers at once.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PROG = "medadv"
+KERNEL_NAME = "medadv"
+KERNEL_DISPLAY_NAME = "Python 3 (medadv)"
+COMMANDS = {
+    "run": ("medadv.pipeline", "run the study's notebooks in order with papermill (resumable)"),
+    "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask)"),
+    "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
+}
+
+
+def install_kernel(where: str = "user", prefix: str | None = None) -> Path:
+    """Register this interpreter as the Jupyter kernel ``medadv`` with ipykernel's own installer.
+
+    Args:
+        where: ``user`` (the user's Jupyter data folder: every JupyterLab of this user sees it), ``sys-prefix`` (this
+            environment's ``share/jupyter``, seen by a JupyterLab of this environment) or ``prefix`` (``prefix``).
+        prefix: the folder for ``where="prefix"``.
+
+    Returns:
+        The folder the kernel spec was written to.
+    """
+    from ipykernel.kernelspec import install
+
+    kwargs = {"user": where == "user", "prefix": sys.prefix if where == "sys-prefix" else prefix}
+    return Path(install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, **kwargs))
+
+
+def _kernel_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} kernel", description=COMMANDS["kernel"][1] + ".")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = sub.add_parser(
+        "install", prog=f"{PROG} kernel install",
+        help="register this interpreter as the kernel 'medadv'",
+        description="Register this Python (the one with medadv installed) as the Jupyter kernel 'medadv', the kernel "
+                    "every notebook of the kit names. By default for the user, so that any JupyterLab the user "
+                    "starts offers it.",
+    )
+    place = install.add_mutually_exclusive_group()
+    place.add_argument("--user", dest="where", action="store_const", const="user",
+                       help="into the user's Jupyter data folder (the default)")
+    place.add_argument("--sys-prefix", dest="where", action="store_const", const="sys-prefix",
+                       help=f"into this environment ({sys.prefix})")
+    place.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
+    install.set_defaults(where="user")
+    return parser
+
+
+def kernel_main(argv: Sequence[str]) -> int:
+    """``medadv kernel install [--user | --sys-prefix | --prefix DIR]``; returns the exit status."""
+    args = _kernel_parser().parse_args(argv)
+    where = "prefix" if args.prefix else args.where
+    path = install_kernel(where, args.prefix)
+    print(f"{PROG}: kernel '{KERNEL_NAME}' ({sys.executable}) installed in {path}")
+    print(f"{PROG}: in JupyterLab pick it with Kernel > Change Kernel... > {KERNEL_DISPLAY_NAME}")
+    return 0
+
+
+def _module_main(module: str) -> Callable[[Sequence[str]], int] | None:
+    """The ``main(argv)`` of ``module``, or ``None`` when this installation of the kit lacks that module."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module).main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: the sub-command and everything after it (parsed by the sub-command itself)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="medadv: an open study kit for the safety of medical-imaging AI. "
+                    f"'{PROG} COMMAND --help' describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def _version() -> str:
+    from medadv import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``medadv COMMAND ...`` to the command's own ``main``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv[:1])
+    rest = rest + argv[1:]
+    if args.command == "kernel":
+        return kernel_main(rest)
+    module = COMMANDS[args.command][0]
+    command = _module_main(module)
+    if command is None:
+        print(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the kit "
+              f"(it has no module {module}); update the kit's checkout and reinstall it.", file=sys.stderr)
+        return 2
+    return int(command(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

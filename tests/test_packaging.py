@@ -1,0 +1,47 @@
+"""The repository's packaging files agree with each other: conda environments, pyproject, licence, citation."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _conda_names(env: dict) -> set[str]:
+    return {re.split(r"[<>=\[ ]", dep, maxsplit=1)[0] for dep in env["dependencies"] if isinstance(dep, str)}
+
+
+@pytest.mark.parametrize("name", ["environment.yml", "environment-gpu.yml"])
+def test_conda_environments_take_conda_forge_alone_and_every_dependency(name: str) -> None:
+    env = yaml.safe_load((ROOT / name).read_text())
+    assert env["channels"] == ["conda-forge"]
+    names = _conda_names(env)
+    wanted = {CONDA_NAMES.get(n, n) for n in
+              (re.split(r"[<>=\[ ]", dep, maxsplit=1)[0] for dep in _pyproject()["project"]["dependencies"])}
+    assert wanted <= names, f"{name} lacks {sorted(wanted - names)}"
+    assert "pytorch-cuda" not in names
+    gpu = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith(("cuda-version", "pytorch["))]
+    if name == "environment-gpu.yml":
+        assert any(d.startswith("cuda-version=") for d in gpu) and any("build='cuda*'" in d for d in gpu)
+    else:
+        assert not gpu and "cuda-version" not in names
+
+
+def test_licence_citation_and_intended_use_agree_with_pyproject() -> None:
+    project = _pyproject()["project"]
+    assert project["license"]["text"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["license"] == "MIT" and str(citation["version"]) == project["version"]
+    assert "not for clinical use" in (ROOT / "README.md").read_text()
+    assert project["scripts"] == {"medadv": "medadv.cli:main"}
+    assert any(dep.startswith("ipywidgets") for dep in project["dependencies"])
