@@ -1,5 +1,6 @@
 """Figures of the attack evaluation (matplotlib / seaborn, readable in greyscale: markers and line styles, not colour,
-tell the series apart).
+tell the series apart), sized for print by :mod:`medadv.style`. Accuracy is that of the predicted class, which for
+the kit's two-class models is P(positive) >= 0.5 (:data:`THRESHOLD`); every accuracy axis says so.
 
 * :func:`attack_examples_figure`: original / perturbation (amplified) / adversarial image with the model's
   predictions, as in paper 004's Figs. 3-4;
@@ -10,14 +11,19 @@ tell the series apart).
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
 from medadv.attacks.corruptions import corrupt
+from medadv.style import paper_figure, paper_style
 
+THRESHOLD = 0.5
+ACCURACY_LABEL = f"accuracy (threshold {THRESHOLD:g})"
+
+TEXT_WIDTH_PANEL = 6.6
+"""Inches of the text width left to a row of image panels once the row labels are drawn."""
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 DASHES = ("-", "--", ":", "-.")
 
@@ -27,9 +33,10 @@ def _style(i: int) -> dict:
 
 
 def _label(p: float) -> str:
-    return f"{'positive' if p >= 0.5 else 'negative'} (p={p:.2f})"
+    return f"{'positive' if p >= THRESHOLD else 'negative'} (p={p:.2f})"
 
 
+@paper_style
 def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray,
                            labels: np.ndarray, attack: str) -> Figure:
     """Paper 004, Figs. 3-4: per row one image, its perturbation and the adversarial image, with predictions.
@@ -44,7 +51,7 @@ def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray
         attack: name for the title (e.g. ``"PGD L-inf, eps = 2/255"``).
     """
     k = len(x)
-    fig, axes = plt.subplots(k, 3, figsize=(7.5, 2.5 * k + 0.4), squeeze=False)
+    fig, axes = paper_figure("text", 2.0 * k + 0.35, k, 3, squeeze=False)
     for i in range(k):
         delta = x_adv[i, 0] - x[i, 0]
         peak = float(np.abs(delta).max()) or 1.0
@@ -55,17 +62,17 @@ def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray
         ]
         for ax, (img, title) in zip(axes[i], panels, strict=True):
             ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title)
             ax.set_axis_off()
-    fig.suptitle(attack, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(attack)
     return fig
 
 
+@paper_style
 def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
-    """Accuracy against the budget for PGD in L-inf (in units of 1/255) and L2, one line per model; eps 0 is the clean
-    accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    """Accuracy (at threshold 0.5) against the budget for PGD in L-inf (in units of 1/255) and L2, one line per model;
+    eps 0 is the clean accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`."""
+    fig, axes = paper_figure("text", 2.9, 1, 2)
     clean = curves[curves["attack"] == "clean"].set_index("model")["accuracy"]
     for ax, norm, unit in ((axes[0], "linf", 255.0), (axes[1], "l2", 1.0)):
         for i, (model, group) in enumerate(curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)):
@@ -73,44 +80,46 @@ def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
             acc = np.r_[clean[model], group["accuracy"].to_numpy()]
             ax.plot(eps, acc, label=model, **_style(i))
         ax.set_xlabel("eps (x 1/255)" if norm == "linf" else "eps (L2 norm per image)")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(ACCURACY_LABEL)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"PGD, {'L-inf' if norm == 'linf' else 'L2'}")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+    axes[1].legend(frameon=False)
     return fig
 
 
+@paper_style
 def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
-    """Accuracy against severity, one panel per corruption, one line per model."""
+    """Accuracy (at threshold 0.5) against severity, one panel per corruption, one line per model."""
     names = list(dict.fromkeys(corruptions["corruption"]))
     cols = 3
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    fig, axes = paper_figure("text", 1.75 * rows + 0.5, rows, cols, squeeze=False, sharey=True)
     for ax, name in zip(axes.flat, names, strict=False):
         part = corruptions[corruptions["corruption"] == name]
         for i, (model, group) in enumerate(part.groupby("model", sort=True)):
             ax.plot(group["severity"], group["accuracy"], label=model, **_style(i))
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_title(name.replace("_", " "))
         ax.set_xticks(sorted(part["severity"].unique()))
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(names):]:
         ax.set_axis_off()
     for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy")
-    axes.flat[0].legend(fontsize=7, frameon=False)
+        ax.set_ylabel(ACCURACY_LABEL)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     fig.supxlabel("severity")
-    fig.tight_layout()
     return fig
 
 
+@paper_style
 def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severities: tuple[int, ...],
                                seed: int = 0) -> Figure:
     """One (H, W) image in [0, 1] under every corruption (rows) and severity (columns)."""
-    fig, axes = plt.subplots(len(names), len(severities) + 1, figsize=(1.4 * (len(severities) + 1), 1.4 * len(names)),
-                             squeeze=False)
+    cols = len(severities) + 1
+    side = min(TEXT_WIDTH_PANEL / cols, 8.6 / max(1, len(names)))
+    fig, axes = paper_figure("text", side * len(names) + 0.3, len(names), cols, squeeze=False)
     for r, name in enumerate(names):
         row = [(image, "clean")] + [(corrupt(image, name, s, seed=seed), f"severity {s}") for s in severities]
         for c, (img, title) in enumerate(row):
@@ -119,22 +128,23 @@ def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severi
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(title, fontsize=8)
-        axes[r, 0].set_ylabel(name.replace("_", " "), fontsize=8)
-    fig.tight_layout()
+                ax.set_title(title)
+        axes[r, 0].set_ylabel(name.replace("_", " "))
     return fig
 
 
-def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: np.ndarray, threshold: float = 0.5) -> Figure:
+@paper_style
+def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: np.ndarray,
+                      threshold: float = THRESHOLD) -> Figure:
     """Each real image's positive-class score against its fake's; the quadrants at the threshold show who is fooled
     (a correctly called positive whose fake falls below the threshold, a correctly called negative whose fake rises
     above it)."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    fig, ax = paper_figure("column", 4.1)
     for cls, marker, name in ((1, "o", "positive (fake: lesion removed)"), (0, "^", "negative (fake: lesion inserted)")):
         sel = np.asarray(labels) == cls
         ax.scatter(np.asarray(real_scores)[sel], np.asarray(fake_scores)[sel], marker=marker, s=22,
                    facecolors="none" if cls else "0.35", edgecolors="0.1", linewidths=0.8, label=name)
-    ax.axvline(threshold, color="0.5", linestyle="--", linewidth=0.8)
+    ax.axvline(threshold, color="0.5", linestyle="--", linewidth=0.8, label=f"decision threshold {threshold:g}")
     ax.axhline(threshold, color="0.5", linestyle="--", linewidth=0.8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
@@ -142,7 +152,6 @@ def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: 
     ax.text(0.01, 0.99, "negatives fooled", ha="left", va="top", fontsize=7, color="0.3", transform=ax.transAxes)
     ax.set_xlabel("P(positive), real image")
     ax.set_ylabel("P(positive), its GAN fake")
-    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
     sns.despine(fig)
-    fig.tight_layout()
     return fig
