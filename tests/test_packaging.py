@@ -43,5 +43,5 @@ def test_licence_citation_and_intended_use_agree_with_pyproject() -> None:
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert citation["license"] == "MIT" and str(citation["version"]) == project["version"]
     assert "not for clinical use" in (ROOT / "README.md").read_text()
-    assert project["scripts"] == {"medadv": "medadv.cli:main"}
+    assert project["scripts"] == {"medadv": "medadv.cli:main", "medadv-reader": "medadv.reader_app.server:main"}
     assert any(dep.startswith("ipywidgets") for dep in project["dependencies"])
