@@ -164,7 +164,7 @@ EXPECTED_OUTPUTS = {
                              "tables/effects.csv"],
     "05_reader_study": ["tables/reader_accuracy.csv", "tables/reader_session_tests.csv", "tables/reader_times.csv",
                         "tables/mrmc.csv", "figures/reader_accuracy.png", "data/reader_packages/answer_key.csv"],
-    "06_input_detection": ["tables/detection.csv", "tables/detection_adaptive.csv", "tables/detector_thresholds.csv",
+    "06_input_detection": ["tables/detection.csv", "figures/detection_auc.png", "tables/detection_adaptive.csv", "tables/detector_thresholds.csv",
                            "tables/reader_accuracy_with_machines.csv", "tables/reader_session_tests_with_machines.csv",
                            "tables/detector_vs_readers.csv", "checkpoints/detect/real_fake_classifier.safetensors",
                            "data/reader_responses_machine/responses_session3_machine_mahalanobis.csv"],

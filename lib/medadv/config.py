@@ -30,9 +30,9 @@ PROFILE_DIR = Path(__file__).with_name("profiles")
 PROFILE_NAMES = ("smoke", "default", "full", "workshop")
 MODALITIES = ("mammography", "ultrasound", "xray")
 # Every section a profile may hold besides ``name`` and ``seed``: the one list of them. A module that reads a new
-# section adds its name here (``effects``, ``detect``, ``sweep``, ``workshop`` are read by the replication, detector,
-# sweep and workshop stages).
-PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader", "effects", "detect", "sweep", "workshop")
+# section adds its name here (``effects``, ``detect`` and ``cluster`` are read by the replication, detector and sweep
+# modules).
+PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader", "effects", "detect", "cluster")
 
 T = TypeVar("T")
 

@@ -36,7 +36,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import pandas as pd
+from IPython import get_ipython
 
 from medadv.config import Profile, load_profile, pick_device, profile_from_dict, seed_everything
 from medadv.errors import RunError
@@ -166,6 +168,16 @@ def resolve_run_dir(run_dir: str | Path) -> Path:
     return path if path.is_absolute() else (kit_root() / path).resolve()
 
 
+def draw_inline() -> None:
+    """In an IPython kernel whose matplotlib backend is the inline one (the runner sets it through ``MPLBACKEND``),
+    switch inline drawing on as ``%matplotlib inline`` does. Set by the environment alone, the backend leaves
+    matplotlib non-interactive, and only the first figure of a notebook reaches its outputs. Any other backend (a
+    user's ``%matplotlib widget``, a plain Python) is left alone."""
+    shell = get_ipython()
+    if shell is not None and "inline" in matplotlib.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNING) -> Path:
     """Send the kit's log records to ``<run_dir>/logs/<notebook>.log`` (INFO and above) and to the notebook's own
     output (``console_level`` and above: warnings and errors), replacing the handlers of an earlier call.
@@ -244,6 +256,7 @@ class RunContext:
         for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
         log_to_run(run_dir, notebook)
+        draw_inline()
         config = read_json(run_dir / CONFIG_FILE)
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
