@@ -47,7 +47,7 @@ def epoch_seconds(recipe: str, gp_k: float, args: argparse.Namespace, train: Spl
     """Median seconds of the timed epochs of one recipe (the first epoch is a warm-up and not counted)."""
     device = pick_device(args.device)
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=args.width, hidden=64, imagenet=False)).to(device)
+    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device)
     params = RecipeParams(eps=2 / 255, alpha=0.5 / 255, steps=args.steps)
     spec = TrainSpec(name=f"bench_{recipe}", recipe=recipe, epochs=args.epochs + 1, warmup_epochs=0, lr_head=1e-3,
                      lr_features=1e-3, betas=(0.5, 0.9), batch_per_class=args.batch_per_class)

@@ -30,7 +30,7 @@ def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
 
 def _run(tmp: Path, epochs: int, recipe: str = "erm") -> tuple[VGGClassifier, object]:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=1 / 16, hidden=8, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
     params = RecipeParams(eps=2 / 255, alpha=1 / 255, steps=1)
     result = fit(model, _spec(epochs, recipe), PaperObjective(), Recipe(recipe, params), TRAIN, VAL, tmp, seed=3,
                  device=torch.device("cpu"))
