@@ -22,7 +22,7 @@ from medadv.train.distributed import DistContext
 from medadv.train.loop import TrainSpec, fit
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
-SPEC = TrainSpec(name="vgg_erm", recipe="erm", epochs=2, warmup_epochs=1, lr_head=1e-3, lr_features=1e-3,
+SPEC = TrainSpec(name="vgg_erm", recipe="erm_noaug", epochs=2, warmup_epochs=1, lr_head=1e-3, lr_features=1e-3,
                  betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=3)
 
 
@@ -30,8 +30,8 @@ def _train(out: Path, ctx: DistContext) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).double()
-    train, val = synthetic_split(16, seed=1), synthetic_split(8, seed=2, prefix="val")
-    fit(model, SPEC, PaperObjective(), Recipe("erm", RecipeParams()), train, val, out, seed=5,
+    train, val = synthetic_split(16, size=96, seed=1), synthetic_split(8, size=96, seed=2, prefix="val")
+    fit(model, SPEC, PaperObjective(), Recipe("erm_noaug", RecipeParams()), train, val, out, seed=5,
         device=torch.device("cpu"), dist_ctx=ctx)
 
 
