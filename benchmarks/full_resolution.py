@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = the paper's)")
     parser.add_argument("--steps", type=int, default=0, help="timed steps of each (0: 1 on the CPU, 5 on a GPU)")
     parser.add_argument("--pgd-batch", type=int, default=4)
+    parser.add_argument("--pgd-steps", type=int, default=20, help="PGD steps (20; fewer for a quick CPU figure)")
     args = parser.parse_args()
     device = pick_device(args.device)
     steps = args.steps or (5 if device.type == "cuda" else 1)
@@ -106,13 +107,13 @@ def main() -> None:
 
     def attack() -> None:
         with amp:
-            pgd(model, xp, yp, eps=2 / 255, alpha=0.5 / 255, steps=20)
+            pgd(model, xp, yp, eps=2 / 255, alpha=0.5 / 255, steps=args.pgd_steps)
 
     print(f"paper 001 at {h} x {w}, width {args.width}, {device} ({'bfloat16 autocast' if device.type == 'cuda' else 'float32'}), "
           f"{torch.get_num_threads()} threads, {steps} timed step(s)")
     _timed("classifier step (GP image)", classifier_step, 4, steps, device)
     _timed("joint GAN step", gan_step, 4, steps, device)
-    _timed("PGD-20", attack, args.pgd_batch, steps, device)
+    _timed(f"PGD-{args.pgd_steps}", attack, args.pgd_batch, steps, device)
 
 
 if __name__ == "__main__":
