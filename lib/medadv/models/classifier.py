@@ -5,6 +5,9 @@ Zhou et al. (Nat Commun 2021), "AI-CAD classifier" and Fig. 3a, as the authors' 
 
 * ``Vnet`` (:attr:`VGGClassifier.features`): torchvision's VGG11 ``features`` unchanged -- eight 3 x 3 convolutions
   with ReLU and all five 2 x 2 max-poolings, no normalisation -- so cached ImageNet weights load into it intact.
+  Without them it starts from torchvision's VGG initialisation (Kaiming normal, fan-out, zero bias), as
+  ``torchvision.models.vgg11(weights=None)`` does; PyTorch's default convolution initialisation shrinks the
+  activations through eight layers, and the classifier then learns to ignore its input.
 * ``Fnet`` (:attr:`VGGClassifier.head`, :class:`Fnet`): a 3 x 3 convolution of stride 2 (512 -> 512, padding 1) +
   ReLU, a 3 x 3 convolution (512 -> 2048, padding 1) + ReLU, an average pooling (2 x 2, stride 1, no padding), a
   global max pooling ("to magnify the output of the firing element"), then Linear 2048 -> 8192 -> 2048 -> 256, each
@@ -156,6 +159,9 @@ class VGGClassifier(nn.Module):
         for module in self.features:
             if isinstance(module, nn.ReLU):
                 module.inplace = False  # same function; captum's hooks and double back-propagation need it
+            if isinstance(module, nn.Conv2d):  # torchvision's VGG initialisation (VGG.__init__, init_weights=True)
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
         self.head = Fnet(config.scale(512), config)
         self.pretrained = config.imagenet and self._load_imagenet()
 
