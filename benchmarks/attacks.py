@@ -50,7 +50,7 @@ def _timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
     parser.add_argument("--width", type=float, default=0.125, help="VGG11 channel multiplier")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="K, the PGD steps")

@@ -5,7 +5,7 @@ Notebook 04's budget on the default profile is 3 minutes on 2 CPU cores; its cos
 of the default profile's architecture (VGG at 1/8 width, ResNet-18 multi-task), so that the profile's ``explain``
 section (images, integrated-gradients steps, occlusion stride, attack steps) can be sized without a run folder.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/explain.py [--images 36] [--size 64] [--ig-steps 16] [--stride 8]
+Run: ``OMP_NUM_THREADS=2 python benchmarks/explain.py [--images 36] [--size 96] [--ig-steps 16] [--stride 8]
 [--attack-steps 10]``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=36)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--ig-steps", type=int, default=16)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--stride", type=int, default=8)
@@ -34,7 +34,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.images, 1, args.size, args.size)
     models = {
-        "vgg (width 1/8)": VGGClassifier(VGGConfig(width=0.125, hidden=64, imagenet=False)).eval(),
+        "vgg (width 1/8)": VGGClassifier(VGGConfig(width=0.125, imagenet=False)).eval(),
         "multitask (resnet18)": MultiTaskResNet(MultiTaskConfig(encoder="resnet18", decoder_width=32, imagenet=False)).eval(),
     }
     rows = []

@@ -5,7 +5,7 @@ most (K + 1.5) x ERM. Paper 001's ERM objective back-propagates twice through th
 at the feature map), so the table is printed for that objective and for the focal loss alone (``gp_k = 0``), the
 setting in which such targets are usually quoted.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/training.py [--size 64] [--width 0.125] [--images 128] [--steps 5]``.
+Run: ``OMP_NUM_THREADS=2 python benchmarks/training.py [--size 96] [--width 0.125] [--images 128] [--steps 5]``.
 Synthetic images (noise with a bright disc on positives) keep it independent of any run folder.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def epoch_seconds(recipe: str, gp_k: float, args: argparse.Namespace, train: Spl
     """Median seconds of the timed epochs of one recipe (the first epoch is a warm-up and not counted)."""
     device = pick_device(args.device)
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=args.width, hidden=64, imagenet=False)).to(device)
+    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device)
     params = RecipeParams(eps=2 / 255, alpha=0.5 / 255, steps=args.steps)
     spec = TrainSpec(name=f"bench_{recipe}", recipe=recipe, epochs=args.epochs + 1, warmup_epochs=0, lr_head=1e-3,
                      lr_features=1e-3, betas=(0.5, 0.9), batch_per_class=args.batch_per_class)
@@ -59,7 +59,7 @@ def epoch_seconds(recipe: str, gp_k: float, args: argparse.Namespace, train: Spl
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
     parser.add_argument("--width", type=float, default=0.125, help="VGG11 width multiplier")
     parser.add_argument("--images", type=int, default=128, help="training images per epoch")
     parser.add_argument("--batch-per-class", type=int, default=16)

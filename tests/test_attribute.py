@@ -38,7 +38,7 @@ def blob_images() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def tiny_vgg() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=0.125, hidden=16, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=0.125, imagenet=False)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,10 @@ def tiny_multitask() -> MultiTaskResNet:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_on_both_architectures(method: str, tiny_vgg: nn.Module, tiny_multitask: nn.Module) -> None:
-    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(3, 1, 96, 96, generator=torch.Generator().manual_seed(1))
     for model in (tiny_vgg, tiny_multitask):
         maps = attribute(model, x, method, target=1, ig_steps=4, occlusion_window=16, occlusion_stride=16, batch_size=2)
-        assert maps.shape == (3, 32, 32) and maps.dtype == np.float32
+        assert maps.shape == (3, 96, 96) and maps.dtype == np.float32
         assert np.isfinite(maps).all()
         assert np.abs(maps).max() > 0 or method in ("gradcam", "guided_gradcam")  # CAM may be all-zero at random init
         if method in ("gradcam", "saliency"):
@@ -101,7 +101,7 @@ def test_gradcam_layer_dispatch(tiny_vgg: VGGClassifier, tiny_multitask: MultiTa
 
 
 def test_shared_activations_are_split_and_the_model_left_alone(tiny_multitask: MultiTaskResNet) -> None:
-    x = torch.rand(2, 1, 32, 32)
+    x = torch.rand(2, 1, 96, 96)
     twin = attribution_copy(tiny_multitask, x)
     block = twin.features[-1][0]
     assert isinstance(block.relu, CallOrdered) and len(block.relu.calls) == 2  # BasicBlock calls its ReLU twice

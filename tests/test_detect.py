@@ -22,7 +22,7 @@ from medadv.reader_app.simulate import RESPONSE_COLUMNS, write_responses
 from medadv.stages.input_detection import (DetectConfig, machine_responses, real_fake_arrays, train_real_fake)
 from medadv.stats.reader import read_responses, validate_responses
 
-SIZE = 32
+SIZE = 96  # the smallest side paper 001's classifier takes
 EPS = 8 / 255
 
 
@@ -43,7 +43,7 @@ def _train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, steps
 
 def tiny_vgg(seed: int = 0) -> VGGClassifier:
     torch.manual_seed(seed)
-    return VGGClassifier(VGGConfig(width=0.125, hidden=16, dropout=0.0, imagenet=False))
+    return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False))
 
 
 @pytest.fixture(scope="module")

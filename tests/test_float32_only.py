@@ -37,9 +37,9 @@ class RefuseFloat64(TorchFunctionMode):
 @pytest.fixture(scope="module")
 def model_and_data() -> tuple[VGGClassifier, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=0.125, hidden=16, dropout=0.0, imagenet=False)).eval()
+    model = VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False)).eval()
     gen = torch.Generator().manual_seed(1)
-    x = torch.rand(6, 1, 32, 32, generator=gen) * 0.8 + 0.1
+    x = torch.rand(6, 1, 96, 96, generator=gen) * 0.8 + 0.1
     return model, x, torch.tensor([0, 1, 0, 1, 0, 1])
 
 
@@ -76,12 +76,12 @@ def test_gradient_attacks_and_scores_stay_in_float32(model_and_data) -> None:  #
 
 def test_attributions_and_the_map_attack_stay_in_float32(model_and_data) -> None:  # noqa: ANN001
     model, x, _ = model_and_data
-    region = np.zeros((6, 32, 32), dtype=bool)
+    region = np.zeros((6, 96, 96), dtype=bool)
     region[:, 8:16, 8:16] = True
     with RefuseFloat64():
         for method in METHODS:
             maps = attribute(model, x, method, ig_steps=4, occlusion_window=8, occlusion_stride=8)
-            assert maps.shape == (6, 32, 32)
+            assert maps.shape == (6, 96, 96)
         for flip in (False, True):
             result = manipulate_gradcam(model, x, region, eps=0.03, steps=2, flip_label=flip)
             assert result.x_adv.dtype is torch.float32 and (result.x_adv - x).abs().max() <= 0.03 + 1e-6

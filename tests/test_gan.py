@@ -28,12 +28,12 @@ CPU = torch.device("cpu")
 
 def tiny_classifier(seed: int = 0) -> VGGClassifier:
     torch.manual_seed(seed)
-    return VGGClassifier(VGGConfig(width=0.0625, hidden=8, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=0.0625, imagenet=False)).eval()
 
 
 def tiny_data(n: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 32, 32)).astype(np.float32), np.array([0, 1] * (n // 2))
+    return rng.random((n, 1, 96, 96)).astype(np.float32), np.array([0, 1] * (n // 2))
 
 
 def tiny_config(**kw: object) -> GanConfig:
@@ -114,12 +114,12 @@ def test_discriminator_copies_classifier_and_replaces_last_layer() -> None:
     assert clf.head.out.out_features == 2  # the classifier is untouched
     for (name, p), (_, q) in zip(clf.features.named_parameters(), d.net.features.named_parameters(), strict=True):
         assert torch.equal(p, q), name
-    x = torch.rand(3, 1, 32, 32)
+    x = torch.rand(3, 1, 96, 96)
     d.eval()
     score = d(x)
     assert score.shape == (3,)
     with torch.no_grad():
-        feats = clf.head.fc(clf.head.pool(clf.head.smooth(clf.features(clf.prepare(x)))))
+        feats = clf.head.fc(clf.head.pool(clf.head.pre_pool(clf.features(clf.prepare(x)))))
     assert torch.allclose(score, d.last_layer(feats).reshape(-1), atol=1e-6)
     ids_f = {id(p) for p in d.feature_parameters()}
     ids_h = {id(p) for p in d.head_parameters()}
@@ -128,7 +128,7 @@ def test_discriminator_copies_classifier_and_replaces_last_layer() -> None:
 
 def test_discriminator_started_from_the_classifier_log_odds() -> None:
     clf = tiny_classifier()
-    x = torch.rand(3, 1, 32, 32)
+    x = torch.rand(3, 1, 96, 96)
     with torch.no_grad():
         logits = clf(x)
         for real in (0, 1):
@@ -180,24 +180,32 @@ class _Linear(nn.Module):
     def dnet(self, feats: torch.Tensor) -> torch.Tensor:
         return (feats * self.w).flatten(1).sum(1)
 
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dnet(self.vnet(z))
 
-def test_gradient_penalty_eq6_by_hand() -> None:
-    w = torch.tensor([[[[1.0, 2.0], [2.0, 0.0]]]])  # ||w||_2 = 3 (the gradient w.r.t. the image would be 2w)
+
+@pytest.mark.parametrize(("gp_at", "norm"), [("image", 6.0), ("features", 3.0)])
+def test_gradient_penalty_eq6_by_hand(gp_at: str, norm: float) -> None:
+    w = torch.tensor([[[[1.0, 2.0], [2.0, 0.0]]]])  # ||w||_2 = 3 at the feature map, ||2w||_2 = 6 at the image
     x = torch.rand(3, 1, 2, 2)
-    gp, score = gradient_penalty(_Linear(w), x, k=10.0, power=4.0)
-    assert float(gp.detach()) == pytest.approx(10.0 / 2.0 * 3.0**4)
+    gp, score = gradient_penalty(_Linear(w), x, k=10.0, power=4.0, gp_at=gp_at)
+    assert float(gp.detach()) == pytest.approx(10.0 / 2.0 * norm**4)
     assert torch.allclose(score, (2 * x * w).flatten(1).sum(1))
     gp.backward()  # the penalty trains the discriminator (double backward)
 
 
-def test_gradient_penalty_of_the_discriminator_is_on_the_feature_map() -> None:
+def test_gradient_penalty_of_the_discriminator_at_the_image_and_at_the_feature_map() -> None:
     d = Discriminator(tiny_classifier()).eval()
-    x = torch.rand(2, 1, 32, 32)
-    gp, score = gradient_penalty(d, x, k=10.0, power=4.0)
-    feats = d.vnet(d.prepare(x)).detach().requires_grad_(True)
-    norms = [torch.autograd.grad(d.dnet(feats[i : i + 1]).sum(), feats)[0].norm() for i in range(2)]
+    x = torch.rand(2, 1, 96, 96)
+    gp, score = gradient_penalty(d, x, k=10.0, power=4.0)  # default: the image, as the authors
+    z = d.prepare(x).detach().requires_grad_(True)
+    norms = [torch.autograd.grad(d.classify(z[i : i + 1]).sum(), z)[0].norm() for i in range(2)]
     assert float(gp.detach()) == pytest.approx(float(5.0 * sum(n**4 for n in norms) / 2), rel=1e-4)
     assert torch.allclose(score.detach(), d(x).detach(), atol=1e-6)
+    gp_f, _ = gradient_penalty(d, x, k=10.0, power=4.0, gp_at="features")
+    feats = d.vnet(d.prepare(x)).detach().requires_grad_(True)
+    norms = [torch.autograd.grad(d.dnet(feats[i : i + 1]).sum(), feats)[0].norm() for i in range(2)]
+    assert float(gp_f.detach()) == pytest.approx(float(5.0 * sum(n**4 for n in norms) / 2), rel=1e-4)
 
 
 def test_identity_and_generator_loss_eq7_eq8_by_hand() -> None:

@@ -30,44 +30,65 @@ def test_focal_terms_match_eq2_by_hand() -> None:
 
 def _model() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1 / 16, hidden=8, dropout=0.0, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).eval()
 
 
-def test_focal_gp_loss_equals_eqs_1_to_3_computed_image_by_image() -> None:
-    model = _model()
-    torch.manual_seed(1)
-    x = torch.rand(4, 1, 32, 32)
-    y = torch.tensor([1, 1, 0, 0])  # N = 2 positives (g_p) and 2 negatives (g_n)
-    loss, logits = focal_gp_loss(model, x, y, gamma=2.0, k=10.0, power=4.0)
-    n = 2
-    fl = [0.0, 0.0]
-    gp_sum = 0.0
-    for j in range(4):
-        # grad Fnet(Vnet(x_j)): the head's gradient at the image's feature map
-        feats = model.features(model.prepare(x[j : j + 1])).detach().requires_grad_(True)
-        out = model.head(feats)
+def _by_hand(model: VGGClassifier, x: torch.Tensor, y: torch.Tensor, gp_at: str) -> float:
+    """Eqs. 1-3 image by image: focal terms per class, k / (2N) x the sum of ||grad||^4 over the batch."""
+    n, fl, gp_sum = 2, [0.0, 0.0], 0.0
+    for j in range(len(y)):
+        z = model.prepare(x[j : j + 1]).detach().requires_grad_(True)
+        if gp_at == "image":  # the authors': d(sum of both logits) / d(normalised 3-channel image)
+            out = model.classify(z)
+            (g,) = torch.autograd.grad(out.sum(), z)
+        else:  # the kit's earlier reading: d(positive log-odds) / d(Vnet(x))
+            feats = model.features(z).detach().requires_grad_(True)
+            out = model.head(feats)
+            (g,) = torch.autograd.grad(out[0, 1] - out[0, 0], feats)
         p = torch.softmax(out, 1)[0, y[j]]
         fl[int(y[j])] += float((-((1 - p) ** 2) * torch.log(p)).detach()) / n
-        (g,) = torch.autograd.grad(out[0, 1] - out[0, 0], feats)
         gp_sum += float(g.norm()) ** 4
-    expected = fl[1] + fl[0] + 10.0 / (2 * n) * gp_sum
-    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-4)
-    assert logits.shape == (4, 2)
+    return fl[1] + fl[0] + 10.0 / (2 * n) * gp_sum
 
 
-def test_gradient_penalty_trains_fnet_and_leaves_vnet_alone() -> None:
-    """The head (Fnet) is piecewise linear in the feature map, so its gradient there depends on Fnet's weights only:
-    the penalty changes the head's weight gradients and not Vnet's."""
+@pytest.mark.parametrize("gp_at", ["image", "features"])
+def test_focal_gp_loss_equals_eqs_1_to_3_computed_image_by_image(gp_at: str) -> None:
     model = _model()
-    x, y = torch.rand(4, 1, 32, 32), torch.tensor([1, 0, 1, 0])
-    head, vnet = [], []
+    torch.manual_seed(1)
+    x = torch.rand(4, 1, 96, 96)
+    y = torch.tensor([1, 1, 0, 0])  # N = 2 positives (g_p) and 2 negatives (g_n)
+    loss, logits = focal_gp_loss(model, x, y, gamma=2.0, k=10.0, power=4.0, gp_at=gp_at)
+    assert math.isclose(float(loss.detach()), _by_hand(model, x, y, gp_at), rel_tol=1e-4)
+    other = "features" if gp_at == "image" else "image"
+    assert not math.isclose(float(loss.detach()), _by_hand(model, x, y, other), rel_tol=1e-3)
+    assert logits.shape == (4, 2)
+    with pytest.raises(ConfigError, match="gp_at"):
+        focal_gp_loss(model, x, y, gp_at="pixels")
+
+
+def test_image_gradient_is_the_grey_gradient_up_to_the_normalisation() -> None:
+    """The kit takes the gradient at z = (x - mean_c) / std_c; at the grey x it is sum_c dL/dz_c / std_c."""
+    from medadv.models.backbones import IMAGENET_STD
+
+    model = _model()
+    x = torch.rand(1, 1, 96, 96, requires_grad=True)
+    z = model.prepare(x)
+    (gz, gx) = torch.autograd.grad(model.classify(z).sum(), [z, x])
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert torch.allclose(gx, (gz / std).sum(1, keepdim=True), atol=1e-6)
+
+
+def test_image_gradient_penalty_trains_vnet() -> None:
+    """At the image, the penalty reaches every layer between the image and the logits, Vnet's first one included
+    (power 2: at random initialisation the image gradient's norm is about 1e-3, so its 4th power barely counts)."""
+    model = _model()
+    x, y = torch.rand(4, 1, 96, 96), torch.tensor([1, 0, 1, 0])
+    grads = []
     for k in (0.0, 1e4):
         model.zero_grad()
-        focal_gp_loss(model, x, y, k=k)[0].backward()
-        head.append(model.head.out.weight.grad.clone())
-        vnet.append(model.features[0].weight.grad.clone())
-    assert not torch.allclose(head[0], head[1])
-    assert torch.allclose(vnet[0], vnet[1], rtol=1e-5, atol=1e-8)
+        focal_gp_loss(model, x, y, k=k, power=2.0, gp_at="image")[0].backward()
+        grads.append(model.features[0].weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
 
 
 def test_paper_loss_refuses_a_network_without_vnet_and_fnet() -> None:
@@ -79,7 +100,7 @@ def test_paper_loss_refuses_a_network_without_vnet_and_fnet() -> None:
 def test_class_terms_average_over_each_class() -> None:
     """An unbalanced batch (a shard, a last batch) averages each class over its own count."""
     model = _model()
-    x, y = torch.rand(3, 1, 32, 32), torch.tensor([1, 0, 0])
+    x, y = torch.rand(3, 1, 96, 96), torch.tensor([1, 0, 0])
     loss, logits = focal_gp_loss(model, x, y, k=0.0)
     terms = focal_terms(logits, y)
     assert math.isclose(float(loss.detach()), float((terms[0] + terms[1:].mean()).detach()), rel_tol=1e-6)
@@ -87,7 +108,7 @@ def test_class_terms_average_over_each_class() -> None:
 
 def test_cross_entropy_loss() -> None:
     model = _model()
-    x, y = torch.rand(2, 1, 32, 32), torch.tensor([1, 0])
+    x, y = torch.rand(2, 1, 96, 96), torch.tensor([1, 0])
     loss, logits = cross_entropy_loss(model, x, y)
     assert math.isclose(float(loss.detach()), float(F.cross_entropy(logits, y).detach()), rel_tol=1e-6)
 

@@ -1,22 +1,24 @@
-"""Paper 001's VGG11-GroupNorm classifier, paper 004's multi-task ResNet, torchvision backbones, the registry."""
+"""Paper 001's VGG11 + Fnet classifier, paper 004's multi-task ResNet, torchvision backbones, the registry."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models import backbones
 from medadv.models.backbones import IMAGENET_MEAN, IMAGENET_STD, GreyToImageNet, TorchvisionClassifier
-from medadv.models.classifier import VGGClassifier, VGGConfig, group_count
+from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
 from medadv.train.checkpoint import save_checkpoint
 
-TINY = VGGConfig(width=1 / 16, hidden=8, imagenet=False)
+TINY = VGGConfig(width=1 / 16, imagenet=False)
 
 
 def test_grey_to_imagenet_copies_and_normalises() -> None:
@@ -28,46 +30,95 @@ def test_grey_to_imagenet_copies_and_normalises() -> None:
         GreyToImageNet()(torch.zeros(2, 3, 4, 4))
 
 
-def test_vgg_layout_follows_paper_001() -> None:
-    model = VGGClassifier(VGGConfig(width=0.5, hidden=16, imagenet=False))
-    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    norms = [m for m in model.features if isinstance(m, nn.GroupNorm)]
-    acts = [m for m in model.features if isinstance(m, nn.LeakyReLU)]
-    pools = [m for m in model.features if isinstance(m, nn.MaxPool2d)]
-    assert [c.out_channels for c in convs] == [32, 64, 128, 128, 256, 256, 256, 256]
-    assert len(norms) == 8 and all(n.num_groups == 32 for n in norms)  # every width here is a multiple of 32
-    assert len(acts) == 8 and all(a.negative_slope == 0.2 for a in acts)
-    assert len(pools) == 4  # VGG11's first 20 layers: the last max-pooling is not in Vnet
-    drops = [m for m in model.head.modules() if isinstance(m, nn.Dropout)]
-    assert drops and all(d.p == 0.2 for d in drops)
+@pytest.fixture(scope="module")
+def full_width() -> VGGClassifier:
+    """Paper 001's classifier at full width (built once: its fully connected layers hold 34 M weights)."""
+    torch.manual_seed(0)
+    return VGGClassifier(VGGConfig(width=1.0, imagenet=False)).eval()
+
+
+def test_vgg_layout_follows_paper_001_authors_code(full_width: VGGClassifier) -> None:
+    model = full_width
+    tv = torchvision.models.vgg11(weights=None).features
+    assert [type(m) for m in model.features] == [type(m) for m in tv]  # VGG11 features: ReLU, 5 max-pools, no norm
+    assert [tuple(p.shape) for p in model.features.parameters()] == [tuple(p.shape) for p in tv.parameters()]
+    c1, _, c2, _ = model.head.conv
+    assert (c1.in_channels, c1.out_channels, c1.stride, c1.padding) == (512, 512, (2, 2), (1, 1))
+    assert (c2.in_channels, c2.out_channels, c2.stride, c2.padding) == (512, 2048, (1, 1), (1, 1))
+    assert (model.head.smooth.kernel_size, model.head.smooth.stride, model.head.smooth.padding) == (2, 1, 0)
     assert isinstance(model.head.pool, nn.AdaptiveMaxPool2d)
-    assert model.head.out.out_features == 2
+    kinds = [type(m).__name__ for m in model.head.fc]
+    assert kinds == ["Flatten", "Linear", "GroupNorm", "Dropout", "LeakyReLU", "Linear", "GroupNorm", "LeakyReLU",
+                     "Linear", "GroupNorm", "LeakyReLU"]
+    linears = [m for m in model.head.fc if isinstance(m, nn.Linear)] + [model.head.out]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2048, 8192), (8192, 2048), (2048, 256), (256, 2)]
+    assert all(m.num_groups == 32 for m in model.head.fc if isinstance(m, nn.GroupNorm))
+    assert all(m.negative_slope == 0.2 for m in model.head.fc if isinstance(m, nn.LeakyReLU))
+    assert [m.p for m in model.head.fc if isinstance(m, nn.Dropout)] == [0.2]
     assert not model.pretrained
 
 
-def test_group_count_divides_narrow_widths() -> None:
-    assert group_count(512) == 32 and group_count(64) == 32 and group_count(16) == 16 and group_count(48) == 16
+def test_narrow_width_keeps_the_papers_channels_per_group() -> None:
+    model = VGGClassifier(VGGConfig(width=1 / 8, imagenet=False))
+    norms = [m for m in model.head.fc if isinstance(m, nn.GroupNorm)]
+    assert [(n.num_groups, n.num_channels) for n in norms] == [(4, 1024), (4, 256), (4, 32)]  # 256, 64, 8 per group
+    assert [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)] == [8, 16, 32, 32, 64, 64, 64, 64]
+    with pytest.raises(ConfigError, match="GroupNorm"):
+        VGGConfig(width=0.3)
+
+
+def test_receptive_field_before_the_first_fully_connected_layer_is_406(full_width: VGGClassifier) -> None:
+    """Gradient of one element of the map the global max pooling reads w.r.t. the input, on the full-width net made
+    linear (ReLU -> identity, each max-pooling -> an average pooling of the same geometry, positive weights), so that
+    every pixel the element sees has a non-zero gradient."""
+    layers = [*full_width.features, *full_width.head.conv, full_width.head.smooth]
+    net = copy.deepcopy(nn.Sequential(*[nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d)
+                                        else nn.Identity() if isinstance(m, nn.ReLU) else m for m in layers]))
+    with torch.no_grad():
+        for conv in [m for m in net if isinstance(m, nn.Conv2d)]:
+            conv.weight.fill_(1.0 / conv.weight[0].numel())
+            conv.bias.zero_()
+    z = torch.zeros(1, 3, 448, 448, requires_grad=True)
+    out = net(z)
+    i, j = out.shape[-2] // 2, out.shape[-1] // 2
+    (grad,) = torch.autograd.grad(out[0, 0, i, j], z)
+    rows = torch.nonzero(grad[0].abs().sum((0, 2))).flatten()
+    cols = torch.nonzero(grad[0].abs().sum((0, 1))).flatten()
+    assert 0 < rows.min() and rows.max() < 447  # the field lies inside the image: no zero padding cuts it
+    assert int(rows.max() - rows.min() + 1) == 406 and int(cols.max() - cols.min() + 1) == 406
+
+
+def test_vnet_equals_torchvision_vgg11_features_on_the_same_weights(full_width: VGGClassifier) -> None:
+    torch.manual_seed(0)
+    tv = torchvision.models.vgg11(weights=None).features.eval()
+    model = copy.deepcopy(full_width)
+    model.features.load_state_dict(tv.state_dict())  # strict: the same module names and shapes
+    z = torch.randn(2, 3, 64, 64)
+    assert torch.equal(model.features(z), tv(z))
 
 
 def test_vgg_forward_is_classify_of_prepare_and_head_can_be_swapped() -> None:
     torch.manual_seed(0)
     model = VGGClassifier(TINY).eval()
-    x = torch.rand(3, 1, 32, 32)
+    x = torch.rand(3, 1, 96, 96)
     logits = model(x)
     assert logits.shape == (3, 2)
     assert torch.allclose(logits, model.classify(model.prepare(x)))
     model.head.out = nn.Linear(model.head.out.in_features, 1)  # the GAN discriminator's Dnet
     assert model(x).shape == (3, 1)
+    with pytest.raises(ConfigError, match="at least 96 x 96"):
+        model(torch.rand(1, 1, 64, 64))
 
 
 def test_global_max_pooling_sees_a_single_spot() -> None:
-    """A spot anywhere moves the output: the pooled maximum fires wherever the spot is."""
+    """A spot in either half moves the output: at 160 pixels the max pooling reads a 2 x 2 map."""
     torch.manual_seed(1)
     model = VGGClassifier(TINY).eval()
-    x = torch.full((1, 1, 32, 32), 0.3)
+    x = torch.full((1, 1, 160, 160), 0.3)
+    assert model.head.pre_pool(model.features(model.prepare(x))).shape[-2:] == (2, 2)
     spot_a, spot_b = x.clone(), x.clone()
-    spot_a[..., 4:8, 4:8] = 1.0
-    spot_b[..., 22:26, 22:26] = 1.0
+    spot_a[..., 10:30, 10:30] = 1.0
+    spot_b[..., 130:150, 130:150] = 1.0
     base = model(x)
     assert not torch.allclose(model(spot_a), base) and not torch.allclose(model(spot_b), base)
 
@@ -97,18 +148,20 @@ def test_torchvision_backbone_by_name() -> None:
 def test_imagenet_weights_only_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert backbones.cached_imagenet_file("vgg11") is None
-    assert VGGClassifier(VGGConfig(width=1.0, hidden=8)).pretrained is False  # nothing cached: random init
-    conv_state = {f"features.{i}.weight": torch.full((o, c, 3, 3), 0.01 * (k + 1)) for k, (i, c, o) in enumerate(
-        [(0, 3, 64), (3, 64, 128), (6, 128, 256), (8, 256, 256), (11, 256, 512), (13, 512, 512), (16, 512, 512), (18, 512, 512)])}
-    conv_state.update({k.replace("weight", "bias"): torch.zeros(v.shape[0]) for k, v in conv_state.items()})
+    with pytest.raises(ConfigError, match=r"vgg11-8a719046\.pth.*imagenet: false"):
+        VGGClassifier(VGGConfig(width=1.0))  # nothing cached: an error naming the file, no silent random start
+    torch.manual_seed(3)
+    state = torchvision.models.vgg11(weights=None).state_dict()
     cached = tmp_path / "checkpoints" / "vgg11-8a719046.pth"
     cached.parent.mkdir()
-    torch.save(conv_state, cached)
+    torch.save(state, cached)
     assert backbones.cached_imagenet_file("vgg11") == cached
-    model = VGGClassifier(VGGConfig(width=1.0, hidden=8))
+    model = VGGClassifier(VGGConfig(width=1.0))
     assert model.pretrained
-    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    assert torch.all(convs[0].weight == 0.01) and torch.all(convs[7].weight == 0.08)
+    for key, value in model.features.state_dict().items():
+        assert torch.equal(value, state[f"features.{key}"])  # intact
+    with pytest.raises(ConfigError, match="width 1.0"):
+        VGGClassifier(VGGConfig(width=0.5))
 
 
 def _save_trained(ckpt: Path, name: str, model: nn.Module) -> None:
@@ -126,7 +179,7 @@ def test_registry_lists_and_loads_trained_models(tmp_path: Path) -> None:
     save_checkpoint(ckpt / "training" / "vgg_erm_last", {"model.x": torch.zeros(1)}, {"role": "training_state"})
     (ckpt / "notes.json").write_text(json.dumps({"role": "something else"}))
     assert list(trained_models(tmp_path)) == ["multitask_erm", "vgg_erm"]
-    x = torch.rand(2, 1, 32, 32)
+    x = torch.rand(2, 1, 96, 96)
     loaded = load_trained(tmp_path, "vgg_erm", "cpu")
     assert not loaded.training
     assert torch.allclose(loaded(x), vgg(x))
@@ -136,7 +189,7 @@ def test_registry_lists_and_loads_trained_models(tmp_path: Path) -> None:
 
 
 def test_build_model_refuses_unknown_kinds() -> None:
-    assert isinstance(build_model({"kind": "vgg", "width": 0.0625, "hidden": 4, "imagenet": False}), VGGClassifier)
+    assert isinstance(build_model({"kind": "vgg", "width": 0.0625, "imagenet": False}), VGGClassifier)
     with pytest.raises(ConfigError, match="kind"):
         build_model({"kind": "transformer"})
     with pytest.raises(ConfigError, match="does not fit"):

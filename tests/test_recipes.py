@@ -5,26 +5,37 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 from _classifier_data import synthetic_split
 
 from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
-from medadv.train.augment import AugMixBatch, paper001_augment
-from medadv.train.recipes import RECIPES, Batch, MultiTaskObjective, PaperObjective, Recipe, RecipeParams
+from medadv.attacks.gradient import pgd
+from medadv.train.augment import AffineRanges, AugMixBatch, gan_augment, paper001_augment
+from medadv.train.losses import jensen_shannon
+from medadv.train.recipes import (
+    PAPER002_RECIPES,
+    RECIPES,
+    Batch,
+    MultiTaskObjective,
+    PaperObjective,
+    Recipe,
+    RecipeParams,
+)
 
 PARAMS = RecipeParams(eps=4 / 255, alpha=2 / 255, steps=2, l2_eps=0.5, l2_alpha=0.25, augmix_width=2)
 
 
 def _batch() -> Batch:
-    split = synthetic_split(4, size=32)
+    split = synthetic_split(4, size=96)
     return Batch(torch.from_numpy(split.images), torch.from_numpy(split.labels), torch.from_numpy(split.masks),
                  torch.from_numpy(split.has_mask))
 
 
 def _vgg() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1 / 16, hidden=8, imagenet=False))
+    return VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -49,7 +60,8 @@ class _Spy:
         return self.inner(model, x, y, batch)
 
 
-@pytest.mark.parametrize(("name", "norm"), [("pgd_at", "linf"), ("fast_at", "linf"), ("rtda", "linf"), ("pgd_at_l2", "l2")])
+@pytest.mark.parametrize(("name", "norm"), [("pgd_at", "linf"), ("fast_at", "linf"), ("rtda_focal_linf", "linf"),
+                                           ("pgd_at_l2", "l2")])
 def test_adversarial_views_stay_in_the_ball(name: str, norm: str) -> None:
     spy, batch = _Spy(), _batch()
     Recipe(name, PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(1))
@@ -61,12 +73,54 @@ def test_adversarial_views_stay_in_the_ball(name: str, norm: str) -> None:
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
 
 
-def test_erm_and_augment_views() -> None:
+def test_erm_augments_and_erm_noaug_does_not() -> None:
     spy, batch = _Spy(), _batch()
-    Recipe("erm", PARAMS)(_vgg(), spy, batch, torch.Generator())
-    Recipe("augment", PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(3))
+    Recipe("erm_noaug", PARAMS)(_vgg(), spy, batch, torch.Generator())
+    Recipe("erm", PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(3))
+    Recipe("erm_matched", PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(3))
     assert torch.equal(spy.seen[0], batch.x)
-    assert spy.seen[1].shape == batch.x.shape and not torch.allclose(spy.seen[1], batch.x)
+    assert torch.equal(spy.seen[1], paper001_augment(batch.x, torch.Generator().manual_seed(3)))
+    assert torch.equal(spy.seen[2], spy.seen[1])  # the matched twin trains exactly as erm does
+
+
+def _p002_model() -> VGGClassifier:
+    torch.manual_seed(0)
+    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).train()
+
+
+def test_rtda_is_ce_clean_plus_12_jsd_of_clean_augmix_and_l2_pgd() -> None:
+    """Paper 002's authors' loss, rebuilt from its parts with the same random draws."""
+    params, batch, model = RecipeParams(augmix_width=2), _batch(), _p002_model()
+    torch.manual_seed(9)
+    loss, logits = Recipe("rtda", params)(model, PaperObjective(), batch, torch.Generator().manual_seed(4))
+    x_adv = pgd(model, batch.x, batch.y, eps=2 / 255, alpha=0.5 / 255, steps=7, norm="l2",
+                generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(9)
+    mixed = AugMixBatch(severity=3, width=2, depth=-1, alpha=1.0)(batch.x)
+    clean = model(batch.x)
+    expected = F.cross_entropy(clean, batch.y) + 12.0 * jensen_shannon(clean, model(mixed), model(x_adv))
+    assert torch.allclose(loss, expected, rtol=1e-5) and torch.allclose(logits, clean)
+    assert 0 < float((x_adv - batch.x).flatten(1).norm(dim=1).max()) <= 2 / 255 + 1e-6
+
+
+def test_paper002_baselines_use_cross_entropy() -> None:
+    batch, model = _batch(), _p002_model()
+    loss, logits = Recipe("vanilla", PARAMS)(model, PaperObjective(), batch, torch.Generator())
+    assert torch.allclose(loss, F.cross_entropy(model(batch.x), batch.y))
+    loss, logits = Recipe("adversarial_l2", PARAMS)(model, PaperObjective(), batch, torch.Generator().manual_seed(2))
+    x_adv = pgd(model, batch.x, batch.y, eps=2 / 255, alpha=0.5 / 255, steps=7, norm="l2",
+                generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(loss, F.cross_entropy(model(x_adv), batch.y))
+    assert set(PAPER002_RECIPES) == {"vanilla", "adversarial_l2", "augmix", "rtda"}
+
+
+def test_gan_augment_flips_rotates_shears_without_scaling() -> None:
+    x = torch.rand(3, 1, 32, 32)
+    a = gan_augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, gan_augment(x, torch.Generator().manual_seed(5)))
+    ranges = AffineRanges(scale=(1.0, 1.0))
+    assert torch.equal(a, paper001_augment(x, torch.Generator().manual_seed(5), ranges))
+    assert not torch.equal(a, paper001_augment(x, torch.Generator().manual_seed(5)))
 
 
 def test_paper001_augment_is_seeded_and_bounded() -> None:

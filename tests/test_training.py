@@ -14,13 +14,13 @@ from medadv.config import load_profile, section_config
 from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.registry import load_trained, trained_models
-from medadv.train.checkpoint import load_checkpoint
+from medadv.train.checkpoint import load_checkpoint, split_prefix
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
-from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit
+from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
-TRAIN = synthetic_split(24, size=32, seed=1, contrast=0.6)
-VAL = synthetic_split(12, size=32, seed=2, contrast=0.6, prefix="val")
+TRAIN = synthetic_split(24, size=96, seed=1, contrast=0.6)
+VAL = synthetic_split(12, size=96, seed=2, contrast=0.6, prefix="val")
 
 
 def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
@@ -30,7 +30,7 @@ def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
 
 def _run(tmp: Path, epochs: int, recipe: str = "erm") -> tuple[VGGClassifier, object]:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=1 / 16, hidden=8, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
     params = RecipeParams(eps=2 / 255, alpha=1 / 255, steps=1)
     result = fit(model, _spec(epochs, recipe), PaperObjective(), Recipe(recipe, params), TRAIN, VAL, tmp, seed=3,
                  device=torch.device("cpu"))
@@ -95,6 +95,29 @@ def test_auc_and_operating_point_against_scikit_learn() -> None:
     assert better["auc_difference"] > 0 and better["p_value"] < 0.05
 
 
+def test_frozen_parts_are_bit_identical_after_their_phases(tmp_path: Path) -> None:
+    """Paper 001's phases: epoch 1 the last layer alone, epoch 2 Fnet too (Vnet frozen), epoch 3 everything.
+
+    Each run's last weights (the training state, not the best-validation model) are compared with the start."""
+    torch.manual_seed(0)
+    start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).state_dict()
+    part_of = {"features": lambda k: k.startswith("features."), "last": lambda k: k.startswith("head.out."),
+               "head": lambda k: k.startswith("head.") and not k.startswith("head.out.")}
+    changed: dict[int, set[str]] = {}
+    for epochs in (1, 2, 3):
+        spec = TrainSpec(name=f"phase{epochs}", recipe="erm_noaug", epochs=epochs, last_layer_epochs=1, warmup_epochs=1,
+                         lr_head=3e-3, lr_features=3e-3, betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=2)
+        model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False))
+        model.load_state_dict(start)
+        fit(model, spec, PaperObjective(), Recipe("erm_noaug", RecipeParams()), TRAIN, VAL, tmp_path, seed=3,
+            device=torch.device("cpu"), resume=False)
+        tensors, _ = load_checkpoint(tmp_path / "training" / f"phase{epochs}_last")
+        last = split_prefix(tensors, "model")
+        changed[epochs] = {part for part, member in part_of.items()
+                           if any(member(k) and not torch.equal(last[k], v) for k, v in start.items())}
+    assert changed == {1: {"last"}, 2: {"last", "head"}, 3: {"last", "head", "features"}}
+
+
 def test_profiles_parse_into_the_classifier_config() -> None:
     for name in ("smoke", "default", "full"):
         cfg = section_config(ClassifierConfig, load_profile(name).section("classifier"), "classifier")
@@ -103,3 +126,11 @@ def test_profiles_parse_into_the_classifier_config() -> None:
         ClassifierConfig(recipes=("erm", "nonsense"))
     with pytest.raises(ConfigError, match="finetune_from_erm"):
         ClassifierConfig(recipes=("pgd_at",), finetune_from_erm=True)
+    with pytest.raises(ConfigError, match="erm_matched"):
+        ClassifierConfig(recipes=("erm", "erm_matched"))
+    with pytest.raises(ConfigError, match="gp_at"):
+        ClassifierConfig(erm_also_gp_at=("pixels",))
+    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_matched", "vgg_pgd_at",
+                                                        "vgg_rtda"]
+    assert [run.from_erm for run in vgg_runs(default)] == [False, False, True, True, True]

@@ -11,7 +11,7 @@ from test_attribute import tiny_vgg  # noqa: F401 (a fixture)
 CPU = torch.device("cpu")
 
 
-def images(n: int = 3, size: int = 32) -> np.ndarray:
+def images(n: int = 3, size: int = 96) -> np.ndarray:
     rng = np.random.default_rng(0)
     return rng.uniform(0.2, 0.8, size=(n, 1, size, size)).astype(np.float32)
 
@@ -29,7 +29,7 @@ def test_eps_panel_stays_in_the_budget_and_shows_the_perturbation(tiny_vgg) -> N
     assert p["perturbation_shown"].min() >= 0 and p["perturbation_shown"].max() <= 1
     assert np.allclose(p["perturbation_shown"], 0.5 + change / (2 * p["max_change"]))
     assert p["p_adversarial"] < p["p_clean"]  # the attack pushes away from the true class 1
-    assert p["gradcam"].shape == (32, 32) and np.isfinite(p["gradcam"]).all()
+    assert p["gradcam"].shape == (96, 96) and np.isfinite(p["gradcam"]).all()
 
 
 def test_triplet_panel_is_real_fake_and_their_scaled_difference() -> None:
@@ -37,7 +37,7 @@ def test_triplet_panel_is_real_fake_and_their_scaled_difference() -> None:
     fake = real.copy()
     fake[0, 10:14, 10:14] -= 0.1
     p = triplet_panel(real, fake)
-    assert p["real"].shape == p["fake"].shape == p["difference"].shape == (32, 32)
+    assert p["real"].shape == p["fake"].shape == p["difference"].shape == (96, 96)
     assert p["max_change"] == pytest.approx(0.1, abs=1e-6)
     assert p["difference"][12, 12] == pytest.approx(1.0) and p["difference"][0, 0] == pytest.approx(0.5)
     same = triplet_panel(real, real)

@@ -42,10 +42,10 @@ TargetLike = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The layer whose activations Grad-CAM weighs, chosen by the model's class.
+    """The layer whose activations Grad-CAM weighs: the one the model declares, else chosen by the model's class.
 
-    * :class:`~medadv.models.classifier.VGGClassifier` (paper 001): ``features``, i.e. Vnet's last convolution block
-      (conv, GroupNorm, LeakyReLU) -- the feature map the global max pooling reads.
+    * A model with a ``gradcam_layer`` attribute (a dotted submodule path) declares it:
+      :class:`~medadv.models.classifier.VGGClassifier` (paper 001) names ``features``, Vnet's last map.
     * :class:`~medadv.models.multitask.MultiTaskResNet` (paper 004): the last ResNet stage (``features[-1]``,
       torchvision's ``layer4``), the "activation layer" of paper 004 Sec. II-C.
     * :class:`~medadv.models.backbones.TorchvisionClassifier`: ``layer4`` of a ResNet, else the net's ``features``.
@@ -54,11 +54,11 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
         ConfigError: any other model class; pass ``layer=`` to :func:`attribute` for it.
     """
     from medadv.models.backbones import TorchvisionClassifier
-    from medadv.models.classifier import VGGClassifier
     from medadv.models.multitask import MultiTaskResNet
 
-    if isinstance(model, VGGClassifier):
-        return model.features
+    declared = getattr(model, "gradcam_layer", None)
+    if isinstance(declared, str):
+        return model.get_submodule(declared)
     if isinstance(model, MultiTaskResNet):
         return model.features[-1]
     if isinstance(model, TorchvisionClassifier):
@@ -66,7 +66,7 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
             if isinstance(getattr(model.net, name, None), nn.Module):
                 return getattr(model.net, name)
     raise ConfigError(
-        f"no Grad-CAM layer rule for a {type(model).__name__}; known: VGGClassifier, MultiTaskResNet, "
+        f"no Grad-CAM layer rule for a {type(model).__name__}; known: models with a gradcam_layer path, MultiTaskResNet, "
         "TorchvisionClassifier (ResNet or nets with .features). Pass layer=<module> to attribute() for other models."
     )
 

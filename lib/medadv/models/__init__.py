@@ -3,12 +3,12 @@ backbone by name, and the registry of a run folder's trained models."""
 from __future__ import annotations
 
 from medadv.models.backbones import GreyToImageNet, TorchvisionClassifier
-from medadv.models.classifier import GMPHead, VGGClassifier, VGGConfig
+from medadv.models.classifier import Fnet, VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
 
 __all__ = [
-    "GMPHead",
+    "Fnet",
     "GreyToImageNet",
     "MultiTaskConfig",
     "MultiTaskResNet",

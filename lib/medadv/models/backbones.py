@@ -6,9 +6,9 @@ channels"; "the same normalization method as VGG11") inside the model, so that a
 [0, 1] pixel units. Each model splits its forward pass into ``prepare`` (this module) and ``classify`` (the network on
 the normalised 3-channel tensor): paper 001's gradient penalty (eq. 3) is taken with respect to ``classify``'s input.
 
-ImageNet weights are used only when torchvision's file is already in the local torch hub cache
-(``torch.hub.get_dir()/checkpoints``); nothing is ever downloaded, and the file is read with
-``torch.load(weights_only=True)``.
+ImageNet weights come only from torchvision's file in the local torch hub cache (``torch.hub.get_dir()/checkpoints``);
+nothing is ever downloaded, the file is read with ``torch.load(weights_only=True)``, and ``imagenet: true`` without
+the file is an error that names it (no silent random start).
 """
 from __future__ import annotations
 
@@ -42,22 +42,53 @@ class GreyToImageNet(nn.Module):
         return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
 
 
+def imagenet_weights_path(arch: str) -> tuple[Path, str]:
+    """Where torch's cache keeps torchvision's ImageNet weights of ``arch``, and the file's download address."""
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"torchvision has no ImageNet weights for {arch!r}; set imagenet: false.") from exc
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name, weights.url
+
+
 def cached_imagenet_file(arch: str) -> Path | None:
     """Path of torchvision's ImageNet weights for ``arch`` if already in the torch hub cache, else ``None``."""
     try:
-        weights = torchvision.models.get_model_weights(arch).DEFAULT
-    except (ValueError, KeyError):
+        path, _ = imagenet_weights_path(arch)
+    except ConfigError:
         return None
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     return path if path.is_file() else None
 
 
-def load_cached_imagenet(arch: str) -> dict[str, torch.Tensor] | None:
-    """ImageNet state dict of ``arch`` from the local cache (never downloaded), or ``None`` when it is not cached."""
-    path = cached_imagenet_file(arch)
-    if path is None:
-        LOG.info("no cached ImageNet weights for %s in %s: random initialisation", arch, torch.hub.get_dir())
-        return None
+def imagenet_file_or_error(arch: str) -> Path:
+    """The cached ImageNet weights file of ``arch``.
+
+    Returns:
+        its path in torch's cache.
+
+    Raises:
+        ConfigError: the file is not there; the message names the file to put there and where it comes from.
+    """
+    path, url = imagenet_weights_path(arch)
+    if not path.is_file():
+        raise ConfigError(
+            f"imagenet: true asks for torchvision's ImageNet {arch} weights, but {path} does not exist (the kit never "
+            f"downloads). Put {path.name} (from {url}) into {path.parent}, or set imagenet: false in the profile's "
+            "classifier section (every table then reports pretrained = false)."
+        )
+    return path
+
+
+def load_cached_imagenet(arch: str) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of ``arch`` from the local cache (never downloaded).
+
+    Returns:
+        the state dict, read with ``weights_only=True``.
+
+    Raises:
+        ConfigError: the file is not cached (:func:`imagenet_file_or_error`).
+    """
+    path = imagenet_file_or_error(arch)
     LOG.info("ImageNet weights for %s from %s", arch, path)
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -69,7 +100,7 @@ class TorchvisionClassifier(nn.Module):
     Args:
         arch: a name from ``torchvision.models.list_models(torchvision.models)``.
         num_classes: outputs of the last layer (2: index 1 = positive).
-        imagenet: start from cached ImageNet weights when available (the last layer is always new).
+        imagenet: start from cached ImageNet weights (an error when not cached; the last layer is always new).
     """
 
     def __init__(self, arch: str, num_classes: int = 2, imagenet: bool = True) -> None:

@@ -1,38 +1,50 @@
-"""Paper 001's AI-CAD classifier: VGG11 features with GroupNorm, global max pooling, LeakyReLU and dropout.
+"""Paper 001's AI-CAD classifier: torchvision's VGG11 ``features`` (Vnet) and the convolutional + fully connected Fnet.
 
-Zhou et al. (Nat Commun 2021), "AI-CAD classifier" and Fig. 3a: the first 20 layers of torchvision's VGG11
-(configuration A, the convolutions up to and without the last max-pooling) form ``Vnet`` -- here :attr:`features` --
-with a GroupNorm of 32 groups after every convolution and LeakyReLU (negative slope 0.2) in place of ReLU. ``Fnet`` --
-here :attr:`head` -- is an average pooling (2 x 2 kernel, stride 1, no padding), a global max pooling ("to magnify the
-output of the firing element"), and two fully connected layers with dropout 0.2 and LeakyReLU 0.2, ending in two
-logits. Grey input is copied to three channels and normalised as VGG11's ImageNet input inside the model
-(:class:`medadv.models.backbones.GreyToImageNet`).
+Zhou et al. (Nat Commun 2021), "AI-CAD classifier" and Fig. 3a, as the authors' code builds it
+(``trainClas1728pal134.py``, ``DiscriminatorVGG1728.py``):
 
-Width: ``width`` scales every convolution's channels (1.0 = VGG11's 64..512; CPU profiles use a narrow net). A
-GroupNorm needs its channel count to be divisible by its group count, so each layer uses ``gcd(32, channels)`` groups:
-exactly paper 001's 32 groups whenever the channel count is a multiple of 32 (every layer at width >= 0.5), fewer for
-narrower layers (16 channels -> 16 groups, i.e. per-channel normalisation). The convolutions have no bias: the
-GroupNorm right after each one subtracts its group means and adds its own learned shift, which takes the bias's role
-(and with one channel per group the bias would have no effect at all). Cached ImageNet weights fill the kernels.
+* ``Vnet`` (:attr:`VGGClassifier.features`): torchvision's VGG11 ``features`` unchanged -- eight 3 x 3 convolutions
+  with ReLU and all five 2 x 2 max-poolings, no normalisation -- so cached ImageNet weights load into it intact.
+  Without them it starts from torchvision's VGG initialisation (Kaiming normal, fan-out, zero bias), as
+  ``torchvision.models.vgg11(weights=None)`` does; PyTorch's default convolution initialisation shrinks the
+  activations through eight layers, and the classifier then learns to ignore its input.
+* ``Fnet`` (:attr:`VGGClassifier.head`, :class:`Fnet`): a 3 x 3 convolution of stride 2 (512 -> 512, padding 1) +
+  ReLU, a 3 x 3 convolution (512 -> 2048, padding 1) + ReLU, an average pooling (2 x 2, stride 1, no padding), a
+  global max pooling ("to magnify the output of the firing element"), then Linear 2048 -> 8192 -> 2048 -> 256, each
+  followed by GroupNorm (32 groups) and LeakyReLU (0.2), with Dropout 0.2 after the first, and Linear 256 -> 2.
 
-The GAN of notebook 02 builds its discriminator ``Dnet(Vnet(.))`` from the same two parts: ``features`` unchanged and
-a :class:`GMPHead` with one output, initialised from the trained classifier (paper 001, "GAN model generator and
-discriminator").
+The receptive field of one element of the average pooling's output (the map the global max pooling reads) is 406 x
+406 pixels, the paper's number. The input must have at least 96 pixels per side (:func:`min_input_size`): five
+max-poolings and the stride-2 convolution leave ``ceil(floor(H / 32) / 2)`` rows, and the 2 x 2 average pooling
+needs two of them. Grey [0, 1] input is copied to three channels and normalised as VGG11's ImageNet input inside the
+model (:class:`medadv.models.backbones.GreyToImageNet`).
+
+Width: ``width`` scales every channel count (convolutions and fully connected layers; 1.0 = the paper's) so that the
+CPU profiles train a narrow net. The GroupNorms then use ``round(32 * width)`` groups, which keeps the paper's
+channels per group (256, 64 and 8 in the three layers): a fixed 32 groups on a narrow layer would leave single-unit
+groups, which GroupNorm maps to a constant. ImageNet weights only fit width 1.0.
+
+The GAN of notebook 02 builds its discriminator ``Dnet(Vnet(.))`` from the same parts: ``features`` unchanged and
+the ``head`` with a one-output last layer :attr:`Fnet.out` (paper 001, "GAN model generator and discriminator").
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from medadv.errors import ConfigError
 from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
 
-#: VGG11 (configuration A) without its last max-pooling: paper 001's first 20 layers. "M" is a 2 x 2 max-pooling.
-VGG11_CFG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512)
+#: torchvision's VGG11 (configuration "A"): eight convolutions and five 2 x 2 max-poolings ("M").
+VGG11_CFG: tuple[int | str, ...] = tuple(cfgs["A"])
+#: Fnet's convolutions (stride 2, then stride 1) and fully connected layers at full width (authors' code).
+FNET_CONV = (512, 2048)
+FNET_FC = (8192, 2048, 256)
+PAPER_GROUPS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,106 +52,130 @@ class VGGConfig:
     """Architecture of :class:`VGGClassifier`.
 
     Attributes:
-        width: multiplier of VGG11's channel counts (1.0 = 64..512; ImageNet weights only fit width 1.0).
-        hidden: units of the head's hidden fully connected layer.
-        dropout: drop rate of the head's dropout layers (paper 001: 0.2).
+        width: multiplier of every channel count (1.0 = the paper's; ImageNet weights only fit 1.0).
+        dropout: drop rate of Fnet's dropout (paper 001: 0.2).
         negative_slope: LeakyReLU negative slope (paper 001: 0.2).
-        num_outputs: logits out of the head (2 for the classifier, 1 for the GAN discriminator).
-        imagenet: start ``features`` from cached ImageNet VGG11 weights when present (never downloaded).
+        num_outputs: logits out of the last layer (2 for the classifier, 1 for the GAN discriminator).
+        imagenet: start ``features`` from torchvision's cached ImageNet VGG11 weights (never downloaded; a missing
+            file is an error, see :meth:`VGGClassifier._load_imagenet`).
     """
 
     width: float = 1.0
-    hidden: int = 256
     dropout: float = 0.2
     negative_slope: float = 0.2
     num_outputs: int = 2
     imagenet: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.width <= 4.0:
-            raise ConfigError(f"classifier width is {self.width}; expected a multiplier in (0, 4].")
-        if self.hidden < 1 or self.num_outputs < 1:
-            raise ConfigError(f"classifier hidden={self.hidden}, num_outputs={self.num_outputs}; both must be >= 1.")
+        if not 0.0 < self.width <= 1.0:
+            raise ConfigError(f"classifier width is {self.width}; expected a multiplier in (0, 1].")
+        if self.num_outputs < 1:
+            raise ConfigError(f"classifier num_outputs is {self.num_outputs}; expected >= 1.")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"classifier dropout is {self.dropout}; expected a rate in [0, 1).")
+        bad = [c for c in self.fc_widths() if c % self.groups()]
+        if bad:
+            raise ConfigError(f"classifier width {self.width} gives fully connected widths {self.fc_widths()} that "
+                              f"{self.groups()} GroupNorm groups do not divide; choose a width of the form 2^-k.")
 
-    def channels(self) -> list[int]:
-        """Output channels of the eight convolutions."""
-        return [max(1, int(round(c * self.width))) for c in VGG11_CFG if c != "M"]
+    def scale(self, channels: int) -> int:
+        """``channels`` times the width, at least 1."""
+        return max(1, int(round(channels * self.width)))
 
+    def vnet_cfg(self) -> list[int | str]:
+        """torchvision's VGG11 configuration at this width."""
+        return [c if c == "M" else self.scale(int(c)) for c in VGG11_CFG]
 
-def group_count(channels: int, groups: int = 32) -> int:
-    """GroupNorm groups for ``channels``: ``gcd(groups, channels)`` (= 32 for any multiple of 32)."""
-    return math.gcd(groups, channels)
+    def fc_widths(self) -> tuple[int, ...]:
+        """Fnet's fully connected widths at this width (paper: 8192, 2048, 256)."""
+        return tuple(self.scale(c) for c in FNET_FC)
 
-
-def vgg11_gn_features(config: VGGConfig) -> nn.Sequential:
-    """Paper 001's ``Vnet``: VGG11 convolutions, each followed by GroupNorm and LeakyReLU, 4 max-poolings."""
-    layers: list[nn.Module] = []
-    in_ch = 3
-    widths = iter(config.channels())
-    for item in VGG11_CFG:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            continue
-        out_ch = next(widths)
-        layers += [
-            nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
-            nn.GroupNorm(group_count(out_ch), out_ch),
-            nn.LeakyReLU(config.negative_slope),
-        ]
-        in_ch = out_ch
-    return nn.Sequential(*layers)
+    def groups(self) -> int:
+        """GroupNorm groups: 32 at full width, scaled with the width (the paper's channels per group)."""
+        return max(1, int(round(PAPER_GROUPS * self.width)))
 
 
-class GMPHead(nn.Module):
-    """Paper 001's ``Fnet``: 2 x 2 average pooling (stride 1), global max pooling, dropout, FC, LeakyReLU, dropout, FC.
+def min_input_size() -> int:
+    """Smallest image side Vnet + Fnet accept: 3 x 32 (five poolings, then 2 rows after the stride-2 convolution)."""
+    return 96
 
-    The last layer is :attr:`out`, so the GAN discriminator can swap it for a one-output layer.
+
+class Fnet(nn.Module):
+    """Paper 001's Fnet: conv s2 + ReLU, conv + ReLU, 2 x 2 average pooling (stride 1), global max pooling, then three
+    Linear + GroupNorm + LeakyReLU layers (Dropout after the first) and the last layer :attr:`out`.
+
+    The GAN discriminator swaps :attr:`out` for a one-output layer.
     """
 
-    def __init__(self, in_channels: int, hidden: int, num_outputs: int, dropout: float, negative_slope: float) -> None:
+    def __init__(self, in_channels: int, config: VGGConfig) -> None:
         super().__init__()
+        mid, wide = config.scale(FNET_CONV[0]), config.scale(FNET_CONV[1])
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, mid, kernel_size=3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(mid, wide, kernel_size=3, stride=1, padding=1), nn.ReLU(),
+        )
         self.smooth = nn.AvgPool2d(kernel_size=2, stride=1, padding=0)
         self.pool = nn.AdaptiveMaxPool2d(1)
-        self.fc = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(in_channels, hidden),
-            nn.LeakyReLU(negative_slope),
-            nn.Dropout(dropout),
-        )
-        self.out = nn.Linear(hidden, num_outputs)
+        layers: list[nn.Module] = [nn.Flatten()]
+        width_in = wide
+        for i, width_out in enumerate(config.fc_widths()):
+            layers += [nn.Linear(width_in, width_out), nn.GroupNorm(config.groups(), width_out)]
+            if i == 0:
+                layers.append(nn.Dropout(config.dropout))
+            layers.append(nn.LeakyReLU(config.negative_slope))
+            width_in = width_out
+        self.fc = nn.Sequential(*layers)
+        self.out = nn.Linear(width_in, config.num_outputs)
+
+    def pre_pool(self, feats: torch.Tensor) -> torch.Tensor:
+        """The map the global max pooling reads (after the average pooling): each element sees 406 x 406 pixels."""
+        h = self.conv(feats)
+        if min(h.shape[-2:]) < 2:
+            raise ConfigError(f"Fnet got a {tuple(feats.shape[-2:])} Vnet map, {tuple(h.shape[-2:])} after its stride-2 "
+                              f"convolution; the 2 x 2 average pooling needs 2. Use images of at least "
+                              f"{min_input_size()} x {min_input_size()} pixels (data.image_size).")
+        return self.smooth(h)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        if min(feats.shape[-2:]) >= 2:
-            feats = self.smooth(feats)
-        return self.out(self.fc(self.pool(feats)))
+        return self.out(self.fc(self.pool(self.pre_pool(feats))))
 
 
 class VGGClassifier(nn.Module):
-    """Paper 001's AI-CAD classifier on grey [0, 1] images (N, 1, H, W) -> logits (N, ``num_outputs``).
+    """Paper 001's AI-CAD classifier on grey [0, 1] images (N, 1, H, W), H, W >= 96 -> logits (N, ``num_outputs``).
 
-    The input needs at least 16 x 16 pixels (four 2 x 2 max-poolings). ``pretrained`` tells whether ``features``
-    started from ImageNet weights.
+    ``pretrained`` tells whether ``features`` started from ImageNet weights. :attr:`gradcam_layer` names the module
+    whose output Grad-CAM weighs (read by :func:`medadv.explain.attribute.gradcam_layer`): ``features``, Vnet's last
+    map (1/32 of the image side), the finest map that feeds Fnet's receptive field; Fnet's own convolutions work at
+    1/64 of the side, two rows at the default profile's 128 pixels, too coarse to place a lesion.
     """
+
+    gradcam_layer = "features"
 
     def __init__(self, config: VGGConfig = VGGConfig()) -> None:
         super().__init__()
         self.config = config
         self.prepare = GreyToImageNet()
-        self.features = vgg11_gn_features(config)
-        self.head = GMPHead(config.channels()[-1], config.hidden, config.num_outputs, config.dropout, config.negative_slope)
-        self.pretrained = config.imagenet and config.width == 1.0 and self._load_imagenet()
+        self.features = make_layers(config.vnet_cfg(), batch_norm=False)
+        for module in self.features:
+            if isinstance(module, nn.ReLU):
+                module.inplace = False  # same function; captum's hooks and double back-propagation need it
+            if isinstance(module, nn.Conv2d):  # torchvision's VGG initialisation (VGG.__init__, init_weights=True)
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        self.head = Fnet(config.scale(512), config)
+        self.pretrained = config.imagenet and self._load_imagenet()
 
     def _load_imagenet(self) -> bool:
+        """Load torchvision's cached ImageNet VGG11 weights into ``features``.
+
+        Raises:
+            ConfigError: the width is not 1.0, or the file is not in torch's cache (the message names it).
+        """
+        if self.config.width != 1.0:
+            raise ConfigError(f"classifier.imagenet is true but classifier.width is {self.config.width}; ImageNet "
+                              "VGG11 weights only fit width 1.0. Set imagenet: false or width: 1.0.")
         state = load_cached_imagenet("vgg11")
-        if state is None:
-            return False
-        ours = [m for m in self.features if isinstance(m, nn.Conv2d)]
-        theirs = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
-        for conv, idx in zip(ours, theirs, strict=True):
-            conv.weight.data.copy_(state[f"features.{idx}.weight"])
+        self.features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
         return True
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
@@ -151,8 +187,17 @@ class VGGClassifier(nn.Module):
         return self.classify(self.prepare(x))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Paper 001's two learning-rate groups: ``features`` (Vnet) and ``head`` (Fnet)."""
-        return {"features": list(self.features.parameters()), "head": list(self.head.parameters())}
+        """Paper 001's parts: ``features`` (Vnet), ``head`` (Fnet without its last layer) and ``last`` (its last layer).
+
+        The training loop gives ``features`` its own learning rate and freezes parts by phase
+        (:func:`medadv.train.loop.fit`).
+        """
+        last = {id(p) for p in self.head.out.parameters()}
+        return {
+            "features": list(self.features.parameters()),
+            "head": [p for p in self.head.parameters() if id(p) not in last],
+            "last": list(self.head.out.parameters()),
+        }
 
     def spec(self) -> dict[str, Any]:
         """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""

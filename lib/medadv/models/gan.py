@@ -15,6 +15,7 @@ score Dnet(Vnet(g)); :func:`dis` turns it into paper 001's Eq. 5, Dis(g) = -ln(1
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -22,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from medadv.errors import ConfigError, DataError
-from medadv.models.classifier import group_count
 
 #: direction -> (label of the images the generator edits, label the fake should look like)
 DIRECTIONS: dict[str, tuple[int, int]] = {"remove": (1, 0), "insert": (0, 1)}
@@ -34,9 +34,14 @@ LEAKY_SLOPE = 0.2  # paper 001: negative slope of the LeakyReLU layers
 SKIP_EPS = 1e-4  # the identity skip's logit clamps pixels to [1e-4, 1 - 1e-4]
 
 
+def group_count(channels: int, groups: int = 32) -> int:
+    """GroupNorm groups for ``channels``: ``gcd(groups, channels)`` (= 32 for any multiple of 32)."""
+    return math.gcd(groups, channels)
+
+
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """Two 3x3 convolutions, each followed by GroupNorm (the classifier's 32 groups, fewer for narrow layers) and
-    LeakyReLU(0.2); as in the classifier the convolutions have no bias (the GroupNorm's shift takes its role)."""
+    """Two 3x3 convolutions, each followed by GroupNorm (32 groups, fewer for narrow layers) and
+    LeakyReLU(0.2); the convolutions have no bias (the GroupNorm's shift takes its role)."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
         nn.GroupNorm(group_count(c_out), c_out),
@@ -108,7 +113,7 @@ class Discriminator(nn.Module):
 
     Args:
         classifier: the trained AI-CAD classifier (``features`` = Vnet, ``head`` = Fnet whose last layer is the
-            ``nn.Linear`` ``head.out``, as :class:`medadv.models.classifier.GMPHead`); it is deep-copied, so the
+            ``nn.Linear`` ``head.out``, as :class:`medadv.models.classifier.Fnet`); it is deep-copied, so the
             classifier itself is left untouched.
         real_label: ``None`` (the paper) initialises the one-output layer at random. 0 or 1 initialises it to the
             classifier's log-odds of that class, logit_real - logit_other, so that Dis starts as the classifier's

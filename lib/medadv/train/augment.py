@@ -1,9 +1,12 @@
 """Training-time augmentation: paper 001's geometric transforms and AugMix, on [0, 1] grey tensors (N, 1, H, W).
 
-Paper 001 ("AI-CAD classifier"): vertical flipping, rotation (-45 to 45 degrees), scaling (factor 0.5 to 2) and
-shearing (-45 to 45 degrees), with bilinear interpolation and zero padding. Each image draws its own parameters from
-a seeded ``torch.Generator`` (the scale log-uniformly, so that shrinking and enlarging are equally likely) and is
-transformed by ``torchvision.transforms.v2.functional``.
+Paper 001 ("AI-CAD classifier") and its authors' ``trainClas1728pal134.py``: vertical flipping (p = 1/2), rotation
+(-45 to 45 degrees), scaling (factor 0.5 to 2) and shearing (-45 to 45 degrees), with bilinear interpolation and zero
+fill (:func:`paper001_augment`); the GAN's (``trainV1728negPal41.py``) is the same without the scaling
+(:func:`gan_augment`). Each image draws its own parameters from a seeded ``torch.Generator`` (the scale
+log-uniformly, so that shrinking and enlarging are equally likely; torchvision's ``RandomAffine`` draws it uniformly)
+and is transformed by ``torchvision.transforms.v2.functional.affine``: the v2 transform classes draw from torch's
+global generator, which would tie the augmentation to every other random draw of the step.
 
 AugMix (Hendrycks et al., ICLR 2020) is ``torchvision.transforms.v2.AugMix`` applied image by image (the torchvision
 transform draws one chain of operations per call, so a batch in one call would share its operations). It draws from
@@ -37,7 +40,11 @@ def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> Tensor:
 
 
 def paper001_augment(x: Tensor, generator: torch.Generator, ranges: AffineRanges = AffineRanges()) -> Tensor:
-    """Random vertical flip, rotation, scaling and shear per image (paper 001), bilinear, zero padding."""
+    """Random vertical flip, rotation, scaling and shear per image (paper 001), bilinear, zero fill.
+
+    Returns:
+        the augmented images, same shape as ``x``, in [0, 1].
+    """
     n = x.shape[0]
     flips = torch.rand(n, generator=generator) < ranges.vflip
     angles = _uniform(generator, n, -ranges.rotation, ranges.rotation)
@@ -53,6 +60,18 @@ def paper001_augment(x: Tensor, generator: torch.Generator, ranges: AffineRanges
             )
         )
     return torch.stack(out).clamp(0.0, 1.0)
+
+
+GAN_RANGES = AffineRanges(scale=(1.0, 1.0))
+
+
+def gan_augment(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Paper 001's GAN augmentation: random vertical flip, rotation and shear (+-45 degrees), no scaling.
+
+    Returns:
+        the augmented images, same shape as ``x``, in [0, 1].
+    """
+    return paper001_augment(x, generator, GAN_RANGES)
 
 
 class AugMixBatch:

@@ -5,7 +5,7 @@ Losses (for removal, x = real negative images, y = real positive images, y_fn = 
 
     Loss_dis  = -Dis(x) + Dis(y_fn) + |Dis(x) - 1| + GP(x)                     (Eq. 4)
     Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                                    (Eq. 5, :func:`medadv.models.gan.dis`)
-    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. Vnet(x))
+    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. the image x)
     Loss_gen1 = ||y_fn - y||_2^2 / ||y||_2^2                                    (Eq. 7, identity loss)
     Loss_gen2 = -Dis(y_fn) + Loss_gen1                                          (Eq. 8)
 
@@ -37,11 +37,14 @@ Deviations from the paper, all set in the profile's ``gan`` section (the ``full`
 * ``generator_every`` 1 instead of 5 and ``lr_generator`` 1e-3 instead of 1e-5 in the joint stage, and
   ``lr_identity`` 1e-3 instead of 1e-4: the edit then happens within the few hundred updates a CPU run affords.
 * Batches of 8 per class instead of 4.
-* No data augmentation: the paper trained the GAN "with the same data augmentation and sampling strategy as the
-  classifier", and the discriminator here starts from the ``erm`` classifier, which is trained on clean images.
 
-Choices the paper leaves open: every loss is averaged over the batch; Eq. 6's gradient is that of Dnet evaluated at
-the feature map Vnet(x), as the classifier's Eq. 3 is read (:mod:`medadv.train.losses`); the stopping rules read the
+Augmentation (``augment``, on by default): both images of every pair are flipped vertically (p = 1/2), rotated and
+sheared (each within +-45 degrees; bilinear, zero fill), as the authors' ``trainV1728negPal41.py`` does; drawn from
+the batch order's seeded generator, so a resumed run repeats them.
+
+Choices the paper leaves open: every loss is averaged over the batch; Eq. 6's gradient (``gp_at``) is taken, as the
+authors' code takes eq. 3's, at the image Vnet receives (``image``), or at the feature map Vnet(x) (``features``, the
+kit's earlier reading; :mod:`medadv.train.losses` explains both); the stopping rules read the
 epoch's mean Loss_gen1 or margin. The discriminator needs the classifier's features to separate the classes: with a
 classifier near chance the warm-up cannot reach its margin and the joint stage stops at once (its rule, margin <
 0.01, then holds from the start), leaving the images almost unchanged.
@@ -71,7 +74,8 @@ from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis
 from medadv.report import in_notebook_progress
 from medadv.train import checkpoint as ckpt
-from medadv.train.losses import differentiable, feature_gradient_norms
+from medadv.train.augment import gan_augment
+from medadv.train.losses import check_gp_at, differentiable, feature_gradient_norms
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,8 @@ class GanConfig:
         betas: Adam's exponential decay rates (paper: 0.5, 0.9).
         generator_every: Gnet is updated once every this many batches in stage 3 (paper: 5).
         gp_k, gp_power: gradient-penalty coefficient and power of Eq. 6 (paper: 10, 4).
+        gp_at: ``image`` (the authors') or ``features``: where Eq. 6 takes its gradient.
+        augment: the authors' GAN augmentation (vertical flip, rotation and shear within +-45 degrees).
         education_triplets: real / fake / difference triplets of training images for the reader study's education
             session, per generator (paper: 100 in all).
     """
@@ -126,6 +132,8 @@ class GanConfig:
     generator_every: int = 5
     gp_k: float = 10.0
     gp_power: float = 4.0
+    gp_at: str = "image"
+    augment: bool = True
     education_triplets: int = 50
 
     def __post_init__(self) -> None:
@@ -139,6 +147,7 @@ class GanConfig:
         for name in ("lr_identity", "lr_warmup", "lr_generator", "lr_dis_head", "lr_dis_features", "gp_k", "gp_power"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"gan.{name} is {getattr(self, name)}; expected a positive number.")
+        check_gp_at(self.gp_at)
         if self.dnet_init not in ("random", "classifier"):
             raise ConfigError(f"gan.dnet_init is {self.dnet_init!r}; expected 'random' (paper 001) or 'classifier'.")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
@@ -151,19 +160,27 @@ class GanConfig:
 
 
 # ---- losses (Eqs. 4-8) ----------------------------------------------------------------------------------------------
-def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0, power: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 6: k/2 * ||grad Dnet(Vnet(x))||_2^o per image, averaged over the batch.
+def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0, power: float = 4.0,
+                     gp_at: str = "image") -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 6: k/2 * ||grad Dnet(Vnet(x))||_2^o per real image, averaged over the batch.
 
-    As for the classifier's Eq. 3 (:mod:`medadv.train.losses`), the gradient is that of Dnet evaluated at the feature
-    map Vnet(x) (``discriminator.vnet`` / ``discriminator.dnet``), so that the discriminator keeps the penalty its
-    classifier was trained with.
+    ``gp_at`` ``image`` takes the gradient with respect to the normalised image Vnet receives (the authors' code);
+    ``features`` with respect to the feature map Vnet(x) (``discriminator.vnet`` / ``discriminator.dnet``).
 
-    Returns ``(penalty, score)`` where ``score`` = Dnet(Vnet(x)) (N,) is reused by Eq. 4. The penalty keeps its graph
-    (``create_graph``) so that it trains the discriminator.
+    Returns:
+        ``(penalty, score)`` where ``score`` = Dnet(Vnet(x)) (N,) is reused by Eq. 4. The penalty keeps its graph
+        (``create_graph``) so that it trains the discriminator.
     """
-    feats = differentiable(discriminator.vnet(discriminator.prepare(x)))
-    score = discriminator.dnet(feats)
-    norms = feature_gradient_norms(feats, score)
+    check_gp_at(gp_at)
+    z = discriminator.prepare(x)
+    if gp_at == "image":
+        z = differentiable(z)
+        score = discriminator.classify(z)
+        norms = feature_gradient_norms(z, score)
+    else:
+        feats = differentiable(discriminator.vnet(z))
+        score = discriminator.dnet(feats)
+        norms = feature_gradient_norms(feats, score)
     return k / 2.0 * norms.pow(power).mean(), score
 
 
@@ -239,9 +256,10 @@ class _Trainer:
         reps = -(-need // len(self.target))
         tgt = torch.cat([torch.randperm(len(self.target), generator=gen) for _ in range(reps)])
         for b in range(n_batches):
-            ys = order[b * bs : (b + 1) * bs]
-            xs = tgt[b * bs : (b + 1) * bs]
-            yield self.target[xs].to(self.device), self.source[ys].to(self.device)
+            x, y = self.target[tgt[b * bs : (b + 1) * bs]], self.source[order[b * bs : (b + 1) * bs]]
+            if self.cfg.augment:
+                x, y = gan_augment(x, gen), gan_augment(y, gen)
+            yield x.to(self.device), y.to(self.device)
 
     def run_epoch(self, state: _State) -> dict[str, Any]:
         stage = STAGES[state.stage]
@@ -264,7 +282,7 @@ class _Trainer:
             self.d.train()
             with torch.no_grad():
                 fake = self.g(y)
-            penalty, s_real = gradient_penalty(self.d, x, self.cfg.gp_k, self.cfg.gp_power)
+            penalty, s_real = gradient_penalty(self.d, x, self.cfg.gp_k, self.cfg.gp_power, self.cfg.gp_at)
             s_fake = self.d(fake)
             loss_d = discriminator_loss(s_real, s_fake, penalty)
             self._step("discriminator", loss_d)

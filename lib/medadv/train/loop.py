@@ -1,10 +1,11 @@
 """The one training loop: class-balanced batches, a recipe per step, validation AUC per epoch, checkpoints, resume.
 
-Paper 001 ("AI-CAD classifier"): each batch holds ``N`` positive and ``N`` negative images (eq. 1; N = 4), Adam with
-beta1 = 0.5 and beta2 = 0.9, learning rate 1e-4 for the head (Fnet) and 1e-5 for the features (Vnet), and a warm-up
-in which only the head is trained (41 epochs in the paper). All of these come from the profile's ``classifier``
-section (:class:`ClassifierConfig`); a network starting from random weights (no cached ImageNet weights) needs larger
-feature learning rates and no warm-up, which the CPU profiles set.
+Paper 001 ("AI-CAD classifier") and its authors' ``trainClas1728pal134.py``: each batch holds ``N`` positive and
+``N`` negative images (eq. 1; N = 4), Adam with beta1 = 0.5 and beta2 = 0.9, learning rate 1e-4 for Fnet and a tenth
+of it for Vnet, in three phases: the last layer alone (``last_layer_epochs``; the authors' code has this phase and
+runs it for 0 epochs), then Fnet with Vnet frozen (``warmup_epochs``; 41 in the paper), then everything. A frozen
+part's gradients are dropped before each Adam step, so its weights stay bit-identical. All of these come from the
+profile's ``classifier`` section (:class:`ClassifierConfig`).
 
 Every epoch the loop
 
@@ -53,6 +54,7 @@ from medadv.train.checkpoint import (
 )
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
 from medadv.train.evaluate import predict_proba
+from medadv.train.losses import check_gp_at
 from medadv.train.recipes import RECIPES, Batch, Objective, Recipe, RecipeParams
 
 LOG = logging.getLogger(__name__)
@@ -66,32 +68,39 @@ class ClassifierConfig(RecipeParams):
     and everything else about the classifiers. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
 
     Attributes:
-        width, hidden, dropout, imagenet: paper 001's network (:class:`medadv.models.classifier.VGGConfig`).
-        epochs: training epochs of each VGG recipe; ``warmup_epochs`` of them train the head only (paper 001: 41).
+        width, dropout, imagenet: paper 001's network (:class:`medadv.models.classifier.VGGConfig`).
+        epochs: training epochs of each VGG recipe trained from the initial weights; the first
+            ``last_layer_epochs`` train only Fnet's last layer, the next ``warmup_epochs`` Fnet (paper 001: 0, 41).
         batch_per_class: ``N`` of eq. 1, positives (and negatives) per batch (paper 001: 4).
         steps_per_epoch: batches per epoch; 0 = training images // (2 N).
         lr_head, lr_features, betas: Adam settings (paper 001: 1e-4, 1e-5, (0.5, 0.9)).
         focal_gamma, gp_k, gp_power: eqs. 2-3 (paper 001: 2, 10, 4).
+        gp_at: where eq. 3 takes its gradient: ``image`` (the authors') or ``features`` (:mod:`medadv.train.losses`).
+        erm_also_gp_at: other readings to train ``erm`` with as well, as ``vgg_erm_gp_<reading>`` (same recipe,
+            epochs and start), so that notebook 03 shows how much of ERM's robustness comes from the penalty.
         recipes: the VGG recipes to train (names from :data:`medadv.train.recipes.RECIPES`).
         finetune_from_erm: start every other recipe from the trained ``vgg_erm`` weights instead of the initial ones
             (adversarial fine-tuning, Jeddi et al., "A simple fine-tuning is all you need", 2020): far fewer epochs
             reach a robust model, which is what makes the CPU profiles' robust recipes work within minutes.
-        finetune_epochs: epochs of those fine-tuning runs (0 = ``epochs``).
+        finetune_epochs: epochs of those fine-tuning runs (0 = ``epochs``); recipe ``erm_matched`` trains vgg_erm on
+            for as many epochs from the same start, the matched-budget reference for their effects.
         multitask: also train paper 004's multi-task network (recipe ``erm``) as ``multitask_erm``.
         multitask_encoder, multitask_width, multitask_decoder_width, multitask_epochs (0 = ``epochs``), multitask_seg_weight,
         multitask_lr: paper 004's network and its training (Adam, one learning rate, no warm-up).
-        eps, alpha, steps: L-inf budget, step and steps of the training attacks (PGD-AT, TRADES, RTDA; eps for fast_at).
+        eps, alpha, steps: L-inf budget, step and steps of the kit's training attacks (pgd_at, trades,
+            rtda_focal_linf; eps for fast_at).
         l2_eps, l2_alpha: the same for ``pgd_at_l2``.
+        rtda_eps, rtda_alpha, rtda_steps: paper 002's L2-PGD (rtda, adversarial_l2; its authors: 2/255, 0.5/255, 7).
         trades_beta, fast_alpha_ratio, jsd_weight, augmix_*: TRADES' beta, fast_at's step / eps, the AugMix / RTDA
             Jensen-Shannon weight and AugMix's severity, width, depth.
         eval_batch: batch size for prediction.
     """
 
     width: float = 1.0
-    hidden: int = 256
     dropout: float = 0.2
     imagenet: bool = True
-    epochs: int = 100
+    epochs: int = 300
+    last_layer_epochs: int = 0
     warmup_epochs: int = 41
     batch_per_class: int = 4
     steps_per_epoch: int = 0
@@ -101,6 +110,8 @@ class ClassifierConfig(RecipeParams):
     focal_gamma: float = 2.0
     gp_k: float = 10.0
     gp_power: float = 4.0
+    gp_at: str = "image"
+    erm_also_gp_at: tuple[str, ...] = ()
     recipes: tuple[str, ...] = ("erm", "pgd_at", "rtda")
     finetune_from_erm: bool = False
     finetune_epochs: int = 0
@@ -119,10 +130,16 @@ class ClassifierConfig(RecipeParams):
             raise ConfigError(f"classifier.recipes has unknown recipes {unknown}; choose from {RECIPES}.")
         if self.epochs < 1 or self.batch_per_class < 1:
             raise ConfigError(f"classifier.epochs={self.epochs}, batch_per_class={self.batch_per_class}; both must be >= 1.")
-        if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ConfigError(f"classifier.warmup_epochs is {self.warmup_epochs}; expected 0..epochs ({self.epochs}).")
+        if min(self.last_layer_epochs, self.warmup_epochs) < 0 or self.last_layer_epochs + self.warmup_epochs > self.epochs:
+            raise ConfigError(f"classifier.last_layer_epochs ({self.last_layer_epochs}) + warmup_epochs "
+                              f"({self.warmup_epochs}) must be non-negative and at most epochs ({self.epochs}).")
         if self.finetune_from_erm and "erm" not in self.recipes:
             raise ConfigError("classifier.finetune_from_erm needs 'erm' in classifier.recipes (its weights are the start).")
+        if "erm_matched" in self.recipes and not self.finetune_from_erm:
+            raise ConfigError("classifier.recipes has erm_matched, which continues vgg_erm for finetune_epochs; it needs "
+                              "finetune_from_erm: true.")
+        for reading in (self.gp_at, *self.erm_also_gp_at):
+            check_gp_at(reading)
         if not (0 <= self.eps <= 1 and 0 <= self.alpha <= 1):
             raise ConfigError(f"classifier.eps={self.eps}, alpha={self.alpha}; budgets are in [0, 1] pixel units.")
 
@@ -135,7 +152,9 @@ class ClassifierConfig(RecipeParams):
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
     """What one call of :func:`fit` trains: checkpoint name, recipe, epochs and optimiser settings, and where the
-    weights start (``init``: ``"initial weights"`` or the checkpoint they were taken from)."""
+    weights start (``init``: ``"initial weights"`` or the checkpoint they were taken from). Phases: the first
+    ``last_layer_epochs`` train only the model's ``last`` parameter group, the next ``warmup_epochs`` everything but
+    ``features``, the rest everything."""
 
     name: str
     recipe: str
@@ -148,6 +167,7 @@ class TrainSpec:
     steps_per_epoch: int = 0
     eval_batch: int = 128
     init: str = "initial weights"
+    last_layer_epochs: int = 0
 
 
 @dataclasses.dataclass
@@ -195,12 +215,34 @@ def _shard_balanced(indices: torch.Tensor, per_class: int, ctx: DistContext) -> 
 
 
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Adam:
-    """Adam over the model's ``features`` and ``head`` groups with their learning rates (paper 001)."""
-    groups = model.param_groups()
+    """Adam over the model's ``features`` group at ``lr_features`` and every other group at ``lr_head`` (paper 001).
+
+    Returns:
+        the optimiser, its parameter groups in the order of ``model.param_groups()``.
+    """
     return torch.optim.Adam(
-        [{"params": groups["features"], "lr": spec.lr_features}, {"params": groups["head"], "lr": spec.lr_head}],
+        [{"params": params, "lr": spec.lr_features if name == "features" else spec.lr_head}
+         for name, params in model.param_groups().items()],
         betas=spec.betas,
     )
+
+
+def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.Parameter]:
+    """The parameters paper 001's phase of 0-based ``epoch`` keeps fixed: all but the ``last`` group in the first
+    ``last_layer_epochs``, the ``features`` group (Vnet) in the next ``warmup_epochs``, none afterwards.
+
+    Raises:
+        ConfigError: a last-layer phase for a model without a ``last`` parameter group.
+    """
+    groups = model.param_groups()
+    if epoch < spec.last_layer_epochs:
+        if "last" not in groups:
+            raise ConfigError(f"{spec.name}: last_layer_epochs needs a model with a 'last' parameter group "
+                              f"(paper 001's VGGClassifier); {type(model).__name__} has {sorted(groups)}.")
+        return [p for name, params in groups.items() if name != "last" for p in params]
+    if epoch < spec.last_layer_epochs + spec.warmup_epochs:
+        return list(groups["features"])
+    return []
 
 
 def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe: Recipe, seed: int, train: SplitArrays) -> str:
@@ -280,8 +322,7 @@ def fit(
             LOG.info("%s: training state of another configuration ignored", spec.name)
     broadcast_parameters(model, dist_ctx)
     val_x = torch.from_numpy(val.images)
-    features = model.param_groups()["features"]
-    dtype = features[0].dtype  # images are fed in the model's precision
+    dtype = model.param_groups()["features"][0].dtype  # images are fed in the model's precision
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     bar = tqdm(total=(spec.epochs - start) * steps, desc=spec.name, disable=not in_notebook_progress() or not dist_ctx.is_main)
     for epoch in range(start, spec.epochs):
@@ -291,6 +332,7 @@ def fit(
         batch_gen = torch_generator(epoch_seed)
         attack_gen = torch_generator(epoch_seed + 50_021 * (dist_ctx.rank + 1))
         model.train()
+        frozen = frozen_parameters(model, spec, epoch)
         losses, correct, seen = [], 0, 0
         for idx in BalancedBatches(train.labels, spec.batch_per_class, steps, batch_gen):
             batch = _to_device(train, _shard_balanced(idx, spec.batch_per_class, dist_ctx), device, dtype)
@@ -299,9 +341,8 @@ def fit(
                 loss, logits = recipe(model, objective, batch, attack_gen)
             loss.backward()
             average_gradients(model, dist_ctx)
-            if epoch < spec.warmup_epochs:
-                for p in features:
-                    p.grad = None
+            for p in frozen:
+                p.grad = None
             optimizer.step()
             losses.append(float(loss.detach()))
             correct += int((logits.detach().argmax(1) == batch.y).sum())
@@ -361,12 +402,49 @@ def classifier_config(profile_section: Any) -> ClassifierConfig:
     return section_config(ClassifierConfig, profile_section, "classifier")
 
 
+@dataclasses.dataclass(frozen=True)
+class VGGRun:
+    """One VGG classifier :func:`train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading, and
+    whether it starts from the trained ``vgg_erm``."""
+
+    name: str
+    recipe: str
+    gp_at: str
+    from_erm: bool
+
+
+def vgg_runs(cfg: ClassifierConfig) -> list[VGGRun]:
+    """The VGG classifiers of a ``classifier`` section, ``vgg_erm`` first (the others may start from it).
+
+    ``vgg_<recipe>`` for each of ``recipes`` (fine-tuned from vgg_erm under ``finetune_from_erm``, ``erm_matched``
+    always), and ``vgg_erm_gp_<reading>`` for each of ``erm_also_gp_at`` (trained as vgg_erm is).
+
+    Returns:
+        the runs in training order.
+    """
+    runs = [VGGRun("vgg_erm", "erm", cfg.gp_at, False)] if "erm" in cfg.recipes else []
+    runs += [VGGRun(f"vgg_erm_gp_{reading}", "erm", reading, False) for reading in cfg.erm_also_gp_at]
+    runs += [VGGRun(f"vgg_{recipe}", recipe, cfg.gp_at, cfg.finetune_from_erm) for recipe in cfg.recipes if recipe != "erm"]
+    return runs
+
+
+def _vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> TrainSpec:
+    if run.from_erm:
+        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.finetune_epochs or cfg.epochs, warmup_epochs=0,
+                         lr_head=cfg.lr_head, lr_features=cfg.lr_features, init="vgg_erm", **common)
+    return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
+                     last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features, **common)
+
+
 def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext = DistContext()) -> list[TrainedClassifier]:
-    """Train the classifiers a run's profile asks for: paper 001's network with each of ``classifier.recipes``
-    (``vgg_<recipe>``) and, with ``classifier.multitask``, paper 004's network (``multitask_erm``).
+    """Train the classifiers a run's profile asks for: paper 001's network for each of :func:`vgg_runs` and, with
+    ``classifier.multitask``, paper 004's network (``multitask_erm``, on clean images so that its masks align).
 
     ``ctx`` is the notebook's :class:`medadv.report.RunContext`; checkpoints go to its ``checkpoints`` folder and a
     finished or interrupted training resumes from there.
+
+    Returns:
+        the trained classifiers, in training order.
     """
     from medadv.data.images import load_split
     from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -383,30 +461,27 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
     common = {"betas": cfg.betas, "batch_per_class": cfg.batch_per_class, "steps_per_epoch": cfg.steps_per_epoch,
               "eval_batch": cfg.eval_batch}
     erm_weights: dict[str, torch.Tensor] | None = None
-    for recipe in sorted(cfg.recipes, key=lambda r: r != "erm"):  # erm first: the others may start from it
+    for run in vgg_runs(cfg):
         torch.manual_seed(ctx.profile.seed)
-        model = VGGClassifier(VGGConfig(width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout, imagenet=cfg.imagenet))
-        finetune = cfg.finetune_from_erm and recipe != "erm"
-        if finetune:
+        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout, imagenet=cfg.imagenet))
+        if run.from_erm:
             model.load_state_dict(erm_weights)
-        spec = TrainSpec(name=f"vgg_{recipe}", recipe=recipe, epochs=(cfg.finetune_epochs or cfg.epochs) if finetune else cfg.epochs,
-                         warmup_epochs=0 if finetune else cfg.warmup_epochs, lr_head=cfg.lr_head,
-                         lr_features=cfg.lr_features, init="vgg_erm" if finetune else "initial weights", **common)
-        objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power)
-        result = fit(model.to(device), spec, objective, Recipe(recipe, params), train, val, ctx.checkpoints_dir,
-                     ctx.profile.seed, device, dist_ctx, extra_meta=meta)
-        if recipe == "erm":
+        spec = _vgg_spec(cfg, run, common)
+        objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
+        result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
+                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at})
+        if run.name == "vgg_erm":
             erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        out.append(TrainedClassifier(spec.name, recipe, model, result))
+        out.append(TrainedClassifier(spec.name, run.recipe, model, result))
     if cfg.multitask:
         torch.manual_seed(ctx.profile.seed)
         model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
                                                 imagenet=cfg.imagenet))
-        spec = TrainSpec(name="multitask_erm", recipe="erm", epochs=cfg.multitask_epochs or cfg.epochs, warmup_epochs=0,
-                         lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
-        result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm", params), train,
-                     val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta)
-        out.append(TrainedClassifier(spec.name, "erm", model, result))
+        spec = TrainSpec(name="multitask_erm", recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
+                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
+        result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
+                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta)
+        out.append(TrainedClassifier(spec.name, "erm_noaug", model, result))
     return out
 
 

@@ -8,23 +8,23 @@ images of a batch that holds ``N`` of each (class-balanced sampling, :class:`med
     FL(p_s) = -1/N sum_j (1 - p_j)^gamma log(p_j)                                                   (2)
     GP(x^1, x^2) = k/(2N) sum_j ( ||grad Fnet(Vnet(x^1_j))||_2^o + ||grad Fnet(Vnet(x^2_j))||_2^o )  (3)
 
-``p_j`` is the softmax probability of the image's own class; gamma = 2, k = 10, o = 4. How eq. 3 is read:
+``p_j`` is the softmax probability of the image's own class; gamma = 2, k = 10, o = 4. ``gp_at`` chooses which
+gradient eq. 3 penalises:
 
-* ``grad Fnet(Vnet(x_j))`` is the gradient of ``Fnet`` (the head: pooling and fully connected layers) evaluated at
-  ``Vnet(x_j)`` (the convolutional feature map), as the notation reads: the gradient with respect to the feature map
-  Fnet receives, not with respect to the image. It is taken per image, of the positive-class log-odds ``logit_1 -
-  logit_0``, the one score that the two-way softmax depends on (for the one-output discriminator of eq. 6 it is the
-  output itself). The penalty thus bounds the slope of the head, as WGAN-GP's (the paper's reference 32) bounds a
-  critic's. Fnet is piecewise linear in the feature map (average and max pooling, LeakyReLU, linear layers), so its
-  gradient there depends on Fnet's weights alone: the penalty trains Fnet and leaves Vnet's updates to the focal loss
-  (paper 001 trains Fnet alone for its first 41 epochs).
-* Why not the image gradient: a penalty on the gradient with respect to the input is itself a defence against
-  gradient attacks (double back-propagation, Drucker & LeCun 1992; Ross & Doshi-Velez 2018), so the kit's ``erm``
-  baseline would be partly robust by construction. Measured on the default profile with that reading: PGD-20 at
-  2/255 left 27.5% of the test images correctly classified after 3 epochs and 85% after 8, where the paper's
-  unprotected classifier is what the attacks are meant to fool. ``docs/training.md`` records the measurement.
-* When a batch does not hold exactly ``N`` of each class (a shard of a distributed batch, a last batch), each
-  class's terms are averaged over that class's own count, which equals eqs. 1-3 on balanced batches.
+* ``image`` (the default; the authors' ``trainClas1728pal134.py``): the gradient of the sum of both logits with
+  respect to the image Vnet receives, i.e. the normalised three-channel tensor ``z = prepare(x)``, per image. The
+  kit's models take grey [0, 1] images ``x``; ``z_c = (x - mean_c) / std_c``, so ``dL/dx = sum_c dL/dz_c / std_c``:
+  the two gradients differ by these fixed factors and the kit, like the authors, takes the one at ``z``. A penalty on
+  the input gradient is itself a defence against gradient attacks (double back-propagation, Drucker & LeCun 1992;
+  Ross & Doshi-Velez 2018), so paper 001's own classifier is partly robust by construction: a finding of the study.
+* ``features`` (the kit's earlier reading, kept as a named option): the gradient of Fnet evaluated at the feature
+  map ``Vnet(x)``, of the positive-class log-odds ``logit_1 - logit_0`` (for the one-output discriminator of eq. 6,
+  of the output itself). It bounds the slope of the head only, as WGAN-GP's (the paper's reference 32) bounds a
+  critic's, and leaves Vnet's updates to the focal loss.
+
+When a batch does not hold exactly ``N`` of each class (a shard of a distributed batch, a last batch), each class's
+terms are averaged over that class's own count, which equals eqs. 1-3 on balanced batches. The authors' focal loss
+also weighs each class by 1/2 (``alpha = [1/2, 1/2]``); eq. 2 does not, nor does the kit.
 """
 from __future__ import annotations
 
@@ -66,35 +66,59 @@ def differentiable(feats: Tensor) -> Tensor:
 
 
 def feature_gradient_norms(feats: Tensor, score: Tensor) -> Tensor:
-    """Per-image L2 norm of the gradient of ``score`` (N,) with respect to the feature map ``feats`` = Vnet(x), kept
-    in the graph (``create_graph``) so that a penalty on it trains the network."""
+    """Per-image L2 norm of the gradient of ``score`` (N,) with respect to ``feats`` (the image Vnet receives or the
+    feature map Vnet(x)), kept in the graph (``create_graph``) so that a penalty on it trains the network.
+
+    Returns:
+        the norms, shape (N,).
+    """
     (grad,) = torch.autograd.grad(score.sum(), feats, create_graph=True)
     return grad.flatten(1).norm(p=2, dim=1)
 
 
+GP_READINGS = ("image", "features")
+
+
+def check_gp_at(gp_at: str) -> None:
+    """Raise a ConfigError unless ``gp_at`` is one of :data:`GP_READINGS`."""
+    if gp_at not in GP_READINGS:
+        raise ConfigError(f"gp_at is {gp_at!r}; expected one of {GP_READINGS} (see medadv.train.losses).")
+
+
 def focal_gp_loss(
-    model: nn.Module, x: Tensor, y: Tensor, gamma: float = 2.0, k: float = 10.0, power: float = 4.0
+    model: nn.Module, x: Tensor, y: Tensor, gamma: float = 2.0, k: float = 10.0, power: float = 4.0,
+    gp_at: str = "image",
 ) -> tuple[Tensor, Tensor]:
     """Paper 001's classifier loss (eqs. 1-3) of ``model`` on grey images ``x`` with labels ``y``.
 
     ``model`` must be paper 001's two-part network: ``prepare`` (grey to VGG input), ``features`` (Vnet) and
-    ``head`` (Fnet), as :class:`medadv.models.classifier.VGGClassifier` is. ``k = 0`` drops the gradient penalty.
+    ``head`` (Fnet), as :class:`medadv.models.classifier.VGGClassifier` is. ``k = 0`` drops the gradient penalty;
+    ``gp_at`` is ``image`` (the authors') or ``features`` (module docstring).
 
     Returns:
         (loss, logits): the scalar loss and the logits (N, 2) of ``x``.
     """
     if x.shape[0] != y.shape[0]:
         raise DataError(f"focal_gp_loss: {x.shape[0]} images but {y.shape[0]} labels.")
+    check_gp_at(gp_at)
     missing = [name for name in ("prepare", "features", "head") if not callable(getattr(model, name, None))]
     if missing:
         raise ConfigError(f"paper 001's loss needs a network split into prepare / features (Vnet) / head (Fnet); "
                           f"{type(model).__name__} has no {missing}. Use medadv.models.classifier.VGGClassifier.")
-    feats = differentiable(model.features(model.prepare(x)))
+    z = model.prepare(x)
+    if k > 0 and gp_at == "image":
+        z = differentiable(z)
+    feats = model.features(z)
+    if k > 0 and gp_at == "features":
+        feats = differentiable(feats)
     logits = model.head(feats)
     loss = class_balanced_mean(focal_terms(logits, y, gamma), y)
     if k > 0:
         wide = _wide(logits)
-        norms = feature_gradient_norms(feats, wide[:, 1] - wide[:, 0])  # the positive log-odds
+        if gp_at == "image":
+            norms = feature_gradient_norms(z, wide.sum(1))  # d(sum of both logits)/dz, as the authors
+        else:
+            norms = feature_gradient_norms(feats, wide[:, 1] - wide[:, 0])  # the positive log-odds at Vnet(x)
         loss = loss + 0.5 * k * class_balanced_mean(norms**power, y)
     return loss, logits
 

@@ -1,25 +1,40 @@
 """Training recipes, chosen by name, all run by the one loop of :mod:`medadv.train.loop`.
 
-A recipe turns one batch into one scalar loss. Each calls the model's *objective* (paper 001's focal loss plus
+A recipe turns one batch into one scalar loss. Most call the model's *objective* (paper 001's focal loss plus
 gradient penalty for the VGG classifier, cross-entropy plus Dice + BCE for paper 004's multi-task network; see
-:mod:`medadv.train.losses`) on the view(s) it trains on:
+:mod:`medadv.train.losses`) on the view(s) they train on; paper 002's recipes use cross-entropy, as its authors'
+``src/rtda/training/trainer.py`` does.
 
-``erm``        the objective on the clean batch.
-``augment``    the objective on paper 001's augmented batch (flips, rotation, scale, shear).
-``pgd_at``     Madry et al. (2018): the objective on PGD adversarial images (L-inf ball); ``pgd_at_l2`` the same in
-               the L2 ball.
-``trades``     Zhang et al. (2019): objective(clean) + beta * KL(p(clean) || p(adv)), the adversarial image found by
-               PGD on that KL divergence.
-``fast_at``    Wong, Rice & Kolter (2020), "Fast is better than free": one FGSM step of size 1.25 eps from a uniform
-               random start in the eps ball, projected back onto the ball.
-``augmix``     Hendrycks et al. (2020): objective(clean) + lambda * JS(p(clean), p(augmix_1), p(augmix_2)).
-``rtda``       paper 002's robust training with data augmentation, read from its abstract as adversarial training
-               combined with augmentation: objective(adv) + lambda * JS(p(clean), p(augmix), p(adv)), the
-               adversarial image found by PGD on the clean image.
+Paper 001 (its classifier's training):
+
+``erm``          the objective on paper 001's augmented batch (vertical flip; rotation, scale, shear; see
+                 :func:`medadv.train.augment.paper001_augment`), as the authors' ``trainClas1728pal134.py``.
+``erm_matched``  the same, continued from the trained ``vgg_erm`` for as many epochs as the recipes fine-tuned from
+                 it (``classifier.finetune_epochs``): the matched-budget twin their effects are compared against.
+
+Paper 002 (Martinez et al., RTDA) and its baselines, as its authors' code has them (L2-PGD: ``rtda_eps``,
+``rtda_alpha``, ``rtda_steps``, random start; AugMix severity 3, width 3, random depth, alpha 1):
+
+``vanilla``         cross-entropy on the clean batch.
+``adversarial_l2``  cross-entropy on L2-PGD images of the batch.
+``augmix``          CE(clean) + ``jsd_weight`` x JS(p(clean), p(augmix_1), p(augmix_2)) (Hendrycks et al. 2020).
+``rtda``            CE(clean) + ``jsd_weight`` x JS(p(clean), p(augmix), p(adv)), adv the L2-PGD image of the clean
+                    image.
+
+The kit's additions (named so that none passes for a paper's recipe):
+
+``erm_noaug``        the objective on the clean batch (the unaugmented baseline).
+``pgd_at``           Madry et al. (2018): the objective on PGD adversarial images (L-inf ball); ``pgd_at_l2`` the
+                     same in the L2 ball (``l2_eps``, ``l2_alpha``).
+``trades``           Zhang et al. (2019): objective(clean) + beta * KL(p(clean) || p(adv)), the adversarial image
+                     found by PGD on that KL divergence.
+``fast_at``          Wong, Rice & Kolter (2020): one FGSM step of 1.25 eps from a uniform random start, projected.
+``rtda_focal_linf``  the kit's earlier reading of RTDA from paper 002's abstract: objective(adv) + ``jsd_weight`` x
+                     JS(p(clean), p(augmix), p(adv)), adv an L-inf PGD image (``eps``, ``alpha``, ``steps``).
 
 The adversarial images come from :func:`medadv.attacks.gradient.pgd` and :func:`~medadv.attacks.gradient.fgsm` (the
-model is attacked in eval mode, so dropout is off while the attack searches), with the loop's seeded generator for
-random starts. Budgets are in [0, 1] pixel units.
+model is attacked in eval mode, so dropout is off while the attack searches, as in paper 002's code), with the
+loop's seeded generator for random starts (uniform in the ball). Budgets are in [0, 1] pixel units.
 """
 from __future__ import annotations
 
@@ -35,7 +50,10 @@ from medadv.errors import ConfigError
 from medadv.train.augment import AugMixBatch, paper001_augment
 from medadv.train.losses import cross_entropy_loss, dice_bce_loss, focal_gp_loss, jensen_shannon, kl_to_soft_targets
 
-RECIPES = ("erm", "augment", "pgd_at", "pgd_at_l2", "trades", "fast_at", "augmix", "rtda")
+RECIPES = ("erm", "erm_matched", "erm_noaug", "vanilla", "adversarial_l2", "augmix", "rtda", "pgd_at", "pgd_at_l2",
+           "trades", "fast_at", "rtda_focal_linf")
+#: Recipes of paper 002's authors' code (the others are paper 001's ``erm`` / ``erm_matched`` or the kit's).
+PAPER002_RECIPES = ("vanilla", "adversarial_l2", "augmix", "rtda")
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,11 @@ class Batch:
 
 @dataclass(frozen=True)
 class RecipeParams:
-    """Hyper-parameters of the recipes (from the profile's ``classifier`` section)."""
+    """Hyper-parameters of the recipes (from the profile's ``classifier`` section).
+
+    ``eps``/``alpha``/``steps``: the kit's L-inf attacks (pgd_at, trades, fast_at, rtda_focal_linf); ``l2_*``:
+    pgd_at_l2; ``rtda_*``: paper 002's L2-PGD (2/255, 0.5/255 and 7 steps in its authors' code).
+    """
 
     eps: float = 2 / 255
     alpha: float = 0.5 / 255
@@ -59,6 +81,9 @@ class RecipeParams:
     l2_alpha: float = 0.125
     trades_beta: float = 6.0
     fast_alpha_ratio: float = 1.25
+    rtda_eps: float = 2 / 255
+    rtda_alpha: float = 0.5 / 255
+    rtda_steps: int = 7
     jsd_weight: float = 12.0
     augmix_severity: int = 3
     augmix_width: int = 3
@@ -72,14 +97,15 @@ Objective = Callable[[nn.Module, Tensor, Tensor, "Batch | None"], tuple[Tensor, 
 
 @dataclass(frozen=True)
 class PaperObjective:
-    """Paper 001's classifier loss, focal loss plus gradient penalty (eqs. 1-3)."""
+    """Paper 001's classifier loss, focal loss plus gradient penalty (eqs. 1-3), the penalty's gradient at ``gp_at``."""
 
     gamma: float = 2.0
     k: float = 10.0
     power: float = 4.0
+    gp_at: str = "image"
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, batch: Batch | None = None) -> tuple[Tensor, Tensor]:
-        return focal_gp_loss(model, x, y, self.gamma, self.k, self.power)
+        return focal_gp_loss(model, x, y, self.gamma, self.k, self.power, self.gp_at)
 
 
 @dataclass(frozen=True)
@@ -114,7 +140,7 @@ class Recipe:
     @property
     def adversarial(self) -> bool:
         """Whether the recipe attacks the model during training."""
-        return self.name in ("pgd_at", "pgd_at_l2", "trades", "fast_at", "rtda")
+        return self.name in ("pgd_at", "pgd_at_l2", "trades", "fast_at", "adversarial_l2", "rtda", "rtda_focal_linf")
 
     def __call__(self, model: nn.Module, objective: Objective, batch: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         return self._step(model, objective, batch, gen)
@@ -124,11 +150,24 @@ class Recipe:
         eps, alpha = (p.eps, p.alpha) if norm == "linf" else (p.l2_eps, p.l2_alpha)
         return pgd(model, x, y, eps=eps, alpha=alpha, steps=p.steps, norm=norm, generator=gen, **kw)
 
+    def _pgd002(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
+        """Paper 002's training attack: L2-PGD on cross-entropy with a random start."""
+        p = self.params
+        return pgd(model, x, y, eps=p.rtda_eps, alpha=p.rtda_alpha, steps=p.rtda_steps, norm="l2", generator=gen)
+
     def _erm(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return objective(model, paper001_augment(b.x, gen), b.y, None)
+
+    _erm_matched = _erm
+
+    def _erm_noaug(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         return objective(model, b.x, b.y, b)
 
-    def _augment(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return objective(model, paper001_augment(b.x, gen), b.y, None)
+    def _vanilla(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return cross_entropy_loss(model, b.x, b.y)
+
+    def _adversarial_l2(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return cross_entropy_loss(model, self._pgd002(model, b.x, b.y, gen), b.y)
 
     def _pgd_at(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         return objective(model, self._pgd(model, b.x, b.y, gen), b.y, b)
@@ -151,11 +190,17 @@ class Recipe:
         return objective(model, x_adv, b.y, b)
 
     def _augmix(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        loss, logits = objective(model, b.x, b.y, b)
+        loss, logits = cross_entropy_loss(model, b.x, b.y)
         views = [model(self._mixer(b.x)) for _ in range(2)]
         return loss + self.params.jsd_weight * jensen_shannon(logits, *views), logits
 
     def _rtda(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        x_adv = self._pgd002(model, b.x, b.y, gen)
+        loss, logits = cross_entropy_loss(model, b.x, b.y)
+        consistency = jensen_shannon(logits, model(self._mixer(b.x)), model(x_adv))
+        return loss + self.params.jsd_weight * consistency, logits
+
+    def _rtda_focal_linf(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         x_adv = self._pgd(model, b.x, b.y, gen)
         loss, logits_adv = objective(model, x_adv, b.y, b)
         consistency = jensen_shannon(model(b.x), model(self._mixer(b.x)), logits_adv)
