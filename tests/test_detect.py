@@ -17,12 +17,13 @@ from medadv.detect.metrics import confidence_levels
 from medadv.detect.squeezing import median_filter, reduce_bit_depth
 from medadv.errors import ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
+from _small_classifier import SmallClassifier
 from medadv.models.gan import Discriminator
 from medadv.reader_app.simulate import RESPONSE_COLUMNS, write_responses
 from medadv.stages.input_detection import (DetectConfig, machine_responses, real_fake_arrays, train_real_fake)
 from medadv.stats.reader import read_responses, validate_responses
 
-SIZE = 96  # the smallest side paper 001's classifier takes
+SIZE = 32  # the small test classifier's images (paper 001's classifier needs 96: see _small_classifier)
 EPS = 8 / 255
 
 
@@ -42,8 +43,14 @@ def _train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, steps
 
 
 def tiny_vgg(seed: int = 0) -> VGGClassifier:
+    """Paper 001's classifier at an eighth of its width: what the kit's training loop builds from a spec."""
     torch.manual_seed(seed)
     return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False))
+
+
+def small_classifier(seed: int = 0) -> SmallClassifier:
+    torch.manual_seed(seed)
+    return SmallClassifier()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +58,7 @@ def task() -> dict[str, object]:
     """A disc-vs-no-disc classifier and held-out clean test images."""
     train = synthetic_split(96, SIZE, seed=1, contrast=0.5)
     test = synthetic_split(48, SIZE, seed=2, contrast=0.5)
-    model = tiny_vgg()
+    model = small_classifier()
     _train(model, train.images, train.labels)
     model.requires_grad_(False)
     return {"model": model, "train": train, "test": test}
@@ -63,14 +70,14 @@ def _noise(images: np.ndarray, eps: float, seed: int) -> np.ndarray:
     return np.clip(images + eps * rng.choice([-1.0, 1.0], size=images.shape), 0, 1).astype(np.float32)
 
 
-def _with_disc(images: np.ndarray, contrast: float, seed: int) -> np.ndarray:
+def _with_disc(images: np.ndarray, contrast: float, seed: int, size: int = SIZE) -> np.ndarray:
     """Every image with a faint disc inserted at a random place (a visible manipulation)."""
     rng = np.random.default_rng(seed)
     out = images.copy()
-    yy, xx = np.mgrid[:SIZE, :SIZE]
+    yy, xx = np.mgrid[:size, :size]
     for img in out:
-        cy, cx = rng.integers(SIZE // 4, 3 * SIZE // 4, size=2)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= (SIZE // 8) ** 2
+        cy, cx = rng.integers(size // 4, 3 * size // 4, size=2)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= (size // 8) ** 2
         img[0][disc] = np.clip(img[0][disc] + contrast, 0, 1)
     return out
 
@@ -121,15 +128,17 @@ def test_discriminator_score_flags_images_of_neither_class(task) -> None:  # noq
 
 
 def test_real_fake_classifier_learns_the_fakes_and_misses_what_it_never_saw(tmp_path) -> None:  # noqa: ANN001
-    """Trained by the kit's loop on real images against images with a faint inserted disc."""
-    real = {s: synthetic_split(n, SIZE, seed=k, contrast=0.0, prefix=s) for s, n, k in
+    """Paper 001's classifier trained by the kit's loop on real images against images with a faint inserted disc
+    (at 96 x 96, the smallest images it takes)."""
+    size = 96
+    real = {s: synthetic_split(n, size, seed=k, contrast=0.0, prefix=s) for s, n, k in
             (("train", 64, 11), ("val", 24, 12), ("test", 32, 13))}
-    fakes = {s: _with_disc(a.images, 0.3, k) for k, (s, a) in enumerate(real.items())}
+    fakes = {s: _with_disc(a.images, 0.3, k, size) for k, (s, a) in enumerate(real.items())}
     config = DetectConfig(fake_epochs=3, fake_steps_per_epoch=8, fake_lr_head=3e-3, fake_lr_features=3e-3)
     spec = tiny_vgg().spec()
     det, result = train_real_fake(spec, None, real_fake_arrays(real["train"].images, fakes["train"], "train"),
                                   real_fake_arrays(real["val"].images, fakes["val"], "val"), config,
-                                  {"width": 0.125, "hidden": 16, "dropout": 0.0, "imagenet": False}, tmp_path, 0,
+                                  {"width": 0.125, "dropout": 0.0, "imagenet": False}, tmp_path, 0,
                                   torch.device("cpu"))
     assert (tmp_path / "real_fake_classifier.safetensors").is_file() and result.best_val_auc > 0.5
     assert _auc(det, real["test"].images, fakes["test"]) >= 0.8
