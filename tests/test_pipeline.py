@@ -289,6 +289,8 @@ def test_one_command_names_itself_and_parses_before_importing_torch() -> None:
     assert all(cmd in top.stdout for cmd in ("run", "sweep", "kernel"))
     run = _medadv("run", "--help")
     assert run.returncode == 0 and run.stdout.startswith("usage: medadv run") and "--set SECTION.KEY=VALUE" in run.stdout
+    sweep = _medadv("sweep", "--help")
+    assert sweep.returncode == 0 and sweep.stdout.startswith("usage: medadv sweep") and "--sweep N|S1,S2" in sweep.stdout
     probe = ("import sys\nfrom medadv.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
              "print('TORCH', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -425,7 +425,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_all.sh --sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="medadv sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", required=True, metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
     parser.add_argument("--run-dir", help="the sweep folder; an existing one is resumed (default: results/sweep-<id>)")
@@ -464,7 +464,7 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`); returns the exit status."""
+    """``medadv sweep ...`` / ``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         if (args.data is None) != (args.data_root is None):
