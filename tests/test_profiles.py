@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -204,3 +205,15 @@ def test_the_run_records_the_resolved_profile_so_a_base_change_shows(tmp_path: P
     base.write_text("extends: smoke\nclassifier:\n  epochs: 3\n")
     changes = _settings_changed(config, load_profile(child), "cpu")
     assert changes == ["settings of classifier"]
+
+
+def test_no_notebook_names_a_model_in_its_code() -> None:
+    """The models a notebook loads come from the profile (``classifier.reference_model``, ``attacks.ifgsm_model``,
+    ``explain.models``, ``detect.classifier``), never from a name written in a code cell."""
+    literal = re.compile(r"""["'](vgg_\w+|multitask_\w+)["']""")
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                found += [f"{path.name}: {m.group(0)}" for m in literal.finditer("".join(cell["source"]))]
+    assert found == []

@@ -37,6 +37,9 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 from medadv.errors import ConfigError
 from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
 
+#: The checkpoint name of this network in a run folder (notebook 01 trains it with ``classifier.multitask``).
+MULTITASK_NAME = "multitask_erm"
+
 RESNETS = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
