@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from medadv.attacks.robustness import AttackConfig
 from medadv.config import EXTENDS_KEY, PROFILE_DIR, PROFILE_NAMES, PROFILE_SECTIONS, DataConfig, load_profile
@@ -218,3 +219,41 @@ def test_no_notebook_names_a_model_in_its_code() -> None:
             if cell["cell_type"] == "code":
                 found += [f"{path.name}: {m.group(0)}" for m in literal.finditer("".join(cell["source"]))]
     assert found == []
+
+
+#: Defaults that are the kit's choices, not a paper's value (docs/fidelity.md gives the paper's value beside them).
+KIT_DEFAULTS = {
+    "data.n_patients", "data.positive_fraction", "data.image_size", "data.manifest", "gan.width", "gan.depth",
+    "gan.joint_epochs", "reader.ask_confidence", "reader.n_subgroups", "classifier.multitask_decoder_width",
+    "attacks.ifgsm_extra_eps", "explain.fgsm_models", "explain.attack_models",
+}
+
+
+def test_dataclass_defaults_are_the_papers_values_but_the_marked_kit_choices() -> None:
+    """Where docs/fidelity.md gives a paper's value for a key, the key's dataclass default is that value, except the
+    kit's choices above, each marked ``# kit`` on its field's line (or, for the attack and explanation settings,
+    named a kit choice in the class docstring)."""
+    import inspect
+
+    from test_fidelity_doc import DOC, same, table_rows
+
+    rows = [r for r in table_rows(DOC.read_text(encoding="utf-8")) if r["key"] != "-"]
+    defaults = {}
+    for row in rows:
+        section, _, name = row["key"].partition(".")
+        field = {f.name: f for f in dataclasses.fields(SECTION_CLASSES[section])}[name]
+        defaults[row["key"]] = field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+    def paper(row: dict[str, str]) -> Any:
+        try:
+            return yaml.safe_load(row["paper's value"])
+        except yaml.YAMLError:
+            return row["paper's value"]
+
+    differ = {key for key in defaults if not any(same(defaults[key], paper(r)) for r in rows if r["key"] == key)}
+    assert differ == KIT_DEFAULTS
+    for key in sorted(KIT_DEFAULTS):
+        section, _, name = key.partition(".")
+        source = inspect.getsource(SECTION_CLASSES[section])
+        line = next(l for l in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", l))
+        assert "# kit" in line or "kit's choice" in (SECTION_CLASSES[section].__doc__ or ""), key

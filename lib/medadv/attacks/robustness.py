@@ -79,6 +79,9 @@ class AttackConfig:
         n_examples: images in the example figures.
         ifgsm_model: the model of the iterative-FGSM example figure, paper 004's network (the figure is left out when
             the run did not train it).
+
+    Defaults: paper 004's ``ifgsm_step_grey`` and ``ifgsm_steps``; every other default is the kit's choice (the
+    papers give no budgets, steps or corruption suite for an evaluation like this one).
     """
 
     linf_eps: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255, 8 / 255)

@@ -60,6 +60,8 @@ class ExplainConfig:
         flip_weight: weight of the cross-entropy ascent in the label-flipping variant.
         attack_metric: alignment metric reported before and after the attack.
         gallery_images: images in the map gallery and the manipulation figure.
+
+    Defaults: paper 004's ``fgsm_step_grey`` and ``fgsm_steps``; the models, methods, metrics and every other default are the kit's choices.
     """
 
     models: tuple[str, ...] = ("vgg_erm", "vgg_pgd_at", "vgg_rtda", MULTITASK_NAME)

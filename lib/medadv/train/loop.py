@@ -98,6 +98,9 @@ class ClassifierConfig(RecipeParams):
         trades_beta, fast_alpha_ratio, jsd_weight, augmix_*: TRADES' beta, fast_at's step / eps, the AugMix / RTDA
             Jensen-Shannon weight and AugMix's severity, width, depth.
         eval_batch: batch size for prediction.
+
+    Defaults: papers 001, 002 and 004's values where they give one (``docs/fidelity.md``); the others, marked ``kit``,
+    are the kit's choices.
     """
 
     width: float = 1.0
@@ -107,7 +110,7 @@ class ClassifierConfig(RecipeParams):
     last_layer_epochs: int = 0
     warmup_epochs: int = 41
     batch_per_class: int = 4
-    steps_per_epoch: int = 0
+    steps_per_epoch: int = 0  # kit: every training image once per epoch
     lr_head: float = 1e-4
     lr_features: float = 1e-5
     betas: tuple[float, float] = (0.5, 0.9)
@@ -115,18 +118,18 @@ class ClassifierConfig(RecipeParams):
     gp_k: float = 10.0
     gp_power: float = 4.0
     gp_at: str = "image"
-    erm_also_gp_at: tuple[str, ...] = ()
-    recipes: tuple[str, ...] = ("erm", "pgd_at", "rtda")
-    finetune_from_erm: bool = False
-    finetune_epochs: int = 0
-    multitask: bool = True
+    erm_also_gp_at: tuple[str, ...] = ()  # kit
+    recipes: tuple[str, ...] = ("erm", "pgd_at", "rtda")  # kit: the standard, adversarial and RTDA training
+    finetune_from_erm: bool = False  # the papers train every recipe from the initial weights
+    finetune_epochs: int = 0  # kit
+    multitask: bool = True  # kit
     multitask_encoder: str = "resnet50"
     multitask_width: float = 1.0
-    multitask_decoder_width: int = 256
-    multitask_epochs: int = 0
-    multitask_seg_weight: float = 1.0
-    multitask_lr: float = 1e-4
-    eval_batch: int = 128
+    multitask_decoder_width: int = 256  # kit: paper 004's first decoder sub-box has 1024 (the full profile)
+    multitask_epochs: int = 0  # kit: as many as epochs
+    multitask_seg_weight: float = 1.0  # kit
+    multitask_lr: float = 1e-4  # kit: paper 001's head learning rate
+    eval_batch: int = 128  # kit: prediction only, no effect on results
     reference_model: str = "vgg_erm"  # the kit's choice: paper 001's network trained by ERM, the papers' baseline
 
     def __post_init__(self) -> None:
