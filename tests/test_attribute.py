@@ -8,6 +8,7 @@ from torch import nn
 
 from medadv.errors import ConfigError, DataError
 from medadv.explain.attribute import METHODS, CallOrdered, attribute, attribution_copy, gradcam_layer
+from medadv.models.backbones import TorchvisionClassifier
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 
@@ -93,11 +94,31 @@ def test_default_target_is_the_predicted_class() -> None:
     np.testing.assert_array_equal(attribute(model, x, "saliency"), attribute(model, x, "saliency", target=[1, 1]))
 
 
-def test_gradcam_layer_dispatch(tiny_vgg: VGGClassifier, tiny_multitask: MultiTaskResNet) -> None:
+def test_each_model_declares_its_gradcam_layer(tiny_vgg: VGGClassifier, tiny_multitask: MultiTaskResNet) -> None:
     assert gradcam_layer(tiny_vgg) is tiny_vgg.features
     assert gradcam_layer(tiny_multitask) is tiny_multitask.features[-1]
-    with pytest.raises(ConfigError, match="no Grad-CAM layer rule for a BlobNet"):
+    resnet = TorchvisionClassifier("resnet18", imagenet=False)
+    mobilenet = TorchvisionClassifier("mobilenet_v3_small", imagenet=False)
+    assert resnet.gradcam_layer == "net.layer4" and gradcam_layer(resnet) is resnet.net.layer4
+    assert mobilenet.gradcam_layer == "net.features" and gradcam_layer(mobilenet) is mobilenet.net.features
+    with pytest.raises(ConfigError, match=r"a BlobNet declares no Grad-CAM layer \(its gradcam_layer is None\)"):
         gradcam_layer(BlobNet())
+
+
+def test_a_new_model_class_declares_its_layer_and_a_wrong_path_is_named() -> None:
+    class Declared(BlobNet):
+        gradcam_layer = "features.0"
+
+    class Misspelt(BlobNet):
+        gradcam_layer = "featurs"
+
+    model = Declared()
+    assert gradcam_layer(model) is model.features[0]
+    x = blob_images()
+    np.testing.assert_array_equal(attribute(model, x, "gradcam", target=1),
+                                  attribute(model, x, "gradcam", target=1, layer=model.features[0]))
+    with pytest.raises(ConfigError, match="declares the Grad-CAM layer 'featurs', which is not one of its submodules"):
+        gradcam_layer(Misspelt())
 
 
 def test_shared_activations_are_split_and_the_model_left_alone(tiny_multitask: MultiTaskResNet) -> None:

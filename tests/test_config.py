@@ -117,11 +117,12 @@ def test_seed_everything_repeats_random_streams() -> None:
 
 
 def test_every_shipped_profile_section_is_known() -> None:
-    from medadv.config import PROFILE_DIR, PROFILE_SECTIONS
+    from medadv.config import EXTENDS_KEY, PROFILE_DIR, PROFILE_SECTIONS
     from medadv.strict_yaml import load_yaml
 
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
-        assert set(load_yaml(path, ConfigError, "profile")) - {"name", "seed"} <= set(PROFILE_SECTIONS), path.name
+        known = {"name", "seed", EXTENDS_KEY}
+        assert set(load_yaml(path, ConfigError, "profile")) - known <= set(PROFILE_SECTIONS), path.name
 def test_set_overrides_parse_into_nested_yaml_values() -> None:
     from medadv.config import parse_overrides
 

@@ -134,3 +134,18 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_matched", "vgg_pgd_at",
                                                         "vgg_rtda"]
     assert [run.from_erm for run in vgg_runs(default)] == [False, False, True, True, True]
+
+
+def test_the_reference_model_is_one_the_section_trains() -> None:
+    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda",
+                                     "multitask_erm"]
+    assert default.reference_model == "vgg_erm"
+    assert ClassifierConfig(recipes=("pgd_at",), multitask=False, reference_model="vgg_pgd_at").model_names() == [
+        "vgg_pgd_at"]
+    assert ClassifierConfig(reference_model="multitask_erm").reference_model == "multitask_erm"
+    with pytest.raises(ConfigError, match=r"classifier.reference_model is 'vgg_erm', which this section does not train; "
+                                          r"it trains \['vgg_pgd_at', 'multitask_erm'\]"):
+        ClassifierConfig(recipes=("pgd_at",))
+    with pytest.raises(ConfigError, match=r"reference_model is 'multitask_erm'.*it trains \['vgg_erm'\]"):
+        ClassifierConfig(recipes=("erm",), multitask=False, reference_model="multitask_erm")

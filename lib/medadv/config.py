@@ -5,6 +5,20 @@ shape. It has a ``seed``, a ``data`` section (the cohort) and one section per st
 ``gan``, ``attacks``, ``explain``, ``reader``). Each stage's module turns its section into a frozen dataclass of its
 own with :func:`section_config`, so a profile never needs ``if profile == ...`` anywhere in the code.
 
+Profiles compose: ``extends: default`` makes a profile its base's settings with its own on top (a deep merge of
+mappings: a key the profile gives replaces the base's, a mapping is merged key by key, and a list replaces the base's
+list whole, never appends to it). The base is a shipped profile by name or a YAML file path relative to the
+extending file, and may itself extend another (a chain; a cycle is an error). A profile's ``name`` is its own (or its
+file's stem), never its base's. So a three-line profile of one's own inherits a complete, named base::
+
+    extends: default
+    data:
+      n_patients: 200
+
+The shipped ``smoke``, ``full`` and ``workshop`` profiles extend ``default``, which extends nothing and holds what
+they share (the simulated reader panel, the corruption list, the headline effects) once. The resolved profile (after
+merging) is what a run records in ``config.json`` and compares on resuming, so a change in a base is seen as a change.
+
 A top-level key the kit does not know (``trainer:``, a misspelt ``classifer:``) is an error naming the allowed ones
 (:data:`PROFILE_SECTIONS`): silently ignored, it would leave its stage on the dataclass defaults. Profile files are
 read with :func:`medadv.strict_yaml.load_yaml`, which refuses a key given twice.
@@ -33,6 +47,8 @@ MODALITIES = ("mammography", "ultrasound", "xray")
 # section adds its name here (``effects``, ``detect`` and ``cluster`` are read by the replication, detector and sweep
 # modules).
 PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader", "effects", "detect", "cluster")
+# The top-level key that names a profile's base (:func:`resolve_profile_file`); it is resolved away on loading.
+EXTENDS_KEY = "extends"
 
 T = TypeVar("T")
 
@@ -53,15 +69,18 @@ class DataConfig:
         split: train / val / test fractions at patient level (paper 001: 80 / 10 / 10).
         manifest: path of a real data set's manifest YAML, or ``None`` for the in-silico phantom cohort.
         root: folder that holds the real data set.
+
+    Defaults: paper 001's modality and split; the phantom's size, share and contrast are the kit's (the paper's
+    cohort is a real data set: 1284 patients, 0.29 positive, 1024 x 832, as in the ``full`` profile).
     """
 
     modality: str = "mammography"
-    n_patients: int = 600
-    positive_fraction: float = 0.3
-    image_size: tuple[int, int] = (64, 64)
-    lesion_contrast: float = 1.0
+    n_patients: int = 600  # kit: a phantom cohort a CPU trains on in minutes
+    positive_fraction: float = 0.3  # kit: near paper 001's 366 / 1284
+    image_size: tuple[int, int] = (64, 64)  # kit: a CPU size
+    lesion_contrast: float = 1.0  # kit: the phantom's own knob
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    manifest: str | None = None
+    manifest: str | None = None  # kit: the phantom cohort
     root: str | None = None
 
     def __post_init__(self) -> None:
@@ -110,7 +129,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _deep_update(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` on top: mappings merged key by key, everything else (lists too) replaced whole.
+
+    Returns:
+        A new dict; neither argument is changed.
+    """
     out = dict(base)
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
@@ -121,9 +145,14 @@ def _deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str
 
 
 def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Profile:
-    """Load a profile by name (``smoke``, ``default``, ``full``) or from a YAML file, then apply ``overrides``.
+    """Load a profile by name (``smoke``, ``default``, ``full``, ``workshop``) or from a YAML file, resolve its
+    ``extends:`` chain (:func:`resolve_profile_file`), then apply ``overrides``.
 
-    ``overrides`` is a nested mapping merged into the YAML (for example ``{"data": {"manifest": ..., "root": ...}}``).
+    ``overrides`` is a nested mapping merged into the resolved profile (for example
+    ``{"data": {"manifest": ..., "root": ...}}``).
+
+    Returns:
+        The resolved :class:`Profile`, named by the file's own ``name`` key or, without one, the file's stem.
     """
     text_name = str(name_or_path)
     path = PROFILE_DIR / f"{text_name}.yaml" if text_name in PROFILE_NAMES else Path(text_name)
@@ -131,10 +160,50 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
         raise ConfigError(
             f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
         )
+    raw = resolve_profile_file(path)
+    return profile_from_dict(_deep_update(raw, overrides or {}), default_name=path.stem)
+
+
+def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The plain settings of the profile file ``path`` with its ``extends:`` chain merged in, base first.
+
+    ``extends`` names a shipped profile (one of :data:`PROFILE_NAMES`) or a YAML file, relative to ``path``'s folder.
+    The file's settings are deep-merged over its base's (:func:`_deep_update`: mappings key by key, lists and
+    scalars replaced whole). The base's ``name`` is not inherited.
+
+    Returns:
+        The merged mapping, without ``extends`` and with ``name`` only where this file gives one.
+
+    Raises:
+        ConfigError: the file is not a mapping, ``extends`` is not a name, the base is neither a shipped profile nor
+            an existing file, or the chain comes back to a file already in it (the cycle is named).
+    """
+    here = path.resolve()
+    chain = (*_chain, here)
+    if here in _chain:
+        raise ConfigError(f"profile {path}: the extends chain {' -> '.join(p.name for p in chain)} is a cycle; "
+                          "a profile cannot extend itself. Remove one of the extends: keys.")
     raw = load_yaml(path, ConfigError, "profile")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
-    return profile_from_dict(_deep_update(dict(raw), overrides or {}), default_name=path.stem)
+    own = dict(raw)
+    base_name = own.pop(EXTENDS_KEY, None)
+    if base_name is None:
+        return own
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise ConfigError(f"profile {path}: extends is {base_name!r}; expected the name of a shipped profile "
+                          f"{list(PROFILE_NAMES)} or a YAML file path.")
+    if base_name in PROFILE_NAMES:
+        base_path = PROFILE_DIR / f"{base_name}.yaml"
+    else:
+        base_path = path.parent / base_name
+        if not base_path.is_file():
+            raise ConfigError(f"profile {path}: extends {base_name!r}, which is neither a shipped profile "
+                              f"{list(PROFILE_NAMES)} nor a file ({base_path} does not exist). Name a shipped profile "
+                              "or give the base file's path relative to this one.")
+    base = resolve_profile_file(base_path, chain)
+    base.pop("name", None)
+    return _deep_update(base, own)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Attribution maps of the kit's classifiers, their alignment with annotated lesions, and attacks on the maps.
 
 - :mod:`medadv.explain.attribute`: :func:`attribute` (Grad-CAM, Guided Grad-CAM, saliency, integrated gradients,
-  DeepLIFT, occlusion through captum, batched) and :func:`gradcam_layer` (the Grad-CAM layer per architecture).
+  DeepLIFT, occlusion through captum, batched) and :func:`gradcam_layer` (the Grad-CAM layer each model declares).
 - :mod:`medadv.explain.alignment`: localisation metrics on (saliency, mask) batches, one score per image.
 - :mod:`medadv.explain.manipulation`: Grad-CAM manipulation after Ghorbani et al. 2019 (paper 004's attack).
 - :mod:`medadv.explain.study`: the alignment study of paper 000 and the manipulation study of paper 004 (notebook 04).

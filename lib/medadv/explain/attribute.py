@@ -42,33 +42,31 @@ TargetLike = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The layer whose activations Grad-CAM weighs: the one the model declares, else chosen by the model's class.
+    """The layer whose activations Grad-CAM weighs, as the model declares it: every classifier of the kit has a
+    ``gradcam_layer`` attribute, the dotted path of a submodule (:class:`~medadv.models.classifier.VGGClassifier`:
+    ``features``, Vnet's last map; :class:`~medadv.models.multitask.MultiTaskResNet`: its last encoder stage;
+    :class:`~medadv.models.backbones.TorchvisionClassifier`: ``net.layer4`` or ``net.features`` by architecture).
+    A new model class declares its own; nothing here depends on the class.
 
-    * A model with a ``gradcam_layer`` attribute (a dotted submodule path) declares it:
-      :class:`~medadv.models.classifier.VGGClassifier` (paper 001) names ``features``, Vnet's last map.
-    * :class:`~medadv.models.multitask.MultiTaskResNet` (paper 004): the last ResNet stage (``features[-1]``,
-      torchvision's ``layer4``), the "activation layer" of paper 004 Sec. II-C.
-    * :class:`~medadv.models.backbones.TorchvisionClassifier`: ``layer4`` of a ResNet, else the net's ``features``.
+    Returns:
+        The submodule of ``model`` at that path.
 
     Raises:
-        ConfigError: any other model class; pass ``layer=`` to :func:`attribute` for it.
+        ConfigError: the model declares no path (no ``gradcam_layer``, or None), or its path names no submodule;
+            give the class a ``gradcam_layer`` or pass ``layer=`` to :func:`attribute`.
     """
-    from medadv.models.backbones import TorchvisionClassifier
-    from medadv.models.multitask import MultiTaskResNet
-
     declared = getattr(model, "gradcam_layer", None)
-    if isinstance(declared, str):
+    if not isinstance(declared, str):
+        raise ConfigError(
+            f"a {type(model).__name__} declares no Grad-CAM layer (its gradcam_layer is {declared!r}); expected the "
+            "dotted path of the submodule whose output Grad-CAM weighs. Give the class a gradcam_layer attribute, or "
+            "pass layer=<module> to attribute()."
+        )
+    try:
         return model.get_submodule(declared)
-    if isinstance(model, MultiTaskResNet):
-        return model.features[-1]
-    if isinstance(model, TorchvisionClassifier):
-        for name in ("layer4", "features"):
-            if isinstance(getattr(model.net, name, None), nn.Module):
-                return getattr(model.net, name)
-    raise ConfigError(
-        f"no Grad-CAM layer rule for a {type(model).__name__}; known: models with a gradcam_layer path, MultiTaskResNet, "
-        "TorchvisionClassifier (ResNet or nets with .features). Pass layer=<module> to attribute() for other models."
-    )
+    except AttributeError as exc:
+        raise ConfigError(f"a {type(model).__name__} declares the Grad-CAM layer {declared!r}, which is not one of "
+                          f"its submodules ({exc}); fix the class's gradcam_layer path.") from exc
 
 
 class CallOrdered(nn.Module):

@@ -24,6 +24,7 @@ from medadv.errors import ConfigError, DataError
 from medadv.explain.alignment import metric_functions, score_all, topk_coverage
 from medadv.explain.attribute import METHODS, attribute, predicted_labels
 from medadv.explain.manipulation import manipulate_gradcam, peak_position, topk_region
+from medadv.models.multitask import MULTITASK_NAME
 from medadv.report import in_notebook_progress
 from medadv.stats.paired import holm, wilcoxon_paired
 
@@ -59,9 +60,11 @@ class ExplainConfig:
         flip_weight: weight of the cross-entropy ascent in the label-flipping variant.
         attack_metric: alignment metric reported before and after the attack.
         gallery_images: images in the map gallery and the manipulation figure.
+
+    Defaults: paper 004's ``fgsm_step_grey`` and ``fgsm_steps``; the models, methods, metrics and every other default are the kit's choices.
     """
 
-    models: tuple[str, ...] = ("vgg_erm", "vgg_pgd_at", "vgg_rtda", "multitask_erm")
+    models: tuple[str, ...] = ("vgg_erm", "vgg_pgd_at", "vgg_rtda", MULTITASK_NAME)
     reference: str = "vgg_erm"
     methods: tuple[str, ...] = METHODS
     metrics: tuple[str, ...] = ALL_METRICS
@@ -72,8 +75,8 @@ class ExplainConfig:
     occlusion_window: int = 8
     occlusion_stride: int = 4
     batch_size: int = 32
-    attack_models: tuple[str, ...] = ("vgg_erm", "multitask_erm")
-    fgsm_models: tuple[str, ...] = ("multitask_erm", "vgg_erm")
+    attack_models: tuple[str, ...] = ("vgg_erm", MULTITASK_NAME)
+    fgsm_models: tuple[str, ...] = (MULTITASK_NAME, "vgg_erm")
     fgsm_step_grey: float = 0.1
     fgsm_steps: int = 25
     attack_eps: tuple[float, ...] = (0.01, 0.03)

@@ -120,6 +120,19 @@ class TorchvisionClassifier(nn.Module):
             kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             self.net.load_state_dict(kept, strict=False)
 
+    @property
+    def gradcam_layer(self) -> str | None:
+        """The module whose output Grad-CAM weighs (read by :func:`medadv.explain.attribute.gradcam_layer`).
+
+        Returns:
+            ``net.layer4`` for a ResNet, else ``net.features`` (DenseNet, EfficientNet, MobileNet, VGG, ...), or None
+            for a network with neither (a vision transformer): pass ``layer=`` to the attribution for it.
+        """
+        for name in ("layer4", "features"):
+            if isinstance(getattr(self.net, name, None), nn.Module):
+                return f"net.{name}"
+        return None
+
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """Logits from the normalised 3-channel tensor ``z``."""
         return self.net(z)

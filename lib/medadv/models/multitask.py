@@ -37,6 +37,9 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 from medadv.errors import ConfigError
 from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
 
+#: The checkpoint name of this network in a run folder (notebook 01 trains it with ``classifier.multitask``).
+MULTITASK_NAME = "multitask_erm"
+
 RESNETS = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
@@ -118,7 +121,14 @@ def sub_box(in_ch: int, out_ch: int, upsample: bool) -> nn.Sequential:
 
 class MultiTaskResNet(nn.Module):
     """Paper 004's multi-task classifier on grey [0, 1] images (N, 1, H, W) (H and W multiples of 32; other sizes
-    get a mask interpolated to the input size)."""
+    get a mask interpolated to the input size).
+
+    :attr:`gradcam_layer` names the module whose output Grad-CAM weighs (read by
+    :func:`medadv.explain.attribute.gradcam_layer`): the last of the four encoder stages (torchvision's ``layer4``),
+    the "activation layer" of paper 004 Sec. II-C.
+    """
+
+    gradcam_layer = "features.3"
 
     def __init__(self, config: MultiTaskConfig = MultiTaskConfig()) -> None:
         super().__init__()

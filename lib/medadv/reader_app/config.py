@@ -91,10 +91,10 @@ class ReaderConfig:
     """
 
     session_counts: tuple[int, ...] = (100, 100, 436, 100, 440)
-    n_subgroups: int = 4
-    seed_offset: int = 500
-    ask_confidence: bool = True
-    simulated_readers: tuple[ReaderSkill, ...] = ()
+    n_subgroups: int = 4  # kit: paper 001 used several sub-groups without saying how many
+    seed_offset: int = 500  # kit
+    ask_confidence: bool = True  # kit: paper 001 asked none (the full profile follows it); the ratings allow MRMC
+    simulated_readers: tuple[ReaderSkill, ...] = ()  # kit: no simulated panel unless the profile gives one
 
     def __post_init__(self) -> None:
         counts = tuple(self.session_counts)

@@ -90,6 +90,9 @@ class DetectConfig:
         adaptive_steps: the adaptive PGD's steps (step size ``attacks.step_ratio x eps / steps``).
         fpr: the false-positive rate of the ``tpr_at_5fpr`` column.
         batch_size: images per batch.
+
+    Defaults: paper 001's classifier learning rates (``fake_lr_head``, ``fake_lr_features``) and batch size
+    (``fake_batch_per_class``); every other default is the kit's choice.
     """
 
     classifier: str = "vgg_erm"

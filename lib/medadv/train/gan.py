@@ -88,7 +88,8 @@ HISTORY_COLUMNS = (
 
 @dataclass(frozen=True)
 class GanConfig:
-    """The profile's ``gan`` section (paper 001 values as defaults).
+    """The profile's ``gan`` section (paper 001's values as defaults where it gives one; the others, marked ``kit``,
+    are the kit's choices).
 
     Attributes:
         width, depth: Gnet's first-level channels and number of down-sampling steps.
@@ -112,8 +113,8 @@ class GanConfig:
             session, per generator (paper: 100 in all).
     """
 
-    width: int = 16
-    depth: int = 3
+    width: int = 16  # kit: not given in paper 001's text
+    depth: int = 3  # kit: not given in paper 001's text
     identity_skip: bool = False
     dnet_init: str = "random"
     batch_size: int = 4
@@ -121,7 +122,7 @@ class GanConfig:
     identity_threshold: float = 0.002
     warmup_epochs: int = 10
     warmup_margin: float = 0.2
-    joint_epochs: int = 10
+    joint_epochs: int = 10  # kit: paper 001 gives no limit (it stops at stop_margin)
     stop_margin: float = 0.01
     lr_identity: float = 1e-4
     lr_warmup: float = 1e-4

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from medadv.config import torch_generator
 from medadv.data.images import SplitArrays
 from medadv.errors import ConfigError
+from medadv.models.multitask import MULTITASK_NAME
 from medadv.models.registry import TRAINED_ROLE
 from medadv.report import git_commit, in_notebook_progress
 from medadv.stats.auc import roc_auc
@@ -85,6 +86,9 @@ class ClassifierConfig(RecipeParams):
         finetune_epochs: epochs of those fine-tuning runs (0 = ``epochs``); recipe ``erm_matched`` trains vgg_erm on
             for as many epochs from the same start, the matched-budget reference for their effects.
         multitask: also train paper 004's multi-task network (recipe ``erm``) as ``multitask_erm``.
+        reference_model: the standard model of the study, one of :meth:`model_names`: notebook 01 compares every
+            classifier's AUC with it (DeLong), the GAN of notebook 02 attacks it (and its discriminators start from
+            it), notebook 03 shows the attacks' examples on it.
         multitask_encoder, multitask_width, multitask_decoder_width, multitask_epochs (0 = ``epochs``), multitask_seg_weight,
         multitask_lr: paper 004's network and its training (Adam, one learning rate, no warm-up).
         eps, alpha, steps: L-inf budget, step and steps of the kit's training attacks (pgd_at, trades,
@@ -94,6 +98,9 @@ class ClassifierConfig(RecipeParams):
         trades_beta, fast_alpha_ratio, jsd_weight, augmix_*: TRADES' beta, fast_at's step / eps, the AugMix / RTDA
             Jensen-Shannon weight and AugMix's severity, width, depth.
         eval_batch: batch size for prediction.
+
+    Defaults: papers 001, 002 and 004's values where they give one (``docs/fidelity.md``); the others, marked ``kit``,
+    are the kit's choices.
     """
 
     width: float = 1.0
@@ -103,7 +110,7 @@ class ClassifierConfig(RecipeParams):
     last_layer_epochs: int = 0
     warmup_epochs: int = 41
     batch_per_class: int = 4
-    steps_per_epoch: int = 0
+    steps_per_epoch: int = 0  # kit: every training image once per epoch
     lr_head: float = 1e-4
     lr_features: float = 1e-5
     betas: tuple[float, float] = (0.5, 0.9)
@@ -111,18 +118,19 @@ class ClassifierConfig(RecipeParams):
     gp_k: float = 10.0
     gp_power: float = 4.0
     gp_at: str = "image"
-    erm_also_gp_at: tuple[str, ...] = ()
-    recipes: tuple[str, ...] = ("erm", "pgd_at", "rtda")
-    finetune_from_erm: bool = False
-    finetune_epochs: int = 0
-    multitask: bool = True
+    erm_also_gp_at: tuple[str, ...] = ()  # kit
+    recipes: tuple[str, ...] = ("erm", "pgd_at", "rtda")  # kit: the standard, adversarial and RTDA training
+    finetune_from_erm: bool = False  # the papers train every recipe from the initial weights
+    finetune_epochs: int = 0  # kit
+    multitask: bool = True  # kit
     multitask_encoder: str = "resnet50"
     multitask_width: float = 1.0
-    multitask_decoder_width: int = 256
-    multitask_epochs: int = 0
-    multitask_seg_weight: float = 1.0
-    multitask_lr: float = 1e-4
-    eval_batch: int = 128
+    multitask_decoder_width: int = 256  # kit: paper 004's first decoder sub-box has 1024 (the full profile)
+    multitask_epochs: int = 0  # kit: as many as epochs
+    multitask_seg_weight: float = 1.0  # kit
+    multitask_lr: float = 1e-4  # kit: paper 001's head learning rate
+    eval_batch: int = 128  # kit: prediction only, no effect on results
+    reference_model: str = "vgg_erm"  # the kit's choice: paper 001's network trained by ERM, the papers' baseline
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.recipes) - set(RECIPES))
@@ -142,6 +150,18 @@ class ClassifierConfig(RecipeParams):
             check_gp_at(reading)
         if not (0 <= self.eps <= 1 and 0 <= self.alpha <= 1):
             raise ConfigError(f"classifier.eps={self.eps}, alpha={self.alpha}; budgets are in [0, 1] pixel units.")
+        if self.reference_model not in self.model_names():
+            raise ConfigError(f"classifier.reference_model is {self.reference_model!r}, which this section does not "
+                              f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
+                              "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes.")
+
+    def model_names(self) -> list[str]:
+        """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
+
+        Returns:
+            The names in training order.
+        """
+        return [run.name for run in vgg_runs(self)] + ([MULTITASK_NAME] if self.multitask else [])
 
     def recipe_params(self) -> RecipeParams:
         """The recipes' hyper-parameters."""
@@ -477,7 +497,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
         torch.manual_seed(ctx.profile.seed)
         model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
                                                 imagenet=cfg.imagenet))
-        spec = TrainSpec(name="multitask_erm", recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
+        spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
                          warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
         result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
                      train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta)

@@ -72,6 +72,9 @@ class RecipeParams:
 
     ``eps``/``alpha``/``steps``: the kit's L-inf attacks (pgd_at, trades, fast_at, rtda_focal_linf); ``l2_*``:
     pgd_at_l2; ``rtda_*``: paper 002's L2-PGD (2/255, 0.5/255 and 7 steps in its authors' code).
+
+    Defaults: paper 002's values for ``rtda_*``, ``jsd_weight`` and ``augmix_*``; the budgets and steps of the other
+    recipes, ``trades_beta`` and ``fast_alpha_ratio`` are the kit's choices (the usual values of their own papers).
     """
 
     eps: float = 2 / 255
