@@ -55,3 +55,22 @@ def test_widgets_build_and_follow_their_sliders(tiny_vgg) -> None:  # noqa: F811
     viewer = triplet_viewer(x, x[::-1], ["a", "b", "c"])
     assert viewer.children[0].max == 2
     viewer.children[0].value = 1
+
+
+def test_in_a_batch_run_the_widgets_draw_their_first_frame_and_make_no_widget(tiny_vgg, monkeypatch, capsys) -> None:  # noqa: F811
+    """The runner sets MEDADV_BATCH=1: no ipywidgets object (nbclient can hang on its messages), one figure instead."""
+    import sys
+
+    import matplotlib.pyplot as plt
+
+    from medadv.config import BATCH_ENV
+
+    monkeypatch.setenv(BATCH_ENV, "1")
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # importing it would now fail
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda fig: shown.append(len(fig.axes)))
+    x = images()
+    assert eps_explorer(tiny_vgg, x, np.array([1, 0, 1]), [2 / 255], 3, CPU) is None
+    assert triplet_viewer(x, x[::-1], ["a", "b", "c"]) is None
+    assert shown == [4, 3] and plt.get_fignums() == []
+    assert capsys.readouterr().out.count("Batch run: the first frame") == 2

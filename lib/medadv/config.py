@@ -43,6 +43,9 @@ from medadv.strict_yaml import load_yaml
 PROFILE_DIR = Path(__file__).with_name("profiles")
 PROFILE_NAMES = ("smoke", "default", "full", "workshop")
 MODALITIES = ("mammography", "ultrasound", "xray")
+#: Set to ``1`` by the runner (:mod:`medadv.pipeline`) for every kernel it starts: nobody is there to move a widget's
+#: slider, so the widget cells draw their first frame only (:mod:`medadv.stages.widgets`).
+BATCH_ENV = "MEDADV_BATCH"
 # Every section a profile may hold besides ``name`` and ``seed``: the one list of them. A module that reads a new
 # section adds its name here (``effects``, ``detect`` and ``cluster`` are read by the replication, detector and sweep
 # modules).

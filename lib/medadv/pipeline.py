@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medadv.config import PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides, pick_device
+from medadv.config import BATCH_ENV, PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides, pick_device
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.report import (CONFIG_FILE, MANIFEST_FILE, kit_root, read_json, remove_stale_outputs, sha256_file,
                            write_config, write_json)
@@ -353,6 +353,7 @@ def run_pipeline(
     # The kernels draw inline whatever the caller's shell says (MPLBACKEND=agg would keep every figure out of the
     # executed notebooks); the figure files are written by RunContext.save_figure either way.
     os.environ["MPLBACKEND"] = INLINE_BACKEND
+    os.environ[BATCH_ENV] = "1"  # widget cells draw their first frame: nbclient can hang on widget messages
     os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
 
     total_start = time.perf_counter()

@@ -8,11 +8,16 @@
 
 What the widgets draw is computed by plain functions (:func:`eps_panel`, :func:`triplet_panel`) that the tests call;
 the widgets only wire a slider to them and draw with matplotlib into an ``Output``. Nothing is computed until a
-widget is made (one image, the first budget) and then on each slider move, one image at a time, so that papermill,
-which has no front end, runs the cells in a moment (it stores the widget's state, which renders nothing).
+widget is made (one image, the first budget) and then on each slider move, one image at a time.
+
+In a batch run (the kit's runner sets ``MEDADV_BATCH=1`` for the kernels it starts) no widget is made: there is no
+front end to move a slider, and nbclient, which papermill drives, can wait forever for a cell whose widget messages
+race with its reply (jupyter/nbclient#312; it stopped two of seven CPU runs here). The cell then draws the widget's
+first frame as an ordinary figure and says how to get the slider.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,9 +27,15 @@ from torch import nn
 
 from medadv.attacks.gradient import pgd
 from medadv.attacks.robustness import positive_scores
+from medadv.config import BATCH_ENV
 from medadv.explain.attribute import attribute
 
-__all__ = ["eps_explorer", "eps_panel", "triplet_panel", "triplet_viewer"]
+__all__ = ["BATCH_ENV", "eps_explorer", "eps_panel", "in_batch_run", "triplet_panel", "triplet_viewer"]
+
+
+def in_batch_run() -> bool:
+    """True in a kernel started by the kit's runner (``MEDADV_BATCH=1``), where nobody can move a slider."""
+    return os.environ.get(BATCH_ENV) == "1"
 
 
 def eps_panel(model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device,
@@ -78,21 +89,45 @@ def triplet_panel(real: np.ndarray, fake: np.ndarray) -> dict[str, np.ndarray]:
     return {"real": real, "fake": fake, "difference": shown, "max_change": scale}
 
 
-def _draw(output: Any, panels: Sequence[tuple[str, np.ndarray, str]], title: str) -> None:
-    """Draw grey panels (name, image, colour map) side by side into an ipywidgets ``Output``."""
+def _figure(panels: Sequence[tuple[str, np.ndarray, str]], title: str) -> Any:
+    """Grey panels (name, image, colour map) side by side, as one matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    for ax, (name, img, cmap) in zip(axes, panels, strict=True):
+        ax.imshow(img, cmap=cmap, vmin=0, vmax=1 if cmap == "gray" else None)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _show(output: Any, panels: Sequence[tuple[str, np.ndarray, str]], title: str) -> None:
+    """Draw the panels into an ipywidgets ``Output``, or, with ``output=None`` (a batch run), into the cell itself."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    if output is None:
+        display(_figure(panels, title))
+        plt.close("all")
+        print("Batch run: the first frame of the interactive viewer; open the notebook in Jupyter for its sliders.")
+        return
     with output:
         output.clear_output(wait=True)
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
-        for ax, (name, img, cmap) in zip(axes, panels, strict=True):
-            ax.imshow(img, cmap=cmap, vmin=0, vmax=1 if cmap == "gray" else None)
-            ax.set_title(name, fontsize=9)
-            ax.axis("off")
-        fig.suptitle(title, fontsize=10)
+        fig = _figure(panels, title)
         display(fig)
         plt.close(fig)
+
+
+def _eps_frame(model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device,
+              seed: int) -> tuple[list[tuple[str, np.ndarray, str]], str]:
+    """The panels and title :func:`eps_explorer` shows for one image at one budget."""
+    p = eps_panel(model, image, label, eps, steps, device, seed)
+    panels = [("image", p["image"], "gray"),
+              (f"perturbation x{0.5 / max(p['max_change'], 1e-12):.0f}", p["perturbation_shown"], "gray"),
+              ("adversarial", p["adversarial"], "gray"), ("Grad-CAM (adversarial)", p["gradcam"], "jet")]
+    return panels, (f"true class {label}: P(positive) {p['p_clean']:.2f} -> {p['p_adversarial']:.2f} "
+                    f"at eps {eps * 255:g}/255")
 
 
 def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_values: Sequence[float], steps: int,
@@ -101,23 +136,23 @@ def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_v
     drawing :func:`eps_panel`.
 
     Returns:
-        The ipywidgets ``VBox`` (display it; the last expression of a cell does).
+        The ipywidgets ``VBox`` (display it; the last expression of a cell does); ``None`` in a batch run
+        (:func:`in_batch_run`), where the first frame (first image, smallest non-zero budget) is drawn instead.
     """
+    budgets = sorted({0.0, *map(float, eps_values)})
+    first = budgets[min(1, len(budgets) - 1)]
+    if in_batch_run():
+        _show(None, *_eps_frame(model, images[0], int(labels[0]), first, steps, device, seed))
+        return None
     import ipywidgets as w
 
-    budgets = sorted({0.0, *map(float, eps_values)})
-    eps = w.SelectionSlider(options=[(f"{e * 255:g}/255", e) for e in budgets], value=budgets[min(1, len(budgets) - 1)],
-                            description="eps", continuous_update=False)
+    eps = w.SelectionSlider(options=[(f"{e * 255:g}/255", e) for e in budgets], value=first, description="eps",
+                            continuous_update=False)
     pick = w.IntSlider(0, 0, len(labels) - 1, description="image", continuous_update=False)
     out = w.Output()
 
     def redraw(_: Any = None) -> None:
-        p = eps_panel(model, images[pick.value], int(labels[pick.value]), eps.value, steps, device, seed)
-        _draw(out, [("image", p["image"], "gray"), (f"perturbation x{0.5 / max(p['max_change'], 1e-12):.0f}",
-                                                    p["perturbation_shown"], "gray"),
-                    ("adversarial", p["adversarial"], "gray"), ("Grad-CAM (adversarial)", p["gradcam"], "jet")],
-              f"true class {int(labels[pick.value])}: P(positive) {p['p_clean']:.2f} -> {p['p_adversarial']:.2f} "
-              f"at eps {eps.value * 255:g}/255")
+        _show(out, *_eps_frame(model, images[pick.value], int(labels[pick.value]), eps.value, steps, device, seed))
 
     eps.observe(redraw, "value")
     pick.observe(redraw, "value")
@@ -125,22 +160,29 @@ def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_v
     return w.VBox([w.HBox([pick, eps]), out])
 
 
+def _triplet_frame(real: np.ndarray, fake: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """The panels :func:`triplet_viewer` shows for one pair."""
+    p = triplet_panel(real, fake)
+    return [("real", p["real"], "gray"), ("fake", p["fake"], "gray"),
+            (f"real - fake (largest change {p['max_change'] * 255:.1f}/255)", p["difference"], "gray")]
+
+
 def triplet_viewer(real: np.ndarray, fake: np.ndarray, titles: Sequence[str]) -> Any:
     """A widget: a slider over (real, fake) pairs drawing real, fake and their difference (:func:`triplet_panel`).
 
     Returns:
-        The ipywidgets ``VBox``.
+        The ipywidgets ``VBox``; ``None`` in a batch run (:func:`in_batch_run`), where the first pair is drawn instead.
     """
+    if in_batch_run():
+        _show(None, _triplet_frame(real[0], fake[0]), str(titles[0]))
+        return None
     import ipywidgets as w
 
     pick = w.IntSlider(0, 0, len(real) - 1, description="pair", continuous_update=False)
     out = w.Output()
 
     def redraw(_: Any = None) -> None:
-        p = triplet_panel(real[pick.value], fake[pick.value])
-        _draw(out, [("real", p["real"], "gray"), ("fake", p["fake"], "gray"),
-                    (f"real - fake (largest change {p['max_change'] * 255:.1f}/255)", p["difference"], "gray")],
-              str(titles[pick.value]))
+        _show(out, _triplet_frame(real[pick.value], fake[pick.value]), str(titles[pick.value]))
 
     pick.observe(redraw, "value")
     redraw()
