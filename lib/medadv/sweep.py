@@ -392,6 +392,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     Returns:
         0 when every run and notebook 90 completed, 1 when any failed (each named in ``sweep.json``).
     """
+    console_logger()
     base = load_profile(profile, overrides)
     if cluster is None:
         cluster = section_config(ClusterConfig, base.section("cluster"), "cluster")

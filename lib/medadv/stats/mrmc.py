@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -300,6 +301,30 @@ def _f_sf(f: float, df_num: float, df_den: float) -> float:
     return float(stats.f.sf(f, df_num, df_den))
 
 
+def _pairwise_differences(means_t: np.ndarray, treatments: Sequence[str], analyses: dict[str, tuple[float, float]],
+                          r: int, level: float) -> pd.DataFrame:
+    """Each pair of treatments' AUC difference under each analysis ``name: (D, df)``, Var(diff) = 2 D / r.
+
+    Returns:
+        One row per analysis and pair: analysis, treatment_a, treatment_b, auc_a, auc_b, diff, std_err, df, ci_low,
+        ci_high, p_value (a normal reference where df is infinite, Student's t otherwise).
+    """
+    rows = []
+    for name, (den, df) in analyses.items():
+        q = stats.norm.ppf(0.5 + level / 2) if np.isinf(df) else stats.t.ppf(0.5 + level / 2, df)
+        se = float(np.sqrt(2.0 / r * den))
+        for a, b in itertools.combinations(range(len(treatments)), 2):
+            d = float(means_t[a] - means_t[b])
+            stat = d / se if se > 0 else (0.0 if d == 0 else np.copysign(np.inf, d))
+            p = 2 * (stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df))
+            rows.append({
+                "analysis": name, "treatment_a": treatments[a], "treatment_b": treatments[b],
+                "auc_a": float(means_t[a]), "auc_b": float(means_t[b]), "diff": d, "std_err": se, "df": float(df),
+                "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(p),
+            })
+    return pd.DataFrame(rows)
+
+
 def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95) -> ORHillisResult:
     """Obuchowski-Rockette analysis with Hillis's denominator degrees of freedom (see the module docstring).
 
@@ -341,20 +366,7 @@ def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95
 
     # Per analysis (D, df): Var(theta_a. - theta_b.) = 2 D / r (Hillis 2007); df = inf means a normal reference.
     analyses = {"RRRC": (den_rrrc, ddf), "FRRC": (den_frrc, np.inf), "RRFC": (ms_tr, df_tr)}
-    rows = []
-    for name, (den, df) in analyses.items():
-        q = stats.norm.ppf(0.5 + level / 2) if np.isinf(df) else stats.t.ppf(0.5 + level / 2, df)
-        se = float(np.sqrt(2.0 / r * den))
-        for a, b in itertools.combinations(range(t), 2):
-            d = float(means_t[a] - means_t[b])
-            stat = d / se if se > 0 else (0.0 if d == 0 else np.copysign(np.inf, d))
-            p = 2 * (stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df))
-            rows.append({
-                "analysis": name, "treatment_a": m.treatments[a], "treatment_b": m.treatments[b],
-                "auc_a": float(means_t[a]), "auc_b": float(means_t[b]), "diff": d, "std_err": se, "df": float(df),
-                "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(p),
-            })
-    pairs = pd.DataFrame(rows)
+    pairs = _pairwise_differences(means_t, m.treatments, analyses, r, float(level))
 
     def two(name: str, col: str) -> float:
         row = pairs[pairs["analysis"] == name]
