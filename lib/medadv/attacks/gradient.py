@@ -259,6 +259,24 @@ def pgd(
 
     Returns:
         adversarial images of the same shape, within eps of ``x`` and in [0, 1].
+
+    Example:
+        A two-class "model" that calls an image bright (class 1) when its mean grey level is above 0.5, and two
+        images just either side of it:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-torch.ones(16), torch.ones(16)]))
+        ...     _ = model[1].bias.copy_(torch.tensor([8.0, -8.0]))
+        >>> x = torch.stack([torch.full((1, 4, 4), 0.45), torch.full((1, 4, 4), 0.55)])
+        >>> y = torch.tensor([0, 1])
+        >>> model(x).argmax(1)
+        tensor([0, 1])
+        >>> x_adv = pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0))
+        >>> model(x_adv).argmax(1), round(float((x_adv - x).abs().max()), 6)  # both flipped, within eps
+        (tensor([1, 0]), 0.1)
     """
     _check_inputs(x, y, eps, norm)
     if steps < 1 or restarts < 1:
@@ -385,6 +403,24 @@ def apgd(
 
     Returns:
         adversarial images within eps of ``x`` and in [0, 1].
+
+    Example:
+        A two-class "model" that calls an image bright (class 1) when its mean grey level is above 0.5, and two
+        images just either side of it:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-torch.ones(16), torch.ones(16)]))
+        ...     _ = model[1].bias.copy_(torch.tensor([8.0, -8.0]))
+        >>> x = torch.stack([torch.full((1, 4, 4), 0.45), torch.full((1, 4, 4), 0.55)])
+        >>> y = torch.tensor([0, 1])
+        >>> model(x).argmax(1)
+        tensor([0, 1])
+        >>> x_adv = apgd(model, x, y, eps=0.1, steps=20, generator=torch.Generator().manual_seed(0))
+        >>> model(x_adv).argmax(1), bool((x_adv - x).abs().max() <= 0.1 + 1e-6)  # both flipped, within eps
+        (tensor([1, 0]), True)
     """
     _check_inputs(x, y, eps, norm)
     if y.ndim != 1:

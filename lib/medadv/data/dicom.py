@@ -272,7 +272,33 @@ def load_dicom(path: str | Path, frame: int | None = None) -> DicomPixels:
 
 
 def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
-    """The presentation values of a DICOM image (of ``frame``) as an (H, W) array; see :func:`load_dicom`."""
+    """The presentation values of a DICOM image (of ``frame``); see :func:`load_dicom`.
+
+    Returns:
+        The (H, W) values, higher = brighter (MONOCHROME1 inverted): integer when no LUT changed the stored values,
+        float64 otherwise (:attr:`DicomPixels.values`).
+
+    Raises:
+        DataError: as :func:`load_dicom`, naming the file.
+
+    Example:
+        A 12-bit MONOCHROME1 image (0 = white) written with pydicom comes back with white as its highest value:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from pydicom import Dataset
+        >>> from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+        >>> ds = Dataset()
+        >>> ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+        >>> ds.set_pixel_data(np.array([[0, 1000], [2000, 4095]], np.uint16), "MONOCHROME1", 12)
+        >>> folder_for_example = tempfile.TemporaryDirectory()  # removed when the session ends
+        >>> path = Path(folder_for_example.name) / "image.dcm"
+        >>> ds.save_as(path, enforce_file_format=True)
+        >>> read_dicom(path)
+        array([[4095, 3095],
+               [2095,    0]], dtype=uint16)
+    """
     return load_dicom(path, frame).values
 
 

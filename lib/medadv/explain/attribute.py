@@ -221,8 +221,34 @@ def attribute(
         ig_steps: integration steps of integrated gradients.
         occlusion_window, occlusion_stride: side and stride in pixels of the occluding square.
 
+    Returns:
+        The maps, float32 (N, H, W), larger = more relevant to the target class (sign conventions per method in the
+        module docstring).
+
     Raises:
         ConfigError: unknown method or settings out of range; DataError: images not (N, 1, H, W) in [0, 1].
+
+    Example:
+        A model whose class 1 looks only at the top-left 2 x 2 corner; its gradient map lights up that corner, which
+        the alignment metrics then score as a perfect hit:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from medadv.explain.alignment import relevance_rank_accuracy
+        >>> corner = torch.zeros(4, 4, dtype=torch.bool)
+        >>> corner[:2, :2] = True
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-corner.flatten().float(), corner.flatten().float()]))
+        ...     _ = model[1].bias.zero_()
+        >>> maps = attribute(model, torch.full((1, 1, 4, 4), 0.5), "saliency", target=1)
+        >>> maps
+        array([[[1., 1., 0., 0.],
+                [1., 1., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 0., 0.]]], dtype=float32)
+        >>> relevance_rank_accuracy(maps, corner[None].numpy())
+        array([1.])
     """
     if method not in METHODS:
         raise ConfigError(f"attribution method {method!r} is unknown; choose one of {METHODS}.")
