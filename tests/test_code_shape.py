@@ -7,9 +7,8 @@ Rules checked here, by reading the source with ``ast`` (nothing is imported):
   A nested function counts towards the function that holds it (it is part of reading it) and is also measured alone.
 * **Every public function documents what it returns.** Public means a module-level function or a method of a public
   class whose name has no leading underscore, in a module whose path has no part with a leading underscore; its
-  docstring must have a ``Returns`` section (Google style ``Returns:`` or ``Yields:``). Functions that return nothing
-  say so with ``Returns: None`` ...; properties and dunder methods are exempt, and so are ``main`` functions of the
-  console scripts whose return value is the exit status documented in their docstring (they still need one).
+  docstring must have a Google-style ``Returns:`` (or ``Yields:``) section. Exempt are functions annotated
+  ``-> None`` (nothing comes back), properties and dunder methods.
 """
 
 from __future__ import annotations
@@ -111,6 +110,8 @@ def public_functions_without_returns(root: Path = LIB) -> list[str]:
                     if decorators & {"property", "functools.cached_property", "cached_property"} or any(
                         d.endswith(".setter") for d in decorators
                     ):
+                        continue
+                    if isinstance(child.returns, ast.Constant) and child.returns.value is None:
                         continue
                     doc = ast.get_docstring(child) or ""
                     if not _RETURNS.search(doc):

@@ -88,7 +88,11 @@ def _module_main(module: str) -> Callable[[Sequence[str]], int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser: the sub-command and everything after it (parsed by the sub-command itself)."""
+    """The top-level parser: the sub-command and everything after it (parsed by the sub-command itself).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="medadv: an open study kit for the safety of medical-imaging AI. "

@@ -52,7 +52,11 @@ LOG = logging.getLogger(RUN_LOGGER)
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
     """The notebooks ``NN_*.ipynb`` of ``notebooks_dir`` in order; ``only`` keeps those whose name starts with one of
     the given prefixes (``["00", "03"]``). Notebooks ``90``-``99`` run over a sweep's folder (:mod:`medadv.sweep`),
-    never in a run's chain."""
+    never in a run's chain.
+
+    Returns:
+        The notebook paths, sorted by name.
+    """
     found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith(SWEEP_NOTEBOOK_PREFIX))
     if not found:
         raise ConfigError(f"no notebooks NN_name.ipynb found in {notebooks_dir}; run from the kit's checkout.")
@@ -67,7 +71,11 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
 
 
 def code_digest() -> str:
-    """sha256 over the library's source files (a change to the library invalidates every notebook)."""
+    """sha256 over the library's source files (a change to the library invalidates every notebook).
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256()
     for path in sorted(LIB_DIR.rglob("*")):
         if path.is_file() and path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts:
@@ -79,7 +87,11 @@ def code_digest() -> str:
 def data_digest(data_manifest: str | None, data_root: str | None) -> str:
     """sha256 of the data set a run reads: the manifest file's bytes and the data root's listing (relative path,
     size and mtime of every file), so that a changed, added or removed file makes notebook 00 and its followers
-    rerun; ``""`` for the phantom cohort, which notebook 00 makes and registers itself."""
+    rerun; ``""`` for the phantom cohort, which notebook 00 makes and registers itself.
+
+    Returns:
+        The hex digest, or ``""`` for the phantom cohort.
+    """
     if data_manifest is None or data_root is None:
         return ""
     digest = hashlib.sha256(Path(data_manifest).read_bytes())
@@ -92,7 +104,11 @@ def data_digest(data_manifest: str | None, data_root: str | None) -> str:
 
 
 def notebook_parameters(notebook: Path) -> set[str]:
-    """The names in a notebook's ``parameters`` cell (papermill's own reading of it)."""
+    """The names in a notebook's ``parameters`` cell (papermill's own reading of it).
+
+    Returns:
+        The parameter names.
+    """
     import papermill
 
     return set(papermill.inspect_notebook(str(notebook)))
@@ -103,7 +119,11 @@ def notebook_key(
     data: str = "",
 ) -> str:
     """The key that decides whether a completed notebook can be skipped (see the module docstring); ``data`` is
-    :func:`data_digest`."""
+    :func:`data_digest`.
+
+    Returns:
+        The hex sha256 key.
+    """
     earlier = {
         rel: meta["sha256"]
         for rel, meta in sorted(manifest.get("outputs", {}).items())
@@ -124,7 +144,11 @@ def notebook_key(
 
 def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = None) -> list[str]:
     """The registered outputs (of notebook ``name``, or of every notebook) that are missing or whose bytes no longer
-    match their recorded sha256, relative to the run folder."""
+    match their recorded sha256, relative to the run folder.
+
+    Returns:
+        The paths relative to the run folder, sorted.
+    """
     return sorted(
         rel for rel, meta in manifest.get("outputs", {}).items()
         if (name is None or meta.get("notebook") == name)
@@ -133,7 +157,11 @@ def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = N
 
 
 def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
-    """Whether every output that notebook ``name`` registered is still there with its recorded sha256."""
+    """Whether every output that notebook ``name`` registered is still there with its recorded sha256.
+
+    Returns:
+        True when none of its outputs is missing or changed.
+    """
     return not broken_outputs(run_dir, manifest, name)
 
 
@@ -144,6 +172,9 @@ def ensure_kernel() -> str:
     When ``medadv`` is missing or names another interpreter (say a user-wide one of another checkout, from ``medadv
     kernel install``), this interpreter is registered in its own prefix and that prefix is put first on
     ``JUPYTER_PATH`` for the kernels this process starts.
+
+    Returns:
+        The kernel's name, ``medadv``.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -253,6 +284,9 @@ def check_run(
     extra_params: dict[str, Any],
 ) -> list[Path]:
     """Check a run before anything is written (see the module docstring); return the notebooks to run.
+
+    Returns:
+        The notebooks to run: those asked for, or every notebook when ``force`` meets changed settings.
 
     Raises:
         ConfigError: ``run_dir`` is a file; the device is not there; a ``--param`` no notebook to run takes; the
@@ -452,7 +486,11 @@ def run_pipeline(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``medadv run`` (and of ``./run_all.sh``, which passes its arguments on unchanged)."""
+    """The options of ``medadv run`` (and of ``./run_all.sh``, which passes its arguments on unchanged).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog="medadv run", description=__doc__.split("\n\n")[0],
         epilog="Relative paths are taken from the current directory. Research and teaching only, not for clinical use.",
@@ -477,7 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings)."""
+    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings).
+
+    Returns:
+        ``{name: value}``.
+    """
     import yaml
 
     out: dict[str, Any] = {}

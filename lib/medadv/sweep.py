@@ -190,7 +190,11 @@ def plan_runs(profile: str, seeds: Sequence[int], sweep_dir: Path, grid: tuple[s
 
 
 def sweep_digest(notebooks_dir: Path) -> str:
-    """sha256 of the library and the notebooks: a finished run is skipped only while this is unchanged."""
+    """sha256 of the library and the notebooks: a finished run is skipped only while this is unchanged.
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256(code_digest().encode())
     for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
         digest.update(path.name.encode() + path.read_bytes())
@@ -198,7 +202,11 @@ def sweep_digest(notebooks_dir: Path) -> str:
 
 
 def run_complete(run_dir: Path) -> bool:
-    """Whether the run folder's ``manifest.json`` says every notebook completed."""
+    """Whether the run folder's ``manifest.json`` says every notebook completed.
+
+    Returns:
+        True when the run completed.
+    """
     manifest = read_json(Path(run_dir) / MANIFEST_FILE, default={})
     return bool(manifest.get("complete"))
 
@@ -429,6 +437,11 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``medadv sweep`` (``run_all.sh --sweep``).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(prog="run_all.sh --sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", required=True, metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")

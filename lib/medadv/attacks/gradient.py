@@ -62,7 +62,11 @@ APGD_LOSSES = ("ce", "margin")
 # ---- shared helpers ---------------------------------------------------------------------------------------------------
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards."""
+    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards.
+
+    Yields:
+        ``model``, in eval mode until the block ends.
+    """
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
@@ -336,6 +340,9 @@ def ifgsm(
     PGD in the L-inf ball without random start. ``alpha`` defaults to ``eps / steps`` (the whole budget can be
     reached in ``steps`` steps); ``y`` defaults to the model's own prediction on ``x`` (paper 004, Sec. II-D:
     "y is the predicted label linked to x").
+
+    Returns:
+        Adversarial images within ``eps`` of ``x`` and in [0, 1].
     """
     if y is None:
         y = predict(model, x)
@@ -350,6 +357,9 @@ def margin_loss(logits: Tensor, y: Tensor) -> Tensor:
     Carlini & Wagner's margin on logits; APGD with this loss replaces AutoAttack's DLR loss, whose denominator
     ``z_pi1 - z_pi3`` needs at least three classes, for the study's two-class models. The sign is flipped from
     ``z_y - max_{j != y} z_j`` so that every attack here maximises its loss.
+
+    Returns:
+        The loss per sample (N,).
     """
     target = _target_class(y)
     true = logits.gather(1, target[:, None])[:, 0]
@@ -509,6 +519,10 @@ def _apgd_run(
 # ---- evaluation helpers -----------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """The model's predicted class for each image (eval mode, training flags restored)."""
+    """The model's predicted class for each image (eval mode, training flags restored).
+
+    Returns:
+        The classes (N,).
+    """
     with eval_mode(model):
         return torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])

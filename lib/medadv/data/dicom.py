@@ -67,7 +67,11 @@ class DicomPixels:
 
 
 def decoder_advice(transfer_syntax: str) -> str:
-    """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string)."""
+    """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string).
+
+    Returns:
+        The advice, a pip command.
+    """
     for prefix, advice in _DECODER_ADVICE:
         if transfer_syntax.startswith(prefix):
             return f"{_EXTRA_ADVICE}  (or: {advice})"
@@ -95,7 +99,11 @@ def _read_dataset(path: Path, stop_before_pixels: bool = False) -> "pydicom.Data
 
 
 def read_dicom_header(path: str | Path) -> "pydicom.Dataset":  # noqa: F821
-    """The header of a DICOM file without its pixel data (fast), or a :class:`DataError` naming the file."""
+    """The header of a DICOM file without its pixel data (fast), or a :class:`DataError` naming the file.
+
+    Returns:
+        The header, a pydicom dataset without pixel data.
+    """
     return _read_dataset(Path(path), stop_before_pixels=True)
 
 
@@ -304,7 +312,11 @@ def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
 
 def is_dicom(path: str | Path) -> bool:
     """Whether ``path`` is a DICOM file: a ``.dcm`` / ``.dicom`` suffix, or the ``DICM`` mark after the 128-byte
-    preamble (PS3.10 7.1), which DICOM files without a suffix (as PACS exports name them) carry."""
+    preamble (PS3.10 7.1), which DICOM files without a suffix (as PACS exports name them) carry.
+
+    Returns:
+        True for a DICOM file.
+    """
     path = Path(path)
     if path.suffix.lower() in (".dcm", ".dicom"):
         return True
@@ -316,7 +328,11 @@ def is_dicom(path: str | Path) -> bool:
 
 
 def read_dicom_stored(path: str | Path) -> np.ndarray:
-    """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files."""
+    """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files.
+
+    Returns:
+        The stored values (H, W), in their stored integer type.
+    """
     path = Path(path)
     ds = _read_dataset(path)
     if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":

@@ -50,6 +50,9 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
       torchvision's ``layer4``), the "activation layer" of paper 004 Sec. II-C.
     * :class:`~medadv.models.backbones.TorchvisionClassifier`: ``layer4`` of a ResNet, else the net's ``features``.
 
+    Returns:
+        The layer (a submodule of ``model``).
+
     Raises:
         ConfigError: any other model class; pass ``layer=`` to :func:`attribute` for it.
     """
@@ -81,6 +84,11 @@ class CallOrdered(nn.Module):
         self.position = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the wrapped activation modules in turn, one per call of the original module.
+
+        Returns:
+            The activation's output.
+        """
         out = self.calls[self.position](x)
         self.position = (self.position + 1) % len(self.calls)
         return out
@@ -94,7 +102,11 @@ def _reset_call_order(model: nn.Module, _inputs: tuple[torch.Tensor, ...]) -> No
 
 def attribution_copy(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     """A private copy of ``model`` for hook-based attribution: eval mode, in-place activations off, and every
-    activation that one forward pass of ``probe`` (N, 1, H, W) calls more than once split into one module per call."""
+    activation that one forward pass of ``probe`` (N, 1, H, W) calls more than once split into one module per call.
+
+    Returns:
+        The copy; ``model`` is unchanged.
+    """
     twin = copy.deepcopy(model).eval()
     for module in twin.modules():
         if isinstance(getattr(module, "inplace", None), bool):
@@ -133,7 +145,11 @@ def _as_batch(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def predicted_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Argmax class of every image (N,), on the CPU, computed in batches without gradients."""
+    """Argmax class of every image (N,), on the CPU, computed in batches without gradients.
+
+    Returns:
+        The classes (N,), int64, on the CPU.
+    """
     device = next(model.parameters()).device
     with torch.no_grad():
         out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
@@ -278,7 +294,11 @@ def attribute(
 
 
 def layer_path(model: nn.Module, layer: nn.Module) -> str:
-    """Qualified name of ``layer`` inside ``model`` (to find the same layer in a copy of the model)."""
+    """Qualified name of ``layer`` inside ``model`` (to find the same layer in a copy of the model).
+
+    Returns:
+        The dotted path of the layer.
+    """
     for name, module in model.named_modules():
         if module is layer:
             return name

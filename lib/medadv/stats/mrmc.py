@@ -77,7 +77,11 @@ class RatingsMatrix:
     paired: bool
 
     def treatment_cases(self, i: int) -> np.ndarray:
-        """Boolean mask of the cases that treatment ``i`` uses."""
+        """Boolean mask of the cases that treatment ``i`` uses.
+
+        Returns:
+            The mask (n_cases,), bool.
+        """
         return ~np.isnan(self.ratings[i, 0])
 
 
@@ -132,7 +136,11 @@ class ORHillisResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per analysis (RRRC, FRRC, RRFC) and treatment pair, with the global test and the variance
-        components repeated on each row: the table a notebook saves as ``mrmc.csv``."""
+        components repeated on each row: the table a notebook saves as ``mrmc.csv``.
+
+        Returns:
+            The table.
+        """
         tests = pd.DataFrame(
             {
                 "analysis": ["RRRC", "FRRC", "RRFC"],
@@ -157,6 +165,9 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
 
     Either every treatment uses the same cases (paired) or each treatment has its own cases (unpaired); in both,
     every reader rates every case of a treatment.
+
+    Returns:
+        :class:`RatingsMatrix`: ratings (treatments, readers, cases), NaN where a treatment does not use a case.
 
     Raises:
         DataError: a missing column, a missing or non-finite rating, non-binary or inconsistent truth, a duplicated

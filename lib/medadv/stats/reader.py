@@ -117,6 +117,9 @@ def _normalise_answer(series: pd.Series) -> pd.Series:
 def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate response CSVs (one per reader, or per reader and session), checking each file's columns.
 
+    Returns:
+        The responses, one row per read, in file order.
+
     Raises:
         DataError: no file, an unreadable file, or a file that lacks a response column (the file is named).
     """
@@ -318,7 +321,11 @@ def _check_sessions_complete(joined: pd.DataFrame, k: pd.DataFrame, sessions: Se
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial confidence interval for ``k`` successes in ``n`` trials."""
+    """Exact (Clopper-Pearson) binomial confidence interval for ``k`` successes in ``n`` trials.
+
+    Returns:
+        (low, high), NaN for ``n == 0``.
+    """
     _check_level(level)
     if n == 0:
         return float("nan"), float("nan")
@@ -374,6 +381,9 @@ def subgroup_accuracies(correct_in_order: Sequence[bool], n_groups: int) -> np.n
     """Accuracies of ``n_groups`` consecutive, equal, non-overlapping sub-groups of reads in reading order.
 
     Each sub-group has ``floor(n / n_groups)`` reads; the last ``n mod n_groups`` reads join none.
+
+    Returns:
+        The ``n_groups`` accuracies.
     """
     c = np.asarray(correct_in_order, dtype=float)
     size = c.size // n_groups
@@ -515,6 +525,9 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
     Every subject must be rated by the same number of raters (at least 2). NaN when the expected agreement is 1
     (every rating in one category).
+
+    Returns:
+        Kappa, or NaN.
     """
     c = np.asarray(counts, dtype=float)
     if c.ndim != 2 or c.shape[0] < 1:
@@ -581,6 +594,9 @@ def answer_to_rating(answer: str, confidence: float) -> float:
     ``real`` with confidence c gives ``6 - c`` (1 = surely real ... 5 = unsure-leaning real), ``unsure`` gives 6
     (its confidence is ignored), ``not_real`` with confidence c gives ``6 + c`` (7 ... 11 = surely fake): an
     11-point scale on which larger means more confident the image is fake.
+
+    Returns:
+        The rating, 1 to 11.
     """
     if answer == "unsure":
         return 6.0
@@ -592,7 +608,11 @@ def answer_to_rating(answer: str, confidence: float) -> float:
 
 
 def has_confidence_ratings(table: pd.DataFrame, sessions: Sequence[int] | None = None) -> bool:
-    """True when every real / not_real answer (of the given sessions, or of all) carries a confidence rating."""
+    """True when every real / not_real answer (of the given sessions, or of all) carries a confidence rating.
+
+    Returns:
+        True when every decided answer has a confidence.
+    """
     sub = table if sessions is None else table[table["session"].isin([int(s) for s in sessions])]
     decided = sub["answer"] != "unsure"
     return bool(decided.any() and sub.loc[decided, "confidence"].notna().all())

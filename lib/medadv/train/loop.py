@@ -144,7 +144,11 @@ class ClassifierConfig(RecipeParams):
             raise ConfigError(f"classifier.eps={self.eps}, alpha={self.alpha}; budgets are in [0, 1] pixel units.")
 
     def recipe_params(self) -> RecipeParams:
-        """The recipes' hyper-parameters."""
+        """The recipes' hyper-parameters.
+
+        Returns:
+            The :class:`RecipeParams` of this section.
+        """
         names = {f.name for f in dataclasses.fields(RecipeParams)}
         return RecipeParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
@@ -230,6 +234,9 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Adam:
 def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.Parameter]:
     """The parameters paper 001's phase of 0-based ``epoch`` keeps fixed: all but the ``last`` group in the first
     ``last_layer_epochs``, the ``features`` group (Vnet) in the next ``warmup_epochs``, none afterwards.
+
+    Returns:
+        The frozen parameters (empty after the two phases).
 
     Raises:
         ConfigError: a last-layer phase for a model without a ``last`` parameter group.
@@ -432,7 +439,11 @@ class TrainedClassifier:
 
 
 def classifier_config(profile_section: Any) -> ClassifierConfig:
-    """The profile's ``classifier`` section as a :class:`ClassifierConfig`."""
+    """The profile's ``classifier`` section as a :class:`ClassifierConfig`.
+
+    Returns:
+        The validated :class:`ClassifierConfig`.
+    """
     from medadv.config import section_config
 
     return section_config(ClassifierConfig, profile_section, "classifier")
@@ -524,7 +535,11 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
 def evaluate_trained(
     trained: list[TrainedClassifier], val: SplitArrays, test: SplitArrays, device: torch.device, batch_size: int = 128
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """``classifier_metrics`` rows (validation and test; threshold chosen on validation) and each model's test scores."""
+    """``classifier_metrics`` rows (validation and test; threshold chosen on validation) and each model's test scores.
+
+    Returns:
+        The metrics table and ``{name: test scores}``.
+    """
     from medadv.train.evaluate import evaluate_scores, metrics_rows
 
     rows: list[dict[str, object]] = []
@@ -539,7 +554,11 @@ def evaluate_trained(
 
 
 def delong_table(y: np.ndarray, scores: dict[str, np.ndarray], reference: str) -> pd.DataFrame:
-    """DeLong's paired test of ``reference`` against every other classifier on the same test cases."""
+    """DeLong's paired test of ``reference`` against every other classifier on the same test cases.
+
+    Returns:
+        One row per other classifier: model_a, model_b, auc_difference, z, p_value.
+    """
     from medadv.train.evaluate import compare_classifiers
 
     rows = [{"model_a": name, "model_b": reference, **compare_classifiers(y, score, scores[reference])}

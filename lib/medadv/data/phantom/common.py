@@ -88,7 +88,11 @@ class PhantomPatient:
 
 @functools.lru_cache(maxsize=8)
 def stored_coords(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates (y, x) of the stored grid, in pixels (read-only, cached)."""
+    """Pixel-centre coordinates (y, x) of the stored grid, in pixels (read-only, cached).
+
+    Returns:
+        (y, x), each an (H, W) read-only array.
+    """
     h, w = size
     return _frozen(np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij"))
 
@@ -96,7 +100,11 @@ def stored_coords(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def render_coords(y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of the render sub-pixel centres covering stored pixels [y0, y0 + h) x [x0, x0 + w), in stored
-    pixel units, so sizes read the same at any ``SUPERSAMPLE`` (read-only, cached)."""
+    pixel units, so sizes read the same at any ``SUPERSAMPLE`` (read-only, cached).
+
+    Returns:
+        (y, x), each a (h * SUPERSAMPLE, w * SUPERSAMPLE) read-only array.
+    """
     ys = y0 + (np.arange(h * SUPERSAMPLE) + 0.5) / SUPERSAMPLE
     xs = x0 + (np.arange(w * SUPERSAMPLE) + 0.5) / SUPERSAMPLE
     return _frozen(np.meshgrid(ys, xs, indexing="ij"))
@@ -126,6 +134,9 @@ def powerlaw_field(rng: np.random.Generator, shape: tuple[int, int], beta: float
     White complex noise is shaped by the amplitude f^(-beta/2) in the Fourier domain and transformed back; the
     zero-frequency term is dropped. With beta about 3 this is the standard model of mammographic parenchymal texture
     (Burgess et al., Med Phys 2001).
+
+    Returns:
+        The field, float64 of ``shape``, zero mean and unit standard deviation.
     """
     h, w = shape
     freq = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
@@ -141,7 +152,11 @@ def rayleigh_speckle(
 ) -> np.ndarray:
     """Fully developed speckle: the envelope of complex Gaussian scatterers blurred by a Gaussian point-spread
     function (standard deviations ``axial`` along y and ``lateral`` along x, pixels), scaled to unit mean square.
-    Its amplitude is Rayleigh distributed (Wagner et al., IEEE Trans Sonics Ultrason 1983)."""
+    Its amplitude is Rayleigh distributed (Wagner et al., IEEE Trans Sonics Ultrason 1983).
+
+    Returns:
+        The speckle envelope, float64 of ``shape``, unit mean square.
+    """
     h, w = shape
     fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
     transfer = np.exp(-2.0 * np.pi**2 * ((axial * fy) ** 2 + (lateral * fx) ** 2))
@@ -152,7 +167,11 @@ def rayleigh_speckle(
 
 def background_std(image: np.ndarray, region: np.ndarray) -> float:
     """The background's standard deviation: of the lesion-free ``image`` over the tissue ``region`` the lesion lies
-    in (the inner breast without pectoral muscle, the whole ultrasound image, the bone)."""
+    in (the inner breast without pectoral muscle, the whole ultrasound image, the bone).
+
+    Returns:
+        The standard deviation.
+    """
     if not region.any():
         raise DataError("phantom: no background tissue left around the lesion at this image size; use a larger "
                         "data.image_size (at least 32 x 32 is advised).")
@@ -259,7 +278,11 @@ def _draw_shape(rng: np.random.Generator, radius: float, lobulation: float, n_sp
 def shape_signal(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, rotation: float, shape: _Shape) -> np.ndarray:
     """The lesion profile of ``shape`` centred at (cy, cx) and turned by ``rotation``: a plateau of 1 with a smooth
     margin, smoothstep((1 - d) / ``MARGIN``), d = distance over the boundary radius in that direction; spicules
-    tapering linearly to their tips (peak ``SPICULE_PEAK``); exactly 0 outside."""
+    tapering linearly to their tips (peak ``SPICULE_PEAK``); exactly 0 outside.
+
+    Returns:
+        The signal, the shape of ``yy``, in [0, 1]; zero outside the shape.
+    """
     dy, dx = yy - cy, xx - cx
     d = np.hypot(dy, dx) / shape.boundary(np.arctan2(dy, dx) - rotation)
     t = np.clip((1.0 - d) / MARGIN, 0.0, 1.0)
@@ -302,7 +325,11 @@ def _draw_cluster(rng: np.random.Generator, image_height: int) -> _Cluster:
 def cluster_signal(
     yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, rotation: float, cluster: _Cluster
 ) -> np.ndarray:
-    """The specks of ``cluster`` turned by ``rotation`` about (cy, cx): peak 1, profile 1 - d^2, 0 outside."""
+    """The specks of ``cluster`` turned by ``rotation`` about (cy, cx): peak 1, profile 1 - d^2, 0 outside.
+
+    Returns:
+        The signal, the shape of ``yy``, in [0, 1]; zero outside the specks.
+    """
     signal = np.zeros_like(yy)
     c, s = np.cos(rotation), np.sin(rotation)
     for (oy, ox), r in zip(cluster.offsets, cluster.radii, strict=True):

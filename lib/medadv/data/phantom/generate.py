@@ -29,7 +29,11 @@ _RENDERERS = {"mammography": render_mammography, "ultrasound": render_ultrasound
 
 def phantom_labels(config: DataConfig, seed: int) -> np.ndarray:
     """Labels of the cohort's patients: exactly ``round(n_patients * positive_fraction)`` positives (at least one, and
-    at least one negative), in a seeded random order."""
+    at least one negative), in a seeded random order.
+
+    Returns:
+        The labels (n_patients,), int64.
+    """
     n = config.n_patients
     n_pos = min(max(int(round(n * config.positive_fraction)), 1), n - 1)
     labels = np.zeros(n, np.int64)
@@ -38,7 +42,11 @@ def phantom_labels(config: DataConfig, seed: int) -> np.ndarray:
 
 
 def patient_id(index: int) -> str:
-    """The id of phantom patient ``index``."""
+    """The id of phantom patient ``index``.
+
+    Returns:
+        The id, ``P<index>`` with five digits.
+    """
     return f"P{index:05d}"
 
 
@@ -49,6 +57,9 @@ def render_patient(config: DataConfig, seed: int, index: int, positive: bool) ->
     whatever the cohort size, and at another ``lesion_contrast`` only the lesion's amplitude changes. The lesion's
     peak is ``lesion_contrast`` times a conspicuity factor drawn log-uniformly from ``CONSPICUITY`` times
     ``REFERENCE_PEAK`` of its kind, in background standard deviations.
+
+    Returns:
+        The patient, with its views.
     """
     rng = np.random.default_rng([seed, 1, index])
     contrast = config.lesion_contrast * float(np.exp(rng.uniform(*np.log(CONSPICUITY))))
@@ -65,6 +76,9 @@ def render_patient(config: DataConfig, seed: int, index: int, positive: bool) ->
 def phantom_view(config: DataConfig, seed: int, image_id: str) -> PhantomView:
     """Re-render one image of the cohort made by :func:`generate_cohort` with ``config`` and ``seed``, with its
     lesion-free version and its mask: the ground truth of a lesion removal (``lesion_free``), for example.
+
+    Returns:
+        The view: image, lesion-free image and mask.
 
     Raises:
         DataError: ``image_id`` is not one of this cohort's images (``P<index>_<view>``).

@@ -95,6 +95,12 @@ def _mammo_background(rng: np.random.Generator, breast: _Breast, density: float)
 def render_mammography(
     rng: np.random.Generator, size: tuple[int, int], positive: bool, contrast: float
 ) -> tuple[str, list[PhantomView]]:
+    """Render one mammography patient: both views of one breast, a mass or calcification cluster when ``positive``.
+
+    Returns:
+        The kind of lesion (``mass_spiculated``, ``mass_lobulated``, ``calcification``, or ``normal``) and the
+        two views.
+    """
     density, depth, flip = rng.uniform(0.7, 1.3), rng.uniform(0.6, 0.88), bool(rng.integers(2))
     kind, shape, cluster = NEGATIVE_LABEL["mammography"], None, None
     if positive:

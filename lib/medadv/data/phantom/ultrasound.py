@@ -51,7 +51,11 @@ def _echogenicity(rng: np.random.Generator, size: tuple[int, int], layers: np.nd
 def posterior_profile(signal: np.ndarray, strength: float, decay: float) -> np.ndarray:
     """Posterior acoustic shadowing (``strength`` < 0) or enhancement (> 0): a factor on the echo level of every
     pixel below the lesion in its columns, scaled by the lesion's lateral profile and fading with depth (``decay``
-    pixels). It starts strictly below the lesion, so the lesion mask never includes it."""
+    pixels). It starts strictly below the lesion, so the lesion mask never includes it.
+
+    Returns:
+        The factor, the shape of ``signal``.
+    """
     rows = np.arange(signal.shape[0])[:, None]
     inside = signal > 0
     bottom = np.where(inside.any(axis=0), signal.shape[0] - 1 - np.argmax(inside[::-1], axis=0), signal.shape[0])
@@ -63,6 +67,12 @@ def posterior_profile(signal: np.ndarray, strength: float, decay: float) -> np.n
 def render_ultrasound(
     rng: np.random.Generator, size: tuple[int, int], positive: bool, contrast: float
 ) -> tuple[str, list[PhantomView]]:
+    """Render one ultrasound patient: both views, with a lesion when ``positive``.
+
+    Returns:
+        The kind of lesion (``hypoechoic_shadowing``, ``hypoechoic_enhancement``, or ``normal``) and the two
+        views.
+    """
     h, w = size
     # interfaces (skin, fat bottom, gland bottom, fractions of the height), then echo levels (fat, gland, muscle)
     interfaces = [0.04, rng.uniform(0.2, 0.32), rng.uniform(0.65, 0.8)]

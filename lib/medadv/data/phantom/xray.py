@@ -48,7 +48,11 @@ def _bone_profile(across: np.ndarray, outer: float, inner: float) -> np.ndarray:
 def fracture_signal(along: np.ndarray, across: np.ndarray, bone: dict[str, float]) -> np.ndarray:
     """A thin fracture line across the bone: cross-section (1 - (d / half width)^2), through the shaft at
     ``position`` with obliquity ``obliquity``; an incomplete fracture runs from one cortex over ``reach`` of the
-    width. Weighted by the bone's projected thickness (the gap removes bone), exactly 0 outside the bone."""
+    width. Weighted by the bone's projected thickness (the gap removes bone), exactly 0 outside the bone.
+
+    Returns:
+        The signal, the shape of ``along``; zero outside the line.
+    """
     phi, outer = bone["obliquity"], bone["outer"]
     rel = along - bone["position"]
     t = across * np.cos(phi) + rel * np.sin(phi)
@@ -63,6 +67,12 @@ def fracture_signal(along: np.ndarray, across: np.ndarray, bone: dict[str, float
 def render_xray(
     rng: np.random.Generator, size: tuple[int, int], positive: bool, contrast: float
 ) -> tuple[str, list[PhantomView]]:
+    """Render one X-ray patient: the limb and bone in both views, with a fracture when ``positive``.
+
+    Returns:
+        The kind of lesion (``fracture_complete``, ``fracture_incomplete``, or ``no_fracture``) and the two
+        views.
+    """
     h, w = size
     outer = rng.uniform(0.08, 0.12) * h
     bone = {
