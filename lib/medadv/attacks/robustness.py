@@ -271,18 +271,43 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     progress.update()
     progress.close()
 
+    corrupted = _corruption_rows(model, name, recipe, x, labels, config, device, seed)
+    row = _recipe_row(name, recipe, labels, scores, clean, curves, corrupted, config)
+    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
+                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
+    return row, curves, corrupted
+
+
+def _corruption_rows(model: nn.Module, name: str, recipe: str, x: Tensor, labels: np.ndarray, config: AttackConfig,
+                     device: torch.device, seed: int) -> list[dict]:
+    """Accuracy and AUC of ``model`` under every corruption and severity of ``config`` (corruption j seeded j).
+
+    Returns:
+        One row per corruption and severity (:data:`CORRUPTION_COLUMNS`).
+    """
     corrupted = []
     for j, corruption in enumerate(config.corruptions):
         for severity in config.severities:
             s = positive_scores(model, corrupt(x, corruption, severity, seed=seed + 1000 + j), device, config.batch_size)
             corrupted.append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
                               "accuracy": float(((s >= 0.5) == (labels == 1)).mean()), "auc": roc_auc(labels, s)})
+    return corrupted
+
+
+def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, clean: np.ndarray,
+                curves: list[dict], corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
+    """The per-recipe row of one model from its clean scores, its curve rows and its corruption rows.
+
+    Returns:
+        The row: clean accuracy and AUC, the accuracy under each attack at its headline budget, the mean corruption
+        accuracy and AUC.
+    """
 
     def acc(attack_name: str, norm: str, eps: float) -> float:
         return next(r["accuracy"] for r in curves
                     if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
 
-    row = {
+    return {
         "model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps, "l2_eps": config.headline_l2_eps,
         "clean_accuracy": float(clean.mean()), "clean_auc": roc_auc(labels, scores),
         "fgsm_linf_accuracy": acc("fgsm", "linf", config.headline_linf_eps),
@@ -295,9 +320,6 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
         "mean_corruption_accuracy": float(np.mean([r["accuracy"] for r in corrupted])),
         "mean_corruption_auc": float(np.mean([r["auc"] for r in corrupted])),
     }
-    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
-                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
-    return row, curves, corrupted
 
 
 def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,

@@ -160,19 +160,11 @@ class ORHillisResult:
         return out
 
 
-def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
-    """Validate a long ratings table (columns reader, treatment, case, truth, rating) and arrange it as an array.
-
-    Either every treatment uses the same cases (paired) or each treatment has its own cases (unpaired); in both,
-    every reader rates every case of a treatment.
+def _checked_rating_rows(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows of a long ratings table, checked one at a time: columns, keys, ratings, duplicates, truth per case.
 
     Returns:
-        :class:`RatingsMatrix`: ratings (treatments, readers, cases), NaN where a treatment does not use a case.
-
-    Raises:
-        DataError: a missing column, a missing or non-finite rating, non-binary or inconsistent truth, a duplicated
-            (reader, treatment, case), a reader that lacks some cases of a treatment, treatments that share only some
-            cases, fewer than two treatments or readers, fewer than two cases of a class in a treatment.
+        The table's :data:`RATING_COLUMNS` and its ratings as numbers.
     """
     if not isinstance(ratings, pd.DataFrame):
         raise DataError(f"ratings is a {type(ratings).__name__}; expected a pandas DataFrame with {RATING_COLUMNS}.")
@@ -202,17 +194,16 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
         case = truth_per_case.index[truth_per_case > 1][0]
         raise DataError(f"ratings gives case {case!r} different truth values in different rows; truth is a property "
                         "of the case and must agree across readers and treatments.")
-    truth_series = df.groupby("case")["truth"].first().sort_index()
-    truth = check_binary_truth(truth_series.to_numpy(), "ratings['truth']", min_per_class=2)
-    treatments = tuple(sorted(df["treatment"].unique()))
-    readers = tuple(sorted(df["reader"].unique()))
-    cases = tuple(truth_series.index)
-    if len(treatments) < 2 or len(readers) < 2:
-        raise DataError(f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
-                        "compares at least 2 treatments read by at least 2 readers.")
-    full = pd.MultiIndex.from_product([treatments, readers, cases], names=["treatment", "reader", "case"])
-    cube = df.assign(rating=rating).set_index(["treatment", "reader", "case"])["rating"].reindex(full)
-    arr = cube.to_numpy(dtype=float).reshape(len(treatments), len(readers), len(cases))
+    return df, rating
+
+
+def _design(arr: np.ndarray, treatments: tuple[object, ...], readers: tuple[object, ...],
+            cases: tuple[object, ...]) -> tuple[np.ndarray, bool]:
+    """Check that every reader rated every case of a treatment and that the treatments share all cases or none.
+
+    Returns:
+        The (treatments, cases) mask of the cases each treatment uses, and whether the design is paired.
+    """
     used = ~np.isnan(arr).all(axis=1)  # (t, c): cases that any reader rated under each treatment
     holes = used[:, None, :] & np.isnan(arr)  # (t, r, c): a case of the treatment that this reader did not rate
     if holes.any():
@@ -230,6 +221,36 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
             "ratings mixes designs: some cases are rated under several treatments but not under all. Use either the "
             "same cases for every treatment (paired) or separate cases per treatment (unpaired)."
         )
+    return used, paired
+
+
+def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
+    """Validate a long ratings table (columns reader, treatment, case, truth, rating) and arrange it as an array.
+
+    Either every treatment uses the same cases (paired) or each treatment has its own cases (unpaired); in both,
+    every reader rates every case of a treatment.
+
+    Returns:
+        :class:`RatingsMatrix`: ratings (treatments, readers, cases), NaN where a treatment does not use a case.
+
+    Raises:
+        DataError: a missing column, a missing or non-finite rating, non-binary or inconsistent truth, a duplicated
+            (reader, treatment, case), a reader that lacks some cases of a treatment, treatments that share only some
+            cases, fewer than two treatments or readers, fewer than two cases of a class in a treatment.
+    """
+    df, rating = _checked_rating_rows(ratings)
+    truth_series = df.groupby("case")["truth"].first().sort_index()
+    truth = check_binary_truth(truth_series.to_numpy(), "ratings['truth']", min_per_class=2)
+    treatments = tuple(sorted(df["treatment"].unique()))
+    readers = tuple(sorted(df["reader"].unique()))
+    cases = tuple(truth_series.index)
+    if len(treatments) < 2 or len(readers) < 2:
+        raise DataError(f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
+                        "compares at least 2 treatments read by at least 2 readers.")
+    full = pd.MultiIndex.from_product([treatments, readers, cases], names=["treatment", "reader", "case"])
+    cube = df.assign(rating=rating).set_index(["treatment", "reader", "case"])["rating"].reindex(full)
+    arr = cube.to_numpy(dtype=float).reshape(len(treatments), len(readers), len(cases))
+    used, paired = _design(arr, treatments, readers, cases)
     for i, trt in enumerate(treatments):
         check_binary_truth(truth[used[i]], f"ratings['truth'] of treatment {trt!r}", min_per_class=2)
     return RatingsMatrix(arr, truth, treatments, readers, cases, paired)
