@@ -147,3 +147,54 @@ def test_alignment_tests_pair_by_image_and_holm_within_metric() -> None:
     assert robust["p_holm"] == pytest.approx(2 / 256 * 2)  # family: the two comparisons of this metric
     same = table[(table["model"] == "same") & (table["metric"] == "mask_auroc")].iloc[0]
     assert same["p_value"] == 1.0 and same["p_holm"] == 1.0 and same["rank_biserial"] == 0.0
+
+
+def _lesion_masks() -> np.ndarray:
+    """Three 12 x 12 masks: a 3 x 4 block, an L shape (box larger than the lesion) and a single pixel."""
+    masks = np.zeros((3, 12, 12), bool)
+    masks[0, 2:5, 3:7] = True
+    masks[1, 6:11, 1:3] = True
+    masks[1, 9:11, 3:8] = True
+    masks[2, 8, 9] = True
+    return masks
+
+
+def test_every_metric_says_its_direction_range_and_chance() -> None:
+    assert list(al.METRICS) == list(al.metric_functions())
+    for info in al.METRICS.values():
+        assert info.higher_is_better and info.score_range == (0.0, 1.0) and info.chance
+    masks = _lesion_masks()
+    rank = al.METRICS["relevance_rank_accuracy"].chance_level(masks)
+    np.testing.assert_allclose(rank, [12 / 144, 20 / 144, 1 / 144])
+    box = al.METRICS["energy_pointing_game"].chance_level(masks)
+    np.testing.assert_allclose(box, [12 / 144, 35 / 144, 1 / 144])
+    near = al.METRICS["pointing_game"].chance_level(masks[2:], pointing_tolerance=1.0)
+    np.testing.assert_allclose(near, [5 / 144])  # the pixel and its four neighbours
+    empty = np.zeros((1, 12, 12), bool)
+    assert all(np.isnan(info.chance_level(empty)[0]) for info in al.METRICS.values())
+    assert np.isnan(al.METRICS["mask_auroc"].chance_level(~empty)[0])
+
+
+def test_a_constant_map_scores_the_chance_level_exactly() -> None:
+    masks = _lesion_masks()
+    flat = np.full(masks.shape, 0.3)
+    for name, metric in al.metric_functions(pointing_tolerance=1.5).items():
+        chance = al.METRICS[name].chance_level(masks, pointing_tolerance=1.5)
+        np.testing.assert_allclose(metric(flat, masks), chance, rtol=1e-12, err_msg=name)
+
+
+def test_random_maps_score_the_chance_level_on_average() -> None:
+    """By simulation: 4000 maps of independent uniform pixels per mask; the mean is within 4 standard errors (the
+    top-k IoU, a ratio, may also differ by its small Jensen gap, bounded here by 0.01)."""
+    masks = np.repeat(_lesion_masks()[:2], 2000, axis=0)
+    maps = np.random.default_rng(0).random(masks.shape)
+    for name, metric in al.metric_functions(pointing_tolerance=1.0).items():
+        scores = metric(maps, masks).reshape(2, -1)
+        chance = al.METRICS[name].chance_level(masks, pointing_tolerance=1.0).reshape(2, -1)[:, 0]
+        se = scores.std(axis=1) / np.sqrt(scores.shape[1])
+        slack = 4 * se + (0.01 if name.startswith("topk_iou") else 0.0)
+        assert np.all(np.abs(scores.mean(axis=1) - chance) <= slack), (name, scores.mean(axis=1), chance)
+    # the simulation can tell a wrong chance level apart: the lesion fraction is not the box fraction for the L shape
+    boxy = al.METRICS["energy_pointing_game"].chance_level(masks[2000:2001])[0]
+    mass = al.relevance_mass_accuracy(maps[2000:], masks[2000:]).mean()
+    assert abs(mass - boxy) > 0.05

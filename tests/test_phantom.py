@@ -211,3 +211,27 @@ def test_lesion_contrast_moves_a_detector_auc_monotonically(modality):
     assert aucs[0] < aucs[1] < aucs[2], aucs
     assert aucs[2] - aucs[0] > 0.2 and aucs[2] > 0.85, aucs
 
+
+
+# every public name of the former single module data/phantom.py, which the package must keep importable
+FORMER_PUBLIC_NAMES = (
+    "BACKGROUND_MARGIN", "CALC_CLUSTER_RADIUS", "CALC_SPACING", "CALC_SPECKS", "CALC_SPECK_RADIUS", "CONSPICUITY",
+    "Frame", "MAMMO_DISPLAY_SCALE", "MARGIN", "MASS_DIAMETER", "MASS_FRACTION", "NEGATIVE_LABEL", "PhantomPatient",
+    "PhantomView", "REFERENCE_PEAK", "SPICULATED_FRACTION", "SPICULE_PEAK", "SUPERSAMPLE", "TEXTURE_BETA",
+    "US_LESION_DIAMETER", "US_LOG_GAIN", "US_POSTERIOR_RATIO", "VIEWS", "XRAY_FRACTURE_WIDTH", "background_std",
+    "cluster_signal", "fracture_signal", "generate_cohort", "patient_id", "phantom_labels", "phantom_view",
+    "posterior_profile", "powerlaw_field", "rayleigh_speckle", "render_coords", "render_patient", "shape_signal",
+    "stored_coords",
+)
+
+
+def test_the_package_keeps_every_name_of_the_former_module() -> None:
+    import medadv.data.phantom as phantom
+
+    missing = [name for name in FORMER_PUBLIC_NAMES if not hasattr(phantom, name)]
+    assert not missing
+    assert set(FORMER_PUBLIC_NAMES) <= set(phantom.__all__)
+    assert phantom.SUPERSAMPLE == 2 and phantom.VIEWS["xray"] == ("AP", "LAT")
+    # one object, wherever it is imported from
+    from medadv.data.phantom.generate import render_patient as from_module
+    assert phantom.render_patient is from_module

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from medadv.console import console_logger
+
 PROG = "medadv"
 KERNEL_NAME = "medadv"
 KERNEL_DISPLAY_NAME = "Python 3 (medadv)"
@@ -64,12 +66,17 @@ def _kernel_parser() -> argparse.ArgumentParser:
 
 
 def kernel_main(argv: Sequence[str]) -> int:
-    """``medadv kernel install [--user | --sys-prefix | --prefix DIR]``; returns the exit status."""
+    """``medadv kernel install [--user | --sys-prefix | --prefix DIR]``, logging where it went to ``medadv.run``.
+
+    Returns:
+        The exit status, 0.
+    """
     args = _kernel_parser().parse_args(argv)
     where = "prefix" if args.prefix else args.where
     path = install_kernel(where, args.prefix)
-    print(f"{PROG}: kernel '{KERNEL_NAME}' ({sys.executable}) installed in {path}")
-    print(f"{PROG}: in JupyterLab pick it with Kernel > Change Kernel... > {KERNEL_DISPLAY_NAME}")
+    log = console_logger()
+    log.info(f"{PROG}: kernel '{KERNEL_NAME}' ({sys.executable}) installed in {path}")
+    log.info(f"{PROG}: in JupyterLab pick it with Kernel > Change Kernel... > {KERNEL_DISPLAY_NAME}")
     return 0
 
 
@@ -81,7 +88,11 @@ def _module_main(module: str) -> Callable[[Sequence[str]], int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser: the sub-command and everything after it (parsed by the sub-command itself)."""
+    """The top-level parser: the sub-command and everything after it (parsed by the sub-command itself).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="medadv: an open study kit for the safety of medical-imaging AI. "
@@ -101,7 +112,11 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch ``medadv COMMAND ...`` to the command's own ``main``; returns the exit status."""
+    """Dispatch ``medadv COMMAND ...`` to the command's own ``main``.
+
+    Returns:
+        The command's exit status; 2 when this installation lacks the command's module.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv[:1])
@@ -111,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = COMMANDS[args.command][0]
     command = _module_main(module)
     if command is None:
-        print(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the kit "
-              f"(it has no module {module}); update the kit's checkout and reinstall it.", file=sys.stderr)
+        console_logger().error(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the "
+                               f"kit (it has no module {module}); update the kit's checkout and reinstall it.")
         return 2
     return int(command(rest) or 0)
 

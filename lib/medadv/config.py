@@ -111,11 +111,19 @@ class Profile:
     sections: Mapping[str, Mapping[str, Any]]
 
     def section(self, name: str) -> Mapping[str, Any]:
-        """The raw settings of one stage (``classifier``, ``gan``, ...); an empty mapping if the profile has none."""
+        """The raw settings of one stage (``classifier``, ``gan``, ...); an empty mapping if the profile has none.
+
+        Returns:
+            The section's settings, read-only.
+        """
         return self.sections.get(name, {})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form, as written to ``config.json``."""
+        """Plain JSON-able form, as written to ``config.json``.
+
+        Returns:
+            The profile as plain JSON-able data.
+        """
         return {
             "name": self.name,
             "seed": self.seed,
@@ -276,7 +284,11 @@ def _check_scalar_type(value: Any, hint: Any, where: str) -> None:
 
 
 def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> Profile:
-    """Build a :class:`Profile` from its plain form (the inverse of :meth:`Profile.to_dict`)."""
+    """Build a :class:`Profile` from its plain form (the inverse of :meth:`Profile.to_dict`).
+
+    Returns:
+        The validated profile.
+    """
     raw = dict(raw)
     name = str(raw.pop("name", default_name))
     unknown = sorted(str(k) for k in set(raw) - {"seed", *PROFILE_SECTIONS})
@@ -312,6 +324,9 @@ def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:
     """Build the frozen dataclass ``cls`` from a profile section, refusing unknown keys by name.
 
     Missing keys take the dataclass defaults; lists become tuples where the field is typed as a tuple.
+
+    Returns:
+        An instance of ``cls``.
     """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"profile section {section!r} is {type(raw).__name__}; expected a mapping.")
@@ -330,7 +345,11 @@ def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:
 
 
 def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821
-    """The device to compute on: ``auto`` takes cuda, then mps, then cpu; a named device must be available."""
+    """The device to compute on: ``auto`` takes cuda, then mps, then cpu; a named device must be available.
+
+    Returns:
+        The device.
+    """
     import torch
 
     if preference == "auto":
@@ -366,7 +385,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def torch_generator(seed: int) -> "torch.Generator":  # noqa: F821
-    """A seeded CPU generator for DataLoaders and random starts, independent of the global RNG."""
+    """A seeded CPU generator for DataLoaders and random starts, independent of the global RNG.
+
+    Returns:
+        The generator, seeded with ``seed``.
+    """
     import torch
 
     gen = torch.Generator()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from medadv.config import BATCH_ENV, PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides, pick_device
+from medadv.console import RUN_LOGGER, console_logger
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.report import (CONFIG_FILE, MANIFEST_FILE, kit_root, read_json, remove_stale_outputs, sha256_file,
                            write_config, write_json)
@@ -44,12 +46,17 @@ KERNEL_NAME = "medadv"
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+LOG = logging.getLogger(RUN_LOGGER)
 
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
     """The notebooks ``NN_*.ipynb`` of ``notebooks_dir`` in order; ``only`` keeps those whose name starts with one of
     the given prefixes (``["00", "03"]``). Notebooks ``90``-``99`` run over a sweep's folder (:mod:`medadv.sweep`),
-    never in a run's chain."""
+    never in a run's chain.
+
+    Returns:
+        The notebook paths, sorted by name.
+    """
     found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith(SWEEP_NOTEBOOK_PREFIX))
     if not found:
         raise ConfigError(f"no notebooks NN_name.ipynb found in {notebooks_dir}; run from the kit's checkout.")
@@ -64,7 +71,11 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
 
 
 def code_digest() -> str:
-    """sha256 over the library's source files (a change to the library invalidates every notebook)."""
+    """sha256 over the library's source files (a change to the library invalidates every notebook).
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256()
     for path in sorted(LIB_DIR.rglob("*")):
         if path.is_file() and path.suffix in CODE_SUFFIXES and "__pycache__" not in path.parts:
@@ -76,7 +87,11 @@ def code_digest() -> str:
 def data_digest(data_manifest: str | None, data_root: str | None) -> str:
     """sha256 of the data set a run reads: the manifest file's bytes and the data root's listing (relative path,
     size and mtime of every file), so that a changed, added or removed file makes notebook 00 and its followers
-    rerun; ``""`` for the phantom cohort, which notebook 00 makes and registers itself."""
+    rerun; ``""`` for the phantom cohort, which notebook 00 makes and registers itself.
+
+    Returns:
+        The hex digest, or ``""`` for the phantom cohort.
+    """
     if data_manifest is None or data_root is None:
         return ""
     digest = hashlib.sha256(Path(data_manifest).read_bytes())
@@ -89,7 +104,11 @@ def data_digest(data_manifest: str | None, data_root: str | None) -> str:
 
 
 def notebook_parameters(notebook: Path) -> set[str]:
-    """The names in a notebook's ``parameters`` cell (papermill's own reading of it)."""
+    """The names in a notebook's ``parameters`` cell (papermill's own reading of it).
+
+    Returns:
+        The parameter names.
+    """
     import papermill
 
     return set(papermill.inspect_notebook(str(notebook)))
@@ -100,7 +119,11 @@ def notebook_key(
     data: str = "",
 ) -> str:
     """The key that decides whether a completed notebook can be skipped (see the module docstring); ``data`` is
-    :func:`data_digest`."""
+    :func:`data_digest`.
+
+    Returns:
+        The hex sha256 key.
+    """
     earlier = {
         rel: meta["sha256"]
         for rel, meta in sorted(manifest.get("outputs", {}).items())
@@ -121,7 +144,11 @@ def notebook_key(
 
 def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = None) -> list[str]:
     """The registered outputs (of notebook ``name``, or of every notebook) that are missing or whose bytes no longer
-    match their recorded sha256, relative to the run folder."""
+    match their recorded sha256, relative to the run folder.
+
+    Returns:
+        The paths relative to the run folder, sorted.
+    """
     return sorted(
         rel for rel, meta in manifest.get("outputs", {}).items()
         if (name is None or meta.get("notebook") == name)
@@ -130,7 +157,11 @@ def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = N
 
 
 def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
-    """Whether every output that notebook ``name`` registered is still there with its recorded sha256."""
+    """Whether every output that notebook ``name`` registered is still there with its recorded sha256.
+
+    Returns:
+        True when none of its outputs is missing or changed.
+    """
     return not broken_outputs(run_dir, manifest, name)
 
 
@@ -141,6 +172,9 @@ def ensure_kernel() -> str:
     When ``medadv`` is missing or names another interpreter (say a user-wide one of another checkout, from ``medadv
     kernel install``), this interpreter is registered in its own prefix and that prefix is put first on
     ``JUPYTER_PATH`` for the kernels this process starts.
+
+    Returns:
+        The kernel's name, ``medadv``.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -206,10 +240,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
-
-
 class Stopped(Exception):
     """The run was stopped by a signal (SIGTERM) or Ctrl-C."""
 
@@ -255,6 +285,9 @@ def check_run(
 ) -> list[Path]:
     """Check a run before anything is written (see the module docstring); return the notebooks to run.
 
+    Returns:
+        The notebooks to run: those asked for, or every notebook when ``force`` meets changed settings.
+
     Raises:
         ConfigError: ``run_dir`` is a file; the device is not there; a ``--param`` no notebook to run takes; the
             folder was made with another profile, data set or device (without ``force``).
@@ -278,7 +311,7 @@ def check_run(
             "outputs. Give a new --run-dir, or add --force to rerun every notebook with these settings."
         )
     if changes:
-        _say(f"medadv: --force with new settings ({'; '.join(changes)}): every notebook reruns")
+        LOG.info(f"medadv: --force with new settings ({'; '.join(changes)}): every notebook reruns")
         return list(all_notebooks)
     manifest = read_json(run_dir / MANIFEST_FILE, default={})
     names = {nb.stem for nb in notebooks}
@@ -290,6 +323,104 @@ def check_run(
                 f"sha256 differs from manifest.json); rerun {maker} too (add it to --only, or run without --only)."
             )
     return list(notebooks)
+
+
+def _resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str | None, str | None]:
+    """Check ``--data`` and ``--data-root`` (both or neither, an existing file and folder).
+
+    Returns:
+        The manifest's and the root's absolute paths, or ``(None, None)`` for the phantom cohort.
+
+    Raises:
+        ConfigError: only one of the two is given, or the file or folder is not there.
+    """
+    if (data_manifest is None) != (data_root is None):
+        raise ConfigError("--data and --data-root go together: give the manifest YAML and the folder that holds the data.")
+    if data_manifest is None or data_root is None:
+        return None, None
+    if not Path(data_manifest).is_file():
+        raise ConfigError(f"--data {data_manifest}: no such manifest file; see data_manifests/ for the data sets.")
+    if not Path(data_root).is_dir():
+        raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
+    return str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
+
+
+def _resolve_profile(profile: str, overrides: Sequence[str], data_manifest: str | None, data_root: str | None) -> Profile:
+    """Load ``profile`` with the ``--set`` overrides and the data set's paths, each override checked.
+
+    Returns:
+        The resolved profile.
+    """
+    settings = parse_overrides(overrides)
+    data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
+    resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
+    if settings:
+        check_stage_sections(resolved, settings)
+    return resolved
+
+
+class _Run:
+    """One ``medadv run`` in progress: its folder, parameters, digests and the manifest as last written."""
+
+    def __init__(self, run_dir: Path, params: dict[str, Any], config: dict[str, Any], data: str, force: bool) -> None:
+        self.run_dir, self.params, self.config, self.force = run_dir, params, config, force
+        self.code, self.data, self.kernel = code_digest(), data, ensure_kernel()
+        self.manifest: dict[str, Any] = {}
+
+    def execute(self, nb: Path, i: int, total: int) -> int | None:
+        """Run notebook ``nb`` (the ``i``-th of ``total``) unless its key and outputs are unchanged.
+
+        Returns:
+            ``None`` when it completed or was skipped; the run's exit status (1 failed, 130 or 143 stopped) otherwise.
+        """
+        import papermill  # heavy (nbclient, jupyter): imported only when a notebook runs
+        from papermill.exceptions import PapermillExecutionError
+
+        name, tag = nb.stem, f"[{i}/{total}] {nb.stem}"
+        key = notebook_key(nb, self.params, self.config, self.code, self.manifest, self.data)
+        entry = self.manifest["notebooks"].get(name, {})
+        if (not self.force and entry.get("status") == "complete" and entry.get("key") == key
+                and outputs_intact(self.run_dir, self.manifest, name)):
+            LOG.info(f"{tag}: unchanged since {entry.get('finished')}, skipped")
+            return None
+        out_path = self.run_dir / "notebooks" / nb.name
+        LOG.info(f"{tag}: running ...")
+        self._mark(name, {"status": "running", "key": key, "started": _now()})
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(out_path), parameters=self.params, kernel_name=self.kernel,
+                                       progress_bar=sys.stdout.isatty(), cwd=str(nb.parent.parent))
+        except PapermillExecutionError as exc:
+            return self._failed(name, tag, key, time.perf_counter() - start, exc, out_path)
+        except (Stopped, KeyboardInterrupt) as exc:
+            return self._stopped(name, tag, key, time.perf_counter() - start, exc)
+        seconds = time.perf_counter() - start
+        for rel in remove_stale_outputs(self.run_dir, name):
+            LOG.info(f"    removed {rel}: made by an earlier run of {name}, not by this one")
+        self._mark(name, {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": _now()})
+        LOG.info(f"{tag}: done in {seconds:.1f} s")
+        return None
+
+    def _mark(self, name: str, entry: dict[str, Any]) -> None:
+        self.manifest = _update_manifest(self.run_dir, notebooks={name: entry})
+
+    def _failed(self, name: str, tag: str, key: str, seconds: float, exc: Any, out_path: Path) -> int:
+        self._mark(name, {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": _now(),
+                          "error": f"{exc.ename}: {exc.evalue}", "cell": exc.exec_count})
+        LOG.info(f"{tag}: FAILED after {seconds:.1f} s in cell {exc.exec_count}")
+        LOG.info(f"    {exc.ename}: {exc.evalue}")
+        LOG.info(f"    executed notebook: {out_path}")
+        LOG.info(f"    the run in {self.run_dir} is incomplete (manifest.json says so); fix the cause and rerun with "
+                 f"--run-dir {self.run_dir}")
+        return 1
+
+    def _stopped(self, name: str, tag: str, key: str, seconds: float, exc: BaseException) -> int:
+        how = str(exc) if isinstance(exc, Stopped) else "Ctrl-C"
+        self._mark(name, {"status": "interrupted", "key": key, "finished": _now()})
+        LOG.info(f"{tag}: stopped by {how} after {seconds:.1f} s")
+        LOG.info(f"    the run in {self.run_dir} is incomplete; rerun the same command (--run-dir {self.run_dir}) to "
+                 f"resume: finished notebooks are skipped and {name} starts again")
+        return 128 + signal.SIGTERM if isinstance(exc, Stopped) else 130
 
 
 def run_pipeline(
@@ -304,35 +435,23 @@ def run_pipeline(
     extra_params: dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
 ) -> int:
-    """Run the notebooks for ``profile`` into ``run_dir``; return 0 on success, 1 if a notebook failed.
+    """Run the notebooks for ``profile`` into ``run_dir``, logging each step to the ``medadv.run`` logger.
 
     ``extra_params`` are passed to every notebook beside the standard ones (a notebook without that parameter simply
     ignores it), e.g. ``{"responses_dir": "/data/reader_csvs"}`` for notebook 05. ``overrides`` are profile settings
     ``SECTION.KEY=VALUE`` (``--set``), checked like the profile and recorded in ``config.json``. Relative paths are
     taken from the current directory; without ``run_dir`` the run goes to the kit's ``results/<profile>-<time>``.
-    """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
-    if (data_manifest is None) != (data_root is None):
-        raise ConfigError("--data and --data-root go together: give the manifest YAML and the folder that holds the data.")
-    if data_manifest is not None:
-        if not Path(data_manifest).is_file():
-            raise ConfigError(f"--data {data_manifest}: no such manifest file; see data_manifests/ for the data sets.")
-        if not Path(data_root).is_dir():
-            raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
-        data_manifest, data_root = str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
-    settings = parse_overrides(overrides)
-    data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
-    resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
-    if settings:
-        check_stage_sections(resolved, settings)
+    Returns:
+        0 on success, 1 if a notebook failed, 128 + SIGTERM or 130 if the run was stopped inside a notebook.
+    """
+    console_logger()
+    data_manifest, data_root = _resolve_data(data_manifest, data_root)
+    resolved = _resolve_profile(profile, overrides, data_manifest, data_root)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(run_dir) if run_dir else kit_root() / "results" / f"{resolved.name}-{stamp}"
-    run_dir = run_dir.resolve()
-    notebooks = discover_notebooks(Path(notebooks_dir), only)
-    all_names = [p.stem for p in discover_notebooks(Path(notebooks_dir))]
-    notebooks = check_run(run_dir, resolved, device, force, notebooks, discover_notebooks(Path(notebooks_dir)),
+    run_dir = (Path(run_dir) if run_dir else kit_root() / "results" / f"{resolved.name}-{stamp}").resolve()
+    every = discover_notebooks(Path(notebooks_dir))
+    notebooks = check_run(run_dir, resolved, device, force, discover_notebooks(Path(notebooks_dir), only), every,
                           extra_params or {})
 
     config = write_config(run_dir, resolved, device, overrides=list(overrides))
@@ -345,11 +464,9 @@ def run_pipeline(
         "data_root": data_root,
         **(extra_params or {}),
     }
-    code = code_digest()
-    data = data_digest(data_manifest, data_root)
-    kernel = ensure_kernel()
-    manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
-    _say(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
+    run = _Run(run_dir, params, config, data_digest(data_manifest, data_root), force)
+    run.manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
+    LOG.info(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
     # The kernels draw inline whatever the caller's shell says (MPLBACKEND=agg would keep every figure out of the
     # executed notebooks); the figure files are written by RunContext.save_figure either way.
     os.environ["MPLBACKEND"] = INLINE_BACKEND
@@ -359,64 +476,22 @@ def run_pipeline(
     total_start = time.perf_counter()
     _catch_sigterm()
     for i, nb in enumerate(notebooks, 1):
-        name = nb.stem
-        key = notebook_key(nb, params, config, code, manifest, data)
-        entry = manifest["notebooks"].get(name, {})
-        if not force and entry.get("status") == "complete" and entry.get("key") == key and outputs_intact(run_dir, manifest, name):
-            _say(f"[{i}/{len(notebooks)}] {name}: unchanged since {entry.get('finished')}, skipped")
-            continue
-        out_path = run_dir / "notebooks" / nb.name
-        _say(f"[{i}/{len(notebooks)}] {name}: running ...")
-        manifest = _update_manifest(run_dir, notebooks={name: {"status": "running", "key": key, "started": _now()}})
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(nb),
-                str(out_path),
-                parameters=params,
-                kernel_name=kernel,
-                progress_bar=sys.stdout.isatty(),
-                cwd=str(nb.parent.parent),
-            )
-        except PapermillExecutionError as exc:
-            seconds = time.perf_counter() - start
-            _update_manifest(
-                run_dir,
-                notebooks={name: {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": _now(),
-                                  "error": f"{exc.ename}: {exc.evalue}", "cell": exc.exec_count}},
-            )
-            _say(f"[{i}/{len(notebooks)}] {name}: FAILED after {seconds:.1f} s in cell {exc.exec_count}")
-            _say(f"    {exc.ename}: {exc.evalue}")
-            _say(f"    executed notebook: {out_path}")
-            _say(f"    the run in {run_dir} is incomplete (manifest.json says so); fix the cause and rerun with --run-dir {run_dir}")
-            return 1
-        except (Stopped, KeyboardInterrupt) as exc:
-            how = str(exc) if isinstance(exc, Stopped) else "Ctrl-C"
-            _update_manifest(run_dir, notebooks={name: {"status": "interrupted", "key": key, "finished": _now()}})
-            _say(f"[{i}/{len(notebooks)}] {name}: stopped by {how} after {time.perf_counter() - start:.1f} s")
-            _say(f"    the run in {run_dir} is incomplete; rerun the same command (--run-dir {run_dir}) to resume: "
-                 f"finished notebooks are skipped and {name} starts again")
-            return 128 + signal.SIGTERM if isinstance(exc, Stopped) else 130
-        seconds = time.perf_counter() - start
-        for rel in remove_stale_outputs(run_dir, name):
-            _say(f"    removed {rel}: made by an earlier run of {name}, not by this one")
-        manifest = _update_manifest(
-            run_dir,
-            notebooks={name: {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": _now()}},
-        )
-        _say(f"[{i}/{len(notebooks)}] {name}: done in {seconds:.1f} s")
-
-    complete = all(manifest["notebooks"].get(n, {}).get("status") == "complete" for n in all_names)
+        status = run.execute(nb, i, len(notebooks))
+        if status is not None:
+            return status
+    complete = all(run.manifest["notebooks"].get(p.stem, {}).get("status") == "complete" for p in every)
     _update_manifest(run_dir, complete=complete, finished=_now())
-    _say(
-        f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
-        f"{time.perf_counter() - total_start:.1f} s; results in {run_dir}"
-    )
+    LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
+             f"{time.perf_counter() - total_start:.1f} s; results in {run_dir}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of ``medadv run`` (and of ``./run_all.sh``, which passes its arguments on unchanged)."""
+    """The options of ``medadv run`` (and of ``./run_all.sh``, which passes its arguments on unchanged).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog="medadv run", description=__doc__.split("\n\n")[0],
         epilog="Relative paths are taken from the current directory. Research and teaching only, not for clinical use.",
@@ -441,7 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings)."""
+    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings).
+
+    Returns:
+        ``{name: value}``.
+    """
     import yaml
 
     out: dict[str, Any] = {}
@@ -456,7 +535,13 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``medadv run [options]``: parse the options (before importing anything heavy) and run; the exit status."""
+    """``medadv run [options]``: parse the options (before importing anything heavy) and run.
+
+    Returns:
+        The exit status: :func:`run_pipeline`'s, 2 for a configuration error, 128 + SIGTERM when stopped between
+        notebooks.
+    """
+    console_logger()
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a == "--sweep" or a.startswith("--sweep=") for a in argv):
         from medadv.sweep import main as sweep_main
@@ -477,10 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=args.overrides,
         )
     except MedadvError as exc:
-        print(f"medadv: error: {exc}", file=sys.stderr)
+        LOG.error(f"medadv: error: {exc}")
         return 2
     except Stopped as exc:  # a signal between two notebooks (inside one, run_pipeline reports it)
-        print(f"medadv: stopped by {exc} between notebooks; rerun the same command to resume.", file=sys.stderr)
+        LOG.error(f"medadv: stopped by {exc} between notebooks; rerun the same command to resume.")
         return 128 + signal.SIGTERM
 
 

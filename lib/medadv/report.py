@@ -58,7 +58,11 @@ PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scip
 
 
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a file's bytes.
+
+    Returns:
+        The hex digest, 64 characters.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -67,7 +71,11 @@ def sha256_file(path: str | Path) -> str:
 
 
 def read_json(path: Path, default: Any = None) -> Any:
-    """Read a JSON file, or return ``default`` if it does not exist."""
+    """Read a JSON file, or return ``default`` if it does not exist.
+
+    Returns:
+        The parsed JSON, or ``default`` when the file does not exist.
+    """
     if not path.is_file():
         return default
     try:
@@ -85,7 +93,11 @@ def write_json(path: Path, payload: Any) -> None:
 
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose text cells starting like a spreadsheet formula (:data:`FORMULA_STARTS`) get a
-    leading ``'``; numbers, and text that cannot start a formula, are unchanged."""
+    leading ``'``; numbers, and text that cannot start a formula, are unchanged.
+
+    Returns:
+        A new table; ``table`` itself is left unchanged.
+    """
     out = table.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
@@ -125,7 +137,11 @@ def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
 
 
 def git_commit(start: Path | None = None) -> str:
-    """The git commit of the kit's checkout, with ``+dirty`` when it has uncommitted changes; ``unknown`` outside git."""
+    """The git commit of the kit's checkout, with ``+dirty`` when it has uncommitted changes; ``unknown`` outside git.
+
+    Returns:
+        The commit hash, ``<hash>+dirty`` with uncommitted changes, or ``unknown``.
+    """
     where = start or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
@@ -136,7 +152,11 @@ def git_commit(start: Path | None = None) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide the study's numbers."""
+    """Versions of the packages that decide the study's numbers.
+
+    Returns:
+        ``{package: version}``, ``not installed`` for a package that is missing.
+    """
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -163,7 +183,11 @@ def kit_root() -> Path:
 
 
 def resolve_run_dir(run_dir: str | Path) -> Path:
-    """``run_dir`` as an absolute path, a relative one taken from :func:`kit_root`."""
+    """``run_dir`` as an absolute path, a relative one taken from :func:`kit_root`.
+
+    Returns:
+        The absolute path of the run folder.
+    """
     path = Path(run_dir).expanduser()
     return path if path.is_absolute() else (kit_root() / path).resolve()
 
@@ -207,7 +231,11 @@ def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNIN
 
 def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Write ``config.json``: the resolved profile, seed, device, package versions, git commit, the ``--set``
-    overrides already applied to the profile, and the kit's intended use."""
+    overrides already applied to the profile, and the kit's intended use.
+
+    Returns:
+        The configuration as written to ``config.json``.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = str(pick_device(device))
     config = {
@@ -251,6 +279,9 @@ class RunContext:
         ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
         run sees the same profile. A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`).
         The kit's log goes to ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
+
+        Returns:
+            The run context, its ``summary.json`` section for ``notebook`` started empty.
         """
         run_dir = resolve_run_dir(run_dir)
         for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
@@ -311,7 +342,11 @@ class RunContext:
             write_json(self.run_dir / SUMMARY_FILE, summary)
 
     def register(self, path: str | Path) -> Path:
-        """Record an output file in ``manifest.json`` with its sha256 and this notebook's name."""
+        """Record an output file in ``manifest.json`` with its sha256 and this notebook's name.
+
+        Returns:
+            ``path`` itself, so that a call can wrap the writing of a file.
+        """
         path = Path(path)
         self.register_many([path])
         return path
@@ -338,11 +373,19 @@ class RunContext:
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def save_table(self, table: pd.DataFrame, name: str, index: bool = False) -> Path:
-        """Write ``tables/<name>.csv`` (:func:`write_csv`: formulas neutralised, fixed float format) and register it."""
+        """Write ``tables/<name>.csv`` (:func:`write_csv`: formulas neutralised, fixed float format) and register it.
+
+        Returns:
+            The path of the CSV written.
+        """
         return self.register(write_csv(table, self.tables_dir / f"{name}.csv", index=index))
 
     def read_table(self, name: str, made_by: str | None = None) -> pd.DataFrame:
-        """Read ``tables/<name>.csv`` written by an earlier notebook; a clear error names that notebook if missing."""
+        """Read ``tables/<name>.csv`` written by an earlier notebook; a clear error names that notebook if missing.
+
+        Returns:
+            The table, empty cells read as NaN.
+        """
         path = self.tables_dir / f"{name}.csv"
         if not path.is_file():
             who = f" (made by notebook {made_by})" if made_by else ""
@@ -350,7 +393,11 @@ class RunContext:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
     def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 120) -> Path:  # noqa: F821
-        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps and register both."""
+        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps and register both.
+
+        Returns:
+            The path of the PNG (the PDF lies beside it).
+        """
         png = self.figures_dir / f"{name}.png"
         pdf = self.figures_dir / f"{name}.pdf"
         fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
@@ -359,14 +406,22 @@ class RunContext:
         return self.register(png)
 
     def require(self, relative: str, made_by: str) -> Path:
-        """Path of an input file that an earlier notebook wrote; a clear :class:`RunError` if it is not there."""
+        """Path of an input file that an earlier notebook wrote; a clear :class:`RunError` if it is not there.
+
+        Returns:
+            The absolute path of the file.
+        """
         path = self.run_dir / relative
         if not path.exists():
             raise RunError(f"{path} is missing; it is made by notebook {made_by}: run that notebook for this run folder first.")
         return path
 
     def cohort(self) -> pd.DataFrame:
-        """The cohort table written by notebook 00."""
+        """The cohort table written by notebook 00.
+
+        Returns:
+            The validated cohort table (:func:`medadv.data.cohort.validate_cohort`).
+        """
         from medadv.data.cohort import validate_cohort
 
         path = self.require(COHORT_FILE, "00_data_prep")
@@ -402,5 +457,9 @@ def _json_default(value: Any) -> Any:
 
 
 def in_notebook_progress() -> bool:
-    """Whether progress bars should show: off when papermill logs to a file (``MEDADV_NO_PROGRESS=1``)."""
+    """Whether progress bars should show: off when papermill logs to a file (``MEDADV_NO_PROGRESS=1``).
+
+    Returns:
+        True when progress bars should show.
+    """
     return os.environ.get("MEDADV_NO_PROGRESS", "0") != "1" and sys.stderr is not None

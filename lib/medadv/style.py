@@ -49,7 +49,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def paper_style(func: F) -> F:
-    """Decorator: run a figure function with the kit's rc settings (:data:`RC`)."""
+    """Decorator: run a figure function with the kit's rc settings (:data:`RC`).
+
+    Returns:
+        The wrapped function.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -77,7 +81,11 @@ def paper_figure(width: str, height: float, nrows: int = 1, ncols: int = 1, **kw
 
 
 def colorbar(fig: Figure, image: Any, axes: Any, label: str) -> Any:
-    """A slim colourbar for ``image`` beside ``axes`` (one axes or several sharing the scale), labelled ``label``."""
+    """A slim colourbar for ``image`` beside ``axes`` (one axes or several sharing the scale), labelled ``label``.
+
+    Returns:
+        The colourbar.
+    """
     bar = fig.colorbar(image, ax=axes, fraction=0.05, pad=0.02, aspect=30)
     bar.set_label(label)
     bar.ax.tick_params(labelsize=RC["xtick.labelsize"])

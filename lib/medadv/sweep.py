@@ -20,7 +20,7 @@ Where the runs go (``--cluster``, or the profile's ``cluster:`` section; the com
   and the sweep folder (a shared file system).
 
 A run that fails is retried once and reported; rerunning the sweep skips every run that finished with the same library
-and notebooks, and reruns the others (each resuming where it stopped). Progress is printed as runs done / running /
+and notebooks, and reruns the others (each resuming where it stopped). Progress is logged (:mod:`medadv.console`) as runs done / running /
 failed. The Dask part is the ``distributed`` scheduler's own (futures, ``as_completed``); only the retry bookkeeping
 is written here, because Dask's own ``retries=`` does not say which runs needed one.
 """
@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import hashlib
 import itertools
+import logging
 import os
 import resource
 import socket
@@ -44,6 +45,7 @@ from typing import Any
 import yaml
 
 from medadv.config import load_profile, profile_from_dict, section_config
+from medadv.console import RUN_LOGGER, console_logger
 from medadv.errors import ConfigError, MedadvError
 from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, parse_params
 from medadv.report import MANIFEST_FILE, read_json, write_config, write_json
@@ -52,6 +54,7 @@ SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
+LOG = logging.getLogger(RUN_LOGGER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +190,11 @@ def plan_runs(profile: str, seeds: Sequence[int], sweep_dir: Path, grid: tuple[s
 
 
 def sweep_digest(notebooks_dir: Path) -> str:
-    """sha256 of the library and the notebooks: a finished run is skipped only while this is unchanged."""
+    """sha256 of the library and the notebooks: a finished run is skipped only while this is unchanged.
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256(code_digest().encode())
     for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
         digest.update(path.name.encode() + path.read_bytes())
@@ -195,7 +202,11 @@ def sweep_digest(notebooks_dir: Path) -> str:
 
 
 def run_complete(run_dir: Path) -> bool:
-    """Whether the run folder's ``manifest.json`` says every notebook completed."""
+    """Whether the run folder's ``manifest.json`` says every notebook completed.
+
+    Returns:
+        True when the run completed.
+    """
     manifest = read_json(Path(run_dir) / MANIFEST_FILE, default={})
     return bool(manifest.get("complete"))
 
@@ -317,7 +328,7 @@ def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep
             entry |= {"status": "failed", "error": _failure_text(spec, outcome)}
             note = f"{spec.label} FAILED twice ({entry['error']}); see {spec.run_dir / 'pipeline.log'}"
         write_json(sweep_dir / SWEEP_FILE, record)
-        print(f"{_progress(record, client)}  [{note}]", flush=True)
+        LOG.info(f"{_progress(record, client)}  [{note}]")
 
 
 def run_replication(sweep_dir: Path, profile_file: Path) -> int:
@@ -340,9 +351,9 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
         papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=ensure_kernel(),
                                    progress_bar=False, cwd=str(notebook.parent.parent))
     except PapermillExecutionError as exc:
-        print(f"sweep: 90_replication FAILED: {exc.ename}: {exc.evalue}; executed notebook: {out}", flush=True)
+        LOG.info(f"sweep: 90_replication FAILED: {exc.ename}: {exc.evalue}; executed notebook: {out}")
         return 1
-    print(f"sweep: replication table in {sweep_dir / 'tables' / 'replication_effects.csv'}", flush=True)
+    LOG.info(f"sweep: replication table in {sweep_dir / 'tables' / 'replication_effects.csv'}")
     return 0
 
 
@@ -361,7 +372,7 @@ def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, force
         entry = record["runs"][spec.run_dir.name]
         if not forced and run_complete(spec.run_dir) and entry.get("digest") == digest:
             entry["status"] = "complete"
-            print(f"sweep: {spec.label} finished before with this code, skipped", flush=True)
+            LOG.info(f"sweep: {spec.label} finished before with this code, skipped")
         else:
             entry["attempts"] = 0
             todo.append(spec)
@@ -389,6 +400,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     Returns:
         0 when every run and notebook 90 completed, 1 when any failed (each named in ``sweep.json``).
     """
+    console_logger()
     base = load_profile(profile, overrides)
     if cluster is None:
         cluster = section_config(ClusterConfig, base.section("cluster"), "cluster")
@@ -403,7 +415,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     todo = _to_run(specs, record, digest, forced="--force" in extra_args)
     record["started"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
-    print(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run", flush=True)
+    LOG.info(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run")
     if todo:
         args = [*extra_args, "--notebooks", str(notebooks_dir)]
         client, handle, threads = make_client(cluster, len(todo))
@@ -419,12 +431,17 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     write_json(sweep_dir / SWEEP_FILE, record)
     failed = [s.run_dir.name for s in specs if record["runs"][s.run_dir.name]["status"] != "complete"]
     if failed:
-        print(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)}; rerun the same command to retry them", flush=True)
+        LOG.info(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)}; rerun the same command to retry them")
     status = run_replication(sweep_dir, base_file) if replicate else 0
     return 1 if failed or status else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of ``medadv sweep`` (``run_all.sh --sweep``).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(prog="medadv sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", required=True, metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
@@ -464,7 +481,13 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medadv sweep ...`` / ``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`); returns the exit status."""
+    """``medadv sweep ...`` / ``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`), logging
+    to ``medadv.run``.
+
+    Returns:
+        The exit status: :func:`run_sweep`'s, or 2 for a configuration error.
+    """
+    console_logger()
     args = build_parser().parse_args(argv)
     try:
         if (args.data is None) != (args.data_root is None):
@@ -477,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_sweep(args.profile, parse_seeds(args.sweep), args.run_dir, args.device, parse_grid(args.grid),
                          cluster, extra, args.notebooks, overrides, replicate=not args.no_replication)
     except MedadvError as exc:
-        print(f"medadv sweep: error: {exc}", file=sys.stderr)
+        LOG.error(f"medadv sweep: error: {exc}")
         return 2
 
 

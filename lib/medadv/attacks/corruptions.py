@@ -53,12 +53,20 @@ def _noise_like(x: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def gaussian_noise(x: Tensor, sd: float, generator: torch.Generator) -> Tensor:
-    """Additive white noise: ``x + N(0, sd^2)`` (acquisition noise)."""
+    """Additive white noise: ``x + N(0, sd^2)`` (acquisition noise).
+
+    Returns:
+        The corrupted images, the shape of ``x`` (not clipped; :func:`corrupt` clips).
+    """
     return x + sd * _noise_like(x, generator)
 
 
 def speckle_noise(x: Tensor, sd: float, generator: torch.Generator) -> Tensor:
-    """Multiplicative noise ``x + x N(0, sd^2)``: the speckle of coherent imaging (ultrasound)."""
+    """Multiplicative noise ``x + x N(0, sd^2)``: the speckle of coherent imaging (ultrasound).
+
+    Returns:
+        The corrupted images, the shape of ``x`` (not clipped; :func:`corrupt` clips).
+    """
     return x + x * sd * _noise_like(x, generator)
 
 
@@ -80,6 +88,9 @@ def defocus_blur(x: Tensor, radius_fraction: float, generator: torch.Generator) 
 
     The disk is anti-aliased (each pixel weighted by its coverage, ``clip(r + 1/2 - distance, 0, 1)``), so the blur
     grows continuously with the radius even below one pixel.
+
+    Returns:
+        The blurred images, the shape of ``x``.
     """
     radius = radius_fraction * min(x.shape[-2:])
     yy, xx = _grid(math.ceil(radius + 0.5))
@@ -90,7 +101,11 @@ def defocus_blur(x: Tensor, radius_fraction: float, generator: torch.Generator) 
 def motion_blur(x: Tensor, length_fraction: float, generator: torch.Generator) -> Tensor:
     """Motion blur: convolution with a straight streak of length ``length_fraction`` x the shorter side, centred, in a
     direction drawn from ``generator`` (patient or probe motion). Anti-aliased: weight ``clip(1 - distance to the
-    segment, 0, 1)``."""
+    segment, 0, 1)``.
+
+    Returns:
+        The blurred images, the shape of ``x``.
+    """
     length = length_fraction * min(x.shape[-2:])
     angle = float(torch.rand((), generator=generator)) * math.pi
     yy, xx = _grid(math.ceil(length / 2 + 1))
@@ -101,23 +116,39 @@ def motion_blur(x: Tensor, length_fraction: float, generator: torch.Generator) -
 
 
 def contrast(x: Tensor, factor: float, generator: torch.Generator) -> Tensor:
-    """Contrast change about each image's mean grey level: ``(x - mean) * factor + mean``."""
+    """Contrast change about each image's mean grey level: ``(x - mean) * factor + mean``.
+
+    Returns:
+        The corrupted images, the shape of ``x`` (not clipped; :func:`corrupt` clips).
+    """
     mean = x.mean(dim=(-2, -1), keepdim=True)
     return (x - mean) * factor + mean
 
 
 def brightness(x: Tensor, shift: float, generator: torch.Generator) -> Tensor:
-    """Brightness: every grey level raised by ``shift`` (saturating at 1)."""
+    """Brightness: every grey level raised by ``shift`` (saturating at 1).
+
+    Returns:
+        The corrupted images, the shape of ``x`` (not clipped; :func:`corrupt` clips).
+    """
     return x + shift
 
 
 def gamma(x: Tensor, exponent: float, generator: torch.Generator) -> Tensor:
-    """Gamma (display or detector response) change: ``x ** exponent``."""
+    """Gamma (display or detector response) change: ``x ** exponent``.
+
+    Returns:
+        The corrupted images, the shape of ``x``, in [0, 1].
+    """
     return x.clamp(0.0, 1.0) ** exponent
 
 
 def jpeg(x: Tensor, quality: float, generator: torch.Generator) -> Tensor:
-    """JPEG compression at ``quality`` (PIL's encoder on the 8-bit image): blocking and ringing artefacts."""
+    """JPEG compression at ``quality`` (PIL's encoder on the 8-bit image): blocking and ringing artefacts.
+
+    Returns:
+        The decoded images, the shape of ``x``, in [0, 1].
+    """
     out = torch.empty_like(x)
     arr = (x.detach().clamp(0.0, 1.0).cpu().numpy() * 255.0).round().astype(np.uint8)
     for i in range(arr.shape[0]):
@@ -130,7 +161,11 @@ def jpeg(x: Tensor, quality: float, generator: torch.Generator) -> Tensor:
 
 
 def pixelate(x: Tensor, keep: float, generator: torch.Generator) -> Tensor:
-    """Pixelation: area-averaged down to ``keep`` x the resolution, then blown back up with nearest neighbours."""
+    """Pixelation: area-averaged down to ``keep`` x the resolution, then blown back up with nearest neighbours.
+
+    Returns:
+        The pixelated images, the shape of ``x``.
+    """
     h, w = x.shape[-2:]
     small = F.interpolate(x, size=(max(1, round(h * keep)), max(1, round(w * keep))), mode="area")
     return F.interpolate(small, size=(h, w), mode="nearest")

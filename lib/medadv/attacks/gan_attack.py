@@ -76,7 +76,11 @@ class GanAttackResult:
     fooled_overall: Rate
 
     def table(self) -> pd.DataFrame:
-        """The rows of Table 1: row, value, ci_low, ci_high, n, N and the paper's "n out of N (p%)" text."""
+        """The rows of Table 1: row, value, ci_low, ci_high, n, N and the paper's "n out of N (p%)" text.
+
+        Returns:
+            The table, one row per row of Table 1.
+        """
         rows = [("AUC, real test set", self.auc_real), ("AUC, adversarial test set (flipped labels)", self.auc_adversarial)]
         records = [{"row": name, "value": auc, "ci_low": lo, "ci_high": hi, "n": np.nan, "N": np.nan, "text": f"{auc:.3f}"}
                    for name, (auc, lo, hi) in rows]
@@ -95,7 +99,11 @@ class GanAttackResult:
         return table.astype({"n": "Int64", "N": "Int64"})
 
     def summary(self) -> dict[str, float]:
-        """Headline numbers for ``summary.json``."""
+        """Headline numbers for ``summary.json``.
+
+        Returns:
+            The headline numbers.
+        """
         return {
             "auc_real": self.auc_real[0], "auc_adversarial": self.auc_adversarial[0],
             "accuracy_positive": self.accuracy_positive.value, "accuracy_negative": self.accuracy_negative.value,
@@ -145,6 +153,9 @@ def load_fakes(run_dir: str | Path, index: pd.DataFrame, image_ids: ArrayLike, i
     """The fakes of ``image_ids`` (in that order) from notebook 02's adversarial index, as (N, 1, H, W) in [0, 1].
 
     Check the index first with :func:`medadv.data.adversarial.validate_adversarial_index` (columns, flipped labels).
+
+    Returns:
+        The fakes (N, 1, H, W), float32 in [0, 1].
 
     Raises:
         DataError: an image id without a fake in the index, or an unreadable fake.

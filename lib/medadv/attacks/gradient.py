@@ -62,7 +62,11 @@ APGD_LOSSES = ("ce", "margin")
 # ---- shared helpers ---------------------------------------------------------------------------------------------------
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards."""
+    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards.
+
+    Yields:
+        ``model``, in eval mode until the block ends.
+    """
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
@@ -259,6 +263,24 @@ def pgd(
 
     Returns:
         adversarial images of the same shape, within eps of ``x`` and in [0, 1].
+
+    Example:
+        A two-class "model" that calls an image bright (class 1) when its mean grey level is above 0.5, and two
+        images just either side of it:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-torch.ones(16), torch.ones(16)]))
+        ...     _ = model[1].bias.copy_(torch.tensor([8.0, -8.0]))
+        >>> x = torch.stack([torch.full((1, 4, 4), 0.45), torch.full((1, 4, 4), 0.55)])
+        >>> y = torch.tensor([0, 1])
+        >>> model(x).argmax(1)
+        tensor([0, 1])
+        >>> x_adv = pgd(model, x, y, eps=0.1, alpha=0.025, steps=10, generator=torch.Generator().manual_seed(0))
+        >>> model(x_adv).argmax(1), round(float((x_adv - x).abs().max()), 6)  # both flipped, within eps
+        (tensor([1, 0]), 0.1)
     """
     _check_inputs(x, y, eps, norm)
     if steps < 1 or restarts < 1:
@@ -318,6 +340,9 @@ def ifgsm(
     PGD in the L-inf ball without random start. ``alpha`` defaults to ``eps / steps`` (the whole budget can be
     reached in ``steps`` steps); ``y`` defaults to the model's own prediction on ``x`` (paper 004, Sec. II-D:
     "y is the predicted label linked to x").
+
+    Returns:
+        Adversarial images within ``eps`` of ``x`` and in [0, 1].
     """
     if y is None:
         y = predict(model, x)
@@ -332,6 +357,9 @@ def margin_loss(logits: Tensor, y: Tensor) -> Tensor:
     Carlini & Wagner's margin on logits; APGD with this loss replaces AutoAttack's DLR loss, whose denominator
     ``z_pi1 - z_pi3`` needs at least three classes, for the study's two-class models. The sign is flipped from
     ``z_y - max_{j != y} z_j`` so that every attack here maximises its loss.
+
+    Returns:
+        The loss per sample (N,).
     """
     target = _target_class(y)
     true = logits.gather(1, target[:, None])[:, 0]
@@ -385,6 +413,24 @@ def apgd(
 
     Returns:
         adversarial images within eps of ``x`` and in [0, 1].
+
+    Example:
+        A two-class "model" that calls an image bright (class 1) when its mean grey level is above 0.5, and two
+        images just either side of it:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-torch.ones(16), torch.ones(16)]))
+        ...     _ = model[1].bias.copy_(torch.tensor([8.0, -8.0]))
+        >>> x = torch.stack([torch.full((1, 4, 4), 0.45), torch.full((1, 4, 4), 0.55)])
+        >>> y = torch.tensor([0, 1])
+        >>> model(x).argmax(1)
+        tensor([0, 1])
+        >>> x_adv = apgd(model, x, y, eps=0.1, steps=20, generator=torch.Generator().manual_seed(0))
+        >>> model(x_adv).argmax(1), bool((x_adv - x).abs().max() <= 0.1 + 1e-6)  # both flipped, within eps
+        (tensor([1, 0]), True)
     """
     _check_inputs(x, y, eps, norm)
     if y.ndim != 1:
@@ -473,6 +519,10 @@ def _apgd_run(
 # ---- evaluation helpers -----------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """The model's predicted class for each image (eval mode, training flags restored)."""
+    """The model's predicted class for each image (eval mode, training flags restored).
+
+    Returns:
+        The classes (N,).
+    """
     with eval_mode(model):
         return torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])

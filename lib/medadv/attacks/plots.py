@@ -49,6 +49,9 @@ def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray
         p_clean, p_adv: probability of the positive class on each.
         labels: true labels.
         attack: name for the title (e.g. ``"PGD L-inf, eps = 2/255"``).
+
+    Returns:
+        The figure.
     """
     k = len(x)
     fig, axes = paper_figure("text", 2.0 * k + 0.35, k, 3, squeeze=False)
@@ -71,7 +74,11 @@ def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray
 @paper_style
 def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
     """Accuracy (at threshold 0.5) against the budget for PGD in L-inf (in units of 1/255) and L2, one line per model;
-    eps 0 is the clean accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`."""
+    eps 0 is the clean accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`.
+
+    Returns:
+        The figure.
+    """
     fig, axes = paper_figure("text", 2.9, 1, 2)
     clean = curves[curves["attack"] == "clean"].set_index("model")["accuracy"]
     for ax, norm, unit in ((axes[0], "linf", 255.0), (axes[1], "l2", 1.0)):
@@ -90,7 +97,11 @@ def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
 
 @paper_style
 def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
-    """Accuracy (at threshold 0.5) against severity, one panel per corruption, one line per model."""
+    """Accuracy (at threshold 0.5) against severity, one panel per corruption, one line per model.
+
+    Returns:
+        The figure.
+    """
     names = list(dict.fromkeys(corruptions["corruption"]))
     cols = 3
     rows = -(-len(names) // cols)
@@ -116,7 +127,11 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
 @paper_style
 def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severities: tuple[int, ...],
                                seed: int = 0) -> Figure:
-    """One (H, W) image in [0, 1] under every corruption (rows) and severity (columns)."""
+    """One (H, W) image in [0, 1] under every corruption (rows) and severity (columns).
+
+    Returns:
+        The figure.
+    """
     cols = len(severities) + 1
     side = min(TEXT_WIDTH_PANEL / cols, 8.6 / max(1, len(names)))
     fig, axes = paper_figure("text", side * len(names) + 0.3, len(names), cols, squeeze=False)
@@ -138,7 +153,11 @@ def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: 
                       threshold: float = THRESHOLD) -> Figure:
     """Each real image's positive-class score against its fake's; the quadrants at the threshold show who is fooled
     (a correctly called positive whose fake falls below the threshold, a correctly called negative whose fake rises
-    above it)."""
+    above it).
+
+    Returns:
+        The figure.
+    """
     fig, ax = paper_figure("column", 4.1)
     for cls, marker, name in ((1, "o", "positive (fake: lesion removed)"), (0, "^", "negative (fake: lesion inserted)")):
         sel = np.asarray(labels) == cls

@@ -124,17 +124,29 @@ class AttackConfig:
                               f"{self.severities} outside {SEVERITIES}.")
 
     def fgsm_attack(self, eps: float) -> Attack:
-        """FGSM at ``eps``."""
+        """FGSM at ``eps``.
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
         return lambda m, x, y, g: fgsm(m, x, y, eps)
 
     def pgd_attack(self, eps: float, norm: str, early_stop: bool = True) -> Attack:
-        """PGD at ``eps`` with this configuration's steps, step size and restarts (stopping on success for accuracy)."""
+        """PGD at ``eps`` with this configuration's steps, step size and restarts (stopping on success for accuracy).
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
         alpha = self.step_ratio * eps / self.steps
         return lambda m, x, y, g: pgd(m, x, y, eps, alpha, self.steps, norm=norm, restarts=self.restarts, generator=g,
                                       early_stop=early_stop)
 
     def apgd_attack(self, loss: str) -> Attack:
-        """APGD with ``loss`` at the headline L-inf budget."""
+        """APGD with ``loss`` at the headline L-inf budget.
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
         return lambda m, x, y, g: apgd(m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss,
                                        restarts=self.apgd_restarts, generator=g)
 
@@ -145,19 +157,31 @@ class AttackConfig:
 
     def ifgsm_attack(self, early_stop: bool = True) -> Attack:
         """Paper 004's iterative FGSM (steps of ``ifgsm_step_grey`` / 255) against the true label (stopping on
-        success for accuracy)."""
+        success for accuracy).
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
         return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_eps, steps=self.ifgsm_steps,
                                         alpha=self.ifgsm_step_grey / 255.0, early_stop=early_stop)
 
     def ifgsm_extra_attack(self, early_stop: bool = True) -> Attack:
-        """The kit's extra: iterative FGSM with ``ifgsm_steps`` steps in the ``ifgsm_extra_eps`` ball (25.5/255)."""
+        """The kit's extra: iterative FGSM with ``ifgsm_steps`` steps in the ``ifgsm_extra_eps`` ball (25.5/255).
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
         return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_extra_eps, steps=self.ifgsm_steps,
                                         early_stop=early_stop)
 
 
 @torch.no_grad()
 def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    """The model's probability of the positive class (softmax index 1) for each image, as float64 (N,)."""
+    """The model's probability of the positive class (softmax index 1) for each image, as float64 (N,).
+
+    Returns:
+        The probabilities, float64 (N,).
+    """
     x = torch.as_tensor(np.array(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
     with eval_mode(model):
         out = [torch.softmax(model(chunk.to(device)), dim=1)[:, 1].cpu() for chunk in x.split(batch_size)]
@@ -166,7 +190,11 @@ def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.devi
 
 def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,
                seed: int) -> Tensor:
-    """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator."""
+    """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator.
+
+    Returns:
+        The adversarial images, on the CPU, in the order of ``x``.
+    """
     generator = torch.Generator().manual_seed(seed)
     out = [attack(model, xb.to(device), yb.to(device), generator).detach().cpu()
            for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)]
@@ -176,7 +204,11 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: t
 def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray, device: torch.device,
                   batch_size: int, seed: int) -> np.ndarray:
     """Attack the images marked ``robust`` (those still classified correctly); return the new mask of images the
-    model still gets right. The others stay wrong: an adversarial example for them is already known."""
+    model still gets right. The others stay wrong: an adversarial example for them is already known.
+
+    Returns:
+        The new mask (N,) bool: True where the model is still right.
+    """
     idx = np.flatnonzero(robust)
     out = robust.copy()
     if idx.size:
@@ -204,7 +236,11 @@ class Robustness:
 def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, config: AttackConfig,
                    device: torch.device, seed: int) -> tuple[dict[str, Any], list[dict], list[dict]]:
     """One model: its per-recipe row, curve rows (:data:`CURVE_COLUMNS`) and corruption rows
-    (:data:`CORRUPTION_COLUMNS`); see the module docstring for the protocol."""
+    (:data:`CORRUPTION_COLUMNS`); see the module docstring for the protocol.
+
+    Returns:
+        The row of the per-recipe table, the curve rows and the corruption rows.
+    """
     labels = y.numpy()
     scores = positive_scores(model, x, device, config.batch_size)
     clean = (scores >= 0.5) == (labels == 1)
@@ -242,18 +278,43 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     progress.update()
     progress.close()
 
+    corrupted = _corruption_rows(model, name, recipe, x, labels, config, device, seed)
+    row = _recipe_row(name, recipe, labels, scores, clean, curves, corrupted, config)
+    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
+                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
+    return row, curves, corrupted
+
+
+def _corruption_rows(model: nn.Module, name: str, recipe: str, x: Tensor, labels: np.ndarray, config: AttackConfig,
+                     device: torch.device, seed: int) -> list[dict]:
+    """Accuracy and AUC of ``model`` under every corruption and severity of ``config`` (corruption j seeded j).
+
+    Returns:
+        One row per corruption and severity (:data:`CORRUPTION_COLUMNS`).
+    """
     corrupted = []
     for j, corruption in enumerate(config.corruptions):
         for severity in config.severities:
             s = positive_scores(model, corrupt(x, corruption, severity, seed=seed + 1000 + j), device, config.batch_size)
             corrupted.append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
                               "accuracy": float(((s >= 0.5) == (labels == 1)).mean()), "auc": roc_auc(labels, s)})
+    return corrupted
+
+
+def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, clean: np.ndarray,
+                curves: list[dict], corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
+    """The per-recipe row of one model from its clean scores, its curve rows and its corruption rows.
+
+    Returns:
+        The row: clean accuracy and AUC, the accuracy under each attack at its headline budget, the mean corruption
+        accuracy and AUC.
+    """
 
     def acc(attack_name: str, norm: str, eps: float) -> float:
         return next(r["accuracy"] for r in curves
                     if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
 
-    row = {
+    return {
         "model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps, "l2_eps": config.headline_l2_eps,
         "clean_accuracy": float(clean.mean()), "clean_auc": roc_auc(labels, scores),
         "fgsm_linf_accuracy": acc("fgsm", "linf", config.headline_linf_eps),
@@ -266,9 +327,6 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
         "mean_corruption_accuracy": float(np.mean([r["accuracy"] for r in corrupted])),
         "mean_corruption_auc": float(np.mean([r["auc"] for r in corrupted])),
     }
-    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
-                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
-    return row, curves, corrupted
 
 
 def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,
@@ -281,6 +339,9 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
         config: budgets, steps and corruptions.
         device: where the models are.
         seed: base seed of the random starts and corruption noise (the same for every model).
+
+    Returns:
+        :class:`Robustness`: the per-recipe, curve and corruption tables.
     """
     x, y = _as_tensors(x, y)
     rows, curves, corrupted = [], [], []
@@ -294,7 +355,11 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
 
 
 def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn.Module, str]]:
-    """Every trained classifier of a run folder (notebook 01): ``name -> (model in eval mode, recipe)``."""
+    """Every trained classifier of a run folder (notebook 01): ``name -> (model in eval mode, recipe)``.
+
+    Returns:
+        ``{name: (model in eval mode, recipe)}``, sorted by name.
+    """
     from medadv.models.registry import load_model_checkpoint, trained_models
 
     out = {}
@@ -308,7 +373,12 @@ def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.nda
                     device: torch.device, seed: int) -> dict[str, np.ndarray]:
     """``k`` correctly classified images (classes alternating, in test-set order; any images if the model gets none
     right), their adversarial versions and the model's positive-class probability on both: the arguments of
-    :func:`medadv.attacks.plots.attack_examples_figure` (less its title)."""
+    :func:`medadv.attacks.plots.attack_examples_figure` (less its title).
+
+    Returns:
+        ``{"x", "x_adv", "p_clean", "p_adv", "labels"}``: the images (k, 1, H, W), their adversarial versions,
+        both probabilities (k,) and the labels (k,).
+    """
     x, y = _as_tensors(x, y)
     p = positive_scores(model, x, device)
     correct = (p >= 0.5) == (y.numpy() == 1)

@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 def load_cohort(manifest: Any, root: Any) -> "pd.DataFrame":
-    """Load a real data set described by a manifest YAML into the cohort table (see :mod:`medadv.data.sources`)."""
+    """Load a real data set described by a manifest YAML into the cohort table (see :mod:`medadv.data.sources`).
+
+    Returns:
+        The validated cohort table, as :func:`medadv.data.sources.load_cohort` returns it (an example is there).
+    """
     from medadv.data.sources import load_cohort as _load
 
     return _load(manifest, root)

@@ -38,12 +38,20 @@ __all__ = [
 
 
 def quantize16(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats to uint16 (0..65535), rounding to the nearest level."""
+    """[0, 1] floats to uint16 (0..65535), rounding to the nearest level.
+
+    Returns:
+        The image as uint16.
+    """
     return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
 def save_png16(path: Path, image: np.ndarray) -> Path:
-    """Write a (H, W) image in [0, 1] as a 16-bit grey PNG (no timestamps: the bytes depend on the pixels only)."""
+    """Write a (H, W) image in [0, 1] as a 16-bit grey PNG (no timestamps: the bytes depend on the pixels only).
+
+    Returns:
+        ``path``.
+    """
     arr = np.asarray(image)
     if arr.ndim != 2:
         raise DataError(f"{path}: image of shape {arr.shape}; expected (H, W).")
@@ -53,7 +61,11 @@ def save_png16(path: Path, image: np.ndarray) -> Path:
 
 
 def difference_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
-    """Paper 001 Fig. 2's subtraction real - fake, mapped to [0, 1] as 0.5 + 0.5 * d / max|d| (0.5 if unchanged)."""
+    """Paper 001 Fig. 2's subtraction real - fake, mapped to [0, 1] as 0.5 + 0.5 * d / max|d| (0.5 if unchanged).
+
+    Returns:
+        The difference image, float64 in [0, 1], the shape of ``real``.
+    """
     d = np.asarray(real, dtype=np.float64) - np.asarray(fake, dtype=np.float64)
     peak = float(np.abs(d).max())
     return np.full_like(d, 0.5) if peak == 0.0 else 0.5 + 0.5 * d / peak
@@ -117,7 +129,11 @@ def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits
 
 
 def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
-    """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths)."""
+    """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths).
+
+    Returns:
+        The education index (columns :data:`EDUCATION_COLUMNS`) and the PNG paths written.
+    """
     run_dir = Path(run_dir)
     if len(image_ids) != len(real) or np.shape(real) != np.shape(fake):
         raise DataError(f"{len(image_ids)} ids, real {np.shape(real)}, fake {np.shape(fake)}; expected one pair per id.")
@@ -140,6 +156,9 @@ def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels:
     per source label and overall.
 
     Returns columns source_label (``all`` for both), n_correct, n_flipped, flip_rate.
+
+    Returns:
+        One row per source label and one overall: source_label, n_correct, n_flipped, flip_rate.
     """
     from medadv.attacks.gan_attack import gan_attack_evaluation
     from medadv.attacks.robustness import positive_scores
@@ -158,7 +177,11 @@ def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels:
 
 def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np.ndarray:
     """Indices of the education images: ``per_generator`` positives (for ``remove``) then as many negatives (for
-    ``insert``), each drawn without replacement by a generator seeded with ``seed`` (fewer if a class is smaller)."""
+    ``insert``), each drawn without replacement by a generator seeded with ``seed`` (fewer if a class is smaller).
+
+    Returns:
+        The indices into ``labels``, positives first.
+    """
     labels = np.asarray(labels).astype(int)
     rng = np.random.default_rng(seed)
     picks = [rng.permutation(np.flatnonzero(labels == source))[:per_generator] for source in (1, 0)]
@@ -167,7 +190,11 @@ def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np
 
 def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> "matplotlib.figure.Figure":  # noqa: F821
     """Paper 001 Fig. 2: one row per image with the real image, its fake, and the difference real - fake (grey scale,
-    symmetric range: mid-grey = unchanged, darker = the fake is brighter there)."""
+    symmetric range: mid-grey = unchanged, darker = the fake is brighter there).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     n = len(real)

@@ -24,6 +24,9 @@ SPLITS = ("train", "val", "test")
 def validate_cohort(cohort: pd.DataFrame, where: str = "cohort", require_split: bool = False) -> pd.DataFrame:
     """Check a cohort table's columns and values; return it with normalised dtypes.
 
+    Returns:
+        The table with normalised dtypes, the cohort columns first.
+
     Raises:
         DataError: empty table, missing columns, duplicate image ids, labels other than 0/1, unknown splits.
     """

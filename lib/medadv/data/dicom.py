@@ -67,7 +67,11 @@ class DicomPixels:
 
 
 def decoder_advice(transfer_syntax: str) -> str:
-    """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string)."""
+    """The pip command that installs a pydicom decoder for ``transfer_syntax`` (a UID string).
+
+    Returns:
+        The advice, a pip command.
+    """
     for prefix, advice in _DECODER_ADVICE:
         if transfer_syntax.startswith(prefix):
             return f"{_EXTRA_ADVICE}  (or: {advice})"
@@ -95,7 +99,11 @@ def _read_dataset(path: Path, stop_before_pixels: bool = False) -> "pydicom.Data
 
 
 def read_dicom_header(path: str | Path) -> "pydicom.Dataset":  # noqa: F821
-    """The header of a DICOM file without its pixel data (fast), or a :class:`DataError` naming the file."""
+    """The header of a DICOM file without its pixel data (fast), or a :class:`DataError` naming the file.
+
+    Returns:
+        The header, a pydicom dataset without pixel data.
+    """
     return _read_dataset(Path(path), stop_before_pixels=True)
 
 
@@ -272,13 +280,43 @@ def load_dicom(path: str | Path, frame: int | None = None) -> DicomPixels:
 
 
 def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
-    """The presentation values of a DICOM image (of ``frame``) as an (H, W) array; see :func:`load_dicom`."""
+    """The presentation values of a DICOM image (of ``frame``); see :func:`load_dicom`.
+
+    Returns:
+        The (H, W) values, higher = brighter (MONOCHROME1 inverted): integer when no LUT changed the stored values,
+        float64 otherwise (:attr:`DicomPixels.values`).
+
+    Raises:
+        DataError: as :func:`load_dicom`, naming the file.
+
+    Example:
+        A 12-bit MONOCHROME1 image (0 = white) written with pydicom comes back with white as its highest value:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from pydicom import Dataset
+        >>> from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+        >>> ds = Dataset()
+        >>> ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+        >>> ds.set_pixel_data(np.array([[0, 1000], [2000, 4095]], np.uint16), "MONOCHROME1", 12)
+        >>> folder_for_example = tempfile.TemporaryDirectory()  # removed when the session ends
+        >>> path = Path(folder_for_example.name) / "image.dcm"
+        >>> ds.save_as(path, enforce_file_format=True)
+        >>> read_dicom(path)
+        array([[4095, 3095],
+               [2095,    0]], dtype=uint16)
+    """
     return load_dicom(path, frame).values
 
 
 def is_dicom(path: str | Path) -> bool:
     """Whether ``path`` is a DICOM file: a ``.dcm`` / ``.dicom`` suffix, or the ``DICM`` mark after the 128-byte
-    preamble (PS3.10 7.1), which DICOM files without a suffix (as PACS exports name them) carry."""
+    preamble (PS3.10 7.1), which DICOM files without a suffix (as PACS exports name them) carry.
+
+    Returns:
+        True for a DICOM file.
+    """
     path = Path(path)
     if path.suffix.lower() in (".dcm", ".dicom"):
         return True
@@ -290,7 +328,11 @@ def is_dicom(path: str | Path) -> bool:
 
 
 def read_dicom_stored(path: str | Path) -> np.ndarray:
-    """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files."""
+    """The stored pixel values of a DICOM file untouched (no LUT, no inversion): the reading for mask files.
+
+    Returns:
+        The stored values (H, W), in their stored integer type.
+    """
     path = Path(path)
     ds = _read_dataset(path)
     if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":

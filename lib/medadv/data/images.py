@@ -55,12 +55,20 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # ---- references ------------------------------------------------------------------------------------------------
 def npz_member(npz_file: str, key: str, index: int) -> str:
-    """The cohort path of image ``index`` of array ``key`` inside ``npz_file`` (relative to the root)."""
+    """The cohort path of image ``index`` of array ``key`` inside ``npz_file`` (relative to the root).
+
+    Returns:
+        The path reference ``<file>::<key>/<index>``.
+    """
     return f"{npz_file}{NPZ_SEP}{key}/{int(index)}"
 
 
 def union_mask(files: Sequence[str]) -> str:
-    """The cohort mask path of the union of ``files`` (relative to the root); a single file stays a plain path."""
+    """The cohort mask path of the union of ``files`` (relative to the root); a single file stays a plain path.
+
+    Returns:
+        The path reference: ``union::a|b|...``, or the single file.
+    """
     files = list(dict.fromkeys(files))
     if not files:
         raise ValueError("union_mask needs at least one mask file")
@@ -70,7 +78,11 @@ def union_mask(files: Sequence[str]) -> str:
 
 
 def dicom_frame(file: str, index: int) -> str:
-    """The cohort path of frame ``index`` (0-based) of the multi-frame DICOM ``file`` (relative to the root)."""
+    """The cohort path of frame ``index`` (0-based) of the multi-frame DICOM ``file`` (relative to the root).
+
+    Returns:
+        The path reference ``<file>::frame/<index>``.
+    """
     return f"{file}{NPZ_SEP}frame/{int(index)}"
 
 
@@ -79,7 +91,11 @@ def _num(value: float) -> str:
 
 
 def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), polygons: Sequence[Sequence[float]] = ()) -> str:
-    """The cohort mask path of boxes ``(x0, y0, x1, y1)`` and polygons ``(x0, y0, x1, y1, ...)`` on an H x W grid."""
+    """The cohort mask path of boxes ``(x0, y0, x1, y1)`` and polygons ``(x0, y0, x1, y1, ...)`` on an H x W grid.
+
+    Returns:
+        The path reference ``shapes::HxW::...``.
+    """
     parts = ["rect:" + ",".join(_num(v) for v in r) for r in rects]
     parts += ["poly:" + ",".join(_num(v) for v in p) for p in polygons]
     if not parts:
@@ -89,7 +105,11 @@ def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), p
 
 # ---- images ----------------------------------------------------------------------------------------------------
 def luminance(rgb: np.ndarray) -> np.ndarray:
-    """The BT.601 luminance ``0.299 R + 0.587 G + 0.114 B`` of an (..., 3) array, as float64 in the input's units."""
+    """The BT.601 luminance ``0.299 R + 0.587 G + 0.114 B`` of an (..., 3) array, as float64 in the input's units.
+
+    Returns:
+        The luminance (...,) as float64.
+    """
     return rgb[..., :3].astype(np.float64) @ np.asarray(LUMA_WEIGHTS)
 
 
@@ -171,7 +191,11 @@ def _read_dicom_unit(path: Path, frame: int | None = None) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read one grey-level image (PNG/JPEG/TIFF/BMP, ``.npy``, DICOM, an npz member or a DICOM frame) as float32
-    (H, W) in [0, 1]; colour images as their luminance."""
+    (H, W) in [0, 1]; colour images as their luminance.
+
+    Returns:
+        The image, float32 (H, W) in [0, 1].
+    """
     from medadv.data.dicom import is_dicom
 
     text = str(path)
@@ -258,7 +282,11 @@ def _draw_shapes(body: str, where: str) -> np.ndarray:
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a lesion mask as bool (H, W): a file (any non-zero pixel is lesion; DICOM masks by stored value), a
-    ``union::`` of files or a ``shapes::`` drawing (see the module docstring). ``shape`` must match when given."""
+    ``union::`` of files or a ``shapes::`` drawing (see the module docstring). ``shape`` must match when given.
+
+    Returns:
+        The mask, bool (H, W).
+    """
     text = str(path)
     match = _MASK_REF.search(text)
     if match is None:
@@ -284,7 +312,12 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.ndarray:
-    """Resize (H, W) to ``size`` = (height, width): bicubic for images (paper 001), nearest for masks."""
+    """Resize (H, W) to ``size`` = (height, width): bicubic for images (paper 001), nearest for masks.
+
+    Returns:
+        The resized array: float32 in [0, 1] for an image, bool for a mask; ``arr`` itself when it has that size
+        already.
+    """
     if arr.shape == tuple(size):
         return arr
     if is_mask:
@@ -307,7 +340,12 @@ class SplitArrays:
 
 
 def load_split(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], split: str | None = None) -> SplitArrays:
-    """Load the images and masks of one split (or all rows when ``split`` is None), resized to ``image_size``."""
+    """Load the images and masks of one split (or all rows when ``split`` is None), resized to ``image_size``.
+
+    Returns:
+        :class:`SplitArrays`: images (N, 1, H, W) float32 in [0, 1], labels, masks, which images have a mask,
+        the rows.
+    """
     root = Path(root)
     rows = cohort if split is None else cohort[cohort["split"] == split]
     rows = rows.reset_index(drop=True)

@@ -22,7 +22,11 @@ CLASS_STYLES = {0: {"linestyle": "--", "color": "0.45"}, 1: {"linestyle": "-", "
 
 def pick_examples(cohort: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` positive and ``n`` negative images, drawn with ``seed`` from the test split when it has enough (else from
-    the whole cohort), positives first, each group sorted by image id."""
+    the whole cohort), positives first, each group sorted by image id.
+
+    Returns:
+        The rows of the chosen images, positives first.
+    """
     picked = []
     for label in (1, 0):
         pool = cohort[cohort["label"] == label]
@@ -37,7 +41,11 @@ def pick_examples(cohort: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
 
 def plot_examples(cohort: pd.DataFrame, root: str | Path, n: int = 6, seed: int = 0) -> Figure:
     """A 2 x ``n`` grid: positive images (top row, lesion mask outlined) and negative images (bottom row), titled
-    with image id, view and the data set's label."""
+    with image id, view and the data set's label.
+
+    Returns:
+        The figure.
+    """
     root = Path(root)
     rows = pick_examples(cohort, n, seed)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.8), squeeze=False, layout="constrained")
@@ -62,7 +70,11 @@ def plot_examples(cohort: pd.DataFrame, root: str | Path, n: int = 6, seed: int 
 def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
     """Per class, the pixel values of up to ``max_images`` images (seeded draw; at most ``MAX_PIXELS`` per image, a
     regular subsample) and each image's mean intensity: a table with columns ``label``, ``image_id``, ``mean`` and
-    ``pixels`` (an array per image)."""
+    ``pixels`` (an array per image).
+
+    Returns:
+        The table, one row per sampled pixel.
+    """
     root = Path(root)
     records = []
     for label in (0, 1):
@@ -80,7 +92,11 @@ def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 
 def plot_intensity_histograms(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> Figure:
     """Two panels per class (negative dashed grey, positive solid black): the pixel intensity distribution (density,
     log scale) and the distribution of per-image mean intensity. A visible class difference here would be a
-    shortcut a classifier could learn without looking at lesions."""
+    shortcut a classifier could learn without looking at lesions.
+
+    Returns:
+        The figure.
+    """
     samples = intensity_samples(cohort, root, max_images, seed)
     bins = np.linspace(0.0, 1.0, 65)
     n_mean_bins = int(np.clip(len(samples) // 8, 8, 30))

@@ -28,6 +28,9 @@ def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
     patient-level splits (``profile.data.split``, seeded by ``profile.seed``; an official split is kept), checked for
     patient leakage and validated.
 
+    Returns:
+        The validated cohort table with its splits.
+
     Raises:
         DataError: from the loader, the splits or the leakage check (see :mod:`medadv.data.splits`).
     """
@@ -49,7 +52,11 @@ def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
 
 
 def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
-    """Counts of images and patients per split x label x view (rows in train, val, test order)."""
+    """Counts of images and patients per split x label x view (rows in train, val, test order).
+
+    Returns:
+        One row per split, label and view: the counts of images and patients.
+    """
     table = (
         cohort.groupby(["split", "label", "view"], sort=True)
         .agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
@@ -61,13 +68,21 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
 
 
 def leakage_table(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """The counts of :func:`medadv.data.splits.check_leakage` as a table, one row per split."""
+    """The counts of :func:`medadv.data.splits.check_leakage` as a table, one row per split.
+
+    Returns:
+        One row per split.
+    """
     return pd.DataFrame([{"split": name, **values} for name, values in counts.items()])
 
 
 def cohort_headline(cohort: pd.DataFrame, counts: dict[str, dict[str, int]]) -> dict[str, object]:
     """Headline numbers of notebook 00 for ``summary.json``: sizes, positive fraction, counts per split and the
-    outcome of the leakage check (``leakage_ok`` is True: a leaking cohort stops the notebook with a DataError)."""
+    outcome of the leakage check (``leakage_ok`` is True: a leaking cohort stops the notebook with a DataError).
+
+    Returns:
+        The headline numbers, JSON-able.
+    """
     labels = patient_labels(cohort)
     return {
         "n_images": int(len(cohort)),
@@ -82,7 +97,11 @@ def cohort_headline(cohort: pd.DataFrame, counts: dict[str, dict[str, int]]) -> 
 
 def cohort_files(cohort: pd.DataFrame, root: str | Path) -> list[Path]:
     """Every image and mask file of the cohort (``root`` joined with ``path`` and non-empty ``mask_path``), in table
-    order: the files notebook 00 registers in the run's manifest when it rendered them."""
+    order: the files notebook 00 registers in the run's manifest when it rendered them.
+
+    Returns:
+        The absolute file paths.
+    """
     root = Path(root)
     paths = [root / p for p in cohort["path"]]
     return paths + [root / p for p in cohort["mask_path"] if p]

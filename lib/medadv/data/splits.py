@@ -28,7 +28,11 @@ def _allocate(n: int, fractions: tuple[float, float, float]) -> np.ndarray:
 
 
 def patient_labels(cohort: pd.DataFrame) -> pd.Series:
-    """One label per patient (index: patient_id, sorted): 1 when any of the patient's images is positive."""
+    """One label per patient (index: patient_id, sorted): 1 when any of the patient's images is positive.
+
+    Returns:
+        The labels, indexed by patient_id.
+    """
     return cohort.groupby("patient_id", sort=True)["label"].max().astype(int)
 
 

@@ -21,6 +21,9 @@ __all__ = ["Detector", "as_images"]
 def as_images(images: np.ndarray | Tensor, what: str = "images") -> Tensor:
     """``images`` as a float32 CPU tensor (N, 1, H, W), checked.
 
+    Returns:
+        The images, float32 (N, 1, H, W) on the CPU.
+
     Raises:
         DataError: not four-dimensional with one channel, empty, or not finite.
     """
@@ -49,7 +52,11 @@ class Detector(abc.ABC):
 
     @abc.abstractmethod
     def score_tensor(self, x: Tensor) -> Tensor:
-        """Scores (N,) of images ``x`` (N, 1, H, W) on :attr:`device`, differentiable in ``x``."""
+        """Scores (N,) of images ``x`` (N, 1, H, W) on :attr:`device`, differentiable in ``x``.
+
+        Returns:
+            The scores (N,), larger = more likely manipulated.
+        """
 
     def score(self, images: np.ndarray | Tensor, batch_size: int = 128) -> np.ndarray:
         """Scores of ``images`` (N, 1, H, W) in [0, 1], batch by batch without gradients.

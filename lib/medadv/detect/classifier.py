@@ -35,5 +35,10 @@ class RealFakeClassifier(Detector):
         self.model = model.to(self.device).eval().requires_grad_(False)
 
     def score_tensor(self, x: Tensor) -> Tensor:
+        """The real-vs-fake classifier's logit margin of the fake class.
+
+        Returns:
+            Scores (N,), differentiable in ``x``; larger = more likely fake.
+        """
         logits = self.model(x)
         return logits[:, FAKE_CLASS] - logits[:, 1 - FAKE_CLASS]

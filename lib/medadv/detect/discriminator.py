@@ -40,5 +40,10 @@ class DiscriminatorScore(Detector):
         self.discriminators = {k: d.to(self.device).eval().requires_grad_(False) for k, d in discriminators.items()}
 
     def score_tensor(self, x: Tensor) -> Tensor:
+        """Minus the larger of the GAN discriminators' scores (a discriminator scores real images high).
+
+        Returns:
+            Scores (N,), differentiable in ``x``; larger = more likely fake.
+        """
         scores = torch.stack([d(x).reshape(-1) for d in self.discriminators.values()], dim=1)
         return -scores.amax(dim=1)

@@ -25,7 +25,11 @@ __all__ = ["MahalanobisDetector", "pooled_features"]
 
 
 def pooled_features(classifier: nn.Module, x: Tensor) -> Tensor:
-    """Global max pooling of the classifier's feature map, (N, channels)."""
+    """Global max pooling of the classifier's feature map, (N, channels).
+
+    Returns:
+        The features (N, channels).
+    """
     for name in ("prepare", "features"):
         if not callable(getattr(classifier, name, None)):
             raise ConfigError(f"the Mahalanobis detector needs a kit classifier with `prepare` and `features`; "
@@ -57,6 +61,9 @@ class MahalanobisDetector(Detector):
             device: torch.device | str = "cpu", batch_size: int = 128) -> "MahalanobisDetector":
         """Fit the class means and the shared covariance on clean images with their labels.
 
+        Returns:
+            The fitted detector.
+
         Raises:
             DataError: labels that do not match the images, or a class with fewer than two images.
         """
@@ -78,6 +85,11 @@ class MahalanobisDetector(Detector):
         return cls(classifier, torch.from_numpy(means), torch.from_numpy(precision), device)
 
     def score_tensor(self, x: Tensor) -> Tensor:
+        """The Mahalanobis distance of each image's pooled features to the nearest class mean (Lee et al. 2018).
+
+        Returns:
+            Scores (N,), differentiable in ``x``; larger = more likely manipulated.
+        """
         diff = pooled_features(self.classifier, x)[:, None, :] - self.means[None, :, :]
         dist = torch.einsum("nkf,fg,nkg->nk", diff, self.precision, diff)
         return dist.amin(dim=1)

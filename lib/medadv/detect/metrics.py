@@ -24,6 +24,9 @@ def tpr_at_fpr(clean: np.ndarray, manipulated: np.ndarray, fpr: float = 0.05) ->
     The threshold is the ``(floor(fpr * n_clean) + 1)``-th largest clean score and an image is flagged when its score
     is strictly above it, so the clean images' false-positive rate is at most ``fpr`` (0 flagged when
     ``fpr * n_clean < 1``).
+
+    Returns:
+        The share of manipulated images flagged.
     """
     c = np.sort(_scores(clean, "clean images"))[::-1]
     m = _scores(manipulated, "manipulated images")
@@ -52,6 +55,9 @@ def confidence_levels(scores: np.ndarray, threshold: float, reference: np.ndarra
     validation images the threshold was chosen on) on the same side of the threshold: the quantile ``q`` gives the
     level ``1 + floor(q * levels)`` (capped): a score as far out as the farthest validation scores is answered with
     the highest confidence.
+
+    Returns:
+        The confidence levels (N,), integers 1 to ``levels``.
     """
     s = np.asarray(scores, dtype=float)
     ref = _scores(reference, "reference scores")

@@ -27,13 +27,21 @@ __all__ = ["FeatureSqueezing", "median_filter", "reduce_bit_depth"]
 
 
 def reduce_bit_depth(x: Tensor, bits: int) -> Tensor:
-    """``x`` quantised to ``bits`` bits, with the straight-through (BPDA) gradient of the identity."""
+    """``x`` quantised to ``bits`` bits, with the straight-through (BPDA) gradient of the identity.
+
+    Returns:
+        The quantised images, the shape of ``x``.
+    """
     levels = 2**bits - 1
     return x + (torch.round(x * levels) / levels - x).detach()
 
 
 def median_filter(x: Tensor, size: int) -> Tensor:
-    """Median over ``size`` x ``size`` windows of (N, C, H, W) images, same shape out (edges reflected)."""
+    """Median over ``size`` x ``size`` windows of (N, C, H, W) images, same shape out (edges reflected).
+
+    Returns:
+        The filtered images, the shape of ``x``.
+    """
     before, after = (size - 1) // 2, size // 2
     padded = F.pad(x, (before, after, before, after), mode="reflect")
     windows = padded.unfold(2, size, 1).unfold(3, size, 1)
@@ -62,7 +70,11 @@ class FeatureSqueezing(Detector):
         self.bits, self.median = bits, median
 
     def squeezed(self, x: Tensor) -> list[Tensor]:
-        """The squeezed copies of ``x``."""
+        """The squeezed copies of ``x``.
+
+        Returns:
+            The squeezed copies, one per squeezer.
+        """
         out = []
         if self.bits:
             out.append(reduce_bit_depth(x, self.bits))
@@ -71,6 +83,11 @@ class FeatureSqueezing(Detector):
         return out
 
     def score_tensor(self, x: Tensor) -> Tensor:
+        """The largest L1 distance between the softmax of ``x`` and of each squeezed copy (Xu et al. 2018).
+
+        Returns:
+            Scores (N,), differentiable in ``x``; larger = more likely manipulated.
+        """
         p = torch.softmax(self.classifier(x), dim=1)
         dists = [(p - torch.softmax(self.classifier(s), dim=1)).abs().sum(dim=1) for s in self.squeezed(x)]
         return torch.stack(dists, dim=1).amax(dim=1)

@@ -51,6 +51,9 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     Returns:
         The submodule of ``model`` at that path.
 
+    Returns:
+        The layer (a submodule of ``model``).
+
     Raises:
         ConfigError: the model declares no path (no ``gradcam_layer``, or None), or its path names no submodule;
             give the class a ``gradcam_layer`` or pass ``layer=`` to :func:`attribute`.
@@ -79,6 +82,11 @@ class CallOrdered(nn.Module):
         self.position = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the wrapped activation modules in turn, one per call of the original module.
+
+        Returns:
+            The activation's output.
+        """
         out = self.calls[self.position](x)
         self.position = (self.position + 1) % len(self.calls)
         return out
@@ -92,7 +100,11 @@ def _reset_call_order(model: nn.Module, _inputs: tuple[torch.Tensor, ...]) -> No
 
 def attribution_copy(model: nn.Module, probe: torch.Tensor) -> nn.Module:
     """A private copy of ``model`` for hook-based attribution: eval mode, in-place activations off, and every
-    activation that one forward pass of ``probe`` (N, 1, H, W) calls more than once split into one module per call."""
+    activation that one forward pass of ``probe`` (N, 1, H, W) calls more than once split into one module per call.
+
+    Returns:
+        The copy; ``model`` is unchanged.
+    """
     twin = copy.deepcopy(model).eval()
     for module in twin.modules():
         if isinstance(getattr(module, "inplace", None), bool):
@@ -131,7 +143,11 @@ def _as_batch(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def predicted_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Argmax class of every image (N,), on the CPU, computed in batches without gradients."""
+    """Argmax class of every image (N,), on the CPU, computed in batches without gradients.
+
+    Returns:
+        The classes (N,), int64, on the CPU.
+    """
     device = next(model.parameters()).device
     with torch.no_grad():
         out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
@@ -219,8 +235,34 @@ def attribute(
         ig_steps: integration steps of integrated gradients.
         occlusion_window, occlusion_stride: side and stride in pixels of the occluding square.
 
+    Returns:
+        The maps, float32 (N, H, W), larger = more relevant to the target class (sign conventions per method in the
+        module docstring).
+
     Raises:
         ConfigError: unknown method or settings out of range; DataError: images not (N, 1, H, W) in [0, 1].
+
+    Example:
+        A model whose class 1 looks only at the top-left 2 x 2 corner; its gradient map lights up that corner, which
+        the alignment metrics then score as a perfect hit:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from medadv.explain.alignment import relevance_rank_accuracy
+        >>> corner = torch.zeros(4, 4, dtype=torch.bool)
+        >>> corner[:2, :2] = True
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.stack([-corner.flatten().float(), corner.flatten().float()]))
+        ...     _ = model[1].bias.zero_()
+        >>> maps = attribute(model, torch.full((1, 1, 4, 4), 0.5), "saliency", target=1)
+        >>> maps
+        array([[[1., 1., 0., 0.],
+                [1., 1., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 0., 0.]]], dtype=float32)
+        >>> relevance_rank_accuracy(maps, corner[None].numpy())
+        array([1.])
     """
     if method not in METHODS:
         raise ConfigError(f"attribution method {method!r} is unknown; choose one of {METHODS}.")
@@ -250,7 +292,11 @@ def attribute(
 
 
 def layer_path(model: nn.Module, layer: nn.Module) -> str:
-    """Qualified name of ``layer`` inside ``model`` (to find the same layer in a copy of the model)."""
+    """Qualified name of ``layer`` inside ``model`` (to find the same layer in a copy of the model).
+
+    Returns:
+        The dotted path of the layer.
+    """
     for name, module in model.named_modules():
         if module is layer:
             return name

@@ -41,6 +41,11 @@ class SmoothLeakyReLU(nn.Module):
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The smooth leaky ReLU of ``x``: a mix of the identity and softplus.
+
+        Returns:
+            A tensor of the shape of ``x``.
+        """
         a = self.negative_slope
         return a * x + (1.0 - a) * F.softplus(x, beta=self.beta)
 
@@ -51,6 +56,9 @@ def softplus_copy(model: nn.Module, beta: float = 10.0) -> nn.Module:
 
     Larger ``beta`` follows the ReLU more closely. Only activation *modules* are replaced; the kit's classifiers use
     modules on their classification path. The original model is not changed.
+
+    Returns:
+        The copy, in eval mode; ``model`` is unchanged.
     """
     if beta <= 0:
         raise ConfigError(f"softplus beta is {beta}; expected a positive sharpness.")
@@ -74,6 +82,9 @@ def gradcam_maps(
     """Grad-CAM (Selvaraju et al. 2017, eqs. 1-2) up-sampled bilinearly to the image, and the logits.
 
     Returns maps (N, H, W) and logits (N, C). With ``create_graph`` the maps stay differentiable in ``x``.
+
+    Returns:
+        (maps (N, H, W), logits (N, C)).
     """
     store: dict[str, torch.Tensor] = {}
     handle = layer.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out))
@@ -91,7 +102,11 @@ def gradcam_maps(
 
 
 def topk_region(maps: np.ndarray, k: float) -> np.ndarray:
-    """The top ``k`` fraction of pixels of each map (N, H, W) as a bool mask; ties broken by pixel order."""
+    """The top ``k`` fraction of pixels of each map (N, H, W) as a bool mask; ties broken by pixel order.
+
+    Returns:
+        The mask, bool, shape of ``maps``.
+    """
     if not 0.0 < k <= 1.0:
         raise ConfigError(f"top-k fraction is {k}; expected a value in (0, 1].")
     flat = np.asarray(maps).reshape(len(maps), -1)
@@ -103,7 +118,11 @@ def topk_region(maps: np.ndarray, k: float) -> np.ndarray:
 
 
 def peak_position(maps: np.ndarray) -> np.ndarray:
-    """(row, col) of each map's maximum (N, 2); tied maxima give their centroid."""
+    """(row, col) of each map's maximum (N, 2); tied maxima give their centroid.
+
+    Returns:
+        The positions (N, 2), float.
+    """
     maps = np.asarray(maps)
     out = np.empty((len(maps), 2))
     for i, m in enumerate(maps):
@@ -193,6 +212,9 @@ def manipulate_gradcam(
         flip_label: paper 004 Fig. 3's variant: adds ``flip_weight`` times the cross-entropy *ascent* on the
             original label and keeps a step only once the label has changed.
         beta: softplus sharpness of the differentiated copy.
+
+    Returns:
+        :class:`Manipulation`: the perturbed images, the logits and Grad-CAM maps before and after.
     """
     if eps <= 0 or steps < 1:
         raise ConfigError(f"manipulation eps={eps}, steps={steps}; expected eps > 0 and steps >= 1.")

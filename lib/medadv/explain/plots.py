@@ -25,7 +25,11 @@ def outline(ax: plt.Axes, mask: np.ndarray) -> None:
 
 
 def alignment_boxplot(scores: pd.DataFrame, metric: str, models: Sequence[str], methods: Sequence[str]) -> plt.Figure:
-    """Box plot with the single images as points: ``metric`` per attribution method (x) and model (grey level)."""
+    """Box plot with the single images as points: ``metric`` per attribution method (x) and model (grey level).
+
+    Returns:
+        The figure.
+    """
     data = scores[scores["metric"] == metric]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods), 4.2))
     palette = sns.color_palette("Greys", n_colors=len(models) + 1)[1:]
@@ -54,7 +58,11 @@ def map_gallery(
     images: np.ndarray, masks: np.ndarray, maps: Mapping[str, np.ndarray], image_ids: Sequence[str], rows: Sequence[int]
 ) -> plt.Figure:
     """Grid of maps over their images: one row per image index in ``rows``, the image first, then one column per
-    entry of ``maps`` (title -> (N, H, W)); each map is scaled to its own maximum, its positive part shown."""
+    entry of ``maps`` (title -> (N, H, W)); each map is scaled to its own maximum, its positive part shown.
+
+    Returns:
+        The figure.
+    """
     cols = len(maps) + 1
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.5 * cols, 1.55 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
@@ -77,7 +85,11 @@ def manipulation_panels(
 ) -> plt.Figure:
     """Paper 004 Figs. 2-4 in one grid: per row (title, image, perturbed image, map before, map after, mask,
     label before, label after), the columns image, its Grad-CAM, perturbed image, its Grad-CAM, and the perturbation
-    (scaled to its own maximum, value printed)."""
+    (scaled to its own maximum, value printed).
+
+    Returns:
+        The figure.
+    """
     fig, axes = plt.subplots(len(examples), 5, figsize=(8.2, 1.75 * len(examples)), squeeze=False)
     heads = ["image", "Grad-CAM", "perturbed", "Grad-CAM after", "|perturbation|"]
     for r, (title, image, adv, before, after, mask, lab0, lab1) in enumerate(examples):
@@ -104,7 +116,11 @@ def manipulation_panels(
 def fgsm_shift_figure(table: pd.DataFrame, steps: int, step_grey: float) -> plt.Figure:
     """Paper 004's experiment (``steps`` steps of ``step_grey`` grey levels) in two panels: the peak shift (pixels)
     and the top-k overlap of each image's Grad-CAM map, per model (x), split by whether the label changed (grey
-    level), with the single images as points."""
+    level), with the single images as points.
+
+    Returns:
+        The figure.
+    """
     data = table.assign(label=np.where(table["label_changed"], "label changed", "label kept"))
     hue_order = ["label kept", "label changed"]
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))

@@ -117,13 +117,21 @@ class ExplainConfig:
 
 
 def explain_config(profile: Profile) -> ExplainConfig:
-    """The ``explain`` section of ``profile`` as an :class:`ExplainConfig`."""
+    """The ``explain`` section of ``profile`` as an :class:`ExplainConfig`.
+
+    Returns:
+        The validated :class:`ExplainConfig`.
+    """
     return section_config(ExplainConfig, profile.section("explain"), "explain")
 
 
 def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], n_images: int, seed: int) -> SplitArrays:
     """The test positives with a lesion mask (paper 000 scored maps against annotated regions), all of them or a
-    seeded sample of ``n_images``, in image-id order."""
+    seeded sample of ``n_images``, in image-id order.
+
+    Returns:
+        The images, masks and rows of the chosen positives.
+    """
     rows = cohort[(cohort["split"] == "test") & (cohort["label"] == POSITIVE) & (cohort["mask_path"] != "")]
     if len(rows) == 0:
         raise DataError("the cohort has no test positive with a lesion mask; alignment needs annotated lesions.")
@@ -140,7 +148,11 @@ def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, 
 
 
 def attribution_maps(models: Mapping[str, nn.Module], images: np.ndarray, cfg: ExplainConfig) -> dict[tuple[str, str], np.ndarray]:
-    """Maps (N, H, W) of every model x method for the positive class, keyed (model, method)."""
+    """Maps (N, H, W) of every model x method for the positive class, keyed (model, method).
+
+    Returns:
+        ``{(model, method): maps (N, H, W)}``.
+    """
     x = torch.as_tensor(images)
     pairs = [(m, meth) for m in models for meth in cfg.methods]
     out = {}
@@ -153,7 +165,11 @@ def attribution_maps(models: Mapping[str, nn.Module], images: np.ndarray, cfg: E
 
 
 def alignment_scores(maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig) -> pd.DataFrame:
-    """Long table ``image_id, model, method, metric, score`` of every map against its lesion mask."""
+    """Long table ``image_id, model, method, metric, score`` of every map against its lesion mask.
+
+    Returns:
+        The long table, one row per image, model, method and metric.
+    """
     masks = np.asarray(masks).reshape(len(image_ids), *np.asarray(masks).shape[-2:])
     frames = []
     for (model, method), sal in maps.items():
@@ -165,7 +181,11 @@ def alignment_scores(maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarr
 def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Paired two-sided Wilcoxon signed-rank tests of every model against ``reference`` on the same images, per
     method and metric, with the matched-pairs rank-biserial effect size (positive = the model aligns better) and
-    Holm-adjusted p-values; the Holm family is every (method, model) comparison of one metric."""
+    Holm-adjusted p-values; the Holm family is every (method, model) comparison of one metric.
+
+    Returns:
+        One row per metric, method and model: the paired test, its effect size and Holm-adjusted p-value.
+    """
     wide = scores.pivot_table(index=["metric", "method", "image_id"], columns="model", values="score", dropna=False)
     rows = []
     for (metric, method), block in wide.groupby(level=["metric", "method"], sort=True):
@@ -185,7 +205,11 @@ def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 
 def peak_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Distance in pixels between the peaks of two stacks of maps (N, H, W) (:func:`peak_position`); returns (N,)."""
+    """Distance in pixels between the peaks of two stacks of maps (N, H, W) (:func:`peak_position`); returns (N,).
+
+    Returns:
+        The distances (N,) in pixels.
+    """
     return np.linalg.norm(peak_position(before) - peak_position(after), axis=1)
 
 
@@ -217,6 +241,10 @@ def explanation_attack(
 
     Returns the table ``image_id, model, variant, eps, label_before, label_after, label_kept, linf, topk_overlap,
     peak_shift_px, alignment_before, alignment_after`` and the arrays of every run for the figure.
+
+    Returns:
+        The long table of attacked images (one row per image, model, budget and variant) and the examples for
+        the figure.
     """
     x = torch.as_tensor(images)
     masks = np.asarray(masks).reshape(len(image_ids), *x.shape[-2:])
@@ -252,7 +280,11 @@ def explanation_attack(
 
 def alignment_summary(scores: pd.DataFrame, tests: pd.DataFrame, cfg: ExplainConfig) -> dict[str, object]:
     """Headline numbers for ``summary.json``: mean score per model and method (every metric), and for the primary
-    metric each comparison's Holm p-value and effect size, and how many comparisons favour the robust model."""
+    metric each comparison's Holm p-value and effect size, and how many comparisons favour the robust model.
+
+    Returns:
+        The headline numbers, JSON-able.
+    """
     mean_alignment: dict[str, dict[str, dict[str, float]]] = {}
     for (metric, model, method), value in scores.groupby(["metric", "model", "method"])["score"].mean().items():
         mean_alignment.setdefault(metric, {}).setdefault(model, {})[method] = float(value)
@@ -275,7 +307,11 @@ def alignment_summary(scores: pd.DataFrame, tests: pd.DataFrame, cfg: ExplainCon
 
 def attack_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per model, variant and budget: share of labels kept, mean top-k overlap, median peak shift, mean alignment
-    before and after."""
+    before and after.
+
+    Returns:
+        One row per model, variant and budget.
+    """
     return (
         table.groupby(["model", "variant", "eps"], sort=True)
         .agg(
@@ -290,7 +326,12 @@ def attack_summary(table: pd.DataFrame) -> pd.DataFrame:
 def figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list[tuple]:
     """Rows of :func:`medadv.explain.plots.manipulation_panels`: for the largest budget of each attacked model and
     variant, the image predicted positive with a non-empty map that lost most of its alignment with the lesion while
-    the variant's label condition held (relaxed in that order when no image qualifies)."""
+    the variant's label condition held (relaxed in that order when no image qualifies).
+
+    Returns:
+        One row per attacked model and variant, in the order :func:`medadv.explain.plots.manipulation_panels`
+        takes.
+    """
     rows = []
     for ex in examples:
         if ex.eps != max(e.eps for e in examples if e.model == ex.model):

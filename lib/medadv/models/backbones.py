@@ -37,13 +37,22 @@ class GreyToImageNet(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Grey images (N, 1, H, W) in [0, 1] as ImageNet-normalised 3-channel tensors.
+
+        Returns:
+            The normalised tensor (N, 3, H, W).
+        """
         if x.ndim != 4 or x.shape[1] != 1:
             raise ConfigError(f"model input has shape {tuple(x.shape)}; expected grey images (N, 1, H, W) in [0, 1].")
         return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
 
 
 def imagenet_weights_path(arch: str) -> tuple[Path, str]:
-    """Where torch's cache keeps torchvision's ImageNet weights of ``arch``, and the file's download address."""
+    """Where torch's cache keeps torchvision's ImageNet weights of ``arch``, and the file's download address.
+
+    Returns:
+        (the cache file's path, its download URL).
+    """
     try:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
     except (ValueError, KeyError) as exc:
@@ -52,7 +61,11 @@ def imagenet_weights_path(arch: str) -> tuple[Path, str]:
 
 
 def cached_imagenet_file(arch: str) -> Path | None:
-    """Path of torchvision's ImageNet weights for ``arch`` if already in the torch hub cache, else ``None``."""
+    """Path of torchvision's ImageNet weights for ``arch`` if already in the torch hub cache, else ``None``.
+
+    Returns:
+        The file's path, or ``None`` when it is not cached.
+    """
     try:
         path, _ = imagenet_weights_path(arch)
     except ConfigError:
@@ -134,15 +147,27 @@ class TorchvisionClassifier(nn.Module):
         return None
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits from the normalised 3-channel tensor ``z``."""
+        """Logits from the normalised 3-channel tensor ``z``.
+
+        Returns:
+            The class logits (N, num_classes).
+        """
         return self.net(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (N, num_classes) of grey images ``x`` (N, 1, H, W) in [0, 1]."""
+        """Class logits (N, num_classes) of grey images ``x`` (N, 1, H, W) in [0, 1].
+
+        Returns:
+            The class logits (N, num_classes).
+        """
         return self.classify(self.prepare(x))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters by learning-rate group: the new last layer is the ``head``, the rest ``features``."""
+        """Parameters by learning-rate group: the new last layer is the ``head``, the rest ``features``.
+
+        Returns:
+            ``{"features": [...], "head": [...]}``.
+        """
         last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
         head_ids = {id(p) for p in last.parameters()}
         return {
@@ -151,5 +176,9 @@ class TorchvisionClassifier(nn.Module):
         }
 
     def spec(self) -> dict[str, Any]:
-        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""
+        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network.
+
+        Returns:
+            The spec, ``{"kind": "torchvision", ...}``.
+        """
         return {"kind": "torchvision", "arch": self.arch, "num_classes": self.num_classes, "imagenet": self.imagenet}

@@ -79,24 +79,44 @@ class VGGConfig:
                               f"{self.groups()} GroupNorm groups do not divide; choose a width of the form 2^-k.")
 
     def scale(self, channels: int) -> int:
-        """``channels`` times the width, at least 1."""
+        """``channels`` times the width, at least 1.
+
+        Returns:
+            The scaled channel count.
+        """
         return max(1, int(round(channels * self.width)))
 
     def vnet_cfg(self) -> list[int | str]:
-        """torchvision's VGG11 configuration at this width."""
+        """torchvision's VGG11 configuration at this width.
+
+        Returns:
+            The layer list: channel counts and ``"M"`` for a max pooling.
+        """
         return [c if c == "M" else self.scale(int(c)) for c in VGG11_CFG]
 
     def fc_widths(self) -> tuple[int, ...]:
-        """Fnet's fully connected widths at this width (paper: 8192, 2048, 256)."""
+        """Fnet's fully connected widths at this width (paper: 8192, 2048, 256).
+
+        Returns:
+            The three widths.
+        """
         return tuple(self.scale(c) for c in FNET_FC)
 
     def groups(self) -> int:
-        """GroupNorm groups: 32 at full width, scaled with the width (the paper's channels per group)."""
+        """GroupNorm groups: 32 at full width, scaled with the width (the paper's channels per group).
+
+        Returns:
+            The number of groups, at least 1.
+        """
         return max(1, int(round(PAPER_GROUPS * self.width)))
 
 
 def min_input_size() -> int:
-    """Smallest image side Vnet + Fnet accept: 3 x 32 (five poolings, then 2 rows after the stride-2 convolution)."""
+    """Smallest image side Vnet + Fnet accept: 3 x 32 (five poolings, then 2 rows after the stride-2 convolution).
+
+    Returns:
+        The side in pixels, 96.
+    """
     return 96
 
 
@@ -128,7 +148,11 @@ class Fnet(nn.Module):
         self.out = nn.Linear(width_in, config.num_outputs)
 
     def pre_pool(self, feats: torch.Tensor) -> torch.Tensor:
-        """The map the global max pooling reads (after the average pooling): each element sees 406 x 406 pixels."""
+        """The map the global max pooling reads (after the average pooling): each element sees 406 x 406 pixels.
+
+        Returns:
+            The map (N, C, h, w).
+        """
         h = self.conv(feats)
         if min(h.shape[-2:]) < 2:
             raise ConfigError(f"Fnet got a {tuple(feats.shape[-2:])} Vnet map, {tuple(h.shape[-2:])} after its stride-2 "
@@ -137,6 +161,11 @@ class Fnet(nn.Module):
         return self.smooth(h)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Fnet of the feature map ``feats``: smoothing, global max pooling, the fully connected layers.
+
+        Returns:
+            The class logits (N, 2).
+        """
         return self.out(self.fc(self.pool(self.pre_pool(feats))))
 
 
@@ -179,11 +208,19 @@ class VGGClassifier(nn.Module):
         return True
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """``Fnet(Vnet(z))`` on the normalised 3-channel tensor ``z``."""
+        """``Fnet(Vnet(z))`` on the normalised 3-channel tensor ``z``.
+
+        Returns:
+            The class logits (N, 2).
+        """
         return self.head(self.features(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits of grey images ``x`` (N, 1, H, W) in [0, 1]."""
+        """Class logits of grey images ``x`` (N, 1, H, W) in [0, 1].
+
+        Returns:
+            The class logits (N, 2).
+        """
         return self.classify(self.prepare(x))
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -191,6 +228,9 @@ class VGGClassifier(nn.Module):
 
         The training loop gives ``features`` its own learning rate and freezes parts by phase
         (:func:`medadv.train.loop.fit`).
+
+        Returns:
+            ``{"features": [...], "head": [...], "last": [...]}``.
         """
         last = {id(p) for p in self.head.out.parameters()}
         return {
@@ -200,5 +240,9 @@ class VGGClassifier(nn.Module):
         }
 
     def spec(self) -> dict[str, Any]:
-        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""
+        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network.
+
+        Returns:
+            The spec, ``{"kind": "vgg", ...}``.
+        """
         return {"kind": "vgg", **dataclasses.asdict(self.config)}

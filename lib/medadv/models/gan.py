@@ -35,7 +35,11 @@ SKIP_EPS = 1e-4  # the identity skip's logit clamps pixels to [1e-4, 1 - 1e-4]
 
 
 def group_count(channels: int, groups: int = 32) -> int:
-    """GroupNorm groups for ``channels``: ``gcd(groups, channels)`` (= 32 for any multiple of 32)."""
+    """GroupNorm groups for ``channels``: ``gcd(groups, channels)`` (= 32 for any multiple of 32).
+
+    Returns:
+        The number of groups, a divisor of ``channels``.
+    """
     return math.gcd(groups, channels)
 
 
@@ -87,6 +91,11 @@ class Gnet(nn.Module):
             nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The generated image of grey images ``x`` (N, 1, H, W) in [0, 1].
+
+        Returns:
+            The fakes, (N, 1, H, W) in (0, 1).
+        """
         if x.ndim != 4 or x.shape[1] != 1:
             raise DataError(f"Gnet input of shape {tuple(x.shape)}; expected (N, 1, H, W) grey images in [0, 1].")
         step = 2**self.depth
@@ -152,43 +161,80 @@ class Discriminator(nn.Module):
         self.last_layer = fresh
 
     def prepare(self, g: torch.Tensor) -> torch.Tensor:
-        """The classifier's input step: grey [0, 1] images to the normalised 3-channel tensor Vnet reads."""
+        """The classifier's input step: grey [0, 1] images to the normalised 3-channel tensor Vnet reads.
+
+        Returns:
+            The normalised (N, 3, H, W) tensor.
+        """
         return self.net.prepare(g)
 
     def vnet(self, z: torch.Tensor) -> torch.Tensor:
-        """Vnet(z): the feature map of the normalised tensor ``z``."""
+        """Vnet(z): the feature map of the normalised tensor ``z``.
+
+        Returns:
+            The feature map (N, C, h, w).
+        """
         return self.net.features(z)
 
     def dnet(self, feats: torch.Tensor) -> torch.Tensor:
-        """Dnet of a feature map: the raw score, shape (N,)."""
+        """Dnet of a feature map: the raw score, shape (N,).
+
+        Returns:
+            The raw scores (N,).
+        """
         return self.net.head(feats).reshape(-1)
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """Dnet(Vnet(z)) of the normalised tensor ``z``, shape (N,)."""
+        """Dnet(Vnet(z)) of the normalised tensor ``z``, shape (N,).
+
+        Returns:
+            The raw scores (N,).
+        """
         return self.dnet(self.vnet(z))
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
+        """Dnet(Vnet(g)) of grey images ``g`` (N, 1, H, W) in [0, 1].
+
+        Returns:
+            The raw scores (N,); larger = more real.
+        """
         return self.classify(self.prepare(g))
 
     def feature_parameters(self) -> list[nn.Parameter]:
-        """Parameters of Vnet (paper 001: learning rate 1e-5 in the joint phase)."""
+        """Parameters of Vnet (paper 001: learning rate 1e-5 in the joint phase).
+
+        Returns:
+            The parameters, in module order.
+        """
         return list(self.net.features.parameters())
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Every other parameter: Dnet, the modified Fnet (paper 001: learning rate 1e-4)."""
+        """Every other parameter: Dnet, the modified Fnet (paper 001: learning rate 1e-4).
+
+        Returns:
+            The parameters, in module order.
+        """
         feature_ids = {id(p) for p in self.net.features.parameters()}
         return [p for p in self.net.parameters() if id(p) not in feature_ids]
 
 
 def dis(score: torch.Tensor) -> torch.Tensor:
-    """Paper 001, Eq. 5: Dis(g) = -ln(1 + exp(-Dnet(Vnet(g)))) = -softplus(-score); always <= 0."""
+    """Paper 001, Eq. 5: Dis(g) = -ln(1 + exp(-Dnet(Vnet(g)))) = -softplus(-score); always <= 0.
+
+    Returns:
+        Dis(g) per image, (N,), each <= 0.
+    """
     return -F.softplus(-score)
 
 
 @torch.no_grad()
 def batched_forward(net: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
     """Run ``net`` (a generator or a discriminator) in eval mode over images (N, 1, H, W) in [0, 1], in batches;
-    returns its outputs as float32 numpy (fakes (N, 1, H, W) or scores (N,)); the training mode is restored."""
+    returns its outputs as float32 numpy (fakes (N, 1, H, W) or scores (N,)); the training mode is restored.
+
+    Returns:
+        The outputs as float32 numpy: fakes (N, 1, H, W) or scores (N,).
+    """
     images = torch.as_tensor(np.asarray(images, dtype=np.float32))
     was_training = net.training
     net.eval()
@@ -201,7 +247,11 @@ def batched_forward(net: nn.Module, images: np.ndarray | torch.Tensor, batch_siz
 
 def flipped_fakes(generators: dict[str, nn.Module], images: np.ndarray, labels: np.ndarray, batch_size: int,
                   device: torch.device) -> np.ndarray:
-    """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives."""
+    """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives.
+
+    Returns:
+        The fakes (N, 1, H, W) as float32 numpy, in the order of ``images``.
+    """
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels).astype(int)
     out = np.empty_like(images)

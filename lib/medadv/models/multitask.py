@@ -87,7 +87,11 @@ def _scaled(channels: int, width: float) -> int:
 
 def narrow_resnet(encoder: str, width: float) -> tuple[nn.Sequential, nn.ModuleList]:
     """The stem and four stages of torchvision's ResNet ``encoder`` with every channel count times ``width``, built
-    from torchvision's own residual blocks (torchvision fixes the widths of its ResNets)."""
+    from torchvision's own residual blocks (torchvision fixes the widths of its ResNets).
+
+    Returns:
+        The stem and the four stages.
+    """
     block, layers = RESNETS[encoder]
     inplanes = _scaled(64, width)
     stem = nn.Sequential(nn.Conv2d(3, inplanes, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True))
@@ -162,18 +166,30 @@ class MultiTaskResNet(nn.Module):
         return acts
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """Class logits from the normalised 3-channel tensor ``z``."""
+        """Class logits from the normalised 3-channel tensor ``z``.
+
+        Returns:
+            The class logits (N, 2).
+        """
         h = self.stem(z)
         for stage in self.features:
             h = stage(h)
         return self.head(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (N, 2) of grey images ``x``."""
+        """Class logits (N, 2) of grey images ``x``.
+
+        Returns:
+            The class logits (N, 2).
+        """
         return self.classify(self.prepare(x))
 
     def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class logits (N, 2) and lesion-mask logits (N, 1, H, W) of grey images ``x``."""
+        """Class logits (N, 2) and lesion-mask logits (N, 1, H, W) of grey images ``x``.
+
+        Returns:
+            (class logits (N, 2), lesion-mask logits (N, 1, H, W)).
+        """
         acts = self._encode(x)
         logits = self.head(torch.flatten(F.adaptive_avg_pool2d(acts[-1], 1), 1))
         h = acts[-1]
@@ -188,11 +204,19 @@ class MultiTaskResNet(nn.Module):
         return logits, mask
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Learning-rate groups: the encoder is ``features``; class head and decoder are ``head``."""
+        """Learning-rate groups: the encoder is ``features``; class head and decoder are ``head``.
+
+        Returns:
+            ``{"features": [...], "head": [...]}``.
+        """
         feats = list(self.stem.parameters()) + list(self.features.parameters())
         ids = {id(p) for p in feats}
         return {"features": feats, "head": [p for p in self.parameters() if id(p) not in ids]}
 
     def spec(self) -> dict[str, Any]:
-        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network."""
+        """JSON-able description from which :func:`medadv.models.registry.build_model` rebuilds this network.
+
+        Returns:
+            The spec, ``{"kind": "multitask", ...}``.
+        """
         return {"kind": "multitask", **dataclasses.asdict(self.config)}

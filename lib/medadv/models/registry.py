@@ -28,6 +28,9 @@ def build_model(spec: Mapping[str, Any], imagenet: bool | None = None) -> nn.Mod
     """A network from its spec (``{"kind": "vgg" | "multitask" | "torchvision", ...}``).
 
     ``imagenet`` overrides the spec's choice of cached ImageNet initialisation (``False`` when weights follow).
+
+    Returns:
+        The network, untrained.
     """
     spec = dict(spec)
     kind = spec.pop("kind", None)
@@ -47,6 +50,9 @@ def build_model(spec: Mapping[str, Any], imagenet: bool | None = None) -> nn.Mod
 
 def trained_models(run_dir: str | Path) -> dict[str, Path]:
     """Trained classifiers of a run folder: name -> ``.safetensors`` path, sorted by name.
+
+    Returns:
+        ``{name: weights path}``, sorted by name.
 
     Raises:
         CheckpointError: weights in ``checkpoints/`` without their JSON sidecar, or a sidecar that is not JSON (a
@@ -71,7 +77,11 @@ def trained_models(run_dir: str | Path) -> dict[str, Path]:
 
 
 def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode, sidecar)."""
+    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode, sidecar).
+
+    Returns:
+        (model in eval mode on ``device``, sidecar).
+    """
     tensors, meta = load_checkpoint(stem)
     if "model" not in meta:
         raise CheckpointError(f"{stem}.json has no 'model' spec; it is not a classifier checkpoint.")
@@ -84,7 +94,11 @@ def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") 
 
 
 def load_trained(run_dir: str | Path, name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) of a run folder, in eval mode on ``device``."""
+    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) of a run folder, in eval mode on ``device``.
+
+    Returns:
+        The classifier, in eval mode on ``device``.
+    """
     available = trained_models(run_dir)
     if name not in available:
         raise CheckpointError(

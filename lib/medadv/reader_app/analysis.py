@@ -56,6 +56,9 @@ __all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse
 def response_files(folder: str | Path) -> list[Path]:
     """The CSV files of a responses folder (suffix ``.csv`` in any case), sorted by name.
 
+    Returns:
+        The CSV paths, sorted by name.
+
     Raises:
         DataError: the folder does not exist or holds no CSV file.
     """
@@ -72,7 +75,11 @@ def response_files(folder: str | Path) -> list[Path]:
 
 
 def load_responses(folder: str | Path) -> pd.DataFrame:
-    """All response CSVs of a folder, concatenated (:func:`medadv.stats.reader.read_responses`)."""
+    """All response CSVs of a folder, concatenated (:func:`medadv.stats.reader.read_responses`).
+
+    Returns:
+        The responses, one row per read.
+    """
     return read_responses(response_files(folder))
 
 
@@ -128,7 +135,11 @@ class ReaderStudyResults:
         return "simulated" if self.simulated else "real"
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables to save, by file name, each with the ``responses`` column first."""
+        """The tables to save, by file name, each with the ``responses`` column first.
+
+        Returns:
+            ``{file name: table}``.
+        """
         out = {
             "reader_accuracy": self.accuracy,
             "reader_session_tests": self.session_tests,
@@ -141,7 +152,11 @@ class ReaderStudyResults:
 
     def summary(self) -> dict[str, object]:
         """Headline numbers for ``summary.json``: who read, and the mean accuracy on real and fake images per session
-        (over readers), plus the MRMC test of Session 3 vs 5 when there is one."""
+        (over readers), plus the MRMC test of Session 3 vs 5 when there is one.
+
+        Returns:
+            The headline numbers, JSON-able.
+        """
         acc = self.accuracy[self.accuracy["label"] == "all"]
         means = acc.groupby(["truth", "session"])["accuracy"].mean()
         out: dict[str, object] = {
@@ -235,6 +250,9 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
         answer_key: the packages' answer key (:class:`medadv.reader_app.packages.SessionPackages`).
         n_subgroups: sub-groups per session for paper 001's p-values (``reader.n_subgroups``).
         simulated: whether the responses come from the simulated panel (it only labels the results).
+
+    Returns:
+        :class:`ReaderStudyResults`: the validated reads and every table of notebook 05.
 
     Raises:
         DataError: responses to sessions other than 1-5, anything :func:`check_responses` or

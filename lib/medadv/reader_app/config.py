@@ -127,5 +127,9 @@ def _skill(raw: Any, index: int) -> ReaderSkill:
 
 
 def reader_config(section: Mapping[str, Any]) -> ReaderConfig:
-    """Parse a profile's ``reader`` section (``profile.section("reader")``) into a :class:`ReaderConfig`."""
+    """Parse a profile's ``reader`` section (``profile.section("reader")``) into a :class:`ReaderConfig`.
+
+    Returns:
+        The validated :class:`ReaderConfig`.
+    """
     return section_config(ReaderConfig, section, "reader")

@@ -94,7 +94,11 @@ class StoredAnswer:
     reading_seconds: float
 
     def row(self) -> dict[str, object]:
-        """The answer as a row of the app's CSV export (confidence ``None`` when none was given)."""
+        """The answer as a row of the app's CSV export (confidence ``None`` when none was given).
+
+        Returns:
+            ``{column: value}`` for the columns of :data:`RESPONSE_COLUMNS`.
+        """
         return {c: getattr(self, c) for c in RESPONSE_COLUMNS}
 
 
@@ -165,7 +169,11 @@ class ReaderDatabase:
             self._conn.execute("COMMIT")
 
     def meta(self, key: str, default: str | None = None) -> str | None:
-        """A stored setting (e.g. the instructor token), or ``default``."""
+        """A stored setting (e.g. the instructor token), or ``default``.
+
+        Returns:
+            The stored value, or ``default``.
+        """
         with self._lock:
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else str(row[0])
@@ -204,18 +212,30 @@ class ReaderDatabase:
         return made
 
     def participants(self) -> list[tuple[str, str | None]]:
-        """(reader id, token or ``None`` for imported readers) of every participant, in reader order."""
+        """(reader id, token or ``None`` for imported readers) of every participant, in reader order.
+
+        Returns:
+            (reader id, token or ``None``) pairs, in reader order.
+        """
         with self._lock:
             return [(r, t) for r, t in self._conn.execute("SELECT reader, token FROM participants ORDER BY reader")]
 
     def reader_of(self, token: str) -> str | None:
-        """The reader whose token this is, or ``None``."""
+        """The reader whose token this is, or ``None``.
+
+        Returns:
+            The reader id, or ``None`` for an unknown token.
+        """
         with self._lock:
             row = self._conn.execute("SELECT reader FROM participants WHERE token = ?", (token,)).fetchone()
         return None if row is None else str(row[0])
 
     def answers(self, reader: str | None = None, session: int | None = None) -> list[StoredAnswer]:
-        """Stored answers, in (reader, session, order) order; of one reader and/or session when given."""
+        """Stored answers, in (reader, session, order) order; of one reader and/or session when given.
+
+        Returns:
+            The answers, in (reader, session, order) order.
+        """
         sql = ('SELECT reader, session, "order", image_id, answer, confidence, reading_seconds FROM responses '
                "WHERE (? IS NULL OR reader = ?) AND (? IS NULL OR session = ?) ORDER BY reader, session, \"order\"")
         with self._lock:
@@ -264,7 +284,11 @@ class ReaderDatabase:
         return True
 
     def progress(self) -> dict[str, dict[int, int]]:
-        """Answers stored per reader and session (every participant, 0 for a session not begun)."""
+        """Answers stored per reader and session (every participant, 0 for a session not begun).
+
+        Returns:
+            ``{reader: {session: answers stored}}``.
+        """
         with self._lock:
             readers = [r for (r,) in self._conn.execute("SELECT reader FROM participants ORDER BY reader")]
             counts = self._conn.execute("SELECT reader, session, COUNT(*) FROM responses GROUP BY reader, session")
@@ -328,7 +352,11 @@ def _answer_from_row(row: Mapping[str, object], what: str) -> StoredAnswer:
 
 
 def answers_frame(answers: Sequence[StoredAnswer]) -> pd.DataFrame:
-    """Stored answers as the app's CSV export table (:data:`RESPONSE_COLUMNS`; confidence NaN when none)."""
+    """Stored answers as the app's CSV export table (:data:`RESPONSE_COLUMNS`; confidence NaN when none).
+
+    Returns:
+        The table, columns :data:`RESPONSE_COLUMNS`.
+    """
     return pd.DataFrame([a.row() for a in answers], columns=list(RESPONSE_COLUMNS)).astype(
         {"session": int, "order": int, "reading_seconds": float, "confidence": float})
 

@@ -27,6 +27,9 @@ def accuracy_figure(accuracy: pd.DataFrame, label: str) -> Figure:
     Args:
         accuracy: :func:`medadv.stats.reader.accuracy_table` output.
         label: ``simulated`` or ``real`` (written into the title).
+
+    Returns:
+        The figure.
     """
     table = accuracy[accuracy["label"] == "all"]
     readers = sorted(table["reader"].astype(str).unique())
@@ -57,6 +60,9 @@ def reading_time_figure(times: pd.DataFrame, label: str) -> Figure:
     Args:
         times: :func:`medadv.stats.reader.reading_times` output.
         label: ``simulated`` or ``real`` (written into the title).
+
+    Returns:
+        The figure.
     """
     pivot = times.pivot(index="session", columns="reader", values="total_minutes").sort_index()
     hatches = ("", "//", "..", "xx", "\\\\", "--", "++", "oo")

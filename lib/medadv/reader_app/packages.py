@@ -97,12 +97,20 @@ class SessionPackages:
     files: tuple[Path, ...]
 
     def session_dir(self, session: int) -> Path:
-        """The folder of one session (what is handed to the readers)."""
+        """The folder of one session (what is handed to the readers).
+
+        Returns:
+            The folder's path.
+        """
         return self.root / session_dir_name(session)
 
 
 def session_dir_name(session: int) -> str:
-    """Folder name of a session: ``session1`` ... ``session5``."""
+    """Folder name of a session: ``session1`` ... ``session5``.
+
+    Returns:
+        The folder name.
+    """
     return f"session{int(session)}"
 
 
@@ -214,6 +222,9 @@ def image_code(image_id: str, seed: int) -> str:
     Cohort ids of real data sets can carry the class (``Mass-Training_P_00001_LEFT_CC``), and knowing the class of
     an image whose fake shows the other one would give the fake away; the code hides it and stays the same for one
     image across sessions.
+
+    Returns:
+        The code, ``i`` and 10 hex digits.
     """
     return "i" + hashlib.sha256(f"{seed}/{image_id}".encode()).hexdigest()[:10]
 

@@ -24,7 +24,11 @@ IMAGE_NAMES = {"mammography": "mammogram image", "ultrasound": "ultrasound image
 
 def instructions(session: int, mode: str, modality: str) -> str:
     """The text a reader sees before a session starts (paper 001: only Session 1 says the images are real; Sessions
-    2, 3 and 5 say nothing about real or fake proportions; Session 4 shows labelled triplets)."""
+    2, 3 and 5 say nothing about real or fake proportions; Session 4 shows labelled triplets).
+
+    Returns:
+        The instructions.
+    """
     kind = IMAGE_NAMES.get(modality, f"{modality} image")
     if mode == "observe":
         return (f"All images in this session are real {kind}s. Look at each one to become familiar with the images of "

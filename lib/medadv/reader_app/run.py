@@ -34,6 +34,9 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
     """Build the five sessions of the run under ``data/reader_packages`` and register their files.
 
     The seed is the profile's seed plus ``config.seed_offset``; images are shown at the profile's image size.
+
+    Returns:
+        The packages, registered.
     """
     data = ctx.profile.data
     packages = build_sessions(
@@ -54,7 +57,11 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
 
 
 def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> Path:
-    """Let the profile's simulated panel read every session; write and register its CSVs; return their folder."""
+    """Let the profile's simulated panel read every session; write and register its CSVs; return their folder.
+
+    Returns:
+        The folder of the simulated responses.
+    """
     responses = simulate_panel(packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset,
                                config.ask_confidence)
     paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)

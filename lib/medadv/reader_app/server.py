@@ -107,7 +107,11 @@ class WorkshopServer:
                                    "the server printed at start.")
 
     def participant(self, token: str) -> str:
-        """The reader id of a participant token; 403 for an unknown one."""
+        """The reader id of a participant token; 403 for an unknown one.
+
+        Returns:
+            The reader id.
+        """
         reader = self.db.reader_of(token) if token else None
         if reader is None:
             raise HTTPRefusal(403, "unknown participant token; use the link the instructor gave you.")
@@ -123,7 +127,11 @@ class WorkshopServer:
                 raise HTTPRefusal(409, f"finish session {earlier} first: sessions are read in order.")
 
     def link(self, token: str) -> str:
-        """A participant's link."""
+        """A participant's link.
+
+        Returns:
+            The link, under :attr:`public_url`.
+        """
         return f"{self.public_url}/p/{token}/"
 
 
@@ -285,7 +293,11 @@ def _instructor_api(server: WorkshopServer) -> APIRouter:
 
 
 def create_app(server: WorkshopServer) -> FastAPI:
-    """The web application (no docs or OpenAPI routes: nothing is served that the workshop does not need)."""
+    """The web application (no docs or OpenAPI routes: nothing is served that the workshop does not need).
+
+    Returns:
+        The FastAPI application.
+    """
     app = FastAPI(title="medadv reader study", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(HTTPRefusal)
@@ -388,7 +400,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``medadv-reader serve RUN_DIR [--host --port]`` or ``medadv-reader import RUN_DIR CSV...``."""
+    """``medadv-reader serve RUN_DIR [--host --port]`` or ``medadv-reader import RUN_DIR CSV...``.
+
+    Returns:
+        The exit status: 0, or 2 when the run folder or the import is refused (the reason printed).
+    """
     import uvicorn
 
     args = _parser().parse_args(argv)

@@ -68,6 +68,9 @@ def simulate_reader(
         seed: the panel's seed.
         reader_number: the reader's position in the panel (part of its random stream).
         ask_confidence: whether confidence ratings 1-5 are given (as the app asks when ``reader.ask_confidence``).
+
+    Returns:
+        The responses, columns :data:`RESPONSE_COLUMNS`, one row per read.
     """
     missing = [c for c in ("session", "order", "image_id", "truth") if c not in answer_key.columns]
     if missing:
@@ -115,6 +118,9 @@ def simulate_panel(answer_key: pd.DataFrame, readers: Sequence[ReaderSkill], see
                    ask_confidence: bool = True) -> pd.DataFrame:
     """Responses of a simulated panel to every session (one block of rows per reader, in panel order).
 
+    Returns:
+        The responses of every reader, columns :data:`RESPONSE_COLUMNS`.
+
     Raises:
         ConfigError: an empty panel.
     """
@@ -126,7 +132,11 @@ def simulate_panel(answer_key: pd.DataFrame, readers: Sequence[ReaderSkill], see
 
 
 def response_file_name(reader: str, session: int) -> str:
-    """The file name the reader app gives its export: ``responses_session<N>_<reader>.csv``."""
+    """The file name the reader app gives its export: ``responses_session<N>_<reader>.csv``.
+
+    Returns:
+        The file name.
+    """
     return f"responses_session{int(session)}_{reader}.csv"
 
 
@@ -134,6 +144,9 @@ def write_responses(responses: pd.DataFrame, folder: str | Path) -> list[Path]:
     """Write one CSV per reader and session into ``folder``, byte for byte in the app's export format.
 
     Earlier ``responses_session*.csv`` files in ``folder`` are removed first, so the folder holds this panel only.
+
+    Returns:
+        The paths written, one per reader and session.
     """
     missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
     if missing:

@@ -47,21 +47,37 @@ class ServedStudy:
         return self.run_dir / "data" / DB_FILE
 
     def session_dir(self, session: int) -> Path:
-        """The folder of one session package."""
+        """The folder of one session package.
+
+        Returns:
+            The folder's path.
+        """
         return self.packages / session_dir_name(session)
 
     def items(self) -> dict[int, SessionItems]:
-        """What the database checks answers against, by session."""
+        """What the database checks answers against, by session.
+
+        Returns:
+            ``{session: SessionItems}``.
+        """
         return {s: SessionItems(s, p["mode"], tuple(i["image_id"] for i in p["items"]), bool(p["ask_confidence"]))
                 for s, p in self.payloads.items()}
 
     def image_files(self, session: int) -> frozenset[str]:
-        """The image files (``images/0001.png``, ...) a session's app may load."""
+        """The image files (``images/0001.png``, ...) a session's app may load.
+
+        Returns:
+            The relative paths of the session's image files.
+        """
         return frozenset(v for item in self.payloads[session]["items"] for k, v in item.items() if k.endswith("file"))
 
 
 def read_payload(page: Path) -> dict[str, Any]:
-    """The session data block of a package's ``index.html`` (:func:`medadv.reader_app.page.render_page`)."""
+    """The session data block of a package's ``index.html`` (:func:`medadv.reader_app.page.render_page`).
+
+    Returns:
+        The session data, as the page holds it.
+    """
     try:
         match = PAYLOAD_RE.search(page.read_text(encoding="utf-8"))
         payload = json.loads(match.group(1)) if match else None
@@ -74,6 +90,9 @@ def read_payload(page: Path) -> dict[str, Any]:
 
 def load_study(run_dir: str | Path) -> ServedStudy:
     """Read the session packages and answer key of a run folder.
+
+    Returns:
+        The study: its folders, session payloads and answer key.
 
     Raises:
         DataError: no ``data/reader_packages`` with an answer key and five session pages (run notebook 05 first).

@@ -123,7 +123,11 @@ class DetectConfig:
 
 
 def detect_config(section: Mapping[str, Any]) -> DetectConfig:
-    """The profile's ``detect`` section as a :class:`DetectConfig`."""
+    """The profile's ``detect`` section as a :class:`DetectConfig`.
+
+    Returns:
+        The validated :class:`DetectConfig`.
+    """
     return section_config(DetectConfig, section, "detect")
 
 
@@ -131,7 +135,11 @@ def detect_config(section: Mapping[str, Any]) -> DetectConfig:
 
 
 def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:
-    """Notebook 02's trained discriminators (``checkpoints/gan_remove``, ``gan_insert``), in eval mode."""
+    """Notebook 02's trained discriminators (``checkpoints/gan_remove``, ``gan_insert``), in eval mode.
+
+    Returns:
+        ``{"remove": discriminator, "insert": discriminator}``, each in eval mode on ``device``.
+    """
     out = {}
     for direction in DIRECTIONS:
         stem = Path(run_dir) / "checkpoints" / f"gan_{direction}"
@@ -148,7 +156,11 @@ def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.devi
 
 
 def real_fake_arrays(real: np.ndarray, fake: np.ndarray, prefix: str) -> SplitArrays:
-    """Real images (label 0) and fakes (label 1) as one split for the kit's training loop."""
+    """Real images (label 0) and fakes (label 1) as one split for the kit's training loop.
+
+    Returns:
+        The split: real images then fakes, labels 0 then 1, masks all False.
+    """
     images = np.concatenate([real, fake]).astype(np.float32)
     labels = np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
     rows = pd.DataFrame({"image_id": [f"{prefix}_{'fake' if y else 'real'}_{i}" for i, y in enumerate(labels)],
@@ -195,6 +207,9 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
     """The protected classifier and the four detectors of a run; the real-vs-fake classifier's training history.
 
     ``splits`` holds the ``train`` and ``val`` splits; ``val_fakes`` the validation images' fakes (notebook 02).
+
+    Returns:
+        The classifier, the detectors by name, and the real-vs-fake classifier's per-epoch history.
     """
     available = trained_models(ctx.run_dir)
     if config.classifier not in available:
@@ -225,7 +240,11 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
 
 
 def citations(detectors: Mapping[str, Detector]) -> pd.DataFrame:
-    """One row per detector: its name and the paper it follows."""
+    """One row per detector: its name and the paper it follows.
+
+    Returns:
+        The table, columns detector and citation.
+    """
     return pd.DataFrame([{"detector": n, "citation": d.citation} for n, d in detectors.items()])
 
 
@@ -265,7 +284,11 @@ def _rows(detectors: Mapping[str, Detector], attack: str, eps: float, clean: Map
 
 def adaptive_images(classifier: nn.Module, detector: Detector, test: SplitArrays, eps: float,
                     attacks: AttackConfig, config: DetectConfig, seed: int) -> np.ndarray:
-    """Adaptive PGD against ``detector`` on the test images, batch by batch with one seeded generator."""
+    """Adaptive PGD against ``detector`` on the test images, batch by batch with one seeded generator.
+
+    Returns:
+        The adversarial images (N, 1, H, W) as float32 numpy, in the order of ``test``.
+    """
     generator = torch.Generator().manual_seed(seed)
     alpha = attacks.step_ratio * eps / config.adaptive_steps
     out = []
@@ -307,7 +330,11 @@ def detection_study(classifier: nn.Module, detectors: Mapping[str, Detector], te
 
 def adaptive_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Each adaptive row beside the non-adaptive PGD row of the same detector and budget: how much detection AUC
-    and attack success survive an attacker who knows the detector."""
+    and attack success survive an attacker who knows the detector.
+
+    Returns:
+        One row per adaptive row of ``table``, with the matching non-adaptive numbers beside it.
+    """
     base = table[table["attack"] == "pgd"][["detector", "eps", "auc", "tpr_at_5fpr", "fooled"]]
     adaptive = table[table["attack"] == ADAPTIVE][["detector", "eps", "auc", "tpr_at_5fpr", "fooled"]]
     out = adaptive.merge(base, on=["detector", "eps"], suffixes=("_adaptive", "_pgd"))
@@ -320,6 +347,9 @@ def adaptive_comparison(table: pd.DataFrame) -> pd.DataFrame:
 
 def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool]:
     """The folder of the human panel's responses that notebook 05 analysed, and whether the panel is simulated.
+
+    Returns:
+        The responses folder and whether its panel is simulated.
 
     Raises:
         RunError: notebook 05 has not run, or it analysed real responses and ``responses_dir`` is not given (or the
@@ -338,7 +368,11 @@ def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool
 
 
 def session_images(packages_root: Path, session: int, image_size: tuple[int, int]) -> tuple[pd.DataFrame, np.ndarray]:
-    """A session's manifest (order, image_id, file) and its displayed PNGs as (N, 1, H, W) in [0, 1]."""
+    """A session's manifest (order, image_id, file) and its displayed PNGs as (N, 1, H, W) in [0, 1].
+
+    Returns:
+        The session's manifest (order, image_id, file) and its images (N, 1, H, W) float32 in [0, 1].
+    """
     folder = Path(packages_root) / session_dir_name(session)
     path = folder / SESSION_MANIFEST_FILE
     if not path.is_file():
@@ -355,6 +389,9 @@ def machine_responses(detector: Detector, packages_root: Path, threshold: float,
     Answer ``not_real`` at or above ``threshold``, else ``real``; confidence from
     :func:`medadv.detect.metrics.confidence_levels` against the ``reference`` (validation) scores; reading time
     the measured scoring time per image.
+
+    Returns:
+        One row per read (the reader app's response columns plus ``score``), Session 3 then 5.
     """
     frames = []
     for session in MACHINE_SESSIONS:
@@ -371,7 +408,11 @@ def machine_responses(detector: Detector, packages_root: Path, threshold: float,
 
 
 def machine_reader_id(detector: str) -> str:
-    """The reader id a detector reads under: ``machine_<detector>``."""
+    """The reader id a detector reads under: ``machine_<detector>``.
+
+    Returns:
+        The reader id.
+    """
     return f"machine_{detector}"
 
 
@@ -414,7 +455,12 @@ def _thresholds(detectors: Mapping[str, Detector], val_real: np.ndarray, val_fak
 
 
 def standalone_table(panel_reads: pd.DataFrame, machine: pd.DataFrame, panel_kind: str) -> pd.DataFrame:
-    """Each detector's AUC against the panel's mean AUC, per session, readers and cases random (1T-RRRC)."""
+    """Each detector's AUC against the panel's mean AUC, per session, readers and cases random (1T-RRRC).
+
+    Returns:
+        One row per detector and session: the detector's AUC, the panel's mean AUC, their difference with its CI
+        and p-value.
+    """
     rows = []
     for session in MACHINE_SESSIONS:
         ratings = ratings_from_responses(panel_reads, treatments=(session,))
@@ -432,7 +478,11 @@ def machine_reader_study(ctx: RunContext, detectors: Mapping[str, Detector], val
                          val_fakes: np.ndarray, panel_dir: Path, simulated: bool, n_subgroups: int,
                          batch_size: int = 64) -> MachineReaderStudy:
     """Let every detector read Sessions 3 and 5; write, register and validate its responses as notebook 05 does;
-    analyse them with the panel's (notebook 05's responses, re-read from ``panel_dir``)."""
+    analyse them with the panel's (notebook 05's responses, re-read from ``panel_dir``).
+
+    Returns:
+        The thresholds, the machine reads and the tables comparing each detector with the panel.
+    """
     thresholds, reference = _thresholds(detectors, val_real, val_fakes, batch_size)
     root = ctx.require(f"data/{PACKAGES_DIR}", made_by="05_reader_study")
     key = pd.read_csv(ctx.require(f"data/{PACKAGES_DIR}/{ANSWER_KEY_FILE}", made_by="05_reader_study"),

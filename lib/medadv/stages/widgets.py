@@ -34,7 +34,11 @@ __all__ = ["BATCH_ENV", "eps_explorer", "eps_panel", "in_batch_run", "triplet_pa
 
 
 def in_batch_run() -> bool:
-    """True in a kernel started by the kit's runner (``MEDADV_BATCH=1``), where nobody can move a slider."""
+    """Whether this kernel was started by the kit's runner, where nobody can move a slider.
+
+    Returns:
+        True when ``MEDADV_BATCH`` is ``1`` (:data:`medadv.config.BATCH_ENV`).
+    """
     return os.environ.get(BATCH_ENV) == "1"
 
 

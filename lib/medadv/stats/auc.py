@@ -71,6 +71,9 @@ def check_binary_truth(y: ArrayLike, name: str = "y", min_per_class: int = 1) ->
         y: one truth value per case: 0/1 (int, float or bool).
         name: how the argument is called in error messages.
         min_per_class: fewest cases each class must have (DeLong's variance needs 2).
+
+    Returns:
+        The truth as a bool array (True = positive).
     """
     arr = np.asarray(y)
     if arr.ndim != 1:
@@ -121,6 +124,9 @@ def delong_components(y: ArrayLike, scores: ArrayLike) -> DeLongComponents:
     Args:
         y: binary truth per case (1 = positive); at least one case of each class.
         scores: shape ``(n_cases,)`` or ``(k, n_cases)``; larger = more likely positive.
+
+    Returns:
+        :class:`DeLongComponents`: the AUCs (k,) and the placements (k, m) and (k, n).
     """
     truth = check_binary_truth(y, "y")
     s = _check_scores(scores, truth.size, "scores")
@@ -135,6 +141,9 @@ def delong_components(y: ArrayLike, scores: ArrayLike) -> DeLongComponents:
 def roc_auc(y: ArrayLike, score: ArrayLike) -> float:
     """Trapezoidal AUC of one score = Mann-Whitney U / (m n), ties counted 1/2.
 
+    Returns:
+        The AUC in [0, 1].
+
     Raises:
         DataError: ``y`` not binary or one class only, lengths differ, a score not finite.
     """
@@ -147,6 +156,9 @@ def delong_covariance(y: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.n
     """AUCs ``(k,)`` and their DeLong covariance matrix ``(k, k)`` for ``k`` scores on the same cases.
 
     Needs at least two cases of each class (the placements' sample covariances have divisor ``m - 1`` and ``n - 1``).
+
+    Returns:
+        (AUCs (k,), covariance (k, k)).
     """
     check_binary_truth(y, "y", min_per_class=2)
     comp = delong_components(y, scores)

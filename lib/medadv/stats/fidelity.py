@@ -49,7 +49,11 @@ def _check_pairs(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def pair_fidelity(real: np.ndarray, fake: np.ndarray) -> pd.DataFrame:
-    """SSIM and PSNR (dB) of each real / fake pair (N, 1, H, W) in [0, 1]; PSNR is +inf for identical pairs."""
+    """SSIM and PSNR (dB) of each real / fake pair (N, 1, H, W) in [0, 1]; PSNR is +inf for identical pairs.
+
+    Returns:
+        One row per pair: ssim, psnr_db.
+    """
     real, fake = _check_pairs(real, fake)
     win = min(7, *real.shape[2:])
     win -= 1 - win % 2  # odd window no larger than the image
@@ -66,6 +70,9 @@ def mean_ci(values: ArrayLike, level: float = 0.95) -> dict[str, float]:
 
     With one finite value the CI is that value; with none the mean and CI are +inf if there were infinite values
     (every pair identical), NaN otherwise.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "n", "n_infinite"}``.
     """
     arr = np.asarray(values, dtype=np.float64)
     finite = arr[np.isfinite(arr)]
@@ -84,7 +91,11 @@ def mean_ci(values: ArrayLike, level: float = 0.95) -> dict[str, float]:
 
 
 def fidelity_summary(per_pair: pd.DataFrame, group: str = "generator", level: float = 0.95) -> pd.DataFrame:
-    """Mean and CI of SSIM and PSNR per ``group`` value: columns group, metric, mean, ci_low, ci_high, n, n_infinite."""
+    """Mean and CI of SSIM and PSNR per ``group`` value: columns group, metric, mean, ci_low, ci_high, n, n_infinite.
+
+    Returns:
+        One row per group value and metric.
+    """
     rows = []
     for key, part in per_pair.groupby(group, sort=True):
         for metric in ("ssim", "psnr_db"):
@@ -96,6 +107,10 @@ def discriminator_auc(score_real: ArrayLike, score_fake: ArrayLike, level: float
     """Real-vs-fake AUC of a discriminator's scores (real = class 1) with DeLong's CI.
 
     0.5 means the discriminator cannot tell the fakes from real images; 1 that it always can.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "n", "n_infinite"}`` (the AUC as the mean, in the shape of
+        :func:`mean_ci`).
     """
     real = np.asarray(score_real, dtype=np.float64).ravel()
     fake = np.asarray(score_fake, dtype=np.float64).ravel()
@@ -107,7 +122,11 @@ def discriminator_auc(score_real: ArrayLike, score_fake: ArrayLike, level: float
 def gan_discriminator_auc(discriminator: nn.Module, direction: str, images: np.ndarray, fakes: np.ndarray,
                           labels: np.ndarray, device: torch.device, batch_size: int = 64) -> dict[str, float]:
     """A trained GAN discriminator's real-vs-fake AUC on a split: its real class is the generator's target class (real
-    negatives for ``remove``), its fakes the counterparts of the split's source-class images."""
+    negatives for ``remove``), its fakes the counterparts of the split's source-class images.
+
+    Returns:
+        The AUC and its CI, as :func:`discriminator_auc`.
+    """
     from medadv.models.gan import DIRECTIONS, batched_forward
 
     source, target = DIRECTIONS[direction]
@@ -206,7 +225,11 @@ def change_localisation(
 def localisation_table(rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray, masks: np.ndarray, has_mask: ArrayLike,
                        classifier: nn.Module | None = None, device: torch.device | None = None) -> pd.DataFrame:
     """:func:`change_localisation` with the images' ids: columns image_id, split, generator (``remove`` for positives,
-    ``insert`` for negatives), then the measures."""
+    ``insert`` for negatives), then the measures.
+
+    Returns:
+        One row per image.
+    """
     labels = rows["label"].to_numpy().astype(int)
     ids = pd.DataFrame({"image_id": rows["image_id"].astype(str).to_numpy(), "split": rows["split"].to_numpy(),
                         "generator": np.where(labels == 1, "remove", "insert")})
@@ -216,7 +239,11 @@ def localisation_table(rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray, m
 def localisation_summary(table: pd.DataFrame) -> dict[str, float]:
     """Headline numbers of a :func:`localisation_table`: for removal on annotated images the mean lesion share of the
     squared change against the mean mask area share; for insertion the share of change peaks inside the breast and
-    the median distance between the change peak and the classifier's evidence peak."""
+    the median distance between the change peak and the classifier's evidence peak.
+
+    Returns:
+        The headline numbers (NaN where a generator has no image).
+    """
     rem = table[(table["generator"] == "remove") & table["lesion_share"].notna()]
     ins = table[table["generator"] == "insert"]
     return {

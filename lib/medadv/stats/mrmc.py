@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,11 @@ class RatingsMatrix:
     paired: bool
 
     def treatment_cases(self, i: int) -> np.ndarray:
-        """Boolean mask of the cases that treatment ``i`` uses."""
+        """Boolean mask of the cases that treatment ``i`` uses.
+
+        Returns:
+            The mask (n_cases,), bool.
+        """
         return ~np.isnan(self.ratings[i, 0])
 
 
@@ -131,7 +136,11 @@ class ORHillisResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per analysis (RRRC, FRRC, RRFC) and treatment pair, with the global test and the variance
-        components repeated on each row: the table a notebook saves as ``mrmc.csv``."""
+        components repeated on each row: the table a notebook saves as ``mrmc.csv``.
+
+        Returns:
+            The table.
+        """
         tests = pd.DataFrame(
             {
                 "analysis": ["RRRC", "FRRC", "RRFC"],
@@ -151,16 +160,11 @@ class ORHillisResult:
         return out
 
 
-def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
-    """Validate a long ratings table (columns reader, treatment, case, truth, rating) and arrange it as an array.
+def _checked_rating_rows(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows of a long ratings table, checked one at a time: columns, keys, ratings, duplicates, truth per case.
 
-    Either every treatment uses the same cases (paired) or each treatment has its own cases (unpaired); in both,
-    every reader rates every case of a treatment.
-
-    Raises:
-        DataError: a missing column, a missing or non-finite rating, non-binary or inconsistent truth, a duplicated
-            (reader, treatment, case), a reader that lacks some cases of a treatment, treatments that share only some
-            cases, fewer than two treatments or readers, fewer than two cases of a class in a treatment.
+    Returns:
+        The table's :data:`RATING_COLUMNS` and its ratings as numbers.
     """
     if not isinstance(ratings, pd.DataFrame):
         raise DataError(f"ratings is a {type(ratings).__name__}; expected a pandas DataFrame with {RATING_COLUMNS}.")
@@ -190,17 +194,16 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
         case = truth_per_case.index[truth_per_case > 1][0]
         raise DataError(f"ratings gives case {case!r} different truth values in different rows; truth is a property "
                         "of the case and must agree across readers and treatments.")
-    truth_series = df.groupby("case")["truth"].first().sort_index()
-    truth = check_binary_truth(truth_series.to_numpy(), "ratings['truth']", min_per_class=2)
-    treatments = tuple(sorted(df["treatment"].unique()))
-    readers = tuple(sorted(df["reader"].unique()))
-    cases = tuple(truth_series.index)
-    if len(treatments) < 2 or len(readers) < 2:
-        raise DataError(f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
-                        "compares at least 2 treatments read by at least 2 readers.")
-    full = pd.MultiIndex.from_product([treatments, readers, cases], names=["treatment", "reader", "case"])
-    cube = df.assign(rating=rating).set_index(["treatment", "reader", "case"])["rating"].reindex(full)
-    arr = cube.to_numpy(dtype=float).reshape(len(treatments), len(readers), len(cases))
+    return df, rating
+
+
+def _design(arr: np.ndarray, treatments: tuple[object, ...], readers: tuple[object, ...],
+            cases: tuple[object, ...]) -> tuple[np.ndarray, bool]:
+    """Check that every reader rated every case of a treatment and that the treatments share all cases or none.
+
+    Returns:
+        The (treatments, cases) mask of the cases each treatment uses, and whether the design is paired.
+    """
     used = ~np.isnan(arr).all(axis=1)  # (t, c): cases that any reader rated under each treatment
     holes = used[:, None, :] & np.isnan(arr)  # (t, r, c): a case of the treatment that this reader did not rate
     if holes.any():
@@ -218,6 +221,36 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
             "ratings mixes designs: some cases are rated under several treatments but not under all. Use either the "
             "same cases for every treatment (paired) or separate cases per treatment (unpaired)."
         )
+    return used, paired
+
+
+def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
+    """Validate a long ratings table (columns reader, treatment, case, truth, rating) and arrange it as an array.
+
+    Either every treatment uses the same cases (paired) or each treatment has its own cases (unpaired); in both,
+    every reader rates every case of a treatment.
+
+    Returns:
+        :class:`RatingsMatrix`: ratings (treatments, readers, cases), NaN where a treatment does not use a case.
+
+    Raises:
+        DataError: a missing column, a missing or non-finite rating, non-binary or inconsistent truth, a duplicated
+            (reader, treatment, case), a reader that lacks some cases of a treatment, treatments that share only some
+            cases, fewer than two treatments or readers, fewer than two cases of a class in a treatment.
+    """
+    df, rating = _checked_rating_rows(ratings)
+    truth_series = df.groupby("case")["truth"].first().sort_index()
+    truth = check_binary_truth(truth_series.to_numpy(), "ratings['truth']", min_per_class=2)
+    treatments = tuple(sorted(df["treatment"].unique()))
+    readers = tuple(sorted(df["reader"].unique()))
+    cases = tuple(truth_series.index)
+    if len(treatments) < 2 or len(readers) < 2:
+        raise DataError(f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
+                        "compares at least 2 treatments read by at least 2 readers.")
+    full = pd.MultiIndex.from_product([treatments, readers, cases], names=["treatment", "reader", "case"])
+    cube = df.assign(rating=rating).set_index(["treatment", "reader", "case"])["rating"].reindex(full)
+    arr = cube.to_numpy(dtype=float).reshape(len(treatments), len(readers), len(cases))
+    used, paired = _design(arr, treatments, readers, cases)
     for i, trt in enumerate(treatments):
         check_binary_truth(truth[used[i]], f"ratings['truth'] of treatment {trt!r}", min_per_class=2)
     return RatingsMatrix(arr, truth, treatments, readers, cases, paired)
@@ -300,6 +333,30 @@ def _f_sf(f: float, df_num: float, df_den: float) -> float:
     return float(stats.f.sf(f, df_num, df_den))
 
 
+def _pairwise_differences(means_t: np.ndarray, treatments: Sequence[str], analyses: dict[str, tuple[float, float]],
+                          r: int, level: float) -> pd.DataFrame:
+    """Each pair of treatments' AUC difference under each analysis ``name: (D, df)``, Var(diff) = 2 D / r.
+
+    Returns:
+        One row per analysis and pair: analysis, treatment_a, treatment_b, auc_a, auc_b, diff, std_err, df, ci_low,
+        ci_high, p_value (a normal reference where df is infinite, Student's t otherwise).
+    """
+    rows = []
+    for name, (den, df) in analyses.items():
+        q = stats.norm.ppf(0.5 + level / 2) if np.isinf(df) else stats.t.ppf(0.5 + level / 2, df)
+        se = float(np.sqrt(2.0 / r * den))
+        for a, b in itertools.combinations(range(len(treatments)), 2):
+            d = float(means_t[a] - means_t[b])
+            stat = d / se if se > 0 else (0.0 if d == 0 else np.copysign(np.inf, d))
+            p = 2 * (stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df))
+            rows.append({
+                "analysis": name, "treatment_a": treatments[a], "treatment_b": treatments[b],
+                "auc_a": float(means_t[a]), "auc_b": float(means_t[b]), "diff": d, "std_err": se, "df": float(df),
+                "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(p),
+            })
+    return pd.DataFrame(rows)
+
+
 def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95) -> ORHillisResult:
     """Obuchowski-Rockette analysis with Hillis's denominator degrees of freedom (see the module docstring).
 
@@ -311,7 +368,28 @@ def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95
         level: confidence level of the intervals.
 
     Returns:
-        :class:`ORHillisResult`.
+        :class:`ORHillisResult`: the AUCs, the RRRC test and CI (and the FRRC and RRFC analyses), every pair.
+
+    Raises:
+        ConfigError: an unknown ``cov`` or a ``level`` outside (0, 1); DataError: a ratings table that is not a full
+            treatments x readers x cases design (see :func:`ratings_matrix`).
+
+    Example:
+        Four readers rate the same 20 cases (10 abnormal) under two treatments; under B the abnormal cases stand out
+        more:
+
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> truth = np.repeat([0, 1], 10)
+        >>> rows = [(f"R{r}", trt, case, truth[case], rng.normal(shift * truth[case]))
+        ...         for trt, shift in (("A", 0.5), ("B", 2.0)) for r in range(4) for case in range(20)]
+        >>> ratings = pd.DataFrame(rows, columns=["reader", "treatment", "case", "truth", "rating"])
+        >>> result = or_hillis(ratings)
+        >>> result.treatment_means.round(3).to_dict(), result.design
+        ({'A': 0.542, 'B': 0.94}, 'paired')
+        >>> round(result.diff, 3), round(result.ci_low, 3), round(result.ci_high, 3), round(result.p_value, 4)
+        (-0.397, -0.689, -0.106, 0.0177)
     """
     if cov not in COV_METHODS:
         raise ConfigError(f"cov is {cov!r}; expected one of {COV_METHODS}.")
@@ -341,20 +419,7 @@ def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95
 
     # Per analysis (D, df): Var(theta_a. - theta_b.) = 2 D / r (Hillis 2007); df = inf means a normal reference.
     analyses = {"RRRC": (den_rrrc, ddf), "FRRC": (den_frrc, np.inf), "RRFC": (ms_tr, df_tr)}
-    rows = []
-    for name, (den, df) in analyses.items():
-        q = stats.norm.ppf(0.5 + level / 2) if np.isinf(df) else stats.t.ppf(0.5 + level / 2, df)
-        se = float(np.sqrt(2.0 / r * den))
-        for a, b in itertools.combinations(range(t), 2):
-            d = float(means_t[a] - means_t[b])
-            stat = d / se if se > 0 else (0.0 if d == 0 else np.copysign(np.inf, d))
-            p = 2 * (stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df))
-            rows.append({
-                "analysis": name, "treatment_a": m.treatments[a], "treatment_b": m.treatments[b],
-                "auc_a": float(means_t[a]), "auc_b": float(means_t[b]), "diff": d, "std_err": se, "df": float(df),
-                "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(p),
-            })
-    pairs = pd.DataFrame(rows)
+    pairs = _pairwise_differences(means_t, m.treatments, analyses, r, float(level))
 
     def two(name: str, col: str) -> float:
         row = pairs[pairs["analysis"] == name]

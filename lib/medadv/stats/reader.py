@@ -117,6 +117,9 @@ def _normalise_answer(series: pd.Series) -> pd.Series:
 def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate response CSVs (one per reader, or per reader and session), checking each file's columns.
 
+    Returns:
+        The responses, one row per read, in file order.
+
     Raises:
         DataError: no file, an unreadable file, or a file that lacks a response column (the file is named).
     """
@@ -166,6 +169,25 @@ def validate_responses(
     """
     _require_columns(responses, RESPONSE_COLUMNS, "responses")
     _require_columns(key, KEY_COLUMNS, "answer key")
+    k = _checked_key(key)
+    r = _checked_reads(responses)
+    _check_readers(r, readers)
+    joined = _joined_with_key(r, k)
+    _check_sessions_complete(joined, k, sessions)
+    joined["truth"] = joined["truth"].astype(str)
+    joined["correct"] = joined["answer"].astype(str) == joined["truth"].map(_CORRECT_ANSWER)
+    joined["answer"] = joined["answer"].astype(str)
+    cols = ["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order", "truth",
+            "source_label", "correct"]
+    return joined[cols].sort_values(["reader", "session", "order"], kind="stable").reset_index(drop=True)
+
+
+def _checked_key(key: pd.DataFrame) -> pd.DataFrame:
+    """The answer key's columns, typed and checked: truth real / fake, source_label 0 / 1, one row per image and session.
+
+    Returns:
+        A copy with columns image_id (str), session (int), truth (lower-case str), source_label (int).
+    """
     k = key.loc[:, list(KEY_COLUMNS)].copy()
     k["image_id"] = k["image_id"].astype(str)
     k["session"] = _as_int(k["session"], "answer key column 'session'")
@@ -179,7 +201,16 @@ def validate_responses(
     if k.duplicated(["session", "image_id"]).any():
         first = k.loc[k.duplicated(["session", "image_id"]), ["session", "image_id"]].iloc[0].to_dict()
         raise DataError(f"answer key lists {first} more than once; each image appears once per session.")
+    return k
 
+
+def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
+    """The responses' columns, typed and checked one read at a time (reader, answer, confidence, reading time).
+
+    Returns:
+        A copy with reader, image_id (str), session, order (int), answer (normalised), confidence and
+        reading_seconds (float; confidence NaN where empty or absent).
+    """
     extra = [c for c in OPTIONAL_RESPONSE_COLUMNS if c in responses.columns]
     r = responses.loc[:, list(RESPONSE_COLUMNS) + extra].copy()
     if r["reader"].isna().any():
@@ -188,16 +219,7 @@ def validate_responses(
     r["image_id"] = r["image_id"].astype(str)
     r["session"] = _as_int(r["session"], "responses column 'session'")
     r["order"] = _as_int(r["order"], "responses column 'order'")
-    r["answer"] = _normalise_answer(r["answer"])
-    missing_answer = r["answer"].fillna("") == ""
-    if missing_answer.any():
-        first = r.loc[missing_answer, ["reader", "session", "image_id"]].iloc[0].to_dict()
-        raise DataError(f"responses has {int(missing_answer.sum())} read(s) without an answer, first {first}; "
-                        f"every read needs one of {ANSWERS}.")
-    bad_answer = ~r["answer"].isin(ANSWERS)
-    if bad_answer.any():
-        raise DataError(f"responses column 'answer' holds {sorted(set(r.loc[bad_answer, 'answer']))[:5]}; "
-                        f"expected one of {ANSWERS}.")
+    r["answer"] = _checked_answers(r)
     if "confidence" not in r.columns:
         r["confidence"] = np.nan
     conf = pd.to_numeric(r["confidence"], errors="coerce")
@@ -211,16 +233,52 @@ def validate_responses(
         raise DataError("responses column 'reading_seconds' holds a missing, negative or non-numeric value; "
                         "expected the seconds spent on each image.")
     r["reading_seconds"] = secs.astype(float)
+    return r
 
-    if readers is not None:
-        expected = {str(x) for x in readers}
-        unknown = sorted(set(r["reader"]) - expected)
-        if unknown:
-            raise DataError(f"responses come from unknown reader(s) {unknown}; expected only {sorted(expected)}. "
-                            "Check the reader field of the exported files.")
-        absent = sorted(expected - set(r["reader"]))
-        if absent:
-            raise DataError(f"reader(s) {absent} have no responses; expected responses from {sorted(expected)}.")
+
+def _checked_answers(r: pd.DataFrame) -> pd.Series:
+    """The normalised answers of the reads ``r``, each present and one of :data:`ANSWERS`.
+
+    Returns:
+        The answer column, normalised (lower case, ``not_real`` for "not real" / "not-real").
+    """
+    answers = _normalise_answer(r["answer"])
+    missing_answer = answers.fillna("") == ""
+    if missing_answer.any():
+        first = r.loc[missing_answer, ["reader", "session", "image_id"]].iloc[0].to_dict()
+        raise DataError(f"responses has {int(missing_answer.sum())} read(s) without an answer, first {first}; "
+                        f"every read needs one of {ANSWERS}.")
+    bad_answer = ~answers.isin(ANSWERS)
+    if bad_answer.any():
+        raise DataError(f"responses column 'answer' holds {sorted(set(answers[bad_answer]))[:5]}; "
+                        f"expected one of {ANSWERS}.")
+    return answers
+
+
+def _check_readers(r: pd.DataFrame, readers: Sequence[str] | None) -> None:
+    """Raise :class:`DataError` when the reads come from a reader not in ``readers`` or miss one of them.
+
+    Returns:
+        None (``readers`` None accepts whoever read).
+    """
+    if readers is None:
+        return
+    expected = {str(x) for x in readers}
+    unknown = sorted(set(r["reader"]) - expected)
+    if unknown:
+        raise DataError(f"responses come from unknown reader(s) {unknown}; expected only {sorted(expected)}. "
+                        "Check the reader field of the exported files.")
+    absent = sorted(expected - set(r["reader"]))
+    if absent:
+        raise DataError(f"reader(s) {absent} have no responses; expected responses from {sorted(expected)}.")
+
+
+def _joined_with_key(r: pd.DataFrame, k: pd.DataFrame) -> pd.DataFrame:
+    """Join the checked reads ``r`` to the checked key ``k`` on (session, image_id), each read once and in the key.
+
+    Returns:
+        ``r`` with the key's truth and source_label beside each read.
+    """
     dup = r.duplicated(["reader", "session", "image_id"], keep=False)
     if dup.any():
         first = r.loc[dup, ["reader", "session", "image_id"]].iloc[0].to_dict()
@@ -237,6 +295,15 @@ def validate_responses(
         first = r.loc[dup_order, ["reader", "session", "order"]].iloc[0].to_dict()
         raise DataError(f"responses give two images the same reading position, e.g. {first}; 'order' must be "
                         "unique within a reader's session.")
+    return joined
+
+
+def _check_sessions_complete(joined: pd.DataFrame, k: pd.DataFrame, sessions: Sequence[int] | None) -> None:
+    """Raise :class:`DataError` when a reader left an image of a session they read (or of ``sessions``) unanswered.
+
+    Returns:
+        None.
+    """
     required = {int(s) for s in sessions} if sessions is not None else set()
     for reader in sorted(set(joined["reader"])):
         done = set(joined.loc[joined["reader"] == reader, "session"])
@@ -248,19 +315,17 @@ def validate_responses(
             if want - got:
                 raise DataError(f"reader {reader!r} left {len(want - got)} of {len(want)} images of session {session} "
                                 f"unanswered (e.g. {sorted(want - got)[0]!r}); complete or re-export the session.")
-    joined["truth"] = joined["truth"].astype(str)
-    joined["correct"] = joined["answer"].astype(str) == joined["truth"].map(_CORRECT_ANSWER)
-    joined["answer"] = joined["answer"].astype(str)
-    cols = ["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order", "truth",
-            "source_label", "correct"]
-    return joined[cols].sort_values(["reader", "session", "order"], kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- accuracy
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial confidence interval for ``k`` successes in ``n`` trials."""
+    """Exact (Clopper-Pearson) binomial confidence interval for ``k`` successes in ``n`` trials.
+
+    Returns:
+        (low, high), NaN for ``n == 0``.
+    """
     _check_level(level)
     if n == 0:
         return float("nan"), float("nan")
@@ -316,6 +381,9 @@ def subgroup_accuracies(correct_in_order: Sequence[bool], n_groups: int) -> np.n
     """Accuracies of ``n_groups`` consecutive, equal, non-overlapping sub-groups of reads in reading order.
 
     Each sub-group has ``floor(n / n_groups)`` reads; the last ``n mod n_groups`` reads join none.
+
+    Returns:
+        The ``n_groups`` accuracies.
     """
     c = np.asarray(correct_in_order, dtype=float)
     size = c.size // n_groups
@@ -457,6 +525,9 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
     Every subject must be rated by the same number of raters (at least 2). NaN when the expected agreement is 1
     (every rating in one category).
+
+    Returns:
+        Kappa, or NaN.
     """
     c = np.asarray(counts, dtype=float)
     if c.ndim != 2 or c.shape[0] < 1:
@@ -523,6 +594,9 @@ def answer_to_rating(answer: str, confidence: float) -> float:
     ``real`` with confidence c gives ``6 - c`` (1 = surely real ... 5 = unsure-leaning real), ``unsure`` gives 6
     (its confidence is ignored), ``not_real`` with confidence c gives ``6 + c`` (7 ... 11 = surely fake): an
     11-point scale on which larger means more confident the image is fake.
+
+    Returns:
+        The rating, 1 to 11.
     """
     if answer == "unsure":
         return 6.0
@@ -534,7 +608,11 @@ def answer_to_rating(answer: str, confidence: float) -> float:
 
 
 def has_confidence_ratings(table: pd.DataFrame, sessions: Sequence[int] | None = None) -> bool:
-    """True when every real / not_real answer (of the given sessions, or of all) carries a confidence rating."""
+    """True when every real / not_real answer (of the given sessions, or of all) carries a confidence rating.
+
+    Returns:
+        True when every decided answer has a confidence.
+    """
     sub = table if sessions is None else table[table["session"].isin([int(s) for s in sessions])]
     decided = sub["answer"] != "unsure"
     return bool(decided.any() and sub.loc[decided, "confidence"].notna().all())

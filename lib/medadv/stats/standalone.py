@@ -74,7 +74,11 @@ class StandaloneResult:
     level: float
 
     def row(self) -> dict[str, float]:
-        """The result as one flat table row (the reader AUCs left out)."""
+        """The result as one flat table row (the reader AUCs left out).
+
+        Returns:
+            ``{field: value}``.
+        """
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "reader_auc"}
 
 

@@ -27,7 +27,11 @@ _MAX_HEADER = 100 * 1024 * 1024
 
 
 def checkpoint_paths(stem: str | Path) -> tuple[Path, Path]:
-    """The (``.safetensors``, ``.json``) pair of a checkpoint stem (a path without suffix)."""
+    """The (``.safetensors``, ``.json``) pair of a checkpoint stem (a path without suffix).
+
+    Returns:
+        (weights path, sidecar path).
+    """
     stem = Path(stem)
     if stem.suffix in (".safetensors", ".json"):
         stem = stem.with_suffix("")
@@ -35,7 +39,11 @@ def checkpoint_paths(stem: str | Path) -> tuple[Path, Path]:
 
 
 def save_checkpoint(stem: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write ``tensors`` to ``<stem>.safetensors`` and ``meta`` to ``<stem>.json`` (each atomically)."""
+    """Write ``tensors`` to ``<stem>.safetensors`` and ``meta`` to ``<stem>.json`` (each atomically).
+
+    Returns:
+        (weights path, sidecar path).
+    """
     weights, sidecar = checkpoint_paths(stem)
     weights.parent.mkdir(parents=True, exist_ok=True)
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
@@ -66,7 +74,11 @@ def _check_safetensors(path: Path) -> None:
 
 
 def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint's tensors and sidecar; :class:`CheckpointError` if either is missing or not what it claims."""
+    """Read a checkpoint's tensors and sidecar; :class:`CheckpointError` if either is missing or not what it claims.
+
+    Returns:
+        (tensors by name, sidecar).
+    """
     weights, sidecar = checkpoint_paths(stem)
     for path in (weights, sidecar):
         if not path.is_file():
@@ -86,13 +98,21 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def split_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors under ``prefix.`` with the prefix removed."""
+    """The tensors under ``prefix.`` with the prefix removed.
+
+    Returns:
+        The tensors by their shortened names.
+    """
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Flatten an optimizer's state dict into tensors (``optimizer.<param>.<key>``) and a JSON-able remainder."""
+    """Flatten an optimizer's state dict into tensors (``optimizer.<param>.<key>``) and a JSON-able remainder.
+
+    Returns:
+        (tensors by name, JSON-able remainder).
+    """
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}

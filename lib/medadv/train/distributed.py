@@ -45,6 +45,9 @@ def init_from_env(device: torch.device) -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``, ...).
 
     Outside ``torchrun`` (no ``WORLD_SIZE`` or a world of one) nothing is set up and a single-process context comes back.
+
+    Returns:
+        This process's :class:`DistContext`.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -58,14 +61,22 @@ def init_from_env(device: torch.device) -> DistContext:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """This process's GPU under ``torchrun`` (``cuda:LOCAL_RANK``), else ``device``."""
+    """This process's GPU under ``torchrun`` (``cuda:LOCAL_RANK``), else ``device``.
+
+    Returns:
+        The device.
+    """
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
 
 
 def shard(indices: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """This process's share of a global batch of indices (every ``world_size``-th, from ``rank``)."""
+    """This process's share of a global batch of indices (every ``world_size``-th, from ``rank``).
+
+    Returns:
+        The indices of this process.
+    """
     if not ctx.active:
         return indices
     if len(indices) % ctx.world_size:

@@ -17,7 +17,11 @@ from medadv.stats.auc import delong_ci, delong_test
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    """Positive-class probability (softmax, index 1) of ``images`` (N, 1, H, W), in eval mode; training mode restored."""
+    """Positive-class probability (softmax, index 1) of ``images`` (N, 1, H, W), in eval mode; training mode restored.
+
+    Returns:
+        The probabilities, float64 (N,).
+    """
     was_training = model.training
     dtype = next(model.parameters()).dtype
     model.eval()
@@ -33,6 +37,9 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
     """The score threshold (``score >= t`` is positive) that maximises sensitivity + specificity - 1.
 
     Candidate thresholds are the observed scores; among equal J the higher threshold is kept.
+
+    Returns:
+        The threshold, one of the observed scores.
     """
     y = np.asarray(y).astype(bool)
     score = np.asarray(score, dtype=np.float64)
@@ -44,7 +51,11 @@ def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def sensitivity_specificity(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float]:
-    """Sensitivity and specificity of ``score >= threshold``."""
+    """Sensitivity and specificity of ``score >= threshold``.
+
+    Returns:
+        (sensitivity, specificity).
+    """
     y = np.asarray(y).astype(bool)
     pred = np.asarray(score) >= threshold
     return float(pred[y].mean()), float((~pred[~y]).mean())
@@ -64,20 +75,32 @@ class SplitMetrics:
 
 
 def split_metrics(split: str, y: np.ndarray, score: np.ndarray, threshold: float, level: float = 0.95) -> SplitMetrics:
-    """Metrics of one split's scores at ``threshold``."""
+    """Metrics of one split's scores at ``threshold``.
+
+    Returns:
+        :class:`SplitMetrics`: AUC with its DeLong CI, sensitivity and specificity at ``threshold``.
+    """
     auc, low, high = delong_ci(y, score, level=level)
     sens, spec = sensitivity_specificity(y, score, threshold)
     return SplitMetrics(split, float(auc), float(low), float(high), sens, spec, threshold)
 
 
 def evaluate_scores(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray) -> list[SplitMetrics]:
-    """Validation and test metrics, the threshold chosen on validation (Youden's J)."""
+    """Validation and test metrics, the threshold chosen on validation (Youden's J).
+
+    Returns:
+        The validation metrics, then the test metrics.
+    """
     threshold = youden_threshold(y_val, s_val)
     return [split_metrics("val", y_val, s_val, threshold), split_metrics("test", y_test, s_test, threshold)]
 
 
 def compare_classifiers(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
-    """DeLong's paired test of two classifiers' AUCs on the same cases: AUC difference (a - b), z and p."""
+    """DeLong's paired test of two classifiers' AUCs on the same cases: AUC difference (a - b), z and p.
+
+    Returns:
+        ``{"auc_difference", "z", "p_value"}``.
+    """
     diff, z, p = delong_test(y, score_a, score_b)
     return {"auc_difference": float(diff), "z": float(z), "p_value": float(p)}
 
@@ -88,7 +111,11 @@ LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)), (0, (8, 2)),
 
 
 def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seconds: float) -> list[dict[str, object]]:
-    """Rows of ``classifier_metrics.csv`` for one classifier (one per split)."""
+    """Rows of ``classifier_metrics.csv`` for one classifier (one per split).
+
+    Returns:
+        One row per split.
+    """
     return [
         {"recipe": recipe, "model": name, "split": m.split, "auc": m.auc, "auc_ci_low": m.auc_ci_low,
          "auc_ci_high": m.auc_ci_high, "sensitivity": m.sensitivity, "specificity": m.specificity,
@@ -98,7 +125,11 @@ def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seco
 
 
 def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Empirical ROC curve (false-positive rate, true-positive rate), one point per distinct score, from (0, 0)."""
+    """Empirical ROC curve (false-positive rate, true-positive rate), one point per distinct score, from (0, 0).
+
+    Returns:
+        (false-positive rates, true-positive rates), both starting at 0.
+    """
     y = np.asarray(y).astype(bool)
     score = np.asarray(score, dtype=np.float64)
     thresholds = np.unique(score)[::-1]
@@ -108,7 +139,11 @@ def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> "Figure":  # noqa: F821
-    """ROC curves of several classifiers on the same cases, told apart by line style (readable in greyscale)."""
+    """ROC curves of several classifiers on the same cases, told apart by line style (readable in greyscale).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -124,7 +159,11 @@ def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test 
 
 
 def training_curves_figure(histories: dict[str, "pd.DataFrame"]) -> "Figure":  # noqa: F821
-    """Training loss and validation AUC per epoch of several classifiers (line styles and markers, greyscale)."""
+    """Training loss and validation AUC per epoch of several classifiers (line styles and markers, greyscale).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))

@@ -156,7 +156,11 @@ class GanConfig:
 
     @classmethod
     def from_profile(cls, profile: Any) -> "GanConfig":
-        """The ``gan`` section of a :class:`medadv.config.Profile`."""
+        """The ``gan`` section of a :class:`medadv.config.Profile`.
+
+        Returns:
+            The validated :class:`GanConfig`.
+        """
         return section_config(cls, profile.section("gan"), "gan")
 
 
@@ -186,20 +190,32 @@ def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0,
 
 
 def discriminator_loss(score_real: torch.Tensor, score_fake: torch.Tensor, penalty: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """Eq. 4: mean over the batch of -Dis(x) + Dis(y_fn) + |Dis(x) - 1|, plus the gradient penalty GP(x)."""
+    """Eq. 4: mean over the batch of -Dis(x) + Dis(y_fn) + |Dis(x) - 1|, plus the gradient penalty GP(x).
+
+    Returns:
+        The loss, a scalar tensor.
+    """
     d_real, d_fake = dis(score_real), dis(score_fake)
     return (-d_real + d_fake + (d_real - 1.0).abs()).mean() + penalty
 
 
 def identity_loss(fake: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """Eq. 7: ||y_fn - y||^2 / ||y||^2 per image (an all-black y counts as ||y||^2 = 1e-12), averaged over the batch."""
+    """Eq. 7: ||y_fn - y||^2 / ||y||^2 per image (an all-black y counts as ||y||^2 = 1e-12), averaged over the batch.
+
+    Returns:
+        The loss, a scalar tensor.
+    """
     num = (fake - source).flatten(1).pow(2).sum(dim=1)
     den = source.flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)
     return (num / den).mean()
 
 
 def generator_loss(score_fake: torch.Tensor, fake: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """Eq. 8: mean over the batch of -Dis(y_fn), plus Loss_gen1 (Eq. 7)."""
+    """Eq. 8: mean over the batch of -Dis(y_fn), plus Loss_gen1 (Eq. 7).
+
+    Returns:
+        The loss, a scalar tensor.
+    """
     return (-dis(score_fake)).mean() + identity_loss(fake, source)
 
 
@@ -471,7 +487,11 @@ def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: st
 
 
 def load_generator(prefix: str | Path, device: torch.device) -> Gnet:
-    """The trained generator of a GAN checkpoint (``checkpoints/gan_remove`` or ``gan_insert``), in eval mode."""
+    """The trained generator of a GAN checkpoint (``checkpoints/gan_remove`` or ``gan_insert``), in eval mode.
+
+    Returns:
+        The generator, in eval mode on ``device``, its parameters frozen.
+    """
     tensors, saved = ckpt.load_checkpoint(prefix)
     cfg = section_config(GanConfig, saved.get("config", {}), f"{prefix} config")
     generator = Gnet(cfg.width, cfg.depth, cfg.identity_skip)

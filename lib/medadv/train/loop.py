@@ -164,7 +164,11 @@ class ClassifierConfig(RecipeParams):
         return [run.name for run in vgg_runs(self)] + ([MULTITASK_NAME] if self.multitask else [])
 
     def recipe_params(self) -> RecipeParams:
-        """The recipes' hyper-parameters."""
+        """The recipes' hyper-parameters.
+
+        Returns:
+            The :class:`RecipeParams` of this section.
+        """
         names = {f.name for f in dataclasses.fields(RecipeParams)}
         return RecipeParams(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
@@ -251,6 +255,9 @@ def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.
     """The parameters paper 001's phase of 0-based ``epoch`` keeps fixed: all but the ``last`` group in the first
     ``last_layer_epochs``, the ``features`` group (Vnet) in the next ``warmup_epochs``, none afterwards.
 
+    Returns:
+        The frozen parameters (empty after the two phases).
+
     Raises:
         ConfigError: a last-layer phase for a model without a ``last`` parameter group.
     """
@@ -329,80 +336,116 @@ def fit(
     optimizer = make_optimizer(model, spec)
     fingerprint = _fingerprint(model, spec, objective, recipe, seed, train)
     steps = spec.steps_per_epoch or max(1, len(train.labels) // (2 * spec.batch_per_class))
-    history: list[dict[str, Any]] = []
-    best_auc, best_epoch, start = -1.0, 0, 0
-    if resume and checkpoint_paths(state_stem)[1].is_file():
-        tensors, meta = load_checkpoint(state_stem)
-        if meta.get("fingerprint") == fingerprint and meta.get("role") == STATE_ROLE:
-            model.load_state_dict(split_prefix(tensors, "model"))
-            optimizer_from_flat(optimizer, tensors, meta["optimizer"])
-            history, best_auc, best_epoch, start = meta["history"], meta["best_val_auc"], meta["best_epoch"], meta["epoch"]
-            LOG.info("%s: resuming after epoch %d of %d", spec.name, start, spec.epochs)
-        else:
-            LOG.info("%s: training state of another configuration ignored", spec.name)
+    progress = _resumed(model, optimizer, spec, state_stem, fingerprint) if resume else _Progress()
     broadcast_parameters(model, dist_ctx)
     val_x = torch.from_numpy(val.images)
     dtype = model.param_groups()["features"][0].dtype  # images are fed in the model's precision
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    bar = tqdm(total=(spec.epochs - start) * steps, desc=spec.name, disable=not in_notebook_progress() or not dist_ctx.is_main)
-    for epoch in range(start, spec.epochs):
+    bar = tqdm(total=(spec.epochs - progress.epoch) * steps, desc=spec.name,
+               disable=not in_notebook_progress() or not dist_ctx.is_main)
+    for epoch in range(progress.epoch, spec.epochs):
         t0 = time.perf_counter()
-        epoch_seed = seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)  # dropout and AugMix
-        batch_gen = torch_generator(epoch_seed)
-        attack_gen = torch_generator(epoch_seed + 50_021 * (dist_ctx.rank + 1))
-        model.train()
-        frozen = frozen_parameters(model, spec, epoch)
-        losses, correct, seen = [], 0, 0
-        for idx in BalancedBatches(train.labels, spec.batch_per_class, steps, batch_gen):
-            batch = _to_device(train, _shard_balanced(idx, spec.batch_per_class, dist_ctx), device, dtype)
-            optimizer.zero_grad(set_to_none=True)
-            with amp:
-                loss, logits = recipe(model, objective, batch, attack_gen)
-            loss.backward()
-            average_gradients(model, dist_ctx)
-            for p in frozen:
-                p.grad = None
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            correct += int((logits.detach().argmax(1) == batch.y).sum())
-            seen += len(batch.y)
-            bar.update(1)
-        val_auc = roc_auc(val.labels, predict_proba(model, val_x, device, spec.eval_batch))
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(np.mean(losses)),
-            "train_accuracy": correct / max(seen, 1),
-            "val_auc": float(val_auc),
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
+        loss, accuracy = _train_epoch(model, optimizer, spec, objective, recipe, train, seed, epoch, steps, device,
+                                      dtype, dist_ctx, bar)
+        val_auc = float(roc_auc(val.labels, predict_proba(model, val_x, device, spec.eval_batch)))
+        row = {"epoch": epoch + 1, "loss": loss, "train_accuracy": accuracy, "val_auc": val_auc,
+               "seconds": time.perf_counter() - t0}
+        progress.history.append(row)
+        progress.epoch = epoch + 1
         bar.set_postfix(loss=f"{row['loss']:.3f}", val_auc=f"{val_auc:.3f}")
-        improved = val_auc > best_auc
+        improved = val_auc > progress.best_auc
         if improved:
-            best_auc, best_epoch = float(val_auc), epoch + 1
+            progress.best_auc, progress.best_epoch = val_auc, epoch + 1
         if dist_ctx.is_main:
             if improved:
                 save_checkpoint(best_stem, _tensors(model), {
                     "role": TRAINED_ROLE, "name": spec.name, "model": model.spec(), "recipe": spec.recipe,
-                    "seed": seed, "epoch": epoch + 1, "metrics": {"val_auc": float(val_auc)},
+                    "seed": seed, "epoch": epoch + 1, "metrics": {"val_auc": val_auc},
                     "pretrained": bool(getattr(model, "pretrained", False)), "code_version": git_commit(),
                     "train": dataclasses.asdict(spec), "recipe_params": dataclasses.asdict(recipe.params),
                     **(extra_meta or {}),
                 })
-            opt_tensors, opt_meta = optimizer_to_flat(optimizer)
-            save_checkpoint(state_stem, {**_tensors(model), **opt_tensors}, {
-                "role": STATE_ROLE, "name": spec.name, "fingerprint": fingerprint, "epoch": epoch + 1,
-                "history": history, "best_val_auc": best_auc, "best_epoch": best_epoch, "optimizer": opt_meta,
-                "rng": {"epoch_seed": "seed * 100003 + epoch", "seed": seed},
-            })
+            _save_state(state_stem, model, optimizer, spec, fingerprint, seed, progress)
         barrier(dist_ctx)
     bar.close()
     tensors, _ = load_checkpoint(best_stem)
     model.load_state_dict(split_prefix(tensors, "model"))
     model.eval()
-    frame = pd.DataFrame(history, columns=["epoch", "loss", "train_accuracy", "val_auc", "seconds"])
-    return TrainResult(spec.name, spec.recipe, frame, best_epoch, best_auc, float(frame["seconds"].sum()))
+    frame = pd.DataFrame(progress.history, columns=["epoch", "loss", "train_accuracy", "val_auc", "seconds"])
+    return TrainResult(spec.name, spec.recipe, frame, progress.best_epoch, progress.best_auc,
+                       float(frame["seconds"].sum()))
+
+
+@dataclasses.dataclass
+class _Progress:
+    """How far :func:`fit` got: the epochs done, their history rows, and the best validation AUC and its epoch."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_auc: float = -1.0
+    best_epoch: int = 0
+
+
+def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, state_stem: Path,
+             fingerprint: str) -> _Progress:
+    """Load the training state at ``state_stem`` into ``model`` and ``optimizer`` when it has this ``fingerprint``.
+
+    Returns:
+        The progress it records, or a fresh one when there is no state or it belongs to another configuration.
+    """
+    if not checkpoint_paths(state_stem)[1].is_file():
+        return _Progress()
+    tensors, meta = load_checkpoint(state_stem)
+    if meta.get("fingerprint") != fingerprint or meta.get("role") != STATE_ROLE:
+        LOG.info("%s: training state of another configuration ignored", spec.name)
+        return _Progress()
+    model.load_state_dict(split_prefix(tensors, "model"))
+    optimizer_from_flat(optimizer, tensors, meta["optimizer"])
+    LOG.info("%s: resuming after epoch %d of %d", spec.name, meta["epoch"], spec.epochs)
+    return _Progress(meta["epoch"], meta["history"], meta["best_val_auc"], meta["best_epoch"])
+
+
+def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, objective: Objective,
+                 recipe: Recipe, train: SplitArrays, seed: int, epoch: int, steps: int, device: torch.device,
+                 dtype: torch.dtype, dist_ctx: DistContext, bar: tqdm) -> tuple[float, float]:
+    """One epoch of ``steps`` class-balanced batches, seeded by ``seed`` and ``epoch`` (and the rank, for attacks).
+
+    Returns:
+        The epoch's mean loss and its training accuracy (on the recipe's logits).
+    """
+    epoch_seed = seed * 100_003 + epoch
+    torch.manual_seed(epoch_seed)  # dropout and AugMix
+    batch_gen = torch_generator(epoch_seed)
+    attack_gen = torch_generator(epoch_seed + 50_021 * (dist_ctx.rank + 1))
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.train()
+    frozen = frozen_parameters(model, spec, epoch)
+    losses, correct, seen = [], 0, 0
+    for idx in BalancedBatches(train.labels, spec.batch_per_class, steps, batch_gen):
+        batch = _to_device(train, _shard_balanced(idx, spec.batch_per_class, dist_ctx), device, dtype)
+        optimizer.zero_grad(set_to_none=True)
+        with amp:
+            loss, logits = recipe(model, objective, batch, attack_gen)
+        loss.backward()
+        average_gradients(model, dist_ctx)
+        for p in frozen:
+            p.grad = None
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        correct += int((logits.detach().argmax(1) == batch.y).sum())
+        seen += len(batch.y)
+        bar.update(1)
+    return float(np.mean(losses)), correct / max(seen, 1)
+
+
+def _save_state(state_stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec,
+                fingerprint: str, seed: int, progress: _Progress) -> None:
+    """Write the training state after an epoch (weights, optimiser, history) so that :func:`fit` can resume."""
+    opt_tensors, opt_meta = optimizer_to_flat(optimizer)
+    save_checkpoint(state_stem, {**_tensors(model), **opt_tensors}, {
+        "role": STATE_ROLE, "name": spec.name, "fingerprint": fingerprint, "epoch": progress.epoch,
+        "history": progress.history, "best_val_auc": progress.best_auc, "best_epoch": progress.best_epoch,
+        "optimizer": opt_meta, "rng": {"epoch_seed": "seed * 100003 + epoch", "seed": seed},
+    })
 
 
 @dataclasses.dataclass
@@ -416,7 +459,11 @@ class TrainedClassifier:
 
 
 def classifier_config(profile_section: Any) -> ClassifierConfig:
-    """The profile's ``classifier`` section as a :class:`ClassifierConfig`."""
+    """The profile's ``classifier`` section as a :class:`ClassifierConfig`.
+
+    Returns:
+        The validated :class:`ClassifierConfig`.
+    """
     from medadv.config import section_config
 
     return section_config(ClassifierConfig, profile_section, "classifier")
@@ -508,7 +555,11 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
 def evaluate_trained(
     trained: list[TrainedClassifier], val: SplitArrays, test: SplitArrays, device: torch.device, batch_size: int = 128
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """``classifier_metrics`` rows (validation and test; threshold chosen on validation) and each model's test scores."""
+    """``classifier_metrics`` rows (validation and test; threshold chosen on validation) and each model's test scores.
+
+    Returns:
+        The metrics table and ``{name: test scores}``.
+    """
     from medadv.train.evaluate import evaluate_scores, metrics_rows
 
     rows: list[dict[str, object]] = []
@@ -523,7 +574,11 @@ def evaluate_trained(
 
 
 def delong_table(y: np.ndarray, scores: dict[str, np.ndarray], reference: str) -> pd.DataFrame:
-    """DeLong's paired test of ``reference`` against every other classifier on the same test cases."""
+    """DeLong's paired test of ``reference`` against every other classifier on the same test cases.
+
+    Returns:
+        One row per other classifier: model_a, model_b, auc_difference, z, p_value.
+    """
     from medadv.train.evaluate import compare_classifiers
 
     rows = [{"model_a": name, "model_b": reference, **compare_classifiers(y, score, scores[reference])}

@@ -41,7 +41,11 @@ def _wide(t: Tensor) -> Tensor:
 
 
 def focal_terms(logits: Tensor, y: Tensor, gamma: float = 2.0) -> Tensor:
-    """Per-image focal loss ``-(1 - p)^gamma log p`` of the true class (Lin et al. 2017; paper 001 eq. 2)."""
+    """Per-image focal loss ``-(1 - p)^gamma log p`` of the true class (Lin et al. 2017; paper 001 eq. 2).
+
+    Returns:
+        The loss per image (N,).
+    """
     logp = F.log_softmax(_wide(logits), dim=1).gather(1, y.view(-1, 1)).squeeze(1)
     return -((1.0 - logp.exp()) ** gamma) * logp
 
@@ -50,6 +54,9 @@ def class_balanced_mean(values: Tensor, y: Tensor) -> Tensor:
     """Mean over the positives plus mean over the negatives (paper 001 eq. 1's ``FL(p_p) + FL(p_n)`` shape).
 
     A class absent from the batch contributes nothing.
+
+    Returns:
+        The loss, a scalar tensor.
     """
     total = values.new_zeros(())
     for cls in (0, 1):
@@ -61,7 +68,11 @@ def class_balanced_mean(values: Tensor, y: Tensor) -> Tensor:
 
 def differentiable(feats: Tensor) -> Tensor:
     """``feats`` itself when it is in the autograd graph; a frozen network's output (no parameter requires grad, as
-    in the GAN's warm-up stage) made a leaf that requires grad, so that a penalty can still take its gradient."""
+    in the GAN's warm-up stage) made a leaf that requires grad, so that a penalty can still take its gradient.
+
+    Returns:
+        ``feats``, in the autograd graph.
+    """
     return feats if feats.requires_grad else feats.requires_grad_(True)
 
 
@@ -124,7 +135,11 @@ def focal_gp_loss(
 
 
 def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy of ``model`` on ``x``; returns (loss, logits)."""
+    """Mean cross-entropy of ``model`` on ``x``; returns (loss, logits).
+
+    Returns:
+        (loss, logits).
+    """
     logits = model(x)
     return F.cross_entropy(_wide(logits), y), logits
 
@@ -135,6 +150,9 @@ def dice_bce_loss(mask_logits: Tensor, masks: Tensor, has_mask: Tensor, smooth: 
 
     Dice is computed per image, ``1 - (2 |P.M| + s) / (|P| + |M| + s)`` with ``s = smooth``, so that an annotated
     image without lesion (an empty mask) asks for an empty prediction.
+
+    Returns:
+        The loss, a scalar tensor.
     """
     if not bool(has_mask.any()):
         return mask_logits.sum() * 0.0
@@ -147,14 +165,22 @@ def dice_bce_loss(mask_logits: Tensor, masks: Tensor, has_mask: Tensor, smooth: 
 
 
 def kl_to_soft_targets(logits: Tensor, target_probs: Tensor) -> Tensor:
-    """Per-image ``KL(target || softmax(logits))``: the inner and outer divergence of TRADES (Zhang et al. 2019)."""
+    """Per-image ``KL(target || softmax(logits))``: the inner and outer divergence of TRADES (Zhang et al. 2019).
+
+    Returns:
+        The divergence per image (N,).
+    """
     logp = F.log_softmax(_wide(logits), dim=1)
     return (target_probs * (torch.log(target_probs.clamp_min(1e-12)) - logp)).sum(1)
 
 
 def jensen_shannon(*logits: Tensor) -> Tensor:
     """Mean Jensen-Shannon divergence among the softmax outputs of several views of the same images (AugMix's
-    consistency loss, Hendrycks et al. 2020, eq. in section 3: ``JS(p_1, ..., p_m) = 1/m sum_i KL(p_i || M)``)."""
+    consistency loss, Hendrycks et al. 2020, eq. in section 3: ``JS(p_1, ..., p_m) = 1/m sum_i KL(p_i || M)``).
+
+    Returns:
+        The divergence, a scalar tensor.
+    """
     probs = [F.softmax(_wide(lg), dim=1) for lg in logits]
     mixture = torch.clamp(sum(probs) / len(probs), 1e-7, 1.0).log()
     return sum(F.kl_div(mixture, p, reduction="batchmean") for p in probs) / len(probs)

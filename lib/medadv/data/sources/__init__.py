@@ -86,6 +86,33 @@ def load_cohort(manifest: str | Path | Manifest, root: str | Path) -> pd.DataFra
     Raises:
         DataError: a bad manifest, a missing data root, a checksum mismatch, files missing from the layout, unknown
             labels, or an empty cohort - each naming the file and what to do.
+
+    Example:
+        Three images in BUSI's layout (a class folder each, a mask beside each image) and a manifest for them:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> folder_for_example = tempfile.TemporaryDirectory()  # removed when the session ends
+        >>> root = Path(folder_for_example.name)
+        >>> for name in ("benign (1)", "malignant (1)", "normal (1)"):
+        ...     folder = root / "Dataset_BUSI_with_GT" / name.split()[0]
+        ...     folder.mkdir(parents=True, exist_ok=True)
+        ...     Image.fromarray(np.full((8, 8), 128, np.uint8)).save(folder / f"{name}.png")
+        ...     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / f"{name}_mask.png")
+        >>> manifest = root / "busi.yaml"
+        >>> _ = manifest.write_text(
+        ...     "name: busi\\nloader: busi\\nmodality: ultrasound\\nsource: this example\\nlicence: CC0 1.0\\n"
+        ...     "citation: Al-Dhabyani et al., Data in Brief 28 (2020) 104863\\n"
+        ...     "layout: <data-root>/Dataset_BUSI_with_GT/<class>/<class> (n).png, <class> (n)_mask.png\\n"
+        ...     "label_map: {malignant: 1, benign: 0, normal: 0}\\npatient_id: each image is its own patient\\n"
+        ...     "options: {lesion_free: [normal]}\\n")
+        >>> cohort = load_cohort(manifest, root)
+        >>> cohort[["image_id", "label", "source_label"]].values.tolist()
+        [['benign_1', 0, 'benign'], ['malignant_1', 1, 'malignant'], ['normal_1', 0, 'normal']]
+        >>> cohort.loc[1, "path"], cohort.loc[1, "mask_path"]
+        ('Dataset_BUSI_with_GT/malignant/malignant (1).png', 'Dataset_BUSI_with_GT/malignant/malignant (1)_mask.png')
     """
     parsed = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     root = Path(root)

@@ -42,12 +42,20 @@ _MASK = re.compile(r"^(?P<stem>.+)_mask(?:_\d+)?$")
 
 
 def image_id(stem: str) -> str:
-    """``benign (12)`` -> ``benign_12``: the image id of a BUSI file stem."""
+    """``benign (12)`` -> ``benign_12``: the image id of a BUSI file stem.
+
+    Returns:
+        The image id.
+    """
     return re.sub(r"[^0-9A-Za-z]+", "_", stem).strip("_")
 
 
 def holds_top_contents(folder: Path, manifest: Manifest) -> bool:
-    """Whether ``folder`` holds BUSI's class folders (it is ``Dataset_BUSI_with_GT`` under another name)."""
+    """Whether ``folder`` holds BUSI's class folders (it is ``Dataset_BUSI_with_GT`` under another name).
+
+    Returns:
+        True when ``folder`` holds a class folder.
+    """
     return any((folder / label).is_dir() for label in manifest.label_map)
 
 
@@ -77,7 +85,11 @@ def _class_files(folder: Path, strict: bool) -> tuple[list[Path], dict[str, list
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The BUSI cohort under ``root`` (see the module docstring)."""
+    """The BUSI cohort under ``root`` (see the module docstring).
+
+    Returns:
+        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+    """
     opts = manifest.loader_options(OPTIONS)
     if manifest.official_split:
         raise DataError(f"{manifest.path}: field 'official_split' is true, but BUSI has no official split; set it false.")

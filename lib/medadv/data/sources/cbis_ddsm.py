@@ -114,7 +114,11 @@ class _Resolver:
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The CBIS-DDSM cohort under ``root`` (see the module docstring)."""
+    """The CBIS-DDSM cohort under ``root`` (see the module docstring).
+
+    Returns:
+        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+    """
     opts = manifest.loader_options(OPTIONS)
     csvs = opts["csv"]
     if not isinstance(csvs, dict) or set(csvs) - {"train", "test"}:

@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def require_file(path: Path, manifest: Manifest, what: str) -> Path:
-    """``path`` if it is a file, else a :class:`DataError` that names it and the manifest's expected layout."""
+    """``path`` if it is a file, else a :class:`DataError` that names it and the manifest's expected layout.
+
+    Returns:
+        ``path``.
+    """
     if not path.is_file():
         raise DataError(
             f"{path}: {what} not found. {manifest.path} expects this layout under the data root:\n{manifest.layout}\n"
@@ -29,7 +33,11 @@ def require_file(path: Path, manifest: Manifest, what: str) -> Path:
 
 
 def require_dir(path: Path, manifest: Manifest, what: str) -> Path:
-    """``path`` if it is a folder, else a :class:`DataError` that names it and the manifest's expected layout."""
+    """``path`` if it is a folder, else a :class:`DataError` that names it and the manifest's expected layout.
+
+    Returns:
+        ``path``.
+    """
     if not path.is_dir():
         raise DataError(
             f"{path}: {what} folder not found. {manifest.path} expects this layout under the data root:\n"
@@ -39,12 +47,20 @@ def require_dir(path: Path, manifest: Manifest, what: str) -> Path:
 
 
 def normalise_column(name: str) -> str:
-    """Column names compared without case, surrounding spaces, or the space / underscore difference."""
+    """Column names compared without case, surrounding spaces, or the space / underscore difference.
+
+    Returns:
+        The normalised name.
+    """
     return re.sub(r"[\s_]+", " ", str(name).strip().lower())
 
 
 def read_table(path: Path, manifest: Manifest, columns: Iterable[str], what: str) -> pd.DataFrame:
-    """Read a CSV of the data set as text, with column names normalised, checking that ``columns`` are present."""
+    """Read a CSV of the data set as text, with column names normalised, checking that ``columns`` are present.
+
+    Returns:
+        The table, every cell a stripped string.
+    """
     require_file(path, manifest, what)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -61,13 +77,20 @@ def read_table(path: Path, manifest: Manifest, columns: Iterable[str], what: str
 
 
 def relative(path: Path, root: Path) -> str:
-    """``path`` relative to ``root``, with forward slashes (the cohort table's convention)."""
+    """``path`` relative to ``root``, with forward slashes (the cohort table's convention).
+
+    Returns:
+        The relative path, with forward slashes.
+    """
     return path.relative_to(root).as_posix()
 
 
 def finish_cohort(rows: list[Mapping[str, Any]], manifest: Manifest, root: Path) -> pd.DataFrame:
     """The validated cohort table of a loader's rows (modality from the manifest; split empty unless official; DICOM
     images as the manifest's ``dicom_frame`` of each file when it names one).
+
+    Returns:
+        The validated cohort table, sorted by image id.
 
     Raises:
         DataError: no rows (nothing found under ``root``, or every label dropped), or a table that fails validation.

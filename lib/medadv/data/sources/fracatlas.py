@@ -64,13 +64,21 @@ def _coco_masks(path: Path) -> dict[str, str]:
 
 
 def holds_top_contents(folder: Path, manifest: Manifest) -> bool:
-    """Whether ``folder`` holds what the ``FracAtlas`` folder holds (``images/`` and the dataset CSV)."""
+    """Whether ``folder`` holds what the ``FracAtlas`` folder holds (``images/`` and the dataset CSV).
+
+    Returns:
+        True when ``folder`` holds ``images/`` and the CSV.
+    """
     csv = str(manifest.options.get("csv", OPTIONS["csv"]))
     return (folder / "images").is_dir() and (folder / csv).is_file()
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The FracAtlas cohort under ``root`` (see the module docstring)."""
+    """The FracAtlas cohort under ``root`` (see the module docstring).
+
+    Returns:
+        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+    """
     opts = manifest.loader_options(OPTIONS)
     if manifest.official_split:
         raise DataError(f"{manifest.path}: field 'official_split' is true, but FracAtlas has no classification split.")

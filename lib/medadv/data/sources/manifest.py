@@ -53,6 +53,9 @@ class Manifest:
     def label(self, source_label: object, where: str) -> int | None:
         """Map one of the data set's labels to 1 / 0, or ``None`` for a label the manifest drops.
 
+        Returns:
+            1, 0, or ``None`` for a dropped label.
+
         Raises:
             DataError: a label the manifest does not know, naming ``where`` (the data file it came from).
         """
@@ -65,7 +68,11 @@ class Manifest:
         return self.label_map[key]
 
     def loader_options(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """The loader's options: ``defaults`` updated with the manifest's, refusing keys the loader does not know."""
+        """The loader's options: ``defaults`` updated with the manifest's, refusing keys the loader does not know.
+
+        Returns:
+            The options.
+        """
         unknown = sorted(set(self.options) - set(defaults))
         if unknown:
             raise DataError(
@@ -113,6 +120,9 @@ def _sha256_map(value: Any, path: Path) -> dict[str, str]:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Parse and check a manifest YAML file.
+
+    Returns:
+        The parsed :class:`Manifest`.
 
     Raises:
         DataError: missing file, YAML that does not parse, a missing / unknown / ill-typed field (named).

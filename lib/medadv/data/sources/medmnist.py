@@ -27,7 +27,11 @@ SPLITS = ("train", "val", "test")
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The cohort of one MedMNIST archive under ``root`` (see the module docstring)."""
+    """The cohort of one MedMNIST archive under ``root`` (see the module docstring).
+
+    Returns:
+        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+    """
     opts = manifest.loader_options(OPTIONS)
     if not opts["file"]:
         raise DataError(f"{manifest.path}: field 'options.file' is missing; name the .npz file, e.g. breastmnist.npz.")

@@ -60,7 +60,11 @@ def _boxes(findings: pd.DataFrame, where: str) -> dict[str, list[tuple[float, ..
 
 
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
-    """The VinDr-Mammo cohort under ``root`` (see the module docstring)."""
+    """The VinDr-Mammo cohort under ``root`` (see the module docstring).
+
+    Returns:
+        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+    """
     opts = manifest.loader_options(OPTIONS)
     breast_csv, finding_csv = root / opts["breast_csv"], root / opts["finding_csv"]
     breasts = read_table(breast_csv, manifest, BREAST_COLUMNS, "breast-level annotation CSV")

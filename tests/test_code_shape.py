@@ -1,0 +1,126 @@
+"""The shape of the library's code: short functions and documented return values.
+
+Rules checked here, by reading the source with ``ast`` (nothing is imported):
+
+* **No function over 60 lines of code.** A function's lines of code are the lines from its ``def`` to its last
+  statement that hold code: blank lines, lines that are only a comment, and the lines of its docstring do not count.
+  A nested function counts towards the function that holds it (it is part of reading it) and is also measured alone.
+* **Every public function documents what it returns.** Public means a module-level function or a method of a public
+  class whose name has no leading underscore, in a module whose path has no part with a leading underscore; its
+  docstring must have a Google-style ``Returns:`` (or ``Yields:``) section. Exempt are functions annotated
+  ``-> None`` (nothing comes back), properties and dunder methods.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parents[1] / "lib" / "medadv"
+MAX_LINES = 60
+
+
+def _code_lines(source: str) -> set[int]:
+    """Returns the numbers of the lines of ``source`` that hold a token other than a comment or a newline."""
+    lines: set[int] = set()
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in skip:
+            continue
+        lines.update(range(token.start[0], token.end[0] + 1))
+    return lines
+
+
+def _docstring_lines(node: ast.AST) -> set[int]:
+    """Returns the line numbers taken by the docstring of ``node`` (empty when it has none)."""
+    if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+        return set()
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    return set()
+
+
+def function_lengths(root: Path = LIB) -> dict[str, int]:
+    """Returns ``{"path:qualified_name": lines of code}`` for every function and method under ``root``."""
+    lengths: dict[str, int] = {}
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text()
+        code = _code_lines(source)
+        tree = ast.parse(source)
+
+        def visit(node: ast.AST, prefix: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    name = f"{prefix}{child.name}"
+                    span = set(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+                    docs: set[int] = set()
+                    for inner in ast.walk(child):
+                        docs |= _docstring_lines(inner)
+                    lengths[f"{path.relative_to(root.parent)}:{name}"] = len((span & code) - docs)
+                    visit(child, f"{name}.")
+                elif isinstance(child, ast.ClassDef):
+                    visit(child, f"{prefix}{child.name}.")
+
+        visit(tree, "")
+    return lengths
+
+
+def test_the_counter_counts_code_not_comments_or_docstrings(tmp_path: Path) -> None:
+    module = tmp_path / "pkg" / "m.py"
+    module.parent.mkdir()
+    module.write_text(
+        'def f(x):\n    """Doc.\n\n    Returns:\n        x.\n    """\n    # a comment\n\n    y = (x +\n         1)\n'
+        "    return y\n\n\nclass C:\n    def g(self):\n        def h():\n            return 1\n        return h()\n"
+    )
+    lengths = function_lengths(tmp_path / "pkg")
+    assert lengths == {"pkg/m.py:f": 4, "pkg/m.py:C.g": 4, "pkg/m.py:C.g.h": 2}
+
+
+def test_no_function_is_over_60_lines_of_code() -> None:
+    lengths = function_lengths()
+    assert len(lengths) > 500, "the counter found too few functions; is LIB right?"
+    long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert not long, f"functions over {MAX_LINES} lines of code (split them into named steps): {long}"
+
+
+_RETURNS = re.compile(r"^\s*(Returns|Yields)\s*:", re.MULTILINE)
+
+
+def public_functions_without_returns(root: Path = LIB) -> list[str]:
+    """Returns ``path:qualified_name`` of every public function or method whose docstring has no Returns section."""
+    missing: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent)
+        if any(part.startswith("_") and part != "__init__.py" for part in rel.parts):
+            continue
+        tree = ast.parse(path.read_text())
+
+        def check(node: ast.AST, prefix: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                    check(child, f"{child.name}.")
+                elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if child.name.startswith("_"):
+                        continue
+                    decorators = {ast.unparse(d) for d in child.decorator_list}
+                    if decorators & {"property", "functools.cached_property", "cached_property"} or any(
+                        d.endswith(".setter") for d in decorators
+                    ):
+                        continue
+                    if isinstance(child.returns, ast.Constant) and child.returns.value is None:
+                        continue
+                    doc = ast.get_docstring(child) or ""
+                    if not _RETURNS.search(doc):
+                        missing.append(f"{rel}:{prefix}{child.name}")
+
+        check(tree, "")
+    return missing
+
+
+def test_every_public_function_documents_what_it_returns() -> None:
+    missing = public_functions_without_returns()
+    assert not missing, f"{len(missing)} public functions have no 'Returns:' section in their docstring: {missing}"
