@@ -100,7 +100,7 @@ def test_summary_and_figure_rows_split_by_label_change() -> None:
     assert [r[0] for r in rows] == ["m\nlabel kept (Fig. 2)", "m\nlabel changed (Fig. 3)"]
     # kept: image a (positive preferred over b's larger shift); changed: c (largest shift)
     assert [(r[6], r[7]) for r in rows] == [(1, 1), (1, 0)]
-    assert len(manipulation_panels(rows).axes) == 10
+    assert len(manipulation_panels(rows).axes) == 10 + 1  # two rows of five panels and the Grad-CAM colourbar
     assert len(fgsm_shift_figure(table, 25, 0.1).axes) == 2
 
 

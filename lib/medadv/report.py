@@ -43,6 +43,8 @@ from IPython import get_ipython
 from medadv.config import Profile, load_profile, pick_device, profile_from_dict, seed_everything
 from medadv.errors import RunError
 
+_log = logging.getLogger(__name__)
+
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
@@ -393,11 +395,21 @@ class RunContext:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
     def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 120) -> Path:  # noqa: F821
-        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps and register both.
+        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps, register both, and return the png's path.
+
+        The figure is first checked with :func:`medadv.style.print_problems` (printed size, text of at least 7 pt,
+        nothing drawn outside it); each problem found is logged as a warning naming the figure, and the figure is
+        still written. A layout problem (a long model name from a user's profile pushing a legend out of the column)
+        must not cost a run the results computed before it; the tests hold every figure the notebooks save to none.
 
         Returns:
             The path of the PNG (the PDF lies beside it).
         """
+        from medadv.style import print_problems
+
+        for problem in print_problems(fig):
+            _log.warning("figure %r does not print at its size: %s; make it with medadv.style.paper_figure "
+                         "(see medadv.style)", name, problem)
         png = self.figures_dir / f"{name}.png"
         pdf = self.figures_dir / f"{name}.pdf"
         fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})

@@ -6,19 +6,25 @@ Each figure is made at the size it is printed at: a journal column (3.5 in, :dat
 a map keeps its order of values in greyscale print; series are told apart by marker and line style, not hue.
 
 Figure functions are decorated with :func:`paper_style` (the rc settings below apply to everything they draw) and
-make their figure with :func:`paper_figure`; :func:`print_problems` checks a finished figure (``RunContext.save_figure``
-warns with its findings, and the tests assert there are none).
+make their figure with :func:`paper_figure`; maps get a :func:`colorbar` and lesion masks an :func:`outline`; every axis
+that plots an accuracy says the decision rule it counts at. :func:`print_problems` checks a finished figure:
+``RunContext.save_figure`` logs its findings as a warning (the run's log and the notebook's output show them), and the
+tests assert that every figure the notebooks save has none.
 """
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.text import Text
+from matplotlib.textpath import text_to_path
 
 COLUMN = 3.5
 TEXT = 7.0
@@ -90,6 +96,59 @@ def colorbar(fig: Figure, image: Any, axes: Any, label: str) -> Any:
     bar.set_label(label)
     bar.ax.tick_params(labelsize=RC["xtick.labelsize"])
     return bar
+
+
+def text_inches(text: str, points: float) -> float:
+    """Width of one line of ``text`` at ``points`` pt in the kit's font.
+
+    Returns:
+        The width in inches, as matplotlib measures the line.
+    """
+    with mpl.rc_context(RC):
+        width, _, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=points), ismath=False)
+    return width / 72.0
+
+
+def wrap(text: str, inches: float, points: float = RC["axes.titlesize"]) -> str:
+    """``text`` with each of its lines wrapped to lines no wider than ``inches`` at ``points`` pt: after a space,
+    hyphen or underscore where one fits, inside a word that is wider than the whole line.
+
+    Returns:
+        The wrapped text (lines joined by newlines).
+    """
+    out: list[str] = []
+    for line in text.split("\n"):
+        current = ""
+        for piece in re.split(r"(?<=[ _-])", line):
+            if text_inches((current + piece).rstrip(), points) <= inches:
+                current += piece
+                continue
+            if current:
+                out.append(current.rstrip())
+            current = ""
+            for char in piece:  # a piece wider than the line is broken where it reaches the edge
+                if current and text_inches(current + char, points) > inches:
+                    out.append(current)
+                    current = ""
+                current += char
+        out.append(current.rstrip())
+    return "\n".join(out)
+
+
+def row_label(ax: Any, text: str, inches: float = 0.9) -> None:
+    """Label a row of image panels left of its first panel ``ax``: horizontal and wrapped to ``inches``, so that a
+    long image id is never taller than its row (a rotated label would spill above and below it)."""
+    size = RC["axes.labelsize"]
+    ax.set_ylabel(wrap(text, inches, size), rotation=0, ha="right", va="center", fontsize=size)
+
+
+def outline(ax: Any, mask: Any) -> None:
+    """Draw the outline of a (H, W) lesion mask on ``ax``: a wide black line under a narrow white one, visible on dark
+    and light images and maps alike (and in greyscale); nothing for an empty mask."""
+    mask = np.asarray(mask, dtype=float)
+    if mask.any():
+        ax.contour(mask, levels=[0.5], colors="black", linewidths=2.0)
+        ax.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
 
 
 def print_problems(fig: Figure, tolerance: float = 0.02) -> list[str]:

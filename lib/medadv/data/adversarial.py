@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from matplotlib.figure import Figure
 from torch import nn
 
 from medadv.errors import DataError
+from medadv.style import paper_figure, paper_style, row_label, wrap
 
 ADVERSARIAL_COLUMNS = ("image_id", "split", "source_label", "fake_label", "path", "mean_abs_change")
 EDUCATION_COLUMNS = ("image_id", "real_path", "fake_path", "diff_path")
@@ -188,17 +190,22 @@ def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np
     return np.concatenate(picks).astype(int)
 
 
-def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> "matplotlib.figure.Figure":  # noqa: F821
-    """Paper 001 Fig. 2: one row per image with the real image, its fake, and the difference real - fake (grey scale,
-    symmetric range: mid-grey = unchanged, darker = the fake is brighter there).
+@paper_style
+def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> Figure:
+    """Paper 001 Fig. 2 at the text width: one row per image with the real image, its fake, and the difference
+    real - fake (grey scale, symmetric range printed per row: mid-grey = unchanged, darker = the fake is brighter
+    there).
+
+    Args:
+        real, fake: (N, 1, H, W) images in [0, 1].
+        titles: one row label per image.
 
     Returns:
         The figure.
     """
-    import matplotlib.pyplot as plt
-
     n = len(real)
-    fig, axes = plt.subplots(n, 3, figsize=(6.0, 2.0 * n + 0.3), squeeze=False)
+    side = min(1.9, 8.4 / max(n, 1) - 0.2)  # 6 in of the text width for three panels, 0.2 in per row for titles
+    fig, axes = paper_figure("text", (side + 0.2) * n + 0.3, n, 3, squeeze=False)
     for i in range(n):
         d = real[i, 0].astype(np.float64) - fake[i, 0]
         peak = max(float(np.abs(d).max()), 1e-6)
@@ -207,7 +214,6 @@ def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> "mat
             ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(name, fontsize=8)
-        axes[i, 0].set_ylabel(titles[i], fontsize=8)
-    fig.tight_layout()
+            ax.set_title(wrap(name, side))
+        row_label(axes[i, 0], titles[i])
     return fig

@@ -1,18 +1,19 @@
 """Figures of notebook 00: example images with their lesion masks outlined, and intensity histograms per class.
 
 Both read the images through :func:`medadv.data.images.read_image` (so they show exactly what the models get before
-resizing) and draw in greyscale-safe styles: mask outlines are white over black, classes differ by line style.
+resizing) and are drawn at the text width in the kit's print style (:mod:`medadv.style`): mask outlines are white over
+black, classes differ by line style, so both read in greyscale.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from medadv.data.images import read_image, read_mask
+from medadv.style import outline, paper_figure, paper_style, wrap
 
 CLASS_NAMES = {0: "negative", 1: "positive"}
 MAX_PIXELS = 128 * 128
@@ -39,31 +40,32 @@ def pick_examples(cohort: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     return pd.concat(picked).reset_index(drop=True)
 
 
+@paper_style
 def plot_examples(cohort: pd.DataFrame, root: str | Path, n: int = 6, seed: int = 0) -> Figure:
-    """A 2 x ``n`` grid: positive images (top row, lesion mask outlined) and negative images (bottom row), titled
-    with image id, view and the data set's label.
+    """A 2 x ``n`` grid at the text width: positive images (top row, lesion mask outlined) and negative images
+    (bottom row), titled with image id and the data set's label.
 
     Returns:
         The figure.
     """
     root = Path(root)
     rows = pick_examples(cohort, n, seed)
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.8), squeeze=False, layout="constrained")
+    side = 6.7 / max(n, 1)
+    fig, axes = paper_figure("text", 2 * side + 0.9, 2, n, squeeze=False)
     for ax in axes.flat:
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
     for row_idx, label in enumerate((1, 0)):
+        axes[row_idx, 0].set_ylabel(CLASS_NAMES[label])
         for col, row in enumerate(rows[rows["label"] == label].itertuples(index=False)):
             ax = axes[row_idx, col]
             image = read_image(root / row.path)
             ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             if row.mask_path:
-                mask = read_mask(root / row.mask_path, image.shape).astype(float)
-                ax.contour(mask, levels=[0.5], colors="black", linewidths=2.2)
-                ax.contour(mask, levels=[0.5], colors="white", linewidths=0.9)
-            ax.set_title(f"{row.image_id}\n{row.source_label}", fontsize=7)
-    axes[0, 0].text(-0.08, 0.5, "positive", transform=axes[0, 0].transAxes, rotation=90, va="center", ha="right")
-    axes[1, 0].text(-0.08, 0.5, "negative", transform=axes[1, 0].transAxes, rotation=90, va="center", ha="right")
-    fig.suptitle("Cohort examples (lesion masks outlined)", fontsize=10)
+                outline(ax, read_mask(root / row.mask_path, image.shape))
+            ax.set_title(wrap(f"{row.image_id}\n{row.source_label}", side, 7.0), fontsize=7.0)
+    fig.suptitle("Cohort examples (lesion masks outlined)")
     return fig
 
 
@@ -89,10 +91,11 @@ def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 
     return pd.DataFrame(records)
 
 
+@paper_style
 def plot_intensity_histograms(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> Figure:
-    """Two panels per class (negative dashed grey, positive solid black): the pixel intensity distribution (density,
-    log scale) and the distribution of per-image mean intensity. A visible class difference here would be a
-    shortcut a classifier could learn without looking at lesions.
+    """Two panels at the text width, one line per class (negative dashed grey, positive solid black): the pixel
+    intensity distribution (density, log scale) and the distribution of per-image mean intensity. A visible class
+    difference here would be a shortcut a classifier could learn without looking at lesions.
 
     Returns:
         The figure.
@@ -101,18 +104,17 @@ def plot_intensity_histograms(cohort: pd.DataFrame, root: str | Path, max_images
     bins = np.linspace(0.0, 1.0, 65)
     n_mean_bins = int(np.clip(len(samples) // 8, 8, 30))
     mean_bins_edges = np.linspace(samples["mean"].min(), samples["mean"].max() + 1e-6, n_mean_bins + 1)
-    fig, (ax_pix, ax_mean) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (ax_pix, ax_mean) = paper_figure("text", 2.8, 1, 2)
     for label, group in samples.groupby("label"):
         style = CLASS_STYLES[int(label)]
         name = f"{CLASS_NAMES[int(label)]} ({len(group)} images)"
         density, _ = np.histogram(np.concatenate(group["pixels"].to_list()), bins=bins, density=True)
-        ax_pix.stairs(density, bins, label=name, linewidth=1.4, **style)
+        ax_pix.stairs(density, bins, label=name, linewidth=1.2, **style)
         mean_density, mean_bins = np.histogram(group["mean"], bins=mean_bins_edges, density=True)
-        ax_mean.stairs(mean_density, mean_bins, label=name, linewidth=1.4, **style)
+        ax_mean.stairs(mean_density, mean_bins, label=name, linewidth=1.2, **style)
     ax_pix.set_yscale("log")
     ax_pix.set(xlabel="pixel intensity", ylabel="density", title="Pixel intensities")
     ax_mean.set(xlabel="mean intensity of an image", ylabel="density", title="Per-image mean intensity")
     for ax in (ax_pix, ax_mean):
-        ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+        ax.legend(frameon=False)
     return fig

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from medadv.effects import bootstrap_ci
 from medadv.errors import RunError
 from medadv.report import read_json
+from medadv.style import paper_figure, paper_style
 
 SWEEP_FILE = "sweep.json"
 REPLICATION_COLUMNS = ("effect", "n_seeds", "mean", "ci_low", "ci_high", "share_holding", "paper_value", "setting",
@@ -83,34 +85,35 @@ def aggregate(per_seed: pd.DataFrame, config: ReplicationConfig, n_failed: int =
     return out.sort_values(["setting", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def forest_figure(per_seed: pd.DataFrame, summary: pd.DataFrame) -> "matplotlib.figure.Figure":  # noqa: F821
-    """Forest plot: per effect (and setting) a row with the seeds' values (grey dots), the mean and its 95% CI over
-    seeds (black), the threshold (bar) and the paper's value (open red diamond) where it has one.
+@paper_style
+def forest_figure(per_seed: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """Forest plot at the text width: per effect (and setting) a row with the seeds' values (small grey dots), the
+    mean and its 95% CI over seeds (black dot and line), the threshold the effect is held to (grey bar) and the
+    paper's value (open diamond) where it has one; a legend names the marks, so the plot reads in greyscale.
 
     Returns:
-        The figure (text width, 7 in wide).
+        The figure.
     """
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 0.8 + 0.32 * len(summary)))
+    fig, ax = paper_figure("text", 1.3 + 0.2 * len(summary))
     for i, row in enumerate(summary.itertuples()):
         y = len(summary) - 1 - i
         seeds = per_seed[(per_seed["effect"] == row.effect) & (per_seed["setting"] == row.setting)]["value"]
-        ax.scatter(seeds.astype(float), np.full(len(seeds), y), s=10, color="0.6", zorder=2)
+        ax.scatter(seeds.astype(float), np.full(len(seeds), y), s=10, color="0.6", zorder=2, label="seed")
         if math.isfinite(row.ci_low):
-            ax.plot([row.ci_low, row.ci_high], [y, y], color="black", lw=1.5, zorder=3)
-        ax.scatter([row.mean], [y], s=28, color="black", zorder=4)
+            ax.plot([row.ci_low, row.ci_high], [y, y], color="black", lw=1.5, zorder=3, label="95% bootstrap CI")
+        ax.scatter([row.mean], [y], s=28, color="black", zorder=4, label="mean over seeds")
         threshold = float(str(row.expected).split()[-1])
-        ax.plot([threshold, threshold], [y - 0.3, y + 0.3], color="tab:blue", lw=1, zorder=1)
+        ax.plot([threshold, threshold], [y - 0.3, y + 0.3], color="0.4", lw=1.2, zorder=1, label="threshold")
         if pd.notna(row.paper_value):
-            ax.scatter([row.paper_value], [y], marker="D", s=30, facecolors="none", edgecolors="tab:red", zorder=5)
+            ax.scatter([row.paper_value], [y], marker="D", s=30, facecolors="none", edgecolors="black", zorder=5,
+                       label="paper")
     labels = [f"{r.effect}{' [' + r.setting + ']' if r.setting else ''} ({r.share_holding:.0%} hold)"
               for r in summary.itertuples()]
-    ax.set_yticks(range(len(summary)), labels[::-1], fontsize=7)
-    ax.set_xlabel("effect value (rate, AUC, difference or rank-biserial r)", fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
+    ax.set_yticks(range(len(summary)), labels[::-1])
+    ax.set_xlabel("effect value (rate, AUC, difference or rank-biserial r)")
     ax.grid(axis="x", color="0.9")
-    ax.set_title("Effects over seeds: seeds (grey), mean and 95% bootstrap CI (black), threshold (blue), paper (red)",
-                 fontsize=8)
-    fig.tight_layout()
+    ax.set_title("Effects over seeds")
+    handles, names = ax.get_legend_handles_labels()
+    first = dict(zip(names, handles, strict=True))  # one entry per kind of mark
+    fig.legend(first.values(), first.keys(), loc="outside lower center", ncols=len(first), frameon=False)
     return fig

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from medadv.stats.auc import delong_ci, delong_test
+from medadv.style import paper_figure, paper_style
 
 
 @torch.no_grad()
@@ -138,42 +141,49 @@ def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
 
 
-def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> "Figure":  # noqa: F821
-    """ROC curves of several classifiers on the same cases, told apart by line style (readable in greyscale).
+def _line_style(k: int) -> dict[str, object]:
+    """The k-th classifier's line: a line style, black for the first eight and mid-grey for the next eight."""
+    return {"linestyle": LINESTYLES[k % len(LINESTYLES)], "color": "black" if k < len(LINESTYLES) else "0.5"}
+
+
+@paper_style
+def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> Figure:
+    """ROC curves of several classifiers on the same cases at the column width, told apart by line style (readable
+    in greyscale); each legend entry carries the classifier's AUC with its DeLong 95% CI (:func:`split_metrics`'s,
+    as in ``classifier_metrics.csv``).
 
     Returns:
         The figure.
     """
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    for (name, score), style in zip(scores.items(), LINESTYLES * 2, strict=False):
+    fig, ax = paper_figure("column", 3.2 + 0.14 * len(scores))
+    for k, (name, score) in enumerate(scores.items()):
         fpr, tpr = roc_points(y, score)
-        auc, _, _ = delong_ci(y, score)
-        ax.plot(fpr, tpr, linestyle=style, color="black", linewidth=1.4, label=f"{name} (AUC {auc:.2f})")
+        auc, low, high = delong_ci(y, score)
+        ax.plot(fpr, tpr, linewidth=1.2, label=f"{name} (AUC {auc:.2f}, 95% CI {low:.2f}-{high:.2f})",
+                **_line_style(k))
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
+    ax.set_aspect("equal")
+    fig.legend(loc="outside lower center", frameon=False)
     return fig
 
 
-def training_curves_figure(histories: dict[str, "pd.DataFrame"]) -> "Figure":  # noqa: F821
-    """Training loss and validation AUC per epoch of several classifiers (line styles and markers, greyscale).
+@paper_style
+def training_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Training loss and validation AUC per epoch of several classifiers at the text width (line styles and
+    markers, greyscale).
 
     Returns:
         The figure.
     """
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, axes = paper_figure("text", 2.7 + 0.15 * -(-len(histories) // 4), 1, 2)
     markers = "osD^v<>x"
-    for (name, hist), style, marker in zip(histories.items(), LINESTYLES * 2, markers * 2, strict=False):
+    for k, (name, hist) in enumerate(histories.items()):
         for ax, column in zip(axes, ("loss", "val_auc"), strict=True):
-            ax.plot(hist["epoch"], hist[column], linestyle=style, marker=marker, markersize=4, color="black",
-                    linewidth=1.2, label=name)
+            ax.plot(hist["epoch"], hist[column], marker=markers[k % len(markers)], linewidth=1.1, label=name,
+                    **_line_style(k))
     axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss", yscale="log")
     axes[1].set(xlabel="epoch", ylabel="validation AUC", title="Validation AUC")
-    axes[1].legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     return fig

@@ -1,0 +1,266 @@
+"""Every figure a notebook saves prints at a column or the text width with text of at least 7 pt
+(:func:`medadv.style.print_problems`), maps carry a colourbar, ROC legends their AUC's CI, and accuracy axes the
+decision rule they count at; ``RunContext.save_figure`` logs the problems of a figure that does not print.
+
+Each figure function is called as its notebook calls it, on small synthetic inputs at the default profile's counts
+(4 models, 6 attribution methods, 9 corruptions, the full profile's 11 recipes for the ROC curves).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
+                                  gan_scores_figure, robustness_curves_figure)
+from medadv.data.adversarial import plot_triplets
+from medadv.data.plots import plot_examples, plot_intensity_histograms
+from medadv.detect.plots import detection_auc_figure
+from medadv.explain.plots import alignment_boxplot, fgsm_shift_figure, manipulation_panels, map_gallery
+from medadv.reader_app.figures import accuracy_figure, reading_time_figure
+from medadv.report import RunContext
+from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
+from medadv.stats.auc import delong_ci
+from medadv.style import COLUMN, MAP_CMAP, TEXT, print_problems, text_inches, wrap
+from medadv.train.evaluate import roc_figure, training_curves_figure
+
+RNG = np.random.default_rng(0)
+MODELS = ["vgg_erm", "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
+METHODS = ["gradcam", "guided_gradcam", "saliency", "integrated_gradients", "deeplift", "occlusion"]
+CORRUPTIONS = ("gaussian_noise", "speckle_noise", "defocus_blur", "motion_blur", "contrast", "brightness", "gamma",
+               "jpeg", "pixelate")
+RECIPES = ["erm", "erm_noaug", "vanilla", "adversarial_l2", "augmix", "rtda", "pgd_at", "pgd_at_l2", "trades",
+           "fast_at", "rtda_focal_linf"]
+
+
+def _images(n: int, side: int = 32) -> np.ndarray:
+    return RNG.random((n, 1, side, side)).astype(np.float32)
+
+
+def _masks(n: int, side: int = 32) -> np.ndarray:
+    masks = np.zeros((n, 1, side, side), dtype=bool)
+    masks[:, :, 10:20, 12:22] = True
+    return masks
+
+
+def _cohort(root: Path) -> pd.DataFrame:
+    """Six positive and six negative 40 x 32 PNG images (positives with a mask) under ``root``."""
+    rows = []
+    for k in range(12):
+        label = int(k < 6)
+        Image.fromarray((RNG.random((40, 32)) * 255).astype(np.uint8)).save(root / f"img{k}.png")
+        mask_path = ""
+        if label:
+            mask = np.zeros((40, 32), np.uint8)
+            mask[12:24, 8:20] = 255
+            Image.fromarray(mask).save(root / f"mask{k}.png")
+            mask_path = f"mask{k}.png"
+        rows.append({"image_id": f"Calc-Test_P_{k:05d}_LEFT_CC", "patient_id": f"p{k}", "label": label,
+                     "split": "test", "path": f"img{k}.png", "mask_path": mask_path,
+                     "source_label": "MALIGNANT" if label else "BENIGN_WITHOUT_CALLBACK"})
+    return pd.DataFrame(rows)
+
+
+def _roc() -> Figure:
+    y = np.r_[np.ones(30), np.zeros(30)].astype(int)
+    return roc_figure(y, {r: y * 0.3 + RNG.random(60) for r in RECIPES})
+
+
+def _training_curves() -> Figure:
+    epochs = np.arange(1, 6)
+    return training_curves_figure({r: pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs, "val_auc": 0.5 + 0.05 * epochs})
+                                   for r in RECIPES})
+
+
+def _triplets() -> Figure:
+    real = _images(6)
+    titles = [f"Calc-Test_P_{k:05d}_LEFT_CC ({'remove' if k < 3 else 'insert'})" for k in range(6)]
+    return plot_triplets(real, np.clip(real + 0.05 * RNG.standard_normal(real.shape), 0, 1), titles)
+
+
+def _attack_examples() -> Figure:
+    x = _images(4)
+    return attack_examples_figure(x, np.clip(x + 2 / 255, 0, 1), RNG.random(4), RNG.random(4), np.array([1, 0, 1, 0]),
+                                  attack="Iterative FGSM, 25 steps of 0.1/255 (budget 2.5/255), against multitask_erm (paper 004)")
+
+
+def _curves() -> pd.DataFrame:
+    rows = [{"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "accuracy": 0.9} for m in MODELS]
+    for m in MODELS:
+        for norm, budgets in (("linf", (1 / 255, 2 / 255, 4 / 255, 8 / 255)), ("l2", (0.25, 0.5, 1.0))):
+            rows += [{"model": m, "recipe": m, "attack": "pgd", "norm": norm, "eps": e, "accuracy": 0.9 - 10 * e / (1 + 10 * e)}
+                     for e in budgets]
+    return pd.DataFrame(rows)
+
+
+def _corruption_curves() -> Figure:
+    rows = [{"model": m, "recipe": m, "corruption": c, "severity": s, "accuracy": 0.9 - 0.1 * s, "auc": 0.8}
+            for m in MODELS for c in CORRUPTIONS for s in range(1, 6)]
+    return corruption_curves_figure(pd.DataFrame(rows))
+
+
+def _gan_scores() -> Figure:
+    labels = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    return gan_scores_figure(labels, RNG.random(40), RNG.random(40))
+
+
+def _alignment_boxplot() -> Figure:
+    scores = pd.DataFrame([{"model": m, "method": meth, "metric": "energy_in_mask", "score": float(RNG.random())}
+                           for m in MODELS for meth in METHODS for _ in range(8)])
+    return alignment_boxplot(scores, "energy_in_mask", MODELS, METHODS)
+
+
+def _gallery(maps_by: str) -> Figure:
+    images, masks = _images(6), _masks(6)
+    keys = MODELS if maps_by == "models" else METHODS
+    maps = {k: RNG.standard_normal((6, 32, 32)) for k in keys}
+    return map_gallery(images, masks, maps, [f"Calc-Test_P_{k:05d}_LEFT_CC" for k in range(6)], list(range(4)))
+
+
+def _manipulation_rows(n: int) -> list[tuple]:
+    images, masks = _images(n), _masks(n)
+    return [(f"{MODELS[k % 4]}\nlabel kept (Fig. 2)", images[k], np.clip(images[k] + 0.01, 0, 1),
+             RNG.random((32, 32)), RNG.random((32, 32)), masks[k], 1, k % 2) for k in range(n)]
+
+
+def _fgsm_shift() -> Figure:
+    table = pd.DataFrame({"model": np.repeat(["multitask_erm", "vgg_erm"], 10), "label_changed": np.tile([True, False], 10),
+                          "peak_shift_px": RNG.random(20) * 20, "topk_overlap": RNG.random(20)})
+    return fgsm_shift_figure(table, 25, 0.1)
+
+
+def _reader_accuracy() -> Figure:
+    rows = [{"reader": r, "session": s, "truth": t, "label": "all", "accuracy": 0.7, "ci_low": 0.5, "ci_high": 0.85}
+            for r in ("sim_novice", "sim_resident", "sim_expert") for s in (1, 2, 3)
+            for t in ("real", "fake", "all") if not (s == 2 and t == "fake")]
+    return accuracy_figure(pd.DataFrame(rows), "simulated")
+
+
+def _reader_times() -> Figure:
+    rows = [{"reader": r, "session": s, "total_minutes": 10.0 + s} for r in ("sim_novice", "sim_resident", "sim_expert")
+            for s in (1, 2, 3, 4)]
+    return reading_time_figure(pd.DataFrame(rows), "simulated")
+
+
+def _detection() -> Figure:
+    sets = [("gan", 0.0)] + [(a, e) for a in ("fgsm", "pgd", "apgd") for e in (1 / 255, 2 / 255, 4 / 255)]
+    rows = [{"detector": d, "attack": a, "eps": e, "auc": 0.7, "auc_ci_low": 0.6, "auc_ci_high": 0.8}
+            for d in ("feature_squeezing", "mahalanobis", "kernel_density") for a, e in sets]
+    return detection_auc_figure(pd.DataFrame(rows))
+
+
+def _forest() -> Figure:
+    rows = [{"seed": s, "setting": "", "effect": f"effect_{k}_pgd_at_beats_erm_under_attack", "value": 0.1 * k + 0.01 * s,
+             "holds": "True", "paper_value": 0.3 if k % 2 else np.nan, "expected": ">= 0.1"}
+            for s in range(5) for k in range(8)]
+    per_seed = pd.DataFrame(rows)
+    return forest_figure(per_seed, aggregate(per_seed, ReplicationConfig()))
+
+
+FIGURES: dict[str, Callable[[Path], Figure]] = {
+    "cohort_examples": lambda root: plot_examples(_cohort(root), root, n=6, seed=0),
+    "intensity_histograms": lambda root: plot_intensity_histograms(_cohort(root), root, max_images=200, seed=0),
+    "classifier_roc_curves": lambda root: _roc(),
+    "classifier_training_curves": lambda root: _training_curves(),
+    "gan_triplets": lambda root: _triplets(),
+    "gan_attack_scores": lambda root: _gan_scores(),
+    "attack_examples": lambda root: _attack_examples(),
+    "robustness_curves": lambda root: robustness_curves_figure(_curves()),
+    "corruption_curves": lambda root: _corruption_curves(),
+    "corruption_examples": lambda root: corruption_examples_figure(_images(1)[0, 0], CORRUPTIONS, (1, 2, 3, 4, 5)),
+    "alignment_boxplot": lambda root: _alignment_boxplot(),
+    "alignment_gallery_models": lambda root: _gallery("models"),
+    "alignment_gallery_methods": lambda root: _gallery("methods"),
+    "fgsm_gradcam_shift": lambda root: _fgsm_shift(),
+    "fgsm_gradcam_shift_examples": lambda root: manipulation_panels(_manipulation_rows(4)),
+    "explanation_attack_examples": lambda root: manipulation_panels(_manipulation_rows(2)),
+    "reader_accuracy": lambda root: _reader_accuracy(),
+    "reader_times": lambda root: _reader_times(),
+    "detection_auc": lambda root: _detection(),
+    "replication_forest": lambda root: _forest(),
+}
+OVERLAYS = ("alignment_gallery_models", "alignment_gallery_methods", "fgsm_gradcam_shift_examples",
+            "explanation_attack_examples")
+
+
+def _labels(fig: Figure) -> list[str]:
+    """Every axis label of ``fig`` (the figure's own x and y labels included)."""
+    return [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel())] + \
+        [t.get_text() for t in (fig._supylabel, fig._supxlabel) if t is not None]
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_every_saved_figure_prints_at_a_page_width_and_names_its_decision_rule(name: str, tmp_path: Path) -> None:
+    fig = FIGURES[name](tmp_path)
+    assert print_problems(fig) == [], name
+    assert min(abs(fig.get_size_inches()[0] - w) for w in (COLUMN, TEXT)) < 1e-6
+    for label in _labels(fig):
+        if "accuracy" in label:
+            assert "threshold 0.5" in label or "unsure = wrong" in label, (name, label)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_saliency_overlays_have_a_magma_colourbar_from_0_to_1(name: str, tmp_path: Path) -> None:
+    fig = FIGURES[name](tmp_path)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1, name
+    bar = bars[0]._colorbar
+    assert bar.cmap.name == MAP_CMAP and (bar.vmin, bar.vmax) == (0.0, 1.0)
+    assert "maximum" in bar.ax.get_ylabel()
+    maps = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == MAP_CMAP]
+    assert maps and all(im.get_alpha() is None for im in maps)  # opaque: the map's lightness is its value
+    plt.close(fig)
+
+
+def test_roc_legend_carries_each_auc_with_its_delong_ci() -> None:
+    y = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    scores = {"vgg_erm": y * 0.5 + RNG.random(40), "vgg_rtda": RNG.random(40)}
+    fig = roc_figure(y, scores)
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert len(texts) == 2
+    for (name, score), text in zip(scores.items(), texts, strict=True):
+        auc, low, high = delong_ci(y, score)
+        assert text == f"{name} (AUC {auc:.2f}, 95% CI {low:.2f}-{high:.2f})"
+        assert low < auc < high
+    plt.close(fig)
+
+
+def test_the_kits_text_is_at_least_7_pt_where_matplotlibs_default_is_not() -> None:
+    fig, ax = plt.subplots(figsize=(7.0, 3.0), layout="constrained")
+    ax.set_title("a title", fontsize=6)
+    problems = print_problems(fig)
+    assert problems == ["text 'a title' at 6.0 pt; at least 7.0"]
+    plt.close(fig)
+
+
+def test_save_figure_logs_the_problems_of_a_figure_that_does_not_print(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    ctx = RunContext.open(tmp_path / "run", "01_classifier_training", profile="smoke", device="cpu")
+    screen, _ = plt.subplots(figsize=(6.4, 4.8))
+    with caplog.at_level(logging.WARNING, logger="medadv.report"):
+        ctx.save_figure(screen, "screen_sized")
+        ctx.save_figure(_reader_times(), "reader_times")
+    messages = [r.getMessage() for r in caplog.records if r.name == "medadv.report"]
+    assert len(messages) == 1
+    assert re.search(r"figure 'screen_sized' does not print at its size: width 6\.40 in; expected 3\.5", messages[0])
+    assert (ctx.figures_dir / "screen_sized.png").is_file() and (ctx.figures_dir / "reader_times.pdf").is_file()
+    plt.close("all")
+
+
+def test_wrap_breaks_at_separators_and_inside_words_too_wide_for_the_line() -> None:
+    text = "Calc-Test_P_00038_LEFT_CC\nBENIGN_WITHOUT_CALLBACK"
+    lines = wrap(text, 1.1, 7.0).split("\n")
+    assert "".join(lines) == text.replace("\n", "")
+    assert len(lines) >= 4 and all(text_inches(line, 7.0) <= 1.1 for line in lines)
+    assert wrap("integrated gradients", 0.8, 8.0) == "integrated\ngradients"
+    assert wrap("|perturbation|", 2.0, 8.0) == "|perturbation|"
+    assert all(len(line) < 12 for line in wrap("x" * 40, 0.6, 8.0).split("\n"))
