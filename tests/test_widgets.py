@@ -44,8 +44,11 @@ def test_triplet_panel_is_real_fake_and_their_scaled_difference() -> None:
     assert np.all(same["difference"] == 0.5)
 
 
-def test_widgets_build_and_follow_their_sliders(tiny_vgg) -> None:  # noqa: F811
+def test_widgets_build_and_follow_their_sliders(tiny_vgg, monkeypatch) -> None:  # noqa: F811
+    from medadv.config import BATCH_ENV
+
     pytest.importorskip("ipywidgets")
+    monkeypatch.delenv(BATCH_ENV, raising=False)  # as in Jupyter (a runner called in this process sets it)
     x = images()
     box = eps_explorer(tiny_vgg, x, np.array([1, 0, 1]), [2 / 255, 8 / 255], 3, CPU)
     pick, eps = box.children[0].children
