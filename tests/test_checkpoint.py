@@ -11,7 +11,7 @@ import torch
 
 from medadv.errors import CheckpointError
 from medadv.models.registry import load_trained
-from medadv.train.checkpoint import (
+from medadv.models.checkpoint import (
     checkpoint_paths,
     load_checkpoint,
     optimizer_from_flat,

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from _classifier_data import synthetic_split
 
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.train.checkpoint import load_checkpoint
+from medadv.models.checkpoint import load_checkpoint
 from medadv.train.distributed import DistContext
 from medadv.train.loop import TrainSpec, fit
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams

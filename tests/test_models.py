@@ -16,7 +16,7 @@ from medadv.models.backbones import IMAGENET_MEAN, IMAGENET_STD, GreyToImageNet,
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
-from medadv.train.checkpoint import save_checkpoint
+from medadv.models.checkpoint import save_checkpoint
 
 TINY = VGGConfig(width=1 / 16, imagenet=False)
 

@@ -249,7 +249,8 @@ def test_relative_paths_are_taken_from_the_callers_directory(notebooks: Path, tm
 
 
 def test_notebook_run_dir_is_taken_from_the_kit_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from medadv.report import kit_root, resolve_run_dir
+    from medadv.core import kit_root
+    from medadv.report import resolve_run_dir
 
     root = kit_root()
     assert (root / "notebooks").is_dir() and (root / "lib" / "medadv").is_dir()

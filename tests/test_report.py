@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from medadv.errors import RunError
-from medadv.report import RunContext, sha256_file
+from medadv.core import sha256_file
+from medadv.report import RunContext
 
 
 def test_open_writes_config_and_folders(tmp_path: Path) -> None:

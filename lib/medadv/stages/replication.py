@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medadv.core import read_json
 from medadv.effects import bootstrap_ci
 from medadv.errors import RunError
-from medadv.report import read_json
 
 SWEEP_FILE = "sweep.json"
 REPLICATION_COLUMNS = ("effect", "n_seeds", "mean", "ci_low", "ci_high", "share_holding", "paper_value", "setting",

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from medadv.attacks.gradient import pgd
-from medadv.attacks.robustness import positive_scores
 from medadv.explain.attribute import attribute
+from medadv.models.inference import positive_scores
 
 __all__ = ["eps_explorer", "eps_panel", "triplet_panel", "triplet_viewer"]
 
