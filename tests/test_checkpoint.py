@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from medadv.errors import CheckpointError
-from medadv.models.registry import load_trained
 from medadv.models.checkpoint import (
     checkpoint_paths,
     load_checkpoint,
@@ -18,6 +17,7 @@ from medadv.models.checkpoint import (
     optimizer_to_flat,
     save_checkpoint,
 )
+from medadv.models.registry import load_trained
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from medadv.errors import RunError
 from medadv.core import sha256_file
+from medadv.errors import RunError
 from medadv.report import RunContext
 
 
