@@ -16,7 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from medadv.attacks.gradient import eval_mode, pgd
+from medadv.attacks.gradient import pgd
+from medadv.models.inference import eval_mode
 from medadv.config import pick_device
 from medadv.models.classifier import VGGClassifier, VGGConfig
 

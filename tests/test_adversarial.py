@@ -7,17 +7,20 @@ import pytest
 import torch
 from torch import nn
 
+from medadv.attacks.gan_attack import flip_rate
 from medadv.data.adversarial import (
     ADVERSARIAL_COLUMNS,
+    ADVERSARIAL_INDEX,
     EDUCATION_COLUMNS,
     difference_image,
-    flip_rate,
+    read_adversarial_index,
     validate_adversarial_index,
     write_adversarial_set,
     write_education_set,
 )
 from medadv.data.images import read_image
-from medadv.errors import DataError
+from medadv.errors import DataError, RunError
+from medadv.report import write_csv
 
 
 def cohort_rows() -> pd.DataFrame:
@@ -50,6 +53,22 @@ def test_adversarial_set_files_and_index(tmp_path) -> None:
         validate_adversarial_index(flipped_wrong, cohort)
     with pytest.raises(DataError, match="columns"):
         validate_adversarial_index(index.drop(columns="path"), cohort)
+
+
+def test_adversarial_index_is_read_back_as_written(tmp_path) -> None:
+    cohort = cohort_rows().assign(image_id=["007", "7", "0.50", "NA", "p4_CC"])  # ids pandas would turn into numbers
+    rows = cohort[cohort["split"] != "train"].reset_index(drop=True)
+    real = np.full((4, 1, 4, 4), 0.25, np.float32)
+    index, _ = write_adversarial_set(tmp_path, rows, real, real + 0.5)
+    with pytest.raises(RunError, match="02_gan_training"):
+        read_adversarial_index(tmp_path)
+    (tmp_path / "tables").mkdir()
+    write_csv(index, tmp_path / ADVERSARIAL_INDEX)
+    back = read_adversarial_index(tmp_path)
+    assert back["image_id"].tolist() == ["007", "7", "0.50", "NA"]
+    assert back["path"].tolist() == index["path"].tolist() and back["fake_label"].tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(back["mean_abs_change"], index["mean_abs_change"], rtol=1e-5)  # %.6g in the CSV
+    validate_adversarial_index(back, cohort)
 
 
 def test_adversarial_set_is_byte_identical(tmp_path) -> None:

@@ -7,7 +7,8 @@ from torch import nn
 
 from medadv import ConfigError, DataError
 from medadv.attacks import apgd, fgsm, ifgsm, margin_loss, pgd, predict
-from medadv.attacks.gradient import _apgd_checkpoints, eval_mode
+from medadv.attacks.gradient import _apgd_checkpoints
+from medadv.models.inference import eval_mode
 
 SIZE = 16
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from medadv.errors import CheckpointError
-from medadv.models.registry import load_trained
-from medadv.train.checkpoint import (
+from medadv.models.checkpoint import (
     checkpoint_paths,
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
     save_checkpoint,
 )
+from medadv.models.registry import load_trained
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -11,13 +11,15 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from _classifier_data import synthetic_split
 
+from medadv.models.checkpoint import load_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.train.checkpoint import load_checkpoint
+from medadv.stages import classifier_training
 from medadv.train.distributed import DistContext
 from medadv.train.loop import TrainSpec, fit
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
@@ -63,3 +65,13 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     torch.manual_seed(0)
     start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).double()
     assert float((start.features[0].weight.detach() - single["model.features.0.weight"]).abs().max()) > 1e-3  # it did train
+
+
+def test_the_torchrun_launcher_is_notebook_01s_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert classifier_training.NOTEBOOK == "01_classifier_training"
+    with pytest.raises(SystemExit) as done:
+        classifier_training.main(["--help"])
+    assert done.value.code == 0 and "--run-dir" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as missing:
+        classifier_training.main([])  # --run-dir is required
+    assert missing.value.code == 2

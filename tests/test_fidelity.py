@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from medadv.errors import DataError
+from medadv.explain.gan_evidence import evidence_maps, gan_discriminator_auc, localisation_table
 from medadv.stats.fidelity import change_localisation, discriminator_auc, fidelity_summary, mean_ci, pair_fidelity
 
 
@@ -71,7 +72,8 @@ def test_change_localisation_on_known_masks() -> None:
     fake[1, 0, 0, 11] = 0.3  # a change in the background, outside the breast
     masks = np.zeros_like(real, bool)
     masks[0, 0, 3:6, 3:6] = True
-    out = change_localisation(real, fake, masks, np.array([True, False]), classifier=_PixelPick())
+    evidence = evidence_maps(_PixelPick(), fake.astype(np.float32), torch.device("cpu"))
+    out = change_localisation(real, fake, masks, np.array([True, False]), evidence=evidence)
     assert out.loc[0, "lesion_share"] == pytest.approx(0.25 / 0.26)
     assert out.loc[0, "mask_area_share"] == pytest.approx(9 / 144)
     assert np.isnan(out.loc[1, "lesion_share"])
@@ -79,3 +81,33 @@ def test_change_localisation_on_known_masks() -> None:
     assert (out.loc[1, "peak_row"], out.loc[1, "peak_col"]) == (0, 11)
     assert not bool(out.loc[1, "peak_in_breast"]) and out.loc[1, "peak_breast_distance_px"] > 0
     assert out.loc[0, "evidence_peak_distance_px"] == pytest.approx(math.hypot(2 - 4, 5 - 4))
+    assert change_localisation(real, fake, masks, np.array([True, False]))["evidence_peak_distance_px"].isna().all()
+    with pytest.raises(DataError, match="evidence maps"):
+        change_localisation(real, fake, masks, np.array([True, False]), evidence=evidence[:1])
+    rows = pd.DataFrame({"image_id": ["a", "b"], "split": ["test", "test"], "label": [1, 0]})
+    table = localisation_table(rows, real, fake, masks, np.array([True, False]), _PixelPick())
+    assert table["generator"].tolist() == ["remove", "insert"]
+    pd.testing.assert_frame_equal(table.drop(columns=["image_id", "split", "generator"]), out)
+
+
+class _Brightness(nn.Module):
+    """A discriminator whose score is the image's mean brightness, with a dropout that eval mode must switch off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(x).mean(dim=(1, 2, 3))
+
+
+def test_gan_discriminator_auc_scores_real_targets_against_source_fakes() -> None:
+    images = np.stack([np.full((1, 4, 4), v, np.float32) for v in (0.9, 0.8, 0.1, 0.2)])  # labels 0, 0, 1, 1
+    fakes = images[::-1].copy()
+    labels = np.array([0, 0, 1, 1])
+    disc = _Brightness().train()
+    # remove: the real negatives (0.9, 0.8) against the fakes of the positives (0.8, 0.9): AUC 0.5 (dropout is off)
+    assert gan_discriminator_auc(disc, "remove", images, fakes, labels, torch.device("cpu"))["mean"] == 0.5
+    out = gan_discriminator_auc(disc, "remove", images, fakes * 0.1, labels, torch.device("cpu"))  # dark fakes
+    assert out["mean"] == 1.0 and out["n"] == 4
+    assert disc.training  # the training flag is restored

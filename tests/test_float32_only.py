@@ -10,10 +10,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from medadv.attacks import apgd, fgsm, ifgsm, pgd, predict
-from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models, positive_scores
+from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models
 from medadv.explain.attribute import METHODS, attribute
 from medadv.explain.manipulation import manipulate_gradcam
 from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.inference import positive_scores
 
 CPU = torch.device("cpu")
 

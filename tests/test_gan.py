@@ -11,7 +11,8 @@ from torch import nn
 
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, batched_forward, dis, flipped_fakes
+from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis, flipped_fakes
+from medadv.models.inference import batched_outputs
 from medadv.train import gan as gan_train
 from medadv.train.gan import (
     GanConfig,
@@ -86,11 +87,11 @@ def test_gnet_rejects_bad_input() -> None:
         g(torch.rand(1, 3, 16, 16))
 
 
-def test_batched_forward_and_flipped_fakes() -> None:
+def test_batched_outputs_and_flipped_fakes() -> None:
     torch.manual_seed(0)
     g = Gnet(width=2, depth=2).train()
     x = np.random.default_rng(0).random((5, 1, 16, 16)).astype(np.float32)
-    out = batched_forward(g, x, batch_size=2, device=CPU)
+    out = batched_outputs(g, x, batch_size=2, device=CPU).numpy()
     assert g.training  # mode restored
     with torch.no_grad():
         ref = g.eval()(torch.from_numpy(x)).numpy()

@@ -7,7 +7,7 @@ import pytest
 
 from medadv import DataError
 from medadv.attacks.gan_attack import gan_attack_evaluation, load_fakes
-from medadv.data.adversarial import save_png16
+from medadv.data.pixels import save_png16
 
 
 def _paper_counts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

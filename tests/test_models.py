@@ -13,10 +13,10 @@ from torch import nn
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models import backbones
 from medadv.models.backbones import IMAGENET_MEAN, IMAGENET_STD, GreyToImageNet, TorchvisionClassifier
+from medadv.models.checkpoint import save_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
-from medadv.train.checkpoint import save_checkpoint
 
 TINY = VGGConfig(width=1 / 16, imagenet=False)
 

@@ -17,8 +17,9 @@ import papermill
 import pytest
 import yaml
 
-from medadv.pipeline import DEFAULT_NOTEBOOKS, KERNEL_NAME, build_parser, discover_notebooks, run_pipeline
-from medadv.report import sha256_file
+from medadv.core import sha256_file
+from medadv.kernel import KERNEL_NAME
+from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
 
 NOTEBOOKS = discover_notebooks(DEFAULT_NOTEBOOKS)
 EXPECTED_PARAMETERS = {"run_dir", "profile", "device", "data_manifest", "data_root"}

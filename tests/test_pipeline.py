@@ -249,7 +249,8 @@ def test_relative_paths_are_taken_from_the_callers_directory(notebooks: Path, tm
 
 
 def test_notebook_run_dir_is_taken_from_the_kit_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from medadv.report import kit_root, resolve_run_dir
+    from medadv.core import kit_root
+    from medadv.report import resolve_run_dir
 
     root = kit_root()
     assert (root / "notebooks").is_dir() and (root / "lib" / "medadv").is_dir()
@@ -318,3 +319,17 @@ def test_kernel_install_registers_this_interpreter(tmp_path: Path) -> None:
     spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "medadv" / "kernel.json").read_text())
     assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()
     assert spec["display_name"] == "Python 3 (medadv)"
+
+
+def test_run_with_sweep_goes_to_the_sweep_engine(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from medadv import cli
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(cli, "_module_main", lambda module: lambda argv: seen.update(module=module, argv=argv) or 0)
+    assert cli.main(["run", "--profile", "smoke", "--sweep", "3"]) == 0
+    assert seen == {"module": "medadv.sweep", "argv": ["--profile", "smoke", "--sweep", "3"]}
+    assert cli.main(["run", "--profile", "smoke"]) == 0 and seen["module"] == "medadv.pipeline"
+    monkeypatch.undo()
+    assert main(["--sweep", "3"]) == 2  # the one-folder runner itself refuses a sweep and says where it goes
+    assert "medadv run --sweep" in capsys.readouterr().err

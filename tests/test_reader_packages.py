@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from medadv.config import load_profile
-from medadv.data.adversarial import save_png16, write_adversarial_set, write_education_set
+from medadv.data.adversarial import write_adversarial_set, write_education_set
 from medadv.data.cohort import validate_cohort
 from medadv.data.images import read_image
+from medadv.data.pixels import save_png16
 from medadv.errors import ConfigError, DataError, RunError
 from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions, reader_config
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS, ANSWER_KEY_FILE

@@ -202,7 +202,7 @@ def test_no_route_serves_the_answer_key_or_others_answers(served: Served, run) -
     assert not any(str(i) in text for i in key["source_image_id"])
     payload = read_payload_text(text)
     assert set(payload) <= {"package_id", "session", "mode", "modality", "ask_confidence", "items", "instructions",
-                            "remote"}
+                            "columns", "remote"}
     assert all(set(item) == {"image_id", "file"} for item in payload["items"])
     assert payload["remote"]["reader"] == a and payload["remote"]["token"] == token_a
 

@@ -8,8 +8,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from medadv.core import sha256_file
 from medadv.errors import RunError
-from medadv.report import RunContext, sha256_file
+from medadv.report import RunContext
 
 
 def test_open_writes_config_and_folders(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 the reader app's export format, which the analysis of notebook 05 accepts."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +157,18 @@ def test_empty_and_upper_case_response_files(tmp_path: Path) -> None:
     (tmp_path / "reader9.csv").write_bytes(b"")
     with pytest.raises(DataError, match=r"responses file .*reader9\.csv is empty"):
         load_responses(tmp_path)
+
+
+def test_the_app_the_panel_the_database_and_the_statistics_share_one_column_list(tmp_path: Path) -> None:
+    from medadv.reader_app import db, simulate
+    from medadv.reader_app.page import render_page
+    from medadv.stats import reader
+
+    assert RESPONSE_COLUMNS is reader.RESPONSE_COLUMNS is simulate.RESPONSE_COLUMNS is db.RESPONSE_COLUMNS
+    assert reader.REQUIRED_RESPONSE_COLUMNS == ("reader", "session", "image_id", "answer", "reading_seconds", "order")
+    page = render_page({"package_id": "p", "session": 2, "mode": "read", "modality": "mammography",
+                        "ask_confidence": True, "items": [{"image_id": "a", "file": "images/0001.png"}]})
+    blob = re.search(r'<script type="application/json" id="session-data">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(blob)["columns"] == list(RESPONSE_COLUMNS)  # the header app.js writes
+    app_js = (Path(simulate.__file__).parent / "app.js").read_text(encoding="utf-8")
+    assert "var COLUMNS = DATA.columns;" in app_js and '"reading_seconds", "order"' not in app_js  # no list of its own

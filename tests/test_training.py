@@ -12,9 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from medadv.config import load_profile, section_config
 from medadv.errors import ConfigError
+from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.registry import load_trained, trained_models
-from medadv.train.checkpoint import load_checkpoint, split_prefix
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
 from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams

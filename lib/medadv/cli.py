@@ -1,7 +1,8 @@
 """The ``medadv`` command: one entry point for the kit's command-line tools.
 
 ``medadv run ...`` runs the study's notebooks (:func:`medadv.pipeline.main`, the engine behind ``./run_all.sh``);
-``medadv sweep ...`` runs a seed / size sweep (:func:`medadv.sweep.main`, where the installed kit has it);
+``medadv run --sweep ...`` and ``medadv sweep ...`` run a seed / size sweep (:func:`medadv.sweep.main`, where the
+installed kit has it);
 ``medadv kernel install`` registers this interpreter as the Jupyter kernel ``medadv`` that the notebooks name.
 ``python -m medadv ...`` is the same command without a console script (Windows, a plain ``pip install -e .``).
 
@@ -14,35 +15,17 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
+from medadv import __version__
 from medadv.console import console_logger
+from medadv.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME, install_kernel
 
 PROG = "medadv"
-KERNEL_NAME = "medadv"
-KERNEL_DISPLAY_NAME = "Python 3 (medadv)"
 COMMANDS = {
     "run": ("medadv.pipeline", "run the study's notebooks in order with papermill (resumable)"),
     "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask)"),
     "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
 }
-
-
-def install_kernel(where: str = "user", prefix: str | None = None) -> Path:
-    """Register this interpreter as the Jupyter kernel ``medadv`` with ipykernel's own installer.
-
-    Args:
-        where: ``user`` (the user's Jupyter data folder: every JupyterLab of this user sees it), ``sys-prefix`` (this
-            environment's ``share/jupyter``, seen by a JupyterLab of this environment) or ``prefix`` (``prefix``).
-        prefix: the folder for ``where="prefix"``.
-
-    Returns:
-        The folder the kernel spec was written to.
-    """
-    from ipykernel.kernelspec import install
-
-    kwargs = {"user": where == "user", "prefix": sys.prefix if where == "sys-prefix" else prefix}
-    return Path(install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, **kwargs))
 
 
 def _kernel_parser() -> argparse.ArgumentParser:
@@ -98,17 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="medadv: an open study kit for the safety of medical-imaging AI. "
                     f"'{PROG} COMMAND --help' describes each command.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
-
-
-def _version() -> str:
-    from medadv import __version__
-
-    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest = rest + argv[1:]
     if args.command == "kernel":
         return kernel_main(rest)
-    module = COMMANDS[args.command][0]
+    sweep = args.command == "run" and any(a == "--sweep" or a.startswith("--sweep=") for a in rest)
+    module = COMMANDS["sweep" if sweep else args.command][0]
     command = _module_main(module)
     if command is None:
         console_logger().error(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the "

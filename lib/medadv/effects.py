@@ -43,10 +43,11 @@ import pandas as pd
 from scipy import stats
 
 from medadv.config import Profile, profile_from_dict, section_config
+from medadv.core import read_json
 from medadv.errors import ConfigError, RunError
-from medadv.report import COHORT_FILE, CONFIG_FILE, read_json
+from medadv.report import COHORT_FILE, CONFIG_FILE
+from medadv.stats.binomial import clopper_pearson
 from medadv.stats.paired import rank_biserial, wilcoxon_paired
-from medadv.stats.reader import clopper_pearson
 
 SECTION = "effects"
 LEVEL = 0.95

@@ -33,16 +33,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medadv.config import BATCH_ENV, PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides, pick_device
+from medadv.config import (BATCH_ENV, PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides,
+                           pick_device, section_config)
 from medadv.console import RUN_LOGGER, console_logger
+from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
-from medadv.report import (CONFIG_FILE, MANIFEST_FILE, kit_root, read_json, remove_stale_outputs, sha256_file,
-                           write_config, write_json)
+from medadv.kernel import ensure_kernel
+from medadv.report import CONFIG_FILE, MANIFEST_FILE, remove_stale_outputs, write_config
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
-KERNEL_NAME = "medadv"
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -165,43 +166,12 @@ def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
     return not broken_outputs(run_dir, manifest, name)
 
 
-def ensure_kernel() -> str:
-    """Make the Jupyter kernel ``medadv`` that papermill starts this very interpreter, and return its name.
-
-    A kernel of our own name keeps a user's personal ``python3`` kernel from running the study in another environment.
-    When ``medadv`` is missing or names another interpreter (say a user-wide one of another checkout, from ``medadv
-    kernel install``), this interpreter is registered in its own prefix and that prefix is put first on
-    ``JUPYTER_PATH`` for the kernels this process starts.
-
-    Returns:
-        The kernel's name, ``medadv``.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    from medadv.cli import install_kernel
-
-    def current() -> bool:
-        try:
-            spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-        except NoSuchKernel:
-            return False
-        return Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
-
-    if not current():
-        install_kernel("sys-prefix")
-        here = str(Path(sys.prefix) / "share" / "jupyter")
-        os.environ["JUPYTER_PATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("JUPYTER_PATH")])])
-        if not current():
-            raise ConfigError(f"the Jupyter kernel {KERNEL_NAME!r} does not start {sys.executable} even after "
-                              f"registering it in {here}; remove the other 'medadv' kernel (jupyter kernelspec list).")
-    return KERNEL_NAME
-
-
 def check_stage_sections(profile: Profile, overrides: dict[str, Any]) -> None:
     """Check ``--set`` overrides as the notebooks will: a key each stage's config dataclass knows, and a value its
     validation accepts (so a bad ``--set`` stops before any notebook runs, not in notebook 03)."""
+    # The stage modules import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
+    # bad option answer at once without them (tests/test_pipeline.py checks that parsing never imports torch).
     from medadv.attacks.robustness import AttackConfig
-    from medadv.config import section_config
     from medadv.explain.study import ExplainConfig, explain_config
     from medadv.reader_app.config import ReaderConfig, reader_config
     from medadv.train.gan import GanConfig
@@ -543,11 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     console_logger()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a == "--sweep" or a.startswith("--sweep=") for a in argv):
-        from medadv.sweep import main as sweep_main
-
-        return sweep_main(argv)
     args = build_parser().parse_args(argv)
+    if args.sweep is not None:
+        print("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
+              "./run_all.sh --sweep ..., python -m medadv.sweep ...).", file=sys.stderr)
+        return 2
     try:
         return run_pipeline(
             profile=args.profile,

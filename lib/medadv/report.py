@@ -22,17 +22,13 @@ are read back by the kit and must stay as the data set names them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import platform
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +37,10 @@ import pandas as pd
 from IPython import get_ipython
 
 from medadv.config import Profile, load_profile, pick_device, profile_from_dict, seed_everything
+from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, write_json
+from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
+from medadv.style import print_problems
 
 _log = logging.getLogger(__name__)
 
@@ -56,41 +55,6 @@ INTENDED_USE = (
     "Research and teaching only: not for clinical use. The kit's models, attacks, statistics and reader studies are "
     "for studying the safety of medical-imaging AI; none of its outputs may inform the care of a patient."
 )
-PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes.
-
-    Returns:
-        The hex digest, 64 characters.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    """Read a JSON file, or return ``default`` if it does not exist.
-
-    Returns:
-        The parsed JSON, or ``default`` when the file does not exist.
-    """
-    if not path.is_file():
-        return default
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON ({exc}); delete it or rerun with --force.") from exc
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place), sorted and indented."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
@@ -136,52 +100,6 @@ def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
         manifest.get("removed", {}).pop(notebook, None)
     write_json(path, manifest)
     return stale
-
-
-def git_commit(start: Path | None = None) -> str:
-    """The git commit of the kit's checkout, with ``+dirty`` when it has uncommitted changes; ``unknown`` outside git.
-
-    Returns:
-        The commit hash, ``<hash>+dirty`` with uncommitted changes, or ``unknown``.
-    """
-    where = start or Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide the study's numbers.
-
-    Returns:
-        ``{package: version}``, ``not installed`` for a package that is missing.
-    """
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def kit_root() -> Path:
-    """The kit's checkout, which a relative ``run_dir`` is resolved against (in JupyterLab, whose notebooks run in
-    ``notebooks/``, and under papermill, which runs them in the checkout alike).
-
-    Returns:
-        The checkout this package was imported from when it has ``notebooks/`` (an editable install or
-        ``PYTHONPATH=lib``); else the nearest folder at or above the current directory that has ``notebooks/``; else
-        the current directory.
-    """
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "notebooks").is_dir():
-        return checkout
-    here = Path.cwd().resolve()
-    return next((p for p in (here, *here.parents) if (p / "notebooks").is_dir()), here)
 
 
 def resolve_run_dir(run_dir: str | Path) -> Path:
@@ -405,8 +323,6 @@ class RunContext:
         Returns:
             The path of the PNG (the PDF lies beside it).
         """
-        from medadv.style import print_problems
-
         for problem in print_problems(fig):
             _log.warning("figure %r does not print at its size: %s; make it with medadv.style.paper_figure "
                          "(see medadv.style)", name, problem)
@@ -434,8 +350,6 @@ class RunContext:
         Returns:
             The validated cohort table (:func:`medadv.data.cohort.validate_cohort`).
         """
-        from medadv.data.cohort import validate_cohort
-
         path = self.require(COHORT_FILE, "00_data_prep")
         return validate_cohort(pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False), str(path), require_split=True)
 
@@ -466,12 +380,3 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
-
-
-def in_notebook_progress() -> bool:
-    """Whether progress bars should show: off when papermill logs to a file (``MEDADV_NO_PROGRESS=1``).
-
-    Returns:
-        True when progress bars should show.
-    """
-    return os.environ.get("MEDADV_NO_PROGRESS", "0") != "1" and sys.stderr is not None

@@ -46,9 +46,11 @@ import yaml
 
 from medadv.config import load_profile, profile_from_dict, section_config
 from medadv.console import RUN_LOGGER, console_logger
+from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
+from medadv.kernel import ensure_kernel
 from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, parse_params
-from medadv.report import MANIFEST_FILE, read_json, write_config, write_json
+from medadv.report import MANIFEST_FILE, write_config
 
 SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
@@ -339,8 +341,6 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
-
-    from medadv.pipeline import ensure_kernel
 
     notebook = DEFAULT_NOTEBOOKS / REPLICATION_NOTEBOOK
     out = sweep_dir / "notebooks" / REPLICATION_NOTEBOOK

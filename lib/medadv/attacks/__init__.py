@@ -5,6 +5,7 @@ The gradient attacks are re-exported here: ``from medadv.attacks import pgd, fgs
 """
 from __future__ import annotations
 
-from medadv.attacks.gradient import apgd, fgsm, ifgsm, margin_loss, pgd, predict
+from medadv.attacks.gradient import apgd, fgsm, ifgsm, margin_loss, pgd
+from medadv.models.inference import predicted_labels as predict  # the attacks' name for the argmax of a batch
 
 __all__ = ["apgd", "fgsm", "ifgsm", "margin_loss", "pgd", "predict"]

@@ -12,7 +12,9 @@ the positive class on the real images and on their fakes, paper 001 reports:
 * overall, the same share over both classes together ("251 out of the 363 cases", 69.1%).
 
 A score at or above the threshold counts as positive. AUCs carry DeLong 95% intervals
-(:func:`medadv.stats.auc.delong_ci`), rates exact Clopper-Pearson 95% intervals (scipy's ``binomtest``).
+(:func:`medadv.stats.auc.delong_ci`), rates exact Clopper-Pearson 95% intervals
+(:func:`medadv.stats.binomial.clopper_pearson`). :func:`flip_rate` runs a classifier over the real images and their
+fakes and reads the fooling rates from the same table.
 """
 from __future__ import annotations
 
@@ -21,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from numpy.typing import ArrayLike
-from scipy import stats
+from torch import nn
 
 from medadv.data.images import read_image, resize
 from medadv.errors import DataError
+from medadv.models.inference import positive_scores
 from medadv.stats.auc import check_binary_truth, delong_ci
+from medadv.stats.binomial import clopper_pearson
 
 TABLE_COLUMNS = ("row", "value", "ci_low", "ci_high", "n", "N", "text")
 
@@ -44,10 +49,7 @@ class Rate:
 
     @property
     def ci(self) -> tuple[float, float]:
-        if not self.N:
-            return float("nan"), float("nan")
-        ci = stats.binomtest(self.n, self.N).proportion_ci(confidence_level=0.95, method="exact")
-        return float(ci.low), float(ci.high)
+        return clopper_pearson(self.n, self.N, 0.95)
 
     @property
     def text(self) -> str:
@@ -146,6 +148,27 @@ def gan_attack_evaluation(labels: ArrayLike, real_scores: ArrayLike, fake_scores
         fooled_positive=Rate(int(fooled_pos.sum()), int(correct_pos.sum())),
         fooled_negative=Rate(int(fooled_neg.sum()), int(correct_neg.sum())),
         fooled_overall=Rate(int((fooled_pos | fooled_neg).sum()), int((correct_pos | correct_neg).sum())),
+    )
+
+
+def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels: np.ndarray, device: torch.device,
+              batch_size: int = 64) -> pd.DataFrame:
+    """How often the fakes fool a classifier: among images it classifies correctly, the share whose fake it assigns to
+    the flipped label (paper 001's fooling rate, Table 1, computed by :func:`gan_attack_evaluation`), per source
+    label and overall.
+
+    Returns:
+        columns source_label (``all`` for both), n_correct, n_flipped, flip_rate.
+    """
+    result = gan_attack_evaluation(
+        labels,
+        positive_scores(classifier, real, device, batch_size),
+        positive_scores(classifier, fake, device, batch_size),
+    )
+    rates = (("0", result.fooled_negative), ("1", result.fooled_positive), ("all", result.fooled_overall))
+    return pd.DataFrame(
+        [{"source_label": name, "n_correct": r.N, "n_flipped": r.n, "flip_rate": r.n / r.N if r.N else np.nan}
+         for name, r in rates]
     )
 
 

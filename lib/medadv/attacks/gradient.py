@@ -43,14 +43,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medadv.errors import ConfigError, DataError
+from medadv.models.inference import eval_mode, predicted_labels
 
 logger = logging.getLogger(__name__)
 
@@ -60,22 +60,6 @@ APGD_LOSSES = ("ce", "margin")
 
 
 # ---- shared helpers ---------------------------------------------------------------------------------------------------
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore every submodule's own training flag afterwards.
-
-    Yields:
-        ``model``, in eval mode until the block ends.
-    """
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
 def _check_inputs(x: Tensor, y: Tensor, eps: float, norm: str = "linf") -> None:
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise DataError(
@@ -345,7 +329,7 @@ def ifgsm(
         Adversarial images within ``eps`` of ``x`` and in [0, 1].
     """
     if y is None:
-        y = predict(model, x)
+        y = predicted_labels(model, x)
     return pgd(model, x, y, eps, alpha if alpha is not None else eps / steps, steps, norm="linf",
                random_start=False, restarts=1, loss_fn=loss_fn, early_stop=early_stop)
 
@@ -514,15 +498,3 @@ def _apgd_run(
             x_prev[reset] = x_k[reset]
             increases.zero_()
             reduced_last, best_at_check, last_check = reset, run_best_loss.clone(), k + 1
-
-
-# ---- evaluation helpers -----------------------------------------------------------------------------------------------
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """The model's predicted class for each image (eval mode, training flags restored).
-
-    Returns:
-        The classes (N,).
-    """
-    with eval_mode(model):
-        return torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])

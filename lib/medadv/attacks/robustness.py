@@ -41,10 +41,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from medadv.attacks.gradient import apgd, eval_mode, fgsm, ifgsm, pgd
+from medadv.attacks.gradient import apgd, fgsm, ifgsm, pgd
+from medadv.core import in_notebook_progress
 from medadv.errors import ConfigError
+from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME
-from medadv.report import in_notebook_progress
+from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.stats.auc import roc_auc
 
 logger = logging.getLogger(__name__)
@@ -173,19 +175,6 @@ class AttackConfig:
         """
         return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_extra_eps, steps=self.ifgsm_steps,
                                         early_stop=early_stop)
-
-
-@torch.no_grad()
-def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    """The model's probability of the positive class (softmax index 1) for each image, as float64 (N,).
-
-    Returns:
-        The probabilities, float64 (N,).
-    """
-    x = torch.as_tensor(np.array(x, dtype=np.float32)) if isinstance(x, np.ndarray) else x
-    with eval_mode(model):
-        out = [torch.softmax(model(chunk.to(device)), dim=1)[:, 1].cpu() for chunk in x.split(batch_size)]
-    return torch.cat(out).numpy().astype(np.float64)  # widened in NumPy: MPS has no float64
 
 
 def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,
@@ -360,8 +349,6 @@ def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn
     Returns:
         ``{name: (model in eval mode, recipe)}``, sorted by name.
     """
-    from medadv.models.registry import load_model_checkpoint, trained_models
-
     out = {}
     for name, weights in trained_models(run_dir).items():
         model, meta = load_model_checkpoint(weights.with_suffix(""), device)

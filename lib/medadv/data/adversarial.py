@@ -20,46 +20,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image
 from matplotlib.figure import Figure
-from torch import nn
 
-from medadv.errors import DataError
+from medadv.data.pixels import quantize, save_png16
+from medadv.errors import DataError, RunError
 from medadv.style import paper_figure, paper_style, row_label, wrap
 
 ADVERSARIAL_COLUMNS = ("image_id", "split", "source_label", "fake_label", "path", "mean_abs_change")
 EDUCATION_COLUMNS = ("image_id", "real_path", "fake_path", "diff_path")
 ADVERSARIAL_DIR = "data/adversarial"
+ADVERSARIAL_INDEX = "tables/adversarial_index.csv"
 EDUCATION_DIR = "data/education"
 
 __all__ = [
-    "ADVERSARIAL_COLUMNS", "EDUCATION_COLUMNS", "difference_image", "education_selection", "flip_rate", "plot_triplets",
-    "quantize16", "save_png16", "validate_adversarial_index", "write_adversarial_set", "write_education_set",
+    "ADVERSARIAL_COLUMNS", "ADVERSARIAL_INDEX", "EDUCATION_COLUMNS", "difference_image", "education_selection", "plot_triplets",
+    "read_adversarial_index", "validate_adversarial_index", "write_adversarial_set", "write_education_set",
 ]
-
-
-def quantize16(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats to uint16 (0..65535), rounding to the nearest level.
-
-    Returns:
-        The image as uint16.
-    """
-    return np.round(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
-
-
-def save_png16(path: Path, image: np.ndarray) -> Path:
-    """Write a (H, W) image in [0, 1] as a 16-bit grey PNG (no timestamps: the bytes depend on the pixels only).
-
-    Returns:
-        ``path``.
-    """
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise DataError(f"{path}: image of shape {arr.shape}; expected (H, W).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(quantize16(arr)).save(path, format="PNG")
-    return path
 
 
 def difference_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
@@ -100,7 +76,7 @@ def write_adversarial_set(run_dir: str | Path, rows: pd.DataFrame, real: np.ndar
     for k, row in enumerate(rows.itertuples(index=False)):
         rel = f"{ADVERSARIAL_DIR}/{stems[k]}.png"
         path = save_png16(run_dir / rel, fake[k, 0])
-        stored = quantize16(fake[k, 0]).astype(np.float64) / 65535.0
+        stored = quantize(fake[k, 0], 16).astype(np.float64) / 65535.0
         records.append({
             "image_id": str(row.image_id), "split": row.split, "source_label": int(row.label),
             "fake_label": 1 - int(row.label), "path": rel,
@@ -130,6 +106,23 @@ def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits
         raise DataError(f"adversarial_index: labels not flipped (or source label wrong) for {bad[:5]}.")
 
 
+def read_adversarial_index(run_dir: str | Path) -> pd.DataFrame:
+    """Read a run folder's ``tables/adversarial_index.csv`` (written by notebook 02), image ids as text: the one
+    reader of the file. Check what it returns against the cohort with :func:`validate_adversarial_index`.
+
+    Returns:
+        The index as written (:data:`ADVERSARIAL_COLUMNS`).
+
+    Raises:
+        RunError: the file is missing (run notebook 02 for this run folder first).
+    """
+    path = Path(run_dir) / ADVERSARIAL_INDEX
+    if not path.is_file():
+        raise RunError(f"{path} is missing; it is made by notebook 02_gan_training: run that notebook for this run "
+                        "folder first.")
+    return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
+
+
 def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
     """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths).
 
@@ -148,33 +141,6 @@ def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndar
             paths.append(save_png16(run_dir / rel, images[key]))
         records.append({"image_id": str(image_id), **rels})
     return pd.DataFrame(records, columns=list(EDUCATION_COLUMNS)), paths
-
-
-@torch.no_grad()
-def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels: np.ndarray, device: torch.device,
-              batch_size: int = 64) -> pd.DataFrame:
-    """How often the fakes fool a classifier: among images it classifies correctly, the share whose fake it assigns to
-    the flipped label (paper 001's fooling rate, Table 1, computed by :func:`medadv.attacks.gan_attack_evaluation`),
-    per source label and overall.
-
-    Returns columns source_label (``all`` for both), n_correct, n_flipped, flip_rate.
-
-    Returns:
-        One row per source label and one overall: source_label, n_correct, n_flipped, flip_rate.
-    """
-    from medadv.attacks.gan_attack import gan_attack_evaluation
-    from medadv.attacks.robustness import positive_scores
-
-    result = gan_attack_evaluation(
-        labels,
-        positive_scores(classifier, real, device, batch_size),
-        positive_scores(classifier, fake, device, batch_size),
-    )
-    rates = (("0", result.fooled_negative), ("1", result.fooled_positive), ("all", result.fooled_overall))
-    return pd.DataFrame(
-        [{"source_label": name, "n_correct": r.N, "n_flipped": r.n, "flip_rate": r.n / r.N if r.N else np.nan}
-         for name, r in rates]
-    )
 
 
 def education_selection(labels: np.ndarray, per_generator: int, seed: int) -> np.ndarray:

@@ -8,7 +8,7 @@ pydicom's :func:`pydicom.pixels.apply_modality_lut` and :func:`pydicom.pixels.ap
 
 Colour images have no modality or VOI LUT (PS3.3 C.7.6.3.1.2); the kit studies grey-level images, so each colour
 image becomes its luminance Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, the weights of YBR_FULL's Y and of
-:func:`medadv.data.images.luminance`), over the range 0 .. 2^BitsStored - 1. ``PALETTE COLOR`` indices go through
+:func:`medadv.data.pixels.luminance`), over the range 0 .. 2^BitsStored - 1. ``PALETTE COLOR`` indices go through
 their palette first (pydicom's :func:`~pydicom.pixels.apply_color_lut`; the range is the palette's own bit depth);
 ``YBR_FULL`` / ``YBR_FULL_422`` are converted to RGB by pydicom while decoding (its
 :func:`~pydicom.pixels.convert_color_space`), and JPEG 2000's ``YBR_RCT`` / ``YBR_ICT`` by the decoder. A
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medadv.data.images import luminance
+from medadv.data.pixels import luminance
 from medadv.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 Images come back as float32 in [0, 1] with their full bit depth used (a 16-bit PNG keeps its 65536 levels until this
 division); masks as bool. DICOM files go through :func:`medadv.data.dicom.load_dicom` and are scaled over the value
 range their header declares; a file is DICOM by its suffix or, without one, by the ``DICM`` mark of its preamble.
-Colour images become their luminance (:func:`luminance`, ITU-R BT.601 weights). A 16-bit colour PNG is refused:
-Pillow reads it at 8 bits per channel, which would silently drop the low byte. Every failure is a
-:class:`medadv.DataError` naming the file.
+Colour images become their luminance (:func:`medadv.data.pixels.luminance`, ITU-R BT.601 weights). A 16-bit colour
+PNG is refused: Pillow reads it at 8 bits per channel, which would silently drop the low byte. Every failure is a
+:class:`medadv.DataError` naming the file. PNGs are written by :mod:`medadv.data.pixels`.
 
 Cohort paths (the ``path`` and ``mask_path`` columns, relative to the cohort's root) are plain files or one of three
 references, so that real data sets whose images or masks are not single files need no converted copy and nothing is
@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from medadv.data.dicom import is_dicom, load_dicom, read_dicom_stored
+from medadv.data.pixels import luminance
 from medadv.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy", ".dcm", ".dicom")
@@ -49,7 +51,6 @@ SHAPES_PREFIX = "shapes::"
 _MASK_REF = re.compile(r"(?:^|[/\\])(union|shapes)::")
 _NPZ_MEMBER = re.compile(r"^(?P<file>.+\.npz)::(?P<key>[^/\\]+)[/\\](?P<index>\d+)$")
 _DICOM_FRAME = re.compile(r"^(?P<file>.+)::frame[/\\](?P<index>\d+)$")
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of DICOM's YBR_FULL
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -104,15 +105,6 @@ def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), p
 
 
 # ---- images ----------------------------------------------------------------------------------------------------
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """The BT.601 luminance ``0.299 R + 0.587 G + 0.114 B`` of an (..., 3) array, as float64 in the input's units.
-
-    Returns:
-        The luminance (...,) as float64.
-    """
-    return rgb[..., :3].astype(np.float64) @ np.asarray(LUMA_WEIGHTS)
-
-
 def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     if arr.ndim == 3:
         if arr.shape[-1] in (3, 4):  # RGB(A) stored grey images (BUSI, FracAtlas): take the luminance
@@ -183,8 +175,6 @@ def _refuse_16_bit_colour_png(path: Path) -> None:
 
 
 def _read_dicom_unit(path: Path, frame: int | None = None) -> np.ndarray:
-    from medadv.data.dicom import load_dicom
-
     pixels = load_dicom(path, frame)
     return _dicom_unit(pixels.values, pixels.low, pixels.high)
 
@@ -196,8 +186,6 @@ def read_image(path: str | Path) -> np.ndarray:
     Returns:
         The image, float32 (H, W) in [0, 1].
     """
-    from medadv.data.dicom import is_dicom
-
     text = str(path)
     if NPZ_SEP in text and ".npz" + NPZ_SEP in text:
         return _to_unit(_read_npz_member(text), text)
@@ -240,8 +228,6 @@ def _read_mask_file(path: Path) -> np.ndarray:
             f"{path}: mask file not found; restore it from the data set, or clear the image's mask_path if it has "
             "no annotation."
         )
-    from medadv.data.dicom import is_dicom, read_dicom_stored
-
     if is_dicom(path):
         return read_dicom_stored(path) != 0
     return read_image(path) > 0

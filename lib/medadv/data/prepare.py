@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import medadv.data
 from medadv.config import Profile
 from medadv.data.cohort import SPLITS, validate_cohort
 from medadv.data.phantom import generate_cohort
@@ -40,9 +41,7 @@ def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
         cohort = generate_cohort(data, profile.seed, run_dir / PHANTOM_DIR, relative_to=run_dir)
         where = f"phantom cohort in {run_dir / PHANTOM_DIR}"
     else:
-        from medadv.data import load_cohort
-
-        cohort = load_cohort(data.manifest, data.root)
+        cohort = medadv.data.load_cohort(data.manifest, data.root)
         where = f"cohort of manifest {data.manifest}"
     cohort = assign_splits(validate_cohort(cohort, where), data.split, seed=profile.seed)
     counts = check_leakage(cohort)

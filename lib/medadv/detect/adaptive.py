@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medadv.attacks.gradient import eval_mode
+from medadv.models.inference import eval_mode
 from medadv.detect.base import Detector
 from medadv.errors import ConfigError, DataError
 

@@ -35,6 +35,9 @@ from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGr
 from torch import nn
 
 from medadv.errors import ConfigError, DataError
+from medadv.models.backbones import TorchvisionClassifier
+from medadv.models.inference import predicted_labels
+from medadv.models.multitask import MultiTaskResNet
 
 METHODS = ("gradcam", "guided_gradcam", "saliency", "integrated_gradients", "deeplift", "occlusion")
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Softplus)
@@ -140,18 +143,6 @@ def _as_batch(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     if not torch.is_floating_point(x) or not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise DataError("attribute: images must be finite floats in [0, 1] (the kit's pixel scale).")
     return x.float()
-
-
-def predicted_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Argmax class of every image (N,), on the CPU, computed in batches without gradients.
-
-    Returns:
-        The classes (N,), int64, on the CPU.
-    """
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
 
 
 def _targets(model: nn.Module, x: torch.Tensor, target: TargetLike) -> torch.Tensor:

@@ -33,12 +33,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import fgsm
+from medadv.core import in_notebook_progress
 from medadv.errors import ConfigError
 from medadv.explain.alignment import metric_functions, topk_coverage
-from medadv.explain.attribute import attribute, predicted_labels
+from medadv.explain.attribute import attribute
 from medadv.explain.manipulation import topk_region
 from medadv.explain.study import POSITIVE, AttackExample, ExplainConfig, peak_shift
-from medadv.report import in_notebook_progress
+from medadv.models.inference import predicted_labels
 
 GREY_LEVELS = 255.0
 SHIFT_COLUMNS = (

@@ -27,7 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from medadv.errors import ConfigError, DataError
-from medadv.explain.attribute import layer_path, gradcam_layer, predicted_labels
+from medadv.explain.attribute import gradcam_layer, layer_path
+from medadv.models.inference import eval_mode, predicted_labels
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +229,9 @@ def manipulate_gradcam(
     alpha = 2.5 * eps / steps if alpha is None else alpha
     device = next(model.parameters()).device
     path = layer_path(model, layer if layer is not None else gradcam_layer(model))
-    was_training = model.training
-    model.eval()
     smooth = softplus_copy(model, beta)
     outs = []
-    try:
+    with eval_mode(model):
         for i in range(0, len(x), batch_size):
             sl = slice(i, i + batch_size)
             res = _attack_batch(
@@ -240,8 +239,6 @@ def manipulate_gradcam(
                 flip_weight,
             )
             outs.append([t.cpu() for t in res[:3]])
-    finally:
-        model.train(was_training)
     x_adv = torch.cat([o[0] for o in outs])
     after = predicted_labels(model, x_adv, batch_size)
     log.info("Grad-CAM manipulation eps=%g flip=%s: label kept on %d of %d", eps, flip_label,

@@ -19,13 +19,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.config import Profile, section_config
+from medadv.core import in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
 from medadv.errors import ConfigError, DataError
 from medadv.explain.alignment import metric_functions, score_all, topk_coverage
-from medadv.explain.attribute import METHODS, attribute, predicted_labels
+from medadv.explain.attribute import METHODS, attribute
 from medadv.explain.manipulation import manipulate_gradcam, peak_position, topk_region
+from medadv.models.inference import predicted_labels
 from medadv.models.multitask import MULTITASK_NAME
-from medadv.report import in_notebook_progress
 from medadv.stats.paired import holm, wilcoxon_paired
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medadv.errors import ConfigError, DataError
+from medadv.models.inference import batched_outputs
 
 #: direction -> (label of the images the generator edits, label the fake should look like)
 DIRECTIONS: dict[str, tuple[int, int]] = {"remove": (1, 0), "insert": (0, 1)}
@@ -227,24 +228,6 @@ def dis(score: torch.Tensor) -> torch.Tensor:
     return -F.softplus(-score)
 
 
-@torch.no_grad()
-def batched_forward(net: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int, device: torch.device) -> np.ndarray:
-    """Run ``net`` (a generator or a discriminator) in eval mode over images (N, 1, H, W) in [0, 1], in batches;
-    returns its outputs as float32 numpy (fakes (N, 1, H, W) or scores (N,)); the training mode is restored.
-
-    Returns:
-        The outputs as float32 numpy: fakes (N, 1, H, W) or scores (N,).
-    """
-    images = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    was_training = net.training
-    net.eval()
-    out = [net(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
-    net.train(was_training)
-    if not out:
-        raise DataError("batched_forward got no images; expected at least one (N, 1, H, W) image.")
-    return torch.cat(out).numpy()
-
-
 def flipped_fakes(generators: dict[str, nn.Module], images: np.ndarray, labels: np.ndarray, batch_size: int,
                   device: torch.device) -> np.ndarray:
     """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives.
@@ -258,8 +241,8 @@ def flipped_fakes(generators: dict[str, nn.Module], images: np.ndarray, labels: 
     for direction, (source, _) in DIRECTIONS.items():
         sel = labels == source
         if sel.any():
-            out[sel] = batched_forward(generators[direction], images[sel], batch_size, device)
+            out[sel] = batched_outputs(generators[direction], images[sel], batch_size, lambda o: o.float(), device).numpy()
     return out
 
 
-__all__ = ["DIRECTIONS", "Discriminator", "Gnet", "batched_forward", "dis", "flipped_fakes"]
+__all__ = ["DIRECTIONS", "Discriminator", "Gnet", "dis", "flipped_fakes"]

@@ -17,9 +17,9 @@ from torch import nn
 
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models.backbones import TorchvisionClassifier
+from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
-from medadv.train.checkpoint import load_checkpoint, split_prefix
 
 TRAINED_ROLE = "trained_model"
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from medadv.reader_app.config import ReaderConfig, ReaderSkill, reader_config
 from medadv.reader_app.packages import SessionPackages, build_sessions, plan_sessions
-from medadv.reader_app.simulate import RESPONSE_COLUMNS, simulate_panel, write_responses
+from medadv.reader_app.simulate import simulate_panel, write_responses
+from medadv.stats.reader import RESPONSE_COLUMNS
 
 __all__ = [
     "RESPONSE_COLUMNS", "ReaderConfig", "ReaderSkill", "SessionPackages", "build_sessions", "plan_sessions",

@@ -245,7 +245,7 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
     """Validate and analyse a panel's responses to the five sessions.
 
     Args:
-        responses: the app's export format (:data:`medadv.reader_app.simulate.RESPONSE_COLUMNS`), all readers and
+        responses: the app's export format (:data:`medadv.stats.reader.RESPONSE_COLUMNS`), all readers and
             sessions together (:func:`load_responses`).
         answer_key: the packages' answer key (:class:`medadv.reader_app.packages.SessionPackages`).
         n_subgroups: sub-groups per session for paper 001's p-values (``reader.n_subgroups``).

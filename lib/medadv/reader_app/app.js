@@ -19,7 +19,7 @@
   var ITEMS = DATA.items;
   var STORE = "medadv-reader/" + DATA.package_id + "/session" + DATA.session;
   var ANSWER_KEYS = { r: "real", n: "not_real", u: "unsure" };
-  var COLUMNS = ["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order"];
+  var COLUMNS = DATA.columns;  // the CSV export's columns, from medadv.stats.reader.RESPONSE_COLUMNS
   var READER_RE = /^[A-Za-z0-9_-]{1,40}$/;
   var ASK_CONFIDENCE = DATA.mode === "read" && DATA.ask_confidence;
   // Served by the workshop server, remote.js (loaded before this script) also sends every saved answer to it and
@@ -169,8 +169,9 @@
   function toCsv() {
     var lines = [COLUMNS.join(",")];
     state.responses.forEach(function (r) {
-      lines.push([state.reader, DATA.session, r.image_id, r.answer, r.confidence, r.reading_seconds.toFixed(3), r.order]
-        .map(csvField).join(","));
+      var row = { reader: state.reader, session: DATA.session, image_id: r.image_id, answer: r.answer,
+                  confidence: r.confidence, reading_seconds: r.reading_seconds.toFixed(3), order: r.order };
+      lines.push(COLUMNS.map(function (c) { return csvField(row[c]); }).join(","));
     });
     return lines.join("\n") + "\n";
   }

@@ -32,7 +32,8 @@ import pandas as pd
 
 from medadv.errors import DataError
 from medadv.reader_app.config import READER_ID
-from medadv.reader_app.simulate import RESPONSE_COLUMNS, SEEN
+from medadv.reader_app.simulate import SEEN
+from medadv.stats.reader import RESPONSE_COLUMNS
 
 DB_FILE = "reader.sqlite"
 READ_ANSWERS = ("real", "not_real", "unsure")

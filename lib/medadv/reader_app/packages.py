@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from medadv.data.adversarial import EDUCATION_COLUMNS, validate_adversarial_index
 from medadv.data.images import read_image, resize
+from medadv.data.pixels import save_png8
 from medadv.errors import DataError
 from medadv.reader_app.config import SESSIONS
 from medadv.reader_app.page import render_page
@@ -287,10 +287,7 @@ def _draw_by_patient(
 
 def _write_display_png(source: Path, target: Path, size: tuple[int, int]) -> Path:
     """Read ``source`` at full bit depth, resize to ``size`` and write an 8-bit grey PNG (no metadata)."""
-    pixels = np.round(resize(read_image(source), size) * 255.0).astype(np.uint8)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels, mode="L").save(target, format="PNG")
-    return target
+    return save_png8(target, resize(read_image(source), size))
 
 
 def _package_id(session: int, items: list[dict[str, str]], seed: int) -> str:

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any
 
 from medadv.errors import DataError
+from medadv.stats.reader import RESPONSE_COLUMNS
 
 __all__ = ["instructions", "render_page"]
 
@@ -58,14 +59,16 @@ def render_page(payload: dict[str, Any], remote: dict[str, Any] | None = None) -
             and may connect to its own origin.
 
     Returns:
-        The page's text (UTF-8), identical for identical payloads.
+        The page's text (UTF-8), identical for identical payloads. Its data block also carries ``columns``, the
+        CSV export's columns (:data:`medadv.stats.reader.RESPONSE_COLUMNS`), which ``app.js`` writes.
     """
     for field in ("package_id", "session", "mode", "modality", "ask_confidence", "items"):
         if field not in payload:
             raise DataError(f"reader app payload: missing field {field!r}.")
     if not payload["items"]:
         raise DataError(f"session {payload['session']}: no items; a session needs at least one image.")
-    data = dict(payload, instructions=instructions(payload["session"], payload["mode"], payload["modality"]))
+    data = dict(payload, instructions=instructions(payload["session"], payload["mode"], payload["modality"]),
+                columns=list(RESPONSE_COLUMNS))
     script = _asset("app.js")
     if remote is not None:
         data["remote"] = remote

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medadv.data.adversarial import read_adversarial_index
 from medadv.errors import ConfigError
 from medadv.reader_app.analysis import database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
@@ -25,8 +26,8 @@ GAN_NOTEBOOK = "02_gan_training"
 __all__ = ["PACKAGES_DIR", "SIMULATED_DIR", "build_run_packages", "run_responses", "simulate_run_responses"]
 
 
-def _index(ctx: RunContext, name: str) -> pd.DataFrame:
-    path = ctx.require(f"tables/{name}.csv", made_by=GAN_NOTEBOOK)
+def _education_index(ctx: RunContext) -> pd.DataFrame:
+    path = ctx.require("tables/education_index.csv", made_by=GAN_NOTEBOOK)
     return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
 
 
@@ -43,8 +44,8 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
         cohort=ctx.cohort(),
         image_root=ctx.image_root,
         run_dir=ctx.run_dir,
-        adversarial_index=_index(ctx, "adversarial_index"),
-        education_index=_index(ctx, "education_index"),
+        adversarial_index=read_adversarial_index(ctx.run_dir),
+        education_index=_education_index(ctx),
         out_dir=ctx.data_dir / PACKAGES_DIR,
         counts=config.session_counts,
         seed=ctx.profile.seed + config.seed_offset,

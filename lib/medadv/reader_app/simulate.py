@@ -2,7 +2,7 @@
 
 Each simulated reader answers every session of a built package (the answer key of
 :func:`medadv.reader_app.packages.build_sessions`) in its reading order and writes exactly what the reader app exports
-(:data:`RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the same code.
+(:data:`medadv.stats.reader.RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the same code.
 
 The model (equal-variance signal detection with an "unsure" band, one latent read per image):
 
@@ -36,10 +36,10 @@ from scipy.stats import norm
 
 from medadv.errors import ConfigError, DataError
 from medadv.reader_app.config import ReaderSkill
+from medadv.stats.reader import RESPONSE_COLUMNS
 
 log = logging.getLogger(__name__)
 
-RESPONSE_COLUMNS = ("reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order")
 READ_ANSWERS = ("real", "not_real", "unsure")
 SEEN = "seen"
 OBSERVE_SESSIONS = (1, 4)

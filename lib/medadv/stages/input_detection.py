@@ -40,23 +40,24 @@ from torch import nn
 from medadv.attacks.gradient import apgd, fgsm, pgd
 from medadv.attacks.robustness import AttackConfig, run_attack
 from medadv.config import section_config
-from medadv.data.adversarial import quantize16
+from medadv.core import read_json
 from medadv.data.images import SplitArrays, read_image, resize
+from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
                            adaptive_pgd, detection_metrics)
 from medadv.detect.metrics import confidence_levels
 from medadv.errors import CheckpointError, ConfigError, RunError
+from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import build_model, load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
 from medadv.reader_app.packages import ANSWER_KEY_FILE, SESSION_MANIFEST_FILE, session_dir_name
 from medadv.reader_app.run import PACKAGES_DIR, SIMULATED_DIR
-from medadv.reader_app.simulate import RESPONSE_COLUMNS, write_responses
-from medadv.report import SUMMARY_FILE, RunContext, read_json
-from medadv.stats.reader import (accuracy_table, ratings_from_responses, read_responses, session_tests,
-                                 validate_responses)
+from medadv.reader_app.simulate import write_responses
+from medadv.report import SUMMARY_FILE, RunContext
+from medadv.stats.reader import (RESPONSE_COLUMNS, accuracy_table, ratings_from_responses, read_responses,
+                                 session_tests, validate_responses)
 from medadv.stats.standalone import standalone_vs_readers
-from medadv.train.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
 from medadv.train.evaluate import youden_threshold
 from medadv.train.gan import load_generator
 from medadv.train.loop import TrainSpec, classifier_config, fit
@@ -220,7 +221,7 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
     train = splits["train"]
     train_fakes = flipped_fakes(_generators(ctx.run_dir, ctx.device), train.images, train.labels, config.batch_size,
                                 ctx.device)
-    train_fakes = quantize16(train_fakes).astype(np.float32) / 65535.0  # as notebook 02 stores its fakes
+    train_fakes = quantize(train_fakes, 16).astype(np.float32) / 65535.0  # as notebook 02 stores its fakes
     init = classifier.state_dict() if config.fake_init == "classifier" else None
     ckpt_dir = ctx.checkpoints_dir / DETECT_CHECKPOINTS
     real_fake, result = train_real_fake(

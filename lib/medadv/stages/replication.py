@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from medadv.core import read_json
 from medadv.effects import bootstrap_ci
 from medadv.errors import RunError
-from medadv.report import read_json
 from medadv.style import paper_figure, paper_style
 
 SWEEP_FILE = "sweep.json"

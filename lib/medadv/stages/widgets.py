@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from medadv.attacks.gradient import pgd
-from medadv.attacks.robustness import positive_scores
 from medadv.config import BATCH_ENV
 from medadv.explain.attribute import attribute
+from medadv.models.inference import positive_scores
 
 __all__ = ["BATCH_ENV", "eps_explorer", "eps_panel", "in_batch_run", "triplet_panel", "triplet_viewer"]
 

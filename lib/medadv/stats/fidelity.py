@@ -13,9 +13,12 @@ discriminator": the identity loss exists "to improve the fidelity of the generat
     new lesion appears), ``peak_in_breast`` whether it lies in the breast region (Otsu threshold of the real image,
     scikit-image) and ``peak_breast_distance_px`` its Euclidean distance to the nearest breast pixel (0 inside).
   - ``evidence_peak_distance_px``: distance between the change peak and the peak of the classifier's positive
-    evidence on the fake (absolute input gradient of logit(positive) - logit(negative), captum ``Saliency``,
-    smoothed the same way); small means the classifier's evidence moved to where the GAN edited.
-* :func:`discriminator_auc`: the trained discriminator's real-vs-fake AUC (DeLong CI) via :mod:`medadv.stats.auc`.
+    evidence on the fake (a map per image, smoothed the same way); small means the classifier's evidence moved to
+    where the GAN edited.
+* :func:`discriminator_auc`: a discriminator's real-vs-fake AUC (DeLong CI) via :mod:`medadv.stats.auc`.
+
+Numbers only: no network runs here. The classifier's evidence maps (captum ``Saliency``) and the discriminator's
+scores come from :mod:`medadv.explain.gan_evidence`, which also builds notebook 02's localisation table.
 """
 from __future__ import annotations
 
@@ -23,21 +26,16 @@ import math
 
 import numpy as np
 import pandas as pd
-import torch
 from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy import stats as sps
 from skimage.filters import threshold_otsu
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch import nn
 
 from medadv.errors import DataError
 from medadv.stats.auc import delong_ci
 
-__all__ = [
-    "change_localisation", "discriminator_auc", "fidelity_summary", "gan_discriminator_auc", "localisation_summary",
-    "localisation_table", "mean_ci", "pair_fidelity",
-]
+__all__ = ["change_localisation", "discriminator_auc", "fidelity_summary", "localisation_summary", "mean_ci", "pair_fidelity"]
 
 
 def _check_pairs(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,23 +117,6 @@ def discriminator_auc(score_real: ArrayLike, score_fake: ArrayLike, level: float
     return {"mean": float(auc), "ci_low": float(low), "ci_high": float(high), "n": len(truth), "n_infinite": 0}
 
 
-def gan_discriminator_auc(discriminator: nn.Module, direction: str, images: np.ndarray, fakes: np.ndarray,
-                          labels: np.ndarray, device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    """A trained GAN discriminator's real-vs-fake AUC on a split: its real class is the generator's target class (real
-    negatives for ``remove``), its fakes the counterparts of the split's source-class images.
-
-    Returns:
-        The AUC and its CI, as :func:`discriminator_auc`.
-    """
-    from medadv.models.gan import DIRECTIONS, batched_forward
-
-    source, target = DIRECTIONS[direction]
-    labels = np.asarray(labels).astype(int)
-    real_scores = batched_forward(discriminator, np.asarray(images)[labels == target], batch_size, device)
-    fake_scores = batched_forward(discriminator, np.asarray(fakes)[labels == source], batch_size, device)
-    return discriminator_auc(real_scores, fake_scores)
-
-
 def _smooth(arr: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(arr, sigma=1.0, mode="constant")
 
@@ -145,34 +126,12 @@ def _peak(arr: np.ndarray) -> tuple[int, int]:
     return int(r), int(c)
 
 
-def _evidence(classifier: nn.Module, fake: np.ndarray, device: torch.device, batch_size: int = 32) -> np.ndarray:
-    """|d(logit_pos - logit_neg) / d input| on the fakes (captum Saliency), (N, H, W)."""
-    from captum.attr import Saliency
-
-    class _Margin(nn.Module):
-        def __init__(self, model: nn.Module) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            logits = self.model(x)
-            return logits[:, 1] - logits[:, 0]
-
-    saliency = Saliency(_Margin(classifier).eval())
-    out = []
-    for i in range(0, len(fake), batch_size):
-        x = torch.as_tensor(fake[i : i + batch_size], dtype=torch.float32, device=device).requires_grad_(True)
-        out.append(saliency.attribute(x, abs=True).detach().cpu().numpy()[:, 0])
-    return np.concatenate(out).astype(np.float64)
-
-
 def change_localisation(
     real: np.ndarray,
     fake: np.ndarray,
     masks: np.ndarray,
     has_mask: ArrayLike,
-    classifier: nn.Module | None = None,
-    device: torch.device | None = None,
+    evidence: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Where the change ``real - fake`` lies, one row per image (measures in the module docstring).
 
@@ -180,7 +139,9 @@ def change_localisation(
         real, fake: (N, 1, H, W) images in [0, 1].
         masks: (N, 1, H, W) bool lesion masks; ``has_mask`` (N,) says which images are annotated (``lesion_share``
             and ``mask_area_share`` are NaN elsewhere).
-        classifier: when given, the ``evidence_peak_distance_px`` column is filled from its saliency on the fakes.
+        evidence: (N, H, W) maps of the classifier's positive evidence on the fakes
+            (:func:`medadv.explain.gan_evidence.evidence_maps`); when given, they fill the
+            ``evidence_peak_distance_px`` column (NaN otherwise).
 
     Returns:
         columns lesion_share, mask_area_share, change_energy, peak_row, peak_col, peak_in_breast,
@@ -192,9 +153,8 @@ def change_localisation(
     if masks.shape != real.shape or has_mask.shape != (len(real),):
         raise DataError(f"masks {masks.shape} / has_mask {has_mask.shape}; expected {real.shape} and ({len(real)},).")
     sq = (real - fake)[:, 0] ** 2
-    evidence = None
-    if classifier is not None:
-        evidence = _evidence(classifier, fake.astype(np.float32), device or torch.device("cpu"))
+    if evidence is not None and np.shape(evidence) != sq.shape:
+        raise DataError(f"evidence maps {np.shape(evidence)}; expected one (H, W) map per image, {sq.shape}.")
     rows = []
     for i in range(len(real)):
         energy = float(sq[i].sum())
@@ -220,20 +180,6 @@ def change_localisation(
     cols = ["lesion_share", "mask_area_share", "change_energy", "peak_row", "peak_col", "peak_in_breast",
             "peak_breast_distance_px", "evidence_peak_distance_px"]
     return pd.DataFrame(rows, columns=cols)
-
-
-def localisation_table(rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray, masks: np.ndarray, has_mask: ArrayLike,
-                       classifier: nn.Module | None = None, device: torch.device | None = None) -> pd.DataFrame:
-    """:func:`change_localisation` with the images' ids: columns image_id, split, generator (``remove`` for positives,
-    ``insert`` for negatives), then the measures.
-
-    Returns:
-        One row per image.
-    """
-    labels = rows["label"].to_numpy().astype(int)
-    ids = pd.DataFrame({"image_id": rows["image_id"].astype(str).to_numpy(), "split": rows["split"].to_numpy(),
-                        "generator": np.where(labels == 1, "remove", "insert")})
-    return pd.concat([ids, change_localisation(real, fake, masks, has_mask, classifier, device)], axis=1)
 
 
 def localisation_summary(table: pd.DataFrame) -> dict[str, float]:

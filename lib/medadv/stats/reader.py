@@ -42,7 +42,7 @@ sub-group accuracy shrinks with the sub-group size, so averaging the SDs of sess
 liberal; comparisons of equal-size sessions (3 and 5) keep their level. This is the paper's method, kept as
 published; read the session-2 comparisons with that in mind.
 
-Clopper-Pearson intervals and the exact binomial test come from scipy; Fleiss' kappa (Fleiss, Psychol Bull
+Clopper-Pearson intervals (:mod:`medadv.stats.binomial`) and the exact binomial test come from scipy; Fleiss' kappa (Fleiss, Psychol Bull
 76:378-382, 1971) is a few lines of numpy, as the kit does not depend on statsmodels.
 """
 from __future__ import annotations
@@ -56,10 +56,13 @@ import pandas as pd
 from scipy import stats
 
 from medadv.errors import ConfigError, DataError
+from medadv.stats.binomial import check_level, clopper_pearson
 
 __all__ = [
     "ANSWERS",
     "KEY_COLUMNS",
+    "OPTIONAL_RESPONSE_COLUMNS",
+    "REQUIRED_RESPONSE_COLUMNS",
     "RESPONSE_COLUMNS",
     "TRUTHS",
     "accuracy_table",
@@ -81,8 +84,11 @@ __all__ = [
 
 ANSWERS = ("real", "not_real", "unsure")
 TRUTHS = ("real", "fake")
-RESPONSE_COLUMNS = ("reader", "session", "image_id", "answer", "reading_seconds", "order")
+# The reader app's CSV export, in its column order: what the app (app.js, the workshop database), the simulated panel
+# and this module's reading of responses share. Confidence is optional (a panel that was not asked for it).
+RESPONSE_COLUMNS = ("reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order")
 OPTIONAL_RESPONSE_COLUMNS = ("confidence",)
+REQUIRED_RESPONSE_COLUMNS = tuple(c for c in RESPONSE_COLUMNS if c not in OPTIONAL_RESPONSE_COLUMNS)
 KEY_COLUMNS = ("image_id", "session", "truth", "source_label")
 _CORRECT_ANSWER = {"real": "real", "fake": "not_real"}
 ZERO_SPREAD_NOTE = (
@@ -132,7 +138,7 @@ def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
                             "app again, or remove the file.") from exc
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise DataError(f"responses file {path} cannot be read as CSV: {exc}") from exc
-        _require_columns(df, RESPONSE_COLUMNS, f"responses file {path}")
+        _require_columns(df, REQUIRED_RESPONSE_COLUMNS, f"responses file {path}")
         frames.append(df.assign(source_file=path.name))
     if not frames:
         raise DataError("no responses files were given; expected one or more CSV exports of the reader app.")
@@ -167,7 +173,7 @@ def validate_responses(
             does not hold for that session; a duplicated read or order; a (reader, session) with unanswered images;
             an unknown or absent reader; a bad key (duplicated image, truth not real/fake, source_label not 0/1).
     """
-    _require_columns(responses, RESPONSE_COLUMNS, "responses")
+    _require_columns(responses, REQUIRED_RESPONSE_COLUMNS, "responses")
     _require_columns(key, KEY_COLUMNS, "answer key")
     k = _checked_key(key)
     r = _checked_reads(responses)
@@ -212,7 +218,7 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
         reading_seconds (float; confidence NaN where empty or absent).
     """
     extra = [c for c in OPTIONAL_RESPONSE_COLUMNS if c in responses.columns]
-    r = responses.loc[:, list(RESPONSE_COLUMNS) + extra].copy()
+    r = responses.loc[:, list(REQUIRED_RESPONSE_COLUMNS) + extra].copy()
     if r["reader"].isna().any():
         raise DataError(f"responses has {int(r['reader'].isna().sum())} row(s) without a reader.")
     r["reader"] = r["reader"].astype(str)
@@ -320,24 +326,6 @@ def _check_sessions_complete(joined: pd.DataFrame, k: pd.DataFrame, sessions: Se
 # ---------------------------------------------------------------- accuracy
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) binomial confidence interval for ``k`` successes in ``n`` trials.
-
-    Returns:
-        (low, high), NaN for ``n == 0``.
-    """
-    _check_level(level)
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
-
-
-def _check_level(level: float) -> None:
-    if not 0.0 < float(level) < 1.0:
-        raise ConfigError(f"level is {level}; expected a confidence level in (0, 1), e.g. 0.95.")
-
-
 def _subsets(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.Series]]:
     """(truth, label, row mask): real / fake / all crossed with all / positive / negative."""
     for truth in (*TRUTHS, "all"):
@@ -359,7 +347,7 @@ def accuracy_table(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         source_label), n, n_correct, n_unsure, accuracy, ci_low, ci_high. Subsets without reads are left out
         (e.g. fake images in session 2).
     """
-    _check_level(level)
+    check_level(level)
     rows = []
     for (reader, session), g in table.groupby(["reader", "session"], sort=True):
         for truth, label, mask in _subsets(g):

@@ -1,7 +1,7 @@
 """Data-parallel training across processes (``torchrun``): process group set-up, batch sharding, gradient averaging.
 
 Launch with ``torchrun`` (one process per GPU; several nodes with ``--nnodes``/``--rdzv-endpoint``), e.g.
-``torchrun --nproc-per-node 4 -m medadv.train.distributed --run-dir results/full --profile full`` (see
+``torchrun --nproc-per-node 4 -m medadv.stages.classifier_training --run-dir results/full --profile full`` (see
 ``docs/training.md``). Every process draws the same global batch (same seeded generator) and trains on its own share
 of it (:func:`shard`); after the backward pass the gradients are averaged over the processes (:func:`average_gradients`)
 so every process takes the same optimizer step. That is what ``DistributedDataParallel`` does, written out because
@@ -10,8 +10,6 @@ On the CPU the ``gloo`` backend is used, on CUDA ``nccl``.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 from dataclasses import dataclass
 
@@ -20,8 +18,6 @@ import torch.distributed as dist
 from torch import nn
 
 from medadv.errors import ConfigError
-
-LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,35 +112,3 @@ def barrier(ctx: DistContext) -> None:
     """Wait for every process (no-op when not distributed)."""
     if ctx.active:
         dist.barrier()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Train the profile's classifiers of a run folder with every process ``torchrun`` started.
-
-    The run folder must hold notebook 00's cohort. Checkpoints land where notebook 01 looks for them; notebook 01 then
-    resumes from them (evaluates without retraining).
-    """
-    from medadv.config import pick_device
-    from medadv.report import RunContext
-    from medadv.train.loop import train_profile_models
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--profile", default="default")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    dist_ctx = init_from_env(pick_device(args.device))
-    try:
-        if not dist_ctx.is_main:
-            barrier(dist_ctx)  # rank 0 opens (and, if new, writes) the run folder first
-        ctx = RunContext.open(args.run_dir, "01_classifier_training", profile=args.profile, device=args.device)
-        if dist_ctx.is_main:
-            barrier(dist_ctx)
-        train_profile_models(ctx, local_device(ctx.device), dist_ctx)
-    finally:
-        if dist_ctx.active:
-            dist.destroy_process_group()
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Evaluation of a trained classifier: scores, test AUC with a DeLong 95% CI, sensitivity and specificity at a
+"""Evaluation of a trained classifier from its scores: test AUC with a DeLong 95% CI, sensitivity and specificity at a
 threshold chosen on the validation split, and the DeLong test between two classifiers on one test set.
 
 The operating threshold is the one that maximises Youden's J (sensitivity + specificity - 1) on the validation
@@ -10,30 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from medadv.stats.auc import delong_ci, delong_test
 from medadv.style import paper_figure, paper_style
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 128) -> np.ndarray:
-    """Positive-class probability (softmax, index 1) of ``images`` (N, 1, H, W), in eval mode; training mode restored.
-
-    Returns:
-        The probabilities, float64 (N,).
-    """
-    was_training = model.training
-    dtype = next(model.parameters()).dtype
-    model.eval()
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        logits = model(images[start : start + batch_size].to(device, dtype)).float()
-        out.append(torch.softmax(logits, dim=1)[:, 1].cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy().astype(np.float64)
 
 
 def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:

@@ -50,7 +50,7 @@ classifier near chance the warm-up cannot reach its margin and the joint stage s
 0.01, then holds from the start), leaving the images almost unchanged.
 
 Checkpoints: after every epoch the whole training state (both networks, the stage's Adam states, the stage, epoch
-and history) is written through :mod:`medadv.train.checkpoint` to ``<prefix>.safetensors`` + ``<prefix>.json``;
+and history) is written through :mod:`medadv.models.checkpoint` to ``<prefix>.safetensors`` + ``<prefix>.json``;
 :func:`train_gan` resumes from it.
 """
 from __future__ import annotations
@@ -70,10 +70,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.config import section_config, torch_generator
+from medadv.core import in_notebook_progress
 from medadv.errors import CheckpointError, ConfigError, DataError
+from medadv.models import checkpoint as ckpt
 from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis
-from medadv.report import in_notebook_progress
-from medadv.train import checkpoint as ckpt
 from medadv.train.augment import gan_augment
 from medadv.train.losses import check_gp_at, differentiable, feature_gradient_norms
 

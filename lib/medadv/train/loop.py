@@ -38,14 +38,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from medadv.config import torch_generator
-from medadv.data.images import SplitArrays
+from medadv.config import section_config, torch_generator
+from medadv.core import git_commit, in_notebook_progress
+from medadv.data.images import SplitArrays, load_split
 from medadv.errors import ConfigError
-from medadv.models.multitask import MULTITASK_NAME
-from medadv.models.registry import TRAINED_ROLE
-from medadv.report import git_commit, in_notebook_progress
-from medadv.stats.auc import roc_auc
-from medadv.train.checkpoint import (
+from medadv.models.checkpoint import (
     checkpoint_paths,
     load_checkpoint,
     optimizer_from_flat,
@@ -53,10 +50,15 @@ from medadv.train.checkpoint import (
     save_checkpoint,
     split_prefix,
 )
+from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.inference import positive_scores
+from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
+from medadv.models.registry import TRAINED_ROLE
+from medadv.stats.auc import roc_auc
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
-from medadv.train.evaluate import predict_proba
+from medadv.train.evaluate import compare_classifiers, evaluate_scores, metrics_rows
 from medadv.train.losses import check_gp_at
-from medadv.train.recipes import RECIPES, Batch, Objective, Recipe, RecipeParams
+from medadv.train.recipes import RECIPES, Batch, MultiTaskObjective, Objective, PaperObjective, Recipe, RecipeParams
 
 LOG = logging.getLogger(__name__)
 
@@ -346,7 +348,7 @@ def fit(
         t0 = time.perf_counter()
         loss, accuracy = _train_epoch(model, optimizer, spec, objective, recipe, train, seed, epoch, steps, device,
                                       dtype, dist_ctx, bar)
-        val_auc = float(roc_auc(val.labels, predict_proba(model, val_x, device, spec.eval_batch)))
+        val_auc = float(roc_auc(val.labels, positive_scores(model, val_x, device, spec.eval_batch)))
         row = {"epoch": epoch + 1, "loss": loss, "train_accuracy": accuracy, "val_auc": val_auc,
                "seconds": time.perf_counter() - t0}
         progress.history.append(row)
@@ -464,8 +466,6 @@ def classifier_config(profile_section: Any) -> ClassifierConfig:
     Returns:
         The validated :class:`ClassifierConfig`.
     """
-    from medadv.config import section_config
-
     return section_config(ClassifierConfig, profile_section, "classifier")
 
 
@@ -513,11 +513,6 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
     Returns:
         the trained classifiers, in training order.
     """
-    from medadv.data.images import load_split
-    from medadv.models.classifier import VGGClassifier, VGGConfig
-    from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
-    from medadv.train.recipes import MultiTaskObjective, PaperObjective
-
     cfg = classifier_config(ctx.profile.section("classifier"))
     cohort, size = ctx.cohort(), ctx.profile.data.image_size
     train = load_split(cohort, ctx.image_root, size, "train")
@@ -560,13 +555,11 @@ def evaluate_trained(
     Returns:
         The metrics table and ``{name: test scores}``.
     """
-    from medadv.train.evaluate import evaluate_scores, metrics_rows
-
     rows: list[dict[str, object]] = []
     test_scores: dict[str, np.ndarray] = {}
     for item in trained:
-        s_val = predict_proba(item.model, torch.from_numpy(val.images), device, batch_size)
-        s_test = predict_proba(item.model, torch.from_numpy(test.images), device, batch_size)
+        s_val = positive_scores(item.model, val.images, device, batch_size)
+        s_test = positive_scores(item.model, test.images, device, batch_size)
         rows += metrics_rows(item.name, item.recipe, evaluate_scores(val.labels, s_val, test.labels, s_test),
                              item.result.train_seconds)
         test_scores[item.name] = s_test
@@ -579,8 +572,6 @@ def delong_table(y: np.ndarray, scores: dict[str, np.ndarray], reference: str) -
     Returns:
         One row per other classifier: model_a, model_b, auc_difference, z, p_value.
     """
-    from medadv.train.evaluate import compare_classifiers
-
     rows = [{"model_a": name, "model_b": reference, **compare_classifiers(y, score, scores[reference])}
             for name, score in scores.items() if name != reference]
     return pd.DataFrame(rows, columns=["model_a", "model_b", "auc_difference", "z", "p_value"])

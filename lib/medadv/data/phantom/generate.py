@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
 
 from medadv.config import DataConfig
+from medadv.core import in_notebook_progress
 from medadv.data.cohort import COHORT_COLUMNS
 from medadv.data.phantom.common import CONSPICUITY, PhantomPatient, PhantomView, VIEWS
 from medadv.data.phantom.mammography import render_mammography
 from medadv.data.phantom.ultrasound import render_ultrasound
 from medadv.data.phantom.xray import render_xray
+from medadv.data.pixels import save_png16, save_png8
 from medadv.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,6 @@ def phantom_view(config: DataConfig, seed: int, image_id: str) -> PhantomView:
     return next(v for v in rendered.views if v.view == view)
 
 
-def _write_png16(path: Path, image: np.ndarray) -> None:
-    Image.fromarray(np.round(image * 65535.0).astype(np.uint16)).save(path)
-
-
-def _write_mask(path: Path, mask: np.ndarray) -> None:
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
-
-
 def generate_cohort(
     config: DataConfig, seed: int, out_dir: str | Path, relative_to: str | Path | None = None
 ) -> pd.DataFrame:
@@ -137,18 +130,16 @@ def generate_cohort(
     labels = phantom_labels(config, seed)
     rows = []
     log.info("rendering %d %s phantom patients into %s", config.n_patients, config.modality, out_dir)
-    from medadv.report import in_notebook_progress
-
     for index in tqdm(range(config.n_patients), desc="phantom", disable=not in_notebook_progress()):
         patient = render_patient(config, seed, index, bool(labels[index]))
         for view in patient.views:
             image_id = f"{patient.patient_id}_{view.view}"
             image_path = images_dir / f"{image_id}.png"
-            _write_png16(image_path, view.image)
+            save_png16(image_path, view.image)
             mask_rel = ""
             if patient.label:
                 mask_path = masks_dir / f"{image_id}.png"
-                _write_mask(mask_path, view.mask)
+                save_png8(mask_path, view.mask)
                 mask_rel = mask_path.relative_to(base).as_posix()
             rows.append(
                 {

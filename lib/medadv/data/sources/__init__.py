@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.data.sources import busi, cbis_ddsm, fracatlas, medmnist, vindr_mammo
-from medadv.data.sources.manifest import Manifest, load_manifest, verify_checksums
+from medadv.data.sources.manifest import Manifest, read_manifest, verify_checksums
 from medadv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,19 @@ TOP_FOLDERS: dict[str, tuple[str, dict[str, object], Callable[[Path, Manifest], 
     "busi": ("folder", busi.OPTIONS, busi.holds_top_contents),
     "fracatlas": ("folder", fracatlas.OPTIONS, fracatlas.holds_top_contents),
 }
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Parse and check a manifest YAML file (:func:`~medadv.data.sources.manifest.read_manifest`), its ``loader``
+    one of :data:`LOADERS`.
+
+    Returns:
+        The parsed :class:`Manifest`.
+
+    Raises:
+        DataError: missing file, YAML that does not parse, a missing / unknown / ill-typed field (named).
+    """
+    return read_manifest(path, LOADERS)
 
 
 def locate_top_folder(manifest: Manifest, root: Path) -> Manifest:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medadv.core import sha256_file
 from medadv.errors import DataError
-from medadv.report import sha256_file
 from medadv.strict_yaml import load_yaml
 
 MODALITIES = ("mammography", "ultrasound", "xray")
@@ -118,8 +118,12 @@ def _sha256_map(value: Any, path: Path) -> dict[str, str]:
     return out
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Parse and check a manifest YAML file.
+def read_manifest(path: str | Path, loaders: Collection[str]) -> Manifest:
+    """Parse and check a manifest YAML file whose ``loader`` must be one of ``loaders``
+    (:func:`medadv.data.sources.load_manifest` passes the package's own).
+
+    Returns:
+        The parsed :class:`Manifest`.
 
     Returns:
         The parsed :class:`Manifest`.
@@ -127,8 +131,6 @@ def load_manifest(path: str | Path) -> Manifest:
     Raises:
         DataError: missing file, YAML that does not parse, a missing / unknown / ill-typed field (named).
     """
-    from medadv.data.sources import LOADERS
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: manifest file not found; give one of the files in data_manifests/ or your own YAML.")
@@ -148,8 +150,8 @@ def load_manifest(path: str | Path) -> Manifest:
             f"{path}: unknown field(s) {unknown}; allowed are {list(REQUIRED_FIELDS) + list(OPTIONAL_FIELDS)}."
         )
     loader = _text(raw, "loader", path)
-    if loader not in LOADERS:
-        raise DataError(f"{path}: field 'loader' is {loader!r}; known loaders are {sorted(LOADERS)}.")
+    if loader not in loaders:
+        raise DataError(f"{path}: field 'loader' is {loader!r}; known loaders are {sorted(loaders)}.")
     modality = _text(raw, "modality", path)
     if modality not in MODALITIES:
         raise DataError(f"{path}: field 'modality' is {modality!r}; expected one of {MODALITIES}.")

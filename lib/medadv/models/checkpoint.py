@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from medadv.core import write_json
 from medadv.errors import CheckpointError
-from medadv.report import write_json
 
 FORMAT_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024
