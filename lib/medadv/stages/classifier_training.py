@@ -1,26 +1,149 @@
-"""Notebook 01 (classifier training) under ``torchrun``: train the profile's classifiers of a run folder with every
-process that ``torchrun`` started, e.g.
-``torchrun --nproc-per-node 4 -m medadv.stages.classifier_training --run-dir results/full --profile full``.
+"""Notebook 01, classifier training: every classifier the profile asks for (paper 001's network per recipe, paper
+004's multi-task network), its test metrics with DeLong intervals, the paired DeLong tests against the reference
+classifier, and the headline numbers.
 
-Rank 0 opens (and, if new, writes) the run folder first; then every process trains its share of each global batch
+The domain work lives in :mod:`medadv.train` (:func:`medadv.train.loop.train_profile_models` trains and resumes,
+:mod:`medadv.train.evaluate` scores and draws); this module is what the notebook calls.
+
+Under ``torchrun`` (``python -m``) it trains the profile's classifiers of a run folder with every process that
+``torchrun`` started, e.g.
+``torchrun --nproc-per-node 4 -m medadv.stages.classifier_training --run-dir results/full --profile full``: rank 0
+opens (and, if new, writes) the run folder first; then every process trains its share of each global batch
 (:mod:`medadv.train.distributed`). The checkpoints land where notebook 01 looks for them, so notebook 01 then resumes
 from them (evaluates without retraining). See ``docs/training.md``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch.distributed as dist
 
 from medadv.config import pick_device
+from medadv.data.images import load_split
+from medadv.models.checkpoint import checkpoint_paths
 from medadv.report import RunContext
+from medadv.stages.base import ProfileSection
 from medadv.train.distributed import barrier, init_from_env, local_device
-from medadv.train.loop import train_profile_models
+from medadv.train.evaluate import roc_figure, training_curves_figure
+from medadv.train.loop import ClassifierConfig, TrainedClassifier, delong_table, evaluate_trained, train_profile_models
 
 NOTEBOOK = "01_classifier_training"
 
-__all__ = ["NOTEBOOK", "main"]
+__all__ = ["NOTEBOOK", "ClassifierEvaluation", "ClassifierTrainingConfig", "checkpoint_files", "evaluate_classifiers",
+           "headline", "initialisation", "main", "roc_figure", "test_metrics", "train_classifiers",
+           "training_curves_figure", "training_histories"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierTrainingConfig(ProfileSection, ClassifierConfig):
+    """The profile's ``classifier`` section (:class:`medadv.train.loop.ClassifierConfig`)."""
+
+    SECTION = "classifier"
+
+
+def checkpoint_files(checkpoints_dir: Path, trained: Sequence[TrainedClassifier]) -> list[Path]:
+    """Every checkpoint file of the trained classifiers: the kept model and the last training state of each.
+
+    Returns:
+        the ``.safetensors`` and ``.json`` paths, model by model in training order.
+    """
+    stems = [stem for t in trained for stem in (checkpoints_dir / t.name, checkpoints_dir / "training" / f"{t.name}_last")]
+    return [path for stem in stems for path in checkpoint_paths(stem)]
+
+
+def train_classifiers(ctx: RunContext) -> list[TrainedClassifier]:
+    """Train (or resume) every classifier of the run's profile and register their checkpoints in the run's manifest.
+
+    Returns:
+        the trained classifiers, in training order.
+    """
+    trained = train_profile_models(ctx, ctx.device)
+    ctx.register_many(checkpoint_files(ctx.checkpoints_dir, trained))
+    return trained
+
+
+def initialisation(trained: Iterable[TrainedClassifier]) -> dict[str, str]:
+    """How each classifier started.
+
+    Returns:
+        model name -> ``ImageNet weights`` or ``random initialisation``.
+    """
+    return {t.name: ("ImageNet weights" if getattr(t.model, "pretrained", False) else "random initialisation")
+            for t in trained}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierEvaluation:
+    """The classifiers on the validation and test splits.
+
+    Attributes:
+        metrics: ``classifier_metrics.csv``: per model and split, AUC with DeLong CI, sensitivity and specificity at
+            the validation Youden threshold.
+        test_labels: the test images' labels; test_scores: each model's positive-class probability on them.
+        reference: the classifier of the paired tests (the profile's ``classifier.reference_model``).
+        comparisons: ``classifier_delong_tests.csv``: DeLong's paired test of every other model against it.
+    """
+
+    metrics: pd.DataFrame
+    test_labels: np.ndarray
+    test_scores: dict[str, np.ndarray]
+    reference: str
+    comparisons: pd.DataFrame
+
+
+def evaluate_classifiers(ctx: RunContext, trained: Sequence[TrainedClassifier],
+                         config: ClassifierConfig) -> ClassifierEvaluation:
+    """Score every trained classifier on the run's validation and test splits and compare each with the reference.
+
+    Returns:
+        :class:`ClassifierEvaluation`.
+    """
+    cohort = ctx.cohort()
+    val = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "val")
+    test = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "test")
+    metrics, test_scores = evaluate_trained(list(trained), val, test, ctx.device, config.eval_batch)
+    reference = config.reference_model
+    return ClassifierEvaluation(metrics, test.labels, test_scores, reference,
+                                delong_table(test.labels, test_scores, reference))
+
+
+def training_histories(trained: Iterable[TrainedClassifier]) -> dict[str, pd.DataFrame]:
+    """Each classifier's per-epoch training history (loss, validation AUC), by model name.
+
+    Returns:
+        model name -> history table, the argument of :func:`training_curves_figure`.
+    """
+    return {t.name: t.result.history for t in trained}
+
+
+def test_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The test rows of ``classifier_metrics``, indexed by model.
+
+    Returns:
+        one row per model: auc, its CI, sensitivity, specificity and the other metric columns.
+    """
+    return metrics[metrics["split"] == "test"].set_index("model")
+
+
+def headline(trained: Sequence[TrainedClassifier], metrics: pd.DataFrame) -> dict[str, object]:
+    """Notebook 01's numbers for ``summary.json``.
+
+    Returns:
+        ``test_auc`` and ``test_auc_ci`` per model (4 decimals), ``best_epoch`` and ``imagenet_init`` per model.
+    """
+    rows = test_metrics(metrics)
+    return {
+        "test_auc": rows["auc"].round(4).to_dict(),
+        "test_auc_ci": {m: [round(r.auc_ci_low, 4), round(r.auc_ci_high, 4)] for m, r in rows.iterrows()},
+        "best_epoch": {t.name: t.result.best_epoch for t in trained},
+        "imagenet_init": {t.name: bool(getattr(t.model, "pretrained", False)) for t in trained},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,11 +37,13 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medadv.attacks.gan_attack import load_fakes
 from medadv.attacks.gradient import apgd, fgsm, pgd
 from medadv.attacks.robustness import AttackConfig, run_attack
 from medadv.config import section_config
 from medadv.core import read_json
-from medadv.data.images import SplitArrays, read_image, resize
+from medadv.data.adversarial import read_adversarial_index, validate_adversarial_index
+from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
                            adaptive_pgd, detection_metrics)
@@ -55,6 +57,7 @@ from medadv.reader_app.packages import ANSWER_KEY_FILE, SESSION_MANIFEST_FILE, s
 from medadv.reader_app.run import PACKAGES_DIR, SIMULATED_DIR
 from medadv.reader_app.simulate import write_responses
 from medadv.report import SUMMARY_FILE, RunContext
+from medadv.stages.base import ProfileSection
 from medadv.stats.reader import (RESPONSE_COLUMNS, accuracy_table, ratings_from_responses, read_responses,
                                  session_tests, validate_responses)
 from medadv.stats.standalone import standalone_vs_readers
@@ -71,14 +74,14 @@ MACHINE_DIR = "reader_responses_machine"
 DETECT_CHECKPOINTS = "detect"
 REAL_FAKE_NAME = "real_fake_classifier"
 
-__all__ = ["ADAPTIVE", "DetectConfig", "DetectionStudy", "MachineReaderStudy", "adaptive_comparison",
-           "build_detectors", "citations", "detect_config", "detection_study", "machine_reader_study",
-           "machine_responses", "panel_folder", "train_real_fake"]
+__all__ = ["ADAPTIVE", "DetectConfig", "DetectionInputs", "DetectionStudy", "MachineReaderStudy",
+           "adaptive_comparison", "build_detectors", "citations", "detect_config", "detection_study", "load_inputs",
+           "machine_reader_study", "machine_responses", "panel_folder", "train_real_fake"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectConfig:
-    """The profile's ``detect`` section.
+class DetectConfig(ProfileSection):
+    """The profile's ``detect`` section (``DetectConfig.from_profile(profile)``).
 
     Attributes:
         classifier: the protected classifier of notebook 01 (attacked, and the real-vs-fake network's start).
@@ -111,6 +114,8 @@ class DetectConfig:
     fpr: float = 0.05
     batch_size: int = 64
 
+    SECTION = "detect"
+
     def __post_init__(self) -> None:
         unknown = sorted(set(self.attacks) - set(GRADIENT_ATTACKS))
         if unknown:
@@ -133,6 +138,37 @@ def detect_config(section: Mapping[str, Any]) -> DetectConfig:
 
 
 # ---------------------------------------------------------------- the detectors
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionInputs:
+    """The images of the detection study.
+
+    Attributes:
+        splits: the cohort's train, val and test splits at the profile's image size.
+        fakes: ``val`` and ``test`` -> notebook 02's fake of every image of the split, in the split's order.
+    """
+
+    splits: dict[str, SplitArrays]
+    fakes: dict[str, np.ndarray]
+
+
+def load_inputs(ctx: RunContext) -> DetectionInputs:
+    """The run's three splits and notebook 02's adversarial set (validated against the cohort).
+
+    Returns:
+        :class:`DetectionInputs`.
+
+    Raises:
+        RunError: notebook 02 has not written ``adversarial_index``; DataError: the index does not match the cohort.
+    """
+    cohort = ctx.cohort()
+    size = tuple(ctx.profile.data.image_size)
+    splits = {s: load_split(cohort, ctx.image_root, size, s) for s in ("train", "val", "test")}
+    index = read_adversarial_index(ctx.run_dir)
+    validate_adversarial_index(index, cohort)
+    return DetectionInputs(splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size)
+                                    for s in ("val", "test")})
 
 
 def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:

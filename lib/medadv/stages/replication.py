@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,16 @@ class ReplicationConfig:
     """
 
     seed: int = 0
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> ReplicationConfig:
+        """The aggregation of a sweep run with ``profile``: profiles hold no section for it, so the bootstrap seed
+        stays fixed and two aggregations of the same sweep agree whatever profile the sweep ran.
+
+        Returns:
+            ``ReplicationConfig()``.
+        """
+        return cls()
 
 
 def per_seed_effects(sweep_dir: str | Path) -> tuple[pd.DataFrame, int]:

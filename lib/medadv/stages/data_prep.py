@@ -1,0 +1,76 @@
+"""Notebook 00, data preparation: the run's cohort table (the phantom or a real data set), its counts, the patient
+leakage check and the example figures.
+
+The domain work lives in :mod:`medadv.data` (:mod:`medadv.data.prepare` builds and summarises the cohort,
+:mod:`medadv.data.splits` checks it, :mod:`medadv.data.plots` draws it); this module is what the notebook calls.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+from medadv.config import DataConfig
+from medadv.data.plots import plot_examples, plot_intensity_histograms
+from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, cohort_summary, leakage_table
+from medadv.data.splits import check_leakage
+from medadv.report import COHORT_FILE, RunContext
+
+__all__ = ["DataPrepConfig", "LeakageCheck", "cohort_summary", "leakage_check", "plot_examples",
+           "plot_intensity_histograms", "write_cohort"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPrepConfig(DataConfig):
+    """The profile's ``data`` section (:class:`medadv.config.DataConfig`), as the run resolved it."""
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> DataPrepConfig:
+        """The cohort settings of ``profile`` (``profile.data``, with the run's ``data_manifest`` and ``data_root``).
+
+        Returns:
+            the same values as ``profile.data``, as a :class:`DataPrepConfig`.
+        """
+        return cls(**{f.name: getattr(profile.data, f.name) for f in dataclasses.fields(DataConfig)})
+
+
+def write_cohort(ctx: RunContext) -> pd.DataFrame:
+    """Build the run's cohort (:func:`medadv.data.prepare.build_cohort`), write it to ``cohort.csv`` and register it,
+    with the phantom's rendered image and mask files when the cohort is the phantom.
+
+    Returns:
+        the split, validated cohort table, one row per image.
+    """
+    cohort = build_cohort(ctx.profile, ctx.run_dir)
+    cohort.to_csv(ctx.run_dir / COHORT_FILE, index=False, lineterminator="\n")
+    ctx.register(ctx.run_dir / COHORT_FILE)
+    if ctx.profile.data.manifest is None:
+        ctx.register_many(cohort_files(cohort, ctx.image_root))
+    return cohort
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakageCheck:
+    """The patient leakage check of a cohort.
+
+    Attributes:
+        table: one row per split with its patient and image counts (``split_leakage_check.csv``).
+        headline: notebook 00's numbers for ``summary.json`` (:func:`medadv.data.prepare.cohort_headline`).
+    """
+
+    table: pd.DataFrame
+    headline: dict[str, object]
+
+
+def leakage_check(cohort: pd.DataFrame) -> LeakageCheck:
+    """Check that no patient has images in two splits (:func:`medadv.data.splits.check_leakage`).
+
+    Returns:
+        :class:`LeakageCheck`: the counts per split and the cohort's headline numbers.
+
+    Raises:
+        DataError: a patient has images in two splits (the error names them).
+    """
+    counts = check_leakage(cohort)
+    return LeakageCheck(leakage_table(counts), cohort_headline(cohort, counts))

@@ -1,0 +1,293 @@
+"""The stage modules (one per notebook): configs loaded by ``Config.from_profile`` and the logic moved out of the
+notebooks, on tiny inputs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from medadv.attacks.robustness import AttackConfig, Robustness
+from medadv.config import PROFILE_NAMES, load_profile, profile_from_dict, section_config
+from medadv.data.images import SplitArrays
+from medadv.errors import ConfigError, DataError
+from medadv.explain.study import ExplainConfig, explain_config
+from medadv.reader_app.config import reader_config
+from medadv.report import RunContext
+from medadv.stages import (attack_evaluation, classifier_training, data_prep, gan_training, gradcam_alignment,
+                           input_detection, reader_study, replication)
+from medadv.train.gan import GanConfig, GanResult
+from medadv.train.loop import TrainedClassifier, TrainResult, classifier_config
+
+# ---------------------------------------------------------------- configs
+
+
+def _domain_loaders(profile):  # noqa: ANN001, ANN202 - (stage config class, the domain package's own loading)
+    return [
+        (data_prep.DataPrepConfig, profile.data),
+        (classifier_training.ClassifierTrainingConfig, classifier_config(profile.section("classifier"))),
+        (gan_training.GanTrainingConfig, GanConfig.from_profile(profile)),
+        (attack_evaluation.AttackEvaluationConfig, section_config(AttackConfig, profile.section("attacks"), "attacks")),
+        (gradcam_alignment.GradcamAlignmentConfig, explain_config(profile)),
+        (reader_study.ReaderStudyConfig, reader_config(profile.section("reader"))),
+        (input_detection.DetectConfig, input_detection.detect_config(profile.section("detect"))),
+    ]
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_stage_config_loads_from_the_profile_as_the_domain_loader_does(name: str) -> None:
+    profile = load_profile(name)
+    for cls, expected in _domain_loaders(profile):
+        config = cls.from_profile(profile)
+        assert type(config) is cls
+        assert isinstance(config, type(expected))
+        assert dataclasses.asdict(config) == dataclasses.asdict(expected), cls.__name__
+    assert replication.ReplicationConfig.from_profile(profile) == replication.ReplicationConfig(seed=0)
+
+
+def test_a_stage_config_refuses_an_unknown_key_naming_its_section() -> None:
+    profile = profile_from_dict({"name": "x", "seed": 1, "classifier": {"epochs": 3, "epochz": 4}})
+    with pytest.raises(ConfigError, match=r"'classifier'.*epochz"):
+        classifier_training.ClassifierTrainingConfig.from_profile(profile)
+    with pytest.raises(ConfigError, match="gradcam"):
+        gradcam_alignment.GradcamAlignmentConfig.from_profile(
+            profile_from_dict({"explain": {"methods": ["gradcam"], "primary_metric": "gradcam"}}))
+
+
+def test_a_stage_config_takes_the_profiles_values_and_validates_them() -> None:
+    profile = profile_from_dict({"seed": 3, "classifier": {"epochs": 50}, "attacks": {"steps": 5},
+                                 "data": {"n_patients": 40, "image_size": [16, 16]}})
+    assert classifier_training.ClassifierTrainingConfig.from_profile(profile).epochs == 50
+    attacks = attack_evaluation.AttackEvaluationConfig.from_profile(profile)
+    assert attacks.steps == 5 and attacks.ifgsm_eps == pytest.approx(25 * 0.1 / 255)  # the domain class's property
+    data = data_prep.DataPrepConfig.from_profile(profile)
+    assert (data.n_patients, tuple(data.image_size)) == (40, (16, 16))
+    with pytest.raises(ConfigError, match="session_counts"):
+        reader_study.ReaderStudyConfig.from_profile(profile_from_dict({"reader": {"session_counts": [1, 2, 3, 4, 5]}}))
+
+
+# ---------------------------------------------------------------- 01 classifier training
+
+
+def _trained(name: str, best_epoch: int, pretrained: bool) -> TrainedClassifier:
+    model = nn.Linear(1, 2)
+    model.pretrained = pretrained  # type: ignore[attr-defined]
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [0.7, 0.5], "seconds": [1.0, 1.5]})
+    return TrainedClassifier(name, name.split("_", 1)[1], model, TrainResult(name, "erm", history, best_epoch, 0.8, 2.5))
+
+
+def test_checkpoint_files_list_the_model_and_its_last_state_per_classifier(tmp_path: Path) -> None:
+    trained = [_trained("vgg_erm", 2, False), _trained("vgg_rtda", 1, True)]
+    names = [p.relative_to(tmp_path).as_posix() for p in classifier_training.checkpoint_files(tmp_path, trained)]
+    assert names == ["vgg_erm.safetensors", "vgg_erm.json", "training/vgg_erm_last.safetensors",
+                     "training/vgg_erm_last.json", "vgg_rtda.safetensors", "vgg_rtda.json",
+                     "training/vgg_rtda_last.safetensors", "training/vgg_rtda_last.json"]
+
+
+def test_classifier_headline_reads_the_test_rows() -> None:
+    trained = [_trained("vgg_erm", 2, False), _trained("vgg_rtda", 1, True)]
+    metrics = pd.DataFrame({
+        "model": ["vgg_erm", "vgg_erm", "vgg_rtda", "vgg_rtda"], "split": ["val", "test", "val", "test"],
+        "auc": [0.99, 0.912345, 0.98, 0.876543], "auc_ci_low": [0.9, 0.851111, 0.9, 0.80004],
+        "auc_ci_high": [1.0, 0.96666, 1.0, 0.93333]})
+    assert classifier_training.headline(trained, metrics) == {
+        "test_auc": {"vgg_erm": 0.9123, "vgg_rtda": 0.8765},
+        "test_auc_ci": {"vgg_erm": [0.8511, 0.9667], "vgg_rtda": [0.8, 0.9333]},
+        "best_epoch": {"vgg_erm": 2, "vgg_rtda": 1},
+        "imagenet_init": {"vgg_erm": False, "vgg_rtda": True},
+    }
+    assert classifier_training.initialisation(trained) == {"vgg_erm": "random initialisation",
+                                                           "vgg_rtda": "ImageNet weights"}
+    assert list(classifier_training.test_metrics(metrics).index) == ["vgg_erm", "vgg_rtda"]
+    assert list(classifier_training.training_histories(trained)) == ["vgg_erm", "vgg_rtda"]
+
+
+# ---------------------------------------------------------------- 02 GAN training
+
+
+class _Shift(nn.Module):
+    """A stand-in generator: adds ``delta`` to every pixel, clipped to [0, 1]."""
+
+    def __init__(self, delta: float) -> None:
+        super().__init__()
+        self.delta = delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.delta).clamp(0, 1)
+
+
+def _split(split: str, labels: list[int], size: int = 8) -> SplitArrays:
+    n = len(labels)
+    images = np.linspace(0.2, 0.6, n * size * size, dtype=np.float32).reshape(n, 1, size, size)
+    rows = pd.DataFrame({"image_id": [f"{split}{i}" for i in range(n)], "split": split, "label": labels})
+    return SplitArrays(images, np.array(labels, np.int64), np.zeros(images.shape, bool), np.zeros(n, bool), rows)
+
+
+def _gan_inputs() -> gan_training.GanInputs:
+    splits = {"train": _split("train", [1, 0, 1, 0]), "val": _split("val", [1, 0]), "test": _split("test", [0, 1, 1])}
+    cohort = pd.concat([s.rows for s in splits.values()], ignore_index=True)
+    return gan_training.GanInputs(cohort, splits, "vgg_erm", nn.Identity())
+
+
+def test_adversarial_and_education_sets_are_written_validated_and_registered(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "02_gan_training", profile="smoke", device="cpu")
+    inputs = _gan_inputs()
+    generators = {"remove": _Shift(-0.1), "insert": _Shift(0.25)}
+    adversarial = gan_training.build_adversarial_set(ctx, inputs, generators)
+    assert inputs.sizes() == {"train": 4, "val": 2, "test": 3}
+    test = inputs.splits["test"]
+    expected = test.images + np.where(test.labels == 1, -0.1, 0.25)[:, None, None, None]
+    np.testing.assert_allclose(adversarial.fakes["test"], expected, atol=1e-6)
+    assert list(adversarial.index["image_id"]) == ["val0", "val1", "test0", "test1", "test2"]
+    assert list(adversarial.index["fake_label"]) == [0, 1, 1, 0, 0]
+    np.testing.assert_allclose(adversarial.index["mean_abs_change"], [0.1, 0.25, 0.25, 0.1, 0.1], atol=1e-4)
+    edu = gan_training.education_set(ctx, inputs, generators, dataclasses.replace(GanConfig(), education_triplets=1))
+    assert len(edu) == 2
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["outputs"]
+    pngs = sorted(k for k in manifest if k.endswith(".png"))
+    assert len(pngs) == 5 + 2 * 3 and all((tmp_path / k).is_file() for k in pngs)
+    broken = inputs.cohort.assign(label=1 - inputs.cohort["label"])
+    with pytest.raises(DataError, match="labels not flipped"):
+        gan_training.build_adversarial_set(ctx, dataclasses.replace(inputs, cohort=broken), generators)
+
+
+def test_direction_titles_warning_text_and_the_gan_headline() -> None:
+    assert gan_training.direction_titles(["a", "b"], [1, 0]) == ["a (remove)", "b (insert)"]
+    with pytest.raises(ValueError):
+        gan_training.direction_titles(["a"], [1, 0])
+    assert gan_training.warning_text([]) == "Every stage reached its target."
+    assert gan_training.warning_text(["x", "y"]) == "WARNING: x\nWARNING: y"
+    history = pd.DataFrame({"epoch": [1, 2, 1], "epoch_seconds": [1.5, 2.0, 0.5]})
+    results = {d: GanResult(d, nn.Identity(), nn.Identity(), history.iloc[rows])  # type: ignore[arg-type]
+               for d, rows in (("remove", [0, 1]), ("insert", [2]))}
+    training = gan_training.GanTraining(results, history, ["late"])
+    flips = pd.DataFrame({"source_label": [1, 0], "flip_rate": [0.75, 0.5]})
+    fidelity = pd.DataFrame({"generator": ["remove", "insert"], "metric": ["ssim", "discriminator_auc"],
+                             "mean": [0.9, 0.6]})
+    assert gan_training.headline(flips, fidelity, {"share_inside": 0.4}, training) == {
+        "erm_flip_rate_1": 0.75, "erm_flip_rate_0": 0.5, "remove_ssim": 0.9, "insert_discriminator_auc": 0.6,
+        "share_inside": 0.4, "remove_epochs": 2, "insert_epochs": 1, "gan_warnings": ["late"], "train_seconds": 4.0}
+    assert set(training.generators) == {"remove", "insert"}
+
+
+# ---------------------------------------------------------------- 03 attack evaluation
+
+
+class _Constant(nn.Module):
+    """A stand-in classifier: positive-class logit ``scale`` x the image's mean minus ``bias``."""
+
+    def __init__(self, scale: float, bias: float) -> None:
+        super().__init__()
+        self.scale, self.bias = scale, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.scale * x.mean(dim=(1, 2, 3)) - self.bias
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_gan_attack_by_recipe_scores_every_model_on_the_same_fakes() -> None:
+    test = _split("test", [1, 1, 0, 0])
+    test.images[:] = np.array([0.9, 0.8, 0.1, 0.2], np.float32)[:, None, None, None]
+    fakes = np.array([0.1, 0.7, 0.9, 0.3], np.float32)[:, None, None, None] * np.ones_like(test.images)
+    models = {"vgg_erm": (_Constant(20.0, 10.0), "erm"), "vgg_rtda": (_Constant(-20.0, -10.0), "rtda")}
+    inputs = attack_evaluation.AttackInputs(pd.DataFrame(), test, models, "vgg_erm", models["vgg_erm"][0])
+    table = attack_evaluation.gan_attack_by_recipe(inputs, fakes, AttackConfig(), torch.device("cpu"))
+    assert list(table["model"]) == ["vgg_erm", "vgg_rtda"] and list(table["recipe"]) == ["erm", "rtda"]
+    erm, inverted = table.iloc[0], table.iloc[1]
+    # vgg_erm gets all four right; the fakes of image 0 (0.1) and image 2 (0.9) cross the threshold, 1 and 3 do not
+    assert (erm["accuracy_positive"], erm["accuracy_negative"]) == (1.0, 1.0)
+    assert (erm["n_correct"], erm["n_fooled"], erm["fooling_rate_overall"]) == (4, 2, 0.5)
+    assert inverted["n_correct"] == 0 and inverted["auc_real"] == 0.0
+    assert inputs.model_table().to_dict(orient="index") == {"vgg_erm": {"recipe": "erm", "test_images": 4},
+                                                            "vgg_rtda": {"recipe": "rtda", "test_images": 4}}
+    assert attack_evaluation.multitask_example(inputs, AttackConfig(), torch.device("cpu"), 0) is None  # none trained
+    named = dataclasses.replace(AttackConfig(), ifgsm_model="vgg_rtda", n_examples=2)  # the profile names the model
+    fig = attack_evaluation.multitask_example(inputs, named, torch.device("cpu"), 0)
+    assert isinstance(fig, Figure) and fig.get_suptitle().endswith("against vgg_rtda (paper 004)")
+
+
+def test_erm_variants_and_the_attack_headline() -> None:
+    by_recipe = pd.DataFrame({"model": ["vgg_erm", "vgg_pgd_at", "vgg_erm_features"], "recipe": ["erm", "pgd_at", "erm"],
+                              "clean_accuracy": [0.9, 0.8, 0.85]})
+    assert list(attack_evaluation.erm_variants(by_recipe, "vgg_erm")["model"]) == ["vgg_erm", "vgg_erm_features"]
+    assert list(attack_evaluation.erm_variants(by_recipe, "vgg_pgd_at")["model"]) == ["vgg_pgd_at"]
+
+    class _Result:
+        def summary(self) -> dict[str, float]:
+            return {"fooling_rate_overall": 0.6}
+
+    gan = attack_evaluation.GanAttack(_Result(), np.zeros(1), np.zeros(1), np.zeros(1))  # type: ignore[arg-type]
+    robust = Robustness(by_recipe, pd.DataFrame(), pd.DataFrame())
+    assert attack_evaluation.headline(gan, robust) == {
+        "gan_attack": {"fooling_rate_overall": 0.6},
+        "robust_accuracy": {"vgg_erm": {"clean_accuracy": 0.9}, "vgg_pgd_at": {"clean_accuracy": 0.8},
+                            "vgg_erm_features": {"clean_accuracy": 0.85}}}
+
+
+# ---------------------------------------------------------------- 04 Grad-CAM alignment
+
+
+def test_alignment_tables_text_and_headline() -> None:
+    cfg = ExplainConfig(models=("vgg_erm", "vgg_rtda"), methods=("gradcam",), attack_models=("vgg_erm",),
+                        fgsm_models=("vgg_erm",))
+    scores = pd.DataFrame({"model": ["vgg_erm", "vgg_erm", "vgg_rtda", "vgg_rtda", "vgg_erm"],
+                           "method": ["gradcam"] * 5,
+                           "metric": [cfg.primary_metric] * 4 + ["pointing_game"],
+                           "score": [0.2, 0.4, 0.6, 0.7, 1.0]})
+    table = gradcam_alignment.primary_table(scores, cfg)
+    assert table.loc["vgg_erm", "gradcam"] == 0.3 and table.loc["vgg_rtda", "gradcam"] == 0.65
+    summary = {"better_than_reference_p01": 1, "comparisons": 4, "worse_than_reference_p01": 2, "tests": []}
+    assert gradcam_alignment.headline_text(summary, cfg) == (
+        "relevance_mass_accuracy: 1 of 4 comparisons find a model better aligned than vgg_erm (Holm p < 0.01), "
+        "2 find it worse.")
+    shift = gradcam_alignment.MapAttack(pd.DataFrame({"model": ["a", "a", "b"], "label_changed": [True, False, False]}),
+                                        pd.DataFrame({"model": ["a"], "shift": [0.5]}), [])
+    attack = gradcam_alignment.MapAttack(pd.DataFrame(), pd.DataFrame({"model": ["a"], "drop": [0.25]}), [])
+    out = gradcam_alignment.headline(summary, attack, shift, cfg, time.perf_counter() - 2.0)
+    assert out["attack"] == [{"model": "a", "drop": 0.25}] and out["fgsm_gradcam_shift"] == [{"model": "a", "shift": 0.5}]
+    assert out["fgsm_label_changed_rate"] == {"a": 0.5, "b": 0.0} and out["attack_metric"] == cfg.attack_metric
+    assert 2.0 <= out["seconds"] < 60 and out["comparisons"] == 4
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, :2] = True  # half of the first image, none of the second: a quarter on average
+    inputs = gradcam_alignment.AlignmentInputs(np.zeros((2, 1, 4, 4)), masks, ["p1", "p2"], {}, 0.0)
+    assert inputs.description() == "2 test positives with lesion masks; lesion area 25.0% of the image on average"
+
+
+# ---------------------------------------------------------------- 05 reader study
+
+
+def test_reader_study_views_and_headline(tmp_path: Path) -> None:
+    accuracy = pd.DataFrame({"responses": "simulated", "reader": ["r1", "r1", "r2", "r1"], "label": ["all"] * 3 + ["1"],
+                             "truth": ["real", "fake", "real", "real"], "session": [3, 3, 5, 3],
+                             "accuracy": [0.8, 0.4, 0.6, 0.1]})
+    tests = pd.DataFrame({c: [0, 1, 2] for c in reader_study.SESSION_TEST_COLUMNS} | {
+        "label": ["all", "all", "1"], "truth": ["all", "fake", "fake"]})
+    reads = pd.DataFrame({"reader": ["r1", "r1", "r2"]})
+
+    class _Results:
+        label = "simulated"
+
+    _Results.reads = reads  # type: ignore[attr-defined]
+    study = reader_study.ReaderStudy(_Results(), {"reader_accuracy": accuracy, "reader_session_tests": tests},  # type: ignore[arg-type]
+                                     "data/x", ["r9", "r8"])
+    pivot = reader_study.accuracy_by_session(study)
+    assert pivot.loc["r1", ("real", 3)] == 0.8 and pivot.loc["r1", ("fake", 3)] == 0.4 and pivot.loc["r2", ("real", 5)] == 0.6
+    changes = reader_study.session_changes(study)
+    assert list(changes.columns) == reader_study.SESSION_TEST_COLUMNS and list(changes["reader"]) == [1]
+    assert study.description() == ("**Simulated readers**: 2 readers, 3 reads in sessions 2, 3 and 5, from `data/x`. "
+                                   "Left out, unfinished: r9, r8.")
+
+    class _Packages:
+        root = tmp_path / "data" / "reader_packages"
+        sessions = pd.DataFrame({"session": [1, 2], "built": [10, 12]})
+
+    ctx = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
+    assert reader_study.packages_headline(ctx, _Packages()) == {  # type: ignore[arg-type]
+        "sessions_built": {"1": 10, "2": 12}, "packages": "data/reader_packages"}
