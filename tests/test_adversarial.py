@@ -69,6 +69,9 @@ def test_adversarial_index_is_read_back_as_written(tmp_path) -> None:
     assert back["path"].tolist() == index["path"].tolist() and back["fake_label"].tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(back["mean_abs_change"], index["mean_abs_change"], rtol=1e-5)  # %.6g in the CSV
     validate_adversarial_index(back, cohort)
+    assert read_adversarial_index(tmp_path, cohort).equals(back)  # read and checked in one call
+    with pytest.raises(DataError, match="not flipped"):
+        read_adversarial_index(tmp_path, cohort.assign(label=1 - cohort["label"]))
 
 
 def test_adversarial_set_is_byte_identical(tmp_path) -> None:

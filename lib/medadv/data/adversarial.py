@@ -106,21 +106,25 @@ def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits
         raise DataError(f"adversarial_index: labels not flipped (or source label wrong) for {bad[:5]}.")
 
 
-def read_adversarial_index(run_dir: str | Path) -> pd.DataFrame:
+def read_adversarial_index(run_dir: str | Path, cohort: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read a run folder's ``tables/adversarial_index.csv`` (written by notebook 02), image ids as text: the one
-    reader of the file. Check what it returns against the cohort with :func:`validate_adversarial_index`.
+    reader of the file; with ``cohort``, checked against it by :func:`validate_adversarial_index`.
 
     Returns:
         The index as written (:data:`ADVERSARIAL_COLUMNS`).
 
     Raises:
         RunError: the file is missing (run notebook 02 for this run folder first).
+        DataError: with ``cohort``, the index does not match it.
     """
     path = Path(run_dir) / ADVERSARIAL_INDEX
     if not path.is_file():
         raise RunError(f"{path} is missing; it is made by notebook 02_gan_training: run that notebook for this run "
                         "folder first.")
-    return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
+    index = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
+    if cohort is not None:
+        validate_adversarial_index(index, cohort)
+    return index
 
 
 def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:

@@ -19,7 +19,7 @@ from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, lo
 from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
                                   gan_scores_figure, robustness_curves_figure)
 from medadv.attacks.robustness import AttackConfig, Robustness, attack_examples, evaluate_models, load_models
-from medadv.data.adversarial import read_adversarial_index, validate_adversarial_index
+from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split
 from medadv.models.inference import positive_scores
 from medadv.models.registry import load_trained
@@ -106,8 +106,7 @@ def gan_attack(ctx: RunContext, inputs: AttackInputs, config: AttackConfig) -> G
     Raises:
         RunError: notebook 02 has not written ``adversarial_index``; DataError: the index does not match the cohort.
     """
-    index = read_adversarial_index(ctx.run_dir)
-    validate_adversarial_index(index, inputs.cohort)
+    index = read_adversarial_index(ctx.run_dir, inputs.cohort)
     fakes = load_fakes(ctx.run_dir, index, inputs.test.rows["image_id"], ctx.profile.data.image_size)
     real_scores = positive_scores(inputs.erm, inputs.test.images, ctx.device, config.batch_size)
     fake_scores = positive_scores(inputs.erm, fakes, ctx.device, config.batch_size)

@@ -42,7 +42,7 @@ from medadv.attacks.gradient import apgd, fgsm, pgd
 from medadv.attacks.robustness import AttackConfig, run_attack
 from medadv.config import section_config
 from medadv.core import read_json
-from medadv.data.adversarial import read_adversarial_index, validate_adversarial_index
+from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
@@ -165,8 +165,7 @@ def load_inputs(ctx: RunContext) -> DetectionInputs:
     cohort = ctx.cohort()
     size = tuple(ctx.profile.data.image_size)
     splits = {s: load_split(cohort, ctx.image_root, size, s) for s in ("train", "val", "test")}
-    index = read_adversarial_index(ctx.run_dir)
-    validate_adversarial_index(index, cohort)
+    index = read_adversarial_index(ctx.run_dir, cohort)
     return DetectionInputs(splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size)
                                     for s in ("val", "test")})
 
