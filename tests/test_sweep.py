@@ -37,7 +37,10 @@ if ctx.profile.seed == 5:
     raise RuntimeError("always fails")
 if ctx.profile.seed == 4:
     time.sleep(120)
-ctx.save_table(pd.DataFrame({"seed": [ctx.profile.seed], "n": [ctx.profile.data.n_patients]}), "tiny")
+import os
+ctx.save_table(pd.DataFrame({"seed": [ctx.profile.seed], "n": [ctx.profile.data.n_patients],
+                             "malloc_trim": [os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset")],
+                             "omp": [os.environ.get("OMP_NUM_THREADS")]}), "tiny")
 """
 
 
@@ -96,7 +99,9 @@ def test_plan_sets_seed_and_grid_and_refuses_unknown_keys(tmp_path: Path) -> Non
 
 
 def test_sweep_retries_once_reports_failures_and_skips_finished_runs(tiny: Path, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     sweep = tmp_path / "sweep"
     status = run_sweep("smoke", [0, 2, 5], sweep, device="cpu", cluster=ClusterConfig(workers=1, threads_per_worker=1),
                        notebooks_dir=tiny, replicate=False)
@@ -106,7 +111,11 @@ def test_sweep_retries_once_reports_failures_and_skips_finished_runs(tiny: Path,
     assert runs["seed-0002"]["status"] == "complete" and runs["seed-0002"]["attempts"] == 2
     assert runs["seed-0005"]["status"] == "failed" and runs["seed-0005"]["attempts"] == 2
     assert "always fails" in runs["seed-0005"]["error"]
-    assert pd.read_csv(sweep / "seed-0002" / "tables" / "tiny.csv")["seed"].tolist() == [2]
+    table = pd.read_csv(sweep / "seed-0002" / "tables" / "tiny.csv")
+    assert table["seed"].tolist() == [2]
+    # the Dask worker runs with MALLOC_TRIM_THRESHOLD_=65536 (1.4x slower attacks); the run gets the caller's unset
+    assert table["malloc_trim"].tolist() == ["unset"] and table["omp"].tolist() == [1]
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # the LocalCluster's nanny set it here too; it is put back
     out = capsys.readouterr().out
     assert "seed 2 failed" in out and "retrying once" in out and "seed 5 FAILED twice" in out
     assert "sweep: 2/3 done, 0 running, 1 failed" in out

@@ -56,6 +56,13 @@ SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
+#: Dask settings while a sweep's cluster runs. A task here is one run of minutes that waits on its pipeline process, so
+#: the scheduler's and workers' fine-grained housekeeping (a 20 ms event-loop tick, 10 ms stack profiling, 100 ms
+#: memory and 500 ms system monitors) buys nothing and competes with the run's torch threads: an idle one-worker
+#: LocalCluster used 2.75 CPU seconds in 30 s with Dask's defaults, 0.32 s with these.
+QUIET_DASK = {"distributed.admin.tick.interval": "500ms", "distributed.worker.profile.enabled": False,
+              "distributed.admin.system-monitor.interval": "5s", "distributed.admin.system-monitor.gil.enabled": False,
+              "distributed.worker.memory.monitor-interval": "1s", "distributed.scheduler.work-stealing": False}
 LOG = logging.getLogger(RUN_LOGGER)
 
 
@@ -213,16 +220,60 @@ def run_complete(run_dir: Path) -> bool:
     return bool(manifest.get("complete"))
 
 
-def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str]) -> dict[str, Any]:
-    """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``).
+def caller_environ() -> dict[str, str | None]:
+    """The caller's values of the variables a Dask nanny sets in its worker processes (``distributed.nanny``'s
+    ``pre-spawn-environ`` and ``environ``: ``MALLOC_TRIM_THRESHOLD_=65536`` and one thread for OpenMP, MKL and
+    OpenBLAS), None where the caller has none.
+
+    Those settings suit a worker that runs many small tasks, not the run a task starts: under
+    ``MALLOC_TRIM_THRESHOLD_=65536`` notebooks 03 and 04 of the smoke profile took 52 and 45 s instead of 36 and 32 s
+    on 2 cores (glibc hands freed memory back to the system after each of torch's large allocations). A run therefore
+    gets the caller's values back (:func:`run_environment`). A LocalCluster's nannies live in the calling process and
+    write these variables into its own environment when they start their workers, so this is read before the
+    cluster starts, and :func:`restore_environ` puts the values back once it has stopped (before notebook 90).
+
+    Returns:
+        variable -> the caller's value or None.
+    """
+    import dask
+    import distributed  # noqa: F401 - its import adds the nanny's defaults to dask.config
+
+    names = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **dask.config.get("distributed.nanny.environ", {})}
+    return {name: os.environ.get(name) for name in sorted(names)}
+
+
+def run_environment(threads: int, caller: Mapping[str, str | None]) -> dict[str, str]:
+    """The environment of one run's pipeline: this process's, with ``caller``'s values (:func:`caller_environ`) put
+    back over what the Dask nanny set, ``threads`` torch threads and no progress bars.
+
+    Returns:
+        The environment for :func:`subprocess.run`.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in caller} | {k: v for k, v in caller.items() if v is not None}
+    return env | {"MPLBACKEND": "agg", "MEDADV_NO_PROGRESS": "1", "OMP_NUM_THREADS": str(threads),
+                  "MKL_NUM_THREADS": str(threads)}
+
+
+def restore_environ(caller: Mapping[str, str | None]) -> None:
+    """Put the caller's values (:func:`caller_environ`) back into this process's environment; returns nothing."""
+    for name, value in caller.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str],
+            caller: Mapping[str, str | None]) -> dict[str, Any]:
+    """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``), in
+    :func:`run_environment`.
 
     Returns:
         ``rc`` (the pipeline's exit status), ``seconds``, ``peak_rss_mb`` (the largest process this worker has waited
         for so far, usually a notebook kernel) and ``worker`` (host:pid).
     """
     folder = Path(run_dir)
-    env = dict(os.environ, MPLBACKEND="agg", MEDADV_NO_PROGRESS="1",
-               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = run_environment(threads, caller)
     cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", str(folder / "profile.yaml"), "--run-dir", str(folder),
            "--device", device, *extra_args]
     start = time.perf_counter()
@@ -294,12 +345,13 @@ def _progress(record: dict[str, Any], client: Any) -> str:
 
 
 def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep_dir: Path, device: str,
-            threads: int, extra_args: Sequence[str], digest: str) -> None:
-    """Run every spec on the cluster, retrying a failed run once; ``record`` (``sweep.json``) is updated as runs end."""
+            threads: int, extra_args: Sequence[str], digest: str, caller: Mapping[str, str | None]) -> None:
+    """Run every spec on the cluster in the ``caller``'s environment (:func:`run_environment`), retrying a failed run
+    once; ``record`` (``sweep.json``) is updated as runs end."""
     from distributed import as_completed
 
     def submit(spec: RunSpec) -> Any:
-        return client.submit(run_one, str(spec.run_dir), device, threads, list(extra_args), pure=False,
+        return client.submit(run_one, str(spec.run_dir), device, threads, list(extra_args), caller, pure=False,
                              key=f"medadv-run-{spec.run_dir.name}-{time.time_ns()}")
 
     pending = {}
@@ -418,15 +470,20 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     LOG.info(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run")
     if todo:
         args = [*extra_args, "--notebooks", str(notebooks_dir)]
-        client, handle, threads = make_client(cluster, len(todo))
-        try:
-            record["cluster"] = {"kind": "address" if cluster.address else cluster.kind, "threads_per_run": threads,
-                                 "workers": len(client.scheduler_info()["workers"])}
-            execute(client, todo, record, sweep_dir, device, threads, args, digest)
-        finally:
-            client.close()
-            if handle is not None:
-                handle.close()
+        import dask
+
+        caller = caller_environ()
+        with dask.config.set(QUIET_DASK):
+            client, handle, threads = make_client(cluster, len(todo))
+            try:
+                record["cluster"] = {"kind": "address" if cluster.address else cluster.kind,
+                                     "threads_per_run": threads, "workers": len(client.scheduler_info()["workers"])}
+                execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
+            finally:
+                client.close()
+                if handle is not None:
+                    handle.close()
+                restore_environ(caller)
     record["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
     failed = [s.run_dir.name for s in specs if record["runs"][s.run_dir.name]["status"] != "complete"]
