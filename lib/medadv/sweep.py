@@ -27,6 +27,7 @@ is written here, because Dask's own ``retries=`` does not say which runs needed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -37,7 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -228,9 +229,9 @@ def caller_environ() -> dict[str, str | None]:
     Those settings suit a worker that runs many small tasks, not the run a task starts: under
     ``MALLOC_TRIM_THRESHOLD_=65536`` notebooks 03 and 04 of the smoke profile took 52 and 45 s instead of 36 and 32 s
     on 2 cores (glibc hands freed memory back to the system after each of torch's large allocations). A run therefore
-    gets the caller's values back (:func:`run_environment`). A LocalCluster's nannies live in the calling process and
+    gets the caller's values back (:func:`apply_environ`). A LocalCluster's nannies live in the calling process and
     write these variables into its own environment when they start their workers, so this is read before the
-    cluster starts, and :func:`restore_environ` puts the values back once it has stopped (before notebook 90).
+    cluster starts and put back once it has stopped (:func:`sweep_cluster`, before notebook 90).
 
     Returns:
         variable -> the caller's value or None.
@@ -238,42 +239,38 @@ def caller_environ() -> dict[str, str | None]:
     import dask
     import distributed  # noqa: F401 - its import adds the nanny's defaults to dask.config
 
-    names = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **dask.config.get("distributed.nanny.environ", {})}
+    names = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+             **dask.config.get("distributed.nanny.environ", {})}
     return {name: os.environ.get(name) for name in sorted(names)}
 
 
-def run_environment(threads: int, caller: Mapping[str, str | None]) -> dict[str, str]:
-    """The environment of one run's pipeline: this process's, with ``caller``'s values (:func:`caller_environ`) put
-    back over what the Dask nanny set, ``threads`` torch threads and no progress bars.
+def apply_environ(env: MutableMapping[str, str], caller: Mapping[str, str | None]) -> MutableMapping[str, str]:
+    """Put ``caller``'s values (:func:`caller_environ`) into ``env`` over what the Dask nanny set, removing those the
+    caller has not set.
 
     Returns:
-        The environment for :func:`subprocess.run`.
+        ``env`` itself (a copy of :data:`os.environ` for a run, or :data:`os.environ` once the cluster has stopped).
     """
-    env = {k: v for k, v in os.environ.items() if k not in caller} | {k: v for k, v in caller.items() if v is not None}
-    return env | {"MPLBACKEND": "agg", "MEDADV_NO_PROGRESS": "1", "OMP_NUM_THREADS": str(threads),
-                  "MKL_NUM_THREADS": str(threads)}
-
-
-def restore_environ(caller: Mapping[str, str | None]) -> None:
-    """Put the caller's values (:func:`caller_environ`) back into this process's environment; returns nothing."""
     for name, value in caller.items():
         if value is None:
-            os.environ.pop(name, None)
+            env.pop(name, None)
         else:
-            os.environ[name] = value
+            env[name] = value
+    return env
 
 
 def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str],
             caller: Mapping[str, str | None]) -> dict[str, Any]:
-    """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``), in
-    :func:`run_environment`.
+    """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``), in this
+    worker's environment with the ``caller``'s values put back (:func:`apply_environ`) and ``threads`` torch threads.
 
     Returns:
         ``rc`` (the pipeline's exit status), ``seconds``, ``peak_rss_mb`` (the largest process this worker has waited
         for so far, usually a notebook kernel) and ``worker`` (host:pid).
     """
     folder = Path(run_dir)
-    env = run_environment(threads, caller)
+    env = dict(apply_environ(dict(os.environ), caller), MPLBACKEND="agg", MEDADV_NO_PROGRESS="1",
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", str(folder / "profile.yaml"), "--run-dir", str(folder),
            "--device", device, *extra_args]
     start = time.perf_counter()
@@ -319,6 +316,28 @@ def make_client(config: ClusterConfig, n_runs: int) -> tuple[Any, Any, int]:
     return Client(cluster), cluster, config.threads_per_worker or int(config.options["cores"])
 
 
+@contextlib.contextmanager
+def sweep_cluster(config: ClusterConfig, n_runs: int) -> Iterator[tuple[Any, int, dict[str, str | None]]]:
+    """The cluster of :func:`make_client` under :data:`QUIET_DASK`, closed on leaving, and this process's environment
+    put back as it was before the cluster started (:func:`caller_environ`).
+
+    Yields:
+        (client, torch threads per run, the caller's environment for :func:`run_one`).
+    """
+    import dask
+
+    caller = caller_environ()
+    with dask.config.set(QUIET_DASK):
+        client, handle, threads = make_client(config, n_runs)
+        try:
+            yield client, threads, caller
+        finally:
+            client.close()
+            if handle is not None:
+                handle.close()
+            apply_environ(os.environ, caller)
+
+
 def jobqueue_cluster(config: ClusterConfig) -> Any:
     """A ``dask_jobqueue`` SLURMCluster or PBSCluster from ``config.options`` (one worker process per job, one task at
     a time: a run uses the job's cores through torch).
@@ -346,7 +365,7 @@ def _progress(record: dict[str, Any], client: Any) -> str:
 
 def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep_dir: Path, device: str,
             threads: int, extra_args: Sequence[str], digest: str, caller: Mapping[str, str | None]) -> None:
-    """Run every spec on the cluster in the ``caller``'s environment (:func:`run_environment`), retrying a failed run
+    """Run every spec on the cluster in the ``caller``'s environment (:func:`run_one`), retrying a failed run
     once; ``record`` (``sweep.json``) is updated as runs end."""
     from distributed import as_completed
 
@@ -470,20 +489,10 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     LOG.info(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run")
     if todo:
         args = [*extra_args, "--notebooks", str(notebooks_dir)]
-        import dask
-
-        caller = caller_environ()
-        with dask.config.set(QUIET_DASK):
-            client, handle, threads = make_client(cluster, len(todo))
-            try:
-                record["cluster"] = {"kind": "address" if cluster.address else cluster.kind,
-                                     "threads_per_run": threads, "workers": len(client.scheduler_info()["workers"])}
-                execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
-            finally:
-                client.close()
-                if handle is not None:
-                    handle.close()
-                restore_environ(caller)
+        with sweep_cluster(cluster, len(todo)) as (client, threads, caller):
+            record["cluster"] = {"kind": "address" if cluster.address else cluster.kind, "threads_per_run": threads,
+                                 "workers": len(client.scheduler_info()["workers"])}
+            execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
     record["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
     failed = [s.run_dir.name for s in specs if record["runs"][s.run_dir.name]["status"] != "complete"]
