@@ -17,6 +17,7 @@ from medadv.models.checkpoint import save_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
+from medadv.train.losses import focal_gp_loss
 
 TINY = VGGConfig(width=1 / 16, imagenet=False)
 
@@ -94,7 +95,35 @@ def test_vnet_equals_torchvision_vgg11_features_on_the_same_weights(full_width: 
     model = copy.deepcopy(full_width)
     model.features.load_state_dict(tv.state_dict())  # strict: the same module names and shapes
     z = torch.randn(2, 3, 64, 64)
-    assert torch.equal(model.features(z), tv(z))
+    assert torch.allclose(model.features(z), tv(z), rtol=1e-5, atol=1e-5)  # the kit's runs channels-last on the CPU
+
+
+def test_vnet_runs_channels_last_on_the_cpu_with_the_same_outputs_and_gradients() -> None:
+    """The layout hook changes speed only: logits, input gradients and paper 001's loss gradients (the gradient
+    penalty's double back-propagation included) match the same network run in NCHW layout."""
+    torch.manual_seed(0)
+    model = VGGClassifier(VGGConfig(width=0.0625, imagenet=False))
+    nchw = copy.deepcopy(model)
+    nchw.features._forward_pre_hooks.clear()
+    x = torch.rand(4, 1, 128, 128)
+    y = torch.tensor([1, 0, 1, 0])
+    assert model.features(model.prepare(x)).is_contiguous(memory_format=torch.channels_last)
+    assert not nchw.features(nchw.prepare(x)).is_contiguous(memory_format=torch.channels_last)
+    for net in (model, nchw):
+        net.eval()
+    results = []
+    for net in (model, nchw):
+        xx = x.clone().requires_grad_(True)
+        logits = net(xx)
+        (grad_x,) = torch.autograd.grad(logits[:, 1].sum(), xx)
+        loss, _ = focal_gp_loss(net, x, y)
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        results.append((logits.detach(), grad_x, loss.detach(), grads))
+    (l1, g1, loss1, w1), (l2, g2, loss2, w2) = results
+    assert torch.allclose(l1, l2, rtol=1e-4, atol=1e-6) and torch.allclose(loss1, loss2, rtol=1e-4)
+    assert torch.allclose(g1, g2, rtol=1e-3, atol=1e-3 * float(g2.abs().max()))
+    for a, b in zip(w1, w2, strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * float(b.abs().max()) + 1e-12)
 
 
 def test_vgg_forward_is_classify_of_prepare_and_head_can_be_swapped() -> None:
