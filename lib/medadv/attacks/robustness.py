@@ -222,13 +222,13 @@ class Robustness:
     corruptions: pd.DataFrame
 
 
-def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, config: AttackConfig,
-                   device: torch.device, seed: int) -> tuple[dict[str, Any], list[dict], list[dict]]:
-    """One model: its per-recipe row, curve rows (:data:`CURVE_COLUMNS`) and corruption rows
-    (:data:`CORRUPTION_COLUMNS`); see the module docstring for the protocol.
+def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, corrupted: list[dict],
+                   config: AttackConfig, device: torch.device, seed: int) -> tuple[dict[str, Any], list[dict]]:
+    """One model under every attack: its per-recipe row and curve rows (:data:`CURVE_COLUMNS`); ``corrupted`` are
+    its corruption rows (:func:`corruption_rows`), which the row summarises. See the module docstring for the protocol.
 
     Returns:
-        The row of the per-recipe table, the curve rows and the corruption rows.
+        The row of the per-recipe table and the curve rows.
     """
     labels = y.numpy()
     scores = positive_scores(model, x, device, config.batch_size)
@@ -267,27 +267,31 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     progress.update()
     progress.close()
 
-    corrupted = _corruption_rows(model, name, recipe, x, labels, config, device, seed)
     row = _recipe_row(name, recipe, labels, scores, clean, curves, corrupted, config)
     logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
                 config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
-    return row, curves, corrupted
+    return row, curves
 
 
-def _corruption_rows(model: nn.Module, name: str, recipe: str, x: Tensor, labels: np.ndarray, config: AttackConfig,
-                     device: torch.device, seed: int) -> list[dict]:
-    """Accuracy and AUC of ``model`` under every corruption and severity of ``config`` (corruption j seeded j).
+def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labels: np.ndarray,
+                    config: AttackConfig, device: torch.device, seed: int) -> dict[str, list[dict]]:
+    """Accuracy and AUC of every model under every corruption and severity of ``config`` (corruption j seeded
+    ``seed + 1000 + j``). Each corrupted set is made once and scored by every model: the models see the same images,
+    and at 256 x 256 making the blurs and JPEG round trips cost more than scoring them.
 
     Returns:
-        One row per corruption and severity (:data:`CORRUPTION_COLUMNS`).
+        model name -> one row per corruption and severity (:data:`CORRUPTION_COLUMNS`), corruption-major.
     """
-    corrupted = []
+    rows: dict[str, list[dict]] = {name: [] for name in models}
     for j, corruption in enumerate(config.corruptions):
         for severity in config.severities:
-            s = positive_scores(model, corrupt(x, corruption, severity, seed=seed + 1000 + j), device, config.batch_size)
-            corrupted.append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
-                              "accuracy": float(((s >= 0.5) == (labels == 1)).mean()), "auc": roc_auc(labels, s)})
-    return corrupted
+            xc = corrupt(x, corruption, severity, seed=seed + 1000 + j)
+            for name, (model, recipe) in models.items():
+                s = positive_scores(model, xc, device, config.batch_size)
+                rows[name].append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
+                                   "accuracy": float(((s >= 0.5) == (labels == 1)).mean()),
+                                   "auc": roc_auc(labels, s)})
+    return rows
 
 
 def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, clean: np.ndarray,
@@ -333,12 +337,13 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
         :class:`Robustness`: the per-recipe, curve and corruption tables.
     """
     x, y = _as_tensors(x, y)
+    by_model = corruption_rows(models, x, y.numpy(), config, device, seed)
     rows, curves, corrupted = [], [], []
     for name, (model, recipe) in models.items():
-        row, c, k = evaluate_model(model, name, recipe, x, y, config, device, seed)
+        row, c = evaluate_model(model, name, recipe, x, y, by_model[name], config, device, seed)
         rows.append(row)
         curves += c
-        corrupted += k
+        corrupted += by_model[name]
     return Robustness(by_recipe=pd.DataFrame(rows), curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
                       corruptions=pd.DataFrame(corrupted, columns=list(CORRUPTION_COLUMNS)))
 
