@@ -38,7 +38,7 @@ def run_seed(profile: str, seed: int, epochs: int, warmup: int, overrides: list[
     cmd += [arg for override in overrides for arg in ("--set", override)]
     subprocess.run(cmd, check=True)
     config = json.loads((run_dir / "config.json").read_text())
-    reference = config["profile"]["classifier"].get("reference_model", "vgg_erm")
+    reference = config["profile"]["classifier"]["reference_model"]
     state = json.loads((run_dir / "checkpoints" / "training" / f"{reference}_last.json").read_text())
     return pd.DataFrame(state["history"]).assign(seed=seed)
 

@@ -109,10 +109,8 @@ def test_vnet_runs_channels_last_on_the_cpu_with_the_same_outputs_and_gradients(
     y = torch.tensor([1, 0, 1, 0])
     assert model.features(model.prepare(x)).is_contiguous(memory_format=torch.channels_last)
     assert not nchw.features(nchw.prepare(x)).is_contiguous(memory_format=torch.channels_last)
-    for net in (model, nchw):
-        net.eval()
     results = []
-    for net in (model, nchw):
+    for net in (model.eval(), nchw.eval()):
         xx = x.clone().requires_grad_(True)
         logits = net(xx)
         (grad_x,) = torch.autograd.grad(logits[:, 1].sum(), xx)

@@ -117,7 +117,7 @@ def channels_last_on_cpu(module: nn.Module, args: tuple[torch.Tensor, ...]) -> t
     oneDNN's convolutions in the default (NCHW) layout reorder every few-channel map to a blocked layout and back,
     which at 256 x 256 made Vnet's first two convolutions most of a forward-backward pass; in channels-last layout
     they ran about 5x faster (measured on 2 cores at width 1/16). Outputs and gradients are the same up to float
-    rounding (``tests/test_classifier.py``). Other devices keep their layout (not measured there).
+    rounding (``tests/test_models.py``). Other devices keep their layout (not measured there).
 
     Returns:
         The input in channels-last layout, or None (unchanged) off the CPU.
