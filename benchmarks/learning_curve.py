@@ -1,16 +1,23 @@
-"""Learning curve of a profile's reference classifier: validation AUC after each epoch, over seeds.
+"""Learning curve of a profile's network: validation AUC after each epoch, over seeds.
 
-A profile's training length should come from such a curve, not from whether the study's effects then hold. For each
-seed this runs notebooks 00 and 01 of the profile (``medadv run --only 00 01``) in a fresh run folder with
-``seed=S`` (a new cohort and a new initialisation), ``classifier.epochs=E``, ERM only and no multi-task network, and
-reads the reference classifier's per-epoch history from its training state (``checkpoints/training/NAME_last.json``).
+A profile's training length should come from such a curve, not from whether the study's effects then hold. Two
+networks have one (``--network``):
 
-It prints the validation AUC per epoch and seed, their mean, and the rule declared before the curve is looked at:
-the fewest epochs whose mean validation AUC is within ``--tolerance`` of the curve's maximum mean, together with the
-training seconds per epoch, so that the profile's time budget can be checked against it.
+* ``classifier``: the reference classifier of notebook 01. For each seed this runs notebooks 00 and 01
+  (``medadv run --only 00 01``) with ``classifier.epochs=E``, ERM only and no multi-task network, and reads the
+  reference classifier's history (``checkpoints/training/NAME_last.json``).
+* ``real_fake``: notebook 06's real-vs-fake classifier (paper 001's network started from the trained reference
+  classifier, real against GAN-made images). For each seed this runs notebooks 00, 01, 02, 05 and 06 (06 reads 05's
+  reader study) with the profile's classifier and GAN (ERM only, no multi-task network: neither feeds notebook 06) and ``detect.fake_epochs=E``, and
+  reads its history (``checkpoints/detect/training/real_fake_classifier_last.json``).
 
-Run: ``python benchmarks/learning_curve.py --profile workshop --seeds 3 --epochs 24 --out /tmp/curve
-[--set classifier.width=0.125]``.
+Each seed runs in a fresh run folder with ``seed=S`` (a new cohort and a new initialisation). The script prints the
+validation AUC per epoch and seed, their mean, and the rule declared before the curve is looked at: the fewest epochs
+whose mean validation AUC is within ``--tolerance`` of the curve's maximum mean, together with the training seconds
+per epoch, so that the profile's time budget can be checked against it.
+
+Run: ``python benchmarks/learning_curve.py --profile workshop --network classifier --seeds 3 --epochs 24 --out
+/tmp/curve [--set classifier.width=0.125]``.
 """
 from __future__ import annotations
 
@@ -22,24 +29,49 @@ from pathlib import Path
 
 import pandas as pd
 
+#: ERM only and no multi-task network: the curves need neither.
+REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]"]
 
-def run_seed(profile: str, seed: int, epochs: int, warmup: int, overrides: list[str], out: Path) -> pd.DataFrame:
-    """Notebooks 00 and 01 of ``profile`` with ``seed``, ``epochs``, ERM only and ``overrides`` (``SECTION.KEY=VALUE``,
-    as ``medadv run --set``), in ``out/seed<seed>``.
+
+def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str], list[str]]:
+    """The notebooks to run and the profile overrides for a curve of ``network`` over ``epochs``.
 
     Returns:
-        the reference classifier's history: epoch, loss, train_accuracy, val_auc, seconds (and the seed).
+        (notebook prefixes for ``medadv run --only``, ``SECTION.KEY=VALUE`` overrides).
+    """
+    if network == "classifier":
+        return ["00", "01"], [f"classifier.epochs={epochs}", f"classifier.warmup_epochs={warmup}", *REFERENCE_ONLY]
+    return ["00", "01", "02", "05", "06"], [f"detect.fake_epochs={epochs}", *REFERENCE_ONLY]
+
+
+def history_file(run_dir: Path, network: str) -> Path:
+    """Where the run in ``run_dir`` keeps the training state of ``network``.
+
+    Returns:
+        the path of the ``*_last.json`` training state.
+    """
+    if network == "classifier":
+        config = json.loads((run_dir / "config.json").read_text())
+        reference = config["profile"]["classifier"]["reference_model"]
+        return run_dir / "checkpoints" / "training" / f"{reference}_last.json"
+    return run_dir / "checkpoints" / "detect" / "training" / "real_fake_classifier_last.json"
+
+
+def run_seed(profile: str, network: str, seed: int, epochs: int, warmup: int, overrides: list[str],
+             out: Path) -> pd.DataFrame:
+    """The notebooks of ``network``'s curve with ``seed`` and ``overrides`` (``SECTION.KEY=VALUE``, as
+    ``medadv run --set``), in ``out/seed<seed>``.
+
+    Returns:
+        the network's history: epoch, loss, train_accuracy, val_auc, seconds (and the seed).
     """
     run_dir = out / f"seed{seed}"
-    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", "00",
-           "01", "--set", f"seed={seed}", "--set", f"classifier.epochs={epochs}", "--set",
-           f"classifier.warmup_epochs={warmup}", "--set", "classifier.recipes=[erm]", "--set",
-           "classifier.multitask=false", "--set", "classifier.erm_also_gp_at=[]"]
-    cmd += [arg for override in overrides for arg in ("--set", override)]
+    notebooks, settings = network_settings(network, epochs, warmup)
+    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only",
+           *notebooks]
+    cmd += [arg for override in [f"seed={seed}", *settings, *overrides] for arg in ("--set", override)]
     subprocess.run(cmd, check=True)
-    config = json.loads((run_dir / "config.json").read_text())
-    reference = config["profile"]["classifier"]["reference_model"]
-    state = json.loads((run_dir / "checkpoints" / "training" / f"{reference}_last.json").read_text())
+    state = json.loads(history_file(run_dir, network).read_text())
     return pd.DataFrame(state["history"]).assign(seed=seed)
 
 
@@ -47,15 +79,16 @@ def main() -> None:
     """Run the curve and print it; returns nothing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="workshop")
+    parser.add_argument("--network", choices=["classifier", "real_fake"], default="classifier")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=1, help="classifier.warmup_epochs (Fnet alone)")
+    parser.add_argument("--warmup", type=int, default=1, help="classifier.warmup_epochs (Fnet alone; classifier only)")
     parser.add_argument("--tolerance", type=float, default=0.02)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="another profile override for every seed (e.g. classifier.width=0.125)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    histories = pd.concat([run_seed(args.profile, s, args.epochs, args.warmup, args.overrides, args.out)
+    histories = pd.concat([run_seed(args.profile, args.network, s, args.epochs, args.warmup, args.overrides, args.out)
                            for s in range(1, args.seeds + 1)])
     histories.to_csv(args.out / "learning_curve.csv", index=False)
     curve = histories.pivot_table(index="epoch", columns="seed", values="val_auc")
