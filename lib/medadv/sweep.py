@@ -50,7 +50,7 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
-from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, parse_params
+from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, execute_notebook, parse_params
 from medadv.report import MANIFEST_FILE, write_config
 
 SWEEP_FILE = "sweep.json"
@@ -410,7 +410,6 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     Returns:
         0 when it ran, 1 when it failed (its error printed).
     """
-    import papermill
     from papermill.exceptions import PapermillExecutionError
 
     notebook = DEFAULT_NOTEBOOKS / REPLICATION_NOTEBOOK
@@ -419,8 +418,7 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     params = {"run_dir": str(sweep_dir), "profile": str(profile_file), "device": "cpu", "data_manifest": None,
               "data_root": None}
     try:
-        papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=ensure_kernel(),
-                                   progress_bar=False, cwd=str(notebook.parent.parent))
+        execute_notebook(notebook, out, params, ensure_kernel())
     except PapermillExecutionError as exc:
         LOG.info(f"sweep: 90_replication FAILED: {exc.ename}: {exc.evalue}; executed notebook: {out}")
         return 1
