@@ -121,8 +121,9 @@ def execute_notebook(notebook: Path, out: Path, params: dict[str, Any], kernel: 
 
     Once the last cell has run, the kernel's process group is killed (``shutdown_kernel="immediate"``) instead of
     asked to exit: every output is complete by then (the run context writes and closes each file, the run log's
-    handler flushes every record, a sweep closes its Dask cluster in its cell), and the interpreter's teardown after
-    a graceful shutdown took 1.5 s per notebook with torch loaded (10 s of the workshop run on 2 cores).
+    handler flushes every record; no notebook starts a service, a sweep's Dask cluster lives in ``medadv.sweep``'s
+    own process), and the interpreter's teardown after a graceful shutdown took 1.5 s per notebook with torch loaded
+    (10 s of the workshop run on 2 cores).
 
     Raises:
         papermill.exceptions.PapermillExecutionError: a cell failed (the executed notebook is written all the same).
