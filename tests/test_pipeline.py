@@ -81,6 +81,29 @@ def test_runs_in_order_then_resumes_and_forces(notebooks: Path, tmp_path: Path, 
     assert capsys.readouterr().out.count(": done in") == 2
 
 
+KERNEL_KEYS = """
+from pathlib import Path
+from ipykernel.kernelapp import IPKernelApp
+Path(run_dir).mkdir(parents=True, exist_ok=True)
+(Path(run_dir) / "curve.txt").write_text(str(IPKernelApp.instance().curve_secretkey is not None))
+"""
+
+
+def test_kernels_run_on_encrypted_channels_where_jupyter_can(notebooks: Path, tmp_path: Path,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    import zmq
+    from jupyter_client import KernelManager
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        pytest.skip("this jupyter_client / libzmq cannot give a kernel CurveZMQ keys")
+    _notebook(notebooks / "00_first.ipynb", KERNEL_KEYS)
+    (notebooks / "01_second.ipynb").unlink()
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    assert (run / "curve.txt").read_text() == "True"
+    assert "without encryption" not in capfd.readouterr().err
+
+
 def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0

@@ -123,7 +123,8 @@ def execute_notebook(notebook: Path, out: Path, params: dict[str, Any], kernel: 
     asked to exit: every output is complete by then (the run context writes and closes each file, the run log's
     handler flushes every record; no notebook starts a service, a sweep's Dask cluster lives in ``medadv.sweep``'s
     own process), and the interpreter's teardown after a graceful shutdown took 1.5 s per notebook with torch loaded
-    (10 s of the workshop run on 2 cores).
+    (10 s of the workshop run on 2 cores). The kernel's channels are encrypted where the installed Jupyter can
+    (:func:`kernel_client_config`).
 
     Raises:
         papermill.exceptions.PapermillExecutionError: a cell failed (the executed notebook is written all the same).
@@ -131,7 +132,29 @@ def execute_notebook(notebook: Path, out: Path, params: dict[str, Any], kernel: 
     import papermill  # heavy (nbclient, jupyter): imported only when a notebook runs
 
     papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel,
-                               progress_bar=progress_bar, cwd=str(notebook.parent.parent), shutdown_kernel="immediate")
+                               progress_bar=progress_bar, cwd=str(notebook.parent.parent), shutdown_kernel="immediate",
+                               **kernel_client_config())
+
+
+def kernel_client_config() -> dict[str, Any]:
+    """The traitlets configuration of the notebook client that papermill makes for each notebook.
+
+    A kernel talks to papermill over TCP sockets on the loopback interface, its messages signed but not encrypted;
+    ipykernel 7.4 warns about that once per kernel, on the run's console. jupyter_client 8.10 and
+    newer can give each kernel a CurveZMQ key pair (``KernelManager.transport_encryption``; ``auto`` encrypts when
+    the kernel spec declares ``supported_encryption: curve``, as ipykernel's own spec does) where libzmq was built
+    with CurveZMQ. That is asked for where both are there; elsewhere the client keeps Jupyter's defaults.
+
+    Returns:
+        keyword arguments for ``papermill.execute_notebook``: ``{"config": ...}``, or nothing.
+    """
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
 def notebook_key(
