@@ -93,6 +93,8 @@ def test_load_split_selects_and_resizes(tmp_path: Path) -> None:
     # the box covers pixels 0..4 of 10; nearest resizing to 5 samples pixels 1, 3, 5, 7, 9: two of them per axis
     assert arrays.masks[1, 0].sum() == 4 and arrays.masks[1, 0, :2, :2].all()
     np.testing.assert_allclose(arrays.images[1], 50 / 255, atol=1e-6)
+    # every array is the split's own, writable (torch.from_numpy warns about a read-only one)
+    assert all(a.flags.writeable for a in (arrays.images, arrays.labels, arrays.masks, arrays.has_mask))
 
 
 def _png_16_bit_rgb(path: Path, rgb: np.ndarray) -> Path:

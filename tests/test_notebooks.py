@@ -134,6 +134,17 @@ def test_executed_notebooks_hold_their_figures(smoke_runs: tuple[Path, Path], pa
 
 
 @pytest.mark.notebooks
+def test_executed_notebooks_print_no_warning_or_error(smoke_runs: tuple[Path, Path]) -> None:
+    # a warning in a cell's output (a library's deprecation, a read-only array handed to torch) is what a reader of
+    # the notebook sees first; the smoke run has nothing to warn about
+    for path in NOTEBOOKS:
+        executed = nbformat.read(smoke_runs[0] / "notebooks" / path.name, as_version=4)
+        stderr = [out.get("text", "") for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
+                  if out.get("name") == "stderr" or out.get("output_type") == "error"]
+        assert not stderr, f"{path.stem}: {stderr}"
+
+
+@pytest.mark.notebooks
 def test_two_smoke_runs_write_identical_tables(smoke_runs: tuple[Path, Path]) -> None:
     a, b = smoke_runs
     tables = sorted(p.name for p in (a / "tables").glob("*.csv"))

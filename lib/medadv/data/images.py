@@ -347,4 +347,6 @@ def load_split(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, in
             masks[i, 0] = resize(read_mask(root / row.mask_path, img.shape), (h, w), is_mask=True)
             has_mask[i] = True
         images[i, 0] = resize(img, (h, w))
-    return SplitArrays(images, rows["label"].to_numpy(np.int64), masks, has_mask, rows)
+    # a copy: pandas 3 hands out read-only views, and torch.from_numpy warns about those (notebook 06, pandas 3.1)
+    labels = rows["label"].to_numpy(np.int64, copy=True)
+    return SplitArrays(images, labels, masks, has_mask, rows)
