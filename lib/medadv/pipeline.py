@@ -140,10 +140,10 @@ def kernel_client_config() -> dict[str, Any]:
     """The traitlets configuration of the notebook client that papermill makes for each notebook.
 
     A kernel talks to papermill over TCP sockets on the loopback interface, its messages signed but not encrypted;
-    ipykernel 7.4 warns about that once per kernel, on the run's console. jupyter_client 8.10 and
-    newer can give each kernel a CurveZMQ key pair (``KernelManager.transport_encryption``; ``auto`` encrypts when
-    the kernel spec declares ``supported_encryption: curve``, as ipykernel's own spec does) where libzmq was built
-    with CurveZMQ. That is asked for where both are there; elsewhere the client keeps Jupyter's defaults.
+    ipykernel 7.4 warns about that once per kernel, on the run's console. jupyter_client 8.10 and newer can give each
+    kernel a CurveZMQ key pair (``KernelManager.transport_encryption``; ``auto`` encrypts when the kernel spec
+    declares ``supported_encryption: curve``, as ipykernel's own spec does) where libzmq was built with CurveZMQ.
+    That is asked for where both are there; elsewhere the client keeps Jupyter's defaults.
 
     Returns:
         keyword arguments for ``papermill.execute_notebook``: ``{"config": ...}``, or nothing.
