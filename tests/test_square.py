@@ -10,7 +10,8 @@ from torch import nn
 from _hand_models import Quantised, halves_images, halves_model, halves_weight
 from medadv import ConfigError, DataError
 from medadv.attacks import pgd, predict, square
-from medadv.attacks.square import P_HALVINGS, _bump, _pattern, square_fraction, square_side
+from medadv.attacks.square import (P_HALVINGS, _bump, _linf_candidate, _linf_start, _pattern, square_fraction,
+                                   square_side)
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -44,13 +45,14 @@ def test_square_finds_the_known_adversarial_example_within_its_budget(norm, eps,
     assert float(result.images.min()) >= 0.0 and float(result.images.max()) <= 1.0
 
 
-@pytest.mark.parametrize("norm,eps", [("linf", 16 / 255), ("l2", 1.0)])
-def test_square_never_leaves_the_ball_or_the_unit_range(norm, eps):
-    """A random convolutional model on images that touch 0 and 1, where every candidate must be clipped."""
+@pytest.mark.parametrize("norm,eps,shape", [("linf", 16 / 255, (12, 12)), ("l2", 1.0, (12, 12)),
+                                            ("linf", 16 / 255, (17, 9)), ("l2", 1.0, (17, 9))])
+def test_square_never_leaves_the_ball_or_the_unit_range(norm, eps, shape):
+    """A random convolutional model on images (square or not) that touch 0 and 1, where candidates are clipped."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, 2))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(3), nn.Flatten(), nn.Linear(36, 2))
     gen = _gen(1)
-    x = (torch.rand(16, 1, 12, 12, generator=gen) * 1.6 - 0.3).clamp(0, 1)  # a third of the pixels at 0 or 1
+    x = (torch.rand(16, 1, *shape, generator=gen) * 1.6 - 0.3).clamp(0, 1)  # a third of the pixels at 0 or 1
     y = torch.randint(0, 2, (16,), generator=gen)
     result = square(model, x, y, eps, queries=60, norm=norm, generator=_gen())
     assert float(_sizes(result.images - x, norm).max()) <= eps + 1e-5
@@ -118,6 +120,19 @@ def test_square_is_deterministic_given_its_generator_and_restores_training_flags
     assert torch.equal(first.images, again.images) and torch.equal(first.queries, again.queries)
     assert not torch.equal(first.images, other.images)
     assert [m.training for m in model.modules()] == [True, True, False, True, True, True]
+
+
+def test_every_l_inf_candidate_changes_the_image():
+    """The reference never spends a query on a square that leaves the image as it is: with one grey channel and a
+    one-pixel square already at the drawn sign (half the draws), the other sign is taken."""
+    gen = _gen(0)
+    x = torch.rand(200, 1, 8, 8, generator=gen)
+    best = _linf_start(x, 0.05, gen)
+    for side in (1, 3):
+        candidate = _linf_candidate(x, best, 0.05, side, gen)
+        changed = (candidate - best).abs().flatten(1).amax(dim=1) > 1e-7
+        assert bool(changed.all())
+        assert float((candidate - x).abs().max()) <= 0.05 + 1e-7
 
 
 def test_eps_zero_returns_the_images_and_spends_no_query():
