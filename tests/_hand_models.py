@@ -12,10 +12,23 @@ so a score-based attack, still see a change of one level per pixel (``1 / levels
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
 from torch import nn
 
 SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """One torch thread while a module's tests run, then the caller's count again: these tests run thousands of
+    operations on tensors of a few hundred numbers, which a second thread only slows down on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def halves_weight(size: int = SIZE) -> torch.Tensor:

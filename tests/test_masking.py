@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from _hand_models import Quantised, halves_images, halves_model, halves_weight
+from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import DataError
 from medadv.attacks import fgsm, pgd, predict, square
 from medadv.attacks.masking import (ACCURACY_COLUMNS, CHECK_COLUMNS, iterative_vs_one_step, large_budget,
@@ -15,6 +15,8 @@ from medadv.attacks.masking import (ACCURACY_COLUMNS, CHECK_COLUMNS, iterative_v
 from medadv.attacks.transfer import transfer_pgd
 
 E2, E8, E64 = 2 / 255, 8 / 255, 64 / 255
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _rows(*rows: tuple) -> pd.DataFrame:

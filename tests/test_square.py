@@ -7,11 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from _hand_models import Quantised, halves_images, halves_model, halves_weight
+from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import ConfigError, DataError
 from medadv.attacks import pgd, predict, square
 from medadv.attacks.square import (P_HALVINGS, _bump, _linf_candidate, _linf_start, _pattern, square_fraction,
                                    square_side)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _gen(seed: int = 0) -> torch.Generator:

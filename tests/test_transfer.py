@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _hand_models import Quantised, halves_images, halves_model, halves_weight
+from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import ConfigError
 from medadv.attacks import margin_loss, pgd, predict
 from medadv.attacks.transfer import transfer_pgd
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _hand_models import fitted_tanh_net
+from _hand_models import fitted_tanh_net, single_thread  # noqa: F401 (a fixture)
 from medadv.attacks import apgd, margin_loss, pgd, predict
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
