@@ -4,8 +4,9 @@ A profile's training length should come from such a curve, not from whether the 
 networks have one (``--network``):
 
 * ``classifier``: the reference classifier of notebook 01. For each seed this runs notebooks 00 and 01
-  (``medadv run --only 00 01``) with ``classifier.epochs=E``, ERM only and no multi-task network, and reads the
-  reference classifier's history (``checkpoints/training/NAME_last.json``).
+  (``medadv run --only 00 01``) with ``classifier.epochs=E`` (and ``random_epochs=E``, for a curve of a random start:
+  ``--set classifier.init=random``), ERM only and no multi-task network, and reads the reference classifier's history
+  (``checkpoints/training/NAME_last.json``).
 * ``real_fake``: notebook 06's real-vs-fake classifier (paper 001's network started from the trained reference
   classifier, real against GAN-made images). For each seed this runs notebooks 00, 01, 02, 05 and 06 (06 reads 05's
   reader study) with the profile's classifier and GAN (ERM only, no multi-task network: neither feeds notebook 06) and ``detect.fake_epochs=E``, and
@@ -41,7 +42,8 @@ def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str],
         (notebook prefixes for ``medadv run --only``, ``SECTION.KEY=VALUE`` overrides).
     """
     if network == "classifier":
-        return ["00", "01"], [f"classifier.epochs={epochs}", f"classifier.warmup_epochs={warmup}", *REFERENCE_ONLY]
+        return ["00", "01"], [f"classifier.epochs={epochs}", f"classifier.random_epochs={epochs}",
+                              f"classifier.warmup_epochs={warmup}", *REFERENCE_ONLY]
     return ["00", "01", "02", "05", "06"], [f"detect.fake_epochs={epochs}", *REFERENCE_ONLY]
 
 

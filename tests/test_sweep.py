@@ -156,8 +156,14 @@ def test_aggregation_matches_hand_computed_values() -> None:
         "seed": [0, 1, 2, 0, 1, 2], "setting": "", "effect": ["a"] * 3 + ["b"] * 3,
         "value": [0.2, 0.4, 0.9, 0.1, 0.1, float("nan")], "holds": [True, False, True, False, False, pd.NA],
         "paper_value": [0.691] * 3 + [float("nan")] * 3, "expected": [">= 0.3"] * 3 + ["> 0"] * 3,
+        "interpretable": [True, True, False, True, False, True],
     })
     table = aggregate(per_seed, ReplicationConfig(), n_failed=1)
+    assert list(table["seeds"]) == ["all", "interpretable"] * 2
+    gated = table[table["seeds"] == "interpretable"].set_index("effect")
+    assert gated.loc["a", "n_seeds"] == 2 and gated.loc["a", "mean"] == pytest.approx(0.3)  # seed 2 (0.9) left out
+    assert gated.loc["a", "share_holding"] == pytest.approx(0.5) and gated.loc["b", "n_seeds"] == 1
+    table = table[table["seeds"] == "all"]
     a, b = table.set_index("effect").loc["a"], table.set_index("effect").loc["b"]
     assert a["n_seeds"] == 3 and a["mean"] == pytest.approx(0.5) and a["share_holding"] == pytest.approx(2 / 3)
     assert 0.2 <= a["ci_low"] < 0.5 < a["ci_high"] <= 0.9 and a["paper_value"] == 0.691
@@ -166,7 +172,7 @@ def test_aggregation_matches_hand_computed_values() -> None:
     # Two seeds: the bootstrap means are a, (a+b)/2, b with weights 1/4, 1/2, 1/4, so the 95% interval is [a, b].
     two = aggregate(per_seed[per_seed["seed"] < 2], ReplicationConfig())
     assert tuple(two.loc[0, ["ci_low", "ci_high"]]) == pytest.approx((0.2, 0.4))
-    assert len(forest_figure(per_seed, table).axes[0].get_yticks()) == 2
+    assert len(forest_figure(per_seed, aggregate(per_seed, ReplicationConfig())).axes[0].get_yticks()) == 2
 
 
 def test_notebook_90_is_clean_and_not_in_a_runs_chain() -> None:

@@ -145,6 +145,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     assert default.warmup_epochs > 0 and default.lr_features < default.lr_head  # paper 001's schedule, for a pretrained Vnet
     random_start = specs["vgg_erm_init_random"]  # the schedule made for random weights
     assert (random_start.warmup_epochs, random_start.lr_features, random_start.init) == (0, default.lr_head, "random")
+    assert random_start.epochs == default.random_epochs > default.epochs == specs["vgg_erm"].epochs
     assert specs["vgg_pgd_at"].init == "vgg_erm"
 
 

@@ -78,8 +78,10 @@ class ClassifierConfig(RecipeParams):
             made for a pretrained Vnet; a ``random`` start trains with the schedule made for random weights instead:
             no frozen warm-up and Vnet at Fnet's learning rate (``docs/fidelity.md``). Paper 004's multi-task network
             starts from ImageNet with ``imagenet`` and at random otherwise (the kit ships no ResNet of its own).
-        erm_also_init: other starts to train ``erm`` from as well, as ``vgg_erm_init_<init>`` (same recipe and
-            epochs, each with its start's schedule): notebook 01 shows how much of the study rests on the start.
+        erm_also_init: other starts to train ``erm`` from as well, as ``vgg_erm_init_<init>`` (same recipe, each
+            with its start's schedule): notebook 01 shows how much of the study rests on the start.
+        random_epochs: epochs of a classifier whose Vnet starts at random (0 = ``epochs``): a random start needs
+            many more epochs than a pretrained one to learn, and gets its own, from its own learning curve.
         min_val_auc: the competence gate: a reference classifier whose best validation AUC is below it is flagged in
             every notebook that reads it, and the effects that read it are marked not interpretable (null: no
             gate; paper 001's classifier had a test AUC of 0.82).
@@ -121,6 +123,7 @@ class ClassifierConfig(RecipeParams):
     dropout: float = 0.2
     init: str = "imagenet"
     erm_also_init: tuple[str, ...] = ()  # kit
+    random_epochs: int = 0  # kit
     min_val_auc: float | None = 0.8  # kit: paper 001's test AUC, 0.82, rounded down
     epochs: int = 300
     last_layer_epochs: int = 0
@@ -152,8 +155,9 @@ class ClassifierConfig(RecipeParams):
         unknown = sorted(set(self.recipes) - set(RECIPES))
         if unknown:
             raise ConfigError(f"classifier.recipes has unknown recipes {unknown}; choose from {RECIPES}.")
-        if self.epochs < 1 or self.batch_per_class < 1:
-            raise ConfigError(f"classifier.epochs={self.epochs}, batch_per_class={self.batch_per_class}; both must be >= 1.")
+        if self.epochs < 1 or self.batch_per_class < 1 or self.random_epochs < 0:
+            raise ConfigError(f"classifier.epochs={self.epochs}, batch_per_class={self.batch_per_class}, random_epochs="
+                              f"{self.random_epochs}; the first two must be >= 1, random_epochs >= 0 (0: epochs).")
         if min(self.last_layer_epochs, self.warmup_epochs) < 0 or self.last_layer_epochs + self.warmup_epochs > self.epochs:
             raise ConfigError(f"classifier.last_layer_epochs ({self.last_layer_epochs}) + warmup_epochs "
                               f"({self.warmup_epochs}) must be non-negative and at most epochs ({self.epochs}).")
@@ -534,8 +538,8 @@ def _vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> Tra
         return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.finetune_epochs or cfg.epochs, warmup_epochs=0,
                          lr_head=cfg.lr_head, lr_features=cfg.lr_features, init="vgg_erm", **common)
     if run.init == "random":
-        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=0, lr_head=cfg.lr_head,
-                         lr_features=cfg.lr_head, init=run.init, **common)
+        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.random_epochs or cfg.epochs, warmup_epochs=0,
+                         lr_head=cfg.lr_head, lr_features=cfg.lr_head, init=run.init, **common)
     return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
                      last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features,
                      init=run.init, **common)
