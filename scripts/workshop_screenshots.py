@@ -92,7 +92,7 @@ def main() -> None:
                 break
             time.sleep(0.1)
         try:
-            links = server.db.create_participants(12)
+            links = server.make_links(12)
             simulate_class(server.public_url, links[:9], server.study.payloads, [5, 5, 5, 5, 5, 4, 3, 3, 2])
             shoot(f"{server.public_url}/instructor#token={server.instructor_token}", server.link(links[8][1]),
                   args.out)

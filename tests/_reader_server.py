@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -27,13 +28,13 @@ def free_port() -> int:
 class Served:
     """One server process on 127.0.0.1 serving ``run_dir``; ``stop()`` or ``kill()`` ends it."""
 
-    def __init__(self, run_dir: Path, port: int | None = None) -> None:
+    def __init__(self, run_dir: Path, port: int | None = None, extra: Sequence[str] = ()) -> None:
         self.run_dir, self.port = run_dir, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=f"{LIB}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "medadv.reader_app.server", "serve", str(run_dir), "--host", "127.0.0.1",
-             "--port", str(self.port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             "--port", str(self.port), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self.info = self._announcement()
         self.token = self.info["instructor_token"]

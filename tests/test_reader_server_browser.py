@@ -1,9 +1,11 @@
 """One workshop participant end to end in real headless Chromium (Debian's, driven by playwright, as
 test_reader_app_browser.py): their link, a viewing session, a reading session with a reload and a lost network, every
-answer in the server's database."""
+answer in the server's database; and an answer sent again by the page after the database was busy (503)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,7 @@ from _reader_server import Served
 from medadv.reader_app.db import DB_FILE
 from test_reader_app_browser import answer, browser, wait_shown  # noqa: F401 (browser is a fixture)
 from test_reader_packages import build
+from test_reader_server_safety import HOLD_WRITE_LOCK
 
 pytestmark = pytest.mark.browser
 
@@ -84,3 +87,33 @@ def test_participant_reads_two_sessions_through_a_reload_and_a_lost_network(
     assert (table["reader"] == reader).all()
     assert ((table["reading_seconds"] > 0) & (table["reading_seconds"] < 60)).all()
     assert errors == []
+
+
+def test_a_busy_database_makes_the_page_send_the_answer_again_by_itself(browser, tmp_path: Path) -> None:  # noqa: F811
+    """A second process holds SQLite's write lock: the confirmed answer gets 503 + Retry-After, the page says the
+    server is busy, and sends it again by itself once the lock is free."""
+    run_dir = tmp_path / "run"
+    build(run_dir, counts=(2, 2, 2, 2, 2))
+    server = Served(run_dir)
+    holder = None
+    try:
+        (_, token), = server.links(1)
+        page = browser.new_page()
+        page.goto(f"{server.url}/p/{token}/session/1/")
+        page.click("#start-button")
+        wait_shown(page, 1)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        page.keyboard.press("Enter")
+        status(page, "Server busy: 1 answer waiting")
+        assert len(stored(run_dir)) == 0
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        status(page, "Stored on the server: 1 of 2")
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+        server.stop()
+    assert stored(run_dir)["order"].tolist() == [1]

@@ -1,14 +1,19 @@
-"""The Dask sweep: seeds and grid parsing, cluster choice, retries, resuming a killed sweep, and notebook 90's
-aggregation against hand-computed values. The small sweeps run tiny notebooks on a real LocalCluster; the smoke
-sweep (marked ``notebooks``) runs the whole study for two seeds."""
+"""The Dask sweep: seeds and grid parsing, cluster choice, the batch script a Slurm or PBS job gets, retries,
+resuming a killed sweep, and notebook 90's aggregation against hand-computed values. The small sweeps run tiny
+notebooks on a real LocalCluster, and on dask-jobqueue's SLURMCluster with stand-ins for sbatch / squeue / scancel
+(scripts/slurm_check.sh runs the smoke sweep on a real one-node Slurm); the smoke sweep (marked ``notebooks``) runs
+the whole study for two seeds."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -19,15 +24,18 @@ import yaml
 from medadv.errors import ConfigError
 from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
 from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
-from medadv.sweep import (ClusterConfig, jobqueue_cluster, local_layout, main, parse_grid, parse_seeds, plan_runs,
-                          run_sweep)
+from medadv.config import section_config
+from medadv.sweep import (ClusterConfig, jobqueue_cluster, local_layout, main, parse_cluster_options, parse_grid,
+                          parse_seeds, plan_runs, run_sweep)
 
 PARAMS = 'run_dir = "results/x"\nprofile = "smoke"\ndevice = "auto"\ndata_manifest = None\ndata_root = None\n'
-# A run's notebook: writes its seed; fails once for seed 2 (then leaves a marker), always for seed 5, sleeps for 4.
+# A run's notebook: writes its seed; fails once for seed 2 (then leaves a marker), always for seed 5, sleeps 120 s for
+# 4 and 3 s for 6, 7 and 8 (long enough for two runs on one worker to overlap if the worker ran two at once).
 BODY = """
 import pathlib, time
 import pandas as pd
 from medadv.report import RunContext
+t0 = time.time()
 ctx = RunContext.open(run_dir, "00_tiny", profile=profile, device=device)
 marker = pathlib.Path(run_dir) / "failed_once"
 if ctx.profile.seed == 2 and not marker.exists():
@@ -37,10 +45,12 @@ if ctx.profile.seed == 5:
     raise RuntimeError("always fails")
 if ctx.profile.seed == 4:
     time.sleep(120)
+if ctx.profile.seed in (6, 7, 8):
+    time.sleep(3)
 import os
 ctx.save_table(pd.DataFrame({"seed": [ctx.profile.seed], "n": [ctx.profile.data.n_patients],
                              "malloc_trim": [os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset")],
-                             "omp": [os.environ.get("OMP_NUM_THREADS")]}), "tiny")
+                             "omp": [os.environ.get("OMP_NUM_THREADS")], "t0": [t0], "t1": [time.time()]}), "tiny")
 """
 
 
@@ -70,20 +80,159 @@ def test_seeds_grid_and_layout_parse() -> None:
     assert local_layout(16, ClusterConfig(workers=3, threads_per_worker=2)) == (3, 2)
 
 
-def test_cluster_config_is_checked_and_slurm_gets_a_job_script() -> None:
+def test_cluster_config_is_checked() -> None:
     with pytest.raises(ConfigError, match="needs options \\['memory'\\]"):
         ClusterConfig(kind="slurm", options={"cores": 8})
     with pytest.raises(ConfigError, match="tcp://host:8786"):
         ClusterConfig(address="host:8786")
     with pytest.raises(ConfigError, match="cluster.kind is 'lsf'"):
         ClusterConfig(kind="lsf")
-    cluster = jobqueue_cluster(ClusterConfig(kind="slurm", options={"cores": 8, "memory": "32GB", "walltime": "02:00:00",
-                                                                    "queue": "gpu"}))
+    with pytest.raises(ConfigError, match="cores is 'eight'; expected the CPUs of one job"):
+        ClusterConfig(kind="slurm", options={"cores": "eight", "memory": "4GB"})
+    with pytest.raises(ConfigError, match="memory is 'lots'; expected the memory of one job"):
+        ClusterConfig(kind="pbs", options={"cores": 8, "memory": "lots"})
+    with pytest.raises(ConfigError, match="processes is 2; a job runs one run"):
+        ClusterConfig(kind="pbs", options={"cores": 8, "memory": "4GB", "processes": 2})
+    section = yaml.safe_load("kind: slurm\noptions: {cores: 2, memory: 4GB, walltime: 1:00:00}")
+    assert section["options"]["walltime"] == 3600  # YAML 1.1's base 60, which Slurm would read as 3600 minutes
+    with pytest.raises(ConfigError, match='walltime is 3600 \\(int\\).*quote it in the profile \\(walltime: "1:00:00"'):
+        section_config(ClusterConfig, section, "cluster")
+
+
+def test_cluster_options_keep_the_text_the_scheduler_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    options = parse_cluster_options(["cores=8", "memory=32GB", "walltime=1:00:00", "queue=gpu", "account=0123",
+                                     "job_extra_directives=[\"--gres=gpu:1\"]", "nanny=false", "death_timeout=60.5"])
+    assert options == {"cores": 8, "memory": "32GB", "walltime": "1:00:00", "queue": "gpu", "account": "0123",
+                       "job_extra_directives": ["--gres=gpu:1"], "nanny": False, "death_timeout": "60.5"}
+    assert parse_cluster_options(["walltime=12:00:00"]) == {"walltime": "12:00:00"}  # YAML 1.1: 43200
+    for bad in ("cores2", "=8", "cores=", "2cores=8", "job_extra_directives=[oops"):
+        with pytest.raises(ConfigError, match=f"--cluster-option '{re.escape(bad)}'"):
+            parse_cluster_options([bad])
+    assert main(["--profile", "smoke", "--sweep", "2", "--cluster", "slurm", "--cluster-option", "cores2"]) == 2
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert "--cluster-option 'cores2': expected KEY=VALUE" in said and "--param" not in said
+
+
+def job_script(kind: str, options: dict, jobs_dir: Path) -> str:
+    cluster = jobqueue_cluster(ClusterConfig(kind=kind, options=options), jobs_dir)
     try:
-        script = cluster.job_script()
+        return cluster.job_script()
     finally:
         cluster.close()
-    assert "#SBATCH -p gpu" in script and "#SBATCH --cpus-per-task=8" in script and "#SBATCH -t 02:00:00" in script
+
+
+def test_each_job_script_runs_one_run_with_the_jobs_cpus_memory_and_walltime(tmp_path: Path) -> None:
+    """The batch script the kit submits, without a Slurm or PBS: one Dask worker with one thread (one run at a time),
+    the job's CPUs, memory and walltime as asked, and the scheduler's output files in the sweep's jobs/ folder."""
+    options = parse_cluster_options(["cores=8", "memory=32GB", "walltime=1:00:00", "queue=gpu"])
+    slurm = job_script("slurm", options, tmp_path / "jobs")
+    for line in ("#SBATCH --cpus-per-task=8", "#SBATCH --mem=30G", "#SBATCH -t 1:00:00", "#SBATCH -p gpu",
+                 f"#SBATCH -o {tmp_path / 'jobs'}/dask-worker-%J.out",
+                 f"#SBATCH -e {tmp_path / 'jobs'}/dask-worker-%J.err"):
+        assert line in slurm.splitlines(), (line, slurm)
+    pbs = job_script("pbs", options, tmp_path / "jobs")
+    for line in ("#PBS -l select=1:ncpus=8:mem=30GB", "#PBS -l walltime=1:00:00", "#PBS -q gpu",
+                 f"#PBS -o {tmp_path / 'jobs'}/"):
+        assert line in pbs.splitlines(), (line, pbs)
+    for script in (slurm, pbs):
+        command = script.strip().splitlines()[-1].split()
+        assert command[1:3] == ["-m", "distributed.cli.dask_worker"]
+        assert command.count("--nthreads") == 1 and command[command.index("--nthreads") + 1] == "1"
+        assert command[command.index("--memory-limit") + 1] == "29.80GiB" and "--nworkers" not in command
+    assert job_script("slurm", dict(options, job_cpu=4, log_directory="/elsewhere"), tmp_path / "jobs").count(
+        "--cpus-per-task=4") == 1  # the user's own keys win
+    with pytest.raises(ConfigError, match="cluster options .* for slurm: .*unexpected keyword argument 'gpus'"):
+        job_script("slurm", dict(options, gpus=1), tmp_path / "jobs")
+
+
+# Stand-ins for Slurm's commands on this machine, enough for dask-jobqueue, on a node with room for one job: sbatch
+# runs the first job script in the background (in its own session, output where its #SBATCH -o / -e lines say, else
+# slurm-<id>.out in the directory it was called from, as Slurm does) and records its exit status when it ends; a later
+# job stays pending, as on a full node. squeue lists a job while it is pending or running; scancel kills a running job
+# or drops a pending one and records it as cancelled (a finished job: an error, as Slurm's).
+FAKE_SLURM = {
+    "sbatch": """#!/bin/bash
+set -e
+state="$FAKE_SLURM_DIR"
+exec 9>"$state/lock"; flock 9
+id=$(( $(cat "$state/counter" 2>/dev/null || echo 1000) + 1 )); echo "$id" > "$state/counter"
+cp "$1" "$state/$id.script"
+if compgen -G "$state/*.pid" >/dev/null; then touch "$state/$id.pending"; echo "Submitted batch job $id"; exit 0; fi
+out=$(sed -n 's/^#SBATCH -o //p' "$1" | sed "s/%J/$id/"); err=$(sed -n 's/^#SBATCH -e //p' "$1" | sed "s/%J/$id/")
+out=${out:-$PWD/slurm-$id.out}; err=${err:-$out}
+setsid bash -c "bash '$state/$id.script' >>'$out' 2>>'$err'; echo \\$? > '$state/$id.rc'" </dev/null >/dev/null 2>&1 9>&- &
+echo $! > "$state/$id.pid"
+echo "Submitted batch job $id"
+""",
+    "squeue": """#!/bin/bash
+id="${@: -1}"
+state="$FAKE_SLURM_DIR"
+if [ -f "$state/$id.pending" ] || { [ -f "$state/$id.pid" ] && [ ! -f "$state/$id.rc" ]; }; then echo "$id"; fi
+""",
+    "scancel": """#!/bin/bash
+id="$1"
+state="$FAKE_SLURM_DIR"
+if [ -f "$state/$id.rc" ]; then echo "scancel: error: Job/step already completing or completed" >&2; exit 1; fi
+if [ -f "$state/$id.pending" ]; then rm "$state/$id.pending"; else kill -TERM -- -"$(cat "$state/$id.pid")" || true; fi
+echo "$id" >> "$state/cancelled"
+""",
+}
+
+
+@pytest.fixture()
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The commands above first on PATH; every job still running at the end is killed."""
+    bin_dir, state = tmp_path / "fake-slurm-bin", tmp_path / "fake-slurm-state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, text in FAKE_SLURM.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(state))
+    try:
+        yield state
+    finally:
+        for pid_file in state.glob("*.pid"):
+            if not pid_file.with_suffix(".rc").exists():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_sweep_through_slurm_runs_one_run_per_job_and_ends_its_jobs(tiny: Path, tmp_path: Path,
+                                                                       fake_slurm: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three runs, two Slurm jobs of 2 CPUs asked for, room for one (sbatch, squeue and scancel stood in for by the
+    fake above): the started job's worker runs the runs one at a time, each with the job's 2 CPUs as torch threads;
+    sweep.json counts the one worker that ran them; the job's output lands in the sweep's jobs/ folder; the started
+    job ends by itself (exit status 0) and only the job that never started is cancelled. The scheduler and the worker
+    talk over the loopback interface."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    status = main(["--profile", "smoke", "--sweep", "6,7,8", "--run-dir", str(sweep), "--device", "cpu",
+                   "--notebooks", str(tiny), "--no-replication", "--cluster", "slurm", "--jobs", "2",
+                   "--cluster-option", "cores=2", "--cluster-option", "memory=2GB",
+                   "--cluster-option", "walltime=0:10:00",
+                   "--cluster-option", 'scheduler_options={"host": "127.0.0.1"}',
+                   "--cluster-option", 'worker_extra_args=["--host", "127.0.0.1"]'])
+    assert status == 0
+    record = json.loads((sweep / "sweep.json").read_text())
+    runs = record["runs"]
+    assert all(r["status"] == "complete" and r["attempts"] == 1 for r in runs.values())
+    assert len({r["worker"] for r in runs.values()}) == 1
+    assert record["cluster"] == {"kind": "slurm", "threads_per_run": 2, "workers": 1, "jobs": 2}
+    tables = [pd.read_csv(sweep / name / "tables" / "tiny.csv").iloc[0] for name in runs]
+    assert all(t["omp"] == 2 for t in tables)  # the run uses the job's CPUs
+    spans = sorted((t["t0"], t["t1"]) for t in tables)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans  # one run at a time
+    first, second = sorted(p.stem for p in fake_slurm.glob("*.script"))
+    assert (fake_slurm / f"{first}.rc").read_text().strip() == "0"  # ended by itself, not by scancel
+    assert (fake_slurm / "cancelled").read_text().split() == [second]  # only the job that never started
+    assert "--cpus-per-task=2" in (fake_slurm / f"{first}.script").read_text()
+    assert {p.name for p in (sweep / "jobs").iterdir()} == {f"dask-worker-{first}.out", f"dask-worker-{first}.err"}
+    assert "End worker" in (sweep / "jobs" / f"dask-worker-{first}.err").read_text()
+    assert not list(tmp_path.glob("slurm-*.out"))
 
 
 def test_plan_sets_seed_and_grid_and_refuses_unknown_keys(tmp_path: Path) -> None:

@@ -15,7 +15,11 @@ Where the runs go (``--cluster``, or the profile's ``cluster:`` section; the com
   8 cores or more, else all cores and one worker);
 * ``slurm`` / ``pbs``: ``dask_jobqueue.SLURMCluster`` / ``PBSCluster`` built from ``cluster.options`` (``cores``,
   ``memory``, ``walltime``, ``queue``, ``account``, ...; ``--cluster-option KEY=VALUE`` adds one) and scaled to one
-  job per run, at most ``cluster.jobs``;
+  job per run, at most ``cluster.jobs``. Each job books ``cores`` CPUs and ``memory`` and runs one Dask worker with
+  one thread, so it runs one run at a time, whose torch uses the job's ``cores`` threads (:func:`jobqueue_cluster`);
+  the scheduler's output files go to the sweep folder's ``jobs/``. When the sweep is done, each started job's worker
+  is retired and ends by itself (the scheduler records the job as completed); a job still waiting in the queue then
+  can only be cancelled;
 * ``--scheduler tcp://host:8786`` (or ``cluster.address``): an existing Dask scheduler whose workers see this checkout
   and the sweep folder (a shared file system).
 
@@ -33,6 +37,7 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -57,13 +62,24 @@ SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
+JOBS_DIR = "jobs"
+#: The command that lists a batch job while the scheduler still holds it (pending, running or completing).
+JOB_STATUS_COMMANDS = {"slurm": ["squeue", "-h", "-o", "%i", "-j"], "pbs": ["qstat"]}
+#: Seconds a retired job is given to end by itself before the cluster cancels it.
+JOB_END_WAIT_S = 60.0
+#: Cluster options whose value the scheduler reads as text (a time, a size, a name).
+TEXT_OPTIONS = ("walltime", "queue", "account", "job_name", "interface")
+_WHOLE_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)")
 #: Dask settings while a sweep's cluster runs. A task here is one run of minutes that waits on its pipeline process, so
 #: the scheduler's and workers' fine-grained housekeeping (a 20 ms event-loop tick, 10 ms stack profiling, 100 ms
 #: memory and 500 ms system monitors) buys nothing and competes with the run's torch threads: an idle one-worker
-#: LocalCluster used 2.75 CPU seconds in 30 s with Dask's defaults, 0.32 s with these.
+#: LocalCluster used 2.75 CPU seconds in 30 s with Dask's defaults, 0.32 s with these. A worker-saturation of 1.0
+#: hands a one-thread worker one run at a time (Dask's 1.1 would queue a second run on it), so the runs not yet started
+#: wait at the scheduler for the next free worker, such as a batch job that starts later.
 QUIET_DASK = {"distributed.admin.tick.interval": "500ms", "distributed.worker.profile.enabled": False,
               "distributed.admin.system-monitor.interval": "5s", "distributed.admin.system-monitor.gil.enabled": False,
-              "distributed.worker.memory.monitor-interval": "1s", "distributed.scheduler.work-stealing": False}
+              "distributed.worker.memory.monitor-interval": "1s", "distributed.scheduler.work-stealing": False,
+              "distributed.scheduler.worker-saturation": 1.0}
 LOG = logging.getLogger(RUN_LOGGER)
 
 
@@ -103,6 +119,33 @@ class ClusterConfig:
             if missing:
                 raise ConfigError(f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
                                   "--cluster-option cores=8 --cluster-option memory=32GB.")
+            check_job_options(self.options)
+
+
+def check_job_options(options: Mapping[str, Any]) -> None:
+    """Refuse job options that would not give one run per job with the resources asked for: ``cores`` a positive
+    whole number, ``processes`` 1 if given, and the options the scheduler reads as text (:data:`TEXT_OPTIONS`) given
+    as text (YAML 1.1 reads an unquoted ``walltime: 1:00:00`` in a profile as the base-60 number 3600, which Slurm
+    would read as 3600 minutes)."""
+    from dask.utils import parse_bytes
+
+    cores = options["cores"]
+    try:
+        parse_bytes(options["memory"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cluster option memory is {options['memory']!r}; expected the memory of one job, e.g. "
+                          "32GB.") from exc
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ConfigError(f"cluster option cores is {cores!r}; expected the CPUs of one job, a whole number >= 1.")
+    if options.get("processes", 1) != 1:
+        raise ConfigError(f"cluster option processes is {options['processes']!r}; a job runs one run, in one Dask "
+                          "worker process: leave processes out (or 1).")
+    for key in TEXT_OPTIONS:
+        value = options.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"cluster option {key} is {value!r} ({type(value).__name__}); the scheduler reads it as "
+                              "text: quote it in the profile (walltime: \"1:00:00\", queue: \"on\"), since YAML reads "
+                              "an unquoted 1:00:00 as the number 3600 and on / off as true / false.")
 
 
 def local_layout(cores: int, config: ClusterConfig) -> tuple[int, int]:
@@ -293,8 +336,9 @@ def _failure_text(spec: RunSpec, outcome: dict[str, Any]) -> str:
     return f"pipeline exit status {outcome.get('rc')}" + (f" ({'; '.join(failed)})" if failed else "")
 
 
-def make_client(config: ClusterConfig, n_runs: int) -> tuple[Any, Any, int]:
-    """Start (or connect to) the Dask cluster of ``config`` for ``n_runs`` runs.
+def make_client(config: ClusterConfig, n_runs: int, jobs_dir: Path) -> tuple[Any, Any, int]:
+    """Start (or connect to) the Dask cluster of ``config`` for ``n_runs`` runs (a job queue's output files in
+    ``jobs_dir``).
 
     Returns:
         (client, cluster or None for an existing scheduler, torch threads per run).
@@ -313,15 +357,18 @@ def make_client(config: ClusterConfig, n_runs: int) -> tuple[Any, Any, int]:
                                dashboard_address=config.dashboard or ":0",
                                scheduler_kwargs={"dashboard": config.dashboard is not None})
         return Client(cluster), cluster, threads
-    cluster = jobqueue_cluster(config)
+    cluster = jobqueue_cluster(config, jobs_dir)
     cluster.scale(jobs=min(n_runs, config.jobs or n_runs))
     return Client(cluster), cluster, config.threads_per_worker or int(config.options["cores"])
 
 
 @contextlib.contextmanager
-def sweep_cluster(config: ClusterConfig, n_runs: int) -> Iterator[tuple[Any, int, dict[str, str | None]]]:
-    """The cluster of :func:`make_client` under :data:`QUIET_DASK`, closed on leaving, and this process's environment
-    put back as it was before the cluster started (:func:`caller_environ`).
+def sweep_cluster(config: ClusterConfig, n_runs: int,
+                  jobs_dir: Path) -> Iterator[tuple[Any, int, dict[str, str | None]]]:
+    """The cluster of :func:`make_client` under :data:`QUIET_DASK`, closed on leaving (when the sweep ran to its end,
+    a job queue's started jobs first end by themselves, :func:`end_jobs`; after an error or Ctrl-C its jobs are
+    cancelled), and this process's environment put back as it was before the cluster started
+    (:func:`caller_environ`).
 
     Yields:
         (client, torch threads per run, the caller's environment for :func:`run_one`).
@@ -330,9 +377,11 @@ def sweep_cluster(config: ClusterConfig, n_runs: int) -> Iterator[tuple[Any, int
 
     caller = caller_environ()
     with dask.config.set(QUIET_DASK):
-        client, handle, threads = make_client(config, n_runs)
+        client, handle, threads = make_client(config, n_runs, jobs_dir)
         try:
             yield client, threads, caller
+            if handle is not None and config.kind in JOB_STATUS_COMMANDS:
+                end_jobs(client, handle, config.kind)  # after a sweep that ran to its end; else close() cancels
         finally:
             client.close()
             if handle is not None:
@@ -340,21 +389,85 @@ def sweep_cluster(config: ClusterConfig, n_runs: int) -> Iterator[tuple[Any, int
             apply_environ(os.environ, caller)
 
 
-def jobqueue_cluster(config: ClusterConfig) -> Any:
-    """A ``dask_jobqueue`` SLURMCluster or PBSCluster from ``config.options`` (one worker process per job, one task at
-    a time: a run uses the job's cores through torch).
+def _job_listed(kind: str, job_id: str) -> bool:
+    """Whether the batch scheduler still lists a job (pending, running or completing)."""
+    try:
+        out = subprocess.run([*JOB_STATUS_COMMANDS[kind], job_id], capture_output=True, text=True, timeout=30,
+                             check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        LOG.info(f"sweep: cannot ask the scheduler about job {job_id} ({exc}); it is cancelled if still there")
+        return False
+    return out.returncode == 0 and job_id in out.stdout.split()
+
+
+def end_jobs(client: Any, cluster: Any, kind: str, wait_s: float = JOB_END_WAIT_S) -> list[str]:
+    """End a finished sweep's batch jobs the way the scheduler reads as finished: once the workers hold no result,
+    retire every connected worker, which closes it and its nanny, so the job script's last command (``dask worker``)
+    exits with status 0 and the job ends COMPLETED; then wait (``wait_s`` in all) until the scheduler no longer lists
+    those jobs. The cluster's
+    ``close()`` afterwards cancels what is left: jobs still waiting in the queue (a job that never started can only be
+    cancelled) and any job that did not end in time.
+
+    Returns:
+        The ids of the started jobs that were still listed after ``wait_s`` (left to ``close()`` to cancel).
+    """
+    started = {str(w.get("name")) for w in client.scheduler_info()["workers"].values()}
+    ids = [str(job.job_id) for name, job in cluster.workers.items() if str(name) in started and job.job_id]
+    deadline = time.monotonic() + wait_s
+    # A worker still holding a run's result (the client releases the sweep's futures asynchronously) cannot be
+    # retired when no other worker could take that result: wait until the workers hold nothing.
+    while any(client.has_what().values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if started:
+        retired = client.retire_workers(close_workers=True)
+        if len(retired) < len(started):
+            LOG.info(f"sweep: {len(started) - len(retired)} of {len(started)} workers could not be retired")
+    while ids and time.monotonic() < deadline:
+        ids = [i for i in ids if _job_listed(kind, i)]
+        if ids:
+            time.sleep(1.0)
+    if ids:
+        LOG.info(f"sweep: job(s) {', '.join(ids)} still running {wait_s:.0f} s after their workers were retired; "
+                 "cancelling them")
+    return ids
+
+
+def jobqueue_cluster(config: ClusterConfig, jobs_dir: Path | None = None) -> Any:
+    """A ``dask_jobqueue`` SLURMCluster or PBSCluster from ``config.options``: one run per job.
+
+    dask-jobqueue starts each job's worker with ``--nthreads`` equal to ``cores``, so a worker of an 8-core job would
+    take eight runs at once inside one job's CPUs and memory. Here the worker is given one thread (``cores=1``: one run
+    at a time), and the job still books the CPUs asked for, ``options["cores"]`` (Slurm: ``job_cpu``, i.e.
+    ``#SBATCH --cpus-per-task``; PBS: ``resource_spec`` ``select=1:ncpus=...:mem=...``), which the run's torch uses
+    (:func:`make_client`'s threads per run). The job's memory and walltime are the options' own.
+
+    Args:
+        config: a ``slurm`` or ``pbs`` cluster config.
+        jobs_dir: where the scheduler writes each job's output and error files (``log_directory``; default: the
+            scheduler's own, the directory the sweep was started from), unless the options give ``log_directory``.
 
     Returns:
         The cluster, not yet scaled (``cluster.job_script()`` shows the batch script it will submit).
     """
     import dask_jobqueue
+    from dask.utils import parse_bytes
+    from dask_jobqueue.pbs import pbs_format_bytes_ceil
 
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[config.kind]
-    options = {"processes": 1, **dict(config.options)}
+    options = dict(config.options)
+    cpus = int(options["cores"])
+    options |= {"cores": 1, "processes": 1}
+    if jobs_dir is not None:
+        options.setdefault("log_directory", str(jobs_dir))
     try:
+        if config.kind == "slurm":
+            options.setdefault("job_cpu", cpus)
+        else:
+            options.setdefault("resource_spec", f"select=1:ncpus={cpus}:mem="
+                                                f"{pbs_format_bytes_ceil(parse_bytes(options['memory']))}")
         return cls(**options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cluster options {sorted(options)} for {config.kind}: {exc}; see dask-jobqueue's "
+        raise ConfigError(f"cluster options {sorted(config.options)} for {config.kind}: {exc}; see dask-jobqueue's "
                           f"{cls.__name__} for the keys it takes.") from exc
 
 
@@ -368,14 +481,15 @@ def _progress(record: dict[str, Any], client: Any) -> str:
 def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep_dir: Path, device: str,
             threads: int, extra_args: Sequence[str], digest: str, caller: Mapping[str, str | None]) -> None:
     """Run every spec on the cluster in the ``caller``'s environment (:func:`run_one`), retrying a failed run
-    once; ``record`` (``sweep.json``) is updated as runs end."""
+    once; ``record`` (``sweep.json``) is updated as runs end, ``record["cluster"]["workers"]`` with the number of
+    Dask workers that have run a run so far."""
     from distributed import as_completed
 
     def submit(spec: RunSpec) -> Any:
         return client.submit(run_one, str(spec.run_dir), device, threads, list(extra_args), caller, pure=False,
                              key=f"medadv-run-{spec.run_dir.name}-{time.time_ns()}")
 
-    pending = {}
+    pending, workers = {}, set()
     for spec in specs:
         pending[submit(spec)] = spec
         record["runs"][spec.run_dir.name] |= {"status": "queued"}
@@ -390,6 +504,8 @@ def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep
             outcome = {"rc": None, "exception": f"{type(exc).__name__}: {exc}"}
         entry["attempts"] = entry.get("attempts", 0) + 1
         entry |= {k: outcome[k] for k in ("seconds", "peak_rss_mb", "worker") if k in outcome}
+        workers.update([outcome["worker"]] if "worker" in outcome else [])
+        record["cluster"]["workers"] = len(workers)
         if outcome.get("rc") == 0 and run_complete(spec.run_dir):
             entry |= {"status": "complete", "digest": digest, "error": None}
             note = f"{spec.label} done in {outcome['seconds']:.0f} s"
@@ -489,9 +605,11 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     LOG.info(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run")
     if todo:
         args = [*extra_args, "--notebooks", str(notebooks_dir)]
-        with sweep_cluster(cluster, len(todo)) as (client, threads, caller):
+        with sweep_cluster(cluster, len(todo), sweep_dir / JOBS_DIR) as (client, threads, caller):
             record["cluster"] = {"kind": "address" if cluster.address else cluster.kind, "threads_per_run": threads,
-                                 "workers": len(client.scheduler_info()["workers"])}
+                                 "workers": 0}
+            if cluster.kind != "local" and cluster.address is None:
+                record["cluster"]["jobs"] = min(len(todo), cluster.jobs or len(todo))
             execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
     record["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
@@ -531,6 +649,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_cluster_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--cluster-option KEY=VALUE`` items as keyword arguments of ``SLURMCluster`` / ``PBSCluster``.
+
+    A value stays the text given (``walltime=1:00:00`` is ``"1:00:00"``: read as YAML 1.1 it would be the base-60
+    number 3600, and ``#SBATCH -t 3600`` is 3600 minutes to Slurm), always for :data:`TEXT_OPTIONS` (``account=0123``
+    stays ``"0123"``), else except a whole number without leading zeros (``cores=8``), ``true`` / ``false``, and a
+    YAML list or mapping (``job_extra_directives=["--gres=gpu:1"]``).
+
+    Returns:
+        ``{key: value}``.
+
+    Raises:
+        ConfigError: an item that is not KEY=VALUE with a non-empty value, or a list / mapping that does not parse.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or not key.isidentifier() or not text:
+            raise ConfigError(f"--cluster-option {item!r}: expected KEY=VALUE, a SLURMCluster / PBSCluster option and "
+                              "its value, e.g. cores=8, memory=32GB or walltime=04:00:00.")
+        if key in TEXT_OPTIONS:
+            out[key] = text
+        elif text[0] in "[{":
+            try:
+                out[key] = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--cluster-option {item!r}: the value is not a YAML list or mapping ({exc}); e.g. "
+                                  "job_extra_directives=[\"--gres=gpu:1\"].") from exc
+        elif _WHOLE_NUMBER.fullmatch(text):
+            out[key] = int(text)
+        else:
+            out[key] = {"true": True, "false": False}.get(text.lower(), text)
+    return out
+
+
 def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> ClusterConfig:
     """The profile's ``cluster:`` section with the command line's cluster options applied on top.
 
@@ -538,7 +691,7 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
         The :class:`ClusterConfig` to run on.
     """
     raw = dict(section)
-    raw["options"] = dict(raw.get("options", {})) | parse_params(args.cluster_option)
+    raw["options"] = dict(raw.get("options", {})) | parse_cluster_options(args.cluster_option)
     for key, value in (("kind", args.cluster), ("address", args.scheduler), ("workers", args.workers),
                        ("threads_per_worker", args.threads_per_worker), ("jobs", args.jobs)):
         if value is not None:

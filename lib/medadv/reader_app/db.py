@@ -6,16 +6,24 @@ the driver: one file, no service to run, safe under a crash.
 
 * **WAL, one transaction per confirmed answer.** The database runs in write-ahead-log mode with ``synchronous=FULL``:
   an answer the server has acknowledged is on disk, and a server killed mid-session loses none. Every answer is one
-  ``BEGIN IMMEDIATE ... COMMIT``.
+  ``BEGIN IMMEDIATE ... COMMIT``; an import of CSV exports is one transaction too, so a refused import leaves nothing.
+* **Reads never wait for a write.** Writes go through one connection, one at a time; reads (a participant's page,
+  the live results) through another, which in WAL mode is not blocked by a writer, of this process or of another.
+  A write waits at most :data:`BUSY_TIMEOUT_S` for SQLite's write lock (held, say, by another program that opened the
+  file) and then gives up with :class:`DatabaseBusy`, which the server answers with 503 and ``Retry-After``.
 * **No going back** (paper 001, "Human reader study"). An answer is accepted only for the next position of its
   reader's session (``order`` = answers stored + 1) and only for the image the package shows there; an answer for a
   confirmed position is refused (:class:`AnswerRefused`), unless it repeats the stored answer exactly (a browser's
   retry after a lost acknowledgement), which changes nothing.
-* **Participants** are rows ``(reader, token)``: the token (``secrets.token_urlsafe``, 128 bits) is the participant's
-  only credential. Readers who come from an imported CSV have no token.
+* **Participants** are rows ``(reader, token_sha256)``: the token (``secrets.token_urlsafe``, 128 bits) is the
+  participant's only credential, and the database keeps only its SHA-256 digest (:mod:`medadv.reader_app.credentials`;
+  the tokens themselves go to the instructor file beside the run folder). Readers who come from an imported CSV have
+  no token. A database of an earlier version of the kit, which kept the tokens in plain text, is upgraded when it is
+  opened with a place for its tokens (``keep_plain_tokens``) and refused otherwise.
 
-Tables: ``participants(reader, token, created, source)``, ``responses(reader, session, "order", image_id, answer,
-confidence, reading_seconds, received, source)`` and ``meta(key, value)``.
+Tables: ``participants(reader, token_sha256, created, source)``, ``responses(reader, session, "order", image_id,
+answer, confidence, reading_seconds, received, source)`` and ``meta(key, value)`` (``instructor_token_sha256``);
+``PRAGMA user_version`` is :data:`SCHEMA_VERSION`.
 """
 from __future__ import annotations
 
@@ -23,34 +31,48 @@ import dataclasses
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from medadv.errors import DataError
+from medadv.errors import DataError, MedadvError
 from medadv.reader_app.config import READER_ID
+from medadv.reader_app.credentials import token_digest
 from medadv.reader_app.simulate import SEEN
 from medadv.stats.reader import RESPONSE_COLUMNS
 
 DB_FILE = "reader.sqlite"
 READ_ANSWERS = ("real", "not_real", "unsure")
 TOKEN_BYTES = 16
+SCHEMA_VERSION = 2
+#: Seconds a write waits for SQLite's write lock (and for this process's other writes) before :class:`DatabaseBusy`.
+BUSY_TIMEOUT_S = 2.0
+INSTRUCTOR_DIGEST_KEY = "instructor_token_sha256"
+#: ``(instructor token or None, {reader: token})`` of an earlier version's database, kept before it is upgraded.
+PlainTokenKeeper = Callable[[str | None, dict[str, str]], None]
 
-__all__ = ["DB_FILE", "AnswerRefused", "ReaderDatabase", "SessionItems", "StoredAnswer"]
+__all__ = ["BUSY_TIMEOUT_S", "DB_FILE", "INSTRUCTOR_DIGEST_KEY", "AnswerRefused", "DatabaseBusy", "ReaderDatabase",
+           "SessionItems", "StoredAnswer"]
 
-_SCHEMA = """
+_PARTICIPANTS = """CREATE TABLE IF NOT EXISTS participants (
+    reader TEXT PRIMARY KEY, token_sha256 TEXT UNIQUE, created TEXT NOT NULL, source TEXT NOT NULL);"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS participants (
-    reader TEXT PRIMARY KEY, token TEXT UNIQUE, created TEXT NOT NULL, source TEXT NOT NULL);
+{_PARTICIPANTS}
 CREATE TABLE IF NOT EXISTS responses (
     reader TEXT NOT NULL REFERENCES participants(reader), session INTEGER NOT NULL, "order" INTEGER NOT NULL,
     image_id TEXT NOT NULL, answer TEXT NOT NULL, confidence INTEGER, reading_seconds REAL NOT NULL,
     received TEXT NOT NULL, source TEXT NOT NULL,
     PRIMARY KEY (reader, session, "order"), UNIQUE (reader, session, image_id));
 """
+
+
+class DatabaseBusy(MedadvError):
+    """SQLite's write lock stayed taken for :data:`BUSY_TIMEOUT_S` (another program holds the database); nothing
+    was stored, and the same request may be sent again (the server answers 503 with ``Retry-After``)."""
 
 
 class AnswerRefused(DataError):
@@ -131,53 +153,155 @@ def check_answer(items: SessionItems, answer: str, confidence: int | None, readi
         raise AnswerRefused(f"{where}: reading_seconds {reading_seconds!r}; expected seconds in [0, 86400).", 422)
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for a lock (``database is locked`` / ``database table is locked``; the primary
+    code of an extended one such as ``SQLITE_BUSY_SNAPSHOT``)."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class ReaderDatabase:
     """The answers of one run's reader study (``<run>/data/reader.sqlite``), safe to share between threads.
 
     Args:
         path: the database file (created with its tables if absent).
         sessions: the run's session packages by number; answers are checked against them.
+        keep_plain_tokens: for a database of an earlier version that holds plain tokens: called with them (the
+            instructor token or None, ``{reader: token}``) inside the upgrade's transaction, before its commit (the
+            server saves them in the instructor file, :class:`medadv.reader_app.credentials.InstructorFile`); the
+            upgrade then keeps only their digests, and rewrites the file so that no plain token stays in it. Without
+            it such a database is refused.
+
+    Raises:
+        DataError: a file that is not this database, one locked by another program, one of a newer version, or one
+            with plain tokens and no ``keep_plain_tokens``.
     """
 
-    def __init__(self, path: str | Path, sessions: Mapping[int, SessionItems]) -> None:
+    def __init__(self, path: str | Path, sessions: Mapping[int, SessionItems],
+                 keep_plain_tokens: PlainTokenKeeper | None = None) -> None:
         self.path = Path(path)
         self.sessions = dict(sessions)
-        self._lock = threading.Lock()
+        self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
         try:
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._conn = _connect(self.path)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA secure_delete=ON")
+            if self._version() != SCHEMA_VERSION:
+                if "token" in {row[1] for row in self._conn.execute("PRAGMA table_info(participants)")}:
+                    self._upgrade(keep_plain_tokens)
+                self._conn.executescript(_SCHEMA)
+                self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
+            self._reads = _connect(self.path)
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                raise DataError(f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
+                                f"({exc}); close the program that holds it (an open `sqlite3` shell, a second server) "
+                                "and start again.") from exc
+            raise DataError(f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
+                            "serve` writes, in a folder this user can write.") from exc
         except sqlite3.DatabaseError as exc:
             raise DataError(f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
                             "serve` writes. Move the damaged file away to start a new one.") from exc
 
+    def _version(self) -> int:
+        """The file's schema version (0: new, or written by the first version, which did not set one)."""
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise DataError(f"reader database {self.path}: schema version {version}, written by a newer version of "
+                            f"the kit (this one reads up to {SCHEMA_VERSION}); update the kit to serve it.")
+        return version
+
+    def _upgrade(self, keep: PlainTokenKeeper | None) -> None:
+        """Replace an earlier version's plain tokens by their digests, after ``keep`` has saved them; then rewrite the
+        file (``VACUUM`` with ``secure_delete``, the WAL emptied) so that no freed page still holds a token."""
+        if keep is None:
+            raise DataError(f"reader database {self.path}: written by an earlier version of the kit, which kept the "
+                            "participants' and the instructor's tokens in plain text; open it once with `medadv-reader "
+                            "serve RUN_DIR` or `medadv-reader import RUN_DIR ...`, which move the tokens into the "
+                            "instructor file beside the run folder and keep only their digests.")
+        self._conn.execute("PRAGMA foreign_keys=OFF")  # the table is rebuilt under the responses that refer to it
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT reader, token, created, source FROM participants").fetchall()
+            old = conn.execute("SELECT value FROM meta WHERE key = 'instructor_token'").fetchone()
+            conn.execute(_PARTICIPANTS.replace("participants", "participants_digest", 1))
+            conn.executemany("INSERT INTO participants_digest VALUES (?, ?, ?, ?)",
+                             [(r, None if t is None else token_digest(t), c, s) for r, t, c, s in rows])
+            conn.execute("DROP TABLE participants")
+            conn.execute("ALTER TABLE participants_digest RENAME TO participants")
+            conn.execute("DELETE FROM meta WHERE key = 'instructor_token'")
+            if old is not None:
+                conn.execute("INSERT INTO meta VALUES (?, ?)", (INSTRUCTOR_DIGEST_KEY, token_digest(old[0])))
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            keep(None if old is None else str(old[0]), {r: t for r, t, _, _ in rows if t is not None})
+        self._conn.execute("VACUUM")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
-        """Close the connection (the WAL is checkpointed into the database file)."""
-        with self._lock:
+        """Close the connections (the WAL is checkpointed into the database file)."""
+        with self._write_lock, self._read_lock:
+            self._reads.close()
             self._conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        """One write transaction (``BEGIN IMMEDIATE``), waiting at most :data:`BUSY_TIMEOUT_S` for this process's
+        other writes and as long again for SQLite's write lock; :class:`DatabaseBusy` when either stays taken."""
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise DatabaseBusy(f"reader database {self.path}: other writes held it for {BUSY_TIMEOUT_S} s; nothing "
+                               "was stored, send it again.")
+        try:
+            self._execute_or_busy("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._execute_or_busy("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._write_lock.release()
+
+    def _execute_or_busy(self, sql: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                raise DatabaseBusy(f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
+                                   f"({exc}); nothing was stored, send it again.") from exc
+            raise
+
+    def _read(self, *queries: tuple[str, tuple[object, ...]]) -> list[list[tuple]]:
+        """The rows of each query, read together in one read transaction of the read connection (not blocked by a
+        writer in WAL mode); :class:`DatabaseBusy` if SQLite still says it is locked after the busy timeout."""
+        with self._read_lock:
+            try:
+                self._reads.execute("BEGIN")
+                try:
+                    return [self._reads.execute(sql, params).fetchall() for sql, params in queries]
+                finally:
+                    self._reads.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if _locked(exc):
+                    raise DatabaseBusy(f"reader database {self.path}: locked by another program for "
+                                       f"{BUSY_TIMEOUT_S} s ({exc}); try again.") from exc
+                raise
 
     def meta(self, key: str, default: str | None = None) -> str | None:
-        """A stored setting (e.g. the instructor token), or ``default``.
+        """A stored setting (e.g. the instructor token's digest), or ``default``.
 
         Returns:
             The stored value, or ``default``.
         """
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else str(row[0])
+        rows, = self._read(("SELECT value FROM meta WHERE key = ?", (key,)))
+        return default if not rows else str(rows[0][0])
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting."""
@@ -185,8 +309,16 @@ class ReaderDatabase:
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
                          "excluded.value", (key, value))
 
-    def create_participants(self, count: int, prefix: str = "P") -> list[tuple[str, str]]:
-        """Create ``count`` participants with fresh tokens, numbered after the existing ones (``P01``, ``P02``, ...).
+    def create_participants(self, count: int, prefix: str = "P",
+                            keep: Callable[[list[tuple[str, str]]], None] | None = None) -> list[tuple[str, str]]:
+        """Create ``count`` participants with fresh tokens, numbered after the existing ones (``P01``, ``P02``, ...);
+        the database stores each token's digest only.
+
+        Args:
+            count: how many, 1-500.
+            prefix: the reader ids' prefix.
+            keep: called with the new (reader id, token) pairs before the transaction commits (the server saves them
+                in the instructor file); if it raises, no participant is created.
 
         Returns:
             (reader id, token) of each new participant.
@@ -208,28 +340,29 @@ class ReaderDatabase:
                 if reader in taken:
                     continue
                 token = secrets.token_urlsafe(TOKEN_BYTES)
-                conn.execute("INSERT INTO participants VALUES (?, ?, ?, 'link')", (reader, token, _now()))
+                conn.execute("INSERT INTO participants VALUES (?, ?, ?, 'link')", (reader, token_digest(token), _now()))
                 made.append((reader, token))
+            if keep is not None:
+                keep(made)
         return made
 
     def participants(self) -> list[tuple[str, str | None]]:
-        """(reader id, token or ``None`` for imported readers) of every participant, in reader order.
+        """(reader id, token digest or ``None`` for imported readers) of every participant, in reader order.
 
         Returns:
-            (reader id, token or ``None``) pairs, in reader order.
+            (reader id, SHA-256 hex digest of the token or ``None``) pairs, in reader order.
         """
-        with self._lock:
-            return [(r, t) for r, t in self._conn.execute("SELECT reader, token FROM participants ORDER BY reader")]
+        rows, = self._read(("SELECT reader, token_sha256 FROM participants ORDER BY reader", ()))
+        return [(str(r), None if d is None else str(d)) for r, d in rows]
 
     def reader_of(self, token: str) -> str | None:
-        """The reader whose token this is, or ``None``.
+        """The reader whose token this is (found by the token's digest), or ``None``.
 
         Returns:
             The reader id, or ``None`` for an unknown token.
         """
-        with self._lock:
-            row = self._conn.execute("SELECT reader FROM participants WHERE token = ?", (token,)).fetchone()
-        return None if row is None else str(row[0])
+        rows, = self._read(("SELECT reader FROM participants WHERE token_sha256 = ?", (token_digest(token),)))
+        return None if not rows else str(rows[0][0])
 
     def answers(self, reader: str | None = None, session: int | None = None) -> list[StoredAnswer]:
         """Stored answers, in (reader, session, order) order; of one reader and/or session when given.
@@ -239,14 +372,18 @@ class ReaderDatabase:
         """
         sql = ('SELECT reader, session, "order", image_id, answer, confidence, reading_seconds FROM responses '
                "WHERE (? IS NULL OR reader = ?) AND (? IS NULL OR session = ?) ORDER BY reader, session, \"order\"")
-        with self._lock:
-            rows = self._conn.execute(sql, (reader, reader, session, session)).fetchall()
+        rows, = self._read((sql, (reader, reader, session, session)))
         return [StoredAnswer(*row) for row in rows]
 
-    def _items(self, session: int) -> SessionItems:
-        if session not in self.sessions:
-            raise AnswerRefused(f"no session {session}; this study has sessions {sorted(self.sessions)}.", 404)
-        return self.sessions[session]
+    def _items(self, answer: StoredAnswer) -> SessionItems:
+        """The session of an answer, with the answer's image and values checked against it (before any lock)."""
+        if answer.session not in self.sessions:
+            raise AnswerRefused(f"no session {answer.session}; this study has sessions {sorted(self.sessions)}.", 404)
+        items = self.sessions[answer.session]
+        if answer.image_id not in items.image_ids:
+            raise AnswerRefused(f"session {answer.session} has no image {answer.image_id!r}.", 404)
+        check_answer(items, answer.answer, answer.confidence, answer.reading_seconds)
+        return items
 
     def record(self, answer: StoredAnswer, source: str = "server") -> bool:
         """Store one confirmed answer in its own transaction.
@@ -257,32 +394,11 @@ class ReaderDatabase:
         Raises:
             AnswerRefused: an unknown session or image (404), an answer for a confirmed position or out of turn
                 (409), a value the session does not take (422); nothing is stored.
+            DatabaseBusy: the write lock stayed taken (nothing is stored).
         """
-        items = self._items(answer.session)
-        if answer.image_id not in items.image_ids:
-            raise AnswerRefused(f"session {answer.session} has no image {answer.image_id!r}.", 404)
-        check_answer(items, answer.answer, answer.confidence, answer.reading_seconds)
+        items = self._items(answer)
         with self._transaction() as conn:
-            stored = conn.execute('SELECT "order", image_id, answer, confidence, reading_seconds FROM responses '
-                                  "WHERE reader = ? AND session = ? ORDER BY \"order\"",
-                                  (answer.reader, answer.session)).fetchall()
-            done = {row[1]: row for row in stored}
-            if answer.image_id in done:
-                again = done[answer.image_id] == (answer.order, answer.image_id, answer.answer, answer.confidence,
-                                                  answer.reading_seconds)
-                if again:
-                    return False
-                raise AnswerRefused(f"reader {answer.reader}: image {answer.order} of session {answer.session} is "
-                                    "already confirmed; there is no going back to a confirmed image.", 409)
-            expected = len(stored) + 1  # <= the session's size: this image is one of it and not yet answered
-            if answer.order != expected or items.image_ids[expected - 1] != answer.image_id:
-                raise AnswerRefused(f"reader {answer.reader}: session {answer.session} expects the answer for image "
-                                    f"{expected} ({items.image_ids[expected - 1]}); got image {answer.order} "
-                                    f"({answer.image_id}).", 409)
-            conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (answer.reader, answer.session, answer.order, answer.image_id, answer.answer,
-                          answer.confidence, float(answer.reading_seconds), _now(), source))
-        return True
+            return _store(conn, items, answer, source)
 
     def progress(self) -> dict[str, dict[int, int]]:
         """Answers stored per reader and session (every participant, 0 for a session not begun).
@@ -290,49 +406,80 @@ class ReaderDatabase:
         Returns:
             ``{reader: {session: answers stored}}``.
         """
-        with self._lock:
-            readers = [r for (r,) in self._conn.execute("SELECT reader FROM participants ORDER BY reader")]
-            counts = self._conn.execute("SELECT reader, session, COUNT(*) FROM responses GROUP BY reader, session")
-            out = {r: {s: 0 for s in self.sessions} for r in readers}
-            for reader, session, n in counts:
-                out.setdefault(reader, {s: 0 for s in self.sessions})[int(session)] = int(n)
+        readers, counts = self._read(("SELECT reader FROM participants ORDER BY reader", ()),
+                                     ("SELECT reader, session, COUNT(*) FROM responses GROUP BY reader, session", ()))
+        out = {r: {s: 0 for s in self.sessions} for (r,) in readers}
+        for reader, session, n in counts:
+            out.setdefault(reader, {s: 0 for s in self.sessions})[int(session)] = int(n)
         return out
 
-    def import_frame(self, table: pd.DataFrame, what: str) -> tuple[int, int]:
-        """Import the rows of the offline app's CSV exports (one or many readers and sessions).
+    def import_frames(self, parts: Sequence[tuple[pd.DataFrame, str]]) -> tuple[int, int]:
+        """Import the rows of the offline app's CSV exports (one or many readers and sessions), all in one
+        transaction: every row is stored, or, when one is refused, none (and no new participant either).
 
         Each (reader, session) must be the session's images in reading order from position 1 (a complete export, or
         the beginning of one); rows the database already holds identically are skipped; a reader id that the
         database does not know becomes a participant without a token.
 
+        Args:
+            parts: (table, what) pairs: a CSV export's rows and the file (or upload) it came from, for messages.
+
         Returns:
             (rows stored, rows already present).
 
         Raises:
-            DataError: a missing column, a bad reader id, or any row :meth:`record` refuses (named with ``what``, the
-                file); rows of earlier (reader, session) groups stay stored, the refused group's rows are not.
+            DataError: a missing column, a bad reader id, or any row :meth:`record` refuses (named with its file);
+                nothing of the import is stored.
+            DatabaseBusy: the write lock stayed taken (nothing is stored).
         """
-        missing = [c for c in RESPONSE_COLUMNS if c not in table.columns]
-        if missing:
-            raise DataError(f"{what}: lacks column(s) {missing}; expected the reader app's export "
-                            f"{list(RESPONSE_COLUMNS)}.")
-        answers = [_answer_from_row(row, what) for row in table.to_dict("records")]
+        answers = [(_answer_from_row(row, what), what) for table, what in parts for row in _rows(table, what)]
         stored = skipped = 0
-        for reader in sorted({a.reader for a in answers}):
-            self._ensure_reader(reader)
-        for a in sorted(answers, key=lambda a: (a.reader, a.session, a.order)):
-            try:
-                if self.record(a, source="import"):
-                    stored += 1
-                else:
-                    skipped += 1
-            except AnswerRefused as exc:
-                raise DataError(f"{what}: reader {a.reader}, session {a.session}, order {a.order}: {exc}") from exc
+        with self._transaction() as conn:
+            for reader in sorted({a.reader for a, _ in answers}):
+                conn.execute("INSERT OR IGNORE INTO participants VALUES (?, NULL, ?, 'import')", (reader, _now()))
+            for a, what in sorted(answers, key=lambda pair: (pair[0].reader, pair[0].session, pair[0].order)):
+                try:
+                    new = _store(conn, self._items(a), a, "import")
+                except AnswerRefused as exc:
+                    raise DataError(f"{what}: reader {a.reader}, session {a.session}, order {a.order}: {exc} Nothing "
+                                    "of this import was stored.") from exc
+                stored, skipped = stored + int(new), skipped + int(not new)
         return stored, skipped
 
-    def _ensure_reader(self, reader: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO participants VALUES (?, NULL, ?, 'import')", (reader, _now()))
+
+def _store(conn: sqlite3.Connection, items: SessionItems, answer: StoredAnswer, source: str) -> bool:
+    """Store one checked answer inside the caller's write transaction (:meth:`ReaderDatabase.record`'s rules).
+
+    Returns:
+        ``True`` if stored, ``False`` for an identical retry.
+    """
+    stored = conn.execute('SELECT "order", image_id, answer, confidence, reading_seconds FROM responses '
+                          'WHERE reader = ? AND session = ? ORDER BY "order"',
+                          (answer.reader, answer.session)).fetchall()
+    done = {row[1]: row for row in stored}
+    if answer.image_id in done:
+        if done[answer.image_id] == (answer.order, answer.image_id, answer.answer, answer.confidence,
+                                     answer.reading_seconds):
+            return False
+        raise AnswerRefused(f"reader {answer.reader}: image {answer.order} of session {answer.session} is already "
+                            "confirmed; there is no going back to a confirmed image.", 409)
+    expected = len(stored) + 1  # <= the session's size: this image is one of it and not yet answered
+    if answer.order != expected or items.image_ids[expected - 1] != answer.image_id:
+        raise AnswerRefused(f"reader {answer.reader}: session {answer.session} expects the answer for image {expected} "
+                            f"({items.image_ids[expected - 1]}); got image {answer.order} ({answer.image_id}).", 409)
+    conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (answer.reader, answer.session, answer.order, answer.image_id, answer.answer, answer.confidence,
+                  float(answer.reading_seconds), _now(), source))
+    return True
+
+
+def _rows(table: pd.DataFrame, what: str) -> list[dict[str, object]]:
+    """The rows of one CSV export, after checking its columns."""
+    missing = [c for c in RESPONSE_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{what}: lacks column(s) {missing}; expected the reader app's export "
+                        f"{list(RESPONSE_COLUMNS)}.")
+    return table.to_dict("records")
 
 
 def _answer_from_row(row: Mapping[str, object], what: str) -> StoredAnswer:

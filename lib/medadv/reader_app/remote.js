@@ -7,6 +7,8 @@
  *     server's and goes further (answers confirmed while offline), else the server's; `fail` shows a fatal error;
  *   push(state): after every save, sends the confirmed answers the server has not acknowledged yet, one POST each,
  *     in reading order; without network it retries (1 s, doubling, at most 15 s) and shows how many answers wait.
+ * A server whose database is busy answers 503 with Retry-After (seconds): both calls then wait that long (1-30 s) and
+ * send the same request again by themselves, showing "Server busy" meanwhile (Start gives up after BUSY_TRIES).
  * The browser's localStorage still keeps every confirmed answer, so a closed tab or lost network loses nothing; the
  * server refuses an answer for an image already confirmed (no going back) and the page then stops with its message.
  * The participant's token travels in the Authorization header; the reader id is fixed by the link. init() also loads
@@ -23,6 +25,7 @@
   var retryMs = 1000;
   var prefetched = [];
   var fatal = function (message) { window.alert(message); };
+  var BUSY_TRIES = 60;
 
   function status(text, waiting) {
     var el = document.getElementById("remote-status");
@@ -44,8 +47,20 @@
       cache: "no-store",
       credentials: "omit"
     }).then(function (res) {
+      var wait = Number(res.headers.get("Retry-After"));
       return res.json().catch(function () { return {}; }).then(function (data) {
-        return { status: res.status, data: data };
+        return { status: res.status, data: data, retryMs: 1000 * Math.min(30, Math.max(1, wait || 2)) };
+      });
+    });
+  }
+
+  // The same request again after each 503 (the server's database busy), waiting as long as Retry-After says.
+  function requestUntilServed(method, body, tries) {
+    return request(method, body).then(function (res) {
+      if (res.status !== 503 || tries <= 1) return res;
+      status("Server busy: trying again", true);
+      return new Promise(function (resolve) { window.setTimeout(resolve, res.retryMs); }).then(function () {
+        return requestUntilServed(method, body, tries - 1);
       });
     });
   }
@@ -73,6 +88,9 @@
         acked += 1;
         retryMs = 1000;
         flush();
+      } else if (res.status === 503) {
+        status("Server busy: " + left + " answer" + (left > 1 ? "s" : "") + " waiting (kept in this browser)", true);
+        window.setTimeout(flush, res.retryMs);
       } else {
         status("Not stored", true);
         fatal("The workshop server refused an answer: " + message(res) + ". Reload the page to continue.");
@@ -92,7 +110,7 @@
 
   function resume(saved, fail) {
     fatal = fail;
-    return request("GET").then(function (res) {
+    return requestUntilServed("GET", undefined, BUSY_TRIES).then(function (res) {
       if (res.status !== 200) throw new Error(message(res));
       var server = res.data.answers;
       var local = saved.responses;
