@@ -20,6 +20,7 @@ notebook it was in; the notebook is marked ``interrupted`` and a rerun of the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -208,33 +209,75 @@ def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
     return not broken_outputs(run_dir, manifest, name)
 
 
-def check_stage_sections(profile: Profile, overrides: dict[str, Any]) -> None:
-    """Check ``--set`` overrides as the notebooks will: a key each stage's config dataclass knows, and a value its
-    validation accepts (so a bad ``--set`` stops before any notebook runs, not in notebook 03)."""
-    # The stage modules import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
+def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) -> None:
+    """Check every section of ``profile`` as its notebook will, before any notebook runs (a bad value must not wait
+    for notebook 03 to be found, nor a misspelt key be left on its default).
+
+    The ``data`` section was built by :func:`medadv.config.load_profile`; here every other section's config dataclass
+    is built (``classifier``, ``gan``, ``attacks``, ``explain``, ``reader``, ``detect``: unknown keys named with the
+    keys the section takes, every value of its type and range) and every declared effect (:mod:`medadv.effects`),
+    then what ties the sections together: ``data.image_size`` at least paper 001's smallest input, and
+    ``detect.classifier`` and ``explain.models`` among the classifiers the ``classifier`` section trains. The
+    ``cluster`` section is the sweep's, checked when a sweep starts. ``overrides`` (the ``--set`` items, nested) are
+    named as ``--set SECTION.KEY`` in the errors.
+
+    Raises:
+        ConfigError: the first problem found, naming the key (``--set`` or the profile), what was seen and expected.
+    """
+    # The section configs import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
     # bad option answer at once without them (tests/test_pipeline.py checks that parsing never imports torch).
     from medadv.attacks.robustness import AttackConfig
-    from medadv.explain.study import ExplainConfig, explain_config
-    from medadv.reader_app.config import ReaderConfig, reader_config
+    from medadv.detect.config import DetectionConfig
+    from medadv.effects import declared_effects
+    from medadv.explain.study import ExplainConfig
+    from medadv.models.classifier import min_input_size
+    from medadv.reader_app.config import ReaderConfig
     from medadv.train.gan import GanConfig
-    from medadv.train.loop import ClassifierConfig, classifier_config
+    from medadv.train.loop import ClassifierConfig
 
+    overrides = overrides or {}
     classes = {"classifier": ClassifierConfig, "gan": GanConfig, "attacks": AttackConfig, "explain": ExplainConfig,
-               "reader": ReaderConfig}
-    builders = {
-        "classifier": lambda: classifier_config(profile.section("classifier")),
-        "gan": lambda: GanConfig.from_profile(profile),
-        "attacks": lambda: section_config(AttackConfig, profile.section("attacks"), "attacks"),
-        "explain": lambda: explain_config(profile),
-        "reader": lambda: reader_config(profile.section("reader")),
-    }
+               "reader": ReaderConfig, "detect": DetectionConfig}
     check_override_keys(profile, overrides, classes)
-    for name in overrides:
-        if name in builders:
-            try:
-                builders[name]()
-            except ConfigError as exc:
-                raise ConfigError(f"--set {name}.*: {exc}") from exc
+    built: dict[str, Any] = {}
+    for name, cls in classes.items():
+        with _named(profile, overrides, name):
+            built[name] = section_config(cls, profile.section(name), name)
+    with _named(profile, overrides, "effects"):
+        declared_effects(profile)
+    trained = built["classifier"].model_names()
+    side = min_input_size()
+    links = [
+        (min(profile.data.image_size) < side, "data", f"data.image_size is {list(profile.data.image_size)}; paper "
+         f"001's network (the classifiers, the GAN's discriminator, the detectors) takes at least {side} x {side} "
+         f"pixels: set data.image_size to [{side}, {side}] or larger."),
+        (built["detect"].classifier not in trained, "detect", f"detect.classifier is {built['detect'].classifier!r}, "
+         f"which the classifier section does not train; it trains {trained}."),
+        (not set(built["explain"].models) <= set(trained), "explain", f"explain.models {list(built['explain'].models)} "
+         f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
+         f"not train; it trains {trained}."),
+    ]
+    for failed, section, message in links:
+        if failed:
+            raise ConfigError(f"{_source(profile, overrides, section)}: {message}")
+
+
+def _source(profile: Profile, overrides: Mapping[str, Any], section: str) -> str:
+    """Where a section's values come from, for an error: ``--set SECTION.*`` or ``profile 'NAME'``.
+
+    Returns:
+        The words to begin the error with.
+    """
+    return f"--set {section}.*" if section in overrides else f"profile {profile.name!r}"
+
+
+@contextlib.contextmanager
+def _named(profile: Profile, overrides: Mapping[str, Any], section: str) -> Iterator[None]:
+    """Prefix a :class:`ConfigError` raised inside with where the section's values come from (:func:`_source`)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{_source(profile, overrides, section)}: {exc}") from exc
 
 
 def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
@@ -366,8 +409,7 @@ def _resolve_profile(profile: str, overrides: Sequence[str], data_manifest: str 
     settings = parse_overrides(overrides)
     data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
     resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
-    if settings:
-        check_stage_sections(resolved, settings)
+    check_profile(resolved, settings)
     return resolved
 
 

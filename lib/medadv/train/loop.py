@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from medadv.attacks.gradient import check_linf_budgets
 from medadv.config import section_config, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
@@ -150,12 +151,30 @@ class ClassifierConfig(RecipeParams):
                               "finetune_from_erm: true.")
         for reading in (self.gp_at, *self.erm_also_gp_at):
             check_gp_at(reading)
-        if not (0 <= self.eps <= 1 and 0 <= self.alpha <= 1):
-            raise ConfigError(f"classifier.eps={self.eps}, alpha={self.alpha}; budgets are in [0, 1] pixel units.")
+        check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
+        for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
+                                  "(per image, in [0, 1] pixel units).")
+        self.networks()
         if self.reference_model not in self.model_names():
             raise ConfigError(f"classifier.reference_model is {self.reference_model!r}, which this section does not "
                               f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
                               "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes.")
+
+    def networks(self) -> tuple[VGGConfig, MultiTaskConfig | None]:
+        """The architectures this section builds: paper 001's network and, with ``multitask``, paper 004's.
+
+        Returns:
+            (the VGG's config, the multi-task network's config or None).
+
+        Raises:
+            ConfigError: a width, dropout, encoder or decoder width the networks refuse.
+        """
+        vgg = VGGConfig(width=self.width, dropout=self.dropout, imagenet=self.imagenet)
+        multitask = (MultiTaskConfig(self.multitask_encoder, self.multitask_width, self.multitask_decoder_width,
+                                     imagenet=self.imagenet) if self.multitask else None)
+        return vgg, multitask
 
     def model_names(self) -> list[str]:
         """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
@@ -525,7 +544,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
     erm_weights: dict[str, torch.Tensor] | None = None
     for run in vgg_runs(cfg):
         torch.manual_seed(ctx.profile.seed)
-        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout, imagenet=cfg.imagenet))
+        model = VGGClassifier(cfg.networks()[0])
         if run.from_erm:
             model.load_state_dict(erm_weights)
         spec = _vgg_spec(cfg, run, common)
@@ -537,8 +556,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
         out.append(TrainedClassifier(spec.name, run.recipe, model, result))
     if cfg.multitask:
         torch.manual_seed(ctx.profile.seed)
-        model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
-                                                imagenet=cfg.imagenet))
+        model = MultiTaskResNet(cfg.networks()[1])
         spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
                          warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
         result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
