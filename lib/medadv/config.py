@@ -182,6 +182,26 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
     return profile_from_dict(_deep_update(raw, overrides or {}), default_name=path.stem)
 
 
+def profile_name(name_or_path: str | os.PathLike[str]) -> str:
+    """The name a profile given as to :func:`load_profile` has, without resolving it: a shipped profile's name, or
+    the file's own ``name`` key (a base's is not inherited), else its stem.
+
+    Returns:
+        The name.
+
+    Raises:
+        ConfigError: a file that is not there or does not parse.
+    """
+    text = str(name_or_path)
+    if text in PROFILE_NAMES:
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"profile {text!r}: no such profile file; use one of {PROFILE_NAMES} or a YAML file path.")
+    raw = load_yaml(path, ConfigError, "profile")
+    return str(raw.get("name", path.stem)) if isinstance(raw, Mapping) else path.stem
+
+
 def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The plain settings of the profile file ``path`` with its ``extends:`` chain merged in, base first.
 

@@ -50,7 +50,7 @@ from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, Mahal
 from medadv.detect.config import DetectionConfig
 from medadv.detect.metrics import confidence_levels
 from medadv.errors import CheckpointError, RunError
-from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
+from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import build_model, load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
@@ -165,7 +165,8 @@ def real_fake_arrays(real: np.ndarray, fake: np.ndarray, prefix: str) -> SplitAr
 
 def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor] | None, train: SplitArrays,
                     val: SplitArrays, config: DetectConfig, classifier_section: Mapping[str, Any],
-                    checkpoints_dir: Path, seed: int, device: torch.device) -> tuple[RealFakeClassifier, Any]:
+                    checkpoints_dir: Path, seed: int, device: torch.device,
+                    ledger: CheckpointLedger | None = None) -> tuple[RealFakeClassifier, Any]:
     """Train the real-vs-fake classifier with paper 001's recipe (:func:`medadv.train.loop.fit`).
 
     Args:
@@ -174,6 +175,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
         train, val: real (0) and fake (1) images (:func:`real_fake_arrays`).
         config: the ``detect`` section; classifier_section: the profile's ``classifier`` section (paper 001's loss).
         checkpoints_dir: where the model and its training state go; seed, device: as everywhere.
+        ledger: the run folder's record of its checkpoints (:func:`medadv.train.loop.fit`), or None.
 
     Returns:
         (the detector, the training result with its history).
@@ -189,7 +191,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
                      eval_batch=config.batch_size, init="protected classifier" if init is not None else "initial weights")
     result = fit(model.to(device), spec, PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power),
                  Recipe("erm", cfg.recipe_params()), train, val, checkpoints_dir, seed, device,
-                 extra_meta={"role_in_study": "detector of GAN fakes"})
+                 extra_meta={"role_in_study": "detector of GAN fakes"}, ledger=ledger)
     return RealFakeClassifier(model, device), result
 
 
@@ -221,7 +223,7 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
     real_fake, result = train_real_fake(
         meta["model"], init, real_fake_arrays(train.images, train_fakes, "train"),
         real_fake_arrays(splits["val"].images, val_fakes, "val"), config, ctx.profile.section("classifier"),
-        ckpt_dir, ctx.profile.seed, ctx.device)
+        ckpt_dir, ctx.profile.seed, ctx.device, ledger=ctx)
     ctx.register_many(list(checkpoint_paths(ckpt_dir / REAL_FAKE_NAME)))
     detectors: dict[str, Detector] = {
         RealFakeClassifier.name: real_fake,

@@ -16,8 +16,11 @@ Every epoch the loop
   ``checkpoints/training/<name>_last``, and, when the validation AUC improves, the model itself to
   ``checkpoints/<name>`` (what :func:`medadv.models.registry.load_trained` reads).
 
-A run whose training state matches the model, recipe, configuration and data (a fingerprint in the sidecar) resumes
-from it; a state of another configuration is ignored and overwritten. Mixed precision (bfloat16 autocast) is used on
+A run whose training state matches the model, recipe, configuration, data and (for a fine-tuned recipe) start
+weights (a fingerprint in the sidecar) resumes from it; a state of another configuration is ignored and overwritten.
+In a run folder the state and the kept model are registered after every epoch, and resumed from only while their
+bytes are those the folder recorded: a damaged file, or one copied from another run, is never resumed from (a
+warning says so, and training starts again), so the model that comes out is always one this run trained. Mixed precision (bfloat16 autocast) is used on
 CUDA only. Under ``torchrun`` every process takes its share of each global batch and gradients are averaged
 (:mod:`medadv.train.distributed`); rank 0 writes the files.
 """
@@ -42,12 +45,14 @@ from medadv.attacks.gradient import check_linf_budgets
 from medadv.config import section_config, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
-from medadv.errors import ConfigError
+from medadv.errors import CheckpointError, ConfigError
 from medadv.models.checkpoint import (
+    CheckpointLedger,
     checkpoint_paths,
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
+    resume_problem,
     save_checkpoint,
     split_prefix,
 )
@@ -294,7 +299,12 @@ def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.
 
 
 def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe: Recipe, seed: int, train: SplitArrays) -> str:
+    start = hashlib.sha256()
+    if spec.init != "initial weights":  # started from another model's weights: a retrained start is another run
+        for name, tensor in sorted(model.state_dict().items()):
+            start.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
     payload = {
+        "start": start.hexdigest() if spec.init != "initial weights" else spec.init,
         "model": model.spec(),
         "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "epochs"},
         "objective": repr(objective),
@@ -332,6 +342,7 @@ def fit(
     dist_ctx: DistContext = DistContext(),
     resume: bool = True,
     extra_meta: dict[str, Any] | None = None,
+    ledger: CheckpointLedger | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``recipe`` and ``objective``; keep the best validation-AUC weights in ``model``.
 
@@ -347,6 +358,10 @@ def fit(
         dist_ctx: this process's rank under ``torchrun``.
         resume: continue from a matching training state when there is one.
         extra_meta: more JSON-able entries for the model's sidecar (profile name, ...).
+        ledger: the run folder's record of its checkpoints (the notebook's :class:`medadv.report.RunContext`): the
+            training state and the model are resumed from only when their bytes are those it recorded, and they are
+            registered in it after every epoch (so a run killed mid-training resumes). Without one, a state is
+            resumed from when it loads.
 
     Returns:
         the per-epoch history (epoch, loss, train_accuracy, val_auc, seconds) and the best epoch.
@@ -357,7 +372,7 @@ def fit(
     optimizer = make_optimizer(model, spec)
     fingerprint = _fingerprint(model, spec, objective, recipe, seed, train)
     steps = spec.steps_per_epoch or max(1, len(train.labels) // (2 * spec.batch_per_class))
-    progress = _resumed(model, optimizer, spec, state_stem, fingerprint) if resume else _Progress()
+    progress = _resumed(model, optimizer, spec, (state_stem, best_stem), fingerprint, ledger) if resume else _Progress()
     broadcast_parameters(model, dist_ctx)
     val_x = torch.from_numpy(val.images)
     dtype = model.param_groups()["features"][0].dtype  # images are fed in the model's precision
@@ -386,6 +401,8 @@ def fit(
                     **(extra_meta or {}),
                 })
             _save_state(state_stem, model, optimizer, spec, fingerprint, seed, progress)
+            if ledger is not None:
+                ledger.register_many([*checkpoint_paths(state_stem), *(checkpoint_paths(best_stem) if improved else ())])
         barrier(dist_ctx)
     bar.close()
     tensors, _ = load_checkpoint(best_stem)
@@ -406,16 +423,26 @@ class _Progress:
     best_epoch: int = 0
 
 
-def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, state_stem: Path,
-             fingerprint: str) -> _Progress:
-    """Load the training state at ``state_stem`` into ``model`` and ``optimizer`` when it has this ``fingerprint``.
+def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, stems: tuple[Path, Path],
+             fingerprint: str, ledger: CheckpointLedger | None) -> _Progress:
+    """Load the training state at ``stems[0]`` into ``model`` and ``optimizer`` when it has this ``fingerprint`` and
+    it and the kept model (``stems[1]``) may be resumed from (:func:`medadv.models.checkpoint.resume_problem`).
 
     Returns:
-        The progress it records, or a fresh one when there is no state or it belongs to another configuration.
+        The progress it records, or a fresh one when there is no state, it belongs to another configuration, or it
+        or the kept model is damaged or foreign (a warning says which; training starts from the beginning).
     """
-    if not checkpoint_paths(state_stem)[1].is_file():
+    if not checkpoint_paths(stems[0])[1].is_file():
         return _Progress()
-    tensors, meta = load_checkpoint(state_stem)
+    problem = resume_problem(stems, ledger)
+    if problem is None:
+        try:
+            tensors, meta = load_checkpoint(stems[0])
+        except CheckpointError as exc:
+            problem = str(exc)
+    if problem is not None:
+        LOG.warning("%s: training state not resumed (%s); training from the start", spec.name, problem)
+        return _Progress()
     if meta.get("fingerprint") != fingerprint or meta.get("role") != STATE_ROLE:
         LOG.info("%s: training state of another configuration ignored", spec.name)
         return _Progress()
@@ -550,7 +577,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
         spec = _vgg_spec(cfg, run, common)
         objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
         result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
-                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at})
+                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
         if run.name == "vgg_erm":
             erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out.append(TrainedClassifier(spec.name, run.recipe, model, result))
@@ -560,7 +587,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
         spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
                          warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
         result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
-                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta)
+                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
         out.append(TrainedClassifier(spec.name, "erm_noaug", model, result))
     return out
 
