@@ -41,8 +41,7 @@ from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
 from medadv.report import (CONFIG_FILE, MANIFEST_FILE, damaged_message, damaged_records, locked, make_run_folders, now,
-                           read_manifest,
-                           record_settings, remove_stale_outputs, set_aside_damaged, write_config)
+                           read_manifest, record_settings, remove_stale_outputs, set_aside_damaged, write_config)
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"

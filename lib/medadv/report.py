@@ -51,8 +51,7 @@ import pandas as pd
 import psutil
 from IPython import get_ipython
 
-from medadv.config import (BATCH_ENV, Profile, load_profile, pick_device, profile_from_dict, profile_name,
-                           seed_everything)
+from medadv.config import Profile, load_profile, pick_device, profile_from_dict, profile_name, seed_everything
 from medadv.console import RUN_LOGGER
 from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
@@ -142,11 +141,10 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     Raises:
         RunError: the file does not parse (a truncated write, an edit): the error says how to rerun every notebook.
     """
-    path = run_dir / MANIFEST_FILE
     try:
-        manifest = read_json(path, default={})
-    except RunError as exc:
-        manifest = exc
+        manifest = read_json(run_dir / MANIFEST_FILE, default={})
+    except RunError:
+        manifest = None
     if not isinstance(manifest, dict):
         raise RunError(damaged_message(run_dir, [MANIFEST_FILE]))
     for key, empty in (("outputs", {}), ("notebooks", {}), ("complete", False)):
@@ -287,14 +285,26 @@ def locked(run_dir: Path) -> Iterator[None]:
                 path.unlink()
 
 
+def _create(path: Path, tmp: Path) -> None:
+    """Create ``path`` with ``tmp``'s content in one step: a hard link, or (where the file system has none) an
+    exclusive create; :class:`FileExistsError` when ``path`` exists."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(tmp.read_text())
+
+
 def _take(path: Path, record: Mapping[str, Any]) -> None:
-    """Create the lock file with ``record`` in one step (a hard link of a finished file), taking over a stale one."""
+    """Create the lock file with ``record`` (:func:`_create`), taking over a stale one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     try:
         for attempt in (0, 1):
             try:
-                os.link(tmp, path)
+                _create(path, tmp)
                 return
             except FileExistsError:
                 holder = lock_holder(path.parent)
@@ -522,7 +532,7 @@ class RunContext:
         previous = manifest.setdefault("previous", {})
         previous[self.notebook] = {**previous.get(self.notebook, {}), **mine}
         entry = manifest["notebooks"].get(self.notebook, {})
-        runner = os.environ.get(BATCH_ENV) == "1"
+        runner = bool(os.environ.get(LOCK_TOKEN_ENV))  # the runner's kernels carry its lock's token
         kept = {k: entry[k] for k in ("key", "started") if k in entry} if runner and entry.get("status") == "running" else {}
         manifest["notebooks"][self.notebook] = {**kept, "status": "running", "opened": now(),
                                                 "opened_by": "runner" if runner else "hand"}
@@ -539,7 +549,10 @@ class RunContext:
         Returns:
             The hex digest, or None when the run folder has no record of the file from this notebook.
         """
-        rel = Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+        try:
+            rel = Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+        except ValueError:  # not in this run folder
+            return None
         manifest = self._manifest()
         entry = manifest["outputs"].get(rel) or manifest.get("previous", {}).get(self.notebook, {}).get(rel)
         return entry["sha256"] if entry and entry.get("notebook", self.notebook) == self.notebook else None

@@ -299,12 +299,7 @@ def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.
 
 
 def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe: Recipe, seed: int, train: SplitArrays) -> str:
-    start = hashlib.sha256()
-    if spec.init != "initial weights":  # started from another model's weights: a retrained start is another run
-        for name, tensor in sorted(model.state_dict().items()):
-            start.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
     payload = {
-        "start": start.hexdigest() if spec.init != "initial weights" else spec.init,
         "model": model.spec(),
         "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "epochs"},
         "objective": repr(objective),
@@ -312,6 +307,11 @@ def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe
         "seed": seed,
         "train_ids": hashlib.sha256("\n".join(map(str, train.rows["image_id"])).encode()).hexdigest(),
     }
+    if spec.init != "initial weights":  # started from another model's weights: a retrained start is another run
+        start = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            start.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        payload["start"] = start.hexdigest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
