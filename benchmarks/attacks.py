@@ -1,25 +1,48 @@
-"""Cost of a K-step PGD attack against its floor: K forward-and-backward passes of the same model and batch.
+"""Cost of the kit's attacks against their floors, and the kit's Square attack against torchattacks' at equal queries.
 
-Any K-step gradient attack needs at least K forward passes and K backward passes to the input; what PGD adds is the
-projection, the step and the bookkeeping of the best iterate (plus one forward pass per restart for the last
-iterate). This script times both on paper 001's classifier and prints their ratio and the attack's images per second.
-Target: a ratio within 1.05.
+1. **PGD against its floor.** Any K-step gradient attack needs at least K forward passes and K backward passes to the
+   input; what PGD adds is the projection, the step and the bookkeeping of the best iterate (plus one forward pass per
+   restart for the last iterate). Target: a ratio within 1.05.
+2. **Square against its floor.** A Q-query score-based attack needs at least Q forward passes; what Square adds is
+   drawing the squares, building the candidates and keeping the best point. The budget (1e-6) is too small to fool
+   the model, whose logit 0 is raised by 100 for the images labelled 0, so every image takes all Q queries and the
+   floor is exactly Q forward passes of the batch (without gradients, in eval mode). Target: a ratio within 1.10.
+3. **The kit's Square against torchattacks'** (3.5.1, a port of AutoAttack's) at equal queries, on the same model,
+   images, norm, budget and p_init: the robust accuracy each leaves on the images the model gets right (lower is
+   stronger) and the seconds each takes. torchattacks gets ``n_queries = Q - 1``: its start and Q - 1 searches are Q
+   queries an image, as the kit's ``queries = Q``.
 
-    python benchmarks/attacks.py                       # CPU, the default profile's classifier, image size and K
+The classifier of part 3 is a run folder's (``--run-dir``, ``--model``: the test images it classifies correctly) or,
+without one, paper 001's network at the chosen width fitted for ``--fit-steps`` Adam steps to synthetic images (noise
+with a bright disc on the positives), which is said in the output.
+
+torchattacks is not a dependency of the kit, not even an optional one: version 3.5.1 requires ``requests~=2.25.1``,
+which cannot be installed beside JupyterLab's ``requests>=2.31``, so pip cannot resolve an extra that holds both.
+Its code needs nothing the kit lacks; install it alone with ``pip install --no-deps "torchattacks==3.5.1"``.
+
+    python benchmarks/attacks.py                       # CPU, the default profile's classifier shape, image size and K
+    python benchmarks/attacks.py --run-dir results/default-... --norm l2 --eps 0.5
     python benchmarks/attacks.py --device cuda --size 256 --width 1.0 --batch 64
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from medadv.attacks.gradient import pgd
-from medadv.models.inference import eval_mode
+from medadv.attacks.square import square
 from medadv.config import pick_device
+from medadv.data.images import load_split
 from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.inference import eval_mode, predicted_labels
+from medadv.models.registry import load_model_checkpoint
 
 
 def _sync(device: torch.device) -> None:
@@ -48,21 +71,9 @@ def _timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]
     return min(times_a), min(times_b)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
-    parser.add_argument("--width", type=float, default=0.125, help="VGG11 channel multiplier")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20, help="K, the PGD steps")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-
-    device = pick_device(args.device)
-    torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device).eval()
-    x = torch.rand(args.batch, 1, args.size, args.size, device=device)
-    y = torch.randint(0, 2, (args.batch,), device=device)
+def pgd_against_floor(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
+                      device: torch.device) -> None:
+    """Part 1: K-step PGD against K forward-and-backward passes."""
     eps = 2 / 255
 
     def floor() -> None:
@@ -75,11 +86,166 @@ def main() -> None:
         pgd(model, x, y, eps, 2.5 * eps / args.steps, args.steps, generator=torch.Generator().manual_seed(0))
 
     t_floor, t_attack = _timed_pair(floor, attack, device, args.repeats)
-    print(f"device {device}, VGG11 width {args.width}, batch {args.batch} x 1 x {args.size} x {args.size}, K = {args.steps}")
     print(f"K x (forward + backward): {t_floor * 1e3:9.1f} ms")
     print(f"PGD, {args.steps} steps:        {t_attack * 1e3:9.1f} ms")
     print(f"ratio PGD / floor:        {t_attack / t_floor:9.3f}   (target <= 1.05)")
     print(f"PGD images per second:    {args.batch / t_attack:9.1f}")
+
+
+class Unfoolable(torch.nn.Module):
+    """``model`` with 100 added to logit 0: images labelled 0 stay class 0 under any budget too small to move the
+    logits by 100, so a Square run spends every query (the floor's premise); the addition costs nothing."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return logits + torch.tensor([100.0, 0.0], device=logits.device, dtype=logits.dtype)
+
+
+def square_against_floor(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace,
+                         device: torch.device) -> None:
+    """Part 2: Q-query Square (nothing fooled) against Q forward passes of the batch, on :class:`Unfoolable`."""
+    queries = args.floor_queries
+    model = Unfoolable(model)
+    y = torch.zeros(len(x), dtype=torch.long, device=device)
+    used = []
+
+    def floor() -> None:
+        with eval_mode(model), torch.no_grad():
+            for _ in range(queries):
+                model(x)
+
+    def attack() -> None:
+        used.append(square(model, x, y, 1e-6, queries=queries, norm=args.norm,
+                           generator=torch.Generator().manual_seed(0)).queries)
+
+    t_floor, t_attack = _timed_pair(floor, attack, device, args.repeats)
+    spent = int(used[-1].sum())
+    print(f"Q x forward ({queries} queries):  {t_floor * 1e3:9.1f} ms")
+    print(f"Square {args.norm}, eps 1e-6:      {t_attack * 1e3:9.1f} ms   ({spent} of {queries * len(x)} queries spent)")
+    print(f"ratio Square / floor:       {t_attack / t_floor:9.3f}   (target <= 1.10)")
+
+
+def _synthetic(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` noise images with a bright disc on every other one (the positives)."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.2, 0.5, size=(n, 1, size, size)).astype(np.float32)
+    labels = (np.arange(n) % 2 == 0).astype(np.int64)
+    yy, xx = np.mgrid[:size, :size]
+    for i in np.flatnonzero(labels):
+        cy, cx = rng.integers(size // 4, 3 * size // 4, size=2)
+        images[i, 0][(yy - cy) ** 2 + (xx - cx) ** 2 <= (size // 10) ** 2] += 0.3
+    return torch.from_numpy(images.clip(0, 1)), torch.from_numpy(labels)
+
+
+def fitted_classifier(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """Paper 001's network at ``--width``, fitted for ``--fit-steps`` Adam steps to synthetic images.
+
+    Returns:
+        (the model in eval mode, a line that says what it is and its training accuracy).
+    """
+    torch.manual_seed(0)
+    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device)
+    x, y = _synthetic(256, args.size, seed=1)
+    x, y = x.to(device), y.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    model.train()
+    for step in range(args.fit_steps):
+        batch = torch.arange(step * 32, (step + 1) * 32) % len(x)
+        opt.zero_grad()
+        F.cross_entropy(model(x[batch]), y[batch]).backward()
+        opt.step()
+    model.eval()
+    accuracy = float((predicted_labels(model, x) == y).float().mean())
+    return model, f"VGG11 width {args.width} fitted {args.fit_steps} steps to synthetic discs (train accuracy " \
+                  f"{accuracy:.2f})"
+
+
+def run_folder_classifier(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor,
+                                                                                   torch.Tensor, str]:
+    """The run folder's ``--model`` and its test split.
+
+    Returns:
+        (model in eval mode, test images, labels, a line that says what they are).
+    """
+    run_dir = Path(args.run_dir)
+    profile = json.loads((run_dir / "config.json").read_text())["profile"]
+    cohort = pd.read_csv(run_dir / "cohort.csv", dtype={"image_id": str, "patient_id": str}, keep_default_na=False)
+    root = Path(profile["data"]["root"]) if profile["data"].get("root") else run_dir
+    test = load_split(cohort, root, tuple(profile["data"]["image_size"]), "test")
+    model, _ = load_model_checkpoint(run_dir / "checkpoints" / args.model, device)
+    return model, torch.from_numpy(test.images), torch.from_numpy(test.labels), f"{args.model} of {run_dir}"
+
+
+def square_against_torchattacks(args: argparse.Namespace, device: torch.device) -> None:
+    """Part 3: the kit's Square and torchattacks' at equal queries on the correctly classified images."""
+    try:
+        import torchattacks
+    except ImportError:
+        print("torchattacks is not installed: the comparison needs it. Install it alone (its pinned requests cannot "
+              'sit beside JupyterLab\'s): pip install --no-deps "torchattacks==3.5.1"')
+        raise SystemExit(2) from None
+    if args.run_dir:
+        model, x, y, what = run_folder_classifier(args, device)
+    else:
+        model, what = fitted_classifier(args, device)
+        x, y = _synthetic(4 * args.compare_images, args.size, seed=2)
+    right = (predicted_labels(model, x) == y).cpu()
+    x, y = x[right][: args.compare_images].to(device), y[right][: args.compare_images].to(device)
+    queries, eps, norm = args.compare_queries, args.eps, args.norm
+    print(f"\n{what}: {len(x)} correctly classified images, {norm} eps {eps:.5g}, {queries} queries, p_init 0.8")
+    kit = {}
+    t_kit = _once(lambda: kit.update(r=square(model, x, y, eps, queries=queries, norm=norm,
+                                              generator=torch.Generator().manual_seed(0))), device)
+    peer = torchattacks.Square(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, n_queries=queries - 1,
+                               p_init=0.8, seed=0)
+    out = {}
+    t_peer = _once(lambda: out.update(x=peer(x, y)), device)
+    for name, images, seconds in (("kit", kit["r"].images, t_kit), ("torchattacks", out["x"], t_peer)):
+        accuracy = float((predicted_labels(model, images) == y).float().mean())
+        size = (images - x).flatten(1)
+        size = size.abs().amax(1) if norm == "linf" else size.norm(dim=1)
+        print(f"{name:>13}: robust accuracy {accuracy:6.3f}   {seconds:7.2f} s   largest perturbation "
+              f"{float(size.max()):.5g}")
+    print(f"          kit: {float(kit['r'].queries.float().mean()):.1f} queries an image on average "
+          f"(median {float(kit['r'].queries.float().median()):.0f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
+    parser.add_argument("--width", type=float, default=0.125, help="VGG11 channel multiplier")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="K, the PGD steps")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--floor-queries", type=int, default=100, help="Square's queries against its floor")
+    parser.add_argument("--norm", choices=("linf", "l2"), default="linf")
+    parser.add_argument("--eps", type=float, default=2 / 255, help="budget of the Square comparison")
+    parser.add_argument("--compare-queries", type=int, default=1000, help="queries of the Square comparison")
+    parser.add_argument("--compare-images", type=int, default=64)
+    parser.add_argument("--run-dir", help="a run folder whose classifier and test split the comparison uses")
+    parser.add_argument("--model", default="vgg_erm", help="the run folder's classifier")
+    parser.add_argument("--fit-steps", type=int, default=60, help="Adam steps of the synthetic classifier")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("pgd", "square", "compare"))
+    args = parser.parse_args()
+
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device).eval()
+    x = torch.rand(args.batch, 1, args.size, args.size, device=device)
+    y = torch.randint(0, 2, (args.batch,), device=device)
+    print(f"device {device}, VGG11 width {args.width}, batch {args.batch} x 1 x {args.size} x {args.size}, "
+          f"K = {args.steps}, {torch.get_num_threads()} threads")
+    if "pgd" not in args.skip:
+        pgd_against_floor(model, x, y, args, device)
+    if "square" not in args.skip:
+        square_against_floor(model, x, args, device)
+    if "compare" not in args.skip:
+        square_against_torchattacks(args, device)
 
 
 if __name__ == "__main__":

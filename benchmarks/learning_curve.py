@@ -30,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 
 #: ERM only and no multi-task network: the curves need neither.
-REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]"]
+REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]",
+                  "classifier.erm_also_init=[]"]
 
 
 def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str], list[str]]:

@@ -317,8 +317,19 @@ def test_robustness_tables(trained):
     numbers = result.by_recipe.drop(columns=["model", "recipe"])
     assert numbers.iloc[0].equals(numbers.iloc[1])
     fig = robustness_curves_figure(result.curves)
-    assert [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
-    assert len(corruption_curves_figure(result.corruptions).axes[0].lines) == 2
+    assert [len(ax.lines) for ax in fig.axes[:2]] == [3, 3]  # two models and the constant classifier's 0.5
+    assert all(list(ax.lines[-1].get_ydata()) == [0.5, 0.5] for ax in fig.axes[:2])
+    assert len(corruption_curves_figure(result.corruptions).axes[0].lines) == 3
+    # balanced accuracy beside the plain one, and the constant classifier's values, on every row
+    y_np = y.numpy()
+    clean = result.curves[(result.curves["attack"] == "clean") & (result.curves["model"] == "vgg_erm")].iloc[0]
+    correct = (predict(model, x) == y).numpy()
+    assert clean["sensitivity"] == pytest.approx(correct[y_np == 1].mean())
+    assert clean["balanced_accuracy"] == pytest.approx((correct[y_np == 1].mean() + correct[y_np == 0].mean()) / 2)
+    assert (result.curves["constant_accuracy"] == max(y_np.mean(), 1 - y_np.mean())).all()
+    assert (result.curves["constant_balanced_accuracy"] == 0.5).all()
+    assert row["clean_balanced_accuracy"] == pytest.approx(clean["balanced_accuracy"])
+    assert {"balanced_accuracy", "sensitivity", "specificity"} <= set(result.corruptions.columns)
     ex = attack_examples(model, x, y, config.pgd_attack(0.1, "linf"), 2, torch.device("cpu"), seed=0)
     assert set(ex["labels"].tolist()) == {0, 1}
     assert len(attack_examples_figure(**ex, attack="PGD").axes) == 6

@@ -39,7 +39,7 @@ def blob_images() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def tiny_vgg() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=0.125, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=0.125, init="random")).eval()
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ SPEC = TrainSpec(name="vgg_erm", recipe="erm_noaug", epochs=2, warmup_epochs=1, 
 def _train(out: Path, ctx: DistContext) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).double()
+    model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).double()
     train, val = synthetic_split(16, size=96, seed=1), synthetic_split(8, size=96, seed=2, prefix="val")
     fit(model, SPEC, PaperObjective(), Recipe("erm_noaug", RecipeParams()), train, val, out, seed=5,
         device=torch.device("cpu"), dist_ctx=ctx)
@@ -63,7 +63,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     moved = max(float((single[k] - ddp[k]).abs().max()) for k in weights)
     assert moved <= 1e-5
     torch.manual_seed(0)
-    start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).double()
+    start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).double()
     assert float((start.features[0].weight.detach() - single["model.features.0.weight"]).abs().max()) > 1e-3  # it did train
 
 

@@ -45,7 +45,7 @@ def _train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, steps
 def tiny_vgg(seed: int = 0) -> VGGClassifier:
     """Paper 001's classifier at an eighth of its width: what the kit's training loop builds from a spec."""
     torch.manual_seed(seed)
-    return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False))
+    return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, init="random"))
 
 
 def small_classifier(seed: int = 0) -> SmallClassifier:
@@ -138,7 +138,7 @@ def test_real_fake_classifier_learns_the_fakes_and_misses_what_it_never_saw(tmp_
     spec = tiny_vgg().spec()
     det, result = train_real_fake(spec, None, real_fake_arrays(real["train"].images, fakes["train"], "train"),
                                   real_fake_arrays(real["val"].images, fakes["val"], "val"), config,
-                                  {"width": 0.125, "dropout": 0.0, "imagenet": False}, tmp_path, 0,
+                                  {"width": 0.125, "dropout": 0.0, "init": "random"}, tmp_path, 0,
                                   torch.device("cpu"))
     assert (tmp_path / "real_fake_classifier.safetensors").is_file() and result.best_val_auc > 0.5
     assert _auc(det, real["test"].images, fakes["test"]) >= 0.8

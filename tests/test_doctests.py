@@ -16,6 +16,7 @@ EXAMPLES = {
     "medadv.data.sources": ["load_cohort"],
     "medadv.data.dicom": ["read_dicom"],
     "medadv.attacks.gradient": ["pgd", "apgd"],
+    "medadv.attacks.square": ["square"],
     "medadv.explain.attribute": ["attribute"],
     "medadv.explain.alignment": [
         "pointing_game", "energy_pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from medadv.config import load_profile, profile_from_dict
-from medadv.effects import (EFFECT_COLUMNS, Effect, declared_effects, evaluate_effect, evaluate_effects, evaluate_run,
-                            newcombe_difference)
+from medadv.effects import (EFFECT_COLUMNS, Effect, SplitCounts, declared_effects, evaluate_effect, evaluate_effects,
+                            evaluate_run, newcombe_difference)
 from medadv.errors import ConfigError, RunError
 
 CURVES = pd.DataFrame({
@@ -57,7 +57,7 @@ def test_proportion_of_counts_has_the_exact_binomial_interval() -> None:
     table = pd.DataFrame({"row": ["Fooling rate, overall"], "value": [251 / 363], "n": [251], "N": [363]})
     e = _effect(table="gan_attack_table", rows={"row": "Fooling rate, overall"}, column="value",
                 statistic="proportion", count_column="n", total_column="N", expected=">=", threshold=0.6)
-    row = evaluate_effect(e, table, n_test=1000, seed=0)
+    row = evaluate_effect(e, table, test=SplitCounts(400, 600), seed=0)
     assert row["value"] == pytest.approx(0.691460, abs=1e-6) and row["n"] == 363 and row["holds"] is True
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.641144, 0.738620), abs=1e-6)  # Clopper-Pearson
     assert row["expected"] == ">= 0.6"
@@ -65,10 +65,10 @@ def test_proportion_of_counts_has_the_exact_binomial_interval() -> None:
 
 def test_rate_of_the_test_images_and_a_wrong_denominator() -> None:
     e = _effect(statistic="proportion", model="vgg_erm", expected="<", threshold=0.2)
-    row = evaluate_effect(e, CURVES, n_test=20, seed=0)
+    row = evaluate_effect(e, CURVES, test=SplitCounts(8, 12), seed=0)
     assert row["value"] == pytest.approx(0.1) and row["n"] == 20 and row["holds"] is True
     with pytest.raises(ConfigError, match="not a rate of the run's 7 test images"):
-        evaluate_effect(e, CURVES, n_test=7, seed=0)
+        evaluate_effect(e, CURVES, test=SplitCounts(3, 4), seed=0)
 
 
 def test_newcombe_matches_the_published_example() -> None:
@@ -79,17 +79,17 @@ def test_newcombe_matches_the_published_example() -> None:
 
 def test_difference_uses_the_matched_twin_when_present_else_erm() -> None:
     e = _effect(statistic="proportion_difference", model="vgg_pgd_at", reference=("vgg_erm_matched", "vgg_erm"))
-    row = evaluate_effect(e, CURVES, n_test=20, seed=0)
+    row = evaluate_effect(e, CURVES, test=SplitCounts(8, 12), seed=0)
     assert row["reference"] == "vgg_erm_matched" and row["value"] == pytest.approx(0.35)
     assert row["ci_low"] == pytest.approx(newcombe_difference(12, 20, 5, 20)[1])
     assert "vs vgg_erm_matched" in row["reads"]
-    row = evaluate_effect(e, CURVES[CURVES["model"] != "vgg_erm_matched"], n_test=20, seed=0)
+    row = evaluate_effect(e, CURVES[CURVES["model"] != "vgg_erm_matched"], test=SplitCounts(8, 12), seed=0)
     assert row["reference"] == "vgg_erm" and row["value"] == pytest.approx(0.5)
 
 
 def test_an_absent_model_is_reported_not_dropped() -> None:
     e = _effect(statistic="proportion", model="vgg_rtda")
-    table = evaluate_effects([e], {"robustness_curves": CURVES}, n_test=20, seed=0)
+    table = evaluate_effects([e], {"robustness_curves": CURVES}, test=SplitCounts(8, 12), seed=0)
     assert list(table.columns) == list(EFFECT_COLUMNS)
     assert math.isnan(table.loc[0, "value"]) and pd.isna(table.loc[0, "holds"])
     assert table.loc[0, "note"] == "not evaluated: vgg_rtda not in robustness_curves"
@@ -98,9 +98,9 @@ def test_an_absent_model_is_reported_not_dropped() -> None:
 def test_value_needs_exactly_one_row_and_known_columns() -> None:
     e = _effect(statistic="value", rows={"attack": "pgd"})
     with pytest.raises(ConfigError, match="select 3 rows"):
-        evaluate_effect(e, CURVES.assign(ci_low=0.0, ci_high=1.0), n_test=20, seed=0)
+        evaluate_effect(e, CURVES.assign(ci_low=0.0, ci_high=1.0), test=SplitCounts(8, 12), seed=0)
     with pytest.raises(ConfigError, match="no column\\(s\\) \\['norm'\\]"):
-        evaluate_effect(_effect(statistic="value", rows={"norm": "linf"}), CURVES, n_test=20, seed=0)
+        evaluate_effect(_effect(statistic="value", rows={"norm": "linf"}), CURVES, test=SplitCounts(8, 12), seed=0)
 
 
 def _paired_scores() -> pd.DataFrame:
@@ -114,7 +114,7 @@ def _paired_scores() -> pd.DataFrame:
 def test_rank_biserial_needs_the_declared_p() -> None:
     e = _effect(table="alignment_scores", rows={"metric": "rma"}, column="score", statistic="rank_biserial",
                 pair_on=("image_id",), model="vgg_pgd_at", reference=("vgg_erm",), threshold=0.0, max_p=0.01)
-    row = evaluate_effect(e, _paired_scores(), n_test=0, seed=0)
+    row = evaluate_effect(e, _paired_scores(), test=SplitCounts(0, 0), seed=0)
     # ranks of |d|: 0.01->1, 0.02->2 (negative), 0.05->3, 0.1->4, 0.15->5, 0.2->6, 0.25->7, 0.3->8; T- = 2, T+ = 34
     assert row["value"] == pytest.approx((34 - 2) / 36)
     assert row["p_value"] == pytest.approx(2 * 3 / 256)  # exact: 3 of 256 sign patterns have T- <= 2, two-sided
@@ -127,13 +127,13 @@ def test_paired_mean_difference_and_mean_of_flags() -> None:
                           "accuracy": [0.8, 0.7, 0.6, 0.7, 0.7, 0.4]})
     e = _effect(table="corruption_accuracy", rows={}, statistic="paired_mean_difference", pair_on=("corruption",),
                 model="a", reference=("b",))
-    row = evaluate_effect(e, cells, n_test=0, seed=0)
+    row = evaluate_effect(e, cells, test=SplitCounts(0, 0), seed=0)
     assert row["value"] == pytest.approx(0.1) and row["n"] == 3 and row["holds"] is True
     assert 0.0 <= row["ci_low"] <= 0.1 <= row["ci_high"] <= 0.2
     flags = pd.DataFrame({"model": "m", "label_kept": [True] * 9 + [False]})
     e = _effect(table="explanation_attack", rows={}, column="label_kept", statistic="mean", model="m",
                 expected=">=", threshold=0.8)
-    row = evaluate_effect(e, flags, n_test=0, seed=0)
+    row = evaluate_effect(e, flags, test=SplitCounts(0, 0), seed=0)
     assert row["value"] == pytest.approx(0.9) and row["ci_method"].startswith("exact binomial")
 
 
@@ -142,10 +142,85 @@ def test_evaluate_run_reads_the_folder_and_names_a_missing_table(tmp_path: Path)
     raw["effects"] = {"pgd_fools_erm": raw["effects"]["pgd_fools_erm"]}
     (tmp_path / "tables").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"profile": raw}))
-    pd.DataFrame({"split": ["train"] * 5 + ["test"] * 20}).to_csv(tmp_path / "cohort.csv", index=False)
+    pd.DataFrame({"split": ["train"] * 5 + ["test"] * 20, "label": [0] * 5 + [1] * 8 + [0] * 12}).to_csv(
+        tmp_path / "cohort.csv", index=False)
     with pytest.raises(RunError, match="robustness_curves.csv is missing"):
         evaluate_run(tmp_path)
-    CURVES.assign(norm="linf").to_csv(tmp_path / "tables" / "robustness_curves.csv", index=False)
+    BALANCED.to_csv(tmp_path / "tables" / "robustness_curves.csv", index=False)
+    with pytest.raises(RunError, match="classifier_metrics.csv is missing"):
+        evaluate_run(tmp_path)
+    _metrics(vgg_erm=(0.9, False)).to_csv(tmp_path / "tables" / "classifier_metrics.csv", index=False)
     table = evaluate_run(tmp_path)
-    assert table["effect"].tolist() == ["pgd_fools_erm"] and table.loc[0, "value"] == pytest.approx(0.1)
-    assert bool(table.loc[0, "holds"]) is True and table.loc[0, "n"] == 20
+    assert table["effect"].tolist() == ["pgd_fools_erm"] and table.loc[0, "value"] == pytest.approx(0.1875)
+    assert bool(table.loc[0, "holds"]) is True and table.loc[0, "n"] == 20 and bool(table.loc[0, "interpretable"])
+
+
+#: Robustness curves with per-class rates of 8 positives and 12 negatives; vgg_pgd_at is a constant classifier (it
+#: calls every image negative), which keeps 60% plain accuracy under any attack and 0.5 balanced accuracy.
+BALANCED = pd.DataFrame({
+    "model": ["vgg_erm", "vgg_pgd_at", "vgg_erm"], "attack": ["pgd", "pgd", "clean"], "norm": "linf",
+    "eps": [0.00784314, 0.00784314, 0.0],
+    "sensitivity": [0.125, 0.0, 0.875], "specificity": [0.25, 1.0, 0.75]}).assign(
+    accuracy=lambda t: (8 * t.sensitivity + 12 * t.specificity) / 20,
+    balanced_accuracy=lambda t: (t.sensitivity + t.specificity) / 2)
+
+
+def _metrics(**models: tuple[float, bool]) -> pd.DataFrame:
+    """classifier_metrics rows with competence columns: model -> (validation AUC, degenerate); gate 0.8; the first
+    model is the reference."""
+    rows = []
+    for k, (model, (val_auc, degenerate)) in enumerate(models.items()):
+        for split in ("val", "test"):
+            rows.append({"model": model, "split": split, "auc": val_auc, "best_val_auc": val_auc, "min_val_auc": 0.8,
+                         "passes_gate": val_auc >= 0.8, "degenerate": degenerate,
+                         "predicted_positive_rate": 0.0 if degenerate else 0.4,
+                         "competent": val_auc >= 0.8 and not degenerate, "reference": k == 0})
+    return pd.DataFrame(rows)
+
+
+def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    p = k / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_balanced_accuracy_and_its_difference_by_hand() -> None:
+    e = _effect(statistic="balanced_accuracy", column="balanced_accuracy", model="vgg_erm", expected="<", threshold=0.2)
+    row = evaluate_effect(e, BALANCED, test=SplitCounts(8, 12), seed=0)
+    (l1, u1), (l2, u2) = _wilson(1, 8), _wilson(3, 12)
+    value = (1 / 8 + 3 / 12) / 2
+    assert row["value"] == pytest.approx(value) and row["holds"] is True
+    assert row["ci_low"] == pytest.approx(value - math.hypot(1 / 8 - l1, 3 / 12 - l2) / 2)
+    assert row["ci_high"] == pytest.approx(value + math.hypot(u1 - 1 / 8, u2 - 3 / 12) / 2)
+    d = _effect(statistic="balanced_accuracy_difference", column="balanced_accuracy", model="vgg_pgd_at",
+                reference=("vgg_erm",))
+    row = evaluate_effect(d, BALANCED, test=SplitCounts(8, 12), seed=0)
+    assert row["value"] == pytest.approx(0.5 - value)
+    with pytest.raises(ConfigError, match="is not the mean of sensitivity"):
+        evaluate_effect(e, BALANCED.assign(balanced_accuracy=0.3), test=SplitCounts(8, 12), seed=0)
+    with pytest.raises(ConfigError, match=r"no column\(s\) \['sensitivity', 'specificity'\]"):
+        evaluate_effect(e, CURVES.assign(norm="linf", balanced_accuracy=0.5), test=SplitCounts(8, 12), seed=0)
+
+
+def test_a_constant_classifier_cannot_hold_an_accuracy_effect_and_its_effects_are_not_interpretable() -> None:
+    keeps = _effect(statistic="balanced_accuracy", column="balanced_accuracy", model="vgg_pgd_at", expected=">",
+                    threshold=0.5, name="keeps")
+    plain = _effect(statistic="proportion", column="accuracy", model="vgg_pgd_at", expected=">=", threshold=0.5,
+                    name="plain")
+    ahead = _effect(statistic="balanced_accuracy_difference", column="balanced_accuracy", model="vgg_pgd_at",
+                    reference=("vgg_erm",), name="ahead")
+    gan = _effect(table="gan_attack_table", rows={"row": "AUC"}, column="value", statistic="value", name="gan")
+    tables = {"robustness_curves": BALANCED,
+              "gan_attack_table": pd.DataFrame({"row": ["AUC"], "value": [0.6], "ci_low": [0.5], "ci_high": [0.7]})}
+    metrics = _metrics(vgg_erm=(0.7, False), vgg_pgd_at=(0.85, True))
+    table = evaluate_effects([keeps, plain, ahead, gan], tables, SplitCounts(8, 12), 0, metrics).set_index("effect")
+    assert bool(table.loc["plain", "holds"]) is True  # what plain accuracy let a constant classifier claim
+    assert bool(table.loc["keeps", "holds"]) is False  # balanced accuracy 0.5 is not above 0.5
+    assert bool(table.loc["ahead", "holds"]) is True  # a constant model "ahead" of a fooled one ...
+    assert not table["interpretable"].any()  # ... is flagged, and so is everything that reads the weak reference
+    assert "vgg_pgd_at degenerate" in table.loc["keeps", "competence"]
+    assert "vgg_erm below the competence gate (validation AUC 0.700 < 0.8)" in table.loc["ahead", "competence"]
+    assert table.loc["gan", "competence"].startswith("vgg_erm below")  # Table 1 reads the reference classifier
+    fine = evaluate_effects([keeps, gan], tables, SplitCounts(8, 12), 0, _metrics(vgg_erm=(0.9, False),
+                                                                             vgg_pgd_at=(0.9, False)))
+    assert fine["interpretable"].all() and (fine["competence"] == "").all()

@@ -38,7 +38,7 @@ class RefuseFloat64(TorchFunctionMode):
 @pytest.fixture(scope="module")
 def model_and_data() -> tuple[VGGClassifier, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False)).eval()
+    model = VGGClassifier(VGGConfig(width=0.125, dropout=0.0, init="random")).eval()
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(6, 1, 96, 96, generator=gen) * 0.8 + 0.1
     return model, x, torch.tensor([0, 1, 0, 1, 0, 1])

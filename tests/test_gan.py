@@ -29,7 +29,7 @@ CPU = torch.device("cpu")
 
 def tiny_classifier(seed: int = 0) -> VGGClassifier:
     torch.manual_seed(seed)
-    return VGGClassifier(VGGConfig(width=0.0625, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=0.0625, init="random")).eval()
 
 
 def tiny_data(n: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ def test_focal_terms_match_eq2_by_hand() -> None:
 
 def _model() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).eval()
 
 
 def _by_hand(model: VGGClassifier, x: torch.Tensor, y: torch.Tensor, gp_at: str) -> float:

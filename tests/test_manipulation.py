@@ -17,7 +17,7 @@ from medadv.models.classifier import VGGClassifier, VGGConfig
 @pytest.fixture(scope="module")
 def model() -> VGGClassifier:
     torch.manual_seed(3)
-    return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=0.125, dropout=0.0, init="random")).eval()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
 from medadv.train.losses import focal_gp_loss
 
-TINY = VGGConfig(width=1 / 16, imagenet=False)
+TINY = VGGConfig(width=1 / 16, init="random")
 
 
 def test_grey_to_imagenet_copies_and_normalises() -> None:
@@ -35,7 +35,7 @@ def test_grey_to_imagenet_copies_and_normalises() -> None:
 def full_width() -> VGGClassifier:
     """Paper 001's classifier at full width (built once: its fully connected layers hold 34 M weights)."""
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1.0, imagenet=False)).eval()
+    return VGGClassifier(VGGConfig(width=1.0, init="random")).eval()
 
 
 def test_vgg_layout_follows_paper_001_authors_code(full_width: VGGClassifier) -> None:
@@ -60,7 +60,7 @@ def test_vgg_layout_follows_paper_001_authors_code(full_width: VGGClassifier) ->
 
 
 def test_narrow_width_keeps_the_papers_channels_per_group() -> None:
-    model = VGGClassifier(VGGConfig(width=1 / 8, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=1 / 8, init="random"))
     norms = [m for m in model.head.fc if isinstance(m, nn.GroupNorm)]
     assert [(n.num_groups, n.num_channels) for n in norms] == [(4, 1024), (4, 256), (4, 32)]  # 256, 64, 8 per group
     assert [m.out_channels for m in model.features if isinstance(m, nn.Conv2d)] == [8, 16, 32, 32, 64, 64, 64, 64]
@@ -102,7 +102,7 @@ def test_vnet_runs_channels_last_on_the_cpu_with_the_same_outputs_and_gradients(
     """The layout hook changes speed only: logits, input gradients and paper 001's loss gradients (the gradient
     penalty's double back-propagation included) match the same network run in NCHW layout."""
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=0.0625, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=0.0625, init="random"))
     nchw = copy.deepcopy(model)
     nchw.features._forward_pre_hooks.clear()
     x = torch.rand(4, 1, 128, 128)
@@ -172,23 +172,37 @@ def test_torchvision_backbone_by_name() -> None:
         TorchvisionClassifier("no_such_net")
 
 
-def test_imagenet_weights_only_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imagenet_start_comes_from_torchvisions_cache_and_offline_names_the_file_and_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert backbones.cached_imagenet_file("vgg11") is None
-    with pytest.raises(ConfigError, match=r"vgg11-8a719046\.pth.*imagenet: false"):
-        VGGClassifier(VGGConfig(width=1.0))  # nothing cached: an error naming the file, no silent random start
+    # not cached and no network (conftest makes every download fail): an error naming the file and the command
+    with pytest.raises(ConfigError, match=r"(?s)vgg11-8a719046\.pth.*could not be downloaded.*get_model\('vgg11', "
+                                          r"weights='DEFAULT'\).*classifier.init to kit or random") as err:
+        VGGClassifier(VGGConfig(width=1.0, init="imagenet"))
+    assert str(tmp_path / "checkpoints") in str(err.value)
     torch.manual_seed(3)
-    state = torchvision.models.vgg11(weights=None).state_dict()
+    state = {k: v for k, v in torchvision.models.vgg11(weights=None).state_dict().items() if k.startswith("features.")}
     cached = tmp_path / "checkpoints" / "vgg11-8a719046.pth"
-    cached.parent.mkdir()
-    torch.save(state, cached)
+    cached.parent.mkdir(exist_ok=True)
+    torch.save(state, cached)  # a small stand-in file the test writes: Vnet's tensors only
     assert backbones.cached_imagenet_file("vgg11") == cached
-    model = VGGClassifier(VGGConfig(width=1.0))
+    model = VGGClassifier(VGGConfig(width=1.0, init="imagenet"))
     assert model.pretrained
     for key, value in model.features.state_dict().items():
         assert torch.equal(value, state[f"features.{key}"])  # intact
-    with pytest.raises(ConfigError, match="width 1.0"):
-        VGGClassifier(VGGConfig(width=0.5))
+    with pytest.raises(ConfigError, match="only fit width 1.0.*init: kit"):
+        VGGClassifier(VGGConfig(width=0.5, init="imagenet"))
+
+
+def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> None:
+    with pytest.raises(ConfigError, match=r"ships no pretrained Vnet of width 0.25 \(it has widths \['0.0625', "
+                                          r"'0.125'\].*medadv pretrain --width 0.25"):
+        VGGClassifier(VGGConfig(width=0.25, init="kit"))
+    with pytest.raises(ConfigError, match="init is 'imagenet1k'; expected one of"):
+        VGGConfig(width=0.125, init="imagenet1k")
+    fresh = VGGClassifier(VGGConfig(width=0.125, init="random"))
+    assert not fresh.pretrained and build_model({**fresh.spec(), "init": "kit"}, weights_follow=True).config.init == "random"
 
 
 def _save_trained(ckpt: Path, name: str, model: nn.Module) -> None:
@@ -216,7 +230,7 @@ def test_registry_lists_and_loads_trained_models(tmp_path: Path) -> None:
 
 
 def test_build_model_refuses_unknown_kinds() -> None:
-    assert isinstance(build_model({"kind": "vgg", "width": 0.0625, "imagenet": False}), VGGClassifier)
+    assert isinstance(build_model({"kind": "vgg", "width": 0.0625, "init": "random"}), VGGClassifier)
     with pytest.raises(ConfigError, match="kind"):
         build_model({"kind": "transformer"})
     with pytest.raises(ConfigError, match="does not fit"):

@@ -45,3 +45,16 @@ def test_licence_citation_and_intended_use_agree_with_pyproject() -> None:
     assert "not for clinical use" in (ROOT / "README.md").read_text()
     assert project["scripts"] == {"medadv": "medadv.cli:main", "medadv-reader": "medadv.reader_app.server:main"}
     assert any(dep.startswith("ipywidgets") for dep in project["dependencies"])
+
+
+def test_package_data_ships_every_data_file_of_the_package() -> None:
+    """Profiles, the reader app's pages and the kit's pretrained Vnet (weights and model cards) go into the wheel."""
+    import fnmatch
+
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["medadv"]
+    package = ROOT / "lib" / "medadv"
+    data = [p.relative_to(package).as_posix() for p in package.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert any(d.startswith("models/weights/") for d in data)
+    missing = [d for d in data if not any(fnmatch.fnmatch(d, pat) for pat in patterns)]
+    assert missing == []

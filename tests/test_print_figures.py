@@ -93,16 +93,17 @@ def _attack_examples() -> Figure:
 
 
 def _curves() -> pd.DataFrame:
-    rows = [{"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "accuracy": 0.9} for m in MODELS]
+    rows = [{"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "balanced_accuracy": 0.9}
+            for m in MODELS]
     for m in MODELS:
         for norm, budgets in (("linf", (1 / 255, 2 / 255, 4 / 255, 8 / 255)), ("l2", (0.25, 0.5, 1.0))):
-            rows += [{"model": m, "recipe": m, "attack": "pgd", "norm": norm, "eps": e, "accuracy": 0.9 - 10 * e / (1 + 10 * e)}
-                     for e in budgets]
+            rows += [{"model": m, "recipe": m, "attack": "pgd", "norm": norm, "eps": e,
+                      "balanced_accuracy": 0.9 - 10 * e / (1 + 10 * e)} for e in budgets]
     return pd.DataFrame(rows)
 
 
 def _corruption_curves() -> Figure:
-    rows = [{"model": m, "recipe": m, "corruption": c, "severity": s, "accuracy": 0.9 - 0.1 * s, "auc": 0.8}
+    rows = [{"model": m, "recipe": m, "corruption": c, "severity": s, "balanced_accuracy": 0.9 - 0.1 * s, "auc": 0.8}
             for m in MODELS for c in CORRUPTIONS for s in range(1, 6)]
     return corruption_curves_figure(pd.DataFrame(rows))
 
@@ -159,7 +160,7 @@ def _detection() -> Figure:
 
 def _forest() -> Figure:
     rows = [{"seed": s, "setting": "", "effect": f"effect_{k}_pgd_at_beats_erm_under_attack", "value": 0.1 * k + 0.01 * s,
-             "holds": "True", "paper_value": 0.3 if k % 2 else np.nan, "expected": ">= 0.1"}
+             "holds": "True", "interpretable": str(s < 3), "paper_value": 0.3 if k % 2 else np.nan, "expected": ">= 0.1"}
             for s in range(5) for k in range(8)]
     per_seed = pd.DataFrame(rows)
     return forest_figure(per_seed, aggregate(per_seed, ReplicationConfig()))

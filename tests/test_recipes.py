@@ -35,7 +35,7 @@ def _batch() -> Batch:
 
 def _vgg() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
+    return VGGClassifier(VGGConfig(width=1 / 16, init="random"))
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -85,7 +85,7 @@ def test_erm_augments_and_erm_noaug_does_not() -> None:
 
 def _p002_model() -> VGGClassifier:
     torch.manual_seed(0)
-    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).train()
+    return VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).train()
 
 
 def test_rtda_is_ce_clean_plus_12_jsd_of_clean_augmix_and_l2_pgd() -> None:

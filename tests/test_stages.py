@@ -23,8 +23,11 @@ from medadv.reader_app.config import reader_config
 from medadv.report import RunContext
 from medadv.stages import (attack_evaluation, classifier_training, data_prep, gan_training, gradcam_alignment,
                            input_detection, reader_study, replication)
+from medadv.stages.competence import competence_of
+from medadv.stats.accuracy import is_degenerate
+from medadv.train.evaluate import COMPETENCE_COLUMNS, SplitMetrics, competence_columns
 from medadv.train.gan import GanConfig, GanResult
-from medadv.train.loop import TrainedClassifier, TrainResult, classifier_config
+from medadv.train.loop import TrainedClassifier, TrainResult, TrainSpec, classifier_config
 
 # ---------------------------------------------------------------- configs
 
@@ -76,37 +79,59 @@ def test_a_stage_config_takes_the_profiles_values_and_validates_them() -> None:
 # ---------------------------------------------------------------- 01 classifier training
 
 
-def _trained(name: str, best_epoch: int, pretrained: bool) -> TrainedClassifier:
-    model = nn.Linear(1, 2)
-    model.pretrained = pretrained  # type: ignore[attr-defined]
+def _trained(name: str, best_epoch: int, init: str) -> TrainedClassifier:
     history = pd.DataFrame({"epoch": [1, 2], "loss": [0.7, 0.5], "seconds": [1.0, 1.5]})
-    return TrainedClassifier(name, name.split("_", 1)[1], model, TrainResult(name, "erm", history, best_epoch, 0.8, 2.5))
+    spec = TrainSpec(name=name, recipe="erm", epochs=2, warmup_epochs=1, lr_head=1e-3, lr_features=1e-4,
+                     betas=(0.5, 0.9), batch_per_class=4, init=init)
+    return TrainedClassifier(name, name.split("_", 1)[1], nn.Linear(1, 2),
+                             TrainResult(name, "erm", history, best_epoch, 0.8, 2.5), spec)
 
 
 def test_checkpoint_files_list_the_model_and_its_last_state_per_classifier(tmp_path: Path) -> None:
-    trained = [_trained("vgg_erm", 2, False), _trained("vgg_rtda", 1, True)]
+    trained = [_trained("vgg_erm", 2, "kit"), _trained("vgg_rtda", 1, "vgg_erm")]
     names = [p.relative_to(tmp_path).as_posix() for p in classifier_training.checkpoint_files(tmp_path, trained)]
     assert names == ["vgg_erm.safetensors", "vgg_erm.json", "training/vgg_erm_last.safetensors",
                      "training/vgg_erm_last.json", "vgg_rtda.safetensors", "vgg_rtda.json",
                      "training/vgg_rtda_last.safetensors", "training/vgg_rtda_last.json"]
 
 
-def test_classifier_headline_reads_the_test_rows() -> None:
-    trained = [_trained("vgg_erm", 2, False), _trained("vgg_rtda", 1, True)]
-    metrics = pd.DataFrame({
-        "model": ["vgg_erm", "vgg_erm", "vgg_rtda", "vgg_rtda"], "split": ["val", "test", "val", "test"],
-        "auc": [0.99, 0.912345, 0.98, 0.876543], "auc_ci_low": [0.9, 0.851111, 0.9, 0.80004],
-        "auc_ci_high": [1.0, 0.96666, 1.0, 0.93333]})
-    assert classifier_training.headline(trained, metrics) == {
-        "test_auc": {"vgg_erm": 0.9123, "vgg_rtda": 0.8765},
-        "test_auc_ci": {"vgg_erm": [0.8511, 0.9667], "vgg_rtda": [0.8, 0.9333]},
-        "best_epoch": {"vgg_erm": 2, "vgg_rtda": 1},
-        "imagenet_init": {"vgg_erm": False, "vgg_rtda": True},
-    }
-    assert classifier_training.initialisation(trained) == {"vgg_erm": "random initialisation",
-                                                           "vgg_rtda": "ImageNet weights"}
+def _metrics_with_competence(val_auc: float, positive_rate: float) -> pd.DataFrame:
+    rows = []
+    for model, test_auc in (("vgg_erm", 0.912345), ("vgg_rtda", 0.876543)):
+        for split, auc in (("val", val_auc), ("test", test_auc)):
+            rows.append(SplitMetrics(split, auc, auc - 0.061234, min(auc + 0.054315, 1.0), 0.8, 0.7, 0.5, 0.75, 0.74,
+                                     positive_rate, 0.7, is_degenerate(np.arange(100) < 100 * positive_rate)))
+    table = pd.DataFrame([{"model": m, "recipe": "erm", **dataclasses.asdict(r)}
+                          for m, r in zip(["vgg_erm"] * 2 + ["vgg_rtda"] * 2, rows, strict=True)])
+    return competence_columns(table, 0.8, "vgg_erm")
+
+
+def test_classifier_headline_reads_the_test_rows_and_the_competence() -> None:
+    trained = [_trained("vgg_erm", 2, "kit"), _trained("vgg_rtda", 1, "vgg_erm")]
+    metrics = _metrics_with_competence(0.85, 0.4)
+    head = classifier_training.headline(trained, metrics, "vgg_erm")
+    assert head["test_auc"] == {"vgg_erm": 0.9123, "vgg_rtda": 0.8765}
+    assert head["test_auc_ci"] == {"vgg_erm": [0.8511, 0.9667], "vgg_rtda": [0.8153, 0.9309]}
+    assert head["best_epoch"] == {"vgg_erm": 2, "vgg_rtda": 1} and head["init"] == {"vgg_erm": "kit", "vgg_rtda": "vgg_erm"}
+    assert head["competence"] == {"model": "vgg_erm", "val_auc": 0.85, "min_val_auc": 0.8, "passes_gate": True,
+                                  "degenerate": False, "competent": True}
+    starts = classifier_training.initialisation(trained)
+    assert starts.loc["vgg_erm", "start"].startswith("Vnet from the kit's pretrained Vnet")
+    assert starts.loc["vgg_rtda", "start"] == "fine-tuned from vgg_erm"
     assert list(classifier_training.test_metrics(metrics).index) == ["vgg_erm", "vgg_rtda"]
     assert list(classifier_training.training_histories(trained)) == ["vgg_erm", "vgg_rtda"]
+
+
+def test_a_classifier_below_the_gate_or_degenerate_gets_a_banner() -> None:
+    good = competence_of(_metrics_with_competence(0.85, 0.4), "vgg_erm")
+    assert good.competent and good.banner() is None and "has learned" in good.text()
+    low = competence_of(_metrics_with_competence(0.65, 0.4), "vgg_erm")
+    assert not low.competent and "0.650, below the profile's competence gate" in low.banner()
+    constant = competence_of(_metrics_with_competence(0.85, 0.99), "vgg_erm")
+    assert constant.passes_gate and constant.degenerate and not constant.competent
+    assert "calls 99% of the test images positive (degenerate" in constant.text()
+    assert competence_columns(_metrics_with_competence(0.65, 0.4).drop(columns=list(COMPETENCE_COLUMNS)), None,
+                              "vgg_erm")["passes_gate"].all()  # no gate: only the degenerate flag counts
 
 
 # ---------------------------------------------------------------- 02 GAN training

@@ -17,7 +17,7 @@ from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.registry import load_trained, trained_models
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
-from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
+from medadv.train.loop import _vgg_spec, BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
 TRAIN = synthetic_split(24, size=96, seed=1, contrast=0.6)
@@ -31,7 +31,7 @@ def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
 
 def _run(tmp: Path, epochs: int, recipe: str = "erm") -> tuple[VGGClassifier, object]:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=1 / 16, init="random"))
     params = RecipeParams(eps=2 / 255, alpha=1 / 255, steps=1)
     result = fit(model, _spec(epochs, recipe), PaperObjective(), Recipe(recipe, params), TRAIN, VAL, tmp, seed=3,
                  device=torch.device("cpu"))
@@ -101,14 +101,14 @@ def test_frozen_parts_are_bit_identical_after_their_phases(tmp_path: Path) -> No
 
     Each run's last weights (the training state, not the best-validation model) are compared with the start."""
     torch.manual_seed(0)
-    start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False)).state_dict()
+    start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).state_dict()
     part_of = {"features": lambda k: k.startswith("features."), "last": lambda k: k.startswith("head.out."),
                "head": lambda k: k.startswith("head.") and not k.startswith("head.out.")}
     changed: dict[int, set[str]] = {}
     for epochs in (1, 2, 3):
         spec = TrainSpec(name=f"phase{epochs}", recipe="erm_noaug", epochs=epochs, last_layer_epochs=1, warmup_epochs=1,
                          lr_head=3e-3, lr_features=3e-3, betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=2)
-        model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, imagenet=False))
+        model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random"))
         model.load_state_dict(start)
         fit(model, spec, PaperObjective(), Recipe("erm_noaug", RecipeParams()), TRAIN, VAL, tmp_path, seed=3,
             device=torch.device("cpu"), resume=False)
@@ -132,15 +132,27 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     with pytest.raises(ConfigError, match="gp_at"):
         ClassifierConfig(erm_also_gp_at=("pixels",))
     default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
-    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_matched", "vgg_pgd_at",
-                                                        "vgg_rtda"]
-    assert [run.from_erm for run in vgg_runs(default)] == [False, False, True, True, True]
+    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random",
+                                                        "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda"]
+    assert [run.from_erm for run in vgg_runs(default)] == [False, False, False, True, True, True]
+    assert [run.init for run in vgg_runs(default)] == ["kit", "kit", "random", "kit", "kit", "kit"]
+    with pytest.raises(ConfigError, match="init / erm_also_init has 'imagenet21k'"):
+        ClassifierConfig(erm_also_init=("imagenet21k",))
+    with pytest.raises(ConfigError, match="min_val_auc is 1.2"):
+        ClassifierConfig(min_val_auc=1.2)
+    common = {"betas": default.betas, "batch_per_class": 2}
+    specs = {run.name: _vgg_spec(default, run, common) for run in vgg_runs(default)}
+    assert (specs["vgg_erm"].warmup_epochs, specs["vgg_erm"].lr_features) == (default.warmup_epochs, default.lr_features)
+    assert default.warmup_epochs > 0 and default.lr_features < default.lr_head  # paper 001's schedule, for a pretrained Vnet
+    random_start = specs["vgg_erm_init_random"]  # the schedule made for random weights
+    assert (random_start.warmup_epochs, random_start.lr_features, random_start.init) == (0, default.lr_head, "random")
+    assert specs["vgg_pgd_at"].init == "vgg_erm"
 
 
 def test_the_reference_model_is_one_the_section_trains() -> None:
     default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
-    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda",
-                                     "multitask_erm"]
+    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random", "vgg_erm_matched",
+                                     "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
     assert default.reference_model == "vgg_erm"
     assert ClassifierConfig(recipes=("pgd_at",), multitask=False, reference_model="vgg_pgd_at").model_names() == [
         "vgg_pgd_at"]

@@ -3,6 +3,7 @@
 ``medadv run ...`` runs the study's notebooks (:func:`medadv.pipeline.main`, the engine behind ``./run_all.sh``);
 ``medadv run --sweep ...`` and ``medadv sweep ...`` run a seed / size sweep (:func:`medadv.sweep.main`, where the
 installed kit has it);
+``medadv pretrain`` makes the kit's pretrained Vnet for the CPU widths (:func:`medadv.train.pretrain.main`);
 ``medadv kernel install`` registers this interpreter as the Jupyter kernel ``medadv`` that the notebooks name.
 ``python -m medadv ...`` is the same command without a console script (Windows, a plain ``pip install -e .``).
 
@@ -24,6 +25,7 @@ PROG = "medadv"
 COMMANDS = {
     "run": ("medadv.pipeline", "run the study's notebooks in order with papermill (resumable)"),
     "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask)"),
+    "pretrain": ("medadv.train.pretrain", "make the kit's pretrained Vnet (paper 001's network at the CPU widths)"),
     "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
 }
 

@@ -51,6 +51,9 @@ BATCH_ENV = "MEDADV_BATCH"
 # section adds its name here (``effects``, ``detect`` and ``cluster`` are read by the replication, detector and sweep
 # modules).
 PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader", "effects", "detect", "cluster")
+#: Seeds of the kit's pretraining corpus (:mod:`medadv.train.pretrain`), one per modality and set. No profile or sweep
+#: may use them (:func:`check_seed`), so no study ever trains or tests on a pretraining image.
+PRETRAIN_SEEDS = range(3_900_000_000, 3_900_001_000)
 # The top-level key that names a profile's base (:func:`resolve_profile_file`); it is resolved away on loading.
 EXTENDS_KEY = "extends"
 
@@ -314,9 +317,7 @@ def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> P
             f"{list(PROFILE_SECTIONS)}. Check the spelling (a section the kit does not read leaves its stage on the "
             "defaults)."
         )
-    seed = raw.pop("seed", 0)
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"profile {name!r}: seed is {seed!r}; expected a non-negative integer.")
+    seed = check_seed(raw.pop("seed", 0), f"profile {name!r}: seed")
     data = section_config(DataConfig, raw.pop("data", {}), "data")
     for key, value in raw.items():
         if not isinstance(value, Mapping):
@@ -341,6 +342,24 @@ def check_profile_name(name: Any) -> str:
                           "results/, so it cannot be empty, hold '/' or '\\', or start with '.'; use letters, digits, "
                           "'_', '-' and '.' (e.g. name: my-study).")
     return text
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """A study's seed: a non-negative integer outside :data:`PRETRAIN_SEEDS`.
+
+    Returns:
+        The seed.
+
+    Raises:
+        ConfigError: not a non-negative integer, or one of the pretraining corpus's seeds.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"{where} is {seed!r}; expected a non-negative integer.")
+    if seed in PRETRAIN_SEEDS:
+        raise ConfigError(f"{where} is {seed}, one of the seeds {PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} "
+                          "reserved for the kit's pretraining corpus (medadv pretrain): a study on them would test on "
+                          "images its pretrained Vnet was trained on. Choose another seed.")
+    return seed
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -14,6 +14,11 @@ The statistics and their intervals:
 * ``proportion_difference``: ``model`` minus ``reference`` on the same rows, both rates of the test images; Newcombe's
   hybrid score interval (Newcombe 1998, method 10, from the two Wilson intervals). The tables hold rates, not
   per-image outcomes, so the pairing is not used: for positively correlated outcomes this interval is conservative.
+* ``balanced_accuracy``: one row's balanced accuracy (the mean of its ``sensitivity`` and ``specificity`` columns,
+  rates of the run's test positives and negatives): the accuracy a constant classifier cannot pass (it scores 0.5;
+  :mod:`medadv.stats.accuracy`); MOVER interval from the two Wilson intervals.
+* ``balanced_accuracy_difference``: ``model`` minus ``reference``, each a ``balanced_accuracy``; MOVER interval
+  (unpaired, conservative).
 * ``mean``: the mean of ``column`` over the selected rows (one per image); Clopper-Pearson when the column is 0/1,
   else a percentile bootstrap over the rows.
 * ``paired_mean_difference``: mean of ``model - reference`` over rows paired on ``pair_on`` (images, or the
@@ -27,6 +32,12 @@ The statistics and their intervals:
 with its matched-budget ERM twin when the run trained one, and with ``vgg_erm`` otherwise; ``effects.csv`` names the
 reference used. An effect whose model is not in the run's table is reported with an empty value and a note, never
 dropped. The bootstrap (scipy's) is seeded by the run's seed, so two runs with the same seed write identical tables.
+
+**Interpretable.** An effect is only as good as the classifiers it reads. Each row says which classifiers those are
+(``model`` and ``reference``; for a table without a model column, paper 001's Table 1, the run's reference
+classifier) and ``interpretable`` is false when any of them is not competent in notebook 01's
+``classifier_metrics.csv`` (below the gate ``classifier.min_val_auc`` or degenerate:
+:func:`medadv.train.evaluate.competence_columns`); ``competence`` says which and why. The value is still given.
 """
 from __future__ import annotations
 
@@ -46,6 +57,7 @@ from medadv.config import Profile, profile_from_dict, section_config
 from medadv.core import read_json
 from medadv.errors import ConfigError, RunError
 from medadv.report import COHORT_FILE, CONFIG_FILE
+from medadv.stats.accuracy import balanced_interval, difference_interval, wilson
 from medadv.stats.binomial import clopper_pearson
 from medadv.stats.paired import rank_biserial, wilcoxon_paired
 
@@ -53,8 +65,14 @@ SECTION = "effects"
 LEVEL = 0.95
 N_RESAMPLES = 2000
 EXPECTED = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-STATISTICS = ("value", "proportion", "proportion_difference", "mean", "paired_mean_difference", "rank_biserial")
-PAIRED = ("proportion_difference", "paired_mean_difference", "rank_biserial")
+STATISTICS = ("value", "proportion", "proportion_difference", "balanced_accuracy", "balanced_accuracy_difference",
+              "mean", "paired_mean_difference", "rank_biserial")
+PAIRED = ("proportion_difference", "balanced_accuracy_difference", "paired_mean_difference", "rank_biserial")
+EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "interpretable", "paper_value", "paper",
+                  "statistic", "model", "reference", "n", "p_value", "ci_method", "reads", "competence", "note")
+#: The per-class rates a balanced accuracy is made of (columns of the accuracy tables).
+CLASS_RATE_COLUMNS = ("sensitivity", "specificity")
+METRICS_TABLE = "classifier_metrics"
 #: The tables an effect may read (``table:``), each with the notebook that writes it: every table of notebooks 00-03
 #: and those notebook 04 writes before it evaluates the effects. Notebooks 05 and 06 run after the evaluation, so
 #: their tables cannot be read. tests/test_effects.py checks this list against the notebooks' ``save_table`` calls.
@@ -71,8 +89,6 @@ EFFECT_TABLES = {
     "fgsm_gradcam_shift": "04_gradcam_alignment", "fgsm_gradcam_shift_summary": "04_gradcam_alignment",
     "explanation_attack": "04_gradcam_alignment", "explanation_attack_summary": "04_gradcam_alignment",
 }
-EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "paper_value", "paper", "statistic",
-                  "model", "reference", "n", "p_value", "ci_method", "reads", "note")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +175,30 @@ def declared_effects(profile: Profile) -> list[Effect]:
 
 
 @dataclasses.dataclass(frozen=True)
+class SplitCounts:
+    """The run's test split as the effects count it: its positive and negative images (the denominators of every
+    rate in the accuracy tables)."""
+
+    positives: int
+    negatives: int
+
+    @property
+    def n(self) -> int:
+        """The number of test images."""
+        return self.positives + self.negatives
+
+    @classmethod
+    def of(cls, labels: Sequence[int] | np.ndarray) -> SplitCounts:
+        """The test set of these labels (0/1).
+
+        Returns:
+            The counts.
+        """
+        y = np.asarray(labels)
+        return cls(int((y == 1).sum()), int((y == 0).sum()))
+
+
+@dataclasses.dataclass(frozen=True)
 class Estimate:
     """A statistic's value with its interval, the cases behind it, a p-value where the statistic has one."""
 
@@ -177,6 +217,11 @@ def _matches(series: pd.Series, wanted: Any) -> pd.Series:
     return pd.Series(np.isclose(values, float(wanted), rtol=1e-4, atol=1e-12), index=series.index)
 
 
+def _needed_columns(effect: Effect) -> list[str]:
+    rates = list(CLASS_RATE_COLUMNS) if effect.statistic.startswith("balanced_accuracy") else []
+    return [effect.column, *rates]
+
+
 def select_rows(table: pd.DataFrame, effect: Effect, model: str | None) -> pd.DataFrame:
     """The rows of ``table`` that ``effect.rows`` (and ``model``, when given) select.
 
@@ -184,7 +229,7 @@ def select_rows(table: pd.DataFrame, effect: Effect, model: str | None) -> pd.Da
         The selected rows (possibly none); a :class:`ConfigError` names a filter column the table lacks.
     """
     filters = dict(effect.rows) | ({"model": model} if model is not None else {})
-    missing = sorted(set(filters) - set(table.columns)) + ([effect.column] if effect.column not in table.columns else [])
+    missing = sorted(set(filters) - set(table.columns)) + [c for c in _needed_columns(effect) if c not in table.columns]
     if missing:
         raise ConfigError(f"effect {effect.name}: table {effect.table} has no column(s) {missing}; "
                           f"its columns are {list(table.columns)}. Fix the effect in the profile's effects section.")
@@ -201,15 +246,30 @@ def _one(rows: pd.DataFrame, effect: Effect) -> pd.Series:
     return rows.iloc[0]
 
 
-def _counts(row: pd.Series, effect: Effect, n_test: int) -> tuple[int, int]:
-    value = float(row[effect.column])
+def _count(effect: Effect, column: str, value: float, n: int) -> int:
+    """``value`` as a count of ``n`` images; a :class:`ConfigError` when it is not a rate of ``n``."""
+    k = int(round(value * n))
+    if n == 0 or abs(k / n - value) > 1e-4:
+        raise ConfigError(f"effect {effect.name}: {column} = {value} is not a rate of the run's {n} test images of "
+                          f"that kind; give count_column and total_column for this table.")
+    return k
+
+
+def _counts(row: pd.Series, effect: Effect, test: SplitCounts) -> tuple[int, int]:
     if effect.count_column is not None:
         return int(row[effect.count_column]), int(row[effect.total_column])
-    k = int(round(value * n_test))
-    if abs(k / n_test - value) > 1e-4:
-        raise ConfigError(f"effect {effect.name}: {effect.column} = {value} is not a rate of the run's {n_test} test "
-                          f"images; give count_column and total_column for this table.")
-    return k, n_test
+    return _count(effect, effect.column, float(row[effect.column]), test.n), test.n
+
+
+def _balanced(row: pd.Series, effect: Effect, test: SplitCounts) -> tuple[float, float, float]:
+    """One row's balanced accuracy from its per-class rates, with the MOVER interval."""
+    sens, spec = (float(row[c]) for c in CLASS_RATE_COLUMNS)
+    if not math.isclose((sens + spec) / 2, float(row[effect.column]), abs_tol=1e-4):
+        raise ConfigError(f"effect {effect.name}: {effect.column} = {row[effect.column]} is not the mean of "
+                          f"sensitivity {sens} and specificity {spec}; statistic {effect.statistic} reads a balanced "
+                          "accuracy column.")
+    return balanced_interval(_count(effect, "sensitivity", sens, test.positives), test.positives,
+                             _count(effect, "specificity", spec, test.negatives), test.negatives)
 
 
 def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL) -> tuple[float, float, float]:
@@ -218,13 +278,7 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL
     Returns:
         (difference, low, high), built from the two Wilson score intervals.
     """
-    p1, p2 = k1 / n1, k2 / n2
-    w1 = stats.binomtest(k1, n1).proportion_ci(confidence_level=level, method="wilson")
-    w2 = stats.binomtest(k2, n2).proportion_ci(confidence_level=level, method="wilson")
-    d = p1 - p2
-    low = d - math.sqrt((p1 - w1.low) ** 2 + (w2.high - p2) ** 2)
-    high = d + math.sqrt((w1.high - p1) ** 2 + (p2 - w2.low) ** 2)
-    return d, low, high
+    return difference_interval(wilson(k1, n1, level), wilson(k2, n2, level))
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Any, seed: int,
@@ -252,22 +306,34 @@ def _paired(model_rows: pd.DataFrame, ref_rows: pd.DataFrame, effect: Effect) ->
     return merged[f"{effect.column}_m"].to_numpy(float), merged[f"{effect.column}_r"].to_numpy(float)
 
 
-def estimate(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, n_test: int, seed: int) -> Estimate:
+def _single(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, test: SplitCounts) -> Estimate:
+    """The statistics that read one row per model (and per reference)."""
+    s = effect.statistic
+    if s == "value":
+        row = _one(rows, effect)
+        return Estimate(float(row[effect.column]), float(row["ci_low"]), float(row["ci_high"]), 1, "as in the table")
+    if s == "proportion":
+        k, n = _counts(_one(rows, effect), effect, test)
+        return Estimate(k / n, *clopper_pearson(k, n, LEVEL), n, "exact binomial (Clopper-Pearson)")
+    if s == "proportion_difference":
+        (k1, n1), (k2, n2) = _counts(_one(rows, effect), effect, test), _counts(_one(ref_rows, effect), effect, test)
+        return Estimate(*newcombe_difference(k1, n1, k2, n2), n1, "Newcombe hybrid score (unpaired, conservative)")
+    here = _balanced(_one(rows, effect), effect, test)
+    if s == "balanced_accuracy":
+        return Estimate(*here, test.n, "MOVER from the classes' Wilson intervals")
+    return Estimate(*difference_interval(here, _balanced(_one(ref_rows, effect), effect, test)), test.n,
+                    "MOVER from the balanced accuracies' intervals (unpaired, conservative)")
+
+
+def estimate(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, test: SplitCounts, seed: int) -> Estimate:
     """The effect's statistic on its selected rows (and the reference's), with its interval (module docstring).
 
     Returns:
         An :class:`Estimate`; NaN value when the rows hold no finite number.
     """
     s = effect.statistic
-    if s == "value":
-        row = _one(rows, effect)
-        return Estimate(float(row[effect.column]), float(row["ci_low"]), float(row["ci_high"]), 1, "as in the table")
-    if s == "proportion":
-        k, n = _counts(_one(rows, effect), effect, n_test)
-        return Estimate(k / n, *clopper_pearson(k, n, LEVEL), n, "exact binomial (Clopper-Pearson)")
-    if s == "proportion_difference":
-        (k1, n1), (k2, n2) = _counts(_one(rows, effect), effect, n_test), _counts(_one(ref_rows, effect), effect, n_test)
-        return Estimate(*newcombe_difference(k1, n1, k2, n2), n1, "Newcombe hybrid score (unpaired, conservative)")
+    if s in ("value", "proportion", "proportion_difference", "balanced_accuracy", "balanced_accuracy_difference"):
+        return _single(effect, rows, ref_rows, test)
     if s == "mean":
         x = rows[effect.column].astype(float).dropna().to_numpy()
         if len(x) and np.isin(x, (0.0, 1.0)).all():
@@ -302,8 +368,35 @@ def _holds(effect: Effect, est: Estimate) -> bool | None:
     return bool(ok)
 
 
-def evaluate_effect(effect: Effect, table: pd.DataFrame, n_test: int, seed: int) -> dict[str, Any]:
+def competence_reasons(metrics: pd.DataFrame | None) -> tuple[dict[str, str], str | None]:
+    """Why each classifier of notebook 01's ``classifier_metrics`` table is not competent ("" when it is), and the
+    run's reference classifier.
+
+    Returns:
+        (model -> reason, the reference classifier's name); ({}, None) without a table.
+    """
+    if metrics is None:
+        return {}, None
+    reasons = {}
+    for model, row in metrics[metrics["split"] == "test"].set_index("model").iterrows():
+        why = []
+        if not bool(row["passes_gate"]):
+            why.append(f"{model} below the competence gate (validation AUC {row['best_val_auc']:.3f} < "
+                       f"{row['min_val_auc']:g})")
+        if bool(row["degenerate"]):
+            why.append(f"{model} degenerate ({max(row['predicted_positive_rate'], 1 - row['predicted_positive_rate']):.0%}"
+                       " of the test images one class)")
+        reasons[str(model)] = "; ".join(why)
+    reference = metrics.loc[metrics["reference"].astype(bool), "model"]
+    return reasons, (str(reference.iloc[0]) if len(reference) else None)
+
+
+def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed: int,
+                    competence: tuple[dict[str, str], str | None] = ({}, None)) -> dict[str, Any]:
     """One row of ``effects.csv`` for ``effect`` on its table.
+
+    Args:
+        competence: :func:`competence_reasons` of the run (no competence check without it).
 
     Returns:
         A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent.
@@ -313,9 +406,12 @@ def evaluate_effect(effect: Effect, table: pd.DataFrame, n_test: int, seed: int)
     absent = [m for m in ([effect.model] if effect.model else []) if m not in present]
     if effect.reference and reference is None:
         absent.append(" or ".join(effect.reference))
+    reasons, run_reference = competence
+    read = [m for m in (effect.model, reference) if m] if "model" in table.columns else [run_reference]
+    flags = "; ".join(reasons[m] for m in read if m in reasons and reasons[m])
     row = {"effect": effect.name, "expected": effect.expected_text, "paper_value": effect.paper_value,
            "paper": effect.paper, "statistic": effect.statistic, "model": effect.model, "reference": reference,
-           "reads": _reads(effect, effect.model, reference)}
+           "reads": _reads(effect, effect.model, reference), "interpretable": not flags, "competence": flags}
     if absent:
         return row | {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "holds": None, "n": 0,
                       "p_value": math.nan, "ci_method": "", "note": f"not evaluated: {', '.join(absent)} not in {effect.table}"}
@@ -324,26 +420,28 @@ def evaluate_effect(effect: Effect, table: pd.DataFrame, n_test: int, seed: int)
     if rows.empty or (ref_rows is not None and ref_rows.empty):
         raise ConfigError(f"effect {effect.name}: rows {dict(effect.rows)} select nothing in table {effect.table}; "
                           f"check the filter values against the table.")
-    est = estimate(effect, rows, ref_rows, n_test, seed)
+    est = estimate(effect, rows, ref_rows, test, seed)
     return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": ""}
 
 
-def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFrame], n_test: int,
-                     seed: int) -> pd.DataFrame:
+def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFrame], test: SplitCounts,
+                     seed: int, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every declared effect on a run's tables.
 
     Args:
         effects: the declared effects (:func:`declared_effects`).
         tables: table name -> its DataFrame (every table an effect reads).
-        n_test: the run's number of test images (the denominator of the accuracy tables).
+        test: the run's test positives and negatives (the denominators of the accuracy tables).
         seed: seeds the bootstrap (the run's seed).
+        metrics: notebook 01's ``classifier_metrics`` with its competence columns, for ``interpretable``.
 
     Returns:
         ``effects.csv``'s table: one row per effect, columns :data:`EFFECT_COLUMNS`.
     """
-    rows = [evaluate_effect(e, tables[e.table], n_test, seed) for e in effects]
+    competence = competence_reasons(metrics)
+    rows = [evaluate_effect(e, tables[e.table], test, seed, competence) for e in effects]
     out = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
-    return out.astype({"holds": "boolean", "n": "Int64"})
+    return out.astype({"holds": "boolean", "interpretable": "boolean", "n": "Int64"})
 
 
 def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -365,7 +463,8 @@ def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataF
 
 def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
     """The effects declared in a run folder's ``config.json``, evaluated from its tables (what notebook 04 saves as
-    ``tables/effects.csv``; anyone can recompute it from the folder).
+    ``tables/effects.csv``; anyone can recompute it from the folder), with ``interpretable`` read from notebook 01's
+    ``classifier_metrics.csv``.
 
     Returns:
         The effects table of :func:`evaluate_effects`.
@@ -376,6 +475,7 @@ def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
         raise RunError(f"{run_dir / CONFIG_FILE} is missing; {run_dir} is not a run folder.")
     profile = profile_from_dict(config["profile"])
     effects = declared_effects(profile)
-    cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split"])
-    n_test = int((cohort["split"] == "test").sum())
-    return evaluate_effects(effects, load_tables(run_dir, [e.table for e in effects]), n_test, profile.seed)
+    cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split", "label"])
+    tables = load_tables(run_dir, [e.table for e in effects] + [METRICS_TABLE])
+    return evaluate_effects(effects, tables, SplitCounts.of(cohort.loc[cohort["split"] == "test", "label"]), profile.seed,
+                            tables[METRICS_TABLE])

@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from medadv.config import load_profile, profile_from_dict, section_config
+from medadv.config import check_seed, load_profile, profile_from_dict, section_config
 from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
@@ -142,8 +142,10 @@ def parse_seeds(text: str) -> list[int]:
     if len(parts) == 1 and "," not in str(text):
         if int(parts[0]) < 1:
             raise ConfigError("--sweep 0: a sweep needs at least one seed.")
-        return list(range(int(parts[0])))
-    return list(dict.fromkeys(int(p) for p in parts))
+        seeds = list(range(int(parts[0])))
+    else:
+        seeds = list(dict.fromkeys(int(p) for p in parts))
+    return [check_seed(seed, "--sweep seed") for seed in seeds]
 
 
 def parse_grid(items: Sequence[str]) -> tuple[str, list[Any]] | None:

@@ -437,6 +437,22 @@ def margin_loss(logits: Tensor, y: Tensor) -> Tensor:
     ``z_pi1 - z_pi3`` needs at least three classes, for the study's two-class models. The sign is flipped from
     ``z_y - max_{j != y} z_j`` so that every attack here maximises its loss.
 
+    With two logits this loss is the DLR loss, and nothing else is. DLR,
+    ``-(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3)`` (Croce & Hein 2020), is built to be unchanged when the logits are
+    shifted (``z + b``) or scaled (``a z``, ``a > 0``), so that no rescaling of the logits can flatten it. Two logits
+    up to a shift are one number, ``m = z_other - z_y`` (this loss), and the only functions of ``m`` that scaling
+    leaves unchanged are functions of its sign: reading the missing third logit as the second, ``z_pi1 - z_pi2 =
+    |m|``, gives ``sign(m)``, whose gradient is zero wherever it exists. Keep the shift invariance and drop the scale's,
+    and what is left is ``g(m)`` for an increasing ``g`` (dividing by any scale that does not move with the attack,
+    such as the clean image's ``|m|``, is one). The attacks of this module read a loss only through the direction of
+    its gradient (its sign, or its unit-norm version) and the order of its values (which iterate to keep, whether a
+    step raised it, when APGD halves its step), and an increasing ``g`` changes neither: every such loss gives the
+    iterates of this one. Cross-entropy is such a ``g`` with two logits (``softplus(m)``), so APGD-CE and APGD with
+    this loss differ only where cross-entropy's gradient, scaled by the other class's probability, underflows: far
+    from the boundary, the saturation that lets a model look robust to cross-entropy attacks. A targeted loss adds
+    nothing either: the only target is the other class, and the targeted margin ``z_t - max_{j != t} z_j`` towards it
+    is this loss (``tests/test_two_class_losses.py`` holds each of these facts).
+
     Returns:
         The loss per sample (N,).
     """

@@ -20,7 +20,7 @@ from medadv.attacks.corruptions import corrupt
 from medadv.style import paper_figure, paper_style
 
 THRESHOLD = 0.5
-ACCURACY_LABEL = f"accuracy (threshold {THRESHOLD:g})"
+ACCURACY_LABEL = f"balanced accuracy (threshold {THRESHOLD:g})"
 
 TEXT_WIDTH_PANEL = 6.6
 """Inches of the text width left to a row of image panels once the row labels are drawn."""
@@ -73,19 +73,21 @@ def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray
 
 @paper_style
 def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
-    """Accuracy (at threshold 0.5) against the budget for PGD in L-inf (in units of 1/255) and L2, one line per model;
-    eps 0 is the clean accuracy. ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`.
+    """Balanced accuracy (at threshold 0.5) against the budget for PGD in L-inf (in units of 1/255) and L2, one line
+    per model; eps 0 is the clean balanced accuracy, and a dotted line marks what a constant classifier scores (0.5).
+    ``curves`` has the columns of :data:`medadv.attacks.robustness.CURVE_COLUMNS`.
 
     Returns:
         The figure.
     """
     fig, axes = paper_figure("text", 2.9, 1, 2)
-    clean = curves[curves["attack"] == "clean"].set_index("model")["accuracy"]
+    clean = curves[curves["attack"] == "clean"].set_index("model")["balanced_accuracy"]
     for ax, norm, unit in ((axes[0], "linf", 255.0), (axes[1], "l2", 1.0)):
         for i, (model, group) in enumerate(curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)):
             eps = np.r_[0.0, group["eps"].to_numpy() * unit]
-            acc = np.r_[clean[model], group["accuracy"].to_numpy()]
+            acc = np.r_[clean[model], group["balanced_accuracy"].to_numpy()]
             ax.plot(eps, acc, label=model, **_style(i))
+        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8, label="constant classifier")
         ax.set_xlabel("eps (x 1/255)" if norm == "linf" else "eps (L2 norm per image)")
         ax.set_ylabel(ACCURACY_LABEL)
         ax.set_ylim(-0.02, 1.02)
@@ -97,7 +99,8 @@ def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
 
 @paper_style
 def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
-    """Accuracy (at threshold 0.5) against severity, one panel per corruption, one line per model.
+    """Balanced accuracy (at threshold 0.5) against severity, one panel per corruption, one line per model; a dotted
+    line marks the constant classifier's 0.5.
 
     Returns:
         The figure.
@@ -109,7 +112,8 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
     for ax, name in zip(axes.flat, names, strict=False):
         part = corruptions[corruptions["corruption"] == name]
         for i, (model, group) in enumerate(part.groupby("model", sort=True)):
-            ax.plot(group["severity"], group["accuracy"], label=model, **_style(i))
+            ax.plot(group["severity"], group["balanced_accuracy"], label=model, **_style(i))
+        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8, label="constant classifier")
         ax.set_title(name.replace("_", " "))
         ax.set_xticks(sorted(part["severity"].unique()))
         ax.set_ylim(-0.02, 1.02)

@@ -14,7 +14,12 @@ split with:
 * every corruption of :mod:`medadv.attacks.corruptions` at every severity of the profile: accuracy and AUC.
 
 Robust accuracy is counted as in AutoAttack (Croce & Hein 2020): an image the model gets wrong unattacked counts as
-wrong, and an attack runs only on the images still classified correctly. Three facts make this exact and cheap: an
+wrong, and an attack runs only on the images still classified correctly. Every accuracy is given twice: plain, and
+balanced (the mean of the accuracies on the positive and on the negative images, ``sensitivity`` and
+``specificity``), with what the constant classifier scores beside them (``constant_accuracy``, the majority share,
+and ``constant_balanced_accuracy``, 0.5): no attack changes a constant output, so a classifier that calls every image
+negative keeps its plain accuracy under every attack, and only the balanced accuracy shows that it has none
+(:mod:`medadv.stats.accuracy`). The study compares balanced accuracies. Three facts make this exact and cheap: an
 image fooled inside a ball is fooled inside every larger ball (so the PGD curve attacks, at each budget, only the
 images that survived the smaller one); an image fooled once need not be attacked further (``early_stop``); and the
 APGD accuracies are those of the cascade PGD -> APGD-CE -> APGD-margin at the headline budget, each attack run on the
@@ -47,12 +52,16 @@ from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME
 from medadv.models.registry import load_model_checkpoint, trained_models
+from medadv.stats.accuracy import balanced_accuracy, class_rates, constant_accuracy, is_degenerate
 from medadv.stats.auc import roc_auc
 
 logger = logging.getLogger(__name__)
 
-CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", "accuracy")
-CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", "accuracy", "auc")
+#: The accuracy columns of every row of the curve and corruption tables (:func:`accuracy_columns`).
+ACCURACY_COLUMNS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "constant_accuracy",
+                    "constant_balanced_accuracy")
+CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", *ACCURACY_COLUMNS)
+CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", *ACCURACY_COLUMNS, "auc")
 
 #: An attack as evaluated here: (model, images, labels, generator) -> adversarial images.
 Attack = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
@@ -186,6 +195,18 @@ class AttackConfig:
                                         early_stop=early_stop)
 
 
+def accuracy_columns(labels: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    """The :data:`ACCURACY_COLUMNS` of one set of decisions: plain and balanced accuracy, the per-class accuracies and
+    the constant classifier's values.
+
+    Returns:
+        column -> value.
+    """
+    sens, spec = class_rates(labels, correct)
+    return {"accuracy": float(np.mean(correct)), "balanced_accuracy": balanced_accuracy(labels, correct),
+            "sensitivity": sens, "specificity": spec, **constant_accuracy(labels)}
+
+
 def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,
                seed: int) -> Tensor:
     """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator.
@@ -247,7 +268,7 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
 
     def record(attack: str, norm: str, eps: float, robust: np.ndarray) -> np.ndarray:
         curves.append({"model": name, "recipe": recipe, "attack": attack, "norm": norm, "eps": eps,
-                       "accuracy": float(robust.mean())})
+                       **accuracy_columns(labels, robust)})
         return robust
 
     def attack(fn: Attack, robust: np.ndarray) -> np.ndarray:
@@ -276,9 +297,10 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     progress.update()
     progress.close()
 
-    row = _recipe_row(name, recipe, labels, scores, clean, curves, corrupted, config)
-    logger.info("%s: clean %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name, row["clean_accuracy"],
-                config.headline_linf_eps, row["pgd_linf_accuracy"], row["mean_corruption_accuracy"])
+    row = _recipe_row(name, recipe, labels, scores, curves, corrupted, config)
+    logger.info("%s: clean balanced accuracy %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name,
+                row["clean_balanced_accuracy"], config.headline_linf_eps, row["pgd_linf_balanced_accuracy"],
+                row["mean_corruption_balanced_accuracy"])
     return row, curves
 
 
@@ -298,37 +320,34 @@ def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labe
             for name, (model, recipe) in models.items():
                 s = positive_scores(model, xc, device, config.batch_size)
                 rows[name].append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
-                                   "accuracy": float(((s >= 0.5) == (labels == 1)).mean()),
+                                   **accuracy_columns(labels, (s >= 0.5) == (labels == 1)),
                                    "auc": roc_auc(labels, s)})
     return rows
 
 
-def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, clean: np.ndarray,
-                curves: list[dict], corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
+def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, curves: list[dict],
+                corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
     """The per-recipe row of one model from its clean scores, its curve rows and its corruption rows.
 
     Returns:
-        The row: clean accuracy and AUC, the accuracy under each attack at its headline budget, the mean corruption
-        accuracy and AUC.
+        The row: clean AUC, whether the model is degenerate (one class for more than 95% of the clean test images),
+        the constant classifier's accuracy, and the plain and balanced accuracy clean, under each attack at its
+        headline budget and averaged over the corruptions (with their mean AUC).
     """
-
-    def acc(attack_name: str, norm: str, eps: float) -> float:
-        return next(r["accuracy"] for r in curves
-                    if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
-
-    return {
-        "model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps, "l2_eps": config.headline_l2_eps,
-        "clean_accuracy": float(clean.mean()), "clean_auc": roc_auc(labels, scores),
-        "fgsm_linf_accuracy": acc("fgsm", "linf", config.headline_linf_eps),
-        "pgd_linf_accuracy": acc("pgd", "linf", config.headline_linf_eps),
-        "pgd_l2_accuracy": acc("pgd", "l2", config.headline_l2_eps),
-        "apgd_ce_accuracy": acc("apgd_ce", "linf", config.headline_linf_eps),
-        "apgd_margin_accuracy": acc("apgd_margin", "linf", config.headline_linf_eps),
-        "ifgsm_accuracy": acc("ifgsm", "linf", config.ifgsm_eps),
-        "ifgsm_extra_accuracy": acc("ifgsm_extra", "linf", config.ifgsm_extra_eps),
-        "mean_corruption_accuracy": float(np.mean([r["accuracy"] for r in corrupted])),
-        "mean_corruption_auc": float(np.mean([r["auc"] for r in corrupted])),
-    }
+    headline = {"clean": ("clean", "none", 0.0), "fgsm_linf": ("fgsm", "linf", config.headline_linf_eps),
+                "pgd_linf": ("pgd", "linf", config.headline_linf_eps), "pgd_l2": ("pgd", "l2", config.headline_l2_eps),
+                "apgd_ce": ("apgd_ce", "linf", config.headline_linf_eps),
+                "apgd_margin": ("apgd_margin", "linf", config.headline_linf_eps),
+                "ifgsm": ("ifgsm", "linf", config.ifgsm_eps), "ifgsm_extra": ("ifgsm_extra", "linf", config.ifgsm_extra_eps)}
+    row: dict[str, Any] = {"model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps,
+                           "l2_eps": config.headline_l2_eps, "clean_auc": roc_auc(labels, scores),
+                           "degenerate": is_degenerate(scores >= 0.5), **constant_accuracy(labels)}
+    for label, (attack_name, norm, eps) in headline.items():
+        r = next(r for r in curves if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
+        row |= {f"{label}_accuracy": r["accuracy"], f"{label}_balanced_accuracy": r["balanced_accuracy"]}
+    for column in ("accuracy", "balanced_accuracy", "auc"):
+        row[f"mean_corruption_{column}"] = float(np.mean([r[column] for r in corrupted]))
+    return row
 
 
 def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,

@@ -6,9 +6,10 @@ channels"; "the same normalization method as VGG11") inside the model, so that a
 [0, 1] pixel units. Each model splits its forward pass into ``prepare`` (this module) and ``classify`` (the network on
 the normalised 3-channel tensor): paper 001's gradient penalty (eq. 3) is taken with respect to ``classify``'s input.
 
-ImageNet weights come only from torchvision's file in the local torch hub cache (``torch.hub.get_dir()/checkpoints``);
-nothing is ever downloaded, the file is read with ``torch.load(weights_only=True)``, and ``imagenet: true`` without
-the file is an error that names it (no silent random start).
+ImageNet weights come the torchvision way: from torchvision's file in the torch hub cache
+(``torch.hub.get_dir()/checkpoints``), downloaded there with its progress bar and hash check on first use by a machine
+that is online; the file is read with ``weights_only=True``. Offline and not cached, it is an error that names the
+file and the command that fetches it (no silent random start). The kit's tests and its CPU profiles never download.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def imagenet_weights_path(arch: str) -> tuple[Path, str]:
     try:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"torchvision has no ImageNet weights for {arch!r}; set imagenet: false.") from exc
+        raise ConfigError(f"torchvision has no ImageNet weights for {arch!r}; start it at random instead.") from exc
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name, weights.url
 
 
@@ -73,37 +74,42 @@ def cached_imagenet_file(arch: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def imagenet_file_or_error(arch: str) -> Path:
-    """The cached ImageNet weights file of ``arch``.
+def fetch_command(arch: str) -> str:
+    """The one command that puts torchvision's ImageNet weights of ``arch`` into torch's cache (run it online).
 
     Returns:
-        its path in torch's cache.
+        The shell command.
+    """
+    return f"python -c \"import torchvision; torchvision.models.get_model('{arch}', weights='DEFAULT')\""
+
+
+def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of ``arch``, the way torchvision gives it: from torch's cache
+    (``torch.hub.get_dir()/checkpoints``, ``$TORCH_HOME``), downloaded there with torchvision's progress bar and
+    hash check when it is not cached yet. The file is read with ``weights_only=True``.
+
+    Returns:
+        the state dict.
 
     Raises:
-        ConfigError: the file is not there; the message names the file to put there and where it comes from.
+        ConfigError: the file is not cached and cannot be downloaded (offline, say); the message names the file and
+            the one command that fetches it on a machine that is online.
     """
     path, url = imagenet_weights_path(arch)
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
     if not path.is_file():
+        LOG.info("ImageNet weights for %s: downloading %s into %s", arch, url, path.parent)
+    try:
+        state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError) as exc:
         raise ConfigError(
-            f"imagenet: true asks for torchvision's ImageNet {arch} weights, but {path} does not exist (the kit never "
-            f"downloads). Put {path.name} (from {url}) into {path.parent}, or set imagenet: false in the profile's "
-            "classifier section (every table then reports pretrained = false)."
-        )
-    return path
-
-
-def load_cached_imagenet(arch: str) -> dict[str, torch.Tensor]:
-    """ImageNet state dict of ``arch`` from the local cache (never downloaded).
-
-    Returns:
-        the state dict, read with ``weights_only=True``.
-
-    Raises:
-        ConfigError: the file is not cached (:func:`imagenet_file_or_error`).
-    """
-    path = imagenet_file_or_error(arch)
+            f"init: imagenet needs torchvision's ImageNet {arch} weights, {path}, which is not there and could not be "
+            f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n    {fetch_command(arch)}\n"
+            f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
+            "Or set the profile's classifier.init to kit or random."
+        ) from exc
     LOG.info("ImageNet weights for %s from %s", arch, path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return state
 
 
 class TorchvisionClassifier(nn.Module):
@@ -113,7 +119,7 @@ class TorchvisionClassifier(nn.Module):
     Args:
         arch: a name from ``torchvision.models.list_models(torchvision.models)``.
         num_classes: outputs of the last layer (2: index 1 = positive).
-        imagenet: start from cached ImageNet weights (an error when not cached; the last layer is always new).
+        imagenet: start from torchvision's ImageNet weights (:func:`load_imagenet`; the last layer is always new).
     """
 
     def __init__(self, arch: str, num_classes: int = 2, imagenet: bool = True) -> None:
@@ -126,7 +132,7 @@ class TorchvisionClassifier(nn.Module):
         self.imagenet = imagenet
         self.prepare = GreyToImageNet()
         self.net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
-        state = load_cached_imagenet(arch) if imagenet else None
+        state = load_imagenet(arch) if imagenet else None
         self.pretrained = state is not None
         if state is not None:
             own = self.net.state_dict()

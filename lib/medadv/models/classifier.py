@@ -4,10 +4,12 @@ Zhou et al. (Nat Commun 2021), "AI-CAD classifier" and Fig. 3a, as the authors' 
 (``trainClas1728pal134.py``, ``DiscriminatorVGG1728.py``):
 
 * ``Vnet`` (:attr:`VGGClassifier.features`): torchvision's VGG11 ``features`` unchanged -- eight 3 x 3 convolutions
-  with ReLU and all five 2 x 2 max-poolings, no normalisation -- so cached ImageNet weights load into it intact.
-  Without them it starts from torchvision's VGG initialisation (Kaiming normal, fan-out, zero bias), as
-  ``torchvision.models.vgg11(weights=None)`` does; PyTorch's default convolution initialisation shrinks the
-  activations through eight layers, and the classifier then learns to ignore its input.
+  with ReLU and all five 2 x 2 max-poolings, no normalisation -- so ImageNet weights load into it intact. Where it
+  starts is :attr:`VGGConfig.init`: ``imagenet`` (paper 001: torchvision's ImageNet VGG11, full width only; see
+  :mod:`medadv.models.backbones`), ``kit`` (the kit's own Vnet pretrained on a phantom corpus, for the narrow CPU
+  widths; see :mod:`medadv.models.pretrained`) or ``random``: torchvision's VGG initialisation (Kaiming normal,
+  fan-out, zero bias), as ``torchvision.models.vgg11(weights=None)`` does; PyTorch's default convolution
+  initialisation shrinks the activations through eight layers, and the classifier then learns to ignore its input.
 * ``Fnet`` (:attr:`VGGClassifier.head`, :class:`Fnet`): a 3 x 3 convolution of stride 2 (512 -> 512, padding 1) +
   ReLU, a 3 x 3 convolution (512 -> 2048, padding 1) + ReLU, an average pooling (2 x 2, stride 1, no padding), a
   global max pooling ("to magnify the output of the firing element"), then Linear 2048 -> 8192 -> 2048 -> 256, each
@@ -37,7 +39,8 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from medadv.errors import ConfigError
-from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
+from medadv.models.backbones import GreyToImageNet, load_imagenet
+from medadv.models.pretrained import INITS, load_kit_vnet
 
 #: torchvision's VGG11 (configuration "A"): eight convolutions and five 2 x 2 max-poolings ("M").
 VGG11_CFG: tuple[int | str, ...] = tuple(cfgs["A"])
@@ -56,19 +59,23 @@ class VGGConfig:
         dropout: drop rate of Fnet's dropout (paper 001: 0.2).
         negative_slope: LeakyReLU negative slope (paper 001: 0.2).
         num_outputs: logits out of the last layer (2 for the classifier, 1 for the GAN discriminator).
-        imagenet: start ``features`` from torchvision's cached ImageNet VGG11 weights (never downloaded; a missing
-            file is an error, see :meth:`VGGClassifier._load_imagenet`).
+        init: where ``features`` (Vnet) starts: ``imagenet`` (torchvision's ImageNet VGG11 weights, fetched into
+            torchvision's cache on first use; width 1.0 only), ``kit`` (the kit's pretrained Vnet of this width,
+            :mod:`medadv.models.pretrained`) or ``random`` (torchvision's VGG initialisation). Fnet always starts
+            at random, as in paper 001.
     """
 
     width: float = 1.0
     dropout: float = 0.2
     negative_slope: float = 0.2
     num_outputs: int = 2
-    imagenet: bool = True
+    init: str = "random"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.width <= 1.0:
             raise ConfigError(f"classifier width is {self.width}; expected a multiplier in (0, 1].")
+        if self.init not in INITS:
+            raise ConfigError(f"classifier init is {self.init!r}; expected one of {INITS}.")
         if self.num_outputs < 1:
             raise ConfigError(f"classifier num_outputs is {self.num_outputs}; expected >= 1.")
         if not 0.0 <= self.dropout < 1.0:
@@ -189,7 +196,8 @@ class Fnet(nn.Module):
 class VGGClassifier(nn.Module):
     """Paper 001's AI-CAD classifier on grey [0, 1] images (N, 1, H, W), H, W >= 96 -> logits (N, ``num_outputs``).
 
-    ``pretrained`` tells whether ``features`` started from ImageNet weights. :attr:`gradcam_layer` names the module
+    ``pretrained`` tells whether ``features`` started from pretrained weights (``config.init`` says which).
+    :attr:`gradcam_layer` names the module
     whose output Grad-CAM weighs (read by :func:`medadv.explain.attribute.gradcam_layer`): ``features``, Vnet's last
     map (1/32 of the image side), the finest map that feeds Fnet's receptive field; Fnet's own convolutions work at
     1/64 of the side, two rows at the default profile's 128 pixels, too coarse to place a lesion.
@@ -210,19 +218,31 @@ class VGGClassifier(nn.Module):
                 nn.init.zeros_(module.bias)
         self.features.register_forward_pre_hook(channels_last_on_cpu)
         self.head = Fnet(config.scale(512), config)
-        self.pretrained = config.imagenet and self._load_imagenet()
+        self.pretrained = self._load_init()
 
-    def _load_imagenet(self) -> bool:
-        """Load torchvision's cached ImageNet VGG11 weights into ``features``.
+    def _load_init(self) -> bool:
+        """Load ``features``' starting weights as ``config.init`` asks.
+
+        Returns:
+            Whether ``features`` started from pretrained weights.
 
         Raises:
-            ConfigError: the width is not 1.0, or the file is not in torch's cache (the message names it).
+            ConfigError: the weights do not fit this width (ImageNet: 1.0 only; kit: the widths it ships), or
+                ImageNet weights are neither cached nor downloadable (the message names the file and the command).
         """
-        if self.config.width != 1.0:
-            raise ConfigError(f"classifier.imagenet is true but classifier.width is {self.config.width}; ImageNet "
-                              "VGG11 weights only fit width 1.0. Set imagenet: false or width: 1.0.")
-        state = load_cached_imagenet("vgg11")
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
+        init, width = self.config.init, self.config.width
+        if init == "random":
+            return False
+        if init == "imagenet":
+            if width != 1.0:
+                raise ConfigError(f"classifier.init is imagenet but classifier.width is {width}; ImageNet VGG11 weights "
+                                  "only fit width 1.0. Set width: 1.0, or init: kit (the kit's pretrained Vnet for the "
+                                  "CPU widths), or init: random.")
+            state = load_imagenet("vgg11")
+            state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        else:
+            state = load_kit_vnet(width)
+        self.features.load_state_dict(state)
         return True
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from medadv.errors import ConfigError
-from medadv.models.backbones import GreyToImageNet, load_cached_imagenet
+from medadv.models.backbones import GreyToImageNet, load_imagenet
 
 #: The checkpoint name of this network in a run folder (notebook 01 trains it with ``classifier.multitask``).
 MULTITASK_NAME = "multitask_erm"
@@ -60,7 +60,8 @@ class MultiTaskConfig:
         decoder_width: channels of the first decoder sub-box (paper 004: 1024), halved in each of the next five
             (at least 8).
         num_classes: class logits (2: index 1 = positive).
-        imagenet: start the encoder from cached ImageNet weights when present (never downloaded).
+        imagenet: start the encoder from torchvision's ImageNet weights (full width only; fetched into torch's cache
+            on first use, :func:`medadv.models.backbones.load_imagenet`).
         skips: the kit's U-Net-like option: sub-boxes 3-6 also take the encoder activation of their resolution
             (paper 004: none).
     """
@@ -140,7 +141,7 @@ class MultiTaskResNet(nn.Module):
         self.prepare = GreyToImageNet()
         if config.width == 1.0:
             resnet = torchvision.models.get_model(config.encoder, weights=None)
-            state = load_cached_imagenet(config.encoder) if config.imagenet else None
+            state = load_imagenet(config.encoder) if config.imagenet else None
             if state is not None:
                 resnet.load_state_dict(state)
             self.pretrained = state is not None

@@ -24,18 +24,19 @@ from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 TRAINED_ROLE = "trained_model"
 
 
-def build_model(spec: Mapping[str, Any], imagenet: bool | None = None) -> nn.Module:
+def build_model(spec: Mapping[str, Any], weights_follow: bool = False) -> nn.Module:
     """A network from its spec (``{"kind": "vgg" | "multitask" | "torchvision", ...}``).
 
-    ``imagenet`` overrides the spec's choice of cached ImageNet initialisation (``False`` when weights follow).
+    With ``weights_follow`` the network starts at random whatever its spec's start (``init`` of paper 001's network,
+    ``imagenet`` of the others): its weights are loaded next, so no pretrained file is read or fetched.
 
     Returns:
         The network, untrained.
     """
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    if imagenet is not None:
-        spec["imagenet"] = imagenet
+    if weights_follow:
+        spec.update({"init": "random"} if kind == "vgg" else {"imagenet": False})
     try:
         if kind == "vgg":
             return VGGClassifier(VGGConfig(**spec))
@@ -85,7 +86,7 @@ def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") 
     tensors, meta = load_checkpoint(stem)
     if "model" not in meta:
         raise CheckpointError(f"{stem}.json has no 'model' spec; it is not a classifier checkpoint.")
-    model = build_model(meta["model"], imagenet=False)
+    model = build_model(meta["model"], weights_follow=True)
     try:
         model.load_state_dict(split_prefix(tensors, "model"))
     except RuntimeError as exc:

@@ -30,14 +30,22 @@ from medadv.models.checkpoint import checkpoint_paths
 from medadv.report import RunContext
 from medadv.stages.base import ProfileSection
 from medadv.train.distributed import barrier, init_from_env, local_device
-from medadv.train.evaluate import roc_figure, training_curves_figure
+from medadv.stages.competence import Competence, competence_of
+from medadv.train.evaluate import competence_columns, roc_figure, training_curves_figure
 from medadv.train.loop import ClassifierConfig, TrainedClassifier, delong_table, evaluate_trained, train_profile_models
 
 NOTEBOOK = "01_classifier_training"
 
 __all__ = ["NOTEBOOK", "ClassifierEvaluation", "ClassifierTrainingConfig", "checkpoint_files", "evaluate_classifiers",
-           "headline", "initialisation", "main", "roc_figure", "test_metrics", "train_classifiers",
+           "competence", "headline", "initialisation", "main", "roc_figure", "test_metrics", "train_classifiers",
            "training_curves_figure", "training_histories"]
+
+#: How each start of a classifier reads in notebook 01.
+STARTS = {
+    "imagenet": "Vnet from torchvision's ImageNet VGG11 (paper 001); Fnet at random",
+    "kit": "Vnet from the kit's pretrained Vnet (phantom corpus, `medadv pretrain`); Fnet at random",
+    "random": "everything at random (torchvision's VGG initialisation), the schedule made for random weights",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +76,20 @@ def train_classifiers(ctx: RunContext) -> list[TrainedClassifier]:
     return trained
 
 
-def initialisation(trained: Iterable[TrainedClassifier]) -> dict[str, str]:
-    """How each classifier started.
+def initialisation(trained: Iterable[TrainedClassifier]) -> pd.DataFrame:
+    """How each classifier started and was scheduled.
 
     Returns:
-        model name -> ``ImageNet weights`` or ``random initialisation``.
+        One row per model (index): ``start`` (in words), and its epochs, frozen-Vnet warm-up epochs and Vnet / Fnet
+        learning rates.
     """
-    return {t.name: ("ImageNet weights" if getattr(t.model, "pretrained", False) else "random initialisation")
-            for t in trained}
+    rows = {}
+    for t in trained:
+        spec = t.spec
+        start = STARTS.get(t.init, f"fine-tuned from {t.init}")
+        rows[t.name] = {"start": start, "epochs": spec.epochs, "warmup_epochs": spec.warmup_epochs,
+                        "lr_features": spec.lr_features, "lr_head": spec.lr_head}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +98,9 @@ class ClassifierEvaluation:
 
     Attributes:
         metrics: ``classifier_metrics.csv``: per model and split, AUC with DeLong CI, sensitivity and specificity at
-            the validation Youden threshold.
+            the validation Youden threshold, accuracy and balanced accuracy at the model's own decision, the constant
+            classifier's accuracy, the degenerate flag and the competence columns
+            (:func:`medadv.train.evaluate.competence_columns`).
         test_labels: the test images' labels; test_scores: each model's positive-class probability on them.
         reference: the classifier of the paired tests (the profile's ``classifier.reference_model``).
         comparisons: ``classifier_delong_tests.csv``: DeLong's paired test of every other model against it.
@@ -109,6 +125,7 @@ def evaluate_classifiers(ctx: RunContext, trained: Sequence[TrainedClassifier],
     test = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "test")
     metrics, test_scores = evaluate_trained(list(trained), val, test, ctx.device, config.eval_batch)
     reference = config.reference_model
+    metrics = competence_columns(metrics, config.min_val_auc, reference)
     return ClassifierEvaluation(metrics, test.labels, test_scores, reference,
                                 delong_table(test.labels, test_scores, reference))
 
@@ -131,18 +148,31 @@ def test_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics["split"] == "test"].set_index("model")
 
 
-def headline(trained: Sequence[TrainedClassifier], metrics: pd.DataFrame) -> dict[str, object]:
+def competence(evaluation: ClassifierEvaluation) -> Competence:
+    """Whether the reference classifier is competent enough to study (the gate and the degenerate flag).
+
+    Returns:
+        :class:`medadv.stages.competence.Competence`; its ``banner()`` is the notebook's warning when it is not.
+    """
+    return competence_of(evaluation.metrics, evaluation.reference)
+
+
+def headline(trained: Sequence[TrainedClassifier], metrics: pd.DataFrame, reference: str) -> dict[str, object]:
     """Notebook 01's numbers for ``summary.json``.
 
     Returns:
-        ``test_auc`` and ``test_auc_ci`` per model (4 decimals), ``best_epoch`` and ``imagenet_init`` per model.
+        ``test_auc`` and ``test_auc_ci`` per model (4 decimals), ``test_balanced_accuracy``, ``best_epoch``, ``init``
+        (where each started) and ``competent`` per model, and ``competence``: the reference classifier's gate.
     """
     rows = test_metrics(metrics)
     return {
         "test_auc": rows["auc"].round(4).to_dict(),
         "test_auc_ci": {m: [round(r.auc_ci_low, 4), round(r.auc_ci_high, 4)] for m, r in rows.iterrows()},
+        "test_balanced_accuracy": rows["balanced_accuracy"].round(4).to_dict(),
         "best_epoch": {t.name: t.result.best_epoch for t in trained},
-        "imagenet_init": {t.name: bool(getattr(t.model, "pretrained", False)) for t in trained},
+        "init": {t.name: t.init for t in trained},
+        "competent": rows["competent"].astype(bool).to_dict(),
+        "competence": competence_of(metrics, reference).summary(),
     }
 
 

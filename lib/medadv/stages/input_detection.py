@@ -181,7 +181,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
         (the detector, the training result with its history).
     """
     torch.manual_seed(seed)
-    model = build_model(spec_of, imagenet=False)
+    model = build_model(spec_of, weights_follow=True)
     if init is not None:
         model.load_state_dict(init)
     cfg = classifier_config(classifier_section)

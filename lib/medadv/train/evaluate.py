@@ -1,8 +1,17 @@
 """Evaluation of a trained classifier from its scores: test AUC with a DeLong 95% CI, sensitivity and specificity at a
-threshold chosen on the validation split, and the DeLong test between two classifiers on one test set.
+threshold chosen on the validation split, the DeLong test between two classifiers on one test set, and whether the
+classifier is competent enough to study.
 
 The operating threshold is the one that maximises Youden's J (sensitivity + specificity - 1) on the validation
 scores, so the test set is never used to choose it. AUC statistics come from :mod:`medadv.stats.auc`.
+
+Competence (``docs/design.md``: a model is studied only once it has learned): at the model's own decision (the class
+of the larger logit, probability >= 0.5, the decision every attack tries to flip) each split's row also gives the
+plain and the balanced accuracy (:mod:`medadv.stats.accuracy`), what the constant classifier scores, the share of
+images called positive and whether that makes the classifier **degenerate** (one class for more than 95% of the
+images). :func:`competence_columns` adds, per model, the competence gate (``classifier.min_val_auc``: the best
+validation AUC must reach it) and ``competent`` (passes the gate and is not degenerate on the test split), which
+every later notebook and every effect reads from ``classifier_metrics.csv``.
 """
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from medadv.stats.accuracy import balanced_accuracy, constant_accuracy, is_degenerate
 from medadv.stats.auc import delong_ci, delong_test
 from medadv.style import paper_figure, paper_style
 
@@ -46,7 +56,9 @@ def sensitivity_specificity(y: np.ndarray, score: np.ndarray, threshold: float) 
 
 @dataclass(frozen=True)
 class SplitMetrics:
-    """AUC with its DeLong CI, and sensitivity and specificity at the validation-chosen threshold."""
+    """AUC with its DeLong CI, sensitivity and specificity at the validation-chosen threshold, and at the model's own
+    decision (probability >= 0.5) its accuracy, balanced accuracy, share of images called positive, the constant
+    classifier's accuracy and whether the model is degenerate."""
 
     split: str
     auc: float
@@ -55,6 +67,11 @@ class SplitMetrics:
     sensitivity: float
     specificity: float
     threshold: float
+    accuracy: float
+    balanced_accuracy: float
+    predicted_positive_rate: float
+    constant_accuracy: float
+    degenerate: bool
 
 
 def split_metrics(split: str, y: np.ndarray, score: np.ndarray, threshold: float, level: float = 0.95) -> SplitMetrics:
@@ -65,7 +82,11 @@ def split_metrics(split: str, y: np.ndarray, score: np.ndarray, threshold: float
     """
     auc, low, high = delong_ci(y, score, level=level)
     sens, spec = sensitivity_specificity(y, score, threshold)
-    return SplitMetrics(split, float(auc), float(low), float(high), sens, spec, threshold)
+    positive = np.asarray(score) >= 0.5
+    correct = positive == (np.asarray(y) == 1)
+    return SplitMetrics(split, float(auc), float(low), float(high), sens, spec, threshold, float(correct.mean()),
+                        balanced_accuracy(y, correct), float(positive.mean()), constant_accuracy(y)["constant_accuracy"],
+                        is_degenerate(positive))
 
 
 def evaluate_scores(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray) -> list[SplitMetrics]:
@@ -89,7 +110,10 @@ def compare_classifiers(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray)
 
 
 METRIC_COLUMNS = ("recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity",
+                  "accuracy", "balanced_accuracy", "predicted_positive_rate", "constant_accuracy", "degenerate",
                   "train_seconds")
+#: Columns :func:`competence_columns` adds, per model.
+COMPETENCE_COLUMNS = ("best_val_auc", "min_val_auc", "passes_gate", "competent", "reference")
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
 
 
@@ -99,12 +123,27 @@ def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seco
     Returns:
         One row per split.
     """
-    return [
-        {"recipe": recipe, "model": name, "split": m.split, "auc": m.auc, "auc_ci_low": m.auc_ci_low,
-         "auc_ci_high": m.auc_ci_high, "sensitivity": m.sensitivity, "specificity": m.specificity,
-         "train_seconds": train_seconds}
-        for m in metrics
-    ]
+    return [{"recipe": recipe, "model": name, **{k: getattr(m, k) for k in METRIC_COLUMNS[2:-1]},
+             "train_seconds": train_seconds} for m in metrics]
+
+
+def competence_columns(metrics: pd.DataFrame, min_val_auc: float | None, reference: str) -> pd.DataFrame:
+    """``metrics`` (rows of :func:`metrics_rows`, a validation and a test row per model) with each model's
+    competence: its validation AUC (that of the epoch kept, the best), the gate, whether it passes (always, when the
+    gate is None), ``competent``: passes the gate and is not degenerate on the test split, and whether it is the
+    study's ``reference`` classifier.
+
+    Returns:
+        The table with :data:`COMPETENCE_COLUMNS` added (the same on each of a model's rows).
+    """
+    out = metrics.copy()
+    out["best_val_auc"] = out["model"].map(out[out["split"] == "val"].set_index("model")["auc"])
+    out["min_val_auc"] = np.nan if min_val_auc is None else min_val_auc
+    out["passes_gate"] = True if min_val_auc is None else out["best_val_auc"] >= min_val_auc
+    degenerate = out[out["split"] == "test"].set_index("model")["degenerate"]
+    out["competent"] = out["passes_gate"] & ~out["model"].map(degenerate).fillna(False).astype(bool)
+    out["reference"] = out["model"] == reference
+    return out
 
 
 def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,7 @@ from medadv.models.checkpoint import (
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
+from medadv.models.pretrained import INITS
 from medadv.models.registry import TRAINED_ROLE
 from medadv.stats.auc import roc_auc
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
@@ -77,9 +78,20 @@ class ClassifierConfig(RecipeParams):
     and everything else about the classifiers. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
 
     Attributes:
-        width, dropout, imagenet: paper 001's network (:class:`medadv.models.classifier.VGGConfig`).
+        width, dropout: paper 001's network (:class:`medadv.models.classifier.VGGConfig`).
+        init: where its Vnet starts (:data:`medadv.models.pretrained.INITS`): ``imagenet`` (paper 001; width 1.0),
+            ``kit`` (the kit's pretrained Vnet of the CPU widths) or ``random``. Paper 001's schedule (below) is
+            made for a pretrained Vnet; a ``random`` start trains with the schedule made for random weights instead:
+            no frozen warm-up and Vnet at Fnet's learning rate (``docs/fidelity.md``). Paper 004's multi-task network
+            starts from ImageNet with ``imagenet`` and at random otherwise (the kit ships no ResNet of its own).
+        erm_also_init: other starts to train ``erm`` from as well, as ``vgg_erm_init_<init>`` (same recipe and
+            epochs, each with its start's schedule): notebook 01 shows how much of the study rests on the start.
+        min_val_auc: the competence gate: a reference classifier whose best validation AUC is below it is flagged in
+            every notebook that reads it, and the effects that read it are marked not interpretable (null: no
+            gate; paper 001's classifier had a test AUC of 0.82).
         epochs: training epochs of each VGG recipe trained from the initial weights; the first
             ``last_layer_epochs`` train only Fnet's last layer, the next ``warmup_epochs`` Fnet (paper 001: 0, 41).
+            The model kept is the epoch of best validation AUC (its epoch is in the checkpoint's sidecar).
         batch_per_class: ``N`` of eq. 1, positives (and negatives) per batch (paper 001: 4).
         steps_per_epoch: batches per epoch; 0 = training images // (2 N).
         lr_head, lr_features, betas: Adam settings (paper 001: 1e-4, 1e-5, (0.5, 0.9)).
@@ -113,7 +125,9 @@ class ClassifierConfig(RecipeParams):
 
     width: float = 1.0
     dropout: float = 0.2
-    imagenet: bool = True
+    init: str = "imagenet"
+    erm_also_init: tuple[str, ...] = ()  # kit
+    min_val_auc: float | None = 0.8  # kit: paper 001's test AUC, 0.82, rounded down
     epochs: int = 300
     last_layer_epochs: int = 0
     warmup_epochs: int = 41
@@ -156,30 +170,31 @@ class ClassifierConfig(RecipeParams):
                               "finetune_from_erm: true.")
         for reading in (self.gp_at, *self.erm_also_gp_at):
             check_gp_at(reading)
-        check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
-        for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
-                                  "(per image, in [0, 1] pixel units).")
-        self.networks()
+        for start in (self.init, *self.erm_also_init):
+            if start not in INITS:
+                raise ConfigError(f"classifier.init / erm_also_init has {start!r}; expected one of {INITS}.")
+        if self.min_val_auc is not None and not 0.5 <= self.min_val_auc < 1.0:
+            raise ConfigError(f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
+                              "(or null for no competence gate).")
+        self._check_budgets_and_networks()
         if self.reference_model not in self.model_names():
             raise ConfigError(f"classifier.reference_model is {self.reference_model!r}, which this section does not "
                               f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
                               "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes.")
 
-    def networks(self) -> tuple[VGGConfig, MultiTaskConfig | None]:
-        """The architectures this section builds: paper 001's network and, with ``multitask``, paper 004's.
-
-        Returns:
-            (the VGG's config, the multi-task network's config or None).
-
-        Raises:
-            ConfigError: a width, dropout, encoder or decoder width the networks refuse.
-        """
-        vgg = VGGConfig(width=self.width, dropout=self.dropout, imagenet=self.imagenet)
-        multitask = (MultiTaskConfig(self.multitask_encoder, self.multitask_width, self.multitask_decoder_width,
-                                     imagenet=self.imagenet) if self.multitask else None)
-        return vgg, multitask
+    def _check_budgets_and_networks(self) -> None:
+        """Refuse training budgets outside their ranges and a network a run of this section could not build (a
+        width of 0, a width the GroupNorm groups do not divide, a start the width cannot take), before any training."""
+        check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
+        for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
+                                  "(per image, in [0, 1] pixel units).")
+        for run in vgg_runs(self):
+            VGGConfig(width=self.width, dropout=self.dropout, init="random" if run.from_erm else run.init)
+        if self.multitask:
+            MultiTaskConfig(self.multitask_encoder, self.multitask_width, self.multitask_decoder_width,
+                            imagenet=self.init == "imagenet")
 
     def model_names(self) -> list[str]:
         """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
@@ -202,7 +217,7 @@ class ClassifierConfig(RecipeParams):
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
     """What one call of :func:`fit` trains: checkpoint name, recipe, epochs and optimiser settings, and where the
-    weights start (``init``: ``"initial weights"`` or the checkpoint they were taken from). Phases: the first
+    weights start (``init``: the network's own start, or the checkpoint they were taken from). Phases: the first
     ``last_layer_epochs`` train only the model's ``last`` parameter group, the next ``warmup_epochs`` everything but
     ``features``, the rest everything."""
 
@@ -216,7 +231,7 @@ class TrainSpec:
     batch_per_class: int
     steps_per_epoch: int = 0
     eval_batch: int = 128
-    init: str = "initial weights"
+    init: str = "random"
     last_layer_epochs: int = 0
 
 
@@ -307,7 +322,7 @@ def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe
         "seed": seed,
         "train_ids": hashlib.sha256("\n".join(map(str, train.rows["image_id"])).encode()).hexdigest(),
     }
-    if spec.init != "initial weights":  # started from another model's weights: a retrained start is another run
+    if spec.init not in INITS:  # started from another model's weights: a retrained start is another run
         start = hashlib.sha256()
         for name, tensor in sorted(model.state_dict().items()):
             start.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -498,12 +513,20 @@ def _save_state(state_stem: Path, model: nn.Module, optimizer: torch.optim.Optim
 
 @dataclasses.dataclass
 class TrainedClassifier:
-    """A classifier trained by :func:`train_profile_models`: checkpoint name, recipe, network, training outcome."""
+    """A classifier trained by :func:`train_profile_models`: checkpoint name, recipe, network, training outcome and
+    its training (:class:`TrainSpec`, whose ``init`` says where its weights started: ``kit``, ``imagenet``, ``random``
+    or the checkpoint it was fine-tuned from)."""
 
     name: str
     recipe: str
     model: nn.Module
     result: TrainResult
+    spec: TrainSpec
+
+    @property
+    def init(self) -> str:
+        """Where the weights started (:attr:`TrainSpec.init`)."""
+        return self.spec.init
 
 
 def classifier_config(profile_section: Any) -> ClassifierConfig:
@@ -517,36 +540,46 @@ def classifier_config(profile_section: Any) -> ClassifierConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VGGRun:
-    """One VGG classifier :func:`train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading, and
-    whether it starts from the trained ``vgg_erm``."""
+    """One VGG classifier :func:`train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading,
+    whether it starts from the trained ``vgg_erm``, and else where its Vnet starts."""
 
     name: str
     recipe: str
     gp_at: str
     from_erm: bool
+    init: str
 
 
 def vgg_runs(cfg: ClassifierConfig) -> list[VGGRun]:
     """The VGG classifiers of a ``classifier`` section, ``vgg_erm`` first (the others may start from it).
 
     ``vgg_<recipe>`` for each of ``recipes`` (fine-tuned from vgg_erm under ``finetune_from_erm``, ``erm_matched``
-    always), and ``vgg_erm_gp_<reading>`` for each of ``erm_also_gp_at`` (trained as vgg_erm is).
+    always), ``vgg_erm_gp_<reading>`` for each of ``erm_also_gp_at`` and ``vgg_erm_init_<start>`` for each of
+    ``erm_also_init`` (trained as vgg_erm is, with that one setting changed).
 
     Returns:
         the runs in training order.
     """
-    runs = [VGGRun("vgg_erm", "erm", cfg.gp_at, False)] if "erm" in cfg.recipes else []
-    runs += [VGGRun(f"vgg_erm_gp_{reading}", "erm", reading, False) for reading in cfg.erm_also_gp_at]
-    runs += [VGGRun(f"vgg_{recipe}", recipe, cfg.gp_at, cfg.finetune_from_erm) for recipe in cfg.recipes if recipe != "erm"]
+    runs = [VGGRun("vgg_erm", "erm", cfg.gp_at, False, cfg.init)] if "erm" in cfg.recipes else []
+    runs += [VGGRun(f"vgg_erm_gp_{reading}", "erm", reading, False, cfg.init) for reading in cfg.erm_also_gp_at]
+    runs += [VGGRun(f"vgg_erm_init_{start}", "erm", cfg.gp_at, False, start) for start in cfg.erm_also_init]
+    runs += [VGGRun(f"vgg_{recipe}", recipe, cfg.gp_at, cfg.finetune_from_erm, cfg.init)
+             for recipe in cfg.recipes if recipe != "erm"]
     return runs
 
 
 def _vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> TrainSpec:
+    """The training of one VGG run: fine-tuning from vgg_erm, paper 001's phases from a pretrained Vnet, or the
+    schedule made for random weights (no frozen warm-up, Vnet at Fnet's learning rate)."""
     if run.from_erm:
         return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.finetune_epochs or cfg.epochs, warmup_epochs=0,
                          lr_head=cfg.lr_head, lr_features=cfg.lr_features, init="vgg_erm", **common)
+    if run.init == "random":
+        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=0, lr_head=cfg.lr_head,
+                         lr_features=cfg.lr_head, init=run.init, **common)
     return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
-                     last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features, **common)
+                     last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features,
+                     init=run.init, **common)
 
 
 def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext = DistContext()) -> list[TrainedClassifier]:
@@ -571,7 +604,8 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
     erm_weights: dict[str, torch.Tensor] | None = None
     for run in vgg_runs(cfg):
         torch.manual_seed(ctx.profile.seed)
-        model = VGGClassifier(cfg.networks()[0])
+        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout,
+                                        init="random" if run.from_erm else run.init))
         if run.from_erm:
             model.load_state_dict(erm_weights)
         spec = _vgg_spec(cfg, run, common)
@@ -580,15 +614,18 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
                      ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
         if run.name == "vgg_erm":
             erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        out.append(TrainedClassifier(spec.name, run.recipe, model, result))
+        out.append(TrainedClassifier(spec.name, run.recipe, model, result, spec))
     if cfg.multitask:
         torch.manual_seed(ctx.profile.seed)
-        model = MultiTaskResNet(cfg.networks()[1])
+        imagenet = cfg.init == "imagenet"
+        model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
+                                                imagenet=imagenet))
         spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
-                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr, **common)
+                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr,
+                         init="imagenet" if imagenet else "random", **common)
         result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
                      train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
-        out.append(TrainedClassifier(spec.name, "erm_noaug", model, result))
+        out.append(TrainedClassifier(spec.name, "erm_noaug", model, result, spec))
     return out
 
 

@@ -63,7 +63,8 @@ from medadv.data.phantom.common import (
 from medadv.data.phantom.mammography import MAMMO_DISPLAY_SCALE, render_mammography
 from medadv.data.phantom.ultrasound import US_LOG_GAIN, posterior_profile, render_ultrasound
 from medadv.data.phantom.xray import Frame, fracture_signal, render_xray
-from medadv.data.phantom.generate import generate_cohort, patient_id, phantom_labels, phantom_view, render_patient
+from medadv.data.phantom.generate import (generate_cohort, patient_id, phantom_labels, phantom_view, render_arrays,
+                                         render_patient)
 
 __all__ = [
     "BACKGROUND_MARGIN", "CALC_CLUSTER_RADIUS", "CALC_SPACING", "CALC_SPECKS", "CALC_SPECK_RADIUS", "CONSPICUITY",
@@ -72,5 +73,5 @@ __all__ = [
     "US_POSTERIOR_RATIO", "VIEWS", "XRAY_FRACTURE_WIDTH", "background_std", "cluster_signal", "powerlaw_field",
     "rayleigh_speckle", "render_coords", "shape_signal", "stored_coords", "MAMMO_DISPLAY_SCALE",
     "render_mammography", "US_LOG_GAIN", "posterior_profile", "render_ultrasound", "Frame", "fracture_signal",
-    "render_xray", "generate_cohort", "patient_id", "phantom_labels", "phantom_view", "render_patient",
+    "render_xray", "generate_cohort", "patient_id", "phantom_labels", "phantom_view", "render_arrays", "render_patient",
 ]

@@ -155,3 +155,23 @@ def generate_cohort(
                 }
             )
     return pd.DataFrame(rows, columns=list(COHORT_COLUMNS))
+
+
+def render_arrays(config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the phantom cohort of ``config`` and ``seed`` in memory, without files: the same patients and views as
+    :func:`generate_cohort` writes (before the 16-bit PNG rounding), for a corpus that never becomes a run's cohort
+    (the kit's pretraining corpus, :mod:`medadv.train.pretrain`).
+
+    Returns:
+        (images (N, 1, H, W) float32 in [0, 1], lesion masks (N, 1, H, W) bool, labels (N,) int64), two views per
+        patient in patient order.
+    """
+    labels = phantom_labels(config, seed)
+    images, masks, view_labels = [], [], []
+    for index in range(config.n_patients):
+        patient = render_patient(config, seed, index, bool(labels[index]))
+        for view in patient.views:
+            images.append(view.image.astype(np.float32))
+            masks.append(view.mask)
+            view_labels.append(patient.label)
+    return np.stack(images)[:, None], np.stack(masks)[:, None], np.asarray(view_labels, np.int64)

@@ -1,0 +1,109 @@
+"""The kit's pretrained Vnet: the shipped weights and their model cards, the corpus's seeds, the pretraining command."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from medadv.config import PRETRAIN_SEEDS, PROFILE_NAMES, load_profile
+from medadv.core import sha256_file
+from medadv.errors import ConfigError
+from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
+from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.inference import positive_scores
+from medadv.models.pretrained import kit_card, kit_stem, load_kit_vnet, shipped_widths
+from medadv.stats.auc import roc_auc
+from medadv.sweep import parse_seeds
+from medadv.train.pretrain import SHIPPED, PretextNet, PretrainConfig, corpus_set, pretrain, write_pretrained
+
+CARD_FIELDS = {"corpus", "pretext_task", "training", "validation", "check", "code_version", "sha256", "intended_use"}
+
+
+def test_every_profile_width_has_shipped_weights() -> None:
+    assert shipped_widths() == sorted(SHIPPED)
+    for name in PROFILE_NAMES:
+        section = load_profile(name).section("classifier")
+        if section.get("init") == "kit":
+            assert section["width"] in shipped_widths(), name
+
+
+@pytest.mark.parametrize("width", sorted(SHIPPED))
+def test_shipped_weights_match_their_card_and_load_into_vnet(width: float) -> None:
+    card = kit_card(width)
+    weights, _ = checkpoint_paths(kit_stem(width))
+    assert CARD_FIELDS <= set(card)
+    assert card["sha256"] == sha256_file(weights)
+    assert weights.stat().st_size < 5 * 2**20  # a few MB at most
+    assert set(card["corpus"]["sets"]["train"]["seeds"]) <= set(PRETRAIN_SEEDS)
+    model = VGGClassifier(VGGConfig(width=width, init="kit"))
+    assert model.pretrained
+    tensors, _ = load_checkpoint(kit_stem(width))
+    for key, value in model.features.state_dict().items():
+        assert torch.equal(value, tensors[f"features.{key}"])
+
+
+@pytest.mark.parametrize("width", sorted(SHIPPED))
+def test_shipped_weights_give_their_cards_check_auc_and_random_weights_do_not(width: float) -> None:
+    config = SHIPPED[width]
+    card = kit_card(width)
+    check = corpus_set(config, "check")
+    net = PretextNet(width)
+    tensors, _ = load_checkpoint(kit_stem(width))
+    net.features.load_state_dict(split_prefix(tensors, "features"))
+    net.pretext.load_state_dict(split_prefix(tensors, "pretext"))
+    auc = roc_auc(check.labels, positive_scores(net, check.images))
+    assert auc == pytest.approx(card["check"]["presence_auc"], abs=0.01)
+    torch.manual_seed(0)
+    untrained = roc_auc(check.labels, positive_scores(PretextNet(width), check.images))
+    assert untrained < card["check"]["presence_auc"] - 0.2
+
+
+def test_a_damaged_or_missing_weights_file_is_refused(tmp_path: Path) -> None:
+    width = min(SHIPPED)
+    for path in checkpoint_paths(kit_stem(width)):
+        shutil.copy(path, tmp_path / path.name)
+    weights, _ = checkpoint_paths(kit_stem(width, tmp_path))
+    assert load_kit_vnet(width, tmp_path)
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"sha256 .* differs from its model card's .*medadv pretrain --width 0.0625"):
+        load_kit_vnet(width, tmp_path)
+    weights.unlink()
+    with pytest.raises(ConfigError, match="ships no pretrained Vnet of width 0.0625"):
+        load_kit_vnet(width, tmp_path)
+
+
+def test_no_pretraining_seed_is_a_study_seed() -> None:
+    corpus = {s for config in SHIPPED.values() for which in ("train", "validation", "check") for s in config.seeds(which)}
+    assert corpus <= set(PRETRAIN_SEEDS)
+    for name in PROFILE_NAMES:
+        assert load_profile(name).seed not in PRETRAIN_SEEDS
+    assert not set(parse_seeds("1000")) & set(PRETRAIN_SEEDS)
+    reserved = PRETRAIN_SEEDS[0]
+    with pytest.raises(ConfigError, match="reserved for the kit's pretraining corpus"):
+        load_profile("smoke", {"seed": reserved})
+    with pytest.raises(ConfigError, match="reserved for the kit's pretraining corpus"):
+        parse_seeds(f"3,{reserved}")
+
+
+def test_pretraining_is_deterministic_and_writes_weights_card_and_markdown(tmp_path: Path) -> None:
+    config = PretrainConfig(width=0.0625, image_size=96, patients=12, val_patients=10, check_patients=10, epochs=2,
+                            batch_size=16)
+    digests = []
+    for k in range(2):
+        torch.manual_seed(100 + k)  # the global generator must not matter
+        done = pretrain(config)
+        weights = write_pretrained(done, config, tmp_path / str(k))
+        digests.append(sha256_file(weights))
+    assert digests[0] == digests[1]
+    folder = tmp_path / "0"
+    card = kit_card(0.0625, folder)
+    assert card["sha256"] == digests[0] and card["training"]["best_epoch"] in (1, 2)
+    assert card["validation"]["presence_auc"] == pytest.approx(done.val_auc, abs=1e-6)
+    assert (folder / "vnet_w0.0625.md").read_text().startswith("# Model card: vnet_w0.0625")
+    assert set(load_kit_vnet(0.0625, folder)) == set(VGGClassifier(VGGConfig(width=0.0625)).features.state_dict())
+    assert dataclasses.replace(config, epochs=3) != config
