@@ -166,7 +166,7 @@ def test_the_reference_model_is_one_the_section_trains() -> None:
 
 def _fit_in(ctx: object, epochs: int) -> object:
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=1 / 16, imagenet=False))
+    model = VGGClassifier(VGGConfig(width=1 / 16, init="random"))
     return fit(model, _spec(epochs), PaperObjective(), Recipe("erm", RecipeParams()), TRAIN, VAL, ctx.checkpoints_dir,
                seed=3, device=torch.device("cpu"), ledger=ctx)
 
