@@ -53,13 +53,86 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
-def test_eps_zero_is_identity_and_keeps_clean_accuracy(trained):
-    model, x, y = trained
-    for attack in (lambda: fgsm(model, x, y, 0.0), lambda: pgd(model, x, y, 0.0, 0.01, 5),
-                   lambda: apgd(model, x, y, 0.0, steps=5), lambda: ifgsm(model, x, y, eps=0.0)):
-        x_adv = attack()
-        assert torch.equal(x_adv, x)
-        assert _accuracy(model, x_adv, y) == _accuracy(model, x, y)
+def _bright_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The docstring's two-class model (class 1 when the mean grey level is above 0.5) and two images either side."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([-torch.ones(16), torch.ones(16)]))
+        model[1].bias.copy_(torch.tensor([8.0, -8.0]))
+    return model, torch.stack([torch.full((1, 4, 4), 0.45), torch.full((1, 4, 4), 0.55)]), torch.tensor([0, 1])
+
+
+ATTACKS = {
+    "fgsm": lambda m, x, y, eps, **kw: fgsm(m, x, y, eps),
+    "pgd": lambda m, x, y, eps, **kw: pgd(m, x, y, eps, 0.025, kw.get("steps", 4), norm=kw.get("norm", "linf"),
+                                          generator=torch.Generator().manual_seed(0)),
+    "apgd": lambda m, x, y, eps, **kw: apgd(m, x, y, eps, steps=kw.get("steps", 4), norm=kw.get("norm", "linf"),
+                                            generator=torch.Generator().manual_seed(0)),
+    "ifgsm": lambda m, x, y, eps, **kw: ifgsm(m, x, y, eps=eps, steps=kw.get("steps", 4)),
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_budgets_outside_0_1_and_vector_budgets_are_refused(name: str) -> None:
+    model, x, y = _bright_model()
+    attack = ATTACKS[name]
+    for eps in (8, 2.0, 0.0, -0.1):
+        with pytest.raises(ConfigError, match=r"eps is .* is outside \(0, 1\]\. .*write 2/255 as 0\.00784"):
+            attack(model, x, y, eps)
+    with pytest.raises(ConfigError, match=r"eps is nan; expected one finite number"):
+        attack(model, x, y, float("nan"))
+    with pytest.raises(ConfigError, match=r"eps is a tensor of shape \(2,\); expected one number"):
+        attack(model, x, y, torch.tensor([0.1, 0.2]))
+    flipped = attack(model, x, y, torch.tensor(0.1))  # a tensor with no dimensions is one number
+    assert float((flipped - x).abs().max()) <= 0.1 + 1e-6
+
+
+def test_an_l2_budget_may_exceed_one_but_must_be_positive() -> None:
+    model, x, y = _bright_model()
+    x_adv = pgd(model, x, y, 2.0, 0.5, 4, norm="l2", generator=torch.Generator().manual_seed(0))
+    assert float((x_adv - x).flatten(1).norm(dim=1).max()) <= 2.0 + 1e-5
+    with pytest.raises(ConfigError, match=r"eps is 0; expected a positive L2 budget"):
+        pgd(model, x, y, 0.0, 0.5, 4, norm="l2")
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd", "ifgsm"])
+def test_a_fractional_step_count_is_refused(name: str) -> None:
+    model, x, y = _bright_model()
+    with pytest.raises(ConfigError, match=r"steps is 2\.5; expected a whole number of at least 1"):
+        ATTACKS[name](model, x, y, 0.1, steps=2.5)
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_labels_must_be_integers_of_the_models_classes(name: str) -> None:
+    """Labels shaped (N, 1) were taken as one-class soft targets: the toy model then flipped 0 of 2 images."""
+    model, x, y = _bright_model()
+    attack = ATTACKS[name]
+    assert (model(attack(model, x, y, 0.1)).argmax(1) != y).sum() == 2  # both flipped with proper labels
+    with pytest.raises(DataError, match=r"y has shape \(2, 1\) .* labels are \(2,\) integers \(use y\.squeeze\(1\)"):
+        attack(model, x, y[:, None], 0.1)
+    with pytest.raises(DataError, match=r"y has dtype torch\.float32; expected integer class labels"):
+        attack(model, x, y.float(), 0.1)
+    with pytest.raises(DataError, match=r"y holds label 2, but the model returns 2 logits \(labels 0 to 1\)"):
+        attack(model, x, torch.tensor([0, 2]), 0.1)
+    with pytest.raises(DataError, match=r"y holds label -1"):
+        attack(model, x, torch.tensor([-1, 1]), 0.1)
+
+
+def test_soft_targets_must_cover_the_models_classes() -> None:
+    model, x, y = _bright_model()
+    soft = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    assert pgd(model, x, soft, 0.1, 0.025, 4, generator=torch.Generator().manual_seed(0)).shape == x.shape
+    with pytest.raises(DataError, match=r"y has shape \(2, 3\), but the model returns 2 logits"):
+        pgd(model, x, torch.full((2, 3), 1 / 3), 0.1, 0.025, 4)
+
+
+def test_nan_pixels_are_refused() -> None:
+    model, x, y = _bright_model()
+    x = x.clone()
+    x[0, 0, 1, 1] = float("nan")
+    for name in ATTACKS:
+        with pytest.raises(DataError, match=r"x holds 1 NaN or infinite pixel\(s\)"):
+            ATTACKS[name](model, x, y, 0.1)
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])

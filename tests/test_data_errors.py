@@ -28,12 +28,22 @@ def _png(path: Path, shape: tuple[int, int] = (8, 8), value: int = 200) -> Path:
     return path
 
 
+def _mask_png(path: Path, shape: tuple[int, int] = (8, 8), lesion: tuple[slice, slice] = (slice(2, 4), slice(2, 5)),
+              background: int = 0, level: int = 255) -> Path:
+    """A binary lesion mask: ``level`` on the ``lesion`` rectangle, ``background`` elsewhere."""
+    arr = np.full(shape, background, np.uint8)
+    arr[lesion] = level
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def _busi(root: Path, classes: dict[str, int] | None = None) -> Path:
     """A tiny BUSI tree: ``classes`` maps a class folder to its number of images (each with one mask)."""
     for name, count in (classes or {"benign": 1, "malignant": 1}).items():
         for i in range(1, count + 1):
             _png(root / "Dataset_BUSI_with_GT" / name / f"{name} ({i}).png")
-            _png(root / "Dataset_BUSI_with_GT" / name / f"{name} ({i})_mask.png", value=255)
+            _mask_png(root / "Dataset_BUSI_with_GT" / name / f"{name} ({i})_mask.png")
     return root
 
 
@@ -223,3 +233,137 @@ def test_manifest_with_a_duplicated_key_names_the_line(tmp_path: Path) -> None:
     line = 1 + path.read_text().splitlines().index("  benign: 1")
     with pytest.raises(DataError, match=rf"busi\.yaml: the manifest has a duplicate key 'benign' on line \d+ \(first on line {line}\)"):
         load_manifest(path)
+
+
+def _busi_case(root: Path, files: dict[str, np.ndarray]) -> Path:
+    """A BUSI tree with a healthy benign and malignant image, plus ``files`` (name under the data set's folder ->
+    8-bit pixels)."""
+    _busi(root)
+    for name, pixels in files.items():
+        path = root / "Dataset_BUSI_with_GT" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+    return root
+
+
+def _lesion(shape: tuple[int, int] = (8, 8), background: int = 0, level: int = 255) -> np.ndarray:
+    arr = np.full(shape, background, np.uint8)
+    arr[2:4, 2:5] = level
+    return arr
+
+
+@pytest.mark.parametrize(("mask", "message"), [
+    (_lesion(background=1), r"malignant \(2\)_mask\.png: not a binary lesion mask: it holds 2 grey levels \(1, 255 of "
+                            r"255\); a mask holds 0 for the background"),
+    (_lesion(background=255, level=0), r"malignant \(2\)_mask\.png: the lesion mask covers 91% of its 8 x 8 image; .*"
+                                       r"this one is inverted, its background is not 0"),
+    (np.full((8, 8), 1, np.uint8), r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 8 x 8 image"),
+    (np.arange(64, dtype=np.uint8).reshape(8, 8), r"not a binary lesion mask: it holds 64 grey levels"),
+])
+def test_a_mask_that_is_not_a_binary_minority_is_named(tmp_path: Path, mask: np.ndarray, message: str) -> None:
+    """A background of 1, an inverted mask: the lesion covered (nearly) the whole image and notebook 00 said done."""
+    root = _busi_case(tmp_path / "data", {"malignant/malignant (2).png": np.full((8, 8), 90, np.uint8),
+                                          "malignant/malignant (2)_mask.png": mask})
+    cohort = load_cohort(MANIFESTS / "busi.yaml", root)
+    with pytest.raises(DataError, match=message):
+        load_split(cohort, root, (8, 8))
+
+
+def test_masks_in_0_1_and_in_0_255_read_alike(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    root = tmp_path / "masks"
+    for name, level in (("a.png", 255), ("b.png", 1)):
+        _mask_png(root / name, level=level)
+    assert np.array_equal(read_mask(root / "a.png"), read_mask(root / "b.png")) and read_mask(root / "a.png").sum() == 6
+    big = np.zeros((8, 8), np.uint8)
+    big[:6, :] = 255  # 75%: a large lesion, kept with a warning
+    Image.fromarray(big).save(root / "big.png")
+    with caplog.at_level(logging.WARNING, logger="medadv.data.images"):
+        assert read_mask(root / "big.png").mean() == 0.75
+    assert "big.png: the lesion mask covers 75% of the image; check that it is not inverted" in caplog.text
+
+
+def test_file_names_without_ascii_letters_get_an_id_and_duplicate_ids_name_their_files(tmp_path: Path) -> None:
+    from medadv.data.sources.busi import image_id
+
+    assert image_id("ñ") == "n" and image_id("benign (12)") == "benign_12"
+    assert image_id("乳腺").startswith("img_") and len(image_id("乳腺")) == 16 and image_id("乳腺") != image_id("腺")
+    root = _busi_case(tmp_path / "data", {"benign/ñ.png": np.full((8, 8), 90, np.uint8),
+                                          "benign/ñ_mask.png": _lesion(), "benign/乳腺.png": np.full((8, 8), 90, np.uint8),
+                                          "benign/乳腺_mask.png": _lesion()})
+    cohort = load_cohort(MANIFESTS / "busi.yaml", root)
+    assert (cohort["image_id"] != "").all() and (cohort["patient_id"] != "").all()
+    assert set(cohort["image_id"]) >= {"n", image_id("乳腺")}
+    twin = _busi_case(tmp_path / "twin", {"benign/benign_1.png": np.full((8, 8), 90, np.uint8),
+                                          "benign/benign_1_mask.png": _lesion()})
+    with pytest.raises(DataError, match=r"image id 'benign_1' is given to 2 images, \['Dataset_BUSI_with_GT/benign/"
+                                        r"benign \(1\)\.png', 'Dataset_BUSI_with_GT/benign/benign_1\.png'\].*rename one"):
+        load_cohort(MANIFESTS / "busi.yaml", twin)
+
+
+def test_an_empty_image_id_is_refused_naming_the_file() -> None:
+    from medadv.data.cohort import validate_cohort
+
+    table = pd.DataFrame({"image_id": ["a", ""], "patient_id": ["a", "b"], "path": ["a.png", "b.png"], "label": [0, 1],
+                          "mask_path": ["", ""], "view": ["", ""], "split": ["", ""], "modality": ["xray"] * 2,
+                          "source_label": ["x", "y"]})
+    with pytest.raises(DataError, match=r"1 image\(s\) with an empty image_id, e\.g\. \['b\.png'\]"):
+        validate_cohort(table)
+
+
+def test_blank_and_one_pixel_images_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    root = _busi_case(tmp_path / "data", {"benign/benign (2).png": np.zeros((8, 8), np.uint8),
+                                          "benign/benign (2)_mask.png": _lesion()})
+    with caplog.at_level(logging.WARNING, logger="medadv.data.images"):
+        load_split(load_cohort(MANIFESTS / "busi.yaml", root), root, (8, 8))
+    assert "benign (2).png: every pixel has the grey level 0: a blank image" in caplog.text
+    tiny = _busi_case(tmp_path / "tiny", {"malignant/malignant (2).png": np.full((1, 1), 90, np.uint8),
+                                          "malignant/malignant (2)_mask.png": np.full((1, 1), 255, np.uint8)})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medadv.data.images"), \
+            pytest.raises(DataError, match=r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 1 x 1 image"):
+        load_split(load_cohort(MANIFESTS / "busi.yaml", tiny), tiny, (8, 8))
+    assert "malignant (2).png: the image is only 1 x 1 pixels" in caplog.text
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` grey pixels (the decoder refuses it before reading data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_named(tmp_path: Path) -> None:
+    bomb = _png_header_only(tmp_path / "huge.png", 14000, 14000)
+    with pytest.raises(DataError, match=r"huge\.png: the image is too large to read safely .*196000000 pixels"):
+        read_image(bomb)
+
+
+def test_loader_options_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
+    root = _busi(tmp_path / "data")
+    for edit, message in (
+        (lambda t: t.replace("strict: false", 'strict: "false"'),
+         r"options\.strict is 'false'; expected true or false \(the default is False\)\. It is quoted, so YAML reads "
+         r"it as text: write strict: false without quotes"),
+        (lambda t: t.replace("folder: Dataset_BUSI_with_GT", "folder: [x]"), r"options\.folder is \['x'\]; expected "
+                                                                              r"text"),
+        (lambda t: t.replace("lesion_free: [normal]", "lesion_free: normal"), r"options\.lesion_free is 'normal'; "
+                                                                              r"expected a list"),
+    ):
+        with pytest.raises(DataError, match=message):
+            load_cohort(_manifest_copy(tmp_path, "busi", edit), root)
+
+
+def test_a_missing_data_root_argument_is_named() -> None:
+    with pytest.raises(DataError, match=r"data root is None; give the folder that holds busi"):
+        load_cohort(MANIFESTS / "busi.yaml", None)  # type: ignore[arg-type]

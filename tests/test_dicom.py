@@ -250,7 +250,11 @@ def test_dicom_without_suffix_is_found_by_its_preamble(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(bare), read_image(named))
     from medadv.data.images import read_mask
 
-    np.testing.assert_array_equal(read_mask(bare), pixels != 0)
+    lesion = np.zeros((6, 8), np.uint16)
+    lesion[2:4, 3:5] = 1
+    mask = tmp_path / "IM000002"
+    mask.write_bytes(write_dicom(tmp_path / "m.dcm", lesion, bits_stored=12).read_bytes())
+    np.testing.assert_array_equal(read_mask(mask), lesion != 0)
 
 
 def test_jpeg2000_without_its_decoder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,9 +38,9 @@ RANK = {component: rank for rank, components in enumerate(LAYERS) for component 
 # Function-local imports of the kit, each with its reason: module -> (the modules it may import there, why).
 LOCAL_IMPORTS: dict[str, tuple[frozenset[str], str]] = {
     "medadv.pipeline": (
-        frozenset({"medadv.attacks.robustness", "medadv.explain.study", "medadv.reader_app.config", "medadv.train.gan",
-                   "medadv.train.loop"}),
-        "the stage configs import torch and captum; `medadv run --help` and a bad option must answer without them",
+        frozenset({"medadv.attacks.robustness", "medadv.detect.config", "medadv.effects", "medadv.explain.study",
+                   "medadv.models.classifier", "medadv.reader_app.config", "medadv.train.gan", "medadv.train.loop"}),
+        "the section configs import torch and captum; `medadv run --help` and a bad option must answer without them",
     ),
 }
 NETWORK_LIBRARIES = ("torch", "torchvision", "captum")

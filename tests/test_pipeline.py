@@ -254,7 +254,7 @@ def test_set_overrides_reach_config_json_and_bad_ones_stop_before_any_notebook(n
     assert config["overrides"] == ["classifier.epochs=3", "attacks.steps=2"]
     assert "not for clinical use" in config["intended_use"]
     for item, message in (("classifier.epoch=3", "has no key 'epoch'"), ("classifier.epochs=0", "must be >= 1"),
-                          ("classifier.epochs=many", "expected int")):
+                          ("classifier.epochs=many", "classifier.epochs is .many.; expected a whole number")):
         other = tmp_path / f"bad{len(item)}"
         with pytest.raises(ConfigError, match=message):
             run_pipeline("smoke", other, device="cpu", notebooks_dir=notebooks, overrides=[item])
@@ -356,3 +356,206 @@ def test_run_with_sweep_goes_to_the_sweep_engine(monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     assert main(["--sweep", "3"]) == 2  # the one-folder runner itself refuses a sweep and says where it goes
     assert "medadv run --sweep" in capsys.readouterr().err
+
+
+#: ``--set`` items the runner refuses before notebook 00, with what the error says (issue 32, items 1-3, 11, 12).
+BAD_SETTINGS = [
+    (["data.split=[0.6,0.2,0.2,0.7]"], r"data\.split is \[0\.6, 0\.2, 0\.2, 0\.7\] \(4 items\); expected exactly 3"),
+    (["data.image_size=[96,96,7]"], r"data\.image_size is \[96, 96, 7\] \(3 items\); expected exactly 2"),
+    (["data.lesion_contrast=.nan"], r"data\.lesion_contrast is nan; expected a finite number"),
+    (["data.lesion_contrast=high"], r"data\.lesion_contrast is 'high'; expected a number"),
+    (["data.n_patients=10.5"], r"data\.n_patients is 10\.5; expected a whole number"),
+    (["data.n_patients=abc"], r"data\.n_patients is 'abc'; expected a whole number"),
+    (["data.image_size=[95,95]"], r"data\.image_size is \[95, 95\]; paper 001's network .* at least 96 x 96"),
+    (["attacks.linf_eps=[2.0]", "attacks.headline_linf_eps=2.0"],
+     r"attacks\.linf_eps is \[2\.0\]: 2\.0 is outside \(0, 1\]\. .*write 2/255 as 0\.00784"),
+    (["attacks.headline_l2_eps=0.25", "attacks.ifgsm_extra_eps=25.5"], r"attacks\.ifgsm_extra_eps is 25\.5"),
+    (["attacks.linf_eps=0.1"], r"--set attacks\.linf_eps is 0\.1; expected a list, e\.g\. \[0\.1\]"),
+    (["attacks.linf_eps=[]"], r"attacks\.linf_eps is empty; expected a list of at least one budget"),
+    (["classifier.width=0"], r"--set classifier\.\*: classifier width is 0\.0; expected a multiplier in \(0, 1\]"),
+    (["classifier.eps=2"], r"classifier\.eps is 2\.0: 2\.0 is outside \(0, 1\]"),
+    (["detect.classifier=nosuch"], r"detect\.classifier is 'nosuch', which the classifier section does not train"),
+    (["detect.no_such_key=1"], r"--set detect\.no_such_key: section 'detect' has no key 'no_such_key'; its keys are "
+                               r"\['adaptive_eps'"),
+    (["detect.adaptive_eps=[8]"], r"detect\.adaptive_eps is \[8\.0\]: 8\.0 is outside \(0, 1\]"),
+    (["effects.bogus=1"], r"--set effects\.\*: profile section effects\.bogus is int; expected a mapping"),
+    (["explain.models=[vgg_erm, vgg_nosuch]", "explain.attack_models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]"],
+     r"explain\.models .* name classifier\(s\) \['vgg_nosuch'\] that the classifier section does not train"),
+    (["reader.simulated_readers=[{reader: 7, real_accuracy: 0.8, fake_accuracy: 0.6}]"],
+     r"reader\.simulated_readers\[0\]\.reader is 7 \(int\); expected text"),
+]
+
+
+@pytest.mark.parametrize(("items", "message"), BAD_SETTINGS, ids=[" ".join(i) for i, _ in BAD_SETTINGS])
+def test_bad_set_values_stop_before_notebook_00(notebooks: Path, tmp_path: Path, items: list[str], message: str) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks, overrides=items)
+    assert not run.exists()
+
+
+EFFECT = ("    paper: '001'\n    claim: c\n    table: {table}\n    rows: {{row: 'AUC, real test set'}}\n"
+          "    column: value\n    statistic: value\n    expected: '>'\n    threshold: {threshold}\n")
+#: Profile files (extending smoke) the runner refuses before notebook 00, as it refuses the same value by ``--set``.
+BAD_FILES = [
+    ("classifier:\n  epochz: 1\n", r"profile 'bad': profile section 'classifier' has unknown keys \['epochz'\]; known "
+                                   r"keys are \['alpha', 'augmix_depth'"),
+    ("detect:\n  fake_epoch: 1\n", r"section 'detect' has unknown keys \['fake_epoch'\]"),
+    ("effects:\n  mine:\n" + EFFECT.format(table="gan_attack_table", threshold='"0.2"'),
+     r"effects\.mine\.threshold is '0\.2'; expected a number\. It is quoted, so YAML reads it as text: write "
+     r"threshold: 0\.2 without quotes"),
+    ("effects:\n  mine:\n" + EFFECT.format(table="reader_accuracy", threshold=0.2),
+     r"effects\.mine: table is 'reader_accuracy', which no notebook writes before notebook 04 evaluates the effects"),
+    ("reader:\n  ask_confidence: 'false'\n", r"reader\.ask_confidence is 'false'; expected true or false\. It is quoted"),
+    ("name: ../../../tmp/x\n", r"profile name '\.\./\.\./\.\./tmp/x': .* cannot be empty, hold '/'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES, ids=[t.split(":")[0] + str(i) for i, (t, _) in enumerate(BAD_FILES)])
+def test_bad_profile_files_stop_before_notebook_00(notebooks: Path, tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("extends: smoke\n" + text)
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline(str(path), run, device="cpu", notebooks_dir=notebooks)
+    assert not run.exists()
+
+
+def test_a_profile_path_that_is_a_folder_is_named(tmp_path: Path) -> None:
+    from medadv.config import load_profile
+
+    with pytest.raises(ConfigError, match=r"is a folder, not a profile file; give the path of a YAML file in it"):
+        load_profile(tmp_path)
+
+
+def test_a_notebook_opened_by_hand_makes_the_folder_incomplete_and_a_resume_reruns_it(
+        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 30, item 1: a kernel that ran only the first cells of a finished notebook left the folder 'complete'."""
+    from medadv.report import RunContext
+
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    assert _manifest(run)["complete"] is True
+    RunContext.open(run, "01_second", profile="smoke", device="cpu")  # as a kernel in JupyterLab does; then it stops
+    manifest = _manifest(run)
+    assert manifest["complete"] is False and manifest["notebooks"]["01_second"]["status"] == "running"
+    assert "tables/01_second_table.csv" not in manifest["outputs"]
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    out = capsys.readouterr().out
+    assert "00_first: unchanged" in out and "01_second: done" in out
+    manifest = _manifest(run)
+    assert manifest["complete"] is True and manifest["notebooks"]["01_second"]["status"] == "complete"
+    assert "tables/01_second_table.csv" in manifest["outputs"]
+
+
+def test_settings_are_compared_with_the_manifest_when_config_json_is_gone(notebooks: Path, tmp_path: Path) -> None:
+    """Issue 32, item 8: with config.json deleted, --set seed=99 --only 01 ran and the folder said complete."""
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    (run / "config.json").unlink()
+    with pytest.raises(ConfigError, match=r"was made with other settings \(settings of seed\).*--force"):
+        run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks, overrides=["seed=99"])
+    assert not (run / "config.json").exists() and _manifest(run)["settings"]["profile"]["seed"] == 7
+    assert run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks) == 0  # same settings: resumes
+    assert json.loads((run / "config.json").read_text())["seed"] == 7
+    legacy = tmp_path / "legacy"  # a folder from before the manifest kept its settings
+    assert run_pipeline("smoke", legacy, device="cpu", notebooks_dir=notebooks) == 0
+    (legacy / "config.json").unlink()
+    manifest = _manifest(legacy)
+    del manifest["settings"]
+    (legacy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"config\.json is missing, so the settings that made the outputs in "
+                                          r"manifest\.json are unknown"):
+        run_pipeline("smoke", legacy, device="cpu", notebooks_dir=notebooks)
+
+
+def test_notebooks_left_out_by_only_are_marked_stale_when_their_inputs_changed(
+        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    _notebook(notebooks / "00_first.ipynb", WRITER.format(name="00_first", value=5))
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0
+    out = capsys.readouterr().out
+    assert "01_second: made from inputs that changed since" in out and "partial" in out
+    manifest = _manifest(run)
+    assert manifest["complete"] is False and manifest["notebooks"]["01_second"]["status"] == "stale"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    out = capsys.readouterr().out
+    assert "00_first: unchanged" in out and "01_second: done" in out and _manifest(run)["complete"] is True
+
+
+def test_a_second_run_on_a_locked_folder_is_refused_and_a_stale_lock_taken_over(
+        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 32, item 10: two runs on one folder both ran, one resuming the other's training state."""
+    import socket
+    import subprocess
+    import sys
+
+    from medadv.errors import RunError
+    from medadv.report import RunContext, locked
+
+    run = tmp_path / "run"
+    with locked(run):  # this process holds the folder, as a running `medadv run` would
+        holder = json.loads((run / "run.lock").read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        with pytest.raises(RunError, match=rf"is being written by another run \(pid {os.getpid()} on host "
+                                           rf"{socket.gethostname()}, since .*delete .*run\.lock"):
+            run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks)
+        token = os.environ.pop("MEDADV_RUN_LOCK")  # a notebook opened by hand carries no token
+        with pytest.raises(RunError, match="is being written by another run"):
+            RunContext.open(run, "00_first", profile="smoke", device="cpu")
+        os.environ["MEDADV_RUN_LOCK"] = token
+    assert not (run / "run.lock").exists()
+    ended = subprocess.run([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    (run / "run.lock").write_text(json.dumps({"pid": int(ended[0]), "host": socket.gethostname(),
+                                              "created": float(ended[1]), "since": "earlier", "token": "x"}))
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    assert f"took over the stale lock of pid {ended[0]}" in capsys.readouterr().out
+    assert not (run / "run.lock").exists()
+
+
+def test_a_truncated_manifest_is_rerun_whole_under_force(notebooks: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from medadv.errors import RunError
+
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    text = (run / "manifest.json").read_text()
+    (run / "manifest.json").write_text(text[:40])
+    with pytest.raises(RunError, match=r"manifest\.json: damaged \(not valid JSON\).*medadv run --run-dir .* --force"):
+        run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks)
+    capsys.readouterr()
+    assert run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks, force=True) == 0
+    out = capsys.readouterr().out
+    assert "manifest.json was damaged; kept as manifest.json.damaged" in out
+    assert "00_first: done" in out and "01_second: done" in out
+    assert (run / "manifest.json.damaged").read_text() == text[:40] and _manifest(run)["complete"] is True
+
+
+def test_a_read_only_run_folder_is_refused_before_any_notebook(notebooks: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from medadv.errors import RunError
+
+    run = tmp_path / "run"
+    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    real = Path.write_text
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> int:
+        if run in self.parents:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    with pytest.raises(RunError, match=rf"{run}: cannot write \(Permission denied\); the run folder must be writable"):
+        run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks, force=True)
+
+
+def test_a_profile_name_cannot_place_the_run_folder_outside_results(notebooks: Path, tmp_path: Path) -> None:
+    path = tmp_path / "escape.yaml"
+    path.write_text("extends: smoke\nname: ../../../tmp/x\n")
+    with pytest.raises(ConfigError, match=r"profile name '\.\./\.\./\.\./tmp/x'"):
+        run_pipeline(str(path), None, device="cpu", notebooks_dir=notebooks)

@@ -257,3 +257,10 @@ def test_dataclass_defaults_are_the_papers_values_but_the_marked_kit_choices() -
         source = inspect.getsource(SECTION_CLASSES[section])
         line = next(l for l in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", l))
         assert "# kit" in line or "kit's choice" in (SECTION_CLASSES[section].__doc__ or ""), key
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_shipped_profile_passes_the_runs_check(name: str) -> None:
+    from medadv.pipeline import check_profile
+
+    check_profile(load_profile(name))  # every section built, the effects' tables and the sections' links checked

@@ -285,3 +285,51 @@ def test_reading_times_accept_raw_view_only_sessions() -> None:
     assert list(times["total_minutes"]) == [2.0, 1.0]
     with pytest.raises(DataError, match="reading_seconds"):
         reading_times(raw.assign(reading_seconds=[1.0, np.nan, 2.0]))
+
+
+def _write(path: Path, table: pd.DataFrame, encoding: str = "utf-8", sep: str = ",", tail: str = "") -> Path:
+    path.write_bytes((table.to_csv(index=False, sep=sep) + tail).encode(encoding))
+    return path
+
+
+def test_reader_ids_stay_text_from_file_to_table(tmp_path: Path) -> None:
+    """A reader 007 was listed as reader 7; NA raised a TypeError; 1e3, 1 and 01 were read as numbers."""
+    ids = {"1": "007", "2": "NA"}
+    resp = _responses().assign(reader=lambda r: r["reader"].map(ids))
+    paths = [_write(tmp_path / f"r{k}.csv", resp[resp["reader"] == v]) for k, v in ids.items()]
+    table = validate_responses(read_responses(paths), _key())
+    assert sorted(set(table["reader"])) == ["007", "NA"]
+    assert set(accuracy_table(table)["reader"]) == {"007", "NA"}
+    for others in (("1e3", "01"), ("1", "01")):
+        resp = _responses().assign(reader=lambda r, o=others: r["reader"].map({"1": o[0], "2": o[1]}))
+        back = read_responses([_write(tmp_path / "both.csv", resp)])
+        assert sorted(set(validate_responses(back, _key())["reader"])) == sorted(others)
+
+
+@pytest.mark.parametrize("bad", ["-3", "nan", "86400000", "soon"])
+def test_bad_reading_times_name_the_file_reader_and_value(tmp_path: Path, bad: str) -> None:
+    resp = _responses().astype({"reading_seconds": object})
+    resp.loc[(resp["reader"] == "2") & (resp["image_id"] == "s3_4"), "reading_seconds"] = bad
+    path = _write(tmp_path / "r2.csv", resp)
+    with pytest.raises(DataError, match=rf"'reading_seconds' holds '?{bad}'? \(reader '2', session 3, image 's3_4', in "
+                                        r"r2\.csv; 1 bad value\(s\)\); expected the seconds spent on each image, from 0 "
+                                        r"to 86400 \(a day\)"):
+        validate_responses(read_responses([path]), _key())
+
+
+def test_utf16_and_trailing_empty_rows_read_like_utf8(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    resp = _responses()
+    plain = read_responses([_write(tmp_path / "a.csv", resp)])
+    for name, encoding, sep in (("b.csv", "utf-16", ","), ("c.csv", "utf-16", "\t"), ("d.csv", "utf-8-sig", ",")):
+        back = read_responses([_write(tmp_path / name, resp, encoding, sep)])
+        pd.testing.assert_frame_equal(back.drop(columns="source_file"), plain.drop(columns="source_file"))
+    with caplog.at_level(logging.INFO, logger="medadv.stats.reader"):
+        padded = read_responses([_write(tmp_path / "e.csv", resp, tail=",,,,,,\n,,,,,,\n")])
+    assert len(padded) == len(resp) and "e.csv: 2 row(s) with every cell empty left out" in caplog.text
+    assert len(validate_responses(padded, _key())) == len(resp)
+    latin = tmp_path / "f.csv"
+    latin.write_bytes(resp.assign(reader="Jos\u00e9").to_csv(index=False).encode("latin-1"))
+    with pytest.raises(DataError, match=r"f\.csv is not UTF-8 text .*save it as 'CSV UTF-8'"):
+        read_responses([latin])

@@ -78,10 +78,73 @@ def test_missing_inputs_name_the_notebook_that_makes_them(tmp_path: Path) -> Non
         ctx.cohort()
 
 
-def test_config_is_shared_by_later_notebooks(tmp_path: Path) -> None:
+def test_config_is_shared_by_later_notebooks_and_another_profile_is_refused(tmp_path: Path) -> None:
+    """A notebook set to ``default`` on a smoke folder ran with smoke's settings without a word (issue 30, item 2)."""
     RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
-    later = RunContext.open(tmp_path, "01_classifier_training", profile="default")
+    with pytest.raises(RunError, match=r"was made with profile 'smoke' \(its config\.json\), but this notebook's profile "
+                                       r"parameter is 'default'.*Set profile = 'smoke' in the parameters cell.*or set "
+                                       r"run_dir to a new folder"):
+        RunContext.open(tmp_path, "01_classifier_training", profile="default")
+    later = RunContext.open(tmp_path, "01_classifier_training", profile="smoke")
     assert later.profile.name == "smoke"
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: default\nname: smoke\n")  # the runner passes a profile file by its path: its name counts
+    assert RunContext.open(tmp_path, "02_gan_training", profile=str(mine)).profile.name == "smoke"
+
+
+def test_opening_marks_the_notebook_running_and_the_folder_incomplete(tmp_path: Path) -> None:
+    first = RunContext.open(tmp_path, "03_attack_evaluation", profile="smoke", device="cpu")
+    first.save_table(pd.DataFrame({"a": [1]}), "robustness_curves")
+    first.update_summary({"x": 1})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["notebooks"]["03_attack_evaluation"] = {"status": "complete", "key": "k", "finished": "then"}
+    manifest["complete"] = True  # as the runner leaves a finished folder
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    RunContext.open(tmp_path, "03_attack_evaluation", profile="smoke", device="cpu")  # a kernel runs the first cells
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["complete"] is False
+    entry = manifest["notebooks"]["03_attack_evaluation"]
+    assert entry["status"] == "running" and entry["opened_by"] == "hand" and "finished" not in entry
+    assert "tables/robustness_curves.csv" in manifest["previous"]["03_attack_evaluation"]
+    assert "tables/robustness_curves.csv" not in manifest["outputs"]
+
+
+def test_a_folder_whose_config_json_is_gone_is_not_reopened_with_new_settings(tmp_path: Path) -> None:
+    ctx = RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+    ctx.save_table(pd.DataFrame({"a": [1]}), "cohort_summary")
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(RunError, match=r"config\.json is missing, but manifest\.json records outputs of "
+                                       r"\['00_data_prep'\].*Restore config\.json, open another run folder, or rerun every "
+                                       r"notebook with: medadv run --run-dir .* --force"):
+        RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+
+
+def test_a_truncated_manifest_names_the_way_out(tmp_path: Path) -> None:
+    RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+    text = (tmp_path / "manifest.json").read_text()
+    (tmp_path / "manifest.json").write_text(text[: len(text) // 2])
+    with pytest.raises(RunError, match=r"manifest\.json: damaged \(not valid JSON\).*Rerun every notebook with: medadv run "
+                                       r"--run-dir .* --force \(the damaged files are kept as <name>\.damaged\)"):
+        RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+
+
+def test_a_read_only_run_folder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores permission bits, so the folder's refusal to be written is simulated where the kit writes."""
+    import os
+
+    RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(RunError, match=r"manifest\.json: cannot write \(Permission denied\); the run folder must be "
+                                       r"writable\. Give a folder you can write to"):
+        RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
+    monkeypatch.undo()
+    monkeypatch.setattr("logging.FileHandler.__init__", refuse)
+    with pytest.raises(RunError, match=r"00_data_prep\.log: cannot write \(Permission denied\)"):
+        RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
 
 
 def test_an_output_has_one_maker(tmp_path: Path) -> None:

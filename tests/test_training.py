@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,67 @@ def test_the_reference_model_is_one_the_section_trains() -> None:
         ClassifierConfig(recipes=("pgd_at",))
     with pytest.raises(ConfigError, match=r"reference_model is 'multitask_erm'.*it trains \['vgg_erm'\]"):
         ClassifierConfig(recipes=("erm",), multitask=False, reference_model="multitask_erm")
+
+
+def _fit_in(ctx: object, epochs: int) -> object:
+    torch.manual_seed(0)
+    model = VGGClassifier(VGGConfig(width=1 / 16, init="random"))
+    return fit(model, _spec(epochs), PaperObjective(), Recipe("erm", RecipeParams()), TRAIN, VAL, ctx.checkpoints_dir,
+               seed=3, device=torch.device("cpu"), ledger=ctx)
+
+
+def _damage(path: Path) -> None:
+    """Change one byte of the last tensor's data: the file still loads, with other weights."""
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_or_foreign_training_state_is_never_resumed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 32, item 9: a damaged vgg_erm.safetensors was resumed from ('after epoch 1 of 1') and registered."""
+    import logging
+    import shutil
+
+    from medadv.core import sha256_file
+    from medadv.report import RunContext
+
+    def reopen(run: Path) -> RunContext:  # as notebook 01 does on each run
+        return RunContext.open(run, "01_classifier_training", profile="smoke", device="cpu")
+
+    _fit_in(reopen(tmp_path / "a"), 2)
+    uninterrupted, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "vgg_erm")
+    ckpt = tmp_path / "b" / "checkpoints"
+    _fit_in(reopen(tmp_path / "b"), 1)  # killed after epoch 1: the state is registered epoch by epoch ...
+    with caplog.at_level(logging.INFO, logger="medadv.train.loop"):
+        assert _fit_in(reopen(tmp_path / "b"), 2).history["epoch"].tolist() == [1, 2]  # ... and resumed
+    assert "resuming after epoch 1 of 2" in caplog.text
+    for damaged in (ckpt / "vgg_erm.safetensors", ckpt / "training" / "vgg_erm_last.safetensors"):
+        _damage(damaged)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="medadv.train.loop"):
+            _fit_in(reopen(tmp_path / "b"), 2)
+        assert (f"vgg_erm: training state not resumed ({damaged.name} is not the file this run folder recorded "
+                "(damaged, or from another run)); training from the start") in caplog.text
+        assert "resuming" not in caplog.text
+        weights, _ = load_checkpoint(ckpt / "vgg_erm")
+        assert all(torch.equal(weights[k], uninterrupted[k]) for k in weights)  # retrained to the same weights
+        ctx = reopen(tmp_path / "b")
+        assert ctx.recorded_sha256(damaged) == sha256_file(damaged)  # the new file is what the folder records
+    shutil.copytree(tmp_path / "a" / "checkpoints" / "training", ckpt / "training", dirs_exist_ok=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="medadv.train.loop"):
+        _fit_in(reopen(tmp_path / "b"), 2)  # another run folder's state, although it has the same fingerprint
+    assert re.search(r"vgg_erm_last\.(json|safetensors) is not the file this run folder recorded", caplog.text)
+
+
+def test_a_truncated_state_outside_a_run_folder_is_retrained_not_an_error(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    _run(tmp_path, epochs=1)
+    state = tmp_path / "training" / "vgg_erm_last.safetensors"
+    state.write_bytes(state.read_bytes()[:200])
+    with caplog.at_level(logging.WARNING, logger="medadv.train.loop"):
+        _, result = _run(tmp_path, epochs=1)
+    assert result.history["epoch"].tolist() == [1]
+    assert "vgg_erm: training state not resumed" in caplog.text and "corrupt safetensors checkpoint" in caplog.text

@@ -26,6 +26,7 @@ read with :func:`medadv.strict_yaml.load_yaml`, which refuses a key given twice.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import types
@@ -98,6 +99,9 @@ class DataConfig:
             raise ConfigError(f"data.positive_fraction is {self.positive_fraction}; expected a value in (0, 1).")
         if len(self.image_size) != 2 or min(self.image_size) < 16:
             raise ConfigError(f"data.image_size is {self.image_size}; expected (height, width), each at least 16.")
+        if not self.lesion_contrast > 0:
+            raise ConfigError(f"data.lesion_contrast is {self.lesion_contrast}; expected a positive number (the "
+                              "default profile: 0.8; lower is harder).")
         if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) <= 0:
             raise ConfigError(f"data.split is {self.split}; expected three positive fractions that sum to 1.")
         if (self.manifest is None) != (self.root is None):
@@ -170,12 +174,35 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
     """
     text_name = str(name_or_path)
     path = PROFILE_DIR / f"{text_name}.yaml" if text_name in PROFILE_NAMES else Path(text_name)
+    if path.is_dir():
+        raise ConfigError(f"profile {text_name!r} is a folder, not a profile file; give the path of a YAML file in it "
+                          f"(or one of {PROFILE_NAMES}).")
     if not path.is_file():
         raise ConfigError(
             f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
         )
     raw = resolve_profile_file(path)
     return profile_from_dict(_deep_update(raw, overrides or {}), default_name=path.stem)
+
+
+def profile_name(name_or_path: str | os.PathLike[str]) -> str:
+    """The name a profile given as to :func:`load_profile` has, without resolving it: a shipped profile's name, or
+    the file's own ``name`` key (a base's is not inherited), else its stem.
+
+    Returns:
+        The name.
+
+    Raises:
+        ConfigError: a file that is not there or does not parse.
+    """
+    text = str(name_or_path)
+    if text in PROFILE_NAMES:
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"profile {text!r}: no such profile file; use one of {PROFILE_NAMES} or a YAML file path.")
+    raw = load_yaml(path, ConfigError, "profile")
+    return str(raw.get("name", path.stem)) if isinstance(raw, Mapping) else path.stem
 
 
 def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -252,9 +279,10 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def check_override_keys(profile: Profile, overrides: Mapping[str, Any], sections: Mapping[str, type]) -> None:
-    """Refuse an override that the profile cannot take: a section neither in the profile nor in ``sections``, or a key
-    that ``sections[name]`` (the stage's config dataclass) has no field for. Values are then checked by building
-    the stage's config (:func:`section_config`), which the caller does."""
+    """Refuse an override that the profile cannot take: a section neither in the profile nor in ``sections``, a key
+    that ``sections[name]`` (the stage's config dataclass) has no field for, or a value of the wrong kind (checked as
+    :func:`section_config` checks it), each named as ``--set SECTION.KEY``. The values' ranges are then checked by
+    building the stage's config, which the caller does."""
     for name, value in overrides.items():
         if name in ("seed", "data"):
             continue  # checked by profile_from_dict
@@ -271,19 +299,7 @@ def check_override_keys(profile: Profile, overrides: Mapping[str, Any], sections
                 if key not in hints:
                     raise ConfigError(f"--set {name}.{key}: section {name!r} has no key {key!r}; "
                                       f"its keys are {sorted(hints)}.")
-                _check_scalar_type(given, hints[key], f"--set {name}.{key}")
-
-
-def _check_scalar_type(value: Any, hint: Any, where: str) -> None:
-    """Refuse a value of the wrong kind for a plain ``int`` / ``float`` / ``bool`` / ``str`` field (an int is a fine
-    float); other hints are left to the stage's own checks."""
-    if hint not in (int, float, bool, str):
-        return
-    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise ConfigError(f"{where}={value!r}: expected {hint.__name__}, got {type(value).__name__}.")
+                _coerce(given, hints[key], f"--set {name}.{key}")
 
 
 def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> Profile:
@@ -293,7 +309,7 @@ def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> P
         The validated profile.
     """
     raw = dict(raw)
-    name = str(raw.pop("name", default_name))
+    name = check_profile_name(raw.pop("name", default_name))
     unknown = sorted(str(k) for k in set(raw) - {"seed", *PROFILE_SECTIONS})
     if unknown:
         raise ConfigError(
@@ -307,6 +323,25 @@ def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> P
         if not isinstance(value, Mapping):
             raise ConfigError(f"profile {name!r}: section {key!r} is {type(value).__name__}; expected a mapping.")
     return Profile(name=name, seed=seed, data=data, sections=types.MappingProxyType(dict(raw)))
+
+
+def check_profile_name(name: Any) -> str:
+    """A profile's ``name``: text that can name a folder under ``results/`` (the run folder ``<name>-<time>``), so no
+    path separator, no leading dot (``..``), no control character.
+
+    Returns:
+        The name.
+
+    Raises:
+        ConfigError: any other name, with what to write instead.
+    """
+    text = str(name)
+    if (not text.strip() or "/" in text or "\\" in text or text.startswith(".")
+            or any(ord(ch) < 32 for ch in text)):
+        raise ConfigError(f"profile name {text!r}: a profile's name becomes part of its run folder's name under "
+                          "results/, so it cannot be empty, hold '/' or '\\', or start with '.'; use letters, digits, "
+                          "'_', '-' and '.' (e.g. name: my-study).")
+    return text
 
 
 def check_seed(seed: Any, where: str) -> int:
@@ -328,15 +363,92 @@ def check_seed(seed: Any, where: str) -> int:
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], where) for v in value)
-        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=False))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    """``value`` as the field type ``hint`` takes it (see :func:`section_config`), checked strictly.
+
+    Returns:
+        The value: an int as a float where a float is wanted, a list as a tuple, a mapping as its dataclass.
+
+    Raises:
+        ConfigError: a value of another kind, naming ``where`` (``data.n_patients``), what was seen and what to write.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        return _coerce(value, others[0], where) if len(others) == 1 else value
+    if origin is tuple:
+        return _coerce_tuple(value, args, where)
+    if origin in (Mapping, dict) or hint in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} is {value!r}; expected a mapping (key: value pairs).")
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return section_config(hint, value, where)
+    checks = {bool: _as_bool, int: _as_int, float: _as_float, str: _as_str}
+    return checks[hint](value, where) if hint in checks else value
+
+
+def _quoted_hint(value: Any, where: str) -> str:
+    """Advice for a quoted YAML value (``'3'``, ``"false"``) where a number or true/false is wanted.
+
+    Returns:
+        The advice, or ``""`` when ``value`` is not such a text.
+    """
+    if not isinstance(value, str):
+        return ""
+    try:
+        plain = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return ""
+    if isinstance(plain, (bool, int, float)):
+        return f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value.strip()} without quotes."
+    return ""
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} is {value!r}; expected true or false.{_quoted_hint(value, where)}")
     return value
+
+
+def _as_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} is {value!r}; expected a whole number (an integer such as 10)."
+                          f"{_quoted_hint(value, where)}")
+    return value
+
+
+def _as_float(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} is {value!r}; expected a number.{_quoted_hint(value, where)}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} is {value!r}; expected a finite number (not NaN or infinity).")
+    return float(value)
+
+
+def _as_str(value: Any, where: str) -> str:
+    if value is None:
+        raise ConfigError(f"{where} is null (empty); expected text.")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} is {value!r} ({type(value).__name__}); expected text. YAML reads unquoted numbers, "
+                          f"true/false and null as such: quote the value ('{value}').")
+    return value
+
+
+def _coerce_tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple[Any, ...]:
+    """A list (or tuple) as the tuple ``tuple[args]``: every item checked, a fixed length held exactly.
+
+    Returns:
+        The tuple.
+    """
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} is {value!r}; expected a list, e.g. [{value!r}] for one item (YAML [a, b, ...]).")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if len(value) != len(args):
+        raise ConfigError(f"{where} is {list(value)!r} ({len(value)} items); expected exactly {len(args)} items.")
+    return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
 
 
 def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:

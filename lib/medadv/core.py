@@ -6,6 +6,7 @@ one definition of each helper without importing each other.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from medadv.errors import RunError
 PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
 
 __all__ = ["PACKAGES", "git_commit", "in_notebook_progress", "kit_root", "package_versions", "read_json", "sha256_file",
-           "write_json"]
+           "unwritable", "write_json"]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -55,10 +56,30 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place), sorted and indented; returns nothing."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (a temporary file of this process renamed into place), sorted and indented; returns
+    nothing.
+
+    Raises:
+        RunError: the file cannot be written (a read-only folder, a full disk), naming it and what to do.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RunError(unwritable(path, exc)) from exc
+
+
+def unwritable(path: Path, exc: OSError) -> str:
+    """The message for a file or folder of a run that cannot be written.
+
+    Returns:
+        The message: the path, the system's reason, and what to do.
+    """
+    return (f"{path}: cannot write ({exc.strerror or exc}); the run folder must be writable. Give a folder you can "
+            "write to (--run-dir, or run_dir in a notebook), or fix its permissions or free disk space.")
 
 
 def git_commit(start: Path | None = None) -> str:

@@ -73,6 +73,22 @@ EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "
 #: The per-class rates a balanced accuracy is made of (columns of the accuracy tables).
 CLASS_RATE_COLUMNS = ("sensitivity", "specificity")
 METRICS_TABLE = "classifier_metrics"
+#: The tables an effect may read (``table:``), each with the notebook that writes it: every table of notebooks 00-03
+#: and those notebook 04 writes before it evaluates the effects. Notebooks 05 and 06 run after the evaluation, so
+#: their tables cannot be read. tests/test_effects.py checks this list against the notebooks' ``save_table`` calls.
+EFFECT_TABLES = {
+    "cohort_summary": "00_data_prep", "split_leakage_check": "00_data_prep",
+    "classifier_metrics": "01_classifier_training", "classifier_delong_tests": "01_classifier_training",
+    "adversarial_index": "02_gan_training", "education_index": "02_gan_training", "gan_fidelity": "02_gan_training",
+    "gan_erm_flip_rate": "02_gan_training", "gan_change_localisation": "02_gan_training",
+    "gan_training_history": "02_gan_training",
+    "gan_attack_table": "03_attack_evaluation", "gan_attack_by_recipe": "03_attack_evaluation",
+    "robustness_by_recipe": "03_attack_evaluation", "robustness_curves": "03_attack_evaluation",
+    "corruption_accuracy": "03_attack_evaluation",
+    "alignment_scores": "04_gradcam_alignment", "alignment_tests": "04_gradcam_alignment",
+    "fgsm_gradcam_shift": "04_gradcam_alignment", "fgsm_gradcam_shift_summary": "04_gradcam_alignment",
+    "explanation_attack": "04_gradcam_alignment", "explanation_attack_summary": "04_gradcam_alignment",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +132,10 @@ class Effect:
 
     def __post_init__(self) -> None:
         where = f"profile section effects.{self.name}"
+        if self.table not in EFFECT_TABLES:
+            raise ConfigError(f"{where}: table is {self.table!r}, which no notebook writes before notebook 04 evaluates "
+                              f"the effects; an effect reads one of {sorted(EFFECT_TABLES)} (tables/<name>.csv of a "
+                              "run). Fix the table name.")
         if self.statistic not in STATISTICS:
             raise ConfigError(f"{where}: statistic is {self.statistic!r}; expected one of {STATISTICS}.")
         if self.expected not in EXPECTED:
@@ -434,7 +454,9 @@ def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataF
     for name in dict.fromkeys(names):
         path = Path(run_dir) / "tables" / f"{name}.csv"
         if not path.is_file():
-            raise RunError(f"{path} is missing: an effect of the profile reads it; run the notebook that writes it first.")
+            maker = EFFECT_TABLES.get(name, "that writes it")
+            raise RunError(f"{path} is missing: an effect of the profile reads it; run notebook {maker} for this run "
+                           "folder first.")
         out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
     return out
 

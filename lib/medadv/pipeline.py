@@ -20,6 +20,7 @@ notebook it was in; the notebook is marked ``interrupted`` and a rerun of the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
-from medadv.report import CONFIG_FILE, MANIFEST_FILE, remove_stale_outputs, write_config
+from medadv.report import (CONFIG_FILE, MANIFEST_FILE, damaged_message, damaged_records, locked, make_run_folders, now,
+                           read_manifest, record_settings, remove_stale_outputs, set_aside_damaged, write_config)
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
@@ -208,37 +210,79 @@ def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
     return not broken_outputs(run_dir, manifest, name)
 
 
-def check_stage_sections(profile: Profile, overrides: dict[str, Any]) -> None:
-    """Check ``--set`` overrides as the notebooks will: a key each stage's config dataclass knows, and a value its
-    validation accepts (so a bad ``--set`` stops before any notebook runs, not in notebook 03)."""
-    # The stage modules import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
+def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) -> None:
+    """Check every section of ``profile`` as its notebook will, before any notebook runs (a bad value must not wait
+    for notebook 03 to be found, nor a misspelt key be left on its default).
+
+    The ``data`` section was built by :func:`medadv.config.load_profile`; here every other section's config dataclass
+    is built (``classifier``, ``gan``, ``attacks``, ``explain``, ``reader``, ``detect``: unknown keys named with the
+    keys the section takes, every value of its type and range) and every declared effect (:mod:`medadv.effects`),
+    then what ties the sections together: ``data.image_size`` at least paper 001's smallest input, and
+    ``detect.classifier`` and ``explain.models`` among the classifiers the ``classifier`` section trains. The
+    ``cluster`` section is the sweep's, checked when a sweep starts. ``overrides`` (the ``--set`` items, nested) are
+    named as ``--set SECTION.KEY`` in the errors.
+
+    Raises:
+        ConfigError: the first problem found, naming the key (``--set`` or the profile), what was seen and expected.
+    """
+    # The section configs import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
     # bad option answer at once without them (tests/test_pipeline.py checks that parsing never imports torch).
     from medadv.attacks.robustness import AttackConfig
-    from medadv.explain.study import ExplainConfig, explain_config
-    from medadv.reader_app.config import ReaderConfig, reader_config
+    from medadv.detect.config import DetectionConfig
+    from medadv.effects import declared_effects
+    from medadv.explain.study import ExplainConfig
+    from medadv.models.classifier import min_input_size
+    from medadv.reader_app.config import ReaderConfig
     from medadv.train.gan import GanConfig
-    from medadv.train.loop import ClassifierConfig, classifier_config
+    from medadv.train.loop import ClassifierConfig
 
+    overrides = overrides or {}
     classes = {"classifier": ClassifierConfig, "gan": GanConfig, "attacks": AttackConfig, "explain": ExplainConfig,
-               "reader": ReaderConfig}
-    builders = {
-        "classifier": lambda: classifier_config(profile.section("classifier")),
-        "gan": lambda: GanConfig.from_profile(profile),
-        "attacks": lambda: section_config(AttackConfig, profile.section("attacks"), "attacks"),
-        "explain": lambda: explain_config(profile),
-        "reader": lambda: reader_config(profile.section("reader")),
-    }
+               "reader": ReaderConfig, "detect": DetectionConfig}
     check_override_keys(profile, overrides, classes)
-    for name in overrides:
-        if name in builders:
-            try:
-                builders[name]()
-            except ConfigError as exc:
-                raise ConfigError(f"--set {name}.*: {exc}") from exc
+    built: dict[str, Any] = {}
+    for name, cls in classes.items():
+        with _named(profile, overrides, name):
+            built[name] = section_config(cls, profile.section(name), name)
+    with _named(profile, overrides, "effects"):
+        declared_effects(profile)
+    trained = built["classifier"].model_names()
+    side = min_input_size()
+    links = [
+        (min(profile.data.image_size) < side, "data", f"data.image_size is {list(profile.data.image_size)}; paper "
+         f"001's network (the classifiers, the GAN's discriminator, the detectors) takes at least {side} x {side} "
+         f"pixels: set data.image_size to [{side}, {side}] or larger."),
+        (built["detect"].classifier not in trained, "detect", f"detect.classifier is {built['detect'].classifier!r}, "
+         f"which the classifier section does not train; it trains {trained}."),
+        (not set(built["explain"].models) <= set(trained), "explain", f"explain.models {list(built['explain'].models)} "
+         f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
+         f"not train; it trains {trained}."),
+    ]
+    for failed, section, message in links:
+        if failed:
+            raise ConfigError(f"{_source(profile, overrides, section)}: {message}")
+
+
+def _source(profile: Profile, overrides: Mapping[str, Any], section: str) -> str:
+    """Where a section's values come from, for an error: ``--set SECTION.*`` or ``profile 'NAME'``.
+
+    Returns:
+        The words to begin the error with.
+    """
+    return f"--set {section}.*" if section in overrides else f"profile {profile.name!r}"
+
+
+@contextlib.contextmanager
+def _named(profile: Profile, overrides: Mapping[str, Any], section: str) -> Iterator[None]:
+    """Prefix a :class:`ConfigError` raised inside with where the section's values come from (:func:`_source`)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{_source(profile, overrides, section)}: {exc}") from exc
 
 
 def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    manifest = read_json(run_dir / MANIFEST_FILE, default={"outputs": {}, "notebooks": {}, "complete": False})
+    manifest = read_manifest(run_dir)
     notebooks = changes.pop("notebooks", None)
     if notebooks:
         for name, entry in notebooks.items():
@@ -246,10 +290,6 @@ def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
     manifest.update(changes)
     write_json(run_dir / MANIFEST_FILE, manifest)
     return manifest
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Stopped(Exception):
@@ -291,6 +331,25 @@ def _settings_changed(old: dict[str, Any], profile: Profile, device: str) -> lis
     return changes
 
 
+def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
+    """What differs between this run and the settings a run folder records: its ``config.json`` and the settings in
+    its ``manifest.json`` (what made the outputs, kept there too so that a deleted ``config.json`` hides nothing).
+
+    Returns:
+        The differences in words (:func:`_settings_changed`); one more when the folder holds outputs made with
+        settings it no longer records.
+    """
+    config = read_json(run_dir / CONFIG_FILE)
+    manifest = read_manifest(run_dir)
+    changes: list[str] = []
+    for record in (config, manifest.get("settings")):
+        if record is not None:
+            changes += [c for c in _settings_changed(record, profile, device) if c not in changes]
+    if config is None and manifest.get("settings") is None and manifest["outputs"]:
+        changes.append("config.json is missing, so the settings that made the outputs in manifest.json are unknown")
+    return changes
+
+
 def check_run(
     run_dir: Path, profile: Profile, device: str, force: bool, notebooks: Sequence[Path], all_notebooks: Sequence[Path],
     extra_params: dict[str, Any],
@@ -302,8 +361,11 @@ def check_run(
 
     Raises:
         ConfigError: ``run_dir`` is a file; the device is not there; a ``--param`` no notebook to run takes; the
-            folder was made with another profile, data set or device (without ``force``).
-        RunError: an earlier notebook that this run does not rerun has a missing or changed output.
+            folder was made with another profile, data set, settings or device (without ``force``; compared with
+            ``config.json`` and with the settings ``manifest.json`` records, so a deleted ``config.json`` hides
+            nothing).
+        RunError: damaged ``config.json`` / ``manifest.json`` (without ``force``); an earlier notebook that this run
+            does not rerun has a missing or changed output.
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume.")
@@ -315,8 +377,10 @@ def check_run(
             f"--param {unknown[0]}: no notebook of this run has such a parameter; they take "
             f"{sorted(declared - set(STANDARD_PARAMS))} (check the spelling)."
         )
-    old = read_json(run_dir / CONFIG_FILE)
-    changes = _settings_changed(old, profile, resolved) if old is not None else []
+    damaged = damaged_records(run_dir) if run_dir.is_dir() else []
+    if damaged and not force:
+        raise RunError(damaged_message(run_dir, damaged))
+    changes = [f"{', '.join(damaged)} damaged"] if damaged else recorded_changes(run_dir, profile, resolved)
     if changes and not force:
         raise ConfigError(
             f"--run-dir {run_dir} was made with other settings ({'; '.join(changes)}); resuming it would mix their "
@@ -325,7 +389,7 @@ def check_run(
     if changes:
         LOG.info(f"medadv: --force with new settings ({'; '.join(changes)}): every notebook reruns")
         return list(all_notebooks)
-    manifest = read_json(run_dir / MANIFEST_FILE, default={})
+    manifest = read_manifest(run_dir)
     names = {nb.stem for nb in notebooks}
     for rel in broken_outputs(run_dir, manifest):
         maker = manifest["outputs"][rel]["notebook"]
@@ -366,8 +430,7 @@ def _resolve_profile(profile: str, overrides: Sequence[str], data_manifest: str 
     settings = parse_overrides(overrides)
     data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
     resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
-    if settings:
-        check_stage_sections(resolved, settings)
+    check_profile(resolved, settings)
     return resolved
 
 
@@ -396,7 +459,7 @@ class _Run:
             return None
         out_path = self.run_dir / "notebooks" / nb.name
         LOG.info(f"{tag}: running ...")
-        self._mark(name, {"status": "running", "key": key, "started": _now()})
+        self._mark(name, {"status": "running", "key": key, "started": now()})
         start = time.perf_counter()
         try:
             execute_notebook(nb, out_path, self.params, self.kernel, progress_bar=sys.stdout.isatty())
@@ -407,15 +470,47 @@ class _Run:
         seconds = time.perf_counter() - start
         for rel in remove_stale_outputs(self.run_dir, name):
             LOG.info(f"    removed {rel}: made by an earlier run of {name}, not by this one")
-        self._mark(name, {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": _now()})
+        self._mark(name, {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": now()})
         LOG.info(f"{tag}: done in {seconds:.1f} s")
         return None
+
+    def run_all(self, notebooks: Sequence[Path], every: Sequence[Path]) -> int:
+        """Run ``notebooks`` in order, then record whether the folder is complete: every notebook of ``every``
+        finished, and none that this run left out (``--only``) made from inputs that have changed since.
+
+        Returns:
+            0 when every notebook ran or was skipped, else :meth:`execute`'s status for the one that stopped.
+        """
+        start = time.perf_counter()
+        for i, nb in enumerate(notebooks, 1):
+            status = self.execute(nb, i, len(notebooks))
+            if status is not None:
+                return status
+        ran = {nb.stem for nb in notebooks}
+        stale = [nb.stem for nb in every if nb.stem not in ran and self._stale(nb)]
+        for name in stale:
+            self._mark(name, {**self.manifest["notebooks"][name], "status": "stale"})
+        if stale:
+            LOG.info(f"    {', '.join(stale)}: made from inputs that changed since (another notebook's outputs, the "
+                     "library or the settings); run without --only to bring them up to date")
+        complete = all(self.manifest["notebooks"].get(p.stem, {}).get("status") == "complete" for p in every)
+        _update_manifest(self.run_dir, complete=complete, finished=now())
+        LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
+                 f"{time.perf_counter() - start:.1f} s; results in {self.run_dir}")
+        return 0
+
+    def _stale(self, nb: Path) -> bool:
+        """Whether notebook ``nb`` completed once but with another key than its inputs give now."""
+        entry = self.manifest["notebooks"].get(nb.stem, {})
+        if entry.get("status") != "complete":
+            return False
+        return entry.get("key") != notebook_key(nb, self.params, self.config, self.code, self.manifest, self.data)
 
     def _mark(self, name: str, entry: dict[str, Any]) -> None:
         self.manifest = _update_manifest(self.run_dir, notebooks={name: entry})
 
     def _failed(self, name: str, tag: str, key: str, seconds: float, exc: Any, out_path: Path) -> int:
-        self._mark(name, {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": _now(),
+        self._mark(name, {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": now(),
                           "error": f"{exc.ename}: {exc.evalue}", "cell": exc.exec_count})
         LOG.info(f"{tag}: FAILED after {seconds:.1f} s in cell {exc.exec_count}")
         LOG.info(f"    {exc.ename}: {exc.evalue}")
@@ -426,7 +521,7 @@ class _Run:
 
     def _stopped(self, name: str, tag: str, key: str, seconds: float, exc: BaseException) -> int:
         how = str(exc) if isinstance(exc, Stopped) else "Ctrl-C"
-        self._mark(name, {"status": "interrupted", "key": key, "finished": _now()})
+        self._mark(name, {"status": "interrupted", "key": key, "finished": now()})
         LOG.info(f"{tag}: stopped by {how} after {seconds:.1f} s")
         LOG.info(f"    the run in {self.run_dir} is incomplete; rerun the same command (--run-dir {self.run_dir}) to "
                  f"resume: finished notebooks are skipped and {name} starts again")
@@ -464,8 +559,6 @@ def run_pipeline(
     notebooks = check_run(run_dir, resolved, device, force, discover_notebooks(Path(notebooks_dir), only), every,
                           extra_params or {})
 
-    config = write_config(run_dir, resolved, device, overrides=list(overrides))
-    (run_dir / "notebooks").mkdir(exist_ok=True)
     params = {
         "run_dir": str(run_dir),
         "profile": profile if str(profile) in PROFILE_NAMES else str(Path(profile).resolve()),
@@ -474,26 +567,23 @@ def run_pipeline(
         "data_root": data_root,
         **(extra_params or {}),
     }
-    run = _Run(run_dir, params, config, data_digest(data_manifest, data_root), force)
-    run.manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=_now())
-    LOG.info(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
-    # The kernels draw inline whatever the caller's shell says (MPLBACKEND=agg would keep every figure out of the
-    # executed notebooks); the figure files are written by RunContext.save_figure either way.
-    os.environ["MPLBACKEND"] = INLINE_BACKEND
-    os.environ[BATCH_ENV] = "1"  # widget cells draw their first frame: nbclient can hang on widget messages
-    os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
-
-    total_start = time.perf_counter()
-    _catch_sigterm()
-    for i, nb in enumerate(notebooks, 1):
-        status = run.execute(nb, i, len(notebooks))
-        if status is not None:
-            return status
-    complete = all(run.manifest["notebooks"].get(p.stem, {}).get("status") == "complete" for p in every)
-    _update_manifest(run_dir, complete=complete, finished=_now())
-    LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
-             f"{time.perf_counter() - total_start:.1f} s; results in {run_dir}")
-    return 0
+    with locked(run_dir):
+        if force:
+            for name in set_aside_damaged(run_dir):
+                LOG.info(f"medadv: {name} was damaged; kept as {name}.damaged, every notebook reruns")
+        make_run_folders(run_dir)
+        config = write_config(run_dir, resolved, device, overrides=list(overrides))
+        record_settings(run_dir, config)
+        run = _Run(run_dir, params, config, data_digest(data_manifest, data_root), force)
+        run.manifest = _update_manifest(run_dir, complete=False, profile=resolved.name, started=now())
+        LOG.info(f"medadv: profile {resolved.name}, device {config['device']}, run folder {run_dir}")
+        # The kernels draw inline whatever the caller's shell says (MPLBACKEND=agg would keep every figure out of the
+        # executed notebooks); the figure files are written by RunContext.save_figure either way.
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        os.environ[BATCH_ENV] = "1"  # widget cells draw their first frame: nbclient can hang on widget messages
+        os.environ.setdefault("MEDADV_NO_PROGRESS", "0" if sys.stdout.isatty() else "1")
+        _catch_sigterm()
+        return run.run_all(notebooks, every)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,15 @@ again takes it back. What is still in ``previous`` when the notebook ends was no
 :func:`remove_stale_outputs` (called by the runner after each notebook) deletes those files and lists them under
 ``removed``, so that ``tables/`` never holds a table of an earlier configuration.
 
+Opening the context also marks the notebook ``running`` in ``manifest.json`` and the folder incomplete; only the
+runner (:mod:`medadv.pipeline`) marks a notebook ``complete``, when it has run to its end. So a notebook opened in
+JupyterLab on a finished folder leaves it incomplete, and the next ``medadv run --run-dir`` reruns that notebook. A
+notebook's ``profile`` parameter must name the profile the folder was made with (``config.json``), and a folder
+whose ``config.json`` is gone while ``manifest.json`` records outputs is not reopened with new settings.
+
+While ``medadv run`` writes a folder it holds ``run.lock`` (pid, host, start time; :func:`locked`): a second run, or
+a notebook opened by hand, is refused with the holder named; a lock whose process has ended is taken over.
+
 Every CSV the kit writes through :func:`write_csv` has text cells that begin with ``=``, ``+``, ``-``, ``@``, a tab
 or a carriage return prefixed with ``'``, so that a spreadsheet shows them as text instead of running them as a
 formula (OWASP, "CSV injection"); numeric columns are untouched. ``cohort.csv`` is the exception: its paths and ids
@@ -22,22 +31,29 @@ are read back by the kit and must stay as the data set names them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import platform
+import socket
 import sys
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import pandas as pd
+import psutil
 from IPython import get_ipython
 
-from medadv.config import Profile, load_profile, pick_device, profile_from_dict, seed_everything
-from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, write_json
+from medadv.config import Profile, load_profile, pick_device, profile_from_dict, profile_name, seed_everything
+from medadv.console import RUN_LOGGER
+from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
 from medadv.style import print_problems
@@ -51,6 +67,11 @@ COHORT_FILE = "cohort.csv"
 FLOAT_FORMAT = "%.6g"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 LOG_DIR = "logs"
+LOCK_FILE = "run.lock"
+#: The lock's token, given by the runner to the kernels it starts: a notebook of that run may open the locked folder.
+LOCK_TOKEN_ENV = "MEDADV_RUN_LOCK"
+DAMAGED_SUFFIX = ".damaged"
+SUBFOLDERS = ("figures", "tables", "checkpoints", "notebooks", "data")
 INTENDED_USE = (
     "Research and teaching only: not for clinical use. The kit's models, attacks, statistics and reader studies are "
     "for studying the safety of medical-imaging AI; none of its outputs may inform the care of a patient."
@@ -89,7 +110,7 @@ def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
     """
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST_FILE
-    manifest = read_json(path, default={})
+    manifest = read_manifest(run_dir)
     stale = sorted(manifest.get("previous", {}).pop(notebook, {}))
     for rel in stale:
         if rel not in manifest.get("outputs", {}):
@@ -100,6 +121,213 @@ def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
         manifest.get("removed", {}).pop(notebook, None)
     write_json(path, manifest)
     return stale
+
+
+def now() -> str:
+    """The time, for the run folder's records.
+
+    Returns:
+        UTC in ISO 8601 to the second.
+    """
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run folder's ``manifest.json`` (an empty one when there is none).
+
+    Returns:
+        The manifest, with ``outputs``, ``notebooks`` and ``complete`` present.
+
+    Raises:
+        RunError: the file does not parse (a truncated write, an edit): the error says how to rerun every notebook.
+    """
+    try:
+        manifest = read_json(run_dir / MANIFEST_FILE, default={})
+    except RunError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise RunError(damaged_message(run_dir, [MANIFEST_FILE]))
+    for key, empty in (("outputs", {}), ("notebooks", {}), ("complete", False)):
+        manifest.setdefault(key, empty)
+    return manifest
+
+
+def damaged_records(run_dir: Path) -> list[str]:
+    """The run folder's records (``config.json``, ``manifest.json``) that exist but do not parse as a JSON object.
+
+    Returns:
+        Their file names.
+    """
+    out = []
+    for name in (CONFIG_FILE, MANIFEST_FILE):
+        try:
+            ok = isinstance(read_json(run_dir / name, default={}), dict)
+        except RunError:
+            ok = False
+        if not ok:
+            out.append(name)
+    return out
+
+
+def damaged_message(run_dir: Path, names: Sequence[str]) -> str:
+    """What to say about damaged records (a truncated ``manifest.json``): the way out that works.
+
+    Returns:
+        The message.
+    """
+    return (f"{', '.join(str(run_dir / n) for n in names)}: damaged (not valid JSON); these files record the run's "
+            "settings and every output with the notebook that made it, so the folder cannot be resumed. Rerun every "
+            f"notebook with: medadv run --run-dir {run_dir} --force (the damaged files are kept as "
+            f"<name>{DAMAGED_SUFFIX}), or give a new --run-dir.")
+
+
+def set_aside_damaged(run_dir: Path) -> list[str]:
+    """Rename the damaged records (:func:`damaged_records`) to ``<name>.damaged``, so a forced run starts them afresh.
+
+    Returns:
+        The names set aside.
+    """
+    names = damaged_records(run_dir)
+    for name in names:
+        os.replace(run_dir / name, run_dir / f"{name}{DAMAGED_SUFFIX}")
+    return names
+
+
+def record_settings(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """Record in ``manifest.json`` the settings the outputs are made with (``config.json``'s profile and device), so
+    that a run folder whose ``config.json`` was deleted still knows them."""
+    manifest = read_manifest(run_dir)
+    manifest["settings"] = {"profile": config["profile"], "device": config["device"]}
+    write_json(run_dir / MANIFEST_FILE, manifest)
+
+
+def make_run_folders(run_dir: Path) -> None:
+    """Create the run folder and its sub-folders.
+
+    Raises:
+        RunError: a folder cannot be made (read-only, a file in the way), naming it and what to do.
+    """
+    for sub in SUBFOLDERS:
+        try:
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(unwritable(run_dir / sub, exc)) from exc
+
+
+# ---- the lock -----------------------------------------------------------------------------------------------------
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds the run folder's lock (``run.lock``: pid, host, process start time, since when, token).
+
+    Returns:
+        The lock's record; None when the folder is not locked or its holder has ended (a stale lock).
+    """
+    try:
+        holder = json.loads((run_dir / LOCK_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"pid": None, "host": "?", "since": "?", "token": None}  # being written, or damaged: held
+    if holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"), holder.get("created")):
+        return None
+    return holder
+
+
+def _alive(pid: Any, created: Any) -> bool:
+    """Whether process ``pid`` of this host runs and is the one that started at ``created`` (not a reused pid)."""
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(created)) < 1.0
+    except (psutil.NoSuchProcess, TypeError, ValueError):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def locked_message(run_dir: Path, holder: Mapping[str, Any]) -> str:
+    """What to say when another run holds the folder.
+
+    Returns:
+        The message: who holds it since when, and the two ways out.
+    """
+    return (f"{run_dir} is being written by another run (pid {holder.get('pid')} on host {holder.get('host')}, since "
+            f"{holder.get('since')}); two runs in one folder would mix their outputs. Wait for it to finish, or use "
+            f"another run folder. If no run is going on there, delete {run_dir / LOCK_FILE}.")
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock while a run writes it (the runner, :mod:`medadv.pipeline`): ``run.lock`` records the
+    pid, host and start time; a lock whose process has ended on this host is stale and taken over (logged). The
+    lock's token goes to the environment (:data:`LOCK_TOKEN_ENV`) so that the run's own kernels may open the folder.
+
+    Yields:
+        Nothing; the lock is held until the block ends (and released also on an error).
+
+    Raises:
+        RunError: another live run holds the lock, or the folder cannot be written.
+    """
+    token = uuid.uuid4().hex
+    path = run_dir / LOCK_FILE
+    me = psutil.Process()
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "created": me.create_time(), "since": now(),
+              "token": token}
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _take(path, record)
+    except OSError as exc:
+        raise RunError(unwritable(run_dir, exc)) from exc
+    os.environ[LOCK_TOKEN_ENV] = token
+    try:
+        yield
+    finally:
+        os.environ.pop(LOCK_TOKEN_ENV, None)
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("token") == token:
+                path.unlink()
+
+
+def _create(path: Path, tmp: Path) -> None:
+    """Create ``path`` with ``tmp``'s content in one step: a hard link, or (where the file system has none) an
+    exclusive create; :class:`FileExistsError` when ``path`` exists."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(tmp.read_text())
+
+
+def _take(path: Path, record: Mapping[str, Any]) -> None:
+    """Create the lock file with ``record`` (:func:`_create`), taking over a stale one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        for attempt in (0, 1):
+            try:
+                _create(path, tmp)
+                return
+            except FileExistsError:
+                holder = lock_holder(path.parent)
+                if holder is not None or attempt:
+                    raise RunError(locked_message(path.parent, holder or {})) from None
+                old = json.loads(path.read_text())
+                logging.getLogger(RUN_LOGGER).info(f"medadv: {path.parent}: took over the stale lock of pid "
+                                                   f"{old.get('pid')} (it no longer runs on {old.get('host')})")
+                path.unlink(missing_ok=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_unlocked(run_dir: Path) -> None:
+    """Refuse to open a run folder that another run holds (a notebook opened by hand while ``medadv run`` writes it);
+    the runner's own kernels carry its token and pass.
+
+    Raises:
+        RunError: naming the holder and the ways out.
+    """
+    holder = lock_holder(run_dir)
+    if holder is not None and holder.get("token") != os.environ.get(LOCK_TOKEN_ENV):
+        raise RunError(locked_message(run_dir, holder))
 
 
 def resolve_run_dir(run_dir: str | Path) -> Path:
@@ -134,8 +362,11 @@ def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNIN
         root.removeHandler(handler)
         handler.close()
     path = run_dir / LOG_DIR / f"{notebook}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise RunError(unwritable(path, exc)) from exc
     to_file.setLevel(logging.INFO)
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     to_console = logging.StreamHandler(sys.stderr)
@@ -156,7 +387,10 @@ def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequen
     Returns:
         The configuration as written to ``config.json``.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(unwritable(run_dir, exc)) from exc
     resolved = str(pick_device(device))
     config = {
         "profile": profile.to_dict(),
@@ -170,6 +404,37 @@ def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequen
         "intended_use": INTENDED_USE,
     }
     write_json(run_dir / CONFIG_FILE, config)
+    return config
+
+
+def _recorded_config(run_dir: Path, profile: str) -> dict[str, Any] | None:
+    """The folder's ``config.json``, checked against the notebook's ``profile`` parameter; None for a new folder.
+
+    Returns:
+        The recorded configuration, or None when the folder records nothing yet.
+
+    Raises:
+        RunError: damaged records, a missing ``config.json`` beside recorded outputs, or another profile.
+    """
+    damaged = damaged_records(run_dir)
+    if damaged:
+        raise RunError(damaged_message(run_dir, damaged))
+    config = read_json(run_dir / CONFIG_FILE)
+    manifest = read_manifest(run_dir)
+    if config is None:
+        makers = sorted({v.get("notebook", "?") for v in manifest["outputs"].values()})
+        if makers or manifest.get("settings"):
+            raise RunError(f"{run_dir / CONFIG_FILE} is missing, but {MANIFEST_FILE} records outputs of {makers}; "
+                           "opening the folder would write new settings beside outputs made with other ones. Restore "
+                           f"config.json, open another run folder, or rerun every notebook with: medadv run --run-dir "
+                           f"{run_dir} --force")
+        return None
+    recorded, asked = config.get("profile", {}).get("name"), profile_name(profile)
+    if recorded != asked:
+        raise RunError(f"{run_dir} was made with profile {recorded!r} (its config.json), but this notebook's profile "
+                       f"parameter is {asked!r}; a notebook runs with its folder's settings, so the parameter would be "
+                       f"ignored. Set profile = {recorded!r} in the parameters cell to continue this run, or set run_dir "
+                       f"to a new folder to run profile {asked!r}.")
     return config
 
 
@@ -197,26 +462,37 @@ class RunContext:
 
         When the folder has no ``config.json`` yet (a notebook opened by hand), one is written from ``profile``,
         ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
-        run sees the same profile. A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`).
-        The kit's log goes to ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
+        run sees the same profile, and a ``profile`` that names another profile is refused (as the runner refuses
+        it). A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`). The kit's log goes to
+        ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
+
+        Opening marks the notebook ``running`` in ``manifest.json`` and the folder incomplete: only the runner marks
+        a notebook ``complete``, once it has run to its end, so a notebook run by hand (in part or whole) is rerun by
+        the next ``medadv run --run-dir`` on the folder.
 
         Returns:
             The run context, its ``summary.json`` section for ``notebook`` started empty.
+
+        Raises:
+            RunError: another run holds the folder's lock; the folder cannot be written; its records are damaged;
+                its ``config.json`` is missing while ``manifest.json`` records outputs; ``profile`` differs from
+                the folder's.
         """
         run_dir = resolve_run_dir(run_dir)
-        for sub in ("figures", "tables", "checkpoints", "notebooks", "data"):
-            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        check_unlocked(run_dir)
+        make_run_folders(run_dir)
         log_to_run(run_dir, notebook)
         draw_inline()
-        config = read_json(run_dir / CONFIG_FILE)
+        config = _recorded_config(run_dir, profile)
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
             config = write_config(run_dir, load_profile(profile, overrides), device)
+            record_settings(run_dir, config)
         prof = profile_from_dict(config["profile"])
         dev = pick_device(config.get("device_requested", "auto") if device == "auto" else device)
         ctx = cls(run_dir=run_dir, notebook=notebook, profile=prof, device=dev, config=config)
         seed_everything(prof.seed)
-        ctx._forget_outputs()
+        ctx._start()
         return ctx
 
     # ---- folders -------------------------------------------------------------------------------------------------
@@ -245,21 +521,41 @@ class RunContext:
 
     # ---- manifest ------------------------------------------------------------------------------------------------
     def _manifest(self) -> dict[str, Any]:
-        return read_json(self.run_dir / MANIFEST_FILE, default={"outputs": {}, "notebooks": {}, "complete": False})
+        return read_manifest(self.run_dir)
 
-    def _forget_outputs(self) -> None:
-        """Move this notebook's earlier outputs to ``previous`` (a rerun registers them afresh) and clear its section
-        of ``summary.json`` (see the module docstring)."""
+    def _start(self) -> None:
+        """Mark this notebook ``running`` and the folder incomplete, move its earlier outputs to ``previous`` (a
+        rerun registers them afresh) and clear its section of ``summary.json`` (see the module docstring)."""
         manifest = self._manifest()
         mine = {k: v for k, v in manifest["outputs"].items() if v.get("notebook") == self.notebook}
         manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if k not in mine}
         previous = manifest.setdefault("previous", {})
         previous[self.notebook] = {**previous.get(self.notebook, {}), **mine}
+        entry = manifest["notebooks"].get(self.notebook, {})
+        runner = bool(os.environ.get(LOCK_TOKEN_ENV))  # the runner's kernels carry its lock's token
+        kept = {k: entry[k] for k in ("key", "started") if k in entry} if runner and entry.get("status") == "running" else {}
+        manifest["notebooks"][self.notebook] = {**kept, "status": "running", "opened": now(),
+                                                "opened_by": "runner" if runner else "hand"}
+        manifest["complete"] = False
         write_json(self.run_dir / MANIFEST_FILE, manifest)
         summary = read_json(self.run_dir / SUMMARY_FILE, default={})
         if self.notebook in summary:
             summary.pop(self.notebook)
             write_json(self.run_dir / SUMMARY_FILE, summary)
+
+    def recorded_sha256(self, path: str | Path) -> str | None:
+        """The sha256 this notebook registered for ``path`` (in this run or, not yet registered again, the last).
+
+        Returns:
+            The hex digest, or None when the run folder has no record of the file from this notebook.
+        """
+        try:
+            rel = Path(path).resolve().relative_to(self.run_dir.resolve()).as_posix()
+        except ValueError:  # not in this run folder
+            return None
+        manifest = self._manifest()
+        entry = manifest["outputs"].get(rel) or manifest.get("previous", {}).get(self.notebook, {}).get(rel)
+        return entry["sha256"] if entry and entry.get("notebook", self.notebook) == self.notebook else None
 
     def register(self, path: str | Path) -> Path:
         """Record an output file in ``manifest.json`` with its sha256 and this notebook's name.

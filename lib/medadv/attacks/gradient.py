@@ -7,7 +7,10 @@ Every attack follows the same conventions (after torchattacks, with type hints a
 * gradients are taken with :func:`torch.autograd.grad` with respect to the input only, so no ``.grad`` is left on
   (or even computed for) the model's parameters;
 * every perturbation stays inside the eps ball (L-inf: largest absolute pixel change; L2: per-image Euclidean norm)
-  and every adversarial image inside [0, 1]; ``eps = 0`` returns the input unchanged;
+  and every adversarial image inside [0, 1]; an L-inf budget is in (0, 1] (2/255 is 0.00784: a budget typed in grey
+  levels is refused), an L2 budget positive;
+* ``y`` is (N,) integer labels of the model's classes or (N, C) soft targets over its C classes; anything else
+  (float labels, labels shaped (N, 1), a label the model has no logit for) is refused before the attack runs;
 * random starts draw from a ``torch.Generator`` (on the CPU, then moved to the model's device), so an attack is
   deterministic given its generator.
 
@@ -43,7 +46,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,25 +61,119 @@ logger = logging.getLogger(__name__)
 LossFn = Callable[[Tensor, Tensor], Tensor]
 NORMS = ("linf", "l2")
 APGD_LOSSES = ("ce", "margin")
+BUDGET_HINT = ("L-inf budgets are in [0, 1] pixel units: write 2/255 as 0.00784 (a budget of 2 would let the attack "
+               "use the whole grey range).")
 
 
 # ---- shared helpers ---------------------------------------------------------------------------------------------------
-def _check_inputs(x: Tensor, y: Tensor, eps: float, norm: str = "linf") -> None:
+def check_linf_budgets(budgets: Mapping[str, float | Sequence[float]]) -> None:
+    """Refuse L-inf budgets outside (0, 1]: budgets are in [0, 1] pixel units, so a budget typed in grey levels
+    (2 for 2/255) would attack with the whole grey range.
+
+    Args:
+        budgets: a name for the message (``attacks.linf_eps``, ``eps``) -> its budget or list of budgets.
+
+    Raises:
+        ConfigError: a budget that is not a finite number in (0, 1], naming it and the way to write 2/255.
+    """
+    for name, given in budgets.items():
+        values = list(given) if isinstance(given, Sequence) else [given]
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)
+               or not math.isfinite(v) or not 0 < v <= 1]
+        if bad:
+            shown = list(given) if isinstance(given, Sequence) else given
+            raise ConfigError(f"{name} is {shown!r}: {bad[0]!r} is outside (0, 1]. {BUDGET_HINT}")
+
+
+def _number(value: object, name: str) -> float:
+    """One real number (a Python or NumPy number, or a tensor with no dimensions).
+
+    Returns:
+        ``value`` as a float.
+    """
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise ConfigError(f"{name} is a tensor of shape {tuple(value.shape)}; expected one number (attack each "
+                              "budget in its own call).")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"{name} is {value!r}; expected one finite number.")
+    return float(value)
+
+
+def _budget(eps: object, norm: str) -> float:
+    """The checked budget: L-inf in (0, 1], L2 positive (per image, in [0, 1] pixel units).
+
+    Returns:
+        ``eps`` as a float.
+    """
+    if norm not in NORMS:
+        raise ConfigError(f"norm is {norm!r}; expected one of {NORMS}.")
+    value = _number(eps, "eps")
+    if norm == "linf":
+        check_linf_budgets({"eps": value})
+    elif value <= 0:
+        raise ConfigError(f"eps is {value:g}; expected a positive L2 budget (per image, in [0, 1] pixel units).")
+    return value
+
+
+def _count(value: object, name: str) -> int:
+    """A count of at least 1 (steps, restarts).
+
+    Returns:
+        ``value`` as an int.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} is {value!r}; expected a whole number of at least 1.")
+    return int(value)
+
+
+def _check_inputs(x: Tensor, y: Tensor, eps: object, norm: str = "linf") -> float:
+    """Check an attack's images, targets and budget (the module docstring's conventions).
+
+    Returns:
+        The budget as a float.
+    """
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise DataError(
             f"x is {type(x).__name__} {tuple(getattr(x, 'shape', ()))}; expected a float tensor (N, 1, H, W) in [0, 1]."
         )
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise DataError(f"x holds {int((~torch.isfinite(x)).sum())} NaN or infinite pixel(s); attacks expect images "
+                        "in [0, 1].")
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise DataError(f"x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; attacks expect images in [0, 1].")
-    if not isinstance(y, Tensor) or y.shape[0] != x.shape[0] or y.ndim not in (1, 2):
-        raise DataError(
-            f"y has shape {tuple(getattr(y, 'shape', ()))}; expected labels ({x.shape[0]},) or soft targets "
-            f"({x.shape[0]}, C) matching x's batch."
-        )
-    if not math.isfinite(eps) or eps < 0:
-        raise ConfigError(f"eps is {eps}; expected a finite value >= 0 (in [0, 1] image units).")
-    if norm not in NORMS:
-        raise ConfigError(f"norm is {norm!r}; expected one of {NORMS}.")
+    value = _budget(eps, norm)
+    _check_targets(x, y)
+    return value
+
+
+def _check_targets(x: Tensor, y: Tensor) -> None:
+    """``y`` must be (N,) integer labels or (N, C) soft targets with C >= 2 (the classes are checked against the
+    model's logits by :func:`_check_classes`)."""
+    if not isinstance(y, Tensor) or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
+        raise DataError(f"y has shape {tuple(getattr(y, 'shape', ()))}; expected labels ({x.shape[0]},) or soft "
+                        f"targets ({x.shape[0]}, C) matching x's batch.")
+    if y.ndim == 2 and (y.shape[1] < 2 or not y.is_floating_point()):
+        raise DataError(f"y has shape {tuple(y.shape)} and dtype {y.dtype}; labels are ({x.shape[0]},) integers (use "
+                        f"y.squeeze(1) or y.flatten()), soft targets ({x.shape[0]}, C) probabilities over the model's "
+                        "C classes.")
+    if y.ndim == 1 and (y.is_floating_point() or y.dtype == torch.bool or y.is_complex()):
+        raise DataError(f"y has dtype {y.dtype}; expected integer class labels (torch.long; y.long() when they are "
+                        "whole numbers).")
+
+
+def _check_classes(y: Tensor, logits: Tensor) -> None:
+    """The targets ``y`` against the model's ``logits`` (N, C): labels in 0..C-1, or soft targets over C classes."""
+    classes = logits.shape[1]
+    if y.ndim == 2:
+        if y.shape[1] != classes:
+            raise DataError(f"y has shape {tuple(y.shape)}, but the model returns {classes} logits; soft targets are "
+                            f"(N, {classes}).")
+        return
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= classes):
+        wrong = int(y.max()) if int(y.max()) >= classes else int(y.min())
+        raise DataError(f"y holds label {wrong}, but the model returns {classes} logits (labels 0 to {classes - 1}).")
 
 
 def _target_class(y: Tensor) -> Tensor:
@@ -180,6 +278,7 @@ def _input_grad(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn | No
     """One forward and backward pass: (gradient of the loss w.r.t. the input, logits, per-sample loss)."""
     x_adv = x_adv.detach().requires_grad_(True)
     logits = model(x_adv)
+    _check_classes(y, logits)
     total, per_sample = _losses(logits, y, loss_fn)
     (grad,) = torch.autograd.grad(total, x_adv)
     return grad, logits.detach(), per_sample.detach()
@@ -193,15 +292,13 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, loss_fn: LossFn | N
         model: classifier returning logits (N, C).
         x: images (N, 1, H, W) in [0, 1].
         y: labels (N,) or soft targets (N, C).
-        eps: L-inf budget in [0, 1] image units.
+        eps: L-inf budget in (0, 1] image units (2/255 = 0.00784).
         loss_fn: ``loss_fn(logits, y)``, per-sample or mean; cross-entropy if None.
 
     Returns:
         adversarial images, within ``eps`` of ``x`` (L-inf) and in [0, 1].
     """
-    _check_inputs(x, y, eps)
-    if eps == 0:
-        return x.clone()
+    eps = _check_inputs(x, y, eps)
     with eval_mode(model):
         grad, _, _ = _input_grad(model, x, y, loss_fn)
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
@@ -233,7 +330,7 @@ def pgd(
         model: classifier returning logits (N, C).
         x: images (N, 1, H, W) in [0, 1].
         y: labels (N,) or soft targets (N, C) (TRADES: the model's clean probabilities, with a KL ``loss_fn``).
-        eps: radius of the ball in [0, 1] image units (L-inf: per pixel; L2: per image).
+        eps: radius of the ball in [0, 1] image units (L-inf: per pixel, in (0, 1]; L2: per image, positive).
         alpha: step size in the same units.
         steps: gradient steps per restart (>= 1).
         norm: ``"linf"`` or ``"l2"``.
@@ -266,13 +363,11 @@ def pgd(
         >>> model(x_adv).argmax(1), round(float((x_adv - x).abs().max()), 6)  # both flipped, within eps
         (tensor([1, 0]), 0.1)
     """
-    _check_inputs(x, y, eps, norm)
-    if steps < 1 or restarts < 1:
-        raise ConfigError(f"steps is {steps} and restarts is {restarts}; both must be at least 1.")
+    eps = _check_inputs(x, y, eps, norm)
+    steps, restarts = _count(steps, "steps"), _count(restarts, "restarts")
     if restarts > 1 and not random_start:
         raise ConfigError(f"restarts is {restarts} but random_start is False: every restart would be the same run.")
-    if eps == 0:
-        return x.clone()
+    alpha = _number(alpha, "alpha")
     if not alpha > 0:
         raise ConfigError(f"alpha is {alpha}; expected a positive step size.")
     x = x.detach()
@@ -402,7 +497,7 @@ def apgd(
         model: classifier returning logits (N, C).
         x: images (N, 1, H, W) in [0, 1].
         y: labels (N,).
-        eps: radius in [0, 1] image units.
+        eps: radius in [0, 1] image units (L-inf: in (0, 1]; L2: positive).
         steps: iterations per restart (the paper's N_iter, default 100).
         norm: ``"linf"`` or ``"l2"``.
         loss: ``"ce"`` (cross-entropy) or ``"margin"`` (:func:`margin_loss`, for two-class models).
@@ -432,15 +527,12 @@ def apgd(
         >>> model(x_adv).argmax(1), bool((x_adv - x).abs().max() <= 0.1 + 1e-6)  # both flipped, within eps
         (tensor([1, 0]), True)
     """
-    _check_inputs(x, y, eps, norm)
+    eps = _check_inputs(x, y, eps, norm)
     if y.ndim != 1:
         raise DataError(f"apgd takes hard labels (N,); got y of shape {tuple(y.shape)}.")
     if loss not in APGD_LOSSES:
         raise ConfigError(f"loss is {loss!r}; expected one of {APGD_LOSSES}.")
-    if steps < 1 or restarts < 1:
-        raise ConfigError(f"steps is {steps} and restarts is {restarts}; both must be at least 1.")
-    if eps == 0:
-        return x.clone()
+    steps, restarts = _count(steps, "steps"), _count(restarts, "restarts")
     loss_fn = margin_loss if loss == "margin" else None
     x = x.detach()
     best = _Best(x)

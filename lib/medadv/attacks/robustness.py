@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from medadv.attacks.gradient import apgd, fgsm, ifgsm, pgd
+from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
 from medadv.core import in_notebook_progress
 from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
@@ -114,10 +114,19 @@ class AttackConfig:
     ifgsm_model: str = MULTITASK_NAME
 
     def __post_init__(self) -> None:
-        budgets = (*self.linf_eps, *self.l2_eps, self.headline_linf_eps, self.headline_l2_eps, self.ifgsm_eps,
-                   self.ifgsm_extra_eps)
-        if not self.linf_eps or not self.l2_eps or any(not math.isfinite(e) or e < 0 for e in budgets):
-            raise ConfigError(f"attacks: budgets {budgets} must be non-empty lists of values >= 0 in [0, 1] units.")
+        for key in ("linf_eps", "l2_eps"):
+            if not getattr(self, key):
+                raise ConfigError(f"attacks.{key} is empty; expected a list of at least one budget, e.g. "
+                                  f"[{2 / 255:.5f}] (2/255).")
+        check_linf_budgets({"attacks.linf_eps": self.linf_eps, "attacks.headline_linf_eps": self.headline_linf_eps,
+                            "attacks.ifgsm_extra_eps": self.ifgsm_extra_eps})
+        for key, values in (("l2_eps", self.l2_eps), ("headline_l2_eps", (self.headline_l2_eps,))):
+            if any(not math.isfinite(e) or e <= 0 for e in values):
+                raise ConfigError(f"attacks.{key} is {values}; expected positive L2 budgets (per image, in [0, 1] "
+                                  "pixel units).")
+        if self.ifgsm_eps > 1:
+            raise ConfigError(f"attacks: ifgsm_steps x ifgsm_step_grey / 255 = {self.ifgsm_eps:g} exceeds the grey "
+                              "range 1; ifgsm_step_grey is in grey levels of 255 (paper 004: 0.1).")
         if min(self.steps, self.restarts, self.apgd_steps, self.apgd_restarts, self.ifgsm_steps, self.batch_size) < 1:
             raise ConfigError("attacks: steps, restarts, apgd_steps, apgd_restarts, ifgsm_steps, batch_size must be >= 1.")
         if not self.ifgsm_step_grey > 0:

@@ -28,7 +28,8 @@ def validate_cohort(cohort: pd.DataFrame, where: str = "cohort", require_split: 
         The table with normalised dtypes, the cohort columns first.
 
     Raises:
-        DataError: empty table, missing columns, duplicate image ids, labels other than 0/1, unknown splits.
+        DataError: empty table, missing columns, empty or duplicate image ids (their files named), an empty
+            patient id, labels other than 0/1, unknown splits.
     """
     missing = [c for c in COHORT_COLUMNS if c not in cohort.columns]
     if missing:
@@ -38,9 +39,18 @@ def validate_cohort(cohort: pd.DataFrame, where: str = "cohort", require_split: 
     out = cohort.copy()
     for col in ("image_id", "patient_id", "path", "mask_path", "view", "split", "modality", "source_label"):
         out[col] = out[col].fillna("").astype(str)
-    dup = out["image_id"][out["image_id"].duplicated()].unique()
+    for col in ("image_id", "patient_id"):
+        empty = out["path"][out[col].str.strip() == ""]
+        if len(empty):
+            raise DataError(f"{where}: {len(empty)} image(s) with an empty {col}, e.g. {list(empty[:3])}; every image "
+                            f"needs one (rename the file, or give the id in the data set's table).")
+    dup = out[out["image_id"].duplicated(keep=False)]
     if len(dup):
-        raise DataError(f"{where}: duplicate image ids {list(dup[:5])}; every image needs a unique image_id.")
+        first = dup["image_id"].iloc[0]
+        files = list(dup.loc[dup["image_id"] == first, "path"])
+        raise DataError(f"{where}: image id {first!r} is given to {len(files)} images, {files}; "
+                        f"{dup['image_id'].nunique()} id(s) repeat in all. Every image needs a unique image_id: rename "
+                        "one of the files (or fix the id in the data set's table).")
     bad = sorted(set(out["label"].unique()) - {0, 1})
     if bad:
         raise DataError(f"{where}: labels {bad[:5]} seen; expected 0 (negative) or 1 (positive).")

@@ -31,6 +31,7 @@ and :func:`shapes_mask`.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ _MASK_REF = re.compile(r"(?:^|[/\\])(union|shapes)::")
 _NPZ_MEMBER = re.compile(r"^(?P<file>.+\.npz)::(?P<key>[^/\\]+)[/\\](?P<index>\d+)$")
 _DICOM_FRAME = re.compile(r"^(?P<file>.+)::frame[/\\](?P<index>\d+)$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: A lesion mask covering more of its image than this is refused (an inverted mask, or a background that is not 0);
+#: above :data:`MASK_MAJORITY` it is kept with a warning (a lesion larger than the rest of the image is rare).
+MASK_MAX_COVERAGE = 0.9
+MASK_MAJORITY = 0.5
+#: An image with a side below this many pixels is read with a warning: resized to the model's input it holds no detail.
+MIN_IMAGE_SIDE = 8
+log = logging.getLogger(__name__)
 
 
 # ---- references ------------------------------------------------------------------------------------------------
@@ -209,6 +217,10 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             arr = np.array(img)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: the image is too large to read safely ({exc}); a medical image of this size is "
+                        "more likely a damaged or hostile file. Check it, or downscale it before adding it to the "
+                        "cohort.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: corrupt or unreadable image ({exc}); replace the file or remove it from the cohort.") from exc
     return _to_unit(arr, path)
@@ -230,7 +242,16 @@ def _read_mask_file(path: Path) -> np.ndarray:
         )
     if is_dicom(path):
         return read_dicom_stored(path) != 0
-    return read_image(path) > 0
+    levels = read_image(path)
+    values = np.unique(levels)
+    if len(values) > 2 or (len(values) == 2 and values[0] != 0):
+        shown = ", ".join(f"{v * 255:g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
+        raise DataError(
+            f"{path}: not a binary lesion mask: it holds {len(values)} grey levels ({shown} of 255); a mask holds 0 "
+            "for the background and one level (255, or 1) for the lesion. Re-export it as a binary mask (threshold "
+            "it), or remove it from the cohort."
+        )
+    return levels > 0
 
 
 def _draw_shapes(body: str, where: str) -> np.ndarray:
@@ -294,7 +315,23 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
             f"{path}: mask of shape {mask.shape} but its image is {tuple(shape)}; the mask must be drawn on the "
             "same pixel grid as the image."
         )
+    _check_coverage(mask, path)
     return mask
+
+
+def _check_coverage(mask: np.ndarray, path: str | Path) -> None:
+    """Refuse a mask whose lesion covers (nearly) the whole image; warn when it covers most of it."""
+    coverage = float(mask.mean()) if mask.size else 0.0
+    if coverage > MASK_MAX_COVERAGE:
+        raise DataError(
+            f"{path}: the lesion mask covers {coverage:.0%} of its {mask.shape[0]} x {mask.shape[1]} image; a lesion "
+            "mask marks the lesion (non-zero) on a background of 0, so this one is inverted, its background is not 0, "
+            "or its image is too small to hold a lesion. Fix the mask (invert it, or set the background to 0) or "
+            "remove the image from the cohort."
+        )
+    if coverage > MASK_MAJORITY:
+        log.warning("%s: the lesion mask covers %.0f%% of the image; check that it is not inverted (the lesion must "
+                    "be non-zero, the background 0)", path, 100 * coverage)
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.ndarray:
@@ -325,6 +362,17 @@ class SplitArrays:
     rows: pd.DataFrame
 
 
+def _warn_degenerate(image: np.ndarray, path: Path) -> None:
+    """Warn about an image that cannot carry a finding: one grey level throughout, or a side below
+    :data:`MIN_IMAGE_SIDE` pixels."""
+    if image.size and float(image.max()) == float(image.min()):
+        log.warning("%s: every pixel has the grey level %g: a blank image (a failed export?); check the file or "
+                    "remove it from the cohort", path, float(image.min()))
+    if min(image.shape) < MIN_IMAGE_SIDE:
+        log.warning("%s: the image is only %d x %d pixels; resized to the model's input it carries no detail. Check "
+                    "the file or remove it from the cohort", path, *image.shape)
+
+
 def load_split(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], split: str | None = None) -> SplitArrays:
     """Load the images and masks of one split (or all rows when ``split`` is None), resized to ``image_size``.
 
@@ -343,6 +391,7 @@ def load_split(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, in
     has_mask = np.zeros(len(rows), bool)
     for i, row in enumerate(rows.itertuples(index=False)):
         img = read_image(root / row.path)
+        _warn_degenerate(img, root / row.path)
         if row.mask_path:
             masks[i, 0] = resize(read_mask(root / row.mask_path, img.shape), (h, w), is_mask=True)
             has_mask[i] = True

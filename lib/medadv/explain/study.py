@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from medadv.attacks.gradient import check_linf_budgets
 from medadv.config import Profile, section_config
 from medadv.core import in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
@@ -110,11 +111,10 @@ class ExplainConfig:
                 f"explain.primary_metric {self.primary_metric!r} must be one of explain.metrics and "
                 f"explain.attack_metric {self.attack_metric!r} one of {list(ALL_METRICS)}."
             )
-        if self.n_images < 0 or self.attack_steps < 1 or any(not 0 < e <= 1 for e in self.attack_eps):
-            raise ConfigError(
-                f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}, attack_eps={self.attack_eps}; "
-                "expected n_images >= 0, attack_steps >= 1 and budgets in (0, 1]."
-            )
+        if self.n_images < 0 or self.attack_steps < 1:
+            raise ConfigError(f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}; expected "
+                              "n_images >= 0 and attack_steps >= 1.")
+        check_linf_budgets({"explain.attack_eps": self.attack_eps})
 
 
 def explain_config(profile: Profile) -> ExplainConfig:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from medadv.core import write_json
+from medadv.core import sha256_file, write_json
 from medadv.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -87,14 +87,52 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: corrupt safetensors checkpoint ({exc}); retrain with notebook 01.") from exc
+        raise CheckpointError(f"{weights}: corrupt safetensors checkpoint ({exc}); retrain it: rerun the notebook that "
+                              f"made it (01 for a classifier, 02 for a GAN), which does not resume from a damaged "
+                              "file.") from exc
     try:
         meta = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{sidecar}: the sidecar is not valid JSON ({exc}); retrain with notebook 01.") from exc
+        raise CheckpointError(f"{sidecar}: the sidecar is not valid JSON ({exc}); retrain it: rerun the notebook that "
+                              "made it (01 for a classifier, 02 for a GAN).") from exc
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{sidecar}: not a medadv checkpoint sidecar of format {FORMAT_VERSION}.")
     return tensors, meta
+
+
+class CheckpointLedger(Protocol):
+    """What a run folder records of the checkpoints a notebook writes (:class:`medadv.report.RunContext` is one)."""
+
+    def recorded_sha256(self, path: str | Path) -> str | None:
+        """The sha256 the run folder recorded for ``path``.
+
+        Returns:
+            The hex digest, or None when it records none.
+        """
+
+    def register_many(self, paths: list[Path]) -> None:
+        """Record ``paths`` (with their sha256) as outputs of the notebook."""
+
+
+def resume_problem(stems: Sequence[str | Path], ledger: CheckpointLedger | None) -> str | None:
+    """Why a training state cannot be resumed from: a file of the checkpoints at ``stems`` is missing, or its bytes
+    are not those the run folder recorded (``ledger``; damaged, or copied from another run), or it does not load.
+
+    Returns:
+        The reason in words, or None when every checkpoint may be resumed from.
+    """
+    for stem in stems:
+        for path in checkpoint_paths(stem):
+            if not path.is_file():
+                return f"{path.name} is missing"
+            if ledger is not None and ledger.recorded_sha256(path) != sha256_file(path):
+                return f"{path.name} is not the file this run folder recorded (damaged, or from another run)"
+        if ledger is None:
+            try:
+                load_checkpoint(stem)
+            except CheckpointError as exc:
+                return str(exc)
+    return None
 
 
 def split_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -123,7 +123,7 @@ def train_generators(ctx: RunContext, inputs: GanInputs, config: GanConfig) -> G
     """
     train = inputs.splits["train"]
     results = {d: train_gan(d, inputs.erm, train.images, train.labels, config, ctx.profile.seed, ctx.device,
-                            checkpoint_prefix=ctx.checkpoints_dir / f"gan_{d}") for d in DIRECTIONS}
+                            checkpoint_prefix=ctx.checkpoints_dir / f"gan_{d}", ledger=ctx) for d in DIRECTIONS}
     ctx.register_many([p for d in DIRECTIONS for p in checkpoint_paths(ctx.checkpoints_dir / f"gan_{d}")])
     history = pd.concat([r.history for r in results.values()], ignore_index=True)
     return GanTraining(results, history, stage_warnings(history, config))

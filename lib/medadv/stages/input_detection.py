@@ -47,9 +47,10 @@ from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
                            adaptive_pgd, detection_metrics)
+from medadv.detect.config import DetectionConfig
 from medadv.detect.metrics import confidence_levels
-from medadv.errors import CheckpointError, ConfigError, RunError
-from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
+from medadv.errors import CheckpointError, RunError
+from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import build_model, load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
@@ -66,7 +67,6 @@ from medadv.train.gan import load_generator
 from medadv.train.loop import TrainSpec, classifier_config, fit
 from medadv.train.recipes import PaperObjective, Recipe
 
-GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd")
 ADAPTIVE = "adaptive_pgd"
 GAN_ATTACK = "gan"
 MACHINE_SESSIONS = MRMC_TREATMENTS  # the blinded half-real, half-fake sessions 3 and 5
@@ -80,52 +80,11 @@ __all__ = ["ADAPTIVE", "DetectConfig", "DetectionInputs", "DetectionStudy", "Mac
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectConfig(ProfileSection):
-    """The profile's ``detect`` section (``DetectConfig.from_profile(profile)``).
-
-    Attributes:
-        classifier: the protected classifier of notebook 01 (attacked, and the real-vs-fake network's start).
-        attacks: gradient attacks to detect, from ``fgsm``, ``pgd``, ``apgd`` (budgets: ``attacks.linf_eps``).
-        fake_epochs, fake_steps_per_epoch (0 = images // (2 x batch)), fake_batch_per_class, fake_lr_head,
-        fake_lr_features: training of the real-vs-fake classifier (paper 001's loop and recipe).
-        fake_init: ``classifier`` (start from the protected classifier's weights) or ``random``.
-        squeeze_bits, squeeze_median: feature squeezing's bit depth and median window (0 leaves one out).
-        adaptive_eps: L-inf budgets of the adaptive attacks (empty = every ``attacks.linf_eps``).
-        adaptive_steps: the adaptive PGD's steps (step size ``attacks.step_ratio x eps / steps``).
-        fpr: the false-positive rate of the ``tpr_at_5fpr`` column.
-        batch_size: images per batch.
-
-    Defaults: paper 001's classifier learning rates (``fake_lr_head``, ``fake_lr_features``) and batch size
-    (``fake_batch_per_class``); every other default is the kit's choice.
-    """
-
-    classifier: str = "vgg_erm"
-    attacks: tuple[str, ...] = GRADIENT_ATTACKS
-    fake_epochs: int = 10
-    fake_steps_per_epoch: int = 0
-    fake_batch_per_class: int = 4
-    fake_lr_head: float = 1e-4
-    fake_lr_features: float = 1e-5
-    fake_init: str = "classifier"
-    squeeze_bits: int = 5
-    squeeze_median: int = 2
-    adaptive_eps: tuple[float, ...] = ()
-    adaptive_steps: int = 20
-    fpr: float = 0.05
-    batch_size: int = 64
+class DetectConfig(ProfileSection, DetectionConfig):
+    """The profile's ``detect`` section (``DetectConfig.from_profile(profile)``): :class:`medadv.detect.config.
+    DetectionConfig`, whose attributes and defaults it keeps."""
 
     SECTION = "detect"
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.attacks) - set(GRADIENT_ATTACKS))
-        if unknown:
-            raise ConfigError(f"detect.attacks has unknown attacks {unknown}; choose from {GRADIENT_ATTACKS}.")
-        if self.fake_init not in ("classifier", "random"):
-            raise ConfigError(f"detect.fake_init is {self.fake_init!r}; expected 'classifier' or 'random'.")
-        if min(self.fake_epochs, self.fake_batch_per_class, self.adaptive_steps, self.batch_size) < 1:
-            raise ConfigError("detect: fake_epochs, fake_batch_per_class, adaptive_steps and batch_size must be >= 1.")
-        if not 0 < self.fpr < 1 or any(not (0 <= e <= 1) for e in self.adaptive_eps):
-            raise ConfigError(f"detect: fpr={self.fpr} must be in (0, 1) and adaptive_eps {self.adaptive_eps} in [0, 1].")
 
 
 def detect_config(section: Mapping[str, Any]) -> DetectConfig:
@@ -206,7 +165,8 @@ def real_fake_arrays(real: np.ndarray, fake: np.ndarray, prefix: str) -> SplitAr
 
 def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor] | None, train: SplitArrays,
                     val: SplitArrays, config: DetectConfig, classifier_section: Mapping[str, Any],
-                    checkpoints_dir: Path, seed: int, device: torch.device) -> tuple[RealFakeClassifier, Any]:
+                    checkpoints_dir: Path, seed: int, device: torch.device,
+                    ledger: CheckpointLedger | None = None) -> tuple[RealFakeClassifier, Any]:
     """Train the real-vs-fake classifier with paper 001's recipe (:func:`medadv.train.loop.fit`).
 
     Args:
@@ -215,6 +175,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
         train, val: real (0) and fake (1) images (:func:`real_fake_arrays`).
         config: the ``detect`` section; classifier_section: the profile's ``classifier`` section (paper 001's loss).
         checkpoints_dir: where the model and its training state go; seed, device: as everywhere.
+        ledger: the run folder's record of its checkpoints (:func:`medadv.train.loop.fit`), or None.
 
     Returns:
         (the detector, the training result with its history).
@@ -230,7 +191,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
                      eval_batch=config.batch_size, init="protected classifier" if init is not None else "initial weights")
     result = fit(model.to(device), spec, PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power),
                  Recipe("erm", cfg.recipe_params()), train, val, checkpoints_dir, seed, device,
-                 extra_meta={"role_in_study": "detector of GAN fakes"})
+                 extra_meta={"role_in_study": "detector of GAN fakes"}, ledger=ledger)
     return RealFakeClassifier(model, device), result
 
 
@@ -262,7 +223,7 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
     real_fake, result = train_real_fake(
         meta["model"], init, real_fake_arrays(train.images, train_fakes, "train"),
         real_fake_arrays(splits["val"].images, val_fakes, "val"), config, ctx.profile.section("classifier"),
-        ckpt_dir, ctx.profile.seed, ctx.device)
+        ckpt_dir, ctx.profile.seed, ctx.device, ledger=ctx)
     ctx.register_many(list(checkpoint_paths(ckpt_dir / REAL_FAKE_NAME)))
     detectors: dict[str, Detector] = {
         RealFakeClassifier.name: real_fake,

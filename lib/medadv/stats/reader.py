@@ -47,7 +47,9 @@ Clopper-Pearson intervals (:mod:`medadv.stats.binomial`) and the exact binomial 
 """
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -57,6 +59,8 @@ from scipy import stats
 
 from medadv.errors import ConfigError, DataError
 from medadv.stats.binomial import check_level, clopper_pearson
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ANSWERS",
@@ -72,6 +76,7 @@ __all__ = [
     "fleiss_kappa",
     "has_confidence_ratings",
     "mcnemar_exact",
+    "read_response_file",
     "read_responses",
     "reader_pair_tests",
     "ratings_from_responses",
@@ -89,8 +94,11 @@ TRUTHS = ("real", "fake")
 RESPONSE_COLUMNS = ("reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order")
 OPTIONAL_RESPONSE_COLUMNS = ("confidence",)
 REQUIRED_RESPONSE_COLUMNS = tuple(c for c in RESPONSE_COLUMNS if c not in OPTIONAL_RESPONSE_COLUMNS)
+NUMERIC_RESPONSE_COLUMNS = ("session", "confidence", "reading_seconds", "order")
 KEY_COLUMNS = ("image_id", "session", "truth", "source_label")
 _CORRECT_ANSWER = {"real": "real", "fake": "not_real"}
+#: The longest reading time of one image taken as a reading time (a day); a longer one is a unit or export error.
+MAX_READING_SECONDS = 86_400.0
 ZERO_SPREAD_NOTE = (
     "zero spread: all {n_groups} sub-group accuracies are equal in every session compared, so the standard deviation "
     "is 0 and the test is undefined (use fewer sub-groups or more reads)"
@@ -123,26 +131,69 @@ def _normalise_answer(series: pd.Series) -> pd.Series:
 def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate response CSVs (one per reader, or per reader and session), checking each file's columns.
 
+    Every cell is read as text (:func:`read_response_file`): a reader id ``007``, ``01``, ``1e3`` or ``NA`` stays that
+    id; the numeric columns are numbers where every cell parses (else :func:`validate_responses` names the bad one). Rows with every cell empty (a spreadsheet's
+    trailing ``,,,,,,``) are left out and counted in the log.
+
     Returns:
-        The responses, one row per read, in file order.
+        The responses, one row per read, in file order, with the file's name in ``source_file``.
 
     Raises:
-        DataError: no file, an unreadable file, or a file that lacks a response column (the file is named).
+        DataError: no file, an unreadable or empty file, a file that is not UTF-8 or UTF-16 text, or a file that
+            lacks a response column (the file is named).
     """
     frames = []
     for path in map(Path, paths):
-        try:
-            df = pd.read_csv(path)
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"responses file {path} is empty (no header, no rows); export the session from the reader "
-                            "app again, or remove the file.") from exc
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"responses file {path} cannot be read as CSV: {exc}") from exc
+        df = read_response_file(path)
         _require_columns(df, REQUIRED_RESPONSE_COLUMNS, f"responses file {path}")
         frames.append(df.assign(source_file=path.name))
     if not frames:
         raise DataError("no responses files were given; expected one or more CSV exports of the reader app.")
     return pd.concat(frames, ignore_index=True)
+
+
+def read_response_file(path: Path) -> pd.DataFrame:
+    """One response CSV as text cells: UTF-8 (with or without a byte-order mark) or UTF-16 with its byte-order mark
+    (a spreadsheet's "Unicode" export, tab-separated when its header holds tabs and no comma), rows whose every cell is
+    empty left out.
+
+    Returns:
+        The table: the ids and answers as strings, :data:`NUMERIC_RESPONSE_COLUMNS` as numbers where every given cell
+        is one (an empty confidence is NaN).
+
+    Raises:
+        DataError: the file cannot be read, is empty, is in another encoding, or does not parse as CSV.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"responses file {path} cannot be read: {exc}") from exc
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"responses file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+                        "'CSV UTF-8' (a spreadsheet's Save As), or export it from the reader app again.") from exc
+    if not text.strip():
+        raise DataError(f"responses file {path} is empty (no header, no rows); export the session from the reader "
+                        "app again, or remove the file.")
+    header = text.lstrip().splitlines()[0]
+    sep = "\t" if "\t" in header and "," not in header else ","  # a spreadsheet's "Unicode text" is tab-separated
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
+    except pd.errors.ParserError as exc:
+        raise DataError(f"responses file {path} cannot be read as CSV: {exc}") from exc
+    blank = df.apply(lambda column: column.str.strip() == "").all(axis=1)
+    if blank.any():
+        log.info("responses file %s: %d row(s) with every cell empty left out", path, int(blank.sum()))
+    df = df[~blank].reset_index(drop=True)
+    for column in NUMERIC_RESPONSE_COLUMNS:
+        if column in df.columns:
+            empty = df[column].str.strip() == ""
+            numbers = pd.to_numeric(df[column].mask(empty), errors="coerce")
+            if numbers.notna().sum() == (~empty).sum():  # every given cell a number: typed (else checked as text)
+                df[column] = numbers
+    return df
 
 
 def validate_responses(
@@ -217,10 +268,12 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
         A copy with reader, image_id (str), session, order (int), answer (normalised), confidence and
         reading_seconds (float; confidence NaN where empty or absent).
     """
-    extra = [c for c in OPTIONAL_RESPONSE_COLUMNS if c in responses.columns]
+    extra = [c for c in (*OPTIONAL_RESPONSE_COLUMNS, "source_file") if c in responses.columns]
     r = responses.loc[:, list(REQUIRED_RESPONSE_COLUMNS) + extra].copy()
-    if r["reader"].isna().any():
-        raise DataError(f"responses has {int(r['reader'].isna().sum())} row(s) without a reader.")
+    no_reader = r["reader"].isna() | (r["reader"].astype(str).str.strip() == "")
+    if no_reader.any():
+        raise DataError(f"responses has {int(no_reader.sum())} row(s) without a reader, first "
+                        f"{_read_of(r, no_reader)}; every read needs its reader's id.")
     r["reader"] = r["reader"].astype(str)
     r["image_id"] = r["image_id"].astype(str)
     r["session"] = _as_int(r["session"], "responses column 'session'")
@@ -228,18 +281,42 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
     r["answer"] = _checked_answers(r)
     if "confidence" not in r.columns:
         r["confidence"] = np.nan
-    conf = pd.to_numeric(r["confidence"], errors="coerce")
-    bad_conf = (r["confidence"].notna() & conf.isna()) | (conf.notna() & ~conf.isin([1, 2, 3, 4, 5]))
+    given = r["confidence"].notna() & (r["confidence"].astype(str).str.strip() != "")
+    conf = pd.to_numeric(r["confidence"].where(given), errors="coerce")
+    bad_conf = (given & conf.isna()) | (conf.notna() & ~conf.isin([1, 2, 3, 4, 5]))
     if bad_conf.any():
-        raise DataError(f"responses column 'confidence' holds {r.loc[bad_conf, 'confidence'].iloc[0]!r}; "
-                        "expected an integer 1-5 or an empty cell.")
+        raise DataError(f"responses column 'confidence' holds {r.loc[bad_conf, 'confidence'].iloc[0]!r} "
+                        f"({_read_of(r, bad_conf)}); expected an integer 1-5 or an empty cell.")
     r["confidence"] = conf.astype(float)
-    secs = pd.to_numeric(r["reading_seconds"], errors="coerce")
-    if not (np.isfinite(secs.to_numpy(dtype=float)) & (secs >= 0)).all():
-        raise DataError("responses column 'reading_seconds' holds a missing, negative or non-numeric value; "
-                        "expected the seconds spent on each image.")
-    r["reading_seconds"] = secs.astype(float)
-    return r
+    secs = pd.to_numeric(r["reading_seconds"], errors="coerce").to_numpy(dtype=float)
+    bad_secs = ~np.isfinite(secs) | (secs < 0) | (secs > MAX_READING_SECONDS)
+    if bad_secs.any():
+        raise DataError(f"responses column 'reading_seconds' holds {_shown(r['reading_seconds'][bad_secs].iloc[0])} "
+                        f"({_read_of(r, pd.Series(bad_secs, index=r.index))}; {int(bad_secs.sum())} bad value(s)); "
+                        f"expected the seconds spent on each image, from 0 to {MAX_READING_SECONDS:g} (a day). Check "
+                        "the unit (milliseconds?) and the export.")
+    r["reading_seconds"] = secs
+    return r.drop(columns=["source_file"], errors="ignore")
+
+
+def _shown(value: object) -> str:
+    """A cell for a message: a number as written (``86400000``, ``-3``), text quoted.
+
+    Returns:
+        The text.
+    """
+    return f"{float(value):.12g}" if isinstance(value, (int, float, np.number)) else repr(value)
+
+
+def _read_of(r: pd.DataFrame, bad: pd.Series) -> str:
+    """The first read that ``bad`` marks, for a message: its reader, session, image and file.
+
+    Returns:
+        Text such as ``reader '007', session 3, image 's3_0', in r1.csv``.
+    """
+    row = r[bad].iloc[0]
+    where = f", in {row['source_file']}" if "source_file" in r.columns else ""
+    return f"reader {row['reader']!r}, session {row['session']}, image {row['image_id']!r}{where}"
 
 
 def _checked_answers(r: pd.DataFrame) -> pd.Series:

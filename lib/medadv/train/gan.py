@@ -363,6 +363,7 @@ def train_gan(
     checkpoint_prefix: str | Path | None = None,
     progress: bool = True,
     max_epochs: int | None = None,
+    ledger: ckpt.CheckpointLedger | None = None,
 ) -> GanResult:
     """Train one generator of paper 001 (``remove`` or ``insert``) with its discriminator, resuming when possible.
 
@@ -377,6 +378,8 @@ def train_gan(
             and training resumes from it (a finished checkpoint is only loaded).
         progress: show tqdm bars (also off when ``MEDADV_NO_PROGRESS=1``).
         max_epochs: stop after this many epochs in this call (all stages together), e.g. to test resuming.
+        ledger: the run folder's record of its checkpoints (the notebook's :class:`medadv.report.RunContext`): the
+            state is resumed from only when its bytes are those recorded, and it is registered after every epoch.
 
     Returns:
         :class:`GanResult` with the generator and discriminator in eval mode and the history (one row per epoch).
@@ -399,11 +402,9 @@ def train_gan(
     generator = Gnet(config.width, config.depth, config.identity_skip).to(device)
     discriminator = Discriminator(classifier, tgt_label if config.dnet_init == "classifier" else None).to(device)
     trainer = _Trainer(direction, generator, discriminator, source, target, config, seed, device, progress)
-    state = _State()
     training = {k: v for k, v in dataclasses.asdict(config).items() if k != "education_triplets"}
     meta = {"direction": direction, "seed": seed, "config": training}
-    if checkpoint_prefix is not None and all(p.is_file() for p in ckpt.checkpoint_paths(checkpoint_prefix)):
-        state = _restore(checkpoint_prefix, trainer, meta)
+    state = _resumed(checkpoint_prefix, trainer, meta, ledger)
     done_now = 0
     while state.stage < len(STAGES) and (max_epochs is None or done_now < max_epochs):
         stage = STAGES[state.stage]
@@ -422,12 +423,28 @@ def train_gan(
             _next_stage(trainer, state)
         if checkpoint_prefix is not None:
             _save(checkpoint_prefix, trainer, state, meta)
+            if ledger is not None:
+                ledger.register_many(list(ckpt.checkpoint_paths(checkpoint_prefix)))
     generator.eval()
     discriminator.eval()
     generator.requires_grad_(False)
     discriminator.requires_grad_(False)
     history = pd.DataFrame(state.history, columns=list(HISTORY_COLUMNS))
     return GanResult(direction, generator, discriminator, history)
+
+
+def _resumed(prefix: str | Path | None, trainer: _Trainer, meta: dict[str, Any],
+             ledger: ckpt.CheckpointLedger | None) -> _State:
+    """The state to start from: the checkpoint at ``prefix`` when there is one that may be resumed from
+    (:func:`medadv.models.checkpoint.resume_problem`: present, the bytes the run folder recorded, loadable); a fresh
+    state otherwise (a damaged or foreign checkpoint with a warning)."""
+    if prefix is None or not all(p.is_file() for p in ckpt.checkpoint_paths(prefix)):
+        return _State()
+    problem = ckpt.resume_problem([prefix], ledger)
+    if problem is not None:
+        logger.warning("gan %s: training state not resumed (%s); training from the start", meta["direction"], problem)
+        return _State()
+    return _restore(prefix, trainer, meta)
 
 
 def _next_stage(trainer: _Trainer, state: _State) -> None:

@@ -16,8 +16,11 @@ Every epoch the loop
   ``checkpoints/training/<name>_last``, and, when the validation AUC improves, the model itself to
   ``checkpoints/<name>`` (what :func:`medadv.models.registry.load_trained` reads).
 
-A run whose training state matches the model, recipe, configuration and data (a fingerprint in the sidecar) resumes
-from it; a state of another configuration is ignored and overwritten. Mixed precision (bfloat16 autocast) is used on
+A run whose training state matches the model, recipe, configuration, data and (for a fine-tuned recipe) start
+weights (a fingerprint in the sidecar) resumes from it; a state of another configuration is ignored and overwritten.
+In a run folder the state and the kept model are registered after every epoch, and resumed from only while their
+bytes are those the folder recorded: a damaged file, or one copied from another run, is never resumed from (a
+warning says so, and training starts again), so the model that comes out is always one this run trained. Mixed precision (bfloat16 autocast) is used on
 CUDA only. Under ``torchrun`` every process takes its share of each global batch and gradients are averaged
 (:mod:`medadv.train.distributed`); rank 0 writes the files.
 """
@@ -38,15 +41,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from medadv.attacks.gradient import check_linf_budgets
 from medadv.config import section_config, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
-from medadv.errors import ConfigError
+from medadv.errors import CheckpointError, ConfigError
 from medadv.models.checkpoint import (
+    CheckpointLedger,
     checkpoint_paths,
     load_checkpoint,
     optimizer_from_flat,
     optimizer_to_flat,
+    resume_problem,
     save_checkpoint,
     split_prefix,
 )
@@ -174,12 +180,25 @@ class ClassifierConfig(RecipeParams):
         if self.min_val_auc is not None and not 0.5 <= self.min_val_auc < 1.0:
             raise ConfigError(f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
                               "(or null for no competence gate).")
-        if not (0 <= self.eps <= 1 and 0 <= self.alpha <= 1):
-            raise ConfigError(f"classifier.eps={self.eps}, alpha={self.alpha}; budgets are in [0, 1] pixel units.")
+        self._check_budgets_and_networks()
         if self.reference_model not in self.model_names():
             raise ConfigError(f"classifier.reference_model is {self.reference_model!r}, which this section does not "
                               f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
                               "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes.")
+
+    def _check_budgets_and_networks(self) -> None:
+        """Refuse training budgets outside their ranges and a network a run of this section could not build (a
+        width of 0, a width the GroupNorm groups do not divide, a start the width cannot take), before any training."""
+        check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
+        for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
+                                  "(per image, in [0, 1] pixel units).")
+        for run in vgg_runs(self):
+            VGGConfig(width=self.width, dropout=self.dropout, init="random" if run.from_erm else run.init)
+        if self.multitask:
+            MultiTaskConfig(self.multitask_encoder, self.multitask_width, self.multitask_decoder_width,
+                            imagenet=self.init == "imagenet")
 
     def model_names(self) -> list[str]:
         """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
@@ -307,6 +326,11 @@ def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe
         "seed": seed,
         "train_ids": hashlib.sha256("\n".join(map(str, train.rows["image_id"])).encode()).hexdigest(),
     }
+    if spec.init not in INITS:  # started from another model's weights: a retrained start is another run
+        start = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            start.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        payload["start"] = start.hexdigest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -337,6 +361,7 @@ def fit(
     dist_ctx: DistContext = DistContext(),
     resume: bool = True,
     extra_meta: dict[str, Any] | None = None,
+    ledger: CheckpointLedger | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``recipe`` and ``objective``; keep the best validation-AUC weights in ``model``.
 
@@ -352,6 +377,10 @@ def fit(
         dist_ctx: this process's rank under ``torchrun``.
         resume: continue from a matching training state when there is one.
         extra_meta: more JSON-able entries for the model's sidecar (profile name, ...).
+        ledger: the run folder's record of its checkpoints (the notebook's :class:`medadv.report.RunContext`): the
+            training state and the model are resumed from only when their bytes are those it recorded, and they are
+            registered in it after every epoch (so a run killed mid-training resumes). Without one, a state is
+            resumed from when it loads.
 
     Returns:
         the per-epoch history (epoch, loss, train_accuracy, val_auc, seconds) and the best epoch.
@@ -362,7 +391,7 @@ def fit(
     optimizer = make_optimizer(model, spec)
     fingerprint = _fingerprint(model, spec, objective, recipe, seed, train)
     steps = spec.steps_per_epoch or max(1, len(train.labels) // (2 * spec.batch_per_class))
-    progress = _resumed(model, optimizer, spec, state_stem, fingerprint) if resume else _Progress()
+    progress = _resumed(model, optimizer, spec, (state_stem, best_stem), fingerprint, ledger) if resume else _Progress()
     broadcast_parameters(model, dist_ctx)
     val_x = torch.from_numpy(val.images)
     dtype = model.param_groups()["features"][0].dtype  # images are fed in the model's precision
@@ -391,6 +420,8 @@ def fit(
                     **(extra_meta or {}),
                 })
             _save_state(state_stem, model, optimizer, spec, fingerprint, seed, progress)
+            if ledger is not None:
+                ledger.register_many([*checkpoint_paths(state_stem), *(checkpoint_paths(best_stem) if improved else ())])
         barrier(dist_ctx)
     bar.close()
     tensors, _ = load_checkpoint(best_stem)
@@ -411,16 +442,26 @@ class _Progress:
     best_epoch: int = 0
 
 
-def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, state_stem: Path,
-             fingerprint: str) -> _Progress:
-    """Load the training state at ``state_stem`` into ``model`` and ``optimizer`` when it has this ``fingerprint``.
+def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, stems: tuple[Path, Path],
+             fingerprint: str, ledger: CheckpointLedger | None) -> _Progress:
+    """Load the training state at ``stems[0]`` into ``model`` and ``optimizer`` when it has this ``fingerprint`` and
+    it and the kept model (``stems[1]``) may be resumed from (:func:`medadv.models.checkpoint.resume_problem`).
 
     Returns:
-        The progress it records, or a fresh one when there is no state or it belongs to another configuration.
+        The progress it records, or a fresh one when there is no state, it belongs to another configuration, or it
+        or the kept model is damaged or foreign (a warning says which; training starts from the beginning).
     """
-    if not checkpoint_paths(state_stem)[1].is_file():
+    if not checkpoint_paths(stems[0])[1].is_file():
         return _Progress()
-    tensors, meta = load_checkpoint(state_stem)
+    problem = resume_problem(stems, ledger)
+    if problem is None:
+        try:
+            tensors, meta = load_checkpoint(stems[0])
+        except CheckpointError as exc:
+            problem = str(exc)
+    if problem is not None:
+        LOG.warning("%s: training state not resumed (%s); training from the start", spec.name, problem)
+        return _Progress()
     if meta.get("fingerprint") != fingerprint or meta.get("role") != STATE_ROLE:
         LOG.info("%s: training state of another configuration ignored", spec.name)
         return _Progress()
@@ -574,7 +615,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
         spec = _vgg_spec(cfg, run, common)
         objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
         result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
-                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at})
+                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
         if run.name == "vgg_erm":
             erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out.append(TrainedClassifier(spec.name, run.recipe, model, result, spec))
@@ -587,7 +628,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
                          warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr,
                          init="imagenet" if imagenet else "random", **common)
         result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
-                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta)
+                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
         out.append(TrainedClassifier(spec.name, "erm_noaug", model, result, spec))
     return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +129,9 @@ def load_cohort(manifest: str | Path | Manifest, root: str | Path) -> pd.DataFra
         ('Dataset_BUSI_with_GT/malignant/malignant (1).png', 'Dataset_BUSI_with_GT/malignant/malignant (1)_mask.png')
     """
     parsed = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
+        raise DataError(f"data root is {root!r}; give the folder that holds {parsed.name} (a path, e.g. --data-root "
+                        f"DIR). Expected layout:\n{parsed.layout}")
     root = Path(root)
     if not root.is_dir():
         raise DataError(

@@ -24,8 +24,10 @@ results on BUSI with that caveat. There is no official split.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +46,16 @@ _MASK = re.compile(r"^(?P<stem>.+)_mask(?:_\d+)?$")
 def image_id(stem: str) -> str:
     """``benign (12)`` -> ``benign_12``: the image id of a BUSI file stem.
 
+    Letters with accents lose them (``ñ`` -> ``n``); every run of other characters becomes one ``_``. A stem with no
+    letter or digit left (``乳腺``) gets ``img_`` and the first 12 hex digits of its UTF-8 bytes' sha256, so no id is
+    empty; two stems that give one id are named by :func:`medadv.data.cohort.validate_cohort`.
+
     Returns:
         The image id.
     """
-    return re.sub(r"[^0-9A-Za-z]+", "_", stem).strip("_")
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^0-9A-Za-z]+", "_", plain).strip("_")
+    return text or "img_" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:12]
 
 
 def holds_top_contents(folder: Path, manifest: Manifest) -> bool:

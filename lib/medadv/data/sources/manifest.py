@@ -79,7 +79,33 @@ class Manifest:
                 f"{self.path}: field 'options' has unknown keys {unknown} for loader {self.loader!r}; "
                 f"known keys are {sorted(defaults)}."
             )
+        for key, value in self.options.items():
+            _check_option(value, defaults[key], f"{self.path}: options.{key}")
         return {**defaults, **self.options}
+
+
+def _check_option(value: Any, default: Any, where: str) -> None:
+    """Refuse an option of another kind than its default: text for text, true/false for a flag, a list of texts
+    for a list, a mapping of the same keys for a mapping (a quoted "false" would otherwise read as true)."""
+    kinds = {bool: "true or false", str: "text", list: "a list", dict: "a mapping"}
+    kind = next(k for k in (bool, str, list, dict, object) if isinstance(default, k))
+    if kind is object:
+        return
+    ok = isinstance(value, Mapping) if kind is dict else isinstance(value, kind)
+    if kind is str and isinstance(value, bool):
+        ok = False
+    if not ok:
+        quoted = (f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value} without quotes."
+                  if kind is bool and isinstance(value, str) and value.strip().lower() in ("true", "false") else "")
+        raise DataError(f"{where} is {value!r}; expected {kinds[kind]} (the default is {default!r}).{quoted}")
+    if kind is list:
+        for i, item in enumerate(value):
+            _check_option(item, default[0] if default else item, f"{where}[{i}]")
+    elif kind is dict:
+        for key, item in value.items():
+            if key not in default:
+                raise DataError(f"{where} has an unknown key {key!r}; it takes {sorted(default)}.")
+            _check_option(item, default[key], f"{where}.{key}")
 
 
 def _text(raw: Mapping[str, Any], field: str, path: Path) -> str:
