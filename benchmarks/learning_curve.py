@@ -31,8 +31,11 @@ from pathlib import Path
 import pandas as pd
 
 #: ERM only and no multi-task network: the curves need neither.
+#: The reference classifier alone (the other classifiers left out, and the notebooks that would read them told so:
+#: ``medadv run`` checks the whole profile before notebook 00, also under ``--only``).
 REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]",
-                  "classifier.erm_also_init=[]"]
+                  "classifier.erm_also_init=[]", "explain.models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]",
+                  "explain.attack_models=[vgg_erm]"]
 
 
 def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str], list[str]]:
