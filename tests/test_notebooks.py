@@ -22,6 +22,8 @@ from medadv.kernel import KERNEL_NAME
 from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
 
 NOTEBOOKS = discover_notebooks(DEFAULT_NOTEBOOKS)
+#: Every committed notebook: a run's chain (00-06) and notebook 90, which a sweep runs over its folder.
+ALL_NOTEBOOKS = [*NOTEBOOKS, DEFAULT_NOTEBOOKS / "90_replication.ipynb"]
 EXPECTED_PARAMETERS = {"run_dir", "profile", "device", "data_manifest", "data_root"}
 
 
@@ -36,7 +38,7 @@ def test_committed_notebook_is_clean(path: Path) -> None:
     assert "papermill" not in nb.metadata, f"{path.name}: committed with papermill metadata"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_are_typed_documented_and_match_the_runner(path: Path) -> None:
     params = papermill.inspect_notebook(str(path))
     assert EXPECTED_PARAMETERS <= set(params), f"{path.name}: parameters cell lacks {EXPECTED_PARAMETERS - set(params)}"
@@ -48,13 +50,14 @@ def test_parameters_are_typed_documented_and_match_the_runner(path: Path) -> Non
     assert params["device"]["default"] == repr(runner.device).replace("'", '"')
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_names_the_medadv_kernel_and_checks_for_it_first(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
     first = [c for c in nb.cells if c.cell_type == "code"][1].source
     assert first.startswith("try:") and "import medadv" in first.splitlines()[1]
     assert "python -m medadv kernel install" in first.split("\n\n")[0]
+    compile(first, path.name, "exec")  # the cell parses (an import split over lines without brackets would not)
 
 
 def _nbstripout_args() -> list[str]:
