@@ -47,6 +47,9 @@ LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
+#: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
+SWEEP_OPTIONS = ("--cluster {local,slurm,pbs}", "--scheduler ADDRESS", "--workers N", "--threads-per-worker N",
+                 "--jobs N", "--cluster-option KEY=VALUE", "--grid KEY=V1,V2", "--no-replication")
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LOG = logging.getLogger(RUN_LOGGER)
@@ -606,8 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
-    parser.add_argument("--sweep", metavar="N|S1,S2,...",
-                        help="run every seed (10 -> 0-9, or 3,7,11) on Dask; see python -m medadv.sweep --help")
+    sweep = parser.add_argument_group(
+        "a sweep over seeds", "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which also "
+        "takes these options, described by 'medadv sweep --help': " + ", ".join(SWEEP_OPTIONS) + ".")
+    sweep.add_argument("--sweep", metavar="N|S1,S2,...",
+                       help="run every seed (10 -> 0-9, or 3,7,11) on Dask, each in its own run folder, then notebook 90")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                         help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
                              "like the profile and recorded in config.json)")
