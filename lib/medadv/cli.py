@@ -6,7 +6,7 @@ installed kit has it);
 ``medadv pretrain`` makes the kit's pretrained Vnet for the CPU widths (:func:`medadv.train.pretrain.main`);
 ``medadv reader serve|import RUN`` serves a run's reader study to a class or imports the offline app's answers
 (:func:`medadv.reader_app.server.main`; the console script ``medadv-reader`` is the same command);
-``medadv report RUN`` writes a run's (or a sweep's) ``report/index.html`` (:func:`medadv.report_html.main`);
+``medadv report RUN`` writes a run's (or a sweep's) ``report/index.html`` (:func:`medadv.run_report.main`);
 ``medadv kernel install`` registers this interpreter as the Jupyter kernel ``medadv`` that the notebooks name.
 ``python -m medadv ...`` is the same command without a console script (Windows, a plain ``pip install -e .``).
 
@@ -30,6 +30,7 @@ COMMANDS = {
     "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask): medadv sweep N"),
     "reader": ("medadv.reader_app.server", "the reader study of a run: serve it to a class, import the offline app's "
                                            "answers (also 'medadv-reader')"),
+    "report": ("medadv.run_report", "write a run's or a sweep's report/index.html (figures, tables, notebooks)"),
     "pretrain": ("medadv.train.pretrain", "make the kit's pretrained Vnet (paper 001's network at the CPU widths)"),
     "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
 }

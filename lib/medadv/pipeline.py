@@ -40,6 +40,7 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
+from medadv.run_report import REPORT_DIR, write_report
 from medadv.report import (CONFIG_FILE, MANIFEST_FILE, damaged_message, damaged_records, locked, make_run_folders, now,
                            read_manifest, record_settings, remove_stale_outputs, set_aside_damaged, write_config)
 
@@ -444,6 +445,7 @@ class _Run:
         self.run_dir, self.params, self.config, self.force = run_dir, params, config, force
         self.code, self.data, self.kernel = code_digest(), data, ensure_kernel()
         self.manifest: dict[str, Any] = {}
+        self.executed = 0
 
     def execute(self, nb: Path, i: int, total: int) -> int | None:
         """Run notebook ``nb`` (the ``i``-th of ``total``) unless its key and outputs are unchanged.
@@ -461,6 +463,7 @@ class _Run:
             LOG.info(f"{tag}: unchanged since {entry.get('finished')}, skipped")
             return None
         out_path = self.run_dir / "notebooks" / nb.name
+        self.executed += 1
         LOG.info(f"{tag}: running ...")
         self._mark(name, {"status": "running", "key": key, "started": now()})
         start = time.perf_counter()
@@ -500,6 +503,24 @@ class _Run:
         _update_manifest(self.run_dir, complete=complete, finished=now())
         LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
                  f"{time.perf_counter() - start:.1f} s; results in {self.run_dir}")
+        return self.report()
+
+    def report(self) -> int:
+        """Write the run's ``report/index.html`` (:mod:`medadv.run_report`), unless every notebook was skipped and
+        the report is there already.
+
+        Returns:
+            0, or 1 when the report could not be written (the reason logged; the results themselves are complete).
+        """
+        if not self.executed and (self.run_dir / REPORT_DIR / "index.html").is_file():
+            return 0
+        try:
+            path = write_report(self.run_dir)
+        except (MedadvError, OSError, ValueError) as exc:
+            LOG.error(f"medadv: the run's report could not be written ({exc}); the results are in {self.run_dir}. "
+                      f"Fix the cause and write it with: medadv report {self.run_dir}")
+            return 1
+        LOG.info(f"medadv: report in {path} (open it in a browser; the report/ folder can be copied on its own)")
         return 0
 
     def _stale(self, nb: Path) -> bool:

@@ -58,8 +58,8 @@ from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
 from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, execute_notebook, parse_params
 from medadv.report import MANIFEST_FILE, write_config
+from medadv.run_report import SWEEP_FILE, write_report
 
-SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
@@ -618,6 +618,11 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     if failed:
         LOG.info(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)}; rerun the same command to retry them")
     status = run_replication(sweep_dir, base_file) if replicate else 0
+    try:
+        LOG.info(f"sweep: report in {write_report(sweep_dir)}")
+    except (MedadvError, OSError, ValueError) as exc:
+        LOG.error(f"sweep: the report could not be written ({exc}); write it with: medadv report {sweep_dir}")
+        status = 1
     return 1 if failed or status else 0
 
 
