@@ -57,6 +57,9 @@ def test_runs_in_order_then_resumes_and_forces(notebooks: Path, tmp_path: Path, 
     assert (run / "notebooks" / "01_second.ipynb").is_file()
     assert (run / "tables" / "01_second_table.csv").read_text() == "x\n2\n"
     first_finish = manifest["notebooks"]["01_second"]["finished"]
+    index = (run / "report" / "index.html").read_text()  # the run ends with its report
+    assert 'id="table-01_second_table"' in index and 'href="notebooks/01_second.html"' in index
+    assert (run / "report" / "tables" / "01_second_table.csv").read_text() == "x\n2\n"
 
     capsys.readouterr()
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0

@@ -108,18 +108,19 @@ def _sections(notebook: Path) -> list[tuple[int, str, str]]:
 
 def _locate(name: str, kind: str, sections: list[tuple[int, str, str]]) -> tuple[int, str]:
     """The code cell that saves the ``kind`` (figure or table) ``name``: the one quoting the name, else the one quoting
-    the longest prefix of it (``attack_examples_`` for ``attack_examples_pgd``, saved in a loop).
+    the longest prefix of it (``attack_examples_`` for ``attack_examples_pgd``, saved in a loop); a figure whose name
+    the notebook does not write (a stage function names it) belongs to the section that saves the table of its name.
 
     Returns:
         (cell index, caption Markdown); (a large index, "") when no cell names it.
     """
     prefixes = [name] + [name[:i + 1] for i in range(len(name) - 1, 0, -1) if name[i] == "_"]
-    for prefix in prefixes:
-        end = ('"', "'") if prefix == name else ("",)
-        for index, code, caption in sections:
-            if f"save_{kind}" in code and any(
-                    f"{q}{prefix}{e}" in code for q in ('"', "'") for e in end):
-                return index, caption
+    for saver in (kind, "table" if kind == "figure" else "figure"):
+        for prefix in prefixes:
+            end = ('"', "'") if prefix == name else ("",)
+            for index, code, caption in sections:
+                if f"save_{saver}" in code and any(f"{q}{prefix}{e}" in code for q in ('"', "'") for e in end):
+                    return index, caption
     return 10 ** 6, ""
 
 
