@@ -56,9 +56,11 @@ from medadv.console import RUN_LOGGER
 from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
-from medadv.style import print_problems
+from medadv.style import mark_smoke, print_problems
 
 _log = logging.getLogger(__name__)
+#: The profile whose figures carry :func:`medadv.style.mark_smoke`'s mark.
+SMOKE_PROFILE = "smoke"
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
@@ -608,8 +610,10 @@ class RunContext:
             raise RunError(f"{path} is missing{who}; run that notebook for this run folder first.")
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
-    def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 120) -> Path:  # noqa: F821
-        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps, register both, and return the png's path.
+    def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 300) -> Path:  # noqa: F821
+        """Write ``figures/<name>.png`` (300 dpi, print resolution) and ``.pdf`` without timestamps, register both, and
+        return the png's path. A smoke run's figure is first marked as one (:func:`medadv.style.mark_smoke`), in the
+        notebook too.
 
         The figure is first checked with :func:`medadv.style.print_problems` (printed size, text of at least 7 pt,
         nothing drawn outside it); each problem found is logged as a warning naming the figure, and the figure is
@@ -619,6 +623,8 @@ class RunContext:
         Returns:
             The path of the PNG (the PDF lies beside it).
         """
+        if self.profile.name == SMOKE_PROFILE:
+            mark_smoke(fig)
         for problem in print_problems(fig):
             _log.warning("figure %r does not print at its size: %s; make it with medadv.style.paper_figure "
                          "(see medadv.style)", name, problem)

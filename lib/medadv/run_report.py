@@ -38,7 +38,7 @@ import pandas as pd
 from medadv.console import console_logger
 from medadv.core import read_json
 from medadv.errors import MedadvError, RunError
-from medadv.report import CONFIG_FILE, MANIFEST_FILE, SUMMARY_FILE
+from medadv.report import CONFIG_FILE, MANIFEST_FILE, SMOKE_PROFILE, SUMMARY_FILE
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ SWEEP_FILE = "sweep.json"
 SANITY_TABLE = "attack_sanity"
 #: Rows of a table shown on the page; a longer table shows its first rows and links its whole CSV.
 ROW_LIMIT = 60
-SMOKE_PROFILE = "smoke"
 #: Remote scripts of nbconvert's HTML template (MathJax, require.js, the widget manager): removed, the page is offline.
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
 CSS = """

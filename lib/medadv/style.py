@@ -54,7 +54,39 @@ RC = {
     "pdf.fonttype": 42,
 }
 
+#: Series colours: Okabe and Ito's palette, told apart by readers with a colour-vision deficiency (yellow left out: it
+#: vanishes on white).
+SERIES_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
+#: Line styles that stay distinct in print: solid, dashed, dotted, dash-dot, long dash, dash-dot-dot, sparse dots,
+#: short dash (no two of them a near-copy of each other, as ``:`` and ``(0, (1, 2))`` are).
+SERIES_DASHES: tuple[Any, ...] = ("-", (0, (4, 1.5)), (0, (1, 1)), (0, (5, 1.5, 1, 1.5)), (0, (9, 2.5)),
+                                  (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 3)), (0, (2, 1)))
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
+#: What a smoke run's figures carry, across their middle (:func:`mark_smoke`).
+SMOKE_MARK = "SMOKE RUN: checks the machinery, not a result"
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def series_style(i: int) -> dict[str, Any]:
+    """The ``i``-th series' colour, line style and marker: the three cycle with periods 7, 8 and 11, so every series of
+    a figure differs from every other in at least two of them up to 56 series, and in all three up to 7.
+
+    Returns:
+        ``color``, ``linestyle`` and ``marker`` keyword arguments for ``Axes.plot``.
+    """
+    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "linestyle": SERIES_DASHES[i % len(SERIES_DASHES)],
+            "marker": SERIES_MARKERS[i % len(SERIES_MARKERS)]}
+
+
+def mark_smoke(fig: Figure) -> None:
+    """Write :data:`SMOKE_MARK` across ``fig`` (large, light, diagonal, above everything), so that a smoke run's figure
+    cannot be taken for a result when it is shown on its own."""
+    width, _ = fig.get_size_inches()
+    points = max(MIN_POINTS, min(14.0, 0.8 * width / (text_inches(SMOKE_MARK, 10.0) / 10.0 * np.cos(np.radians(15)))))
+    mark = fig.text(0.5, 0.5, SMOKE_MARK, ha="center", va="center", rotation=15, fontsize=points, color="#b00020",
+                    alpha=0.4, fontweight="bold", zorder=10, gid="smoke-mark")
+    mark.set_in_layout(False)
 
 
 def paper_style(func: F) -> F:
