@@ -76,3 +76,39 @@ def test_tables_are_written_with_the_digits_that_mean_something() -> None:
     assert text.to_dict("list") == {"model": ["a", "b"], "auc": ["0.986", "1.000"], "n": ["10", "12"],
                                     "p_value": ["1.2e-05", "0.5"], "seconds": ["123", "1,234"], "holds": ["yes", "no"],
                                     "mean_shift": ["", "2.5"]}
+
+
+def test_a_notebook_shows_its_tables_with_meaningful_digits_and_a_clean_index(tmp_path: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from medadv.report import RunContext
+
+    shell = InteractiveShell.instance()
+    try:
+        RunContext.open(tmp_path / "run", "01_classifier_training", profile="smoke", device="cpu")
+        table = pd.DataFrame({"model": ["vgg_erm", "vgg_rtda"], "auc": [0.985712, 0.5], "p_value": [1.23456e-5, 0.5]})
+        shown = shell.display_formatter.format(table)[0]["text/html"]
+        assert "0.986" in shown and "1.2e-05" in shown and "0.985712" not in shown
+        assert ">0</th>" not in shown and "vgg_rtda" in shown  # the default index is hidden
+        long = shell.display_formatter.format(pd.DataFrame({"x": range(500)}))[0]["text/html"]
+        assert "first 60 of 500 rows" in long and ">499<" not in long
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_the_mrmc_table_names_its_analyses_and_sessions() -> None:
+    from medadv.stages.reader_study import mrmc_table
+
+    raw = pd.DataFrame({"analysis": ["RRRC", "FRRC", "RRFC"], "treatment_a": 3, "treatment_b": 5, "auc_a": 0.72,
+                        "auc_b": 0.68, "diff": 0.04, "ci_low": -0.3, "ci_high": 0.4, "p_value": 0.78, "var_error": 0.02})
+    shown = mrmc_table(raw)
+    assert list(shown.columns) == ["analysis (generalises to)", "session A", "session B", "mean reader AUC, session A",
+                                   "mean reader AUC, session B", "difference (A - B)", "95% CI low", "95% CI high", "p"]
+    assert shown["analysis (generalises to)"].tolist() == ["RRRC: other readers and other images",
+                                                           "FRRC: these readers, other images",
+                                                           "RRFC: other readers, these images"]
+    text = " ".join(c.source for c in nbformat.read(Path(__file__).parents[1] / "notebooks" / "05_reader_study.ipynb",
+                                                    as_version=4).cells if c.cell_type == "markdown")
+    for term in ("**RRRC** (random readers, random cases)", "**FRRC** (fixed readers", "**RRFC** (random readers, fixed",
+                 "`auc_a`", "`auc_b`"):
+        assert term in text, term

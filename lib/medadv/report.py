@@ -56,7 +56,7 @@ from medadv.console import RUN_LOGGER
 from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
-from medadv.style import mark_smoke, print_problems
+from medadv.style import mark_smoke, print_problems, table_view
 
 _log = logging.getLogger(__name__)
 #: The profile whose figures carry :func:`medadv.style.mark_smoke`'s mark.
@@ -352,6 +352,21 @@ def draw_inline() -> None:
         shell.run_line_magic("matplotlib", "inline")
 
 
+def _table_html(table: pd.DataFrame) -> str:
+    rows = pd.get_option("display.max_rows") or len(table)
+    note = f"<p>first {rows} of {len(table)} rows</p>" if len(table) > rows else ""
+    return table_view(table.head(rows)).to_html() + note
+
+
+def show_tables_as_read() -> None:
+    """In an IPython kernel, show every DataFrame a cell returns or displays through :func:`medadv.style.table_view`:
+    each number with the digits that carry meaning (not the six of the CSV files), a default 0, 1, 2, ... index hidden,
+    at most ``display.max_rows`` rows. The files the notebook writes keep their full precision."""
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, _table_html)
+
+
 def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNING) -> Path:
     """Send the kit's log records to ``<run_dir>/logs/<notebook>.log`` (INFO and above) and to the notebook's own
     output (``console_level`` and above: warnings and errors), replacing the handlers of an earlier call.
@@ -466,7 +481,8 @@ class RunContext:
         ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
         run sees the same profile, and a ``profile`` that names another profile is refused (as the runner refuses
         it). A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`). The kit's log goes to
-        ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
+        ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`); the notebook shows its
+        tables with the digits that carry meaning (:func:`show_tables_as_read`).
 
         Opening marks the notebook ``running`` in ``manifest.json`` and the folder incomplete: only the runner marks
         a notebook ``complete``, once it has run to its end, so a notebook run by hand (in part or whole) is rerun by
@@ -485,6 +501,7 @@ class RunContext:
         make_run_folders(run_dir)
         log_to_run(run_dir, notebook)
         draw_inline()
+        show_tables_as_read()
         config = _recorded_config(run_dir, profile)
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
