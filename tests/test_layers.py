@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("attacks",),
     ("train", "explain", "detect"),
     ("report",),
-    ("reader_app", "effects"),
+    ("reader_app", "effects", "run_report"),
     ("stages", "pipeline"),
     ("sweep",),
     ("cli",),

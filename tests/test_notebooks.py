@@ -7,6 +7,7 @@ outputs, the run-folder contract of DESIGN.md, and that the two runs wrote byte-
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,11 @@ import yaml
 from medadv.core import sha256_file
 from medadv.kernel import KERNEL_NAME
 from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
+from test_reader_app_browser import browser  # noqa: F401 (a fixture: headless Chromium)
 
 NOTEBOOKS = discover_notebooks(DEFAULT_NOTEBOOKS)
+#: Every committed notebook: a run's chain (00-06) and notebook 90, which a sweep runs over its folder.
+ALL_NOTEBOOKS = [*NOTEBOOKS, DEFAULT_NOTEBOOKS / "90_replication.ipynb"]
 EXPECTED_PARAMETERS = {"run_dir", "profile", "device", "data_manifest", "data_root"}
 
 
@@ -36,7 +40,7 @@ def test_committed_notebook_is_clean(path: Path) -> None:
     assert "papermill" not in nb.metadata, f"{path.name}: committed with papermill metadata"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_are_typed_documented_and_match_the_runner(path: Path) -> None:
     params = papermill.inspect_notebook(str(path))
     assert EXPECTED_PARAMETERS <= set(params), f"{path.name}: parameters cell lacks {EXPECTED_PARAMETERS - set(params)}"
@@ -48,13 +52,14 @@ def test_parameters_are_typed_documented_and_match_the_runner(path: Path) -> Non
     assert params["device"]["default"] == repr(runner.device).replace("'", '"')
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_names_the_medadv_kernel_and_checks_for_it_first(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
     first = [c for c in nb.cells if c.cell_type == "code"][1].source
     assert first.startswith("try:") and "import medadv" in first.splitlines()[1]
     assert "python -m medadv kernel install" in first.split("\n\n")[0]
+    compile(first, path.name, "exec")  # the cell parses (an import split over lines without brackets would not)
 
 
 def _nbstripout_args() -> list[str]:
@@ -250,3 +255,74 @@ def test_effects_recomputed_from_the_run_tables_match_effects_csv(smoke_runs: tu
         assert written[column].to_numpy(float) == pytest.approx(again[column].to_numpy(float), rel=1e-5, nan_ok=True)
     as_text = lambda col: ["" if pd.isna(v) else str(bool(v)) for v in col]  # noqa: E731
     assert as_text(written["holds"]) == as_text(again["holds"])
+
+
+def _report_links(html_text: str) -> list[str]:
+    """Every src / href of a report page that loads or opens a file (not an anchor on the page)."""
+    return [link for link in re.findall(r'(?:src|href)="([^"]+)"', html_text) if not link.startswith(("#", "data:"))]
+
+
+@pytest.mark.notebooks
+def test_a_run_ends_with_a_self_contained_report(smoke_runs: tuple[Path, Path]) -> None:
+    run = smoke_runs[0]
+    report = run / "report"
+    index = (report / "index.html").read_text()
+    figures = sorted(p.stem for p in (run / "figures").glob("*.png"))
+    tables = sorted(p.stem for p in (run / "tables").glob("*.csv"))
+    assert len(figures) > 15 and len(tables) > 25
+    for name in figures:
+        assert (report / "figures" / f"{name}.png").read_bytes() == (run / "figures" / f"{name}.png").read_bytes()
+        caption = re.search(rf'id="figure-{name}".*?<figcaption>(.*?)</figcaption>', index, re.S).group(1)
+        assert len(re.sub(r"<[^>]+>", "", caption)) > len(f"Figure {name}.") + 30, (name, caption)
+    for name in tables:
+        assert f'id="table-{name}"' in index and (report / "tables" / f"{name}.csv").is_file(), name
+    for effect in pd.read_csv(run / "tables" / "effects.csv")["effect"]:
+        assert f"<code>{effect}</code>:" in index, effect
+    competent = json.loads((run / "summary.json").read_text())["01_classifier_training"]["competence"]["competent"]
+    assert ("has learned:" if competent else "has not learned enough to be studied") in index
+    assert "A smoke run" in index and "no gradient-masking checks" in index
+    for nb in NOTEBOOKS:
+        assert f'href="notebooks/{nb.stem}.html"' in index
+        page = (report / "notebooks" / f"{nb.stem}.html").read_text()
+        executed = nbformat.read(run / "notebooks" / nb.name, as_version=4)
+        shown = sum("image/png" in out.get("data", {}) for cell in executed.cells if cell.cell_type == "code"
+                    for out in cell.outputs)
+        assert page.count("data:image/png;base64,") >= shown > 0, nb.stem
+        assert not re.search(r'<(?:script|link)[^>]*(?:src|href)="https?://', page), nb.stem
+    for link in _report_links(index):  # every file the index loads or links lies inside report/
+        assert not link.startswith(("http:", "https:", "/", "..")) and (report / link).is_file(), link
+
+
+@pytest.mark.notebooks
+@pytest.mark.browser
+def test_the_report_reads_on_a_phone_offline(smoke_runs: tuple[Path, Path], browser) -> None:  # noqa: F811
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    index = smoke_runs[0] / "report" / "index.html"
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda req: requests.append(req.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(index.as_uri())
+    page.evaluate("document.querySelectorAll('img').forEach(img => { img.loading = 'eager'; })")
+    page.wait_for_function("[...document.images].every(img => img.complete)", timeout=30000)
+    state = page.evaluate("({scroll: document.documentElement.scrollWidth, images: [...document.images].map(img => "
+                          "[img.naturalWidth, img.getBoundingClientRect().right])})")
+    assert state["scroll"] <= 390, "the page is wider than a phone's screen"
+    assert state["images"] and all(natural > 0 and right <= 390 for natural, right in state["images"])
+    shot = np.array(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
+    assert shot.std() > 20  # text and a banner on white, not a blank page
+    banner = page.locator(".banner").first.bounding_box()
+    assert banner["y"] < 844 and (np.abs(shot[int(banner["y"]) + 5, int(banner["x"]) + 2] - (176, 0, 32)).max() < 40)
+    page.click('a[href="notebooks/03_attack_evaluation.html"]')
+    page.wait_for_load_state("load")
+    assert page.url.endswith("03_attack_evaluation.html") and "03" in page.inner_text("h1")
+    page.click('a[href="../index.html"]')
+    page.wait_for_load_state("load")
+    assert page.url == index.as_uri()
+    assert [url for url in requests if not url.startswith(("file:", "data:"))] == [] and errors == []

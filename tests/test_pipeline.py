@@ -57,6 +57,9 @@ def test_runs_in_order_then_resumes_and_forces(notebooks: Path, tmp_path: Path, 
     assert (run / "notebooks" / "01_second.ipynb").is_file()
     assert (run / "tables" / "01_second_table.csv").read_text() == "x\n2\n"
     first_finish = manifest["notebooks"]["01_second"]["finished"]
+    index = (run / "report" / "index.html").read_text()  # the run ends with its report
+    assert 'id="table-01_second_table"' in index and 'href="notebooks/01_second.html"' in index
+    assert (run / "report" / "tables" / "01_second_table.csv").read_text() == "x\n2\n"
 
     capsys.readouterr()
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
@@ -559,3 +562,40 @@ def test_a_profile_name_cannot_place_the_run_folder_outside_results(notebooks: P
     path.write_text("extends: smoke\nname: ../../../tmp/x\n")
     with pytest.raises(ConfigError, match=r"profile name '\.\./\.\./\.\./tmp/x'"):
         run_pipeline(str(path), None, device="cpu", notebooks_dir=notebooks)
+
+
+def test_sweep_takes_its_seeds_as_an_argument_and_run_help_names_the_cluster_options(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from medadv import sweep
+
+    seen: list[list[int]] = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda profile, seeds, *args, **kwargs: seen.append(seeds) or 0)
+    assert sweep.main(["10", "--profile", "smoke"]) == 0 and sweep.main(["--sweep", "3,7", "--profile", "smoke"]) == 0
+    assert seen == [list(range(10)), [3, 7]]
+    for argv, message in ((["--profile", "smoke"], "the seeds are required: medadv sweep N"),
+                          (["4", "--sweep", "5"], "the seeds are given twice")):
+        with pytest.raises(SystemExit):
+            sweep.main(argv)
+        assert message in capsys.readouterr().err
+    run_help = " ".join(_medadv("run", "--help").stdout.split())
+    assert "medadv sweep --help" in run_help and "python -m medadv.sweep" not in run_help
+    cluster = [a.option_strings[0] for a in sweep.build_parser()._actions
+               if a.option_strings and a.dest in ("cluster", "scheduler", "workers", "threads_per_worker", "jobs",
+                                                  "cluster_option", "grid", "no_replication")]
+    assert len(cluster) == 8 and all(option in run_help.replace("- ", "-") for option in cluster), cluster
+
+
+def test_reader_commands_are_medadv_reader_and_keep_their_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    top = _medadv("--help")
+    assert "reader" in top.stdout and "medadv-reader" in top.stdout
+    for argv, usage in ((["reader", "import", "--help"], "usage: medadv reader import"),):
+        done = _medadv(*argv)
+        assert done.returncode == 0 and done.stdout.startswith(usage), done.stderr
+        run_dir_help = done.stdout.split("run_dir", 2)[2].split("paths")[0]
+        assert "run folder whose notebook 05 built" in " ".join(run_dir_help.split())
+    alias = subprocess.run([sys.executable, "-c", "from medadv.reader_app.server import main; main(['serve', '--help'])"],
+                           capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")})
+    assert alias.stdout.startswith("usage: medadv-reader serve")
+    bad = _medadv("reader", "import", "/no/such/run", "x.csv")
+    assert bad.returncode == 2 and bad.stderr.startswith("medadv reader: ")

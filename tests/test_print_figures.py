@@ -16,7 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
+from matplotlib.container import Container, ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from PIL import Image
 
 from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
@@ -29,7 +33,7 @@ from medadv.reader_app.figures import accuracy_figure, reading_time_figure
 from medadv.report import RunContext
 from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
 from medadv.stats.auc import delong_ci
-from medadv.style import COLUMN, MAP_CMAP, TEXT, print_problems, text_inches, wrap
+from medadv.style import COLUMN, MAP_CMAP, SMOKE_MARK, TEXT, print_problems, text_inches, wrap
 from medadv.train.evaluate import roc_figure, training_curves_figure
 
 RNG = np.random.default_rng(0)
@@ -95,10 +99,10 @@ def _attack_examples() -> Figure:
 def _curves() -> pd.DataFrame:
     rows = [{"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "balanced_accuracy": 0.9}
             for m in MODELS]
-    for m in MODELS:
+    for k, m in enumerate(MODELS):
         for norm, budgets in (("linf", (1 / 255, 2 / 255, 4 / 255, 8 / 255)), ("l2", (0.25, 0.5, 1.0))):
             rows += [{"model": m, "recipe": m, "attack": "pgd", "norm": norm, "eps": e,
-                      "balanced_accuracy": 0.9 - 10 * e / (1 + 10 * e)} for e in budgets]
+                      "balanced_accuracy": 0.9 - (0.9 - 0.15 * k) * j / len(budgets)} for j, e in enumerate(budgets, 1)]
     return pd.DataFrame(rows)
 
 
@@ -153,8 +157,11 @@ def _reader_times() -> Figure:
 
 def _detection() -> Figure:
     sets = [("gan", 0.0)] + [(a, e) for a in ("fgsm", "pgd", "apgd") for e in (1 / 255, 2 / 255, 4 / 255)]
-    rows = [{"detector": d, "attack": a, "eps": e, "auc": 0.7, "auc_ci_low": 0.6, "auc_ci_high": 0.8}
-            for d in ("feature_squeezing", "mahalanobis", "kernel_density") for a, e in sets]
+    sets += [(f"{a} adaptive", 8 / 255) for a in ("pgd", "apgd")]  # the detector-aware attacks of the last rows
+    rows = [{"detector": d, "attack": a, "eps": e, "auc": auc, "auc_ci_low": max(0.0, auc - 0.1),
+             "auc_ci_high": min(1.0, auc + 0.1)}
+            for k, d in enumerate(("feature_squeezing", "mahalanobis", "kernel_density"))
+            for j, (a, e) in enumerate(sets) for auc in [1.0 if j < 4 else min(1.0, 0.15 + 0.1 * j + 0.1 * k)]]
     return detection_auc_figure(pd.DataFrame(rows))
 
 
@@ -265,3 +272,138 @@ def test_wrap_breaks_at_separators_and_inside_words_too_wide_for_the_line() -> N
     assert wrap("integrated gradients", 0.8, 8.0) == "integrated\ngradients"
     assert wrap("|perturbation|", 2.0, 8.0) == "|perturbation|"
     assert all(len(line) < 12 for line in wrap("x" * 40, 0.6, 8.0).split("\n"))
+
+
+def _dash_family(line: Line2D) -> str:
+    """What a reader tells apart in print: solid, dashed, dotted or dash-dot (``:`` and ``(0, (1, 2))`` are both
+    dotted; ``-.`` and ``(0, (3, 1, 1, 1, 1, 1))`` both dash-dot); no line at all is ``none``."""
+    if line.get_linestyle() in ("None", "", " "):
+        return "none"
+    _, dashes = line._unscaled_dash_pattern
+    if not dashes:
+        return "solid"
+    kinds = {"dot" if on <= 1.5 else "dash" for on in dashes[0::2]}
+    return {frozenset({"dash"}): "dashed", frozenset({"dot"}): "dotted"}.get(frozenset(kinds), "dash-dot")
+
+
+def _series_styles(fig: Figure) -> dict[str, tuple]:
+    """Each labelled series' (colour, line style as print shows it, marker), by its label, over every axes of
+    ``fig`` (an error bar's data line stands for it; a scatter or a bar by its colours and shape)."""
+    styles: dict[str, tuple] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if isinstance(handle, ErrorbarContainer):
+                handle = handle.lines[0]
+            elif isinstance(handle, Container):  # bars: the first bar's patch
+                handle = handle[0]
+            if isinstance(handle, Line2D):
+                style = (to_hex(handle.get_color()), _dash_family(handle),
+                         handle.get_marker() if handle.get_marker() not in (None, "") else "None")
+            else:
+                paths = handle.get_paths() if hasattr(handle, "get_paths") else [handle.get_path()]
+                style = (str(np.round(handle.get_facecolor(), 3).tolist()), str(np.round(handle.get_edgecolor(), 3).tolist()),
+                         str(np.round(paths[0].vertices, 2).tolist()) if paths else "")
+            styles.setdefault(label, style)
+    return styles
+
+
+def _drawn_points(ax) -> list[tuple[np.ndarray, float]]:
+    """(display points, marker radius in pixels) of every line and scatter of ``ax``; a line's segments are sampled
+    between its points, so a legend over the middle of a segment is seen too."""
+    out = []
+    for line in ax.lines:
+        if not line.get_visible():
+            continue
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy) > 1 and line.get_linestyle() not in ("None", ""):
+            xy = np.concatenate([np.linspace(a, b, 12) for a, b in zip(xy[:-1], xy[1:], strict=True)])
+        radius = line.get_markersize() / 2 * ax.figure.dpi / 72 if line.get_marker() not in (None, "", "None") else 0.0
+        out.append((line.get_transform().transform(xy), radius))
+    for collection in ax.collections:
+        offsets = np.asarray(collection.get_offsets(), dtype=float)
+        if collection.get_visible() and len(offsets) and hasattr(collection, "get_sizes") and len(collection.get_sizes()):
+            radius = float(np.sqrt(collection.get_sizes().max())) / 2 * ax.figure.dpi / 72
+            out.append((collection.get_offset_transform().transform(offsets), radius))
+    return out
+
+
+def _inside_legend(text: Text, legend) -> bool:
+    return any(text is t for t in legend.findobj(Text))
+
+
+def layout_defects(fig: Figure) -> list[str]:
+    """Series that share a (colour, line style, marker), legends over plotted data or over a label, and markers cut
+    by their axes.
+
+    Returns:
+        One line per defect.
+    """
+    problems = []
+    styles = _series_styles(fig)
+    if len(set(styles.values())) < len(styles):
+        problems.append(f"series share a style: {styles}")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    for legend in legends:
+        lb = legend.get_window_extent(renderer)
+        for text in fig.findobj(Text):
+            if id(text) not in ticks and text.get_visible() and text.get_text().strip() and text.get_in_layout() \
+                    and text.get_window_extent(renderer).overlaps(lb) and not _inside_legend(text, legend):
+                problems.append(f"a legend overlaps the text {text.get_text()[:30]!r}")
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        for points, radius in _drawn_points(ax):
+            for legend in legends:
+                lb = legend.get_window_extent(renderer)
+                inside = ((points[:, 0] > lb.x0 + 1) & (points[:, 0] < lb.x1 - 1) & (points[:, 1] > lb.y0 + 1)
+                          & (points[:, 1] < lb.y1 - 1))
+                if inside.any():
+                    problems.append(f"a legend ({', '.join(t.get_text() for t in legend.get_texts())[:40]}) covers data "
+                                    f"of the axes titled {ax.get_title()!r}")
+            if radius:
+                cut = ((points[:, 0] - radius < box.x0 - 0.5) | (points[:, 0] + radius > box.x1 + 0.5)
+                       | (points[:, 1] - radius < box.y0 - 0.5) | (points[:, 1] + radius > box.y1 + 0.5))
+                if cut.any():
+                    problems.append(f"{int(cut.sum())} marker(s) cut by the axes titled {ax.get_title()!r}")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_series_are_distinct_legends_leave_the_data_free_and_no_marker_is_cut(name: str, tmp_path: Path) -> None:
+    fig = FIGURES[name](tmp_path)
+    assert layout_defects(fig) == [], name
+    texts = " ".join(t.get_text() for t in fig.findobj(Text))
+    assert not [m for m in MODELS if m.replace("_", " ") in texts], f"{name}: a model name written without its '_'"
+    plt.close(fig)
+
+
+def test_the_layout_check_sees_a_covering_legend_a_cut_marker_and_a_repeated_style() -> None:
+    fig, ax = plt.subplots(figsize=(3.5, 2.5), layout="constrained")
+    ax.plot([0, 1], [1, 1], "o-", color="k", label="a")
+    ax.plot([0, 1], [0.9, 0.95], "o-", color="k", label="b")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper right")
+    problems = layout_defects(fig)
+    assert any("share a style" in p for p in problems) and any("cut by the axes" in p for p in problems)
+    assert any("covers data" in p for p in problems)
+    plt.close(fig)
+
+
+def test_saved_figures_are_300_dpi_and_a_smoke_runs_carry_its_mark(tmp_path: Path) -> None:
+    pngs = {}
+    for profile in ("smoke", "default"):
+        ctx = RunContext.open(tmp_path / profile, "05_reader_study", profile=profile, device="cpu")
+        fig = _reader_times()
+        pngs[profile] = Image.open(ctx.save_figure(fig, "reader_times"))
+        marks = [t for t in fig.texts if t.get_text() == SMOKE_MARK]
+        assert len(marks) == (profile == "smoke") and print_problems(fig) == []
+        assert pngs[profile].info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        plt.close(fig)
+    smoke, plain = (np.asarray(pngs[p].convert("RGB")).astype(int) for p in ("smoke", "default"))
+    assert smoke.shape == plain.shape
+    red = (smoke[..., 0] - smoke[..., 1] > 60) & ~(plain[..., 0] - plain[..., 1] > 60)
+    assert red.sum() > 2000  # the mark is drawn in red over the figure, visible at print size

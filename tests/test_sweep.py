@@ -348,3 +348,9 @@ def test_two_seed_smoke_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     cohorts = [pd.read_csv(sweep / f"seed-{s:04d}" / "cohort.csv")["split"].tolist() for s in (0, 1)]
     assert cohorts[0] != cohorts[1]  # the seed drives the cohort and its splits
     assert (sweep / "figures" / "replication_forest.png").is_file()
+    index = (sweep / "report" / "index.html").read_text()  # the sweep's report: its seeds, notebook 90, their reports
+    assert 'src="figures/replication_forest.png"' in index and 'id="table-replication_effects"' in index
+    assert 'href="notebooks/90_replication.html"' in index and "seeds 0, 1" in index
+    for seed in (0, 1):
+        assert f'href="../seed-{seed:04d}/report/index.html"' in index
+        assert (sweep / f"seed-{seed:04d}" / "report" / "index.html").is_file()

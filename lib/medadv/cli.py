@@ -4,6 +4,9 @@
 ``medadv run --sweep ...`` and ``medadv sweep ...`` run a seed / size sweep (:func:`medadv.sweep.main`, where the
 installed kit has it);
 ``medadv pretrain`` makes the kit's pretrained Vnet for the CPU widths (:func:`medadv.train.pretrain.main`);
+``medadv reader serve|import RUN`` serves a run's reader study to a class or imports the offline app's answers
+(:func:`medadv.reader_app.server.main`; the console script ``medadv-reader`` is the same command);
+``medadv report RUN`` writes a run's (or a sweep's) ``report/index.html`` (:func:`medadv.run_report.main`);
 ``medadv kernel install`` registers this interpreter as the Jupyter kernel ``medadv`` that the notebooks name.
 ``python -m medadv ...`` is the same command without a console script (Windows, a plain ``pip install -e .``).
 
@@ -24,7 +27,10 @@ from medadv.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME, install_kernel
 PROG = "medadv"
 COMMANDS = {
     "run": ("medadv.pipeline", "run the study's notebooks in order with papermill (resumable)"),
-    "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask)"),
+    "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask): medadv sweep N"),
+    "reader": ("medadv.reader_app.server", "the reader study of a run: serve it to a class, import the offline app's "
+                                           "answers (also 'medadv-reader')"),
+    "report": ("medadv.run_report", "write a run's or a sweep's report/index.html (figures, tables, notebooks)"),
     "pretrain": ("medadv.train.pretrain", "make the kit's pretrained Vnet (paper 001's network at the CPU widths)"),
     "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
 }
@@ -109,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console_logger().error(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the "
                                f"kit (it has no module {module}); update the kit's checkout and reinstall it.")
         return 2
+    if args.command == "reader":
+        return int(command(rest, prog=f"{PROG} reader") or 0)
     return int(command(rest) or 0)
 
 

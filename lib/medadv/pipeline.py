@@ -40,6 +40,7 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
+from medadv.run_report import REPORT_DIR, write_report
 from medadv.report import (CONFIG_FILE, MANIFEST_FILE, damaged_message, damaged_records, locked, make_run_folders, now,
                            read_manifest, record_settings, remove_stale_outputs, set_aside_damaged, write_config)
 
@@ -47,6 +48,9 @@ LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
+#: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
+SWEEP_OPTIONS = ("--cluster {local,slurm,pbs}", "--scheduler ADDRESS", "--workers N", "--threads-per-worker N",
+                 "--jobs N", "--cluster-option KEY=VALUE", "--grid KEY=V1,V2", "--no-replication")
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LOG = logging.getLogger(RUN_LOGGER)
@@ -441,6 +445,7 @@ class _Run:
         self.run_dir, self.params, self.config, self.force = run_dir, params, config, force
         self.code, self.data, self.kernel = code_digest(), data, ensure_kernel()
         self.manifest: dict[str, Any] = {}
+        self.executed = 0
 
     def execute(self, nb: Path, i: int, total: int) -> int | None:
         """Run notebook ``nb`` (the ``i``-th of ``total``) unless its key and outputs are unchanged.
@@ -458,6 +463,7 @@ class _Run:
             LOG.info(f"{tag}: unchanged since {entry.get('finished')}, skipped")
             return None
         out_path = self.run_dir / "notebooks" / nb.name
+        self.executed += 1
         LOG.info(f"{tag}: running ...")
         self._mark(name, {"status": "running", "key": key, "started": now()})
         start = time.perf_counter()
@@ -497,6 +503,24 @@ class _Run:
         _update_manifest(self.run_dir, complete=complete, finished=now())
         LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
                  f"{time.perf_counter() - start:.1f} s; results in {self.run_dir}")
+        return self.report()
+
+    def report(self) -> int:
+        """Write the run's ``report/index.html`` (:mod:`medadv.run_report`), unless every notebook was skipped and
+        the report is there already.
+
+        Returns:
+            0, or 1 when the report could not be written (the reason logged; the results themselves are complete).
+        """
+        if not self.executed and (self.run_dir / REPORT_DIR / "index.html").is_file():
+            return 0
+        try:
+            path = write_report(self.run_dir)
+        except (MedadvError, OSError, ValueError) as exc:
+            LOG.error(f"medadv: the run's report could not be written ({exc}); the results are in {self.run_dir}. "
+                      f"Fix the cause and write it with: medadv report {self.run_dir}")
+            return 1
+        LOG.info(f"medadv: report in {path} (open it in a browser; the report/ folder can be copied on its own)")
         return 0
 
     def _stale(self, nb: Path) -> bool:
@@ -606,8 +630,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
-    parser.add_argument("--sweep", metavar="N|S1,S2,...",
-                        help="run every seed (10 -> 0-9, or 3,7,11) on Dask; see python -m medadv.sweep --help")
+    sweep = parser.add_argument_group(
+        "a sweep over seeds", "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which also "
+        "takes these options, described by 'medadv sweep --help': " + ", ".join(SWEEP_OPTIONS) + ".")
+    sweep.add_argument("--sweep", metavar="N|S1,S2,...",
+                       help="run every seed (10 -> 0-9, or 3,7,11) on Dask, each in its own run folder, then notebook 90")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                         help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
                              "like the profile and recorded in config.json)")

@@ -56,9 +56,11 @@ from medadv.console import RUN_LOGGER
 from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
-from medadv.style import print_problems
+from medadv.style import mark_smoke, print_problems, table_view
 
 _log = logging.getLogger(__name__)
+#: The profile whose figures carry :func:`medadv.style.mark_smoke`'s mark.
+SMOKE_PROFILE = "smoke"
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
@@ -350,6 +352,21 @@ def draw_inline() -> None:
         shell.run_line_magic("matplotlib", "inline")
 
 
+def _table_html(table: pd.DataFrame) -> str:
+    rows = pd.get_option("display.max_rows") or len(table)
+    note = f"<p>first {rows} of {len(table)} rows</p>" if len(table) > rows else ""
+    return table_view(table.head(rows)).to_html() + note
+
+
+def show_tables_as_read() -> None:
+    """In an IPython kernel, show every DataFrame a cell returns or displays through :func:`medadv.style.table_view`:
+    each number with the digits that carry meaning (not the six of the CSV files), a default 0, 1, 2, ... index hidden,
+    at most ``display.max_rows`` rows. The files the notebook writes keep their full precision."""
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, _table_html)
+
+
 def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNING) -> Path:
     """Send the kit's log records to ``<run_dir>/logs/<notebook>.log`` (INFO and above) and to the notebook's own
     output (``console_level`` and above: warnings and errors), replacing the handlers of an earlier call.
@@ -464,7 +481,8 @@ class RunContext:
         ``device`` and the data options; otherwise the recorded configuration is used, so that every notebook of a
         run sees the same profile, and a ``profile`` that names another profile is refused (as the runner refuses
         it). A relative ``run_dir`` is taken from the kit's checkout (:func:`resolve_run_dir`). The kit's log goes to
-        ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`).
+        ``logs/<notebook>.log`` (INFO), warnings also to the notebook (:func:`log_to_run`); the notebook shows its
+        tables with the digits that carry meaning (:func:`show_tables_as_read`).
 
         Opening marks the notebook ``running`` in ``manifest.json`` and the folder incomplete: only the runner marks
         a notebook ``complete``, once it has run to its end, so a notebook run by hand (in part or whole) is rerun by
@@ -483,6 +501,7 @@ class RunContext:
         make_run_folders(run_dir)
         log_to_run(run_dir, notebook)
         draw_inline()
+        show_tables_as_read()
         config = _recorded_config(run_dir, profile)
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
@@ -608,8 +627,10 @@ class RunContext:
             raise RunError(f"{path} is missing{who}; run that notebook for this run folder first.")
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
-    def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 120) -> Path:  # noqa: F821
-        """Write ``figures/<name>.png`` and ``.pdf`` without timestamps, register both, and return the png's path.
+    def save_figure(self, fig: "matplotlib.figure.Figure", name: str, dpi: int = 300) -> Path:  # noqa: F821
+        """Write ``figures/<name>.png`` (300 dpi, print resolution) and ``.pdf`` without timestamps, register both, and
+        return the png's path. A smoke run's figure is first marked as one (:func:`medadv.style.mark_smoke`), in the
+        notebook too.
 
         The figure is first checked with :func:`medadv.style.print_problems` (printed size, text of at least 7 pt,
         nothing drawn outside it); each problem found is logged as a warning naming the figure, and the figure is
@@ -619,6 +640,8 @@ class RunContext:
         Returns:
             The path of the PNG (the PDF lies beside it).
         """
+        if self.profile.name == SMOKE_PROFILE:
+            mark_smoke(fig)
         for problem in print_problems(fig):
             _log.warning("figure %r does not print at its size: %s; make it with medadv.style.paper_figure "
                          "(see medadv.style)", name, problem)

@@ -4,6 +4,8 @@ Each figure is made at the size it is printed at: a journal column (3.5 in, :dat
 :data:`TEXT`), at most :data:`MAX_HEIGHT` tall, with every piece of text at least :data:`MIN_POINTS` pt at that size
 (most journals ask for 6-8 pt; 7 pt is the common floor). Maps use ``magma``, whose lightness rises monotonically, so
 a map keeps its order of values in greyscale print; series are told apart by marker and line style, not hue.
+Tables shown to a reader (a notebook's output, the run's report) go through :func:`format_table` / :func:`table_view`:
+each number with the digits that carry meaning, not the six of the CSV files.
 
 Figure functions are decorated with :func:`paper_style` (the rc settings below apply to everything they draw) and
 make their figure with :func:`paper_figure`; maps get a :func:`colorbar` and lesion masks an :func:`outline`; every axis
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.text import Text
@@ -51,7 +54,39 @@ RC = {
     "pdf.fonttype": 42,
 }
 
+#: Series colours: Okabe and Ito's palette, told apart by readers with a colour-vision deficiency (yellow left out: it
+#: vanishes on white).
+SERIES_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
+#: Line styles that stay distinct in print: solid, dashed, dotted, dash-dot, long dash, dash-dot-dot, sparse dots,
+#: short dash (no two of them a near-copy of each other, as ``:`` and ``(0, (1, 2))`` are).
+SERIES_DASHES: tuple[Any, ...] = ("-", (0, (4, 1.5)), (0, (1, 1)), (0, (5, 1.5, 1, 1.5)), (0, (9, 2.5)),
+                                  (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 3)), (0, (2, 1)))
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
+#: What a smoke run's figures carry, across their middle (:func:`mark_smoke`).
+SMOKE_MARK = "SMOKE RUN: checks the machinery, not a result"
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def series_style(i: int) -> dict[str, Any]:
+    """The ``i``-th series' colour, line style and marker: the three cycle with periods 7, 8 and 11, so every series of
+    a figure differs from every other in at least two of them up to 56 series, and in all three up to 7.
+
+    Returns:
+        ``color``, ``linestyle`` and ``marker`` keyword arguments for ``Axes.plot``.
+    """
+    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "linestyle": SERIES_DASHES[i % len(SERIES_DASHES)],
+            "marker": SERIES_MARKERS[i % len(SERIES_MARKERS)]}
+
+
+def mark_smoke(fig: Figure) -> None:
+    """Write :data:`SMOKE_MARK` across ``fig`` (large, light, diagonal, above everything), so that a smoke run's figure
+    cannot be taken for a result when it is shown on its own."""
+    width, _ = fig.get_size_inches()
+    points = max(MIN_POINTS, min(14.0, 0.8 * width / (text_inches(SMOKE_MARK, 10.0) / 10.0 * np.cos(np.radians(15)))))
+    mark = fig.text(0.5, 0.5, SMOKE_MARK, ha="center", va="center", rotation=15, fontsize=points, color="#b00020",
+                    alpha=0.4, fontweight="bold", zorder=10, gid="smoke-mark")
+    mark.set_in_layout(False)
 
 
 def paper_style(func: F) -> F:
@@ -173,3 +208,54 @@ def print_problems(fig: Figure, tolerance: float = 0.02) -> list[str]:
         if text.get_visible() and text.get_text().strip() and text.get_fontsize() < MIN_POINTS - 1e-6:
             problems.append(f"text {text.get_text()[:30]!r} at {text.get_fontsize():.1f} pt; at least {MIN_POINTS}")
     return problems
+
+
+def _column_text(values: "pd.Series", digits: int) -> Callable[[Any], str]:
+    """How one column's numbers are written: whole numbers as integers, p-values to two significant digits, a column
+    within [-1, 1] (AUCs, accuracies, rates, correlations) to ``digits`` decimals, any other to ``digits``
+    significant digits (thousands without decimals)."""
+    finite = pd.to_numeric(values, errors="coerce").dropna()
+    finite = finite[np.isfinite(finite)]
+    name = str(values.name).lower()
+    if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 1e15:
+        return lambda v: f"{int(v):d}"
+    if name.startswith("p_") or name.endswith("p_value") or name in ("p", "pvalue"):
+        return lambda v: f"{v:.2g}"
+    if len(finite) and finite.abs().max() <= 1:
+        return lambda v: f"{v:.{digits}f}"
+    return lambda v: f"{v:,.0f}" if abs(v) >= 10 ** digits else f"{v:.{digits}g}"
+
+
+def format_table(table: "pd.DataFrame", digits: int = 3) -> "pd.DataFrame":
+    """``table`` as text for a reader: each float column written with the digits that carry meaning
+    (:func:`_column_text`), missing values blank, booleans as yes / no, and a default 0, 1, 2, ... index dropped.
+
+    Returns:
+        A table of strings with the same columns (and the same index unless it was the default one).
+    """
+    out = table.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_bool_dtype(values):
+            out[column] = values.map({True: "yes", False: "no"})
+        elif pd.api.types.is_float_dtype(values):
+            text = _column_text(values, digits)
+            out[column] = values.map(lambda v, t=text: "" if pd.isna(v) else f"{v}" if np.isinf(v) else t(v))
+        else:
+            out[column] = values.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    if isinstance(out.index, pd.RangeIndex) and out.index.name is None:
+        out = out.reset_index(drop=True)
+    return out
+
+
+def table_view(table: "pd.DataFrame", digits: int = 3) -> Any:
+    """How a notebook shows ``table``: :func:`format_table`'s text, with a default 0, 1, 2, ... index hidden.
+
+    Returns:
+        A pandas ``Styler`` (Jupyter and nbconvert render it as an HTML table).
+    """
+    text = format_table(table, digits)
+    styler = text.style
+    if isinstance(table.index, pd.RangeIndex) and table.index.name is None:
+        styler = styler.hide(axis="index")
+    return styler

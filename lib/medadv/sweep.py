@@ -1,6 +1,7 @@
 """The whole study over many seeds (and optionally a grid over one profile key), on Dask; then notebook 90 over them.
 
-``./run_all.sh --profile smoke --sweep 3 --run-dir results/sweep-smoke`` (or ``python -m medadv.sweep ...``) makes one
+``medadv sweep 3 --profile smoke --run-dir results/sweep-smoke`` (or ``./run_all.sh --profile smoke --sweep 3 ...``,
+``medadv run --sweep 3 ...``, ``python -m medadv.sweep ...``) makes one
 run folder per seed under the sweep folder (``seed-0000``, ``seed-0001``, ...; ``--sweep 3,7,11`` lists seeds), each
 with its own ``profile.yaml``: the profile with ``seed`` set, and so the cohort, the splits, the initial weights, the
 attacks' random starts and the simulated readers all follow that seed (every one of them is seeded from
@@ -57,8 +58,8 @@ from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
 from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, execute_notebook, parse_params
 from medadv.report import MANIFEST_FILE, write_config
+from medadv.run_report import SWEEP_FILE, write_report
 
-SWEEP_FILE = "sweep.json"
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
@@ -617,6 +618,11 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     if failed:
         LOG.info(f"sweep: {len(failed)} run(s) failed: {', '.join(failed)}; rerun the same command to retry them")
     status = run_replication(sweep_dir, base_file) if replicate else 0
+    try:
+        LOG.info(f"sweep: report in {write_report(sweep_dir)}")
+    except (MedadvError, OSError, ValueError) as exc:
+        LOG.error(f"sweep: the report could not be written ({exc}); write it with: medadv report {sweep_dir}")
+        status = 1
     return 1 if failed or status else 0
 
 
@@ -626,8 +632,11 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser.
     """
-    parser = argparse.ArgumentParser(prog="medadv sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sweep", required=True, metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
+    parser = argparse.ArgumentParser(prog="medadv sweep", description=__doc__.split("\n\n")[0],
+                                     epilog="medadv sweep 10 and medadv sweep --sweep 10 are the same (the second as "
+                                            "medadv run --sweep 10 and ./run_all.sh --sweep 10 pass it on).")
+    parser.add_argument("seeds", nargs="?", metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
+    parser.add_argument("--sweep", metavar="N|S1,S2,...", help="the seeds given as an option (as medadv run passes them)")
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
     parser.add_argument("--run-dir", help="the sweep folder; an existing one is resumed (default: results/sweep-<id>)")
     parser.add_argument("--device", default="auto", help="every run's device: auto, cpu, cuda, cuda:N or mps")
@@ -707,7 +716,13 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: :func:`run_sweep`'s, or 2 for a configuration error.
     """
     console_logger()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seeds is None and args.sweep is None:
+        parser.error("the seeds are required: medadv sweep N (seeds 0 to N-1) or medadv sweep S1,S2,... "
+                     "(or --sweep N|S1,S2,...)")
+    if args.seeds is not None and args.sweep is not None and args.seeds != args.sweep:
+        parser.error(f"the seeds are given twice, as {args.seeds} and as --sweep {args.sweep}; give them once")
     try:
         if (args.data is None) != (args.data_root is None):
             raise ConfigError("--data and --data-root go together: give the manifest YAML and the data folder.")
@@ -716,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = (["--force"] if args.force else []) + [f"--param={p}" for p in args.param]
         parse_params(args.param)
         cluster = cluster_from_args(args, load_profile(args.profile, overrides).section("cluster"))
-        return run_sweep(args.profile, parse_seeds(args.sweep), args.run_dir, args.device, parse_grid(args.grid),
+        return run_sweep(args.profile, parse_seeds(args.seeds or args.sweep), args.run_dir, args.device, parse_grid(args.grid),
                          cluster, extra, args.notebooks, overrides, replicate=not args.no_replication)
     except MedadvError as exc:
         LOG.error(f"medadv sweep: error: {exc}")

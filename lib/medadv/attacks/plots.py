@@ -17,19 +17,13 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from medadv.attacks.corruptions import corrupt
-from medadv.style import paper_figure, paper_style
+from medadv.style import paper_figure, paper_style, series_style
 
 THRESHOLD = 0.5
 ACCURACY_LABEL = f"balanced accuracy (threshold {THRESHOLD:g})"
 
 TEXT_WIDTH_PANEL = 6.6
 """Inches of the text width left to a row of image panels once the row labels are drawn."""
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-DASHES = ("-", "--", ":", "-.")
-
-
-def _style(i: int) -> dict:
-    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": DASHES[i % len(DASHES)], "color": str(0.1 + 0.5 * (i % 3) / 2)}
 
 
 def _label(p: float) -> str:
@@ -86,14 +80,15 @@ def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
         for i, (model, group) in enumerate(curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)):
             eps = np.r_[0.0, group["eps"].to_numpy() * unit]
             acc = np.r_[clean[model], group["balanced_accuracy"].to_numpy()]
-            ax.plot(eps, acc, label=model, **_style(i))
+            ax.plot(eps, acc, label=model, **series_style(i))
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8, label="constant classifier")
         ax.set_xlabel("eps (x 1/255)" if norm == "linf" else "eps (L2 norm per image)")
         ax.set_ylabel(ACCURACY_LABEL)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"PGD, {'L-inf' if norm == 'linf' else 'L2'}")
         ax.grid(alpha=0.3)
-    axes[1].legend(frameon=False)
+    handles, labels = axes[1].get_legend_handles_labels()  # under the panels: inside, it would cover a curve
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     return fig
 
 
@@ -112,9 +107,9 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
     for ax, name in zip(axes.flat, names, strict=False):
         part = corruptions[corruptions["corruption"] == name]
         for i, (model, group) in enumerate(part.groupby("model", sort=True)):
-            ax.plot(group["severity"], group["balanced_accuracy"], label=model, **_style(i))
+            ax.plot(group["severity"], group["balanced_accuracy"], label=model, **series_style(i))
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8, label="constant classifier")
-        ax.set_title(name.replace("_", " "))
+        ax.set_title(name)
         ax.set_xticks(sorted(part["severity"].unique()))
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
@@ -122,8 +117,8 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel(ACCURACY_LABEL)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()  # above the panels, clear of the x label below
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 4), frameon=False)
     fig.supxlabel("severity")
     return fig
 

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from medadv.style import paper_figure, paper_style
+from medadv.style import paper_figure, paper_style, series_style
 
-MARKERS = ("o", "s", "^", "D", "v", "P")
 
 __all__ = ["detection_auc_figure"]
 
@@ -32,17 +31,18 @@ def detection_auc_figure(table: pd.DataFrame) -> Figure:
     detectors = list(dict.fromkeys(table["detector"]))
     fig, ax = paper_figure("column", 0.9 + 0.28 * len(sets) * max(1, len(detectors)) ** 0.5)
     offsets = np.linspace(-0.3, 0.3, len(detectors)) if len(detectors) > 1 else np.zeros(1)
-    greys = np.linspace(0.0, 0.6, len(detectors))
     for k, det in enumerate(detectors):
         rows = table[table["detector"] == det].merge(sets.reset_index(), on=["attack", "eps"])
         y = rows["index"].to_numpy() + offsets[k]
         err = np.vstack([rows["auc"] - rows["auc_ci_low"], rows["auc_ci_high"] - rows["auc"]])
-        ax.errorbar(rows["auc"], y, xerr=err, fmt=MARKERS[k % len(MARKERS)], color=str(greys[k]), capsize=1.5,
-                    elinewidth=0.7, label=det)
+        style = series_style(k)
+        ax.errorbar(rows["auc"], y, xerr=err, fmt=style["marker"], color=style["color"], capsize=1.5, elinewidth=0.7,
+                    label=det)
     ax.axvline(0.5, color="0.5", linestyle="--", linewidth=0.7)
     ax.set_yticks(range(len(sets)), labels)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("detection AUC (95% CI, DeLong); 0.5 = chance")
-    ax.legend(loc="lower left", frameon=False)
+    ax.set_xlim(-0.04, 1.04)  # a margin, so a marker at AUC 0 or 1 is drawn whole
+    ax.set_xlabel("detection AUC (95% CI, DeLong)\n0.5 = chance")
+    handles, names = ax.get_legend_handles_labels()  # under the axes: inside, it would cover some set's points
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 2), frameon=False)
     return fig

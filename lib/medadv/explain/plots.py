@@ -104,7 +104,7 @@ def map_gallery(
         for c, (title, sal) in enumerate(maps.items(), start=1):
             shown = _show_map(axes[r, c], sal[i], masks[i].squeeze())
             if r == 0:
-                axes[r, c].set_title(wrap(title.replace("_", " "), side))
+                axes[r, c].set_title(wrap(title, side))  # a model's name as every table writes it
     axes[0, 0].set_title(wrap("image + lesion", side))
     if shown is not None:
         colorbar(fig, shown, axes, MAP_LABEL)

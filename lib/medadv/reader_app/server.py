@@ -535,8 +535,9 @@ def import_files(run_dir: str | Path, paths: Sequence[str | Path]) -> tuple[int,
         db.close()
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medadv-reader", description="The reader study of a run, served to a class.")
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="The reader study of a run, served to a class ('medadv "
+                                     "reader ...'; 'medadv-reader ...' is the same command).")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the run's session packages to participants")
     serve.add_argument("run_dir", help="run folder whose notebook 05 built data/reader_packages")
@@ -548,20 +549,22 @@ def _parser() -> argparse.ArgumentParser:
                                             "are refused")
     serve.add_argument("--new-instructor-token", action="store_true", help="replace the stored instructor token")
     imp = commands.add_parser("import", help="import CSV exports of the offline app into the run's database")
-    imp.add_argument("run_dir")
+    imp.add_argument("run_dir", help="run folder whose notebook 05 built data/reader_packages; the answers go to its "
+                                     "data/reader.sqlite, which notebook 05 reads with responses_db")
     imp.add_argument("paths", nargs="+", help="CSV files or folders of them")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``medadv-reader serve RUN_DIR [--host --port]`` or ``medadv-reader import RUN_DIR CSV...``.
+def main(argv: Sequence[str] | None = None, prog: str = "medadv-reader") -> int:
+    """``medadv reader serve RUN_DIR [--host --port]`` or ``medadv reader import RUN_DIR CSV...`` (``prog``, the name
+    the usage shows: ``medadv reader`` from :mod:`medadv.cli`, ``medadv-reader`` as its own console script).
 
     Returns:
         The exit status: 0, or 2 when the run folder or the import is refused (the reason printed).
     """
     import uvicorn
 
-    args = _parser().parse_args(argv)
+    args = _parser(prog).parse_args(argv)
     try:
         if args.command == "import":
             stored, skipped = import_files(args.run_dir, args.paths)
@@ -569,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         server = open_server(args.run_dir, args.host, args.port, args.public_url, args.new_instructor_token)
     except MedadvError as exc:
-        print(f"medadv-reader: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     print(f"Answers go to {server.db.path}", flush=True)
     print(f"Tokens and links (yours only, not for the analysis): {server.credentials.path}", flush=True)

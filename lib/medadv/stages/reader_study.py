@@ -26,7 +26,8 @@ SESSION_TEST_COLUMNS = ["reader", "truth", "session_a", "session_b", "accuracy_a
                         "p_value", "note"]
 """The columns of the session tests the notebook shows."""
 
-__all__ = ["ReaderStudy", "ReaderStudyConfig", "accuracy_by_session", "accuracy_figure", "build_run_packages",
+__all__ = ["MRMC_ANALYSES", "ReaderStudy", "ReaderStudyConfig", "accuracy_by_session", "accuracy_figure", "build_run_packages",
+           "mrmc_table",
            "packages_headline", "read_and_analyse", "reading_time_figure", "session_changes"]
 
 
@@ -113,3 +114,24 @@ def session_changes(study: ReaderStudy) -> pd.DataFrame:
     """
     tests = study.tables["reader_session_tests"]
     return tests.query("label == 'all' and truth != 'all'")[SESSION_TEST_COLUMNS]
+
+
+#: What each MRMC analysis (Obuchowski-Rockette with Hillis's degrees of freedom) lets one generalise to.
+MRMC_ANALYSES = {"RRRC": "RRRC: other readers and other images",
+                 "FRRC": "FRRC: these readers, other images",
+                 "RRFC": "RRFC: other readers, these images"}
+
+
+def mrmc_table(mrmc: pd.DataFrame) -> pd.DataFrame:
+    """``mrmc.csv`` as a reader reads it: the analysis named by what it generalises to, the sessions compared, the
+    readers' mean ROC AUC in each (``auc_a``, ``auc_b`` of the file), their difference with its 95% CI, and the p-value.
+
+    Returns:
+        One row per analysis and pair of sessions, with spelled-out column names.
+    """
+    names = {"analysis": "analysis (generalises to)", "treatment_a": "session A", "treatment_b": "session B",
+             "auc_a": "mean reader AUC, session A", "auc_b": "mean reader AUC, session B",
+             "diff": "difference (A - B)", "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p"}
+    out = mrmc[list(names)].rename(columns=names)
+    out[names["analysis"]] = out[names["analysis"]].map(lambda a: MRMC_ANALYSES.get(a, a))
+    return out.reset_index(drop=True)

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from medadv.stats.accuracy import balanced_accuracy, constant_accuracy, is_degenerate
 from medadv.stats.auc import delong_ci, delong_test
-from medadv.style import paper_figure, paper_style
+from medadv.style import paper_figure, paper_style, series_style
 
 
 def youden_threshold(y: np.ndarray, score: np.ndarray) -> float:
@@ -114,7 +114,6 @@ METRIC_COLUMNS = ("recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high"
                   "train_seconds")
 #: Columns :func:`competence_columns` adds, per model.
 COMPETENCE_COLUMNS = ("best_val_auc", "min_val_auc", "passes_gate", "competent", "reference")
-LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
 
 
 def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seconds: float) -> list[dict[str, object]]:
@@ -160,15 +159,10 @@ def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
 
 
-def _line_style(k: int) -> dict[str, object]:
-    """The k-th classifier's line: a line style, black for the first eight and mid-grey for the next eight."""
-    return {"linestyle": LINESTYLES[k % len(LINESTYLES)], "color": "black" if k < len(LINESTYLES) else "0.5"}
-
-
 @paper_style
 def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> Figure:
-    """ROC curves of several classifiers on the same cases at the column width, told apart by line style (readable
-    in greyscale); each legend entry carries the classifier's AUC with its DeLong 95% CI (:func:`split_metrics`'s,
+    """ROC curves of several classifiers on the same cases at the column width, told apart by colour, line style and
+    marker (:func:`medadv.style.series_style`: readable in greyscale); each legend entry carries the classifier's AUC with its DeLong 95% CI (:func:`split_metrics`'s,
     as in ``classifier_metrics.csv``).
 
     Returns:
@@ -179,9 +173,10 @@ def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test 
         fpr, tpr = roc_points(y, score)
         auc, low, high = delong_ci(y, score)
         ax.plot(fpr, tpr, linewidth=1.2, label=f"{name} (AUC {auc:.2f}, 95% CI {low:.2f}-{high:.2f})",
-                **_line_style(k))
+                markevery=(0.02 + 0.03 * (k % 4), 0.16), **series_style(k))
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    # a margin around [0, 1], so the markers at the corners are drawn whole
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))
     ax.set_aspect("equal")
     fig.legend(loc="outside lower center", frameon=False)
     return fig
@@ -196,11 +191,9 @@ def training_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
         The figure.
     """
     fig, axes = paper_figure("text", 2.7 + 0.15 * -(-len(histories) // 4), 1, 2)
-    markers = "osD^v<>x"
     for k, (name, hist) in enumerate(histories.items()):
         for ax, column in zip(axes, ("loss", "val_auc"), strict=True):
-            ax.plot(hist["epoch"], hist[column], marker=markers[k % len(markers)], linewidth=1.1, label=name,
-                    **_line_style(k))
+            ax.plot(hist["epoch"], hist[column], linewidth=1.1, label=name, **series_style(k))
     axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss", yscale="log")
     axes[1].set(xlabel="epoch", ylabel="validation AUC", title="Validation AUC")
     handles, labels = axes[1].get_legend_handles_labels()
