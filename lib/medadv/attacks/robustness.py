@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +58,15 @@ from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.stats.accuracy import balanced_accuracy, class_rates, constant_accuracy, is_degenerate
 from medadv.stats.auc import roc_auc
 
-logger = logging.getLogger(__name__)
-
 #: The accuracy columns of every row of the curve and corruption tables (:func:`accuracy_columns`).
 ACCURACY_COLUMNS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "constant_accuracy",
                     "constant_balanced_accuracy")
 CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", *ACCURACY_COLUMNS)
 CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", *ACCURACY_COLUMNS, "auc")
 
-__all__ = ["ACCURACY_COLUMNS", "Attack", "AttackConfig", "Robustness", "accuracy_columns", "attack_examples",
-           "corruption_rows", "load_models", "recipe_row", "run_attack", "still_correct"]
+__all__ = ["ACCURACY_COLUMNS", "CORRUPTION_COLUMNS", "CURVE_COLUMNS", "Attack", "AttackConfig", "Robustness",
+           "accuracy_columns", "as_tensors", "attack_examples", "corruption_rows", "load_models", "recipe_row",
+           "run_attack", "still_correct"]
 #: What the masking checks need of the ensemble: the one-step and PGD attacks, and a black-box one.
 CHECKED_ATTACKS = ("fgsm", "pgd")
 BLACK_BOX_ATTACKS = ("square", "transfer")
@@ -310,6 +308,11 @@ def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust
 
 
 def as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    """Images and labels as the attacks take them.
+
+    Returns:
+        (float images, long labels) as tensors.
+    """
     x = x.float() if isinstance(x, Tensor) else torch.as_tensor(np.array(x, dtype=np.float32))
     y = y.long() if isinstance(y, Tensor) else torch.as_tensor(np.array(y), dtype=torch.long)
     return x, y
