@@ -11,6 +11,8 @@ import torch
 
 from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401
 from medadv import ConfigError
+from medadv.config import load_profile, profile_from_dict
+from medadv.pipeline import check_profile
 from medadv.attacks.ensemble import CHECK_ATTACK, TRANSFER_PREFIX, check_images, credit_order, evaluate_models
 from medadv.attacks.masking import FAMILIES
 from medadv.attacks.registry import ATTACKS, RegisteredAttack, register, registered
@@ -123,3 +125,13 @@ def test_adding_the_black_box_attacks_keeps_the_gradient_attacks_numbers(single_
     a, b = (evaluate_models(models, x, y, c, CPU, seed=4).curves for c in (small, both))
     pd.testing.assert_frame_equal(a, b[b["attack"].isin(set(a["attack"]))].reset_index(drop=True))
     assert len(b) == len(a) + 2  # the transfer attack at the two headline budgets, for plain only
+
+
+def test_a_surrogate_the_classifier_section_does_not_train_is_refused_before_the_run() -> None:
+    raw = load_profile("smoke").to_dict()
+    raw["attacks"]["transfer_from"] = ["vgg_erm_seed2"]
+    with pytest.raises(ConfigError, match=r"attacks.transfer_from \['vgg_erm_seed2'\] names classifier\(s\) "
+                                          r"\['vgg_erm_seed2'\] that the classifier section does not train"):
+        check_profile(profile_from_dict(raw))
+    raw["attacks"]["ensemble"] = ["fgsm", "pgd", "square"]  # without the transfer attack the surrogates are not read
+    check_profile(profile_from_dict(raw))
