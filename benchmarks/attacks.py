@@ -12,6 +12,12 @@
    stronger) and the seconds each takes. torchattacks gets ``n_queries = Q - 1``: its start and Q - 1 searches are Q
    queries an image, as the kit's ``queries = Q``.
 
+4. **The ensemble's cost** (notebook 03's ``attacks.ensemble`` of a profile, ``--profile``): every registered attack
+   at its budgets on the batch, on :class:`Unfoolable` (nothing is fooled, so every attack spends its whole budget:
+   the upper bound the profile's comment counts), its seconds, its ratio to PGD at the headline L-inf budget, and its
+   cost counted in forward passes (a backward pass counted as two); the transfer attack is crafted once for all
+   models, so its row is one crafting. Square's row is its time against Q forward passes (part 2) scaled up.
+
 The classifier of part 3 is a run folder's (``--run-dir``, ``--model``: the test images it classifies correctly) or,
 without one, paper 001's network at the chosen width fitted for ``--fit-steps`` Adam steps to synthetic images (noise
 with a bright disc on the positives), which is said in the output.
@@ -23,6 +29,7 @@ Its code needs nothing the kit lacks; install it alone with ``pip install --no-d
     python benchmarks/attacks.py                       # CPU, the default profile's classifier shape, image size and K
     python benchmarks/attacks.py --run-dir results/default-... --norm l2 --eps 0.5
     python benchmarks/attacks.py --device cuda --size 256 --width 1.0 --batch 64
+    python benchmarks/attacks.py --skip pgd square compare --profile default     # the ensemble's cost alone
 """
 from __future__ import annotations
 
@@ -36,9 +43,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from medadv.attacks.ensemble import ensemble_attacks
 from medadv.attacks.gradient import pgd
+from medadv.attacks.robustness import AttackConfig
 from medadv.attacks.square import square
-from medadv.config import pick_device
+from medadv.attacks.transfer import transfer_pgd
+from medadv.config import load_profile, pick_device, section_config
 from medadv.data.images import load_split
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import eval_mode, predicted_labels
@@ -148,7 +158,7 @@ def fitted_classifier(args: argparse.Namespace, device: torch.device) -> tuple[t
         (the model in eval mode, a line that says what it is and its training accuracy).
     """
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device)
+    model = VGGClassifier(VGGConfig(width=args.width, init="random")).to(device)
     x, y = _synthetic(256, args.size, seed=1)
     x, y = x.to(device), y.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
@@ -214,6 +224,47 @@ def square_against_torchattacks(args: argparse.Namespace, device: torch.device) 
           f"(median {float(kit['r'].queries.float().median()):.0f})")
 
 
+def _forward_passes(family: str, steps: int, restarts: int) -> int:
+    """An attack's cost per image in forward passes, every step spent: a gradient step is a forward and a backward
+    pass (counted as two), Square's query one forward pass; one more forward pass per restart for the last iterate."""
+    if family == "score_based":
+        return steps
+    return 3 * steps * restarts + (restarts if steps > 1 else 0)
+
+
+def ensemble_cost(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace, device: torch.device) -> None:
+    """Part 4: every attack of a profile's ensemble, timed on :class:`Unfoolable` and counted in forward passes."""
+    config = section_config(AttackConfig, load_profile(args.profile).section("attacks"), "attacks")
+    model = Unfoolable(model)
+    y = torch.zeros(len(x), dtype=torch.long, device=device)
+    rows, generator = [], torch.Generator().manual_seed(0)
+    for spec in ensemble_attacks(config):
+        steps, restarts = spec.setting(config)
+        for norm in spec.norms:
+            for eps in spec.budgets(config, norm):
+                if spec.on_surrogate:
+                    def run() -> None:
+                        transfer_pgd(model, {"target": model}, x.cpu(), y.cpu(), eps, norm=norm, steps=config.steps,
+                                     step_ratio=config.step_ratio, restarts=config.restarts, device=device,
+                                     batch_size=len(x))
+                else:
+                    attack = spec.build(config, norm, eps)
+
+                    def run() -> None:
+                        attack(model, x, y, generator)
+                rows.append({"attack": spec.name, "norm": norm, "eps": eps, "seconds": _once(run, device),
+                             "forward_passes": _forward_passes(spec.family, steps, restarts)})
+    table = pd.DataFrame(rows)
+    pgd_row = table[(table["attack"] == "pgd") & (table["norm"] == "linf")
+                    & np.isclose(table["eps"], config.headline_linf_eps)].iloc[0]
+    table["ratio_to_pgd"] = table["seconds"] / pgd_row["seconds"]
+    print(f"\nthe {args.profile} profile's ensemble on {len(x)} images (Unfoolable: every step and query spent; "
+          "forward passes per image, a backward pass counted as two):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"total: {table['seconds'].sum():.2f} s, {int(table['forward_passes'].sum())} forward passes an image "
+          f"(the transfer rows once for all models)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -230,12 +281,13 @@ def main() -> None:
     parser.add_argument("--run-dir", help="a run folder whose classifier and test split the comparison uses")
     parser.add_argument("--model", default="vgg_erm", help="the run folder's classifier")
     parser.add_argument("--fit-steps", type=int, default=60, help="Adam steps of the synthetic classifier")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("pgd", "square", "compare"))
+    parser.add_argument("--profile", default="default", help="the profile whose attacks.ensemble part 4 costs")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("pgd", "square", "compare", "ensemble"))
     args = parser.parse_args()
 
     device = pick_device(args.device)
     torch.manual_seed(0)
-    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device).eval()
+    model = VGGClassifier(VGGConfig(width=args.width, init="random")).to(device).eval()
     x = torch.rand(args.batch, 1, args.size, args.size, device=device)
     y = torch.randint(0, 2, (args.batch,), device=device)
     print(f"device {device}, VGG11 width {args.width}, batch {args.batch} x 1 x {args.size} x {args.size}, "
@@ -246,6 +298,8 @@ def main() -> None:
         square_against_floor(model, x, args, device)
     if "compare" not in args.skip:
         square_against_torchattacks(args, device)
+    if "ensemble" not in args.skip:
+        ensemble_cost(model, x, args, device)
 
 
 if __name__ == "__main__":

@@ -295,15 +295,20 @@ def test_eval_mode_restores_on_error(trained):
 
 def test_robustness_tables(trained):
     from medadv.attacks.plots import attack_examples_figure, corruption_curves_figure, robustness_curves_figure
-    from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models
+    from medadv.attacks.ensemble import evaluate_models
+    from medadv.attacks.robustness import AttackConfig, attack_examples
 
     model, x, y = trained
     x, y = x[:24], y[:24]
     config = AttackConfig(linf_eps=(0.02, 0.1), l2_eps=(0.5,), steps=3, headline_linf_eps=0.1, headline_l2_eps=0.5,
-                          apgd_steps=3, ifgsm_steps=3, corruptions=("contrast", "gaussian_noise"), severities=(1, 5))
+                          apgd_steps=3, ifgsm_steps=3, corruptions=("contrast", "gaussian_noise"), severities=(1, 5),
+                          square_queries=5, black_box_budgets="headline", transfer_from=("vgg_rtda",),
+                          check_images=6, check_steps=4)
     models = {"vgg_erm": (model, "erm"), "vgg_rtda": (model, "rtda")}
     result = evaluate_models(models, x, y, config, torch.device("cpu"), seed=0)
-    assert len(result.curves) == 2 * (1 + 2 + 2 + 1 + 2 + 1 + 1)
+    # clean, FGSM x 2, PGD x 3, APGD x 2, iterative FGSM x 2, Square at the two headline budgets; the transfer attack
+    # (crafted on vgg_rtda) at the two headline budgets for vgg_erm only
+    assert len(result.curves) == 2 * (1 + 2 + 2 + 1 + 2 + 1 + 1 + 2) + 2
     # paper 004's 0.1 is a step of 0.1 grey level: 3 steps reach 0.3/255; the 0.1 ball (25.5/255) is the labelled extra
     budgets = result.curves.drop_duplicates("attack").set_index("attack")["eps"]
     assert budgets["ifgsm"] == pytest.approx(3 * 0.1 / 255) and budgets["ifgsm_extra"] == pytest.approx(0.1)

@@ -33,11 +33,15 @@ def _effect(**kw) -> Effect:
 def test_every_profile_declares_the_headline_effects(name: str) -> None:
     effects = declared_effects(load_profile(name))
     names = [e.name for e in effects]
-    assert {"gan_fools_erm", "pgd_at_ahead_under_pgd", "pgd_at_maps_align_better", "gradcam_map_moves"} <= set(names)
+    assert {"gan_fools_erm", "pgd_at_ahead_under_attack", "pgd_at_maps_align_better", "gradcam_map_moves"} <= set(names)
     by_name = {e.name: e for e in effects}
     assert by_name["gan_fools_erm"].paper_value == 0.691 and by_name["gan_fools_erm"].threshold == 0.6
     assert by_name["erm_auc_real"].paper_value == 0.82 and by_name["gan_adversarial_auc"].paper_value == 0.94
-    assert by_name["pgd_at_ahead_under_pgd"].reference[0] == "vgg_erm_matched"
+    assert by_name["pgd_at_ahead_under_attack"].reference[0] == "vgg_erm_matched"
+    # the robustness effects read the worst case over the attack ensemble
+    for effect in ("attacks_fool_erm", "pgd_at_keeps_accuracy", "pgd_at_ahead_under_attack", "rtda_ahead_under_attack"):
+        assert by_name[effect].table == "robustness_worst_case"
+        assert by_name[effect].column == "worst_case_balanced_accuracy"
     assert by_name["pgd_at_maps_align_better"].max_p == 0.01
 
 
@@ -139,20 +143,24 @@ def test_paired_mean_difference_and_mean_of_flags() -> None:
 
 def test_evaluate_run_reads_the_folder_and_names_a_missing_table(tmp_path: Path) -> None:
     raw = load_profile("smoke").to_dict()
-    raw["effects"] = {"pgd_fools_erm": raw["effects"]["pgd_fools_erm"]}
+    raw["effects"] = {"attacks_fool_erm": raw["effects"]["attacks_fool_erm"]}
     (tmp_path / "tables").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"profile": raw}))
     pd.DataFrame({"split": ["train"] * 5 + ["test"] * 20, "label": [0] * 5 + [1] * 8 + [0] * 12}).to_csv(
         tmp_path / "cohort.csv", index=False)
-    with pytest.raises(RunError, match="robustness_curves.csv is missing"):
+    with pytest.raises(RunError, match="robustness_worst_case.csv is missing"):
         evaluate_run(tmp_path)
-    BALANCED.to_csv(tmp_path / "tables" / "robustness_curves.csv", index=False)
+    WORST.to_csv(tmp_path / "tables" / "robustness_worst_case.csv", index=False)
     with pytest.raises(RunError, match="classifier_metrics.csv is missing"):
         evaluate_run(tmp_path)
     _metrics(vgg_erm=(0.9, False)).to_csv(tmp_path / "tables" / "classifier_metrics.csv", index=False)
+    with pytest.raises(RunError, match="attack_sanity.csv is missing: .* run notebook 03_attack_evaluation"):
+        evaluate_run(tmp_path)  # the masking checks qualify every robustness effect: no silent pass without them
+    _sanity(vgg_erm=()).to_csv(tmp_path / "tables" / "attack_sanity.csv", index=False)
     table = evaluate_run(tmp_path)
-    assert table["effect"].tolist() == ["pgd_fools_erm"] and table.loc[0, "value"] == pytest.approx(0.1875)
+    assert table["effect"].tolist() == ["attacks_fool_erm"] and table.loc[0, "value"] == pytest.approx(0.1875)
     assert bool(table.loc[0, "holds"]) is True and table.loc[0, "n"] == 20 and bool(table.loc[0, "interpretable"])
+    assert bool(table.loc[0, "masking_suspected"]) is False and table.loc[0, "masking"] == ""
 
 
 #: Robustness curves with per-class rates of 8 positives and 12 negatives; vgg_pgd_at is a constant classifier (it
@@ -163,6 +171,23 @@ BALANCED = pd.DataFrame({
     "sensitivity": [0.125, 0.0, 0.875], "specificity": [0.25, 1.0, 0.75]}).assign(
     accuracy=lambda t: (8 * t.sensitivity + 12 * t.specificity) / 20,
     balanced_accuracy=lambda t: (t.sensitivity + t.specificity) / 2)
+
+
+#: The worst case over an ensemble, with the per-class rates its balanced accuracy is the mean of (8 positives, 12
+#: negatives); vgg_erm keeps 1 of 8 and 3 of 12.
+WORST = pd.DataFrame({
+    "model": ["vgg_erm", "vgg_pgd_at"], "norm": "linf", "eps": 0.00784314, "n_images": 20, "attacks": "pgd+square",
+    "worst_case_sensitivity": [0.125, 0.5], "worst_case_specificity": [0.25, 0.75]}).assign(
+    worst_case_accuracy=lambda t: (8 * t.worst_case_sensitivity + 12 * t.worst_case_specificity) / 20,
+    worst_case_balanced_accuracy=lambda t: (t.worst_case_sensitivity + t.worst_case_specificity) / 2)
+CHECKS = ("a_large_budget", "a_unbounded", "b_iterative_vs_one_step", "c_white_box_vs_black_box",
+          "d_steps_and_restarts", "e_monotone_in_budget")
+
+
+def _sanity(**failed: tuple[str, ...]) -> pd.DataFrame:
+    """attack_sanity rows: model -> the checks it fails (it passes the others)."""
+    return pd.DataFrame([{"model": model, "check": check, "value": 0.0, "passes": check not in fails,
+                          "meaning": "hand-made"} for model, fails in failed.items() for check in CHECKS])
 
 
 def _metrics(**models: tuple[float, bool]) -> pd.DataFrame:
@@ -224,3 +249,33 @@ def test_a_constant_classifier_cannot_hold_an_accuracy_effect_and_its_effects_ar
     fine = evaluate_effects([keeps, gan], tables, SplitCounts(8, 12), 0, _metrics(vgg_erm=(0.9, False),
                                                                              vgg_pgd_at=(0.9, False)))
     assert fine["interpretable"].all() and (fine["competence"] == "").all()
+
+
+def test_an_effect_that_reads_a_masked_model_carries_masking_suspected() -> None:
+    worst = _effect(table="robustness_worst_case", rows={"norm": "linf", "eps": 2 / 255},
+                    column="worst_case_balanced_accuracy", statistic="balanced_accuracy", model="vgg_erm",
+                    expected="<", threshold=0.2, name="worst")
+    ahead = _effect(table="robustness_worst_case", rows={"norm": "linf", "eps": 2 / 255},
+                    column="worst_case_balanced_accuracy", statistic="balanced_accuracy_difference",
+                    model="vgg_pgd_at", reference=("vgg_erm",), name="ahead")
+    curve = _effect(statistic="balanced_accuracy", column="balanced_accuracy", model="vgg_pgd_at", name="curve")
+    gan = _effect(table="gan_attack_table", rows={"row": "AUC"}, column="value", statistic="value", name="gan")
+    tables = {"robustness_worst_case": WORST, "robustness_curves": BALANCED,
+              "gan_attack_table": pd.DataFrame({"row": ["AUC"], "value": [0.6], "ci_low": [0.5], "ci_high": [0.7]})}
+    sanity = _sanity(vgg_erm=(), vgg_pgd_at=("c_white_box_vs_black_box", "e_monotone_in_budget"))
+    table = evaluate_effects([worst, ahead, curve, gan], tables, SplitCounts(8, 12), 0, sanity=sanity)
+    table = table.set_index("effect")
+    assert list(table.reset_index().columns) == list(EFFECT_COLUMNS)
+    # the worst case's balanced accuracy from its own per-class rates: (1/8 + 3/12) / 2
+    assert table.loc["worst", "value"] == pytest.approx((1 / 8 + 3 / 12) / 2)
+    assert bool(table.loc["worst", "masking_suspected"]) is False and table.loc["worst", "masking"] == ""
+    for name in ("ahead", "curve"):  # vgg_pgd_at read as the model (ahead) or alone (curve): flagged either way
+        assert bool(table.loc[name, "masking_suspected"]) is True
+        assert table.loc[name, "masking"] == "vgg_pgd_at failed c_white_box_vs_black_box+e_monotone_in_budget"
+    assert pd.isna(table.loc["gan", "masking_suspected"]) and table.loc["gan", "masking"] == ""  # not a robustness table
+    # the reference's failures count too
+    flipped = evaluate_effects([ahead], tables, SplitCounts(8, 12), 0,
+                               sanity=_sanity(vgg_erm=("a_unbounded",), vgg_pgd_at=())).iloc[0]
+    assert bool(flipped["masking_suspected"]) is True and flipped["masking"] == "vgg_erm failed a_unbounded"
+    unchecked = evaluate_effects([worst], tables, SplitCounts(8, 12), 0).iloc[0]
+    assert pd.isna(unchecked["masking_suspected"]) and unchecked["masking"] == "not checked: no attack_sanity table"

@@ -10,7 +10,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from medadv.attacks import apgd, fgsm, ifgsm, pgd, predict
-from medadv.attacks.robustness import AttackConfig, attack_examples, evaluate_models
+from medadv.attacks.ensemble import evaluate_models
+from medadv.attacks.robustness import AttackConfig, attack_examples
 from medadv.explain.attribute import METHODS, attribute
 from medadv.explain.manipulation import manipulate_gradcam
 from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -68,7 +69,8 @@ def test_gradient_attacks_and_scores_stay_in_float32(model_and_data) -> None:  #
         scores = positive_scores(model, x, CPU)
         config = AttackConfig(linf_eps=(0.02,), l2_eps=(0.5,), steps=2, headline_linf_eps=0.02, headline_l2_eps=0.5,
                               apgd_steps=3, ifgsm_steps=2, corruptions=("defocus_blur", "gaussian_noise", "jpeg"),
-                              severities=(1, 3))
+                              severities=(1, 3), ensemble=("fgsm", "pgd", "apgd_ce", "apgd_margin", "square"),
+                              square_queries=4, check_images=4, check_steps=3)
         result = evaluate_models({"vgg_erm": (model, "erm")}, x, y, config, CPU, seed=0)
         attack_examples(model, x, y, config.pgd_attack(0.02, "linf"), 2, CPU, seed=0)
     assert scores.dtype == np.float64 and scores.shape == (6,)  # float64 only after leaving torch

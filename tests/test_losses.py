@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.train.losses import (
+    check_gp_at,
     cross_entropy_loss,
     dice_bce_loss,
     focal_gp_loss,
@@ -64,6 +65,18 @@ def test_focal_gp_loss_equals_eqs_1_to_3_computed_image_by_image(gp_at: str) -> 
     assert logits.shape == (4, 2)
     with pytest.raises(ConfigError, match="gp_at"):
         focal_gp_loss(model, x, y, gp_at="pixels")
+
+
+def test_no_penalty_is_the_focal_loss_alone_and_only_the_classifier_takes_it() -> None:
+    model = _model()
+    torch.manual_seed(1)
+    x, y = torch.rand(4, 1, 96, 96), torch.tensor([1, 1, 0, 0])
+    none, _ = focal_gp_loss(model, x, y, k=10.0, gp_at="none")
+    zero, _ = focal_gp_loss(model, x, y, k=0.0, gp_at="image")
+    image, _ = focal_gp_loss(model, x, y, k=10.0, gp_at="image")
+    assert float(none.detach()) == pytest.approx(float(zero.detach())) and float(image.detach()) > float(none.detach())
+    with pytest.raises(ConfigError, match="gp_at is 'none'"):
+        check_gp_at("none")  # the GAN's discriminator keeps its penalty (eq. 6)
 
 
 def test_image_gradient_is_the_grey_gradient_up_to_the_normalisation() -> None:

@@ -173,7 +173,8 @@ EXPECTED_OUTPUTS = {
     "02_gan_training": ["tables/adversarial_index.csv", "tables/education_index.csv", "tables/gan_fidelity.csv",
                         "tables/gan_change_localisation.csv", "figures/gan_triplets.png"],
     "03_attack_evaluation": ["tables/gan_attack_table.csv", "tables/corruption_accuracy.csv",
-                             "tables/robustness_by_recipe.csv", "figures/robustness_curves.png",
+                             "tables/robustness_by_recipe.csv", "tables/robustness_worst_case.csv",
+                             "tables/attack_sanity.csv", "figures/robustness_curves.png",
                              "figures/attack_examples_fgsm.png", "figures/attack_examples_pgd.png"],
     "04_gradcam_alignment": ["tables/alignment_scores.csv", "tables/alignment_tests.csv",
                              "tables/explanation_attack.csv", "figures/alignment_boxplot.png",
@@ -228,6 +229,39 @@ def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
     assert set(shift["model"]) == {"multitask_erm", "vgg_erm"} and shift["max_change_grey"].max() <= 2.5 + 1e-3
     summary = json.loads((run / "summary.json").read_text())
     assert isinstance(summary["02_gan_training"]["gan_warnings"], list)
+
+
+@pytest.mark.notebooks
+def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_runs: tuple[Path, Path]) -> None:
+    run = smoke_runs[0]
+    curves = pd.read_csv(run / "tables" / "robustness_curves.csv")
+    worst = pd.read_csv(run / "tables" / "robustness_worst_case.csv")
+    sanity = pd.read_csv(run / "tables" / "attack_sanity.csv")
+    models = set(curves["model"])
+    assert "vgg_erm_gp_none" in models and set(worst["model"]) == models and set(sanity["model"]) == models
+    assert {"square", "transfer_from_vgg_erm_init_random", "transfer_from_multitask_erm"} <= set(curves["attack"])
+    # the worst case is never above an attack run at or below its budget, and its shares add up
+    for row in worst.itertuples():
+        mine = curves[(curves["model"] == row.model) & (curves["norm"] == row.norm) & (curves["eps"] <= row.eps + 1e-9)
+                      & (curves["attack"] != "clean")]
+        assert row.worst_case_accuracy <= mine["accuracy"].min() + 1e-6, row
+        shares = worst.loc[row.Index, [c for c in worst.columns if c.startswith("fooled_first_by_")]].sum()
+        assert row.worst_case_accuracy + row.wrong_clean + shares == pytest.approx(1.0, abs=1e-5)
+    assert (sanity.groupby("model")["check"].apply(list).map(len) == 6).all()
+    assert sanity["passes"].isin([True, False]).all() and sanity["meaning"].str.len().gt(20).all()
+    executed = nbformat.read(run / "notebooks" / "03_attack_evaluation.ipynb", as_version=4)
+    shown = "".join(str(out.get("data", {}).get("text/markdown", "")) for cell in executed.cells
+                    if cell.cell_type == "code" for out in cell.outputs)
+    assert "passes every check" in shown or "masking suspected" in shown  # the verdict, model by model
+    assert "under PGD at the headline budget vgg_erm (image penalty) keeps" in shown.replace("Under", "under")
+    effects = pd.read_csv(run / "tables" / "effects.csv", keep_default_na=False, na_values=[""]).set_index("effect")
+    robust = effects[effects["reads"].str.startswith("robustness_worst_case")]
+    assert len(robust) == 4 and robust["masking_suspected"].notna().all()
+    flagged = dict(zip(sanity.loc[~sanity["passes"], "model"], sanity.loc[~sanity["passes"], "check"]))
+    for effect, row in robust.iterrows():
+        expected = any(m in flagged for m in (row["model"], row["reference"]) if isinstance(m, str))
+        assert bool(row["masking_suspected"]) is expected, effect
+    assert effects.loc[~effects["reads"].str.startswith("robustness"), "masking_suspected"].isna().all()
 
 
 @pytest.mark.notebooks

@@ -249,11 +249,61 @@ def test_erm_variants_and_the_attack_headline() -> None:
             return {"fooling_rate_overall": 0.6}
 
     gan = attack_evaluation.GanAttack(_Result(), np.zeros(1), np.zeros(1), np.zeros(1))  # type: ignore[arg-type]
-    robust = Robustness(by_recipe, pd.DataFrame(), pd.DataFrame())
+    worst = pd.DataFrame({"model": ["vgg_erm", "vgg_pgd_at"], "norm": "linf", "eps": 2 / 255,
+                          "worst_case_accuracy": [0.1, 0.5], "worst_case_balanced_accuracy": [0.15, 0.55]})
+    robust = Robustness(by_recipe, pd.DataFrame(), pd.DataFrame(), worst, _sanity(vgg_erm=(), vgg_pgd_at=("a_unbounded",)))
     assert attack_evaluation.headline(gan, robust) == {
         "gan_attack": {"fooling_rate_overall": 0.6},
         "robust_accuracy": {"vgg_erm": {"clean_accuracy": 0.9}, "vgg_pgd_at": {"clean_accuracy": 0.8},
-                            "vgg_erm_features": {"clean_accuracy": 0.85}}}
+                            "vgg_erm_features": {"clean_accuracy": 0.85}},
+        "worst_case": {"vgg_erm": {"linf 0.00784314": {"accuracy": 0.1, "balanced_accuracy": 0.15}},
+                       "vgg_pgd_at": {"linf 0.00784314": {"accuracy": 0.5, "balanced_accuracy": 0.55}}},
+        "masking_suspected": {"vgg_erm": "", "vgg_pgd_at": "a_unbounded"}}
+
+
+def _sanity(**failed: tuple[str, ...]) -> pd.DataFrame:
+    """attack_sanity rows: model -> the checks it fails, each with a meaning that names it."""
+    checks = ("a_large_budget", "a_unbounded", "c_white_box_vs_black_box")
+    return pd.DataFrame([{"model": m, "check": c, "value": 0.0, "passes": c not in fails, "meaning": f"{c} said so"}
+                         for m, fails in failed.items() for c in checks])
+
+
+def _penalty_run(pgd: dict[str, float], worst: dict[str, float], failed: dict[str, tuple[str, ...]]) -> Robustness:
+    """Curves and worst case of vgg_erm and its penalty readings at 2/255 (balanced accuracies as given)."""
+    eps, rows = 2 / 255, []
+    for model in pgd:
+        rows += [{"model": model, "attack": "clean", "norm": "none", "eps": 0.0, "balanced_accuracy": 0.8},
+                 {"model": model, "attack": "pgd", "norm": "linf", "eps": eps, "balanced_accuracy": pgd[model]},
+                 {"model": model, "attack": "square", "norm": "linf", "eps": eps, "balanced_accuracy": worst[model]}]
+    worst_case = pd.DataFrame({"model": list(worst), "norm": "linf", "eps": eps,
+                               "worst_case_balanced_accuracy": list(worst.values())})
+    return Robustness(pd.DataFrame(), pd.DataFrame(rows), pd.DataFrame(), worst_case, _sanity(**failed))
+
+
+def test_the_masking_verdict_and_the_penalty_verdict_read_the_runs_numbers() -> None:
+    text = attack_evaluation.masking_verdict(_sanity(vgg_erm=(), vgg_pgd_at=("c_white_box_vs_black_box",)))
+    assert "**vgg_erm** passes every check" in text
+    assert "**vgg_pgd_at**: masking suspected (c_white_box_vs_black_box: c_white_box_vs_black_box said so)" in text
+    config = AttackConfig(square_queries=10, ensemble=("fgsm", "pgd", "square"))
+    models = ("vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none")
+    masked = _penalty_run(dict(zip(models, (0.6, 0.3, 0.2))), dict(zip(models, (0.22, 0.2, 0.2))),
+                          {"vgg_erm": ("c_white_box_vs_black_box",), "vgg_erm_gp_features": (), "vgg_erm_gp_none": ()})
+    table = attack_evaluation.penalty_table(masked, "vgg_erm", config)
+    assert table["model"].tolist() == list(models) and table["penalty"].tolist() == ["image", "features", "none"]
+    assert table.set_index("model").loc["vgg_erm", ["pgd", "square", "worst_case"]].tolist() == [0.6, 0.22, 0.22]
+    verdict = attack_evaluation.penalty_verdict(table, "vgg_erm", 0.02)
+    assert "**Masked gradients**" in verdict and "0.600" in verdict and "gap +0.400" in verdict
+    assert "fails c_white_box_vs_black_box" in verdict
+    real = _penalty_run(dict(zip(models, (0.6, 0.3, 0.2))), dict(zip(models, (0.55, 0.2, 0.2))),
+                        {m: () for m in models})
+    verdict = attack_evaluation.penalty_verdict(attack_evaluation.penalty_table(real, "vgg_erm", config), "vgg_erm", 0.02)
+    assert "**Robustness, as far as this ensemble can tell**" in verdict and "gap +0.350" in verdict
+    none = _penalty_run(dict(zip(models, (0.21, 0.3, 0.2))), dict(zip(models, (0.2, 0.2, 0.2))), {m: () for m in models})
+    verdict = attack_evaluation.penalty_verdict(attack_evaluation.penalty_table(none, "vgg_erm", config), "vgg_erm", 0.02)
+    assert "**No resistance to explain**" in verdict
+    partial = _penalty_run({"vgg_erm": 0.6}, {"vgg_erm": 0.2}, {"vgg_erm": ()})
+    verdict = attack_evaluation.penalty_verdict(attack_evaluation.penalty_table(partial, "vgg_erm", config), "vgg_erm", 0.02)
+    assert "did not train both vgg_erm and vgg_erm_gp_none" in verdict
 
 
 # ---------------------------------------------------------------- 04 Grad-CAM alignment

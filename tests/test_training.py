@@ -132,10 +132,12 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     with pytest.raises(ConfigError, match="gp_at"):
         ClassifierConfig(erm_also_gp_at=("pixels",))
     default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
-    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random",
-                                                        "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda"]
-    assert [run.from_erm for run in vgg_runs(default)] == [False, False, False, True, True, True]
-    assert [run.init for run in vgg_runs(default)] == ["kit", "kit", "random", "kit", "kit", "kit"]
+    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none",
+                                                        "vgg_erm_init_random", "vgg_erm_matched", "vgg_pgd_at",
+                                                        "vgg_rtda"]
+    assert [run.from_erm for run in vgg_runs(default)] == [False, False, False, False, True, True, True]
+    assert [run.init for run in vgg_runs(default)] == ["kit", "kit", "kit", "random", "kit", "kit", "kit"]
+    assert [run.gp_at for run in vgg_runs(default)][:3] == ["image", "features", "none"]
     with pytest.raises(ConfigError, match="init / erm_also_init has 'imagenet21k'"):
         ClassifierConfig(erm_also_init=("imagenet21k",))
     with pytest.raises(ConfigError, match="min_val_auc is 1.2"):
@@ -152,8 +154,8 @@ def test_profiles_parse_into_the_classifier_config() -> None:
 
 def test_the_reference_model_is_one_the_section_trains() -> None:
     default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
-    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random", "vgg_erm_matched",
-                                     "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
+    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none", "vgg_erm_init_random",
+                                     "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
     assert default.reference_model == "vgg_erm"
     assert ClassifierConfig(recipes=("pgd_at",), multitask=False, reference_model="vgg_pgd_at").model_names() == [
         "vgg_pgd_at"]

@@ -7,7 +7,8 @@ import pytest
 
 from medadv import DataError
 from medadv.attacks.worst_case import (CLEAN, FOOLED_PREFIX, PER_IMAGE_COLUMNS, ROBUST, attack_accuracies,
-                                       balanced_accuracy, first_fooled, worst_case_accuracy)
+                                       first_fooled, worst_case_accuracy)
+from medadv.stats.accuracy import balanced_accuracy
 
 
 def _table(correct: dict[str, list[bool]], labels: list[int], clean: list[bool], model: str = "m",
@@ -26,6 +27,7 @@ def test_a_hand_made_ensemble():
     worst = worst_case_accuracy(table, order=["pgd", "square"]).iloc[0]
     assert worst["worst_case_accuracy"] == pytest.approx(2 / 6)  # images 0 and 4
     assert worst["worst_case_balanced_accuracy"] == pytest.approx((1 / 4 + 1 / 2) / 2)
+    assert (worst["worst_case_sensitivity"], worst["worst_case_specificity"]) == pytest.approx((1 / 2, 1 / 4))
     assert worst["wrong_clean"] == pytest.approx(1 / 6)
     assert worst[FOOLED_PREFIX + "pgd"] == pytest.approx(2 / 6)  # 1 and 2
     assert worst[FOOLED_PREFIX + "square"] == pytest.approx(1 / 6)  # 3: square fooled 2 as well, but pgd first
@@ -41,16 +43,16 @@ def test_a_hand_made_ensemble():
 def test_a_constant_classifier_scores_half_in_balanced_accuracy():
     labels = np.array([0] * 7 + [1] * 3)
     always_negative = labels == 0
-    assert balanced_accuracy(always_negative, labels) == 0.5
+    assert balanced_accuracy(labels, always_negative) == 0.5
     assert always_negative.mean() == pytest.approx(0.7)  # its plain accuracy: the majority's share
 
 
 def test_worst_case_is_never_above_any_single_attack_on_random_outcomes():
     rng = np.random.default_rng(0)
     for trial in range(60):
-        n, k = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+        n, k = int(rng.integers(2, 40)), int(rng.integers(1, 5))
         attacks = [f"a{j}" for j in range(k)]
-        labels = rng.integers(0, 2, n).tolist()
+        labels = [0, 1, *rng.integers(0, 2, n - 2).tolist()]  # both classes: balanced accuracy needs them
         clean = (rng.random(n) < 0.8).tolist()
         correct = {a: (rng.random(n) < rng.random()).tolist() for a in attacks}
         table = pd.concat([_table(correct, labels, clean, eps=e) for e in (1 / 255, 4 / 255)], ignore_index=True)

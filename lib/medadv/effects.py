@@ -38,6 +38,12 @@ dropped. The bootstrap (scipy's) is seeded by the run's seed, so two runs with t
 classifier) and ``interpretable`` is false when any of them is not competent in notebook 01's
 ``classifier_metrics.csv`` (below the gate ``classifier.min_val_auc`` or degenerate:
 :func:`medadv.train.evaluate.competence_columns`); ``competence`` says which and why. The value is still given.
+
+**Masking suspected.** An effect that reads a robustness table (:data:`ROBUSTNESS_TABLES`) is only as good as the
+attacks behind it. ``masking_suspected`` is true when a classifier it reads failed one of notebook 03's
+gradient-masking checks (``attack_sanity.csv``, :mod:`medadv.attacks.masking`): its robust accuracy may be masked
+gradients rather than robustness. ``masking`` names the classifier and the checks it failed. For an effect that reads
+no robustness table the cell is empty (the checks do not apply). The value is still given.
 """
 from __future__ import annotations
 
@@ -53,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medadv.attacks.masking import masking_suspected
 from medadv.config import Profile, profile_from_dict, section_config
 from medadv.core import read_json
 from medadv.errors import ConfigError, RunError
@@ -69,10 +76,15 @@ STATISTICS = ("value", "proportion", "proportion_difference", "balanced_accuracy
               "mean", "paired_mean_difference", "rank_biserial")
 PAIRED = ("proportion_difference", "balanced_accuracy_difference", "paired_mean_difference", "rank_biserial")
 EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "interpretable", "paper_value", "paper",
-                  "statistic", "model", "reference", "n", "p_value", "ci_method", "reads", "competence", "note")
+                  "statistic", "model", "reference", "n", "p_value", "ci_method", "reads", "competence",
+                  "masking_suspected", "masking", "note")
 #: The per-class rates a balanced accuracy is made of (columns of the accuracy tables).
 CLASS_RATE_COLUMNS = ("sensitivity", "specificity")
 METRICS_TABLE = "classifier_metrics"
+#: Notebook 03's gradient-masking checks (:func:`medadv.attacks.masking.masking_checks`), and the tables whose
+#: numbers they qualify: an effect that reads one of these carries the checks of the models it reads.
+SANITY_TABLE = "attack_sanity"
+ROBUSTNESS_TABLES = ("robustness_by_recipe", "robustness_curves", "robustness_worst_case")
 #: The tables an effect may read (``table:``), each with the notebook that writes it: every table of notebooks 00-03
 #: and those notebook 04 writes before it evaluates the effects. Notebooks 05 and 06 run after the evaluation, so
 #: their tables cannot be read. tests/test_effects.py checks this list against the notebooks' ``save_table`` calls.
@@ -84,6 +96,7 @@ EFFECT_TABLES = {
     "gan_training_history": "02_gan_training",
     "gan_attack_table": "03_attack_evaluation", "gan_attack_by_recipe": "03_attack_evaluation",
     "robustness_by_recipe": "03_attack_evaluation", "robustness_curves": "03_attack_evaluation",
+    "robustness_worst_case": "03_attack_evaluation", "attack_sanity": "03_attack_evaluation",
     "corruption_accuracy": "03_attack_evaluation",
     "alignment_scores": "04_gradcam_alignment", "alignment_tests": "04_gradcam_alignment",
     "fgsm_gradcam_shift": "04_gradcam_alignment", "fgsm_gradcam_shift_summary": "04_gradcam_alignment",
@@ -217,8 +230,21 @@ def _matches(series: pd.Series, wanted: Any) -> pd.Series:
     return pd.Series(np.isclose(values, float(wanted), rtol=1e-4, atol=1e-12), index=series.index)
 
 
+def rate_columns(column: str) -> tuple[str, str]:
+    """The per-class rate columns a balanced-accuracy column is the mean of: ``sensitivity`` and ``specificity``
+    beside ``balanced_accuracy``, ``worst_case_sensitivity`` and ``worst_case_specificity`` beside
+    ``worst_case_balanced_accuracy`` (the prefix carries over).
+
+    Returns:
+        (sensitivity column, specificity column).
+    """
+    prefix = column[: -len("balanced_accuracy")] if column.endswith("balanced_accuracy") else ""
+    sens, spec = CLASS_RATE_COLUMNS
+    return prefix + sens, prefix + spec
+
+
 def _needed_columns(effect: Effect) -> list[str]:
-    rates = list(CLASS_RATE_COLUMNS) if effect.statistic.startswith("balanced_accuracy") else []
+    rates = list(rate_columns(effect.column)) if effect.statistic.startswith("balanced_accuracy") else []
     return [effect.column, *rates]
 
 
@@ -263,7 +289,7 @@ def _counts(row: pd.Series, effect: Effect, test: SplitCounts) -> tuple[int, int
 
 def _balanced(row: pd.Series, effect: Effect, test: SplitCounts) -> tuple[float, float, float]:
     """One row's balanced accuracy from its per-class rates, with the MOVER interval."""
-    sens, spec = (float(row[c]) for c in CLASS_RATE_COLUMNS)
+    sens, spec = (float(row[c]) for c in rate_columns(effect.column))
     if not math.isclose((sens + spec) / 2, float(row[effect.column]), abs_tol=1e-4):
         raise ConfigError(f"effect {effect.name}: {effect.column} = {row[effect.column]} is not the mean of "
                           f"sensitivity {sens} and specificity {spec}; statistic {effect.statistic} reads a balanced "
@@ -391,12 +417,38 @@ def competence_reasons(metrics: pd.DataFrame | None) -> tuple[dict[str, str], st
     return reasons, (str(reference.iloc[0]) if len(reference) else None)
 
 
+def masking_reasons(sanity: pd.DataFrame | None) -> dict[str, str] | None:
+    """The gradient-masking checks each model of notebook 03's ``attack_sanity`` table failed.
+
+    Returns:
+        model -> its failed checks joined by ``+`` ("" when it passed every one); None without a table.
+    """
+    if sanity is None:
+        return None
+    flags = masking_suspected(sanity)
+    return dict(zip(flags["model"].astype(str), flags["failed_checks"].fillna("").astype(str), strict=True))
+
+
+def _masking(effect: Effect, read: list[str | None], masking: dict[str, str] | None) -> dict[str, Any]:
+    """The ``masking_suspected`` and ``masking`` cells of an effect: NA for an effect that reads no robustness table."""
+    if effect.table not in ROBUSTNESS_TABLES:
+        return {"masking_suspected": None, "masking": ""}
+    if masking is None:
+        return {"masking_suspected": None, "masking": f"not checked: no {SANITY_TABLE} table"}
+    failed = [f"{m} failed {masking[m]}" for m in read if m and masking.get(m)]
+    return {"masking_suspected": bool(failed), "masking": "; ".join(failed)}
+
+
 def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed: int,
-                    competence: tuple[dict[str, str], str | None] = ({}, None)) -> dict[str, Any]:
+                    competence: tuple[dict[str, str], str | None] = ({}, None),
+                    masking: dict[str, str] | None = None) -> dict[str, Any]:
     """One row of ``effects.csv`` for ``effect`` on its table.
 
     Args:
         competence: :func:`competence_reasons` of the run (no competence check without it).
+        masking: :func:`masking_reasons` of the run: an effect that reads a robustness table
+            (:data:`ROBUSTNESS_TABLES`) is ``masking_suspected`` when a model it reads failed a check, and ``masking``
+            names the model and the checks (NA and a note without the checks).
 
     Returns:
         A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent.
@@ -411,7 +463,8 @@ def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed
     flags = "; ".join(reasons[m] for m in read if m in reasons and reasons[m])
     row = {"effect": effect.name, "expected": effect.expected_text, "paper_value": effect.paper_value,
            "paper": effect.paper, "statistic": effect.statistic, "model": effect.model, "reference": reference,
-           "reads": _reads(effect, effect.model, reference), "interpretable": not flags, "competence": flags}
+           "reads": _reads(effect, effect.model, reference), "interpretable": not flags, "competence": flags,
+           **_masking(effect, read, masking)}
     if absent:
         return row | {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "holds": None, "n": 0,
                       "p_value": math.nan, "ci_method": "", "note": f"not evaluated: {', '.join(absent)} not in {effect.table}"}
@@ -425,7 +478,7 @@ def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed
 
 
 def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFrame], test: SplitCounts,
-                     seed: int, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+                     seed: int, metrics: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every declared effect on a run's tables.
 
     Args:
@@ -434,14 +487,15 @@ def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFram
         test: the run's test positives and negatives (the denominators of the accuracy tables).
         seed: seeds the bootstrap (the run's seed).
         metrics: notebook 01's ``classifier_metrics`` with its competence columns, for ``interpretable``.
+        sanity: notebook 03's ``attack_sanity`` (the gradient-masking checks), for ``masking_suspected``.
 
     Returns:
         ``effects.csv``'s table: one row per effect, columns :data:`EFFECT_COLUMNS`.
     """
-    competence = competence_reasons(metrics)
-    rows = [evaluate_effect(e, tables[e.table], test, seed, competence) for e in effects]
+    competence, masking = competence_reasons(metrics), masking_reasons(sanity)
+    rows = [evaluate_effect(e, tables[e.table], test, seed, competence, masking) for e in effects]
     out = pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
-    return out.astype({"holds": "boolean", "interpretable": "boolean", "n": "Int64"})
+    return out.astype({"holds": "boolean", "interpretable": "boolean", "masking_suspected": "boolean", "n": "Int64"})
 
 
 def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -476,6 +530,7 @@ def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
     profile = profile_from_dict(config["profile"])
     effects = declared_effects(profile)
     cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split", "label"])
-    tables = load_tables(run_dir, [e.table for e in effects] + [METRICS_TABLE])
+    sanity = [SANITY_TABLE] if any(e.table in ROBUSTNESS_TABLES for e in effects) else []
+    tables = load_tables(run_dir, [e.table for e in effects] + [METRICS_TABLE] + sanity)
     return evaluate_effects(effects, tables, SplitCounts.of(cohort.loc[cohort["split"] == "test", "label"]), profile.seed,
-                            tables[METRICS_TABLE])
+                            tables[METRICS_TABLE], tables.get(SANITY_TABLE))

@@ -258,6 +258,11 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
          f"pixels: set data.image_size to [{side}, {side}] or larger."),
         (built["detect"].classifier not in trained, "detect", f"detect.classifier is {built['detect'].classifier!r}, "
          f"which the classifier section does not train; it trains {trained}."),
+        ("transfer" in built["attacks"].ensemble and not set(built["attacks"].transfer_from) <= set(trained), "attacks",
+         f"attacks.transfer_from {list(built['attacks'].transfer_from)} names classifier(s) "
+         f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; it "
+         f"trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' out of "
+         "attacks.ensemble."),
         (not set(built["explain"].models) <= set(trained), "explain", f"explain.models {list(built['explain'].models)} "
          f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
          f"not train; it trains {trained}."),

@@ -1,4 +1,5 @@
-"""Robustness of each trained classifier: clean, under gradient attacks and under corruptions (paper 002's comparison).
+"""Robustness of each trained classifier: the attacks section's configuration and the pieces the evaluation is made of
+(paper 002's comparison); :func:`medadv.attacks.ensemble.evaluate_models` runs it.
 
 Paper 002 (RTDA) benchmarks robust training against six baselines "under adversarial perturbations and natural
 variations": clean accuracy, accuracy under attacks of growing budget, and accuracy under distribution shift. Here
@@ -11,6 +12,9 @@ split with:
   every L-inf and every L2 budget;
 * at the headline L-inf budget, APGD with cross-entropy and then with the margin loss (Croce & Hein 2020);
 * paper 004's iterative FGSM (eps 0.1, 25 steps);
+* the Square attack (score-based) and PGD crafted on a surrogate (transfer) at the headline budgets (or every budget:
+  ``black_box_budgets``), the worst case over all of them per image, and the gradient-masking checks
+  (:mod:`medadv.attacks.registry` lists the attacks, :mod:`medadv.attacks.ensemble` runs them);
 * every corruption of :mod:`medadv.attacks.corruptions` at every severity of the profile: accuracy and AUC.
 
 Robust accuracy is counted as in AutoAttack (Croce & Hein 2020): an image the model gets wrong unattacked counts as
@@ -33,9 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +46,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
-from medadv.core import in_notebook_progress
+from medadv.attacks.registry import ATTACKS, SMALLER_BUDGET, Attack, registered
+from medadv.attacks.square import square
 from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME
@@ -55,16 +58,18 @@ from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.stats.accuracy import balanced_accuracy, class_rates, constant_accuracy, is_degenerate
 from medadv.stats.auc import roc_auc
 
-logger = logging.getLogger(__name__)
-
 #: The accuracy columns of every row of the curve and corruption tables (:func:`accuracy_columns`).
 ACCURACY_COLUMNS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "constant_accuracy",
                     "constant_balanced_accuracy")
 CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", *ACCURACY_COLUMNS)
 CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", *ACCURACY_COLUMNS, "auc")
 
-#: An attack as evaluated here: (model, images, labels, generator) -> adversarial images.
-Attack = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
+__all__ = ["ACCURACY_COLUMNS", "CORRUPTION_COLUMNS", "CURVE_COLUMNS", "Attack", "AttackConfig", "Robustness",
+           "accuracy_columns", "as_tensors", "attack_examples", "corruption_rows", "load_models", "recipe_row",
+           "run_attack", "still_correct"]
+#: What the masking checks need of the ensemble: the one-step and PGD attacks, and a black-box one.
+CHECKED_ATTACKS = ("fgsm", "pgd")
+BLACK_BOX_ATTACKS = ("square", "transfer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +95,21 @@ class AttackConfig:
         n_examples: images in the example figures.
         ifgsm_model: the model of the iterative-FGSM example figure, paper 004's network (the figure is left out when
             the run did not train it).
+        ensemble: the registered attacks (:data:`medadv.attacks.registry.ATTACKS`) the evaluation runs; the worst
+            case is taken over them. It must hold ``fgsm``, ``pgd`` and ``square`` or ``transfer`` (the masking
+            checks compare them), and every attack a cascaded one runs after.
+        square_queries, square_p_init: the Square attack's queries per image (the paper's and AutoAttack's 5000) and
+            its first square's share of the image (AutoAttack's 0.8).
+        black_box_budgets: where Square and the transfer attacks run: ``headline`` (the headline budgets, which the
+            declared effects read) or ``all`` (every budget of the curves).
+        transfer_from: the classifiers of notebook 01 whose gradients craft the transfer attacks (attack
+            ``transfer_from_<model>``; each is shown to every other model).
+        check_images: test images (half of each class where the split allows) of the large-budget and unbounded
+            masking checks (PGD at ``check_large_eps`` and at L-inf 1).
+        check_large_eps: the large budget of masking check (a) (64/255).
+        check_steps, check_restarts: PGD's setting for masking check (d) at the headline L-inf budget, on the images
+            PGD's own run attacks; its steps x restarts must exceed ``steps`` x ``restarts``.
+        masking_tolerance: the tolerance of masking checks (b) to (e), in accuracy (0.02: two points).
 
     Defaults: paper 004's ``ifgsm_step_grey`` and ``ifgsm_steps``; every other default is the kit's choice (the
     papers give no budgets, steps or corruption suite for an evaluation like this one).
@@ -112,6 +132,16 @@ class AttackConfig:
     batch_size: int = 128
     n_examples: int = 4
     ifgsm_model: str = MULTITASK_NAME
+    ensemble: tuple[str, ...] = tuple(ATTACKS)
+    square_queries: int = 5000
+    square_p_init: float = 0.8
+    black_box_budgets: str = "all"
+    transfer_from: tuple[str, ...] = ("vgg_erm_init_random",)
+    check_images: int = 32
+    check_large_eps: float = 64 / 255
+    check_steps: int = 100
+    check_restarts: int = 2
+    masking_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         for key in ("linf_eps", "l2_eps"):
@@ -138,10 +168,41 @@ class AttackConfig:
                 math.isclose(e, self.headline_l2_eps) for e in self.l2_eps):
             raise ConfigError(f"attacks: headline budgets {self.headline_linf_eps} (L-inf) and {self.headline_l2_eps} "
                               f"(L2) must be among linf_eps {self.linf_eps} and l2_eps {self.l2_eps}.")
+        self._check_ensemble()
         unknown = sorted(set(self.corruptions) - set(CORRUPTIONS))
         if unknown or not set(self.severities) <= set(SEVERITIES):
             raise ConfigError(f"attacks: corruptions {unknown} unknown (choose from {CORRUPTIONS}) or severities "
                               f"{self.severities} outside {SEVERITIES}.")
+
+    def _check_ensemble(self) -> None:
+        """Refuse an ensemble the evaluation cannot run or the masking checks cannot read."""
+        for name in self.ensemble:
+            after = registered(name).after
+            if after not in (None, SMALLER_BUDGET) and after not in self.ensemble:
+                raise ConfigError(f"attacks.ensemble has {name!r} but not {after!r}, which it runs after (AutoAttack's "
+                                  f"cascade); add {after!r}. Registered attacks: {list(ATTACKS)}.")
+        if not set(CHECKED_ATTACKS) <= set(self.ensemble) or not set(BLACK_BOX_ATTACKS) & set(self.ensemble):
+            raise ConfigError(f"attacks.ensemble is {list(self.ensemble)}; the gradient-masking checks need "
+                              f"{list(CHECKED_ATTACKS)} and at least one of {list(BLACK_BOX_ATTACKS)}. Registered "
+                              f"attacks: {list(ATTACKS)}.")
+        if "transfer" in self.ensemble and not self.transfer_from:
+            raise ConfigError("attacks.transfer_from is empty while attacks.ensemble has 'transfer'; name the "
+                              "surrogate classifier(s), e.g. [vgg_erm_init_random], or leave 'transfer' out.")
+        if self.black_box_budgets not in ("headline", "all"):
+            raise ConfigError(f"attacks.black_box_budgets is {self.black_box_budgets!r}; expected 'headline' (the "
+                              "headline budgets only) or 'all' (every budget of the curves).")
+        check_linf_budgets({"attacks.check_large_eps": self.check_large_eps})
+        if min(self.square_queries, self.check_steps, self.check_restarts) < 1 or self.check_images < 2:
+            raise ConfigError(f"attacks: square_queries {self.square_queries}, check_steps {self.check_steps}, "
+                              f"check_restarts {self.check_restarts} must be >= 1 and check_images "
+                              f"{self.check_images} >= 2 (one image of each class).")
+        if self.check_steps * self.check_restarts <= self.steps * self.restarts:
+            raise ConfigError(f"attacks: check_steps x check_restarts = {self.check_steps * self.check_restarts} is "
+                              f"not more than steps x restarts = {self.steps * self.restarts}; masking check (d) "
+                              "reruns PGD with more steps or restarts than its own.")
+        if not 0.0 < self.square_p_init <= 1.0 or not 0.0 <= self.masking_tolerance < 1.0:
+            raise ConfigError(f"attacks: square_p_init {self.square_p_init} must be in (0, 1] (AutoAttack: 0.8) and "
+                              f"masking_tolerance {self.masking_tolerance} in [0, 1) (0.02: two points).")
 
     def fgsm_attack(self, eps: float) -> Attack:
         """FGSM at ``eps``.
@@ -169,6 +230,15 @@ class AttackConfig:
         """
         return lambda m, x, y, g: apgd(m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss,
                                        restarts=self.apgd_restarts, generator=g)
+
+    def square_attack(self, eps: float, norm: str) -> Attack:
+        """The Square attack at ``eps`` with this configuration's queries and ``p_init``.
+
+        Returns:
+            The attack, ``(model, x, y, generator) -> adversarial x``.
+        """
+        return lambda m, x, y, g: square(m, x, y, eps, queries=self.square_queries, norm=norm,
+                                         p_init=self.square_p_init, generator=g).images
 
     @property
     def ifgsm_eps(self) -> float:
@@ -237,7 +307,12 @@ def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust
     return out
 
 
-def _as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+def as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
+    """Images and labels as the attacks take them.
+
+    Returns:
+        (float images, long labels) as tensors.
+    """
     x = x.float() if isinstance(x, Tensor) else torch.as_tensor(np.array(x, dtype=np.float32))
     y = y.long() if isinstance(y, Tensor) else torch.as_tensor(np.array(y), dtype=torch.long)
     return x, y
@@ -245,63 +320,15 @@ def _as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor,
 
 @dataclasses.dataclass(frozen=True)
 class Robustness:
-    """The three tables of the comparison: per-recipe summary, accuracy-vs-budget curves, corruption accuracy."""
+    """The tables of the comparison: per-recipe summary, accuracy-vs-budget curves, corruption accuracy; the worst
+    case over the ensemble per model and budget (:func:`medadv.attacks.worst_case.worst_case_accuracy`) and the
+    gradient-masking checks per model (:func:`medadv.attacks.masking.masking_checks`)."""
 
     by_recipe: pd.DataFrame
     curves: pd.DataFrame
     corruptions: pd.DataFrame
-
-
-def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, corrupted: list[dict],
-                   config: AttackConfig, device: torch.device, seed: int) -> tuple[dict[str, Any], list[dict]]:
-    """One model under every attack: its per-recipe row and curve rows (:data:`CURVE_COLUMNS`); ``corrupted`` are
-    its corruption rows (:func:`corruption_rows`), which the row summarises. See the module docstring for the protocol.
-
-    Returns:
-        The row of the per-recipe table and the curve rows.
-    """
-    labels = y.numpy()
-    scores = positive_scores(model, x, device, config.batch_size)
-    clean = (scores >= 0.5) == (labels == 1)
-    curves: list[dict] = []
-    seeds = itertools.count(seed)
-
-    def record(attack: str, norm: str, eps: float, robust: np.ndarray) -> np.ndarray:
-        curves.append({"model": name, "recipe": recipe, "attack": attack, "norm": norm, "eps": eps,
-                       **accuracy_columns(labels, robust)})
-        return robust
-
-    def attack(fn: Attack, robust: np.ndarray) -> np.ndarray:
-        return still_correct(model, x, y, fn, robust, device, config.batch_size, next(seeds))
-
-    record("clean", "none", 0.0, clean)
-    progress = tqdm(total=len(config.linf_eps) * 2 + len(config.l2_eps) + 4, desc=f"{name}: attacks", leave=False,
-                    disable=not in_notebook_progress())
-    for eps in config.linf_eps:
-        record("fgsm", "linf", eps, attack(config.fgsm_attack(eps), clean))
-        progress.update()
-    headline = {}
-    for norm, budgets in (("linf", config.linf_eps), ("l2", config.l2_eps)):
-        robust = clean
-        for eps in sorted(budgets):
-            robust = record("pgd", norm, eps, attack(config.pgd_attack(eps, norm), robust))
-            headline[norm, eps] = robust
-            progress.update()
-    robust = next(v for (n, e), v in headline.items() if n == "linf" and math.isclose(e, config.headline_linf_eps))
-    for loss in ("ce", "margin"):
-        robust = record(f"apgd_{loss}", "linf", config.headline_linf_eps, attack(config.apgd_attack(loss), robust))
-        progress.update()
-    record("ifgsm", "linf", config.ifgsm_eps, attack(config.ifgsm_attack(), clean))
-    progress.update()
-    record("ifgsm_extra", "linf", config.ifgsm_extra_eps, attack(config.ifgsm_extra_attack(), clean))
-    progress.update()
-    progress.close()
-
-    row = _recipe_row(name, recipe, labels, scores, curves, corrupted, config)
-    logger.info("%s: clean balanced accuracy %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name,
-                row["clean_balanced_accuracy"], config.headline_linf_eps, row["pgd_linf_balanced_accuracy"],
-                row["mean_corruption_balanced_accuracy"])
-    return row, curves
+    worst_case: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    sanity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labels: np.ndarray,
@@ -325,7 +352,7 @@ def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labe
     return rows
 
 
-def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, curves: list[dict],
+def recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, curves: list[dict],
                 corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
     """The per-recipe row of one model from its clean scores, its curve rows and its corruption rows.
 
@@ -342,38 +369,13 @@ def _recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, 
     row: dict[str, Any] = {"model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps,
                            "l2_eps": config.headline_l2_eps, "clean_auc": roc_auc(labels, scores),
                            "degenerate": is_degenerate(scores >= 0.5), **constant_accuracy(labels)}
-    for label, (attack_name, norm, eps) in headline.items():
-        r = next(r for r in curves if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps))
+    for label, (attack_name, norm, eps) in headline.items():  # NaN for an attack the ensemble leaves out
+        r = next((r for r in curves if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps)),
+                 {"accuracy": math.nan, "balanced_accuracy": math.nan})
         row |= {f"{label}_accuracy": r["accuracy"], f"{label}_balanced_accuracy": r["balanced_accuracy"]}
     for column in ("accuracy", "balanced_accuracy", "auc"):
         row[f"mean_corruption_{column}"] = float(np.mean([r[column] for r in corrupted]))
     return row
-
-
-def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,
-                    config: AttackConfig, device: torch.device, seed: int) -> Robustness:
-    """Evaluate every model (``name -> (model, recipe)``) on the same test images; returns the three tables.
-
-    Args:
-        models: the classifiers, each with its training recipe.
-        x: test images (N, 1, H, W) in [0, 1]; y: their labels (N,).
-        config: budgets, steps and corruptions.
-        device: where the models are.
-        seed: base seed of the random starts and corruption noise (the same for every model).
-
-    Returns:
-        :class:`Robustness`: the per-recipe, curve and corruption tables.
-    """
-    x, y = _as_tensors(x, y)
-    by_model = corruption_rows(models, x, y.numpy(), config, device, seed)
-    rows, curves, corrupted = [], [], []
-    for name, (model, recipe) in models.items():
-        row, c = evaluate_model(model, name, recipe, x, y, by_model[name], config, device, seed)
-        rows.append(row)
-        curves += c
-        corrupted += by_model[name]
-    return Robustness(by_recipe=pd.DataFrame(rows), curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
-                      corruptions=pd.DataFrame(corrupted, columns=list(CORRUPTION_COLUMNS)))
 
 
 def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn.Module, str]]:
@@ -399,7 +401,7 @@ def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.nda
         ``{"x", "x_adv", "p_clean", "p_adv", "labels"}``: the images (k, 1, H, W), their adversarial versions,
         both probabilities (k,) and the labels (k,).
     """
-    x, y = _as_tensors(x, y)
+    x, y = as_tensors(x, y)
     p = positive_scores(model, x, device)
     correct = (p >= 0.5) == (y.numpy() == 1)
     by_class = [[int(i) for i in np.flatnonzero(correct) if y[i] == c] for c in (1, 0)]

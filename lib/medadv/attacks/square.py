@@ -54,6 +54,7 @@ import logging
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -106,24 +107,24 @@ def square_side(p: float, height: int, width: int, norm: str) -> int:
     return min(side, largest - 1 + largest % 2)
 
 
-def _bump(rows: int, cols: int) -> Tensor:
+def _bump(rows: int, cols: int) -> np.ndarray:
     """The reference's pseudo-Gaussian rectangle: a sum of nested rectangles around the centre, the k-th (k = 0, 1,
     ...) of half-size k weighted 1 / (k + 1)^2; so a pixel at Chebyshev distance d from the centre (rows // 2,
-    cols // 2) holds sum_{k >= d} (k + 1)^-2, k up to max(rows, cols) // 2. Unit L2 norm."""
+    cols // 2) holds sum_{k >= d} (k + 1)^-2, k up to max(rows, cols) // 2. Unit L2 norm. In NumPy's float64: torch
+    has no float64 on every device (MPS)."""
     count = max(rows, cols) // 2 + 1
-    tail = torch.flip(torch.cumsum(torch.flip(1.0 / torch.arange(1, count + 1, dtype=torch.float64) ** 2, [0]), 0),
-                      [0])
-    dist_r = (torch.arange(rows) - rows // 2).abs()
-    dist_c = (torch.arange(cols) - cols // 2).abs()
-    bump = tail[torch.maximum(dist_r[:, None], dist_c[None, :])]
-    return bump / bump.norm()
+    tail = np.cumsum((1.0 / np.arange(1, count + 1, dtype=np.float64) ** 2)[::-1])[::-1]
+    dist_r = np.abs(np.arange(rows) - rows // 2)
+    dist_c = np.abs(np.arange(cols) - cols // 2)
+    bump = tail[np.maximum(dist_r[:, None], dist_c[None, :])]
+    return bump / np.linalg.norm(bump)
 
 
 def _pattern(side: int) -> Tensor:
     """The paper's L2 window (Fig. 2): a bump on the upper half and a bump of opposite sign on the lower, unit norm."""
     top = side // 2
-    pattern = torch.cat([_bump(top, side), -_bump(side - top, side)]) if top else -_bump(side, side)
-    return (pattern / pattern.norm()).float()
+    pattern = np.concatenate([_bump(top, side), -_bump(side - top, side)]) if top else -_bump(side, side)
+    return torch.from_numpy((pattern / np.linalg.norm(pattern)).astype(np.float32))
 
 
 def _patterns(n: int, side: int, generator: torch.Generator | None) -> Tensor:

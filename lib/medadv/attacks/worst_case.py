@@ -21,9 +21,10 @@ Everything here is pure arithmetic over a table; no network is run. The input is
 ``correct``               whether the model classifies this attack's image correctly
 ========================  ============================================================================================
 
-Within one (model, norm, eps) group every attack must cover the same images, once each. Balanced accuracy is the mean
-of the per-class accuracies over the classes present, so a constant classifier scores 0.5 on two classes whatever the
-class shares, where its plain accuracy is the majority class's share.
+Within one (model, norm, eps) group every attack must cover the same images, once each. Balanced accuracy is
+:func:`medadv.stats.accuracy.balanced_accuracy`: the mean of the accuracies on the positives (sensitivity) and on the
+negatives (specificity), so a constant classifier scores 0.5 whatever the class shares, where its plain accuracy is
+the majority class's share; it is NaN when a group has images of one class only.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from medadv.errors import DataError
+from medadv.stats.accuracy import balanced_accuracy, class_rates
 
 PER_IMAGE_COLUMNS = ("model", "norm", "eps", "attack", "image_id", "label", "clean_correct", "correct")
 GROUP = ("model", "norm", "eps")
@@ -40,20 +42,8 @@ CLEAN = "clean"  # what :func:`first_fooled` names for an image the model got wr
 ROBUST = ""  # what it names for an image no attack fooled
 ACCURACY_COLUMNS = ("model", "norm", "eps", "attack", "n_images", "accuracy", "balanced_accuracy")
 WORST_CASE_COLUMNS = ("model", "norm", "eps", "n_images", "attacks", "worst_case_accuracy",
-                      "worst_case_balanced_accuracy", "wrong_clean")
+                      "worst_case_balanced_accuracy", "worst_case_sensitivity", "worst_case_specificity", "wrong_clean")
 FOOLED_PREFIX = "fooled_first_by_"
-
-
-def balanced_accuracy(correct: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over the classes present in ``labels`` of the share of their images that are ``correct``.
-
-    Returns:
-        The balanced accuracy in [0, 1] (NaN for no images).
-    """
-    correct, labels = np.asarray(correct, dtype=bool), np.asarray(labels)
-    if correct.size == 0:
-        return float("nan")
-    return float(np.mean([correct[labels == c].mean() for c in np.unique(labels)]))
 
 
 def _validated(table: pd.DataFrame, order: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
@@ -135,7 +125,7 @@ def attack_accuracies(table: pd.DataFrame) -> pd.DataFrame:
     table, _ = _validated(table, None)
     robust = table.assign(robust=table["clean_correct"] & table["correct"])
     rows = [{"model": m, "norm": n, "eps": e, "attack": a, "n_images": len(g), "accuracy": float(g["robust"].mean()),
-             "balanced_accuracy": balanced_accuracy(g["robust"].to_numpy(), g["label"].to_numpy())}
+             "balanced_accuracy": balanced_accuracy(g["label"].to_numpy(), g["robust"].to_numpy())}
             for (m, n, e, a), g in robust.groupby([*GROUP, "attack"], sort=False)]
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
 
@@ -149,7 +139,8 @@ def worst_case_accuracy(table: pd.DataFrame, order: Sequence[str] | None = None)
 
     Returns:
         One row per (model, norm, eps): :data:`WORST_CASE_COLUMNS` (``attacks``: the attacks of the group joined
-        by ``+``; ``wrong_clean``: the share of images wrong unattacked), then one column
+        by ``+``; the worst case's balanced accuracy with the two per-class rates it is the mean of;
+        ``wrong_clean``: the share of images wrong unattacked), then one column
         ``fooled_first_by_<attack>`` per attack of ``order``: the share of the images that attack fooled first (NaN
         where it was not run at that budget). Per row, ``worst_case_accuracy + wrong_clean`` and the shares add up
         to 1.
@@ -160,9 +151,12 @@ def worst_case_accuracy(table: pd.DataFrame, order: Sequence[str] | None = None)
     rows = []
     for where, group in firsts.groupby(list(GROUP), sort=False):
         attacks = [a for a in order if a in set(ran.loc[where])]
+        labels, robust = group["label"].to_numpy(), group["robust"].to_numpy()
+        sensitivity, specificity = class_rates(labels, robust)
         row = {"model": where[0], "norm": where[1], "eps": where[2], "n_images": len(group),
-               "attacks": "+".join(attacks), "worst_case_accuracy": float(group["robust"].mean()),
-               "worst_case_balanced_accuracy": balanced_accuracy(group["robust"].to_numpy(), group["label"].to_numpy()),
+               "attacks": "+".join(attacks), "worst_case_accuracy": float(robust.mean()),
+               "worst_case_balanced_accuracy": balanced_accuracy(labels, robust),
+               "worst_case_sensitivity": sensitivity, "worst_case_specificity": specificity,
                "wrong_clean": float((group["first_fooled_by"] == CLEAN).mean())}
         for attack in order:
             share = float((group["first_fooled_by"] == attack).mean())

@@ -18,7 +18,9 @@ from torch import nn
 from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, load_fakes
 from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
                                   gan_scores_figure, robustness_curves_figure)
-from medadv.attacks.robustness import AttackConfig, Robustness, attack_examples, evaluate_models, load_models
+from medadv.attacks.ensemble import credit_order, evaluate_models
+from medadv.attacks.masking import masking_suspected
+from medadv.attacks.robustness import AttackConfig, Robustness, attack_examples, load_models
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split
 from medadv.models.inference import positive_scores
@@ -29,8 +31,8 @@ from medadv.train.loop import classifier_config
 
 __all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "corruption_curves_figure",
            "corruption_examples_figure", "erm_variants", "evaluate_robustness", "gan_attack", "gan_attack_by_recipe",
-           "gan_scores_figure", "gradient_examples", "headline", "load_inputs", "multitask_example",
-           "robustness_curves_figure"]
+           "gan_scores_figure", "gradient_examples", "headline", "load_inputs", "masking_verdict", "multitask_example",
+           "penalty_verdict", "robustness_curves_figure"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,11 +166,12 @@ def multitask_example(inputs: AttackInputs, config: AttackConfig, device: torch.
 
 
 def evaluate_robustness(ctx: RunContext, inputs: AttackInputs, config: AttackConfig) -> Robustness:
-    """Every classifier under every attack and corruption of ``config`` (:func:`evaluate_models`), seeded by the
-    profile.
+    """Every classifier under every attack of the ensemble and every corruption of ``config``
+    (:func:`medadv.attacks.ensemble.evaluate_models`), seeded by the profile.
 
     Returns:
-        :class:`medadv.attacks.robustness.Robustness`: ``by_recipe``, ``curves`` and ``corruptions``.
+        :class:`medadv.attacks.robustness.Robustness`: ``by_recipe``, ``curves``, ``corruptions``, ``worst_case``
+        (``robustness_worst_case``) and ``sanity`` (``attack_sanity``).
     """
     return evaluate_models(inputs.models, inputs.test.images, inputs.test.labels, config, ctx.device,
                            ctx.profile.seed)
@@ -184,14 +187,107 @@ def erm_variants(by_recipe: pd.DataFrame, reference: str) -> pd.DataFrame:
     return by_recipe[by_recipe["model"].str.startswith(reference)]
 
 
+def masking_verdict(sanity: pd.DataFrame) -> str:
+    """The gradient-masking checks in words: per model, whether it passed them all, else each failed check and what
+    it means (the checks' ``meaning`` column, :mod:`medadv.attacks.masking`).
+
+    Returns:
+        Markdown: one bullet per model.
+    """
+    flags = masking_suspected(sanity)
+    lines = []
+    for model, suspected in zip(flags["model"], flags["masking_suspected"], strict=True):
+        if not suspected:
+            lines.append(f"- **{model}** passes every check: its robust accuracies can be read as robustness to the "
+                         "ensemble (an upper bound: a stronger attack may still do better).")
+            continue
+        failed = sanity[(sanity["model"] == model) & ~sanity["passes"].astype(bool)]
+        reasons = "; ".join(f"{row.check}: {row.meaning}" for row in failed.itertuples())
+        lines.append(f"- **{model}**: masking suspected ({reasons}). Its robust accuracies overstate its robustness, "
+                     "and every effect that reads it says so (`masking_suspected` in `effects.csv`).")
+    return "\n".join(lines)
+
+
+def _at(table: pd.DataFrame, model: str, **where: object) -> pd.DataFrame:
+    rows = table[table["model"] == model]
+    for column, value in where.items():
+        rows = rows[np.isclose(rows[column], value)] if isinstance(value, float) else rows[rows[column] == value]
+    return rows
+
+
+def penalty_table(robust: Robustness, reference: str, config: AttackConfig) -> pd.DataFrame:
+    """Paper 001's image gradient penalty against its feature-map reading and no penalty, at the headline L-inf
+    budget: balanced accuracy clean, under PGD, under Square and each transfer attack, in the worst case, and the
+    masking checks each failed.
+
+    Returns:
+        One row per model of ``reference`` (the image penalty), ``<reference>_gp_features``, ``<reference>_gp_none``
+        that the run trained.
+    """
+    eps, rows = config.headline_linf_eps, []
+    flags = masking_suspected(robust.sanity).set_index("model")
+    for model in (reference, f"{reference}_gp_features", f"{reference}_gp_none"):
+        if model not in set(robust.curves["model"]):
+            continue
+        row = {"model": model, "penalty": {reference: "image"}.get(model, model.rsplit("_gp_", 1)[-1]),
+               "clean": float(_at(robust.curves, model, attack="clean")["balanced_accuracy"].iloc[0])}
+        for attack in ["pgd", "square", *(a for a in credit_order(config) if a.startswith("transfer_from_"))]:
+            found = _at(robust.curves, model, attack=attack, norm="linf", eps=eps)["balanced_accuracy"]
+            row[attack] = float(found.iloc[0]) if len(found) else np.nan
+        worst = _at(robust.worst_case, model, norm="linf", eps=eps)
+        row["worst_case"] = float(worst["worst_case_balanced_accuracy"].iloc[0])
+        row["failed_checks"] = str(flags.loc[model, "failed_checks"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def penalty_verdict(table: pd.DataFrame, reference: str, tolerance: float) -> str:
+    """Whether the image penalty's resistance to PGD is robustness or masked gradients, from :func:`penalty_table`:
+    the penalised model resists PGD when its PGD balanced accuracy exceeds the penalty-free model's by more than
+    ``tolerance``; the resistance is masking when the worst case (Square and the transfer attacks included) takes the
+    gap back to within ``tolerance`` or the model fails a masking check, and robustness when the gap survives the
+    worst case and every check passes.
+
+    Returns:
+        Markdown, with the run's numbers.
+    """
+    rows = table.set_index("model")
+    control = f"{reference}_gp_none"
+    if reference not in rows.index or control not in rows.index:
+        return (f"The run did not train both {reference} and {control} (classifier.erm_also_gp_at: [none]); the "
+                "question needs the penalty-free control.")
+    pen, free = rows.loc[reference], rows.loc[control]
+    gap, worst_gap = pen["pgd"] - free["pgd"], pen["worst_case"] - free["worst_case"]
+    numbers = (f"Under PGD at the headline budget {reference} (image penalty) keeps a balanced accuracy of "
+               f"{pen['pgd']:.3f} and {control} (no penalty) {free['pgd']:.3f} (gap {gap:+.3f}); in the worst case "
+               f"over the ensemble {pen['worst_case']:.3f} and {free['worst_case']:.3f} (gap {worst_gap:+.3f}).")
+    if gap <= tolerance:
+        return numbers + (f" **No resistance to explain**: the penalty does not make {reference} harder for PGD than "
+                          f"{control} (by more than {tolerance:g}).")
+    if worst_gap <= tolerance or pen["failed_checks"]:
+        checks = f" and it fails {pen['failed_checks']}" if pen["failed_checks"] else ""
+        return numbers + (f" **Masked gradients**: the attacks that do not follow {reference}'s gradient take most of "
+                          f"its advantage back{checks}; the penalty flattens the loss where PGD looks, not the "
+                          "decision where an attacker can reach.")
+    return numbers + (" **Robustness, as far as this ensemble can tell**: the gap survives Square and the transfer "
+                      f"attacks and {reference} passes every masking check.")
+
+
 def headline(gan: GanAttack, robust: Robustness) -> dict[str, object]:
     """Notebook 03's numbers for ``summary.json``.
 
     Returns:
-        ``gan_attack`` (the GAN attack's summary) and ``robust_accuracy`` (per model, the per-recipe row without
-        its recipe).
+        ``gan_attack`` (the GAN attack's summary), ``robust_accuracy`` (per model, the per-recipe row without
+        its recipe), ``worst_case`` (per model and budget, the worst case's accuracies) and ``masking_suspected``
+        (per model, the checks it failed; empty when none).
     """
+    worst = robust.worst_case
+    flags = masking_suspected(robust.sanity)
     return {
         "gan_attack": gan.result.summary(),
         "robust_accuracy": robust.by_recipe.set_index("model").drop(columns="recipe").to_dict(orient="index"),
+        "worst_case": {model: {f"{r.norm} {r.eps:.6g}": {"accuracy": r.worst_case_accuracy,
+                                                        "balanced_accuracy": r.worst_case_balanced_accuracy}
+                               for r in group.itertuples()} for model, group in worst.groupby("model", sort=False)},
+        "masking_suspected": dict(zip(flags["model"], flags["failed_checks"], strict=True)),
     }

@@ -64,7 +64,7 @@ from medadv.models.registry import TRAINED_ROLE
 from medadv.stats.auc import roc_auc
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, metrics_rows
-from medadv.train.losses import check_gp_at
+from medadv.train.losses import CLASSIFIER_GP_READINGS, check_gp_at
 from medadv.train.recipes import RECIPES, Batch, MultiTaskObjective, Objective, PaperObjective, Recipe, RecipeParams
 
 LOG = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class ClassifierConfig(RecipeParams):
         steps_per_epoch: batches per epoch; 0 = training images // (2 N).
         lr_head, lr_features, betas: Adam settings (paper 001: 1e-4, 1e-5, (0.5, 0.9)).
         focal_gamma, gp_k, gp_power: eqs. 2-3 (paper 001: 2, 10, 4).
-        gp_at: where eq. 3 takes its gradient: ``image`` (the authors') or ``features`` (:mod:`medadv.train.losses`).
+        gp_at: where eq. 3 takes its gradient: ``image`` (the authors') or ``features`` (:mod:`medadv.train.losses`);
+            ``none`` drops the penalty (``erm_also_gp_at: [none]`` trains the control ``vgg_erm_gp_none``).
         erm_also_gp_at: other readings to train ``erm`` with as well, as ``vgg_erm_gp_<reading>`` (same recipe,
             epochs and start), so that notebook 03 shows how much of ERM's robustness comes from the penalty.
         recipes: the VGG recipes to train (names from :data:`medadv.train.recipes.RECIPES`).
@@ -173,7 +174,7 @@ class ClassifierConfig(RecipeParams):
             raise ConfigError("classifier.recipes has erm_matched, which continues vgg_erm for finetune_epochs; it needs "
                               "finetune_from_erm: true.")
         for reading in (self.gp_at, *self.erm_also_gp_at):
-            check_gp_at(reading)
+            check_gp_at(reading, CLASSIFIER_GP_READINGS)
         for start in (self.init, *self.erm_also_init):
             if start not in INITS:
                 raise ConfigError(f"classifier.init / erm_also_init has {start!r}; expected one of {INITS}.")

@@ -88,12 +88,15 @@ def feature_gradient_norms(feats: Tensor, score: Tensor) -> Tensor:
 
 
 GP_READINGS = ("image", "features")
+#: The classifier's readings: also ``none``, paper 001's loss without its penalty (the focal loss alone, k = 0), the
+#: control that tells what the penalty does to robustness (notebook 03). The GAN's discriminator keeps its penalty.
+CLASSIFIER_GP_READINGS = (*GP_READINGS, "none")
 
 
-def check_gp_at(gp_at: str) -> None:
-    """Raise a ConfigError unless ``gp_at`` is one of :data:`GP_READINGS`."""
-    if gp_at not in GP_READINGS:
-        raise ConfigError(f"gp_at is {gp_at!r}; expected one of {GP_READINGS} (see medadv.train.losses).")
+def check_gp_at(gp_at: str, readings: tuple[str, ...] = GP_READINGS) -> None:
+    """Raise a ConfigError unless ``gp_at`` is one of ``readings`` (:data:`GP_READINGS` by default)."""
+    if gp_at not in readings:
+        raise ConfigError(f"gp_at is {gp_at!r}; expected one of {readings} (see medadv.train.losses).")
 
 
 def focal_gp_loss(
@@ -104,14 +107,15 @@ def focal_gp_loss(
 
     ``model`` must be paper 001's two-part network: ``prepare`` (grey to VGG input), ``features`` (Vnet) and
     ``head`` (Fnet), as :class:`medadv.models.classifier.VGGClassifier` is. ``k = 0`` drops the gradient penalty;
-    ``gp_at`` is ``image`` (the authors') or ``features`` (module docstring).
+    ``gp_at`` is ``image`` (the authors'), ``features`` (module docstring) or ``none`` (no penalty, as ``k = 0``).
 
     Returns:
         (loss, logits): the scalar loss and the logits (N, 2) of ``x``.
     """
     if x.shape[0] != y.shape[0]:
         raise DataError(f"focal_gp_loss: {x.shape[0]} images but {y.shape[0]} labels.")
-    check_gp_at(gp_at)
+    check_gp_at(gp_at, CLASSIFIER_GP_READINGS)
+    k = 0.0 if gp_at == "none" else k
     missing = [name for name in ("prepare", "features", "head") if not callable(getattr(model, name, None))]
     if missing:
         raise ConfigError(f"paper 001's loss needs a network split into prepare / features (Vnet) / head (Fnet); "
