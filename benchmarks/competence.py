@@ -11,7 +11,8 @@ targets beside them when ``--target-mean`` / ``--target-min`` / ``--target-max``
 
     .venv/bin/python benchmarks/competence.py --profile default --seeds 10 --out /tmp/competence-default
 
-Written to ``OUT/competence.csv``. A whole sweep (``medadv sweep``) gives the same figures in notebook 90's
+Written to ``OUT/competence.csv``. Seeds whose folder in ``OUT`` already holds notebook 01's table are read, not run
+again, so a stopped call resumes. A whole sweep (``medadv sweep``) gives the same figures in notebook 90's
 ``replication_competence.csv``; this script is the quick way to them.
 """
 from __future__ import annotations
@@ -49,6 +50,8 @@ def run_seed(profile: str, seed: int, overrides: list[str], out: Path) -> dict[s
         The seed's row (:data:`COLUMNS`).
     """
     run_dir = out / f"seed{seed}"
+    if (run_dir / "tables" / "classifier_metrics.csv").exists():  # an earlier call of this script finished it
+        return {"seed": seed} | reference_row(run_dir)
     cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", "00",
            "01"]
     cmd += [arg for override in [f"seed={seed}", *REFERENCE_ONLY, *overrides] for arg in ("--set", override)]

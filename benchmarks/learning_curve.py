@@ -35,7 +35,7 @@ import pandas as pd
 #: ``medadv run`` checks the whole profile before notebook 00, also under ``--only``).
 REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]",
                   "classifier.erm_also_init=[]", "explain.models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]",
-                  "explain.attack_models=[vgg_erm]"]
+                  "explain.attack_models=[vgg_erm]", "attacks.transfer_from=[vgg_erm]"]
 
 
 def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str], list[str]]:
