@@ -225,7 +225,7 @@ def test_no_notebook_names_a_model_in_its_code() -> None:
 KIT_DEFAULTS = {
     "data.n_patients", "data.positive_fraction", "data.image_size", "data.manifest", "gan.width", "gan.depth",
     "gan.joint_epochs", "reader.ask_confidence", "reader.n_subgroups", "classifier.multitask_decoder_width",
-    "attacks.ifgsm_extra_eps", "explain.fgsm_models", "explain.attack_models",
+    "attacks.ifgsm_extra_eps", "explain.fgsm_models", "explain.attack_models", "classifier.random_epochs",
 }
 
 
