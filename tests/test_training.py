@@ -11,7 +11,7 @@ import torch
 from _classifier_data import synthetic_split
 from sklearn.metrics import roc_auc_score
 
-from medadv.config import load_profile, section_config
+from medadv.config import load_profile
 from medadv.errors import ConfigError
 from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -121,7 +121,7 @@ def test_frozen_parts_are_bit_identical_after_their_phases(tmp_path: Path) -> No
 
 def test_profiles_parse_into_the_classifier_config() -> None:
     for name in ("smoke", "default", "full"):
-        cfg = section_config(ClassifierConfig, load_profile(name).section("classifier"), "classifier")
+        cfg = ClassifierConfig.from_profile(load_profile(name))
         assert set(cfg.recipes) >= {"erm"} and cfg.epochs >= 1
     with pytest.raises(ConfigError, match="unknown recipes"):
         ClassifierConfig(recipes=("erm", "nonsense"))
@@ -131,7 +131,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
         ClassifierConfig(recipes=("erm", "erm_matched"))
     with pytest.raises(ConfigError, match="gp_at"):
         ClassifierConfig(erm_also_gp_at=("pixels",))
-    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    default = ClassifierConfig.from_profile(load_profile("default"))
     assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random",
                                                         "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda"]
     assert [run.from_erm for run in vgg_runs(default)] == [False, False, False, True, True, True]
@@ -151,7 +151,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
 
 
 def test_the_reference_model_is_one_the_section_trains() -> None:
-    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    default = ClassifierConfig.from_profile(load_profile("default"))
     assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_init_random", "vgg_erm_matched",
                                      "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
     assert default.reference_model == "vgg_erm"

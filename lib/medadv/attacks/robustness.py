@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
+from medadv.config import ProfileSection
 from medadv.core import in_notebook_progress
 from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
@@ -68,7 +69,7 @@ Attack = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(ProfileSection, section="attacks"):
     """The profile's ``attacks`` section. Budgets in [0, 1] image units (2/255 = 0.00784).
 
     Attributes:

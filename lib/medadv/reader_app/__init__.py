@@ -12,12 +12,12 @@ The statistics of the responses live in :mod:`medadv.stats.reader` and :mod:`med
 """
 from __future__ import annotations
 
-from medadv.reader_app.config import ReaderConfig, ReaderSkill, reader_config
+from medadv.reader_app.config import ReaderConfig, ReaderSkill
 from medadv.reader_app.packages import SessionPackages, build_sessions, plan_sessions
 from medadv.reader_app.simulate import simulate_panel, write_responses
 from medadv.stats.reader import RESPONSE_COLUMNS
 
 __all__ = [
     "RESPONSE_COLUMNS", "ReaderConfig", "ReaderSkill", "SessionPackages", "build_sessions", "plan_sessions",
-    "reader_config", "simulate_panel", "write_responses",
+    "simulate_panel", "write_responses",
 ]

@@ -28,7 +28,6 @@ from medadv.config import pick_device
 from medadv.data.images import load_split
 from medadv.models.checkpoint import checkpoint_paths
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
 from medadv.train.distributed import barrier, init_from_env, local_device
 from medadv.stages.competence import Competence, competence_of
 from medadv.train.evaluate import competence_columns, roc_figure, training_curves_figure
@@ -49,10 +48,8 @@ STARTS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierTrainingConfig(ProfileSection, ClassifierConfig):
+class ClassifierTrainingConfig(ClassifierConfig):
     """The profile's ``classifier`` section (:class:`medadv.train.loop.ClassifierConfig`)."""
-
-    SECTION = "classifier"
 
 
 def checkpoint_files(checkpoints_dir: Path, trained: Sequence[TrainedClassifier]) -> list[Path]:

@@ -20,7 +20,6 @@ from medadv.reader_app.figures import accuracy_figure, reading_time_figure
 from medadv.reader_app.packages import SessionPackages
 from medadv.reader_app.run import build_run_packages, run_responses
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
 
 SESSION_TEST_COLUMNS = ["reader", "truth", "session_a", "session_b", "accuracy_a", "accuracy_b", "diff", "sd_avg",
                         "p_value", "note"]
@@ -31,10 +30,8 @@ __all__ = ["ReaderStudy", "ReaderStudyConfig", "accuracy_by_session", "accuracy_
 
 
 @dataclasses.dataclass(frozen=True)
-class ReaderStudyConfig(ProfileSection, ReaderConfig):
+class ReaderStudyConfig(ReaderConfig):
     """The profile's ``reader`` section (:class:`medadv.reader_app.config.ReaderConfig`)."""
-
-    SECTION = "reader"
 
 
 def packages_headline(ctx: RunContext, packages: SessionPackages) -> dict[str, object]:

@@ -42,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import section_config, torch_generator
+from medadv.config import ProfileSection, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
 from medadv.errors import CheckpointError, ConfigError
@@ -73,7 +73,7 @@ STATE_ROLE = "training_state"
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierConfig(RecipeParams):
+class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
     """The profile's ``classifier`` section: the recipes' hyper-parameters (inherited from :class:`RecipeParams`)
     and everything else about the classifiers. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
 
@@ -533,15 +533,6 @@ class TrainedClassifier:
         return self.spec.init
 
 
-def classifier_config(profile_section: Any) -> ClassifierConfig:
-    """The profile's ``classifier`` section as a :class:`ClassifierConfig`.
-
-    Returns:
-        The validated :class:`ClassifierConfig`.
-    """
-    return section_config(ClassifierConfig, profile_section, "classifier")
-
-
 @dataclasses.dataclass(frozen=True)
 class VGGRun:
     """One VGG classifier :func:`train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading,
@@ -596,7 +587,7 @@ def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext =
     Returns:
         the trained classifiers, in training order.
     """
-    cfg = classifier_config(ctx.profile.section("classifier"))
+    cfg = ClassifierConfig.from_profile(ctx.profile)
     cohort, size = ctx.cohort(), ctx.profile.data.image_size
     train = load_split(cohort, ctx.image_root, size, "train")
     val = load_split(cohort, ctx.image_root, size, "val")
