@@ -159,3 +159,24 @@ def test_multitask_objective_uses_the_masks() -> None:
 def test_unknown_recipe() -> None:
     with pytest.raises(ConfigError, match="unknown"):
         Recipe("mixup", PARAMS)
+
+
+def test_a_recipe_is_one_registered_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medadv.train import recipes
+
+    assert recipes.RECIPES == tuple(recipes.TRAINING_RECIPES)
+    assert {n for n in recipes.RECIPES if Recipe(n, PARAMS).adversarial} == {
+        "adversarial_l2", "rtda", "pgd_at", "pgd_at_l2", "trades", "fast_at", "rtda_focal_linf"}
+    monkeypatch.setattr(recipes, "TRAINING_RECIPES", dict(recipes.TRAINING_RECIPES))
+    seen = []
+
+    @recipes.training_recipe("mixup", adversarial=True)
+    def _mixup(r, model, objective, b, gen):  # noqa: ANN001, ANN202
+        seen.append(r.params)
+        return objective(model, b.x, b.y, b)
+
+    mixup = Recipe("mixup", PARAMS)
+    loss, _ = mixup(_vgg(), PaperObjective(), _batch(), torch.Generator().manual_seed(0))
+    assert mixup.adversarial and seen == [PARAMS] and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="'mixup' is registered twice"):
+        recipes.training_recipe("mixup")(_mixup)
