@@ -254,7 +254,7 @@ def test_dataclass_defaults_are_the_papers_values_but_the_marked_kit_choices() -
     for key in sorted(KIT_DEFAULTS):
         section, _, name = key.partition(".")
         source = inspect.getsource(SECTION_CLASSES[section])
-        line = next(l for l in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", l))
+        line = next(text for text in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", text))
         assert "# kit" in line or "kit's choice" in (SECTION_CLASSES[section].__doc__ or ""), key
 
 

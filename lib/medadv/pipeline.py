@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -659,8 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.sweep is not None:
-        print("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
-              "./run_all.sh --sweep ..., python -m medadv.sweep ...).", file=sys.stderr)
+        LOG.error("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
+                  "./run_all.sh --sweep ..., python -m medadv.sweep ...).")
         return 2
     try:
         return run_pipeline(
