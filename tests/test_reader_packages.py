@@ -26,7 +26,7 @@ from medadv.errors import ConfigError, DataError, RunError
 from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS, ANSWER_KEY_FILE
 from medadv.reader_app.page import render_page
-from medadv.reader_app.run import build_run_packages, simulate_run_responses
+from medadv.stages.reader_study import build_run_packages, simulate_run_responses
 from medadv.report import RunContext
 
 SIZE = (32, 32)

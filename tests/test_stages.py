@@ -28,7 +28,7 @@ from medadv.stages.competence import competence_of
 from medadv.stats.accuracy import is_degenerate
 from medadv.train.evaluate import COMPETENCE_COLUMNS, SplitMetrics, competence_columns
 from medadv.train.gan import GanConfig, GanResult
-from medadv.train.loop import TrainedClassifier, TrainResult, ClassifierConfig, TrainSpec
+from medadv.train.loop import ClassifierConfig, TrainedClassifier, TrainResult, TrainSpec
 
 # ---------------------------------------------------------------- configs
 

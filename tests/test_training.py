@@ -17,7 +17,7 @@ from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.registry import load_trained, trained_models
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
-from medadv.train.loop import _vgg_spec, BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
+from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs, vgg_spec
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
 TRAIN = synthetic_split(24, size=96, seed=1, contrast=0.6)
@@ -141,7 +141,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     with pytest.raises(ConfigError, match="min_val_auc is 1.2"):
         ClassifierConfig(min_val_auc=1.2)
     common = {"betas": default.betas, "batch_per_class": 2}
-    specs = {run.name: _vgg_spec(default, run, common) for run in vgg_runs(default)}
+    specs = {run.name: vgg_spec(default, run, common) for run in vgg_runs(default)}
     assert (specs["vgg_erm"].warmup_epochs, specs["vgg_erm"].lr_features) == (default.warmup_epochs, default.lr_features)
     assert default.warmup_epochs > 0 and default.lr_features < default.lr_head  # paper 001's schedule, for a pretrained Vnet
     random_start = specs["vgg_erm_init_random"]  # the schedule made for random weights

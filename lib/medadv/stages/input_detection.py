@@ -53,12 +53,12 @@ from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_ch
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import build_model, load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
-from medadv.reader_app.packages import ANSWER_KEY_FILE, SESSION_MANIFEST_FILE, session_dir_name
-from medadv.reader_app.run import PACKAGES_DIR, SIMULATED_DIR
+from medadv.reader_app.packages import ANSWER_KEY_FILE, PACKAGES_DIR, SESSION_MANIFEST_FILE, session_dir_name
+from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
 from medadv.reader_app.simulate import write_responses
 from medadv.report import SUMMARY_FILE, RunContext
-from medadv.stats.reader import (RESPONSE_COLUMNS, accuracy_table, ratings_from_responses, read_responses,
-                                 session_tests, validate_responses)
+from medadv.stages.reader_study import SIMULATED_DIR
+from medadv.stats.reader import accuracy_table, ratings_from_responses, session_tests
 from medadv.stats.standalone import standalone_vs_readers
 from medadv.train.evaluate import youden_threshold
 from medadv.train.gan import load_generator
