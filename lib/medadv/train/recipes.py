@@ -12,7 +12,7 @@ gradient penalty for the VGG classifier, cross-entropy plus Dice + BCE for paper
 Paper 001 (its classifier's training):
 
 ``erm``          the objective on paper 001's augmented batch (vertical flip; rotation, scale, shear; see
-                 :func:`medadv.train.augment.paper001_augment`), as the authors' ``trainClas1728pal134.py``.
+                 :func:`medadv.train.augment.flip_affine_augment`), as the authors' ``trainClas1728pal134.py``.
 ``erm_matched``  the same, continued from the trained ``vgg_erm`` for as many epochs as the recipes fine-tuned from
                  it (``classifier.finetune_epochs``): the matched-budget twin their effects are compared against.
 
@@ -51,7 +51,7 @@ from torch.nn import functional as F
 
 from medadv.attacks.gradient import fgsm, pgd
 from medadv.errors import ConfigError
-from medadv.train.augment import AugMixBatch, paper001_augment
+from medadv.train.augment import AugMixBatch, flip_affine_augment
 from medadv.train.losses import cross_entropy_loss, dice_bce_loss, focal_gp_loss, jensen_shannon, kl_to_soft_targets
 
 
@@ -216,7 +216,7 @@ Step = tuple[Tensor, Tensor]
 
 @training_recipe("erm", paper="001")
 def _erm(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
-    return objective(model, paper001_augment(b.x, gen), b.y, None)
+    return objective(model, flip_affine_augment(b.x, gen), b.y, None)
 
 
 training_recipe("erm_matched", paper="001")(_erm)
