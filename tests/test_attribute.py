@@ -145,3 +145,24 @@ def test_bad_arguments() -> None:
         attribute(model, blob_images() * 2, "saliency")
     with pytest.raises(DataError, match="targets"):
         attribute(model, blob_images(), "saliency", target=[1, 0, 1])
+
+
+def test_an_attribution_method_is_one_registered_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    module = importlib.import_module("medadv.explain.attribute")  # the package exports the function of that name
+
+    assert METHODS == tuple(module.ATTRIBUTION_METHODS)
+    assert [m for m, r in module.ATTRIBUTION_METHODS.items() if r.needs_layer] == ["gradcam", "guided_gradcam"]
+    monkeypatch.setattr(module, "ATTRIBUTION_METHODS", dict(module.ATTRIBUTION_METHODS))
+
+    @module.attribution_method("input_times_ones")
+    def _ones(call, x, target):  # noqa: ANN001, ANN202
+        assert call.layer is None and call.ig_steps == 5
+        return x * 0 + target[:, None, None, None].float()
+
+    x = torch.full((3, 1, 4, 4), 0.5)
+    maps = attribute(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), x, "input_times_ones", target=[0, 1, 1], ig_steps=5)
+    assert maps.shape == (3, 4, 4) and maps[0].max() == 0 and (maps[1:] == 1).all()
+    with pytest.raises(ValueError, match="registered twice"):
+        module.attribution_method("saliency")(_ones)

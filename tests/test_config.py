@@ -140,23 +140,22 @@ def test_set_overrides_parse_into_nested_yaml_values() -> None:
 
 
 def test_set_overrides_are_checked_against_the_stage_fields() -> None:
-    from medadv.config import check_override_keys
+    from medadv.config import ProfileSection, check_override_keys
 
     @dataclasses.dataclass(frozen=True)
-    class Stage:
+    class Stage(ProfileSection):
         epochs: int = 1
         lr: float = 0.1
         name: str = "x"
 
-    profile = load_profile("smoke")
-    check_override_keys(profile, {"stage": {"epochs": 3, "lr": 1}, "seed": 1}, {"stage": Stage})
+    check_override_keys({"stage": {"epochs": 3, "lr": 1}, "seed": 1}, {"stage": Stage})
     with pytest.raises(ConfigError, match=r"--set stage.epoch: section 'stage' has no key 'epoch'"):
-        check_override_keys(profile, {"stage": {"epoch": 3}}, {"stage": Stage})
+        check_override_keys({"stage": {"epoch": 3}}, {"stage": Stage})
     with pytest.raises(ConfigError, match=r"--set stage.epochs is 'three'; expected a whole number"):
-        check_override_keys(profile, {"stage": {"epochs": "three"}}, {"stage": Stage})
+        check_override_keys({"stage": {"epochs": "three"}}, {"stage": Stage})
     with pytest.raises(ConfigError, match=r"--set stage.lr is True; expected a number"):
-        check_override_keys(profile, {"stage": {"lr": True}}, {"stage": Stage})
-    with pytest.raises(ConfigError, match=r"the profile has no section 'nosuch'"):
-        check_override_keys(profile, {"nosuch": {"a": 1}}, {"stage": Stage})
+        check_override_keys({"stage": {"lr": True}}, {"stage": Stage})
+    with pytest.raises(ConfigError, match=r"a profile has no section 'nosuch'"):
+        check_override_keys({"nosuch": {"a": 1}}, {"stage": Stage})
     with pytest.raises(ConfigError, match=r"'stage' is a section"):
-        check_override_keys(profile, {"stage": 3}, {"stage": Stage})
+        check_override_keys({"stage": 3}, {"stage": Stage})

@@ -21,7 +21,7 @@ from _small_classifier import SmallClassifier
 from medadv.models.gan import Discriminator
 from medadv.reader_app.simulate import write_responses
 from medadv.stages.input_detection import (DetectConfig, machine_responses, real_fake_arrays, train_real_fake)
-from medadv.stats.reader import RESPONSE_COLUMNS, read_responses, validate_responses
+from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
 
 SIZE = 32  # the small test classifier's images (paper 001's classifier needs 96: see _small_classifier)
 EPS = 8 / 255
@@ -235,9 +235,9 @@ def test_machine_reads_pass_the_reader_study_validation(tmp_path) -> None:  # no
 @pytest.mark.parametrize("name", ["smoke", "default", "full"])
 def test_profiles_have_a_detect_section(name: str) -> None:
     from medadv.config import load_profile
-    from medadv.stages.input_detection import detect_config
+    from medadv.detect.config import DetectionConfig
 
-    config = detect_config(load_profile(name).section("detect"))
+    config = DetectionConfig.from_profile(load_profile(name))
     assert config.classifier == "vgg_erm" and set(config.attacks) == {"fgsm", "pgd", "apgd"}
     with pytest.raises(ConfigError, match="unknown attacks"):
-        detect_config({"attacks": ["cw"]})
+        DetectionConfig.from_section({"attacks": ["cw"]})

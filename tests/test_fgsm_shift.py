@@ -12,7 +12,7 @@ from medadv.errors import ConfigError
 from medadv.explain.alignment import relevance_mass_accuracy
 from medadv.explain.attribute import attribute
 from medadv.explain.fgsm_shift import (
-    SHIFT_COLUMNS, fgsm_figure_rows, fgsm_gradcam_shift, fgsm_shift_summary, paper004_ifgsm,
+    SHIFT_COLUMNS, fgsm_figure_rows, fgsm_gradcam_shift, fgsm_shift_summary, predicted_label_ifgsm,
 )
 from medadv.explain.plots import fgsm_shift_figure, manipulation_panels
 from medadv.explain.study import ExplainConfig
@@ -32,20 +32,20 @@ class SignNet(nn.Module):
         return torch.cat([-s, s], dim=1)
 
 
-def test_paper004_ifgsm_takes_25_steps_against_the_predicted_label() -> None:
+def test_predicted_label_ifgsm_takes_25_steps_against_the_predicted_label() -> None:
     net = SignNet().eval()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
     predicted = net(x).argmax(1)
     assert 0 < int(predicted.sum()) < 6  # both predicted classes occur
     step = 0.1 / 255
-    x_adv, labels = paper004_ifgsm(net, x, step, 25, batch_size=4)
+    x_adv, labels = predicted_label_ifgsm(net, x, step, 25, batch_size=4)
     assert torch.equal(labels, predicted)
     # ascending CE of the predicted class: class 1 lowers w.x (step -sign w), class 0 raises it; all 25 steps land
     direction = torch.where(predicted[:, None, None, None] == 1, -1.0, 1.0) * net.w.detach().sign()
     torch.testing.assert_close(x_adv, x + 25 * step * direction, atol=1e-6, rtol=0)
     assert (x_adv - x).abs().max().item() == pytest.approx(2.5 / 255, abs=1e-6)  # paper 004 Fig. 4: about 1 level
     with pytest.raises(ConfigError, match="step"):
-        paper004_ifgsm(net, x, 0.0, 25)
+        predicted_label_ifgsm(net, x, 0.0, 25)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from medadv.attacks.robustness import AttackConfig
-from medadv.config import PROFILE_NAMES, Profile, load_profile, section_config
-from medadv.explain.study import explain_config
-from medadv.reader_app.config import reader_config
+from medadv.config import PROFILE_NAMES, Profile, load_profile
+from medadv.explain.study import ExplainConfig
+from medadv.reader_app.config import ReaderConfig
 from medadv.train.gan import GanConfig
-from medadv.train.loop import classifier_config
+from medadv.train.loop import ClassifierConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "fidelity.md"
 COLUMNS = ("paper", "item", "paper's value", "key", "smoke", "default", "full", "workshop", "full holds",
@@ -31,11 +31,11 @@ COLUMNS = ("paper", "item", "paper's value", "key", "smoke", "default", "full", 
 #: How each section of a profile is resolved: the same dataclass the stage's notebook builds.
 RESOLVERS: dict[str, Callable[[Profile], Any]] = {
     "data": lambda p: p.data,
-    "classifier": lambda p: classifier_config(p.section("classifier")),
+    "classifier": ClassifierConfig.from_profile,
     "gan": GanConfig.from_profile,
-    "attacks": lambda p: section_config(AttackConfig, p.section("attacks"), "attacks"),
-    "explain": explain_config,
-    "reader": lambda p: reader_config(p.section("reader")),
+    "attacks": AttackConfig.from_profile,
+    "explain": ExplainConfig.from_profile,
+    "reader": ReaderConfig.from_profile,
 }
 
 

@@ -382,6 +382,14 @@ BAD_SETTINGS = [
                                r"\['adaptive_eps'"),
     (["detect.adaptive_eps=[8]"], r"detect\.adaptive_eps is \[8\.0\]: 8\.0 is outside \(0, 1\]"),
     (["effects.bogus=1"], r"--set effects\.\*: profile section effects\.bogus is int; expected a mapping"),
+    (["effects.erm_auc_real.treshold=1"], r"--set effects\.\*: profile section 'effects\.erm_auc_real' has "
+                                               r"unknown keys \['treshold'\]; known keys are \['claim', 'column'"),
+    (["data.no_such_key=1"], r"--set data\.no_such_key: section 'data' has no key 'no_such_key'; its keys are "
+                             r"\['image_size'"),
+    (["cluster.wokers=2"], r"--set cluster\.wokers: section 'cluster' has no key 'wokers'; its keys are \['address'"),
+    (["cluster.kind=lsf"], r"--set cluster\.\*: cluster\.kind is 'lsf'; expected one of \('local', 'slurm', 'pbs'\)"),
+    (["no_such_section.key=1"], r"--set no_such_section\.\*: a profile has no section 'no_such_section'; its sections "
+                                r"are \['seed', 'data', 'classifier'"),
     (["explain.models=[vgg_erm, vgg_nosuch]", "explain.attack_models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]"],
      r"explain\.models .* name classifier\(s\) \['vgg_nosuch'\] that the classifier section does not train"),
     (["reader.simulated_readers=[{reader: 7, real_accuracy: 0.8, fake_accuracy: 0.6}]"],
@@ -404,6 +412,8 @@ BAD_FILES = [
     ("classifier:\n  epochz: 1\n", r"profile 'bad': profile section 'classifier' has unknown keys \['epochz'\]; known "
                                    r"keys are \['alpha', 'augmix_depth'"),
     ("detect:\n  fake_epoch: 1\n", r"section 'detect' has unknown keys \['fake_epoch'\]"),
+    ("cluster:\n  wokers: 2\n", r"profile 'bad': profile section 'cluster' has unknown keys \['wokers'\]; known keys "
+                                r"are \['address', 'dashboard'"),
     ("effects:\n  mine:\n" + EFFECT.format(table="gan_attack_table", threshold='"0.2"'),
      r"effects\.mine\.threshold is '0\.2'; expected a number\. It is quoted, so YAML reads it as text: write "
      r"threshold: 0\.2 without quotes"),

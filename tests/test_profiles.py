@@ -14,14 +14,13 @@ import pytest
 import yaml
 
 from medadv.attacks.robustness import AttackConfig
-from medadv.config import EXTENDS_KEY, PROFILE_DIR, PROFILE_NAMES, PROFILE_SECTIONS, DataConfig, load_profile
+from medadv.config import EXTENDS_KEY, PROFILE_DIR, PROFILE_NAMES, PROFILE_SECTIONS, ClusterConfig, DataConfig, load_profile
 from medadv.effects import Effect
 from medadv.errors import ConfigError
 from medadv.explain.study import ExplainConfig
 from medadv.reader_app.config import ReaderConfig
 from medadv.stages.input_detection import DetectConfig
 from medadv.strict_yaml import load_yaml
-from medadv.sweep import ClusterConfig
 from medadv.train.gan import GanConfig
 from medadv.train.loop import ClassifierConfig
 
@@ -255,7 +254,7 @@ def test_dataclass_defaults_are_the_papers_values_but_the_marked_kit_choices() -
     for key in sorted(KIT_DEFAULTS):
         section, _, name = key.partition(".")
         source = inspect.getsource(SECTION_CLASSES[section])
-        line = next(l for l in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", l))
+        line = next(text for text in source.splitlines() if re.match(rf"\s*{name}: [^=]+ = ", text))
         assert "# kit" in line or "kit's choice" in (SECTION_CLASSES[section].__doc__ or ""), key
 
 
@@ -264,3 +263,20 @@ def test_every_shipped_profile_passes_the_runs_check(name: str) -> None:
     from medadv.pipeline import check_profile
 
     check_profile(load_profile(name))  # every section built, the effects' tables and the sections' links checked
+
+
+def test_every_profile_section_has_one_registered_config_that_loads_it() -> None:
+    from medadv.config import SECTION_CONFIGS, ProfileSection
+    from medadv.pipeline import section_configs
+
+    sections = section_configs()
+    assert list(sections) == list(PROFILE_SECTIONS)
+    assert all(cls.SECTION == name and SECTION_CONFIGS[name] is cls for name, cls in sections.items())
+    assert sections["cluster"] is ClusterConfig and sections["data"] is DataConfig
+    profile = load_profile("default")
+    assert sections["data"].from_profile(profile) == profile.data
+    assert [e.name for e in sections["effects"].from_profile(profile).effects] == list(profile.section("effects"))
+    with pytest.raises(TypeError, match=r"section 'gan' is already medadv\.train\.gan\.GanConfig's"):
+        type("OtherGan", (ProfileSection,), {}, section="gan")
+    with pytest.raises(TypeError, match=r"section 'trainer' is not one of"):
+        type("Trainer", (ProfileSection,), {}, section="trainer")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from medadv.config import DataConfig
 from medadv.data.phantom import render_patient
-from medadv.stats.reader import validate_responses
+from medadv.reader_app.responses import validate_responses
 from test_reader_packages import build
 
 pytestmark = pytest.mark.browser

@@ -23,10 +23,10 @@ from medadv.data.cohort import validate_cohort
 from medadv.data.images import read_image
 from medadv.data.pixels import save_png16
 from medadv.errors import ConfigError, DataError, RunError
-from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions, reader_config
+from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS, ANSWER_KEY_FILE
 from medadv.reader_app.page import render_page
-from medadv.reader_app.run import build_run_packages, simulate_run_responses
+from medadv.stages.reader_study import build_run_packages, simulate_run_responses
 from medadv.report import RunContext
 
 SIZE = (32, 32)
@@ -193,26 +193,26 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
 
 def test_reader_config_parses_profiles_and_refuses_bad_values() -> None:
     for name in ("smoke", "default", "full"):
-        cfg = reader_config(load_profile(name).section("reader"))
+        cfg = ReaderConfig.from_profile(load_profile(name))
         assert len(cfg.session_counts) == 5 and len(cfg.simulated_readers) >= 2
-    full = reader_config(load_profile("full").section("reader"))
+    full = ReaderConfig.from_profile(load_profile("full"))
     assert full.session_counts == (100, 100, 436, 100, 440)  # paper 001, Table 2
     with pytest.raises(ConfigError, match="even"):
         ReaderConfig(session_counts=(1, 1, 3, 1, 2))
     with pytest.raises(ConfigError, match="five positive integers"):
-        reader_config({"session_counts": [1, 1, 2, 1, 2, 4]})
+        ReaderConfig.from_section({"session_counts": [1, 1, 2, 1, 2, 4]})
     with pytest.raises(ConfigError, match="unknown keys"):
-        reader_config({"sessions": [1, 1, 2, 1, 2]})
+        ReaderConfig.from_section({"sessions": [1, 1, 2, 1, 2]})
     with pytest.raises(ConfigError, match="unknown keys"):
-        reader_config({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5, "speed": 1}]})
+        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5, "speed": 1}]})
     with pytest.raises(ConfigError, match="sum to less than 1"):
-        reader_config({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.5,
+        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.5,
                                               "unsure_rate": 0.2}]})
     with pytest.raises(ConfigError, match="education delta"):
-        reader_config({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.9,
+        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.9,
                                               "education_fake_delta": 0.2}]})
     with pytest.raises(ConfigError, match="repeat"):
-        reader_config({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5}] * 2})
+        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5}] * 2})
 
 
 def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
@@ -220,10 +220,10 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     cohort, adversarial, education = make_reader_run(tmp_path)
     cohort.to_csv(tmp_path / "cohort.csv", index=False)
     with pytest.raises(RunError, match="02_gan_training"):
-        build_run_packages(ctx, reader_config(ctx.profile.section("reader")))
+        build_run_packages(ctx, ReaderConfig.from_profile(ctx.profile))
     adversarial.to_csv(tmp_path / "tables" / "adversarial_index.csv", index=False)
     education.to_csv(tmp_path / "tables" / "education_index.csv", index=False)
-    config = reader_config(ctx.profile.section("reader"))
+    config = ReaderConfig.from_profile(ctx.profile)
     packages = build_run_packages(ctx, config)
     assert packages.root == tmp_path / "data" / "reader_packages"
     folder = simulate_run_responses(ctx, packages, config)

@@ -321,7 +321,7 @@ def test_concurrent_writers_in_threads_keep_the_database_consistent(run) -> None
 
 def test_notebook_05_takes_one_source_of_reads(run, tmp_path: Path) -> None:
     from medadv.errors import ConfigError
-    from medadv.reader_app.run import run_responses
+    from medadv.stages.reader_study import run_responses
 
     with pytest.raises(ConfigError, match="both set"):
         run_responses(None, run[1], None, tmp_path / "csv", run[0] / "data" / DB_FILE)

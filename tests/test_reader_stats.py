@@ -1,4 +1,4 @@
-"""Tests of medadv.stats.reader on a tiny two-reader study whose numbers are worked out by hand in the comments."""
+"""Tests of medadv.stats.reader (and the response validation of medadv.reader_app.responses) on a tiny two-reader study whose numbers are worked out by hand in the comments."""
 from __future__ import annotations
 
 import math
@@ -20,14 +20,13 @@ from medadv.stats.reader import (
     has_confidence_ratings,
     mcnemar_exact,
     ratings_from_responses,
-    read_responses,
     reader_pair_tests,
     reading_times,
     repeated_read_tests,
     session_tests,
     subgroup_accuracies,
-    validate_responses,
 )
+from medadv.reader_app.responses import read_responses, validate_responses
 
 R, F = "real", "fake"
 # Answer key. Session 2: six real images; sessions 3 and 5: real and fake alternating, labels 1,1,0,0,1,1,0,0.
@@ -325,7 +324,7 @@ def test_utf16_and_trailing_empty_rows_read_like_utf8(tmp_path: Path, caplog: py
     for name, encoding, sep in (("b.csv", "utf-16", ","), ("c.csv", "utf-16", "\t"), ("d.csv", "utf-8-sig", ",")):
         back = read_responses([_write(tmp_path / name, resp, encoding, sep)])
         pd.testing.assert_frame_equal(back.drop(columns="source_file"), plain.drop(columns="source_file"))
-    with caplog.at_level(logging.INFO, logger="medadv.stats.reader"):
+    with caplog.at_level(logging.INFO, logger="medadv.reader_app.responses"):
         padded = read_responses([_write(tmp_path / "e.csv", resp, tail=",,,,,,\n,,,,,,\n")])
     assert len(padded) == len(resp) and "e.csv: 2 row(s) with every cell empty left out" in caplog.text
     assert len(validate_responses(padded, _key())) == len(resp)

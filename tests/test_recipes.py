@@ -12,7 +12,7 @@ from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.attacks.gradient import pgd
-from medadv.train.augment import AffineRanges, AugMixBatch, gan_augment, paper001_augment
+from medadv.train.augment import AffineRanges, AugMixBatch, gan_augment, flip_affine_augment
 from medadv.train.losses import jensen_shannon
 from medadv.train.recipes import (
     PAPER002_RECIPES,
@@ -79,7 +79,7 @@ def test_erm_augments_and_erm_noaug_does_not() -> None:
     Recipe("erm", PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(3))
     Recipe("erm_matched", PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(3))
     assert torch.equal(spy.seen[0], batch.x)
-    assert torch.equal(spy.seen[1], paper001_augment(batch.x, torch.Generator().manual_seed(3)))
+    assert torch.equal(spy.seen[1], flip_affine_augment(batch.x, torch.Generator().manual_seed(3)))
     assert torch.equal(spy.seen[2], spy.seen[1])  # the matched twin trains exactly as erm does
 
 
@@ -119,15 +119,15 @@ def test_gan_augment_flips_rotates_shears_without_scaling() -> None:
     a = gan_augment(x, torch.Generator().manual_seed(5))
     assert torch.equal(a, gan_augment(x, torch.Generator().manual_seed(5)))
     ranges = AffineRanges(scale=(1.0, 1.0))
-    assert torch.equal(a, paper001_augment(x, torch.Generator().manual_seed(5), ranges))
-    assert not torch.equal(a, paper001_augment(x, torch.Generator().manual_seed(5)))
+    assert torch.equal(a, flip_affine_augment(x, torch.Generator().manual_seed(5), ranges))
+    assert not torch.equal(a, flip_affine_augment(x, torch.Generator().manual_seed(5)))
 
 
-def test_paper001_augment_is_seeded_and_bounded() -> None:
+def test_flip_affine_augment_is_seeded_and_bounded() -> None:
     x = torch.rand(3, 1, 32, 32)
-    a = paper001_augment(x, torch.Generator().manual_seed(5))
-    b = paper001_augment(x, torch.Generator().manual_seed(5))
-    c = paper001_augment(x, torch.Generator().manual_seed(6))
+    a = flip_affine_augment(x, torch.Generator().manual_seed(5))
+    b = flip_affine_augment(x, torch.Generator().manual_seed(5))
+    c = flip_affine_augment(x, torch.Generator().manual_seed(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
     assert float((a == 0).float().mean()) > 0.01  # zero padding shows where the image left the frame
@@ -159,3 +159,24 @@ def test_multitask_objective_uses_the_masks() -> None:
 def test_unknown_recipe() -> None:
     with pytest.raises(ConfigError, match="unknown"):
         Recipe("mixup", PARAMS)
+
+
+def test_a_recipe_is_one_registered_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medadv.train import recipes
+
+    assert recipes.RECIPES == tuple(recipes.TRAINING_RECIPES)
+    assert {n for n in recipes.RECIPES if Recipe(n, PARAMS).adversarial} == {
+        "adversarial_l2", "rtda", "pgd_at", "pgd_at_l2", "trades", "fast_at", "rtda_focal_linf"}
+    monkeypatch.setattr(recipes, "TRAINING_RECIPES", dict(recipes.TRAINING_RECIPES))
+    seen = []
+
+    @recipes.training_recipe("mixup", adversarial=True)
+    def _mixup(r, model, objective, b, gen):  # noqa: ANN001, ANN202
+        seen.append(r.params)
+        return objective(model, b.x, b.y, b)
+
+    mixup = Recipe("mixup", PARAMS)
+    loss, _ = mixup(_vgg(), PaperObjective(), _batch(), torch.Generator().manual_seed(0))
+    assert mixup.adversarial and seen == [PARAMS] and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="'mixup' is registered twice"):
+        recipes.training_recipe("mixup")(_mixup)

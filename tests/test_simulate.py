@@ -159,10 +159,10 @@ def test_empty_and_upper_case_response_files(tmp_path: Path) -> None:
         load_responses(tmp_path)
 
 
-def test_the_app_the_panel_the_database_and_the_statistics_share_one_column_list(tmp_path: Path) -> None:
+def test_the_app_the_panel_the_database_and_the_analysis_share_one_column_list(tmp_path: Path) -> None:
     from medadv.reader_app import db, simulate
     from medadv.reader_app.page import render_page
-    from medadv.stats import reader
+    from medadv.reader_app import responses as reader
 
     assert RESPONSE_COLUMNS is reader.RESPONSE_COLUMNS is simulate.RESPONSE_COLUMNS is db.RESPONSE_COLUMNS
     assert reader.REQUIRED_RESPONSE_COLUMNS == ("reader", "session", "image_id", "answer", "reading_seconds", "order")

@@ -15,11 +15,12 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from medadv.attacks.robustness import AttackConfig, Robustness
-from medadv.config import PROFILE_NAMES, load_profile, profile_from_dict, section_config
+from medadv.config import PROFILE_NAMES, load_profile, profile_from_dict
 from medadv.data.images import SplitArrays
 from medadv.errors import ConfigError, DataError
-from medadv.explain.study import ExplainConfig, explain_config
-from medadv.reader_app.config import reader_config
+from medadv.explain.study import ExplainConfig
+from medadv.detect.config import DetectionConfig
+from medadv.reader_app.config import ReaderConfig
 from medadv.report import RunContext
 from medadv.stages import (attack_evaluation, classifier_training, data_prep, gan_training, gradcam_alignment,
                            input_detection, reader_study, replication)
@@ -27,7 +28,7 @@ from medadv.stages.competence import competence_of
 from medadv.stats.accuracy import is_degenerate
 from medadv.train.evaluate import COMPETENCE_COLUMNS, SplitMetrics, competence_columns
 from medadv.train.gan import GanConfig, GanResult
-from medadv.train.loop import TrainedClassifier, TrainResult, TrainSpec, classifier_config
+from medadv.train.loop import ClassifierConfig, TrainedClassifier, TrainResult, TrainSpec
 
 # ---------------------------------------------------------------- configs
 
@@ -35,12 +36,12 @@ from medadv.train.loop import TrainedClassifier, TrainResult, TrainSpec, classif
 def _domain_loaders(profile):  # noqa: ANN001, ANN202 - (stage config class, the domain package's own loading)
     return [
         (data_prep.DataPrepConfig, profile.data),
-        (classifier_training.ClassifierTrainingConfig, classifier_config(profile.section("classifier"))),
+        (classifier_training.ClassifierTrainingConfig, ClassifierConfig.from_profile(profile)),
         (gan_training.GanTrainingConfig, GanConfig.from_profile(profile)),
-        (attack_evaluation.AttackEvaluationConfig, section_config(AttackConfig, profile.section("attacks"), "attacks")),
-        (gradcam_alignment.GradcamAlignmentConfig, explain_config(profile)),
-        (reader_study.ReaderStudyConfig, reader_config(profile.section("reader"))),
-        (input_detection.DetectConfig, input_detection.detect_config(profile.section("detect"))),
+        (attack_evaluation.AttackEvaluationConfig, AttackConfig.from_profile(profile)),
+        (gradcam_alignment.GradcamAlignmentConfig, ExplainConfig.from_profile(profile)),
+        (reader_study.ReaderStudyConfig, ReaderConfig.from_profile(profile)),
+        (input_detection.DetectConfig, DetectionConfig.from_profile(profile)),
     ]
 
 

@@ -24,8 +24,8 @@ import yaml
 from medadv.errors import ConfigError
 from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
 from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
-from medadv.config import section_config
-from medadv.sweep import (ClusterConfig, jobqueue_cluster, local_layout, main, parse_cluster_options, parse_grid,
+from medadv.config import ClusterConfig
+from medadv.sweep import (jobqueue_cluster, local_layout, main, parse_cluster_options, parse_grid,
                           parse_seeds, plan_runs, run_sweep)
 
 PARAMS = 'run_dir = "results/x"\nprofile = "smoke"\ndevice = "auto"\ndata_manifest = None\ndata_root = None\n'
@@ -96,7 +96,7 @@ def test_cluster_config_is_checked() -> None:
     section = yaml.safe_load("kind: slurm\noptions: {cores: 2, memory: 4GB, walltime: 1:00:00}")
     assert section["options"]["walltime"] == 3600  # YAML 1.1's base 60, which Slurm would read as 3600 minutes
     with pytest.raises(ConfigError, match='walltime is 3600 \\(int\\).*quote it in the profile \\(walltime: "1:00:00"'):
-        section_config(ClusterConfig, section, "cluster")
+        ClusterConfig.from_section(section)
 
 
 def test_cluster_options_keep_the_text_the_scheduler_reads(capsys: pytest.CaptureFixture[str]) -> None:

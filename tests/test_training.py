@@ -11,13 +11,13 @@ import torch
 from _classifier_data import synthetic_split
 from sklearn.metrics import roc_auc_score
 
-from medadv.config import load_profile, section_config
+from medadv.config import load_profile
 from medadv.errors import ConfigError
 from medadv.models.checkpoint import load_checkpoint, split_prefix
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.registry import load_trained, trained_models
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
-from medadv.train.loop import _vgg_spec, BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs
+from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs, vgg_spec
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
 TRAIN = synthetic_split(24, size=96, seed=1, contrast=0.6)
@@ -121,7 +121,7 @@ def test_frozen_parts_are_bit_identical_after_their_phases(tmp_path: Path) -> No
 
 def test_profiles_parse_into_the_classifier_config() -> None:
     for name in ("smoke", "default", "full"):
-        cfg = section_config(ClassifierConfig, load_profile(name).section("classifier"), "classifier")
+        cfg = ClassifierConfig.from_profile(load_profile(name))
         assert set(cfg.recipes) >= {"erm"} and cfg.epochs >= 1
     with pytest.raises(ConfigError, match="unknown recipes"):
         ClassifierConfig(recipes=("erm", "nonsense"))
@@ -131,7 +131,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
         ClassifierConfig(recipes=("erm", "erm_matched"))
     with pytest.raises(ConfigError, match="gp_at"):
         ClassifierConfig(erm_also_gp_at=("pixels",))
-    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    default = ClassifierConfig.from_profile(load_profile("default"))
     assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none",
                                                         "vgg_erm_init_random", "vgg_erm_matched", "vgg_pgd_at",
                                                         "vgg_rtda"]
@@ -143,7 +143,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     with pytest.raises(ConfigError, match="min_val_auc is 1.2"):
         ClassifierConfig(min_val_auc=1.2)
     common = {"betas": default.betas, "batch_per_class": 2}
-    specs = {run.name: _vgg_spec(default, run, common) for run in vgg_runs(default)}
+    specs = {run.name: vgg_spec(default, run, common) for run in vgg_runs(default)}
     assert (specs["vgg_erm"].warmup_epochs, specs["vgg_erm"].lr_features) == (default.warmup_epochs, default.lr_features)
     assert default.warmup_epochs > 0 and default.lr_features < default.lr_head  # paper 001's schedule, for a pretrained Vnet
     random_start = specs["vgg_erm_init_random"]  # the schedule made for random weights
@@ -153,7 +153,7 @@ def test_profiles_parse_into_the_classifier_config() -> None:
 
 
 def test_the_reference_model_is_one_the_section_trains() -> None:
-    default = section_config(ClassifierConfig, load_profile("default").section("classifier"), "classifier")
+    default = ClassifierConfig.from_profile(load_profile("default"))
     assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none", "vgg_erm_init_random",
                                      "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
     assert default.reference_model == "vgg_erm"

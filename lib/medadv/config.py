@@ -2,8 +2,13 @@
 
 A profile is data: a YAML file in ``medadv/profiles`` (``smoke``, ``default``, ``full``) or any YAML file of the same
 shape. It has a ``seed``, a ``data`` section (the cohort) and one section per stage of the study (``classifier``,
-``gan``, ``attacks``, ``explain``, ``reader``). Each stage's module turns its section into a frozen dataclass of its
-own with :func:`section_config`, so a profile never needs ``if profile == ...`` anywhere in the code.
+``gan``, ``attacks``, ``explain``, ``reader``, ``detect``), the declared ``effects`` and the sweep's ``cluster``. Each
+section is one frozen dataclass that subclasses :class:`ProfileSection` and names its section
+(``class GanConfig(ProfileSection, section="gan")``): that registers it in :data:`SECTION_CONFIGS`, the one table of
+section -> config class, and gives it the one way to load it, ``GanConfig.from_profile(profile)`` (or
+``GanConfig.from_section(raw)`` for a section's plain mapping). The runner's pre-run check
+(:func:`medadv.pipeline.check_profile`) builds every registered section before notebook 00, so a profile never needs
+``if profile == ...`` anywhere in the code and a misspelt key never waits for its notebook.
 
 Profiles compose: ``extends: default`` makes a profile its base's settings with its own on top (a deep merge of
 mappings: a key the profile gives replaces the base's, a mapping is merged key by key, and a list replaces the base's
@@ -33,7 +38,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import yaml
@@ -58,10 +63,75 @@ PRETRAIN_SEEDS = range(3_900_000_000, 3_900_001_000)
 EXTENDS_KEY = "extends"
 
 T = TypeVar("T")
+#: Cluster kinds a sweep runs on (:mod:`medadv.sweep`).
+CLUSTER_KINDS = ("local", "slurm", "pbs")
+#: Cluster options whose value the scheduler reads as text (a time, a size, a name).
+TEXT_OPTIONS = ("walltime", "queue", "account", "job_name", "interface")
+
+
+class ProfileSection:
+    """Mixin of the frozen config dataclass of one profile section.
+
+    A subclass that names its section (``class GanConfig(ProfileSection, section="gan")``) is that section's config:
+    it is registered in :data:`SECTION_CONFIGS` (one class per section of :data:`PROFILE_SECTIONS`) and loaded by
+    :meth:`from_profile`. A subclass that names none (a stage's own view of the same section) inherits the section.
+    """
+
+    SECTION: ClassVar[str]
+
+    def __init_subclass__(cls, section: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if section is None:
+            return
+        if section not in PROFILE_SECTIONS:
+            raise TypeError(f"{cls.__qualname__}: section {section!r} is not one of {PROFILE_SECTIONS}; add it there.")
+        known = SECTION_CONFIGS.get(section)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"{cls.__qualname__}: section {section!r} is already {known.__module__}.{known.__qualname__}'s.")
+        cls.SECTION = section
+        SECTION_CONFIGS[section] = cls
+
+    @classmethod
+    def section_keys(cls) -> tuple[str, ...] | None:
+        """The keys the section takes, for naming a misspelt ``--set SECTION.KEY``.
+
+        Returns:
+            The dataclass's field names, or ``None`` where the section's keys are free names (``effects``).
+        """
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any], where: str | None = None) -> Self:
+        """The section's plain mapping as this dataclass (:func:`section_config`); ``where`` names it in errors.
+
+        Returns:
+            The config; missing keys take the dataclass defaults.
+
+        Raises:
+            ConfigError: a key the dataclass does not know (named with the keys it takes), or a value it refuses.
+        """
+        return section_config(cls, raw, where or cls.SECTION)
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Self:
+        """The profile's section as this dataclass.
+
+        Returns:
+            The config; missing keys take the dataclass defaults.
+
+        Raises:
+            ConfigError: as :meth:`from_section`.
+        """
+        return cls.from_section(profile.section(cls.SECTION))
+
+
+#: Section name -> its config class: filled by the :class:`ProfileSection` subclasses as their modules are imported
+#: (:func:`medadv.pipeline.check_profile` imports them all and checks that every section has one).
+SECTION_CONFIGS: dict[str, type[ProfileSection]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(ProfileSection, section="data"):
     """The cohort of a run.
 
     Attributes:
@@ -106,6 +176,16 @@ class DataConfig:
             raise ConfigError(f"data.split is {self.split}; expected three positive fractions that sum to 1.")
         if (self.manifest is None) != (self.root is None):
             raise ConfigError("data.manifest and data.root go together: give both for a real data set, or neither.")
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Self:
+        """The cohort settings of ``profile`` (``profile.data``, built when the profile was loaded, with the run's
+        ``data_manifest`` and ``data_root``).
+
+        Returns:
+            The same values as ``profile.data``, as this class.
+        """
+        return cls(**{f.name: getattr(profile.data, f.name) for f in dataclasses.fields(DataConfig)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,28 +358,33 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def check_override_keys(profile: Profile, overrides: Mapping[str, Any], sections: Mapping[str, type]) -> None:
-    """Refuse an override that the profile cannot take: a section neither in the profile nor in ``sections``, a key
-    that ``sections[name]`` (the stage's config dataclass) has no field for, or a value of the wrong kind (checked as
-    :func:`section_config` checks it), each named as ``--set SECTION.KEY``. The values' ranges are then checked by
-    building the stage's config, which the caller does."""
+def check_override_keys(overrides: Mapping[str, Any], sections: Mapping[str, type[ProfileSection]]) -> None:
+    """Refuse a ``--set`` item that no section takes, before the profile is loaded: a section that is not one of
+    :data:`PROFILE_SECTIONS`, a key that the section's config class (``sections[name]``, from
+    :data:`SECTION_CONFIGS`) has no field for, or a value of the wrong kind (checked as :func:`section_config` checks
+    it), each named as ``--set SECTION.KEY`` with the keys the section takes. The values' ranges are checked when the
+    caller builds the sections (:func:`medadv.pipeline.check_profile`).
+
+    Raises:
+        ConfigError: the first such item.
+    """
     for name, value in overrides.items():
-        if name in ("seed", "data"):
+        if name == "seed":
             continue  # checked by profile_from_dict
-        if name not in sections and name not in profile.sections:
-            raise ConfigError(
-                f"--set {name}.*: the profile has no section {name!r}; its sections are "
-                f"{sorted({'seed', 'data', *profile.sections})}."
-            )
+        if name not in sections:
+            raise ConfigError(f"--set {name}.*: a profile has no section {name!r}; its sections are "
+                              f"{['seed', *sections]}.")
         if not isinstance(value, Mapping):
             raise ConfigError(f"--set {name}={value!r}: {name!r} is a section; set one of its keys ({name}.KEY=VALUE).")
-        if name in sections:
-            hints = typing.get_type_hints(sections[name])
-            for key, given in value.items():
-                if key not in hints:
-                    raise ConfigError(f"--set {name}.{key}: section {name!r} has no key {key!r}; "
-                                      f"its keys are {sorted(hints)}.")
-                _coerce(given, hints[key], f"--set {name}.{key}")
+        keys = sections[name].section_keys()
+        if keys is None:
+            continue  # keys that are names (effects): each entry is checked when the section is built
+        hints = typing.get_type_hints(sections[name])
+        for key, given in value.items():
+            if key not in keys:
+                raise ConfigError(f"--set {name}.{key}: section {name!r} has no key {key!r}; "
+                                  f"its keys are {sorted(keys)}.")
+            _coerce(given, hints[key], f"--set {name}.{key}")
 
 
 def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> Profile:
@@ -318,7 +403,7 @@ def profile_from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> P
             "defaults)."
         )
     seed = check_seed(raw.pop("seed", 0), f"profile {name!r}: seed")
-    data = section_config(DataConfig, raw.pop("data", {}), "data")
+    data = DataConfig.from_section(raw.pop("data", {}))
     for key, value in raw.items():
         if not isinstance(value, Mapping):
             raise ConfigError(f"profile {name!r}: section {key!r} is {type(value).__name__}; expected a mapping.")
@@ -473,6 +558,71 @@ def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"profile section {section!r}: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig(ProfileSection, section="cluster"):
+    """The profile's ``cluster:`` section (or the command line's ``--cluster`` options).
+
+    Attributes:
+        kind: ``local``, ``slurm`` or ``pbs``.
+        address: an existing scheduler (``tcp://host:8786``); overrides ``kind``.
+        workers: local workers (None: from the cores, see the module docstring).
+        threads_per_worker: torch threads of each run (None: from the cores; on a job queue, ``options.cores``).
+        jobs: most batch jobs at once on Slurm / PBS (None: one per run).
+        options: keyword arguments of ``SLURMCluster`` / ``PBSCluster`` (``cores``, ``memory``, ``walltime``, ...).
+        dashboard: the local dashboard's address (``:8787``; needs bokeh), None for none.
+    """
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    jobs: int | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    dashboard: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in CLUSTER_KINDS:
+            raise ConfigError(f"cluster.kind is {self.kind!r}; expected one of {CLUSTER_KINDS}.")
+        if self.address is not None and "://" not in self.address:
+            raise ConfigError(f"cluster address {self.address!r}: expected a scheduler address like tcp://host:8786.")
+        for name in ("workers", "threads_per_worker", "jobs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"cluster.{name} is {value!r}; expected a positive integer.")
+        if self.kind != "local" and self.address is None:
+            missing = [k for k in ("cores", "memory") if k not in self.options]
+            if missing:
+                raise ConfigError(f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
+                                  "--cluster-option cores=8 --cluster-option memory=32GB.")
+            check_job_options(self.options)
+
+
+def check_job_options(options: Mapping[str, Any]) -> None:
+    """Refuse job options that would not give one run per job with the resources asked for: ``cores`` a positive
+    whole number, ``processes`` 1 if given, and the options the scheduler reads as text (:data:`TEXT_OPTIONS`) given
+    as text (YAML 1.1 reads an unquoted ``walltime: 1:00:00`` in a profile as the base-60 number 3600, which Slurm
+    would read as 3600 minutes)."""
+    from dask.utils import parse_bytes
+
+    cores = options["cores"]
+    try:
+        parse_bytes(options["memory"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cluster option memory is {options['memory']!r}; expected the memory of one job, e.g. "
+                          "32GB.") from exc
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ConfigError(f"cluster option cores is {cores!r}; expected the CPUs of one job, a whole number >= 1.")
+    if options.get("processes", 1) != 1:
+        raise ConfigError(f"cluster option processes is {options['processes']!r}; a job runs one run, in one Dask "
+                          "worker process: leave processes out (or 1).")
+    for key in TEXT_OPTIONS:
+        value = options.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"cluster option {key} is {value!r} ({type(value).__name__}); the scheduler reads it as "
+                              "text: quote it in the profile (walltime: \"1:00:00\", queue: \"on\"), since YAML reads "
+                              "an unquoted 1:00:00 as the number 3600 and on / off as true / false.")
 
 
 def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821

@@ -60,7 +60,7 @@ import pandas as pd
 from scipy import stats
 
 from medadv.attacks.masking import masking_suspected
-from medadv.config import Profile, profile_from_dict, section_config
+from medadv.config import Profile, ProfileSection, profile_from_dict, section_config
 from medadv.core import read_json
 from medadv.errors import ConfigError, RunError
 from medadv.report import COHORT_FILE, CONFIG_FILE
@@ -170,21 +170,58 @@ class Effect:
         return f"{self.expected} {self.threshold:g}"
 
 
+@dataclasses.dataclass(frozen=True)
+class EffectsConfig(ProfileSection, section=SECTION):
+    """The profile's ``effects:`` section: one :class:`Effect` per key (the key is the effect's name), in the order
+    declared.
+
+    Attributes:
+        effects: the declared effects; empty when the profile declares none.
+    """
+
+    effects: tuple[Effect, ...] = ()
+
+    @classmethod
+    def section_keys(cls) -> None:
+        """The section's keys are the effects' own names, so none is misspelt; each effect's keys are checked.
+
+        Returns:
+            ``None``.
+        """
+        return None
+
+    @classmethod
+    def from_section(cls, raw: Mapping[str, Any], where: str | None = None) -> EffectsConfig:
+        """The section's plain mapping (effect name -> its settings) as the declared effects.
+
+        Returns:
+            The config, one :class:`Effect` per key.
+
+        Raises:
+            ConfigError: a section or an effect that is not a mapping, a ``name`` field, or an effect's unknown key
+                or refused value (named ``effects.NAME.KEY``).
+        """
+        where = where or SECTION
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"profile section {where!r} is {type(raw).__name__}; expected a mapping.")
+        effects = []
+        for name, settings in raw.items():
+            if not isinstance(settings, Mapping):
+                raise ConfigError(f"profile section {where}.{name} is {type(settings).__name__}; expected a mapping.")
+            if "name" in settings:
+                raise ConfigError(f"profile section {where}.{name}: 'name' is the key itself; remove the name field.")
+            effects.append(section_config(Effect, {"name": str(name), **settings}, f"{where}.{name}"))
+        return cls(effects=tuple(effects))
+
+
 def declared_effects(profile: Profile) -> list[Effect]:
-    """The profile's ``effects:`` section as :class:`Effect` objects, in the order declared.
+    """The profile's ``effects:`` section as :class:`Effect` objects, in the order declared
+    (:meth:`EffectsConfig.from_profile`).
 
     Returns:
         One :class:`Effect` per key; an empty list when the profile declares none.
     """
-    section = profile.section(SECTION)
-    effects = []
-    for name, raw in section.items():
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"profile section effects.{name} is {type(raw).__name__}; expected a mapping.")
-        if "name" in raw:
-            raise ConfigError(f"profile section effects.{name}: 'name' is the key itself; remove the name field.")
-        effects.append(section_config(Effect, {"name": str(name), **raw}, f"effects.{name}"))
-    return effects
+    return list(EffectsConfig.from_profile(profile).effects)
 
 
 @dataclasses.dataclass(frozen=True)

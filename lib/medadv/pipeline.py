@@ -30,12 +30,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medadv.config import (BATCH_ENV, PROFILE_NAMES, Profile, check_override_keys, load_profile, parse_overrides,
-                           pick_device, section_config)
+from medadv.config import (BATCH_ENV, PROFILE_NAMES, PROFILE_SECTIONS, SECTION_CONFIGS, Profile, ProfileSection,
+                           check_override_keys, load_profile, parse_overrides, pick_device)
 from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
@@ -214,42 +214,55 @@ def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:
     return not broken_outputs(run_dir, manifest, name)
 
 
+def section_configs() -> dict[str, type[ProfileSection]]:
+    """Every profile section's config class, in :data:`~medadv.config.PROFILE_SECTIONS`' order: the registry
+    :data:`~medadv.config.SECTION_CONFIGS`, filled as the modules that define them are imported here.
+
+    The section configs import torch and captum, so they are imported when a run starts, so that `medadv run --help`
+    and a bad option answer at once without them (tests/test_pipeline.py checks that parsing never imports torch).
+
+    Returns:
+        Section name -> its :class:`~medadv.config.ProfileSection` class.
+
+    Raises:
+        RuntimeError: a section of ``PROFILE_SECTIONS`` that no imported class registered (a kit defect).
+    """
+    import medadv.attacks.robustness  # noqa: F401  (each import registers its module's section)
+    import medadv.detect.config  # noqa: F401
+    import medadv.effects  # noqa: F401
+    import medadv.explain.study  # noqa: F401
+    import medadv.reader_app.config  # noqa: F401
+    import medadv.train.gan  # noqa: F401
+    import medadv.train.loop  # noqa: F401
+
+    missing = [name for name in PROFILE_SECTIONS if name not in SECTION_CONFIGS]
+    if missing:
+        raise RuntimeError(f"profile section(s) {missing} have no registered config class (ProfileSection).")
+    return {name: SECTION_CONFIGS[name] for name in PROFILE_SECTIONS}
+
+
 def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) -> None:
     """Check every section of ``profile`` as its notebook will, before any notebook runs (a bad value must not wait
     for notebook 03 to be found, nor a misspelt key be left on its default).
 
-    The ``data`` section was built by :func:`medadv.config.load_profile`; here every other section's config dataclass
-    is built (``classifier``, ``gan``, ``attacks``, ``explain``, ``reader``, ``detect``: unknown keys named with the
-    keys the section takes, every value of its type and range) and every declared effect (:mod:`medadv.effects`),
-    then what ties the sections together: ``data.image_size`` at least paper 001's smallest input, and
-    ``detect.classifier`` and ``explain.models`` among the classifiers the ``classifier`` section trains. The
-    ``cluster`` section is the sweep's, checked when a sweep starts. ``overrides`` (the ``--set`` items, nested) are
-    named as ``--set SECTION.KEY`` in the errors.
+    Every registered section (:func:`section_configs`: ``data``, ``classifier``, ``gan``, ``attacks``, ``explain``,
+    ``reader``, ``effects``, ``detect``, ``cluster``) is built by its class's ``from_profile``, the one way a stage
+    loads it: unknown keys named with the keys the section takes, every value of its type and range. Then what ties
+    the sections together: ``data.image_size`` at least paper 001's smallest input, and ``detect.classifier`` and
+    ``explain.models`` among the classifiers the ``classifier`` section trains. ``overrides`` (the ``--set`` items,
+    nested) are named as ``--set SECTION.*`` in the errors; their keys were checked by
+    :func:`medadv.config.check_override_keys` before the profile was loaded.
 
     Raises:
         ConfigError: the first problem found, naming the key (``--set`` or the profile), what was seen and expected.
     """
-    # The section configs import torch and captum: imported here, when a run starts, so that `medadv run --help` and a
-    # bad option answer at once without them (tests/test_pipeline.py checks that parsing never imports torch).
-    from medadv.attacks.robustness import AttackConfig
-    from medadv.detect.config import DetectionConfig
-    from medadv.effects import declared_effects
-    from medadv.explain.study import ExplainConfig
     from medadv.models.classifier import min_input_size
-    from medadv.reader_app.config import ReaderConfig
-    from medadv.train.gan import GanConfig
-    from medadv.train.loop import ClassifierConfig
 
     overrides = overrides or {}
-    classes = {"classifier": ClassifierConfig, "gan": GanConfig, "attacks": AttackConfig, "explain": ExplainConfig,
-               "reader": ReaderConfig, "detect": DetectionConfig}
-    check_override_keys(profile, overrides, classes)
     built: dict[str, Any] = {}
-    for name, cls in classes.items():
+    for name, cls in section_configs().items():
         with _named(profile, overrides, name):
-            built[name] = section_config(cls, profile.section(name), name)
-    with _named(profile, overrides, "effects"):
-        declared_effects(profile)
+            built[name] = cls.from_profile(profile)
     trained = built["classifier"].model_names()
     side = min_input_size()
     links = [
@@ -437,6 +450,7 @@ def _resolve_profile(profile: str, overrides: Sequence[str], data_manifest: str 
         The resolved profile.
     """
     settings = parse_overrides(overrides)
+    check_override_keys(settings, section_configs())  # before loading: a misspelt data key named as --set data.KEY
     data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
     resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
     check_profile(resolved, settings)
@@ -677,8 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.sweep is not None:
-        print("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
-              "./run_all.sh --sweep ..., python -m medadv.sweep ...).", file=sys.stderr)
+        LOG.error("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
+                  "./run_all.sh --sweep ..., python -m medadv.sweep ...).")
         return 2
     try:
         return run_pipeline(

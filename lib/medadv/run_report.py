@@ -26,7 +26,6 @@ import json
 import logging
 import re
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from medadv.config import check_seed, load_profile, profile_from_dict, section_config
+from medadv.config import CLUSTER_KINDS, TEXT_OPTIONS, ClusterConfig, check_seed, load_profile, profile_from_dict
 from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
@@ -61,15 +61,12 @@ from medadv.report import MANIFEST_FILE, write_config
 from medadv.run_report import SWEEP_FILE, write_report
 
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
-CLUSTER_KINDS = ("local", "slurm", "pbs")
 MAX_ATTEMPTS = 2
 JOBS_DIR = "jobs"
 #: The command that lists a batch job while the scheduler still holds it (pending, running or completing).
 JOB_STATUS_COMMANDS = {"slurm": ["squeue", "-h", "-o", "%i", "-j"], "pbs": ["qstat"]}
 #: Seconds a retired job is given to end by itself before the cluster cancels it.
 JOB_END_WAIT_S = 60.0
-#: Cluster options whose value the scheduler reads as text (a time, a size, a name).
-TEXT_OPTIONS = ("walltime", "queue", "account", "job_name", "interface")
 _WHOLE_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)")
 #: Dask settings while a sweep's cluster runs. A task here is one run of minutes that waits on its pipeline process, so
 #: the scheduler's and workers' fine-grained housekeeping (a 20 ms event-loop tick, 10 ms stack profiling, 100 ms
@@ -82,71 +79,6 @@ QUIET_DASK = {"distributed.admin.tick.interval": "500ms", "distributed.worker.pr
               "distributed.worker.memory.monitor-interval": "1s", "distributed.scheduler.work-stealing": False,
               "distributed.scheduler.worker-saturation": 1.0}
 LOG = logging.getLogger(RUN_LOGGER)
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterConfig:
-    """The profile's ``cluster:`` section (or the command line's ``--cluster`` options).
-
-    Attributes:
-        kind: ``local``, ``slurm`` or ``pbs``.
-        address: an existing scheduler (``tcp://host:8786``); overrides ``kind``.
-        workers: local workers (None: from the cores, see the module docstring).
-        threads_per_worker: torch threads of each run (None: from the cores; on a job queue, ``options.cores``).
-        jobs: most batch jobs at once on Slurm / PBS (None: one per run).
-        options: keyword arguments of ``SLURMCluster`` / ``PBSCluster`` (``cores``, ``memory``, ``walltime``, ...).
-        dashboard: the local dashboard's address (``:8787``; needs bokeh), None for none.
-    """
-
-    kind: str = "local"
-    address: str | None = None
-    workers: int | None = None
-    threads_per_worker: int | None = None
-    jobs: int | None = None
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    dashboard: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in CLUSTER_KINDS:
-            raise ConfigError(f"cluster.kind is {self.kind!r}; expected one of {CLUSTER_KINDS}.")
-        if self.address is not None and "://" not in self.address:
-            raise ConfigError(f"cluster address {self.address!r}: expected a scheduler address like tcp://host:8786.")
-        for name in ("workers", "threads_per_worker", "jobs"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"cluster.{name} is {value!r}; expected a positive integer.")
-        if self.kind != "local" and self.address is None:
-            missing = [k for k in ("cores", "memory") if k not in self.options]
-            if missing:
-                raise ConfigError(f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
-                                  "--cluster-option cores=8 --cluster-option memory=32GB.")
-            check_job_options(self.options)
-
-
-def check_job_options(options: Mapping[str, Any]) -> None:
-    """Refuse job options that would not give one run per job with the resources asked for: ``cores`` a positive
-    whole number, ``processes`` 1 if given, and the options the scheduler reads as text (:data:`TEXT_OPTIONS`) given
-    as text (YAML 1.1 reads an unquoted ``walltime: 1:00:00`` in a profile as the base-60 number 3600, which Slurm
-    would read as 3600 minutes)."""
-    from dask.utils import parse_bytes
-
-    cores = options["cores"]
-    try:
-        parse_bytes(options["memory"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cluster option memory is {options['memory']!r}; expected the memory of one job, e.g. "
-                          "32GB.") from exc
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-        raise ConfigError(f"cluster option cores is {cores!r}; expected the CPUs of one job, a whole number >= 1.")
-    if options.get("processes", 1) != 1:
-        raise ConfigError(f"cluster option processes is {options['processes']!r}; a job runs one run, in one Dask "
-                          "worker process: leave processes out (or 1).")
-    for key in TEXT_OPTIONS:
-        value = options.get(key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"cluster option {key} is {value!r} ({type(value).__name__}); the scheduler reads it as "
-                              "text: quote it in the profile (walltime: \"1:00:00\", queue: \"on\"), since YAML reads "
-                              "an unquoted 1:00:00 as the number 3600 and on / off as true / false.")
 
 
 def local_layout(cores: int, config: ClusterConfig) -> tuple[int, int]:
@@ -591,7 +523,7 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     console_logger()
     base = load_profile(profile, overrides)
     if cluster is None:
-        cluster = section_config(ClusterConfig, base.section("cluster"), "cluster")
+        cluster = ClusterConfig.from_profile(base)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(sweep_dir or Path("results") / f"sweep-{base.name}-{stamp}").resolve()
     specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
@@ -705,7 +637,7 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
                        ("threads_per_worker", args.threads_per_worker), ("jobs", args.jobs)):
         if value is not None:
             raw[key] = value
-    return section_config(ClusterConfig, raw, "cluster")
+    return ClusterConfig.from_section(raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,7 @@ from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
 from medadv.attacks.registry import ATTACKS, SMALLER_BUDGET, Attack, registered
 from medadv.attacks.square import square
+from medadv.config import ProfileSection
 from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME
@@ -73,7 +74,7 @@ BLACK_BOX_ATTACKS = ("square", "transfer")
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(ProfileSection, section="attacks"):
     """The profile's ``attacks`` section. Budgets in [0, 1] image units (2/255 = 0.00784).
 
     Attributes:

@@ -1,25 +1,23 @@
 """The profile's ``detect`` section: what notebook 06 detects and how its detectors are trained.
 
-The stage module (:class:`medadv.stages.input_detection.DetectConfig`) mixes :class:`medadv.stages.base.ProfileSection`
-into :class:`DetectionConfig`; the runner builds this dataclass before any notebook runs, like every other section.
+:class:`DetectionConfig` is the section's registered config (:class:`medadv.config.ProfileSection`); the runner builds
+it before any notebook runs, like every other section.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import section_config
+from medadv.config import ProfileSection
 from medadv.errors import ConfigError
 
 GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd")
 
-__all__ = ["GRADIENT_ATTACKS", "DetectionConfig", "detection_config"]
+__all__ = ["GRADIENT_ATTACKS", "DetectionConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectionConfig:
+class DetectionConfig(ProfileSection, section="detect"):
     """The profile's ``detect`` section.
 
     Attributes:
@@ -65,11 +63,3 @@ class DetectionConfig:
             raise ConfigError(f"detect.fpr is {self.fpr}; expected a false-positive rate in (0, 1).")
         check_linf_budgets({"detect.adaptive_eps": self.adaptive_eps})
 
-
-def detection_config(section: Mapping[str, Any]) -> DetectionConfig:
-    """The profile's ``detect`` section as a :class:`DetectionConfig`.
-
-    Returns:
-        The validated :class:`DetectionConfig`.
-    """
-    return section_config(DetectionConfig, section, "detect")

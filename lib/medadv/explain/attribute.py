@@ -1,6 +1,7 @@
 """Attribution maps of the kit's classifiers, batched, through captum: one entry point, :func:`attribute`.
 
-Methods (``METHODS``), each giving one map per image at the image's resolution, larger = more relevant to ``target``:
+Methods (:data:`METHODS`, each one function registered in :data:`ATTRIBUTION_METHODS` by
+:func:`attribution_method`: adding a method is one such function), each giving one map per image at the image's resolution, larger = more relevant to ``target``:
 
 * ``gradcam`` -- Grad-CAM (Selvaraju et al., ICCV 2017, eqs. 1-2): channel weights are the spatially averaged
   gradients of the target logit at the layer :func:`gradcam_layer` picks, the weighted sum is rectified and
@@ -25,9 +26,10 @@ is never hooked or changed. Images are [0, 1] tensors (N, 1, H, W), as everywher
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,11 +37,8 @@ from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGr
 from torch import nn
 
 from medadv.errors import ConfigError, DataError
-from medadv.models.backbones import TorchvisionClassifier
 from medadv.models.inference import predicted_labels
-from medadv.models.multitask import MultiTaskResNet
 
-METHODS = ("gradcam", "guided_gradcam", "saliency", "integrated_gradients", "deeplift", "occlusion")
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Softplus)
 TargetLike = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
@@ -173,32 +172,105 @@ def _guided_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) ->
     return grad
 
 
-def _gradcam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+@dataclasses.dataclass(frozen=True)
+class AttributionCall:
+    """One batch's attribution call: the model's private copy, its Grad-CAM layer and the settings of
+    :func:`attribute`.
+
+    Attributes:
+        model: the attribution copy (:func:`attribution_copy`).
+        layer: the copy's Grad-CAM layer, or ``None`` for a method that takes none.
+        batch_size: images per attribution call (integrated gradients: model evaluations per chunk).
+        ig_steps: integration steps of integrated gradients.
+        occlusion_window: side in pixels of the occluding square.
+        occlusion_stride: stride in pixels of the occluding square.
+    """
+
+    model: nn.Module
+    layer: nn.Module | None
+    batch_size: int
+    ig_steps: int
+    occlusion_window: int
+    occlusion_stride: int
+
+
+#: One attribution method: ``(call, images, targets) -> maps`` of shape (N, 1, H, W) for one batch.
+AttributionFn = Callable[[AttributionCall, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributionMethod:
+    """A registered attribution method: its function and whether it needs the Grad-CAM layer."""
+
+    name: str
+    compute: AttributionFn
+    needs_layer: bool
+
+
+#: The registered methods by name, in registration order (:func:`attribution_method`); :data:`METHODS` names them.
+ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {}
+
+
+def attribution_method(name: str, *, needs_layer: bool = False) -> Callable[[AttributionFn], AttributionFn]:
+    """Register the decorated function as the attribution method ``name`` (adding a method is one such function).
+
+    Returns:
+        The decorator; it returns the function unchanged.
+    """
+    def register(fn: AttributionFn) -> AttributionFn:
+        if name in ATTRIBUTION_METHODS:
+            raise ValueError(f"attribution method {name!r} is registered twice.")
+        ATTRIBUTION_METHODS[name] = AttributionMethod(name, fn, needs_layer)
+        return fn
+
+    return register
+
+
+@attribution_method("gradcam", needs_layer=True)
+def _gradcam(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al., ICCV 2017, eqs. 1-2), rectified and bilinearly up-sampled to the image."""
+    cam = LayerGradCam(call.model, call.layer).attribute(x, target=target, relu_attributions=True)
     return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
 
 
-def _one_batch(
-    twin: nn.Module, layer: nn.Module | None, x: torch.Tensor, target: torch.Tensor, method: str,
-    ig_steps: int, occlusion_window: int, occlusion_stride: int, batch_size: int,
-) -> torch.Tensor:
-    if method == "gradcam":
-        return _gradcam(twin, layer, x, target)
-    if method == "guided_gradcam":
-        return _guided_gradient(twin, x, target) * _gradcam(twin, layer, x, target)
-    if method == "saliency":
-        return Saliency(twin).attribute(x, target=target, abs=True)
-    if method == "integrated_gradients":
-        return IntegratedGradients(twin).attribute(
-            x, baselines=0.0, target=target, n_steps=ig_steps, internal_batch_size=batch_size
-        )
-    if method == "deeplift":
-        return DeepLift(twin).attribute(x, baselines=0.0, target=target)
-    window = (1, occlusion_window, occlusion_window)
-    return Occlusion(twin).attribute(
-        x, sliding_window_shapes=window, strides=(1, occlusion_stride, occlusion_stride), baselines=0.0,
-        target=target, perturbations_per_eval=max(1, batch_size // len(x)),
+@attribution_method("guided_gradcam", needs_layer=True)
+def _guided_gradcam(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): the guided gradient times the up-sampled Grad-CAM."""
+    return _guided_gradient(call.model, x, target) * _gradcam(call, x, target)
+
+
+@attribution_method("saliency")
+def _saliency(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The absolute input gradient (Simonyan et al., ICLR-W 2014)."""
+    return Saliency(call.model).attribute(x, target=target, abs=True)
+
+
+@attribution_method("integrated_gradients")
+def _integrated_gradients(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Integrated gradients (Sundararajan et al., ICML 2017, eq. 1) from a black image."""
+    return IntegratedGradients(call.model).attribute(
+        x, baselines=0.0, target=target, n_steps=call.ig_steps, internal_batch_size=call.batch_size
     )
+
+
+@attribution_method("deeplift")
+def _deeplift(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """DeepLIFT's rescale rule (Shrikumar et al., ICML 2017) from a black image."""
+    return DeepLift(call.model).attribute(x, baselines=0.0, target=target)
+
+
+@attribution_method("occlusion")
+def _occlusion(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The output drop when a black square slides over the image (Zeiler and Fergus, ECCV 2014)."""
+    window, stride = call.occlusion_window, call.occlusion_stride
+    return Occlusion(call.model).attribute(
+        x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0,
+        target=target, perturbations_per_eval=max(1, call.batch_size // len(x)),
+    )
+
+
+#: The names of the registered attribution methods, in registration order (see the module docstring).
+METHODS = tuple(ATTRIBUTION_METHODS)
 
 
 def attribute(
@@ -255,8 +327,8 @@ def attribute(
         >>> relevance_rank_accuracy(maps, corner[None].numpy())
         array([1.])
     """
-    if method not in METHODS:
-        raise ConfigError(f"attribution method {method!r} is unknown; choose one of {METHODS}.")
+    if method not in ATTRIBUTION_METHODS:
+        raise ConfigError(f"attribution method {method!r} is unknown; choose one of {list(ATTRIBUTION_METHODS)}.")
     if min(batch_size, ig_steps, occlusion_window, occlusion_stride) < 1:
         raise ConfigError(
             f"attribute: batch_size={batch_size}, ig_steps={ig_steps}, occlusion_window={occlusion_window}, "
@@ -266,9 +338,11 @@ def attribute(
     device = next(model.parameters()).device
     twin = attribution_copy(model, x.to(device))
     target = _targets(twin, x, target)
+    registered = ATTRIBUTION_METHODS[method]
     twin_layer = None
-    if method in ("gradcam", "guided_gradcam"):
+    if registered.needs_layer:
         twin_layer = twin.get_submodule(layer_path(model, layer if layer is not None else gradcam_layer(model)))
+    call = AttributionCall(twin, twin_layer, batch_size, ig_steps, occlusion_window, occlusion_stride)
     maps = []
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(device).requires_grad_(True)
@@ -277,7 +351,7 @@ def attribute(
             warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
             # DeepLIFT's max-pool rule un-pools; with the kit's non-overlapping pools every index is written once.
             warnings.filterwarnings("ignore", message="max_unpooling2d_forward_out", category=UserWarning)
-            out = _one_batch(twin, twin_layer, xb, tb, method, ig_steps, occlusion_window, occlusion_stride, batch_size)
+            out = registered.compute(call, xb, tb)
         maps.append(out.detach().sum(dim=1).float().cpu())
     return torch.cat(maps).numpy()
 

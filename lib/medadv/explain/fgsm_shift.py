@@ -8,7 +8,7 @@ Grad-CAM map before and after and shows both outcomes: the map moves while the l
 with the label (Fig. 3). Nothing in this attack aims at the map; any change of the map is a side effect of pushing
 the prediction.
 
-:func:`paper004_ifgsm` is that attack: :func:`medadv.attacks.gradient.fgsm` (Eq. 1) applied 25 times, each time
+:func:`predicted_label_ifgsm` is that attack: :func:`medadv.attacks.gradient.fgsm` (Eq. 1) applied 25 times, each time
 against the label predicted on the *original* image, and the image after the last step is kept (no early stop, no
 projection needed: 25 steps of ``eps`` cannot leave the 25 ``eps`` ball). The kit's
 :func:`medadv.attacks.gradient.ifgsm` returns the strongest fooling iterate instead, which is what a robustness
@@ -48,7 +48,7 @@ SHIFT_COLUMNS = (
 )
 
 
-def paper004_ifgsm(model: nn.Module, x: torch.Tensor, step: float, steps: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def predicted_label_ifgsm(model: nn.Module, x: torch.Tensor, step: float, steps: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Paper 004's iterative FGSM: ``steps`` applications of Eq. 1 with step ``step`` ([0, 1] units) against the label
     the model predicts on ``x``, clipped to [0, 1] after each step; the last iterate is returned.
 
@@ -91,7 +91,7 @@ def fgsm_gradcam_shift(
     rows, examples = [], []
     for name in tqdm(cfg.fgsm_models, desc="paper 004 FGSM", disable=not in_notebook_progress()):
         model = models[name]
-        x_adv, before_label = paper004_ifgsm(model, x, step, cfg.fgsm_steps, cfg.batch_size)
+        x_adv, before_label = predicted_label_ifgsm(model, x, step, cfg.fgsm_steps, cfg.batch_size)
         after_label = predicted_labels(model, x_adv, cfg.batch_size)
         before = attribute(model, x, "gradcam", target=before_label, batch_size=cfg.batch_size)
         after = attribute(model, x_adv, "gradcam", target=after_label, batch_size=cfg.batch_size)

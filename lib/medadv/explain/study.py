@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import Profile, section_config
+from medadv.config import ProfileSection
 from medadv.core import in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
 from medadv.errors import ConfigError, DataError
@@ -37,7 +37,7 @@ POSITIVE = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class ExplainConfig:
+class ExplainConfig(ProfileSection, section="explain"):
     """The profile's ``explain`` section.
 
     Attributes:
@@ -115,15 +115,6 @@ class ExplainConfig:
             raise ConfigError(f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}; expected "
                               "n_images >= 0 and attack_steps >= 1.")
         check_linf_budgets({"explain.attack_eps": self.attack_eps})
-
-
-def explain_config(profile: Profile) -> ExplainConfig:
-    """The ``explain`` section of ``profile`` as an :class:`ExplainConfig`.
-
-    Returns:
-        The validated :class:`ExplainConfig`.
-    """
-    return section_config(ExplainConfig, profile.section("explain"), "explain")
 
 
 def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], n_images: int, seed: int) -> SplitArrays:

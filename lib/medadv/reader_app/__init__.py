@@ -6,18 +6,18 @@
   ``viewer.js``: zoom, pan, window/level, and ``app.js``: answers, times, progress, CSV).
 - :mod:`medadv.reader_app.simulate`: a simulated reader panel that answers like the app exports.
 - :mod:`medadv.reader_app.analysis`: a folder of response CSVs to the study's tables; :mod:`~medadv.reader_app.figures`
-  its figures; :mod:`~medadv.reader_app.run`: building and simulating inside a run folder (notebook 05).
+  its figures; building and simulating inside a run folder is notebook 05's stage, :mod:`medadv.stages.reader_study`.
 
 The statistics of the responses live in :mod:`medadv.stats.reader` and :mod:`medadv.stats.mrmc`.
 """
 from __future__ import annotations
 
-from medadv.reader_app.config import ReaderConfig, ReaderSkill, reader_config
+from medadv.reader_app.config import ReaderConfig, ReaderSkill
 from medadv.reader_app.packages import SessionPackages, build_sessions, plan_sessions
 from medadv.reader_app.simulate import simulate_panel, write_responses
-from medadv.stats.reader import RESPONSE_COLUMNS
+from medadv.reader_app.responses import RESPONSE_COLUMNS
 
 __all__ = [
     "RESPONSE_COLUMNS", "ReaderConfig", "ReaderSkill", "SessionPackages", "build_sessions", "plan_sessions",
-    "reader_config", "simulate_panel", "write_responses",
+    "simulate_panel", "write_responses",
 ]

@@ -1,6 +1,7 @@
 """From a folder of response CSVs (the app's exports, or the simulated panel's) to the reader-study tables.
 
-The statistics themselves are :mod:`medadv.stats.reader` (validation, accuracy with exact intervals, paper 001's
+The responses are read and validated by :mod:`medadv.reader_app.responses`; the statistics themselves are
+:mod:`medadv.stats.reader` (accuracy with exact intervals, paper 001's
 sub-group p-values, Fleiss' kappa, reading times, MRMC ratings) and :mod:`medadv.stats.mrmc` (Obuchowski-Rockette
 with Hillis's degrees of freedom); this module only routes the sessions to them:
 
@@ -12,8 +13,9 @@ with Hillis's degrees of freedom); this module only routes the sessions to them:
 
 Every table gets a first column ``responses`` saying whether the reads are ``simulated`` or ``real``.
 
-Before any statistic, :func:`check_responses` (functions on a DataFrame, so that every source of responses - CSV
-exports, the workshop database - is checked alike) refuses: reader ids that differ only in case or surrounding
+Before any statistic, :func:`check_reader_ids` and :func:`medadv.reader_app.responses.check_duplicate_reads`
+(functions on a DataFrame, so that every source of responses - CSV exports, the workshop database - is checked alike;
+the reading sessions' duplicates are checked once, inside ``validate_responses``) refuse: reader ids that differ only in case or surrounding
 spaces (``r1`` / ``R1 ``: one reader under two spellings), ids outside the app's rule (1-40 letters, digits, ``_``
 and ``-``; an id such as ``../x`` or ``=cmd|...`` would reach file names and spreadsheets), and a read given twice in
 any session, viewing sessions 1 and 4 included (it would inflate the reading times). A responses folder's files are
@@ -32,15 +34,14 @@ from medadv.reader_app.config import READER_ID
 from medadv.reader_app.db import read_answers
 from medadv.reader_app.simulate import SEEN
 from medadv.stats.mrmc import ORHillisResult, or_hillis
+from medadv.reader_app.responses import check_duplicate_reads, files_note, read_responses, validate_responses
 from medadv.stats.reader import (
     accuracy_table,
     agreement_table,
     has_confidence_ratings,
     ratings_from_responses,
-    read_responses,
     reading_times,
     session_tests,
-    validate_responses,
 )
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ READING_SESSIONS = (2, 3, 5)
 VIEWING_SESSIONS = (1, 4)
 MRMC_TREATMENTS = (3, 5)
 
-__all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "check_duplicate_reads",
-           "check_reader_ids", "check_responses", "database_responses", "load_responses", "response_files"]
+__all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "check_reader_ids",
+           "database_responses", "load_responses", "response_files"]
 
 
 def response_files(folder: str | Path) -> list[Path]:
@@ -75,7 +76,7 @@ def response_files(folder: str | Path) -> list[Path]:
 
 
 def load_responses(folder: str | Path) -> pd.DataFrame:
-    """All response CSVs of a folder, concatenated (:func:`medadv.stats.reader.read_responses`).
+    """All response CSVs of a folder, concatenated (:func:`medadv.reader_app.responses.read_responses`).
 
     Returns:
         The responses, one row per read.
@@ -116,7 +117,7 @@ class ReaderStudyResults:
 
     Attributes:
         simulated: whether the reads come from the simulated panel.
-        reads: validated reads of the reading sessions (:func:`medadv.stats.reader.validate_responses`).
+        reads: validated reads of the reading sessions (:func:`medadv.reader_app.responses.validate_responses`).
         accuracy, session_tests, agreement, times: the tables of :mod:`medadv.stats.reader`.
         mrmc: the Session 3 vs Session 5 MRMC analysis, or ``None`` without confidence ratings or with one reader.
     """
@@ -187,13 +188,6 @@ def _check_viewing(responses: pd.DataFrame, answer_key: pd.DataFrame) -> None:
         raise DataError(f"sessions {VIEWING_SESSIONS} are viewing sessions (answer '{SEEN}'); seen {sorted(answers)}.")
 
 
-def _where(rows: pd.DataFrame) -> str:
-    """The files that ``rows`` came from, for a message (the ``source_file`` column of :func:`load_responses`)."""
-    if "source_file" not in rows.columns:
-        return ""
-    return f" (in {sorted(set(rows['source_file'].astype(str)))[:3]})"
-
-
 def check_reader_ids(responses: pd.DataFrame) -> None:
     """Refuse reader ids that differ only in case or surrounding spaces, and ids outside the app's rule
     (:data:`medadv.reader_app.config.READER_ID`).
@@ -206,38 +200,15 @@ def check_reader_ids(responses: pd.DataFrame) -> None:
     for folded, group in spellings.groupby("folded"):
         if len(group) > 1:
             raise DataError(
-                f"reader ids {sorted(group['id'])} differ only in case or spacing{_where(responses[ids.isin(group['id'])])}; "
+                f"reader ids {sorted(group['id'])} differ only in case or spacing{files_note(responses[ids.isin(group['id'])])}; "
                 "they look like one reader under two spellings. Use one spelling in every file of that reader."
             )
     bad = sorted(i for i in set(ids) if not READER_ID.fullmatch(i))
     if bad:
         raise DataError(
-            f"reader id(s) {bad[:3]}{_where(responses[ids.isin(bad)])} break the reader app's rule: 1-40 letters, digits, "
+            f"reader id(s) {bad[:3]}{files_note(responses[ids.isin(bad)])} break the reader app's rule: 1-40 letters, digits, "
             "'_' and '-'. Rename the reader in the file (the id reaches file names and tables)."
         )
-
-
-def check_duplicate_reads(responses: pd.DataFrame) -> None:
-    """Refuse a read given twice: the same reader, session and image in two rows of any session (viewing too).
-
-    Raises:
-        DataError: naming the first repeated read and the files it came from.
-    """
-    dup = responses.duplicated(["reader", "session", "image_id"], keep=False)
-    if dup.any():
-        first = responses.loc[dup, ["reader", "session", "image_id"]].iloc[0].to_dict()
-        raise DataError(
-            f"responses hold {int(dup.sum())} rows for repeated reads, e.g. {first}{_where(responses[dup])}; each "
-            "reader reads (or views) each image of a session once, and a repeat would inflate the counts and "
-            "reading times. Remove the duplicated rows or export."
-        )
-
-
-def check_responses(responses: pd.DataFrame) -> None:
-    """The checks of every response source before the analysis: :func:`check_reader_ids` and
-    :func:`check_duplicate_reads` (after the sessions are integers)."""
-    check_reader_ids(responses)
-    check_duplicate_reads(responses)
 
 
 def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgroups: int,
@@ -245,7 +216,7 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
     """Validate and analyse a panel's responses to the five sessions.
 
     Args:
-        responses: the app's export format (:data:`medadv.stats.reader.RESPONSE_COLUMNS`), all readers and
+        responses: the app's export format (:data:`medadv.reader_app.responses.RESPONSE_COLUMNS`), all readers and
             sessions together (:func:`load_responses`).
         answer_key: the packages' answer key (:class:`medadv.reader_app.packages.SessionPackages`).
         n_subgroups: sub-groups per session for paper 001's p-values (``reader.n_subgroups``).
@@ -255,8 +226,9 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
         :class:`ReaderStudyResults`: the validated reads and every table of notebook 05.
 
     Raises:
-        DataError: responses to sessions other than 1-5, anything :func:`check_responses` or
-            :func:`validate_responses` rejects.
+        DataError: responses to sessions other than 1-5, anything :func:`check_reader_ids`,
+            :func:`~medadv.reader_app.responses.check_duplicate_reads` or
+            :func:`~medadv.reader_app.responses.validate_responses` rejects.
     """
     sessions = pd.to_numeric(responses["session"], errors="coerce")
     unknown = sorted(set(sessions.dropna().astype(int)) - set(READING_SESSIONS) - set(VIEWING_SESSIONS))
@@ -264,7 +236,8 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
         raise DataError(f"responses hold session numbers {unknown or 'that are not integers'}; expected 1-5.")
     responses = responses.assign(session=sessions.astype(int))
     _check_viewing(responses, answer_key)
-    check_responses(responses)
+    check_reader_ids(responses)
+    check_duplicate_reads(responses[responses["session"].isin(VIEWING_SESSIONS)])  # the reading ones: validate_responses
     reading = responses[responses["session"].isin(READING_SESSIONS)]
     key = answer_key[answer_key["session"].isin(READING_SESSIONS)]
     reads = validate_responses(reading, key, sessions=READING_SESSIONS)

@@ -19,7 +19,7 @@
   var ITEMS = DATA.items;
   var STORE = "medadv-reader/" + DATA.package_id + "/session" + DATA.session;
   var ANSWER_KEYS = { r: "real", n: "not_real", u: "unsure" };
-  var COLUMNS = DATA.columns;  // the CSV export's columns, from medadv.stats.reader.RESPONSE_COLUMNS
+  var COLUMNS = DATA.columns;  // the CSV export's columns, from medadv.reader_app.responses.RESPONSE_COLUMNS
   var READER_RE = /^[A-Za-z0-9_-]{1,40}$/;
   var ASK_CONFIDENCE = DATA.mode === "read" && DATA.ask_confidence;
   // Served by the workshop server, remote.js (loaded before this script) also sends every saved answer to it and

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from medadv.config import section_config
+from medadv.config import ProfileSection, section_config
 from medadv.errors import ConfigError
 
 SESSIONS = (1, 2, 3, 4, 5)
@@ -77,7 +77,7 @@ class ReaderSkill:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReaderConfig:
+class ReaderConfig(ProfileSection, section="reader"):
     """The reader study of a profile (section ``reader``).
 
     Attributes:
@@ -125,11 +125,3 @@ def _skill(raw: Any, index: int) -> ReaderSkill:
         raise ConfigError(f"reader.simulated_readers[{index}] is {type(raw).__name__}; expected a mapping of skills.")
     return section_config(ReaderSkill, raw, f"reader.simulated_readers[{index}]")
 
-
-def reader_config(section: Mapping[str, Any]) -> ReaderConfig:
-    """Parse a profile's ``reader`` section (``profile.section("reader")``) into a :class:`ReaderConfig`.
-
-    Returns:
-        The validated :class:`ReaderConfig`.
-    """
-    return section_config(ReaderConfig, section, "reader")

@@ -42,7 +42,7 @@ from medadv.errors import DataError, MedadvError
 from medadv.reader_app.config import READER_ID
 from medadv.reader_app.credentials import token_digest
 from medadv.reader_app.simulate import SEEN
-from medadv.stats.reader import RESPONSE_COLUMNS
+from medadv.reader_app.responses import RESPONSE_COLUMNS
 
 DB_FILE = "reader.sqlite"
 READ_ANSWERS = ("real", "not_real", "unsure")

@@ -61,6 +61,8 @@ from medadv.reader_app.page import render_page
 
 log = logging.getLogger(__name__)
 
+#: The packages' folder under a run folder's ``data/`` (notebook 05 builds it, the workshop server serves it).
+PACKAGES_DIR = "reader_packages"
 ANSWER_KEY_FILE = "answer_key.csv"
 SESSION_MANIFEST_FILE = "manifest.csv"
 APP_FILE = "index.html"

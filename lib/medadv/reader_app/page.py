@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from medadv.errors import DataError
-from medadv.stats.reader import RESPONSE_COLUMNS
+from medadv.reader_app.responses import RESPONSE_COLUMNS
 
 __all__ = ["instructions", "render_page"]
 
@@ -60,7 +60,7 @@ def render_page(payload: dict[str, Any], remote: dict[str, Any] | None = None) -
 
     Returns:
         The page's text (UTF-8), identical for identical payloads. Its data block also carries ``columns``, the
-        CSV export's columns (:data:`medadv.stats.reader.RESPONSE_COLUMNS`), which ``app.js`` writes.
+        CSV export's columns (:data:`medadv.reader_app.responses.RESPONSE_COLUMNS`), which ``app.js`` writes.
     """
     for field in ("package_id", "session", "mode", "modality", "ask_confidence", "items"):
         if field not in payload:

@@ -57,6 +57,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from medadv.console import console_logger
 from medadv.errors import ConfigError, DataError, MedadvError
 from medadv.reader_app.credentials import InstructorFile, instructor_file_path, token_digest, token_matches
 from medadv.reader_app.db import INSTRUCTOR_DIGEST_KEY, AnswerRefused, DatabaseBusy, ReaderDatabase, StoredAnswer
@@ -565,19 +566,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "medadv-reader") -> int:
     import uvicorn
 
     args = _parser(prog).parse_args(argv)
+    console = console_logger()  # INFO lines on standard output, errors on standard error, each flushed
     try:
         if args.command == "import":
             stored, skipped = import_files(args.run_dir, args.paths)
-            print(f"imported {stored} answers ({skipped} already present) into {Path(args.run_dir) / 'data'}")
+            console.info(f"imported {stored} answers ({skipped} already present) into {Path(args.run_dir) / 'data'}")
             return 0
         server = open_server(args.run_dir, args.host, args.port, args.public_url, args.new_instructor_token)
     except MedadvError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        console.error(f"{prog}: {exc}")
         return 2
-    print(f"Answers go to {server.db.path}", flush=True)
-    print(f"Tokens and links (yours only, not for the analysis): {server.credentials.path}", flush=True)
-    print(f"Instructor page: {server.public_url}/instructor#token={server.instructor_token}", flush=True)
-    print(json.dumps({"instructor_token": server.instructor_token, "public_url": server.public_url}), flush=True)
+    console.info(f"Answers go to {server.db.path}")
+    console.info(f"Tokens and links (yours only, not for the analysis): {server.credentials.path}")
+    console.info(f"Instructor page: {server.public_url}/instructor#token={server.instructor_token}")
+    console.info(json.dumps({"instructor_token": server.instructor_token, "public_url": server.public_url}))
     try:
         uvicorn.run(create_app(server), host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:

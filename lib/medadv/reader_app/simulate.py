@@ -2,7 +2,7 @@
 
 Each simulated reader answers every session of a built package (the answer key of
 :func:`medadv.reader_app.packages.build_sessions`) in its reading order and writes exactly what the reader app exports
-(:data:`medadv.stats.reader.RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the same code.
+(:data:`medadv.reader_app.responses.RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the same code.
 
 The model (equal-variance signal detection with an "unsure" band, one latent read per image):
 
@@ -36,7 +36,7 @@ from scipy.stats import norm
 
 from medadv.errors import ConfigError, DataError
 from medadv.reader_app.config import ReaderSkill
-from medadv.stats.reader import RESPONSE_COLUMNS
+from medadv.reader_app.responses import RESPONSE_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ import pandas as pd
 
 from medadv.errors import DataError
 from medadv.reader_app.db import DB_FILE, SessionItems, StoredAnswer
-from medadv.reader_app.packages import ANSWER_KEY_FILE, APP_FILE, session_dir_name
-from medadv.reader_app.run import PACKAGES_DIR
+from medadv.reader_app.packages import ANSWER_KEY_FILE, APP_FILE, PACKAGES_DIR, session_dir_name
 
 PAYLOAD_RE = re.compile(r'<script type="application/json" id="session-data">(.*?)</script>', re.S)
 BEFORE_AFTER = {2: "real images only", 3: "before the education", 5: "after the education"}

@@ -26,8 +26,7 @@ from medadv.data.images import SplitArrays, load_split
 from medadv.models.inference import positive_scores
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
-from medadv.train.loop import classifier_config
+from medadv.train.loop import ClassifierConfig
 
 __all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "corruption_curves_figure",
            "corruption_examples_figure", "erm_variants", "evaluate_robustness", "gan_attack", "gan_attack_by_recipe",
@@ -36,10 +35,8 @@ __all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "corruption_cu
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackEvaluationConfig(ProfileSection, AttackConfig):
+class AttackEvaluationConfig(AttackConfig):
     """The profile's ``attacks`` section (:class:`medadv.attacks.robustness.AttackConfig`)."""
-
-    SECTION = "attacks"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +75,7 @@ def load_inputs(ctx: RunContext) -> AttackInputs:
     """
     cohort = ctx.cohort()
     test = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "test")
-    reference = classifier_config(ctx.profile.section("classifier")).reference_model
+    reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     return AttackInputs(cohort, test, load_models(ctx.run_dir, ctx.device), reference,
                         load_trained(ctx.run_dir, reference, ctx.device))
 

@@ -2,8 +2,9 @@
 004's multi-task network), its test metrics with DeLong intervals, the paired DeLong tests against the reference
 classifier, and the headline numbers.
 
-The domain work lives in :mod:`medadv.train` (:func:`medadv.train.loop.train_profile_models` trains and resumes,
-:mod:`medadv.train.evaluate` scores and draws); this module is what the notebook calls.
+The domain work lives in :mod:`medadv.train` (:func:`medadv.train.loop.fit` trains and resumes one network,
+:mod:`medadv.train.evaluate` scores and draws); this module builds the profile's runs (:func:`train_profile_models`)
+and is what the notebook calls.
 
 Under ``torchrun`` (``python -m``) it trains the profile's classifiers of a run folder with every process that
 ``torchrun`` started, e.g.
@@ -22,23 +23,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import torch.distributed as dist
 
 from medadv.config import pick_device
 from medadv.data.images import load_split
 from medadv.models.checkpoint import checkpoint_paths
+from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
-from medadv.train.distributed import barrier, init_from_env, local_device
 from medadv.stages.competence import Competence, competence_of
+from medadv.train.distributed import DistContext, barrier, init_from_env, local_device
 from medadv.train.evaluate import competence_columns, roc_figure, training_curves_figure
-from medadv.train.loop import ClassifierConfig, TrainedClassifier, delong_table, evaluate_trained, train_profile_models
+from medadv.train.loop import (ClassifierConfig, TrainedClassifier, TrainSpec, delong_table, evaluate_trained, fit,
+                               vgg_runs, vgg_spec)
+from medadv.train.recipes import MultiTaskObjective, PaperObjective, Recipe
 
 NOTEBOOK = "01_classifier_training"
 
 __all__ = ["NOTEBOOK", "ClassifierEvaluation", "ClassifierTrainingConfig", "checkpoint_files", "evaluate_classifiers",
            "competence", "headline", "initialisation", "main", "roc_figure", "test_metrics", "train_classifiers",
-           "training_curves_figure", "training_histories"]
+           "train_profile_models", "training_curves_figure", "training_histories"]
 
 #: How each start of a classifier reads in notebook 01.
 STARTS = {
@@ -49,10 +54,56 @@ STARTS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierTrainingConfig(ProfileSection, ClassifierConfig):
+class ClassifierTrainingConfig(ClassifierConfig):
     """The profile's ``classifier`` section (:class:`medadv.train.loop.ClassifierConfig`)."""
 
-    SECTION = "classifier"
+
+def train_profile_models(ctx: RunContext, device: torch.device,
+                         dist_ctx: DistContext = DistContext()) -> list[TrainedClassifier]:
+    """Train the classifiers a run's profile asks for: paper 001's network for each of :func:`vgg_runs` and, with
+    ``classifier.multitask``, paper 004's network (``multitask_erm``, on clean images so that its masks align).
+
+    Each run is :func:`medadv.train.loop.fit` with explicit paths: checkpoints go to the run's ``checkpoints`` folder
+    (``ctx.checkpoints_dir``) and a finished or interrupted training resumes from there.
+
+    Returns:
+        the trained classifiers, in training order.
+    """
+    cfg = ClassifierConfig.from_profile(ctx.profile)
+    cohort, size = ctx.cohort(), ctx.profile.data.image_size
+    train = load_split(cohort, ctx.image_root, size, "train")
+    val = load_split(cohort, ctx.image_root, size, "val")
+    meta = {"profile": ctx.profile.name}
+    params = cfg.recipe_params()
+    out: list[TrainedClassifier] = []
+    common = {"betas": cfg.betas, "batch_per_class": cfg.batch_per_class, "steps_per_epoch": cfg.steps_per_epoch,
+              "eval_batch": cfg.eval_batch}
+    erm_weights: dict[str, torch.Tensor] | None = None
+    for run in vgg_runs(cfg):
+        torch.manual_seed(ctx.profile.seed)
+        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout,
+                                        init="random" if run.from_erm else run.init))
+        if run.from_erm:
+            model.load_state_dict(erm_weights)
+        spec = vgg_spec(cfg, run, common)
+        objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
+        result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
+                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
+        if run.name == "vgg_erm":
+            erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        out.append(TrainedClassifier(spec.name, run.recipe, model, result, spec))
+    if cfg.multitask:
+        torch.manual_seed(ctx.profile.seed)
+        imagenet = cfg.init == "imagenet"
+        model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
+                                                imagenet=imagenet))
+        spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
+                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr,
+                         init="imagenet" if imagenet else "random", **common)
+        result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
+                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
+        out.append(TrainedClassifier(spec.name, "erm_noaug", model, result, spec))
+    return out
 
 
 def checkpoint_files(checkpoints_dir: Path, trained: Sequence[TrainedClassifier]) -> list[Path]:

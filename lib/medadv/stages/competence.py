@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from medadv.report import RunContext
-from medadv.train.loop import classifier_config
+from medadv.train.loop import ClassifierConfig
 
 LOG = logging.getLogger(__name__)
 METRICS_TABLE = "classifier_metrics"
@@ -126,7 +126,7 @@ def reference_competence(ctx: RunContext) -> Competence:
     Returns:
         :class:`Competence`; show its ``banner()`` at the top of the notebook.
     """
-    reference = classifier_config(ctx.profile.section("classifier")).reference_model
+    reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     found = competence_of(ctx.read_table(METRICS_TABLE, made_by=METRICS_MAKER), reference)
     LOG.info("reference classifier %s: val AUC %.3f (gate %s), degenerate %s, competent %s", reference, found.val_auc,
              found.min_val_auc, found.degenerate, found.competent)

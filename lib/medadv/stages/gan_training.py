@@ -28,10 +28,9 @@ from medadv.models.checkpoint import checkpoint_paths
 from medadv.models.gan import DIRECTIONS, flipped_fakes
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
 from medadv.stats.fidelity import fidelity_summary, localisation_summary, pair_fidelity
 from medadv.train.gan import GanConfig, GanResult, stage_warnings, train_gan
-from medadv.train.loop import classifier_config
+from medadv.train.loop import ClassifierConfig
 
 SPLITS = ("train", "val", "test")
 ADVERSARIAL_SPLITS = ("val", "test")
@@ -44,10 +43,8 @@ __all__ = ["AdversarialSet", "GanInputs", "GanTraining", "GanTrainingConfig", "b
 
 
 @dataclasses.dataclass(frozen=True)
-class GanTrainingConfig(ProfileSection, GanConfig):
+class GanTrainingConfig(GanConfig):
     """The profile's ``gan`` section (:class:`medadv.train.gan.GanConfig`)."""
-
-    SECTION = "gan"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +83,7 @@ def load_inputs(ctx: RunContext) -> GanInputs:
     Raises:
         RunError: notebook 01 has not written that classifier's checkpoint.
     """
-    reference = classifier_config(ctx.profile.section("classifier")).reference_model
+    reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     ctx.require(f"checkpoints/{reference}.safetensors", made_by="01_classifier_training")
     cohort = ctx.cohort()
     size = tuple(ctx.profile.data.image_size)

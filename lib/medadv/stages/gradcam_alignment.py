@@ -22,7 +22,6 @@ from medadv.explain.study import (AttackExample, ExplainConfig, alignment_scores
                                   attack_summary, attribution_maps, explanation_attack, figure_rows, study_images)
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
 
 GALLERY_METHOD = "gradcam"
 """The method of the gallery that compares the models."""
@@ -34,10 +33,8 @@ __all__ = ["Alignment", "AlignmentInputs", "GradcamAlignmentConfig", "MapAttack"
 
 
 @dataclasses.dataclass(frozen=True)
-class GradcamAlignmentConfig(ProfileSection, ExplainConfig):
+class GradcamAlignmentConfig(ExplainConfig):
     """The profile's ``explain`` section (:class:`medadv.explain.study.ExplainConfig`)."""
-
-    SECTION = "explain"
 
 
 @dataclasses.dataclass(frozen=True)

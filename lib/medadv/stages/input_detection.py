@@ -40,7 +40,6 @@ from torch import nn
 from medadv.attacks.gan_attack import load_fakes
 from medadv.attacks.gradient import apgd, fgsm, pgd
 from medadv.attacks.robustness import AttackConfig, run_attack
-from medadv.config import section_config
 from medadv.core import read_json
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split, read_image, resize
@@ -54,17 +53,16 @@ from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_ch
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import build_model, load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
-from medadv.reader_app.packages import ANSWER_KEY_FILE, SESSION_MANIFEST_FILE, session_dir_name
-from medadv.reader_app.run import PACKAGES_DIR, SIMULATED_DIR
+from medadv.reader_app.packages import ANSWER_KEY_FILE, PACKAGES_DIR, SESSION_MANIFEST_FILE, session_dir_name
+from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
 from medadv.reader_app.simulate import write_responses
 from medadv.report import SUMMARY_FILE, RunContext
-from medadv.stages.base import ProfileSection
-from medadv.stats.reader import (RESPONSE_COLUMNS, accuracy_table, ratings_from_responses, read_responses,
-                                 session_tests, validate_responses)
+from medadv.stages.reader_study import SIMULATED_DIR
+from medadv.stats.reader import accuracy_table, ratings_from_responses, session_tests
 from medadv.stats.standalone import standalone_vs_readers
 from medadv.train.evaluate import youden_threshold
 from medadv.train.gan import load_generator
-from medadv.train.loop import TrainSpec, classifier_config, fit
+from medadv.train.loop import ClassifierConfig, TrainSpec, fit
 from medadv.train.recipes import PaperObjective, Recipe
 
 ADAPTIVE = "adaptive_pgd"
@@ -75,25 +73,14 @@ DETECT_CHECKPOINTS = "detect"
 REAL_FAKE_NAME = "real_fake_classifier"
 
 __all__ = ["ADAPTIVE", "DetectConfig", "DetectionInputs", "DetectionStudy", "MachineReaderStudy",
-           "adaptive_comparison", "build_detectors", "citations", "detect_config", "detection_study", "load_inputs",
+           "adaptive_comparison", "build_detectors", "citations", "detection_study", "load_inputs",
            "machine_reader_study", "machine_responses", "panel_folder", "train_real_fake"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectConfig(ProfileSection, DetectionConfig):
+class DetectConfig(DetectionConfig):
     """The profile's ``detect`` section (``DetectConfig.from_profile(profile)``): :class:`medadv.detect.config.
     DetectionConfig`, whose attributes and defaults it keeps."""
-
-    SECTION = "detect"
-
-
-def detect_config(section: Mapping[str, Any]) -> DetectConfig:
-    """The profile's ``detect`` section as a :class:`DetectConfig`.
-
-    Returns:
-        The validated :class:`DetectConfig`.
-    """
-    return section_config(DetectConfig, section, "detect")
 
 
 # ---------------------------------------------------------------- the detectors
@@ -184,7 +171,7 @@ def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor]
     model = build_model(spec_of, weights_follow=True)
     if init is not None:
         model.load_state_dict(init)
-    cfg = classifier_config(classifier_section)
+    cfg = ClassifierConfig.from_section(classifier_section)
     spec = TrainSpec(name=REAL_FAKE_NAME, recipe="erm", epochs=config.fake_epochs, warmup_epochs=0,
                      lr_head=config.fake_lr_head, lr_features=config.fake_lr_features, betas=cfg.betas,
                      batch_per_class=config.fake_batch_per_class, steps_per_epoch=config.fake_steps_per_epoch,

@@ -3,9 +3,14 @@ and education sets, the reads (a folder of the app's CSV exports, a workshop's d
 panel), and their analysis: accuracy by session and reader, the session tests, agreement, reading times and the
 Session 3 vs 5 MRMC analysis.
 
-The domain work lives in :mod:`medadv.reader_app` (:mod:`~medadv.reader_app.run` builds the packages and gathers the
-reads inside a run folder, :mod:`~medadv.reader_app.analysis` analyses them, :mod:`~medadv.reader_app.figures` draws
-them) and :mod:`medadv.stats.reader`; this module is what the notebook calls.
+The domain work lives in :mod:`medadv.reader_app` (:mod:`~medadv.reader_app.packages` builds the packages,
+:mod:`~medadv.reader_app.simulate` lets the simulated panel read them, :mod:`~medadv.reader_app.analysis` analyses the
+reads, :mod:`~medadv.reader_app.figures` draws them) and :mod:`medadv.stats.reader`; this module does that inside a
+run folder, registering every file with the run context, and is what the notebook calls.
+
+Files: ``data/reader_packages/`` (``answer_key.csv`` and ``session1`` ... ``session5``, see
+:mod:`medadv.reader_app.packages`) and ``data/reader_responses_simulated/`` (one CSV per reader and session, the app's
+export format).
 """
 from __future__ import annotations
 
@@ -14,28 +19,100 @@ from pathlib import Path
 
 import pandas as pd
 
-from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses
+from medadv.data.adversarial import read_adversarial_index
+from medadv.errors import ConfigError
+from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
 from medadv.reader_app.figures import accuracy_figure, reading_time_figure
-from medadv.reader_app.packages import SessionPackages
-from medadv.reader_app.run import build_run_packages, run_responses
+from medadv.reader_app.packages import PACKAGES_DIR, SessionPackages, build_sessions
+from medadv.reader_app.simulate import simulate_panel, write_responses
 from medadv.report import RunContext
-from medadv.stages.base import ProfileSection
+
+SIMULATED_DIR = "reader_responses_simulated"
+GAN_NOTEBOOK = "02_gan_training"
 
 SESSION_TEST_COLUMNS = ["reader", "truth", "session_a", "session_b", "accuracy_a", "accuracy_b", "diff", "sd_avg",
                         "p_value", "note"]
 """The columns of the session tests the notebook shows."""
 
-__all__ = ["MRMC_ANALYSES", "ReaderStudy", "ReaderStudyConfig", "accuracy_by_session", "accuracy_figure", "build_run_packages",
-           "mrmc_table",
-           "packages_headline", "read_and_analyse", "reading_time_figure", "session_changes"]
+__all__ = ["MRMC_ANALYSES", "SIMULATED_DIR", "ReaderStudy", "ReaderStudyConfig", "accuracy_by_session",
+           "accuracy_figure", "build_run_packages", "mrmc_table", "packages_headline", "read_and_analyse",
+           "reading_time_figure", "run_responses", "session_changes", "simulate_run_responses"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ReaderStudyConfig(ProfileSection, ReaderConfig):
+class ReaderStudyConfig(ReaderConfig):
     """The profile's ``reader`` section (:class:`medadv.reader_app.config.ReaderConfig`)."""
 
-    SECTION = "reader"
+
+def _education_index(ctx: RunContext) -> pd.DataFrame:
+    path = ctx.require("tables/education_index.csv", made_by=GAN_NOTEBOOK)
+    return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
+
+
+def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages:
+    """Build the five sessions of the run under ``data/reader_packages`` and register their files.
+
+    The seed is the profile's seed plus ``config.seed_offset``; images are shown at the profile's image size.
+
+    Returns:
+        The packages, registered.
+    """
+    data = ctx.profile.data
+    packages = build_sessions(
+        cohort=ctx.cohort(),
+        image_root=ctx.image_root,
+        run_dir=ctx.run_dir,
+        adversarial_index=read_adversarial_index(ctx.run_dir),
+        education_index=_education_index(ctx),
+        out_dir=ctx.data_dir / PACKAGES_DIR,
+        counts=config.session_counts,
+        seed=ctx.profile.seed + config.seed_offset,
+        image_size=tuple(data.image_size),
+        modality=data.modality,
+        ask_confidence=config.ask_confidence,
+    )
+    ctx.register_many(list(packages.files))
+    return packages
+
+
+def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> Path:
+    """Let the profile's simulated panel read every session; write and register its CSVs; return their folder.
+
+    Returns:
+        The folder of the simulated responses.
+    """
+    responses = simulate_panel(packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset,
+                               config.ask_confidence)
+    paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)
+    ctx.register_many(paths)
+    return ctx.data_dir / SIMULATED_DIR
+
+
+def run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig, responses_dir: str | Path | None,
+                  responses_db: str | Path | None) -> tuple[pd.DataFrame, str, list[str]]:
+    """The reads notebook 05 analyses: a folder of CSV exports, a workshop's database, or the simulated panel.
+
+    Args:
+        responses_dir: folder of the reader app's CSV exports, or ``None``.
+        responses_db: the workshop server's ``data/reader.sqlite`` (:mod:`medadv.reader_app.db`), or ``None``.
+            Readers who have not finished Sessions 2, 3 and 5 are left out (and named).
+        With neither, the simulated panel reads (:func:`simulate_run_responses`).
+
+    Returns:
+        (responses in the CSV exports' format, where they came from, reader ids left out as unfinished).
+
+    Raises:
+        ConfigError: both ``responses_dir`` and ``responses_db`` given.
+    """
+    if responses_dir is not None and responses_db is not None:
+        raise ConfigError(f"responses_dir ({responses_dir}) and responses_db ({responses_db}) are both set; give one "
+                          "source of reads (import the CSV exports into the database with `medadv-reader import`).")
+    if responses_db is not None:
+        responses, left_out = database_responses(responses_db, packages.answer_key)
+        return responses, str(responses_db), left_out
+    folder = simulate_run_responses(ctx, packages, config) if responses_dir is None else responses_dir
+    return load_responses(folder), str(folder), []
 
 
 def packages_headline(ctx: RunContext, packages: SessionPackages) -> dict[str, object]:
@@ -80,7 +157,7 @@ class ReaderStudy:
 
 def read_and_analyse(ctx: RunContext, packages: SessionPackages, config: ReaderConfig,
                      responses_dir: str | Path | None, responses_db: str | Path | None) -> ReaderStudy:
-    """Gather the reads (:func:`medadv.reader_app.run.run_responses`: the CSV exports in ``responses_dir``, the
+    """Gather the reads (:func:`run_responses`: the CSV exports in ``responses_dir``, the
     database ``responses_db``, or with neither the simulated panel) and analyse them against the answer key.
 
     Returns:

@@ -109,12 +109,13 @@ def _figure(panels: Sequence[tuple[str, np.ndarray, str]], title: str) -> Any:
 def _show(output: Any, panels: Sequence[tuple[str, np.ndarray, str]], title: str) -> None:
     """Draw the panels into an ipywidgets ``Output``, or, with ``output=None`` (a batch run), into the cell itself."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
+    from IPython.display import Markdown, display
 
     if output is None:
         display(_figure(panels, title))
         plt.close("all")
-        print("Batch run: the first frame of the interactive viewer; open the notebook in Jupyter for its sliders.")
+        display(Markdown("Batch run: the first frame of the interactive viewer; open the notebook in Jupyter for its "
+                         "sliders."))
         return
     with output:
         output.clear_output(wait=True)

@@ -2,7 +2,7 @@
 
 Paper 001 ("AI-CAD classifier") and its authors' ``trainClas1728pal134.py``: vertical flipping (p = 1/2), rotation
 (-45 to 45 degrees), scaling (factor 0.5 to 2) and shearing (-45 to 45 degrees), with bilinear interpolation and zero
-fill (:func:`paper001_augment`); the GAN's (``trainV1728negPal41.py``) is the same without the scaling
+fill (:func:`flip_affine_augment`); the GAN's (``trainV1728negPal41.py``) is the same without the scaling
 (:func:`gan_augment`). Each image draws its own parameters from a seeded ``torch.Generator`` (the scale
 log-uniformly, so that shrinking and enlarging are equally likely; torchvision's ``RandomAffine`` draws it uniformly)
 and is transformed by ``torchvision.transforms.v2.functional.affine``: the v2 transform classes draw from torch's
@@ -39,7 +39,7 @@ def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
 
 
-def paper001_augment(x: Tensor, generator: torch.Generator, ranges: AffineRanges = AffineRanges()) -> Tensor:
+def flip_affine_augment(x: Tensor, generator: torch.Generator, ranges: AffineRanges = AffineRanges()) -> Tensor:
     """Random vertical flip, rotation, scaling and shear per image (paper 001), bilinear, zero fill.
 
     Returns:
@@ -71,7 +71,7 @@ def gan_augment(x: Tensor, generator: torch.Generator) -> Tensor:
     Returns:
         the augmented images, same shape as ``x``, in [0, 1].
     """
-    return paper001_augment(x, generator, GAN_RANGES)
+    return flip_affine_augment(x, generator, GAN_RANGES)
 
 
 class AugMixBatch:

@@ -69,7 +69,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from medadv.config import section_config, torch_generator
+from medadv.config import ProfileSection, torch_generator
 from medadv.core import in_notebook_progress
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models import checkpoint as ckpt
@@ -87,7 +87,7 @@ HISTORY_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class GanConfig:
+class GanConfig(ProfileSection, section="gan"):
     """The profile's ``gan`` section (paper 001's values as defaults where it gives one; the others, marked ``kit``,
     are the kit's choices).
 
@@ -153,15 +153,6 @@ class GanConfig:
             raise ConfigError(f"gan.dnet_init is {self.dnet_init!r}; expected 'random' (paper 001) or 'classifier'.")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"gan.betas is {self.betas}; expected two numbers in [0, 1), e.g. [0.5, 0.9].")
-
-    @classmethod
-    def from_profile(cls, profile: Any) -> "GanConfig":
-        """The ``gan`` section of a :class:`medadv.config.Profile`.
-
-        Returns:
-            The validated :class:`GanConfig`.
-        """
-        return section_config(cls, profile.section("gan"), "gan")
 
 
 # ---- losses (Eqs. 4-8) ----------------------------------------------------------------------------------------------
@@ -510,7 +501,7 @@ def load_generator(prefix: str | Path, device: torch.device) -> Gnet:
         The generator, in eval mode on ``device``, its parameters frozen.
     """
     tensors, saved = ckpt.load_checkpoint(prefix)
-    cfg = section_config(GanConfig, saved.get("config", {}), f"{prefix} config")
+    cfg = GanConfig.from_section(saved.get("config", {}), f"{prefix} config")
     generator = Gnet(cfg.width, cfg.depth, cfg.identity_skip)
     _load_module(generator, tensors, "generator.", prefix)
     return generator.to(device).eval().requires_grad_(False)

@@ -42,9 +42,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import section_config, torch_generator
+from medadv.config import ProfileSection, torch_generator
 from medadv.core import git_commit, in_notebook_progress
-from medadv.data.images import SplitArrays, load_split
+from medadv.data.images import SplitArrays
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models.checkpoint import (
     CheckpointLedger,
@@ -56,16 +56,16 @@ from medadv.models.checkpoint import (
     save_checkpoint,
     split_prefix,
 )
-from medadv.models.classifier import VGGClassifier, VGGConfig
+from medadv.models.classifier import VGGConfig
 from medadv.models.inference import positive_scores
-from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
+from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig
 from medadv.models.pretrained import INITS
 from medadv.models.registry import TRAINED_ROLE
 from medadv.stats.auc import roc_auc
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, metrics_rows
 from medadv.train.losses import CLASSIFIER_GP_READINGS, check_gp_at
-from medadv.train.recipes import RECIPES, Batch, MultiTaskObjective, Objective, PaperObjective, Recipe, RecipeParams
+from medadv.train.recipes import RECIPES, Batch, Objective, Recipe, RecipeParams
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ STATE_ROLE = "training_state"
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierConfig(RecipeParams):
+class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
     """The profile's ``classifier`` section: the recipes' hyper-parameters (inherited from :class:`RecipeParams`)
     and everything else about the classifiers. Budgets (``eps``, ``alpha``, ``l2_*``) are in [0, 1] pixel units.
 
@@ -518,7 +518,7 @@ def _save_state(state_stem: Path, model: nn.Module, optimizer: torch.optim.Optim
 
 @dataclasses.dataclass
 class TrainedClassifier:
-    """A classifier trained by :func:`train_profile_models`: checkpoint name, recipe, network, training outcome and
+    """A classifier trained by :func:`medadv.stages.classifier_training.train_profile_models`: checkpoint name, recipe, network, training outcome and
     its training (:class:`TrainSpec`, whose ``init`` says where its weights started: ``kit``, ``imagenet``, ``random``
     or the checkpoint it was fine-tuned from)."""
 
@@ -534,18 +534,9 @@ class TrainedClassifier:
         return self.spec.init
 
 
-def classifier_config(profile_section: Any) -> ClassifierConfig:
-    """The profile's ``classifier`` section as a :class:`ClassifierConfig`.
-
-    Returns:
-        The validated :class:`ClassifierConfig`.
-    """
-    return section_config(ClassifierConfig, profile_section, "classifier")
-
-
 @dataclasses.dataclass(frozen=True)
 class VGGRun:
-    """One VGG classifier :func:`train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading,
+    """One VGG classifier :func:`medadv.stages.classifier_training.train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading,
     whether it starts from the trained ``vgg_erm``, and else where its Vnet starts."""
 
     name: str
@@ -573,9 +564,13 @@ def vgg_runs(cfg: ClassifierConfig) -> list[VGGRun]:
     return runs
 
 
-def _vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> TrainSpec:
+def vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> TrainSpec:
     """The training of one VGG run: fine-tuning from vgg_erm, paper 001's phases from a pretrained Vnet, or the
-    schedule made for random weights (no frozen warm-up, Vnet at Fnet's learning rate)."""
+    schedule made for random weights (no frozen warm-up, Vnet at Fnet's learning rate).
+
+    Returns:
+        The run's :class:`TrainSpec`; ``common`` holds the settings every run shares (betas, batch, steps, eval batch).
+    """
     if run.from_erm:
         return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.finetune_epochs or cfg.epochs, warmup_epochs=0,
                          lr_head=cfg.lr_head, lr_features=cfg.lr_features, init="vgg_erm", **common)
@@ -585,53 +580,6 @@ def _vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> Tra
     return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
                      last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features,
                      init=run.init, **common)
-
-
-def train_profile_models(ctx: Any, device: torch.device, dist_ctx: DistContext = DistContext()) -> list[TrainedClassifier]:
-    """Train the classifiers a run's profile asks for: paper 001's network for each of :func:`vgg_runs` and, with
-    ``classifier.multitask``, paper 004's network (``multitask_erm``, on clean images so that its masks align).
-
-    ``ctx`` is the notebook's :class:`medadv.report.RunContext`; checkpoints go to its ``checkpoints`` folder and a
-    finished or interrupted training resumes from there.
-
-    Returns:
-        the trained classifiers, in training order.
-    """
-    cfg = classifier_config(ctx.profile.section("classifier"))
-    cohort, size = ctx.cohort(), ctx.profile.data.image_size
-    train = load_split(cohort, ctx.image_root, size, "train")
-    val = load_split(cohort, ctx.image_root, size, "val")
-    meta = {"profile": ctx.profile.name}
-    params = cfg.recipe_params()
-    out: list[TrainedClassifier] = []
-    common = {"betas": cfg.betas, "batch_per_class": cfg.batch_per_class, "steps_per_epoch": cfg.steps_per_epoch,
-              "eval_batch": cfg.eval_batch}
-    erm_weights: dict[str, torch.Tensor] | None = None
-    for run in vgg_runs(cfg):
-        torch.manual_seed(ctx.profile.seed)
-        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout,
-                                        init="random" if run.from_erm else run.init))
-        if run.from_erm:
-            model.load_state_dict(erm_weights)
-        spec = _vgg_spec(cfg, run, common)
-        objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
-        result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
-                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
-        if run.name == "vgg_erm":
-            erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        out.append(TrainedClassifier(spec.name, run.recipe, model, result, spec))
-    if cfg.multitask:
-        torch.manual_seed(ctx.profile.seed)
-        imagenet = cfg.init == "imagenet"
-        model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
-                                                imagenet=imagenet))
-        spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
-                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr,
-                         init="imagenet" if imagenet else "random", **common)
-        result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
-                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
-        out.append(TrainedClassifier(spec.name, "erm_noaug", model, result, spec))
-    return out
 
 
 def evaluate_trained(

@@ -1,5 +1,9 @@
 """Training recipes, chosen by name, all run by the one loop of :mod:`medadv.train.loop`.
 
+Each recipe is one step function registered by :func:`training_recipe` in :data:`TRAINING_RECIPES` with its name,
+whether it attacks the model while training (``adversarial``) and the paper it follows; :data:`RECIPES` names them in
+registration order, the profile's check lists them, and :class:`Recipe` runs the one a name picks.
+
 A recipe turns one batch into one scalar loss. Most call the model's *objective* (paper 001's focal loss plus
 gradient penalty for the VGG classifier, cross-entropy plus Dice + BCE for paper 004's multi-task network; see
 :mod:`medadv.train.losses`) on the view(s) they train on; paper 002's recipes use cross-entropy, as its authors'
@@ -8,7 +12,7 @@ gradient penalty for the VGG classifier, cross-entropy plus Dice + BCE for paper
 Paper 001 (its classifier's training):
 
 ``erm``          the objective on paper 001's augmented batch (vertical flip; rotation, scale, shear; see
-                 :func:`medadv.train.augment.paper001_augment`), as the authors' ``trainClas1728pal134.py``.
+                 :func:`medadv.train.augment.flip_affine_augment`), as the authors' ``trainClas1728pal134.py``.
 ``erm_matched``  the same, continued from the trained ``vgg_erm`` for as many epochs as the recipes fine-tuned from
                  it (``classifier.finetune_epochs``): the matched-budget twin their effects are compared against.
 
@@ -47,13 +51,9 @@ from torch.nn import functional as F
 
 from medadv.attacks.gradient import fgsm, pgd
 from medadv.errors import ConfigError
-from medadv.train.augment import AugMixBatch, paper001_augment
+from medadv.train.augment import AugMixBatch, flip_affine_augment
 from medadv.train.losses import cross_entropy_loss, dice_bce_loss, focal_gp_loss, jensen_shannon, kl_to_soft_targets
 
-RECIPES = ("erm", "erm_matched", "erm_noaug", "vanilla", "adversarial_l2", "augmix", "rtda", "pgd_at", "pgd_at_l2",
-           "trades", "fast_at", "rtda_focal_linf")
-#: Recipes of paper 002's authors' code (the others are paper 001's ``erm`` / ``erm_matched`` or the kit's).
-PAPER002_RECIPES = ("vanilla", "adversarial_l2", "augmix", "rtda")
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,48 @@ class MultiTaskObjective:
         return F.cross_entropy(logits, y) + self.seg_weight * seg, logits
 
 
+#: One recipe's step: ``(recipe, model, objective, batch, generator) -> (loss, logits)``; ``recipe`` gives the
+#: parameters (:class:`RecipeParams`) and the AugMix mixer.
+StepFn = Callable[["Recipe", nn.Module, Objective, Batch, torch.Generator], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class RegisteredRecipe:
+    """A training recipe as registered (:func:`training_recipe`).
+
+    Attributes:
+        name: the name a profile gives (``classifier.recipes``).
+        step: the function that turns one batch into ``(loss, logits)``.
+        adversarial: whether the recipe attacks the model during training.
+        paper: the paper whose authors' code the recipe follows (``"001"``, ``"002"``), or ``None`` for the kit's.
+    """
+
+    name: str
+    step: StepFn
+    adversarial: bool
+    paper: str | None
+
+
+#: Every training recipe by name, in registration order: adding a recipe is one function decorated with
+#: :func:`training_recipe`.
+TRAINING_RECIPES: dict[str, RegisteredRecipe] = {}
+
+
+def training_recipe(name: str, *, adversarial: bool = False, paper: str | None = None) -> Callable[[StepFn], StepFn]:
+    """Register the decorated step function as the training recipe ``name``.
+
+    Returns:
+        The decorator; it returns the function unchanged.
+    """
+    def register(step: StepFn) -> StepFn:
+        if name in TRAINING_RECIPES:
+            raise ValueError(f"training recipe {name!r} is registered twice.")
+        TRAINING_RECIPES[name] = RegisteredRecipe(name, step, adversarial, paper)
+        return step
+
+    return register
+
+
 class Recipe:
     """A named recipe: ``recipe(model, objective, batch, generator) -> (loss, logits)``.
 
@@ -133,78 +175,120 @@ class Recipe:
     """
 
     def __init__(self, name: str, params: RecipeParams) -> None:
-        if name not in RECIPES:
+        if name not in TRAINING_RECIPES:
             raise ConfigError(f"recipe {name!r} is unknown; choose from {RECIPES}.")
         self.name = name
         self.params = params
-        self._mixer = AugMixBatch(params.augmix_severity, params.augmix_width, params.augmix_depth)
-        self._step: Callable[..., tuple[Tensor, Tensor]] = getattr(self, f"_{name}")
+        self.mixer = AugMixBatch(params.augmix_severity, params.augmix_width, params.augmix_depth)
+        self._registered = TRAINING_RECIPES[name]
 
     @property
     def adversarial(self) -> bool:
-        """Whether the recipe attacks the model during training."""
-        return self.name in ("pgd_at", "pgd_at_l2", "trades", "fast_at", "adversarial_l2", "rtda", "rtda_focal_linf")
+        """Whether the recipe attacks the model during training (as registered)."""
+        return self._registered.adversarial
 
     def __call__(self, model: nn.Module, objective: Objective, batch: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return self._step(model, objective, batch, gen)
+        return self._registered.step(self, model, objective, batch, gen)
 
-    def _pgd(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, norm: str = "linf", **kw: object) -> Tensor:
+    def pgd(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, norm: str = "linf", **kw: object) -> Tensor:
+        """PGD (Madry et al. 2018) in the recipe's L-inf (``eps``, ``alpha``) or L2 (``l2_eps``, ``l2_alpha``) ball.
+
+        Returns:
+            The adversarial images.
+        """
         p = self.params
         eps, alpha = (p.eps, p.alpha) if norm == "linf" else (p.l2_eps, p.l2_alpha)
         return pgd(model, x, y, eps=eps, alpha=alpha, steps=p.steps, norm=norm, generator=gen, **kw)
 
-    def _pgd002(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
-        """Paper 002's training attack: L2-PGD on cross-entropy with a random start."""
+    def l2_pgd(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
+        """Paper 002's training attack (RTDA, its authors' ``trainer.py``): L2-PGD on cross-entropy with a random
+        start, in the ``rtda_eps`` ball with ``rtda_alpha`` steps, ``rtda_steps`` times.
+
+        Returns:
+            The adversarial images.
+        """
         p = self.params
         return pgd(model, x, y, eps=p.rtda_eps, alpha=p.rtda_alpha, steps=p.rtda_steps, norm="l2", generator=gen)
 
-    def _erm(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return objective(model, paper001_augment(b.x, gen), b.y, None)
 
-    _erm_matched = _erm
+Step = tuple[Tensor, Tensor]
 
-    def _erm_noaug(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return objective(model, b.x, b.y, b)
 
-    def _vanilla(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return cross_entropy_loss(model, b.x, b.y)
+@training_recipe("erm", paper="001")
+def _erm(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return objective(model, flip_affine_augment(b.x, gen), b.y, None)
 
-    def _adversarial_l2(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return cross_entropy_loss(model, self._pgd002(model, b.x, b.y, gen), b.y)
 
-    def _pgd_at(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return objective(model, self._pgd(model, b.x, b.y, gen), b.y, b)
+training_recipe("erm_matched", paper="001")(_erm)
 
-    def _pgd_at_l2(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return objective(model, self._pgd(model, b.x, b.y, gen, norm="l2"), b.y, b)
 
-    def _trades(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        loss, logits = objective(model, b.x, b.y, b)
-        clean_probs = F.softmax(logits, dim=1)
-        x_adv = self._pgd(model, b.x, clean_probs.detach(), gen, loss_fn=kl_to_soft_targets)
-        robust = kl_to_soft_targets(model(x_adv), clean_probs).mean()
-        return loss + self.params.trades_beta * robust, logits
+@training_recipe("erm_noaug")
+def _erm_noaug(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return objective(model, b.x, b.y, b)
 
-    def _fast_at(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        eps = self.params.eps
-        start = (torch.rand(b.x.shape, generator=gen, dtype=b.x.dtype) * 2 - 1).to(b.x.device) * eps
-        x_step = fgsm(model, (b.x + start).clamp(0.0, 1.0), b.y, eps=self.params.fast_alpha_ratio * eps)
-        x_adv = (b.x + (x_step - b.x).clamp(-eps, eps)).clamp(0.0, 1.0)
-        return objective(model, x_adv, b.y, b)
 
-    def _augmix(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        loss, logits = cross_entropy_loss(model, b.x, b.y)
-        views = [model(self._mixer(b.x)) for _ in range(2)]
-        return loss + self.params.jsd_weight * jensen_shannon(logits, *views), logits
+@training_recipe("vanilla", paper="002")
+def _vanilla(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return cross_entropy_loss(model, b.x, b.y)
 
-    def _rtda(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        x_adv = self._pgd002(model, b.x, b.y, gen)
-        loss, logits = cross_entropy_loss(model, b.x, b.y)
-        consistency = jensen_shannon(logits, model(self._mixer(b.x)), model(x_adv))
-        return loss + self.params.jsd_weight * consistency, logits
 
-    def _rtda_focal_linf(self, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        x_adv = self._pgd(model, b.x, b.y, gen)
-        loss, logits_adv = objective(model, x_adv, b.y, b)
-        consistency = jensen_shannon(model(b.x), model(self._mixer(b.x)), logits_adv)
-        return loss + self.params.jsd_weight * consistency, logits_adv
+@training_recipe("adversarial_l2", adversarial=True, paper="002")
+def _adversarial_l2(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return cross_entropy_loss(model, r.l2_pgd(model, b.x, b.y, gen), b.y)
+
+
+@training_recipe("augmix", paper="002")
+def _augmix(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    loss, logits = cross_entropy_loss(model, b.x, b.y)
+    views = [model(r.mixer(b.x)) for _ in range(2)]
+    return loss + r.params.jsd_weight * jensen_shannon(logits, *views), logits
+
+
+@training_recipe("rtda", adversarial=True, paper="002")
+def _rtda(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    x_adv = r.l2_pgd(model, b.x, b.y, gen)
+    loss, logits = cross_entropy_loss(model, b.x, b.y)
+    consistency = jensen_shannon(logits, model(r.mixer(b.x)), model(x_adv))
+    return loss + r.params.jsd_weight * consistency, logits
+
+
+@training_recipe("pgd_at", adversarial=True)
+def _pgd_at(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return objective(model, r.pgd(model, b.x, b.y, gen), b.y, b)
+
+
+@training_recipe("pgd_at_l2", adversarial=True)
+def _pgd_at_l2(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    return objective(model, r.pgd(model, b.x, b.y, gen, norm="l2"), b.y, b)
+
+
+@training_recipe("trades", adversarial=True)
+def _trades(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    loss, logits = objective(model, b.x, b.y, b)
+    clean_probs = F.softmax(logits, dim=1)
+    x_adv = r.pgd(model, b.x, clean_probs.detach(), gen, loss_fn=kl_to_soft_targets)
+    robust = kl_to_soft_targets(model(x_adv), clean_probs).mean()
+    return loss + r.params.trades_beta * robust, logits
+
+
+@training_recipe("fast_at", adversarial=True)
+def _fast_at(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    eps = r.params.eps
+    start = (torch.rand(b.x.shape, generator=gen, dtype=b.x.dtype) * 2 - 1).to(b.x.device) * eps
+    x_step = fgsm(model, (b.x + start).clamp(0.0, 1.0), b.y, eps=r.params.fast_alpha_ratio * eps)
+    x_adv = (b.x + (x_step - b.x).clamp(-eps, eps)).clamp(0.0, 1.0)
+    return objective(model, x_adv, b.y, b)
+
+
+@training_recipe("rtda_focal_linf", adversarial=True)
+def _rtda_focal_linf(r: Recipe, model: nn.Module, objective: Objective, b: Batch, gen: torch.Generator) -> Step:
+    x_adv = r.pgd(model, b.x, b.y, gen)
+    loss, logits_adv = objective(model, x_adv, b.y, b)
+    consistency = jensen_shannon(model(b.x), model(r.mixer(b.x)), logits_adv)
+    return loss + r.params.jsd_weight * consistency, logits_adv
+
+
+#: The recipes' names, in registration order.
+RECIPES = tuple(TRAINING_RECIPES)
+#: Recipes of paper 002's authors' code (the others are paper 001's ``erm`` / ``erm_matched`` or the kit's).
+PAPER002_RECIPES = tuple(name for name, recipe in TRAINING_RECIPES.items() if recipe.paper == "002")
