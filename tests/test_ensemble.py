@@ -15,7 +15,7 @@ from medadv.config import load_profile, profile_from_dict
 from medadv.pipeline import check_profile
 from medadv.attacks.ensemble import CHECK_ATTACK, TRANSFER_PREFIX, check_images, credit_order, evaluate_models
 from medadv.attacks.masking import FAMILIES
-from medadv.attacks.registry import ATTACKS, RegisteredAttack, register, registered
+from medadv.attacks.catalogue import ATTACKS, RegisteredAttack, register, registered
 from medadv.attacks.robustness import AttackConfig
 from medadv.attacks.worst_case import FOOLED_PREFIX
 

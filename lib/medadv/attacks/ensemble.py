@@ -3,8 +3,8 @@ case over them image by image, and the gradient-masking checks.
 
 The protocol (Croce & Hein 2020, AutoAttack; Carlini et al. 2019, "On evaluating adversarial robustness"):
 
-1. **Each attack** of ``attacks.ensemble`` (:data:`medadv.attacks.registry.ATTACKS`, in registration order) at its
-   budgets, on the images it attacks (:mod:`medadv.attacks.registry`: the images right unattacked, PGD's survivors of
+1. **Each attack** of ``attacks.ensemble`` (:data:`medadv.attacks.catalogue.ATTACKS`, in registration order) at its
+   budgets, on the images it attacks (:mod:`medadv.attacks.catalogue`: the images right unattacked, PGD's survivors of
    the next smaller budget, or the survivors of the attack before it in AutoAttack's cascade): the curve rows
    (:data:`medadv.attacks.robustness.CURVE_COLUMNS`). The transfer attack is crafted once per surrogate of
    ``attacks.transfer_from`` (:func:`medadv.attacks.transfer.transfer_pgd`) and shown to every other model, as
@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from medadv.attacks import masking
 from medadv.attacks.gradient import pgd
-from medadv.attacks.registry import ATTACKS, SMALLER_BUDGET, RegisteredAttack, registered
+from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, RegisteredAttack, registered
 from medadv.attacks.robustness import (CORRUPTION_COLUMNS, CURVE_COLUMNS, AttackConfig, Robustness, accuracy_columns,
                                        as_tensors, corruption_rows, recipe_row, still_correct)
 from medadv.attacks.transfer import transfer_pgd
@@ -117,7 +117,7 @@ def transfer_results(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, y: 
 
 def _start(spec: RegisteredAttack, norm: str, eps: float, clean: np.ndarray, previous: np.ndarray,
            masks: dict[tuple[str, str, float], np.ndarray]) -> np.ndarray:
-    """The images ``spec`` attacks at (norm, eps): see :mod:`medadv.attacks.registry`."""
+    """The images ``spec`` attacks at (norm, eps): see :mod:`medadv.attacks.catalogue`."""
     if spec.after == SMALLER_BUDGET:
         return previous
     return clean if spec.after is None else masks[spec.after, norm, eps]

@@ -14,7 +14,7 @@ split with:
 * paper 004's iterative FGSM (eps 0.1, 25 steps);
 * the Square attack (score-based) and PGD crafted on a surrogate (transfer) at the headline budgets (or every budget:
   ``black_box_budgets``), the worst case over all of them per image, and the gradient-masking checks
-  (:mod:`medadv.attacks.registry` lists the attacks, :mod:`medadv.attacks.ensemble` runs them);
+  (:mod:`medadv.attacks.catalogue` lists the attacks, :mod:`medadv.attacks.ensemble` runs them);
 * every corruption of :mod:`medadv.attacks.corruptions` at every severity of the profile: accuracy and AUC.
 
 Robust accuracy is counted as in AutoAttack (Croce & Hein 2020): an image the model gets wrong unattacked counts as
@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
-from medadv.attacks.registry import ATTACKS, SMALLER_BUDGET, Attack, registered
+from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, Attack, registered
 from medadv.attacks.square import square
 from medadv.config import ProfileSection
 from medadv.errors import ConfigError
@@ -96,7 +96,7 @@ class AttackConfig(ProfileSection, section="attacks"):
         n_examples: images in the example figures.
         ifgsm_model: the model of the iterative-FGSM example figure, paper 004's network (the figure is left out when
             the run did not train it).
-        ensemble: the registered attacks (:data:`medadv.attacks.registry.ATTACKS`) the evaluation runs; the worst
+        ensemble: the registered attacks (:data:`medadv.attacks.catalogue.ATTACKS`) the evaluation runs; the worst
             case is taken over them. It must hold ``fgsm``, ``pgd`` and ``square`` or ``transfer`` (the masking
             checks compare them), and every attack a cascaded one runs after.
         square_queries, square_p_init: the Square attack's queries per image (the paper's and AutoAttack's 5000) and

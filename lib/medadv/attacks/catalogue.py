@@ -92,7 +92,7 @@ def registered(name: str, key: str = "attacks.ensemble") -> RegisteredAttack:
     """
     if name not in ATTACKS:
         raise ConfigError(f"{key} names attack {name!r}, which is not registered; registered attacks: "
-                          f"{list(ATTACKS)} (medadv.attacks.registry).")
+                          f"{list(ATTACKS)} (medadv.attacks.catalogue).")
     return ATTACKS[name]
 
 
