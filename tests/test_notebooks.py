@@ -314,7 +314,13 @@ def test_a_run_ends_with_a_self_contained_report(smoke_runs: tuple[Path, Path]) 
         assert f"<code>{effect}</code>:" in index, effect
     competent = json.loads((run / "summary.json").read_text())["01_classifier_training"]["competence"]["competent"]
     assert ("has learned:" if competent else "has not learned enough to be studied") in index
-    assert "A smoke run" in index and "no gradient-masking checks" in index
+    assert "A smoke run" in index
+    sanity = pd.read_csv(run / "tables" / "attack_sanity.csv")  # notebook 03's masking checks, a verdict per model
+    for model, checks in sanity.groupby("model"):
+        failed = checks.loc[~checks["passes"].astype(bool), "check"]
+        verdict = re.search(rf"<code>{model}</code>: ([^<]*)", index).group(1)
+        assert ("gradient masking suspected" in verdict) == (len(failed) > 0), (model, verdict)
+        assert all(check in verdict for check in failed), (model, verdict)
     for nb in NOTEBOOKS:
         assert f'href="notebooks/{nb.stem}.html"' in index
         page = (report / "notebooks" / f"{nb.stem}.html").read_text()
