@@ -338,8 +338,12 @@ def test_two_seed_smoke_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     assert main(["--profile", "smoke", "--sweep", "2", "--run-dir", str(sweep), "--device", "cpu"]) == 0
     table = pd.read_csv(sweep / "tables" / "replication_effects.csv")
-    assert list(table.columns[:7]) == ["effect", "n_seeds", "mean", "ci_low", "ci_high", "share_holding", "paper_value"]
-    assert (table["n_seeds"] == 2).all() and table["share_holding"].between(0, 1).all()
+    assert list(table.columns[:8]) == ["effect", "seeds", "n_seeds", "mean", "ci_low", "ci_high", "share_holding",
+                                       "paper_value"]
+    every, gated = table[table["seeds"] == "all"], table[table["seeds"] == "interpretable"]
+    assert list(every["effect"]) == list(gated["effect"])  # each effect over all seeds and over the interpretable ones
+    assert (every["n_seeds"] == 2).all() and every["share_holding"].between(0, 1).all()
+    assert gated["n_seeds"].between(0, 2).all()
     per_seed = pd.read_csv(sweep / "tables" / "replication_per_seed.csv")
     for seed in (0, 1):
         effects = pd.read_csv(sweep / f"seed-{seed:04d}" / "tables" / "effects.csv")
