@@ -94,6 +94,21 @@ def test_a_masking_model_is_found_out_by_square_and_transfer_and_flagged(evaluat
                                            "c_white_box_vs_black_box", "d_steps_and_restarts", "e_monotone_in_budget"}
 
 
+def test_square_attacks_only_what_every_white_box_attack_left_standing(evaluated: tuple):
+    """AutoAttack's order: Square's row is the worst case over the white-box attacks and Square at its budget."""
+    result, _, _ = evaluated
+    curves = result.curves
+    for (model, norm, eps), rows in curves[curves["attack"] != "clean"].groupby(["model", "norm", "eps"]):
+        own = rows.set_index("attack")["accuracy"]
+        if "square" not in own:
+            continue
+        white = own[[a for a in own.index if a in ("fgsm", "pgd", "apgd_ce", "apgd_margin")]]
+        assert own["square"] <= white.min() + 1e-12, (model, norm, eps)
+    plain = curves[(curves["model"] == "plain") & np.isclose(curves["eps"], E8) & (curves["norm"] == "linf")]
+    own = plain.set_index("attack")["accuracy"]
+    assert own["square"] == own["apgd_margin"]  # the gradients work: Square finds nothing they missed
+
+
 def test_the_worst_case_is_never_above_an_attack_run_at_or_below_its_budget(evaluated: tuple):
     result, x, y = evaluated
     attacks = result.curves[result.curves["attack"] != "clean"]
@@ -133,5 +148,5 @@ def test_a_surrogate_the_classifier_section_does_not_train_is_refused_before_the
     with pytest.raises(ConfigError, match=r"attacks.transfer_from \['vgg_erm_seed2'\] names classifier\(s\) "
                                           r"\['vgg_erm_seed2'\] that the classifier section does not train"):
         check_profile(profile_from_dict(raw))
-    raw["attacks"]["ensemble"] = ["fgsm", "pgd", "square"]  # without the transfer attack the surrogates are not read
+    raw["attacks"]["ensemble"] = ["fgsm", "pgd", "apgd_ce", "apgd_margin", "square"]  # no transfer: surrogates unread
     check_profile(profile_from_dict(raw))

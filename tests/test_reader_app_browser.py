@@ -406,7 +406,8 @@ def test_layout_keeps_confirm_and_next_on_screen(browser, tmp_path: Path, mammog
 
     page.reload()  # the start screen offers Continue, on screen
     page.wait_for_selector("#screen-start:not([hidden])")
-    assert page.inner_text("#start-button") == "Continue"
+    # the page fills in the saved reader after it shows the start screen; wait for that (fails on a timeout if never)
+    page.wait_for_function("document.getElementById('start-button').textContent === 'Continue'", timeout=10_000)
     assert_on_screen(page, "#start-button", size)
     page.screenshot(path=tmp_path / f"start_{name}.png")
 

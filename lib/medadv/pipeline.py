@@ -248,14 +248,16 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
     Every registered section (:func:`section_configs`: ``data``, ``classifier``, ``gan``, ``attacks``, ``explain``,
     ``reader``, ``effects``, ``detect``, ``cluster``) is built by its class's ``from_profile``, the one way a stage
     loads it: unknown keys named with the keys the section takes, every value of its type and range. Then what ties
-    the sections together: ``data.image_size`` at least paper 001's smallest input, and ``detect.classifier`` and
-    ``explain.models`` among the classifiers the ``classifier`` section trains. ``overrides`` (the ``--set`` items,
+    the sections together: ``data.image_size`` at least paper 001's smallest input, ``detect.classifier`` and
+    ``explain.models`` among the classifiers the ``classifier`` section trains, and the attacks whose examples
+    ``detect.attacks`` reads in ``attacks.ensemble``. ``overrides`` (the ``--set`` items,
     nested) are named as ``--set SECTION.*`` in the errors; their keys were checked by
     :func:`medadv.config.check_override_keys` before the profile was loaded.
 
     Raises:
         ConfigError: the first problem found, naming the key (``--set`` or the profile), what was seen and expected.
     """
+    from medadv.detect.config import ENSEMBLE_ATTACK
     from medadv.models.classifier import min_input_size
 
     overrides = overrides or {}
@@ -276,6 +278,11 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
          f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; it "
          f"trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' out of "
          "attacks.ensemble."),
+        (not {ENSEMBLE_ATTACK[a] for a in built["detect"].attacks} <= set(built["attacks"].ensemble), "detect",
+         f"detect.attacks {list(built['detect'].attacks)} are read from notebook 03's examples of "
+         f"{sorted({ENSEMBLE_ATTACK[a] for a in built['detect'].attacks})}, which attacks.ensemble "
+         f"{list(built['attacks'].ensemble)} does not run all of; add them to attacks.ensemble or take them out of "
+         "detect.attacks."),
         (not set(built["explain"].models) <= set(trained), "explain", f"explain.models {list(built['explain'].models)} "
          f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
          f"not train; it trains {trained}."),

@@ -10,8 +10,12 @@ Adding an attack is one call of :func:`register`.
 Which images an attack runs on (``after``): every image the model classifies correctly unattacked (None); for PGD,
 ``"smaller budget"``: the images that PGD at the next smaller budget of the same norm left correct (an image fooled
 inside a ball is fooled inside every larger ball, so the curve is exact and cheaper); or the name of another attack
-at the same budget, whose survivors it attacks (AutoAttack's cascade: PGD -> APGD-CE -> APGD-margin). A cascaded
-attack's accuracy is therefore the worst case over the cascade so far.
+at the same budget, whose survivors it attacks (AutoAttack's cascade: PGD -> APGD-CE -> APGD-margin); or
+``"white-box survivors"``: the images that every white-box attack run before it at the same norm and budget left
+correct (Square: AutoAttack runs it last, on what the gradient attacks could not fool). A cascaded attack's accuracy is
+therefore the worst case over the cascade so far: Square's row is the worst case over the white-box attacks and
+Square, and how far it lies below the best white-box row is what Square found that the gradients missed (masking
+check c, :func:`medadv.attacks.masking.white_box_vs_black_box`).
 
 Two-class notes. AutoAttack's APGD-DLR needs a third logit (DLR divides by ``z_pi1 - z_pi3``); with two logits the
 kit runs APGD on the margin loss ``z_other - z_y`` (:func:`medadv.attacks.gradient.margin_loss`), which is DLR's
@@ -35,6 +39,8 @@ Attack = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
 #: (the ``attacks`` section, norm) -> the budgets the attack runs at for that norm.
 Budgets = Callable[[Any, str], tuple[float, ...]]
 SMALLER_BUDGET = "smaller budget"
+WHITE_BOX_SURVIVORS = "white-box survivors"
+WHITE_BOX_FAMILIES = ("one_step", "iterative")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +83,7 @@ def register(attack: RegisteredAttack) -> RegisteredAttack:
     """
     if attack.name in ATTACKS:
         raise ConfigError(f"attack {attack.name!r} is registered already; registered: {list(ATTACKS)}.")
-    if attack.after not in (None, SMALLER_BUDGET, *ATTACKS):
+    if attack.after not in (None, SMALLER_BUDGET, WHITE_BOX_SURVIVORS, *ATTACKS):
         raise ConfigError(f"attack {attack.name!r} runs after {attack.after!r}, which is not registered before it; "
                           f"registered: {list(ATTACKS)}.")
     ATTACKS[attack.name] = attack
@@ -146,7 +152,8 @@ register(RegisteredAttack(
     lambda c: (c.ifgsm_steps, 1)))
 register(RegisteredAttack(
     "square", "score_based", "Square (Andriushchenko et al. 2020), reads only the logits", ("linf", "l2"),
-    black_box_budgets, lambda c, norm, eps: c.square_attack(eps, norm), lambda c: (c.square_queries, 1)))
+    black_box_budgets, lambda c, norm, eps: c.square_attack(eps, norm), lambda c: (c.square_queries, 1),
+    after=WHITE_BOX_SURVIVORS))
 register(RegisteredAttack(
     "transfer", "transfer", "margin PGD crafted on a surrogate (attacks.transfer_from), shown to every model",
     ("linf", "l2"), black_box_budgets, None, lambda c: (c.steps, c.restarts), on_surrogate=True))

@@ -5,7 +5,8 @@ The protocol (Croce & Hein 2020, AutoAttack; Carlini et al. 2019, "On evaluating
 
 1. **Each attack** of ``attacks.ensemble`` (:data:`medadv.attacks.catalogue.ATTACKS`, in registration order) at its
    budgets, on the images it attacks (:mod:`medadv.attacks.catalogue`: the images right unattacked, PGD's survivors of
-   the next smaller budget, or the survivors of the attack before it in AutoAttack's cascade): the curve rows
+   the next smaller budget, the survivors of the attack before it in AutoAttack's cascade, or, for Square, the
+   survivors of every white-box attack at its budget, as AutoAttack runs it last): the curve rows
    (:data:`medadv.attacks.robustness.CURVE_COLUMNS`). The transfer attack is crafted once per surrogate of
    ``attacks.transfer_from`` (:func:`medadv.attacks.transfer.transfer_pgd`) and shown to every other model, as
    ``transfer_from_<surrogate>``.
@@ -29,7 +30,7 @@ import dataclasses
 import itertools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,13 +40,16 @@ from tqdm.auto import tqdm
 
 from medadv.attacks import masking
 from medadv.attacks.gradient import pgd
-from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, RegisteredAttack, registered
+from medadv.attacks.catalogue import (ATTACKS, SMALLER_BUDGET, WHITE_BOX_FAMILIES, WHITE_BOX_SURVIVORS, RegisteredAttack,
+                                      registered)
+from medadv.attacks.examples import AttackExamples
 from medadv.attacks.robustness import (CORRUPTION_COLUMNS, CURVE_COLUMNS, AttackConfig, Robustness, accuracy_columns,
-                                       as_tensors, corruption_rows, recipe_row, still_correct)
+                                       as_tensors, attack_survivors, corruption_rows, recipe_row,
+                                       still_correct)
 from medadv.attacks.transfer import transfer_pgd
 from medadv.attacks.worst_case import PER_IMAGE_COLUMNS, worst_case_accuracy
 from medadv.core import in_notebook_progress
-from medadv.errors import ConfigError
+from medadv.errors import ConfigError, DataError
 from medadv.models.inference import positive_scores
 from medadv.stats.accuracy import majority_share
 
@@ -61,12 +65,13 @@ Transfers = dict[tuple[str, str, float], dict[str, np.ndarray]]
 @dataclasses.dataclass
 class ModelResult:
     """One model's rows: the per-recipe row, the curve rows, the per-image rows (worst case) and the accuracy rows
-    of the masking checks."""
+    of the masking checks; its adversarial examples when they were kept."""
 
     row: dict
     curves: list[dict]
     per_image: list[dict]
     checked: list[dict]
+    examples: AttackExamples | None = None
 
 
 def ensemble_attacks(config: AttackConfig) -> list[RegisteredAttack]:
@@ -120,23 +125,42 @@ def _start(spec: RegisteredAttack, norm: str, eps: float, clean: np.ndarray, pre
     """The images ``spec`` attacks at (norm, eps): see :mod:`medadv.attacks.catalogue`."""
     if spec.after == SMALLER_BUDGET:
         return previous
+    if spec.after == WHITE_BOX_SURVIVORS:
+        survivors = [m for (a, n, e), m in masks.items()
+                     if n == norm and math.isclose(e, eps) and _family(a).family in WHITE_BOX_FAMILIES]
+        return np.logical_and.reduce([clean, *survivors])
     return clean if spec.after is None else masks[spec.after, norm, eps]
 
 
+def _example_base(spec: RegisteredAttack, norm: str, eps: float, x: Tensor, previous: Tensor,
+                  examples: dict[tuple[str, str, float], Tensor]) -> Tensor | None:
+    """The examples an attack's run updates (:mod:`medadv.attacks.examples`): the images for a first run, the last
+    budget's examples for PGD's nested runs, the cascade's examples so far; None where none are kept (Square)."""
+    if spec.after == SMALLER_BUDGET:
+        return previous
+    if spec.after == WHITE_BOX_SURVIVORS:
+        return None
+    return x if spec.after is None else examples[spec.after, norm, eps]
+
+
 def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.ndarray, transfers: Transfers,
-                 config: AttackConfig, device: torch.device, seeds: itertools.count) -> dict[tuple, np.ndarray]:
+                 config: AttackConfig, device: torch.device, seeds: itertools.count,
+                 keep: bool = False) -> tuple[dict[tuple, np.ndarray], dict[tuple, Tensor]]:
     """Every attack of the ensemble on one model, in order.
 
     Returns:
-        (attack, norm, eps) -> (N,) bool: right unattacked and under that attack (insertion order = curve order).
+        (attack, norm, eps) -> (N,) bool: right unattacked and under that attack (insertion order = curve order);
+        and, when ``keep``, (attack, norm, eps) -> the examples (N, 1, H, W) of every attack but Square and the
+        transfer attacks (:mod:`medadv.attacks.examples`; rows of images wrong unattacked hold the image).
     """
     masks: dict[tuple[str, str, float], np.ndarray] = {}
+    examples: dict[tuple[str, str, float], Tensor] = {}
     specs = ensemble_attacks(config)
     progress = tqdm(total=sum(len(s.budgets(config, n)) for s in specs for n in s.norms), desc=f"{name}: attacks",
                     leave=False, disable=not in_notebook_progress())
     for spec in specs:
         for norm in spec.norms:
-            previous = clean
+            previous, previous_examples = clean, x
             for eps in spec.budgets(config, norm):
                 progress.update()
                 if spec.on_surrogate:
@@ -145,10 +169,15 @@ def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.nd
                     continue
                 attack = spec.build(config, norm, eps)
                 start = _start(spec, norm, eps, clean, previous, masks)
-                previous = masks[spec.name, norm, eps] = still_correct(model, x, y, attack, start, device,
-                                                                       config.batch_size, next(seeds))
+                previous, adversarial = attack_survivors(model, x, y, attack, start, device, config.batch_size,
+                                                         next(seeds))
+                masks[spec.name, norm, eps] = previous
+                base = _example_base(spec, norm, eps, x, previous_examples, examples) if keep else None
+                if base is not None:
+                    previous_examples = examples[spec.name, norm, eps] = base.clone()
+                    previous_examples[torch.as_tensor(np.flatnonzero(start))] = adversarial
     progress.close()
-    return masks
+    return masks, examples
 
 
 def _family(attack: str) -> RegisteredAttack:
@@ -202,10 +231,11 @@ def _per_image(name: str, labels: np.ndarray, clean: np.ndarray, masks: dict, co
 
 
 def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, corrupted: list[dict],
-                   transfers: Transfers, config: AttackConfig, device: torch.device, seed: int) -> ModelResult:
+                   transfers: Transfers, config: AttackConfig, device: torch.device, seed: int,
+                   image_ids: Sequence[str] | None = None) -> ModelResult:
     """One model under every attack of the ensemble (module docstring); ``corrupted`` are its corruption rows
     (:func:`medadv.attacks.robustness.corruption_rows`), ``transfers`` every model's answers on the surrogates' images
-    (:func:`transfer_results`).
+    (:func:`transfer_results`); with ``image_ids`` (the images' ids, in order) its adversarial examples are kept.
 
     Returns:
         :class:`ModelResult`.
@@ -214,7 +244,7 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     scores = positive_scores(model, x, device, config.batch_size)
     clean = (scores >= 0.5) == (labels == 1)
     seeds = itertools.count(seed)
-    masks = _run_attacks(model, name, x, y, clean, transfers, config, device, seeds)
+    masks, kept = _run_attacks(model, name, x, y, clean, transfers, config, device, seeds, image_ids is not None)
     curves = [{"model": name, "recipe": recipe, "attack": "clean", "norm": "none", "eps": 0.0,
                **accuracy_columns(labels, clean)}]
     curves += [{"model": name, "recipe": recipe, "attack": a, "norm": n, "eps": e, **accuracy_columns(labels, m)}
@@ -227,8 +257,10 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     logger.info("%s: clean balanced accuracy %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name,
                 row["clean_balanced_accuracy"], config.headline_linf_eps, row["pgd_linf_balanced_accuracy"],
                 row["mean_corruption_balanced_accuracy"])
+    examples = None if image_ids is None else AttackExamples(
+        name, tuple(np.asarray(image_ids)[clean]), {k: v[torch.as_tensor(clean)].numpy() for k, v in kept.items()})
     return ModelResult(row, curves, _per_image(name, labels, clean, masks, config),
-                       [{"model": name, **r} for r in checked])
+                       [{"model": name, **r} for r in checked], examples)
 
 
 def credit_order(config: AttackConfig) -> list[str]:
@@ -244,7 +276,8 @@ def credit_order(config: AttackConfig) -> list[str]:
 
 
 def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,
-                    config: AttackConfig, device: torch.device, seed: int) -> Robustness:
+                    config: AttackConfig, device: torch.device, seed: int, keep_examples: Collection[str] = (),
+                    image_ids: Sequence[str] | None = None) -> Robustness:
     """Evaluate every model (``name -> (model, recipe)``) on the same test images.
 
     Args:
@@ -253,15 +286,21 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
         config: the ensemble, budgets, steps, corruptions and checks.
         device: where the models are.
         seed: base seed of the random starts and corruption noise (the same for every model).
+        keep_examples: the models whose adversarial examples later notebooks read (:mod:`medadv.attacks.examples`);
+            image_ids: the test images' ids, in order (needed with ``keep_examples``).
 
     Returns:
         :class:`medadv.attacks.robustness.Robustness`: the per-recipe, curve and corruption tables, the worst case
-        per model and budget, and the masking checks per model.
+        per model and budget, the masking checks per model, and the kept examples.
     """
     x, y = as_tensors(x, y)
     by_model = corruption_rows(models, x, y.numpy(), config, device, seed)
     transfers = transfer_results(models, x, y, config, device, seed)
-    results = [evaluate_model(model, name, recipe, x, y, by_model[name], transfers, config, device, seed)
+    if keep_examples and (image_ids is None or len(image_ids) != len(y)):
+        raise DataError(f"keep_examples {sorted(keep_examples)}: keeping adversarial examples needs the id of every "
+                        f"test image (image_ids, {len(y)} of them); got {None if image_ids is None else len(image_ids)}.")
+    results = [evaluate_model(model, name, recipe, x, y, by_model[name], transfers, config, device, seed,
+                              image_ids if name in keep_examples else None)
                for name, (model, recipe) in models.items()]
     per_image = pd.DataFrame([r for res in results for r in res.per_image], columns=list(PER_IMAGE_COLUMNS))
     order = [a for a in credit_order(config) if a in set(per_image["attack"])]
@@ -273,4 +312,5 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
                                                columns=list(CORRUPTION_COLUMNS)),
                       worst_case=worst_case_accuracy(per_image, order),
                       sanity=masking.masking_checks(checked, constant, config.masking_tolerance,
-                                                    large=("linf", config.check_large_eps)))
+                                                    large=("linf", config.check_large_eps)),
+                      examples={r.examples.model: r.examples for r in results if r.examples is not None})

@@ -11,7 +11,9 @@ checks; each function here is one of them, run on every model of a table:
   image space (L-inf eps 1) leaves no image correct;
 * (b) :func:`iterative_vs_one_step`: iterative attacks are at least as strong as one-step ones at the same budget;
 * (c) :func:`white_box_vs_black_box`: white-box attacks are at least as strong as the score-based (Square) and
-  transfer attacks at the same budget; the opposite means the model's own gradients mislead;
+  transfer attacks at the same budget; the opposite means the model's own gradients mislead. The evaluation runs
+  Square on the images the white-box attacks left correct (:mod:`medadv.attacks.catalogue`), so its row is the worst
+  case over both and the gap is exactly the share of images Square fooled where every gradient attack failed;
 * (d) :func:`steps_and_restarts`: more steps and restarts change an attack's accuracy by no more than a tolerance
   (else the attack had not converged, and its number is an upper bound at best);
 * (e) :func:`monotone_in_budget`: robust accuracy does not rise with the budget.

@@ -48,8 +48,9 @@ import torch
 from torch import Tensor, nn
 
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from medadv.attacks.examples import AttackExamples
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
-from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, Attack, registered
+from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, WHITE_BOX_SURVIVORS, Attack, registered
 from medadv.attacks.square import square
 from medadv.config import ProfileSection
 from medadv.errors import ConfigError
@@ -179,7 +180,7 @@ class AttackConfig(ProfileSection, section="attacks"):
         """Refuse an ensemble the evaluation cannot run or the masking checks cannot read."""
         for name in self.ensemble:
             after = registered(name).after
-            if after not in (None, SMALLER_BUDGET) and after not in self.ensemble:
+            if after not in (None, SMALLER_BUDGET, WHITE_BOX_SURVIVORS) and after not in self.ensemble:
                 raise ConfigError(f"attacks.ensemble has {name!r} but not {after!r}, which it runs after (AutoAttack's "
                                   f"cascade); add {after!r}. Registered attacks: {list(ATTACKS)}.")
         if not set(CHECKED_ATTACKS) <= set(self.ensemble) or not set(BLACK_BOX_ATTACKS) & set(self.ensemble):
@@ -291,21 +292,33 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: t
     return torch.cat(out)
 
 
+def attack_survivors(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray,
+                     device: torch.device, batch_size: int, seed: int) -> tuple[np.ndarray, Tensor]:
+    """Attack the images marked ``robust`` (those still classified correctly).
+
+    Returns:
+        The new mask (N,) bool, True where the model is still right (the others stay wrong: an adversarial example
+        for them is already known), and the adversarial images of the attacked ones ((robust.sum(), 1, H, W), on the
+        CPU, in the order of ``x``).
+    """
+    idx = np.flatnonzero(robust)
+    out = robust.copy()
+    if not idx.size:
+        return out, x[:0].clone()
+    sel = torch.as_tensor(idx)
+    x_adv = run_attack(model, x[sel], y[sel], attack, device, batch_size, seed)
+    out[idx] = (positive_scores(model, x_adv, device, batch_size) >= 0.5) == (y[sel].numpy() == 1)
+    return out, x_adv
+
+
 def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray, device: torch.device,
                   batch_size: int, seed: int) -> np.ndarray:
-    """Attack the images marked ``robust`` (those still classified correctly); return the new mask of images the
-    model still gets right. The others stay wrong: an adversarial example for them is already known.
+    """:func:`attack_survivors`'s mask alone.
 
     Returns:
         The new mask (N,) bool: True where the model is still right.
     """
-    idx = np.flatnonzero(robust)
-    out = robust.copy()
-    if idx.size:
-        sel = torch.as_tensor(idx)
-        x_adv = run_attack(model, x[sel], y[sel], attack, device, batch_size, seed)
-        out[idx] = (positive_scores(model, x_adv, device, batch_size) >= 0.5) == (y[sel].numpy() == 1)
-    return out
+    return attack_survivors(model, x, y, attack, robust, device, batch_size, seed)[0]
 
 
 def as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, Tensor]:
@@ -323,13 +336,15 @@ def as_tensors(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> tuple[Tensor, 
 class Robustness:
     """The tables of the comparison: per-recipe summary, accuracy-vs-budget curves, corruption accuracy; the worst
     case over the ensemble per model and budget (:func:`medadv.attacks.worst_case.worst_case_accuracy`) and the
-    gradient-masking checks per model (:func:`medadv.attacks.masking.masking_checks`)."""
+    gradient-masking checks per model (:func:`medadv.attacks.masking.masking_checks`); the adversarial examples kept for
+    later notebooks, by model (:mod:`medadv.attacks.examples`)."""
 
     by_recipe: pd.DataFrame
     curves: pd.DataFrame
     corruptions: pd.DataFrame
     worst_case: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     sanity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    examples: dict[str, AttackExamples] = dataclasses.field(default_factory=dict)
 
 
 def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labels: np.ndarray,

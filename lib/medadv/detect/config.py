@@ -12,8 +12,11 @@ from medadv.config import ProfileSection
 from medadv.errors import ConfigError
 
 GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd")
+#: Each of ``detect.attacks`` as notebook 03's ensemble runs it (notebook 06 reads those examples): APGD is the end of
+#: AutoAttack's cascade PGD -> APGD-CE -> APGD-margin, at the headline budget only.
+ENSEMBLE_ATTACK = {"fgsm": "fgsm", "pgd": "pgd", "apgd": "apgd_margin"}
 
-__all__ = ["GRADIENT_ATTACKS", "DetectionConfig"]
+__all__ = ["ENSEMBLE_ATTACK", "GRADIENT_ATTACKS", "DetectionConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +25,8 @@ class DetectionConfig(ProfileSection, section="detect"):
 
     Attributes:
         classifier: the protected classifier of notebook 01 (attacked, and the real-vs-fake network's start).
-        attacks: gradient attacks to detect, from ``fgsm``, ``pgd``, ``apgd`` (budgets: ``attacks.linf_eps``).
+        attacks: gradient attacks to detect, from ``fgsm``, ``pgd``, ``apgd``: notebook 03's examples of them
+            (:data:`ENSEMBLE_ATTACK`; FGSM and PGD at every ``attacks.linf_eps``, APGD at the headline budget).
         fake_epochs, fake_steps_per_epoch (0 = images // (2 x batch)), fake_batch_per_class, fake_lr_head,
         fake_lr_features: training of the real-vs-fake classifier (paper 001's loop and recipe).
         fake_init: ``classifier`` (start from the protected classifier's weights) or ``random``.

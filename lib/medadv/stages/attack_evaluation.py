@@ -19,10 +19,12 @@ from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, lo
 from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
                                   gan_scores_figure, robustness_curves_figure)
 from medadv.attacks.ensemble import credit_order, evaluate_models
+from medadv.attacks.examples import EXAMPLES_DIR, write_examples
 from medadv.attacks.masking import masking_suspected
 from medadv.attacks.robustness import AttackConfig, Robustness, attack_examples, load_models
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split
+from medadv.detect.config import ENSEMBLE_ATTACK, DetectionConfig
 from medadv.models.inference import positive_scores
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
@@ -164,14 +166,23 @@ def multitask_example(inputs: AttackInputs, config: AttackConfig, device: torch.
 
 def evaluate_robustness(ctx: RunContext, inputs: AttackInputs, config: AttackConfig) -> Robustness:
     """Every classifier under every attack of the ensemble and every corruption of ``config``
-    (:func:`medadv.attacks.ensemble.evaluate_models`), seeded by the profile.
+    (:func:`medadv.attacks.ensemble.evaluate_models`), seeded by the profile; the adversarial examples of
+    ``detect.classifier`` that notebook 06 reads (``detect.attacks``) written to ``data/attack_examples`` and
+    registered (:mod:`medadv.attacks.examples`).
 
     Returns:
         :class:`medadv.attacks.robustness.Robustness`: ``by_recipe``, ``curves``, ``corruptions``, ``worst_case``
         (``robustness_worst_case``) and ``sanity`` (``attack_sanity``).
     """
-    return evaluate_models(inputs.models, inputs.test.images, inputs.test.labels, config, ctx.device,
-                           ctx.profile.seed)
+    detect = DetectionConfig.from_profile(ctx.profile)
+    robust = evaluate_models(inputs.models, inputs.test.images, inputs.test.labels, config, ctx.device,
+                             ctx.profile.seed, keep_examples=[detect.classifier],
+                             image_ids=list(inputs.test.rows["image_id"]))
+    wanted = {ENSEMBLE_ATTACK[a] for a in detect.attacks}
+    for kept in robust.examples.values():
+        sets = {(a, n, e): images for (a, n, e), images in kept.images.items() if a in wanted and n == "linf"}
+        ctx.register_many(write_examples(ctx.data_dir / EXAMPLES_DIR, dataclasses.replace(kept, images=sets)))
+    return robust
 
 
 def erm_variants(by_recipe: pd.DataFrame, reference: str) -> pd.DataFrame:

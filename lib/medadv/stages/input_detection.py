@@ -1,13 +1,17 @@
 """Notebook 06, detecting manipulated inputs: the detectors of :mod:`medadv.detect` built from a run folder, the
-detection study (GAN fakes; FGSM, PGD and APGD at every L-inf budget of the ``attacks`` section; adaptive PGD against
-each detector), and each detector as one more reader of Sessions 3 and 5 of notebook 05's packages.
+detection study (GAN fakes; notebook 03's FGSM and PGD examples at every L-inf budget of the ``attacks`` section and
+its APGD examples at the headline budget; adaptive PGD against each detector), and each detector as one more reader of
+Sessions 3 and 5 of notebook 05's packages.
 
 Choices where the issue was silent (README, "Detecting manipulated images"):
 
 * **Images.** Clean images are the test split's real images; the GAN's manipulated images are their fakes (notebook
-  02); the gradient attacks attack the protected classifier (``detect.classifier``, ``vgg_erm``) on the same test
-  images, with notebook 03's settings (steps, step ratio, restarts, APGD steps; APGD with the cross-entropy loss).
-  Every attacked image counts, fooled or not; the ``fooled`` column gives the share the classifier gets wrong.
+  02); the gradient attacks' images are notebook 03's adversarial examples of the protected classifier
+  (``detect.classifier``, ``vgg_erm``), computed once there and read here (:mod:`medadv.attacks.examples`): for every
+  test image the classifier gets right unattacked, the first example the attack found in the budget's ball (PGD's
+  from its nested budgets, APGD's from AutoAttack's cascade PGD -> APGD-CE -> APGD-margin at the headline budget,
+  :data:`medadv.detect.config.ENSEMBLE_ATTACK`). Every example counts, fooled or not; the ``fooled`` column gives the
+  share the classifier gets wrong. Images it gets wrong unattacked have no example (an attacker has nothing to do).
 * **The real-vs-fake classifier** is the protected classifier's network (rebuilt from its checkpoint's spec with
   :func:`medadv.models.registry.build_model`), started from its weights (``detect.fake_init: classifier``) or at
   random, trained by the kit's loop with paper 001's recipe on the training split's real images (0) against fakes of
@@ -37,16 +41,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medadv.attacks.examples import EXAMPLES_DIR, AttackExamples, read_examples
 from medadv.attacks.gan_attack import load_fakes
-from medadv.attacks.gradient import apgd, fgsm, pgd
-from medadv.attacks.robustness import AttackConfig, run_attack
+from medadv.attacks.robustness import AttackConfig
 from medadv.core import read_json
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
                            adaptive_pgd, detection_metrics)
-from medadv.detect.config import DetectionConfig
+from medadv.detect.config import ENSEMBLE_ATTACK, DetectionConfig
 from medadv.detect.metrics import confidence_levels
 from medadv.errors import CheckpointError, RunError
 from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_checkpoint, split_prefix
@@ -93,27 +97,33 @@ class DetectionInputs:
     Attributes:
         splits: the cohort's train, val and test splits at the profile's image size.
         fakes: ``val`` and ``test`` -> notebook 02's fake of every image of the split, in the split's order.
+        examples: notebook 03's adversarial examples of ``detect.classifier`` on the test images.
     """
 
     splits: dict[str, SplitArrays]
     fakes: dict[str, np.ndarray]
+    examples: AttackExamples
 
 
 def load_inputs(ctx: RunContext) -> DetectionInputs:
-    """The run's three splits and notebook 02's adversarial set (validated against the cohort).
+    """The run's three splits, notebook 02's adversarial set and notebook 03's adversarial examples (validated
+    against the cohort).
 
     Returns:
         :class:`DetectionInputs`.
 
     Raises:
-        RunError: notebook 02 has not written ``adversarial_index``; DataError: the index does not match the cohort.
+        RunError: notebook 02 has not written ``adversarial_index``, or notebook 03 its examples; DataError: the
+            index or the examples do not match the cohort.
     """
     cohort = ctx.cohort()
     size = tuple(ctx.profile.data.image_size)
     splits = {s: load_split(cohort, ctx.image_root, size, s) for s in ("train", "val", "test")}
     index = read_adversarial_index(ctx.run_dir, cohort)
+    examples = read_examples(ctx.data_dir / EXAMPLES_DIR, DetectConfig.from_profile(ctx.profile).classifier,
+                             list(splits["test"].rows["image_id"]))
     return DetectionInputs(splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size)
-                                    for s in ("val", "test")})
+                                    for s in ("val", "test")}, examples)
 
 
 def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:
@@ -243,15 +253,6 @@ class DetectionStudy:
     manipulated: dict[tuple[str, float], np.ndarray]
 
 
-def _attack(name: str, eps: float, attacks: AttackConfig):  # noqa: ANN202 - an Attack callable
-    alpha = attacks.step_ratio * eps / attacks.steps
-    if name == "fgsm":
-        return lambda m, x, y, g: fgsm(m, x, y, eps)
-    if name == "pgd":
-        return lambda m, x, y, g: pgd(m, x, y, eps, alpha, attacks.steps, restarts=attacks.restarts, generator=g)
-    return lambda m, x, y, g: apgd(m, x, y, eps, steps=attacks.apgd_steps, restarts=attacks.apgd_restarts, generator=g)
-
-
 def _fooled(classifier: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device) -> float:
     """Share of images the classifier assigns to another class than ``labels`` (the source images' labels)."""
     with torch.no_grad():
@@ -283,33 +284,43 @@ def adaptive_images(classifier: nn.Module, detector: Detector, test: SplitArrays
     return torch.cat(out).numpy()
 
 
+def gradient_sets(examples: AttackExamples, test: SplitArrays,
+                  config: DetectConfig) -> dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]:
+    """Notebook 03's examples of each of ``detect.attacks`` at each L-inf budget it kept, with their images' labels.
+
+    Returns:
+        (attack, eps) -> (examples (n, 1, H, W), labels (n,)), in the order of ``config.attacks`` and the budgets.
+    """
+    position = {image_id: k for k, image_id in enumerate(test.rows["image_id"])}
+    labels = test.labels[[position[i] for i in examples.image_ids]]
+    return {(name, eps): (images, labels) for name in config.attacks
+            for (attack, norm, eps), images in sorted(examples.images.items(), key=lambda kv: kv[0][2])
+            if attack == ENSEMBLE_ATTACK[name] and norm == "linf"}
+
+
 def detection_study(classifier: nn.Module, detectors: Mapping[str, Detector], test: SplitArrays,
-                    test_fakes: np.ndarray, attacks: AttackConfig, config: DetectConfig,
+                    test_fakes: np.ndarray, examples: AttackExamples, attacks: AttackConfig, config: DetectConfig,
                     seed: int, device: torch.device) -> DetectionStudy:
-    """Detection AUC (DeLong CI) and TPR at ``config.fpr`` of every detector for the GAN fakes, every gradient attack
-    at every L-inf budget, and the adaptive PGD against each detector (see the module docstring).
+    """Detection AUC (DeLong CI) and TPR at ``config.fpr`` of every detector for the GAN fakes, notebook 03's
+    examples of every gradient attack of ``detect.attacks`` (:func:`gradient_sets`), and the adaptive PGD against each
+    detector at every L-inf budget (see the module docstring).
 
     Returns:
         :class:`DetectionStudy`; its table has columns detector, attack, eps (0 for the GAN fakes), fooled,
         n_clean, n_manipulated, auc, auc_ci_low, auc_ci_high, tpr_at_5fpr.
     """
     clean = {n: d.score(test.images, config.batch_size) for n, d in detectors.items()}
-    sets = {(GAN_ATTACK, 0.0): test_fakes}
-    x, y = torch.from_numpy(test.images), torch.from_numpy(test.labels)
-    for name in config.attacks:
-        for eps in attacks.linf_eps:
-            sets[(name, eps)] = run_attack(classifier, x, y, _attack(name, eps, attacks), device, config.batch_size,
-                                           seed).numpy()
+    sets = {(GAN_ATTACK, 0.0): (test_fakes, test.labels), **gradient_sets(examples, test, config)}
     rows = []
-    for (name, eps), images in sets.items():
-        rows += _rows(detectors, name, eps, clean, images, _fooled(classifier, images, test.labels, device), config)
+    for (name, eps), (images, labels) in sets.items():
+        rows += _rows(detectors, name, eps, clean, images, _fooled(classifier, images, labels, device), config)
     for name, det in detectors.items():
         for eps in config.adaptive_eps or attacks.linf_eps:
             images = adaptive_images(classifier, det, test, eps, attacks, config, seed)
-            sets[(f"{ADAPTIVE}:{name}", eps)] = images
+            sets[(f"{ADAPTIVE}:{name}", eps)] = images, test.labels
             rows += _rows({name: det}, ADAPTIVE, eps, clean, images,
                           _fooled(classifier, images, test.labels, device), config)
-    return DetectionStudy(pd.DataFrame(rows), sets)
+    return DetectionStudy(pd.DataFrame(rows), {key: images for key, (images, _) in sets.items()})
 
 
 def adaptive_comparison(table: pd.DataFrame) -> pd.DataFrame:
