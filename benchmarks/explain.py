@@ -34,7 +34,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.images, 1, args.size, args.size)
     models = {
-        "vgg (width 1/8)": VGGClassifier(VGGConfig(width=0.125, imagenet=False)).eval(),
+        "vgg (width 1/8)": VGGClassifier(VGGConfig(width=0.125, init="random")).eval(),
         "multitask (resnet18)": MultiTaskResNet(MultiTaskConfig(encoder="resnet18", decoder_width=32, imagenet=False)).eval(),
     }
     rows = []

@@ -67,7 +67,7 @@ def main() -> None:
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     torch.manual_seed(0)
     h, w = args.size
-    model = VGGClassifier(VGGConfig(width=args.width, imagenet=False)).to(device)
+    model = VGGClassifier(VGGConfig(width=args.width, init="random")).to(device)
     x = torch.rand(4, 1, h, w, device=device)
     y = torch.tensor([1, 1, 0, 0], device=device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.9))

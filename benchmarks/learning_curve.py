@@ -8,8 +8,8 @@ networks have one (``--network``):
   ``--set classifier.init=random``), ERM only and no multi-task network, and reads the reference classifier's history
   (``checkpoints/training/NAME_last.json``).
 * ``real_fake``: notebook 06's real-vs-fake classifier (paper 001's network started from the trained reference
-  classifier, real against GAN-made images). For each seed this runs notebooks 00, 01, 02, 05 and 06 (06 reads 05's
-  reader study) with the profile's classifier and GAN (ERM only, no multi-task network: neither feeds notebook 06) and ``detect.fake_epochs=E``, and
+  classifier, real against GAN-made images). For each seed this runs notebooks 00-03, 05 and 06 (06 reads 03's
+  adversarial examples and 05's reader study) with the profile's classifier and GAN (ERM only, no multi-task network: neither feeds notebook 06) and ``detect.fake_epochs=E``, and
   reads its history (``checkpoints/detect/training/real_fake_classifier_last.json``).
 
 Each seed runs in a fresh run folder with ``seed=S`` (a new cohort and a new initialisation). The script prints the
@@ -47,7 +47,7 @@ def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str],
     if network == "classifier":
         return ["00", "01"], [f"classifier.epochs={epochs}", f"classifier.random_epochs={epochs}",
                               f"classifier.warmup_epochs={warmup}", *REFERENCE_ONLY]
-    return ["00", "01", "02", "05", "06"], [f"detect.fake_epochs={epochs}", *REFERENCE_ONLY]
+    return ["00", "01", "02", "03", "05", "06"], [f"detect.fake_epochs={epochs}", *REFERENCE_ONLY]
 
 
 def history_file(run_dir: Path, network: str) -> Path:

@@ -150,8 +150,8 @@ def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.nd
 
     Returns:
         (attack, norm, eps) -> (N,) bool: right unattacked and under that attack (insertion order = curve order);
-        and, when ``keep``, (attack, norm, eps) -> the examples (N, 1, H, W) of every attack but Square and the
-        transfer attacks (:mod:`medadv.attacks.examples`; rows of images wrong unattacked hold the image).
+        and, when ``keep``, (attack, "linf", eps) -> the examples (N, 1, H, W) of every L-inf attack but Square and
+        the transfer attacks (:mod:`medadv.attacks.examples`; rows of images wrong unattacked hold the image).
     """
     masks: dict[tuple[str, str, float], np.ndarray] = {}
     examples: dict[tuple[str, str, float], Tensor] = {}
@@ -172,7 +172,8 @@ def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.nd
                 previous, adversarial = attack_survivors(model, x, y, attack, start, device, config.batch_size,
                                                          next(seeds))
                 masks[spec.name, norm, eps] = previous
-                base = _example_base(spec, norm, eps, x, previous_examples, examples) if keep else None
+                base = _example_base(spec, norm, eps, x, previous_examples, examples) if keep and norm == "linf" \
+                    else None
                 if base is not None:
                     previous_examples = examples[spec.name, norm, eps] = base.clone()
                     previous_examples[torch.as_tensor(np.flatnonzero(start))] = adversarial

@@ -1,7 +1,8 @@
 """Adversarial examples computed once: notebook 03's attacks keep the examples of the models later notebooks read,
 and this module writes them to the run folder and reads them back.
 
-What an example is. For a model, an attack of the ensemble and a budget, every test image the model classifies
+What an example is. For a model, an L-inf attack of the ensemble (not Square, not a transfer attack: notebook 06 reads
+the white-box attacks' examples) and a budget, every test image the model classifies
 correctly unattacked has one example: the image the attack returned when it attacked that image at that budget, or,
 when the evaluation skipped the image because an earlier run had already fooled it (PGD at a smaller budget, whose
 ball lies inside this one; the attack before it in AutoAttack's cascade), the example that fooled it there

@@ -225,8 +225,8 @@ def _at(table: pd.DataFrame, model: str, **where: object) -> pd.DataFrame:
 
 def penalty_table(robust: Robustness, reference: str, config: AttackConfig) -> pd.DataFrame:
     """Paper 001's image gradient penalty against its feature-map reading and no penalty, at the headline L-inf
-    budget: balanced accuracy clean, under PGD, under Square and each transfer attack, in the worst case, and the
-    masking checks each failed.
+    budget: balanced accuracy clean, under PGD, under Square (run after the white-box attacks: the worst case over them
+    and Square) and each transfer attack, in the worst case, and the masking checks each failed.
 
     Returns:
         One row per model of ``reference`` (the image penalty), ``<reference>_gp_features``, ``<reference>_gp_none``
