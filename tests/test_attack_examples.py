@@ -20,7 +20,8 @@ from medadv.data.images import SplitArrays
 from medadv.detect import FeatureSqueezing
 from medadv.errors import DataError, RunError
 from medadv.pipeline import check_profile
-from medadv.stages.input_detection import DetectConfig, detection_study
+from medadv.detect.evaluation import detection_study
+from medadv.stages.input_detection import DetectConfig
 
 E2, E4, E8 = 2 / 255, 4 / 255, 8 / 255
 CPU = torch.device("cpu")

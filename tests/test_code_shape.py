@@ -5,6 +5,8 @@ Rules checked here, by reading the source with ``ast`` (nothing is imported):
 * **No function over 60 lines of code.** A function's lines of code are the lines from its ``def`` to its last
   statement that hold code: blank lines, lines that are only a comment, and the lines of its docstring do not count.
   A nested function counts towards the function that holds it (it is part of reading it) and is also measured alone.
+* **No stage module re-exports.** Every name in a ``medadv.stages`` module's ``__all__`` is defined there; a notebook
+  imports what a library module makes from that module (docs/design.md, "Stage modules").
 * **Every public function documents what it returns.** Public means a module-level function or a method of a public
   class whose name has no leading underscore, in a module whose path has no part with a leading underscore; its
   docstring must have a Google-style ``Returns:`` (or ``Yields:``) section. Exempt are functions annotated
@@ -153,3 +155,21 @@ def test_no_function_is_named_by_a_paper_number() -> None:
                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                    and re.search(r"(^|_)(paper)?\d{3}($|_)", node.name.lstrip("_")))
     assert named == []  # say what it does; cite the paper in the docstring
+
+
+def test_no_stage_module_re_exports() -> None:
+    found = {}
+    for path in sorted((LIB / "stages").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        exported: list[str] = []
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            defined.update(names)
+            if "__all__" in names and isinstance(node.value, (ast.List, ast.Tuple)):
+                exported = [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+        if [name for name in exported if name not in defined]:
+            found[path.name] = [name for name in exported if name not in defined]
+    assert not found, f"stage modules re-export names they import (import them from their own modules): {found}"

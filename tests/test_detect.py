@@ -20,7 +20,8 @@ from medadv.models.classifier import VGGClassifier, VGGConfig
 from _small_classifier import SmallClassifier
 from medadv.models.gan import Discriminator
 from medadv.reader_app.simulate import write_responses
-from medadv.stages.input_detection import (DetectConfig, machine_responses, real_fake_arrays, train_real_fake)
+from medadv.detect.training import real_fake_arrays, train_real_fake
+from medadv.stages.input_detection import DetectConfig, machine_responses
 from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
 
 SIZE = 32  # the small test classifier's images (paper 001's classifier needs 96: see _small_classifier)

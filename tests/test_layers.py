@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stats",),
     ("data", "models"),
     ("attacks",),
-    ("train", "explain", "detect"),
+    ("train", "explain"),
+    ("detect",),  # trains its real-vs-fake classifier with train's loop
     ("report",),
     ("reader_app", "effects", "run_report"),
     ("stages", "pipeline"),

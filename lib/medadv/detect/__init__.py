@@ -8,7 +8,10 @@ more likely manipulated; adaptive attacks against them; and detection metrics.
 - :class:`~medadv.detect.discriminator.DiscriminatorScore`: the trained GAN discriminators' own judgement (baseline);
 - :func:`~medadv.detect.adaptive.adaptive_pgd`: PGD on the classifier's loss plus the detector's score (Carlini &
   Wagner 2017; Tramer, Carlini, Brendel & Madry 2020);
-- :mod:`~medadv.detect.metrics`: detection AUC with DeLong CI and the true-positive rate at a fixed false-positive rate.
+- :mod:`~medadv.detect.metrics`: detection AUC with DeLong CI and the true-positive rate at a fixed false-positive rate;
+- :mod:`~medadv.detect.training`: training the real-vs-fake classifier (the kit's loop, paper 001's recipe);
+- :mod:`~medadv.detect.evaluation`: notebook 06's detection study (GAN fakes, notebook 03's adversarial examples,
+  adaptive attacks).
 """
 from medadv.detect.adaptive import adaptive_pgd
 from medadv.detect.base import Detector

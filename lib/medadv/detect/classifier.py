@@ -4,7 +4,7 @@ Paper 001 (Zhou et al., Nat Commun 2021, Discussion) names this defence: "pre-ge
 teaching the model that these images are manipulated". The network is the kit's classifier of paper 001 (any
 two-logit kit classifier, rebuilt with :func:`medadv.models.registry.build_model` from the trained classifier's spec),
 trained with paper 001's recipe on the training split's real images (class 0) against their GAN fakes (class 1);
-training is :func:`medadv.stages.input_detection.train_real_fake` (the kit's one training loop). The score is the
+training is :func:`medadv.detect.training.train_real_fake` (the kit's one training loop). The score is the
 network's log-odds of "fake", ``z_fake - z_real``.
 """
 from __future__ import annotations

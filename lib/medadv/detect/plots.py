@@ -20,7 +20,7 @@ def detection_auc_figure(table: pd.DataFrame) -> Figure:
     """Detection AUC (DeLong 95% CI) of every detector on every manipulated set of ``detection.csv``.
 
     Args:
-        table: rows of :func:`medadv.stages.input_detection.detection_study` (detector, attack, eps, auc,
+        table: rows of :func:`medadv.detect.evaluation.detection_study` (detector, attack, eps, auc,
             auc_ci_low, auc_ci_high).
 
     Returns:

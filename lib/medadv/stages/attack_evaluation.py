@@ -16,8 +16,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, load_fakes
-from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
-                                  gan_scores_figure, robustness_curves_figure)
+from medadv.attacks.plots import attack_examples_figure
 from medadv.attacks.ensemble import credit_order, evaluate_models
 from medadv.attacks.examples import EXAMPLES_DIR, write_examples
 from medadv.attacks.masking import masking_suspected
@@ -30,10 +29,9 @@ from medadv.models.registry import load_trained
 from medadv.report import RunContext
 from medadv.train.loop import ClassifierConfig
 
-__all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "corruption_curves_figure",
-           "corruption_examples_figure", "erm_variants", "evaluate_robustness", "gan_attack", "gan_attack_by_recipe",
-           "gan_scores_figure", "gradient_examples", "headline", "load_inputs", "masking_verdict", "multitask_example",
-           "penalty_verdict", "robustness_curves_figure"]
+__all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "erm_variants", "evaluate_robustness", "gan_attack",
+           "gan_attack_by_recipe", "gradient_examples", "headline", "load_inputs", "masking_verdict",
+           "multitask_example", "penalty_verdict"]
 
 
 @dataclasses.dataclass(frozen=True)

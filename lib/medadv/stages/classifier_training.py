@@ -34,7 +34,7 @@ from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskRe
 from medadv.report import RunContext
 from medadv.stages.competence import Competence, competence_of
 from medadv.train.distributed import DistContext, barrier, init_from_env, local_device
-from medadv.train.evaluate import competence_columns, roc_figure, training_curves_figure
+from medadv.train.evaluate import competence_columns
 from medadv.train.loop import (ClassifierConfig, TrainedClassifier, TrainSpec, delong_table, evaluate_trained, fit,
                                vgg_runs, vgg_spec)
 from medadv.train.recipes import MultiTaskObjective, PaperObjective, Recipe
@@ -42,8 +42,8 @@ from medadv.train.recipes import MultiTaskObjective, PaperObjective, Recipe
 NOTEBOOK = "01_classifier_training"
 
 __all__ = ["NOTEBOOK", "ClassifierEvaluation", "ClassifierTrainingConfig", "checkpoint_files", "evaluate_classifiers",
-           "competence", "headline", "initialisation", "main", "roc_figure", "test_metrics", "train_classifiers",
-           "train_profile_models", "training_curves_figure", "training_histories"]
+           "competence", "headline", "initialisation", "main", "test_metrics", "train_classifiers",
+           "train_profile_models", "training_histories"]
 
 #: How each start of a classifier reads in notebook 01.
 STARTS = {

@@ -12,13 +12,11 @@ from typing import Any
 import pandas as pd
 
 from medadv.config import DataConfig
-from medadv.data.plots import plot_examples, plot_intensity_histograms
-from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, cohort_summary, leakage_table
+from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, leakage_table
 from medadv.data.splits import check_leakage
 from medadv.report import COHORT_FILE, RunContext
 
-__all__ = ["DataPrepConfig", "LeakageCheck", "cohort_summary", "leakage_check", "plot_examples",
-           "plot_intensity_histograms", "write_cohort"]
+__all__ = ["DataPrepConfig", "LeakageCheck", "leakage_check", "write_cohort"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,16 +19,15 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from medadv.attacks.gan_attack import flip_rate
 from medadv.data.adversarial import (education_selection, plot_triplets, validate_adversarial_index,
                                      write_adversarial_set, write_education_set)
 from medadv.data.images import SplitArrays, load_split
-from medadv.explain.gan_evidence import gan_discriminator_auc, localisation_table
+from medadv.explain.gan_evidence import gan_discriminator_auc
 from medadv.models.checkpoint import checkpoint_paths
 from medadv.models.gan import DIRECTIONS, flipped_fakes
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
-from medadv.stats.fidelity import fidelity_summary, localisation_summary, pair_fidelity
+from medadv.stats.fidelity import fidelity_summary, pair_fidelity
 from medadv.train.gan import GanConfig, GanResult, stage_warnings, train_gan
 from medadv.train.loop import ClassifierConfig
 
@@ -38,8 +37,8 @@ ADVERSARIAL_SPLITS = ("val", "test")
 FAKE_BATCH = 64
 
 __all__ = ["AdversarialSet", "GanInputs", "GanTraining", "GanTrainingConfig", "build_adversarial_set",
-           "direction_titles", "education_set", "fidelity_table", "flip_rate", "headline", "load_inputs",
-           "localisation_summary", "localisation_table", "train_generators", "triplet_figure", "warning_text"]
+           "direction_titles", "education_set", "fidelity_table", "headline", "load_inputs", "train_generators",
+           "triplet_figure", "warning_text"]
 
 
 @dataclasses.dataclass(frozen=True)

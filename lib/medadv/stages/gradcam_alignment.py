@@ -17,19 +17,18 @@ from torch import nn
 
 from medadv.effects import evaluate_run
 from medadv.explain.fgsm_shift import fgsm_figure_rows, fgsm_gradcam_shift, fgsm_shift_summary
-from medadv.explain.plots import alignment_boxplot, fgsm_shift_figure, manipulation_panels, map_gallery
-from medadv.explain.study import (AttackExample, ExplainConfig, alignment_scores, alignment_summary, alignment_tests,
-                                  attack_summary, attribution_maps, explanation_attack, figure_rows, study_images)
+from medadv.explain.plots import fgsm_shift_figure, manipulation_panels, map_gallery
+from medadv.explain.study import (AttackExample, ExplainConfig, alignment_scores, attack_summary, attribution_maps,
+                                  explanation_attack, figure_rows, study_images)
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
 
 GALLERY_METHOD = "gradcam"
 """The method of the gallery that compares the models."""
 
-__all__ = ["Alignment", "AlignmentInputs", "GradcamAlignmentConfig", "MapAttack", "alignment", "alignment_boxplot",
-           "alignment_summary", "alignment_tests", "declared_effects", "fgsm_figures", "fgsm_shift", "headline",
-           "headline_text", "load_inputs", "map_attack", "map_attack_figure", "method_gallery", "model_gallery",
-           "primary_table"]
+__all__ = ["Alignment", "AlignmentInputs", "GradcamAlignmentConfig", "MapAttack", "alignment", "declared_effects",
+           "fgsm_figures", "fgsm_shift", "headline", "headline_text", "load_inputs", "map_attack", "map_attack_figure",
+           "method_gallery", "model_gallery", "primary_table"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,27 +1,17 @@
-"""Notebook 06, detecting manipulated inputs: the detectors of :mod:`medadv.detect` built from a run folder, the
-detection study (GAN fakes; notebook 03's FGSM and PGD examples at every L-inf budget of the ``attacks`` section and
-its APGD examples at the headline budget; adaptive PGD against each detector), and each detector as one more reader of
-Sessions 3 and 5 of notebook 05's packages.
+"""Notebook 06, detecting manipulated inputs: the stage that opens the run folder for :mod:`medadv.detect`. It builds
+the detectors from the run's checkpoints and splits, hands the detection study
+(:func:`medadv.detect.evaluation.detection_study`) the run's test images, GAN fakes (notebook 02) and adversarial
+examples (notebook 03), and lets each detector read Sessions 3 and 5 of notebook 05's packages as one more reader.
 
-Choices where the issue was silent (README, "Detecting manipulated images"):
+Choices where the issue was silent (README, "Detecting manipulated images"); the study's own are in
+:mod:`medadv.detect.evaluation`:
 
-* **Images.** Clean images are the test split's real images; the GAN's manipulated images are their fakes (notebook
-  02); the gradient attacks' images are notebook 03's adversarial examples of the protected classifier
-  (``detect.classifier``, ``vgg_erm``), computed once there and read here (:mod:`medadv.attacks.examples`): for every
-  test image the classifier gets right unattacked, the first example the attack found in the budget's ball (PGD's
-  from its nested budgets, APGD's from AutoAttack's cascade PGD -> APGD-CE -> APGD-margin at the headline budget,
-  :data:`medadv.detect.config.ENSEMBLE_ATTACK`). Every example counts, fooled or not; the ``fooled`` column gives the
-  share the classifier gets wrong. Images it gets wrong unattacked have no example (an attacker has nothing to do).
-* **The real-vs-fake classifier** is the protected classifier's network (rebuilt from its checkpoint's spec with
-  :func:`medadv.models.registry.build_model`), started from its weights (``detect.fake_init: classifier``) or at
-  random, trained by the kit's loop with paper 001's recipe on the training split's real images (0) against fakes of
-  them made by notebook 02's generators (1), the model kept at the best validation AUC on the validation images and
-  their fakes. Its checkpoint lives in ``checkpoints/detect`` so it is never mistaken for a diagnostic classifier.
+* **The real-vs-fake classifier** (:func:`medadv.detect.training.train_real_fake`) is the protected classifier's
+  network, started from its weights or at random, trained on the training split's real images against fakes of them
+  made by notebook 02's generators, the model kept at the best validation AUC on the validation images and their
+  fakes. Its checkpoint lives in ``checkpoints/detect`` so it is never mistaken for a diagnostic classifier.
 * **Mahalanobis** is fitted on the clean training images with their diagnostic labels; **feature squeezing** needs no
   fitting; the **GAN discriminator** baseline loads both discriminators of notebook 02.
-* **Adaptive attacks** (``attack = adaptive_pgd``) target one detector each, at ``detect.adaptive_eps`` (empty: every
-  L-inf budget): PGD on the classifier's loss until it is fooled, then on the detector's score; only the targeted
-  detector's AUC is reported for them, beside its non-adaptive PGD row at the same budget.
 * **The detector as a reader** answers *not real* when its score is at or above the Youden threshold chosen on the
   validation split's real images against their fakes, *real* otherwise (never *unsure*); its confidence 1-5 is the
   quantile of its distance from the threshold among the validation scores on the same side
@@ -34,7 +24,6 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,19 +32,19 @@ from torch import nn
 
 from medadv.attacks.examples import EXAMPLES_DIR, AttackExamples, read_examples
 from medadv.attacks.gan_attack import load_fakes
-from medadv.attacks.robustness import AttackConfig
 from medadv.core import read_json
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
 from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
-                           adaptive_pgd, detection_metrics)
-from medadv.detect.config import ENSEMBLE_ATTACK, DetectionConfig
+                           detection_metrics)
+from medadv.detect.config import DetectionConfig
 from medadv.detect.metrics import confidence_levels
 from medadv.errors import CheckpointError, RunError
-from medadv.models.checkpoint import CheckpointLedger, checkpoint_paths, load_checkpoint, split_prefix
+from medadv.detect.training import REAL_FAKE_NAME, real_fake_arrays, train_real_fake
+from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
-from medadv.models.registry import build_model, load_model_checkpoint, trained_models
+from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
 from medadv.reader_app.packages import ANSWER_KEY_FILE, PACKAGES_DIR, SESSION_MANIFEST_FILE, session_dir_name
 from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
@@ -66,19 +55,13 @@ from medadv.stats.reader import accuracy_table, ratings_from_responses, session_
 from medadv.stats.standalone import standalone_vs_readers
 from medadv.train.evaluate import youden_threshold
 from medadv.train.gan import load_generator
-from medadv.train.loop import ClassifierConfig, TrainSpec, fit
-from medadv.train.recipes import PaperObjective, Recipe
 
-ADAPTIVE = "adaptive_pgd"
-GAN_ATTACK = "gan"
 MACHINE_SESSIONS = MRMC_TREATMENTS  # the blinded half-real, half-fake sessions 3 and 5
 MACHINE_DIR = "reader_responses_machine"
 DETECT_CHECKPOINTS = "detect"
-REAL_FAKE_NAME = "real_fake_classifier"
 
-__all__ = ["ADAPTIVE", "DetectConfig", "DetectionInputs", "DetectionStudy", "MachineReaderStudy",
-           "adaptive_comparison", "build_detectors", "citations", "detection_study", "load_inputs",
-           "machine_reader_study", "machine_responses", "panel_folder", "train_real_fake"]
+__all__ = ["DetectConfig", "DetectionInputs", "MachineReaderStudy", "build_detectors", "citations", "load_inputs",
+           "machine_reader_study", "machine_responses", "panel_folder"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,51 +130,6 @@ def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.devi
     return out
 
 
-def real_fake_arrays(real: np.ndarray, fake: np.ndarray, prefix: str) -> SplitArrays:
-    """Real images (label 0) and fakes (label 1) as one split for the kit's training loop.
-
-    Returns:
-        The split: real images then fakes, labels 0 then 1, masks all False.
-    """
-    images = np.concatenate([real, fake]).astype(np.float32)
-    labels = np.concatenate([np.zeros(len(real)), np.ones(len(fake))]).astype(np.int64)
-    rows = pd.DataFrame({"image_id": [f"{prefix}_{'fake' if y else 'real'}_{i}" for i, y in enumerate(labels)],
-                         "label": labels})
-    return SplitArrays(images, labels, np.zeros(images.shape, bool), np.zeros(len(labels), bool), rows)
-
-
-def train_real_fake(spec_of: Mapping[str, Any], init: Mapping[str, torch.Tensor] | None, train: SplitArrays,
-                    val: SplitArrays, config: DetectConfig, classifier_section: Mapping[str, Any],
-                    checkpoints_dir: Path, seed: int, device: torch.device,
-                    ledger: CheckpointLedger | None = None) -> tuple[RealFakeClassifier, Any]:
-    """Train the real-vs-fake classifier with paper 001's recipe (:func:`medadv.train.loop.fit`).
-
-    Args:
-        spec_of: the network's spec (the protected classifier's, :func:`build_model`).
-        init: weights to start from, or None for the network's initialisation.
-        train, val: real (0) and fake (1) images (:func:`real_fake_arrays`).
-        config: the ``detect`` section; classifier_section: the profile's ``classifier`` section (paper 001's loss).
-        checkpoints_dir: where the model and its training state go; seed, device: as everywhere.
-        ledger: the run folder's record of its checkpoints (:func:`medadv.train.loop.fit`), or None.
-
-    Returns:
-        (the detector, the training result with its history).
-    """
-    torch.manual_seed(seed)
-    model = build_model(spec_of, weights_follow=True)
-    if init is not None:
-        model.load_state_dict(init)
-    cfg = ClassifierConfig.from_section(classifier_section)
-    spec = TrainSpec(name=REAL_FAKE_NAME, recipe="erm", epochs=config.fake_epochs, warmup_epochs=0,
-                     lr_head=config.fake_lr_head, lr_features=config.fake_lr_features, betas=cfg.betas,
-                     batch_per_class=config.fake_batch_per_class, steps_per_epoch=config.fake_steps_per_epoch,
-                     eval_batch=config.batch_size, init="protected classifier" if init is not None else "initial weights")
-    result = fit(model.to(device), spec, PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power),
-                 Recipe("erm", cfg.recipe_params()), train, val, checkpoints_dir, seed, device,
-                 extra_meta={"role_in_study": "detector of GAN fakes"}, ledger=ledger)
-    return RealFakeClassifier(model, device), result
-
-
 def _generators(run_dir: Path, device: torch.device) -> dict[str, nn.Module]:
     return {d: load_generator(Path(run_dir) / "checkpoints" / f"gan_{d}", device) for d in DIRECTIONS}
 
@@ -240,101 +178,6 @@ def citations(detectors: Mapping[str, Detector]) -> pd.DataFrame:
         The table, columns detector and citation.
     """
     return pd.DataFrame([{"detector": n, "citation": d.citation} for n, d in detectors.items()])
-
-
-# ---------------------------------------------------------------- the detection study
-
-
-@dataclasses.dataclass(frozen=True)
-class DetectionStudy:
-    """The detection study: ``table`` (``detection.csv``) and the manipulated image sets by (attack, eps)."""
-
-    table: pd.DataFrame
-    manipulated: dict[tuple[str, float], np.ndarray]
-
-
-def _fooled(classifier: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device) -> float:
-    """Share of images the classifier assigns to another class than ``labels`` (the source images' labels)."""
-    with torch.no_grad():
-        pred = torch.cat([classifier(c.to(device)).argmax(1).cpu() for c in torch.from_numpy(images).split(128)])
-    return float((pred.numpy() != labels).mean())
-
-
-def _rows(detectors: Mapping[str, Detector], attack: str, eps: float, clean: Mapping[str, np.ndarray],
-          manipulated: np.ndarray, fooled: float, config: DetectConfig) -> list[dict[str, Any]]:
-    return [{"detector": name, "attack": attack, "eps": eps, "fooled": fooled,
-             **detection_metrics(clean[name], det.score(manipulated, config.batch_size), fpr=config.fpr)}
-            for name, det in detectors.items()]
-
-
-def adaptive_images(classifier: nn.Module, detector: Detector, test: SplitArrays, eps: float,
-                    attacks: AttackConfig, config: DetectConfig, seed: int) -> np.ndarray:
-    """Adaptive PGD against ``detector`` on the test images, batch by batch with one seeded generator.
-
-    Returns:
-        The adversarial images (N, 1, H, W) as float32 numpy, in the order of ``test``.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    alpha = attacks.step_ratio * eps / config.adaptive_steps
-    out = []
-    for xb, yb in zip(torch.from_numpy(test.images).split(config.batch_size),
-                      torch.from_numpy(test.labels).split(config.batch_size), strict=True):
-        out.append(adaptive_pgd(classifier, detector, xb.to(detector.device), yb.to(detector.device), eps, alpha,
-                                config.adaptive_steps, generator).cpu())
-    return torch.cat(out).numpy()
-
-
-def gradient_sets(examples: AttackExamples, test: SplitArrays,
-                  config: DetectConfig) -> dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]:
-    """Notebook 03's examples of each of ``detect.attacks`` at each L-inf budget it kept, with their images' labels.
-
-    Returns:
-        (attack, eps) -> (examples (n, 1, H, W), labels (n,)), in the order of ``config.attacks`` and the budgets.
-    """
-    position = {image_id: k for k, image_id in enumerate(test.rows["image_id"])}
-    labels = test.labels[[position[i] for i in examples.image_ids]]
-    return {(name, eps): (images, labels) for name in config.attacks
-            for (attack, norm, eps), images in sorted(examples.images.items(), key=lambda kv: kv[0][2])
-            if attack == ENSEMBLE_ATTACK[name] and norm == "linf"}
-
-
-def detection_study(classifier: nn.Module, detectors: Mapping[str, Detector], test: SplitArrays,
-                    test_fakes: np.ndarray, examples: AttackExamples, attacks: AttackConfig, config: DetectConfig,
-                    seed: int, device: torch.device) -> DetectionStudy:
-    """Detection AUC (DeLong CI) and TPR at ``config.fpr`` of every detector for the GAN fakes, notebook 03's
-    examples of every gradient attack of ``detect.attacks`` (:func:`gradient_sets`), and the adaptive PGD against each
-    detector at every L-inf budget (see the module docstring).
-
-    Returns:
-        :class:`DetectionStudy`; its table has columns detector, attack, eps (0 for the GAN fakes), fooled,
-        n_clean, n_manipulated, auc, auc_ci_low, auc_ci_high, tpr_at_5fpr.
-    """
-    clean = {n: d.score(test.images, config.batch_size) for n, d in detectors.items()}
-    sets = {(GAN_ATTACK, 0.0): (test_fakes, test.labels), **gradient_sets(examples, test, config)}
-    rows = []
-    for (name, eps), (images, labels) in sets.items():
-        rows += _rows(detectors, name, eps, clean, images, _fooled(classifier, images, labels, device), config)
-    for name, det in detectors.items():
-        for eps in config.adaptive_eps or attacks.linf_eps:
-            images = adaptive_images(classifier, det, test, eps, attacks, config, seed)
-            sets[(f"{ADAPTIVE}:{name}", eps)] = images, test.labels
-            rows += _rows({name: det}, ADAPTIVE, eps, clean, images,
-                          _fooled(classifier, images, test.labels, device), config)
-    return DetectionStudy(pd.DataFrame(rows), {key: images for key, (images, _) in sets.items()})
-
-
-def adaptive_comparison(table: pd.DataFrame) -> pd.DataFrame:
-    """Each adaptive row beside the non-adaptive PGD row of the same detector and budget: how much detection AUC
-    and attack success survive an attacker who knows the detector.
-
-    Returns:
-        One row per adaptive row of ``table``, with the matching non-adaptive numbers beside it.
-    """
-    base = table[table["attack"] == "pgd"][["detector", "eps", "auc", "tpr_at_5fpr", "fooled"]]
-    adaptive = table[table["attack"] == ADAPTIVE][["detector", "eps", "auc", "tpr_at_5fpr", "fooled"]]
-    out = adaptive.merge(base, on=["detector", "eps"], suffixes=("_adaptive", "_pgd"))
-    out["auc_drop"] = out["auc_pgd"] - out["auc_adaptive"]
-    return out.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- the detector as a reader

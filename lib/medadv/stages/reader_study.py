@@ -23,7 +23,6 @@ from medadv.data.adversarial import read_adversarial_index
 from medadv.errors import ConfigError
 from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
-from medadv.reader_app.figures import accuracy_figure, reading_time_figure
 from medadv.reader_app.packages import PACKAGES_DIR, SessionPackages, build_sessions
 from medadv.reader_app.simulate import simulate_panel, write_responses
 from medadv.report import RunContext
@@ -36,8 +35,8 @@ SESSION_TEST_COLUMNS = ["reader", "truth", "session_a", "session_b", "accuracy_a
 """The columns of the session tests the notebook shows."""
 
 __all__ = ["MRMC_ANALYSES", "SIMULATED_DIR", "ReaderStudy", "ReaderStudyConfig", "accuracy_by_session",
-           "accuracy_figure", "build_run_packages", "mrmc_table", "packages_headline", "read_and_analyse",
-           "reading_time_figure", "run_responses", "session_changes", "simulate_run_responses"]
+           "build_run_packages", "mrmc_table", "packages_headline", "read_and_analyse", "run_responses",
+           "session_changes", "simulate_run_responses"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from medadv.config import BATCH_ENV
 from medadv.explain.attribute import attribute
 from medadv.models.inference import positive_scores
 
-__all__ = ["BATCH_ENV", "eps_explorer", "eps_panel", "in_batch_run", "triplet_panel", "triplet_viewer"]
+__all__ = ["eps_explorer", "eps_panel", "in_batch_run", "triplet_panel", "triplet_viewer"]
 
 
 def in_batch_run() -> bool:
