@@ -28,7 +28,7 @@ import torch
 from medadv.attacks.gradient import pgd
 from medadv.config import pick_device
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.models.gan import Discriminator, Gnet
+from medadv.models.gan_networks import Discriminator, Gnet
 from medadv.train.gan import discriminator_loss, generator_loss, gradient_penalty
 from medadv.train.losses import focal_gp_loss
 

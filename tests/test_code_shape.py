@@ -132,13 +132,6 @@ def test_every_public_function_documents_what_it_returns() -> None:
 
 #: File names that repeat across packages because they play the same role in each (docs/design.md, "Names").
 SAME_ROLE_NAMES = {"__init__.py", "plots.py", "config.py"}
-#: Repeated file names the rule renames and that are still to be renamed (each name's packages); a new repeat fails.
-PENDING_RENAMES = {
-    "study.py": {"explain", "reader_app"},
-    "gan.py": {"models", "train"},
-    "common.py": {"data/phantom", "data/sources"},
-    "classifier.py": {"models", "detect"},
-}
 
 
 def test_a_file_name_repeats_only_where_it_plays_the_same_role() -> None:
@@ -146,7 +139,7 @@ def test_a_file_name_repeats_only_where_it_plays_the_same_role() -> None:
     for path in LIB.rglob("*.py"):
         where.setdefault(path.name, set()).add(path.parent.relative_to(LIB).as_posix())
     repeated = {name: packages for name, packages in where.items() if len(packages) > 1 and name not in SAME_ROLE_NAMES}
-    assert repeated == PENDING_RENAMES
+    assert repeated == {}, f"file names used twice for different roles (rename one; docs/design.md, Names): {repeated}"
 
 
 def test_no_function_is_named_by_a_paper_number() -> None:

@@ -18,7 +18,7 @@ from medadv.detect.squeezing import median_filter, reduce_bit_depth
 from medadv.errors import ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from _small_classifier import SmallClassifier
-from medadv.models.gan import Discriminator
+from medadv.models.gan_networks import Discriminator
 from medadv.reader_app.simulate import write_responses
 from medadv.detect.training import real_fake_arrays, train_real_fake
 from medadv.stages.input_detection import DetectConfig, machine_responses

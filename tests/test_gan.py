@@ -11,7 +11,7 @@ from torch import nn
 
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis, flipped_fakes
+from medadv.models.gan_networks import DIRECTIONS, Discriminator, Gnet, dis, flipped_fakes
 from medadv.models.inference import batched_outputs
 from medadv.train import gan as gan_train
 from medadv.train.gan import (

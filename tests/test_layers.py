@@ -192,9 +192,9 @@ def test_the_cycle_finder_finds_cycles(arrows: list[Arrow], expected: list[str])
 
 def test_an_upward_arrow_is_reported() -> None:
     found = upward([Arrow("medadv.data.adversarial", "medadv.attacks.gan_attack", 7, True),
-                    Arrow("medadv.data.images", "medadv.models.gan", 8, False),
+                    Arrow("medadv.data.images", "medadv.models.gan_networks", 8, False),
                     Arrow("medadv.train.loop", "medadv.stats.auc", 9, False)])
     assert found == [
         "medadv.data.adversarial:7 imports medadv.attacks.gan_attack (layer 5 'attacks' from layer 4 'data')",
-        "medadv.data.images:8 imports medadv.models.gan (layer 4 'models' from layer 4 'data')",
+        "medadv.data.images:8 imports medadv.models.gan_networks (layer 4 'models' from layer 4 'data')",
     ]

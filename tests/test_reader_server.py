@@ -23,7 +23,7 @@ from medadv.reader_app.analysis import analyse_responses, database_responses
 from medadv.reader_app.db import DB_FILE, AnswerRefused, ReaderDatabase, StoredAnswer, read_answers
 from medadv.reader_app.server import import_files
 from medadv.reader_app.simulate import write_responses
-from medadv.reader_app.study import PAYLOAD_RE, load_study
+from medadv.reader_app.served_study import PAYLOAD_RE, load_study
 from test_reader_packages import build
 
 COUNTS = (2, 3, 4, 2, 4)

@@ -27,7 +27,7 @@ from medadv.reader_app.credentials import instructor_file_path, token_digest
 from medadv.reader_app.db import BUSY_TIMEOUT_S, DB_FILE, DatabaseBusy, ReaderDatabase
 from medadv.reader_app.server import allowed_hosts, create_app, import_files, open_server, public_address
 from medadv.reader_app.simulate import write_responses
-from medadv.reader_app.study import load_study
+from medadv.reader_app.served_study import load_study
 from test_reader_server import COUNTS, an_answer, db_rows, manifest, run, served  # noqa: F401 (fixtures)
 
 # A second process that takes SQLite's write lock on the database and holds it until its stdin closes.

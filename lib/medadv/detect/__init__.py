@@ -1,7 +1,7 @@
 """Detectors of manipulated inputs (GAN fakes and gradient attacks), each with ``score(images) -> (N,)``, higher =
 more likely manipulated; adaptive attacks against them; and detection metrics.
 
-- :class:`~medadv.detect.classifier.RealFakeClassifier`: paper 001's network trained on real images against their
+- :class:`~medadv.detect.real_fake.RealFakeClassifier`: paper 001's network trained on real images against their
   GAN fakes (the defence paper 001's authors name);
 - :class:`~medadv.detect.squeezing.FeatureSqueezing` (Xu, Evans & Qi, NDSS 2018);
 - :class:`~medadv.detect.mahalanobis.MahalanobisDetector` (Lee, Lee, Lee & Shin, NeurIPS 2018);
@@ -15,7 +15,7 @@ more likely manipulated; adaptive attacks against them; and detection metrics.
 """
 from medadv.detect.adaptive import adaptive_pgd
 from medadv.detect.base import Detector
-from medadv.detect.classifier import RealFakeClassifier
+from medadv.detect.real_fake import RealFakeClassifier
 from medadv.detect.discriminator import DiscriminatorScore
 from medadv.detect.mahalanobis import MahalanobisDetector
 from medadv.detect.metrics import detection_metrics, tpr_at_fpr

@@ -2,7 +2,7 @@
 
 Paper 001 trains two generators, each with its discriminator Dis = Dnet(Vnet(.)) (Eq. 5): the ``remove``
 discriminator learns real negatives against positives edited to look negative, the ``insert`` discriminator real
-positives against negatives edited to look positive (:mod:`medadv.models.gan`). An image of unknown origin is
+positives against negatives edited to look positive (:mod:`medadv.models.gan_networks`). An image of unknown origin is
 accepted as real when either discriminator takes it for a real image of its class, so the score is
 ``-max(Dnet_remove(x), Dnet_insert(x))`` on the raw scores (higher = more likely fake). The maximum needs no
 classifier to route an image to "its" discriminator, and a real image of either class is judged by the
@@ -26,7 +26,7 @@ class DiscriminatorScore(Detector):
 
     Args:
         discriminators: ``{"remove": Dis, "insert": Dis}`` (either one alone also works), modules mapping images
-            (N, 1, H, W) to raw scores (N,) (:class:`medadv.models.gan.Discriminator`).
+            (N, 1, H, W) to raw scores (N,) (:class:`medadv.models.gan_networks.Discriminator`).
         device: where they run.
     """
 

@@ -1,7 +1,7 @@
 """Training notebook 06's real-vs-fake classifier: paper 001's network, started from the protected classifier's
 weights (``detect.fake_init: classifier``) or at random, trained by the kit's loop (:func:`medadv.train.loop.fit`)
 with paper 001's recipe on real images (0) against GAN fakes of them (1), the model kept at the best validation AUC.
-The detector it becomes is :class:`medadv.detect.classifier.RealFakeClassifier`.
+The detector it becomes is :class:`medadv.detect.real_fake.RealFakeClassifier`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from medadv.data.images import SplitArrays
-from medadv.detect.classifier import RealFakeClassifier
+from medadv.detect.real_fake import RealFakeClassifier
 from medadv.detect.config import DetectionConfig
 from medadv.models.checkpoint import CheckpointLedger
 from medadv.models.registry import build_model

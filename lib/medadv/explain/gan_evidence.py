@@ -18,7 +18,7 @@ from captum.attr import Saliency
 from numpy.typing import ArrayLike
 from torch import nn
 
-from medadv.models.gan import DIRECTIONS
+from medadv.models.gan_networks import DIRECTIONS
 from medadv.models.inference import batched_outputs, eval_mode
 from medadv.stats.fidelity import change_localisation, discriminator_auc
 

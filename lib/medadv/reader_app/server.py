@@ -62,7 +62,7 @@ from medadv.errors import ConfigError, DataError, MedadvError
 from medadv.reader_app.credentials import InstructorFile, instructor_file_path, token_digest, token_matches
 from medadv.reader_app.db import INSTRUCTOR_DIGEST_KEY, AnswerRefused, DatabaseBusy, ReaderDatabase, StoredAnswer
 from medadv.reader_app.page import render_page
-from medadv.reader_app.study import ServedStudy, live_results, load_study
+from medadv.reader_app.served_study import ServedStudy, live_results, load_study
 
 MAX_ANSWER_BYTES = 2048
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -112,7 +112,7 @@ class WorkshopServer:
     """What the routes share: the study, its database, the instructor file and the addresses the server answers to.
 
     Args:
-        study: the run's packages (:func:`medadv.reader_app.study.load_study`).
+        study: the run's packages (:func:`medadv.reader_app.served_study.load_study`).
         db: the run's answer database.
         credentials: the instructor file (its instructor token is the one whose digest ``db`` holds).
         public_url: the address participants' links start with (``http://192.168.1.20:8000``).

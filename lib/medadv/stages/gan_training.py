@@ -3,8 +3,8 @@ that start from the reference (ERM) classifier, the adversarial set (a flipped-l
 the education triplets of reader Session 4, and the checks of the fakes (ERM flip rate, where the change lies,
 SSIM / PSNR / discriminator AUC).
 
-The domain work lives in :mod:`medadv.train.gan` (training), :mod:`medadv.models.gan` (the networks and
-:func:`~medadv.models.gan.flipped_fakes`), :mod:`medadv.data.adversarial` (the files of the adversarial and education
+The domain work lives in :mod:`medadv.train.gan` (training), :mod:`medadv.models.gan_networks` (the networks and
+:func:`~medadv.models.gan_networks.flipped_fakes`), :mod:`medadv.data.adversarial` (the files of the adversarial and education
 sets), :mod:`medadv.attacks.gan_attack` (the flip rate), :mod:`medadv.explain.gan_evidence` and
 :mod:`medadv.stats.fidelity` (the checks); this module is what the notebook calls.
 """
@@ -24,7 +24,7 @@ from medadv.data.adversarial import (education_selection, plot_triplets, validat
 from medadv.data.images import SplitArrays, load_split
 from medadv.explain.gan_evidence import gan_discriminator_auc
 from medadv.models.checkpoint import checkpoint_paths
-from medadv.models.gan import DIRECTIONS, flipped_fakes
+from medadv.models.gan_networks import DIRECTIONS, flipped_fakes
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
 from medadv.stats.fidelity import fidelity_summary, pair_fidelity

@@ -43,7 +43,7 @@ from medadv.detect.metrics import confidence_levels
 from medadv.errors import CheckpointError, RunError
 from medadv.detect.training import REAL_FAKE_NAME, real_fake_arrays, train_real_fake
 from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
-from medadv.models.gan import DIRECTIONS, Discriminator, flipped_fakes
+from medadv.models.gan_networks import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
 from medadv.reader_app.packages import ANSWER_KEY_FILE, PACKAGES_DIR, SESSION_MANIFEST_FILE, session_dir_name

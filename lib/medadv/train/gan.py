@@ -4,7 +4,7 @@ schedule of "GAN model generator and discriminator").
 Losses (for removal, x = real negative images, y = real positive images, y_fn = Gnet(y); insertion swaps them):
 
     Loss_dis  = -Dis(x) + Dis(y_fn) + |Dis(x) - 1| + GP(x)                     (Eq. 4)
-    Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                                    (Eq. 5, :func:`medadv.models.gan.dis`)
+    Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                                    (Eq. 5, :func:`medadv.models.gan_networks.dis`)
     GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. the image x)
     Loss_gen1 = ||y_fn - y||_2^2 / ||y||_2^2                                    (Eq. 7, identity loss)
     Loss_gen2 = -Dis(y_fn) + Loss_gen1                                          (Eq. 8)
@@ -28,7 +28,7 @@ Deviations from the paper, all set in the profile's ``gan`` section (the ``full`
   joint stage.
 * ``identity_skip``: Gnet = sigmoid(logit(x) + U(x)) with U's last layer zero-initialised, so Gnet starts as the
   identity and stage 1 ends after its first epoch, where the paper's sigmoid(U(x)) needs hundreds of updates to
-  learn the identity (see :class:`medadv.models.gan.Gnet`).
+  learn the identity (see :class:`medadv.models.gan_networks.Gnet`).
 * ``dnet_init`` ``classifier``: Dnet's one-output layer starts as the classifier's log-odds of the target class
   instead of random weights. Under Eq. 4 a random last layer first raises every score (the real term weighs twice,
   through |Dis(x) - 1|), and on a short run it saturates, with both Dis values near 0, before it separates the
@@ -73,7 +73,7 @@ from medadv.config import ProfileSection, torch_generator
 from medadv.core import in_notebook_progress
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models import checkpoint as ckpt
-from medadv.models.gan import DIRECTIONS, Discriminator, Gnet, dis
+from medadv.models.gan_networks import DIRECTIONS, Discriminator, Gnet, dis
 from medadv.train.augment import gan_augment
 from medadv.train.losses import check_gp_at, differentiable, feature_gradient_norms
 
@@ -94,9 +94,9 @@ class GanConfig(ProfileSection, section="gan"):
     Attributes:
         width, depth: Gnet's first-level channels and number of down-sampling steps.
         identity_skip: Gnet = sigmoid(logit(x) + U(x)) instead of the paper's sigmoid(U(x)) (see
-            :class:`medadv.models.gan.Gnet`).
+            :class:`medadv.models.gan_networks.Gnet`).
         dnet_init: ``random`` (the paper) or ``classifier``: Dnet's one-output layer starts as the classifier's
-            log-odds of the generator's target class (see :class:`medadv.models.gan.Discriminator`).
+            log-odds of the generator's target class (see :class:`medadv.models.gan_networks.Discriminator`).
         batch_size: images per batch of each class (paper: N = 4).
         identity_epochs, identity_threshold: stage 1 limit and its Loss_gen1 stopping threshold (paper: 11, 0.002).
         warmup_epochs, warmup_margin: stage 2 limit and its Dis(x) - Dis(y_fn) target (paper: 10, 0.2).

@@ -46,7 +46,7 @@ Everything is deterministic given ``seed``: patient ``i`` draws from its own ``n
 ``(seed, 1, i)``, so a patient's images do not depend on the cohort size. No well-kept library makes power-law
 fields, speckle or these lesion shapes, so they are a few lines of numpy (FFT) here.
 
-The package follows these parts: :mod:`~medadv.data.phantom.common` (the parameters above, the records and the
+The package follows these parts: :mod:`~medadv.data.phantom.building_blocks` (the parameters above, the records and the
 building blocks every modality uses), one module per modality (:mod:`~medadv.data.phantom.mammography`,
 :mod:`~medadv.data.phantom.ultrasound`, :mod:`~medadv.data.phantom.xray`), and
 :mod:`~medadv.data.phantom.generate` (the cohort: labels, patients, files and table). Every public name of these
@@ -54,7 +54,7 @@ modules is importable from ``medadv.data.phantom`` itself.
 """
 from __future__ import annotations
 
-from medadv.data.phantom.common import (
+from medadv.data.phantom.building_blocks import (
     BACKGROUND_MARGIN, CALC_CLUSTER_RADIUS, CALC_SPACING, CALC_SPECKS, CALC_SPECK_RADIUS, CONSPICUITY, MARGIN,
     MASS_DIAMETER, MASS_FRACTION, NEGATIVE_LABEL, PhantomPatient, PhantomView, REFERENCE_PEAK, SPICULATED_FRACTION,
     SPICULE_PEAK, SUPERSAMPLE, TEXTURE_BETA, US_LESION_DIAMETER, US_POSTERIOR_RATIO, VIEWS, XRAY_FRACTURE_WIDTH,

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from medadv.config import DataConfig
 from medadv.core import in_notebook_progress
 from medadv.data.cohort import COHORT_COLUMNS
-from medadv.data.phantom.common import CONSPICUITY, PhantomPatient, PhantomView, VIEWS
+from medadv.data.phantom.building_blocks import CONSPICUITY, PhantomPatient, PhantomView, VIEWS
 from medadv.data.phantom.mammography import render_mammography
 from medadv.data.phantom.ultrasound import render_ultrasound
 from medadv.data.phantom.xray import render_xray

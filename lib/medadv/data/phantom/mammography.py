@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medadv.data.phantom.common import (
+from medadv.data.phantom.building_blocks import (
     BACKGROUND_MARGIN,
     CALC_SPECK_RADIUS,
     MASS_DIAMETER,

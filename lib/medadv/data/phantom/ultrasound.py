@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medadv.data.phantom.common import (
+from medadv.data.phantom.building_blocks import (
     NEGATIVE_LABEL,
     PhantomView,
     REFERENCE_PEAK,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medadv.data.phantom.common import (
+from medadv.data.phantom.building_blocks import (
     NEGATIVE_LABEL,
     PhantomView,
     REFERENCE_PEAK,

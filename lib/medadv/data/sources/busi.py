@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.data.images import union_mask
-from medadv.data.sources.common import finish_cohort, relative, require_dir
+from medadv.data.sources.reading import finish_cohort, relative, require_dir
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -96,7 +96,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The BUSI cohort under ``root`` (see the module docstring).
 
     Returns:
-        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+        The cohort table (:func:`medadv.data.sources.reading.finish_cohort`).
     """
     opts = manifest.loader_options(OPTIONS)
     if manifest.official_split:

@@ -39,7 +39,7 @@ import pandas as pd
 
 from medadv.data.dicom import read_dicom_header
 from medadv.data.images import union_mask
-from medadv.data.sources.common import finish_cohort, read_table, relative
+from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -117,7 +117,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The CBIS-DDSM cohort under ``root`` (see the module docstring).
 
     Returns:
-        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+        The cohort table (:func:`medadv.data.sources.reading.finish_cohort`).
     """
     opts = manifest.loader_options(OPTIONS)
     csvs = opts["csv"]

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from medadv.data.images import shapes_mask
-from medadv.data.sources.common import finish_cohort, read_table, relative, require_dir, require_file
+from medadv.data.sources.reading import finish_cohort, read_table, relative, require_dir, require_file
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -77,7 +77,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The FracAtlas cohort under ``root`` (see the module docstring).
 
     Returns:
-        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+        The cohort table (:func:`medadv.data.sources.reading.finish_cohort`).
     """
     opts = manifest.loader_options(OPTIONS)
     if manifest.official_split:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from medadv.data.images import npz_member
-from medadv.data.sources.common import finish_cohort, relative, require_file
+from medadv.data.sources.reading import finish_cohort, relative, require_file
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -30,7 +30,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The cohort of one MedMNIST archive under ``root`` (see the module docstring).
 
     Returns:
-        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+        The cohort table (:func:`medadv.data.sources.reading.finish_cohort`).
     """
     opts = manifest.loader_options(OPTIONS)
     if not opts["file"]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.data.images import shapes_mask
-from medadv.data.sources.common import finish_cohort, read_table, relative
+from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.data.sources.manifest import Manifest
 from medadv.errors import DataError
 
@@ -63,7 +63,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The VinDr-Mammo cohort under ``root`` (see the module docstring).
 
     Returns:
-        The cohort table (:func:`medadv.data.sources.common.finish_cohort`).
+        The cohort table (:func:`medadv.data.sources.reading.finish_cohort`).
     """
     opts = manifest.loader_options(OPTIONS)
     breast_csv, finding_csv = root / opts["breast_csv"], root / opts["finding_csv"]
