@@ -31,6 +31,7 @@ Its code needs nothing the kit lacks; install it alone with ``pip install --no-d
     python benchmarks/attacks.py --device cuda --size 256 --width 1.0 --batch 64
     python benchmarks/attacks.py --skip pgd square compare --profile default     # the ensemble's cost alone
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
 from medadv.attacks.ensemble import ensemble_attacks
 from medadv.attacks.gradient import pgd
 from medadv.attacks.robustness import AttackConfig
@@ -81,8 +81,9 @@ def _timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]
     return min(times_a), min(times_b)
 
 
-def pgd_against_floor(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
-                      device: torch.device) -> None:
+def pgd_against_floor(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace, device: torch.device
+) -> None:
     """Part 1: K-step PGD against K forward-and-backward passes."""
     eps = 2 / 255
 
@@ -115,8 +116,9 @@ class Unfoolable(torch.nn.Module):
         return logits + torch.tensor([100.0, 0.0], device=logits.device, dtype=logits.dtype)
 
 
-def square_against_floor(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace,
-                         device: torch.device) -> None:
+def square_against_floor(
+    model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace, device: torch.device
+) -> None:
     """Part 2: Q-query Square (nothing fooled) against Q forward passes of the batch, on :class:`Unfoolable`."""
     queries = args.floor_queries
     model = Unfoolable(model)
@@ -129,13 +131,18 @@ def square_against_floor(model: torch.nn.Module, x: torch.Tensor, args: argparse
                 model(x)
 
     def attack() -> None:
-        used.append(square(model, x, y, 1e-6, queries=queries, norm=args.norm,
-                           generator=torch.Generator().manual_seed(0)).queries)
+        used.append(
+            square(
+                model, x, y, 1e-6, queries=queries, norm=args.norm, generator=torch.Generator().manual_seed(0)
+            ).queries
+        )
 
     t_floor, t_attack = _timed_pair(floor, attack, device, args.repeats)
     spent = int(used[-1].sum())
     print(f"Q x forward ({queries} queries):  {t_floor * 1e3:9.1f} ms")
-    print(f"Square {args.norm}, eps 1e-6:      {t_attack * 1e3:9.1f} ms   ({spent} of {queries * len(x)} queries spent)")
+    print(
+        f"Square {args.norm}, eps 1e-6:      {t_attack * 1e3:9.1f} ms   ({spent} of {queries * len(x)} queries spent)"
+    )
     print(f"ratio Square / floor:       {t_attack / t_floor:9.3f}   (target <= 1.10)")
 
 
@@ -170,12 +177,15 @@ def fitted_classifier(args: argparse.Namespace, device: torch.device) -> tuple[t
         opt.step()
     model.eval()
     accuracy = float((predicted_labels(model, x) == y).float().mean())
-    return model, f"VGG11 width {args.width} fitted {args.fit_steps} steps to synthetic discs (train accuracy " \
-                  f"{accuracy:.2f})"
+    return (
+        model,
+        f"VGG11 width {args.width} fitted {args.fit_steps} steps to synthetic discs (train accuracy {accuracy:.2f})",
+    )
 
 
-def run_folder_classifier(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor,
-                                                                                   torch.Tensor, str]:
+def run_folder_classifier(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
     """The run folder's ``--model`` and its test split.
 
     Returns:
@@ -195,8 +205,10 @@ def square_against_torchattacks(args: argparse.Namespace, device: torch.device) 
     try:
         import torchattacks
     except ImportError:
-        print("torchattacks is not installed: the comparison needs it. Install it alone (its pinned requests cannot "
-              'sit beside JupyterLab\'s): pip install --no-deps "torchattacks==3.5.1"')
+        print(
+            "torchattacks is not installed: the comparison needs it. Install it alone (its pinned requests cannot "
+            'sit beside JupyterLab\'s): pip install --no-deps "torchattacks==3.5.1"'
+        )
         raise SystemExit(2) from None
     if args.run_dir:
         model, x, y, what = run_folder_classifier(args, device)
@@ -208,20 +220,29 @@ def square_against_torchattacks(args: argparse.Namespace, device: torch.device) 
     queries, eps, norm = args.compare_queries, args.eps, args.norm
     print(f"\n{what}: {len(x)} correctly classified images, {norm} eps {eps:.5g}, {queries} queries, p_init 0.8")
     kit = {}
-    t_kit = _once(lambda: kit.update(r=square(model, x, y, eps, queries=queries, norm=norm,
-                                              generator=torch.Generator().manual_seed(0))), device)
-    peer = torchattacks.Square(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, n_queries=queries - 1,
-                               p_init=0.8, seed=0)
+    t_kit = _once(
+        lambda: kit.update(
+            r=square(model, x, y, eps, queries=queries, norm=norm, generator=torch.Generator().manual_seed(0))
+        ),
+        device,
+    )
+    peer = torchattacks.Square(
+        model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, n_queries=queries - 1, p_init=0.8, seed=0
+    )
     out = {}
     t_peer = _once(lambda: out.update(x=peer(x, y)), device)
     for name, images, seconds in (("kit", kit["r"].images, t_kit), ("torchattacks", out["x"], t_peer)):
         accuracy = float((predicted_labels(model, images) == y).float().mean())
         size = (images - x).flatten(1)
         size = size.abs().amax(1) if norm == "linf" else size.norm(dim=1)
-        print(f"{name:>13}: robust accuracy {accuracy:6.3f}   {seconds:7.2f} s   largest perturbation "
-              f"{float(size.max()):.5g}")
-    print(f"          kit: {float(kit['r'].queries.float().mean()):.1f} queries an image on average "
-          f"(median {float(kit['r'].queries.float().median()):.0f})")
+        print(
+            f"{name:>13}: robust accuracy {accuracy:6.3f}   {seconds:7.2f} s   largest perturbation "
+            f"{float(size.max()):.5g}"
+        )
+    print(
+        f"          kit: {float(kit['r'].queries.float().mean()):.1f} queries an image on average "
+        f"(median {float(kit['r'].queries.float().median()):.0f})"
+    )
 
 
 def _forward_passes(family: str, steps: int, restarts: int) -> int:
@@ -243,26 +264,50 @@ def ensemble_cost(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namesp
         for norm in spec.norms:
             for eps in spec.budgets(config, norm):
                 if spec.on_surrogate:
+
                     def run() -> None:
-                        transfer_pgd(model, {"target": model}, x.cpu(), y.cpu(), eps, norm=norm, steps=config.steps,
-                                     step_ratio=config.step_ratio, restarts=config.restarts, device=device,
-                                     batch_size=len(x))
+                        transfer_pgd(
+                            model,
+                            {"target": model},
+                            x.cpu(),
+                            y.cpu(),
+                            eps,
+                            norm=norm,
+                            steps=config.steps,
+                            step_ratio=config.step_ratio,
+                            restarts=config.restarts,
+                            device=device,
+                            batch_size=len(x),
+                        )
                 else:
                     attack = spec.build(config, norm, eps)
 
                     def run() -> None:
                         attack(model, x, y, generator)
-                rows.append({"attack": spec.name, "norm": norm, "eps": eps, "seconds": _once(run, device),
-                             "forward_passes": _forward_passes(spec.family, steps, restarts)})
+
+                rows.append(
+                    {
+                        "attack": spec.name,
+                        "norm": norm,
+                        "eps": eps,
+                        "seconds": _once(run, device),
+                        "forward_passes": _forward_passes(spec.family, steps, restarts),
+                    }
+                )
     table = pd.DataFrame(rows)
-    pgd_row = table[(table["attack"] == "pgd") & (table["norm"] == "linf")
-                    & np.isclose(table["eps"], config.headline_linf_eps)].iloc[0]
+    pgd_row = table[
+        (table["attack"] == "pgd") & (table["norm"] == "linf") & np.isclose(table["eps"], config.headline_linf_eps)
+    ].iloc[0]
     table["ratio_to_pgd"] = table["seconds"] / pgd_row["seconds"]
-    print(f"\nthe {args.profile} profile's ensemble on {len(x)} images (Unfoolable: every step and query spent; "
-          "forward passes per image, a backward pass counted as two):")
+    print(
+        f"\nthe {args.profile} profile's ensemble on {len(x)} images (Unfoolable: every step and query spent; "
+        "forward passes per image, a backward pass counted as two):"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"total: {table['seconds'].sum():.2f} s, {int(table['forward_passes'].sum())} forward passes an image "
-          f"(the transfer rows once for all models)")
+    print(
+        f"total: {table['seconds'].sum():.2f} s, {int(table['forward_passes'].sum())} forward passes an image "
+        f"(the transfer rows once for all models)"
+    )
 
 
 def main() -> None:
@@ -290,8 +335,10 @@ def main() -> None:
     model = VGGClassifier(VGGConfig(width=args.width, init="random")).to(device).eval()
     x = torch.rand(args.batch, 1, args.size, args.size, device=device)
     y = torch.randint(0, 2, (args.batch,), device=device)
-    print(f"device {device}, VGG11 width {args.width}, batch {args.batch} x 1 x {args.size} x {args.size}, "
-          f"K = {args.steps}, {torch.get_num_threads()} threads")
+    print(
+        f"device {device}, VGG11 width {args.width}, batch {args.batch} x 1 x {args.size} x {args.size}, "
+        f"K = {args.steps}, {torch.get_num_threads()} threads"
+    )
     if "pgd" not in args.skip:
         pgd_against_floor(model, x, y, args, device)
     if "square" not in args.skip:

@@ -15,6 +15,7 @@ Written to ``OUT/competence.csv``. Seeds whose folder in ``OUT`` already holds n
 again, so a stopped call resumes. A whole sweep (``medadv sweep``) gives the same figures in notebook 90's
 ``replication_competence.csv``; this script is the quick way to them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,20 @@ from pathlib import Path
 import pandas as pd
 from learning_curve import REFERENCE_ONLY  # the sibling benchmark's: the reference classifier alone
 
-COLUMNS = ["seed", "best_val_auc", "best_epoch", "auc", "auc_ci_low", "auc_ci_high", "accuracy", "balanced_accuracy",
-           "predicted_positive_rate", "passes_gate", "degenerate", "train_seconds"]
+COLUMNS = [
+    "seed",
+    "best_val_auc",
+    "best_epoch",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "accuracy",
+    "balanced_accuracy",
+    "predicted_positive_rate",
+    "passes_gate",
+    "degenerate",
+    "train_seconds",
+]
 
 
 def reference_row(run_dir: Path) -> dict[str, object]:
@@ -40,7 +53,9 @@ def reference_row(run_dir: Path) -> dict[str, object]:
     row = metrics[(metrics["split"] == "test") & metrics["reference"].astype(str).eq("True")].iloc[0]
     sidecar = json.loads((run_dir / "checkpoints" / f"{row['model']}.json").read_text())
     return {key: row[key] for key in COLUMNS[3:] if key in row} | {
-        "best_val_auc": row["best_val_auc"], "best_epoch": sidecar.get("epoch", sidecar.get("best_epoch"))}
+        "best_val_auc": row["best_val_auc"],
+        "best_epoch": sidecar.get("epoch", sidecar.get("best_epoch")),
+    }
 
 
 def run_seed(profile: str, seed: int, overrides: list[str], out: Path) -> dict[str, object]:
@@ -52,8 +67,7 @@ def run_seed(profile: str, seed: int, overrides: list[str], out: Path) -> dict[s
     run_dir = out / f"seed{seed}"
     if (run_dir / "tables" / "classifier_metrics.csv").exists():  # an earlier call of this script finished it
         return {"seed": seed} | reference_row(run_dir)
-    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", "00",
-           "01"]
+    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", "00", "01"]
     cmd += [arg for override in [f"seed={seed}", *REFERENCE_ONLY, *overrides] for arg in ("--set", override)]
     subprocess.run(cmd, check=True)
     return {"seed": seed} | reference_row(run_dir)
@@ -66,34 +80,45 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (a sweep's seeds)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--check", type=Path, help="a whole run folder (any seed): its reference row must match this "
-                        "script's for the same seed")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        help="a whole run folder (any seed): its reference row must match this script's for the same seed",
+    )
     parser.add_argument("--target-mean", type=float)
     parser.add_argument("--target-min", type=float)
     parser.add_argument("--target-max", type=float)
     args = parser.parse_args()
-    table = pd.DataFrame([run_seed(args.profile, s, args.overrides, args.out) for s in range(args.seeds)],
-                         columns=COLUMNS)
+    table = pd.DataFrame(
+        [run_seed(args.profile, s, args.overrides, args.out) for s in range(args.seeds)], columns=COLUMNS
+    )
     table.to_csv(args.out / "competence.csv", index=False)
     print(table.round(3).to_string(index=False))
     auc = table["auc"]
-    print(f"test AUC over {len(table)} seeds: mean {auc.mean():.3f}, lowest {auc.min():.3f}, highest {auc.max():.3f}; "
-          f"gate passed on {int(table['passes_gate'].astype(str).eq('True').sum())}, degenerate on "
-          f"{int(table['degenerate'].astype(str).eq('True').sum())}")
-    for name, value, holds in (("mean >=", args.target_mean, lambda t: auc.mean() >= t),
-                               ("every seed >=", args.target_min, lambda t: auc.min() >= t),
-                               ("every seed <=", args.target_max, lambda t: auc.max() <= t)):
+    print(
+        f"test AUC over {len(table)} seeds: mean {auc.mean():.3f}, lowest {auc.min():.3f}, highest {auc.max():.3f}; "
+        f"gate passed on {int(table['passes_gate'].astype(str).eq('True').sum())}, degenerate on "
+        f"{int(table['degenerate'].astype(str).eq('True').sum())}"
+    )
+    for name, value, holds in (
+        ("mean >=", args.target_mean, lambda t: auc.mean() >= t),
+        ("every seed >=", args.target_min, lambda t: auc.min() >= t),
+        ("every seed <=", args.target_max, lambda t: auc.max() <= t),
+    ):
         if value is not None:
             print(f"target: test AUC {name} {value}: {'holds' if holds(value) else 'does not hold'}")
     if args.check:
         whole = reference_row(args.check)
         seed = int(json.loads((args.check / "config.json").read_text())["seed"])
         rows = table.set_index("seed")
-        mine = rows.loc[seed] if seed in rows.index else pd.Series(run_seed(args.profile, seed, args.overrides,
-                                                                            args.out))
+        mine = (
+            rows.loc[seed] if seed in rows.index else pd.Series(run_seed(args.profile, seed, args.overrides, args.out))
+        )
         same = all(abs(float(mine[k]) - float(whole[k])) < 1e-9 for k in ("auc", "best_val_auc", "balanced_accuracy"))
-        print(f"whole run {args.check} (seed {seed}): test AUC {whole['auc']:.6f} vs {mine['auc']:.6f}: "
-              f"{'the same' if same else 'DIFFERENT'}")
+        print(
+            f"whole run {args.check} (seed {seed}): test AUC {whole['auc']:.6f} vs {mine['auc']:.6f}: "
+            f"{'the same' if same else 'DIFFERENT'}"
+        )
         return 0 if same else 1
     return 0
 

@@ -8,6 +8,7 @@ section (images, integrated-gradients steps, occlusion stride, attack steps) can
 Run: ``OMP_NUM_THREADS=2 python benchmarks/explain.py [--images 36] [--size 96] [--ig-steps 16] [--stride 8]
 [--attack-steps 10]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,6 @@ import time
 
 import pandas as pd
 import torch
-
 from medadv.explain.attribute import METHODS, attribute
 from medadv.explain.manipulation import manipulate_gradcam, topk_region
 from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -35,24 +35,38 @@ def main() -> None:
     x = torch.rand(args.images, 1, args.size, args.size)
     models = {
         "vgg (width 1/8)": VGGClassifier(VGGConfig(width=0.125, init="random")).eval(),
-        "multitask (resnet18)": MultiTaskResNet(MultiTaskConfig(encoder="resnet18", decoder_width=32, imagenet=False)).eval(),
+        "multitask (resnet18)": MultiTaskResNet(
+            MultiTaskConfig(encoder="resnet18", decoder_width=32, imagenet=False)
+        ).eval(),
     }
     rows = []
     for name, model in models.items():
         for method in METHODS:
             t0 = time.perf_counter()
-            attribute(model, x, method, target=1, batch_size=64, ig_steps=args.ig_steps,
-                      occlusion_window=args.window, occlusion_stride=args.stride)
+            attribute(
+                model,
+                x,
+                method,
+                target=1,
+                batch_size=64,
+                ig_steps=args.ig_steps,
+                occlusion_window=args.window,
+                occlusion_stride=args.stride,
+            )
             rows.append({"model": name, "task": method, "seconds": time.perf_counter() - t0})
         region = topk_region(attribute(model, x, "gradcam", target=1), 0.05)
         t0 = time.perf_counter()
         manipulate_gradcam(model, x, region, eps=8 / 255, steps=args.attack_steps, batch_size=64)
-        rows.append({"model": name, "task": f"manipulation ({args.attack_steps} steps)", "seconds": time.perf_counter() - t0})
+        rows.append(
+            {"model": name, "task": f"manipulation ({args.attack_steps} steps)", "seconds": time.perf_counter() - t0}
+        )
     table = pd.DataFrame(rows)
     print(f"{args.images} images of {args.size} x {args.size}, {torch.get_num_threads()} threads")
     print(table.pivot(index="task", columns="model", values="seconds").round(2).to_string())
-    print(f"notebook 04 estimate (3 VGG + 1 multitask, 2 budgets x 2 variants per attacked model): "
-          f"{_estimate(table):.0f} s")
+    print(
+        f"notebook 04 estimate (3 VGG + 1 multitask, 2 budgets x 2 variants per attacked model): "
+        f"{_estimate(table):.0f} s"
+    )
 
 
 def _estimate(table: pd.DataFrame) -> float:

@@ -16,6 +16,7 @@ peak resident set (``resource.getrusage``) on the CPU.
     python benchmarks/full_resolution.py --device cuda --steps 5
     python benchmarks/full_resolution.py --size 384 320 --width 0.125   # a quick check of the script itself
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ import time
 from collections.abc import Callable
 
 import torch
-
 from medadv.attacks.gradient import pgd
 from medadv.config import pick_device
 from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -109,8 +109,10 @@ def main() -> None:
         with amp:
             pgd(model, xp, yp, eps=2 / 255, alpha=0.5 / 255, steps=args.pgd_steps)
 
-    print(f"paper 001 at {h} x {w}, width {args.width}, {device} ({'bfloat16 autocast' if device.type == 'cuda' else 'float32'}), "
-          f"{torch.get_num_threads()} threads, {steps} timed step(s)")
+    print(
+        f"paper 001 at {h} x {w}, width {args.width}, {device} ({'bfloat16 autocast' if device.type == 'cuda' else 'float32'}), "
+        f"{torch.get_num_threads()} threads, {steps} timed step(s)"
+    )
     _timed("classifier step (GP image)", classifier_step, 4, steps, device)
     _timed("joint GAN step", gan_step, 4, steps, device)
     _timed(f"PGD-{args.pgd_steps}", attack, args.pgd_batch, steps, device)

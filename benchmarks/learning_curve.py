@@ -20,6 +20,7 @@ per epoch, so that the profile's time budget can be checked against it.
 Run: ``python benchmarks/learning_curve.py --profile workshop --network classifier --seeds 3 --epochs 24 --out
 /tmp/curve [--set classifier.width=0.125]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,16 @@ import pandas as pd
 #: ERM only and no multi-task network: the curves need neither.
 #: The reference classifier alone (the other classifiers left out, and the notebooks that would read them told so:
 #: ``medadv run`` checks the whole profile before notebook 00, also under ``--only``).
-REFERENCE_ONLY = ["classifier.recipes=[erm]", "classifier.multitask=false", "classifier.erm_also_gp_at=[]",
-                  "classifier.erm_also_init=[]", "explain.models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]",
-                  "explain.attack_models=[vgg_erm]", "attacks.transfer_from=[vgg_erm]"]
+REFERENCE_ONLY = [
+    "classifier.recipes=[erm]",
+    "classifier.multitask=false",
+    "classifier.erm_also_gp_at=[]",
+    "classifier.erm_also_init=[]",
+    "explain.models=[vgg_erm]",
+    "explain.fgsm_models=[vgg_erm]",
+    "explain.attack_models=[vgg_erm]",
+    "attacks.transfer_from=[vgg_erm]",
+]
 
 
 def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str], list[str]]:
@@ -45,8 +53,12 @@ def network_settings(network: str, epochs: int, warmup: int) -> tuple[list[str],
         (notebook prefixes for ``medadv run --only``, ``SECTION.KEY=VALUE`` overrides).
     """
     if network == "classifier":
-        return ["00", "01"], [f"classifier.epochs={epochs}", f"classifier.random_epochs={epochs}",
-                              f"classifier.warmup_epochs={warmup}", *REFERENCE_ONLY]
+        return ["00", "01"], [
+            f"classifier.epochs={epochs}",
+            f"classifier.random_epochs={epochs}",
+            f"classifier.warmup_epochs={warmup}",
+            *REFERENCE_ONLY,
+        ]
     return ["00", "01", "02", "03", "05", "06"], [f"detect.fake_epochs={epochs}", *REFERENCE_ONLY]
 
 
@@ -63,8 +75,9 @@ def history_file(run_dir: Path, network: str) -> Path:
     return run_dir / "checkpoints" / "detect" / "training" / "real_fake_classifier_last.json"
 
 
-def run_seed(profile: str, network: str, seed: int, epochs: int, warmup: int, overrides: list[str],
-             out: Path) -> pd.DataFrame:
+def run_seed(
+    profile: str, network: str, seed: int, epochs: int, warmup: int, overrides: list[str], out: Path
+) -> pd.DataFrame:
     """The notebooks of ``network``'s curve with ``seed`` and ``overrides`` (``SECTION.KEY=VALUE``, as
     ``medadv run --set``), in ``out/seed<seed>``.
 
@@ -73,8 +86,7 @@ def run_seed(profile: str, network: str, seed: int, epochs: int, warmup: int, ov
     """
     run_dir = out / f"seed{seed}"
     notebooks, settings = network_settings(network, epochs, warmup)
-    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only",
-           *notebooks]
+    cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", *notebooks]
     cmd += [arg for override in [f"seed={seed}", *settings, *overrides] for arg in ("--set", override)]
     subprocess.run(cmd, check=True)
     state = json.loads(history_file(run_dir, network).read_text())
@@ -90,12 +102,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=1, help="classifier.warmup_epochs (Fnet alone; classifier only)")
     parser.add_argument("--tolerance", type=float, default=0.02)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="another profile override for every seed (e.g. classifier.width=0.125)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="another profile override for every seed (e.g. classifier.width=0.125)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    histories = pd.concat([run_seed(args.profile, args.network, s, args.epochs, args.warmup, args.overrides, args.out)
-                           for s in range(1, args.seeds + 1)])
+    histories = pd.concat(
+        [
+            run_seed(args.profile, args.network, s, args.epochs, args.warmup, args.overrides, args.out)
+            for s in range(1, args.seeds + 1)
+        ]
+    )
     histories.to_csv(args.out / "learning_curve.csv", index=False)
     curve = histories.pivot_table(index="epoch", columns="seed", values="val_auc")
     curve["mean"] = curve.mean(axis=1)
@@ -103,8 +125,10 @@ def main() -> None:
     best = curve["mean"].max()
     chosen = int(curve.index[curve["mean"] >= best - args.tolerance][0])
     seconds = histories.groupby("seed")["seconds"].mean().mean()
-    print(f"max mean val AUC {best:.3f} at epoch {int(curve['mean'].idxmax())}; fewest epochs within "
-          f"{args.tolerance}: {chosen} (mean val AUC {curve.loc[chosen, 'mean']:.3f}); {seconds:.2f} s per epoch")
+    print(
+        f"max mean val AUC {best:.3f} at epoch {int(curve['mean'].idxmax())}; fewest epochs within "
+        f"{args.tolerance}: {chosen} (mean val AUC {curve.loc[chosen, 'mean']:.3f}); {seconds:.2f} s per epoch"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ kernel's Python stacks from outside, so the run is not instrumented), one speeds
 (open them at https://www.speedscope.app or with ``py-spy``'s own viewer). The README quotes these figures for the
 default and workshop profiles on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,6 @@ import time
 from pathlib import Path
 
 import nbformat
-
 from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
 
 CELL_COLUMNS = ("notebook", "cell", "seconds", "first_line")
@@ -41,11 +41,35 @@ def run_one(prefix: str, profile: str, run_dir: Path, device: str, spy: Path | N
     Returns:
         (seconds, peak MiB of the process tree's largest process, exit status).
     """
-    cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", profile, "--run-dir", str(run_dir),
-           "--only", prefix, "--device", device, "--force"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "medadv.pipeline",
+        "--profile",
+        profile,
+        "--run-dir",
+        str(run_dir),
+        "--only",
+        prefix,
+        "--device",
+        device,
+        "--force",
+    ]
     if spy is not None:
-        cmd = [py_spy_command() or "py-spy", "record", "--subprocesses", "--idle", "--format", "speedscope", "--rate", "50",
-               "--output", str(spy), "--", *cmd]
+        cmd = [
+            py_spy_command() or "py-spy",
+            "record",
+            "--subprocesses",
+            "--idle",
+            "--format",
+            "speedscope",
+            "--rate",
+            "50",
+            "--output",
+            str(spy),
+            "--",
+            *cmd,
+        ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -79,8 +103,14 @@ def cell_seconds(executed: Path) -> tuple[list[dict[str, object]], float]:
             continue
         tags = cell.metadata.get("tags", [])
         first = next((line for line in cell.source.splitlines() if line.strip()), "")
-        rows.append({"notebook": executed.stem, "cell": i, "seconds": round(float(meta["duration"]), 3),
-                     "first_line": first[:80]})
+        rows.append(
+            {
+                "notebook": executed.stem,
+                "cell": i,
+                "seconds": round(float(meta["duration"]), 3),
+                "first_line": first[:80],
+            }
+        )
         if startup != startup and not {"parameters", "injected-parameters"} & set(tags):
             startup = (dt.datetime.fromisoformat(meta["end_time"]) - started).total_seconds()
     return rows, startup
@@ -119,7 +149,7 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(cells)
     print(f"\nslowest cells (all: {out / 'cells.csv'}):")
-    for row in sorted(cells, key=lambda r: -float(r["seconds"]))[:args.top]:
+    for row in sorted(cells, key=lambda r: -float(r["seconds"]))[: args.top]:
         print(f"{row['seconds']:>9.1f} s  {row['notebook']} cell {row['cell']}: {row['first_line']}")
     return 0
 

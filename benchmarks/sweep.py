@@ -12,6 +12,7 @@ sweep records it per run in ``sweep.json``. Usage::
 Prints one line per single run, the sweep's total, the ratio, and per worker the peak memory; the README quotes them.
 On a machine shared with other work the two halves see different loads: run it on an otherwise idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,17 @@ from medadv.sweep import ClusterConfig, parse_seeds, plan_runs, run_replication,
 
 def single_run(profile_file: Path, run_dir: Path, device: str) -> tuple[float, float, int]:
     """One run of the pipeline in a child process; returns (seconds, peak MiB, exit status)."""
-    cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", str(profile_file), "--run-dir", str(run_dir),
-           "--device", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "medadv.pipeline",
+        "--profile",
+        str(profile_file),
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        device,
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -57,8 +67,14 @@ def main() -> int:
         print(f"single run, seed {spec.seed}: {seconds:.1f} s, peak {peak:.0f} MiB, exit {status}", flush=True)
 
     start = time.perf_counter()
-    status = run_sweep(args.profile, seeds, out / "sweep", device=args.device,
-                       cluster=ClusterConfig(workers=args.workers, threads_per_worker=threads), replicate=False)
+    status = run_sweep(
+        args.profile,
+        seeds,
+        out / "sweep",
+        device=args.device,
+        cluster=ClusterConfig(workers=args.workers, threads_per_worker=threads),
+        replicate=False,
+    )
     runs = time.perf_counter() - start
     status |= run_replication(out / "sweep", out / "sweep" / "profile.yaml")
     total = time.perf_counter() - start
@@ -66,10 +82,15 @@ def main() -> int:
     peaks: dict[str, float] = defaultdict(float)
     for entry in record["runs"].values():
         peaks[entry.get("worker", "?")] = max(peaks[entry.get("worker", "?")], entry.get("peak_rss_mb", 0.0))
-    print(f"sweep of {len(seeds)} seeds on {args.workers} worker(s) x {threads} threads: {runs:.1f} s for the runs, "
-          f"{total:.1f} s with notebook 90 (exit {status})", flush=True)
-    print(f"sum of the single runs: {singles:.1f} s; sweep / sum = {runs / singles:.3f} for the runs, "
-          f"{total / singles:.3f} with notebook 90 (target <= 1.05 on 1 worker)")
+    print(
+        f"sweep of {len(seeds)} seeds on {args.workers} worker(s) x {threads} threads: {runs:.1f} s for the runs, "
+        f"{total:.1f} s with notebook 90 (exit {status})",
+        flush=True,
+    )
+    print(
+        f"sum of the single runs: {singles:.1f} s; sweep / sum = {runs / singles:.3f} for the runs, "
+        f"{total / singles:.3f} with notebook 90 (target <= 1.05 on 1 worker)"
+    )
     for worker, peak in sorted(peaks.items()):
         print(f"peak memory, worker {worker}: {peak:.0f} MiB (largest process of its runs)")
     print(f"runs in {out}")

@@ -8,6 +8,7 @@ setting in which such targets are usually quoted.
 Run: ``OMP_NUM_THREADS=2 python benchmarks/training.py [--size 96] [--width 0.125] [--images 128] [--steps 5]``.
 Synthetic images (noise with a bright disc on positives) keep it independent of any run folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from medadv.config import pick_device
 from medadv.data.images import SplitArrays
 from medadv.models.classifier import VGGClassifier, VGGConfig
@@ -49,11 +49,29 @@ def epoch_seconds(recipe: str, gp_k: float, args: argparse.Namespace, train: Spl
     torch.manual_seed(0)
     model = VGGClassifier(VGGConfig(width=args.width, init="random")).to(device)  # weights do not change the time
     params = RecipeParams(eps=2 / 255, alpha=0.5 / 255, steps=args.steps)
-    spec = TrainSpec(name=f"bench_{recipe}", recipe=recipe, epochs=args.epochs + 1, warmup_epochs=0, lr_head=1e-3,
-                     lr_features=1e-3, betas=(0.5, 0.9), batch_per_class=args.batch_per_class)
+    spec = TrainSpec(
+        name=f"bench_{recipe}",
+        recipe=recipe,
+        epochs=args.epochs + 1,
+        warmup_epochs=0,
+        lr_head=1e-3,
+        lr_features=1e-3,
+        betas=(0.5, 0.9),
+        batch_per_class=args.batch_per_class,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(model, spec, PaperObjective(k=gp_k), Recipe(recipe, params), train, val, Path(tmp), seed=0,
-                     device=device, resume=False)
+        result = fit(
+            model,
+            spec,
+            PaperObjective(k=gp_k),
+            Recipe(recipe, params),
+            train,
+            val,
+            Path(tmp),
+            seed=0,
+            device=device,
+            resume=False,
+        )
     return float(result.history["seconds"].iloc[1:].median())
 
 
@@ -77,12 +95,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         for recipe in args.recipes:
             seconds = erm if recipe == "erm" else epoch_seconds(recipe, gp_k, args, train, val)
             target = {"fast_at": 2.5, "pgd_at": args.steps + 1.5, "pgd_at_l2": args.steps + 1.5}.get(recipe)
-            rows.append({"objective": objective, "recipe": recipe, "seconds_per_epoch": seconds,
-                         "x_erm": seconds / erm, "target_x_erm": target,
-                         "meets_target": None if target is None else bool(seconds / erm <= target)})
+            rows.append(
+                {
+                    "objective": objective,
+                    "recipe": recipe,
+                    "seconds_per_epoch": seconds,
+                    "x_erm": seconds / erm,
+                    "target_x_erm": target,
+                    "meets_target": None if target is None else bool(seconds / erm <= target),
+                }
+            )
     table = pd.DataFrame(rows)
-    print(f"device {pick_device(args.device)}, threads {torch.get_num_threads()}, {args.images} images of "
-          f"{args.size}x{args.size}, VGG width {args.width}, K = {args.steps}")
+    print(
+        f"device {pick_device(args.device)}, threads {torch.get_num_threads()}, {args.images} images of "
+        f"{args.size}x{args.size}, VGG width {args.width}, K = {args.steps}"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return table
 

@@ -8,6 +8,7 @@ participants answer part of the study over HTTP (answers drawn at random: the nu
 nothing), and saves ``workshop_instructor.png`` and ``workshop_participant.png`` (palette PNGs, a few hundred KB).
 Set ``MEDADV_CHROMIUM`` for a Chromium other than /usr/bin/chromium.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvicorn
-from PIL import Image
-
 from medadv.reader_app.server import create_app, open_server
+from PIL import Image
 
 PORT = 8765
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -39,9 +39,16 @@ def simulate_class(url: str, links: list[tuple[str, str]], payloads: dict, lasts
                     read = payloads[session]["mode"] == "read"
                     answer = str(rng.choice(["real", "not_real", "unsure"], p=[0.5, 0.4, 0.1])) if read else "seen"
                     confidence = int(rng.integers(1, 6)) if read and answer != "unsure" else None
-                    client.post(f"/api/session/{session}/answers", json={
-                        "order": order, "image_id": item["image_id"], "answer": answer, "confidence": confidence,
-                        "reading_seconds": round(float(rng.uniform(2, 12)), 3)}).raise_for_status()
+                    client.post(
+                        f"/api/session/{session}/answers",
+                        json={
+                            "order": order,
+                            "image_id": item["image_id"],
+                            "answer": answer,
+                            "confidence": confidence,
+                            "reading_seconds": round(float(rng.uniform(2, 12)), 3),
+                        },
+                    ).raise_for_status()
 
 
 def save_small(png: bytes, target: Path) -> None:
@@ -94,8 +101,7 @@ def main() -> None:
         try:
             links = server.make_links(12)
             simulate_class(server.public_url, links[:9], server.study.payloads, [5, 5, 5, 5, 5, 4, 3, 3, 2])
-            shoot(f"{server.public_url}/instructor#token={server.instructor_token}", server.link(links[8][1]),
-                  args.out)
+            shoot(f"{server.public_url}/instructor#token={server.instructor_token}", server.link(links[8][1]), args.out)
         finally:
             uv.should_exit = True
             thread.join(timeout=10)

@@ -1,9 +1,9 @@
 """Synthetic splits for the classifier tests: noise images, positives carry a bright disc with its exact mask."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from medadv.data.images import SplitArrays
 
 

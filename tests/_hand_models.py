@@ -10,6 +10,7 @@ best L-inf perturbation is ``eps * w`` (``-eps * w`` for class 1), worth ``eps *
 everywhere (torch's ``round`` has a zero derivative), so every gradient attack stalls, while the model's answers, and
 so a score-based attack, still see a change of one level per pixel (``1 / levels``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ def single_thread() -> Iterator[None]:
 def halves_weight(size: int = SIZE) -> torch.Tensor:
     """``w`` (size * size,): +1 on the left half of the image, -1 on the right."""
     w = torch.ones(size, size)
-    w[:, size // 2:] = -1.0
+    w[:, size // 2 :] = -1.0
     return w.flatten()
 
 
@@ -58,16 +59,17 @@ class Quantised(nn.Module):
         return self.model(torch.round(x * self.levels) / self.levels)
 
 
-def halves_images(contrasts: torch.Tensor, labels: torch.Tensor, noise: float = 0.0, seed: int = 0,
-                  size: int = SIZE) -> torch.Tensor:
+def halves_images(
+    contrasts: torch.Tensor, labels: torch.Tensor, noise: float = 0.0, seed: int = 0, size: int = SIZE
+) -> torch.Tensor:
     """Grey images around 0.5 whose labelled half (left for class 1, right for class 0) is brighter by
     ``contrasts`` (N,), plus uniform noise of half-width ``noise``."""
     n = contrasts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     x = 0.5 + noise * (2 * torch.rand(n, 1, size, size, generator=gen) - 1)
     sign = (labels.float() * 2 - 1)[:, None, None]  # +1: left brighter (class 1); -1: right brighter (class 0)
-    x[:, 0, :, : size // 2] += (sign * contrasts[:, None, None] / 2)
-    x[:, 0, :, size // 2:] -= (sign * contrasts[:, None, None] / 2)
+    x[:, 0, :, : size // 2] += sign * contrasts[:, None, None] / 2
+    x[:, 0, :, size // 2 :] -= sign * contrasts[:, None, None] / 2
     return x.clamp(0.0, 1.0)
 
 

@@ -1,5 +1,6 @@
 """A workshop server (``python -m medadv.reader_app.server serve``) started in its own process on the loopback
 interface, for the tests: a fresh port, bounded waits, always stopped."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,23 @@ class Served:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=f"{LIB}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "medadv.reader_app.server", "serve", str(run_dir), "--host", "127.0.0.1",
-             "--port", str(self.port), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "medadv.reader_app.server",
+                "serve",
+                str(run_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         self.lines: list[str] = []
         self.info = self._announcement()
         self.token = self.info["instructor_token"]
@@ -78,8 +94,11 @@ class Served:
         res = httpx.post(f"{self.url}/api/instructor/links", json={"count": count}, headers=self.instructor())
         assert res.status_code == 201, res.text
         created = set(res.json()["created"])
-        return [(link["reader"], link["url"].rstrip("/").rsplit("/", 1)[1]) for link in res.json()["links"]
-                if link["reader"] in created]
+        return [
+            (link["reader"], link["url"].rstrip("/").rsplit("/", 1)[1])
+            for link in res.json()["links"]
+            if link["reader"] in created
+        ]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -7,14 +7,14 @@ synthetic images, is a poor stand-in for a trained model (one class cannot be at
 those tests use this net: eight 3 x 3 convolutions, each with GroupNorm (gcd(32, channels) groups) and LeakyReLU and four max-poolings (VGG11's
 layout at an eighth of its width), average and global max pooling, two fully connected layers, at 32 x 32.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
-from torch import nn
-
 from medadv.models.backbones import GreyToImageNet
+from torch import nn
 
 LAYOUT: tuple[int | str, ...] = (8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64)
 
@@ -45,8 +45,11 @@ class SmallClassifier(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2))
                 continue
-            layers += [nn.Conv2d(in_ch, int(item), 3, padding=1, bias=False), nn.GroupNorm(math.gcd(32, int(item)), int(item)),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(in_ch, int(item), 3, padding=1, bias=False),
+                nn.GroupNorm(math.gcd(32, int(item)), int(item)),
+                nn.LeakyReLU(0.2),
+            ]
             in_ch = int(item)
         self.features = nn.Sequential(*layers)
         self.head = SmallHead(in_ch)

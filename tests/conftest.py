@@ -1,4 +1,5 @@
 """Shared fixtures. Tests run on the CPU with one thread per process so that the suite's figures are stable."""
+
 from __future__ import annotations
 
 import os

@@ -1,14 +1,21 @@
 """Balanced accuracy, the constant classifier's values and the degenerate flag, by hand."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-
 from medadv.errors import DataError
-from medadv.stats.accuracy import (balanced_accuracy, balanced_interval, class_rates, constant_accuracy,
-                                   difference_interval, is_degenerate, wilson)
+from medadv.stats.accuracy import (
+    balanced_accuracy,
+    balanced_interval,
+    class_rates,
+    constant_accuracy,
+    difference_interval,
+    is_degenerate,
+    wilson,
+)
 
 
 def test_balanced_accuracy_by_hand() -> None:

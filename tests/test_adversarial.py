@@ -1,12 +1,11 @@
 """The adversarial set and education triplets of notebook 02: files, the index contract, and the flip rate."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-
 from medadv.attacks.gan_attack import flip_rate
 from medadv.data.adversarial import (
     ADVERSARIAL_COLUMNS,
@@ -21,14 +20,17 @@ from medadv.data.adversarial import (
 from medadv.data.images import read_image
 from medadv.errors import DataError, RunError
 from medadv.report import write_csv
+from torch import nn
 
 
 def cohort_rows() -> pd.DataFrame:
-    return pd.DataFrame({
-        "image_id": ["p1_CC", "p1_MLO", "p2_CC", "p3 CC", "p4_CC"],
-        "split": ["val", "val", "test", "test", "train"],
-        "label": [1, 1, 0, 0, 1],
-    })
+    return pd.DataFrame(
+        {
+            "image_id": ["p1_CC", "p1_MLO", "p2_CC", "p3 CC", "p4_CC"],
+            "split": ["val", "val", "test", "test", "train"],
+            "label": [1, 1, 0, 0, 1],
+        }
+    )
 
 
 def test_adversarial_set_files_and_index(tmp_path) -> None:

@@ -1,9 +1,9 @@
 """Alignment metrics on hand-made 4 x 4 maps whose scores are worked out by hand."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from medadv.errors import DataError
 from medadv.explain import alignment as al
 
@@ -13,8 +13,13 @@ MASK[0, :2, :2] = True
 DESC = (15.0 - np.arange(16.0)).reshape(1, 4, 4)  # values 15..0, highest at index 0
 ASC = np.arange(16.0).reshape(1, 4, 4)  # the lesion holds the lowest values
 ALL = [
-    al.pointing_game, al.energy_pointing_game, al.relevance_mass_accuracy, al.relevance_rank_accuracy,
-    al.topk_coverage, al.topk_iou, al.mask_auroc,
+    al.pointing_game,
+    al.energy_pointing_game,
+    al.relevance_mass_accuracy,
+    al.relevance_rank_accuracy,
+    al.topk_coverage,
+    al.topk_iou,
+    al.mask_auroc,
 ]
 
 
@@ -120,8 +125,17 @@ def test_score_all_names_every_metric() -> None:
     names = list(al.metric_functions())
     scores = al.score_all(DESC, MASK.astype(int), names, pointing_tolerance=1.0)
     assert set(scores) == {
-        "pointing_game", "energy_pointing_game", "topk_coverage_5", "topk_coverage_25", "topk_coverage_50",
-        "topk_iou_5", "topk_iou_25", "topk_iou_50", "relevance_mass_accuracy", "relevance_rank_accuracy", "mask_auroc",
+        "pointing_game",
+        "energy_pointing_game",
+        "topk_coverage_5",
+        "topk_coverage_25",
+        "topk_coverage_50",
+        "topk_iou_5",
+        "topk_iou_25",
+        "topk_iou_50",
+        "relevance_mass_accuracy",
+        "relevance_rank_accuracy",
+        "mask_auroc",
     }
     assert scores["topk_coverage_25"][0] == pytest.approx(0.5)
     assert all(0.0 <= v[0] <= 1.0 for v in scores.values())
@@ -129,7 +143,6 @@ def test_score_all_names_every_metric() -> None:
 
 def test_alignment_tests_pair_by_image_and_holm_within_metric() -> None:
     import pandas as pd
-
     from medadv.explain.study import alignment_tests
 
     ids = [f"img{i}" for i in range(8)]
@@ -137,8 +150,10 @@ def test_alignment_tests_pair_by_image_and_holm_within_metric() -> None:
     rows = []
     for metric in ("mask_auroc", "pointing_game"):
         for model, scores in (("erm", ref), ("robust", ref + np.arange(1, 9) / 100), ("same", ref)):
-            rows += [{"image_id": i, "model": model, "method": "gradcam", "metric": metric, "score": s}
-                     for i, s in zip(ids[::-1] if model == "robust" else ids, scores[::-1] if model == "robust" else scores)]
+            rows += [
+                {"image_id": i, "model": model, "method": "gradcam", "metric": metric, "score": s}
+                for i, s in zip(ids[::-1] if model == "robust" else ids, scores[::-1] if model == "robust" else scores)
+            ]
     table = alignment_tests(pd.DataFrame(rows), "erm")
     assert len(table) == 4 and set(table["model"]) == {"robust", "same"}
     robust = table[(table["model"] == "robust") & (table["metric"] == "mask_auroc")].iloc[0]

@@ -1,5 +1,6 @@
 """Adversarial examples computed once (notebook 03) and read by notebook 06: what is kept, how it is stored, and that
 the detection table from the stored examples is the one recomputing them gives (tests/_hand_models.py)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,34 +9,49 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from _hand_models import halves_images, halves_model, halves_weight, single_thread  # noqa: F401
 from medadv import ConfigError
 from medadv.attacks.ensemble import evaluate_models
 from medadv.attacks.examples import read_examples, write_examples
 from medadv.attacks.robustness import AttackConfig
 from medadv.config import load_profile, profile_from_dict
-from medadv.report import write_csv
 from medadv.data.images import SplitArrays
 from medadv.detect import FeatureSqueezing
+from medadv.detect.evaluation import detection_study
 from medadv.errors import DataError, RunError
 from medadv.pipeline import check_profile
-from medadv.detect.evaluation import detection_study
+from medadv.report import write_csv
 from medadv.stages.input_detection import DetectConfig
 
 E2, E4, E8 = 2 / 255, 4 / 255, 8 / 255
 CPU = torch.device("cpu")
-CONFIG = AttackConfig(linf_eps=(E2, E4, E8), l2_eps=(0.5,), steps=10, headline_linf_eps=E4, headline_l2_eps=0.5,
-                      apgd_steps=5, ifgsm_steps=3, corruptions=("contrast",), severities=(1,), batch_size=16,
-                      square_queries=20, black_box_budgets="headline", transfer_from=("surrogate",), check_images=8,
-                      check_steps=20, check_restarts=1)
+CONFIG = AttackConfig(
+    linf_eps=(E2, E4, E8),
+    l2_eps=(0.5,),
+    steps=10,
+    headline_linf_eps=E4,
+    headline_l2_eps=0.5,
+    apgd_steps=5,
+    ifgsm_steps=3,
+    corruptions=("contrast",),
+    severities=(1,),
+    batch_size=16,
+    square_queries=20,
+    black_box_budgets="headline",
+    transfer_from=("surrogate",),
+    check_images=8,
+    check_steps=20,
+    check_restarts=1,
+)
 N = 40
 
 
 def _evaluate() -> tuple:
     y = torch.arange(N) % 2
     x = halves_images(torch.linspace(0.005, 0.06, N), y, noise=0.1, seed=7)
-    surrogate = halves_model(weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(1)))
+    surrogate = halves_model(
+        weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(1))
+    )
     models = {"plain": (halves_model(), "erm"), "surrogate": (surrogate, "erm")}
     ids = [f"img{k:03d}" for k in range(N)]
     return evaluate_models(models, x, y, CONFIG, CPU, seed=3, keep_examples=["plain"], image_ids=ids), x, y, ids
@@ -99,14 +115,20 @@ def test_the_detection_table_from_stored_examples_is_the_one_recomputing_them_gi
     write_examples(tmp_path, robust.examples["plain"])
     stored = read_examples(tmp_path, "plain", ids)
     recomputed = _evaluate()[0].examples["plain"]  # a fresh evaluation, in memory
-    test = SplitArrays(x.numpy(), y.numpy(), np.zeros(x.shape, bool), np.zeros(N, bool),
-                       pd.DataFrame({"image_id": ids, "label": y.numpy()}))
+    test = SplitArrays(
+        x.numpy(),
+        y.numpy(),
+        np.zeros(x.shape, bool),
+        np.zeros(N, bool),
+        pd.DataFrame({"image_id": ids, "label": y.numpy()}),
+    )
     model = halves_model()
     detectors = {FeatureSqueezing.name: FeatureSqueezing(model, bits=4, median=2)}
     config = DetectConfig(attacks=("fgsm", "pgd", "apgd"), adaptive_eps=(E4,), adaptive_steps=3, batch_size=16)
     fakes = np.clip(x.numpy() + 0.05, 0, 1)
-    tables = [detection_study(model, detectors, test, fakes, ex, CONFIG, config, 0, CPU).table
-              for ex in (stored, recomputed)]
+    tables = [
+        detection_study(model, detectors, test, fakes, ex, CONFIG, config, 0, CPU).table for ex in (stored, recomputed)
+    ]
     a, b = (write_csv(t, tmp_path / f"detection_{k}.csv").read_bytes() for k, t in enumerate(tables))
     assert a == b
     table = tables[0]
@@ -121,8 +143,11 @@ def test_the_detection_table_from_stored_examples_is_the_one_recomputing_them_gi
 def test_detect_attacks_need_the_ensemble_attacks_they_read() -> None:
     raw = load_profile("smoke").to_dict()
     raw["attacks"]["ensemble"] = ["fgsm", "pgd", "square", "transfer"]
-    with pytest.raises(ConfigError, match=r"detect.attacks \['fgsm', 'pgd', 'apgd'\] are read from notebook 03's "
-                                          r"examples of \['apgd_margin', 'fgsm', 'pgd'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"detect.attacks \['fgsm', 'pgd', 'apgd'\] are read from notebook 03's "
+        r"examples of \['apgd_margin', 'fgsm', 'pgd'\]",
+    ):
         check_profile(profile_from_dict(raw))
     raw["detect"]["attacks"] = ["fgsm", "pgd"]
     check_profile(profile_from_dict(raw))
@@ -133,5 +158,6 @@ def test_keeping_examples_needs_every_image_id(single_thread: None) -> None:  # 
     x = halves_images(torch.full((4,), 0.05), y)
     small = dataclasses.replace(CONFIG, ensemble=("fgsm", "pgd", "square"))
     with pytest.raises(DataError, match="needs the id of every test image"):
-        evaluate_models({"plain": (halves_model(), "erm")}, x, y, small, CPU, seed=0, keep_examples=["plain"],
-                        image_ids=["a"])
+        evaluate_models(
+            {"plain": (halves_model(), "erm")}, x, y, small, CPU, seed=0, keep_examples=["plain"], image_ids=["a"]
+        )

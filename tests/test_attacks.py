@@ -1,14 +1,14 @@
 """Sanity of the gradient attacks on a tiny classifier fitted here in a few seconds."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from medadv import ConfigError, DataError
 from medadv.attacks import apgd, fgsm, ifgsm, margin_loss, pgd, predict
 from medadv.attacks.gradient import _apgd_checkpoints
 from medadv.models.inference import eval_mode
+from torch import nn
 
 SIZE = 16
 
@@ -25,8 +25,14 @@ def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 class TinyNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.1),
-                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(8, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,10 +70,12 @@ def _bright_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 ATTACKS = {
     "fgsm": lambda m, x, y, eps, **kw: fgsm(m, x, y, eps),
-    "pgd": lambda m, x, y, eps, **kw: pgd(m, x, y, eps, 0.025, kw.get("steps", 4), norm=kw.get("norm", "linf"),
-                                          generator=torch.Generator().manual_seed(0)),
-    "apgd": lambda m, x, y, eps, **kw: apgd(m, x, y, eps, steps=kw.get("steps", 4), norm=kw.get("norm", "linf"),
-                                            generator=torch.Generator().manual_seed(0)),
+    "pgd": lambda m, x, y, eps, **kw: pgd(
+        m, x, y, eps, 0.025, kw.get("steps", 4), norm=kw.get("norm", "linf"), generator=torch.Generator().manual_seed(0)
+    ),
+    "apgd": lambda m, x, y, eps, **kw: apgd(
+        m, x, y, eps, steps=kw.get("steps", 4), norm=kw.get("norm", "linf"), generator=torch.Generator().manual_seed(0)
+    ),
     "ifgsm": lambda m, x, y, eps, **kw: ifgsm(m, x, y, eps=eps, steps=kw.get("steps", 4)),
 }
 
@@ -138,7 +146,9 @@ def test_nan_pixels_are_refused() -> None:
 @pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
 def test_pgd_stays_in_ball_and_unit_range(trained, norm, eps):
     model, x, y = trained
-    x_adv = pgd(model, x, y, eps, alpha=eps / 4, steps=6, norm=norm, restarts=2, generator=torch.Generator().manual_seed(0))
+    x_adv = pgd(
+        model, x, y, eps, alpha=eps / 4, steps=6, norm=norm, restarts=2, generator=torch.Generator().manual_seed(0)
+    )
     delta = (x_adv - x).flatten(1)
     size = delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
     assert float(size.max()) <= eps + 1e-5
@@ -294,16 +304,28 @@ def test_eval_mode_restores_on_error(trained):
 
 
 def test_robustness_tables(trained):
-    from medadv.attacks.plots import attack_examples_figure, corruption_curves_figure, robustness_curves_figure
     from medadv.attacks.ensemble import evaluate_models
+    from medadv.attacks.plots import attack_examples_figure, corruption_curves_figure, robustness_curves_figure
     from medadv.attacks.robustness import AttackConfig, attack_examples
 
     model, x, y = trained
     x, y = x[:24], y[:24]
-    config = AttackConfig(linf_eps=(0.02, 0.1), l2_eps=(0.5,), steps=3, headline_linf_eps=0.1, headline_l2_eps=0.5,
-                          apgd_steps=3, ifgsm_steps=3, corruptions=("contrast", "gaussian_noise"), severities=(1, 5),
-                          square_queries=5, black_box_budgets="headline", transfer_from=("vgg_rtda",),
-                          check_images=6, check_steps=4)
+    config = AttackConfig(
+        linf_eps=(0.02, 0.1),
+        l2_eps=(0.5,),
+        steps=3,
+        headline_linf_eps=0.1,
+        headline_l2_eps=0.5,
+        apgd_steps=3,
+        ifgsm_steps=3,
+        corruptions=("contrast", "gaussian_noise"),
+        severities=(1, 5),
+        square_queries=5,
+        black_box_budgets="headline",
+        transfer_from=("vgg_rtda",),
+        check_images=6,
+        check_steps=4,
+    )
     models = {"vgg_erm": (model, "erm"), "vgg_rtda": (model, "rtda")}
     result = evaluate_models(models, x, y, config, torch.device("cpu"), seed=0)
     # clean, FGSM x 2, PGD x 3, APGD x 2, iterative FGSM x 2, Square at the two headline budgets; the transfer attack

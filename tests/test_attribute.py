@@ -1,16 +1,16 @@
 """Attribution maps: shapes and finite values for every method, Grad-CAM on a hand-built model, layer dispatch."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import ConfigError, DataError
 from medadv.explain.attribute import METHODS, CallOrdered, attribute, attribution_copy, gradcam_layer
 from medadv.models.backbones import TorchvisionClassifier
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
+from torch import nn
 
 
 class BlobNet(nn.Module):
@@ -78,7 +78,9 @@ def test_gradcam_of_the_blob_net_is_its_feature_map() -> None:
     with torch.no_grad():
         feats = model.features(x)[:, 0].numpy()
     np.testing.assert_allclose(maps, feats / 256.0, rtol=1e-5, atol=1e-7)
-    assert np.abs(attribute(model, x, "gradcam", target=0, layer=model.features)).max() == 0.0  # no positive evidence for class 0
+    assert (
+        np.abs(attribute(model, x, "gradcam", target=0, layer=model.features)).max() == 0.0
+    )  # no positive evidence for class 0
 
 
 def test_integrated_gradients_completeness() -> None:
@@ -115,8 +117,9 @@ def test_a_new_model_class_declares_its_layer_and_a_wrong_path_is_named() -> Non
     model = Declared()
     assert gradcam_layer(model) is model.features[0]
     x = blob_images()
-    np.testing.assert_array_equal(attribute(model, x, "gradcam", target=1),
-                                  attribute(model, x, "gradcam", target=1, layer=model.features[0]))
+    np.testing.assert_array_equal(
+        attribute(model, x, "gradcam", target=1), attribute(model, x, "gradcam", target=1, layer=model.features[0])
+    )
     with pytest.raises(ConfigError, match="declares the Grad-CAM layer 'featurs', which is not one of its submodules"):
         gradcam_layer(Misspelt())
 

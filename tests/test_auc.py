@@ -1,15 +1,15 @@
 """Tests of medadv.stats.auc against scikit-learn, a brute-force Mann-Whitney, and DeLong computed by hand."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from scipy import stats
-from sklearn.metrics import roc_auc_score
-
 from medadv.errors import ConfigError, DataError
 from medadv.stats.auc import delong_ci, delong_components, delong_covariance, delong_test, roc_auc
+from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 # Small example worked by hand: 3 positives, 4 negatives, one tie across classes (0.4).
 Y = np.array([1, 1, 1, 0, 0, 0, 0])

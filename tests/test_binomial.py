@@ -1,15 +1,15 @@
 """The kit's one exact binomial CI against scipy, and the GAN attack table that uses it."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from medadv.attacks.gan_attack import Rate, gan_attack_evaluation
 from medadv.errors import ConfigError
 from medadv.stats.binomial import clopper_pearson
+from scipy import stats
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 7), (3, 7), (7, 7), (42, 44), (251, 363), (1, 1000)])
@@ -35,8 +35,9 @@ def test_edges_and_bad_levels() -> None:
 def test_the_gan_attack_table_uses_it() -> None:
     assert Rate(42, 44).ci == clopper_pearson(42, 44, 0.95)
     labels = np.array([1, 1, 1, 0, 0, 0])
-    result = gan_attack_evaluation(labels, np.array([0.9, 0.8, 0.2, 0.1, 0.3, 0.6]),
-                                   np.array([0.1, 0.7, 0.9, 0.8, 0.2, 0.4]))
+    result = gan_attack_evaluation(
+        labels, np.array([0.9, 0.8, 0.2, 0.1, 0.3, 0.6]), np.array([0.1, 0.7, 0.9, 0.8, 0.2, 0.4])
+    )
     table = result.table().set_index("row")
     fooled = table[table["N"].astype(float) > 0].iloc[-1]
     assert (fooled["ci_low"], fooled["ci_high"]) == pytest.approx(clopper_pearson(int(fooled["n"]), int(fooled["N"])))

@@ -1,4 +1,5 @@
 """Checkpoints: safetensors + JSON sidecar round trip, optimizer state, and refusal of pickled files."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from medadv.errors import CheckpointError
 from medadv.models.checkpoint import (
     checkpoint_paths,
@@ -65,7 +65,9 @@ def test_a_crafted_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoints"
     ckpt.mkdir()
     (ckpt / "vgg_erm.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
-    (ckpt / "vgg_erm.json").write_text(json.dumps({"format_version": 1, "role": "trained_model", "model": {"kind": "vgg"}}))
+    (ckpt / "vgg_erm.json").write_text(
+        json.dumps({"format_version": 1, "role": "trained_model", "model": {"kind": "vgg"}})
+    )
     with pytest.raises(CheckpointError, match="not a safetensors file.*pickled"):
         load_checkpoint(ckpt / "vgg_erm")
     with pytest.raises(CheckpointError, match="not a safetensors file"):

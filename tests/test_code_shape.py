@@ -143,10 +143,13 @@ def test_a_file_name_repeats_only_where_it_plays_the_same_role() -> None:
 
 
 def test_no_function_is_named_by_a_paper_number() -> None:
-    named = sorted(f"{path.relative_to(LIB)}:{node.lineno} {node.name}" for path in LIB.rglob("*.py")
-                   for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                   and re.search(r"(^|_)(paper)?\d{3}($|_)", node.name.lstrip("_")))
+    named = sorted(
+        f"{path.relative_to(LIB)}:{node.lineno} {node.name}"
+        for path in LIB.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and re.search(r"(^|_)(paper)?\d{3}($|_)", node.name.lstrip("_"))
+    )
     assert named == []  # say what it does; cite the paper in the docstring
 
 
@@ -157,8 +160,13 @@ def test_no_stage_module_re_exports() -> None:
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         exported: list[str] = []
         for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.AnnAssign) else []
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
             names = [t.id for t in targets if isinstance(t, ast.Name)]
             defined.update(names)
             if "__all__" in names and isinstance(node.value, (ast.List, ast.Tuple)):

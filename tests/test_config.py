@@ -1,4 +1,5 @@
 """Profiles as data, section parsing, device choice and seeding."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from medadv.config import (
     PROFILE_NAMES,
     DataConfig,
@@ -58,7 +58,10 @@ def test_profile_from_yaml_file(tmp_path: Path) -> None:
         ("data:\n  split: [0.5, 0.5, 0.5]\n", "sum to 1"),
         ("seed: -1\n", "non-negative integer"),
         ("gan: 3\n", "section 'gan' is int"),
-        ("trainer:\n  epochs: 3\n", "unknown section(s) ['trainer']; a profile holds name, seed and the sections ['data', 'classifier'"),
+        (
+            "trainer:\n  epochs: 3\n",
+            "unknown section(s) ['trainer']; a profile holds name, seed and the sections ['data', 'classifier'",
+        ),
         ("classifer:\n  epochs: 1\n", "unknown section(s) ['classifer']"),
         ("seed: 1\nseed: 2\n", "duplicate key 'seed' on line 2 (first on line 1)"),
         ("data:\n  n_patients: 20\n  n_patients: 40\n", "duplicate key 'n_patients' on line 3 (first on line 2)"),
@@ -123,18 +126,36 @@ def test_every_shipped_profile_section_is_known() -> None:
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
         known = {"name", "seed", EXTENDS_KEY}
         assert set(load_yaml(path, ConfigError, "profile")) - known <= set(PROFILE_SECTIONS), path.name
+
+
 def test_set_overrides_parse_into_nested_yaml_values() -> None:
     from medadv.config import parse_overrides
 
-    got = parse_overrides(["classifier.epochs=3", "classifier.recipes=[erm, pgd_at]", "seed=7",
-                           "data.image_size=[32, 32]", "classifier.epochs=4", "gan.lr_identity=1.0e-3"])
-    assert got == {"classifier": {"epochs": 4, "recipes": ["erm", "pgd_at"]}, "seed": 7,
-                   "data": {"image_size": [32, 32]}, "gan": {"lr_identity": 1.0e-3}}
+    got = parse_overrides(
+        [
+            "classifier.epochs=3",
+            "classifier.recipes=[erm, pgd_at]",
+            "seed=7",
+            "data.image_size=[32, 32]",
+            "classifier.epochs=4",
+            "gan.lr_identity=1.0e-3",
+        ]
+    )
+    assert got == {
+        "classifier": {"epochs": 4, "recipes": ["erm", "pgd_at"]},
+        "seed": 7,
+        "data": {"image_size": [32, 32]},
+        "gan": {"lr_identity": 1.0e-3},
+    }
     profile = load_profile("smoke", got)
     assert profile.seed == 7 and profile.data.image_size == (32, 32)
     assert profile.section("classifier")["epochs"] == 4
-    for bad, message in (("classifier.epochs", "expected SECTION.KEY=VALUE"), ("classifier.2x=1", "expected SECTION"),
-                         ("name=mine", "name is not a setting"), ("classifier.epochs=[1", "not valid YAML")):
+    for bad, message in (
+        ("classifier.epochs", "expected SECTION.KEY=VALUE"),
+        ("classifier.2x=1", "expected SECTION"),
+        ("name=mine", "name is not a setting"),
+        ("classifier.epochs=[1", "not valid YAML"),
+    ):
         with pytest.raises(ConfigError, match=message):
             parse_overrides([bad])
 

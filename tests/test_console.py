@@ -1,11 +1,11 @@
 """The runners' console output goes through the ``medadv.run`` logger (:mod:`medadv.console`)."""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 
 import pytest
-
 from medadv.console import RUN_LOGGER, ConsoleHandler, console_logger
 
 
@@ -23,8 +23,9 @@ def fresh_logger() -> Iterator[logging.Logger]:
     logger.propagate = saved[2]
 
 
-def test_info_goes_to_stdout_and_errors_to_stderr_as_plain_lines(fresh_logger: logging.Logger,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_goes_to_stdout_and_errors_to_stderr_as_plain_lines(
+    fresh_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = console_logger()
     assert log is fresh_logger and log.level == logging.INFO and not log.propagate
     log.debug("not shown")
@@ -37,8 +38,9 @@ def test_info_goes_to_stdout_and_errors_to_stderr_as_plain_lines(fresh_logger: l
     assert sum(isinstance(h, ConsoleHandler) for h in log.handlers) == 1, "asked twice, the handler is added once"
 
 
-def test_a_handler_of_the_callers_replaces_the_console(fresh_logger: logging.Logger,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_handler_of_the_callers_replaces_the_console(
+    fresh_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]

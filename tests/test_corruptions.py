@@ -1,10 +1,10 @@
 """The corruption suite: pure, deterministic given a seed, in [0, 1], and harsher at every severity."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from medadv import ConfigError, DataError
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 

@@ -1,4 +1,5 @@
 """Every bad input of the data layer is a medadv.DataError naming the file, the problem and what to do."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-from pydicom.pixels import get_decoder
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
-from test_dicom import write_dicom
-
 from medadv import DataError
 from medadv.data.cohort import COHORT_COLUMNS
 from medadv.data.dicom import read_dicom
 from medadv.data.images import load_split, read_image, read_mask
 from medadv.data.sources import load_cohort, load_manifest
+from PIL import Image
+from pydicom.pixels import get_decoder
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
+from test_dicom import write_dicom
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "data_manifests"
 
@@ -28,8 +28,13 @@ def _png(path: Path, shape: tuple[int, int] = (8, 8), value: int = 200) -> Path:
     return path
 
 
-def _mask_png(path: Path, shape: tuple[int, int] = (8, 8), lesion: tuple[slice, slice] = (slice(2, 4), slice(2, 5)),
-              background: int = 0, level: int = 255) -> Path:
+def _mask_png(
+    path: Path,
+    shape: tuple[int, int] = (8, 8),
+    lesion: tuple[slice, slice] = (slice(2, 4), slice(2, 5)),
+    background: int = 0,
+    level: int = 255,
+) -> Path:
     """A binary lesion mask: ``level`` on the ``lesion`` rectangle, ``background`` elsewhere."""
     arr = np.full(shape, background, np.uint8)
     arr[lesion] = level
@@ -81,15 +86,25 @@ def test_not_a_dicom(tmp_path: Path) -> None:
 def test_compressed_dicom_without_decoder_names_the_package(tmp_path: Path) -> None:
     if get_decoder(JPEGLSLossless).is_available:
         pytest.skip("a JPEG-LS decoder is installed here, so the no-decoder path cannot be exercised")
-    path = write_dicom(tmp_path / "jls.dcm", np.zeros((8, 8), np.uint16), transfer_syntax=JPEGLSLossless,
-                       frames=[b"\xff\xd8 bogus JPEG-LS stream \xff\xd9"])
-    with pytest.raises(DataError, match=r"jls\.dcm: pixel data compressed with JPEG-LS .*no decoder.*pip install pyjpegls"):
+    path = write_dicom(
+        tmp_path / "jls.dcm",
+        np.zeros((8, 8), np.uint16),
+        transfer_syntax=JPEGLSLossless,
+        frames=[b"\xff\xd8 bogus JPEG-LS stream \xff\xd9"],
+    )
+    with pytest.raises(
+        DataError, match=r"jls\.dcm: pixel data compressed with JPEG-LS .*no decoder.*pip install pyjpegls"
+    ):
         read_dicom(path)
 
 
 def test_compressed_dicom_that_does_not_decode_names_the_package(tmp_path: Path) -> None:
-    path = write_dicom(tmp_path / "j2k.dcm", np.zeros((8, 8), np.uint16), transfer_syntax=JPEG2000Lossless,
-                       frames=[b"\x00\x00\x00\x0cjP  bogus JPEG 2000 data"])
+    path = write_dicom(
+        tmp_path / "j2k.dcm",
+        np.zeros((8, 8), np.uint16),
+        transfer_syntax=JPEG2000Lossless,
+        frames=[b"\x00\x00\x00\x0cjP  bogus JPEG 2000 data"],
+    )
     message = r"(?s)j2k\.dcm: .*JPEG 2000.*pip install pylibjpeg pylibjpeg-openjpeg"
     with pytest.raises(DataError, match=message):
         read_dicom(path)
@@ -97,7 +112,10 @@ def test_compressed_dicom_that_does_not_decode_names_the_package(tmp_path: Path)
 
 def test_dicom_without_pixel_data(tmp_path: Path) -> None:
     path = write_dicom(tmp_path / "empty.dcm", np.zeros((4, 4), np.uint16), pixel_data=False)
-    with pytest.raises(DataError, match=r"empty\.dcm: the DICOM file holds no pixel data \(its header describes a 4 x 4 image\).*remove it"):
+    with pytest.raises(
+        DataError,
+        match=r"empty\.dcm: the DICOM file holds no pixel data \(its header describes a 4 x 4 image\).*remove it",
+    ):
         read_dicom(path)
 
 
@@ -119,14 +137,18 @@ def test_mask_shape_differs_from_image(tmp_path: Path) -> None:
     root = _busi(tmp_path / "data")
     _png(root / "Dataset_BUSI_with_GT" / "malignant" / "malignant (1)_mask.png", shape=(6, 8), value=255)
     cohort = load_cohort(MANIFESTS / "busi.yaml", root)
-    with pytest.raises(DataError, match=r"malignant \(1\)_mask\.png: mask of shape \(6, 8\) but its image is \(8, 8\).*same pixel grid"):
+    with pytest.raises(
+        DataError, match=r"malignant \(1\)_mask\.png: mask of shape \(6, 8\) but its image is \(8, 8\).*same pixel grid"
+    ):
         load_split(cohort, root, (8, 8))
 
 
 def test_missing_mask(tmp_path: Path) -> None:
     root = _busi(tmp_path / "data")
     (root / "Dataset_BUSI_with_GT" / "benign" / "benign (1)_mask.png").unlink()
-    with pytest.raises(DataError, match=r"benign \(1\)\.png: no mask file next to it .*benign \(1\)_mask\.png.*restore"):
+    with pytest.raises(
+        DataError, match=r"benign \(1\)\.png: no mask file next to it .*benign \(1\)_mask\.png.*restore"
+    ):
         load_cohort(MANIFESTS / "busi.yaml", root)
     with pytest.raises(DataError, match=r"gone_mask\.png: mask file not found; restore it"):
         read_mask(root / "gone_mask.png")
@@ -134,7 +156,9 @@ def test_missing_mask(tmp_path: Path) -> None:
 
 def test_unknown_label(tmp_path: Path) -> None:
     root = _busi(tmp_path / "data", {"benign": 1, "malignant": 1, "suspicious": 1})
-    with pytest.raises(DataError, match=r"suspicious: unknown label 'suspicious'; the manifest .*busi\.yaml.*label_map"):
+    with pytest.raises(
+        DataError, match=r"suspicious: unknown label 'suspicious'; the manifest .*busi\.yaml.*label_map"
+    ):
         load_cohort(MANIFESTS / "busi.yaml", root)
 
 
@@ -231,7 +255,9 @@ def test_manifest_with_a_duplicated_key_names_the_line(tmp_path: Path) -> None:
 
     path = _manifest_copy(tmp_path, "busi", twice)
     line = 1 + path.read_text().splitlines().index("  benign: 1")
-    with pytest.raises(DataError, match=rf"busi\.yaml: the manifest has a duplicate key 'benign' on line \d+ \(first on line {line}\)"):
+    with pytest.raises(
+        DataError, match=rf"busi\.yaml: the manifest has a duplicate key 'benign' on line \d+ \(first on line {line}\)"
+    ):
         load_manifest(path)
 
 
@@ -252,18 +278,29 @@ def _lesion(shape: tuple[int, int] = (8, 8), background: int = 0, level: int = 2
     return arr
 
 
-@pytest.mark.parametrize(("mask", "message"), [
-    (_lesion(background=1), r"malignant \(2\)_mask\.png: not a binary lesion mask: it holds 2 grey levels \(1, 255 of "
-                            r"255\); a mask holds 0 for the background"),
-    (_lesion(background=255, level=0), r"malignant \(2\)_mask\.png: the lesion mask covers 91% of its 8 x 8 image; .*"
-                                       r"this one is inverted, its background is not 0"),
-    (np.full((8, 8), 1, np.uint8), r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 8 x 8 image"),
-    (np.arange(64, dtype=np.uint8).reshape(8, 8), r"not a binary lesion mask: it holds 64 grey levels"),
-])
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (
+            _lesion(background=1),
+            r"malignant \(2\)_mask\.png: not a binary lesion mask: it holds 2 grey levels \(1, 255 of "
+            r"255\); a mask holds 0 for the background",
+        ),
+        (
+            _lesion(background=255, level=0),
+            r"malignant \(2\)_mask\.png: the lesion mask covers 91% of its 8 x 8 image; .*"
+            r"this one is inverted, its background is not 0",
+        ),
+        (np.full((8, 8), 1, np.uint8), r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 8 x 8 image"),
+        (np.arange(64, dtype=np.uint8).reshape(8, 8), r"not a binary lesion mask: it holds 64 grey levels"),
+    ],
+)
 def test_a_mask_that_is_not_a_binary_minority_is_named(tmp_path: Path, mask: np.ndarray, message: str) -> None:
     """A background of 1, an inverted mask: the lesion covered (nearly) the whole image and notebook 00 said done."""
-    root = _busi_case(tmp_path / "data", {"malignant/malignant (2).png": np.full((8, 8), 90, np.uint8),
-                                          "malignant/malignant (2)_mask.png": mask})
+    root = _busi_case(
+        tmp_path / "data",
+        {"malignant/malignant (2).png": np.full((8, 8), 90, np.uint8), "malignant/malignant (2)_mask.png": mask},
+    )
     cohort = load_cohort(MANIFESTS / "busi.yaml", root)
     with pytest.raises(DataError, match=message):
         load_split(cohort, root, (8, 8))
@@ -289,25 +326,45 @@ def test_file_names_without_ascii_letters_get_an_id_and_duplicate_ids_name_their
 
     assert image_id("ñ") == "n" and image_id("benign (12)") == "benign_12"
     assert image_id("乳腺").startswith("img_") and len(image_id("乳腺")) == 16 and image_id("乳腺") != image_id("腺")
-    root = _busi_case(tmp_path / "data", {"benign/ñ.png": np.full((8, 8), 90, np.uint8),
-                                          "benign/ñ_mask.png": _lesion(), "benign/乳腺.png": np.full((8, 8), 90, np.uint8),
-                                          "benign/乳腺_mask.png": _lesion()})
+    root = _busi_case(
+        tmp_path / "data",
+        {
+            "benign/ñ.png": np.full((8, 8), 90, np.uint8),
+            "benign/ñ_mask.png": _lesion(),
+            "benign/乳腺.png": np.full((8, 8), 90, np.uint8),
+            "benign/乳腺_mask.png": _lesion(),
+        },
+    )
     cohort = load_cohort(MANIFESTS / "busi.yaml", root)
     assert (cohort["image_id"] != "").all() and (cohort["patient_id"] != "").all()
     assert set(cohort["image_id"]) >= {"n", image_id("乳腺")}
-    twin = _busi_case(tmp_path / "twin", {"benign/benign_1.png": np.full((8, 8), 90, np.uint8),
-                                          "benign/benign_1_mask.png": _lesion()})
-    with pytest.raises(DataError, match=r"image id 'benign_1' is given to 2 images, \['Dataset_BUSI_with_GT/benign/"
-                                        r"benign \(1\)\.png', 'Dataset_BUSI_with_GT/benign/benign_1\.png'\].*rename one"):
+    twin = _busi_case(
+        tmp_path / "twin", {"benign/benign_1.png": np.full((8, 8), 90, np.uint8), "benign/benign_1_mask.png": _lesion()}
+    )
+    with pytest.raises(
+        DataError,
+        match=r"image id 'benign_1' is given to 2 images, \['Dataset_BUSI_with_GT/benign/"
+        r"benign \(1\)\.png', 'Dataset_BUSI_with_GT/benign/benign_1\.png'\].*rename one",
+    ):
         load_cohort(MANIFESTS / "busi.yaml", twin)
 
 
 def test_an_empty_image_id_is_refused_naming_the_file() -> None:
     from medadv.data.cohort import validate_cohort
 
-    table = pd.DataFrame({"image_id": ["a", ""], "patient_id": ["a", "b"], "path": ["a.png", "b.png"], "label": [0, 1],
-                          "mask_path": ["", ""], "view": ["", ""], "split": ["", ""], "modality": ["xray"] * 2,
-                          "source_label": ["x", "y"]})
+    table = pd.DataFrame(
+        {
+            "image_id": ["a", ""],
+            "patient_id": ["a", "b"],
+            "path": ["a.png", "b.png"],
+            "label": [0, 1],
+            "mask_path": ["", ""],
+            "view": ["", ""],
+            "split": ["", ""],
+            "modality": ["xray"] * 2,
+            "source_label": ["x", "y"],
+        }
+    )
     with pytest.raises(DataError, match=r"1 image\(s\) with an empty image_id, e\.g\. \['b\.png'\]"):
         validate_cohort(table)
 
@@ -315,16 +372,25 @@ def test_an_empty_image_id_is_refused_naming_the_file() -> None:
 def test_blank_and_one_pixel_images_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    root = _busi_case(tmp_path / "data", {"benign/benign (2).png": np.zeros((8, 8), np.uint8),
-                                          "benign/benign (2)_mask.png": _lesion()})
+    root = _busi_case(
+        tmp_path / "data",
+        {"benign/benign (2).png": np.zeros((8, 8), np.uint8), "benign/benign (2)_mask.png": _lesion()},
+    )
     with caplog.at_level(logging.WARNING, logger="medadv.data.images"):
         load_split(load_cohort(MANIFESTS / "busi.yaml", root), root, (8, 8))
     assert "benign (2).png: every pixel has the grey level 0: a blank image" in caplog.text
-    tiny = _busi_case(tmp_path / "tiny", {"malignant/malignant (2).png": np.full((1, 1), 90, np.uint8),
-                                          "malignant/malignant (2)_mask.png": np.full((1, 1), 255, np.uint8)})
+    tiny = _busi_case(
+        tmp_path / "tiny",
+        {
+            "malignant/malignant (2).png": np.full((1, 1), 90, np.uint8),
+            "malignant/malignant (2)_mask.png": np.full((1, 1), 255, np.uint8),
+        },
+    )
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="medadv.data.images"), \
-            pytest.raises(DataError, match=r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 1 x 1 image"):
+    with (
+        caplog.at_level(logging.WARNING, logger="medadv.data.images"),
+        pytest.raises(DataError, match=r"malignant \(2\)_mask\.png: the lesion mask covers 100% of its 1 x 1 image"),
+    ):
         load_split(load_cohort(MANIFESTS / "busi.yaml", tiny), tiny, (8, 8))
     assert "malignant (2).png: the image is only 1 x 1 pixels" in caplog.text
 
@@ -338,8 +404,9 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -352,13 +419,21 @@ def test_a_decompression_bomb_is_named(tmp_path: Path) -> None:
 def test_loader_options_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
     root = _busi(tmp_path / "data")
     for edit, message in (
-        (lambda t: t.replace("strict: false", 'strict: "false"'),
-         r"options\.strict is 'false'; expected true or false \(the default is False\)\. It is quoted, so YAML reads "
-         r"it as text: write strict: false without quotes"),
-        (lambda t: t.replace("folder: Dataset_BUSI_with_GT", "folder: [x]"), r"options\.folder is \['x'\]; expected "
-                                                                              r"text"),
-        (lambda t: t.replace("lesion_free: [normal]", "lesion_free: normal"), r"options\.lesion_free is 'normal'; "
-                                                                              r"expected a list"),
+        (
+            lambda t: t.replace("strict: false", 'strict: "false"'),
+            r"options\.strict is 'false'; expected true or false \(the default is False\)\. It is quoted, so YAML reads "
+            r"it as text: write strict: false without quotes",
+        ),
+        (
+            lambda t: t.replace("folder: Dataset_BUSI_with_GT", "folder: [x]"),
+            r"options\.folder is \['x'\]; expected "
+            r"text",
+        ),
+        (
+            lambda t: t.replace("lesion_free: [normal]", "lesion_free: normal"),
+            r"options\.lesion_free is 'normal'; "
+            r"expected a list",
+        ),
     ):
         with pytest.raises(DataError, match=message):
             load_cohort(_manifest_copy(tmp_path, "busi", edit), root)

@@ -5,6 +5,7 @@ bits, and Adam, which divides each update by the gradient's running magnitude, t
 differences for parameters whose gradient is nearly zero. In double precision those bits are ~1e-16, so the 1e-5
 comparison tests the data-parallel arithmetic (sharding, averaging, broadcast), not rounding.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from _classifier_data import synthetic_split
-
 from medadv.models.checkpoint import load_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.stages import classifier_training
@@ -24,8 +24,17 @@ from medadv.train.distributed import DistContext
 from medadv.train.loop import TrainSpec, fit
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
 
-SPEC = TrainSpec(name="vgg_erm", recipe="erm_noaug", epochs=2, warmup_epochs=1, lr_head=1e-3, lr_features=1e-3,
-                 betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=3)
+SPEC = TrainSpec(
+    name="vgg_erm",
+    recipe="erm_noaug",
+    epochs=2,
+    warmup_epochs=1,
+    lr_head=1e-3,
+    lr_features=1e-3,
+    betas=(0.5, 0.9),
+    batch_per_class=2,
+    steps_per_epoch=3,
+)
 
 
 def _train(out: Path, ctx: DistContext) -> None:
@@ -33,8 +42,18 @@ def _train(out: Path, ctx: DistContext) -> None:
     torch.manual_seed(0)
     model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).double()
     train, val = synthetic_split(16, size=96, seed=1), synthetic_split(8, size=96, seed=2, prefix="val")
-    fit(model, SPEC, PaperObjective(), Recipe("erm_noaug", RecipeParams()), train, val, out, seed=5,
-        device=torch.device("cpu"), dist_ctx=ctx)
+    fit(
+        model,
+        SPEC,
+        PaperObjective(),
+        Recipe("erm_noaug", RecipeParams()),
+        train,
+        val,
+        out,
+        seed=5,
+        device=torch.device("cpu"),
+        dist_ctx=ctx,
+    )
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -64,7 +83,9 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     assert moved <= 1e-5
     torch.manual_seed(0)
     start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).double()
-    assert float((start.features[0].weight.detach() - single["model.features.0.weight"]).abs().max()) > 1e-3  # it did train
+    assert (
+        float((start.features[0].weight.detach() - single["model.features.0.weight"]).abs().max()) > 1e-3
+    )  # it did train
 
 
 def test_the_torchrun_launcher_is_notebook_01s_stage(capsys: pytest.CaptureFixture[str]) -> None:

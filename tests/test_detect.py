@@ -1,28 +1,34 @@
 """The detectors of medadv.detect on small synthetic tasks: each separates what it can see from clean images and is
 at chance on a manipulation invisible to it; the adaptive attack lowers the AUC of the detector it targets; the
 metrics by hand; the detector's reads pass the reader study's validation."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
-
 from _classifier_data import synthetic_split
+from _small_classifier import SmallClassifier
 from medadv.attacks.gradient import pgd
-from medadv.detect import (DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, adaptive_pgd,
-                           detection_metrics, tpr_at_fpr)
+from medadv.detect import (
+    DiscriminatorScore,
+    FeatureSqueezing,
+    MahalanobisDetector,
+    adaptive_pgd,
+    detection_metrics,
+    tpr_at_fpr,
+)
 from medadv.detect.metrics import confidence_levels
 from medadv.detect.squeezing import median_filter, reduce_bit_depth
+from medadv.detect.training import real_fake_arrays, train_real_fake
 from medadv.errors import ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from _small_classifier import SmallClassifier
 from medadv.models.gan_networks import Discriminator
-from medadv.reader_app.simulate import write_responses
-from medadv.detect.training import real_fake_arrays, train_real_fake
-from medadv.stages.input_detection import DetectConfig, machine_responses
 from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
+from medadv.reader_app.simulate import write_responses
+from medadv.stages.input_detection import DetectConfig, machine_responses
+from PIL import Image
 
 SIZE = 32  # the small test classifier's images (paper 001's classifier needs 96: see _small_classifier)
 EPS = 8 / 255
@@ -132,15 +138,24 @@ def test_real_fake_classifier_learns_the_fakes_and_misses_what_it_never_saw(tmp_
     """Paper 001's classifier trained by the kit's loop on real images against images with a faint inserted disc
     (at 96 x 96, the smallest images it takes)."""
     size = 96
-    real = {s: synthetic_split(n, size, seed=k, contrast=0.0, prefix=s) for s, n, k in
-            (("train", 64, 11), ("val", 24, 12), ("test", 32, 13))}
+    real = {
+        s: synthetic_split(n, size, seed=k, contrast=0.0, prefix=s)
+        for s, n, k in (("train", 64, 11), ("val", 24, 12), ("test", 32, 13))
+    }
     fakes = {s: _with_disc(a.images, 0.3, k, size) for k, (s, a) in enumerate(real.items())}
     config = DetectConfig(fake_epochs=3, fake_steps_per_epoch=8, fake_lr_head=3e-3, fake_lr_features=3e-3)
     spec = tiny_vgg().spec()
-    det, result = train_real_fake(spec, None, real_fake_arrays(real["train"].images, fakes["train"], "train"),
-                                  real_fake_arrays(real["val"].images, fakes["val"], "val"), config,
-                                  {"width": 0.125, "dropout": 0.0, "init": "random"}, tmp_path, 0,
-                                  torch.device("cpu"))
+    det, result = train_real_fake(
+        spec,
+        None,
+        real_fake_arrays(real["train"].images, fakes["train"], "train"),
+        real_fake_arrays(real["val"].images, fakes["val"], "val"),
+        config,
+        {"width": 0.125, "dropout": 0.0, "init": "random"},
+        tmp_path,
+        0,
+        torch.device("cpu"),
+    )
     assert (tmp_path / "real_fake_classifier.safetensors").is_file() and result.best_val_auc > 0.5
     assert _auc(det, real["test"].images, fakes["test"]) >= 0.8
     assert abs(_auc(det, real["test"].images, _noise(real["test"].images, 1 / 255, 6)) - 0.5) <= 0.15
@@ -205,8 +220,18 @@ def _package(root, n: int = 8) -> pd.DataFrame:  # noqa: ANN001
             Image.fromarray(np.uint8(np.clip(pixels, 0, 1) * 255)).save(folder / f"images/{order:04d}.png")
             code = f"s{session}i{order:03d}"
             items.append({"order": order, "image_id": code, "file": f"images/{order:04d}.png"})
-            rows.append({"session": session, "order": order, "image_id": code, "source_image_id": f"c{order}",
-                         "truth": truth, "split": "test", "source_label": order % 2, "shown_label": 0})
+            rows.append(
+                {
+                    "session": session,
+                    "order": order,
+                    "image_id": code,
+                    "source_image_id": f"c{order}",
+                    "truth": truth,
+                    "split": "test",
+                    "source_label": order % 2,
+                    "shown_label": 0,
+                }
+            )
         pd.DataFrame(items).to_csv(folder / "manifest.csv", index=False)
     return pd.DataFrame(rows)
 
@@ -221,11 +246,14 @@ class _BrightnessDetector(FeatureSqueezing.__mro__[1]):  # a Detector whose scor
 def test_machine_reads_pass_the_reader_study_validation(tmp_path) -> None:  # noqa: ANN001
     key = _package(tmp_path / "packages")
     det = _BrightnessDetector()
-    responses = machine_responses(det, tmp_path / "packages", threshold=0.55, reference=np.linspace(0.3, 0.8, 10),
-                                  image_size=(SIZE, SIZE))
+    responses = machine_responses(
+        det, tmp_path / "packages", threshold=0.55, reference=np.linspace(0.3, 0.8, 10), image_size=(SIZE, SIZE)
+    )
     files = write_responses(responses[list(RESPONSE_COLUMNS)], tmp_path / "machine")
-    assert [f.name for f in files] == ["responses_session3_machine_brightness.csv",
-                                       "responses_session5_machine_brightness.csv"]
+    assert [f.name for f in files] == [
+        "responses_session3_machine_brightness.csv",
+        "responses_session5_machine_brightness.csv",
+    ]
     reads = validate_responses(read_responses(files), key, sessions=(3, 5))
     assert len(reads) == 16 and reads["correct"].all()
     assert set(reads["answer"]) == {"real", "not_real"} and reads["confidence"].between(1, 5).all()

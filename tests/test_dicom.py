@@ -2,12 +2,15 @@
 
 ``write_dicom`` writes small, standard-conforming DICOM files with pydicom; the loader and error tests reuse it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from medadv.data.dicom import load_dicom, read_dicom, read_dicom_stored
+from medadv.data.images import read_image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
@@ -15,9 +18,6 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     generate_uid,
 )
-
-from medadv.data.dicom import load_dicom, read_dicom, read_dicom_stored
-from medadv.data.images import read_image
 
 
 def write_dicom(
@@ -146,12 +146,13 @@ def test_lookup_table_equals_pydicom_chain(tmp_path: Path, signed: bool) -> None
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     rng = np.random.default_rng(1)
-    pixels = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, (16, 16)).astype(np.int16 if signed else np.uint16)
+    pixels = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, (16, 16)).astype(
+        np.int16 if signed else np.uint16
+    )
     path = write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, rescale=(0.5, 100.0), window=(400.0, 900.0))
     ds = pydicom.dcmread(path)
     expected = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
     np.testing.assert_allclose(read_dicom(path), expected, rtol=0, atol=1e-9)
-
 
 
 def test_float_pixel_data_scaled_over_its_own_range(tmp_path: Path) -> None:
@@ -203,7 +204,6 @@ def test_rgb_dicom_becomes_luminance() -> None:
 
 def test_ybr_multiframe_needs_a_frame_and_gives_its_luma(tmp_path: Path) -> None:
     import pydicom
-
     from medadv import DataError
 
     path = _pydicom_file("examples_ybr_color.dcm")  # YBR_FULL_422, JPEG baseline, 30 frames
@@ -259,7 +259,6 @@ def test_dicom_without_suffix_is_found_by_its_preamble(tmp_path: Path) -> None:
 
 def test_jpeg2000_without_its_decoder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import pydicom.pixels
-
     from medadv import DataError
 
     class Missing:
@@ -268,6 +267,9 @@ def test_jpeg2000_without_its_decoder_names_the_extra(monkeypatch: pytest.Monkey
 
     path = _pydicom_file("examples_jpeg2k.dcm")
     monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda syntax: Missing())  # as on a machine without it
-    with pytest.raises(DataError, match=r"examples_jpeg2k\.dcm: pixel data compressed with JPEG 2000.*no decoder for it "
-                                        r"is installed; install one: pip install 'medadv\[dicom\]'"):
+    with pytest.raises(
+        DataError,
+        match=r"examples_jpeg2k\.dcm: pixel data compressed with JPEG 2000.*no decoder for it "
+        r"is installed; install one: pip install 'medadv\[dicom\]'",
+    ):
         read_image(path)

@@ -3,6 +3,7 @@
 Each example is short and fast (tiny tensors, a 4 x 4 image, three 8 x 8 PNGs, a 2 x 2 DICOM): this test runs them
 all, so the README's test command covers them, and fails if an entry point loses its example.
 """
+
 from __future__ import annotations
 
 import doctest
@@ -19,8 +20,14 @@ EXAMPLES = {
     "medadv.attacks.square": ["square"],
     "medadv.explain.attribute": ["attribute"],
     "medadv.explain.alignment": [
-        "pointing_game", "energy_pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",
-        "topk_coverage", "topk_iou", "mask_auroc", "MetricInfo.chance_level",
+        "pointing_game",
+        "energy_pointing_game",
+        "relevance_mass_accuracy",
+        "relevance_rank_accuracy",
+        "topk_coverage",
+        "topk_iou",
+        "mask_auroc",
+        "MetricInfo.chance_level",
     ],
     "medadv.stats.mrmc": ["or_hillis"],
 }

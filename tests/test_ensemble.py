@@ -1,5 +1,6 @@
 """The attack registry and notebook 03's evaluation over it: the worst case per image and the masking checks, on
 hand-built models whose adversarial examples are known (tests/_hand_models.py)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,23 +9,36 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401
 from medadv import ConfigError
-from medadv.config import load_profile, profile_from_dict
-from medadv.pipeline import check_profile
+from medadv.attacks.catalogue import ATTACKS, RegisteredAttack, register, registered
 from medadv.attacks.ensemble import CHECK_ATTACK, TRANSFER_PREFIX, check_images, credit_order, evaluate_models
 from medadv.attacks.masking import FAMILIES
-from medadv.attacks.catalogue import ATTACKS, RegisteredAttack, register, registered
 from medadv.attacks.robustness import AttackConfig
 from medadv.attacks.worst_case import FOOLED_PREFIX
+from medadv.config import load_profile, profile_from_dict
+from medadv.pipeline import check_profile
 
 E2, E8 = 2 / 255, 8 / 255
 CPU = torch.device("cpu")
-CONFIG = AttackConfig(linf_eps=(E2, E8), l2_eps=(0.5,), steps=10, headline_linf_eps=E8, headline_l2_eps=0.5,
-                      apgd_steps=5, ifgsm_steps=3, corruptions=("contrast",), severities=(1,), batch_size=64,
-                      square_queries=300, black_box_budgets="headline", transfer_from=("surrogate",), check_images=16,
-                      check_steps=20, check_restarts=2)
+CONFIG = AttackConfig(
+    linf_eps=(E2, E8),
+    l2_eps=(0.5,),
+    steps=10,
+    headline_linf_eps=E8,
+    headline_l2_eps=0.5,
+    apgd_steps=5,
+    ifgsm_steps=3,
+    corruptions=("contrast",),
+    severities=(1,),
+    batch_size=64,
+    square_queries=300,
+    black_box_budgets="headline",
+    transfer_from=("surrogate",),
+    check_images=16,
+    check_steps=20,
+    check_restarts=2,
+)
 
 
 def test_every_registered_attack_has_a_masking_family_and_builds_from_the_section():
@@ -55,8 +69,18 @@ def test_the_profile_check_names_the_registered_attacks():
     with pytest.raises(ConfigError, match="registered already"):
         register(dataclasses.replace(registered("pgd")))
     with pytest.raises(ConfigError, match="runs after 'nothing'"):
-        register(RegisteredAttack("new", "iterative", "", ("linf",), lambda c, n: (E2,), lambda c, n, e: None,
-                                  lambda c: (1, 1), after="nothing"))
+        register(
+            RegisteredAttack(
+                "new",
+                "iterative",
+                "",
+                ("linf",),
+                lambda c, n: (E2,),
+                lambda c, n, e: None,
+                lambda c: (1, 1),
+                after="nothing",
+            )
+        )
     assert "new" not in ATTACKS
 
 
@@ -70,9 +94,14 @@ def test_check_images_take_half_of_each_class_in_test_order():
 def evaluated(single_thread: None) -> tuple:  # noqa: F811
     y = torch.arange(48) % 2
     x = halves_images(torch.linspace(0.01, 0.06, 48), y, noise=0.1, seed=5)
-    surrogate = halves_model(weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3)))
-    models = {"plain": (halves_model(), "erm"), "masked": (Quantised(halves_model(), levels=32), "erm"),
-              "surrogate": (surrogate, "erm")}
+    surrogate = halves_model(
+        weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3))
+    )
+    models = {
+        "plain": (halves_model(), "erm"),
+        "masked": (Quantised(halves_model(), levels=32), "erm"),
+        "surrogate": (surrogate, "erm"),
+    }
     return evaluate_models(models, x, y, CONFIG, CPU, seed=0), x, y
 
 
@@ -90,8 +119,14 @@ def test_a_masking_model_is_found_out_by_square_and_transfer_and_flagged(evaluat
     verdicts = result.sanity.set_index(["model", "check"])["passes"]
     assert not verdicts["masked", "c_white_box_vs_black_box"]
     assert verdicts["plain"].all(), result.sanity[result.sanity["model"] == "plain"].to_string()
-    assert set(result.sanity["check"]) == {"a_large_budget", "a_unbounded", "b_iterative_vs_one_step",
-                                           "c_white_box_vs_black_box", "d_steps_and_restarts", "e_monotone_in_budget"}
+    assert set(result.sanity["check"]) == {
+        "a_large_budget",
+        "a_unbounded",
+        "b_iterative_vs_one_step",
+        "c_white_box_vs_black_box",
+        "d_steps_and_restarts",
+        "e_monotone_in_budget",
+    }
 
 
 def test_square_attacks_only_what_every_white_box_attack_left_standing(evaluated: tuple):
@@ -115,11 +150,13 @@ def test_the_worst_case_is_never_above_an_attack_run_at_or_below_its_budget(eval
     assert set(attacks["attack"]) <= set(ATTACKS) | {TRANSFER_PREFIX + "surrogate"}
     assert "surrogate" not in set(attacks.loc[attacks["attack"].str.startswith(TRANSFER_PREFIX), "model"])
     for row in result.worst_case.itertuples():
-        mine = attacks[(attacks["model"] == row.model) & (attacks["norm"] == row.norm)
-                       & (attacks["eps"] <= row.eps + 1e-12)]
+        mine = attacks[
+            (attacks["model"] == row.model) & (attacks["norm"] == row.norm) & (attacks["eps"] <= row.eps + 1e-12)
+        ]
         assert row.worst_case_accuracy <= mine["accuracy"].min() + 1e-12
         assert row.worst_case_balanced_accuracy == pytest.approx(
-            (row.worst_case_sensitivity + row.worst_case_specificity) / 2)
+            (row.worst_case_sensitivity + row.worst_case_specificity) / 2
+        )
         assert row.n_images == len(y)
     # Square ran at 8/255 only: it does not count at 2/255, and counts at 8/255
     at2 = result.worst_case[np.isclose(result.worst_case["eps"], E2)]
@@ -134,8 +171,9 @@ def test_adding_the_black_box_attacks_keeps_the_gradient_attacks_numbers(single_
     y = torch.arange(24) % 2
     x = halves_images(torch.linspace(0.01, 0.06, 24), y, noise=0.1, seed=2)
     models = {"plain": (halves_model(), "erm"), "surrogate": (halves_model(weight=0.5 + halves_weight()), "erm")}
-    small = dataclasses.replace(CONFIG, square_queries=20, ensemble=("fgsm", "pgd", "apgd_ce", "apgd_margin",
-                                                                     "ifgsm", "square"))
+    small = dataclasses.replace(
+        CONFIG, square_queries=20, ensemble=("fgsm", "pgd", "apgd_ce", "apgd_margin", "ifgsm", "square")
+    )
     both = dataclasses.replace(small, ensemble=(*small.ensemble, "transfer"))
     a, b = (evaluate_models(models, x, y, c, CPU, seed=4).curves for c in (small, both))
     pd.testing.assert_frame_equal(a, b[b["attack"].isin(set(a["attack"]))].reset_index(drop=True))
@@ -145,8 +183,11 @@ def test_adding_the_black_box_attacks_keeps_the_gradient_attacks_numbers(single_
 def test_a_surrogate_the_classifier_section_does_not_train_is_refused_before_the_run() -> None:
     raw = load_profile("smoke").to_dict()
     raw["attacks"]["transfer_from"] = ["vgg_erm_seed2"]
-    with pytest.raises(ConfigError, match=r"attacks.transfer_from \['vgg_erm_seed2'\] names classifier\(s\) "
-                                          r"\['vgg_erm_seed2'\] that the classifier section does not train"):
+    with pytest.raises(
+        ConfigError,
+        match=r"attacks.transfer_from \['vgg_erm_seed2'\] names classifier\(s\) "
+        r"\['vgg_erm_seed2'\] that the classifier section does not train",
+    ):
         check_profile(profile_from_dict(raw))
     raw["attacks"]["ensemble"] = ["fgsm", "pgd", "apgd_ce", "apgd_margin", "square"]  # no transfer: surrogates unread
     check_profile(profile_from_dict(raw))

@@ -1,22 +1,26 @@
 """Paper 004's own experiment (issue 11 item 6): 25 steps of 0.1/255 of plain FGSM against the predicted label, and
 the Grad-CAM maps before and after, split by whether the label changed."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import ConfigError
 from medadv.explain.alignment import relevance_mass_accuracy
 from medadv.explain.attribute import attribute
 from medadv.explain.fgsm_shift import (
-    SHIFT_COLUMNS, fgsm_figure_rows, fgsm_gradcam_shift, fgsm_shift_summary, predicted_label_ifgsm,
+    SHIFT_COLUMNS,
+    fgsm_figure_rows,
+    fgsm_gradcam_shift,
+    fgsm_shift_summary,
+    predicted_label_ifgsm,
 )
 from medadv.explain.plots import fgsm_shift_figure, manipulation_panels
 from medadv.explain.study import ExplainConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
+from torch import nn
 
 
 class SignNet(nn.Module):
@@ -82,20 +86,39 @@ def test_gradcam_shift_table_by_hand(study) -> None:
 
 
 def test_summary_and_figure_rows_split_by_label_change() -> None:
-    table = pd.DataFrame({
-        "image_id": ["a", "b", "c", "d"], "model": "m", "label_changed": [False, False, True, True],
-        "topk_overlap": [0.5, 0.7, 0.1, 0.3], "peak_shift_px": [1.0, 3.0, 8.0, 4.0], "alignment_before": 0.6,
-        "alignment_after": [0.5, 0.4, 0.1, 0.2], "label_before": [1, 0, 1, 1], "label_after": [1, 0, 0, 0],
-        "max_change_grey": 2.5,
-    })
+    table = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "model": "m",
+            "label_changed": [False, False, True, True],
+            "topk_overlap": [0.5, 0.7, 0.1, 0.3],
+            "peak_shift_px": [1.0, 3.0, 8.0, 4.0],
+            "alignment_before": 0.6,
+            "alignment_after": [0.5, 0.4, 0.1, 0.2],
+            "label_before": [1, 0, 1, 1],
+            "label_after": [1, 0, 0, 0],
+            "max_change_grey": 2.5,
+        }
+    )
     summary = fgsm_shift_summary(table).set_index("label_changed")
     assert summary.loc[False, "n"] == 2 and summary.loc[True, "peak_shift_px"] == pytest.approx(6.0)
     assert summary.loc[False, "topk_overlap"] == pytest.approx(0.6)
     from medadv.explain.study import AttackExample
+
     img = np.zeros((4, 1, 8, 8), dtype=np.float32)
     maps = np.random.default_rng(0).random((4, 8, 8))
-    ex = AttackExample("m", "paper004_ifgsm", 2.5 / 255, img, img, maps, maps, np.zeros((4, 8, 8), bool),
-                       table["label_before"].to_numpy(), table["label_after"].to_numpy())
+    ex = AttackExample(
+        "m",
+        "paper004_ifgsm",
+        2.5 / 255,
+        img,
+        img,
+        maps,
+        maps,
+        np.zeros((4, 8, 8), bool),
+        table["label_before"].to_numpy(),
+        table["label_after"].to_numpy(),
+    )
     rows = fgsm_figure_rows([ex], table)
     assert [r[0] for r in rows] == ["m\nlabel kept (Fig. 2)", "m\nlabel changed (Fig. 3)"]
     # kept: image a (positive preferred over b's larger shift); changed: c (largest shift)

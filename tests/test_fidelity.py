@@ -1,4 +1,5 @@
 """Fidelity of the GAN's fakes: SSIM / PSNR on known pairs, the CI summary, change localisation, discriminator AUC."""
+
 from __future__ import annotations
 
 import math
@@ -7,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import DataError
 from medadv.explain.gan_evidence import evidence_maps, gan_discriminator_auc, localisation_table
 from medadv.stats.fidelity import change_localisation, discriminator_auc, fidelity_summary, mean_ci, pair_fidelity
+from torch import nn
 
 
 def test_identical_pairs_give_ssim_one_and_infinite_psnr() -> None:
@@ -43,7 +43,9 @@ def test_mean_ci_matches_t_interval_and_skips_infinities() -> None:
 
 
 def test_fidelity_summary_per_generator() -> None:
-    pairs = pd.DataFrame({"generator": ["insert", "insert", "remove"], "ssim": [0.9, 0.8, 1.0], "psnr_db": [30.0, 40.0, math.inf]})
+    pairs = pd.DataFrame(
+        {"generator": ["insert", "insert", "remove"], "ssim": [0.9, 0.8, 1.0], "psnr_db": [30.0, 40.0, math.inf]}
+    )
     out = fidelity_summary(pairs)
     assert list(out["generator"]) == ["insert", "insert", "remove", "remove"]
     assert out.iloc[0]["mean"] == pytest.approx(0.85) and out.iloc[1]["mean"] == pytest.approx(35.0)

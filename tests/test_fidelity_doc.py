@@ -6,6 +6,7 @@ profile's value at that key, resolved through its stage's config dataclass (so a
 profile leaves the key out), must equal the row's cell for that profile (cells parsed with ``yaml.safe_load``); for
 every row marked ``full holds: yes``, the ``full`` profile's value must equal the paper's value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from medadv.attacks.robustness import AttackConfig
 from medadv.config import PROFILE_NAMES, Profile, load_profile
 from medadv.explain.study import ExplainConfig
@@ -25,8 +25,18 @@ from medadv.train.gan import GanConfig
 from medadv.train.loop import ClassifierConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "fidelity.md"
-COLUMNS = ("paper", "item", "paper's value", "key", "smoke", "default", "full", "workshop", "full holds",
-           "why they differ")
+COLUMNS = (
+    "paper",
+    "item",
+    "paper's value",
+    "key",
+    "smoke",
+    "default",
+    "full",
+    "workshop",
+    "full holds",
+    "why they differ",
+)
 
 #: How each section of a profile is resolved: the same dataclass the stage's notebook builds.
 RESOLVERS: dict[str, Callable[[Profile], Any]] = {
@@ -93,10 +103,14 @@ def mismatches(rows: list[dict[str, str]], profiles: dict[str, Profile]) -> list
         for name, profile in profiles.items():
             value, cell = resolved(profile, row["key"]), yaml.safe_load(row[name])
             if not same(value, cell):
-                out.append(f"{row['key']} ({row['item']}): the {name} profile holds {plain(value)!r}, the table says {cell!r}")
+                out.append(
+                    f"{row['key']} ({row['item']}): the {name} profile holds {plain(value)!r}, the table says {cell!r}"
+                )
         paper = row["paper's value"]
         if row["full holds"] == "yes" and not same(resolved(profiles["full"], row["key"]), yaml.safe_load(paper)):
-            out.append(f"{row['key']} ({row['item']}): marked 'full holds: yes' but full differs from the paper's {paper!r}")
+            out.append(
+                f"{row['key']} ({row['item']}): marked 'full holds: yes' but full differs from the paper's {paper!r}"
+            )
     return out
 
 

@@ -1,14 +1,12 @@
 """The attack and explanation code paths compute in single precision only, as Apple's MPS device demands (it has no
 float64): each path runs here under a torch function mode that refuses any float64 tensor, the stand-in for an MPS
 device on a machine that has none. Results may become float64 only in NumPy, after they left torch."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
-
 from medadv.attacks import apgd, fgsm, ifgsm, pgd, predict
 from medadv.attacks.ensemble import evaluate_models
 from medadv.attacks.robustness import AttackConfig, attack_examples
@@ -16,6 +14,8 @@ from medadv.explain.attribute import METHODS, attribute
 from medadv.explain.manipulation import manipulate_gradcam
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import positive_scores
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 CPU = torch.device("cpu")
 
@@ -61,16 +61,31 @@ def test_the_stub_refuses_what_mps_refuses() -> None:
 def test_gradient_attacks_and_scores_stay_in_float32(model_and_data) -> None:  # noqa: ANN001
     model, x, y = model_and_data
     with RefuseFloat64():
-        for adv in (fgsm(model, x, y, 0.03), pgd(model, x, y, 0.03, 0.01, 2),
-                    pgd(model, x, y, 0.5, 0.2, 2, norm="l2"),
-                    ifgsm(model, x, y, eps=0.03, steps=2), apgd(model, x, y, 0.03, steps=3)):
+        for adv in (
+            fgsm(model, x, y, 0.03),
+            pgd(model, x, y, 0.03, 0.01, 2),
+            pgd(model, x, y, 0.5, 0.2, 2, norm="l2"),
+            ifgsm(model, x, y, eps=0.03, steps=2),
+            apgd(model, x, y, 0.03, steps=3),
+        ):
             assert adv.dtype is torch.float32 and adv.shape == x.shape
         predict(model, x)
         scores = positive_scores(model, x, CPU)
-        config = AttackConfig(linf_eps=(0.02,), l2_eps=(0.5,), steps=2, headline_linf_eps=0.02, headline_l2_eps=0.5,
-                              apgd_steps=3, ifgsm_steps=2, corruptions=("defocus_blur", "gaussian_noise", "jpeg"),
-                              severities=(1, 3), ensemble=("fgsm", "pgd", "apgd_ce", "apgd_margin", "square"),
-                              square_queries=4, check_images=4, check_steps=3)
+        config = AttackConfig(
+            linf_eps=(0.02,),
+            l2_eps=(0.5,),
+            steps=2,
+            headline_linf_eps=0.02,
+            headline_l2_eps=0.5,
+            apgd_steps=3,
+            ifgsm_steps=2,
+            corruptions=("defocus_blur", "gaussian_noise", "jpeg"),
+            severities=(1, 3),
+            ensemble=("fgsm", "pgd", "apgd_ce", "apgd_margin", "square"),
+            square_queries=4,
+            check_images=4,
+            check_steps=3,
+        )
         result = evaluate_models({"vgg_erm": (model, "erm")}, x, y, config, CPU, seed=0)
         attack_examples(model, x, y, config.pgd_attack(0.02, "linf"), 2, CPU, seed=0)
     assert scores.dtype == np.float64 and scores.shape == (6,)  # float64 only after leaving torch

@@ -1,5 +1,6 @@
 """The GAN of paper 001: Gnet's structure, the discriminator, Eqs. 4-8 on hand-computed values, the staged schedule's
 stopping rules, and resuming from a checkpoint."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.gan_networks import DIRECTIONS, Discriminator, Gnet, dis, flipped_fakes
@@ -23,6 +22,7 @@ from medadv.train.gan import (
     load_generator,
     train_gan,
 )
+from torch import nn
 
 CPU = torch.device("cpu")
 
@@ -58,7 +58,9 @@ def test_gnet_shape_range_and_unet_structure() -> None:
     assert len(g.encoder) == 4 and len(g.decoder) == 3  # depth 3: three downs, three ups
     convs = [m for m in g.encoder[3].modules() if isinstance(m, nn.Conv2d)]
     assert convs[0].out_channels == 4 * 2**3  # channels double per level
-    assert all(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in g.modules() if isinstance(m, nn.LeakyReLU))
+    assert all(
+        isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in g.modules() if isinstance(m, nn.LeakyReLU)
+    )
     assert any(isinstance(m, nn.GroupNorm) for m in g.modules())
 
 
@@ -152,7 +154,9 @@ def test_discriminator_refuses_other_networks() -> None:
 
 def test_dis_formula() -> None:
     s = torch.tensor([-3.0, 0.0, 2.0, 50.0, -50.0])
-    expected = torch.tensor([-math.log(1 + math.exp(-v)) for v in (-3.0, 0.0, 2.0, 50.0)] + [-50.0 - math.log1p(math.exp(-50.0))])
+    expected = torch.tensor(
+        [-math.log(1 + math.exp(-v)) for v in (-3.0, 0.0, 2.0, 50.0)] + [-50.0 - math.log1p(math.exp(-50.0))]
+    )
     assert torch.allclose(dis(s), expected, atol=1e-6)
     assert bool((dis(s) <= 0).all())
 
@@ -223,8 +227,16 @@ def test_identity_and_generator_loss_eq7_eq8_by_hand() -> None:
 # ---- schedule --------------------------------------------------------------------------------------------------------
 def test_schedule_runs_every_stage_up_to_its_limit() -> None:
     images, labels = tiny_data()
-    res = train_gan("remove", tiny_classifier(), images, labels, tiny_config(identity_threshold=1e-9, warmup_margin=50.0,
-                    stop_margin=-50.0), seed=1, device=CPU, progress=False)
+    res = train_gan(
+        "remove",
+        tiny_classifier(),
+        images,
+        labels,
+        tiny_config(identity_threshold=1e-9, warmup_margin=50.0, stop_margin=-50.0),
+        seed=1,
+        device=CPU,
+        progress=False,
+    )
     assert list(res.history["stage"]) == ["identity", "warmup", "joint", "joint"]
     joint = res.history[res.history["stage"] == "joint"]
     assert list(joint["generator_updates"]) == [1, 1]  # 8 positives / batch 4 = 2 batches; G every 2nd batch
@@ -234,8 +246,14 @@ def test_schedule_runs_every_stage_up_to_its_limit() -> None:
 
 def test_stopping_rules_end_stages_early() -> None:
     images, labels = tiny_data()
-    cfg = tiny_config(identity_epochs=3, warmup_epochs=3, joint_epochs=3, identity_threshold=10.0, warmup_margin=-10.0,
-                      stop_margin=10.0)
+    cfg = tiny_config(
+        identity_epochs=3,
+        warmup_epochs=3,
+        joint_epochs=3,
+        identity_threshold=10.0,
+        warmup_margin=-10.0,
+        stop_margin=10.0,
+    )
     res = train_gan("insert", tiny_classifier(), images, labels, cfg, seed=1, device=CPU, progress=False)
     assert list(res.history["stage"]) == ["identity", "warmup", "joint"]
     assert res.history["stop"].all()
@@ -257,7 +275,9 @@ def test_warmup_trains_only_dnet_last_layer() -> None:
 
 def test_identity_stage_lowers_gen1() -> None:
     images, labels = tiny_data(32)
-    cfg = tiny_config(width=8, identity_epochs=6, warmup_epochs=0, joint_epochs=0, lr_identity=3e-3, identity_threshold=1e-9)
+    cfg = tiny_config(
+        width=8, identity_epochs=6, warmup_epochs=0, joint_epochs=0, lr_identity=3e-3, identity_threshold=1e-9
+    )
     res = train_gan("remove", tiny_classifier(), images, labels, cfg, seed=2, device=CPU, progress=False)
     gen1 = res.history["loss_gen1"].to_numpy()
     assert gen1[-1] < 0.5 * gen1[0]
@@ -267,14 +287,35 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
     images, labels = tiny_data()
     cfg = tiny_config(identity_threshold=1e-9, warmup_margin=50.0, stop_margin=-50.0)
     clf = tiny_classifier()
-    full = train_gan("remove", clf, images, labels, cfg, seed=3, device=CPU, checkpoint_prefix=tmp_path / "a" / "gan_remove",
-                     progress=False)
+    full = train_gan(
+        "remove",
+        clf,
+        images,
+        labels,
+        cfg,
+        seed=3,
+        device=CPU,
+        checkpoint_prefix=tmp_path / "a" / "gan_remove",
+        progress=False,
+    )
     prefix = tmp_path / "b" / "gan_remove"
     for stop_after in (1, 2):  # interrupt in the warmup stage and again inside the joint stage
-        part = train_gan("remove", clf, images, labels, cfg, seed=3, device=CPU, checkpoint_prefix=prefix,
-                         progress=False, max_epochs=stop_after)
+        part = train_gan(
+            "remove",
+            clf,
+            images,
+            labels,
+            cfg,
+            seed=3,
+            device=CPU,
+            checkpoint_prefix=prefix,
+            progress=False,
+            max_epochs=stop_after,
+        )
         assert len(part.history) < len(full.history)
-    resumed = train_gan("remove", clf, images, labels, cfg, seed=3, device=CPU, checkpoint_prefix=prefix, progress=False)
+    resumed = train_gan(
+        "remove", clf, images, labels, cfg, seed=3, device=CPU, checkpoint_prefix=prefix, progress=False
+    )
     for k, v in full.generator.state_dict().items():
         assert torch.equal(v, resumed.generator.state_dict()[k]), k
     for k, v in full.discriminator.state_dict().items():
@@ -289,11 +330,30 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
 def test_resume_refuses_other_settings(tmp_path) -> None:
     images, labels = tiny_data()
     prefix = tmp_path / "gan_insert"
-    train_gan("insert", tiny_classifier(), images, labels, tiny_config(joint_epochs=0), seed=3, device=CPU,
-              checkpoint_prefix=prefix, progress=False, max_epochs=1)
+    train_gan(
+        "insert",
+        tiny_classifier(),
+        images,
+        labels,
+        tiny_config(joint_epochs=0),
+        seed=3,
+        device=CPU,
+        checkpoint_prefix=prefix,
+        progress=False,
+        max_epochs=1,
+    )
     with pytest.raises(CheckpointError, match="config"):
-        train_gan("insert", tiny_classifier(), images, labels, tiny_config(joint_epochs=1), seed=3, device=CPU,
-                  checkpoint_prefix=prefix, progress=False)
+        train_gan(
+            "insert",
+            tiny_classifier(),
+            images,
+            labels,
+            tiny_config(joint_epochs=1),
+            seed=3,
+            device=CPU,
+            checkpoint_prefix=prefix,
+            progress=False,
+        )
 
 
 def test_bad_inputs_are_named() -> None:
@@ -317,6 +377,11 @@ def test_profiles_parse() -> None:
         assert cfg.betas == (0.5, 0.9) and cfg.gp_k == 10.0 and cfg.gp_power == 4.0
     full = GanConfig.from_profile(load_profile("full"))  # the paper's settings
     assert (full.lr_identity, full.lr_generator, full.lr_dis_head, full.lr_dis_features) == (1e-4, 1e-5, 1e-4, 1e-5)
-    assert (full.generator_every, full.identity_threshold, full.warmup_margin, full.stop_margin) == (5, 0.002, 0.2, 0.01)
+    assert (full.generator_every, full.identity_threshold, full.warmup_margin, full.stop_margin) == (
+        5,
+        0.002,
+        0.2,
+        0.01,
+    )
     assert not full.identity_skip and full.dnet_init == "random"
     assert gan_train.STAGES == ("identity", "warmup", "joint")

@@ -1,10 +1,10 @@
 """Paper 001 Table 1 computed from hand-made scores whose answers are known."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from medadv import DataError
 from medadv.attacks.gan_attack import gan_attack_evaluation, load_fakes
 from medadv.data.pixels import save_png16
@@ -29,10 +29,16 @@ def test_reproduces_paper_001_counts_and_text():
     assert (result.fooled_negative.n, result.fooled_negative.N) == (209, 319)
     assert (result.fooled_overall.n, result.fooled_overall.N) == (251, 363)
     table = result.table().set_index("row")
-    assert table.loc["Fooling rate, fakes of correctly classified positives (called negative)", "text"] == "42 out of 44 (95.5%)"
+    assert (
+        table.loc["Fooling rate, fakes of correctly classified positives (called negative)", "text"]
+        == "42 out of 44 (95.5%)"
+    )
     assert table.loc["Accuracy, real positives (threshold 0.5)", "text"] == "44 out of 74 (59.5%)"
     assert table.loc["Accuracy, real negatives (threshold 0.5)", "text"] == "319 out of 364 (87.6%)"
-    assert table.loc["Fooling rate, fakes of correctly classified negatives (called positive)", "text"] == "209 out of 319 (65.5%)"
+    assert (
+        table.loc["Fooling rate, fakes of correctly classified negatives (called positive)", "text"]
+        == "209 out of 319 (65.5%)"
+    )
     overall = table.loc["Fooling rate, overall"]
     assert overall["text"] == "251 out of 363 (69.1%)"
     assert overall["ci_low"] < 251 / 363 < overall["ci_high"]
@@ -75,8 +81,16 @@ def test_load_fakes_follows_the_index(tmp_path):
     a, b = np.linspace(0, 1, 64).reshape(8, 8), np.full((8, 8), 0.25)
     save_png16(tmp_path / "data/adversarial/test/a.png", a)
     save_png16(tmp_path / "data/adversarial/test/b.png", b)
-    index = pd.DataFrame({"image_id": ["a", "b"], "split": "test", "source_label": [1, 0], "fake_label": [0, 1],
-                          "path": ["data/adversarial/test/a.png", "data/adversarial/test/b.png"], "mean_abs_change": 0.1})
+    index = pd.DataFrame(
+        {
+            "image_id": ["a", "b"],
+            "split": "test",
+            "source_label": [1, 0],
+            "fake_label": [0, 1],
+            "path": ["data/adversarial/test/a.png", "data/adversarial/test/b.png"],
+            "mean_abs_change": 0.1,
+        }
+    )
     fakes = load_fakes(tmp_path, index, ["b", "a"], (8, 8))
     assert fakes.shape == (2, 1, 8, 8)
     np.testing.assert_allclose(fakes[0, 0], b, atol=1e-4)

@@ -1,4 +1,5 @@
 """Image and mask reading: bit depth, grey conversion, resizing, and the cohort path references."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from medadv import DataError
 from medadv.data.images import (
     load_split,
@@ -18,6 +17,7 @@ from medadv.data.images import (
     shapes_mask,
     union_mask,
 )
+from PIL import Image
 
 
 def test_16_bit_png_keeps_its_levels(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_resize_bicubic_for_images_nearest_for_masks() -> None:
 def test_references_build_and_read(tmp_path: Path) -> None:
     for name, box in (("a.png", (0, 2)), ("b.png", (4, 6))):
         m = np.zeros((8, 8), np.uint8)
-        m[box[0]:box[1], box[0]:box[1]] = 255
+        m[box[0] : box[1], box[0] : box[1]] = 255
         Image.fromarray(m).save(tmp_path / name)
     assert union_mask(["a.png"]) == "a.png"
     assert union_mask(["a.png", "b.png", "a.png"]) == "union::a.png|b.png"
@@ -83,9 +83,19 @@ def test_load_split_selects_and_resizes(tmp_path: Path) -> None:
     rows = []
     for i in range(3):
         Image.fromarray(np.full((10, 10), 50 * i, np.uint8)).save(tmp_path / f"im{i}.png")
-        rows.append({"image_id": f"i{i}", "patient_id": f"p{i}", "path": f"im{i}.png", "label": i % 2,
-                     "mask_path": shapes_mask((10, 10), rects=[(0, 0, 5, 5)]) if i == 1 else "",
-                     "view": "", "split": "train" if i < 2 else "test", "modality": "xray", "source_label": ""})
+        rows.append(
+            {
+                "image_id": f"i{i}",
+                "patient_id": f"p{i}",
+                "path": f"im{i}.png",
+                "label": i % 2,
+                "mask_path": shapes_mask((10, 10), rects=[(0, 0, 5, 5)]) if i == 1 else "",
+                "view": "",
+                "split": "train" if i < 2 else "test",
+                "modality": "xray",
+                "source_label": "",
+            }
+        )
     cohort = pd.DataFrame(rows)
     arrays = load_split(cohort, tmp_path, (5, 5), "train")
     assert arrays.images.shape == (2, 1, 5, 5) and list(arrays.labels) == [0, 1]
@@ -107,8 +117,12 @@ def _png_16_bit_rgb(path: Path, rgb: np.ndarray) -> Path:
 
     h, w, _ = rgb.shape
     raw = b"".join(b"\0" + rgb[r].astype(">u2").tobytes() for r in range(h))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 

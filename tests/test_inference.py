@@ -1,14 +1,14 @@
 """The one batched-inference helper: eval mode during the pass, every training flag restored after it (also on an
 error), no gradients, the model's dtype and device, and the two readings of a classifier's logits."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import DataError
 from medadv.models.inference import batched_outputs, eval_mode, positive_scores, predicted_labels
+from torch import nn
 
 
 class _DropoutNet(nn.Module):

@@ -5,6 +5,7 @@ function) becomes an arrow of the import graph. The tests fail on a cycle, on an
 two packages of the same layer, on a function-local import of the kit that the allow-list below does not give a reason
 for, and on a statistics module that imports a network library.
 """
+
 from __future__ import annotations
 
 import ast
@@ -39,8 +40,18 @@ RANK = {component: rank for rank, components in enumerate(LAYERS) for component 
 # Function-local imports of the kit, each with its reason: module -> (the modules it may import there, why).
 LOCAL_IMPORTS: dict[str, tuple[frozenset[str], str]] = {
     "medadv.pipeline": (
-        frozenset({"medadv.attacks.robustness", "medadv.detect.config", "medadv.effects", "medadv.explain.study",
-                   "medadv.models.classifier", "medadv.reader_app.config", "medadv.train.gan", "medadv.train.loop"}),
+        frozenset(
+            {
+                "medadv.attacks.robustness",
+                "medadv.detect.config",
+                "medadv.effects",
+                "medadv.explain.study",
+                "medadv.models.classifier",
+                "medadv.reader_app.config",
+                "medadv.train.gan",
+                "medadv.train.loop",
+            }
+        ),
         "the section configs import torch and captum; `medadv run --help` and a bad option must answer without them",
     ),
 }
@@ -66,8 +77,13 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def _local_nodes(tree: ast.AST) -> set[int]:
-    return {id(node) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    return {
+        id(node)
+        for fn in ast.walk(tree)
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for node in ast.walk(fn)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    }
 
 
 def imported_names(module: str) -> list[tuple[str, int, bool]]:
@@ -94,8 +110,12 @@ def imported_names(module: str) -> list[tuple[str, int, bool]]:
 
 
 def kit_arrows() -> list[Arrow]:
-    return [Arrow(module, target, line, local) for module in MODULES for target, line, local in imported_names(module)
-            if target == "medadv" or target.startswith("medadv.")]
+    return [
+        Arrow(module, target, line, local)
+        for module in MODULES
+        for target, line, local in imported_names(module)
+        if target == "medadv" or target.startswith("medadv.")
+    ]
 
 
 def component(module: str) -> str:
@@ -117,7 +137,7 @@ def find_cycle(arrows: list[Arrow]) -> list[str]:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = 2
@@ -136,7 +156,9 @@ def upward(arrows: list[Arrow]) -> list[str]:
     for a in arrows:
         src, dst = component(a.source), component(a.target)
         if src != dst and RANK[dst] >= RANK[src]:
-            out.append(f"{a.source}:{a.line} imports {a.target} (layer {RANK[dst]} {dst!r} from layer {RANK[src]} {src!r})")
+            out.append(
+                f"{a.source}:{a.line} imports {a.target} (layer {RANK[dst]} {dst!r} from layer {RANK[src]} {src!r})"
+            )
     return out
 
 
@@ -161,8 +183,11 @@ def test_no_arrow_points_up_or_sideways() -> None:
 
 
 def test_function_local_imports_of_the_kit_have_a_reason() -> None:
-    unexplained = [f"{a.source}:{a.line} imports {a.target} inside a function" for a in kit_arrows()
-                   if a.local and a.target not in LOCAL_IMPORTS.get(a.source, (frozenset(), ""))[0]]
+    unexplained = [
+        f"{a.source}:{a.line} imports {a.target} inside a function"
+        for a in kit_arrows()
+        if a.local and a.target not in LOCAL_IMPORTS.get(a.source, (frozenset(), ""))[0]
+    ]
     assert unexplained == []
 
 
@@ -173,8 +198,13 @@ def test_the_allow_list_names_only_imports_that_exist() -> None:
 
 
 def test_statistics_run_no_network() -> None:
-    offenders = [f"{m}:{line} imports {name}" for m in MODULES if component(m) == "stats"
-                 for name, line, _ in imported_names(m) if name.split(".")[0] in NETWORK_LIBRARIES]
+    offenders = [
+        f"{m}:{line} imports {name}"
+        for m in MODULES
+        if component(m) == "stats"
+        for name, line, _ in imported_names(m)
+        if name.split(".")[0] in NETWORK_LIBRARIES
+    ]
     assert offenders == []
 
 
@@ -182,18 +212,28 @@ def test_data_never_imports_attacks() -> None:
     assert [a for a in kit_arrows() if component(a.source) == "data" and component(a.target) == "attacks"] == []
 
 
-@pytest.mark.parametrize(("arrows", "expected"), [
-    ([Arrow("medadv.a", "medadv.b", 1, False), Arrow("medadv.b", "medadv.a", 2, True)], ["medadv.a", "medadv.b", "medadv.a"]),
-    ([Arrow("medadv.a", "medadv.b", 1, False), Arrow("medadv.b", "medadv.c", 2, False)], []),
-])
+@pytest.mark.parametrize(
+    ("arrows", "expected"),
+    [
+        (
+            [Arrow("medadv.a", "medadv.b", 1, False), Arrow("medadv.b", "medadv.a", 2, True)],
+            ["medadv.a", "medadv.b", "medadv.a"],
+        ),
+        ([Arrow("medadv.a", "medadv.b", 1, False), Arrow("medadv.b", "medadv.c", 2, False)], []),
+    ],
+)
 def test_the_cycle_finder_finds_cycles(arrows: list[Arrow], expected: list[str]) -> None:
     assert find_cycle(arrows) == expected
 
 
 def test_an_upward_arrow_is_reported() -> None:
-    found = upward([Arrow("medadv.data.adversarial", "medadv.attacks.gan_attack", 7, True),
-                    Arrow("medadv.data.images", "medadv.models.gan_networks", 8, False),
-                    Arrow("medadv.train.loop", "medadv.stats.auc", 9, False)])
+    found = upward(
+        [
+            Arrow("medadv.data.adversarial", "medadv.attacks.gan_attack", 7, True),
+            Arrow("medadv.data.images", "medadv.models.gan_networks", 8, False),
+            Arrow("medadv.train.loop", "medadv.stats.auc", 9, False),
+        ]
+    )
     assert found == [
         "medadv.data.adversarial:7 imports medadv.attacks.gan_attack (layer 5 'attacks' from layer 4 'data')",
         "medadv.data.images:8 imports medadv.models.gan_networks (layer 4 'models' from layer 4 'data')",

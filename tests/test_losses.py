@@ -1,12 +1,11 @@
 """Paper 001's focal loss + gradient penalty (eqs. 1-3), Dice + BCE, and the TRADES / AugMix divergences."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from torch.nn import functional as F
-
 from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.train.losses import (
@@ -18,6 +17,7 @@ from medadv.train.losses import (
     jensen_shannon,
     kl_to_soft_targets,
 )
+from torch.nn import functional as F
 
 
 def test_focal_terms_match_eq2_by_hand() -> None:

@@ -1,17 +1,22 @@
 """Grad-CAM manipulation: softplus copy, differentiable Grad-CAM, budget and label conditions of the attack."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from medadv.errors import ConfigError, DataError
 from medadv.explain.attribute import attribute
 from medadv.explain.manipulation import (
-    SmoothLeakyReLU, gradcam_maps, manipulate_gradcam, peak_position, softplus_copy, topk_region,
+    SmoothLeakyReLU,
+    gradcam_maps,
+    manipulate_gradcam,
+    peak_position,
+    softplus_copy,
+    topk_region,
 )
 from medadv.models.classifier import VGGClassifier, VGGConfig
+from torch import nn
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,9 @@ def images() -> torch.Tensor:
     return torch.rand(4, 1, 96, 96, generator=torch.Generator().manual_seed(5)) * 0.8 + 0.1
 
 
-def test_softplus_copy_replaces_every_rectifier_and_leaves_the_model(model: VGGClassifier, images: torch.Tensor) -> None:
+def test_softplus_copy_replaces_every_rectifier_and_leaves_the_model(
+    model: VGGClassifier, images: torch.Tensor
+) -> None:
     smooth = softplus_copy(model, beta=200.0)  # Fnet's GroupNorms amplify a smaller beta's offsets
     kinds = {type(m) for m in smooth.modules()}
     assert nn.LeakyReLU not in kinds and nn.ReLU not in kinds and SmoothLeakyReLU in kinds

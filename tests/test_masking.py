@@ -1,17 +1,26 @@
 """The masking checks: each verdict on hand-made accuracy tables, then on real attacks against a plain model and a
 model built to mask its gradients (a quantising input layer, whose gradient is zero)."""
+
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 import torch
-
 from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import DataError
 from medadv.attacks import fgsm, pgd, predict, square
-from medadv.attacks.masking import (ACCURACY_COLUMNS, CHECK_COLUMNS, iterative_vs_one_step, large_budget,
-                                    masking_checks, masking_suspected, monotone_in_budget, steps_and_restarts,
-                                    unbounded, white_box_vs_black_box)
+from medadv.attacks.masking import (
+    ACCURACY_COLUMNS,
+    CHECK_COLUMNS,
+    iterative_vs_one_step,
+    large_budget,
+    masking_checks,
+    masking_suspected,
+    monotone_in_budget,
+    steps_and_restarts,
+    unbounded,
+    white_box_vs_black_box,
+)
 from medadv.attacks.transfer import transfer_pgd
 
 E2, E8, E64 = 2 / 255, 8 / 255, 64 / 255
@@ -30,9 +39,13 @@ def _verdict(checks: pd.DataFrame, model: str = "m") -> tuple[float, bool]:
 
 
 def test_check_a_large_budget_and_unbounded():
-    table = _rows(("m", "pgd", "iterative", "linf", E64, 20, 1, 0.10), ("m", "square", "score_based", "linf", E64, 100, 1,
-                  0.05), ("n", "pgd", "iterative", "linf", E64, 20, 1, 0.75), ("m", "pgd", "iterative", "linf", 1.0, 20,
-                  1, 0.0), ("n", "pgd", "iterative", "linf", 1.0, 20, 1, 0.02))
+    table = _rows(
+        ("m", "pgd", "iterative", "linf", E64, 20, 1, 0.10),
+        ("m", "square", "score_based", "linf", E64, 100, 1, 0.05),
+        ("n", "pgd", "iterative", "linf", E64, 20, 1, 0.75),
+        ("m", "pgd", "iterative", "linf", 1.0, 20, 1, 0.0),
+        ("n", "pgd", "iterative", "linf", 1.0, 20, 1, 0.02),
+    )
     checks = large_budget(table, constant_accuracy=0.7)
     assert _verdict(checks, "m") == (0.05, True)  # the strongest attack counts
     assert _verdict(checks, "n") == (0.75, False)
@@ -45,9 +58,14 @@ def test_check_a_large_budget_and_unbounded():
 
 
 def test_check_b_iterative_vs_one_step():
-    table = _rows(("m", "fgsm", "one_step", "linf", E2, 1, 1, 0.40), ("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
-                  ("m", "fgsm", "one_step", "linf", E8, 1, 1, 0.20), ("m", "pgd", "iterative", "linf", E8, 20, 1, 0.21),
-                  ("n", "fgsm", "one_step", "linf", E2, 1, 1, 0.20), ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.50))
+    table = _rows(
+        ("m", "fgsm", "one_step", "linf", E2, 1, 1, 0.40),
+        ("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("m", "fgsm", "one_step", "linf", E8, 1, 1, 0.20),
+        ("m", "pgd", "iterative", "linf", E8, 20, 1, 0.21),
+        ("n", "fgsm", "one_step", "linf", E2, 1, 1, 0.20),
+        ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.50),
+    )
     checks = iterative_vs_one_step(table)
     assert _verdict(checks, "m") == pytest.approx((0.01, True))  # within the 2-point tolerance
     assert _verdict(checks, "n") == pytest.approx((0.30, False))
@@ -56,11 +74,15 @@ def test_check_b_iterative_vs_one_step():
 
 
 def test_check_c_white_box_vs_black_box():
-    table = _rows(("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30), ("m", "square", "score_based", "linf", E2, 100, 1,
-                  0.35), ("m", "transfer", "transfer", "linf", E2, 20, 1, 0.60),
-                  ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.54), ("n", "apgd", "iterative", "linf", E2, 50, 1,
-                  0.50), ("n", "square", "score_based", "linf", E2, 100, 1, 0.12),
-                  ("n", "worst_case", "ensemble", "linf", E2, 0, 1, 0.10))
+    table = _rows(
+        ("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("m", "square", "score_based", "linf", E2, 100, 1, 0.35),
+        ("m", "transfer", "transfer", "linf", E2, 20, 1, 0.60),
+        ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.54),
+        ("n", "apgd", "iterative", "linf", E2, 50, 1, 0.50),
+        ("n", "square", "score_based", "linf", E2, 100, 1, 0.12),
+        ("n", "worst_case", "ensemble", "linf", E2, 0, 1, 0.10),
+    )
     checks = white_box_vs_black_box(table)
     assert _verdict(checks, "m") == pytest.approx((-0.05, True))
     assert _verdict(checks, "n") == pytest.approx((0.38, False))  # apgd's 50% against square's 12%
@@ -70,9 +92,13 @@ def test_check_c_white_box_vs_black_box():
 
 
 def test_check_d_steps_and_restarts():
-    table = _rows(("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30), ("m", "pgd", "iterative", "linf", E2, 100, 5,
-                  0.29), ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.30), ("n", "pgd", "iterative", "linf", E2, 100,
-                  1, 0.22), ("n", "pgd", "iterative", "linf", E2, 20, 5, 0.27))
+    table = _rows(
+        ("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("m", "pgd", "iterative", "linf", E2, 100, 5, 0.29),
+        ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("n", "pgd", "iterative", "linf", E2, 100, 1, 0.22),
+        ("n", "pgd", "iterative", "linf", E2, 20, 5, 0.27),
+    )
     checks = steps_and_restarts(table)
     assert _verdict(checks, "m") == pytest.approx((0.01, True))
     assert _verdict(checks, "n") == pytest.approx((0.08, False))
@@ -80,9 +106,14 @@ def test_check_d_steps_and_restarts():
 
 
 def test_check_e_monotone_in_budget():
-    table = _rows(("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30), ("m", "pgd", "iterative", "linf", E8, 20, 1, 0.10),
-                  ("m", "pgd", "iterative", "l2", 0.5, 20, 1, 0.20), ("m", "pgd", "iterative", "l2", 1.0, 20, 1, 0.21),
-                  ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.30), ("n", "pgd", "iterative", "linf", E8, 20, 1, 0.45))
+    table = _rows(
+        ("m", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("m", "pgd", "iterative", "linf", E8, 20, 1, 0.10),
+        ("m", "pgd", "iterative", "l2", 0.5, 20, 1, 0.20),
+        ("m", "pgd", "iterative", "l2", 1.0, 20, 1, 0.21),
+        ("n", "pgd", "iterative", "linf", E2, 20, 1, 0.30),
+        ("n", "pgd", "iterative", "linf", E8, 20, 1, 0.45),
+    )
     checks = monotone_in_budget(table)
     assert _verdict(checks, "m") == pytest.approx((0.01, True))
     assert _verdict(checks, "n") == pytest.approx((0.15, False))
@@ -109,20 +140,34 @@ def _robust(model: torch.nn.Module, x_adv: torch.Tensor, x: torch.Tensor, y: tor
 
 def _accuracy_table(models: dict, x: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
     """FGSM, PGD at two settings, Square and a transfer attack at four budgets, plus the unbounded one."""
-    surrogate = halves_model(weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3)))
+    surrogate = halves_model(
+        weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3))
+    )
     rows = []
     for eps in (E2, 4 / 255, E8, E64, 1.0):
         transfer = transfer_pgd(surrogate, models, x, y, eps, steps=10, batch_size=32, seed=1)
         for name, model in models.items():
             gen = torch.Generator().manual_seed(0)
-            attacks = {("fgsm", "one_step", 1, 1): fgsm(model, x, y, eps),
-                       ("pgd", "iterative", 10, 1): pgd(model, x, y, eps, eps / 4, 10, generator=gen),
-                       ("pgd", "iterative", 40, 2): pgd(model, x, y, eps, eps / 16, 40, restarts=2, generator=gen),
-                       ("square", "score_based", 300, 1): square(model, x, y, eps, queries=300, generator=gen).images}
+            attacks = {
+                ("fgsm", "one_step", 1, 1): fgsm(model, x, y, eps),
+                ("pgd", "iterative", 10, 1): pgd(model, x, y, eps, eps / 4, 10, generator=gen),
+                ("pgd", "iterative", 40, 2): pgd(model, x, y, eps, eps / 16, 40, restarts=2, generator=gen),
+                ("square", "score_based", 300, 1): square(model, x, y, eps, queries=300, generator=gen).images,
+            }
             for (attack, family, steps, restarts), x_adv in attacks.items():
                 rows.append((name, attack, family, "linf", eps, steps, restarts, _robust(model, x_adv, x, y)))
-            rows.append((name, "transfer", "transfer", "linf", eps, 10, 1,
-                         float(((predict(model, x) == y) & transfer.correct[name]).float().mean())))
+            rows.append(
+                (
+                    name,
+                    "transfer",
+                    "transfer",
+                    "linf",
+                    eps,
+                    10,
+                    1,
+                    float(((predict(model, x) == y) & transfer.correct[name]).float().mean()),
+                )
+            )
     return _rows(*rows)
 
 

@@ -1,4 +1,5 @@
 """Paper 001's VGG11 + Fnet classifier, paper 004's multi-task ResNet, torchvision backbones, the registry."""
+
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from torch import nn
-
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models import backbones
 from medadv.models.backbones import IMAGENET_MEAN, IMAGENET_STD, GreyToImageNet, TorchvisionClassifier
@@ -18,6 +17,7 @@ from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
 from medadv.train.losses import focal_gp_loss
+from torch import nn
 
 TINY = VGGConfig(width=1 / 16, init="random")
 
@@ -49,8 +49,19 @@ def test_vgg_layout_follows_paper_001_authors_code(full_width: VGGClassifier) ->
     assert (model.head.smooth.kernel_size, model.head.smooth.stride, model.head.smooth.padding) == (2, 1, 0)
     assert isinstance(model.head.pool, nn.AdaptiveMaxPool2d)
     kinds = [type(m).__name__ for m in model.head.fc]
-    assert kinds == ["Flatten", "Linear", "GroupNorm", "Dropout", "LeakyReLU", "Linear", "GroupNorm", "LeakyReLU",
-                     "Linear", "GroupNorm", "LeakyReLU"]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "GroupNorm",
+        "Dropout",
+        "LeakyReLU",
+        "Linear",
+        "GroupNorm",
+        "LeakyReLU",
+        "Linear",
+        "GroupNorm",
+        "LeakyReLU",
+    ]
     linears = [m for m in model.head.fc if isinstance(m, nn.Linear)] + [model.head.out]
     assert [(m.in_features, m.out_features) for m in linears] == [(2048, 8192), (8192, 2048), (2048, 256), (256, 2)]
     assert all(m.num_groups == 32 for m in model.head.fc if isinstance(m, nn.GroupNorm))
@@ -73,8 +84,14 @@ def test_receptive_field_before_the_first_fully_connected_layer_is_406(full_widt
     linear (ReLU -> identity, each max-pooling -> an average pooling of the same geometry, positive weights), so that
     every pixel the element sees has a non-zero gradient."""
     layers = [*full_width.features, *full_width.head.conv, full_width.head.smooth]
-    net = copy.deepcopy(nn.Sequential(*[nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d)
-                                        else nn.Identity() if isinstance(m, nn.ReLU) else m for m in layers]))
+    net = copy.deepcopy(
+        nn.Sequential(
+            *[
+                nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else nn.Identity() if isinstance(m, nn.ReLU) else m
+                for m in layers
+            ]
+        )
+    )
     with torch.no_grad():
         for conv in [m for m in net if isinstance(m, nn.Conv2d)]:
             conv.weight.fill_(1.0 / conv.weight[0].numel())
@@ -173,12 +190,16 @@ def test_torchvision_backbone_by_name() -> None:
 
 
 def test_imagenet_start_comes_from_torchvisions_cache_and_offline_names_the_file_and_command(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert backbones.cached_imagenet_file("vgg11") is None
     # not cached and no network (conftest makes every download fail): an error naming the file and the command
-    with pytest.raises(ConfigError, match=r"(?s)vgg11-8a719046\.pth.*could not be downloaded.*get_model\('vgg11', "
-                                          r"weights='DEFAULT'\).*classifier.init to kit or random") as err:
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)vgg11-8a719046\.pth.*could not be downloaded.*get_model\('vgg11', "
+        r"weights='DEFAULT'\).*classifier.init to kit or random",
+    ) as err:
         VGGClassifier(VGGConfig(width=1.0, init="imagenet"))
     assert str(tmp_path / "checkpoints") in str(err.value)
     torch.manual_seed(3)
@@ -196,18 +217,27 @@ def test_imagenet_start_comes_from_torchvisions_cache_and_offline_names_the_file
 
 
 def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> None:
-    with pytest.raises(ConfigError, match=r"ships no pretrained Vnet of width 0.25 \(it has widths \['0.0625', "
-                                          r"'0.125'\].*medadv pretrain --width 0.25"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ships no pretrained Vnet of width 0.25 \(it has widths \['0.0625', "
+        r"'0.125'\].*medadv pretrain --width 0.25",
+    ):
         VGGClassifier(VGGConfig(width=0.25, init="kit"))
     with pytest.raises(ConfigError, match="init is 'imagenet1k'; expected one of"):
         VGGConfig(width=0.125, init="imagenet1k")
     fresh = VGGClassifier(VGGConfig(width=0.125, init="random"))
-    assert not fresh.pretrained and build_model({**fresh.spec(), "init": "kit"}, weights_follow=True).config.init == "random"
+    assert (
+        not fresh.pretrained
+        and build_model({**fresh.spec(), "init": "kit"}, weights_follow=True).config.init == "random"
+    )
 
 
 def _save_trained(ckpt: Path, name: str, model: nn.Module) -> None:
-    save_checkpoint(ckpt / name, {f"model.{k}": v for k, v in model.state_dict().items()},
-                    {"role": "trained_model", "name": name, "model": model.spec()})
+    save_checkpoint(
+        ckpt / name,
+        {f"model.{k}": v for k, v in model.state_dict().items()},
+        {"role": "trained_model", "name": name, "model": model.spec()},
+    )
 
 
 def test_registry_lists_and_loads_trained_models(tmp_path: Path) -> None:
@@ -242,7 +272,9 @@ def test_a_checkpoint_without_its_sidecar_is_an_error_not_skipped(tmp_path: Path
     _save_trained(ckpt, "vgg_erm", VGGClassifier(TINY))
     _save_trained(ckpt, "vgg_pgd_at", VGGClassifier(TINY))
     (ckpt / "vgg_pgd_at.json").unlink()
-    with pytest.raises(CheckpointError, match=r"weights \['vgg_pgd_at\.safetensors'\] have no JSON sidecar.*notebook 01"):
+    with pytest.raises(
+        CheckpointError, match=r"weights \['vgg_pgd_at\.safetensors'\] have no JSON sidecar.*notebook 01"
+    ):
         trained_models(tmp_path)
     (ckpt / "vgg_pgd_at.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"vgg_pgd_at\.json: the sidecar is not valid JSON"):

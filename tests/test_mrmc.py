@@ -1,4 +1,5 @@
 """Tests of medadv.stats.mrmc: the published Van Dyke analysis, brute-force covariances, the Hillis floor, errors."""
+
 from __future__ import annotations
 
 import itertools
@@ -7,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from medadv.errors import ConfigError, DataError
 from medadv.stats.auc import delong_covariance, delong_test, roc_auc
 from medadv.stats.mrmc import or_hillis, ratings_matrix
+from scipy import stats
 
 VANDYKE = Path(__file__).with_name("data") / "vandyke.csv"
 
@@ -94,10 +94,12 @@ def _brute_jackknife(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     keys = sorted({(t, r) for t, r in zip(df["treatment"], df["reader"], strict=True)})
     cases = sorted(df["case"].unique())
     full = np.array([roc_auc(g["truth"], g["rating"]) for _, g in df.groupby(["treatment", "reader"])])
-    jack = np.array([
-        [roc_auc(g["truth"], g["rating"]) for _, g in df[df["case"] != k].groupby(["treatment", "reader"])]
-        for k in cases
-    ])  # (c, t*r)
+    jack = np.array(
+        [
+            [roc_auc(g["truth"], g["rating"]) for _, g in df[df["case"] != k].groupby(["treatment", "reader"])]
+            for k in cases
+        ]
+    )  # (c, t*r)
     c = len(cases)
     dev = jack - jack.mean(axis=0)
     assert len(keys) == full.size
@@ -157,8 +159,9 @@ def test_three_treatments_f_test_and_pairs_by_hand() -> None:
     rrrc = res.pairs[res.pairs["analysis"] == "RRRC"]
     assert list(zip(rrrc["treatment_a"], rrrc["treatment_b"], strict=True)) == [(0, 1), (0, 2), (1, 2)]
     half = stats.t.ppf(0.975, ddf) * np.sqrt(2 / 4 * den)
-    np.testing.assert_allclose(rrrc["ci_low"], [means[0] - means[1] - half, means[0] - means[2] - half,
-                                                means[1] - means[2] - half])
+    np.testing.assert_allclose(
+        rrrc["ci_low"], [means[0] - means[1] - half, means[0] - means[2] - half, means[1] - means[2] - half]
+    )
 
 
 @pytest.mark.parametrize(

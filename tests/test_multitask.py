@@ -1,12 +1,12 @@
 """Paper 004's decoder (Sec. II-B): six sub-boxes of Conv + ReLU, up-sampling x2 and BatchNorm, in that order, from
 the encoder's last activation to a one-channel mask at the input size; U-Net skips only as the kit's option."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
+from torch import nn
 
 
 def _box_outputs(model: MultiTaskResNet, x: torch.Tensor) -> list[tuple[int, ...]]:
@@ -45,8 +45,9 @@ def test_paper_width_decoder_on_resnet50() -> None:
 def test_skips_are_an_option_that_feeds_the_encoder_activations() -> None:
     torch.manual_seed(0)
     plain = MultiTaskResNet(MultiTaskConfig(encoder="resnet18", width=0.25, decoder_width=64, imagenet=False)).eval()
-    skip = MultiTaskResNet(MultiTaskConfig(encoder="resnet18", width=0.25, decoder_width=64, imagenet=False,
-                                           skips=True)).eval()
+    skip = MultiTaskResNet(
+        MultiTaskConfig(encoder="resnet18", width=0.25, decoder_width=64, imagenet=False, skips=True)
+    ).eval()
     assert plain.spec()["skips"] is False and skip.spec()["skips"] is True
     plain_in = [box[0].in_channels for box in plain.decoder]
     skip_in = [box[0].in_channels for box in skip.decoder]
@@ -63,8 +64,9 @@ def test_skips_are_an_option_that_feeds_the_encoder_activations() -> None:
 @pytest.mark.parametrize("skips", [False, True])
 def test_the_mask_depends_on_the_decoder_and_the_logits_do_not(skips: bool) -> None:
     torch.manual_seed(1)
-    model = MultiTaskResNet(MultiTaskConfig(encoder="resnet18", width=0.125, decoder_width=16, imagenet=False,
-                                            skips=skips)).eval()
+    model = MultiTaskResNet(
+        MultiTaskConfig(encoder="resnet18", width=0.125, decoder_width=16, imagenet=False, skips=skips)
+    ).eval()
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         logits, mask = model.forward_both(x)

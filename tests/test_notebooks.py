@@ -4,6 +4,7 @@ The smoke pipeline runs twice into two run folders (once per test session); the 
 outputs, the run-folder contract of DESIGN.md, and that the two runs wrote byte-identical tables (columns ending in
 ``_seconds`` are wall-clock measurements, the one documented exception).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-
 from medadv.core import sha256_file
 from medadv.kernel import KERNEL_NAME
 from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
@@ -75,10 +75,16 @@ def test_the_pre_commit_hook_keeps_notebooks_as_committed(tmp_path: Path) -> Non
     pytest.importorskip("nbstripout")
     path = NOTEBOOKS[3]
     saved = json.loads(path.read_text())
-    saved["metadata"]["language_info"].update({"codemirror_mode": {"name": "ipython", "version": 3},
-                                               "file_extension": ".py", "mimetype": "text/x-python",
-                                               "nbconvert_exporter": "python", "pygments_lexer": "ipython3",
-                                               "version": "3.11.9"})
+    saved["metadata"]["language_info"].update(
+        {
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "file_extension": ".py",
+            "mimetype": "text/x-python",
+            "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3",
+            "version": "3.11.9",
+        }
+    )
     saved["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     for cell in saved["cells"]:
         if cell["cell_type"] == "code":
@@ -87,8 +93,11 @@ def test_the_pre_commit_hook_keeps_notebooks_as_committed(tmp_path: Path) -> Non
     (tmp_path / "saved.ipynb").write_text(json.dumps(saved, indent=1))
     (tmp_path / "committed.ipynb").write_bytes(path.read_bytes())
     for name in ("saved.ipynb", "committed.ipynb"):
-        done = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), str(tmp_path / name)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "nbstripout", *_nbstripout_args(), str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
         assert (tmp_path / name).read_bytes() == path.read_bytes(), name
 
@@ -128,11 +137,19 @@ def test_smoke_run_follows_the_run_folder_contract(smoke_runs: tuple[Path, Path]
 def test_executed_notebooks_hold_their_figures(smoke_runs: tuple[Path, Path], path: Path) -> None:
     run = smoke_runs[0]
     outputs = json.loads((run / "manifest.json").read_text())["outputs"]
-    saved = [rel for rel, meta in outputs.items()
-             if meta["notebook"] == path.stem and rel.startswith("figures/") and rel.endswith(".png")]
+    saved = [
+        rel
+        for rel, meta in outputs.items()
+        if meta["notebook"] == path.stem and rel.startswith("figures/") and rel.endswith(".png")
+    ]
     executed = nbformat.read(run / "notebooks" / path.name, as_version=4)
-    shown = [out for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
-             if "image/png" in out.get("data", {})]
+    shown = [
+        out
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
     assert saved, f"{path.stem} saved no figure"
     assert len(shown) >= len(saved), f"{path.stem}: {len(saved)} figures saved, {len(shown)} shown in the notebook"
     assert (run / "logs" / f"{path.stem}.log").is_file()
@@ -144,8 +161,13 @@ def test_executed_notebooks_print_no_warning_or_error(smoke_runs: tuple[Path, Pa
     # the notebook sees first; the smoke run has nothing to warn about
     for path in NOTEBOOKS:
         executed = nbformat.read(smoke_runs[0] / "notebooks" / path.name, as_version=4)
-        stderr = [out.get("text", "") for cell in executed.cells if cell.cell_type == "code" for out in cell.outputs
-                  if out.get("name") == "stderr" or out.get("output_type") == "error"]
+        stderr = [
+            out.get("text", "")
+            for cell in executed.cells
+            if cell.cell_type == "code"
+            for out in cell.outputs
+            if out.get("name") == "stderr" or out.get("output_type") == "error"
+        ]
         assert not stderr, f"{path.stem}: {stderr}"
 
 
@@ -165,27 +187,65 @@ def test_two_smoke_runs_write_identical_tables(smoke_runs: tuple[Path, Path]) ->
 
 
 EXPECTED_OUTPUTS = {
-    "00_data_prep": ["tables/cohort_summary.csv", "tables/split_leakage_check.csv", "figures/cohort_examples.png",
-                     "figures/intensity_histograms.png"],
-    "01_classifier_training": ["tables/classifier_metrics.csv", "figures/classifier_roc_curves.png",
-                               "figures/classifier_training_curves.png", "checkpoints/vgg_erm.safetensors",
-                               "checkpoints/vgg_erm.json", "checkpoints/multitask_erm.safetensors"],
-    "02_gan_training": ["tables/adversarial_index.csv", "tables/education_index.csv", "tables/gan_fidelity.csv",
-                        "tables/gan_change_localisation.csv", "figures/gan_triplets.png"],
-    "03_attack_evaluation": ["tables/gan_attack_table.csv", "tables/corruption_accuracy.csv",
-                             "tables/robustness_by_recipe.csv", "tables/robustness_worst_case.csv",
-                             "tables/attack_sanity.csv", "figures/robustness_curves.png",
-                             "figures/attack_examples_fgsm.png", "figures/attack_examples_pgd.png"],
-    "04_gradcam_alignment": ["tables/alignment_scores.csv", "tables/alignment_tests.csv",
-                             "tables/explanation_attack.csv", "figures/alignment_boxplot.png",
-                             "tables/fgsm_gradcam_shift.csv", "figures/fgsm_gradcam_shift_examples.png",
-                             "tables/effects.csv"],
-    "05_reader_study": ["tables/reader_accuracy.csv", "tables/reader_session_tests.csv", "tables/reader_times.csv",
-                        "tables/mrmc.csv", "figures/reader_accuracy.png", "data/reader_packages/answer_key.csv"],
-    "06_input_detection": ["tables/detection.csv", "figures/detection_auc.png", "tables/detection_adaptive.csv", "tables/detector_thresholds.csv",
-                           "tables/reader_accuracy_with_machines.csv", "tables/reader_session_tests_with_machines.csv",
-                           "tables/detector_vs_readers.csv", "checkpoints/detect/real_fake_classifier.safetensors",
-                           "data/reader_responses_machine/responses_session3_machine_mahalanobis.csv"],
+    "00_data_prep": [
+        "tables/cohort_summary.csv",
+        "tables/split_leakage_check.csv",
+        "figures/cohort_examples.png",
+        "figures/intensity_histograms.png",
+    ],
+    "01_classifier_training": [
+        "tables/classifier_metrics.csv",
+        "figures/classifier_roc_curves.png",
+        "figures/classifier_training_curves.png",
+        "checkpoints/vgg_erm.safetensors",
+        "checkpoints/vgg_erm.json",
+        "checkpoints/multitask_erm.safetensors",
+    ],
+    "02_gan_training": [
+        "tables/adversarial_index.csv",
+        "tables/education_index.csv",
+        "tables/gan_fidelity.csv",
+        "tables/gan_change_localisation.csv",
+        "figures/gan_triplets.png",
+    ],
+    "03_attack_evaluation": [
+        "tables/gan_attack_table.csv",
+        "tables/corruption_accuracy.csv",
+        "tables/robustness_by_recipe.csv",
+        "tables/robustness_worst_case.csv",
+        "tables/attack_sanity.csv",
+        "figures/robustness_curves.png",
+        "figures/attack_examples_fgsm.png",
+        "figures/attack_examples_pgd.png",
+    ],
+    "04_gradcam_alignment": [
+        "tables/alignment_scores.csv",
+        "tables/alignment_tests.csv",
+        "tables/explanation_attack.csv",
+        "figures/alignment_boxplot.png",
+        "tables/fgsm_gradcam_shift.csv",
+        "figures/fgsm_gradcam_shift_examples.png",
+        "tables/effects.csv",
+    ],
+    "05_reader_study": [
+        "tables/reader_accuracy.csv",
+        "tables/reader_session_tests.csv",
+        "tables/reader_times.csv",
+        "tables/mrmc.csv",
+        "figures/reader_accuracy.png",
+        "data/reader_packages/answer_key.csv",
+    ],
+    "06_input_detection": [
+        "tables/detection.csv",
+        "figures/detection_auc.png",
+        "tables/detection_adaptive.csv",
+        "tables/detector_thresholds.csv",
+        "tables/reader_accuracy_with_machines.csv",
+        "tables/reader_session_tests_with_machines.csv",
+        "tables/detector_vs_readers.csv",
+        "checkpoints/detect/real_fake_classifier.safetensors",
+        "data/reader_responses_machine/responses_session3_machine_mahalanobis.csv",
+    ],
 }
 
 
@@ -204,8 +264,17 @@ def test_each_notebook_registers_its_outputs(smoke_runs: tuple[Path, Path], note
 def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
     run = smoke_runs[0]
     metrics = pd.read_csv(run / "tables" / "classifier_metrics.csv")
-    assert {"recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity",
-            "train_seconds"} <= set(metrics.columns)
+    assert {
+        "recipe",
+        "model",
+        "split",
+        "auc",
+        "auc_ci_low",
+        "auc_ci_high",
+        "sensitivity",
+        "specificity",
+        "train_seconds",
+    } <= set(metrics.columns)
     assert metrics["auc"].between(0, 1).all()
     index = pd.read_csv(run / "tables" / "adversarial_index.csv", dtype={"image_id": str})
     cohort = pd.read_csv(run / "cohort.csv", dtype={"image_id": str})
@@ -224,8 +293,15 @@ def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
         truth = key.loc[key["session"] == session, "truth"]
         assert (truth == "real").sum() == (truth == "fake").sum() > 0
     shift = pd.read_csv(run / "tables" / "fgsm_gradcam_shift.csv")
-    assert list(shift.columns[:7]) == ["image_id", "model", "label_changed", "topk_overlap", "peak_shift_px",
-                                       "alignment_before", "alignment_after"]
+    assert list(shift.columns[:7]) == [
+        "image_id",
+        "model",
+        "label_changed",
+        "topk_overlap",
+        "peak_shift_px",
+        "alignment_before",
+        "alignment_after",
+    ]
     assert set(shift["model"]) == {"multitask_erm", "vgg_erm"} and shift["max_change_grey"].max() <= 2.5 + 1e-3
     summary = json.loads((run / "summary.json").read_text())
     assert isinstance(summary["02_gan_training"]["gan_warnings"], list)
@@ -242,16 +318,24 @@ def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_runs: tu
     assert {"square", "transfer_from_vgg_erm_init_random", "transfer_from_multitask_erm"} <= set(curves["attack"])
     # the worst case is never above an attack run at or below its budget, and its shares add up
     for row in worst.itertuples():
-        mine = curves[(curves["model"] == row.model) & (curves["norm"] == row.norm) & (curves["eps"] <= row.eps + 1e-9)
-                      & (curves["attack"] != "clean")]
+        mine = curves[
+            (curves["model"] == row.model)
+            & (curves["norm"] == row.norm)
+            & (curves["eps"] <= row.eps + 1e-9)
+            & (curves["attack"] != "clean")
+        ]
         assert row.worst_case_accuracy <= mine["accuracy"].min() + 1e-6, row
         shares = worst.loc[row.Index, [c for c in worst.columns if c.startswith("fooled_first_by_")]].sum()
         assert row.worst_case_accuracy + row.wrong_clean + shares == pytest.approx(1.0, abs=1e-5)
     assert (sanity.groupby("model")["check"].apply(list).map(len) == 6).all()
     assert sanity["passes"].isin([True, False]).all() and sanity["meaning"].str.len().gt(20).all()
     executed = nbformat.read(run / "notebooks" / "03_attack_evaluation.ipynb", as_version=4)
-    shown = "".join(str(out.get("data", {}).get("text/markdown", "")) for cell in executed.cells
-                    if cell.cell_type == "code" for out in cell.outputs)
+    shown = "".join(
+        str(out.get("data", {}).get("text/markdown", ""))
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
     assert "passes every check" in shown or "masking suspected" in shown  # the verdict, model by model
     assert "under PGD at the headline budget vgg_erm (image penalty) keeps" in shown.replace("Under", "under")
     effects = pd.read_csv(run / "tables" / "effects.csv", keep_default_na=False, na_values=[""]).set_index("effect")
@@ -325,8 +409,12 @@ def test_a_run_ends_with_a_self_contained_report(smoke_runs: tuple[Path, Path]) 
         assert f'href="notebooks/{nb.stem}.html"' in index
         page = (report / "notebooks" / f"{nb.stem}.html").read_text()
         executed = nbformat.read(run / "notebooks" / nb.name, as_version=4)
-        shown = sum("image/png" in out.get("data", {}) for cell in executed.cells if cell.cell_type == "code"
-                    for out in cell.outputs)
+        shown = sum(
+            "image/png" in out.get("data", {})
+            for cell in executed.cells
+            if cell.cell_type == "code"
+            for out in cell.outputs
+        )
         assert page.count("data:image/png;base64,") >= shown > 0, nb.stem
         assert not re.search(r'<(?:script|link)[^>]*(?:src|href)="https?://', page), nb.stem
     for link in _report_links(index):  # every file the index loads or links lies inside report/
@@ -351,8 +439,10 @@ def test_the_report_reads_on_a_phone_offline(smoke_runs: tuple[Path, Path], brow
     page.goto(index.as_uri())
     page.evaluate("document.querySelectorAll('img').forEach(img => { img.loading = 'eager'; })")
     page.wait_for_function("[...document.images].every(img => img.complete)", timeout=30000)
-    state = page.evaluate("({scroll: document.documentElement.scrollWidth, images: [...document.images].map(img => "
-                          "[img.naturalWidth, img.getBoundingClientRect().right])})")
+    state = page.evaluate(
+        "({scroll: document.documentElement.scrollWidth, images: [...document.images].map(img => "
+        "[img.naturalWidth, img.getBoundingClientRect().right])})"
+    )
     assert state["scroll"] <= 390, "the page is wider than a phone's screen"
     assert state["images"] and all(natural > 0 and right <= 390 for natural, right in state["images"])
     shot = np.array(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)

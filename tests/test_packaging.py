@@ -1,4 +1,5 @@
 """The repository's packaging files agree with each other: conda environments, pyproject, licence, citation."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,10 @@ def test_conda_environments_take_conda_forge_alone_and_every_dependency(name: st
     env = yaml.safe_load((ROOT / name).read_text())
     assert env["channels"] == ["conda-forge"]
     names = _conda_names(env)
-    wanted = {CONDA_NAMES.get(n, n) for n in
-              (re.split(r"[<>=\[ ]", dep, maxsplit=1)[0] for dep in _pyproject()["project"]["dependencies"])} - BY_PIP
+    wanted = {
+        CONDA_NAMES.get(n, n)
+        for n in (re.split(r"[<>=\[ ]", dep, maxsplit=1)[0] for dep in _pyproject()["project"]["dependencies"])
+    } - BY_PIP
     assert wanted <= names, f"{name} lacks {sorted(wanted - names)}"
     assert "pytorch-cuda" not in names
     gpu = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith(("cuda-version", "pytorch["))]
@@ -56,8 +59,11 @@ def test_package_data_ships_every_data_file_of_the_package() -> None:
 
     patterns = _pyproject()["tool"]["setuptools"]["package-data"]["medadv"]
     package = ROOT / "lib" / "medadv"
-    data = [p.relative_to(package).as_posix() for p in package.rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    data = [
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
     assert any(d.startswith("models/weights/") for d in data)
     missing = [d for d in data if not any(fnmatch.fnmatch(d, pat) for pat in patterns)]
     assert missing == []
@@ -77,6 +83,6 @@ def test_conda_environments_keep_pyprojects_bounds_so_pip_replaces_no_conda_pack
         if project in BY_PIP:
             assert any(p.split("#")[0].strip() == f"{project}>=0.9,<1" for p in pip), (name, project)
             continue
-        for conda_name in (["dask", "distributed"] if dep.startswith("dask[") else [CONDA_NAMES.get(project, project)]):
+        for conda_name in ["dask", "distributed"] if dep.startswith("dask[") else [CONDA_NAMES.get(project, project)]:
             assert conda[conda_name] == spec.replace(" ", ""), (name, conda_name, conda[conda_name], spec)
     assert "seaborn" not in conda and pip[-1].split("#")[0].strip() == "-e ."

@@ -1,9 +1,9 @@
 """Paired Wilcoxon test, rank-biserial effect size and Holm correction against hand-computed values."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from medadv.errors import DataError
 from medadv.stats.paired import holm, rank_biserial, wilcoxon_paired
 

@@ -1,24 +1,29 @@
 """The in-silico cohort: determinism, exact masks, two views of one lesion, class balance, three modalities, and a
 difficulty knob that moves a simple detector's AUC monotonically."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
-from scipy.stats import mannwhitneyu
-
 from medadv import ConfigError, DataError
 from medadv.config import DataConfig
 from medadv.data.cohort import COHORT_COLUMNS, validate_cohort
 from medadv.data.images import load_split, read_image, read_mask
 from medadv.data.phantom import VIEWS, generate_cohort, phantom_labels, phantom_view, render_patient
+from scipy import ndimage
+from scipy.stats import mannwhitneyu
 
 SIZE = (32, 32)
 
 
 def _config(modality: str = "mammography", **kw: object) -> DataConfig:
-    base = {"modality": modality, "n_patients": 12, "positive_fraction": 0.5, "image_size": SIZE,
-            "lesion_contrast": 1.0}
+    base = {
+        "modality": modality,
+        "n_patients": 12,
+        "positive_fraction": 0.5,
+        "image_size": SIZE,
+        "lesion_contrast": 1.0,
+    }
     return DataConfig(**{**base, **kw})
 
 
@@ -212,15 +217,45 @@ def test_lesion_contrast_moves_a_detector_auc_monotonically(modality):
     assert aucs[2] - aucs[0] > 0.2 and aucs[2] > 0.85, aucs
 
 
-
 # every public name of the former single module data/phantom.py, which the package must keep importable
 FORMER_PUBLIC_NAMES = (
-    "BACKGROUND_MARGIN", "CALC_CLUSTER_RADIUS", "CALC_SPACING", "CALC_SPECKS", "CALC_SPECK_RADIUS", "CONSPICUITY",
-    "Frame", "MAMMO_DISPLAY_SCALE", "MARGIN", "MASS_DIAMETER", "MASS_FRACTION", "NEGATIVE_LABEL", "PhantomPatient",
-    "PhantomView", "REFERENCE_PEAK", "SPICULATED_FRACTION", "SPICULE_PEAK", "SUPERSAMPLE", "TEXTURE_BETA",
-    "US_LESION_DIAMETER", "US_LOG_GAIN", "US_POSTERIOR_RATIO", "VIEWS", "XRAY_FRACTURE_WIDTH", "background_std",
-    "cluster_signal", "fracture_signal", "generate_cohort", "patient_id", "phantom_labels", "phantom_view",
-    "posterior_profile", "powerlaw_field", "rayleigh_speckle", "render_coords", "render_patient", "shape_signal",
+    "BACKGROUND_MARGIN",
+    "CALC_CLUSTER_RADIUS",
+    "CALC_SPACING",
+    "CALC_SPECKS",
+    "CALC_SPECK_RADIUS",
+    "CONSPICUITY",
+    "Frame",
+    "MAMMO_DISPLAY_SCALE",
+    "MARGIN",
+    "MASS_DIAMETER",
+    "MASS_FRACTION",
+    "NEGATIVE_LABEL",
+    "PhantomPatient",
+    "PhantomView",
+    "REFERENCE_PEAK",
+    "SPICULATED_FRACTION",
+    "SPICULE_PEAK",
+    "SUPERSAMPLE",
+    "TEXTURE_BETA",
+    "US_LESION_DIAMETER",
+    "US_LOG_GAIN",
+    "US_POSTERIOR_RATIO",
+    "VIEWS",
+    "XRAY_FRACTURE_WIDTH",
+    "background_std",
+    "cluster_signal",
+    "fracture_signal",
+    "generate_cohort",
+    "patient_id",
+    "phantom_labels",
+    "phantom_view",
+    "posterior_profile",
+    "powerlaw_field",
+    "rayleigh_speckle",
+    "render_coords",
+    "render_patient",
+    "shape_signal",
     "stored_coords",
 )
 
@@ -234,4 +269,5 @@ def test_the_package_keeps_every_name_of_the_former_module() -> None:
     assert phantom.SUPERSAMPLE == 2 and phantom.VIEWS["xray"] == ("AP", "LAT")
     # one object, wherever it is imported from
     from medadv.data.phantom.generate import render_patient as from_module
+
     assert phantom.render_patient is from_module

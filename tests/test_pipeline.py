@@ -1,4 +1,5 @@
 """The papermill runner: order, resume by hashes, --force, --only, failure reporting."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from medadv.errors import ConfigError
 from medadv.pipeline import main, run_pipeline
 
@@ -48,7 +48,9 @@ def _manifest(run: Path) -> dict:
     return json.loads((run / "manifest.json").read_text())
 
 
-def test_runs_in_order_then_resumes_and_forces(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_in_order_then_resumes_and_forces(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
     manifest = _manifest(run)
@@ -92,8 +94,9 @@ Path(run_dir).mkdir(parents=True, exist_ok=True)
 """
 
 
-def test_kernels_run_on_encrypted_channels_where_jupyter_can(notebooks: Path, tmp_path: Path,
-                                                             capfd: pytest.CaptureFixture[str]) -> None:
+def test_kernels_run_on_encrypted_channels_where_jupyter_can(
+    notebooks: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     import zmq
     from jupyter_client import KernelManager
 
@@ -116,7 +119,9 @@ def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path
         run_pipeline("smoke", run, only=["07"], device="cpu", notebooks_dir=notebooks)
 
 
-def test_a_failing_notebook_stops_the_run_and_says_where(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failing_notebook_stops_the_run_and_says_where(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _notebook(notebooks / "00_first.ipynb", 'raise ValueError("cohort exploded")')
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 1
@@ -130,7 +135,10 @@ def test_a_failing_notebook_stops_the_run_and_says_where(notebooks: Path, tmp_pa
 
 
 def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml", "--data-root", str(tmp_path)]) == 2
+    assert (
+        main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml", "--data-root", str(tmp_path)])
+        == 2
+    )
     assert "no such manifest file" in capsys.readouterr().err
     assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml"]) == 2
     assert "go together" in capsys.readouterr().err
@@ -140,7 +148,11 @@ def test_extra_parameters_are_parsed_and_checked() -> None:
     from medadv.pipeline import parse_params
 
     assert parse_params(["responses_dir=/data/csv", "n=3", "flag=true", "none="]) == {
-        "responses_dir": "/data/csv", "n": 3, "flag": True, "none": None}
+        "responses_dir": "/data/csv",
+        "n": 3,
+        "flag": True,
+        "none": None,
+    }
     with pytest.raises(ConfigError, match="expected NAME=VALUE"):
         parse_params(["responses_dir"])
     with pytest.raises(ConfigError, match="--run-dir"):
@@ -155,8 +167,13 @@ def test_a_bad_run_folder_or_device_or_parameter_writes_nothing(notebooks: Path,
     with pytest.raises(ConfigError, match=r"--run-dir .*results\.txt: is a file, not a folder"):
         run_pipeline("smoke", not_a_folder, device="cpu", notebooks_dir=notebooks)
     with pytest.raises(ConfigError, match=r"--param response_dir: no notebook of this run has such a parameter"):
-        run_pipeline("smoke", tmp_path / "run1", device="cpu", notebooks_dir=notebooks,
-                     extra_params={"response_dir": "/data/csv"})
+        run_pipeline(
+            "smoke",
+            tmp_path / "run1",
+            device="cpu",
+            notebooks_dir=notebooks,
+            extra_params={"response_dir": "/data/csv"},
+        )
     assert not (tmp_path / "run1").exists()
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
@@ -191,7 +208,9 @@ def test_data_root_listing_is_part_of_the_key(notebooks: Path, tmp_path: Path) -
     assert notebook_key(nb, {"responses_dir": "/a"}, config, "c", {}) == notebook_key(nb, {}, config, "c", {})
 
 
-def test_resuming_with_another_profile_is_refused_unless_forced(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resuming_with_another_profile_is_refused_unless_forced(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0
     before = (run / "config.json").read_text()
@@ -205,7 +224,9 @@ def test_resuming_with_another_profile_is_refused_unless_forced(notebooks: Path,
     assert json.loads((run / "config.json").read_text())["profile"]["name"] == "default"
 
 
-def test_a_broken_upstream_output_is_rerun_or_named(notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_upstream_output_is_rerun_or_named(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from medadv.errors import RunError
 
     run = tmp_path / "run"
@@ -233,8 +254,24 @@ def test_sigterm_names_the_notebook_and_says_a_rerun_resumes(tmp_path: Path) -> 
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "lib")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "medadv.pipeline", "--profile", "smoke", "--device", "cpu", "--run-dir", str(run),
-         "--notebooks", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "medadv.pipeline",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(run),
+            "--notebooks",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (run / "started").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -248,29 +285,54 @@ def test_sigterm_names_the_notebook_and_says_a_rerun_resumes(tmp_path: Path) -> 
     assert "00_slow: stopped by SIGTERM" in out
     assert f"rerun the same command (--run-dir {run}) to resume" in out
     assert _manifest(run)["notebooks"]["00_slow"]["status"] == "interrupted"
+
+
 def test_set_overrides_reach_config_json_and_bad_ones_stop_before_any_notebook(notebooks: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks,
-                        overrides=["classifier.epochs=3", "attacks.steps=2"]) == 0
+    assert (
+        run_pipeline(
+            "smoke", run, device="cpu", notebooks_dir=notebooks, overrides=["classifier.epochs=3", "attacks.steps=2"]
+        )
+        == 0
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["profile"]["classifier"]["epochs"] == 3 and config["profile"]["attacks"]["steps"] == 2
     assert config["overrides"] == ["classifier.epochs=3", "attacks.steps=2"]
     assert "not for clinical use" in config["intended_use"]
-    for item, message in (("classifier.epoch=3", "has no key 'epoch'"), ("classifier.epochs=0", "must be >= 1"),
-                          ("classifier.epochs=many", "classifier.epochs is .many.; expected a whole number")):
+    for item, message in (
+        ("classifier.epoch=3", "has no key 'epoch'"),
+        ("classifier.epochs=0", "must be >= 1"),
+        ("classifier.epochs=many", "classifier.epochs is .many.; expected a whole number"),
+    ):
         other = tmp_path / f"bad{len(item)}"
         with pytest.raises(ConfigError, match=message):
             run_pipeline("smoke", other, device="cpu", notebooks_dir=notebooks, overrides=[item])
         assert not other.exists()
 
 
-def test_relative_paths_are_taken_from_the_callers_directory(notebooks: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_are_taken_from_the_callers_directory(
+    notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caller = tmp_path / "elsewhere"
     caller.mkdir()
     monkeypatch.chdir(caller)
-    assert main(["--profile", "smoke", "--device", "cpu", "--run-dir", "myrun", "--only", "00",
-                 "--notebooks", str(notebooks)]) == 0
+    assert (
+        main(
+            [
+                "--profile",
+                "smoke",
+                "--device",
+                "cpu",
+                "--run-dir",
+                "myrun",
+                "--only",
+                "00",
+                "--notebooks",
+                str(notebooks),
+            ]
+        )
+        == 0
+    )
     assert (caller / "myrun" / "tables" / "00_first_table.csv").is_file()
 
 
@@ -306,8 +368,13 @@ def test_kit_log_goes_to_the_run_folder_and_only_warnings_to_the_notebook(
 
 
 def _medadv(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medadv", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")})
+    return subprocess.run(
+        [sys.executable, "-m", "medadv", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")},
+    )
 
 
 def test_one_command_names_itself_and_parses_before_importing_torch() -> None:
@@ -315,20 +382,31 @@ def test_one_command_names_itself_and_parses_before_importing_torch() -> None:
     assert top.returncode == 0 and "usage: medadv" in top.stdout
     assert all(cmd in top.stdout for cmd in ("run", "sweep", "kernel"))
     run = _medadv("run", "--help")
-    assert run.returncode == 0 and run.stdout.startswith("usage: medadv run") and "--set SECTION.KEY=VALUE" in run.stdout
+    assert (
+        run.returncode == 0 and run.stdout.startswith("usage: medadv run") and "--set SECTION.KEY=VALUE" in run.stdout
+    )
     sweep = _medadv("sweep", "--help")
-    assert sweep.returncode == 0 and sweep.stdout.startswith("usage: medadv sweep") and "--sweep N|S1,S2" in sweep.stdout
-    probe = ("import sys\nfrom medadv.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
-             "print('TORCH', 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")}).stdout
+    assert (
+        sweep.returncode == 0 and sweep.stdout.startswith("usage: medadv sweep") and "--sweep N|S1,S2" in sweep.stdout
+    )
+    probe = (
+        "import sys\nfrom medadv.cli import main\ntry:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")},
+    ).stdout
     assert "TORCH False" in out
     bad = _medadv("rn")
     assert bad.returncode == 2 and "invalid choice: 'rn'" in bad.stderr
 
 
-def test_sweep_says_it_is_unavailable_when_the_kit_lacks_it(monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_sweep_says_it_is_unavailable_when_the_kit_lacks_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import importlib.util
 
     from medadv import cli
@@ -347,8 +425,9 @@ def test_kernel_install_registers_this_interpreter(tmp_path: Path) -> None:
     assert spec["display_name"] == "Python 3 (medadv)"
 
 
-def test_run_with_sweep_goes_to_the_sweep_engine(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_sweep_goes_to_the_sweep_engine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from medadv import cli
 
     seen: dict[str, object] = {}
@@ -370,61 +449,98 @@ BAD_SETTINGS = [
     (["data.n_patients=10.5"], r"data\.n_patients is 10\.5; expected a whole number"),
     (["data.n_patients=abc"], r"data\.n_patients is 'abc'; expected a whole number"),
     (["data.image_size=[95,95]"], r"data\.image_size is \[95, 95\]; paper 001's network .* at least 96 x 96"),
-    (["attacks.linf_eps=[2.0]", "attacks.headline_linf_eps=2.0"],
-     r"attacks\.linf_eps is \[2\.0\]: 2\.0 is outside \(0, 1\]\. .*write 2/255 as 0\.00784"),
+    (
+        ["attacks.linf_eps=[2.0]", "attacks.headline_linf_eps=2.0"],
+        r"attacks\.linf_eps is \[2\.0\]: 2\.0 is outside \(0, 1\]\. .*write 2/255 as 0\.00784",
+    ),
     (["attacks.headline_l2_eps=0.25", "attacks.ifgsm_extra_eps=25.5"], r"attacks\.ifgsm_extra_eps is 25\.5"),
     (["attacks.linf_eps=0.1"], r"--set attacks\.linf_eps is 0\.1; expected a list, e\.g\. \[0\.1\]"),
     (["attacks.linf_eps=[]"], r"attacks\.linf_eps is empty; expected a list of at least one budget"),
     (["classifier.width=0"], r"--set classifier\.\*: classifier width is 0\.0; expected a multiplier in \(0, 1\]"),
     (["classifier.eps=2"], r"classifier\.eps is 2\.0: 2\.0 is outside \(0, 1\]"),
     (["detect.classifier=nosuch"], r"detect\.classifier is 'nosuch', which the classifier section does not train"),
-    (["detect.no_such_key=1"], r"--set detect\.no_such_key: section 'detect' has no key 'no_such_key'; its keys are "
-                               r"\['adaptive_eps'"),
+    (
+        ["detect.no_such_key=1"],
+        r"--set detect\.no_such_key: section 'detect' has no key 'no_such_key'; its keys are "
+        r"\['adaptive_eps'",
+    ),
     (["detect.adaptive_eps=[8]"], r"detect\.adaptive_eps is \[8\.0\]: 8\.0 is outside \(0, 1\]"),
     (["effects.bogus=1"], r"--set effects\.\*: profile section effects\.bogus is int; expected a mapping"),
-    (["effects.erm_auc_real.treshold=1"], r"--set effects\.\*: profile section 'effects\.erm_auc_real' has "
-                                               r"unknown keys \['treshold'\]; known keys are \['claim', 'column'"),
-    (["data.no_such_key=1"], r"--set data\.no_such_key: section 'data' has no key 'no_such_key'; its keys are "
-                             r"\['image_size'"),
+    (
+        ["effects.erm_auc_real.treshold=1"],
+        r"--set effects\.\*: profile section 'effects\.erm_auc_real' has "
+        r"unknown keys \['treshold'\]; known keys are \['claim', 'column'",
+    ),
+    (
+        ["data.no_such_key=1"],
+        r"--set data\.no_such_key: section 'data' has no key 'no_such_key'; its keys are "
+        r"\['image_size'",
+    ),
     (["cluster.wokers=2"], r"--set cluster\.wokers: section 'cluster' has no key 'wokers'; its keys are \['address'"),
     (["cluster.kind=lsf"], r"--set cluster\.\*: cluster\.kind is 'lsf'; expected one of \('local', 'slurm', 'pbs'\)"),
-    (["no_such_section.key=1"], r"--set no_such_section\.\*: a profile has no section 'no_such_section'; its sections "
-                                r"are \['seed', 'data', 'classifier'"),
-    (["explain.models=[vgg_erm, vgg_nosuch]", "explain.attack_models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]"],
-     r"explain\.models .* name classifier\(s\) \['vgg_nosuch'\] that the classifier section does not train"),
-    (["reader.simulated_readers=[{reader: 7, real_accuracy: 0.8, fake_accuracy: 0.6}]"],
-     r"reader\.simulated_readers\[0\]\.reader is 7 \(int\); expected text"),
+    (
+        ["no_such_section.key=1"],
+        r"--set no_such_section\.\*: a profile has no section 'no_such_section'; its sections "
+        r"are \['seed', 'data', 'classifier'",
+    ),
+    (
+        ["explain.models=[vgg_erm, vgg_nosuch]", "explain.attack_models=[vgg_erm]", "explain.fgsm_models=[vgg_erm]"],
+        r"explain\.models .* name classifier\(s\) \['vgg_nosuch'\] that the classifier section does not train",
+    ),
+    (
+        ["reader.simulated_readers=[{reader: 7, real_accuracy: 0.8, fake_accuracy: 0.6}]"],
+        r"reader\.simulated_readers\[0\]\.reader is 7 \(int\); expected text",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("items", "message"), BAD_SETTINGS, ids=[" ".join(i) for i, _ in BAD_SETTINGS])
-def test_bad_set_values_stop_before_notebook_00(notebooks: Path, tmp_path: Path, items: list[str], message: str) -> None:
+def test_bad_set_values_stop_before_notebook_00(
+    notebooks: Path, tmp_path: Path, items: list[str], message: str
+) -> None:
     run = tmp_path / "run"
     with pytest.raises(ConfigError, match=message):
         run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks, overrides=items)
     assert not run.exists()
 
 
-EFFECT = ("    paper: '001'\n    claim: c\n    table: {table}\n    rows: {{row: 'AUC, real test set'}}\n"
-          "    column: value\n    statistic: value\n    expected: '>'\n    threshold: {threshold}\n")
+EFFECT = (
+    "    paper: '001'\n    claim: c\n    table: {table}\n    rows: {{row: 'AUC, real test set'}}\n"
+    "    column: value\n    statistic: value\n    expected: '>'\n    threshold: {threshold}\n"
+)
 #: Profile files (extending smoke) the runner refuses before notebook 00, as it refuses the same value by ``--set``.
 BAD_FILES = [
-    ("classifier:\n  epochz: 1\n", r"profile 'bad': profile section 'classifier' has unknown keys \['epochz'\]; known "
-                                   r"keys are \['alpha', 'augmix_depth'"),
+    (
+        "classifier:\n  epochz: 1\n",
+        r"profile 'bad': profile section 'classifier' has unknown keys \['epochz'\]; known "
+        r"keys are \['alpha', 'augmix_depth'",
+    ),
     ("detect:\n  fake_epoch: 1\n", r"section 'detect' has unknown keys \['fake_epoch'\]"),
-    ("cluster:\n  wokers: 2\n", r"profile 'bad': profile section 'cluster' has unknown keys \['wokers'\]; known keys "
-                                r"are \['address', 'dashboard'"),
-    ("effects:\n  mine:\n" + EFFECT.format(table="gan_attack_table", threshold='"0.2"'),
-     r"effects\.mine\.threshold is '0\.2'; expected a number\. It is quoted, so YAML reads it as text: write "
-     r"threshold: 0\.2 without quotes"),
-    ("effects:\n  mine:\n" + EFFECT.format(table="reader_accuracy", threshold=0.2),
-     r"effects\.mine: table is 'reader_accuracy', which no notebook writes before notebook 04 evaluates the effects"),
-    ("reader:\n  ask_confidence: 'false'\n", r"reader\.ask_confidence is 'false'; expected true or false\. It is quoted"),
+    (
+        "cluster:\n  wokers: 2\n",
+        r"profile 'bad': profile section 'cluster' has unknown keys \['wokers'\]; known keys "
+        r"are \['address', 'dashboard'",
+    ),
+    (
+        "effects:\n  mine:\n" + EFFECT.format(table="gan_attack_table", threshold='"0.2"'),
+        r"effects\.mine\.threshold is '0\.2'; expected a number\. It is quoted, so YAML reads it as text: write "
+        r"threshold: 0\.2 without quotes",
+    ),
+    (
+        "effects:\n  mine:\n" + EFFECT.format(table="reader_accuracy", threshold=0.2),
+        r"effects\.mine: table is 'reader_accuracy', which no notebook writes before notebook 04 evaluates the effects",
+    ),
+    (
+        "reader:\n  ask_confidence: 'false'\n",
+        r"reader\.ask_confidence is 'false'; expected true or false\. It is quoted",
+    ),
     ("name: ../../../tmp/x\n", r"profile name '\.\./\.\./\.\./tmp/x': .* cannot be empty, hold '/'"),
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), BAD_FILES, ids=[t.split(":")[0] + str(i) for i, (t, _) in enumerate(BAD_FILES)])
+@pytest.mark.parametrize(
+    ("text", "message"), BAD_FILES, ids=[t.split(":")[0] + str(i) for i, (t, _) in enumerate(BAD_FILES)]
+)
 def test_bad_profile_files_stop_before_notebook_00(notebooks: Path, tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("extends: smoke\n" + text)
@@ -442,7 +558,8 @@ def test_a_profile_path_that_is_a_folder_is_named(tmp_path: Path) -> None:
 
 
 def test_a_notebook_opened_by_hand_makes_the_folder_incomplete_and_a_resume_reruns_it(
-        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 30, item 1: a kernel that ran only the first cells of a finished notebook left the folder 'complete'."""
     from medadv.report import RunContext
 
@@ -478,13 +595,17 @@ def test_settings_are_compared_with_the_manifest_when_config_json_is_gone(notebo
     manifest = _manifest(legacy)
     del manifest["settings"]
     (legacy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match=r"config\.json is missing, so the settings that made the outputs in "
-                                          r"manifest\.json are unknown"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config\.json is missing, so the settings that made the outputs in "
+        r"manifest\.json are unknown",
+    ):
         run_pipeline("smoke", legacy, device="cpu", notebooks_dir=notebooks)
 
 
 def test_notebooks_left_out_by_only_are_marked_stale_when_their_inputs_changed(
-        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
     _notebook(notebooks / "00_first.ipynb", WRITER.format(name="00_first", value=5))
@@ -500,7 +621,8 @@ def test_notebooks_left_out_by_only_are_marked_stale_when_their_inputs_changed(
 
 
 def test_a_second_run_on_a_locked_folder_is_refused_and_a_stale_lock_taken_over(
-        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 32, item 10: two runs on one folder both ran, one resuming the other's training state."""
     import socket
     import subprocess
@@ -513,26 +635,43 @@ def test_a_second_run_on_a_locked_folder_is_refused_and_a_stale_lock_taken_over(
     with locked(run):  # this process holds the folder, as a running `medadv run` would
         holder = json.loads((run / "run.lock").read_text())
         assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
-        with pytest.raises(RunError, match=rf"is being written by another run \(pid {os.getpid()} on host "
-                                           rf"{socket.gethostname()}, since .*delete .*run\.lock"):
+        with pytest.raises(
+            RunError,
+            match=rf"is being written by another run \(pid {os.getpid()} on host "
+            rf"{socket.gethostname()}, since .*delete .*run\.lock",
+        ):
             run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks)
         token = os.environ.pop("MEDADV_RUN_LOCK")  # a notebook opened by hand carries no token
         with pytest.raises(RunError, match="is being written by another run"):
             RunContext.open(run, "00_first", profile="smoke", device="cpu")
         os.environ["MEDADV_RUN_LOCK"] = token
     assert not (run / "run.lock").exists()
-    ended = subprocess.run([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    (run / "run.lock").write_text(json.dumps({"pid": int(ended[0]), "host": socket.gethostname(),
-                                              "created": float(ended[1]), "since": "earlier", "token": "x"}))
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    (run / "run.lock").write_text(
+        json.dumps(
+            {
+                "pid": int(ended[0]),
+                "host": socket.gethostname(),
+                "created": float(ended[1]),
+                "since": "earlier",
+                "token": "x",
+            }
+        )
+    )
     capsys.readouterr()
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
     assert f"took over the stale lock of pid {ended[0]}" in capsys.readouterr().out
     assert not (run / "run.lock").exists()
 
 
-def test_a_truncated_manifest_is_rerun_whole_under_force(notebooks: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_truncated_manifest_is_rerun_whole_under_force(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from medadv.errors import RunError
 
     run = tmp_path / "run"
@@ -549,8 +688,9 @@ def test_a_truncated_manifest_is_rerun_whole_under_force(notebooks: Path, tmp_pa
     assert (run / "manifest.json.damaged").read_text() == text[:40] and _manifest(run)["complete"] is True
 
 
-def test_a_read_only_run_folder_is_refused_before_any_notebook(notebooks: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_only_run_folder_is_refused_before_any_notebook(
+    notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medadv.errors import RunError
 
     run = tmp_path / "run"
@@ -575,23 +715,30 @@ def test_a_profile_name_cannot_place_the_run_folder_outside_results(notebooks: P
 
 
 def test_sweep_takes_its_seeds_as_an_argument_and_run_help_names_the_cluster_options(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from medadv import sweep
 
     seen: list[list[int]] = []
     monkeypatch.setattr(sweep, "run_sweep", lambda profile, seeds, *args, **kwargs: seen.append(seeds) or 0)
     assert sweep.main(["10", "--profile", "smoke"]) == 0 and sweep.main(["--sweep", "3,7", "--profile", "smoke"]) == 0
     assert seen == [list(range(10)), [3, 7]]
-    for argv, message in ((["--profile", "smoke"], "the seeds are required: medadv sweep N"),
-                          (["4", "--sweep", "5"], "the seeds are given twice")):
+    for argv, message in (
+        (["--profile", "smoke"], "the seeds are required: medadv sweep N"),
+        (["4", "--sweep", "5"], "the seeds are given twice"),
+    ):
         with pytest.raises(SystemExit):
             sweep.main(argv)
         assert message in capsys.readouterr().err
     run_help = " ".join(_medadv("run", "--help").stdout.split())
     assert "medadv sweep --help" in run_help and "python -m medadv.sweep" not in run_help
-    cluster = [a.option_strings[0] for a in sweep.build_parser()._actions
-               if a.option_strings and a.dest in ("cluster", "scheduler", "workers", "threads_per_worker", "jobs",
-                                                  "cluster_option", "grid", "no_replication")]
+    cluster = [
+        a.option_strings[0]
+        for a in sweep.build_parser()._actions
+        if a.option_strings
+        and a.dest
+        in ("cluster", "scheduler", "workers", "threads_per_worker", "jobs", "cluster_option", "grid", "no_replication")
+    ]
     assert len(cluster) == 8 and all(option in run_help.replace("- ", "-") for option in cluster), cluster
 
 
@@ -603,9 +750,12 @@ def test_reader_commands_are_medadv_reader_and_keep_their_alias(monkeypatch: pyt
         assert done.returncode == 0 and done.stdout.startswith(usage), done.stderr
         run_dir_help = done.stdout.split("run_dir", 2)[2].split("paths")[0]
         assert "run folder whose notebook 05 built" in " ".join(run_dir_help.split())
-    alias = subprocess.run([sys.executable, "-c", "from medadv.reader_app.server import main; main(['serve', '--help'])"],
-                           capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")})
+    alias = subprocess.run(
+        [sys.executable, "-c", "from medadv.reader_app.server import main; main(['serve', '--help'])"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")},
+    )
     assert alias.stdout.startswith("usage: medadv-reader serve")
     bad = _medadv("reader", "import", "/no/such/run", "x.csv")
     assert bad.returncode == 2 and bad.stderr.startswith("medadv reader: ")

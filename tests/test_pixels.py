@@ -1,15 +1,15 @@
 """The kit's one PNG writer per bit depth: levels, round trips through read_image, masks, and bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from medadv.data.images import read_image, read_mask
 from medadv.data.pixels import luminance, quantize, save_png8, save_png16
 from medadv.errors import DataError
+from PIL import Image
 
 
 def test_quantize_rounds_to_the_nearest_level_after_clipping() -> None:
@@ -56,4 +56,5 @@ def test_not_a_2d_image_is_refused(tmp_path: Path) -> None:
 
 def test_luminance_uses_bt601_weights() -> None:
     assert luminance(np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]])).tolist() == pytest.approx(
-        [0.299 * 255, 0.587 * 255, 0.114 * 255])
+        [0.299 * 255, 0.587 * 255, 0.114 * 255]
+    )

@@ -1,13 +1,13 @@
 """Notebook 00's library: building the cohort of a run (phantom or manifest), its summary, and its figures."""
+
 from __future__ import annotations
 
 import dataclasses
 
+import medadv.data
 import numpy as np
 import pandas as pd
 import pytest
-
-import medadv.data
 from medadv import DataError
 from medadv.config import load_profile
 from medadv.data.cohort import COHORT_COLUMNS, SPLITS
@@ -61,9 +61,17 @@ def test_summary_counts_split_label_view(phantom_run):
 
 def test_manifest_cohort_keeps_its_official_split(monkeypatch, tmp_path, tiny_profile):
     rows = [
-        {"image_id": f"i{i}", "patient_id": f"p{i // 2}", "path": f"x/{i}.png", "label": int(i % 4 < 2),
-         "mask_path": "", "view": "CC", "split": SPLITS[(i // 2) % 3], "modality": "mammography",
-         "source_label": "BENIGN"}
+        {
+            "image_id": f"i{i}",
+            "patient_id": f"p{i // 2}",
+            "path": f"x/{i}.png",
+            "label": int(i % 4 < 2),
+            "mask_path": "",
+            "view": "CC",
+            "split": SPLITS[(i // 2) % 3],
+            "modality": "mammography",
+            "source_label": "BENIGN",
+        }
         for i in range(24)
     ]
     seen = {}

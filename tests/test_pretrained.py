@@ -1,4 +1,5 @@
 """The kit's pretrained Vnet: the shipped weights and their model cards, the corpus's seeds, the pretraining command."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from medadv.config import PRETRAIN_SEEDS, PROFILE_NAMES, load_profile
 from medadv.core import sha256_file
 from medadv.errors import ConfigError
@@ -78,7 +78,9 @@ def test_a_damaged_or_missing_weights_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_no_pretraining_seed_is_a_study_seed() -> None:
-    corpus = {s for config in SHIPPED.values() for which in ("train", "validation", "check") for s in config.seeds(which)}
+    corpus = {
+        s for config in SHIPPED.values() for which in ("train", "validation", "check") for s in config.seeds(which)
+    }
     assert corpus <= set(PRETRAIN_SEEDS)
     for name in PROFILE_NAMES:
         assert load_profile(name).seed not in PRETRAIN_SEEDS
@@ -91,8 +93,9 @@ def test_no_pretraining_seed_is_a_study_seed() -> None:
 
 
 def test_pretraining_is_deterministic_and_writes_weights_card_and_markdown(tmp_path: Path) -> None:
-    config = PretrainConfig(width=0.0625, image_size=96, patients=12, val_patients=10, check_patients=10, epochs=2,
-                            batch_size=16)
+    config = PretrainConfig(
+        width=0.0625, image_size=96, patients=12, val_patients=10, check_patients=10, epochs=2, batch_size=16
+    )
     digests = []
     for k in range(2):
         torch.manual_seed(100 + k)  # the global generator must not matter

@@ -5,6 +5,7 @@ decision rule they count at; ``RunContext.save_figure`` logs the problems of a f
 Each figure function is called as its notebook calls it, on small synthetic inputs at the default profile's counts
 (4 models, 6 attribution methods, 9 corruptions, the full profile's 11 recipes for the ROC curves).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,10 +22,13 @@ from matplotlib.container import Container, ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
-from PIL import Image
-
-from medadv.attacks.plots import (attack_examples_figure, corruption_curves_figure, corruption_examples_figure,
-                                  gan_scores_figure, robustness_curves_figure)
+from medadv.attacks.plots import (
+    attack_examples_figure,
+    corruption_curves_figure,
+    corruption_examples_figure,
+    gan_scores_figure,
+    robustness_curves_figure,
+)
 from medadv.data.adversarial import plot_triplets
 from medadv.data.plots import plot_examples, plot_intensity_histograms
 from medadv.detect.plots import detection_auc_figure
@@ -35,14 +39,35 @@ from medadv.stages.replication import ReplicationConfig, aggregate, forest_figur
 from medadv.stats.auc import delong_ci
 from medadv.style import COLUMN, MAP_CMAP, SMOKE_MARK, TEXT, print_problems, text_inches, wrap
 from medadv.train.evaluate import roc_figure, training_curves_figure
+from PIL import Image
 
 RNG = np.random.default_rng(0)
 MODELS = ["vgg_erm", "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
 METHODS = ["gradcam", "guided_gradcam", "saliency", "integrated_gradients", "deeplift", "occlusion"]
-CORRUPTIONS = ("gaussian_noise", "speckle_noise", "defocus_blur", "motion_blur", "contrast", "brightness", "gamma",
-               "jpeg", "pixelate")
-RECIPES = ["erm", "erm_noaug", "vanilla", "adversarial_l2", "augmix", "rtda", "pgd_at", "pgd_at_l2", "trades",
-           "fast_at", "rtda_focal_linf"]
+CORRUPTIONS = (
+    "gaussian_noise",
+    "speckle_noise",
+    "defocus_blur",
+    "motion_blur",
+    "contrast",
+    "brightness",
+    "gamma",
+    "jpeg",
+    "pixelate",
+)
+RECIPES = [
+    "erm",
+    "erm_noaug",
+    "vanilla",
+    "adversarial_l2",
+    "augmix",
+    "rtda",
+    "pgd_at",
+    "pgd_at_l2",
+    "trades",
+    "fast_at",
+    "rtda_focal_linf",
+]
 
 
 def _images(n: int, side: int = 32) -> np.ndarray:
@@ -67,9 +92,17 @@ def _cohort(root: Path) -> pd.DataFrame:
             mask[12:24, 8:20] = 255
             Image.fromarray(mask).save(root / f"mask{k}.png")
             mask_path = f"mask{k}.png"
-        rows.append({"image_id": f"Calc-Test_P_{k:05d}_LEFT_CC", "patient_id": f"p{k}", "label": label,
-                     "split": "test", "path": f"img{k}.png", "mask_path": mask_path,
-                     "source_label": "MALIGNANT" if label else "BENIGN_WITHOUT_CALLBACK"})
+        rows.append(
+            {
+                "image_id": f"Calc-Test_P_{k:05d}_LEFT_CC",
+                "patient_id": f"p{k}",
+                "label": label,
+                "split": "test",
+                "path": f"img{k}.png",
+                "mask_path": mask_path,
+                "source_label": "MALIGNANT" if label else "BENIGN_WITHOUT_CALLBACK",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -80,8 +113,9 @@ def _roc() -> Figure:
 
 def _training_curves() -> Figure:
     epochs = np.arange(1, 6)
-    return training_curves_figure({r: pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs, "val_auc": 0.5 + 0.05 * epochs})
-                                   for r in RECIPES})
+    return training_curves_figure(
+        {r: pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs, "val_auc": 0.5 + 0.05 * epochs}) for r in RECIPES}
+    )
 
 
 def _triplets() -> Figure:
@@ -92,23 +126,43 @@ def _triplets() -> Figure:
 
 def _attack_examples() -> Figure:
     x = _images(4)
-    return attack_examples_figure(x, np.clip(x + 2 / 255, 0, 1), RNG.random(4), RNG.random(4), np.array([1, 0, 1, 0]),
-                                  attack="Iterative FGSM, 25 steps of 0.1/255 (budget 2.5/255), against multitask_erm (paper 004)")
+    return attack_examples_figure(
+        x,
+        np.clip(x + 2 / 255, 0, 1),
+        RNG.random(4),
+        RNG.random(4),
+        np.array([1, 0, 1, 0]),
+        attack="Iterative FGSM, 25 steps of 0.1/255 (budget 2.5/255), against multitask_erm (paper 004)",
+    )
 
 
 def _curves() -> pd.DataFrame:
-    rows = [{"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "balanced_accuracy": 0.9}
-            for m in MODELS]
+    rows = [
+        {"model": m, "recipe": m, "attack": "clean", "norm": "", "eps": 0.0, "balanced_accuracy": 0.9} for m in MODELS
+    ]
     for k, m in enumerate(MODELS):
         for norm, budgets in (("linf", (1 / 255, 2 / 255, 4 / 255, 8 / 255)), ("l2", (0.25, 0.5, 1.0))):
-            rows += [{"model": m, "recipe": m, "attack": "pgd", "norm": norm, "eps": e,
-                      "balanced_accuracy": 0.9 - (0.9 - 0.15 * k) * j / len(budgets)} for j, e in enumerate(budgets, 1)]
+            rows += [
+                {
+                    "model": m,
+                    "recipe": m,
+                    "attack": "pgd",
+                    "norm": norm,
+                    "eps": e,
+                    "balanced_accuracy": 0.9 - (0.9 - 0.15 * k) * j / len(budgets),
+                }
+                for j, e in enumerate(budgets, 1)
+            ]
     return pd.DataFrame(rows)
 
 
 def _corruption_curves() -> Figure:
-    rows = [{"model": m, "recipe": m, "corruption": c, "severity": s, "balanced_accuracy": 0.9 - 0.1 * s, "auc": 0.8}
-            for m in MODELS for c in CORRUPTIONS for s in range(1, 6)]
+    rows = [
+        {"model": m, "recipe": m, "corruption": c, "severity": s, "balanced_accuracy": 0.9 - 0.1 * s, "auc": 0.8}
+        for m in MODELS
+        for c in CORRUPTIONS
+        for s in range(1, 6)
+    ]
     return corruption_curves_figure(pd.DataFrame(rows))
 
 
@@ -118,8 +172,14 @@ def _gan_scores() -> Figure:
 
 
 def _alignment_boxplot() -> Figure:
-    scores = pd.DataFrame([{"model": m, "method": meth, "metric": "energy_in_mask", "score": float(RNG.random())}
-                           for m in MODELS for meth in METHODS for _ in range(8)])
+    scores = pd.DataFrame(
+        [
+            {"model": m, "method": meth, "metric": "energy_in_mask", "score": float(RNG.random())}
+            for m in MODELS
+            for meth in METHODS
+            for _ in range(8)
+        ]
+    )
     return alignment_boxplot(scores, "energy_in_mask", MODELS, METHODS)
 
 
@@ -132,43 +192,87 @@ def _gallery(maps_by: str) -> Figure:
 
 def _manipulation_rows(n: int) -> list[tuple]:
     images, masks = _images(n), _masks(n)
-    return [(f"{MODELS[k % 4]}\nlabel kept (Fig. 2)", images[k], np.clip(images[k] + 0.01, 0, 1),
-             RNG.random((32, 32)), RNG.random((32, 32)), masks[k], 1, k % 2) for k in range(n)]
+    return [
+        (
+            f"{MODELS[k % 4]}\nlabel kept (Fig. 2)",
+            images[k],
+            np.clip(images[k] + 0.01, 0, 1),
+            RNG.random((32, 32)),
+            RNG.random((32, 32)),
+            masks[k],
+            1,
+            k % 2,
+        )
+        for k in range(n)
+    ]
 
 
 def _fgsm_shift() -> Figure:
-    table = pd.DataFrame({"model": np.repeat(["multitask_erm", "vgg_erm"], 10), "label_changed": np.tile([True, False], 10),
-                          "peak_shift_px": RNG.random(20) * 20, "topk_overlap": RNG.random(20)})
+    table = pd.DataFrame(
+        {
+            "model": np.repeat(["multitask_erm", "vgg_erm"], 10),
+            "label_changed": np.tile([True, False], 10),
+            "peak_shift_px": RNG.random(20) * 20,
+            "topk_overlap": RNG.random(20),
+        }
+    )
     return fgsm_shift_figure(table, 25, 0.1)
 
 
 def _reader_accuracy() -> Figure:
-    rows = [{"reader": r, "session": s, "truth": t, "label": "all", "accuracy": 0.7, "ci_low": 0.5, "ci_high": 0.85}
-            for r in ("sim_novice", "sim_resident", "sim_expert") for s in (1, 2, 3)
-            for t in ("real", "fake", "all") if not (s == 2 and t == "fake")]
+    rows = [
+        {"reader": r, "session": s, "truth": t, "label": "all", "accuracy": 0.7, "ci_low": 0.5, "ci_high": 0.85}
+        for r in ("sim_novice", "sim_resident", "sim_expert")
+        for s in (1, 2, 3)
+        for t in ("real", "fake", "all")
+        if not (s == 2 and t == "fake")
+    ]
     return accuracy_figure(pd.DataFrame(rows), "simulated")
 
 
 def _reader_times() -> Figure:
-    rows = [{"reader": r, "session": s, "total_minutes": 10.0 + s} for r in ("sim_novice", "sim_resident", "sim_expert")
-            for s in (1, 2, 3, 4)]
+    rows = [
+        {"reader": r, "session": s, "total_minutes": 10.0 + s}
+        for r in ("sim_novice", "sim_resident", "sim_expert")
+        for s in (1, 2, 3, 4)
+    ]
     return reading_time_figure(pd.DataFrame(rows), "simulated")
 
 
 def _detection() -> Figure:
     sets = [("gan", 0.0)] + [(a, e) for a in ("fgsm", "pgd", "apgd") for e in (1 / 255, 2 / 255, 4 / 255)]
     sets += [(f"{a} adaptive", 8 / 255) for a in ("pgd", "apgd")]  # the detector-aware attacks of the last rows
-    rows = [{"detector": d, "attack": a, "eps": e, "auc": auc, "auc_ci_low": max(0.0, auc - 0.1),
-             "auc_ci_high": min(1.0, auc + 0.1)}
-            for k, d in enumerate(("feature_squeezing", "mahalanobis", "kernel_density"))
-            for j, (a, e) in enumerate(sets) for auc in [1.0 if j < 4 else min(1.0, 0.15 + 0.1 * j + 0.1 * k)]]
+    rows = [
+        {
+            "detector": d,
+            "attack": a,
+            "eps": e,
+            "auc": auc,
+            "auc_ci_low": max(0.0, auc - 0.1),
+            "auc_ci_high": min(1.0, auc + 0.1),
+        }
+        for k, d in enumerate(("feature_squeezing", "mahalanobis", "kernel_density"))
+        for j, (a, e) in enumerate(sets)
+        for auc in [1.0 if j < 4 else min(1.0, 0.15 + 0.1 * j + 0.1 * k)]
+    ]
     return detection_auc_figure(pd.DataFrame(rows))
 
 
 def _forest() -> Figure:
-    rows = [{"seed": s, "setting": "", "effect": f"effect_{k}_pgd_at_beats_erm_under_attack", "value": 0.1 * k + 0.01 * s,
-             "holds": "True", "interpretable": str(s < 3), "paper_value": 0.3 if k % 2 else np.nan, "expected": ">= 0.1"}
-            for s in range(5) for k in range(8)]
+    rows = [
+        {
+            "seed": s,
+            "setting": "",
+            "effect": f"effect_{k}_pgd_at_beats_erm_under_attack",
+            "value": 0.1 * k + 0.01 * s,
+            "holds": "True",
+            "interpretable": str(s < 3),
+            "paper_value": 0.3 if k % 2 else np.nan,
+            "expected": ">= 0.1",
+        }
+        for s in range(5)
+        for k in range(8)
+    ]
     per_seed = pd.DataFrame(rows)
     return forest_figure(per_seed, aggregate(per_seed, ReplicationConfig()))
 
@@ -195,14 +299,19 @@ FIGURES: dict[str, Callable[[Path], Figure]] = {
     "detection_auc": lambda root: _detection(),
     "replication_forest": lambda root: _forest(),
 }
-OVERLAYS = ("alignment_gallery_models", "alignment_gallery_methods", "fgsm_gradcam_shift_examples",
-            "explanation_attack_examples")
+OVERLAYS = (
+    "alignment_gallery_models",
+    "alignment_gallery_methods",
+    "fgsm_gradcam_shift_examples",
+    "explanation_attack_examples",
+)
 
 
 def _labels(fig: Figure) -> list[str]:
     """Every axis label of ``fig`` (the figure's own x and y labels included)."""
-    return [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel())] + \
-        [t.get_text() for t in (fig._supylabel, fig._supxlabel) if t is not None]
+    return [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel())] + [
+        t.get_text() for t in (fig._supylabel, fig._supxlabel) if t is not None
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -250,8 +359,9 @@ def test_the_kits_text_is_at_least_7_pt_where_matplotlibs_default_is_not() -> No
     plt.close(fig)
 
 
-def test_save_figure_logs_the_problems_of_a_figure_that_does_not_print(tmp_path: Path,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_save_figure_logs_the_problems_of_a_figure_that_does_not_print(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ctx = RunContext.open(tmp_path / "run", "01_classifier_training", profile="smoke", device="cpu")
     screen, _ = plt.subplots(figsize=(6.4, 4.8))
     with caplog.at_level(logging.WARNING, logger="medadv.report"):
@@ -297,12 +407,18 @@ def _series_styles(fig: Figure) -> dict[str, tuple]:
             elif isinstance(handle, Container):  # bars: the first bar's patch
                 handle = handle[0]
             if isinstance(handle, Line2D):
-                style = (to_hex(handle.get_color()), _dash_family(handle),
-                         handle.get_marker() if handle.get_marker() not in (None, "") else "None")
+                style = (
+                    to_hex(handle.get_color()),
+                    _dash_family(handle),
+                    handle.get_marker() if handle.get_marker() not in (None, "") else "None",
+                )
             else:
                 paths = handle.get_paths() if hasattr(handle, "get_paths") else [handle.get_path()]
-                style = (str(np.round(handle.get_facecolor(), 3).tolist()), str(np.round(handle.get_edgecolor(), 3).tolist()),
-                         str(np.round(paths[0].vertices, 2).tolist()) if paths else "")
+                style = (
+                    str(np.round(handle.get_facecolor(), 3).tolist()),
+                    str(np.round(handle.get_edgecolor(), 3).tolist()),
+                    str(np.round(paths[0].vertices, 2).tolist()) if paths else "",
+                )
             styles.setdefault(label, style)
     return styles
 
@@ -322,7 +438,12 @@ def _drawn_points(ax) -> list[tuple[np.ndarray, float]]:
         out.append((line.get_transform().transform(xy), radius))
     for collection in ax.collections:
         offsets = np.asarray(collection.get_offsets(), dtype=float)
-        if collection.get_visible() and len(offsets) and hasattr(collection, "get_sizes") and len(collection.get_sizes()):
+        if (
+            collection.get_visible()
+            and len(offsets)
+            and hasattr(collection, "get_sizes")
+            and len(collection.get_sizes())
+        ):
             radius = float(np.sqrt(collection.get_sizes().max())) / 2 * ax.figure.dpi / 72
             out.append((collection.get_offset_transform().transform(offsets), radius))
     return out
@@ -346,27 +467,48 @@ def layout_defects(fig: Figure) -> list[str]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
-    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
-             for tick in axis.get_major_ticks() + axis.get_minor_ticks() for t in (tick.label1, tick.label2)}
+    ticks = {
+        id(t)
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+        for t in (tick.label1, tick.label2)
+    }
     for legend in legends:
         lb = legend.get_window_extent(renderer)
         for text in fig.findobj(Text):
-            if id(text) not in ticks and text.get_visible() and text.get_text().strip() and text.get_in_layout() \
-                    and text.get_window_extent(renderer).overlaps(lb) and not _inside_legend(text, legend):
+            if (
+                id(text) not in ticks
+                and text.get_visible()
+                and text.get_text().strip()
+                and text.get_in_layout()
+                and text.get_window_extent(renderer).overlaps(lb)
+                and not _inside_legend(text, legend)
+            ):
                 problems.append(f"a legend overlaps the text {text.get_text()[:30]!r}")
     for ax in fig.axes:
         box = ax.get_window_extent(renderer)
         for points, radius in _drawn_points(ax):
             for legend in legends:
                 lb = legend.get_window_extent(renderer)
-                inside = ((points[:, 0] > lb.x0 + 1) & (points[:, 0] < lb.x1 - 1) & (points[:, 1] > lb.y0 + 1)
-                          & (points[:, 1] < lb.y1 - 1))
+                inside = (
+                    (points[:, 0] > lb.x0 + 1)
+                    & (points[:, 0] < lb.x1 - 1)
+                    & (points[:, 1] > lb.y0 + 1)
+                    & (points[:, 1] < lb.y1 - 1)
+                )
                 if inside.any():
-                    problems.append(f"a legend ({', '.join(t.get_text() for t in legend.get_texts())[:40]}) covers data "
-                                    f"of the axes titled {ax.get_title()!r}")
+                    problems.append(
+                        f"a legend ({', '.join(t.get_text() for t in legend.get_texts())[:40]}) covers data "
+                        f"of the axes titled {ax.get_title()!r}"
+                    )
             if radius:
-                cut = ((points[:, 0] - radius < box.x0 - 0.5) | (points[:, 0] + radius > box.x1 + 0.5)
-                       | (points[:, 1] - radius < box.y0 - 0.5) | (points[:, 1] + radius > box.y1 + 0.5))
+                cut = (
+                    (points[:, 0] - radius < box.x0 - 0.5)
+                    | (points[:, 0] + radius > box.x1 + 0.5)
+                    | (points[:, 1] - radius < box.y0 - 0.5)
+                    | (points[:, 1] + radius > box.y1 + 0.5)
+                )
                 if cut.any():
                     problems.append(f"{int(cut.sum())} marker(s) cut by the axes titled {ax.get_title()!r}")
     return problems

@@ -1,5 +1,6 @@
 """Profiles compose (``extends:``, a deep merge), the shipped ones share one base, and every key a shipped profile
 resolves to is read by a field of some stage's config dataclass."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,16 @@ from typing import Any
 
 import pytest
 import yaml
-
 from medadv.attacks.robustness import AttackConfig
-from medadv.config import EXTENDS_KEY, PROFILE_DIR, PROFILE_NAMES, PROFILE_SECTIONS, ClusterConfig, DataConfig, load_profile
+from medadv.config import (
+    EXTENDS_KEY,
+    PROFILE_DIR,
+    PROFILE_NAMES,
+    PROFILE_SECTIONS,
+    ClusterConfig,
+    DataConfig,
+    load_profile,
+)
 from medadv.effects import Effect
 from medadv.errors import ConfigError
 from medadv.explain.study import ExplainConfig
@@ -26,8 +34,14 @@ from medadv.train.loop import ClassifierConfig
 
 #: The dataclass that reads each section (``effects`` holds one :class:`Effect` per key, the key being its name).
 SECTION_CLASSES: dict[str, type] = {
-    "data": DataConfig, "classifier": ClassifierConfig, "gan": GanConfig, "attacks": AttackConfig,
-    "explain": ExplainConfig, "reader": ReaderConfig, "detect": DetectConfig, "cluster": ClusterConfig,
+    "data": DataConfig,
+    "classifier": ClassifierConfig,
+    "gan": GanConfig,
+    "attacks": AttackConfig,
+    "explain": ExplainConfig,
+    "reader": ReaderConfig,
+    "detect": DetectConfig,
+    "cluster": ClusterConfig,
     "effects": Effect,
 }
 
@@ -99,8 +113,11 @@ def test_a_stray_key_is_unaccounted(tmp_path: Path) -> None:
     assert unaccounted(stray) == ["classifier.epochz"]
     stray["reader"]["simulated_readers"][1]["skil"] = 0.5
     stray["effects"]["erm_auc_real"]["treshold"] = 0.7
-    assert sorted(unaccounted(stray)) == ["classifier.epochz", "effects.erm_auc_real.treshold",
-                                          "reader.simulated_readers[1].skil"]
+    assert sorted(unaccounted(stray)) == [
+        "classifier.epochz",
+        "effects.erm_auc_real.treshold",
+        "reader.simulated_readers[1].skil",
+    ]
 
 
 def _raw(name: str) -> dict[str, Any]:
@@ -141,14 +158,16 @@ def test_a_three_line_profile_inherits_default(tmp_path: Path) -> None:
     assert mine["name"] == "mine"  # its own file's stem, not the base's name
     assert mine["data"]["n_patients"] == 200
     assert mine["data"]["lesion_contrast"] == 0.8 and tuple(mine["data"]["image_size"]) == (96, 96)
-    assert {k: v for k, v in mine.items() if k not in ("name", "data")} == \
-        {k: v for k, v in default.items() if k not in ("name", "data")}
+    assert {k: v for k, v in mine.items() if k not in ("name", "data")} == {
+        k: v for k, v in default.items() if k not in ("name", "data")
+    }
 
 
 def test_deep_merge_merges_mappings_and_replaces_lists(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(
         "name: base\nseed: 5\ndata:\n  n_patients: 40\n  split: [0.6, 0.2, 0.2]\n"
-        "attacks:\n  linf_eps: [0.01, 0.02]\n  steps: 4\n")
+        "attacks:\n  linf_eps: [0.01, 0.02]\n  steps: 4\n"
+    )
     (tmp_path / "middle.yaml").write_text("extends: base.yaml\nname: middle\nattacks:\n  linf_eps: [0.03]\n")
     (tmp_path / "top.yaml").write_text("extends: middle.yaml\ndata:\n  n_patients: 20\n")
     top = load_profile(tmp_path / "top.yaml", {"attacks": {"steps": 9}})
@@ -172,8 +191,10 @@ def test_a_user_file_extends_a_shipped_profile_by_name(tmp_path: Path) -> None:
     [
         ({"a.yaml": "extends: a.yaml\n"}, "the extends chain a.yaml -> a.yaml is a cycle"),
         ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "a.yaml -> b.yaml -> a.yaml is a cycle"),
-        ({"a.yaml": "extends: defualt\n"},
-         "extends 'defualt', which is neither a shipped profile ['smoke', 'default', 'full', 'workshop'] nor a file"),
+        (
+            {"a.yaml": "extends: defualt\n"},
+            "extends 'defualt', which is neither a shipped profile ['smoke', 'default', 'full', 'workshop'] nor a file",
+        ),
         ({"a.yaml": "extends: [default]\n"}, "extends is ['default']; expected the name of a shipped profile"),
         ({"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n"}, "b.yaml holds list; expected a mapping"),
         ({"a.yaml": "extends: b.yaml\n", "b.yaml": "seed: 1\nseed: 2\n"}, "duplicate key 'seed'"),
@@ -192,8 +213,8 @@ def test_bad_chains_name_the_problem(tmp_path: Path, files: dict[str, str], mess
 
 
 def test_the_run_records_the_resolved_profile_so_a_base_change_shows(tmp_path: Path) -> None:
-    from medadv.report import write_config
     from medadv.pipeline import _settings_changed
+    from medadv.report import write_config
 
     base, child = tmp_path / "base.yaml", tmp_path / "child.yaml"
     base.write_text("extends: smoke\nclassifier:\n  epochs: 2\n")
@@ -222,9 +243,20 @@ def test_no_notebook_names_a_model_in_its_code() -> None:
 
 #: Defaults that are the kit's choices, not a paper's value (docs/fidelity.md gives the paper's value beside them).
 KIT_DEFAULTS = {
-    "data.n_patients", "data.positive_fraction", "data.image_size", "data.manifest", "gan.width", "gan.depth",
-    "gan.joint_epochs", "reader.ask_confidence", "reader.n_subgroups", "classifier.multitask_decoder_width",
-    "attacks.ifgsm_extra_eps", "explain.fgsm_models", "explain.attack_models", "classifier.random_epochs",
+    "data.n_patients",
+    "data.positive_fraction",
+    "data.image_size",
+    "data.manifest",
+    "gan.width",
+    "gan.depth",
+    "gan.joint_epochs",
+    "reader.ask_confidence",
+    "reader.n_subgroups",
+    "classifier.multitask_decoder_width",
+    "attacks.ifgsm_extra_eps",
+    "explain.fgsm_models",
+    "explain.attack_models",
+    "classifier.random_epochs",
 }
 
 

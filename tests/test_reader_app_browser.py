@@ -4,6 +4,7 @@ Chromium must be installed (``apt-get install -y chromium``; never a browser dow
 missing the tests fail with that instruction rather than skip, so that CI cannot pass without running them. Set
 ``MEDADV_CHROMIUM`` to use another Chromium binary.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,34 +16,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from medadv.config import DataConfig
 from medadv.data.phantom import render_patient
 from medadv.reader_app.responses import validate_responses
+from PIL import Image
 from test_reader_packages import build
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("MEDADV_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
+CHROMIUM = (
+    os.environ.get("MEDADV_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
     or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture()
 def browser(tmp_path: Path) -> Iterator["playwright.sync_api.BrowserContext"]:  # noqa: F821
     """A fresh Chromium profile (its own user-data-dir, so its own localStorage) for one test."""
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: the reader-app tests need a real browser. Install it with "
-                    "`apt-get update && apt-get install -y chromium` (Debian/Ubuntu, as root) or point MEDADV_CHROMIUM "
-                    "at a Chromium binary.")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the reader-app tests need a real browser. Install it with "
+            "`apt-get update && apt-get install -y chromium` (Debian/Ubuntu, as root) or point MEDADV_CHROMIUM "
+            "at a Chromium binary."
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
-            accept_downloads=True, viewport={"width": 1200, "height": 800},
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            accept_downloads=True,
+            viewport={"width": 1200, "height": 800},
         )
         try:
             yield context
@@ -208,18 +226,23 @@ def screen_grey(page) -> np.ndarray:
 def shown_region(page, state: dict, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Screen pixels inside the view box (below the readout) and the image pixel each one shows at ``scale``."""
     grey = screen_grey(page)
-    bl, bt, bw, bh = (int(np.ceil(state["box"][0])), int(np.ceil(state["box"][1]) + 20),
-                      int(state["box"][2]) - 1, int(state["box"][3]) - 21)
+    bl, bt, bw, bh = (
+        int(np.ceil(state["box"][0])),
+        int(np.ceil(state["box"][1]) + 20),
+        int(state["box"][2]) - 1,
+        int(state["box"][3]) - 21,
+    )
     il, it = state["img"][0], state["img"][1]
     assert il == int(il) and it == int(it), "the image is not on the pixel grid"
-    rows, cols = np.mgrid[bt:bt + bh, bl:bl + bw]
+    rows, cols = np.mgrid[bt : bt + bh, bl : bl + bw]
     si, sj = (rows - int(it)) // scale, (cols - int(il)) // scale
     inside = (si >= 0) & (si < PORTRAIT[0]) & (sj >= 0) & (sj < PORTRAIT[1])
     return grey[rows[inside], cols[inside]], si[inside], sj[inside]
 
 
-def drag(page, start: tuple[float, float], delta: tuple[float, float], button: str = "left",
-         shift: bool = False) -> None:
+def drag(
+    page, start: tuple[float, float], delta: tuple[float, float], button: str = "left", shift: bool = False
+) -> None:
     if shift:
         page.keyboard.down("Shift")
     page.mouse.move(*start)
@@ -301,10 +324,13 @@ def test_viewer_changes_the_view_and_not_the_answers(browser, tmp_path: Path) ->
     table = download_csv(page, tmp_path / "responses_session3_V2.csv")
     assert table["answer"].tolist() == ["real", "not_real", "unsure", "not_real"]
     assert table["confidence"].tolist() == pytest.approx([4, 2, float("nan"), 5], nan_ok=True)
-    saved = page.evaluate("() => Object.keys(localStorage).filter(k => k.endsWith('/V2'))"
-                          ".map(k => JSON.parse(localStorage.getItem(k)))")
+    saved = page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.endsWith('/V2')).map(k => JSON.parse(localStorage.getItem(k)))"
+    )
     assert len(saved) == 1 and set(saved[0]) == {"version", "package_id", "session", "reader", "responses", "finished"}
-    assert all(set(r) == {"order", "image_id", "answer", "confidence", "reading_seconds"} for r in saved[0]["responses"])
+    assert all(
+        set(r) == {"order", "image_id", "answer", "confidence", "reading_seconds"} for r in saved[0]["responses"]
+    )
 
     page = start_reading(browser, folder4, errors, (1280, 800), reader="V2")  # a triplet: one view for all three
     fitted = page.evaluate(VIEW_STATE)
@@ -331,8 +357,10 @@ def test_viewer_pinch_zooms_and_drags_on_a_touch_screen(browser, tmp_path: Path)
     x, y = box_centre(page)
 
     def touch(kind: str, points: list[tuple[float, float]]) -> None:
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
-            {"x": px, "y": py, "id": k} for k, (px, py) in enumerate(points)]})
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": px, "y": py, "id": k} for k, (px, py) in enumerate(points)]},
+        )
 
     touch("touchStart", [(x - 40, y), (x + 40, y)])
     for step in range(1, 6):
@@ -344,8 +372,9 @@ def test_viewer_pinch_zooms_and_drags_on_a_touch_screen(browser, tmp_path: Path)
     touch("touchMove", [(x + 30, y + 50)])
     touch("touchEnd", [])
     dragged = page.evaluate(VIEW_STATE)
-    assert [dragged["img"][0] - pinched["img"][0], dragged["img"][1] - pinched["img"][1]] == \
-        pytest.approx([30, 50], abs=1)
+    assert [dragged["img"][0] - pinched["img"][0], dragged["img"][1] - pinched["img"][1]] == pytest.approx(
+        [30, 50], abs=1
+    )
     assert errors == []
 
 
@@ -359,11 +388,13 @@ def mammogram() -> np.ndarray:
 def assert_on_screen(page, selector: str, size: tuple[int, int]) -> None:
     box = page.locator(selector).bounding_box()
     assert box is not None and page.locator(selector).is_visible(), f"{selector} is not shown"
-    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size[0] \
-        and box["y"] + box["height"] <= size[1], f"{selector} at {box} is outside the {size} window"
+    assert (
+        box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size[0] and box["y"] + box["height"] <= size[1]
+    ), f"{selector} at {box} is outside the {size} window"
     assert page.evaluate("""() => [document.scrollingElement.scrollWidth <= innerWidth,
-        document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth]""") == [True, True], \
+        document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth]""") == [True, True], (
         "the page scrolls sideways"
+    )
 
 
 def assert_fitted(page) -> None:
@@ -372,8 +403,10 @@ def assert_fitted(page) -> None:
     rects = page.evaluate("""() => [...document.querySelectorAll('.view-box')].map(b => {
       const r = b.getBoundingClientRect(), i = b.querySelector('img').getBoundingClientRect();
       return [[r.left, r.top, r.right, r.bottom], [i.left, i.top, i.right, i.bottom]]; })""")
-    fit = min(min((np.floor(b[2]) - np.ceil(b[0])) / PORTRAIT[1], (np.floor(b[3]) - np.ceil(b[1])) / PORTRAIT[0])
-              for b, _ in rects)
+    fit = min(
+        min((np.floor(b[2]) - np.ceil(b[0])) / PORTRAIT[1], (np.floor(b[3]) - np.ceil(b[1])) / PORTRAIT[0])
+        for b, _ in rects
+    )
     zoom = np.floor(fit) if fit >= 1 else fit
     for box, img in rects:
         assert img[2] - img[0] == pytest.approx(PORTRAIT[1] * zoom, abs=0.5)
@@ -381,8 +414,9 @@ def assert_fitted(page) -> None:
 
 
 @pytest.mark.parametrize("size", LAYOUT_SIZES, ids=[f"{w}x{h}" for w, h in LAYOUT_SIZES])
-def test_layout_keeps_confirm_and_next_on_screen(browser, tmp_path: Path, mammogram: np.ndarray,
-                                                  size: tuple[int, int]) -> None:
+def test_layout_keeps_confirm_and_next_on_screen(
+    browser, tmp_path: Path, mammogram: np.ndarray, size: tuple[int, int]
+) -> None:
     folder3, folder4 = session_with_images(tmp_path, mammogram)
     name = f"{size[0]}x{size[1]}"
     errors: list[str] = []
@@ -417,5 +451,6 @@ def test_layout_keeps_confirm_and_next_on_screen(browser, tmp_path: Path, mammog
     assert_fitted(page)
     page.screenshot(path=tmp_path / f"educate_{name}.png")
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
-        f"{k}_{name}.png" for k in ("educate", "keys", "read", "start"))
+        f"{k}_{name}.png" for k in ("educate", "keys", "read", "start")
+    )
     assert errors == []

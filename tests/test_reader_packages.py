@@ -4,6 +4,7 @@ The run folder here is hand-made: a tiny cohort of 32x32 PNGs and notebook 02's 
 same writers notebook 02 uses (:mod:`medadv.data.adversarial`); the fakes are the reals shifted in grey level, so a
 displayed image can be traced back to its source file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from medadv.config import load_profile
 from medadv.data.adversarial import write_adversarial_set, write_education_set
 from medadv.data.cohort import validate_cohort
@@ -26,14 +25,16 @@ from medadv.errors import ConfigError, DataError, RunError
 from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS, ANSWER_KEY_FILE
 from medadv.reader_app.page import render_page
-from medadv.stages.reader_study import build_run_packages, simulate_run_responses
 from medadv.report import RunContext
+from medadv.stages.reader_study import build_run_packages, simulate_run_responses
+from PIL import Image
 
 SIZE = (32, 32)
 
 
-def make_reader_run(root: Path, n_train: int = 24, n_heldout: int = 24, n_education: int = 6,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def make_reader_run(
+    root: Path, n_train: int = 24, n_heldout: int = 24, n_education: int = 6, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A run folder with a cohort (half val, half test among the held-out images; labels alternate) and notebook
     02's adversarial and education indexes. Fakes are ``clip(real + 0.2)``; returns (cohort, adversarial, education)."""
     rng = np.random.default_rng(seed)
@@ -44,8 +45,19 @@ def make_reader_run(root: Path, n_train: int = 24, n_heldout: int = 24, n_educat
         images[image_id] = rng.uniform(0.1, 0.7, SIZE)
         rel = f"data/phantom/{image_id}.png"
         save_png16(root / rel, images[image_id])
-        rows.append({"image_id": image_id, "patient_id": f"p{k:03d}", "path": rel, "label": k % 2, "mask_path": "",
-                     "view": "CC", "split": split, "modality": "mammography", "source_label": "x"})
+        rows.append(
+            {
+                "image_id": image_id,
+                "patient_id": f"p{k:03d}",
+                "path": rel,
+                "label": k % 2,
+                "mask_path": "",
+                "view": "CC",
+                "split": split,
+                "modality": "mammography",
+                "source_label": "x",
+            }
+        )
     cohort = validate_cohort(pd.DataFrame(rows), require_split=True)
     held = cohort[cohort["split"] != "train"].reset_index(drop=True)
     real = np.stack([images[i] for i in held["image_id"]])[:, None]
@@ -58,8 +70,9 @@ def make_reader_run(root: Path, n_train: int = 24, n_heldout: int = 24, n_educat
 
 def build(root: Path, counts=(5, 6, 8, 4, 10), seed: int = 11, **tables):
     cohort, adversarial, education = tables.get("tables") or make_reader_run(root)
-    return build_sessions(cohort, root, root, adversarial, education, root / "data" / "reader_packages", counts, seed,
-                          SIZE), cohort
+    return build_sessions(
+        cohort, root, root, adversarial, education, root / "data" / "reader_packages", counts, seed, SIZE
+    ), cohort
 
 
 def as_uint8(path: Path) -> np.ndarray:
@@ -133,8 +146,10 @@ def test_session_folders_hold_no_answers_and_show_the_right_pixels(tmp_path: Pat
     assert list(manifest4.columns) == ["order", "image_id", "real_file", "fake_file", "diff_file"]
     first = manifest4.iloc[0]
     source = key.loc[(key["session"] == 4) & (key["order"] == 1), "source_image_id"].item()
-    np.testing.assert_array_equal(np.array(Image.open(packages.session_dir(4) / first["diff_file"])),
-                                  as_uint8(tmp_path / f"data/education/{source}_diff.png"))
+    np.testing.assert_array_equal(
+        np.array(Image.open(packages.session_dir(4) / first["diff_file"])),
+        as_uint8(tmp_path / f"data/education/{source}_diff.png"),
+    )
 
 
 def test_index_html_is_self_contained_and_carries_no_labels(tmp_path: Path) -> None:
@@ -204,15 +219,25 @@ def test_reader_config_parses_profiles_and_refuses_bad_values() -> None:
     with pytest.raises(ConfigError, match="unknown keys"):
         ReaderConfig.from_section({"sessions": [1, 1, 2, 1, 2]})
     with pytest.raises(ConfigError, match="unknown keys"):
-        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5, "speed": 1}]})
+        ReaderConfig.from_section(
+            {"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5, "speed": 1}]}
+        )
     with pytest.raises(ConfigError, match="sum to less than 1"):
-        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.5,
-                                              "unsure_rate": 0.2}]})
+        ReaderConfig.from_section(
+            {"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.5, "unsure_rate": 0.2}]}
+        )
     with pytest.raises(ConfigError, match="education delta"):
-        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.9,
-                                              "education_fake_delta": 0.2}]})
+        ReaderConfig.from_section(
+            {
+                "simulated_readers": [
+                    {"reader": "A", "real_accuracy": 0.9, "fake_accuracy": 0.9, "education_fake_delta": 0.2}
+                ]
+            }
+        )
     with pytest.raises(ConfigError, match="repeat"):
-        ReaderConfig.from_section({"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5}] * 2})
+        ReaderConfig.from_section(
+            {"simulated_readers": [{"reader": "A", "real_accuracy": 0.8, "fake_accuracy": 0.5}] * 2}
+        )
 
 
 def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
@@ -228,7 +253,9 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     assert packages.root == tmp_path / "data" / "reader_packages"
     folder = simulate_run_responses(ctx, packages, config)
     outputs = json.loads((tmp_path / "manifest.json").read_text())["outputs"]
-    written = [p for p in (tmp_path / "data" / "reader_packages").rglob("*") if p.is_file()] + list(folder.glob("*.csv"))
+    written = [p for p in (tmp_path / "data" / "reader_packages").rglob("*") if p.is_file()] + list(
+        folder.glob("*.csv")
+    )
     assert {p.relative_to(tmp_path).as_posix() for p in written} <= set(outputs)
     assert len(list(folder.glob("*.csv"))) == 5 * len(config.simulated_readers)
     with pytest.raises(DataError, match="missing field"):
@@ -245,8 +272,9 @@ def test_sessions_3_and_5_are_drawn_by_patient(tmp_path: Path) -> None:
     for seed in range(5):
         key, sessions = plan_sessions(cohort, adversarial, education, (2, 2, 20, 2, 24), seed=seed)
         assert sessions["built"].tolist() == [2, 2, 20, 2, 24]
-        reads = key[key["session"].isin([3, 5])].merge(cohort[["image_id", "patient_id"]], left_on="source_image_id",
-                                                       right_on="image_id")
+        reads = key[key["session"].isin([3, 5])].merge(
+            cohort[["image_id", "patient_id"]], left_on="source_image_id", right_on="image_id"
+        )
         bins = reads.groupby("patient_id")[["session", "truth"]].nunique()
         assert (bins["session"] == 1).all() and (bins["truth"] == 1).all()
         assert reads.groupby("patient_id").size().max() > 1  # whole multi-image patients were drawn

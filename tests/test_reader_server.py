@@ -2,6 +2,7 @@
 answer key kept away, refused answers, imports of the offline app's CSVs, and notebook 05's reading of the database.
 
 Each test starts its own server process (:class:`_reader_server.Served`) and stops it; every loop is bounded."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
 from _reader_server import Served
 from medadv.errors import DataError
 from medadv.reader_app.analysis import analyse_responses, database_responses
 from medadv.reader_app.db import DB_FILE, AnswerRefused, ReaderDatabase, StoredAnswer, read_answers
+from medadv.reader_app.served_study import PAYLOAD_RE, load_study
 from medadv.reader_app.server import import_files
 from medadv.reader_app.simulate import write_responses
-from medadv.reader_app.served_study import PAYLOAD_RE, load_study
 from test_reader_packages import build
 
 COUNTS = (2, 3, 4, 2, 4)
@@ -51,18 +51,29 @@ def manifest(packages, session: int) -> list[str]:
 
 def an_answer(session: int, order: int, image_id: str, rng: np.random.Generator) -> dict:
     if session in (1, 4):
-        return {"order": order, "image_id": image_id, "answer": "seen", "confidence": None,
-                "reading_seconds": round(float(rng.uniform(0.5, 9)), 3)}
+        return {
+            "order": order,
+            "image_id": image_id,
+            "answer": "seen",
+            "confidence": None,
+            "reading_seconds": round(float(rng.uniform(0.5, 9)), 3),
+        }
     answer = str(rng.choice(["real", "not_real", "unsure"]))
-    return {"order": order, "image_id": image_id, "answer": answer,
-            "confidence": None if answer == "unsure" else int(rng.integers(1, 6)),
-            "reading_seconds": round(float(rng.uniform(0.5, 9)), 3)}
+    return {
+        "order": order,
+        "image_id": image_id,
+        "answer": answer,
+        "confidence": None if answer == "unsure" else int(rng.integers(1, 6)),
+        "reading_seconds": round(float(rng.uniform(0.5, 9)), 3),
+    }
 
 
 def db_rows(run_dir: Path) -> list[tuple]:
     with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
-        return conn.execute('SELECT reader, session, "order", image_id, answer, confidence, reading_seconds '
-                            'FROM responses ORDER BY reader, session, "order"').fetchall()
+        return conn.execute(
+            'SELECT reader, session, "order", image_id, answer, confidence, reading_seconds '
+            'FROM responses ORDER BY reader, session, "order"'
+        ).fetchall()
 
 
 def participant_reads_all(url: str, token: str, packages, seed: int) -> list[tuple]:
@@ -96,8 +107,10 @@ def test_thirty_participants_at_once_store_every_answer_once(served: Served, run
     expected = sorted((r, *s) for r, answers in sent.items() for s in answers)
     assert len(rows) == N_PARTICIPANTS * sum(COUNTS) == len(expected)
     assert sorted(rows) == expected  # every answer stored, once, as sent
-    print(f"\n{N_PARTICIPANTS} participants, {len(rows)} answers (+{5 * N_PARTICIPANTS} retries) in {seconds:.2f} s: "
-          f"{(len(rows) + 5 * N_PARTICIPANTS) / seconds:.0f} requests/s")
+    print(
+        f"\n{N_PARTICIPANTS} participants, {len(rows)} answers (+{5 * N_PARTICIPANTS} retries) in {seconds:.2f} s: "
+        f"{(len(rows) + 5 * N_PARTICIPANTS) / seconds:.0f} requests/s"
+    )
 
     live = httpx.get(f"{served.url}/api/instructor/results", headers=served.instructor()).json()
     assert [s["finished"] for s in live["sessions"]] == [N_PARTICIPANTS] * 5
@@ -109,8 +122,13 @@ def test_thirty_participants_at_once_store_every_answer_once(served: Served, run
         part = table[(table["session"] == row["session"]) & (table["truth"] == row["truth"])]
         right = "real" if row["truth"] == "real" else "not_real"
         assert row["answers"] == len(part) and row["correct"] == int((part["answer"] == right).sum())
-    assert {(r["session"], r["truth"]) for r in live["accuracy"]} == {(2, "real"), (3, "real"), (3, "fake"),
-                                                                        (5, "real"), (5, "fake")}
+    assert {(r["session"], r["truth"]) for r in live["accuracy"]} == {
+        (2, "real"),
+        (3, "real"),
+        (3, "fake"),
+        (5, "real"),
+        (5, "fake"),
+    }
 
     # notebook 05 reads the database as it reads CSV exports
     responses, left_out = database_responses(run_dir / "data" / DB_FILE, key)
@@ -125,13 +143,17 @@ def test_killed_server_loses_no_confirmed_answer(run) -> None:
     ids = manifest(packages, 1) + manifest(packages, 2)
     server = Served(run_dir)
     try:
-        (reader, token), = server.links(1)
+        ((reader, token),) = server.links(1)
         first_token = server.token
         auth = {"Authorization": f"Bearer {token}"}
         rng = np.random.default_rng(3)
         for order, image_id in enumerate(ids[:2], start=1):
-            assert httpx.post(f"{server.url}/api/session/1/answers", headers=auth,
-                              json=an_answer(1, order, image_id, rng)).status_code == 201
+            assert (
+                httpx.post(
+                    f"{server.url}/api/session/1/answers", headers=auth, json=an_answer(1, order, image_id, rng)
+                ).status_code
+                == 201
+            )
         body = an_answer(2, 1, ids[2], rng)
         assert httpx.post(f"{server.url}/api/session/2/answers", headers=auth, json=body).status_code == 201
     finally:
@@ -142,8 +164,11 @@ def test_killed_server_loses_no_confirmed_answer(run) -> None:
         assert server.token == first_token  # the instructor's page address survives the restart
         stored = httpx.get(f"{server.url}/api/session/2/answers", headers=auth).json()["answers"]
         assert stored == [dict(body, reader=reader, session=2)]
-        again = httpx.post(f"{server.url}/api/session/2/answers", headers=auth, json=dict(body, answer="real",
-                           confidence=5, reading_seconds=1.0))
+        again = httpx.post(
+            f"{server.url}/api/session/2/answers",
+            headers=auth,
+            json=dict(body, answer="real", confidence=5, reading_seconds=1.0),
+        )
         assert again.status_code == 409  # still no going back after the restart
         nxt = an_answer(2, 2, ids[3], rng)
         assert httpx.post(f"{server.url}/api/session/2/answers", headers=auth, json=nxt).status_code == 201
@@ -153,16 +178,23 @@ def test_killed_server_loses_no_confirmed_answer(run) -> None:
 
 
 def test_tokens_are_required_and_checked(served: Served, run) -> None:
-    (reader, token), = served.links(1)
+    ((reader, token),) = served.links(1)
     url = served.url
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {token}"},
-                    {"Authorization": f"Bearer {token}"}):  # a participant's token is not the instructor's
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": f"Basic {token}"},
+        {"Authorization": f"Bearer {token}"},
+    ):  # a participant's token is not the instructor's
         for method, path in (("GET", "links"), ("POST", "links"), ("GET", "results"), ("POST", "import")):
             res = httpx.request(method, f"{url}/api/instructor/{path}", headers=headers, json={"count": 1})
             assert res.status_code == 403, (headers, path, res.text)
             assert "instructor token" in res.json()["detail"]
-    for headers in ({}, {"Authorization": "Bearer " + token[:-1] + ("A" if token[-1] != "A" else "B")},
-                    {"Authorization": f"Bearer {served.token}"}):  # nor is the instructor's a participant's
+    for headers in (
+        {},
+        {"Authorization": "Bearer " + token[:-1] + ("A" if token[-1] != "A" else "B")},
+        {"Authorization": f"Bearer {served.token}"},
+    ):  # nor is the instructor's a participant's
         assert httpx.get(f"{url}/api/session/1/answers", headers=headers).status_code == 403
         res = httpx.post(f"{url}/api/session/1/answers", headers=headers, json={"order": 1})
         assert res.status_code == 403 and "participant token" in res.json()["detail"]
@@ -178,16 +210,29 @@ def test_no_route_serves_the_answer_key_or_others_answers(served: Served, run) -
     ids = manifest(packages, 1)
     rng = np.random.default_rng(0)
     body = an_answer(1, 1, ids[0], rng)
-    assert httpx.post(f"{served.url}/api/session/1/answers", json=body,
-                      headers={"Authorization": f"Bearer {token_a}"}).status_code == 201
+    assert (
+        httpx.post(
+            f"{served.url}/api/session/1/answers", json=body, headers={"Authorization": f"Bearer {token_a}"}
+        ).status_code
+        == 201
+    )
     own_b = httpx.get(f"{served.url}/api/session/1/answers", headers={"Authorization": f"Bearer {token_b}"}).json()
     assert own_b["reader"] == b and own_b["answers"] == []  # b sees nothing of a's
-    for path in ("/answer_key.csv", "/data/reader_packages/answer_key.csv", f"/p/{token_a}/answer_key.csv",
-                 f"/p/{token_a}/session/3/answer_key.csv", f"/p/{token_a}/session/1/manifest.csv",
-                 f"/p/{token_a}/session/1/images/%2e%2e%2f%2e%2e%2fanswer_key.csv",
-                 f"/p/{token_a}/session/1/images/..%2f..%2fanswer_key.csv", f"/p/{token_a}/session/1/index.html",
-                 f"/api/session/1/answers/{a}", f"/api/instructor/answers/{a}", "/docs", "/openapi.json",
-                 f"/p/{token_b}/session/1/images/9999.png"):
+    for path in (
+        "/answer_key.csv",
+        "/data/reader_packages/answer_key.csv",
+        f"/p/{token_a}/answer_key.csv",
+        f"/p/{token_a}/session/3/answer_key.csv",
+        f"/p/{token_a}/session/1/manifest.csv",
+        f"/p/{token_a}/session/1/images/%2e%2e%2f%2e%2e%2fanswer_key.csv",
+        f"/p/{token_a}/session/1/images/..%2f..%2fanswer_key.csv",
+        f"/p/{token_a}/session/1/index.html",
+        f"/api/session/1/answers/{a}",
+        f"/api/instructor/answers/{a}",
+        "/docs",
+        "/openapi.json",
+        f"/p/{token_b}/session/1/images/9999.png",
+    ):
         res = httpx.get(served.url + path, headers={"Authorization": f"Bearer {token_b}"})
         assert res.status_code in (403, 404), path
         assert "truth" not in res.text and "source_image_id" not in res.text
@@ -201,8 +246,17 @@ def test_no_route_serves_the_answer_key_or_others_answers(served: Served, run) -
     text = page.text
     assert not any(str(i) in text for i in key["source_image_id"])
     payload = read_payload_text(text)
-    assert set(payload) <= {"package_id", "session", "mode", "modality", "ask_confidence", "items", "instructions",
-                            "columns", "remote"}
+    assert set(payload) <= {
+        "package_id",
+        "session",
+        "mode",
+        "modality",
+        "ask_confidence",
+        "items",
+        "instructions",
+        "columns",
+        "remote",
+    }
     assert all(set(item) == {"image_id", "file"} for item in payload["items"])
     assert payload["remote"]["reader"] == a and payload["remote"]["token"] == token_a
 
@@ -213,32 +267,36 @@ def read_payload_text(page: str) -> dict:
 
 def test_refused_requests_change_nothing(served: Served, run) -> None:
     run_dir, packages = run
-    (reader, token), = served.links(1)
+    ((reader, token),) = served.links(1)
     ids = manifest(packages, 2)
     auth = {"Authorization": f"Bearer {token}"}
     rng = np.random.default_rng(1)
     for order, image_id in enumerate(manifest(packages, 1), start=1):
-        assert httpx.post(f"{served.url}/api/session/1/answers", headers=auth,
-                          json=an_answer(1, order, image_id, rng)).status_code == 201
+        assert (
+            httpx.post(
+                f"{served.url}/api/session/1/answers", headers=auth, json=an_answer(1, order, image_id, rng)
+            ).status_code
+            == 201
+        )
     good = {"order": 1, "image_id": ids[0], "answer": "real", "confidence": 4, "reading_seconds": 2.5}
     assert httpx.post(f"{served.url}/api/session/2/answers", headers=auth, json=good).status_code == 201
     before = db_rows(run_dir)
     post = "/api/session/2/answers"
     cases = [
-        (404, {**good, "order": 2, "image_id": "i0000000000"}, "no image"),                 # unknown image id
-        (409, {**good, "answer": "not_real", "confidence": 2}, "already confirmed"),         # second answer
-        (409, {**good, "order": 3, "image_id": ids[2]}, "expects the answer for image 2"),    # skipping ahead
+        (404, {**good, "order": 2, "image_id": "i0000000000"}, "no image"),  # unknown image id
+        (409, {**good, "answer": "not_real", "confidence": 2}, "already confirmed"),  # second answer
+        (409, {**good, "order": 3, "image_id": ids[2]}, "expects the answer for image 2"),  # skipping ahead
         (422, {**good, "order": 2, "image_id": ids[1], "answer": "fake"}, "expected one of"),
         (422, {**good, "order": 2, "image_id": ids[1], "confidence": None}, "needs a confidence"),
         (422, {**good, "order": 2, "image_id": ids[1], "confidence": 9}, "confidence"),
-        (422, {**good, "order": "2", "image_id": ids[1]}, "malformed"),                        # wrong type
-        (422, {**good, "order": 2, "image_id": ids[1], "truth": "real"}, "malformed"),         # extra field
+        (422, {**good, "order": "2", "image_id": ids[1]}, "malformed"),  # wrong type
+        (422, {**good, "order": 2, "image_id": ids[1], "truth": "real"}, "malformed"),  # extra field
         (422, {"order": 2}, "malformed"),
     ]
     for status, body, words in cases:
         res = httpx.post(served.url + post, headers=auth, json=body)
         assert res.status_code == status and words in res.json()["detail"], (body, res.text)
-    for raw in (b"{not json", b"", b"[1, 2]", "{\"order\": 2, \"image_id\": \"\u00e9\"".encode()):
+    for raw in (b"{not json", b"", b"[1, 2]", '{"order": 2, "image_id": "\u00e9"'.encode()):
         res = httpx.post(served.url + post, headers={**auth, "Content-Type": "application/json"}, content=raw)
         assert res.status_code == 422 and "malformed" in res.json()["detail"]
     huge = {**good, "order": 2, "image_id": ids[1], "pad": "x" * 5000}
@@ -253,22 +311,30 @@ def test_offline_csv_exports_import_into_the_same_database(served: Served, run, 
     run_dir, packages = run
     key = packages.answer_key
     rng = np.random.default_rng(5)
-    rows = [dict(an_answer(int(s), int(o), i, rng), reader="offline_1", session=int(s))
-            for s, o, i in zip(key["session"], key["order"], key["image_id"], strict=True)]
+    rows = [
+        dict(an_answer(int(s), int(o), i, rng), reader="offline_1", session=int(s))
+        for s, o, i in zip(key["session"], key["order"], key["image_id"], strict=True)
+    ]
     table = pd.DataFrame(rows)[["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order"]]
     files = write_responses(table, tmp_path / "csv")
     assert import_files(run_dir, [tmp_path / "csv"]) == (sum(COUNTS), 0)  # while the server runs
     assert import_files(run_dir, files) == (0, sum(COUNTS))  # importing twice changes nothing
     upload = files[1].read_bytes()
-    res = httpx.post(f"{served.url}/api/instructor/import", content=upload,
-                     headers={**served.instructor(), "Content-Type": "text/csv"})
+    res = httpx.post(
+        f"{served.url}/api/instructor/import",
+        content=upload,
+        headers={**served.instructor(), "Content-Type": "text/csv"},
+    )
     assert res.status_code == 200 and res.json() == {"stored": 0, "already_present": COUNTS[1]}
     changed = pd.read_csv(files[2]).assign(answer="unsure", confidence=np.nan)
     changed.to_csv(tmp_path / "changed.csv", index=False)
     with pytest.raises(DataError, match="already confirmed"):
         import_files(run_dir, [tmp_path / "changed.csv"])
-    res = httpx.post(f"{served.url}/api/instructor/import", content=b"reader,session\nx,1\n",
-                     headers={**served.instructor(), "Content-Type": "text/csv"})
+    res = httpx.post(
+        f"{served.url}/api/instructor/import",
+        content=b"reader,session\nx,1\n",
+        headers={**served.instructor(), "Content-Type": "text/csv"},
+    )
     assert res.status_code == 422 and "lacks column" in res.json()["detail"]
     assert len(db_rows(run_dir)) == sum(COUNTS)
     live = httpx.get(f"{served.url}/api/instructor/results", headers=served.instructor()).json()
@@ -281,9 +347,12 @@ def test_database_reader_leaves_out_unfinished_readers_by_name(run, tmp_path: Pa
         database_responses(run_dir / "data" / DB_FILE, packages.answer_key)
     key = packages.answer_key
     rng = np.random.default_rng(2)
-    rows = [dict(an_answer(int(s), int(o), i, rng), reader=r, session=int(s))
-            for r in ("done1", "done2", "halfway") for s, o, i in zip(key["session"], key["order"], key["image_id"])
-            if r != "halfway" or s < 3]
+    rows = [
+        dict(an_answer(int(s), int(o), i, rng), reader=r, session=int(s))
+        for r in ("done1", "done2", "halfway")
+        for s, o, i in zip(key["session"], key["order"], key["image_id"])
+        if r != "halfway" or s < 3
+    ]
     write_responses(pd.DataFrame(rows), tmp_path / "csv")
     import_files(run_dir, [tmp_path / "csv"])
     responses, left_out = database_responses(run_dir / "data" / DB_FILE, key)

@@ -1,6 +1,7 @@
 """One workshop participant end to end in real headless Chromium (Debian's, driven by playwright, as
 test_reader_app_browser.py): their link, a viewing session, a reading session with a reload and a lost network, every
 answer in the server's database; and an answer sent again by the page after the database was busy (503)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from _reader_server import Served
 from medadv.reader_app.db import DB_FILE
 from test_reader_app_browser import answer, browser, wait_shown  # noqa: F401 (browser is a fixture)
@@ -31,14 +31,13 @@ def stored(run_dir: Path) -> pd.DataFrame:
         return pd.read_sql_query('SELECT * FROM responses ORDER BY session, "order"', conn)
 
 
-def test_participant_reads_two_sessions_through_a_reload_and_a_lost_network(
-        browser, tmp_path: Path) -> None:  # noqa: F811
+def test_participant_reads_two_sessions_through_a_reload_and_a_lost_network(browser, tmp_path: Path) -> None:  # noqa: F811
     run_dir = tmp_path / "run"
     packages, _ = build(run_dir, counts=(2, 4, 4, 2, 4))
     server = Served(run_dir)
     errors: list[str] = []
     try:
-        (reader, token), = server.links(1)
+        ((reader, token),) = server.links(1)
         page = browser.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{server.url}/p/{token}/")
@@ -97,13 +96,17 @@ def test_a_busy_database_makes_the_page_send_the_answer_again_by_itself(browser,
     server = Served(run_dir)
     holder = None
     try:
-        (_, token), = server.links(1)
+        ((_, token),) = server.links(1)
         page = browser.new_page()
         page.goto(f"{server.url}/p/{token}/session/1/")
         page.click("#start-button")
         wait_shown(page, 1)
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert holder.stdout.readline().strip() == "locked"
         page.keyboard.press("Enter")
         status(page, "Server busy: 1 answer waiting")

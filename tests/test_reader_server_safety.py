@@ -3,6 +3,7 @@ reached, a database locked by another process, a refused import, tokens at rest 
 version that kept them in plain text), security headers and the Host allow-list.
 
 Each test starts its own server process (:class:`_reader_server.Served`) and stops it; every wait is bounded."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,14 +21,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-
 from _reader_server import Served
 from medadv.errors import ConfigError, DataError
 from medadv.reader_app.credentials import instructor_file_path, token_digest
 from medadv.reader_app.db import BUSY_TIMEOUT_S, DB_FILE, DatabaseBusy, ReaderDatabase
+from medadv.reader_app.served_study import load_study
 from medadv.reader_app.server import allowed_hosts, create_app, import_files, open_server, public_address
 from medadv.reader_app.simulate import write_responses
-from medadv.reader_app.served_study import load_study
 from test_reader_server import COUNTS, an_answer, db_rows, manifest, run, served  # noqa: F401 (fixtures)
 
 # A second process that takes SQLite's write lock on the database and holds it until its stdin closes.
@@ -47,14 +47,15 @@ def bearer(token: str) -> dict[str, str]:
 
 def read_session(url: str, token: str, packages, session: int, rng: np.random.Generator) -> None:
     for order, image_id in enumerate(manifest(packages, session), start=1):
-        res = httpx.post(f"{url}/api/session/{session}/answers", headers=bearer(token),
-                         json=an_answer(session, order, image_id, rng))
+        res = httpx.post(
+            f"{url}/api/session/{session}/answers", headers=bearer(token), json=an_answer(session, order, image_id, rng)
+        )
         assert res.status_code == 201, res.text
 
 
 def test_images_open_in_session_order_like_the_pages(served: Served, run) -> None:  # noqa: F811
     run_dir, packages = run
-    (_, token), = served.links(1)
+    ((_, token),) = served.links(1)
     study = load_study(run_dir)
     files = {s: sorted(study.image_files(s)) for s in range(1, 6)}
     assert {"images/0001_fake.png", "images/0001_real.png", "images/0001_diff.png"} <= set(files[4])
@@ -86,18 +87,26 @@ def test_a_locked_database_answers_503_and_stalls_nothing_else(served: Served, r
     (_, token_a), (_, token_b) = served.links(2)
     body = an_answer(1, 1, manifest(packages, 1)[0], np.random.default_rng(0))
     post = f"{served.url}/api/session/1/answers"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with ThreadPoolExecutor(max_workers=1) as pool:
             start = time.monotonic()
             write = pool.submit(httpx.post, post, json=body, headers=bearer(token_a), timeout=30)
             time.sleep(0.3)  # the answer now waits for the write lock
-            for path, headers in (("/healthz", {}), (f"/p/{token_b}/", {}), (f"/p/{token_b}/session/1/", {}),
-                                  (f"/p/{token_b}/session/1/images/0001.png", {}),
-                                  ("/api/session/1/answers", bearer(token_b)),
-                                  ("/api/instructor/results", served.instructor())):
+            for path, headers in (
+                ("/healthz", {}),
+                (f"/p/{token_b}/", {}),
+                (f"/p/{token_b}/session/1/", {}),
+                (f"/p/{token_b}/session/1/images/0001.png", {}),
+                ("/api/session/1/answers", bearer(token_b)),
+                ("/api/instructor/results", served.instructor()),
+            ):
                 began = time.monotonic()
                 res = httpx.get(served.url + path, headers=headers, timeout=30)
                 took = time.monotonic() - began
@@ -108,8 +117,9 @@ def test_a_locked_database_answers_503_and_stalls_nothing_else(served: Served, r
         assert refused.headers["retry-after"] == "2" and refused.headers["cache-control"] == "no-store"
         assert "busy" in refused.json()["detail"] and "nothing was stored" in refused.json()["detail"]
         assert BUSY_TIMEOUT_S <= waited < 2 * BUSY_TIMEOUT_S + 2  # the lock's wait, not SQLite's old 30 s
-        res = httpx.post(f"{served.url}/api/instructor/links", json={"count": 1}, headers=served.instructor(),
-                         timeout=30)
+        res = httpx.post(
+            f"{served.url}/api/instructor/links", json={"count": 1}, headers=served.instructor(), timeout=30
+        )
         assert res.status_code == 503 and res.headers["retry-after"] == "2"
     finally:
         holder.stdin.close()
@@ -123,7 +133,7 @@ def test_a_busy_read_gives_a_page_that_reloads_itself(run, monkeypatch: pytest.M
     """In WAL mode no other program can block a read, so SQLite's rare 'locked' on a read is simulated here."""
     server = open_server(run[0], "127.0.0.1", 8000)
     try:
-        (_, token), = server.make_links(1)
+        ((_, token),) = server.make_links(1)
 
         def busy(*_: object) -> None:
             raise DatabaseBusy("reader database: locked by another program")
@@ -133,8 +143,9 @@ def test_a_busy_read_gives_a_page_that_reloads_itself(run, monkeypatch: pytest.M
         async def fetch() -> tuple[httpx.Response, httpx.Response]:
             transport = httpx.ASGITransport(app=create_app(server))
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-                return await client.get(f"/p/{token}/"), await client.get("/api/session/1/answers",
-                                                                          headers=bearer(token))
+                return await client.get(f"/p/{token}/"), await client.get(
+                    "/api/session/1/answers", headers=bearer(token)
+                )
 
         page, api = asyncio.run(fetch())
     finally:
@@ -148,13 +159,19 @@ def test_a_refused_import_leaves_no_participant_behind(served: Served, run, tmp_
     run_dir, packages = run
     key = packages.answer_key
     rng = np.random.default_rng(6)
-    good = [dict(an_answer(int(s), int(o), i, rng), reader="offline_1", session=int(s))
-            for s, o, i in zip(key["session"], key["order"], key["image_id"], strict=True) if s == 1]
+    good = [
+        dict(an_answer(int(s), int(o), i, rng), reader="offline_1", session=int(s))
+        for s, o, i in zip(key["session"], key["order"], key["image_id"], strict=True)
+        if s == 1
+    ]
     bad = [dict(row, reader="newcomer", answer="maybe") for row in good]  # a viewing session answered 'maybe'
     before = httpx.get(f"{served.url}/api/instructor/results", headers=served.instructor()).json()["participants"]
     upload = pd.DataFrame(bad).to_csv(index=False).encode()
-    res = httpx.post(f"{served.url}/api/instructor/import", content=upload,
-                     headers={**served.instructor(), "Content-Type": "text/csv"})
+    res = httpx.post(
+        f"{served.url}/api/instructor/import",
+        content=upload,
+        headers={**served.instructor(), "Content-Type": "text/csv"},
+    )
     assert res.status_code == 422 and "newcomer" in res.json()["detail"]
     with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
         assert conn.execute("SELECT reader FROM participants").fetchall() == []  # the refused reader is not kept
@@ -190,8 +207,9 @@ def test_tokens_are_stored_as_digests_and_links_beside_the_run_folder(run) -> No
     with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
         stored = dict(conn.execute("SELECT reader, token_sha256 FROM participants").fetchall())
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    assert stored == {r: token_digest(t) for r, t in links} and meta == {"instructor_token_sha256":
-                                                                           token_digest(server.token)}
+    assert stored == {r: token_digest(t) for r, t in links} and meta == {
+        "instructor_token_sha256": token_digest(server.token)
+    }
     secret = instructor_file_path(run_dir)
     assert secret == run_dir.parent / "run.instructor.json" and not secret.is_relative_to(run_dir)
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -204,9 +222,23 @@ def test_tokens_are_stored_as_digests_and_links_beside_the_run_folder(run) -> No
     finally:
         again.stop()
     secret.unlink()  # the instructor file lost: the address cannot be shown again, and the server says so
-    proc = subprocess.run([sys.executable, "-m", "medadv.reader_app.server", "serve", str(run_dir), "--host",
-                           "127.0.0.1", "--port", str(server.port)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "lib")))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medadv.reader_app.server",
+            "serve",
+            str(run_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "lib")),
+    )
     assert proc.returncode == 2 and "--new-instructor-token" in proc.stderr and "does not exist" in proc.stderr
     fresh = Served(run_dir, port=server.port, extra=["--new-instructor-token"])
     try:
@@ -242,8 +274,9 @@ def test_a_database_of_the_earlier_version_is_upgraded_on_open(run) -> None:  # 
         conn.execute("INSERT INTO meta VALUES ('instructor_token', ?)", (old_instructor,))
         conn.executemany("INSERT INTO participants VALUES (?, ?, '2026-01-01', 'link')", old_tokens.items())
         conn.execute("INSERT INTO participants VALUES ('offline_1', NULL, '2026-01-01', 'import')")
-        conn.execute("INSERT INTO responses VALUES ('P01', 1, 1, ?, 'seen', NULL, 1.5, '2026-01-01', 'server')",
-                     (first,))
+        conn.execute(
+            "INSERT INTO responses VALUES ('P01', 1, 1, ?, 'seen', NULL, 1.5, '2026-01-01', 'server')", (first,)
+        )
     with pytest.raises(DataError, match="earlier version of the kit.*plain text.*medadv-reader serve"):
         ReaderDatabase(path, study.items())
     server = Served(run_dir)
@@ -257,31 +290,36 @@ def test_a_database_of_the_earlier_version_is_upgraded_on_open(run) -> None:  # 
         server.stop()
     data = raw_bytes(run_dir)
     assert not any(t.encode() in data for t in [old_instructor, *old_tokens.values()])
-    assert json.loads(instructor_file_path(run_dir).read_text()) == {"instructor_token": old_instructor,
-                                                                      "links": old_tokens}
+    assert json.loads(instructor_file_path(run_dir).read_text()) == {
+        "instructor_token": old_instructor,
+        "links": old_tokens,
+    }
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (2,)
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert len(conn.execute("SELECT * FROM responses").fetchall()) == 1
 
 
-def test_every_response_says_nosniff_api_responses_no_store_and_foreign_hosts_are_refused(
-        served: Served, run) -> None:  # noqa: F811
-    (_, token), = served.links(1)
+def test_every_response_says_nosniff_api_responses_no_store_and_foreign_hosts_are_refused(served: Served, run) -> None:  # noqa: F811
+    ((_, token),) = served.links(1)
     url = served.url
     responses = {
-        "root": httpx.get(url + "/"), "health": httpx.get(url + "/healthz"), "missing": httpx.get(url + "/nothing"),
+        "root": httpx.get(url + "/"),
+        "health": httpx.get(url + "/healthz"),
+        "missing": httpx.get(url + "/nothing"),
         "page": httpx.get(f"{url}/p/{token}/session/1/"),
         "image": httpx.get(f"{url}/p/{token}/session/1/images/0001.png"),
-        "locked": httpx.get(f"{url}/p/{token}/session/3/"), "forbidden": httpx.get(url + "/api/instructor/links"),
+        "locked": httpx.get(f"{url}/p/{token}/session/3/"),
+        "forbidden": httpx.get(url + "/api/instructor/links"),
         "links": httpx.get(url + "/api/instructor/links", headers=served.instructor()),
         "new links": httpx.post(url + "/api/instructor/links", json={"count": 1}, headers=served.instructor()),
         "results": httpx.get(url + "/api/instructor/results", headers=served.instructor()),
         "answers": httpx.get(url + "/api/session/1/answers", headers=bearer(token)),
         "malformed": httpx.post(url + "/api/session/1/answers", headers=bearer(token), content=b"{"),
         "foreign host": httpx.get(url + "/healthz", headers={"Host": "attacker.example"}),
-        "foreign host api": httpx.get(url + "/api/instructor/links",
-                                      headers={**served.instructor(), "Host": f"attacker.example:{served.port}"}),
+        "foreign host api": httpx.get(
+            url + "/api/instructor/links", headers={**served.instructor(), "Host": f"attacker.example:{served.port}"}
+        ),
     }
     assert responses["links"].status_code == 200 and token in responses["links"].text
     assert responses["new links"].status_code == 201 and responses["image"].status_code == 200
@@ -297,10 +335,14 @@ def test_every_response_says_nosniff_api_responses_no_store_and_foreign_hosts_ar
 
 
 def test_the_host_allow_list_and_public_address() -> None:
-    assert allowed_hosts("0.0.0.0", "http://192.168.1.20:8000") == ["127.0.0.1", "192.168.1.20", "[::1]",
-                                                                     "localhost"]
-    assert allowed_hosts("10.0.0.5", "https://Workshop.Local") == ["10.0.0.5", "127.0.0.1", "[::1]", "localhost",
-                                                                   "workshop.local"]
+    assert allowed_hosts("0.0.0.0", "http://192.168.1.20:8000") == ["127.0.0.1", "192.168.1.20", "[::1]", "localhost"]
+    assert allowed_hosts("10.0.0.5", "https://Workshop.Local") == [
+        "10.0.0.5",
+        "127.0.0.1",
+        "[::1]",
+        "localhost",
+        "workshop.local",
+    ]
     assert allowed_hosts("::", "http://[fe80::1]:8000") == ["127.0.0.1", "[::1]", "[fe80::1]", "localhost"]
     assert public_address("http://192.168.1.20:8000/", "0.0.0.0", 8000) == "http://192.168.1.20:8000"
     assert public_address(None, "127.0.0.1", 8123) == "http://127.0.0.1:8123"

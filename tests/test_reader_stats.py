@@ -1,4 +1,5 @@
 """Tests of medadv.stats.reader (and the response validation of medadv.reader_app.responses) on a tiny two-reader study whose numbers are worked out by hand in the comments."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from medadv.errors import ConfigError, DataError
+from medadv.reader_app.responses import read_responses, validate_responses
 from medadv.stats.mrmc import or_hillis
 from medadv.stats.reader import (
     accuracy_table,
@@ -26,7 +26,7 @@ from medadv.stats.reader import (
     session_tests,
     subgroup_accuracies,
 )
-from medadv.reader_app.responses import read_responses, validate_responses
+from scipy import stats
 
 R, F = "real", "fake"
 # Answer key. Session 2: six real images; sessions 3 and 5: real and fake alternating, labels 1,1,0,0,1,1,0,0.
@@ -46,8 +46,11 @@ ANSWERS = {
 
 
 def _key() -> pd.DataFrame:
-    rows = [{"image_id": f"s{s}_{i}", "session": s, "truth": t, "source_label": lab}
-            for s in TRUTH for i, (t, lab) in enumerate(zip(TRUTH[s], LABEL[s], strict=True))]
+    rows = [
+        {"image_id": f"s{s}_{i}", "session": s, "truth": t, "source_label": lab}
+        for s in TRUTH
+        for i, (t, lab) in enumerate(zip(TRUTH[s], LABEL[s], strict=True))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -57,8 +60,17 @@ def _responses(confidence: bool = False) -> pd.DataFrame:
         for i, a in enumerate(answers):
             secs = 10.0 * (i + 1) if reader == "1" else 12.0
             conf = (i % 5) + 1 if confidence and s != 2 else np.nan
-            rows.append({"reader": reader, "session": s, "image_id": f"s{s}_{i}", "answer": a,
-                         "confidence": conf, "reading_seconds": secs, "order": i + 1})
+            rows.append(
+                {
+                    "reader": reader,
+                    "session": s,
+                    "image_id": f"s{s}_{i}",
+                    "answer": a,
+                    "confidence": conf,
+                    "reading_seconds": secs,
+                    "order": i + 1,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -121,7 +133,8 @@ def test_session_tests_by_hand(table: pd.DataFrame) -> None:
         assert row["p_value"] == pytest.approx(stats.norm.sf(abs(diff) / sd_avg))
         assert row["direction"] == ("increase" if diff > 0 else "decrease")
     assert _row(res, reader="1", truth="real", label="all", session_a=3, session_b=5)["p_value"] == pytest.approx(
-        0.016947, abs=1e-6)
+        0.016947, abs=1e-6
+    )
     assert (res.loc[res["sd_avg"] > 0, "note"] == "").all()
     # Reader 1, fake images: only sessions 3 and 5; S3 [1,0 | 1,0] and S5 [1,1 | 1,1] both have sd 0: the accuracies
     # differ (0.5 vs 1) but the spread is zero, so the test is undefined: NaN with the reason, never p = 0.
@@ -177,8 +190,20 @@ def test_fleiss_kappa_by_hand(table: pd.DataFrame) -> None:
     assert (row["n_images"], row["n_readers"]) == (6, 2)
     assert row["kappa"] == pytest.approx(-1 / 7)
     # Fleiss 1971 worked example: 10 subjects, 14 raters, 5 categories -> kappa 0.210.
-    fleiss = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                       [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+    fleiss = np.array(
+        [
+            [0, 0, 0, 0, 14],
+            [0, 2, 6, 4, 2],
+            [0, 0, 3, 5, 6],
+            [0, 3, 9, 2, 0],
+            [2, 2, 8, 1, 1],
+            [7, 7, 0, 0, 0],
+            [3, 2, 6, 3, 0],
+            [2, 5, 3, 2, 2],
+            [6, 5, 2, 1, 0],
+            [0, 2, 2, 3, 7],
+        ]
+    )
     assert fleiss_kappa(fleiss) == pytest.approx(0.20993, abs=1e-5)
     assert math.isnan(fleiss_kappa(np.array([[2, 0], [2, 0]])))
     with pytest.raises(DataError, match="same number"):
@@ -241,8 +266,9 @@ def test_answers_are_normalised_and_readers_checked() -> None:
     with pytest.raises(DataError, match="no responses"):
         validate_responses(_responses(), _key(), readers=["1", "2", "3"])
     with pytest.raises(DataError, match="unanswered"):
-        validate_responses(_responses()[lambda r: ~((r["reader"] == "2") & (r["session"] == 5))], _key(),
-                           sessions=[2, 3, 5])
+        validate_responses(
+            _responses()[lambda r: ~((r["reader"] == "2") & (r["session"] == 5))], _key(), sessions=[2, 3, 5]
+        )
 
 
 @pytest.mark.parametrize(
@@ -310,9 +336,12 @@ def test_bad_reading_times_name_the_file_reader_and_value(tmp_path: Path, bad: s
     resp = _responses().astype({"reading_seconds": object})
     resp.loc[(resp["reader"] == "2") & (resp["image_id"] == "s3_4"), "reading_seconds"] = bad
     path = _write(tmp_path / "r2.csv", resp)
-    with pytest.raises(DataError, match=rf"'reading_seconds' holds '?{bad}'? \(reader '2', session 3, image 's3_4', in "
-                                        r"r2\.csv; 1 bad value\(s\)\); expected the seconds spent on each image, from 0 "
-                                        r"to 86400 \(a day\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"'reading_seconds' holds '?{bad}'? \(reader '2', session 3, image 's3_4', in "
+        r"r2\.csv; 1 bad value\(s\)\); expected the seconds spent on each image, from 0 "
+        r"to 86400 \(a day\)",
+    ):
         validate_responses(read_responses([path]), _key())
 
 

@@ -1,18 +1,17 @@
 """Recipes on tiny models: each gives a finite loss that trains the weights, with the views it promises."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from torch.nn import functional as F
 from _classifier_data import synthetic_split
-
+from medadv.attacks.gradient import pgd
 from medadv.errors import ConfigError
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
-from medadv.attacks.gradient import pgd
-from medadv.train.augment import AffineRanges, AugMixBatch, gan_augment, flip_affine_augment
+from medadv.train.augment import AffineRanges, AugMixBatch, flip_affine_augment, gan_augment
 from medadv.train.losses import jensen_shannon
 from medadv.train.recipes import (
     PAPER002_RECIPES,
@@ -23,14 +22,19 @@ from medadv.train.recipes import (
     Recipe,
     RecipeParams,
 )
+from torch.nn import functional as F
 
 PARAMS = RecipeParams(eps=4 / 255, alpha=2 / 255, steps=2, l2_eps=0.5, l2_alpha=0.25, augmix_width=2)
 
 
 def _batch() -> Batch:
     split = synthetic_split(4, size=96)
-    return Batch(torch.from_numpy(split.images), torch.from_numpy(split.labels), torch.from_numpy(split.masks),
-                 torch.from_numpy(split.has_mask))
+    return Batch(
+        torch.from_numpy(split.images),
+        torch.from_numpy(split.labels),
+        torch.from_numpy(split.masks),
+        torch.from_numpy(split.has_mask),
+    )
 
 
 def _vgg() -> VGGClassifier:
@@ -60,8 +64,9 @@ class _Spy:
         return self.inner(model, x, y, batch)
 
 
-@pytest.mark.parametrize(("name", "norm"), [("pgd_at", "linf"), ("fast_at", "linf"), ("rtda_focal_linf", "linf"),
-                                           ("pgd_at_l2", "l2")])
+@pytest.mark.parametrize(
+    ("name", "norm"), [("pgd_at", "linf"), ("fast_at", "linf"), ("rtda_focal_linf", "linf"), ("pgd_at_l2", "l2")]
+)
 def test_adversarial_views_stay_in_the_ball(name: str, norm: str) -> None:
     spy, batch = _Spy(), _batch()
     Recipe(name, PARAMS)(_vgg(), spy, batch, torch.Generator().manual_seed(1))
@@ -93,8 +98,16 @@ def test_rtda_is_ce_clean_plus_12_jsd_of_clean_augmix_and_l2_pgd() -> None:
     params, batch, model = RecipeParams(augmix_width=2), _batch(), _p002_model()
     torch.manual_seed(9)
     loss, logits = Recipe("rtda", params)(model, PaperObjective(), batch, torch.Generator().manual_seed(4))
-    x_adv = pgd(model, batch.x, batch.y, eps=2 / 255, alpha=0.5 / 255, steps=7, norm="l2",
-                generator=torch.Generator().manual_seed(4))
+    x_adv = pgd(
+        model,
+        batch.x,
+        batch.y,
+        eps=2 / 255,
+        alpha=0.5 / 255,
+        steps=7,
+        norm="l2",
+        generator=torch.Generator().manual_seed(4),
+    )
     torch.manual_seed(9)
     mixed = AugMixBatch(severity=3, width=2, depth=-1, alpha=1.0)(batch.x)
     clean = model(batch.x)
@@ -108,8 +121,16 @@ def test_paper002_baselines_use_cross_entropy() -> None:
     loss, logits = Recipe("vanilla", PARAMS)(model, PaperObjective(), batch, torch.Generator())
     assert torch.allclose(loss, F.cross_entropy(model(batch.x), batch.y))
     loss, logits = Recipe("adversarial_l2", PARAMS)(model, PaperObjective(), batch, torch.Generator().manual_seed(2))
-    x_adv = pgd(model, batch.x, batch.y, eps=2 / 255, alpha=0.5 / 255, steps=7, norm="l2",
-                generator=torch.Generator().manual_seed(2))
+    x_adv = pgd(
+        model,
+        batch.x,
+        batch.y,
+        eps=2 / 255,
+        alpha=0.5 / 255,
+        steps=7,
+        norm="l2",
+        generator=torch.Generator().manual_seed(2),
+    )
     assert torch.allclose(loss, F.cross_entropy(model(x_adv), batch.y))
     assert set(PAPER002_RECIPES) == {"vanilla", "adversarial_l2", "augmix", "rtda"}
 
@@ -166,7 +187,14 @@ def test_a_recipe_is_one_registered_function(monkeypatch: pytest.MonkeyPatch) ->
 
     assert recipes.RECIPES == tuple(recipes.TRAINING_RECIPES)
     assert {n for n in recipes.RECIPES if Recipe(n, PARAMS).adversarial} == {
-        "adversarial_l2", "rtda", "pgd_at", "pgd_at_l2", "trades", "fast_at", "rtda_focal_linf"}
+        "adversarial_l2",
+        "rtda",
+        "pgd_at",
+        "pgd_at_l2",
+        "trades",
+        "fast_at",
+        "rtda_focal_linf",
+    }
     monkeypatch.setattr(recipes, "TRAINING_RECIPES", dict(recipes.TRAINING_RECIPES))
     seen = []
 

@@ -1,4 +1,5 @@
 """The run-folder context: config.json, registered outputs, summary, clear errors for missing inputs."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-
 from medadv.core import sha256_file
 from medadv.errors import RunError
 from medadv.report import RunContext
@@ -81,9 +81,12 @@ def test_missing_inputs_name_the_notebook_that_makes_them(tmp_path: Path) -> Non
 def test_config_is_shared_by_later_notebooks_and_another_profile_is_refused(tmp_path: Path) -> None:
     """A notebook set to ``default`` on a smoke folder ran with smoke's settings without a word (issue 30, item 2)."""
     RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
-    with pytest.raises(RunError, match=r"was made with profile 'smoke' \(its config\.json\), but this notebook's profile "
-                                       r"parameter is 'default'.*Set profile = 'smoke' in the parameters cell.*or set "
-                                       r"run_dir to a new folder"):
+    with pytest.raises(
+        RunError,
+        match=r"was made with profile 'smoke' \(its config\.json\), but this notebook's profile "
+        r"parameter is 'default'.*Set profile = 'smoke' in the parameters cell.*or set "
+        r"run_dir to a new folder",
+    ):
         RunContext.open(tmp_path, "01_classifier_training", profile="default")
     later = RunContext.open(tmp_path, "01_classifier_training", profile="smoke")
     assert later.profile.name == "smoke"
@@ -113,9 +116,12 @@ def test_a_folder_whose_config_json_is_gone_is_not_reopened_with_new_settings(tm
     ctx = RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
     ctx.save_table(pd.DataFrame({"a": [1]}), "cohort_summary")
     (tmp_path / "config.json").unlink()
-    with pytest.raises(RunError, match=r"config\.json is missing, but manifest\.json records outputs of "
-                                       r"\['00_data_prep'\].*Restore config\.json, open another run folder, or rerun every "
-                                       r"notebook with: medadv run --run-dir .* --force"):
+    with pytest.raises(
+        RunError,
+        match=r"config\.json is missing, but manifest\.json records outputs of "
+        r"\['00_data_prep'\].*Restore config\.json, open another run folder, or rerun every "
+        r"notebook with: medadv run --run-dir .* --force",
+    ):
         RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
 
 
@@ -123,8 +129,11 @@ def test_a_truncated_manifest_names_the_way_out(tmp_path: Path) -> None:
     RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
     text = (tmp_path / "manifest.json").read_text()
     (tmp_path / "manifest.json").write_text(text[: len(text) // 2])
-    with pytest.raises(RunError, match=r"manifest\.json: damaged \(not valid JSON\).*Rerun every notebook with: medadv run "
-                                       r"--run-dir .* --force \(the damaged files are kept as <name>\.damaged\)"):
+    with pytest.raises(
+        RunError,
+        match=r"manifest\.json: damaged \(not valid JSON\).*Rerun every notebook with: medadv run "
+        r"--run-dir .* --force \(the damaged files are kept as <name>\.damaged\)",
+    ):
         RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
 
 
@@ -138,8 +147,11 @@ def test_a_read_only_run_folder_is_a_clear_error(tmp_path: Path, monkeypatch: py
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(RunError, match=r"manifest\.json: cannot write \(Permission denied\); the run folder must be "
-                                       r"writable\. Give a folder you can write to"):
+    with pytest.raises(
+        RunError,
+        match=r"manifest\.json: cannot write \(Permission denied\); the run folder must be "
+        r"writable\. Give a folder you can write to",
+    ):
         RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
     monkeypatch.undo()
     monkeypatch.setattr("logging.FileHandler.__init__", refuse)
@@ -159,8 +171,12 @@ def test_an_output_has_one_maker(tmp_path: Path) -> None:
 
 def test_csv_cells_that_look_like_formulas_are_neutralised(tmp_path: Path) -> None:
     ctx = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
-    table = pd.DataFrame({"reader": ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "R1", "a=b"],
-                          "diff": [-0.5, 1.0, -2.0, 0.0, 3.0, 4.0]})
+    table = pd.DataFrame(
+        {
+            "reader": ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "R1", "a=b"],
+            "diff": [-0.5, 1.0, -2.0, 0.0, 3.0, 4.0],
+        }
+    )
     path = ctx.save_table(table, "reader_accuracy")
     lines = path.read_text().splitlines()
     assert lines[1:] == ["'=cmd|' /C calc'!A0,-0.5", "'+1,1", "'-x,-2", "'@SUM(A1),0", "R1,3", "a=b,4"]

@@ -1,5 +1,6 @@
 """``report/index.html`` of a run (:mod:`medadv.run_report`), on small hand-made folders; the smoke run's report and
 its look in headless Chromium are checked in tests/test_notebooks.py beside the smoke run itself."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-
 from medadv.errors import RunError
 from medadv.run_report import masking_html, write_report
 from medadv.style import format_table
@@ -20,18 +20,41 @@ def _run(root: Path, competent: bool = True) -> Path:
     for sub in ("tables", "figures", "notebooks"):
         (run / sub).mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# 01 title\n\nIntro."),
-                nbformat.v4.new_markdown_cell("## Accuracy by model\n\nBalanced accuracy of each model.\n\nMore."),
-                nbformat.v4.new_code_cell('ctx.save_table(t, "model_accuracy")')]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 01 title\n\nIntro."),
+        nbformat.v4.new_markdown_cell("## Accuracy by model\n\nBalanced accuracy of each model.\n\nMore."),
+        nbformat.v4.new_code_cell('ctx.save_table(t, "model_accuracy")'),
+    ]
     nbformat.write(nb, run / "notebooks" / "01_x.ipynb")
     pd.DataFrame({"model": ["a", "b"], "balanced_accuracy": [0.912345, 0.5], "p_value": [1.23456e-5, 0.5]}).to_csv(
-        run / "tables" / "model_accuracy.csv", index=False)
-    (run / "manifest.json").write_text(json.dumps({"complete": True, "outputs": {
-        "tables/model_accuracy.csv": {"notebook": "01_x"}}, "notebooks": {"01_x": {"status": "complete"}}}))
+        run / "tables" / "model_accuracy.csv", index=False
+    )
+    (run / "manifest.json").write_text(
+        json.dumps(
+            {
+                "complete": True,
+                "outputs": {"tables/model_accuracy.csv": {"notebook": "01_x"}},
+                "notebooks": {"01_x": {"status": "complete"}},
+            }
+        )
+    )
     (run / "config.json").write_text(json.dumps({"profile": {"name": "default"}, "seed": 3, "device": "cpu"}))
-    (run / "summary.json").write_text(json.dumps({"01_classifier_training": {"competence": {
-        "model": "vgg_erm", "val_auc": 0.91, "min_val_auc": 0.6, "passes_gate": True, "degenerate": not competent,
-        "competent": competent}}}))
+    (run / "summary.json").write_text(
+        json.dumps(
+            {
+                "01_classifier_training": {
+                    "competence": {
+                        "model": "vgg_erm",
+                        "val_auc": 0.91,
+                        "min_val_auc": 0.6,
+                        "passes_gate": True,
+                        "degenerate": not competent,
+                        "competent": competent,
+                    }
+                }
+            }
+        )
+    )
     return run
 
 
@@ -50,11 +73,15 @@ def test_the_report_shows_each_table_under_its_section_with_meaningful_digits(tm
 
 def test_the_report_warns_of_a_classifier_that_has_not_learned_and_of_gradient_masking(tmp_path: Path) -> None:
     run = _run(tmp_path, competent=False)
-    pd.DataFrame({"model": ["vgg_erm", "vgg_erm", "vgg_pgd_at"], "check": ["large_budget", "iterative_beats_one_step",
-                                                                           "large_budget"],
-                  "value": [0.4, 0.1, 0.0], "passes": [False, True, True],
-                  "meaning": ["a 64/255 attack leaves more than a constant classifier", "", ""]}).to_csv(
-        run / "tables" / "attack_sanity.csv", index=False)
+    pd.DataFrame(
+        {
+            "model": ["vgg_erm", "vgg_erm", "vgg_pgd_at"],
+            "check": ["large_budget", "iterative_beats_one_step", "large_budget"],
+            "value": [0.4, 0.1, 0.0],
+            "passes": [False, True, True],
+            "meaning": ["a 64/255 attack leaves more than a constant classifier", "", ""],
+        }
+    ).to_csv(run / "tables" / "attack_sanity.csv", index=False)
     index = write_report(run).read_text()
     assert "has not learned enough to be studied" in index
     verdict = masking_html(run / "tables" / "attack_sanity.csv")
@@ -70,17 +97,31 @@ def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
 
 
 def test_tables_are_written_with_the_digits_that_mean_something() -> None:
-    table = pd.DataFrame({"model": ["a", "b"], "auc": [0.98571, 1.0], "n": [10.0, 12.0], "p_value": [1.234e-5, 0.5],
-                          "seconds": [123.456, 1234.5], "holds": [True, False], "mean_shift": [float("nan"), 2.5]})
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "auc": [0.98571, 1.0],
+            "n": [10.0, 12.0],
+            "p_value": [1.234e-5, 0.5],
+            "seconds": [123.456, 1234.5],
+            "holds": [True, False],
+            "mean_shift": [float("nan"), 2.5],
+        }
+    )
     text = format_table(table)
-    assert text.to_dict("list") == {"model": ["a", "b"], "auc": ["0.986", "1.000"], "n": ["10", "12"],
-                                    "p_value": ["1.2e-05", "0.5"], "seconds": ["123", "1,234"], "holds": ["yes", "no"],
-                                    "mean_shift": ["", "2.5"]}
+    assert text.to_dict("list") == {
+        "model": ["a", "b"],
+        "auc": ["0.986", "1.000"],
+        "n": ["10", "12"],
+        "p_value": ["1.2e-05", "0.5"],
+        "seconds": ["123", "1,234"],
+        "holds": ["yes", "no"],
+        "mean_shift": ["", "2.5"],
+    }
 
 
 def test_a_notebook_shows_its_tables_with_meaningful_digits_and_a_clean_index(tmp_path: Path) -> None:
     from IPython.core.interactiveshell import InteractiveShell
-
     from medadv.report import RunContext
 
     shell = InteractiveShell.instance()
@@ -99,16 +140,47 @@ def test_a_notebook_shows_its_tables_with_meaningful_digits_and_a_clean_index(tm
 def test_the_mrmc_table_names_its_analyses_and_sessions() -> None:
     from medadv.stages.reader_study import mrmc_table
 
-    raw = pd.DataFrame({"analysis": ["RRRC", "FRRC", "RRFC"], "treatment_a": 3, "treatment_b": 5, "auc_a": 0.72,
-                        "auc_b": 0.68, "diff": 0.04, "ci_low": -0.3, "ci_high": 0.4, "p_value": 0.78, "var_error": 0.02})
+    raw = pd.DataFrame(
+        {
+            "analysis": ["RRRC", "FRRC", "RRFC"],
+            "treatment_a": 3,
+            "treatment_b": 5,
+            "auc_a": 0.72,
+            "auc_b": 0.68,
+            "diff": 0.04,
+            "ci_low": -0.3,
+            "ci_high": 0.4,
+            "p_value": 0.78,
+            "var_error": 0.02,
+        }
+    )
     shown = mrmc_table(raw)
-    assert list(shown.columns) == ["analysis (generalises to)", "session A", "session B", "mean reader AUC, session A",
-                                   "mean reader AUC, session B", "difference (A - B)", "95% CI low", "95% CI high", "p"]
-    assert shown["analysis (generalises to)"].tolist() == ["RRRC: other readers and other images",
-                                                           "FRRC: these readers, other images",
-                                                           "RRFC: other readers, these images"]
-    text = " ".join(c.source for c in nbformat.read(Path(__file__).parents[1] / "notebooks" / "05_reader_study.ipynb",
-                                                    as_version=4).cells if c.cell_type == "markdown")
-    for term in ("**RRRC** (random readers, random cases)", "**FRRC** (fixed readers", "**RRFC** (random readers, fixed",
-                 "`auc_a`", "`auc_b`"):
+    assert list(shown.columns) == [
+        "analysis (generalises to)",
+        "session A",
+        "session B",
+        "mean reader AUC, session A",
+        "mean reader AUC, session B",
+        "difference (A - B)",
+        "95% CI low",
+        "95% CI high",
+        "p",
+    ]
+    assert shown["analysis (generalises to)"].tolist() == [
+        "RRRC: other readers and other images",
+        "FRRC: these readers, other images",
+        "RRFC: other readers, these images",
+    ]
+    text = " ".join(
+        c.source
+        for c in nbformat.read(Path(__file__).parents[1] / "notebooks" / "05_reader_study.ipynb", as_version=4).cells
+        if c.cell_type == "markdown"
+    )
+    for term in (
+        "**RRRC** (random readers, random cases)",
+        "**FRRC** (fixed readers",
+        "**RRFC** (random readers, fixed",
+        "`auc_a`",
+        "`auc_b`",
+    ):
         assert term in text, term

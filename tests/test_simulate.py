@@ -1,5 +1,6 @@
 """The simulated reader panel: its documented skills are what it does, it is deterministic, and it writes exactly
 the reader app's export format, which the analysis of notebook 05 accepts."""
+
 from __future__ import annotations
 
 import json
@@ -9,30 +10,54 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from medadv.errors import ConfigError, DataError
 from medadv.reader_app import RESPONSE_COLUMNS, ReaderSkill, simulate_panel, write_responses
 from medadv.reader_app.analysis import analyse_responses, load_responses, response_files
 from medadv.reader_app.simulate import simulate_reader
 
-SKILL = ReaderSkill(reader="sim-1", real_accuracy=0.8, fake_accuracy=0.4, unsure_rate=0.1, education_real_delta=-0.2,
-                    education_fake_delta=0.3, confidence_step=0.5, median_seconds=10.0, seconds_sigma=0.3,
-                    education_time_factor=1.5)
+SKILL = ReaderSkill(
+    reader="sim-1",
+    real_accuracy=0.8,
+    fake_accuracy=0.4,
+    unsure_rate=0.1,
+    education_real_delta=-0.2,
+    education_fake_delta=0.3,
+    confidence_step=0.5,
+    median_seconds=10.0,
+    seconds_sigma=0.3,
+    education_time_factor=1.5,
+)
 
 
 def answer_key(n: int) -> pd.DataFrame:
     """A key of 2n real images in Session 2, and n real + n fake in Sessions 3 and 5 (plus small viewing sessions)."""
     rows = []
-    for session, truths in ((1, ["real"] * 4), (2, ["real"] * 2 * n), (3, ["real", "fake"] * n), (4, ["triplet"] * 3),
-                            (5, ["real", "fake"] * n)):
+    for session, truths in (
+        (1, ["real"] * 4),
+        (2, ["real"] * 2 * n),
+        (3, ["real", "fake"] * n),
+        (4, ["triplet"] * 3),
+        (5, ["real", "fake"] * n),
+    ):
         for order, truth in enumerate(truths, start=1):
-            rows.append({"session": session, "order": order, "image_id": f"s{session}i{order}", "truth": truth,
-                         "split": "test", "source_label": order % 2, "shown_label": order % 2})
+            rows.append(
+                {
+                    "session": session,
+                    "order": order,
+                    "image_id": f"s{session}i{order}",
+                    "truth": truth,
+                    "split": "test",
+                    "source_label": order % 2,
+                    "shown_label": order % 2,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_documented_skills_are_reproduced() -> None:
-    out = simulate_reader(answer_key(20000), SKILL, seed=3, reader_number=1).merge(answer_key(20000), on=["session", "image_id", "order"])
+    out = simulate_reader(answer_key(20000), SKILL, seed=3, reader_number=1).merge(
+        answer_key(20000), on=["session", "image_id", "order"]
+    )
     for session, real_acc, fake_acc in ((3, 0.8, 0.4), (5, 0.6, 0.7)):
         s = out[out["session"] == session]
         real, fake = s[s["truth"] == "real"], s[s["truth"] == "fake"]
@@ -72,8 +97,11 @@ def test_panel_is_deterministic_and_readers_are_independent() -> None:
 
 def test_written_files_match_the_app_export_and_are_analysed(tmp_path: Path) -> None:
     key = answer_key(12)
-    panel = [SKILL, ReaderSkill(reader="sim-2", real_accuracy=0.7, fake_accuracy=0.6),
-             ReaderSkill(reader="sim-3", real_accuracy=0.9, fake_accuracy=0.3)]
+    panel = [
+        SKILL,
+        ReaderSkill(reader="sim-2", real_accuracy=0.7, fake_accuracy=0.6),
+        ReaderSkill(reader="sim-3", real_accuracy=0.9, fake_accuracy=0.3),
+    ]
     responses = simulate_panel(key, panel, seed=2)
     (tmp_path / "responses_session9_old.csv").write_text("stale")
     paths = write_responses(responses, tmp_path)
@@ -92,7 +120,11 @@ def test_written_files_match_the_app_export_and_are_analysed(tmp_path: Path) -> 
     assert set(tables) == {"reader_accuracy", "reader_session_tests", "reader_agreement", "reader_times", "mrmc"}
     assert all((t["responses"] == "simulated").all() and t.columns[0] == "responses" for t in tables.values())
     acc = results.accuracy.query("reader == 'sim-1' and session == 3 and truth == 'real' and label == 'all'")
-    reads = back[(back["reader"] == "sim-1") & (back["session"] == 3) & back["image_id"].isin(key.loc[key["truth"] == "real", "image_id"])]
+    reads = back[
+        (back["reader"] == "sim-1")
+        & (back["session"] == 3)
+        & back["image_id"].isin(key.loc[key["truth"] == "real", "image_id"])
+    ]
     assert acc["accuracy"].item() == pytest.approx((reads["answer"] == "real").mean())
     assert results.times.groupby("reader")["session"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 3
     summary = results.summary()
@@ -136,7 +168,10 @@ def test_reader_ids_must_follow_the_apps_rule(tmp_path: Path, bad: str) -> None:
     write_responses(responses, tmp_path)
     back = load_responses(tmp_path)
     back.loc[back["reader"] == "sim-2", "reader"] = bad
-    with pytest.raises(DataError, match=r"\(in \['responses_session1_sim-2\.csv'.*break the reader app's rule: 1-40 letters, digits, '_' and '-'"):
+    with pytest.raises(
+        DataError,
+        match=r"\(in \['responses_session1_sim-2\.csv'.*break the reader app's rule: 1-40 letters, digits, '_' and '-'",
+    ):
         analyse_responses(back, key, 3, simulated=False)
 
 
@@ -161,13 +196,21 @@ def test_empty_and_upper_case_response_files(tmp_path: Path) -> None:
 
 def test_the_app_the_panel_the_database_and_the_analysis_share_one_column_list(tmp_path: Path) -> None:
     from medadv.reader_app import db, simulate
-    from medadv.reader_app.page import render_page
     from medadv.reader_app import responses as reader
+    from medadv.reader_app.page import render_page
 
     assert RESPONSE_COLUMNS is reader.RESPONSE_COLUMNS is simulate.RESPONSE_COLUMNS is db.RESPONSE_COLUMNS
     assert reader.REQUIRED_RESPONSE_COLUMNS == ("reader", "session", "image_id", "answer", "reading_seconds", "order")
-    page = render_page({"package_id": "p", "session": 2, "mode": "read", "modality": "mammography",
-                        "ask_confidence": True, "items": [{"image_id": "a", "file": "images/0001.png"}]})
+    page = render_page(
+        {
+            "package_id": "p",
+            "session": 2,
+            "mode": "read",
+            "modality": "mammography",
+            "ask_confidence": True,
+            "items": [{"image_id": "a", "file": "images/0001.png"}],
+        }
+    )
     blob = re.search(r'<script type="application/json" id="session-data">(.*?)</script>', page, re.S).group(1)
     assert json.loads(blob)["columns"] == list(RESPONSE_COLUMNS)  # the header app.js writes
     app_js = (Path(simulate.__file__).parent / "app.js").read_text(encoding="utf-8")

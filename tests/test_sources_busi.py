@@ -1,13 +1,13 @@
 """BUSI loader on a tiny tree in BUSI's real layout (Dataset_BUSI_with_GT/<class>/<class> (n).png + _mask[_k].png)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from medadv.data.images import load_split, read_mask
 from medadv.data.sources import load_cohort
+from PIL import Image
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "busi.yaml"
 
@@ -68,7 +68,6 @@ def test_upper_case_png_is_kept_and_orphan_masks_are_named(tmp_path: Path, caplo
     import logging
 
     import pytest
-
     from medadv import DataError
 
     root = _tree(tmp_path / "busi")

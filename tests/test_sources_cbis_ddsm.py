@@ -1,23 +1,27 @@
 """CBIS-DDSM loader on a tiny tree in the layout the TCIA NBIA Data Retriever writes (CBIS-DDSM/<series folder>/
 <study>/<series>/1-1.dcm), with the four case-description CSVs, whose paths do not match the file names on disk."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dicom import write_dicom
-
 from medadv import DataError
 from medadv.data.images import load_split, read_mask
 from medadv.data.sources import load_cohort
+from test_dicom import write_dicom
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "cbis_ddsm.yaml"
-MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,mass shape,"
-               "mass margins,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path\n")
-CALC_HEADER = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
-               "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
-               "ROI mask file path\n")
+MASS_HEADER = (
+    "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,mass shape,"
+    "mass margins,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path\n"
+)
+CALC_HEADER = (
+    "patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
+    "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
+    "ROI mask file path\n"
+)
 SHAPE = (32, 24)
 
 
@@ -28,8 +32,11 @@ def _box(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
 
 
 def _full(base: Path, folder: str) -> None:
-    write_dicom(base / folder / "07-20-2016-DDSM-NA-74994" / "1.000000-full mammogram images-24541" / "1-1.dcm",
-                np.full(SHAPE, 2000, np.uint16), bits_stored=16)
+    write_dicom(
+        base / folder / "07-20-2016-DDSM-NA-74994" / "1.000000-full mammogram images-24541" / "1-1.dcm",
+        np.full(SHAPE, 2000, np.uint16),
+        bits_stored=16,
+    )
 
 
 def _roi(base: Path, folder: str, mask: np.ndarray, mask_name: str = "1-1.dcm", crop: bool = True) -> None:
@@ -75,8 +82,16 @@ def _tree(root: Path) -> Path:
     )
     (root / "calc_case_description_train_set.csv").write_text(
         CALC_HEADER
-        + _row(CALC_HEADER, "P_00001", "LEFT", "CC", 1, "calcification", "BENIGN_WITHOUT_CALLBACK",
-               "Calc-Training_P_00001_LEFT_CC")
+        + _row(
+            CALC_HEADER,
+            "P_00001",
+            "LEFT",
+            "CC",
+            1,
+            "calcification",
+            "BENIGN_WITHOUT_CALLBACK",
+            "Calc-Training_P_00001_LEFT_CC",
+        )
         + _row(CALC_HEADER, "P_00003", "LEFT", "MLO", 1, "calcification", "BENIGN", "Calc-Training_P_00003_LEFT_MLO")
     )
     (root / "calc_case_description_test_set.csv").write_text(
@@ -117,7 +132,9 @@ def test_cbis_missing_roi(tmp_path: Path) -> None:
     root = _tree(tmp_path / "cbis")
     for file in (root / "CBIS-DDSM" / "Mass-Test_P_00002_RIGHT_MLO_1").rglob("*.dcm"):
         file.unlink()
-    with pytest.raises(DataError, match=r"mass_case_description_test_set\.csv: the ROI mask .* is missing: no DICOM file"):
+    with pytest.raises(
+        DataError, match=r"mass_case_description_test_set\.csv: the ROI mask .* is missing: no DICOM file"
+    ):
         load_cohort(MANIFEST, root)
 
 
@@ -143,9 +160,16 @@ def test_cbis_uid_layout_with_swapped_roi_path(tmp_path: Path) -> None:
         MASS_HEADER + _row(MASS_HEADER, "P_00009", "LEFT", "CC", 1, "mass", "MALIGNANT", "Mass-Test_P_00009_LEFT_CC")
     )
     manifest = tmp_path / "cbis.yaml"
-    manifest.write_text(MANIFEST.read_text().replace(
-        "    train: [mass_case_description_train_set.csv, calc_case_description_train_set.csv]\n", "    train: []\n"
-    ).replace("[mass_case_description_test_set.csv, calc_case_description_test_set.csv]", "[mass_case_description_test_set.csv]"))
+    manifest.write_text(
+        MANIFEST.read_text()
+        .replace(
+            "    train: [mass_case_description_train_set.csv, calc_case_description_train_set.csv]\n", "    train: []\n"
+        )
+        .replace(
+            "[mass_case_description_test_set.csv, calc_case_description_test_set.csv]",
+            "[mass_case_description_test_set.csv]",
+        )
+    )
     cohort = load_cohort(manifest, root)
     assert cohort["path"].iloc[0].endswith(f"{uid}2/000000.dcm")
     assert cohort["mask_path"].iloc[0].endswith(f"{uid}4/000000.dcm")

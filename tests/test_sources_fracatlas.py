@@ -1,4 +1,5 @@
 """FracAtlas loader on a tiny tree in FracAtlas's real layout (images/<class>/*.jpg, dataset.csv, COCO JSON)."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from medadv import DataError
 from medadv.data.images import load_split, read_mask
 from medadv.data.sources import load_cohort
+from PIL import Image
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "fracatlas.yaml"
-CSV_HEADER = "image_id,hand,leg,hip,shoulder,mixed,hardware,multiscan,fractured,fracture_count,frontal,lateral,oblique\n"
+CSV_HEADER = (
+    "image_id,hand,leg,hip,shoulder,mixed,hardware,multiscan,fractured,fracture_count,frontal,lateral,oblique\n"
+)
 
 
 def _tree(root: Path, fractured_flag: str = "1") -> Path:
@@ -39,7 +41,13 @@ def _tree(root: Path, fractured_flag: str = "1") -> Path:
             {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 12, 2, 2, 12]], "bbox": [2, 2, 10, 10]},
             # no polygon: the box x 20..25, y 5..9 is used
             {"id": 2, "image_id": 2, "category_id": 1, "segmentation": [], "bbox": [20, 5, 5, 4]},
-            {"id": 3, "image_id": 2, "category_id": 1, "segmentation": [[0, 15, 4, 15, 4, 19, 0, 19]], "bbox": [0, 15, 4, 4]},
+            {
+                "id": 3,
+                "image_id": 2,
+                "category_id": 1,
+                "segmentation": [[0, 15, 4, 15, 4, 19, 0, 19]],
+                "bbox": [0, 15, 4, 4],
+            },
         ],
         "categories": [{"id": 1, "name": "fractured"}],
     }
@@ -75,7 +83,9 @@ def test_fracatlas_masks_rasterised(tmp_path: Path) -> None:
 
 def test_fracatlas_label_disagrees_with_csv(tmp_path: Path) -> None:
     root = _tree(tmp_path / "frac", fractured_flag="0")
-    with pytest.raises(DataError, match=r"IMG0000019\.jpg: in folder 'Fractured' \(label 1\) but dataset\.csv says fractured='0'"):
+    with pytest.raises(
+        DataError, match=r"IMG0000019\.jpg: in folder 'Fractured' \(label 1\) but dataset\.csv says fractured='0'"
+    ):
         load_cohort(MANIFEST, root)
 
 

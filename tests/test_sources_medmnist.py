@@ -1,11 +1,11 @@
 """MedMNIST loader on tiny .npz files with MedMNIST's keys (BreastMNIST's 0 = malignant; PneumoniaMNIST's 1 = pneumonia)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from medadv import DataError
 from medadv.data.images import load_split, read_image
 from medadv.data.sources import load_cohort
@@ -54,7 +54,10 @@ def test_npz_member_images_read(tmp_path: Path) -> None:
 def test_pneumoniamnist(tmp_path: Path) -> None:
     _npz(tmp_path / "pneumoniamnist.npz", {"train": [1, 0], "val": [0], "test": [1]}, size=64)
     cohort = load_cohort(MANIFESTS / "pneumoniamnist.yaml", tmp_path)
-    assert list(cohort.set_index("image_id").loc[["pneumoniamnist-train-0", "pneumoniamnist-train-1"], "label"]) == [1, 0]
+    assert list(cohort.set_index("image_id").loc[["pneumoniamnist-train-0", "pneumoniamnist-train-1"], "label"]) == [
+        1,
+        0,
+    ]
     assert (cohort["modality"] == "xray").all()
     assert read_image(tmp_path / cohort["path"].iloc[0]).shape == (64, 64)
 

@@ -1,15 +1,15 @@
 """VinDr-Mammo loader on a tiny tree in VinDr-Mammo's real layout (images/<study>/<image>.dicom + two CSVs)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_dicom import write_dicom
-
 from medadv import DataError
 from medadv.data.images import load_split, read_mask
 from medadv.data.sources import load_cohort
+from test_dicom import write_dicom
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data_manifests" / "vindr_mammo.yaml"
 BREAST_HEADER = "study_id,series_id,image_id,laterality,view_position,height,width,breast_birads,breast_density,split\n"
@@ -30,8 +30,12 @@ IMAGES = [
 def _tree(root: Path, extra_birads: str | None = None) -> Path:
     rows = []
     for image, study, side, view, birads, split in IMAGES:
-        write_dicom(root / "images" / study / f"{image}.dicom", np.full((24, 16), 1000, np.uint16), bits_stored=12,
-                    photometric="MONOCHROME1")
+        write_dicom(
+            root / "images" / study / f"{image}.dicom",
+            np.full((24, 16), 1000, np.uint16),
+            bits_stored=12,
+            photometric="MONOCHROME1",
+        )
         birads = extra_birads if image == "img_e" and extra_birads else birads
         rows.append(f"{study},se,{image},{side},{view},24,16,{birads},DENSITY C,{split}\n")
     (root / "breast-level_annotations.csv").write_text(BREAST_HEADER + "".join(rows))
@@ -88,9 +92,8 @@ def test_vindr_missing_image(tmp_path: Path) -> None:
 def test_multiframe_images_take_the_manifests_frame(tmp_path: Path) -> None:
     import shutil
 
-    from pydicom.data import get_testdata_file
-
     from medadv.data.images import read_image
+    from pydicom.data import get_testdata_file
 
     cine = get_testdata_file("examples_ybr_color.dcm")  # 30 frames of colour ultrasound
     if cine is None:

@@ -1,10 +1,10 @@
 """Patient-level stratified splits and the leakage check."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from medadv import ConfigError, DataError
 from medadv.data.cohort import COHORT_COLUMNS
 from medadv.data.splits import assign_splits, check_leakage, patient_labels
@@ -16,9 +16,17 @@ def _cohort(n_pos: int, n_neg: int, views: int = 2, split: str = "") -> pd.DataF
         label = int(i < n_pos)
         for v in range(views):
             rows.append(
-                {"image_id": f"p{i:04d}_{v}", "patient_id": f"p{i:04d}", "path": f"img/p{i}_{v}.png", "label": label,
-                 "mask_path": "", "view": "CC" if v == 0 else "MLO", "split": split, "modality": "mammography",
-                 "source_label": "x"}
+                {
+                    "image_id": f"p{i:04d}_{v}",
+                    "patient_id": f"p{i:04d}",
+                    "path": f"img/p{i}_{v}.png",
+                    "label": label,
+                    "mask_path": "",
+                    "view": "CC" if v == 0 else "MLO",
+                    "split": split,
+                    "modality": "mammography",
+                    "source_label": "x",
+                }
             )
     return pd.DataFrame(rows, columns=list(COHORT_COLUMNS))
 
@@ -107,8 +115,19 @@ def test_official_split_without_val_gets_val_carved_from_train() -> None:
     rows = []
     for p in range(50):
         split = "test" if p < 10 else "train"
-        rows.append({"image_id": f"i{p}", "patient_id": f"p{p:02d}", "path": f"{p}.png", "label": int(p % 3 == 0),
-                     "mask_path": "", "view": "CC", "split": split, "modality": "mammography", "source_label": ""})
+        rows.append(
+            {
+                "image_id": f"i{p}",
+                "patient_id": f"p{p:02d}",
+                "path": f"{p}.png",
+                "label": int(p % 3 == 0),
+                "mask_path": "",
+                "view": "CC",
+                "split": split,
+                "modality": "mammography",
+                "source_label": "",
+            }
+        )
     cohort = pd.DataFrame(rows)
     out = assign_splits(cohort, (0.8, 0.1, 0.1), seed=1)
     assert (out.loc[out["split"] == "test", "patient_id"] == cohort.loc[cohort["split"] == "test", "patient_id"]).all()

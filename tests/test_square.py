@@ -1,4 +1,5 @@
 """The Square attack on hand-built models whose adversarial examples are known, and its conventions."""
+
 from __future__ import annotations
 
 import math
@@ -6,13 +7,19 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import ConfigError, DataError
 from medadv.attacks import pgd, predict, square
-from medadv.attacks.square import (P_HALVINGS, _bump, _linf_candidate, _linf_start, _pattern, square_fraction,
-                                   square_side)
+from medadv.attacks.square import (
+    P_HALVINGS,
+    _bump,
+    _linf_candidate,
+    _linf_start,
+    _pattern,
+    square_fraction,
+    square_side,
+)
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -48,8 +55,10 @@ def test_square_finds_the_known_adversarial_example_within_its_budget(norm, eps,
     assert float(result.images.min()) >= 0.0 and float(result.images.max()) <= 1.0
 
 
-@pytest.mark.parametrize("norm,eps,shape", [("linf", 16 / 255, (12, 12)), ("l2", 1.0, (12, 12)),
-                                            ("linf", 16 / 255, (17, 9)), ("l2", 1.0, (17, 9))])
+@pytest.mark.parametrize(
+    "norm,eps,shape",
+    [("linf", 16 / 255, (12, 12)), ("l2", 1.0, (12, 12)), ("linf", 16 / 255, (17, 9)), ("l2", 1.0, (17, 9))],
+)
 def test_square_never_leaves_the_ball_or_the_unit_range(norm, eps, shape):
     """A random convolutional model on images (square or not) that touch 0 and 1, where candidates are clipped."""
     torch.manual_seed(0)

@@ -1,19 +1,21 @@
 """The standalone-algorithm-vs-reader-panel comparison (1T-RRRC, Hillis 2007 sec. 5.3), against simulations of known
 truth: under the null its test keeps its level, its CI covers the true difference, and it finds a real difference."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from medadv.errors import DataError
 from medadv.stats.auc import roc_auc
 from medadv.stats.standalone import standalone_vs_readers
+from scipy import stats
 
 N_READERS, N_CASES, RHO = 5, 60, 0.5
 
 
-def simulate(rng: np.random.Generator, mu: float, tau: float, d_algo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate(
+    rng: np.random.Generator, mu: float, tau: float, d_algo: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Binormal ratings with a shared case effect: reader j's separation d_j ~ N(mu, tau^2), AUC_j = Phi(d_j / sqrt 2);
     the population mean reader AUC is Phi(mu / sqrt(2 + tau^2)); the algorithm's AUC is Phi(d_algo / sqrt 2)."""
     truth = (np.arange(N_CASES) % 2).astype(int)
@@ -44,8 +46,15 @@ def test_matches_hand_computation_on_a_tiny_study() -> None:
     assert res.diff == pytest.approx(psi.mean())
     assert res.ms_r == pytest.approx(psi.var(ddof=1))
     # jackknife by brute force: leave one case out, recompute every psi
-    jack = np.array([[roc_auc(np.delete(truth, k), np.delete(r, k)) - roc_auc(np.delete(truth, k), np.delete(algo, k))
-                      for r in readers] for k in range(N_CASES)])
+    jack = np.array(
+        [
+            [
+                roc_auc(np.delete(truth, k), np.delete(r, k)) - roc_auc(np.delete(truth, k), np.delete(algo, k))
+                for r in readers
+            ]
+            for k in range(N_CASES)
+        ]
+    )
     dev = jack - jack.mean(axis=0)
     cov = (N_CASES - 1) / N_CASES * dev.T @ dev
     assert res.var_error == pytest.approx(np.mean(np.diag(cov)))

@@ -3,6 +3,7 @@ resuming a killed sweep, and notebook 90's aggregation against hand-computed val
 notebooks on a real LocalCluster, and on dask-jobqueue's SLURMCluster with stand-ins for sbatch / squeue / scancel
 (scripts/slurm_check.sh runs the smoke sweep on a real one-node Slurm); the smoke sweep (marked ``notebooks``) runs
 the whole study for two seeds."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,13 +21,20 @@ import nbformat
 import pandas as pd
 import pytest
 import yaml
-
+from medadv.config import ClusterConfig
 from medadv.errors import ConfigError
 from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
 from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
-from medadv.config import ClusterConfig
-from medadv.sweep import (jobqueue_cluster, local_layout, main, parse_cluster_options, parse_grid,
-                          parse_seeds, plan_runs, run_sweep)
+from medadv.sweep import (
+    jobqueue_cluster,
+    local_layout,
+    main,
+    parse_cluster_options,
+    parse_grid,
+    parse_seeds,
+    plan_runs,
+    run_sweep,
+)
 
 PARAMS = 'run_dir = "results/x"\nprofile = "smoke"\ndevice = "auto"\ndata_manifest = None\ndata_root = None\n'
 # A run's notebook: writes its seed; fails once for seed 2 (then leaves a marker), always for seed 5, sleeps 120 s for
@@ -100,10 +108,28 @@ def test_cluster_config_is_checked() -> None:
 
 
 def test_cluster_options_keep_the_text_the_scheduler_reads(capsys: pytest.CaptureFixture[str]) -> None:
-    options = parse_cluster_options(["cores=8", "memory=32GB", "walltime=1:00:00", "queue=gpu", "account=0123",
-                                     "job_extra_directives=[\"--gres=gpu:1\"]", "nanny=false", "death_timeout=60.5"])
-    assert options == {"cores": 8, "memory": "32GB", "walltime": "1:00:00", "queue": "gpu", "account": "0123",
-                       "job_extra_directives": ["--gres=gpu:1"], "nanny": False, "death_timeout": "60.5"}
+    options = parse_cluster_options(
+        [
+            "cores=8",
+            "memory=32GB",
+            "walltime=1:00:00",
+            "queue=gpu",
+            "account=0123",
+            'job_extra_directives=["--gres=gpu:1"]',
+            "nanny=false",
+            "death_timeout=60.5",
+        ]
+    )
+    assert options == {
+        "cores": 8,
+        "memory": "32GB",
+        "walltime": "1:00:00",
+        "queue": "gpu",
+        "account": "0123",
+        "job_extra_directives": ["--gres=gpu:1"],
+        "nanny": False,
+        "death_timeout": "60.5",
+    }
     assert parse_cluster_options(["walltime=12:00:00"]) == {"walltime": "12:00:00"}  # YAML 1.1: 43200
     for bad in ("cores2", "=8", "cores=", "2cores=8", "job_extra_directives=[oops"):
         with pytest.raises(ConfigError, match=f"--cluster-option '{re.escape(bad)}'"):
@@ -127,21 +153,34 @@ def test_each_job_script_runs_one_run_with_the_jobs_cpus_memory_and_walltime(tmp
     the job's CPUs, memory and walltime as asked, and the scheduler's output files in the sweep's jobs/ folder."""
     options = parse_cluster_options(["cores=8", "memory=32GB", "walltime=1:00:00", "queue=gpu"])
     slurm = job_script("slurm", options, tmp_path / "jobs")
-    for line in ("#SBATCH --cpus-per-task=8", "#SBATCH --mem=30G", "#SBATCH -t 1:00:00", "#SBATCH -p gpu",
-                 f"#SBATCH -o {tmp_path / 'jobs'}/dask-worker-%J.out",
-                 f"#SBATCH -e {tmp_path / 'jobs'}/dask-worker-%J.err"):
+    for line in (
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=30G",
+        "#SBATCH -t 1:00:00",
+        "#SBATCH -p gpu",
+        f"#SBATCH -o {tmp_path / 'jobs'}/dask-worker-%J.out",
+        f"#SBATCH -e {tmp_path / 'jobs'}/dask-worker-%J.err",
+    ):
         assert line in slurm.splitlines(), (line, slurm)
     pbs = job_script("pbs", options, tmp_path / "jobs")
-    for line in ("#PBS -l select=1:ncpus=8:mem=30GB", "#PBS -l walltime=1:00:00", "#PBS -q gpu",
-                 f"#PBS -o {tmp_path / 'jobs'}/"):
+    for line in (
+        "#PBS -l select=1:ncpus=8:mem=30GB",
+        "#PBS -l walltime=1:00:00",
+        "#PBS -q gpu",
+        f"#PBS -o {tmp_path / 'jobs'}/",
+    ):
         assert line in pbs.splitlines(), (line, pbs)
     for script in (slurm, pbs):
         command = script.strip().splitlines()[-1].split()
         assert command[1:3] == ["-m", "distributed.cli.dask_worker"]
         assert command.count("--nthreads") == 1 and command[command.index("--nthreads") + 1] == "1"
         assert command[command.index("--memory-limit") + 1] == "29.80GiB" and "--nworkers" not in command
-    assert job_script("slurm", dict(options, job_cpu=4, log_directory="/elsewhere"), tmp_path / "jobs").count(
-        "--cpus-per-task=4") == 1  # the user's own keys win
+    assert (
+        job_script("slurm", dict(options, job_cpu=4, log_directory="/elsewhere"), tmp_path / "jobs").count(
+            "--cpus-per-task=4"
+        )
+        == 1
+    )  # the user's own keys win
     with pytest.raises(ConfigError, match="cluster options .* for slurm: .*unexpected keyword argument 'gpus'"):
         job_script("slurm", dict(options, gpus=1), tmp_path / "jobs")
 
@@ -200,9 +239,9 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
                     os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
-def test_a_sweep_through_slurm_runs_one_run_per_job_and_ends_its_jobs(tiny: Path, tmp_path: Path,
-                                                                       fake_slurm: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sweep_through_slurm_runs_one_run_per_job_and_ends_its_jobs(
+    tiny: Path, tmp_path: Path, fake_slurm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three runs, two Slurm jobs of 2 CPUs asked for, room for one (sbatch, squeue and scancel stood in for by the
     fake above): the started job's worker runs the runs one at a time, each with the job's 2 CPUs as torch threads;
     sweep.json counts the one worker that ran them; the job's output lands in the sweep's jobs/ folder; the started
@@ -210,12 +249,35 @@ def test_a_sweep_through_slurm_runs_one_run_per_job_and_ends_its_jobs(tiny: Path
     talk over the loopback interface."""
     monkeypatch.chdir(tmp_path)
     sweep = tmp_path / "sweep"
-    status = main(["--profile", "smoke", "--sweep", "6,7,8", "--run-dir", str(sweep), "--device", "cpu",
-                   "--notebooks", str(tiny), "--no-replication", "--cluster", "slurm", "--jobs", "2",
-                   "--cluster-option", "cores=2", "--cluster-option", "memory=2GB",
-                   "--cluster-option", "walltime=0:10:00",
-                   "--cluster-option", 'scheduler_options={"host": "127.0.0.1"}',
-                   "--cluster-option", 'worker_extra_args=["--host", "127.0.0.1"]'])
+    status = main(
+        [
+            "--profile",
+            "smoke",
+            "--sweep",
+            "6,7,8",
+            "--run-dir",
+            str(sweep),
+            "--device",
+            "cpu",
+            "--notebooks",
+            str(tiny),
+            "--no-replication",
+            "--cluster",
+            "slurm",
+            "--jobs",
+            "2",
+            "--cluster-option",
+            "cores=2",
+            "--cluster-option",
+            "memory=2GB",
+            "--cluster-option",
+            "walltime=0:10:00",
+            "--cluster-option",
+            'scheduler_options={"host": "127.0.0.1"}',
+            "--cluster-option",
+            'worker_extra_args=["--host", "127.0.0.1"]',
+        ]
+    )
     assert status == 0
     record = json.loads((sweep / "sweep.json").read_text())
     runs = record["runs"]
@@ -237,8 +299,12 @@ def test_a_sweep_through_slurm_runs_one_run_per_job_and_ends_its_jobs(tiny: Path
 
 def test_plan_sets_seed_and_grid_and_refuses_unknown_keys(tmp_path: Path) -> None:
     specs = plan_runs("smoke", [3, 4], tmp_path, ("data.n_patients", [40, 80]))
-    assert [s.run_dir.name for s in specs] == ["data.n_patients-40_seed-0003", "data.n_patients-40_seed-0004",
-                                               "data.n_patients-80_seed-0003", "data.n_patients-80_seed-0004"]
+    assert [s.run_dir.name for s in specs] == [
+        "data.n_patients-40_seed-0003",
+        "data.n_patients-40_seed-0004",
+        "data.n_patients-80_seed-0003",
+        "data.n_patients-80_seed-0004",
+    ]
     raw = yaml.safe_load((specs[3].run_dir / "profile.yaml").read_text())
     assert raw["seed"] == 4 and raw["data"]["n_patients"] == 80 and "effects" in raw
     with pytest.raises(ConfigError, match="no key 'n_patient'"):
@@ -247,13 +313,20 @@ def test_plan_sets_seed_and_grid_and_refuses_unknown_keys(tmp_path: Path) -> Non
         plan_runs("smoke", [0], tmp_path, ("data.n_patients", [5]))
 
 
-def test_sweep_retries_once_reports_failures_and_skips_finished_runs(tiny: Path, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str],
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_retries_once_reports_failures_and_skips_finished_runs(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     sweep = tmp_path / "sweep"
-    status = run_sweep("smoke", [0, 2, 5], sweep, device="cpu", cluster=ClusterConfig(workers=1, threads_per_worker=1),
-                       notebooks_dir=tiny, replicate=False)
+    status = run_sweep(
+        "smoke",
+        [0, 2, 5],
+        sweep,
+        device="cpu",
+        cluster=ClusterConfig(workers=1, threads_per_worker=1),
+        notebooks_dir=tiny,
+        replicate=False,
+    )
     assert status == 1
     runs = json.loads((sweep / "sweep.json").read_text())["runs"]
     assert runs["seed-0000"]["status"] == "complete" and runs["seed-0000"]["attempts"] == 1
@@ -277,13 +350,33 @@ def test_sweep_retries_once_reports_failures_and_skips_finished_runs(tiny: Path,
 
 def test_a_killed_sweep_resumes_without_redoing_finished_runs(tiny: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "medadv.sweep", "--profile", "smoke", "--sweep", "0,4,1", "--run-dir", str(sweep),
-           "--device", "cpu", "--workers", "1", "--threads-per-worker", "1", "--notebooks", str(tiny),
-           "--no-replication"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "medadv.sweep",
+        "--profile",
+        "smoke",
+        "--sweep",
+        "0,4,1",
+        "--run-dir",
+        str(sweep),
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--threads-per-worker",
+        "1",
+        "--notebooks",
+        str(tiny),
+        "--no-replication",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not (sweep / "seed-0004" / "notebooks").is_dir() or not (sweep / "seed-0000" / "tables" / "tiny.csv").is_file():
+        while (
+            not (sweep / "seed-0004" / "notebooks").is_dir()
+            or not (sweep / "seed-0000" / "tables" / "tiny.csv").is_file()
+        ):
             assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not reach seed 4"
             time.sleep(0.5)
         time.sleep(3)  # seed 4's notebook is now sleeping: kill the sweep with its workers and runs
@@ -301,12 +394,18 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tiny: Path, tmp_pa
 
 
 def test_aggregation_matches_hand_computed_values() -> None:
-    per_seed = pd.DataFrame({
-        "seed": [0, 1, 2, 0, 1, 2], "setting": "", "effect": ["a"] * 3 + ["b"] * 3,
-        "value": [0.2, 0.4, 0.9, 0.1, 0.1, float("nan")], "holds": [True, False, True, False, False, pd.NA],
-        "paper_value": [0.691] * 3 + [float("nan")] * 3, "expected": [">= 0.3"] * 3 + ["> 0"] * 3,
-        "interpretable": [True, True, False, True, False, True],
-    })
+    per_seed = pd.DataFrame(
+        {
+            "seed": [0, 1, 2, 0, 1, 2],
+            "setting": "",
+            "effect": ["a"] * 3 + ["b"] * 3,
+            "value": [0.2, 0.4, 0.9, 0.1, 0.1, float("nan")],
+            "holds": [True, False, True, False, False, pd.NA],
+            "paper_value": [0.691] * 3 + [float("nan")] * 3,
+            "expected": [">= 0.3"] * 3 + ["> 0"] * 3,
+            "interpretable": [True, True, False, True, False, True],
+        }
+    )
     table = aggregate(per_seed, ReplicationConfig(), n_failed=1)
     assert list(table["seeds"]) == ["all", "interpretable"] * 2
     gated = table[table["seeds"] == "interpretable"].set_index("effect")
@@ -338,8 +437,16 @@ def test_two_seed_smoke_sweep_on_a_local_cluster(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     assert main(["--profile", "smoke", "--sweep", "2", "--run-dir", str(sweep), "--device", "cpu"]) == 0
     table = pd.read_csv(sweep / "tables" / "replication_effects.csv")
-    assert list(table.columns[:8]) == ["effect", "seeds", "n_seeds", "mean", "ci_low", "ci_high", "share_holding",
-                                       "paper_value"]
+    assert list(table.columns[:8]) == [
+        "effect",
+        "seeds",
+        "n_seeds",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "share_holding",
+        "paper_value",
+    ]
     every, gated = table[table["seeds"] == "all"], table[table["seeds"] == "interpretable"]
     assert list(every["effect"]) == list(gated["effect"])  # each effect over all seeds and over the interpretable ones
     assert (every["n_seeds"] == 2).all() and every["share_holding"].between(0, 1).all()

@@ -1,4 +1,5 @@
 """The training loop (balanced batches, checkpoints, resume) and the evaluation (AUC, CI, threshold on val)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 from _classifier_data import synthetic_split
-from sklearn.metrics import roc_auc_score
-
 from medadv.config import load_profile
 from medadv.errors import ConfigError
 from medadv.models.checkpoint import load_checkpoint, split_prefix
@@ -19,22 +18,41 @@ from medadv.models.registry import load_trained, trained_models
 from medadv.train.evaluate import compare_classifiers, evaluate_scores, sensitivity_specificity, youden_threshold
 from medadv.train.loop import BalancedBatches, ClassifierConfig, TrainSpec, fit, vgg_runs, vgg_spec
 from medadv.train.recipes import PaperObjective, Recipe, RecipeParams
+from sklearn.metrics import roc_auc_score
 
 TRAIN = synthetic_split(24, size=96, seed=1, contrast=0.6)
 VAL = synthetic_split(12, size=96, seed=2, contrast=0.6, prefix="val")
 
 
 def _spec(epochs: int, recipe: str = "erm") -> TrainSpec:
-    return TrainSpec(name=f"vgg_{recipe}", recipe=recipe, epochs=epochs, warmup_epochs=1, lr_head=3e-3,
-                     lr_features=3e-3, betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=3)
+    return TrainSpec(
+        name=f"vgg_{recipe}",
+        recipe=recipe,
+        epochs=epochs,
+        warmup_epochs=1,
+        lr_head=3e-3,
+        lr_features=3e-3,
+        betas=(0.5, 0.9),
+        batch_per_class=2,
+        steps_per_epoch=3,
+    )
 
 
 def _run(tmp: Path, epochs: int, recipe: str = "erm") -> tuple[VGGClassifier, object]:
     torch.manual_seed(0)
     model = VGGClassifier(VGGConfig(width=1 / 16, init="random"))
     params = RecipeParams(eps=2 / 255, alpha=1 / 255, steps=1)
-    result = fit(model, _spec(epochs, recipe), PaperObjective(), Recipe(recipe, params), TRAIN, VAL, tmp, seed=3,
-                 device=torch.device("cpu"))
+    result = fit(
+        model,
+        _spec(epochs, recipe),
+        PaperObjective(),
+        Recipe(recipe, params),
+        TRAIN,
+        VAL,
+        tmp,
+        seed=3,
+        device=torch.device("cpu"),
+    )
     return model, result
 
 
@@ -89,7 +107,9 @@ def test_auc_and_operating_point_against_scikit_learn() -> None:
     j_best = max(sum(sensitivity_specificity(y_val, s_val, c)) for c in s_val)
     assert sum(sensitivity_specificity(y_val, s_val, t)) == pytest.approx(j_best)
     sens, spec = sensitivity_specificity(y_test, s_test, t)
-    assert sens == pytest.approx(np.mean(s_test[y_test == 1] >= t)) and spec == pytest.approx(np.mean(s_test[y_test == 0] < t))
+    assert sens == pytest.approx(np.mean(s_test[y_test == 1] >= t)) and spec == pytest.approx(
+        np.mean(s_test[y_test == 0] < t)
+    )
     same = compare_classifiers(y_test, s_test, s_test)
     assert same["auc_difference"] == 0.0
     better = compare_classifiers(y_test, s_test + 3 * y_test, s_test)
@@ -102,20 +122,46 @@ def test_frozen_parts_are_bit_identical_after_their_phases(tmp_path: Path) -> No
     Each run's last weights (the training state, not the best-validation model) are compared with the start."""
     torch.manual_seed(0)
     start = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random")).state_dict()
-    part_of = {"features": lambda k: k.startswith("features."), "last": lambda k: k.startswith("head.out."),
-               "head": lambda k: k.startswith("head.") and not k.startswith("head.out.")}
+    part_of = {
+        "features": lambda k: k.startswith("features."),
+        "last": lambda k: k.startswith("head.out."),
+        "head": lambda k: k.startswith("head.") and not k.startswith("head.out."),
+    }
     changed: dict[int, set[str]] = {}
     for epochs in (1, 2, 3):
-        spec = TrainSpec(name=f"phase{epochs}", recipe="erm_noaug", epochs=epochs, last_layer_epochs=1, warmup_epochs=1,
-                         lr_head=3e-3, lr_features=3e-3, betas=(0.5, 0.9), batch_per_class=2, steps_per_epoch=2)
+        spec = TrainSpec(
+            name=f"phase{epochs}",
+            recipe="erm_noaug",
+            epochs=epochs,
+            last_layer_epochs=1,
+            warmup_epochs=1,
+            lr_head=3e-3,
+            lr_features=3e-3,
+            betas=(0.5, 0.9),
+            batch_per_class=2,
+            steps_per_epoch=2,
+        )
         model = VGGClassifier(VGGConfig(width=1 / 16, dropout=0.0, init="random"))
         model.load_state_dict(start)
-        fit(model, spec, PaperObjective(), Recipe("erm_noaug", RecipeParams()), TRAIN, VAL, tmp_path, seed=3,
-            device=torch.device("cpu"), resume=False)
+        fit(
+            model,
+            spec,
+            PaperObjective(),
+            Recipe("erm_noaug", RecipeParams()),
+            TRAIN,
+            VAL,
+            tmp_path,
+            seed=3,
+            device=torch.device("cpu"),
+            resume=False,
+        )
         tensors, _ = load_checkpoint(tmp_path / "training" / f"phase{epochs}_last")
         last = split_prefix(tensors, "model")
-        changed[epochs] = {part for part, member in part_of.items()
-                           if any(member(k) and not torch.equal(last[k], v) for k, v in start.items())}
+        changed[epochs] = {
+            part
+            for part, member in part_of.items()
+            if any(member(k) and not torch.equal(last[k], v) for k, v in start.items())
+        }
     assert changed == {1: {"last"}, 2: {"last", "head"}, 3: {"last", "head", "features"}}
 
 
@@ -132,9 +178,15 @@ def test_profiles_parse_into_the_classifier_config() -> None:
     with pytest.raises(ConfigError, match="gp_at"):
         ClassifierConfig(erm_also_gp_at=("pixels",))
     default = ClassifierConfig.from_profile(load_profile("default"))
-    assert [run.name for run in vgg_runs(default)] == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none",
-                                                        "vgg_erm_init_random", "vgg_erm_matched", "vgg_pgd_at",
-                                                        "vgg_rtda"]
+    assert [run.name for run in vgg_runs(default)] == [
+        "vgg_erm",
+        "vgg_erm_gp_features",
+        "vgg_erm_gp_none",
+        "vgg_erm_init_random",
+        "vgg_erm_matched",
+        "vgg_pgd_at",
+        "vgg_rtda",
+    ]
     assert [run.from_erm for run in vgg_runs(default)] == [False, False, False, False, True, True, True]
     assert [run.init for run in vgg_runs(default)] == ["kit", "kit", "kit", "random", "kit", "kit", "kit"]
     assert [run.gp_at for run in vgg_runs(default)][:3] == ["image", "features", "none"]
@@ -144,8 +196,13 @@ def test_profiles_parse_into_the_classifier_config() -> None:
         ClassifierConfig(min_val_auc=1.2)
     common = {"betas": default.betas, "batch_per_class": 2}
     specs = {run.name: vgg_spec(default, run, common) for run in vgg_runs(default)}
-    assert (specs["vgg_erm"].warmup_epochs, specs["vgg_erm"].lr_features) == (default.warmup_epochs, default.lr_features)
-    assert default.warmup_epochs > 0 and default.lr_features < default.lr_head  # paper 001's schedule, for a pretrained Vnet
+    assert (specs["vgg_erm"].warmup_epochs, specs["vgg_erm"].lr_features) == (
+        default.warmup_epochs,
+        default.lr_features,
+    )
+    assert (
+        default.warmup_epochs > 0 and default.lr_features < default.lr_head
+    )  # paper 001's schedule, for a pretrained Vnet
     random_start = specs["vgg_erm_init_random"]  # the schedule made for random weights
     assert (random_start.warmup_epochs, random_start.lr_features, random_start.init) == (0, default.lr_head, "random")
     assert random_start.epochs == default.random_epochs > default.epochs == specs["vgg_erm"].epochs
@@ -154,14 +211,26 @@ def test_profiles_parse_into_the_classifier_config() -> None:
 
 def test_the_reference_model_is_one_the_section_trains() -> None:
     default = ClassifierConfig.from_profile(load_profile("default"))
-    assert default.model_names() == ["vgg_erm", "vgg_erm_gp_features", "vgg_erm_gp_none", "vgg_erm_init_random",
-                                     "vgg_erm_matched", "vgg_pgd_at", "vgg_rtda", "multitask_erm"]
+    assert default.model_names() == [
+        "vgg_erm",
+        "vgg_erm_gp_features",
+        "vgg_erm_gp_none",
+        "vgg_erm_init_random",
+        "vgg_erm_matched",
+        "vgg_pgd_at",
+        "vgg_rtda",
+        "multitask_erm",
+    ]
     assert default.reference_model == "vgg_erm"
     assert ClassifierConfig(recipes=("pgd_at",), multitask=False, reference_model="vgg_pgd_at").model_names() == [
-        "vgg_pgd_at"]
+        "vgg_pgd_at"
+    ]
     assert ClassifierConfig(reference_model="multitask_erm").reference_model == "multitask_erm"
-    with pytest.raises(ConfigError, match=r"classifier.reference_model is 'vgg_erm', which this section does not train; "
-                                          r"it trains \['vgg_pgd_at', 'multitask_erm'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"classifier.reference_model is 'vgg_erm', which this section does not train; "
+        r"it trains \['vgg_pgd_at', 'multitask_erm'\]",
+    ):
         ClassifierConfig(recipes=("pgd_at",))
     with pytest.raises(ConfigError, match=r"reference_model is 'multitask_erm'.*it trains \['vgg_erm'\]"):
         ClassifierConfig(recipes=("erm",), multitask=False, reference_model="multitask_erm")
@@ -170,8 +239,18 @@ def test_the_reference_model_is_one_the_section_trains() -> None:
 def _fit_in(ctx: object, epochs: int) -> object:
     torch.manual_seed(0)
     model = VGGClassifier(VGGConfig(width=1 / 16, init="random"))
-    return fit(model, _spec(epochs), PaperObjective(), Recipe("erm", RecipeParams()), TRAIN, VAL, ctx.checkpoints_dir,
-               seed=3, device=torch.device("cpu"), ledger=ctx)
+    return fit(
+        model,
+        _spec(epochs),
+        PaperObjective(),
+        Recipe("erm", RecipeParams()),
+        TRAIN,
+        VAL,
+        ctx.checkpoints_dir,
+        seed=3,
+        device=torch.device("cpu"),
+        ledger=ctx,
+    )
 
 
 def _damage(path: Path) -> None:
@@ -204,8 +283,10 @@ def test_a_damaged_or_foreign_training_state_is_never_resumed(tmp_path: Path, ca
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="medadv.train.loop"):
             _fit_in(reopen(tmp_path / "b"), 2)
-        assert (f"vgg_erm: training state not resumed ({damaged.name} is not the file this run folder recorded "
-                "(damaged, or from another run)); training from the start") in caplog.text
+        assert (
+            f"vgg_erm: training state not resumed ({damaged.name} is not the file this run folder recorded "
+            "(damaged, or from another run)); training from the start"
+        ) in caplog.text
         assert "resuming" not in caplog.text
         weights, _ = load_checkpoint(ckpt / "vgg_erm")
         assert all(torch.equal(weights[k], uninterrupted[k]) for k in weights)  # retrained to the same weights
@@ -218,8 +299,9 @@ def test_a_damaged_or_foreign_training_state_is_never_resumed(tmp_path: Path, ca
     assert re.search(r"vgg_erm_last\.(json|safetensors) is not the file this run folder recorded", caplog.text)
 
 
-def test_a_truncated_state_outside_a_run_folder_is_retrained_not_an_error(tmp_path: Path,
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_truncated_state_outside_a_run_folder_is_retrained_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     _run(tmp_path, epochs=1)

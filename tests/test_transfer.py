@@ -1,9 +1,9 @@
 """Transfer attacks: PGD crafted on a surrogate, scored on the targets."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from _hand_models import Quantised, halves_images, halves_model, halves_weight, single_thread  # noqa: F401 (a fixture)
 from medadv import ConfigError
 from medadv.attacks import margin_loss, pgd, predict
@@ -20,7 +20,9 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_transfer_images_come_from_the_surrogate_and_each_target_is_scored_on_them(images):
     x, y = images
-    surrogate = halves_model(weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3)))
+    surrogate = halves_model(
+        weight=halves_weight() + 0.5 * torch.randn(256, generator=torch.Generator().manual_seed(3))
+    )
     targets = {"plain": halves_model(), "masked": Quantised(halves_model(), levels=32)}
     eps = 8 / 255
     result = transfer_pgd(surrogate, targets, x, y, eps, steps=10, batch_size=16, seed=1)
@@ -41,7 +43,9 @@ def test_the_surrogate_as_its_own_target_is_white_box_pgd(images):
     model = halves_model()
     eps = 4 / 255
     result = transfer_pgd(model, {"self": model}, x, y, eps, steps=10, step_ratio=2.5, batch_size=len(x), seed=7)
-    expected = pgd(model, x, y, eps, 2.5 * eps / 10, 10, loss_fn=margin_loss, generator=torch.Generator().manual_seed(7))
+    expected = pgd(
+        model, x, y, eps, 2.5 * eps / 10, 10, loss_fn=margin_loss, generator=torch.Generator().manual_seed(7)
+    )
     assert torch.equal(result.images, expected)
 
 

@@ -5,15 +5,15 @@ through its gradient's direction and its values' order, so any attack-independen
 same attack; the scale-invariant reading of DLR (``m / |m|``) has no gradient at all; a margin attack ignores the
 logits' scale where cross-entropy's gradient underflows; and targeting the other class is the untargeted margin attack.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from _hand_models import fitted_tanh_net, single_thread  # noqa: F401 (a fixture)
 from medadv.attacks import apgd, margin_loss, pgd, predict
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -81,10 +81,12 @@ def test_the_scale_invariant_two_logit_dlr_has_no_gradient(fitted):
 
 def test_the_margin_attack_ignores_the_logits_scale_where_cross_entropy_saturates(fitted):
     model, x, y = fitted
-    steep = Scaled(model, 2.0 ** 10)  # the same decisions; a power of two keeps the arithmetic exact
+    steep = Scaled(model, 2.0**10)  # the same decisions; a power of two keeps the arithmetic exact
     eps = 8 / 255
-    for attack in (lambda m, lf: pgd(m, x, y, eps, eps / 4, 10, loss_fn=lf, generator=_gen()),
-                   lambda m, lf: apgd(m, x, y, eps, steps=10, loss="margin" if lf else "ce", generator=_gen())):
+    for attack in (
+        lambda m, lf: pgd(m, x, y, eps, eps / 4, 10, loss_fn=lf, generator=_gen()),
+        lambda m, lf: apgd(m, x, y, eps, steps=10, loss="margin" if lf else "ce", generator=_gen()),
+    ):
         assert torch.equal(attack(steep, margin_loss), attack(model, margin_loss))
     xr = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(steep(xr), y, reduction="sum"), xr)
@@ -108,6 +110,5 @@ def test_targeting_the_other_class_is_the_untargeted_margin_attack(fitted):
 
     assert torch.equal(targeted_margin(logits, 1 - labels), margin_loss(logits, labels))
     eps = 8 / 255
-    towards_other = pgd(model, x, y, eps, eps / 4, 10, loss_fn=lambda z, t: targeted_margin(z, 1 - t),
-                        generator=_gen())
+    towards_other = pgd(model, x, y, eps, eps / 4, 10, loss_fn=lambda z, t: targeted_margin(z, 1 - t), generator=_gen())
     assert torch.equal(towards_other, pgd(model, x, y, eps, eps / 4, 10, loss_fn=margin_loss, generator=_gen()))

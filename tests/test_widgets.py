@@ -1,10 +1,10 @@
 """The teaching widgets of notebooks 02 and 03 (medadv.stages.widgets): what they draw, and that they build."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from medadv.stages.widgets import eps_explorer, eps_panel, triplet_panel, triplet_viewer
 from test_attribute import tiny_vgg  # noqa: F401 (a fixture)
 
@@ -65,15 +65,16 @@ def test_in_a_batch_run_the_widgets_draw_their_first_frame_and_make_no_widget(ti
     import sys
 
     import matplotlib.pyplot as plt
-
     from medadv.config import BATCH_ENV
 
     monkeypatch.setenv(BATCH_ENV, "1")
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # importing it would now fail
     shown = []
     notes = []
-    monkeypatch.setattr("IPython.display.display",
-                        lambda obj: shown.append(len(obj.axes)) if hasattr(obj, "axes") else notes.append(obj.data))
+    monkeypatch.setattr(
+        "IPython.display.display",
+        lambda obj: shown.append(len(obj.axes)) if hasattr(obj, "axes") else notes.append(obj.data),
+    )
     x = images()
     assert eps_explorer(tiny_vgg, x, np.array([1, 0, 1]), [2 / 255], 3, CPU) is None
     assert triplet_viewer(x, x[::-1], ["a", "b", "c"]) is None

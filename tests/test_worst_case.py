@@ -1,29 +1,55 @@
 """Worst-case robust accuracy over an ensemble, image by image, on hand-made and random per-image outcomes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from medadv import DataError
-from medadv.attacks.worst_case import (CLEAN, FOOLED_PREFIX, PER_IMAGE_COLUMNS, ROBUST, attack_accuracies,
-                                       first_fooled, worst_case_accuracy)
+from medadv.attacks.worst_case import (
+    CLEAN,
+    FOOLED_PREFIX,
+    PER_IMAGE_COLUMNS,
+    ROBUST,
+    attack_accuracies,
+    first_fooled,
+    worst_case_accuracy,
+)
 from medadv.stats.accuracy import balanced_accuracy
 
 
-def _table(correct: dict[str, list[bool]], labels: list[int], clean: list[bool], model: str = "m",
-           norm: str = "linf", eps: float = 2 / 255) -> pd.DataFrame:
-    rows = [{"model": model, "norm": norm, "eps": eps, "attack": attack, "image_id": f"i{k}", "label": labels[k],
-             "clean_correct": clean[k], "correct": c}
-            for attack, values in correct.items() for k, c in enumerate(values)]
+def _table(
+    correct: dict[str, list[bool]],
+    labels: list[int],
+    clean: list[bool],
+    model: str = "m",
+    norm: str = "linf",
+    eps: float = 2 / 255,
+) -> pd.DataFrame:
+    rows = [
+        {
+            "model": model,
+            "norm": norm,
+            "eps": eps,
+            "attack": attack,
+            "image_id": f"i{k}",
+            "label": labels[k],
+            "clean_correct": clean[k],
+            "correct": c,
+        }
+        for attack, values in correct.items()
+        for k, c in enumerate(values)
+    ]
     return pd.DataFrame(rows, columns=list(PER_IMAGE_COLUMNS))
 
 
 def test_a_hand_made_ensemble():
     # six images (labels 0 0 0 0 1 1); image 5 wrong unattacked; pgd fools 1 and 2, square fools 2 and 3
-    table = _table({"pgd": [True, False, False, True, True, True],
-                    "square": [True, True, False, False, True, True]},
-                   labels=[0, 0, 0, 0, 1, 1], clean=[True, True, True, True, True, False])
+    table = _table(
+        {"pgd": [True, False, False, True, True, True], "square": [True, True, False, False, True, True]},
+        labels=[0, 0, 0, 0, 1, 1],
+        clean=[True, True, True, True, True, False],
+    )
     worst = worst_case_accuracy(table, order=["pgd", "square"]).iloc[0]
     assert worst["worst_case_accuracy"] == pytest.approx(2 / 6)  # images 0 and 4
     assert worst["worst_case_balanced_accuracy"] == pytest.approx((1 / 4 + 1 / 2) / 2)

@@ -3,6 +3,7 @@
 The notebooks in ``notebooks/`` narrate the study; this package does the work. Submodules are imported on demand
 (``import medadv.attacks``) so that ``import medadv`` stays light.
 """
+
 from __future__ import annotations
 
 from medadv.errors import CheckpointError, ConfigError, DataError, MedadvError, RunError

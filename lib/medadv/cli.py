@@ -12,6 +12,7 @@ installed kit has it);
 
 Sub-commands are imported only when chosen, so ``medadv --help`` never imports torch and answers at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ PROG = "medadv"
 COMMANDS = {
     "run": ("medadv.pipeline", "run the study's notebooks in order with papermill (resumable)"),
     "sweep": ("medadv.sweep", "run the study over several seeds or sizes (Dask): medadv sweep N"),
-    "reader": ("medadv.reader_app.server", "the reader study of a run: serve it to a class, import the offline app's "
-                                           "answers (also 'medadv-reader')"),
+    "reader": (
+        "medadv.reader_app.server",
+        "the reader study of a run: serve it to a class, import the offline app's answers (also 'medadv-reader')",
+    ),
     "report": ("medadv.run_report", "write a run's or a sweep's report/index.html (figures, tables, notebooks)"),
     "pretrain": ("medadv.train.pretrain", "make the kit's pretrained Vnet (paper 001's network at the CPU widths)"),
     "kernel": (None, "manage the Jupyter kernel 'medadv' that the notebooks use"),
@@ -40,17 +43,28 @@ def _kernel_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} kernel", description=COMMANDS["kernel"][1] + ".")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     install = sub.add_parser(
-        "install", prog=f"{PROG} kernel install",
+        "install",
+        prog=f"{PROG} kernel install",
         help="register this interpreter as the kernel 'medadv'",
         description="Register this Python (the one with medadv installed) as the Jupyter kernel 'medadv', the kernel "
-                    "every notebook of the kit names. By default for the user, so that any JupyterLab the user "
-                    "starts offers it.",
+        "every notebook of the kit names. By default for the user, so that any JupyterLab the user "
+        "starts offers it.",
     )
     place = install.add_mutually_exclusive_group()
-    place.add_argument("--user", dest="where", action="store_const", const="user",
-                       help="into the user's Jupyter data folder (the default)")
-    place.add_argument("--sys-prefix", dest="where", action="store_const", const="sys-prefix",
-                       help=f"into this environment ({sys.prefix})")
+    place.add_argument(
+        "--user",
+        dest="where",
+        action="store_const",
+        const="user",
+        help="into the user's Jupyter data folder (the default)",
+    )
+    place.add_argument(
+        "--sys-prefix",
+        dest="where",
+        action="store_const",
+        const="sys-prefix",
+        help=f"into this environment ({sys.prefix})",
+    )
     place.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
     install.set_defaults(where="user")
     return parser
@@ -87,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="medadv: an open study kit for the safety of medical-imaging AI. "
-                    f"'{PROG} COMMAND --help' describes each command.",
+        f"'{PROG} COMMAND --help' describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = COMMANDS["sweep" if sweep else args.command][0]
     command = _module_main(module)
     if command is None:
-        console_logger().error(f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the "
-                               f"kit (it has no module {module}); update the kit's checkout and reinstall it.")
+        console_logger().error(
+            f"{PROG}: error: '{PROG} {args.command}' is not available in this installation of the "
+            f"kit (it has no module {module}); update the kit's checkout and reinstall it."
+        )
         return 2
     if args.command == "reader":
         return int(command(rest, prog=f"{PROG} reader") or 0)

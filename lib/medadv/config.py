@@ -28,6 +28,7 @@ A top-level key the kit does not know (``trainer:``, a misspelt ``classifer:``) 
 (:data:`PROFILE_SECTIONS`): silently ignored, it would leave its stage on the dataclass defaults. Profile files are
 read with :func:`medadv.strict_yaml.load_yaml`, which refuses a key given twice.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,7 +88,9 @@ class ProfileSection:
             raise TypeError(f"{cls.__qualname__}: section {section!r} is not one of {PROFILE_SECTIONS}; add it there.")
         known = SECTION_CONFIGS.get(section)
         if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise TypeError(f"{cls.__qualname__}: section {section!r} is already {known.__module__}.{known.__qualname__}'s.")
+            raise TypeError(
+                f"{cls.__qualname__}: section {section!r} is already {known.__module__}.{known.__qualname__}'s."
+            )
         cls.SECTION = section
         SECTION_CONFIGS[section] = cls
 
@@ -170,8 +173,10 @@ class DataConfig(ProfileSection, section="data"):
         if len(self.image_size) != 2 or min(self.image_size) < 16:
             raise ConfigError(f"data.image_size is {self.image_size}; expected (height, width), each at least 16.")
         if not self.lesion_contrast > 0:
-            raise ConfigError(f"data.lesion_contrast is {self.lesion_contrast}; expected a positive number (the "
-                              "default profile: 0.8; lower is harder).")
+            raise ConfigError(
+                f"data.lesion_contrast is {self.lesion_contrast}; expected a positive number (the "
+                "default profile: 0.8; lower is harder)."
+            )
         if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) <= 0:
             raise ConfigError(f"data.split is {self.split}; expected three positive fractions that sum to 1.")
         if (self.manifest is None) != (self.root is None):
@@ -255,8 +260,10 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
     text_name = str(name_or_path)
     path = PROFILE_DIR / f"{text_name}.yaml" if text_name in PROFILE_NAMES else Path(text_name)
     if path.is_dir():
-        raise ConfigError(f"profile {text_name!r} is a folder, not a profile file; give the path of a YAML file in it "
-                          f"(or one of {PROFILE_NAMES}).")
+        raise ConfigError(
+            f"profile {text_name!r} is a folder, not a profile file; give the path of a YAML file in it "
+            f"(or one of {PROFILE_NAMES})."
+        )
     if not path.is_file():
         raise ConfigError(
             f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
@@ -302,8 +309,10 @@ def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str,
     here = path.resolve()
     chain = (*_chain, here)
     if here in _chain:
-        raise ConfigError(f"profile {path}: the extends chain {' -> '.join(p.name for p in chain)} is a cycle; "
-                          "a profile cannot extend itself. Remove one of the extends: keys.")
+        raise ConfigError(
+            f"profile {path}: the extends chain {' -> '.join(p.name for p in chain)} is a cycle; "
+            "a profile cannot extend itself. Remove one of the extends: keys."
+        )
     raw = load_yaml(path, ConfigError, "profile")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
@@ -312,16 +321,20 @@ def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str,
     if base_name is None:
         return own
     if not isinstance(base_name, str) or not base_name.strip():
-        raise ConfigError(f"profile {path}: extends is {base_name!r}; expected the name of a shipped profile "
-                          f"{list(PROFILE_NAMES)} or a YAML file path.")
+        raise ConfigError(
+            f"profile {path}: extends is {base_name!r}; expected the name of a shipped profile "
+            f"{list(PROFILE_NAMES)} or a YAML file path."
+        )
     if base_name in PROFILE_NAMES:
         base_path = PROFILE_DIR / f"{base_name}.yaml"
     else:
         base_path = path.parent / base_name
         if not base_path.is_file():
-            raise ConfigError(f"profile {path}: extends {base_name!r}, which is neither a shipped profile "
-                              f"{list(PROFILE_NAMES)} nor a file ({base_path} does not exist). Name a shipped profile "
-                              "or give the base file's path relative to this one.")
+            raise ConfigError(
+                f"profile {path}: extends {base_name!r}, which is neither a shipped profile "
+                f"{list(PROFILE_NAMES)} nor a file ({base_path} does not exist). Name a shipped profile "
+                "or give the base file's path relative to this one."
+            )
     base = resolve_profile_file(base_path, chain)
     base.pop("name", None)
     return _deep_update(base, own)
@@ -372,8 +385,9 @@ def check_override_keys(overrides: Mapping[str, Any], sections: Mapping[str, typ
         if name == "seed":
             continue  # checked by profile_from_dict
         if name not in sections:
-            raise ConfigError(f"--set {name}.*: a profile has no section {name!r}; its sections are "
-                              f"{['seed', *sections]}.")
+            raise ConfigError(
+                f"--set {name}.*: a profile has no section {name!r}; its sections are {['seed', *sections]}."
+            )
         if not isinstance(value, Mapping):
             raise ConfigError(f"--set {name}={value!r}: {name!r} is a section; set one of its keys ({name}.KEY=VALUE).")
         keys = sections[name].section_keys()
@@ -382,8 +396,9 @@ def check_override_keys(overrides: Mapping[str, Any], sections: Mapping[str, typ
         hints = typing.get_type_hints(sections[name])
         for key, given in value.items():
             if key not in keys:
-                raise ConfigError(f"--set {name}.{key}: section {name!r} has no key {key!r}; "
-                                  f"its keys are {sorted(keys)}.")
+                raise ConfigError(
+                    f"--set {name}.{key}: section {name!r} has no key {key!r}; its keys are {sorted(keys)}."
+                )
             _coerce(given, hints[key], f"--set {name}.{key}")
 
 
@@ -421,11 +436,12 @@ def check_profile_name(name: Any) -> str:
         ConfigError: any other name, with what to write instead.
     """
     text = str(name)
-    if (not text.strip() or "/" in text or "\\" in text or text.startswith(".")
-            or any(ord(ch) < 32 for ch in text)):
-        raise ConfigError(f"profile name {text!r}: a profile's name becomes part of its run folder's name under "
-                          "results/, so it cannot be empty, hold '/' or '\\', or start with '.'; use letters, digits, "
-                          "'_', '-' and '.' (e.g. name: my-study).")
+    if not text.strip() or "/" in text or "\\" in text or text.startswith(".") or any(ord(ch) < 32 for ch in text):
+        raise ConfigError(
+            f"profile name {text!r}: a profile's name becomes part of its run folder's name under "
+            "results/, so it cannot be empty, hold '/' or '\\', or start with '.'; use letters, digits, "
+            "'_', '-' and '.' (e.g. name: my-study)."
+        )
     return text
 
 
@@ -441,9 +457,11 @@ def check_seed(seed: Any, where: str) -> int:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"{where} is {seed!r}; expected a non-negative integer.")
     if seed in PRETRAIN_SEEDS:
-        raise ConfigError(f"{where} is {seed}, one of the seeds {PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} "
-                          "reserved for the kit's pretraining corpus (medadv pretrain): a study on them would test on "
-                          "images its pretrained Vnet was trained on. Choose another seed.")
+        raise ConfigError(
+            f"{where} is {seed}, one of the seeds {PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} "
+            "reserved for the kit's pretraining corpus (medadv pretrain): a study on them would test on "
+            "images its pretrained Vnet was trained on. Choose another seed."
+        )
     return seed
 
 
@@ -499,8 +517,9 @@ def _as_bool(value: Any, where: str) -> bool:
 
 def _as_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where} is {value!r}; expected a whole number (an integer such as 10)."
-                          f"{_quoted_hint(value, where)}")
+        raise ConfigError(
+            f"{where} is {value!r}; expected a whole number (an integer such as 10).{_quoted_hint(value, where)}"
+        )
     return value
 
 
@@ -516,8 +535,10 @@ def _as_str(value: Any, where: str) -> str:
     if value is None:
         raise ConfigError(f"{where} is null (empty); expected text.")
     if not isinstance(value, str):
-        raise ConfigError(f"{where} is {value!r} ({type(value).__name__}); expected text. YAML reads unquoted numbers, "
-                          f"true/false and null as such: quote the value ('{value}').")
+        raise ConfigError(
+            f"{where} is {value!r} ({type(value).__name__}); expected text. YAML reads unquoted numbers, "
+            f"true/false and null as such: quote the value ('{value}')."
+        )
     return value
 
 
@@ -549,9 +570,7 @@ def section_config(cls: type[T], raw: Mapping[str, Any], section: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"profile section {section!r} has unknown keys {unknown}; known keys are {sorted(fields)}."
-        )
+        raise ConfigError(f"profile section {section!r} has unknown keys {unknown}; known keys are {sorted(fields)}.")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in raw.items()}
     try:
@@ -594,8 +613,10 @@ class ClusterConfig(ProfileSection, section="cluster"):
         if self.kind != "local" and self.address is None:
             missing = [k for k in ("cores", "memory") if k not in self.options]
             if missing:
-                raise ConfigError(f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
-                                  "--cluster-option cores=8 --cluster-option memory=32GB.")
+                raise ConfigError(
+                    f"cluster kind {self.kind} needs options {missing} (the resources of one job), e.g. "
+                    "--cluster-option cores=8 --cluster-option memory=32GB."
+                )
             check_job_options(self.options)
 
 
@@ -610,19 +631,24 @@ def check_job_options(options: Mapping[str, Any]) -> None:
     try:
         parse_bytes(options["memory"])
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cluster option memory is {options['memory']!r}; expected the memory of one job, e.g. "
-                          "32GB.") from exc
+        raise ConfigError(
+            f"cluster option memory is {options['memory']!r}; expected the memory of one job, e.g. 32GB."
+        ) from exc
     if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
         raise ConfigError(f"cluster option cores is {cores!r}; expected the CPUs of one job, a whole number >= 1.")
     if options.get("processes", 1) != 1:
-        raise ConfigError(f"cluster option processes is {options['processes']!r}; a job runs one run, in one Dask "
-                          "worker process: leave processes out (or 1).")
+        raise ConfigError(
+            f"cluster option processes is {options['processes']!r}; a job runs one run, in one Dask "
+            "worker process: leave processes out (or 1)."
+        )
     for key in TEXT_OPTIONS:
         value = options.get(key)
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"cluster option {key} is {value!r} ({type(value).__name__}); the scheduler reads it as "
-                              "text: quote it in the profile (walltime: \"1:00:00\", queue: \"on\"), since YAML reads "
-                              "an unquoted 1:00:00 as the number 3600 and on / off as true / false.")
+            raise ConfigError(
+                f"cluster option {key} is {value!r} ({type(value).__name__}); the scheduler reads it as "
+                'text: quote it in the profile (walltime: "1:00:00", queue: "on"), since YAML reads '
+                "an unquoted 1:00:00 as the number 3600 and on / off as true / false."
+            )
 
 
 def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821

@@ -8,6 +8,7 @@ adds none, and the records also reach the root logger's handlers as usual.
 
 This module imports nothing but the standard library, so ``medadv --help`` stays instant.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ Every other module may import this one; it imports nothing of the kit but :mod:`
 package), so that the data loaders, the checkpoint format and the run folder (:mod:`medadv.report`) can all share
 one definition of each helper without importing each other.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,10 +20,30 @@ from typing import Any
 
 from medadv.errors import RunError
 
-PACKAGES = ("medadv", "torch", "torchvision", "captum", "numpy", "pandas", "scipy", "papermill", "pydicom", "safetensors")
+PACKAGES = (
+    "medadv",
+    "torch",
+    "torchvision",
+    "captum",
+    "numpy",
+    "pandas",
+    "scipy",
+    "papermill",
+    "pydicom",
+    "safetensors",
+)
 
-__all__ = ["PACKAGES", "git_commit", "in_notebook_progress", "kit_root", "package_versions", "read_json", "sha256_file",
-           "unwritable", "write_json"]
+__all__ = [
+    "PACKAGES",
+    "git_commit",
+    "in_notebook_progress",
+    "kit_root",
+    "package_versions",
+    "read_json",
+    "sha256_file",
+    "unwritable",
+    "write_json",
+]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -78,8 +99,10 @@ def unwritable(path: Path, exc: OSError) -> str:
     Returns:
         The message: the path, the system's reason, and what to do.
     """
-    return (f"{path}: cannot write ({exc.strerror or exc}); the run folder must be writable. Give a folder you can "
-            "write to (--run-dir, or run_dir in a notebook), or fix its permissions or free disk space.")
+    return (
+        f"{path}: cannot write ({exc.strerror or exc}); the run folder must be writable. Give a folder you can "
+        "write to (--run-dir, or run_dir in a notebook), or fix its permissions or free disk space."
+    )
 
 
 def git_commit(start: Path | None = None) -> str:
@@ -90,8 +113,16 @@ def git_commit(start: Path | None = None) -> str:
     """
     where = start or Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")

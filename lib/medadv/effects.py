@@ -45,6 +45,7 @@ gradient-masking checks (``attack_sanity.csv``, :mod:`medadv.attacks.masking`): 
 gradients rather than robustness. ``masking`` names the classifier and the checks it failed. For an effect that reads
 no robustness table the cell is empty (the checks do not apply). The value is still given.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,12 +73,39 @@ SECTION = "effects"
 LEVEL = 0.95
 N_RESAMPLES = 2000
 EXPECTED = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-STATISTICS = ("value", "proportion", "proportion_difference", "balanced_accuracy", "balanced_accuracy_difference",
-              "mean", "paired_mean_difference", "rank_biserial")
+STATISTICS = (
+    "value",
+    "proportion",
+    "proportion_difference",
+    "balanced_accuracy",
+    "balanced_accuracy_difference",
+    "mean",
+    "paired_mean_difference",
+    "rank_biserial",
+)
 PAIRED = ("proportion_difference", "balanced_accuracy_difference", "paired_mean_difference", "rank_biserial")
-EFFECT_COLUMNS = ("effect", "value", "ci_low", "ci_high", "expected", "holds", "interpretable", "paper_value", "paper",
-                  "statistic", "model", "reference", "n", "p_value", "ci_method", "reads", "competence",
-                  "masking_suspected", "masking", "note")
+EFFECT_COLUMNS = (
+    "effect",
+    "value",
+    "ci_low",
+    "ci_high",
+    "expected",
+    "holds",
+    "interpretable",
+    "paper_value",
+    "paper",
+    "statistic",
+    "model",
+    "reference",
+    "n",
+    "p_value",
+    "ci_method",
+    "reads",
+    "competence",
+    "masking_suspected",
+    "masking",
+    "note",
+)
 #: The per-class rates a balanced accuracy is made of (columns of the accuracy tables).
 CLASS_RATE_COLUMNS = ("sensitivity", "specificity")
 METRICS_TABLE = "classifier_metrics"
@@ -89,18 +117,29 @@ ROBUSTNESS_TABLES = ("robustness_by_recipe", "robustness_curves", "robustness_wo
 #: and those notebook 04 writes before it evaluates the effects. Notebooks 05 and 06 run after the evaluation, so
 #: their tables cannot be read. tests/test_effects.py checks this list against the notebooks' ``save_table`` calls.
 EFFECT_TABLES = {
-    "cohort_summary": "00_data_prep", "split_leakage_check": "00_data_prep",
-    "classifier_metrics": "01_classifier_training", "classifier_delong_tests": "01_classifier_training",
-    "adversarial_index": "02_gan_training", "education_index": "02_gan_training", "gan_fidelity": "02_gan_training",
-    "gan_erm_flip_rate": "02_gan_training", "gan_change_localisation": "02_gan_training",
+    "cohort_summary": "00_data_prep",
+    "split_leakage_check": "00_data_prep",
+    "classifier_metrics": "01_classifier_training",
+    "classifier_delong_tests": "01_classifier_training",
+    "adversarial_index": "02_gan_training",
+    "education_index": "02_gan_training",
+    "gan_fidelity": "02_gan_training",
+    "gan_erm_flip_rate": "02_gan_training",
+    "gan_change_localisation": "02_gan_training",
     "gan_training_history": "02_gan_training",
-    "gan_attack_table": "03_attack_evaluation", "gan_attack_by_recipe": "03_attack_evaluation",
-    "robustness_by_recipe": "03_attack_evaluation", "robustness_curves": "03_attack_evaluation",
-    "robustness_worst_case": "03_attack_evaluation", "attack_sanity": "03_attack_evaluation",
+    "gan_attack_table": "03_attack_evaluation",
+    "gan_attack_by_recipe": "03_attack_evaluation",
+    "robustness_by_recipe": "03_attack_evaluation",
+    "robustness_curves": "03_attack_evaluation",
+    "robustness_worst_case": "03_attack_evaluation",
+    "attack_sanity": "03_attack_evaluation",
     "corruption_accuracy": "03_attack_evaluation",
-    "alignment_scores": "04_gradcam_alignment", "alignment_tests": "04_gradcam_alignment",
-    "fgsm_gradcam_shift": "04_gradcam_alignment", "fgsm_gradcam_shift_summary": "04_gradcam_alignment",
-    "explanation_attack": "04_gradcam_alignment", "explanation_attack_summary": "04_gradcam_alignment",
+    "alignment_scores": "04_gradcam_alignment",
+    "alignment_tests": "04_gradcam_alignment",
+    "fgsm_gradcam_shift": "04_gradcam_alignment",
+    "fgsm_gradcam_shift_summary": "04_gradcam_alignment",
+    "explanation_attack": "04_gradcam_alignment",
+    "explanation_attack_summary": "04_gradcam_alignment",
 }
 
 
@@ -146,9 +185,11 @@ class Effect:
     def __post_init__(self) -> None:
         where = f"profile section effects.{self.name}"
         if self.table not in EFFECT_TABLES:
-            raise ConfigError(f"{where}: table is {self.table!r}, which no notebook writes before notebook 04 evaluates "
-                              f"the effects; an effect reads one of {sorted(EFFECT_TABLES)} (tables/<name>.csv of a "
-                              "run). Fix the table name.")
+            raise ConfigError(
+                f"{where}: table is {self.table!r}, which no notebook writes before notebook 04 evaluates "
+                f"the effects; an effect reads one of {sorted(EFFECT_TABLES)} (tables/<name>.csv of a "
+                "run). Fix the table name."
+            )
         if self.statistic not in STATISTICS:
             raise ConfigError(f"{where}: statistic is {self.statistic!r}; expected one of {STATISTICS}.")
         if self.expected not in EXPECTED:
@@ -294,8 +335,10 @@ def select_rows(table: pd.DataFrame, effect: Effect, model: str | None) -> pd.Da
     filters = dict(effect.rows) | ({"model": model} if model is not None else {})
     missing = sorted(set(filters) - set(table.columns)) + [c for c in _needed_columns(effect) if c not in table.columns]
     if missing:
-        raise ConfigError(f"effect {effect.name}: table {effect.table} has no column(s) {missing}; "
-                          f"its columns are {list(table.columns)}. Fix the effect in the profile's effects section.")
+        raise ConfigError(
+            f"effect {effect.name}: table {effect.table} has no column(s) {missing}; "
+            f"its columns are {list(table.columns)}. Fix the effect in the profile's effects section."
+        )
     keep = pd.Series(True, index=table.index)
     for column, wanted in filters.items():
         keep &= _matches(table[column], wanted)
@@ -304,8 +347,10 @@ def select_rows(table: pd.DataFrame, effect: Effect, model: str | None) -> pd.Da
 
 def _one(rows: pd.DataFrame, effect: Effect) -> pd.Series:
     if len(rows) != 1:
-        raise ConfigError(f"effect {effect.name}: rows {dict(effect.rows)} select {len(rows)} rows of table "
-                          f"{effect.table}; statistic {effect.statistic} needs exactly one. Narrow the rows filter.")
+        raise ConfigError(
+            f"effect {effect.name}: rows {dict(effect.rows)} select {len(rows)} rows of table "
+            f"{effect.table}; statistic {effect.statistic} needs exactly one. Narrow the rows filter."
+        )
     return rows.iloc[0]
 
 
@@ -313,8 +358,10 @@ def _count(effect: Effect, column: str, value: float, n: int) -> int:
     """``value`` as a count of ``n`` images; a :class:`ConfigError` when it is not a rate of ``n``."""
     k = int(round(value * n))
     if n == 0 or abs(k / n - value) > 1e-4:
-        raise ConfigError(f"effect {effect.name}: {column} = {value} is not a rate of the run's {n} test images of "
-                          f"that kind; give count_column and total_column for this table.")
+        raise ConfigError(
+            f"effect {effect.name}: {column} = {value} is not a rate of the run's {n} test images of "
+            f"that kind; give count_column and total_column for this table."
+        )
     return k
 
 
@@ -328,11 +375,17 @@ def _balanced(row: pd.Series, effect: Effect, test: SplitCounts) -> tuple[float,
     """One row's balanced accuracy from its per-class rates, with the MOVER interval."""
     sens, spec = (float(row[c]) for c in rate_columns(effect.column))
     if not math.isclose((sens + spec) / 2, float(row[effect.column]), abs_tol=1e-4):
-        raise ConfigError(f"effect {effect.name}: {effect.column} = {row[effect.column]} is not the mean of "
-                          f"sensitivity {sens} and specificity {spec}; statistic {effect.statistic} reads a balanced "
-                          "accuracy column.")
-    return balanced_interval(_count(effect, "sensitivity", sens, test.positives), test.positives,
-                             _count(effect, "specificity", spec, test.negatives), test.negatives)
+        raise ConfigError(
+            f"effect {effect.name}: {effect.column} = {row[effect.column]} is not the mean of "
+            f"sensitivity {sens} and specificity {spec}; statistic {effect.statistic} reads a balanced "
+            "accuracy column."
+        )
+    return balanced_interval(
+        _count(effect, "sensitivity", sens, test.positives),
+        test.positives,
+        _count(effect, "specificity", spec, test.negatives),
+        test.negatives,
+    )
 
 
 def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL) -> tuple[float, float, float]:
@@ -344,8 +397,9 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL
     return difference_interval(wilson(k1, n1, level), wilson(k2, n2, level))
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Any, seed: int,
-                 level: float = LEVEL) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray, statistic: Any, seed: int, level: float = LEVEL
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over the rows of ``values`` (scipy's ``bootstrap``).
 
     Returns:
@@ -357,8 +411,15 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Any, seed: int
     if np.all(arr == arr[0]):
         v = float(statistic(arr))
         return v, v
-    res = stats.bootstrap((arr,), statistic, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile",
-                          vectorized=False, rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (arr,),
+        statistic,
+        n_resamples=N_RESAMPLES,
+        confidence_level=level,
+        method="percentile",
+        vectorized=False,
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -384,11 +445,16 @@ def _single(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, t
     here = _balanced(_one(rows, effect), effect, test)
     if s == "balanced_accuracy":
         return Estimate(*here, test.n, "MOVER from the classes' Wilson intervals")
-    return Estimate(*difference_interval(here, _balanced(_one(ref_rows, effect), effect, test)), test.n,
-                    "MOVER from the balanced accuracies' intervals (unpaired, conservative)")
+    return Estimate(
+        *difference_interval(here, _balanced(_one(ref_rows, effect), effect, test)),
+        test.n,
+        "MOVER from the balanced accuracies' intervals (unpaired, conservative)",
+    )
 
 
-def estimate(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, test: SplitCounts, seed: int) -> Estimate:
+def estimate(
+    effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, test: SplitCounts, seed: int
+) -> Estimate:
     """The effect's statistic on its selected rows (and the reference's), with its interval (module docstring).
 
     Returns:
@@ -402,16 +468,29 @@ def estimate(effect: Effect, rows: pd.DataFrame, ref_rows: pd.DataFrame | None, 
         if len(x) and np.isin(x, (0.0, 1.0)).all():
             k = int(x.sum())
             return Estimate(k / len(x), *clopper_pearson(k, len(x), LEVEL), len(x), "exact binomial (Clopper-Pearson)")
-        return Estimate(float(np.mean(x)) if len(x) else math.nan, *bootstrap_ci(x, np.mean, seed), len(x),
-                        "percentile bootstrap over rows")
+        return Estimate(
+            float(np.mean(x)) if len(x) else math.nan,
+            *bootstrap_ci(x, np.mean, seed),
+            len(x),
+            "percentile bootstrap over rows",
+        )
     a, b = _paired(rows, ref_rows, effect)
     d = a - b
     if s == "paired_mean_difference":
-        return Estimate(float(np.mean(d)) if len(d) else math.nan, *bootstrap_ci(d, np.mean, seed), len(d),
-                        "percentile bootstrap over pairs")
+        return Estimate(
+            float(np.mean(d)) if len(d) else math.nan,
+            *bootstrap_ci(d, np.mean, seed),
+            len(d),
+            "percentile bootstrap over pairs",
+        )
     p = wilcoxon_paired(a, b).p_value if np.any(d != 0) else 1.0
-    return Estimate(rank_biserial(d) if len(d) else math.nan, *bootstrap_ci(d, rank_biserial, seed), len(d),
-                    "percentile bootstrap over pairs", float(p))
+    return Estimate(
+        rank_biserial(d) if len(d) else math.nan,
+        *bootstrap_ci(d, rank_biserial, seed),
+        len(d),
+        "percentile bootstrap over pairs",
+        float(p),
+    )
 
 
 def _reads(effect: Effect, model: str | None, reference: str | None) -> str:
@@ -444,11 +523,14 @@ def competence_reasons(metrics: pd.DataFrame | None) -> tuple[dict[str, str], st
     for model, row in metrics[metrics["split"] == "test"].set_index("model").iterrows():
         why = []
         if not bool(row["passes_gate"]):
-            why.append(f"{model} below the competence gate (validation AUC {row['best_val_auc']:.3f} < "
-                       f"{row['min_val_auc']:g})")
+            why.append(
+                f"{model} below the competence gate (validation AUC {row['best_val_auc']:.3f} < {row['min_val_auc']:g})"
+            )
         if bool(row["degenerate"]):
-            why.append(f"{model} degenerate ({max(row['predicted_positive_rate'], 1 - row['predicted_positive_rate']):.0%}"
-                       " of the test images one class)")
+            why.append(
+                f"{model} degenerate ({max(row['predicted_positive_rate'], 1 - row['predicted_positive_rate']):.0%}"
+                " of the test images one class)"
+            )
         reasons[str(model)] = "; ".join(why)
     reference = metrics.loc[metrics["reference"].astype(bool), "model"]
     return reasons, (str(reference.iloc[0]) if len(reference) else None)
@@ -476,9 +558,14 @@ def _masking(effect: Effect, read: list[str | None], masking: dict[str, str] | N
     return {"masking_suspected": bool(failed), "masking": "; ".join(failed)}
 
 
-def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed: int,
-                    competence: tuple[dict[str, str], str | None] = ({}, None),
-                    masking: dict[str, str] | None = None) -> dict[str, Any]:
+def evaluate_effect(
+    effect: Effect,
+    table: pd.DataFrame,
+    test: SplitCounts,
+    seed: int,
+    competence: tuple[dict[str, str], str | None] = ({}, None),
+    masking: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One row of ``effects.csv`` for ``effect`` on its table.
 
     Args:
@@ -498,24 +585,49 @@ def evaluate_effect(effect: Effect, table: pd.DataFrame, test: SplitCounts, seed
     reasons, run_reference = competence
     read = [m for m in (effect.model, reference) if m] if "model" in table.columns else [run_reference]
     flags = "; ".join(reasons[m] for m in read if m in reasons and reasons[m])
-    row = {"effect": effect.name, "expected": effect.expected_text, "paper_value": effect.paper_value,
-           "paper": effect.paper, "statistic": effect.statistic, "model": effect.model, "reference": reference,
-           "reads": _reads(effect, effect.model, reference), "interpretable": not flags, "competence": flags,
-           **_masking(effect, read, masking)}
+    row = {
+        "effect": effect.name,
+        "expected": effect.expected_text,
+        "paper_value": effect.paper_value,
+        "paper": effect.paper,
+        "statistic": effect.statistic,
+        "model": effect.model,
+        "reference": reference,
+        "reads": _reads(effect, effect.model, reference),
+        "interpretable": not flags,
+        "competence": flags,
+        **_masking(effect, read, masking),
+    }
     if absent:
-        return row | {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "holds": None, "n": 0,
-                      "p_value": math.nan, "ci_method": "", "note": f"not evaluated: {', '.join(absent)} not in {effect.table}"}
+        return row | {
+            "value": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "holds": None,
+            "n": 0,
+            "p_value": math.nan,
+            "ci_method": "",
+            "note": f"not evaluated: {', '.join(absent)} not in {effect.table}",
+        }
     rows = select_rows(table, effect, effect.model)
     ref_rows = select_rows(table, effect, reference) if reference else None
     if rows.empty or (ref_rows is not None and ref_rows.empty):
-        raise ConfigError(f"effect {effect.name}: rows {dict(effect.rows)} select nothing in table {effect.table}; "
-                          f"check the filter values against the table.")
+        raise ConfigError(
+            f"effect {effect.name}: rows {dict(effect.rows)} select nothing in table {effect.table}; "
+            f"check the filter values against the table."
+        )
     est = estimate(effect, rows, ref_rows, test, seed)
     return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": ""}
 
 
-def evaluate_effects(effects: Sequence[Effect], tables: Mapping[str, pd.DataFrame], test: SplitCounts,
-                     seed: int, metrics: pd.DataFrame | None = None, sanity: pd.DataFrame | None = None) -> pd.DataFrame:
+def evaluate_effects(
+    effects: Sequence[Effect],
+    tables: Mapping[str, pd.DataFrame],
+    test: SplitCounts,
+    seed: int,
+    metrics: pd.DataFrame | None = None,
+    sanity: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Every declared effect on a run's tables.
 
     Args:
@@ -546,8 +658,9 @@ def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataF
         path = Path(run_dir) / "tables" / f"{name}.csv"
         if not path.is_file():
             maker = EFFECT_TABLES.get(name, "that writes it")
-            raise RunError(f"{path} is missing: an effect of the profile reads it; run notebook {maker} for this run "
-                           "folder first.")
+            raise RunError(
+                f"{path} is missing: an effect of the profile reads it; run notebook {maker} for this run folder first."
+            )
         out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
     return out
 
@@ -569,5 +682,11 @@ def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
     cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split", "label"])
     sanity = [SANITY_TABLE] if any(e.table in ROBUSTNESS_TABLES for e in effects) else []
     tables = load_tables(run_dir, [e.table for e in effects] + [METRICS_TABLE] + sanity)
-    return evaluate_effects(effects, tables, SplitCounts.of(cohort.loc[cohort["split"] == "test", "label"]), profile.seed,
-                            tables[METRICS_TABLE], tables.get(SANITY_TABLE))
+    return evaluate_effects(
+        effects,
+        tables,
+        SplitCounts.of(cohort.loc[cohort["split"] == "test", "label"]),
+        profile.seed,
+        tables[METRICS_TABLE],
+        tables.get(SANITY_TABLE),
+    )

@@ -3,6 +3,7 @@
 Every error that a user can cause (a bad file, a bad argument, a bad manifest) is raised as one of these, with a
 message that names the file or argument, what was seen, what was expected, and what to do.
 """
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@
 Imports nothing heavy: ipykernel and jupyter_client are imported when a kernel is installed or checked, so that
 ``medadv --help`` answers at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,6 +64,8 @@ def ensure_kernel() -> str:
         here = str(Path(sys.prefix) / "share" / "jupyter")
         os.environ["JUPYTER_PATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("JUPYTER_PATH")])])
         if not current():
-            raise ConfigError(f"the Jupyter kernel {KERNEL_NAME!r} does not start {sys.executable} even after "
-                              f"registering it in {here}; remove the other 'medadv' kernel (jupyter kernelspec list).")
+            raise ConfigError(
+                f"the Jupyter kernel {KERNEL_NAME!r} does not start {sys.executable} even after "
+                f"registering it in {here}; remove the other 'medadv' kernel (jupyter kernelspec list)."
+            )
     return KERNEL_NAME

@@ -17,6 +17,7 @@ otherwise leave notebook 03 short of a model). After each notebook, the outputs 
 this one are removed (:func:`medadv.report.remove_stale_outputs`). SIGTERM (or Ctrl-C) stops the run with the
 notebook it was in; the notebook is marked ``interrupted`` and a rerun of the same command resumes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,23 +35,53 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medadv.config import (BATCH_ENV, PROFILE_NAMES, PROFILE_SECTIONS, SECTION_CONFIGS, Profile, ProfileSection,
-                           check_override_keys, load_profile, parse_overrides, pick_device)
+from medadv.config import (
+    BATCH_ENV,
+    PROFILE_NAMES,
+    PROFILE_SECTIONS,
+    SECTION_CONFIGS,
+    Profile,
+    ProfileSection,
+    check_override_keys,
+    load_profile,
+    parse_overrides,
+    pick_device,
+)
 from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
+from medadv.report import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    damaged_message,
+    damaged_records,
+    locked,
+    make_run_folders,
+    now,
+    read_manifest,
+    record_settings,
+    remove_stale_outputs,
+    set_aside_damaged,
+    write_config,
+)
 from medadv.run_report import REPORT_DIR, write_report
-from medadv.report import (CONFIG_FILE, MANIFEST_FILE, damaged_message, damaged_records, locked, make_run_folders, now,
-                           read_manifest, record_settings, remove_stale_outputs, set_aside_damaged, write_config)
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 #: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
-SWEEP_OPTIONS = ("--cluster {local,slurm,pbs}", "--scheduler ADDRESS", "--workers N", "--threads-per-worker N",
-                 "--jobs N", "--cluster-option KEY=VALUE", "--grid KEY=V1,V2", "--no-replication")
+SWEEP_OPTIONS = (
+    "--cluster {local,slurm,pbs}",
+    "--scheduler ADDRESS",
+    "--workers N",
+    "--threads-per-worker N",
+    "--jobs N",
+    "--cluster-option KEY=VALUE",
+    "--grid KEY=V1,V2",
+    "--no-replication",
+)
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LOG = logging.getLogger(RUN_LOGGER)
@@ -121,8 +152,9 @@ def notebook_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
-def execute_notebook(notebook: Path, out: Path, params: dict[str, Any], kernel: str,
-                     progress_bar: bool = False) -> None:
+def execute_notebook(
+    notebook: Path, out: Path, params: dict[str, Any], kernel: str, progress_bar: bool = False
+) -> None:
     """Run ``notebook`` with papermill into ``out`` on the Jupyter kernel ``kernel``, from the kit's checkout.
 
     Once the last cell has run, the kernel's process group is killed (``shutdown_kernel="immediate"``) instead of
@@ -137,9 +169,16 @@ def execute_notebook(notebook: Path, out: Path, params: dict[str, Any], kernel: 
     """
     import papermill  # heavy (nbclient, jupyter): imported only when a notebook runs
 
-    papermill.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel,
-                               progress_bar=progress_bar, cwd=str(notebook.parent.parent), shutdown_kernel="immediate",
-                               **kernel_client_config())
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters=params,
+        kernel_name=kernel,
+        progress_bar=progress_bar,
+        cwd=str(notebook.parent.parent),
+        shutdown_kernel="immediate",
+        **kernel_client_config(),
+    )
 
 
 def kernel_client_config() -> dict[str, Any]:
@@ -164,7 +203,11 @@ def kernel_client_config() -> dict[str, Any]:
 
 
 def notebook_key(
-    notebook: Path, params: dict[str, Any], config: dict[str, Any], code: str, manifest: dict[str, Any],
+    notebook: Path,
+    params: dict[str, Any],
+    config: dict[str, Any],
+    code: str,
+    manifest: dict[str, Any],
     data: str = "",
 ) -> str:
     """The key that decides whether a completed notebook can be skipped (see the module docstring); ``data`` is
@@ -199,7 +242,8 @@ def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = N
         The paths relative to the run folder, sorted.
     """
     return sorted(
-        rel for rel, meta in manifest.get("outputs", {}).items()
+        rel
+        for rel, meta in manifest.get("outputs", {}).items()
         if (name is None or meta.get("notebook") == name)
         and (not (run_dir / rel).is_file() or sha256_file(run_dir / rel) != meta["sha256"])
     )
@@ -268,24 +312,42 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
     trained = built["classifier"].model_names()
     side = min_input_size()
     links = [
-        (min(profile.data.image_size) < side, "data", f"data.image_size is {list(profile.data.image_size)}; paper "
-         f"001's network (the classifiers, the GAN's discriminator, the detectors) takes at least {side} x {side} "
-         f"pixels: set data.image_size to [{side}, {side}] or larger."),
-        (built["detect"].classifier not in trained, "detect", f"detect.classifier is {built['detect'].classifier!r}, "
-         f"which the classifier section does not train; it trains {trained}."),
-        ("transfer" in built["attacks"].ensemble and not set(built["attacks"].transfer_from) <= set(trained), "attacks",
-         f"attacks.transfer_from {list(built['attacks'].transfer_from)} names classifier(s) "
-         f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; it "
-         f"trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' out of "
-         "attacks.ensemble."),
-        (not {ENSEMBLE_ATTACK[a] for a in built["detect"].attacks} <= set(built["attacks"].ensemble), "detect",
-         f"detect.attacks {list(built['detect'].attacks)} are read from notebook 03's examples of "
-         f"{sorted({ENSEMBLE_ATTACK[a] for a in built['detect'].attacks})}, which attacks.ensemble "
-         f"{list(built['attacks'].ensemble)} does not run all of; add them to attacks.ensemble or take them out of "
-         "detect.attacks."),
-        (not set(built["explain"].models) <= set(trained), "explain", f"explain.models {list(built['explain'].models)} "
-         f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
-         f"not train; it trains {trained}."),
+        (
+            min(profile.data.image_size) < side,
+            "data",
+            f"data.image_size is {list(profile.data.image_size)}; paper "
+            f"001's network (the classifiers, the GAN's discriminator, the detectors) takes at least {side} x {side} "
+            f"pixels: set data.image_size to [{side}, {side}] or larger.",
+        ),
+        (
+            built["detect"].classifier not in trained,
+            "detect",
+            f"detect.classifier is {built['detect'].classifier!r}, "
+            f"which the classifier section does not train; it trains {trained}.",
+        ),
+        (
+            "transfer" in built["attacks"].ensemble and not set(built["attacks"].transfer_from) <= set(trained),
+            "attacks",
+            f"attacks.transfer_from {list(built['attacks'].transfer_from)} names classifier(s) "
+            f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; it "
+            f"trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' out of "
+            "attacks.ensemble.",
+        ),
+        (
+            not {ENSEMBLE_ATTACK[a] for a in built["detect"].attacks} <= set(built["attacks"].ensemble),
+            "detect",
+            f"detect.attacks {list(built['detect'].attacks)} are read from notebook 03's examples of "
+            f"{sorted({ENSEMBLE_ATTACK[a] for a in built['detect'].attacks})}, which attacks.ensemble "
+            f"{list(built['attacks'].ensemble)} does not run all of; add them to attacks.ensemble or take them out of "
+            "detect.attacks.",
+        ),
+        (
+            not set(built["explain"].models) <= set(trained),
+            "explain",
+            f"explain.models {list(built['explain'].models)} "
+            f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
+            f"not train; it trains {trained}.",
+        ),
     ]
     for failed, section, message in links:
         if failed:
@@ -344,8 +406,10 @@ def _settings_changed(old: dict[str, Any], profile: Profile, device: str) -> lis
         changes.append(f"profile {before.get('name')!r} -> {new['name']!r}")
     old_data, new_data = before.get("data", {}), new["data"]
     if any(old_data.get(k) != new_data.get(k) for k in ("manifest", "root")):
-        changes.append(f"data set {old_data.get('manifest') or 'phantom'} in {old_data.get('root')} -> "
-                       f"{new_data.get('manifest') or 'phantom'} in {new_data.get('root')}")
+        changes.append(
+            f"data set {old_data.get('manifest') or 'phantom'} in {old_data.get('root')} -> "
+            f"{new_data.get('manifest') or 'phantom'} in {new_data.get('root')}"
+        )
 
     def settings(profile_dict: dict[str, Any]) -> dict[str, Any]:
         data = {k: v for k, v in profile_dict.get("data", {}).items() if k not in ("manifest", "root")}
@@ -380,7 +444,12 @@ def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
 
 
 def check_run(
-    run_dir: Path, profile: Profile, device: str, force: bool, notebooks: Sequence[Path], all_notebooks: Sequence[Path],
+    run_dir: Path,
+    profile: Profile,
+    device: str,
+    force: bool,
+    notebooks: Sequence[Path],
+    all_notebooks: Sequence[Path],
     extra_params: dict[str, Any],
 ) -> list[Path]:
     """Check a run before anything is written (see the module docstring); return the notebooks to run.
@@ -397,7 +466,9 @@ def check_run(
             does not rerun has a missing or changed output.
     """
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume.")
+        raise ConfigError(
+            f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume."
+        )
     resolved = str(pick_device(device))  # refused here, before a folder is made
     declared = set().union(*(notebook_parameters(nb) for nb in notebooks))
     unknown = sorted(set(extra_params) - declared)
@@ -440,7 +511,9 @@ def _resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str
         ConfigError: only one of the two is given, or the file or folder is not there.
     """
     if (data_manifest is None) != (data_root is None):
-        raise ConfigError("--data and --data-root go together: give the manifest YAML and the folder that holds the data.")
+        raise ConfigError(
+            "--data and --data-root go together: give the manifest YAML and the folder that holds the data."
+        )
     if data_manifest is None or data_root is None:
         return None, None
     if not Path(data_manifest).is_file():
@@ -450,7 +523,9 @@ def _resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str
     return str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
 
 
-def _resolve_profile(profile: str, overrides: Sequence[str], data_manifest: str | None, data_root: str | None) -> Profile:
+def _resolve_profile(
+    profile: str, overrides: Sequence[str], data_manifest: str | None, data_root: str | None
+) -> Profile:
     """Load ``profile`` with the ``--set`` overrides and the data set's paths, each override checked.
 
     Returns:
@@ -484,8 +559,12 @@ class _Run:
         name, tag = nb.stem, f"[{i}/{total}] {nb.stem}"
         key = notebook_key(nb, self.params, self.config, self.code, self.manifest, self.data)
         entry = self.manifest["notebooks"].get(name, {})
-        if (not self.force and entry.get("status") == "complete" and entry.get("key") == key
-                and outputs_intact(self.run_dir, self.manifest, name)):
+        if (
+            not self.force
+            and entry.get("status") == "complete"
+            and entry.get("key") == key
+            and outputs_intact(self.run_dir, self.manifest, name)
+        ):
             LOG.info(f"{tag}: unchanged since {entry.get('finished')}, skipped")
             return None
         out_path = self.run_dir / "notebooks" / nb.name
@@ -523,12 +602,16 @@ class _Run:
         for name in stale:
             self._mark(name, {**self.manifest["notebooks"][name], "status": "stale"})
         if stale:
-            LOG.info(f"    {', '.join(stale)}: made from inputs that changed since (another notebook's outputs, the "
-                     "library or the settings); run without --only to bring them up to date")
+            LOG.info(
+                f"    {', '.join(stale)}: made from inputs that changed since (another notebook's outputs, the "
+                "library or the settings); run without --only to bring them up to date"
+            )
         complete = all(self.manifest["notebooks"].get(p.stem, {}).get("status") == "complete" for p in every)
         _update_manifest(self.run_dir, complete=complete, finished=now())
-        LOG.info(f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
-                 f"{time.perf_counter() - start:.1f} s; results in {self.run_dir}")
+        LOG.info(
+            f"medadv: {'complete' if complete else 'partial (use without --only to complete)'} in "
+            f"{time.perf_counter() - start:.1f} s; results in {self.run_dir}"
+        )
         return self.report()
 
     def report(self) -> int:
@@ -543,8 +626,10 @@ class _Run:
         try:
             path = write_report(self.run_dir)
         except (MedadvError, OSError, ValueError) as exc:
-            LOG.error(f"medadv: the run's report could not be written ({exc}); the results are in {self.run_dir}. "
-                      f"Fix the cause and write it with: medadv report {self.run_dir}")
+            LOG.error(
+                f"medadv: the run's report could not be written ({exc}); the results are in {self.run_dir}. "
+                f"Fix the cause and write it with: medadv report {self.run_dir}"
+            )
             return 1
         LOG.info(f"medadv: report in {path} (open it in a browser; the report/ folder can be copied on its own)")
         return 0
@@ -560,21 +645,34 @@ class _Run:
         self.manifest = _update_manifest(self.run_dir, notebooks={name: entry})
 
     def _failed(self, name: str, tag: str, key: str, seconds: float, exc: Any, out_path: Path) -> int:
-        self._mark(name, {"status": "failed", "key": key, "seconds": round(seconds, 1), "finished": now(),
-                          "error": f"{exc.ename}: {exc.evalue}", "cell": exc.exec_count})
+        self._mark(
+            name,
+            {
+                "status": "failed",
+                "key": key,
+                "seconds": round(seconds, 1),
+                "finished": now(),
+                "error": f"{exc.ename}: {exc.evalue}",
+                "cell": exc.exec_count,
+            },
+        )
         LOG.info(f"{tag}: FAILED after {seconds:.1f} s in cell {exc.exec_count}")
         LOG.info(f"    {exc.ename}: {exc.evalue}")
         LOG.info(f"    executed notebook: {out_path}")
-        LOG.info(f"    the run in {self.run_dir} is incomplete (manifest.json says so); fix the cause and rerun with "
-                 f"--run-dir {self.run_dir}")
+        LOG.info(
+            f"    the run in {self.run_dir} is incomplete (manifest.json says so); fix the cause and rerun with "
+            f"--run-dir {self.run_dir}"
+        )
         return 1
 
     def _stopped(self, name: str, tag: str, key: str, seconds: float, exc: BaseException) -> int:
         how = str(exc) if isinstance(exc, Stopped) else "Ctrl-C"
         self._mark(name, {"status": "interrupted", "key": key, "finished": now()})
         LOG.info(f"{tag}: stopped by {how} after {seconds:.1f} s")
-        LOG.info(f"    the run in {self.run_dir} is incomplete; rerun the same command (--run-dir {self.run_dir}) to "
-                 f"resume: finished notebooks are skipped and {name} starts again")
+        LOG.info(
+            f"    the run in {self.run_dir} is incomplete; rerun the same command (--run-dir {self.run_dir}) to "
+            f"resume: finished notebooks are skipped and {name} starts again"
+        )
         return 128 + signal.SIGTERM if isinstance(exc, Stopped) else 130
 
 
@@ -606,8 +704,9 @@ def run_pipeline(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (Path(run_dir) if run_dir else kit_root() / "results" / f"{resolved.name}-{stamp}").resolve()
     every = discover_notebooks(Path(notebooks_dir))
-    notebooks = check_run(run_dir, resolved, device, force, discover_notebooks(Path(notebooks_dir), only), every,
-                          extra_params or {})
+    notebooks = check_run(
+        run_dir, resolved, device, force, discover_notebooks(Path(notebooks_dir), only), every, extra_params or {}
+    )
 
     params = {
         "run_dir": str(run_dir),
@@ -643,27 +742,47 @@ def build_parser() -> argparse.ArgumentParser:
         The parser.
     """
     parser = argparse.ArgumentParser(
-        prog="medadv run", description=__doc__.split("\n\n")[0],
+        prog="medadv run",
+        description=__doc__.split("\n\n")[0],
         epilog="Relative paths are taken from the current directory. Research and teaching only, not for clinical use.",
     )
-    parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file (default: default)")
-    parser.add_argument("--run-dir", help="run folder; an existing one is resumed (default: the kit's "
-                                          "results/<profile>-<time>)")
+    parser.add_argument(
+        "--profile", default="default", help="smoke, default, full, or a profile YAML file (default: default)"
+    )
+    parser.add_argument(
+        "--run-dir", help="run folder; an existing one is resumed (default: the kit's results/<profile>-<time>)"
+    )
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks with these number prefixes")
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
     parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")
     parser.add_argument("--force", action="store_true", help="rerun every notebook even if unchanged")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra notebook parameter, e.g. responses_dir=DIR for 05 (repeatable)",
+    )
     sweep = parser.add_argument_group(
-        "a sweep over seeds", "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which also "
-        "takes these options, described by 'medadv sweep --help': " + ", ".join(SWEEP_OPTIONS) + ".")
-    sweep.add_argument("--sweep", metavar="N|S1,S2,...",
-                       help="run every seed (10 -> 0-9, or 3,7,11) on Dask, each in its own run folder, then notebook 90")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                        help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
-                             "like the profile and recorded in config.json)")
+        "a sweep over seeds",
+        "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which also "
+        "takes these options, described by 'medadv sweep --help': " + ", ".join(SWEEP_OPTIONS) + ".",
+    )
+    sweep.add_argument(
+        "--sweep",
+        metavar="N|S1,S2,...",
+        help="run every seed (10 -> 0-9, or 3,7,11) on Dask, each in its own run folder, then notebook 90",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="overrides",
+        help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
+        "like the profile and recorded in config.json)",
+    )
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
 
@@ -680,7 +799,9 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
-            raise ConfigError(f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier, e.g. responses_dir=DIR.")
+            raise ConfigError(
+                f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier, e.g. responses_dir=DIR."
+            )
         if name in ("run_dir", "profile", "device", "data_manifest", "data_root"):
             raise ConfigError(f"--param {name}: set it with its own option (--{name.replace('_', '-')}), not --param.")
         out[name] = yaml.safe_load(value) if value else None
@@ -698,8 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.sweep is not None:
-        LOG.error("medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
-                  "./run_all.sh --sweep ..., python -m medadv.sweep ...).")
+        LOG.error(
+            "medadv: error: this runner runs one run folder; start a sweep with 'medadv run --sweep ...' (or "
+            "./run_all.sh --sweep ..., python -m medadv.sweep ...)."
+        )
         return 2
     try:
         return run_pipeline(

@@ -29,6 +29,7 @@ or a carriage return prefixed with ``'``, so that a spreadsheet shows them as te
 formula (OWASP, "CSV injection"); numeric columns are untouched. ``cohort.csv`` is the exception: its paths and ids
 are read back by the kit and must stay as the data set names them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -177,10 +178,12 @@ def damaged_message(run_dir: Path, names: Sequence[str]) -> str:
     Returns:
         The message.
     """
-    return (f"{', '.join(str(run_dir / n) for n in names)}: damaged (not valid JSON); these files record the run's "
-            "settings and every output with the notebook that made it, so the folder cannot be resumed. Rerun every "
-            f"notebook with: medadv run --run-dir {run_dir} --force (the damaged files are kept as "
-            f"<name>{DAMAGED_SUFFIX}), or give a new --run-dir.")
+    return (
+        f"{', '.join(str(run_dir / n) for n in names)}: damaged (not valid JSON); these files record the run's "
+        "settings and every output with the notebook that made it, so the folder cannot be resumed. Rerun every "
+        f"notebook with: medadv run --run-dir {run_dir} --force (the damaged files are kept as "
+        f"<name>{DAMAGED_SUFFIX}), or give a new --run-dir."
+    )
 
 
 def set_aside_damaged(run_dir: Path) -> list[str]:
@@ -250,9 +253,11 @@ def locked_message(run_dir: Path, holder: Mapping[str, Any]) -> str:
     Returns:
         The message: who holds it since when, and the two ways out.
     """
-    return (f"{run_dir} is being written by another run (pid {holder.get('pid')} on host {holder.get('host')}, since "
-            f"{holder.get('since')}); two runs in one folder would mix their outputs. Wait for it to finish, or use "
-            f"another run folder. If no run is going on there, delete {run_dir / LOCK_FILE}.")
+    return (
+        f"{run_dir} is being written by another run (pid {holder.get('pid')} on host {holder.get('host')}, since "
+        f"{holder.get('since')}); two runs in one folder would mix their outputs. Wait for it to finish, or use "
+        f"another run folder. If no run is going on there, delete {run_dir / LOCK_FILE}."
+    )
 
 
 @contextlib.contextmanager
@@ -270,8 +275,13 @@ def locked(run_dir: Path) -> Iterator[None]:
     token = uuid.uuid4().hex
     path = run_dir / LOCK_FILE
     me = psutil.Process()
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "created": me.create_time(), "since": now(),
-              "token": token}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": me.create_time(),
+        "since": now(),
+        "token": token,
+    }
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         _take(path, record)
@@ -313,8 +323,10 @@ def _take(path: Path, record: Mapping[str, Any]) -> None:
                 if holder is not None or attempt:
                     raise RunError(locked_message(path.parent, holder or {})) from None
                 old = json.loads(path.read_text())
-                logging.getLogger(RUN_LOGGER).info(f"medadv: {path.parent}: took over the stale lock of pid "
-                                                   f"{old.get('pid')} (it no longer runs on {old.get('host')})")
+                logging.getLogger(RUN_LOGGER).info(
+                    f"medadv: {path.parent}: took over the stale lock of pid "
+                    f"{old.get('pid')} (it no longer runs on {old.get('host')})"
+                )
                 path.unlink(missing_ok=True)
     finally:
         tmp.unlink(missing_ok=True)
@@ -441,17 +453,21 @@ def _recorded_config(run_dir: Path, profile: str) -> dict[str, Any] | None:
     if config is None:
         makers = sorted({v.get("notebook", "?") for v in manifest["outputs"].values()})
         if makers or manifest.get("settings"):
-            raise RunError(f"{run_dir / CONFIG_FILE} is missing, but {MANIFEST_FILE} records outputs of {makers}; "
-                           "opening the folder would write new settings beside outputs made with other ones. Restore "
-                           f"config.json, open another run folder, or rerun every notebook with: medadv run --run-dir "
-                           f"{run_dir} --force")
+            raise RunError(
+                f"{run_dir / CONFIG_FILE} is missing, but {MANIFEST_FILE} records outputs of {makers}; "
+                "opening the folder would write new settings beside outputs made with other ones. Restore "
+                f"config.json, open another run folder, or rerun every notebook with: medadv run --run-dir "
+                f"{run_dir} --force"
+            )
         return None
     recorded, asked = config.get("profile", {}).get("name"), profile_name(profile)
     if recorded != asked:
-        raise RunError(f"{run_dir} was made with profile {recorded!r} (its config.json), but this notebook's profile "
-                       f"parameter is {asked!r}; a notebook runs with its folder's settings, so the parameter would be "
-                       f"ignored. Set profile = {recorded!r} in the parameters cell to continue this run, or set run_dir "
-                       f"to a new folder to run profile {asked!r}.")
+        raise RunError(
+            f"{run_dir} was made with profile {recorded!r} (its config.json), but this notebook's profile "
+            f"parameter is {asked!r}; a notebook runs with its folder's settings, so the parameter would be "
+            f"ignored. Set profile = {recorded!r} in the parameters cell to continue this run, or set run_dir "
+            f"to a new folder to run profile {asked!r}."
+        )
     return config
 
 
@@ -552,9 +568,17 @@ class RunContext:
         previous[self.notebook] = {**previous.get(self.notebook, {}), **mine}
         entry = manifest["notebooks"].get(self.notebook, {})
         runner = bool(os.environ.get(LOCK_TOKEN_ENV))  # the runner's kernels carry its lock's token
-        kept = {k: entry[k] for k in ("key", "started") if k in entry} if runner and entry.get("status") == "running" else {}
-        manifest["notebooks"][self.notebook] = {**kept, "status": "running", "opened": now(),
-                                                "opened_by": "runner" if runner else "hand"}
+        kept = (
+            {k: entry[k] for k in ("key", "started") if k in entry}
+            if runner and entry.get("status") == "running"
+            else {}
+        )
+        manifest["notebooks"][self.notebook] = {
+            **kept,
+            "status": "running",
+            "opened": now(),
+            "opened_by": "runner" if runner else "hand",
+        }
         manifest["complete"] = False
         write_json(self.run_dir / MANIFEST_FILE, manifest)
         summary = read_json(self.run_dir / SUMMARY_FILE, default={})
@@ -601,8 +625,14 @@ class RunContext:
             rel = path.resolve().relative_to(root).as_posix()
             owner = manifest["outputs"].get(rel, {}).get("notebook", self.notebook)
             if owner != self.notebook:
-                raise RunError(f"{rel} is an output of notebook {owner}; notebook {self.notebook} cannot register it too.")
-            manifest["outputs"][rel] = {"sha256": sha256_file(path), "notebook": self.notebook, "bytes": path.stat().st_size}
+                raise RunError(
+                    f"{rel} is an output of notebook {owner}; notebook {self.notebook} cannot register it too."
+                )
+            manifest["outputs"][rel] = {
+                "sha256": sha256_file(path),
+                "notebook": self.notebook,
+                "bytes": path.stat().st_size,
+            }
             manifest.get("previous", {}).get(self.notebook, {}).pop(rel, None)
         write_json(self.run_dir / MANIFEST_FILE, manifest)
 
@@ -643,12 +673,19 @@ class RunContext:
         if self.profile.name == SMOKE_PROFILE:
             mark_smoke(fig)
         for problem in print_problems(fig):
-            _log.warning("figure %r does not print at its size: %s; make it with medadv.style.paper_figure "
-                         "(see medadv.style)", name, problem)
+            _log.warning(
+                "figure %r does not print at its size: %s; make it with medadv.style.paper_figure (see medadv.style)",
+                name,
+                problem,
+            )
         png = self.figures_dir / f"{name}.png"
         pdf = self.figures_dir / f"{name}.pdf"
         fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+        fig.savefig(
+            pdf,
+            bbox_inches="tight",
+            metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+        )
         self.register(pdf)
         return self.register(png)
 
@@ -660,7 +697,9 @@ class RunContext:
         """
         path = self.run_dir / relative
         if not path.exists():
-            raise RunError(f"{path} is missing; it is made by notebook {made_by}: run that notebook for this run folder first.")
+            raise RunError(
+                f"{path} is missing; it is made by notebook {made_by}: run that notebook for this run folder first."
+            )
         return path
 
     def cohort(self) -> pd.DataFrame:
@@ -670,7 +709,11 @@ class RunContext:
             The validated cohort table (:func:`medadv.data.cohort.validate_cohort`).
         """
         path = self.require(COHORT_FILE, "00_data_prep")
-        return validate_cohort(pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False), str(path), require_split=True)
+        return validate_cohort(
+            pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False),
+            str(path),
+            require_split=True,
+        )
 
     def update_summary(self, values: Mapping[str, Any]) -> None:
         """Merge headline numbers into ``summary.json`` under this notebook's name (a section that

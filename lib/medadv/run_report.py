@@ -18,6 +18,7 @@ images scaled to the screen's width, wide tables scrolled inside their box).
 Cost at the end of a run: one nbconvert export per executed notebook (7 for a run, 1 for a sweep), one read of each
 table and a copy of each PNG and CSV; no notebook is executed again and no network is run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,14 +113,14 @@ def _locate(name: str, kind: str, sections: list[tuple[int, str, str]]) -> tuple
     Returns:
         (cell index, caption Markdown); (a large index, "") when no cell names it.
     """
-    prefixes = [name] + [name[:i + 1] for i in range(len(name) - 1, 0, -1) if name[i] == "_"]
+    prefixes = [name] + [name[: i + 1] for i in range(len(name) - 1, 0, -1) if name[i] == "_"]
     for saver in (kind, "table" if kind == "figure" else "figure"):
         for prefix in prefixes:
             end = ('"', "'") if prefix == name else ("",)
             for index, code, caption in sections:
                 if f"save_{saver}" in code and any(f"{q}{prefix}{e}" in code for q in ('"', "'") for e in end):
                     return index, caption
-    return 10 ** 6, ""
+    return 10**6, ""
 
 
 def collect_outputs(folder: Path) -> dict[str, list[Output]]:
@@ -130,8 +131,9 @@ def collect_outputs(folder: Path) -> dict[str, list[Output]]:
         ``{notebook stem: [Output, ...]}``; outputs no notebook registered are under ``"other"``.
     """
     registered = read_json(folder / MANIFEST_FILE, default={}).get("outputs", {})
-    found = [("figure", p) for p in sorted((folder / "figures").glob("*.png"))] + \
-        [("table", p) for p in sorted((folder / "tables").glob("*.csv"))]
+    found = [("figure", p) for p in sorted((folder / "figures").glob("*.png"))] + [
+        ("table", p) for p in sorted((folder / "tables").glob("*.csv"))
+    ]
     sections: dict[str, list[tuple[int, str, str]]] = {}
     grouped: dict[str, list[Output]] = {}
     for kind, path in found:
@@ -151,8 +153,10 @@ def render_notebook(notebook: Path, target: Path) -> None:
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
     body = _REMOTE_SCRIPT.sub("", body)
-    back = ('<nav style="font:16px system-ui,sans-serif;padding:0.5rem"><a href="../index.html">&larr; the run\'s '
-            f"report</a> &middot; {_esc(notebook.name)}</nav>")
+    back = (
+        '<nav style="font:16px system-ui,sans-serif;padding:0.5rem"><a href="../index.html">&larr; the run\'s '
+        f"report</a> &middot; {_esc(notebook.name)}</nav>"
+    )
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + back, body, count=1)
     target.write_text(body, encoding="utf-8")
 
@@ -169,26 +173,32 @@ def table_html(path: Path, link: str, limit: int = ROW_LIMIT) -> str:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         return f"<p class=caption>{_esc(path.name)} could not be read as a table ({_esc(exc)}).</p>"
     shown = format_table(table.head(limit))
-    note = (f"first {limit} of {len(table)} rows; " if len(table) > limit else f"{len(table)} rows; ") + \
-        f'<a href="{_esc(link)}">the whole table (CSV)</a>'
-    return (f'<div class="table-box">{shown.to_html(index=False, border=0, escape=True)}</div>'
-            f"<p class=caption>{note}</p>")
+    note = (
+        f"first {limit} of {len(table)} rows; " if len(table) > limit else f"{len(table)} rows; "
+    ) + f'<a href="{_esc(link)}">the whole table (CSV)</a>'
+    return (
+        f'<div class="table-box">{shown.to_html(index=False, border=0, escape=True)}</div><p class=caption>{note}</p>'
+    )
 
 
 def _figure(folder: Path, out: Path, item: Output) -> str:
     shutil.copy2(folder / "figures" / f"{item.name}.png", out / "figures" / f"{item.name}.png")
     caption = _markdown(item.caption) if item.caption else ""
-    return (f'<figure id="figure-{_esc(item.name)}"><a href="figures/{_esc(item.name)}.png"><img loading="lazy" '
-            f'src="figures/{_esc(item.name)}.png" alt="figure {_esc(item.name)}"></a><figcaption><b>Figure '
-            f"<code>{_esc(item.name)}</code>.</b> {caption}</figcaption></figure>")
+    return (
+        f'<figure id="figure-{_esc(item.name)}"><a href="figures/{_esc(item.name)}.png"><img loading="lazy" '
+        f'src="figures/{_esc(item.name)}.png" alt="figure {_esc(item.name)}"></a><figcaption><b>Figure '
+        f"<code>{_esc(item.name)}</code>.</b> {caption}</figcaption></figure>"
+    )
 
 
 def _table(folder: Path, out: Path, item: Output) -> str:
     shutil.copy2(folder / "tables" / f"{item.name}.csv", out / "tables" / f"{item.name}.csv")
     caption = _markdown(item.caption) if item.caption else ""
-    return (f'<section id="table-{_esc(item.name)}"><h4>Table <code>{_esc(item.name)}</code></h4>'
-            f'<div class="caption">{caption}</div>{table_html(folder / "tables" / f"{item.name}.csv", f"tables/{item.name}.csv")}'
-            "</section>")
+    return (
+        f'<section id="table-{_esc(item.name)}"><h4>Table <code>{_esc(item.name)}</code></h4>'
+        f'<div class="caption">{caption}</div>{table_html(folder / "tables" / f"{item.name}.csv", f"tables/{item.name}.csv")}'
+        "</section>"
+    )
 
 
 def competence_html(summary: dict[str, Any]) -> str:
@@ -201,13 +211,17 @@ def competence_html(summary: dict[str, Any]) -> str:
     if not found:
         return "<p>Notebook 01 has not recorded the reference classifier's competence in this run.</p>"
     gate = "no gate" if found.get("min_val_auc") is None else f"gate {found['min_val_auc']:g}"
-    facts = (f"best validation AUC {found['val_auc']:.3f} ({gate}; passes: {'yes' if found['passes_gate'] else 'no'}), "
-             f"degenerate (more than 95% of the test images one class): {'yes' if found['degenerate'] else 'no'}")
+    facts = (
+        f"best validation AUC {found['val_auc']:.3f} ({gate}; passes: {'yes' if found['passes_gate'] else 'no'}), "
+        f"degenerate (more than 95% of the test images one class): {'yes' if found['degenerate'] else 'no'}"
+    )
     if found.get("competent"):
         return f'<p class="ok">The reference classifier <code>{_esc(found["model"])}</code> has learned: {facts}.</p>'
-    return (f'<p class="banner"><b>The reference classifier <code>{_esc(found["model"])}</code> has not learned enough '
-            f"to be studied</b>: {facts}. Every number below is measured on it, but says little about a working "
-            "classifier; <code>effects.csv</code> marks the effects that read it as not interpretable.</p>")
+    return (
+        f'<p class="banner"><b>The reference classifier <code>{_esc(found["model"])}</code> has not learned enough '
+        f"to be studied</b>: {facts}. Every number below is measured on it, but says little about a working "
+        "classifier; <code>effects.csv</code> marks the effects that read it as not interpretable.</p>"
+    )
 
 
 def masking_html(path: Path) -> str:
@@ -217,8 +231,10 @@ def masking_html(path: Path) -> str:
         HTML: for each model, no sign of masking or the checks it failed with their meaning; a note without the table.
     """
     if not path.is_file():
-        return ("<p>This run has no gradient-masking checks (<code>tables/attack_sanity.csv</code>, written by "
-                "notebook 03 where the kit has them).</p>")
+        return (
+            "<p>This run has no gradient-masking checks (<code>tables/attack_sanity.csv</code>, written by "
+            "notebook 03 where the kit has them).</p>"
+        )
     table = pd.read_csv(path)
     missing = {"model", "check", "passes"} - set(table.columns)
     if missing:
@@ -228,11 +244,15 @@ def masking_html(path: Path) -> str:
         passes = rows["passes"].astype(str).str.lower().isin(["true", "1", "yes"])
         failed = rows[~passes]
         if failed.empty:
-            lines.append(f'<li class="ok"><code>{_esc(model)}</code>: every check passed ({len(rows)}); no sign of '
-                         "gradient masking.</li>")
+            lines.append(
+                f'<li class="ok"><code>{_esc(model)}</code>: every check passed ({len(rows)}); no sign of '
+                "gradient masking.</li>"
+            )
             continue
-        why = "; ".join(f"{_esc(r['check'])}" + (f" ({_esc(r['meaning'])})" if "meaning" in rows and pd.notna(r["meaning"])
-                                                else "") for _, r in failed.iterrows())
+        why = "; ".join(
+            f"{_esc(r['check'])}" + (f" ({_esc(r['meaning'])})" if "meaning" in rows and pd.notna(r["meaning"]) else "")
+            for _, r in failed.iterrows()
+        )
         lines.append(f'<li class="banner"><code>{_esc(model)}</code>: gradient masking suspected; failed: {why}.</li>')
     return "<ul>" + "".join(lines) + "</ul>"
 
@@ -253,12 +273,17 @@ def effects_html(folder: Path, config: dict[str, Any]) -> str:
         holds = "holds" if row["holds"] == "yes" else "does not hold"
         trust = "" if row["interpretable"] == "yes" else f"; <b>not interpretable</b> ({_esc(row['competence'])})"
         paper = f"; paper {_esc(row['paper'])}" + (f": {_esc(row['paper_value'])}" if row["paper_value"] else "")
-        items.append(f"<li><code>{_esc(row['effect'])}</code>: {_esc(claims.get(row['effect'], {}).get('claim', ''))}. "
-                     f"<b>{_esc(row['value'])}</b> (95% CI {_esc(row['ci_low'])} to {_esc(row['ci_high'])}; "
-                     f"{_esc(row['ci_method'])}), expected {_esc(row['expected'])}: <b>{holds}</b>{trust}{paper}"
-                     + (f". {_esc(row['note'])}" if row.get("note") else "") + "</li>")
-    return f"<ul class=effects>{''.join(items)}</ul><p class=caption>The whole table: " \
-           '<a href="#table-effects">effects</a>.</p>'
+        items.append(
+            f"<li><code>{_esc(row['effect'])}</code>: {_esc(claims.get(row['effect'], {}).get('claim', ''))}. "
+            f"<b>{_esc(row['value'])}</b> (95% CI {_esc(row['ci_low'])} to {_esc(row['ci_high'])}; "
+            f"{_esc(row['ci_method'])}), expected {_esc(row['expected'])}: <b>{holds}</b>{trust}{paper}"
+            + (f". {_esc(row['note'])}" if row.get("note") else "")
+            + "</li>"
+        )
+    return (
+        f"<ul class=effects>{''.join(items)}</ul><p class=caption>The whole table: "
+        '<a href="#table-effects">effects</a>.</p>'
+    )
 
 
 def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, Any]) -> str:
@@ -269,25 +294,45 @@ def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, An
         The HTML.
     """
     profile = config.get("profile", {})
-    rows = [("profile", profile.get("name", manifest.get("profile", "?"))), ("seed", config.get("seed", "")),
-            ("device", config.get("device", "")), ("git commit", config.get("git_commit", "")),
-            ("platform", config.get("platform", "")), ("overrides (--set)", ", ".join(config.get("overrides", [])) or "none"),
-            ("started", manifest.get("started", "")), ("finished", manifest.get("finished", "")),
-            ("complete", "yes" if manifest.get("complete") else "no"),
-            ("versions", ", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items()))]
-    items = "".join(f"<tr><th>{_esc(k)}</th><td style='text-align:left;white-space:normal'>{_esc(v)}</td></tr>"
-                    for k, v in rows)
-    notebooks = pd.DataFrame([{"notebook": k, "status": v.get("status", ""), "seconds": v.get("seconds"),
-                               "finished": v.get("finished", "")} for k, v in manifest.get("notebooks", {}).items()])
+    rows = [
+        ("profile", profile.get("name", manifest.get("profile", "?"))),
+        ("seed", config.get("seed", "")),
+        ("device", config.get("device", "")),
+        ("git commit", config.get("git_commit", "")),
+        ("platform", config.get("platform", "")),
+        ("overrides (--set)", ", ".join(config.get("overrides", [])) or "none"),
+        ("started", manifest.get("started", "")),
+        ("finished", manifest.get("finished", "")),
+        ("complete", "yes" if manifest.get("complete") else "no"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items())),
+    ]
+    items = "".join(
+        f"<tr><th>{_esc(k)}</th><td style='text-align:left;white-space:normal'>{_esc(v)}</td></tr>" for k, v in rows
+    )
+    notebooks = pd.DataFrame(
+        [
+            {
+                "notebook": k,
+                "status": v.get("status", ""),
+                "seconds": v.get("seconds"),
+                "finished": v.get("finished", ""),
+            }
+            for k, v in manifest.get("notebooks", {}).items()
+        ]
+    )
     timing = format_table(notebooks).to_html(index=False, border=0) if len(notebooks) else ""
-    return (f'<div class="table-box"><table>{items}</table></div><div class="table-box">{timing}</div>'
-            f"<details><summary>The resolved profile</summary><pre>{_esc(json.dumps(profile, indent=1))}</pre></details>")
+    return (
+        f'<div class="table-box"><table>{items}</table></div><div class="table-box">{timing}</div>'
+        f"<details><summary>The resolved profile</summary><pre>{_esc(json.dumps(profile, indent=1))}</pre></details>"
+    )
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def _notebook_pages(folder: Path, out: Path) -> dict[str, str]:
@@ -320,15 +365,21 @@ def _outputs_html(folder: Path, out: Path, pages: dict[str, str]) -> str:
 
 def _header(folder: Path, config: dict[str, Any], manifest: dict[str, Any], what: str, seeds: str) -> str:
     name = config.get("profile", {}).get("name", "?")
-    parts = [f"<h1>medadv {what}: {_esc(folder.name)}</h1>",
-             f"<p>Profile <code>{_esc(name)}</code>, {_esc(seeds)}, device "
-             f"{_esc(config.get('device', '?'))}. {_esc(config.get('intended_use', ''))}</p>"]
+    parts = [
+        f"<h1>medadv {what}: {_esc(folder.name)}</h1>",
+        f"<p>Profile <code>{_esc(name)}</code>, {_esc(seeds)}, device "
+        f"{_esc(config.get('device', '?'))}. {_esc(config.get('intended_use', ''))}</p>",
+    ]
     if name == SMOKE_PROFILE:
-        parts.append('<p class="banner"><b>A smoke run</b>: tiny cohort, one short epoch per stage. It checks that the '
-                     "kit runs end to end; its numbers are not results (its figures carry the same mark).</p>")
+        parts.append(
+            '<p class="banner"><b>A smoke run</b>: tiny cohort, one short epoch per stage. It checks that the '
+            "kit runs end to end; its numbers are not results (its figures carry the same mark).</p>"
+        )
     if manifest and not manifest.get("complete"):
-        parts.append('<p class="banner"><b>This run is not complete</b>: some notebooks have not run to their end '
-                     "(see Provenance); what they would show is missing below.</p>")
+        parts.append(
+            '<p class="banner"><b>This run is not complete</b>: some notebooks have not run to their end '
+            "(see Provenance); what they would show is missing below.</p>"
+        )
     return "".join(parts)
 
 
@@ -337,9 +388,11 @@ def _sweep_runs_html(folder: Path, record: dict[str, Any]) -> str:
     for run, entry in sorted(record.get("runs", {}).items()):
         report = folder / run / REPORT_DIR / "index.html"
         link = f'<a href="../{_esc(run)}/{REPORT_DIR}/index.html">report</a>' if report.is_file() else "no report"
-        rows.append(f"<tr><td>{_esc(run)}</td><td>{_esc(entry.get('seed', ''))}</td><td>{_esc(entry.get('setting', ''))}"
-                    f"</td><td>{_esc(entry.get('status', ''))}</td><td>{_esc(entry.get('attempts', ''))}</td>"
-                    f"<td>{_esc(entry.get('seconds', ''))}</td><td>{link}</td></tr>")
+        rows.append(
+            f"<tr><td>{_esc(run)}</td><td>{_esc(entry.get('seed', ''))}</td><td>{_esc(entry.get('setting', ''))}"
+            f"</td><td>{_esc(entry.get('status', ''))}</td><td>{_esc(entry.get('attempts', ''))}</td>"
+            f"<td>{_esc(entry.get('seconds', ''))}</td><td>{link}</td></tr>"
+        )
     head = "".join(f"<th>{h}</th>" for h in ("run", "seed", "setting", "status", "attempts", "seconds", "its report"))
     return f'<div class="table-box"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
@@ -354,32 +407,52 @@ def report_body(folder: Path, out: Path) -> str:
     config, manifest = read_json(folder / CONFIG_FILE, default={}), read_json(folder / MANIFEST_FILE, default={})
     record = read_json(folder / SWEEP_FILE)
     pages = _notebook_pages(folder, out)
-    nav = ('<nav><a href="#verdicts">verdicts</a><a href="#effects">effects</a><a href="#outputs">figures and tables'
-           '</a><a href="#provenance">provenance</a></nav>')
+    nav = (
+        '<nav><a href="#verdicts">verdicts</a><a href="#effects">effects</a><a href="#outputs">figures and tables'
+        '</a><a href="#provenance">provenance</a></nav>'
+    )
     if record is None:
-        parts = [_header(folder, config, manifest, "run", f"seed {config.get('seed', '?')}"), nav,
-                 '<h2 id="verdicts">Verdicts</h2><h3>Has the classifier under study learned?</h3>',
-                 competence_html(read_json(folder / SUMMARY_FILE, default={})),
-                 "<h3>Gradient masking</h3>", masking_html(folder / "tables" / f"{SANITY_TABLE}.csv"),
-                 '<h2 id="effects">Declared effects</h2><p>Each headline effect the profile declares, its value with a '
-                 "95% interval, and whether it holds; an effect is interpretable when every classifier it reads passed "
-                 "notebook 01's competence gate and is not degenerate.</p>", effects_html(folder, config)]
+        parts = [
+            _header(folder, config, manifest, "run", f"seed {config.get('seed', '?')}"),
+            nav,
+            '<h2 id="verdicts">Verdicts</h2><h3>Has the classifier under study learned?</h3>',
+            competence_html(read_json(folder / SUMMARY_FILE, default={})),
+            "<h3>Gradient masking</h3>",
+            masking_html(folder / "tables" / f"{SANITY_TABLE}.csv"),
+            '<h2 id="effects">Declared effects</h2><p>Each headline effect the profile declares, its value with a '
+            "95% interval, and whether it holds; an effect is interpretable when every classifier it reads passed "
+            "notebook 01's competence gate and is not degenerate.</p>",
+            effects_html(folder, config),
+        ]
     else:
         seeds = sorted({entry.get("seed") for entry in record.get("runs", {}).values()} - {None})
-        parts = [_header(folder, config, {}, f"sweep over {len(record.get('runs', {}))} runs",
-                         "seeds " + ", ".join(map(str, seeds))), nav,
-                 '<h2 id="verdicts">Runs</h2><p>Each seed is an ordinary run folder with its own report. Whether each '
-                 "seed's classifier learned and how each declared effect fared over the seeds: notebook 90's tables "
-                 '<a href="#table-replication_competence">replication_competence</a> and <a href="#table-replication_'
-                 'effects">replication_effects</a>, and its forest plot, below.</p>', _sweep_runs_html(folder, record),
-                 '<h2 id="effects">Declared effects over the seeds</h2>',
-                 '<p>See <a href="#figure-replication_forest">the forest plot</a> and the tables of notebook 90.</p>'
-                 if (folder / "figures" / "replication_forest.png").is_file() else
-                 '<p class="banner"><b>Notebook 90 has not completed</b> over this sweep: no forest plot or replication '
-                 "tables. Its executed notebook (<code>notebooks/90_replication.ipynb</code>, where present) says why; "
-                 "rerun the sweep's command to run it again.</p>"]
-    parts += ['<h2 id="outputs">Figures and tables, notebook by notebook</h2>', _outputs_html(folder, out, pages),
-              '<h2 id="provenance">Provenance</h2>', provenance_html(folder, config, manifest)]
+        parts = [
+            _header(
+                folder,
+                config,
+                {},
+                f"sweep over {len(record.get('runs', {}))} runs",
+                "seeds " + ", ".join(map(str, seeds)),
+            ),
+            nav,
+            '<h2 id="verdicts">Runs</h2><p>Each seed is an ordinary run folder with its own report. Whether each '
+            "seed's classifier learned and how each declared effect fared over the seeds: notebook 90's tables "
+            '<a href="#table-replication_competence">replication_competence</a> and <a href="#table-replication_'
+            'effects">replication_effects</a>, and its forest plot, below.</p>',
+            _sweep_runs_html(folder, record),
+            '<h2 id="effects">Declared effects over the seeds</h2>',
+            '<p>See <a href="#figure-replication_forest">the forest plot</a> and the tables of notebook 90.</p>'
+            if (folder / "figures" / "replication_forest.png").is_file()
+            else '<p class="banner"><b>Notebook 90 has not completed</b> over this sweep: no forest plot or replication '
+            "tables. Its executed notebook (<code>notebooks/90_replication.ipynb</code>, where present) says why; "
+            "rerun the sweep's command to run it again.</p>",
+        ]
+    parts += [
+        '<h2 id="outputs">Figures and tables, notebook by notebook</h2>',
+        _outputs_html(folder, out, pages),
+        '<h2 id="provenance">Provenance</h2>',
+        provenance_html(folder, config, manifest),
+    ]
     return "".join(parts)
 
 
@@ -395,8 +468,10 @@ def write_report(folder: str | Path) -> Path:
     """
     folder = Path(folder).resolve()
     if not ((folder / MANIFEST_FILE).is_file() or (folder / SWEEP_FILE).is_file()):
-        raise RunError(f"{folder}: not a run folder (no {MANIFEST_FILE}) or a sweep folder (no {SWEEP_FILE}); give the "
-                       "folder that medadv run or medadv sweep wrote.")
+        raise RunError(
+            f"{folder}: not a run folder (no {MANIFEST_FILE}) or a sweep folder (no {SWEEP_FILE}); give the "
+            "folder that medadv run or medadv sweep wrote."
+        )
     out = folder / REPORT_DIR
     partial = folder / f".{REPORT_DIR}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -416,9 +491,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0, or 2 when the folder is refused (the reason logged).
     """
-    parser = argparse.ArgumentParser(prog="medadv report", description="Write a run's or a sweep's report/index.html: "
-                                     "profile, provenance, verdicts, effects, every figure and table, each executed "
-                                     "notebook as a page; self-contained and offline.")
+    parser = argparse.ArgumentParser(
+        prog="medadv report",
+        description="Write a run's or a sweep's report/index.html: "
+        "profile, provenance, verdicts, effects, every figure and table, each executed "
+        "notebook as a page; self-contained and offline.",
+    )
     parser.add_argument("run_dir", help="a run folder (medadv run) or a sweep folder (medadv sweep)")
     args = parser.parse_args(argv)
     log = console_logger()

@@ -6,6 +6,7 @@ so a manifest's ``label_map`` with ``benign: 0`` and then ``benign: 1`` would si
 PyYAML's ``SafeLoader`` (its ``construct_mapping`` hook): no maintained library adds only this to PyYAML, and
 ruamel.yaml would be a second YAML dependency for one check.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -13,6 +13,7 @@ that plots an accuracy says the decision rule it counts at. :func:`print_problem
 ``RunContext.save_figure`` logs its findings as a warning (the run's log and the notebook's output show them), and the
 tests assert that every figure the notebooks save has none.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,16 @@ RC = {
 SERIES_COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
 #: Line styles that stay distinct in print: solid, dashed, dotted, dash-dot, long dash, dash-dot-dot, sparse dots,
 #: short dash (no two of them a near-copy of each other, as ``:`` and ``(0, (1, 2))`` are).
-SERIES_DASHES: tuple[Any, ...] = ("-", (0, (4, 1.5)), (0, (1, 1)), (0, (5, 1.5, 1, 1.5)), (0, (9, 2.5)),
-                                  (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (1, 3)), (0, (2, 1)))
+SERIES_DASHES: tuple[Any, ...] = (
+    "-",
+    (0, (4, 1.5)),
+    (0, (1, 1)),
+    (0, (5, 1.5, 1, 1.5)),
+    (0, (9, 2.5)),
+    (0, (5, 1.5, 1, 1.5, 1, 1.5)),
+    (0, (1, 3)),
+    (0, (2, 1)),
+)
 SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 #: What a smoke run's figures carry, across their middle (:func:`mark_smoke`).
 SMOKE_MARK = "SMOKE RUN: checks the machinery, not a result"
@@ -75,8 +84,11 @@ def series_style(i: int) -> dict[str, Any]:
     Returns:
         ``color``, ``linestyle`` and ``marker`` keyword arguments for ``Axes.plot``.
     """
-    return {"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "linestyle": SERIES_DASHES[i % len(SERIES_DASHES)],
-            "marker": SERIES_MARKERS[i % len(SERIES_MARKERS)]}
+    return {
+        "color": SERIES_COLOURS[i % len(SERIES_COLOURS)],
+        "linestyle": SERIES_DASHES[i % len(SERIES_DASHES)],
+        "marker": SERIES_MARKERS[i % len(SERIES_MARKERS)],
+    }
 
 
 def mark_smoke(fig: Figure) -> None:
@@ -84,8 +96,20 @@ def mark_smoke(fig: Figure) -> None:
     cannot be taken for a result when it is shown on its own."""
     width, _ = fig.get_size_inches()
     points = max(MIN_POINTS, min(14.0, 0.8 * width / (text_inches(SMOKE_MARK, 10.0) / 10.0 * np.cos(np.radians(15)))))
-    mark = fig.text(0.5, 0.5, SMOKE_MARK, ha="center", va="center", rotation=15, fontsize=points, color="#b00020",
-                    alpha=0.4, fontweight="bold", zorder=10, gid="smoke-mark")
+    mark = fig.text(
+        0.5,
+        0.5,
+        SMOKE_MARK,
+        ha="center",
+        va="center",
+        rotation=15,
+        fontsize=points,
+        color="#b00020",
+        alpha=0.4,
+        fontweight="bold",
+        zorder=10,
+        gid="smoke-mark",
+    )
     mark.set_in_layout(False)
 
 
@@ -203,7 +227,9 @@ def print_problems(fig: Figure, tolerance: float = 0.02) -> list[str]:
     fig.canvas.draw()
     box = fig.get_tightbbox(fig.canvas.get_renderer())
     if box.width > width + 0.05 or box.height > height + 0.05:
-        problems.append(f"drawn content {box.width:.2f} x {box.height:.2f} in overflows the {width:.2f} x {height:.2f} in figure")
+        problems.append(
+            f"drawn content {box.width:.2f} x {box.height:.2f} in overflows the {width:.2f} x {height:.2f} in figure"
+        )
     for text in fig.findobj(Text):
         if text.get_visible() and text.get_text().strip() and text.get_fontsize() < MIN_POINTS - 1e-6:
             problems.append(f"text {text.get_text()[:30]!r} at {text.get_fontsize():.1f} pt; at least {MIN_POINTS}")
@@ -223,7 +249,7 @@ def _column_text(values: "pd.Series", digits: int) -> Callable[[Any], str]:
         return lambda v: f"{v:.2g}"
     if len(finite) and finite.abs().max() <= 1:
         return lambda v: f"{v:.{digits}f}"
-    return lambda v: f"{v:,.0f}" if abs(v) >= 10 ** digits else f"{v:.{digits}g}"
+    return lambda v: f"{v:,.0f}" if abs(v) >= 10**digits else f"{v:.{digits}g}"
 
 
 def format_table(table: "pd.DataFrame", digits: int = 3) -> "pd.DataFrame":

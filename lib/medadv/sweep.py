@@ -29,6 +29,7 @@ and notebooks, and reruns the others (each resuming where it stopped). Progress 
 failed. The Dask part is the ``distributed`` scheduler's own (futures, ``as_completed``); only the retry bookkeeping
 is written here, because Dask's own ``retries=`` does not say which runs needed one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,10 +75,15 @@ _WHOLE_NUMBER = re.compile(r"[+-]?(0|[1-9][0-9]*)")
 #: LocalCluster used 2.75 CPU seconds in 30 s with Dask's defaults, 0.32 s with these. A worker-saturation of 1.0
 #: hands a one-thread worker one run at a time (Dask's 1.1 would queue a second run on it), so the runs not yet started
 #: wait at the scheduler for the next free worker, such as a batch job that starts later.
-QUIET_DASK = {"distributed.admin.tick.interval": "500ms", "distributed.worker.profile.enabled": False,
-              "distributed.admin.system-monitor.interval": "5s", "distributed.admin.system-monitor.gil.enabled": False,
-              "distributed.worker.memory.monitor-interval": "1s", "distributed.scheduler.work-stealing": False,
-              "distributed.scheduler.worker-saturation": 1.0}
+QUIET_DASK = {
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
 LOG = logging.getLogger(RUN_LOGGER)
 
 
@@ -153,8 +159,13 @@ def _set_key(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return raw
 
 
-def plan_runs(profile: str, seeds: Sequence[int], sweep_dir: Path, grid: tuple[str, list[Any]] | None,
-              overrides: Mapping[str, Any] | None = None) -> list[RunSpec]:
+def plan_runs(
+    profile: str,
+    seeds: Sequence[int],
+    sweep_dir: Path,
+    grid: tuple[str, list[Any]] | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[RunSpec]:
     """Make each run's folder and ``profile.yaml`` (the profile with its seed and grid value set).
 
     Returns:
@@ -217,8 +228,10 @@ def caller_environ() -> dict[str, str | None]:
     import dask
     import distributed  # noqa: F401 - its import adds the nanny's defaults to dask.config
 
-    names = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-             **dask.config.get("distributed.nanny.environ", {})}
+    names = {
+        **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+        **dask.config.get("distributed.nanny.environ", {}),
+    }
     return {name: os.environ.get(name) for name in sorted(names)}
 
 
@@ -237,8 +250,9 @@ def apply_environ(env: MutableMapping[str, str], caller: Mapping[str, str | None
     return env
 
 
-def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str],
-            caller: Mapping[str, str | None]) -> dict[str, Any]:
+def run_one(
+    run_dir: str, device: str, threads: int, extra_args: Sequence[str], caller: Mapping[str, str | None]
+) -> dict[str, Any]:
     """Run the pipeline for one run folder in a subprocess (a Dask task; the log goes to ``pipeline.log``), in this
     worker's environment with the ``caller``'s values put back (:func:`apply_environ`) and ``threads`` torch threads.
 
@@ -247,25 +261,47 @@ def run_one(run_dir: str, device: str, threads: int, extra_args: Sequence[str],
         for so far, usually a notebook kernel) and ``worker`` (host:pid).
     """
     folder = Path(run_dir)
-    env = dict(apply_environ(dict(os.environ), caller), MPLBACKEND="agg", MEDADV_NO_PROGRESS="1",
-               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "medadv.pipeline", "--profile", str(folder / "profile.yaml"), "--run-dir", str(folder),
-           "--device", device, *extra_args]
+    env = dict(
+        apply_environ(dict(os.environ), caller),
+        MPLBACKEND="agg",
+        MEDADV_NO_PROGRESS="1",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "medadv.pipeline",
+        "--profile",
+        str(folder / "profile.yaml"),
+        "--run-dir",
+        str(folder),
+        "--device",
+        device,
+        *extra_args,
+    ]
     start = time.perf_counter()
     with open(folder / "pipeline.log", "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"rc": rc, "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
-            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return {
+        "rc": rc,
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
 
 
 def _failure_text(spec: RunSpec, outcome: dict[str, Any]) -> str:
     if "exception" in outcome:
         return outcome["exception"]
-    failed = [f"{n}: {e.get('error', '')}" for n, e in read_json(spec.run_dir / MANIFEST_FILE, {}).get("notebooks", {}).items()
-              if e.get("status") == "failed"]
+    failed = [
+        f"{n}: {e.get('error', '')}"
+        for n, e in read_json(spec.run_dir / MANIFEST_FILE, {}).get("notebooks", {}).items()
+        if e.get("status") == "failed"
+    ]
     return f"pipeline exit status {outcome.get('rc')}" + (f" ({'; '.join(failed)})" if failed else "")
 
 
@@ -282,13 +318,19 @@ def make_client(config: ClusterConfig, n_runs: int, jobs_dir: Path) -> tuple[Any
         try:
             return Client(config.address, timeout="30s"), None, config.threads_per_worker or 1
         except OSError as exc:
-            raise ConfigError(f"--scheduler {config.address}: no Dask scheduler answered ({exc}); start one with "
-                              "`dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`.") from exc
+            raise ConfigError(
+                f"--scheduler {config.address}: no Dask scheduler answered ({exc}); start one with "
+                "`dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`."
+            ) from exc
     if config.kind == "local":
         workers, threads = local_layout(os.cpu_count() or 1, config)
-        cluster = LocalCluster(n_workers=min(workers, n_runs), threads_per_worker=1, processes=True,
-                               dashboard_address=config.dashboard or ":0",
-                               scheduler_kwargs={"dashboard": config.dashboard is not None})
+        cluster = LocalCluster(
+            n_workers=min(workers, n_runs),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=config.dashboard or ":0",
+            scheduler_kwargs={"dashboard": config.dashboard is not None},
+        )
         return Client(cluster), cluster, threads
     cluster = jobqueue_cluster(config, jobs_dir)
     cluster.scale(jobs=min(n_runs, config.jobs or n_runs))
@@ -296,8 +338,9 @@ def make_client(config: ClusterConfig, n_runs: int, jobs_dir: Path) -> tuple[Any
 
 
 @contextlib.contextmanager
-def sweep_cluster(config: ClusterConfig, n_runs: int,
-                  jobs_dir: Path) -> Iterator[tuple[Any, int, dict[str, str | None]]]:
+def sweep_cluster(
+    config: ClusterConfig, n_runs: int, jobs_dir: Path
+) -> Iterator[tuple[Any, int, dict[str, str | None]]]:
     """The cluster of :func:`make_client` under :data:`QUIET_DASK`, closed on leaving (when the sweep ran to its end,
     a job queue's started jobs first end by themselves, :func:`end_jobs`; after an error or Ctrl-C its jobs are
     cancelled), and this process's environment put back as it was before the cluster started
@@ -325,8 +368,9 @@ def sweep_cluster(config: ClusterConfig, n_runs: int,
 def _job_listed(kind: str, job_id: str) -> bool:
     """Whether the batch scheduler still lists a job (pending, running or completing)."""
     try:
-        out = subprocess.run([*JOB_STATUS_COMMANDS[kind], job_id], capture_output=True, text=True, timeout=30,
-                             check=False)
+        out = subprocess.run(
+            [*JOB_STATUS_COMMANDS[kind], job_id], capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         LOG.info(f"sweep: cannot ask the scheduler about job {job_id} ({exc}); it is cancelled if still there")
         return False
@@ -360,8 +404,10 @@ def end_jobs(client: Any, cluster: Any, kind: str, wait_s: float = JOB_END_WAIT_
         if ids:
             time.sleep(1.0)
     if ids:
-        LOG.info(f"sweep: job(s) {', '.join(ids)} still running {wait_s:.0f} s after their workers were retired; "
-                 "cancelling them")
+        LOG.info(
+            f"sweep: job(s) {', '.join(ids)} still running {wait_s:.0f} s after their workers were retired; "
+            "cancelling them"
+        )
     return ids
 
 
@@ -396,31 +442,53 @@ def jobqueue_cluster(config: ClusterConfig, jobs_dir: Path | None = None) -> Any
         if config.kind == "slurm":
             options.setdefault("job_cpu", cpus)
         else:
-            options.setdefault("resource_spec", f"select=1:ncpus={cpus}:mem="
-                                                f"{pbs_format_bytes_ceil(parse_bytes(options['memory']))}")
+            options.setdefault(
+                "resource_spec", f"select=1:ncpus={cpus}:mem={pbs_format_bytes_ceil(parse_bytes(options['memory']))}"
+            )
         return cls(**options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cluster options {sorted(config.options)} for {config.kind}: {exc}; see dask-jobqueue's "
-                          f"{cls.__name__} for the keys it takes.") from exc
+        raise ConfigError(
+            f"cluster options {sorted(config.options)} for {config.kind}: {exc}; see dask-jobqueue's "
+            f"{cls.__name__} for the keys it takes."
+        ) from exc
 
 
 def _progress(record: dict[str, Any], client: Any) -> str:
     statuses = [r["status"] for r in record["runs"].values()]
     running = sum(len(v) for v in client.processing().values())
-    return (f"sweep: {statuses.count('complete')}/{len(statuses)} done, {running} running, "
-            f"{statuses.count('failed')} failed")
+    return (
+        f"sweep: {statuses.count('complete')}/{len(statuses)} done, {running} running, "
+        f"{statuses.count('failed')} failed"
+    )
 
 
-def execute(client: Any, specs: Sequence[RunSpec], record: dict[str, Any], sweep_dir: Path, device: str,
-            threads: int, extra_args: Sequence[str], digest: str, caller: Mapping[str, str | None]) -> None:
+def execute(
+    client: Any,
+    specs: Sequence[RunSpec],
+    record: dict[str, Any],
+    sweep_dir: Path,
+    device: str,
+    threads: int,
+    extra_args: Sequence[str],
+    digest: str,
+    caller: Mapping[str, str | None],
+) -> None:
     """Run every spec on the cluster in the ``caller``'s environment (:func:`run_one`), retrying a failed run
     once; ``record`` (``sweep.json``) is updated as runs end, ``record["cluster"]["workers"]`` with the number of
     Dask workers that have run a run so far."""
     from distributed import as_completed
 
     def submit(spec: RunSpec) -> Any:
-        return client.submit(run_one, str(spec.run_dir), device, threads, list(extra_args), caller, pure=False,
-                             key=f"medadv-run-{spec.run_dir.name}-{time.time_ns()}")
+        return client.submit(
+            run_one,
+            str(spec.run_dir),
+            device,
+            threads,
+            list(extra_args),
+            caller,
+            pure=False,
+            key=f"medadv-run-{spec.run_dir.name}-{time.time_ns()}",
+        )
 
     pending, workers = {}, set()
     for spec in specs:
@@ -466,8 +534,13 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     notebook = DEFAULT_NOTEBOOKS / REPLICATION_NOTEBOOK
     out = sweep_dir / "notebooks" / REPLICATION_NOTEBOOK
     out.parent.mkdir(parents=True, exist_ok=True)
-    params = {"run_dir": str(sweep_dir), "profile": str(profile_file), "device": "cpu", "data_manifest": None,
-              "data_root": None}
+    params = {
+        "run_dir": str(sweep_dir),
+        "profile": str(profile_file),
+        "device": "cpu",
+        "data_manifest": None,
+        "data_root": None,
+    }
     try:
         execute_notebook(notebook, out, params, ensure_kernel())
     except PapermillExecutionError as exc:
@@ -477,7 +550,9 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     return 0
 
 
-def _record(sweep_dir: Path, profile: str, specs: Sequence[RunSpec], grid: tuple[str, list[Any]] | None) -> dict[str, Any]:
+def _record(
+    sweep_dir: Path, profile: str, specs: Sequence[RunSpec], grid: tuple[str, list[Any]] | None
+) -> dict[str, Any]:
     record = read_json(sweep_dir / SWEEP_FILE, default={"runs": {}})
     record |= {"profile": str(profile), "grid": None if grid is None else {"key": grid[0], "values": grid[1]}}
     for spec in specs:
@@ -499,10 +574,18 @@ def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, force
     return todo
 
 
-def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None = None, device: str = "auto",
-              grid: tuple[str, list[Any]] | None = None, cluster: ClusterConfig | None = None,
-              extra_args: Sequence[str] = (), notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
-              overrides: Mapping[str, Any] | None = None, replicate: bool = True) -> int:
+def run_sweep(
+    profile: str,
+    seeds: Sequence[int],
+    sweep_dir: str | Path | None = None,
+    device: str = "auto",
+    grid: tuple[str, list[Any]] | None = None,
+    cluster: ClusterConfig | None = None,
+    extra_args: Sequence[str] = (),
+    notebooks_dir: str | Path = DEFAULT_NOTEBOOKS,
+    overrides: Mapping[str, Any] | None = None,
+    replicate: bool = True,
+) -> int:
     """Run the study for every seed (and grid value) on Dask, then notebook 90 over the sweep folder.
 
     Args:
@@ -539,8 +622,11 @@ def run_sweep(profile: str, seeds: Sequence[int], sweep_dir: str | Path | None =
     if todo:
         args = [*extra_args, "--notebooks", str(notebooks_dir)]
         with sweep_cluster(cluster, len(todo), sweep_dir / JOBS_DIR) as (client, threads, caller):
-            record["cluster"] = {"kind": "address" if cluster.address else cluster.kind, "threads_per_run": threads,
-                                 "workers": 0}
+            record["cluster"] = {
+                "kind": "address" if cluster.address else cluster.kind,
+                "threads_per_run": threads,
+                "workers": 0,
+            }
             if cluster.kind != "local" and cluster.address is None:
                 record["cluster"]["jobs"] = min(len(todo), cluster.jobs or len(todo))
             execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
@@ -564,27 +650,44 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser.
     """
-    parser = argparse.ArgumentParser(prog="medadv sweep", description=__doc__.split("\n\n")[0],
-                                     epilog="medadv sweep 10 and medadv sweep --sweep 10 are the same (the second as "
-                                            "medadv run --sweep 10 and ./run_all.sh --sweep 10 pass it on).")
+    parser = argparse.ArgumentParser(
+        prog="medadv sweep",
+        description=__doc__.split("\n\n")[0],
+        epilog="medadv sweep 10 and medadv sweep --sweep 10 are the same (the second as "
+        "medadv run --sweep 10 and ./run_all.sh --sweep 10 pass it on).",
+    )
     parser.add_argument("seeds", nargs="?", metavar="N|S1,S2,...", help="seeds: 10 -> 0-9, or a list 3,7,11")
-    parser.add_argument("--sweep", metavar="N|S1,S2,...", help="the seeds given as an option (as medadv run passes them)")
+    parser.add_argument(
+        "--sweep", metavar="N|S1,S2,...", help="the seeds given as an option (as medadv run passes them)"
+    )
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
     parser.add_argument("--run-dir", help="the sweep folder; an existing one is resumed (default: results/sweep-<id>)")
     parser.add_argument("--device", default="auto", help="every run's device: auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                        help="one profile key swept beside the seeds, e.g. data.lesion_contrast=0.6,0.8")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="one profile key swept beside the seeds, e.g. data.lesion_contrast=0.6,0.8",
+    )
     parser.add_argument("--cluster", choices=CLUSTER_KINDS, help="local (default), slurm or pbs (dask-jobqueue)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--workers", type=int, help="local workers (default: from the cores)")
     parser.add_argument("--threads-per-worker", type=int, help="torch threads per run (default: from the cores)")
     parser.add_argument("--jobs", type=int, help="most Slurm/PBS jobs at once (default: one per run)")
-    parser.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a SLURMCluster/PBSCluster option, e.g. memory=32GB (repeatable)")
+    parser.add_argument(
+        "--cluster-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SLURMCluster/PBSCluster option, e.g. memory=32GB (repeatable)",
+    )
     parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
     parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")
     parser.add_argument("--force", action="store_true", help="rerun every run's notebooks even if finished")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="an extra notebook parameter")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="an extra notebook parameter"
+    )
     parser.add_argument("--no-replication", action="store_true", help="skip notebook 90 at the end")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
@@ -608,16 +711,20 @@ def parse_cluster_options(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = (part.strip() for part in item.partition("="))
         if not sep or not key.isidentifier() or not text:
-            raise ConfigError(f"--cluster-option {item!r}: expected KEY=VALUE, a SLURMCluster / PBSCluster option and "
-                              "its value, e.g. cores=8, memory=32GB or walltime=04:00:00.")
+            raise ConfigError(
+                f"--cluster-option {item!r}: expected KEY=VALUE, a SLURMCluster / PBSCluster option and "
+                "its value, e.g. cores=8, memory=32GB or walltime=04:00:00."
+            )
         if key in TEXT_OPTIONS:
             out[key] = text
         elif text[0] in "[{":
             try:
                 out[key] = yaml.safe_load(text)
             except yaml.YAMLError as exc:
-                raise ConfigError(f"--cluster-option {item!r}: the value is not a YAML list or mapping ({exc}); e.g. "
-                                  "job_extra_directives=[\"--gres=gpu:1\"].") from exc
+                raise ConfigError(
+                    f"--cluster-option {item!r}: the value is not a YAML list or mapping ({exc}); e.g. "
+                    'job_extra_directives=["--gres=gpu:1"].'
+                ) from exc
         elif _WHOLE_NUMBER.fullmatch(text):
             out[key] = int(text)
         else:
@@ -633,8 +740,13 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
     """
     raw = dict(section)
     raw["options"] = dict(raw.get("options", {})) | parse_cluster_options(args.cluster_option)
-    for key, value in (("kind", args.cluster), ("address", args.scheduler), ("workers", args.workers),
-                       ("threads_per_worker", args.threads_per_worker), ("jobs", args.jobs)):
+    for key, value in (
+        ("kind", args.cluster),
+        ("address", args.scheduler),
+        ("workers", args.workers),
+        ("threads_per_worker", args.threads_per_worker),
+        ("jobs", args.jobs),
+    ):
         if value is not None:
             raw[key] = value
     return ClusterConfig.from_section(raw)
@@ -651,20 +763,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.seeds is None and args.sweep is None:
-        parser.error("the seeds are required: medadv sweep N (seeds 0 to N-1) or medadv sweep S1,S2,... "
-                     "(or --sweep N|S1,S2,...)")
+        parser.error(
+            "the seeds are required: medadv sweep N (seeds 0 to N-1) or medadv sweep S1,S2,... (or --sweep N|S1,S2,...)"
+        )
     if args.seeds is not None and args.sweep is not None and args.seeds != args.sweep:
         parser.error(f"the seeds are given twice, as {args.seeds} and as --sweep {args.sweep}; give them once")
     try:
         if (args.data is None) != (args.data_root is None):
             raise ConfigError("--data and --data-root go together: give the manifest YAML and the data folder.")
-        overrides = ({"data": {"manifest": str(Path(args.data).resolve()), "root": str(Path(args.data_root).resolve())}}
-                     if args.data else None)
+        overrides = (
+            {"data": {"manifest": str(Path(args.data).resolve()), "root": str(Path(args.data_root).resolve())}}
+            if args.data
+            else None
+        )
         extra = (["--force"] if args.force else []) + [f"--param={p}" for p in args.param]
         parse_params(args.param)
         cluster = cluster_from_args(args, load_profile(args.profile, overrides).section("cluster"))
-        return run_sweep(args.profile, parse_seeds(args.seeds or args.sweep), args.run_dir, args.device, parse_grid(args.grid),
-                         cluster, extra, args.notebooks, overrides, replicate=not args.no_replication)
+        return run_sweep(
+            args.profile,
+            parse_seeds(args.seeds or args.sweep),
+            args.run_dir,
+            args.device,
+            parse_grid(args.grid),
+            cluster,
+            extra,
+            args.notebooks,
+            overrides,
+            replicate=not args.no_replication,
+        )
     except MedadvError as exc:
         LOG.error(f"medadv sweep: error: {exc}")
         return 2

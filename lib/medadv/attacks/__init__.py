@@ -4,6 +4,7 @@ Table 1), per-recipe robustness, and the worst case over an ensemble with the ch
 
 The gradient attacks and Square are re-exported here: ``from medadv.attacks import pgd, fgsm, square``.
 """
+
 from __future__ import annotations
 
 from medadv.attacks.gradient import apgd, fgsm, ifgsm, margin_loss, pgd

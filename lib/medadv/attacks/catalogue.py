@@ -23,6 +23,7 @@ numerator and, up to an increasing function, the only shift-invariant loss two l
 is the kit's APGD-DLR. A targeted attack adds nothing with two classes: the only target is the other class, and the
 targeted margin towards it is the untargeted margin (``tests/test_two_class_losses.py``), so none is registered.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,8 +85,10 @@ def register(attack: RegisteredAttack) -> RegisteredAttack:
     if attack.name in ATTACKS:
         raise ConfigError(f"attack {attack.name!r} is registered already; registered: {list(ATTACKS)}.")
     if attack.after not in (None, SMALLER_BUDGET, WHITE_BOX_SURVIVORS, *ATTACKS):
-        raise ConfigError(f"attack {attack.name!r} runs after {attack.after!r}, which is not registered before it; "
-                          f"registered: {list(ATTACKS)}.")
+        raise ConfigError(
+            f"attack {attack.name!r} runs after {attack.after!r}, which is not registered before it; "
+            f"registered: {list(ATTACKS)}."
+        )
     ATTACKS[attack.name] = attack
     return attack
 
@@ -97,8 +100,10 @@ def registered(name: str, key: str = "attacks.ensemble") -> RegisteredAttack:
         Its :class:`RegisteredAttack`; a :class:`ConfigError` naming ``key`` and the registered names otherwise.
     """
     if name not in ATTACKS:
-        raise ConfigError(f"{key} names attack {name!r}, which is not registered; registered attacks: "
-                          f"{list(ATTACKS)} (medadv.attacks.catalogue).")
+        raise ConfigError(
+            f"{key} names attack {name!r}, which is not registered; registered attacks: "
+            f"{list(ATTACKS)} (medadv.attacks.catalogue)."
+        )
     return ATTACKS[name]
 
 
@@ -130,30 +135,96 @@ def black_box_budgets(config: Any, norm: str) -> tuple[float, ...]:
     return headline_budget(config, norm) if config.black_box_budgets == "headline" else curve_budgets(config, norm)
 
 
-register(RegisteredAttack(
-    "fgsm", "one_step", "FGSM (Goodfellow et al. 2015), one signed-gradient step", ("linf",),
-    lambda c, norm: tuple(c.linf_eps), lambda c, norm, eps: c.fgsm_attack(eps), lambda c: (1, 1)))
-register(RegisteredAttack(
-    "pgd", "iterative", "PGD (Madry et al. 2018), cross-entropy, random start", ("linf", "l2"), curve_budgets,
-    lambda c, norm, eps: c.pgd_attack(eps, norm), lambda c: (c.steps, c.restarts), after=SMALLER_BUDGET))
-register(RegisteredAttack(
-    "apgd_ce", "iterative", "APGD with cross-entropy (Croce & Hein 2020)", ("linf",), headline_budget,
-    lambda c, norm, eps: c.apgd_attack("ce"), lambda c: (c.apgd_steps, c.apgd_restarts), after="pgd"))
-register(RegisteredAttack(
-    "apgd_margin", "iterative", "APGD with the two-logit margin loss z_other - z_y (AutoAttack's APGD-DLR; DLR needs "
-    "a third logit)", ("linf",), headline_budget, lambda c, norm, eps: c.apgd_attack("margin"),
-    lambda c: (c.apgd_steps, c.apgd_restarts), after="apgd_ce"))
-register(RegisteredAttack(
-    "ifgsm", "iterative", "paper 004's iterative FGSM (25 steps of 0.1/255)", ("linf",), lambda c, norm: (c.ifgsm_eps,),
-    lambda c, norm, eps: c.ifgsm_attack(), lambda c: (c.ifgsm_steps, 1)))
-register(RegisteredAttack(
-    "ifgsm_extra", "iterative", "the kit's extra: the same steps in a 25.5/255 ball", ("linf",),
-    lambda c, norm: (c.ifgsm_extra_eps,), lambda c, norm, eps: c.ifgsm_extra_attack(),
-    lambda c: (c.ifgsm_steps, 1)))
-register(RegisteredAttack(
-    "square", "score_based", "Square (Andriushchenko et al. 2020), reads only the logits", ("linf", "l2"),
-    black_box_budgets, lambda c, norm, eps: c.square_attack(eps, norm), lambda c: (c.square_queries, 1),
-    after=WHITE_BOX_SURVIVORS))
-register(RegisteredAttack(
-    "transfer", "transfer", "margin PGD crafted on a surrogate (attacks.transfer_from), shown to every model",
-    ("linf", "l2"), black_box_budgets, None, lambda c: (c.steps, c.restarts), on_surrogate=True))
+register(
+    RegisteredAttack(
+        "fgsm",
+        "one_step",
+        "FGSM (Goodfellow et al. 2015), one signed-gradient step",
+        ("linf",),
+        lambda c, norm: tuple(c.linf_eps),
+        lambda c, norm, eps: c.fgsm_attack(eps),
+        lambda c: (1, 1),
+    )
+)
+register(
+    RegisteredAttack(
+        "pgd",
+        "iterative",
+        "PGD (Madry et al. 2018), cross-entropy, random start",
+        ("linf", "l2"),
+        curve_budgets,
+        lambda c, norm, eps: c.pgd_attack(eps, norm),
+        lambda c: (c.steps, c.restarts),
+        after=SMALLER_BUDGET,
+    )
+)
+register(
+    RegisteredAttack(
+        "apgd_ce",
+        "iterative",
+        "APGD with cross-entropy (Croce & Hein 2020)",
+        ("linf",),
+        headline_budget,
+        lambda c, norm, eps: c.apgd_attack("ce"),
+        lambda c: (c.apgd_steps, c.apgd_restarts),
+        after="pgd",
+    )
+)
+register(
+    RegisteredAttack(
+        "apgd_margin",
+        "iterative",
+        "APGD with the two-logit margin loss z_other - z_y (AutoAttack's APGD-DLR; DLR needs a third logit)",
+        ("linf",),
+        headline_budget,
+        lambda c, norm, eps: c.apgd_attack("margin"),
+        lambda c: (c.apgd_steps, c.apgd_restarts),
+        after="apgd_ce",
+    )
+)
+register(
+    RegisteredAttack(
+        "ifgsm",
+        "iterative",
+        "paper 004's iterative FGSM (25 steps of 0.1/255)",
+        ("linf",),
+        lambda c, norm: (c.ifgsm_eps,),
+        lambda c, norm, eps: c.ifgsm_attack(),
+        lambda c: (c.ifgsm_steps, 1),
+    )
+)
+register(
+    RegisteredAttack(
+        "ifgsm_extra",
+        "iterative",
+        "the kit's extra: the same steps in a 25.5/255 ball",
+        ("linf",),
+        lambda c, norm: (c.ifgsm_extra_eps,),
+        lambda c, norm, eps: c.ifgsm_extra_attack(),
+        lambda c: (c.ifgsm_steps, 1),
+    )
+)
+register(
+    RegisteredAttack(
+        "square",
+        "score_based",
+        "Square (Andriushchenko et al. 2020), reads only the logits",
+        ("linf", "l2"),
+        black_box_budgets,
+        lambda c, norm, eps: c.square_attack(eps, norm),
+        lambda c: (c.square_queries, 1),
+        after=WHITE_BOX_SURVIVORS,
+    )
+)
+register(
+    RegisteredAttack(
+        "transfer",
+        "transfer",
+        "margin PGD crafted on a surrogate (attacks.transfer_from), shown to every model",
+        ("linf", "l2"),
+        black_box_budgets,
+        None,
+        lambda c: (c.steps, c.restarts),
+        on_surrogate=True,
+    )
+)

@@ -15,6 +15,7 @@ Severity grows monotonically: for a fixed seed each corruption moves an image fu
 Written here rather than taken from the ``medmnistc`` package: it needs ImageMagick (Wand) and works on 8-bit PIL
 images, while the study's images keep 16 bits and live in batched tensors.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,15 +34,15 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 #: Parameters per severity 1..5.
 PARAMS: dict[str, tuple[float, ...]] = {
-    "gaussian_noise": (0.04, 0.08, 0.12, 0.18, 0.26),   # noise sd (MedMNIST-C, ChestMNIST)
-    "speckle_noise": (0.05, 0.15, 0.20, 0.35, 0.45),    # multiplicative noise sd (MedMNIST-C, ChestMNIST)
-    "defocus_blur": (0.02, 0.03, 0.04, 0.05, 0.06),     # disk radius / image side
-    "motion_blur": (0.03, 0.05, 0.07, 0.09, 0.12),      # streak length / image side
-    "contrast": (0.9, 0.8, 0.7, 0.6, 0.4),              # contrast factor (MedMNIST-C contrast_down)
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),            # additive shift (ImageNet-C)
-    "gamma": (1.1, 1.2, 1.3, 1.4, 1.6),                 # x ** gamma (MedMNIST-C gamma_corr_up)
-    "jpeg": (50, 30, 15, 10, 7),                        # JPEG quality (MedMNIST-C)
-    "pixelate": (1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6),    # resolution kept (MedMNIST-C's radiology range)
+    "gaussian_noise": (0.04, 0.08, 0.12, 0.18, 0.26),  # noise sd (MedMNIST-C, ChestMNIST)
+    "speckle_noise": (0.05, 0.15, 0.20, 0.35, 0.45),  # multiplicative noise sd (MedMNIST-C, ChestMNIST)
+    "defocus_blur": (0.02, 0.03, 0.04, 0.05, 0.06),  # disk radius / image side
+    "motion_blur": (0.03, 0.05, 0.07, 0.09, 0.12),  # streak length / image side
+    "contrast": (0.9, 0.8, 0.7, 0.6, 0.4),  # contrast factor (MedMNIST-C contrast_down)
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # additive shift (ImageNet-C)
+    "gamma": (1.1, 1.2, 1.3, 1.4, 1.6),  # x ** gamma (MedMNIST-C gamma_corr_up)
+    "jpeg": (50, 30, 15, 10, 7),  # JPEG quality (MedMNIST-C)
+    "pixelate": (1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6),  # resolution kept (MedMNIST-C's radiology range)
 }
 CORRUPTIONS = tuple(PARAMS)
 
@@ -172,8 +173,14 @@ def pixelate(x: Tensor, keep: float, generator: torch.Generator) -> Tensor:
 
 
 FUNCTIONS: dict[str, Corruption] = {
-    "gaussian_noise": gaussian_noise, "speckle_noise": speckle_noise, "defocus_blur": defocus_blur,
-    "motion_blur": motion_blur, "contrast": contrast, "brightness": brightness, "gamma": gamma, "jpeg": jpeg,
+    "gaussian_noise": gaussian_noise,
+    "speckle_noise": speckle_noise,
+    "defocus_blur": defocus_blur,
+    "motion_blur": motion_blur,
+    "contrast": contrast,
+    "brightness": brightness,
+    "gamma": gamma,
+    "jpeg": jpeg,
     "pixelate": pixelate,
 }
 

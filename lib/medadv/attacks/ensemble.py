@@ -24,6 +24,7 @@ Random starts are seeded as in :mod:`medadv.attacks.robustness`: each model's at
 ``seed + 1``, ... in the order above (so the attacks the kit ran before Square and the transfer attacks keep their
 seeds and their numbers), the transfer attacks ``seed + 3000 + k``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,13 +40,28 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medadv.attacks import masking
-from medadv.attacks.gradient import pgd
-from medadv.attacks.catalogue import (ATTACKS, SMALLER_BUDGET, WHITE_BOX_FAMILIES, WHITE_BOX_SURVIVORS, RegisteredAttack,
-                                      registered)
+from medadv.attacks.catalogue import (
+    ATTACKS,
+    SMALLER_BUDGET,
+    WHITE_BOX_FAMILIES,
+    WHITE_BOX_SURVIVORS,
+    RegisteredAttack,
+    registered,
+)
 from medadv.attacks.examples import AttackExamples
-from medadv.attacks.robustness import (CORRUPTION_COLUMNS, CURVE_COLUMNS, AttackConfig, Robustness, accuracy_columns,
-                                       as_tensors, attack_survivors, corruption_rows, recipe_row,
-                                       still_correct)
+from medadv.attacks.gradient import pgd
+from medadv.attacks.robustness import (
+    CORRUPTION_COLUMNS,
+    CURVE_COLUMNS,
+    AttackConfig,
+    Robustness,
+    accuracy_columns,
+    as_tensors,
+    attack_survivors,
+    corruption_rows,
+    recipe_row,
+    still_correct,
+)
 from medadv.attacks.transfer import transfer_pgd
 from medadv.attacks.worst_case import PER_IMAGE_COLUMNS, worst_case_accuracy
 from medadv.core import in_notebook_progress
@@ -96,8 +112,14 @@ def check_images(labels: np.ndarray, n: int) -> np.ndarray:
     return np.sort(np.concatenate([pos[:n_pos], neg[: n - n_pos]]))
 
 
-def transfer_results(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, y: Tensor, config: AttackConfig,
-                     device: torch.device, seed: int) -> Transfers:
+def transfer_results(
+    models: Mapping[str, tuple[nn.Module, str]],
+    x: Tensor,
+    y: Tensor,
+    config: AttackConfig,
+    device: torch.device,
+    seed: int,
+) -> Transfers:
     """Every surrogate's transfer attack at every budget of the ``transfer`` attack, shown to every model.
 
     Returns:
@@ -107,33 +129,63 @@ def transfer_results(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, y: 
         return {}
     missing = [m for m in config.transfer_from if m not in models]
     if missing:
-        raise ConfigError(f"attacks.transfer_from names {missing}, which notebook 01 did not train; it trained "
-                          f"{sorted(models)}. Name trained classifiers, or leave 'transfer' out of attacks.ensemble.")
+        raise ConfigError(
+            f"attacks.transfer_from names {missing}, which notebook 01 did not train; it trained "
+            f"{sorted(models)}. Name trained classifiers, or leave 'transfer' out of attacks.ensemble."
+        )
     spec, out = registered("transfer"), {}
     targets = {name: model for name, (model, _) in models.items()}
-    budgets = [(s, norm, eps) for s in config.transfer_from for norm in spec.norms for eps in spec.budgets(config, norm)]
+    budgets = [
+        (s, norm, eps) for s in config.transfer_from for norm in spec.norms for eps in spec.budgets(config, norm)
+    ]
     for k, (surrogate, norm, eps) in enumerate(budgets):
-        result = transfer_pgd(models[surrogate][0], targets, x, y, eps, norm=norm, steps=config.steps,
-                              step_ratio=config.step_ratio, restarts=config.restarts, device=device,
-                              batch_size=config.batch_size, seed=seed + TRANSFER_SEED + k)
+        result = transfer_pgd(
+            models[surrogate][0],
+            targets,
+            x,
+            y,
+            eps,
+            norm=norm,
+            steps=config.steps,
+            step_ratio=config.step_ratio,
+            restarts=config.restarts,
+            device=device,
+            batch_size=config.batch_size,
+            seed=seed + TRANSFER_SEED + k,
+        )
         out[surrogate, norm, eps] = {name: c.numpy() for name, c in result.correct.items()}
     return out
 
 
-def _start(spec: RegisteredAttack, norm: str, eps: float, clean: np.ndarray, previous: np.ndarray,
-           masks: dict[tuple[str, str, float], np.ndarray]) -> np.ndarray:
+def _start(
+    spec: RegisteredAttack,
+    norm: str,
+    eps: float,
+    clean: np.ndarray,
+    previous: np.ndarray,
+    masks: dict[tuple[str, str, float], np.ndarray],
+) -> np.ndarray:
     """The images ``spec`` attacks at (norm, eps): see :mod:`medadv.attacks.catalogue`."""
     if spec.after == SMALLER_BUDGET:
         return previous
     if spec.after == WHITE_BOX_SURVIVORS:
-        survivors = [m for (a, n, e), m in masks.items()
-                     if n == norm and math.isclose(e, eps) and _family(a).family in WHITE_BOX_FAMILIES]
+        survivors = [
+            m
+            for (a, n, e), m in masks.items()
+            if n == norm and math.isclose(e, eps) and _family(a).family in WHITE_BOX_FAMILIES
+        ]
         return np.logical_and.reduce([clean, *survivors])
     return clean if spec.after is None else masks[spec.after, norm, eps]
 
 
-def _example_base(spec: RegisteredAttack, norm: str, eps: float, x: Tensor, previous: Tensor,
-                  examples: dict[tuple[str, str, float], Tensor]) -> Tensor | None:
+def _example_base(
+    spec: RegisteredAttack,
+    norm: str,
+    eps: float,
+    x: Tensor,
+    previous: Tensor,
+    examples: dict[tuple[str, str, float], Tensor],
+) -> Tensor | None:
     """The examples an attack's run updates (:mod:`medadv.attacks.examples`): the images for a first run, the last
     budget's examples for PGD's nested runs, the cascade's examples so far; None where none are kept (Square)."""
     if spec.after == SMALLER_BUDGET:
@@ -143,9 +195,18 @@ def _example_base(spec: RegisteredAttack, norm: str, eps: float, x: Tensor, prev
     return x if spec.after is None else examples[spec.after, norm, eps]
 
 
-def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.ndarray, transfers: Transfers,
-                 config: AttackConfig, device: torch.device, seeds: itertools.count,
-                 keep: bool = False) -> tuple[dict[tuple, np.ndarray], dict[tuple, Tensor]]:
+def _run_attacks(
+    model: nn.Module,
+    name: str,
+    x: Tensor,
+    y: Tensor,
+    clean: np.ndarray,
+    transfers: Transfers,
+    config: AttackConfig,
+    device: torch.device,
+    seeds: itertools.count,
+    keep: bool = False,
+) -> tuple[dict[tuple, np.ndarray], dict[tuple, Tensor]]:
     """Every attack of the ensemble on one model, in order.
 
     Returns:
@@ -156,8 +217,12 @@ def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.nd
     masks: dict[tuple[str, str, float], np.ndarray] = {}
     examples: dict[tuple[str, str, float], Tensor] = {}
     specs = ensemble_attacks(config)
-    progress = tqdm(total=sum(len(s.budgets(config, n)) for s in specs for n in s.norms), desc=f"{name}: attacks",
-                    leave=False, disable=not in_notebook_progress())
+    progress = tqdm(
+        total=sum(len(s.budgets(config, n)) for s in specs for n in s.norms),
+        desc=f"{name}: attacks",
+        leave=False,
+        disable=not in_notebook_progress(),
+    )
     for spec in specs:
         for norm in spec.norms:
             previous, previous_examples = clean, x
@@ -169,11 +234,13 @@ def _run_attacks(model: nn.Module, name: str, x: Tensor, y: Tensor, clean: np.nd
                     continue
                 attack = spec.build(config, norm, eps)
                 start = _start(spec, norm, eps, clean, previous, masks)
-                previous, adversarial = attack_survivors(model, x, y, attack, start, device, config.batch_size,
-                                                         next(seeds))
+                previous, adversarial = attack_survivors(
+                    model, x, y, attack, start, device, config.batch_size, next(seeds)
+                )
                 masks[spec.name, norm, eps] = previous
-                base = _example_base(spec, norm, eps, x, previous_examples, examples) if keep and norm == "linf" \
-                    else None
+                base = (
+                    _example_base(spec, norm, eps, x, previous_examples, examples) if keep and norm == "linf" else None
+                )
                 if base is not None:
                     previous_examples = examples[spec.name, norm, eps] = base.clone()
                     previous_examples[torch.as_tensor(np.flatnonzero(start))] = adversarial
@@ -185,8 +252,16 @@ def _family(attack: str) -> RegisteredAttack:
     return registered("transfer" if attack.startswith(TRANSFER_PREFIX) else attack)
 
 
-def _check_runs(model: nn.Module, x: Tensor, y: Tensor, clean: np.ndarray, masks: dict, config: AttackConfig,
-                device: torch.device, seeds: itertools.count) -> list[dict]:
+def _check_runs(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean: np.ndarray,
+    masks: dict,
+    config: AttackConfig,
+    device: torch.device,
+    seeds: itertools.count,
+) -> list[dict]:
     """The masking checks' own PGD runs (module docstring, step 3).
 
     Returns:
@@ -199,19 +274,39 @@ def _check_runs(model: nn.Module, x: Tensor, y: Tensor, clean: np.ndarray, masks
     alpha = config.step_ratio * eps / config.check_steps
 
     def strong(m: nn.Module, xb: Tensor, yb: Tensor, g: torch.Generator) -> Tensor:
-        return pgd(m, xb, yb, eps, alpha, config.check_steps, restarts=config.check_restarts, generator=g,
-                   early_stop=True)
+        return pgd(
+            m, xb, yb, eps, alpha, config.check_steps, restarts=config.check_restarts, generator=g, early_stop=True
+        )
 
     robust = still_correct(model, x, y, strong, start, device, config.batch_size, next(seeds))
-    rows = [{"attack": "pgd", "family": "iterative", "norm": "linf", "eps": eps, "steps": config.check_steps,
-             "restarts": config.check_restarts, "accuracy": float(robust.mean())}]
+    rows = [
+        {
+            "attack": "pgd",
+            "family": "iterative",
+            "norm": "linf",
+            "eps": eps,
+            "steps": config.check_steps,
+            "restarts": config.check_restarts,
+            "accuracy": float(robust.mean()),
+        }
+    ]
     subset = np.zeros(len(clean), dtype=bool)
     subset[check_images(y.numpy(), config.check_images)] = True
     for big in (config.check_large_eps, masking.UNBOUNDED_EPS):
-        robust = still_correct(model, x, y, config.pgd_attack(big, "linf"), clean & subset, device, config.batch_size,
-                               next(seeds))
-        rows.append({"attack": CHECK_ATTACK, "family": "iterative", "norm": "linf", "eps": big, "steps": config.steps,
-                     "restarts": config.restarts, "accuracy": float(robust[subset].mean())})
+        robust = still_correct(
+            model, x, y, config.pgd_attack(big, "linf"), clean & subset, device, config.batch_size, next(seeds)
+        )
+        rows.append(
+            {
+                "attack": CHECK_ATTACK,
+                "family": "iterative",
+                "norm": "linf",
+                "eps": big,
+                "steps": config.steps,
+                "restarts": config.restarts,
+                "accuracy": float(robust[subset].mean()),
+            }
+        )
     return rows
 
 
@@ -225,15 +320,81 @@ def _per_image(name: str, labels: np.ndarray, clean: np.ndarray, masks: dict, co
                 if not ran:
                     continue
                 correct = masks[attack, norm, max(ran)]
-                rows += [{"model": name, "norm": norm, "eps": budget, "attack": attack, "image_id": i,
-                          "label": int(labels[i]), "clean_correct": bool(clean[i]), "correct": bool(correct[i])}
-                         for i in range(len(labels))]
+                rows += [
+                    {
+                        "model": name,
+                        "norm": norm,
+                        "eps": budget,
+                        "attack": attack,
+                        "image_id": i,
+                        "label": int(labels[i]),
+                        "clean_correct": bool(clean[i]),
+                        "correct": bool(correct[i]),
+                    }
+                    for i in range(len(labels))
+                ]
     return rows
 
 
-def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tensor, corrupted: list[dict],
-                   transfers: Transfers, config: AttackConfig, device: torch.device, seed: int,
-                   image_ids: Sequence[str] | None = None) -> ModelResult:
+def _curve_rows(
+    name: str, recipe: str, labels: np.ndarray, clean: np.ndarray, masks: dict[tuple[str, str, float], np.ndarray]
+) -> list[dict]:
+    """A model's rows of ``robustness_curves``: clean, then every attack, norm and budget of the ensemble.
+
+    Returns:
+        rows with model, recipe, attack, norm, eps and the accuracy columns (:func:`accuracy_columns`).
+    """
+    curves = [
+        {
+            "model": name,
+            "recipe": recipe,
+            "attack": "clean",
+            "norm": "none",
+            "eps": 0.0,
+            **accuracy_columns(labels, clean),
+        }
+    ]
+    curves += [
+        {"model": name, "recipe": recipe, "attack": a, "norm": n, "eps": e, **accuracy_columns(labels, m)}
+        for (a, n, e), m in masks.items()
+    ]
+    return curves
+
+
+def _attack_runs(masks: dict[tuple[str, str, float], np.ndarray], config: AttackConfig) -> list[dict]:
+    """The ensemble's own attack runs as rows for the masking checks: attack, family, norm, budget, steps, restarts
+    and the accuracy they left.
+
+    Returns:
+        one row per (attack, norm, budget) of ``masks``.
+    """
+    return [
+        {
+            "attack": a,
+            "family": _family(a).family,
+            "norm": n,
+            "eps": e,
+            "steps": _family(a).setting(config)[0],
+            "restarts": _family(a).setting(config)[1],
+            "accuracy": float(m.mean()),
+        }
+        for (a, n, e), m in masks.items()
+    ]
+
+
+def evaluate_model(
+    model: nn.Module,
+    name: str,
+    recipe: str,
+    x: Tensor,
+    y: Tensor,
+    corrupted: list[dict],
+    transfers: Transfers,
+    config: AttackConfig,
+    device: torch.device,
+    seed: int,
+    image_ids: Sequence[str] | None = None,
+) -> ModelResult:
     """One model under every attack of the ensemble (module docstring); ``corrupted`` are its corruption rows
     (:func:`medadv.attacks.robustness.corruption_rows`), ``transfers`` every model's answers on the surrogates' images
     (:func:`transfer_results`); with ``image_ids`` (the images' ids, in order) its adversarial examples are kept.
@@ -246,22 +407,28 @@ def evaluate_model(model: nn.Module, name: str, recipe: str, x: Tensor, y: Tenso
     clean = (scores >= 0.5) == (labels == 1)
     seeds = itertools.count(seed)
     masks, kept = _run_attacks(model, name, x, y, clean, transfers, config, device, seeds, image_ids is not None)
-    curves = [{"model": name, "recipe": recipe, "attack": "clean", "norm": "none", "eps": 0.0,
-               **accuracy_columns(labels, clean)}]
-    curves += [{"model": name, "recipe": recipe, "attack": a, "norm": n, "eps": e, **accuracy_columns(labels, m)}
-               for (a, n, e), m in masks.items()]
-    checked = [{"attack": a, "family": _family(a).family, "norm": n, "eps": e,
-                "steps": _family(a).setting(config)[0], "restarts": _family(a).setting(config)[1],
-                "accuracy": float(m.mean())} for (a, n, e), m in masks.items()]
+    curves = _curve_rows(name, recipe, labels, clean, masks)
+    checked = _attack_runs(masks, config)
     checked += _check_runs(model, x, y, clean, masks, config, device, seeds)
     row = recipe_row(name, recipe, labels, scores, curves, corrupted, config)
-    logger.info("%s: clean balanced accuracy %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f", name,
-                row["clean_balanced_accuracy"], config.headline_linf_eps, row["pgd_linf_balanced_accuracy"],
-                row["mean_corruption_balanced_accuracy"])
-    examples = None if image_ids is None else AttackExamples(
-        name, tuple(np.asarray(image_ids)[clean]), {k: v[torch.as_tensor(clean)].numpy() for k, v in kept.items()})
-    return ModelResult(row, curves, _per_image(name, labels, clean, masks, config),
-                       [{"model": name, **r} for r in checked], examples)
+    logger.info(
+        "%s: clean balanced accuracy %.3f, PGD L-inf %.4f: %.3f, mean corruption %.3f",
+        name,
+        row["clean_balanced_accuracy"],
+        config.headline_linf_eps,
+        row["pgd_linf_balanced_accuracy"],
+        row["mean_corruption_balanced_accuracy"],
+    )
+    examples = (
+        None
+        if image_ids is None
+        else AttackExamples(
+            name, tuple(np.asarray(image_ids)[clean]), {k: v[torch.as_tensor(clean)].numpy() for k, v in kept.items()}
+        )
+    )
+    return ModelResult(
+        row, curves, _per_image(name, labels, clean, masks, config), [{"model": name, **r} for r in checked], examples
+    )
 
 
 def credit_order(config: AttackConfig) -> list[str]:
@@ -276,9 +443,16 @@ def credit_order(config: AttackConfig) -> list[str]:
     return out
 
 
-def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.ndarray, y: Tensor | np.ndarray,
-                    config: AttackConfig, device: torch.device, seed: int, keep_examples: Collection[str] = (),
-                    image_ids: Sequence[str] | None = None) -> Robustness:
+def evaluate_models(
+    models: Mapping[str, tuple[nn.Module, str]],
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    config: AttackConfig,
+    device: torch.device,
+    seed: int,
+    keep_examples: Collection[str] = (),
+    image_ids: Sequence[str] | None = None,
+) -> Robustness:
     """Evaluate every model (``name -> (model, recipe)``) on the same test images.
 
     Args:
@@ -298,20 +472,37 @@ def evaluate_models(models: Mapping[str, tuple[nn.Module, str]], x: Tensor | np.
     by_model = corruption_rows(models, x, y.numpy(), config, device, seed)
     transfers = transfer_results(models, x, y, config, device, seed)
     if keep_examples and (image_ids is None or len(image_ids) != len(y)):
-        raise DataError(f"keep_examples {sorted(keep_examples)}: keeping adversarial examples needs the id of every "
-                        f"test image (image_ids, {len(y)} of them); got {None if image_ids is None else len(image_ids)}.")
-    results = [evaluate_model(model, name, recipe, x, y, by_model[name], transfers, config, device, seed,
-                              image_ids if name in keep_examples else None)
-               for name, (model, recipe) in models.items()]
+        raise DataError(
+            f"keep_examples {sorted(keep_examples)}: keeping adversarial examples needs the id of every "
+            f"test image (image_ids, {len(y)} of them); got {None if image_ids is None else len(image_ids)}."
+        )
+    results = [
+        evaluate_model(
+            model,
+            name,
+            recipe,
+            x,
+            y,
+            by_model[name],
+            transfers,
+            config,
+            device,
+            seed,
+            image_ids if name in keep_examples else None,
+        )
+        for name, (model, recipe) in models.items()
+    ]
     per_image = pd.DataFrame([r for res in results for r in res.per_image], columns=list(PER_IMAGE_COLUMNS))
     order = [a for a in credit_order(config) if a in set(per_image["attack"])]
     checked = pd.DataFrame([r for res in results for r in res.checked], columns=list(masking.ACCURACY_COLUMNS))
     constant = majority_share(y.numpy()[check_images(y.numpy(), config.check_images)])
-    return Robustness(by_recipe=pd.DataFrame([r.row for r in results]),
-                      curves=pd.DataFrame([c for r in results for c in r.curves], columns=list(CURVE_COLUMNS)),
-                      corruptions=pd.DataFrame([c for name in models for c in by_model[name]],
-                                               columns=list(CORRUPTION_COLUMNS)),
-                      worst_case=worst_case_accuracy(per_image, order),
-                      sanity=masking.masking_checks(checked, constant, config.masking_tolerance,
-                                                    large=("linf", config.check_large_eps)),
-                      examples={r.examples.model: r.examples for r in results if r.examples is not None})
+    return Robustness(
+        by_recipe=pd.DataFrame([r.row for r in results]),
+        curves=pd.DataFrame([c for r in results for c in r.curves], columns=list(CURVE_COLUMNS)),
+        corruptions=pd.DataFrame([c for name in models for c in by_model[name]], columns=list(CORRUPTION_COLUMNS)),
+        worst_case=worst_case_accuracy(per_image, order),
+        sanity=masking.masking_checks(
+            checked, constant, config.masking_tolerance, large=("linf", config.check_large_eps)
+        ),
+        examples={r.examples.model: r.examples for r in results if r.examples is not None},
+    )

@@ -21,6 +21,7 @@ On disk, per model, in a folder of the run (``data/attack_examples``):
 Written by hand: the examples are a few arrays and a table, for which NumPy's ``.npz`` and a CSV are the plain
 formats; no library of the field stores attack outputs keyed by image.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,10 @@ class AttackExamples:
             if a == attack and n == norm and np.isclose(e, eps, rtol=1e-9, atol=0.0):
                 return images
         kept = sorted({(a, n, float(e)) for a, n, e in self.images})
-        raise RunError(f"notebook 03 kept no {attack} examples of {self.model} at {norm} {eps:g}; it kept {kept}. "
-                       "Rerun notebook 03_attack_evaluation with this profile.")
+        raise RunError(
+            f"notebook 03 kept no {attack} examples of {self.model} at {norm} {eps:g}; it kept {kept}. "
+            "Rerun notebook 03_attack_evaluation with this profile."
+        )
 
 
 def _key(attack: str, norm: str, eps: float) -> str:
@@ -90,11 +93,15 @@ def write_examples(folder: Path, examples: AttackExamples) -> list[Path]:
     arrays, rows = {}, []
     for (attack, norm, eps), images in examples.images.items():
         if len(images) != len(examples.image_ids):
-            raise DataError(f"{examples.model} {attack} {norm} {eps:g}: {len(images)} examples for "
-                            f"{len(examples.image_ids)} images.")
+            raise DataError(
+                f"{examples.model} {attack} {norm} {eps:g}: {len(images)} examples for "
+                f"{len(examples.image_ids)} images."
+            )
         arrays[_key(attack, norm, eps)] = np.ascontiguousarray(images, dtype=np.float32)
-        rows += [{"attack": attack, "norm": norm, "eps": eps, "image_id": i, "row": r}
-                 for r, i in enumerate(examples.image_ids)]
+        rows += [
+            {"attack": attack, "norm": norm, "eps": eps, "image_id": i, "row": r}
+            for r, i in enumerate(examples.image_ids)
+        ]
     npz, csv = folder / f"{examples.model}.npz", folder / f"{examples.model}.csv"
     with npz.open("wb") as handle:
         np.savez(handle, **arrays)
@@ -118,17 +125,21 @@ def read_examples(folder: Path, model: str, test_ids: Sequence[str]) -> AttackEx
     """
     npz, csv = Path(folder) / f"{model}.npz", Path(folder) / f"{model}.csv"
     if not npz.is_file() or not csv.is_file():
-        raise RunError(f"{npz} or {csv.name} is missing; notebook 03_attack_evaluation writes the adversarial "
-                       f"examples of {model} that this notebook reads: run it first (with detect.classifier "
-                       f"{model!r} in the profile).")
+        raise RunError(
+            f"{npz} or {csv.name} is missing; notebook 03_attack_evaluation writes the adversarial "
+            f"examples of {model} that this notebook reads: run it first (with detect.classifier "
+            f"{model!r} in the profile)."
+        )
     index = pd.read_csv(csv, dtype={"image_id": str})
     if list(index.columns) != list(INDEX_COLUMNS):
         raise DataError(f"{csv}: columns {list(index.columns)}; expected {list(INDEX_COLUMNS)}. Rerun notebook 03.")
     position = {image_id: k for k, image_id in enumerate(test_ids)}
     unknown = sorted(set(index["image_id"]) - set(position))
     if unknown:
-        raise DataError(f"{csv}: image(s) {unknown[:5]} are not test images of this run's cohort; the examples were "
-                        "made for another cohort. Rerun notebook 03_attack_evaluation.")
+        raise DataError(
+            f"{csv}: image(s) {unknown[:5]} are not test images of this run's cohort; the examples were "
+            "made for another cohort. Rerun notebook 03_attack_evaluation."
+        )
     image_ids: tuple[str, ...] | None = None
     images: ExampleSets = {}
     with np.load(npz) as stored:
@@ -139,8 +150,10 @@ def read_examples(folder: Path, model: str, test_ids: Sequence[str]) -> AttackEx
                 image_ids = ids
             found = [k for k in names if k[:2] == (attack, norm) and np.isclose(k[2], eps, rtol=1e-12, atol=0.0)]
             if ids != image_ids or len(found) != 1 or len(stored[names[found[0]]]) != len(rows):
-                raise DataError(f"{npz}: the examples of {attack} {norm} {eps:g} do not match the index {csv.name}. "
-                                "Rerun notebook 03.")
+                raise DataError(
+                    f"{npz}: the examples of {attack} {norm} {eps:g} do not match the index {csv.name}. "
+                    "Rerun notebook 03."
+                )
             order = rows.set_index("image_id").loc[list(ids), "row"].to_numpy()
             images[found[0]] = stored[names[found[0]]][order]
     return AttackExamples(model, image_ids or (), images)

@@ -16,6 +16,7 @@ A score at or above the threshold counts as positive. AUCs carry DeLong 95% inte
 (:func:`medadv.stats.binomial.clopper_pearson`). :func:`flip_rate` runs a classifier over the real images and their
 fakes and reads the fooling rates from the same table.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,9 +84,14 @@ class GanAttackResult:
         Returns:
             The table, one row per row of Table 1.
         """
-        rows = [("AUC, real test set", self.auc_real), ("AUC, adversarial test set (flipped labels)", self.auc_adversarial)]
-        records = [{"row": name, "value": auc, "ci_low": lo, "ci_high": hi, "n": np.nan, "N": np.nan, "text": f"{auc:.3f}"}
-                   for name, (auc, lo, hi) in rows]
+        rows = [
+            ("AUC, real test set", self.auc_real),
+            ("AUC, adversarial test set (flipped labels)", self.auc_adversarial),
+        ]
+        records = [
+            {"row": name, "value": auc, "ci_low": lo, "ci_high": hi, "n": np.nan, "N": np.nan, "text": f"{auc:.3f}"}
+            for name, (auc, lo, hi) in rows
+        ]
         rates = [
             ("Accuracy, real positives (threshold 0.5)", self.accuracy_positive),
             ("Fooling rate, fakes of correctly classified positives (called negative)", self.fooled_positive),
@@ -95,8 +101,17 @@ class GanAttackResult:
         ]
         for name, rate in rates:
             lo, hi = rate.ci
-            records.append({"row": name, "value": rate.value, "ci_low": lo, "ci_high": hi, "n": rate.n, "N": rate.N,
-                            "text": rate.text})
+            records.append(
+                {
+                    "row": name,
+                    "value": rate.value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": rate.n,
+                    "N": rate.N,
+                    "text": rate.text,
+                }
+            )
         table = pd.DataFrame(records, columns=list(TABLE_COLUMNS))
         return table.astype({"n": "Int64", "N": "Int64"})
 
@@ -107,16 +122,21 @@ class GanAttackResult:
             The headline numbers.
         """
         return {
-            "auc_real": self.auc_real[0], "auc_adversarial": self.auc_adversarial[0],
-            "accuracy_positive": self.accuracy_positive.value, "accuracy_negative": self.accuracy_negative.value,
-            "fooling_rate_positive": self.fooled_positive.value, "fooling_rate_negative": self.fooled_negative.value,
+            "auc_real": self.auc_real[0],
+            "auc_adversarial": self.auc_adversarial[0],
+            "accuracy_positive": self.accuracy_positive.value,
+            "accuracy_negative": self.accuracy_negative.value,
+            "fooling_rate_positive": self.fooled_positive.value,
+            "fooling_rate_negative": self.fooled_negative.value,
             "fooling_rate_overall": self.fooled_overall.value,
-            "n_fooled": self.fooled_overall.n, "n_correct": self.fooled_overall.N,
+            "n_fooled": self.fooled_overall.n,
+            "n_correct": self.fooled_overall.N,
         }
 
 
-def gan_attack_evaluation(labels: ArrayLike, real_scores: ArrayLike, fake_scores: ArrayLike,
-                          threshold: float = 0.5) -> GanAttackResult:
+def gan_attack_evaluation(
+    labels: ArrayLike, real_scores: ArrayLike, fake_scores: ArrayLike, threshold: float = 0.5
+) -> GanAttackResult:
     """Paper 001's Table 1 from the classifier's positive-class probabilities on real images and their fakes.
 
     Args:
@@ -132,7 +152,9 @@ def gan_attack_evaluation(labels: ArrayLike, real_scores: ArrayLike, fake_scores
     real = np.asarray(real_scores, dtype=float)
     fake = np.asarray(fake_scores, dtype=float)
     if real.shape != truth.shape or fake.shape != truth.shape:
-        raise DataError(f"{truth.size} labels, real scores {real.shape}, fake scores {fake.shape}; expected one of each per image.")
+        raise DataError(
+            f"{truth.size} labels, real scores {real.shape}, fake scores {fake.shape}; expected one of each per image."
+        )
     if not (np.isfinite(real).all() and np.isfinite(fake).all()):
         raise DataError("real_scores or fake_scores hold NaN or inf; every image needs a finite score.")
     real_pos, fake_pos = real >= threshold, fake >= threshold
@@ -151,8 +173,14 @@ def gan_attack_evaluation(labels: ArrayLike, real_scores: ArrayLike, fake_scores
     )
 
 
-def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels: np.ndarray, device: torch.device,
-              batch_size: int = 64) -> pd.DataFrame:
+def flip_rate(
+    classifier: nn.Module,
+    real: np.ndarray,
+    fake: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    batch_size: int = 64,
+) -> pd.DataFrame:
     """How often the fakes fool a classifier: among images it classifies correctly, the share whose fake it assigns to
     the flipped label (paper 001's fooling rate, Table 1, computed by :func:`gan_attack_evaluation`), per source
     label and overall.
@@ -167,12 +195,16 @@ def flip_rate(classifier: nn.Module, real: np.ndarray, fake: np.ndarray, labels:
     )
     rates = (("0", result.fooled_negative), ("1", result.fooled_positive), ("all", result.fooled_overall))
     return pd.DataFrame(
-        [{"source_label": name, "n_correct": r.N, "n_flipped": r.n, "flip_rate": r.n / r.N if r.N else np.nan}
-         for name, r in rates]
+        [
+            {"source_label": name, "n_correct": r.N, "n_flipped": r.n, "flip_rate": r.n / r.N if r.N else np.nan}
+            for name, r in rates
+        ]
     )
 
 
-def load_fakes(run_dir: str | Path, index: pd.DataFrame, image_ids: ArrayLike, image_size: tuple[int, int]) -> np.ndarray:
+def load_fakes(
+    run_dir: str | Path, index: pd.DataFrame, image_ids: ArrayLike, image_size: tuple[int, int]
+) -> np.ndarray:
     """The fakes of ``image_ids`` (in that order) from notebook 02's adversarial index, as (N, 1, H, W) in [0, 1].
 
     Check the index first with :func:`medadv.data.adversarial.validate_adversarial_index` (columns, flipped labels).
@@ -187,7 +219,9 @@ def load_fakes(run_dir: str | Path, index: pd.DataFrame, image_ids: ArrayLike, i
     ids = [str(i) for i in np.asarray(image_ids)]
     missing = [i for i in ids if i not in by_id.index]
     if missing:
-        raise DataError(f"adversarial_index has no fake for {len(missing)} image(s), e.g. {missing[:5]}; rerun notebook 02.")
+        raise DataError(
+            f"adversarial_index has no fake for {len(missing)} image(s), e.g. {missing[:5]}; rerun notebook 02."
+        )
     h, w = image_size
     out = np.empty((len(ids), 1, h, w), np.float32)
     for k, image_id in enumerate(ids):

@@ -42,6 +42,7 @@ References:
     attacks" (APGD, Algorithm 1).
     Rasaee & Rivaz (paper 004): iterative FGSM with eps 0.1 and 25 steps against the predicted label.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,10 @@ logger = logging.getLogger(__name__)
 LossFn = Callable[[Tensor, Tensor], Tensor]
 NORMS = ("linf", "l2")
 APGD_LOSSES = ("ce", "margin")
-BUDGET_HINT = ("L-inf budgets are in [0, 1] pixel units: write 2/255 as 0.00784 (a budget of 2 would let the attack "
-               "use the whole grey range).")
+BUDGET_HINT = (
+    "L-inf budgets are in [0, 1] pixel units: write 2/255 as 0.00784 (a budget of 2 would let the attack "
+    "use the whole grey range)."
+)
 
 
 # ---- shared helpers ---------------------------------------------------------------------------------------------------
@@ -78,8 +81,11 @@ def check_linf_budgets(budgets: Mapping[str, float | Sequence[float]]) -> None:
     """
     for name, given in budgets.items():
         values = list(given) if isinstance(given, Sequence) else [given]
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)
-               or not math.isfinite(v) or not 0 < v <= 1]
+        bad = [
+            v
+            for v in values
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not 0 < v <= 1
+        ]
         if bad:
             shown = list(given) if isinstance(given, Sequence) else given
             raise ConfigError(f"{name} is {shown!r}: {bad[0]!r} is outside (0, 1]. {BUDGET_HINT}")
@@ -93,8 +99,10 @@ def _number(value: object, name: str) -> float:
     """
     if isinstance(value, Tensor):
         if value.ndim != 0:
-            raise ConfigError(f"{name} is a tensor of shape {tuple(value.shape)}; expected one number (attack each "
-                              "budget in its own call).")
+            raise ConfigError(
+                f"{name} is a tensor of shape {tuple(value.shape)}; expected one number (attack each "
+                "budget in its own call)."
+            )
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"{name} is {value!r}; expected one finite number.")
@@ -139,8 +147,9 @@ def _check_inputs(x: Tensor, y: Tensor, eps: object, norm: str = "linf") -> floa
             f"x is {type(x).__name__} {tuple(getattr(x, 'shape', ()))}; expected a float tensor (N, 1, H, W) in [0, 1]."
         )
     if x.numel() and not bool(torch.isfinite(x).all()):
-        raise DataError(f"x holds {int((~torch.isfinite(x)).sum())} NaN or infinite pixel(s); attacks expect images "
-                        "in [0, 1].")
+        raise DataError(
+            f"x holds {int((~torch.isfinite(x)).sum())} NaN or infinite pixel(s); attacks expect images in [0, 1]."
+        )
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise DataError(f"x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; attacks expect images in [0, 1].")
     value = _budget(eps, norm)
@@ -152,15 +161,20 @@ def _check_targets(x: Tensor, y: Tensor) -> None:
     """``y`` must be (N,) integer labels or (N, C) soft targets with C >= 2 (the classes are checked against the
     model's logits by :func:`_check_classes`)."""
     if not isinstance(y, Tensor) or y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
-        raise DataError(f"y has shape {tuple(getattr(y, 'shape', ()))}; expected labels ({x.shape[0]},) or soft "
-                        f"targets ({x.shape[0]}, C) matching x's batch.")
+        raise DataError(
+            f"y has shape {tuple(getattr(y, 'shape', ()))}; expected labels ({x.shape[0]},) or soft "
+            f"targets ({x.shape[0]}, C) matching x's batch."
+        )
     if y.ndim == 2 and (y.shape[1] < 2 or not y.is_floating_point()):
-        raise DataError(f"y has shape {tuple(y.shape)} and dtype {y.dtype}; labels are ({x.shape[0]},) integers (use "
-                        f"y.squeeze(1) or y.flatten()), soft targets ({x.shape[0]}, C) probabilities over the model's "
-                        "C classes.")
+        raise DataError(
+            f"y has shape {tuple(y.shape)} and dtype {y.dtype}; labels are ({x.shape[0]},) integers (use "
+            f"y.squeeze(1) or y.flatten()), soft targets ({x.shape[0]}, C) probabilities over the model's "
+            "C classes."
+        )
     if y.ndim == 1 and (y.is_floating_point() or y.dtype == torch.bool or y.is_complex()):
-        raise DataError(f"y has dtype {y.dtype}; expected integer class labels (torch.long; y.long() when they are "
-                        "whole numbers).")
+        raise DataError(
+            f"y has dtype {y.dtype}; expected integer class labels (torch.long; y.long() when they are whole numbers)."
+        )
 
 
 def _check_classes(y: Tensor, logits: Tensor) -> None:
@@ -168,8 +182,10 @@ def _check_classes(y: Tensor, logits: Tensor) -> None:
     classes = logits.shape[1]
     if y.ndim == 2:
         if y.shape[1] != classes:
-            raise DataError(f"y has shape {tuple(y.shape)}, but the model returns {classes} logits; soft targets are "
-                            f"(N, {classes}).")
+            raise DataError(
+                f"y has shape {tuple(y.shape)}, but the model returns {classes} logits; soft targets are "
+                f"(N, {classes})."
+            )
         return
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= classes):
         wrong = int(y.max()) if int(y.max()) >= classes else int(y.min())
@@ -398,8 +414,15 @@ def pgd(
                 with torch.no_grad():
                     logits = model(x_adv)
                     best.update(idx, x_adv, logits, _losses(logits, ys, loss_fn)[1], ts)
-    logger.debug("pgd %s eps=%g steps=%d restarts=%d: fooled %d of %d", norm, eps, steps, restarts,
-                 int(best.fooled.sum()), x.shape[0])
+    logger.debug(
+        "pgd %s eps=%g steps=%d restarts=%d: fooled %d of %d",
+        norm,
+        eps,
+        steps,
+        restarts,
+        int(best.fooled.sum()),
+        x.shape[0],
+    )
     return best.x
 
 
@@ -425,8 +448,19 @@ def ifgsm(
     """
     if y is None:
         y = predicted_labels(model, x)
-    return pgd(model, x, y, eps, alpha if alpha is not None else eps / steps, steps, norm="linf",
-               random_start=False, restarts=1, loss_fn=loss_fn, early_stop=early_stop)
+    return pgd(
+        model,
+        x,
+        y,
+        eps,
+        alpha if alpha is not None else eps / steps,
+        steps,
+        norm="linf",
+        random_start=False,
+        restarts=1,
+        loss_fn=loss_fn,
+        early_stop=early_stop,
+    )
 
 
 # ---- APGD -------------------------------------------------------------------------------------------------------------
@@ -544,8 +578,16 @@ def apgd(
                 break
             xs, ys = _subset(idx, x, y)
             _apgd_run(model, xs, ys, idx, eps, steps, norm, loss_fn, checkpoints, rho, momentum, best, generator)
-    logger.debug("apgd-%s %s eps=%g steps=%d restarts=%d: fooled %d of %d", loss, norm, eps, steps, restarts,
-                 int(best.fooled.sum()), x.shape[0])
+    logger.debug(
+        "apgd-%s %s eps=%g steps=%d restarts=%d: fooled %d of %d",
+        loss,
+        norm,
+        eps,
+        steps,
+        restarts,
+        int(best.fooled.sum()),
+        x.shape[0],
+    )
     return best.x
 
 

@@ -46,6 +46,7 @@ about 120 go either way (1 image = 0.8 points), while the masking the checks are
 (a white-box accuracy of 54% beside a black-box one of 10%). The large-budget and unbounded checks have no tolerance:
 their bars (a constant classifier's accuracy; zero) are already the most lenient ones that a working attack can meet.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,18 +96,23 @@ def validate_accuracies(table: pd.DataFrame) -> pd.DataFrame:
     table = table.astype({"accuracy": float, "eps": float, "steps": int, "restarts": int})
     bad = table[~table["accuracy"].between(0.0, 1.0)]
     if not bad.empty:
-        raise DataError(f"accuracy {bad['accuracy'].iloc[0]} of model {bad['model'].iloc[0]!r}, attack "
-                        f"{bad['attack'].iloc[0]!r} is outside [0, 1]; expected a share of images.")
+        raise DataError(
+            f"accuracy {bad['accuracy'].iloc[0]} of model {bad['model'].iloc[0]!r}, attack "
+            f"{bad['attack'].iloc[0]!r} is outside [0, 1]; expected a share of images."
+        )
     key = ["model", "attack", "norm", "eps", "steps", "restarts"]
     dup = table[table.duplicated(key, keep=False)]
     if not dup.empty:
-        raise DataError(f"the accuracy table repeats {dict(zip(key, dup[key].iloc[0].tolist()))}; each model, attack, "
-                        "norm, eps, steps and restarts must appear once.")
+        raise DataError(
+            f"the accuracy table repeats {dict(zip(key, dup[key].iloc[0].tolist()))}; each model, attack, "
+            "norm, eps, steps and restarts must appear once."
+        )
     return table
 
 
-def _check_rows(table: pd.DataFrame, check: str, one: Callable[[str, pd.DataFrame], tuple[float, bool, str]],
-                needs: str) -> pd.DataFrame:
+def _check_rows(
+    table: pd.DataFrame, check: str, one: Callable[[str, pd.DataFrame], tuple[float, bool, str]], needs: str
+) -> pd.DataFrame:
     """Run ``one(model, its rows) -> (value, passes, meaning)`` for every model; ``needs`` names what a model that
     returns NaN lacks."""
     table = validate_accuracies(table)
@@ -114,8 +120,10 @@ def _check_rows(table: pd.DataFrame, check: str, one: Callable[[str, pd.DataFram
     for model, group in table.groupby("model", sort=False):
         value, passes, meaning = one(str(model), group)
         if math.isnan(value):
-            raise DataError(f"check {check}: model {model!r} has no {needs} in the accuracy table; add them, or leave "
-                            "this check out for it.")
+            raise DataError(
+                f"check {check}: model {model!r} has no {needs} in the accuracy table; add them, or leave "
+                "this check out for it."
+            )
         rows.append({"model": model, "check": check, "value": value, "passes": bool(passes), "meaning": meaning})
     return pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
 
@@ -129,8 +137,9 @@ def _lowest(rows: pd.DataFrame) -> pd.Series:
     return rows.loc[rows["accuracy"].idxmin()]
 
 
-def large_budget(table: pd.DataFrame, constant_accuracy: float, norm: str = "linf", eps: float = LARGE_EPS) -> \
-        pd.DataFrame:
+def large_budget(
+    table: pd.DataFrame, constant_accuracy: float, norm: str = "linf", eps: float = LARGE_EPS
+) -> pd.DataFrame:
     """Check (a), first half: at a large budget the strongest attack leaves no more than a constant classifier.
 
     A constant classifier cannot be attacked at all (its answer does not depend on the image), so a model that keeps
@@ -157,11 +166,15 @@ def large_budget(table: pd.DataFrame, constant_accuracy: float, norm: str = "lin
             return math.nan, False, ""
         best = _lowest(rows)
         passes = best["accuracy"] <= constant_accuracy
-        meaning = (f"at {where} the strongest attack ({best['attack']}) leaves {_pct(best['accuracy'])}, "
-                   f"{'not above' if passes else 'more than'} the constant classifier's {_pct(constant_accuracy)}")
+        meaning = (
+            f"at {where} the strongest attack ({best['attack']}) leaves {_pct(best['accuracy'])}, "
+            f"{'not above' if passes else 'more than'} the constant classifier's {_pct(constant_accuracy)}"
+        )
         if not passes:
-            meaning += ("; at a budget that can repaint the image the attacks should do better: its gradients or "
-                        "outputs hide the way to the other class (masking suspected)")
+            meaning += (
+                "; at a budget that can repaint the image the attacks should do better: its gradients or "
+                "outputs hide the way to the other class (masking suspected)"
+            )
         return float(best["accuracy"]), bool(passes), meaning
 
     return _check_rows(table, "a_large_budget", one, f"rows at {where}")
@@ -188,10 +201,18 @@ def unbounded(table: pd.DataFrame, norm: str = "linf", eps: float = UNBOUNDED_EP
             return math.nan, False, ""
         best = _lowest(rows)
         passes = best["accuracy"] == 0.0
-        meaning = f"with the whole image space in reach ({where}) the strongest attack ({best['attack']}) leaves " \
-                  f"{_pct(best['accuracy'])}"
-        meaning += "" if passes else (": some image can be changed into anything and is still classified correctly; "
-                                      "the model never gives the other class there, or the attack cannot find it")
+        meaning = (
+            f"with the whole image space in reach ({where}) the strongest attack ({best['attack']}) leaves "
+            f"{_pct(best['accuracy'])}"
+        )
+        meaning += (
+            ""
+            if passes
+            else (
+                ": some image can be changed into anything and is still classified correctly; "
+                "the model never gives the other class there, or the attack cannot find it"
+            )
+        )
         return float(best["accuracy"]), bool(passes), meaning
 
     return _check_rows(table, "a_unbounded", one, f"rows at {where} or more")
@@ -206,9 +227,13 @@ def _largest_gap(group: pd.DataFrame, strong: tuple[str, ...], weak: tuple[str, 
         if s.empty or w.empty:
             continue
         s_best, w_best = _lowest(s), _lowest(w)
-        gaps.append((float(s_best["accuracy"] - w_best["accuracy"]),
-                     f"at {_budget(str(norm), float(eps))} {s_best['attack']} leaves {_pct(s_best['accuracy'])}, "
-                     f"{w_best['attack']} {_pct(w_best['accuracy'])}"))
+        gaps.append(
+            (
+                float(s_best["accuracy"] - w_best["accuracy"]),
+                f"at {_budget(str(norm), float(eps))} {s_best['attack']} leaves {_pct(s_best['accuracy'])}, "
+                f"{w_best['attack']} {_pct(w_best['accuracy'])}",
+            )
+        )
     return max(gaps, key=lambda g: g[0]) if gaps else (math.nan, "")
 
 
@@ -226,9 +251,12 @@ def iterative_vs_one_step(table: pd.DataFrame, tolerance: float = TOLERANCE) -> 
     def one(model: str, group: pd.DataFrame) -> tuple[float, bool, str]:
         gap, where = _largest_gap(group, ("iterative",), ("one_step",))
         passes = gap <= tolerance
-        meaning = f"{where}: " + ("iterative attacks are at least as strong as one-step ones" if passes else
-                                  "the one-step attack is stronger than the iterative ones; small gradient steps "
-                                  "lead astray near the image (masking suspected)")
+        meaning = f"{where}: " + (
+            "iterative attacks are at least as strong as one-step ones"
+            if passes
+            else "the one-step attack is stronger than the iterative ones; small gradient steps "
+            "lead astray near the image (masking suspected)"
+        )
         return gap, bool(passes), meaning + f" (gap {100 * gap:+.1f} points, tolerance {100 * tolerance:.1f})"
 
     return _check_rows(table, "b_iterative_vs_one_step", one, "budget with both a one-step and an iterative attack")
@@ -249,10 +277,13 @@ def white_box_vs_black_box(table: pd.DataFrame, tolerance: float = TOLERANCE) ->
     def one(model: str, group: pd.DataFrame) -> tuple[float, bool, str]:
         gap, where = _largest_gap(group, WHITE_BOX, BLACK_BOX)
         passes = gap <= tolerance
-        meaning = f"{where}: " + ("the white-box attacks are at least as strong as the black-box ones" if passes else
-                                  "an attack without the model's gradients does better than those with them; the "
-                                  "gradients mislead (gradient masking), and the white-box accuracy overstates "
-                                  "robustness")
+        meaning = f"{where}: " + (
+            "the white-box attacks are at least as strong as the black-box ones"
+            if passes
+            else "an attack without the model's gradients does better than those with them; the "
+            "gradients mislead (gradient masking), and the white-box accuracy overstates "
+            "robustness"
+        )
         return gap, bool(passes), meaning + f" (gap {100 * gap:+.1f} points, tolerance {100 * tolerance:.1f})"
 
     return _check_rows(table, "c_white_box_vs_black_box", one, "budget with both a white-box and a black-box attack")
@@ -279,13 +310,19 @@ def steps_and_restarts(table: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.
             other = rows.iloc[1:].loc[changes.idxmax()]
             change = float(changes.max())
             if math.isnan(worst[0]) or change > worst[0]:
-                worst = (change, f"{attack} at {_budget(str(norm), float(eps))}: {base['steps']} steps x "
-                                 f"{base['restarts']} restarts leave {_pct(base['accuracy'])}, {other['steps']} x "
-                                 f"{other['restarts']} {_pct(other['accuracy'])}")
+                worst = (
+                    change,
+                    f"{attack} at {_budget(str(norm), float(eps))}: {base['steps']} steps x "
+                    f"{base['restarts']} restarts leave {_pct(base['accuracy'])}, {other['steps']} x "
+                    f"{other['restarts']} {_pct(other['accuracy'])}",
+                )
         change, where = worst
         passes = change <= tolerance
-        meaning = f"{where}" + ("" if passes else "; the attack had not converged at its own setting, so its accuracy "
-                                                  "is an upper bound at best")
+        meaning = f"{where}" + (
+            ""
+            if passes
+            else "; the attack had not converged at its own setting, so its accuracy is an upper bound at best"
+        )
         return change, bool(passes), meaning + f" (change {100 * change:.1f} points, tolerance {100 * tolerance:.1f})"
 
     return _check_rows(table, "d_steps_and_restarts", one, "attack run with more than one setting of steps/restarts")
@@ -310,21 +347,31 @@ def monotone_in_budget(table: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.
             rise = max(float(rises.iloc[k]), 0.0)
             if math.isnan(worst[0]) or rise > worst[0]:
                 lo, hi = rows.iloc[k], rows.iloc[k + 1]
-                worst = (rise, f"{attack} leaves {_pct(lo['accuracy'])} at {_budget(str(norm), float(lo['eps']))} and "
-                               f"{_pct(hi['accuracy'])} at {_budget(str(norm), float(hi['eps']))}")
+                worst = (
+                    rise,
+                    f"{attack} leaves {_pct(lo['accuracy'])} at {_budget(str(norm), float(lo['eps']))} and "
+                    f"{_pct(hi['accuracy'])} at {_budget(str(norm), float(hi['eps']))}",
+                )
         rise, where = worst
         passes = rise <= tolerance
-        meaning = (f"accuracy does not rise with the budget (largest rise {100 * rise:.1f} points)" if passes else
-                   f"{where}: more room to attack and fewer images fooled; the attack loses its way as the budget "
-                   "grows (masking suspected)")
+        meaning = (
+            f"accuracy does not rise with the budget (largest rise {100 * rise:.1f} points)"
+            if passes
+            else f"{where}: more room to attack and fewer images fooled; the attack loses its way as the budget "
+            "grows (masking suspected)"
+        )
         return rise, bool(passes), meaning + f" (tolerance {100 * tolerance:.1f})"
 
     return _check_rows(table, "e_monotone_in_budget", one, "attack run at two or more budgets")
 
 
-def masking_checks(table: pd.DataFrame, constant_accuracy: float, tolerance: float = TOLERANCE,
-                   large: tuple[str, float] = ("linf", LARGE_EPS),
-                   unbounded_budget: tuple[str, float] = ("linf", UNBOUNDED_EPS)) -> pd.DataFrame:
+def masking_checks(
+    table: pd.DataFrame,
+    constant_accuracy: float,
+    tolerance: float = TOLERANCE,
+    large: tuple[str, float] = ("linf", LARGE_EPS),
+    unbounded_budget: tuple[str, float] = ("linf", UNBOUNDED_EPS),
+) -> pd.DataFrame:
     """Every check, (a) to (e), on every model of ``table``.
 
     Args:
@@ -336,9 +383,14 @@ def masking_checks(table: pd.DataFrame, constant_accuracy: float, tolerance: flo
     Returns:
         The rows of all checks (:data:`CHECK_COLUMNS`), model by model in the table's order, checks in order.
     """
-    parts = [large_budget(table, constant_accuracy, *large), unbounded(table, *unbounded_budget),
-             iterative_vs_one_step(table, tolerance), white_box_vs_black_box(table, tolerance),
-             steps_and_restarts(table, tolerance), monotone_in_budget(table, tolerance)]
+    parts = [
+        large_budget(table, constant_accuracy, *large),
+        unbounded(table, *unbounded_budget),
+        iterative_vs_one_step(table, tolerance),
+        white_box_vs_black_box(table, tolerance),
+        steps_and_restarts(table, tolerance),
+        monotone_in_budget(table, tolerance),
+    ]
     out = pd.concat(parts, ignore_index=True)
     order = {m: i for i, m in enumerate(dict.fromkeys(table["model"]))}
     return out.sort_values("model", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
@@ -354,7 +406,12 @@ def masking_suspected(checks: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in CHECK_COLUMNS if c not in checks.columns]
     if missing:
         raise DataError(f"the checks table lacks the column(s) {missing}; expected {list(CHECK_COLUMNS)}.")
-    rows = [{"model": model, "masking_suspected": bool((~group["passes"].astype(bool)).any()),
-             "failed_checks": "+".join(group.loc[~group["passes"].astype(bool), "check"])}
-            for model, group in checks.groupby("model", sort=False)]
+    rows = [
+        {
+            "model": model,
+            "masking_suspected": bool((~group["passes"].astype(bool)).any()),
+            "failed_checks": "+".join(group.loc[~group["passes"].astype(bool), "check"]),
+        }
+        for model, group in checks.groupby("model", sort=False)
+    ]
     return pd.DataFrame(rows, columns=["model", "masking_suspected", "failed_checks"])

@@ -9,6 +9,7 @@ the kit's two-class models is P(positive) >= 0.5 (:data:`THRESHOLD`); every accu
 * :func:`corruption_examples_figure`: one image under every corruption and severity;
 * :func:`gan_scores_figure`: the classifier's score on each real image against its fake's (paper 001, Table 1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ def _label(p: float) -> str:
 
 
 @paper_style
-def attack_examples_figure(x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray,
-                           labels: np.ndarray, attack: str) -> Figure:
+def attack_examples_figure(
+    x: np.ndarray, x_adv: np.ndarray, p_clean: np.ndarray, p_adv: np.ndarray, labels: np.ndarray, attack: str
+) -> Figure:
     """Paper 004, Figs. 3-4: per row one image, its perturbation and the adversarial image, with predictions.
 
     The perturbation ``x_adv - x`` is shown stretched to the row's largest change (mid-grey = unchanged; the
@@ -77,7 +79,9 @@ def robustness_curves_figure(curves: pd.DataFrame) -> Figure:
     fig, axes = paper_figure("text", 2.9, 1, 2)
     clean = curves[curves["attack"] == "clean"].set_index("model")["balanced_accuracy"]
     for ax, norm, unit in ((axes[0], "linf", 255.0), (axes[1], "l2", 1.0)):
-        for i, (model, group) in enumerate(curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)):
+        for i, (model, group) in enumerate(
+            curves[(curves["attack"] == "pgd") & (curves["norm"] == norm)].groupby("model", sort=True)
+        ):
             eps = np.r_[0.0, group["eps"].to_numpy() * unit]
             acc = np.r_[clean[model], group["balanced_accuracy"].to_numpy()]
             ax.plot(eps, acc, label=model, **series_style(i))
@@ -113,7 +117,7 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
         ax.set_xticks(sorted(part["severity"].unique()))
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel(ACCURACY_LABEL)
@@ -124,8 +128,9 @@ def corruption_curves_figure(corruptions: pd.DataFrame) -> Figure:
 
 
 @paper_style
-def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severities: tuple[int, ...],
-                               seed: int = 0) -> Figure:
+def corruption_examples_figure(
+    image: np.ndarray, names: tuple[str, ...], severities: tuple[int, ...], seed: int = 0
+) -> Figure:
     """One (H, W) image in [0, 1] under every corruption (rows) and severity (columns).
 
     Returns:
@@ -148,8 +153,9 @@ def corruption_examples_figure(image: np.ndarray, names: tuple[str, ...], severi
 
 
 @paper_style
-def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: np.ndarray,
-                      threshold: float = THRESHOLD) -> Figure:
+def gan_scores_figure(
+    labels: np.ndarray, real_scores: np.ndarray, fake_scores: np.ndarray, threshold: float = THRESHOLD
+) -> Figure:
     """Each real image's positive-class score against its fake's; the quadrants at the threshold show who is fooled
     (a correctly called positive whose fake falls below the threshold, a correctly called negative whose fake rises
     above it).
@@ -158,10 +164,21 @@ def gan_scores_figure(labels: np.ndarray, real_scores: np.ndarray, fake_scores: 
         The figure.
     """
     fig, ax = paper_figure("column", 4.1)
-    for cls, marker, name in ((1, "o", "positive (fake: lesion removed)"), (0, "^", "negative (fake: lesion inserted)")):
+    for cls, marker, name in (
+        (1, "o", "positive (fake: lesion removed)"),
+        (0, "^", "negative (fake: lesion inserted)"),
+    ):
         sel = np.asarray(labels) == cls
-        ax.scatter(np.asarray(real_scores)[sel], np.asarray(fake_scores)[sel], marker=marker, s=22,
-                   facecolors="none" if cls else "0.35", edgecolors="0.1", linewidths=0.8, label=name)
+        ax.scatter(
+            np.asarray(real_scores)[sel],
+            np.asarray(fake_scores)[sel],
+            marker=marker,
+            s=22,
+            facecolors="none" if cls else "0.35",
+            edgecolors="0.1",
+            linewidths=0.8,
+            label=name,
+        )
     ax.axvline(threshold, color="0.5", linestyle="--", linewidth=0.8, label=f"decision threshold {threshold:g}")
     ax.axhline(threshold, color="0.5", linestyle="--", linewidth=0.8)
     ax.set_xlim(-0.02, 1.02)

@@ -33,6 +33,7 @@ Budgets are in [0, 1] image units. Attacks use the true labels. Random starts an
 generators seeded by the profile's seed (the same for every model: a paired comparison), so two runs on the CPU
 give the same tables.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,10 +48,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, WHITE_BOX_SURVIVORS, Attack, registered
 from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.examples import AttackExamples
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
-from medadv.attacks.catalogue import ATTACKS, SMALLER_BUDGET, WHITE_BOX_SURVIVORS, Attack, registered
 from medadv.attacks.square import square
 from medadv.config import ProfileSection
 from medadv.errors import ConfigError
@@ -61,14 +62,33 @@ from medadv.stats.accuracy import balanced_accuracy, class_rates, constant_accur
 from medadv.stats.auc import roc_auc
 
 #: The accuracy columns of every row of the curve and corruption tables (:func:`accuracy_columns`).
-ACCURACY_COLUMNS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "constant_accuracy",
-                    "constant_balanced_accuracy")
+ACCURACY_COLUMNS = (
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "constant_accuracy",
+    "constant_balanced_accuracy",
+)
 CURVE_COLUMNS = ("model", "recipe", "attack", "norm", "eps", *ACCURACY_COLUMNS)
 CORRUPTION_COLUMNS = ("model", "recipe", "corruption", "severity", *ACCURACY_COLUMNS, "auc")
 
-__all__ = ["ACCURACY_COLUMNS", "CORRUPTION_COLUMNS", "CURVE_COLUMNS", "Attack", "AttackConfig", "Robustness",
-           "accuracy_columns", "as_tensors", "attack_examples", "corruption_rows", "load_models", "recipe_row",
-           "run_attack", "still_correct"]
+__all__ = [
+    "ACCURACY_COLUMNS",
+    "CORRUPTION_COLUMNS",
+    "CURVE_COLUMNS",
+    "Attack",
+    "AttackConfig",
+    "Robustness",
+    "accuracy_columns",
+    "as_tensors",
+    "attack_examples",
+    "corruption_rows",
+    "load_models",
+    "recipe_row",
+    "run_attack",
+    "still_correct",
+]
 #: What the masking checks need of the ensemble: the one-step and PGD attacks, and a black-box one.
 CHECKED_ATTACKS = ("fgsm", "pgd")
 BLACK_BOX_ATTACKS = ("square", "transfer")
@@ -148,63 +168,95 @@ class AttackConfig(ProfileSection, section="attacks"):
     def __post_init__(self) -> None:
         for key in ("linf_eps", "l2_eps"):
             if not getattr(self, key):
-                raise ConfigError(f"attacks.{key} is empty; expected a list of at least one budget, e.g. "
-                                  f"[{2 / 255:.5f}] (2/255).")
-        check_linf_budgets({"attacks.linf_eps": self.linf_eps, "attacks.headline_linf_eps": self.headline_linf_eps,
-                            "attacks.ifgsm_extra_eps": self.ifgsm_extra_eps})
+                raise ConfigError(
+                    f"attacks.{key} is empty; expected a list of at least one budget, e.g. [{2 / 255:.5f}] (2/255)."
+                )
+        check_linf_budgets(
+            {
+                "attacks.linf_eps": self.linf_eps,
+                "attacks.headline_linf_eps": self.headline_linf_eps,
+                "attacks.ifgsm_extra_eps": self.ifgsm_extra_eps,
+            }
+        )
         for key, values in (("l2_eps", self.l2_eps), ("headline_l2_eps", (self.headline_l2_eps,))):
             if any(not math.isfinite(e) or e <= 0 for e in values):
-                raise ConfigError(f"attacks.{key} is {values}; expected positive L2 budgets (per image, in [0, 1] "
-                                  "pixel units).")
+                raise ConfigError(
+                    f"attacks.{key} is {values}; expected positive L2 budgets (per image, in [0, 1] pixel units)."
+                )
         if self.ifgsm_eps > 1:
-            raise ConfigError(f"attacks: ifgsm_steps x ifgsm_step_grey / 255 = {self.ifgsm_eps:g} exceeds the grey "
-                              "range 1; ifgsm_step_grey is in grey levels of 255 (paper 004: 0.1).")
+            raise ConfigError(
+                f"attacks: ifgsm_steps x ifgsm_step_grey / 255 = {self.ifgsm_eps:g} exceeds the grey "
+                "range 1; ifgsm_step_grey is in grey levels of 255 (paper 004: 0.1)."
+            )
         if min(self.steps, self.restarts, self.apgd_steps, self.apgd_restarts, self.ifgsm_steps, self.batch_size) < 1:
-            raise ConfigError("attacks: steps, restarts, apgd_steps, apgd_restarts, ifgsm_steps, batch_size must be >= 1.")
+            raise ConfigError(
+                "attacks: steps, restarts, apgd_steps, apgd_restarts, ifgsm_steps, batch_size must be >= 1."
+            )
         if not self.ifgsm_step_grey > 0:
-            raise ConfigError(f"attacks.ifgsm_step_grey is {self.ifgsm_step_grey}; expected a positive step in grey "
-                              "levels of 255 (paper 004: 0.1).")
+            raise ConfigError(
+                f"attacks.ifgsm_step_grey is {self.ifgsm_step_grey}; expected a positive step in grey "
+                "levels of 255 (paper 004: 0.1)."
+            )
         if not self.step_ratio > 0:
             raise ConfigError(f"attacks.step_ratio is {self.step_ratio}; expected a positive number.")
         if not any(math.isclose(e, self.headline_linf_eps) for e in self.linf_eps) or not any(
-                math.isclose(e, self.headline_l2_eps) for e in self.l2_eps):
-            raise ConfigError(f"attacks: headline budgets {self.headline_linf_eps} (L-inf) and {self.headline_l2_eps} "
-                              f"(L2) must be among linf_eps {self.linf_eps} and l2_eps {self.l2_eps}.")
+            math.isclose(e, self.headline_l2_eps) for e in self.l2_eps
+        ):
+            raise ConfigError(
+                f"attacks: headline budgets {self.headline_linf_eps} (L-inf) and {self.headline_l2_eps} "
+                f"(L2) must be among linf_eps {self.linf_eps} and l2_eps {self.l2_eps}."
+            )
         self._check_ensemble()
         unknown = sorted(set(self.corruptions) - set(CORRUPTIONS))
         if unknown or not set(self.severities) <= set(SEVERITIES):
-            raise ConfigError(f"attacks: corruptions {unknown} unknown (choose from {CORRUPTIONS}) or severities "
-                              f"{self.severities} outside {SEVERITIES}.")
+            raise ConfigError(
+                f"attacks: corruptions {unknown} unknown (choose from {CORRUPTIONS}) or severities "
+                f"{self.severities} outside {SEVERITIES}."
+            )
 
     def _check_ensemble(self) -> None:
         """Refuse an ensemble the evaluation cannot run or the masking checks cannot read."""
         for name in self.ensemble:
             after = registered(name).after
             if after not in (None, SMALLER_BUDGET, WHITE_BOX_SURVIVORS) and after not in self.ensemble:
-                raise ConfigError(f"attacks.ensemble has {name!r} but not {after!r}, which it runs after (AutoAttack's "
-                                  f"cascade); add {after!r}. Registered attacks: {list(ATTACKS)}.")
+                raise ConfigError(
+                    f"attacks.ensemble has {name!r} but not {after!r}, which it runs after (AutoAttack's "
+                    f"cascade); add {after!r}. Registered attacks: {list(ATTACKS)}."
+                )
         if not set(CHECKED_ATTACKS) <= set(self.ensemble) or not set(BLACK_BOX_ATTACKS) & set(self.ensemble):
-            raise ConfigError(f"attacks.ensemble is {list(self.ensemble)}; the gradient-masking checks need "
-                              f"{list(CHECKED_ATTACKS)} and at least one of {list(BLACK_BOX_ATTACKS)}. Registered "
-                              f"attacks: {list(ATTACKS)}.")
+            raise ConfigError(
+                f"attacks.ensemble is {list(self.ensemble)}; the gradient-masking checks need "
+                f"{list(CHECKED_ATTACKS)} and at least one of {list(BLACK_BOX_ATTACKS)}. Registered "
+                f"attacks: {list(ATTACKS)}."
+            )
         if "transfer" in self.ensemble and not self.transfer_from:
-            raise ConfigError("attacks.transfer_from is empty while attacks.ensemble has 'transfer'; name the "
-                              "surrogate classifier(s), e.g. [vgg_erm_init_random], or leave 'transfer' out.")
+            raise ConfigError(
+                "attacks.transfer_from is empty while attacks.ensemble has 'transfer'; name the "
+                "surrogate classifier(s), e.g. [vgg_erm_init_random], or leave 'transfer' out."
+            )
         if self.black_box_budgets not in ("headline", "all"):
-            raise ConfigError(f"attacks.black_box_budgets is {self.black_box_budgets!r}; expected 'headline' (the "
-                              "headline budgets only) or 'all' (every budget of the curves).")
+            raise ConfigError(
+                f"attacks.black_box_budgets is {self.black_box_budgets!r}; expected 'headline' (the "
+                "headline budgets only) or 'all' (every budget of the curves)."
+            )
         check_linf_budgets({"attacks.check_large_eps": self.check_large_eps})
         if min(self.square_queries, self.check_steps, self.check_restarts) < 1 or self.check_images < 2:
-            raise ConfigError(f"attacks: square_queries {self.square_queries}, check_steps {self.check_steps}, "
-                              f"check_restarts {self.check_restarts} must be >= 1 and check_images "
-                              f"{self.check_images} >= 2 (one image of each class).")
+            raise ConfigError(
+                f"attacks: square_queries {self.square_queries}, check_steps {self.check_steps}, "
+                f"check_restarts {self.check_restarts} must be >= 1 and check_images "
+                f"{self.check_images} >= 2 (one image of each class)."
+            )
         if self.check_steps * self.check_restarts <= self.steps * self.restarts:
-            raise ConfigError(f"attacks: check_steps x check_restarts = {self.check_steps * self.check_restarts} is "
-                              f"not more than steps x restarts = {self.steps * self.restarts}; masking check (d) "
-                              "reruns PGD with more steps or restarts than its own.")
+            raise ConfigError(
+                f"attacks: check_steps x check_restarts = {self.check_steps * self.check_restarts} is "
+                f"not more than steps x restarts = {self.steps * self.restarts}; masking check (d) "
+                "reruns PGD with more steps or restarts than its own."
+            )
         if not 0.0 < self.square_p_init <= 1.0 or not 0.0 <= self.masking_tolerance < 1.0:
-            raise ConfigError(f"attacks: square_p_init {self.square_p_init} must be in (0, 1] (AutoAttack: 0.8) and "
-                              f"masking_tolerance {self.masking_tolerance} in [0, 1) (0.02: two points).")
+            raise ConfigError(
+                f"attacks: square_p_init {self.square_p_init} must be in (0, 1] (AutoAttack: 0.8) and "
+                f"masking_tolerance {self.masking_tolerance} in [0, 1) (0.02: two points)."
+            )
 
     def fgsm_attack(self, eps: float) -> Attack:
         """FGSM at ``eps``.
@@ -221,8 +273,9 @@ class AttackConfig(ProfileSection, section="attacks"):
             The attack, ``(model, x, y, generator) -> adversarial x``.
         """
         alpha = self.step_ratio * eps / self.steps
-        return lambda m, x, y, g: pgd(m, x, y, eps, alpha, self.steps, norm=norm, restarts=self.restarts, generator=g,
-                                      early_stop=early_stop)
+        return lambda m, x, y, g: pgd(
+            m, x, y, eps, alpha, self.steps, norm=norm, restarts=self.restarts, generator=g, early_stop=early_stop
+        )
 
     def apgd_attack(self, loss: str) -> Attack:
         """APGD with ``loss`` at the headline L-inf budget.
@@ -230,8 +283,9 @@ class AttackConfig(ProfileSection, section="attacks"):
         Returns:
             The attack, ``(model, x, y, generator) -> adversarial x``.
         """
-        return lambda m, x, y, g: apgd(m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss,
-                                       restarts=self.apgd_restarts, generator=g)
+        return lambda m, x, y, g: apgd(
+            m, x, y, self.headline_linf_eps, steps=self.apgd_steps, loss=loss, restarts=self.apgd_restarts, generator=g
+        )
 
     def square_attack(self, eps: float, norm: str) -> Attack:
         """The Square attack at ``eps`` with this configuration's queries and ``p_init``.
@@ -239,8 +293,9 @@ class AttackConfig(ProfileSection, section="attacks"):
         Returns:
             The attack, ``(model, x, y, generator) -> adversarial x``.
         """
-        return lambda m, x, y, g: square(m, x, y, eps, queries=self.square_queries, norm=norm,
-                                         p_init=self.square_p_init, generator=g).images
+        return lambda m, x, y, g: (
+            square(m, x, y, eps, queries=self.square_queries, norm=norm, p_init=self.square_p_init, generator=g).images
+        )
 
     @property
     def ifgsm_eps(self) -> float:
@@ -254,8 +309,15 @@ class AttackConfig(ProfileSection, section="attacks"):
         Returns:
             The attack, ``(model, x, y, generator) -> adversarial x``.
         """
-        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_eps, steps=self.ifgsm_steps,
-                                        alpha=self.ifgsm_step_grey / 255.0, early_stop=early_stop)
+        return lambda m, x, y, g: ifgsm(
+            m,
+            x,
+            y,
+            eps=self.ifgsm_eps,
+            steps=self.ifgsm_steps,
+            alpha=self.ifgsm_step_grey / 255.0,
+            early_stop=early_stop,
+        )
 
     def ifgsm_extra_attack(self, early_stop: bool = True) -> Attack:
         """The kit's extra: iterative FGSM with ``ifgsm_steps`` steps in the ``ifgsm_extra_eps`` ball (25.5/255).
@@ -263,8 +325,9 @@ class AttackConfig(ProfileSection, section="attacks"):
         Returns:
             The attack, ``(model, x, y, generator) -> adversarial x``.
         """
-        return lambda m, x, y, g: ifgsm(m, x, y, eps=self.ifgsm_extra_eps, steps=self.ifgsm_steps,
-                                        early_stop=early_stop)
+        return lambda m, x, y, g: ifgsm(
+            m, x, y, eps=self.ifgsm_extra_eps, steps=self.ifgsm_steps, early_stop=early_stop
+        )
 
 
 def accuracy_columns(labels: np.ndarray, correct: np.ndarray) -> dict[str, float]:
@@ -275,25 +338,41 @@ def accuracy_columns(labels: np.ndarray, correct: np.ndarray) -> dict[str, float
         column -> value.
     """
     sens, spec = class_rates(labels, correct)
-    return {"accuracy": float(np.mean(correct)), "balanced_accuracy": balanced_accuracy(labels, correct),
-            "sensitivity": sens, "specificity": spec, **constant_accuracy(labels)}
+    return {
+        "accuracy": float(np.mean(correct)),
+        "balanced_accuracy": balanced_accuracy(labels, correct),
+        "sensitivity": sens,
+        "specificity": spec,
+        **constant_accuracy(labels),
+    }
 
 
-def run_attack(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int,
-               seed: int) -> Tensor:
+def run_attack(
+    model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int, seed: int
+) -> Tensor:
     """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator.
 
     Returns:
         The adversarial images, on the CPU, in the order of ``x``.
     """
     generator = torch.Generator().manual_seed(seed)
-    out = [attack(model, xb.to(device), yb.to(device), generator).detach().cpu()
-           for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)]
+    out = [
+        attack(model, xb.to(device), yb.to(device), generator).detach().cpu()
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)
+    ]
     return torch.cat(out)
 
 
-def attack_survivors(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray,
-                     device: torch.device, batch_size: int, seed: int) -> tuple[np.ndarray, Tensor]:
+def attack_survivors(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    attack: Attack,
+    robust: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+) -> tuple[np.ndarray, Tensor]:
     """Attack the images marked ``robust`` (those still classified correctly).
 
     Returns:
@@ -311,8 +390,16 @@ def attack_survivors(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, rob
     return out, x_adv
 
 
-def still_correct(model: nn.Module, x: Tensor, y: Tensor, attack: Attack, robust: np.ndarray, device: torch.device,
-                  batch_size: int, seed: int) -> np.ndarray:
+def still_correct(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    attack: Attack,
+    robust: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+) -> np.ndarray:
     """:func:`attack_survivors`'s mask alone.
 
     Returns:
@@ -347,8 +434,14 @@ class Robustness:
     examples: dict[str, AttackExamples] = dataclasses.field(default_factory=dict)
 
 
-def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labels: np.ndarray,
-                    config: AttackConfig, device: torch.device, seed: int) -> dict[str, list[dict]]:
+def corruption_rows(
+    models: Mapping[str, tuple[nn.Module, str]],
+    x: Tensor,
+    labels: np.ndarray,
+    config: AttackConfig,
+    device: torch.device,
+    seed: int,
+) -> dict[str, list[dict]]:
     """Accuracy and AUC of every model under every corruption and severity of ``config`` (corruption j seeded
     ``seed + 1000 + j``). Each corrupted set is made once and scored by every model: the models see the same images,
     and at 256 x 256 making the blurs and JPEG round trips cost more than scoring them.
@@ -362,14 +455,28 @@ def corruption_rows(models: Mapping[str, tuple[nn.Module, str]], x: Tensor, labe
             xc = corrupt(x, corruption, severity, seed=seed + 1000 + j)
             for name, (model, recipe) in models.items():
                 s = positive_scores(model, xc, device, config.batch_size)
-                rows[name].append({"model": name, "recipe": recipe, "corruption": corruption, "severity": severity,
-                                   **accuracy_columns(labels, (s >= 0.5) == (labels == 1)),
-                                   "auc": roc_auc(labels, s)})
+                rows[name].append(
+                    {
+                        "model": name,
+                        "recipe": recipe,
+                        "corruption": corruption,
+                        "severity": severity,
+                        **accuracy_columns(labels, (s >= 0.5) == (labels == 1)),
+                        "auc": roc_auc(labels, s),
+                    }
+                )
     return rows
 
 
-def recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, curves: list[dict],
-                corrupted: list[dict], config: AttackConfig) -> dict[str, Any]:
+def recipe_row(
+    name: str,
+    recipe: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    curves: list[dict],
+    corrupted: list[dict],
+    config: AttackConfig,
+) -> dict[str, Any]:
     """The per-recipe row of one model from its clean scores, its curve rows and its corruption rows.
 
     Returns:
@@ -377,17 +484,30 @@ def recipe_row(name: str, recipe: str, labels: np.ndarray, scores: np.ndarray, c
         the constant classifier's accuracy, and the plain and balanced accuracy clean, under each attack at its
         headline budget and averaged over the corruptions (with their mean AUC).
     """
-    headline = {"clean": ("clean", "none", 0.0), "fgsm_linf": ("fgsm", "linf", config.headline_linf_eps),
-                "pgd_linf": ("pgd", "linf", config.headline_linf_eps), "pgd_l2": ("pgd", "l2", config.headline_l2_eps),
-                "apgd_ce": ("apgd_ce", "linf", config.headline_linf_eps),
-                "apgd_margin": ("apgd_margin", "linf", config.headline_linf_eps),
-                "ifgsm": ("ifgsm", "linf", config.ifgsm_eps), "ifgsm_extra": ("ifgsm_extra", "linf", config.ifgsm_extra_eps)}
-    row: dict[str, Any] = {"model": name, "recipe": recipe, "linf_eps": config.headline_linf_eps,
-                           "l2_eps": config.headline_l2_eps, "clean_auc": roc_auc(labels, scores),
-                           "degenerate": is_degenerate(scores >= 0.5), **constant_accuracy(labels)}
+    headline = {
+        "clean": ("clean", "none", 0.0),
+        "fgsm_linf": ("fgsm", "linf", config.headline_linf_eps),
+        "pgd_linf": ("pgd", "linf", config.headline_linf_eps),
+        "pgd_l2": ("pgd", "l2", config.headline_l2_eps),
+        "apgd_ce": ("apgd_ce", "linf", config.headline_linf_eps),
+        "apgd_margin": ("apgd_margin", "linf", config.headline_linf_eps),
+        "ifgsm": ("ifgsm", "linf", config.ifgsm_eps),
+        "ifgsm_extra": ("ifgsm_extra", "linf", config.ifgsm_extra_eps),
+    }
+    row: dict[str, Any] = {
+        "model": name,
+        "recipe": recipe,
+        "linf_eps": config.headline_linf_eps,
+        "l2_eps": config.headline_l2_eps,
+        "clean_auc": roc_auc(labels, scores),
+        "degenerate": is_degenerate(scores >= 0.5),
+        **constant_accuracy(labels),
+    }
     for label, (attack_name, norm, eps) in headline.items():  # NaN for an attack the ensemble leaves out
-        r = next((r for r in curves if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps)),
-                 {"accuracy": math.nan, "balanced_accuracy": math.nan})
+        r = next(
+            (r for r in curves if r["attack"] == attack_name and r["norm"] == norm and math.isclose(r["eps"], eps)),
+            {"accuracy": math.nan, "balanced_accuracy": math.nan},
+        )
         row |= {f"{label}_accuracy": r["accuracy"], f"{label}_balanced_accuracy": r["balanced_accuracy"]}
     for column in ("accuracy", "balanced_accuracy", "auc"):
         row[f"mean_corruption_{column}"] = float(np.mean([r[column] for r in corrupted]))
@@ -407,8 +527,15 @@ def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn
     return out
 
 
-def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.ndarray, attack: Attack, k: int,
-                    device: torch.device, seed: int) -> dict[str, np.ndarray]:
+def attack_examples(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    attack: Attack,
+    k: int,
+    device: torch.device,
+    seed: int,
+) -> dict[str, np.ndarray]:
     """``k`` correctly classified images (classes alternating, in test-set order; any images if the model gets none
     right), their adversarial versions and the model's positive-class probability on both: the arguments of
     :func:`medadv.attacks.plots.attack_examples_figure` (less its title).
@@ -425,5 +552,10 @@ def attack_examples(model: nn.Module, x: Tensor | np.ndarray, y: Tensor | np.nda
     picked = (interleaved or list(range(len(x))))[:k]
     idx = torch.as_tensor(picked)
     x_adv = run_attack(model, x[idx], y[idx], attack, device, len(idx), seed)
-    return {"x": x[idx].numpy(), "x_adv": x_adv.numpy(), "p_clean": p[picked],
-            "p_adv": positive_scores(model, x_adv, device), "labels": y[idx].numpy()}
+    return {
+        "x": x[idx].numpy(),
+        "x_adv": x_adv.numpy(),
+        "p_clean": p[picked],
+        "p_adv": positive_scores(model, x_adv, device),
+        "labels": y[idx].numpy(),
+    }

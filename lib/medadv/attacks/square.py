@@ -48,6 +48,7 @@ Reference:
     Andriushchenko, Croce, Flammarion & Hein 2020, "Square Attack: a query-efficient black-box adversarial attack via
     random search", ECCV (Algorithm 1; Sec. 3.1 L-inf, Sec. 3.2 L2).
 """
+
 from __future__ import annotations
 
 import logging
@@ -156,8 +157,12 @@ def _mask(rows: Tensor, cols: Tensor, height: int, width: int, device: torch.dev
 def _index(rows: Tensor, cols: Tensor, channels: int, device: torch.device) -> tuple[Tensor, ...]:
     """Advanced index of each image's window: ``t[index]`` is (n, C, side, side)."""
     images = torch.arange(rows.shape[0], device=device)[:, None, None, None]
-    return (images, torch.arange(channels, device=device)[None, :, None, None], rows.to(device)[:, None, :, None],
-            cols.to(device)[:, None, None, :])
+    return (
+        images,
+        torch.arange(channels, device=device)[None, :, None, None],
+        rows.to(device)[:, None, :, None],
+        cols.to(device)[:, None, None, :],
+    )
 
 
 def _linf_start(x: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
@@ -190,8 +195,9 @@ def _l2_start(x: Tensor, eps: float, generator: torch.Generator | None) -> Tenso
     for i in range(grid_h):
         for j in range(grid_w):
             bumps = _patterns(n, tile, generator) * _signs((n, channels, 1, 1), generator)
-            delta[:, :, top + i * tile: top + (i + 1) * tile, left + j * tile: left + (j + 1) * tile] += \
-                bumps.to(x.device, x.dtype)
+            delta[:, :, top + i * tile : top + (i + 1) * tile, left + j * tile : left + (j + 1) * tile] += bumps.to(
+                x.device, x.dtype
+            )
     return (x + eps * delta / _norm(delta)).clamp(0.0, 1.0)
 
 
@@ -208,7 +214,7 @@ def _l2_candidate(x: Tensor, best: Tensor, eps: float, side: int, generator: tor
     delta = best - x
     union = _mask(rows1, cols1, height, width, x.device) | _mask(rows2, cols2, height, width, x.device)
     mass = _norm(delta * union, (2, 3))  # (n, C, 1, 1): what both windows hold now
-    spare = (eps ** 2 - _norm(delta).pow(2)).clamp_min(0.0) / channels  # budget unused (clipping to [0, 1])
+    spare = (eps**2 - _norm(delta).pow(2)).clamp_min(0.0) / channels  # budget unused (clipping to [0, 1])
     old = delta[first]
     new = _patterns(n, side, generator).to(x.device, x.dtype) * _signs((n, channels, 1, 1), generator).to(x.device)
     new = new + old / _norm(old, (2, 3))
@@ -220,23 +226,30 @@ def _l2_candidate(x: Tensor, best: Tensor, eps: float, side: int, generator: tor
 
 def _check(x: Tensor, y: Tensor, eps: float, queries: int, norm: str, p_init: float) -> None:
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise DataError(f"x is {type(x).__name__} {tuple(getattr(x, 'shape', ()))}; expected a float tensor "
-                        "(N, 1, H, W) in [0, 1].")
+        raise DataError(
+            f"x is {type(x).__name__} {tuple(getattr(x, 'shape', ()))}; expected a float tensor (N, 1, H, W) in [0, 1]."
+        )
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise DataError(f"x spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; attacks expect images in [0, 1].")
     if min(x.shape[2:]) < MIN_SIDE:
-        raise DataError(f"x has images of {x.shape[2]} x {x.shape[3]} pixels; the Square attack needs at least "
-                        f"{MIN_SIDE} x {MIN_SIDE} (its L2 start tiles each side with five squares).")
+        raise DataError(
+            f"x has images of {x.shape[2]} x {x.shape[3]} pixels; the Square attack needs at least "
+            f"{MIN_SIDE} x {MIN_SIDE} (its L2 start tiles each side with five squares)."
+        )
     if not isinstance(y, Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
-        raise DataError(f"y has shape {tuple(getattr(y, 'shape', ()))} and dtype {getattr(y, 'dtype', None)}; "
-                        f"expected integer labels ({x.shape[0]},) matching x's batch.")
+        raise DataError(
+            f"y has shape {tuple(getattr(y, 'shape', ()))} and dtype {getattr(y, 'dtype', None)}; "
+            f"expected integer labels ({x.shape[0]},) matching x's batch."
+        )
     if not math.isfinite(eps) or eps < 0:
         raise ConfigError(f"eps is {eps}; expected a finite value >= 0 (in [0, 1] image units).")
     if norm not in NORMS:
         raise ConfigError(f"norm is {norm!r}; expected one of {NORMS}.")
     if int(queries) != queries or queries < 1:
-        raise ConfigError(f"queries is {queries}; expected a whole number of model queries per image, at least 1 "
-                          "(the paper's budget is 5000 for robust models; AutoAttack's too).")
+        raise ConfigError(
+            f"queries is {queries}; expected a whole number of model queries per image, at least 1 "
+            "(the paper's budget is 5000 for robust models; AutoAttack's too)."
+        )
     if not 0.0 < p_init <= 1.0:
         raise ConfigError(f"p_init is {p_init}; expected a fraction of the image in (0, 1] (AutoAttack: 0.8).")
 
@@ -315,6 +328,13 @@ def square(
             keep = idx[better]
             best[keep], loss[keep], fooled[keep] = trial[better], trial_loss[better], trial_fooled[better]
             used[idx] += 1
-    logger.debug("square %s eps=%g queries=%d: fooled %d of %d, %.1f queries an image on average", norm, eps,
-                 queries, int(fooled.sum()), x.shape[0], float(used.float().mean()))
+    logger.debug(
+        "square %s eps=%g queries=%d: fooled %d of %d, %.1f queries an image on average",
+        norm,
+        eps,
+        queries,
+        int(fooled.sum()),
+        x.shape[0],
+        float(used.float().mean()),
+    )
     return SquareResult(best, used)

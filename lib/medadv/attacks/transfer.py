@@ -16,6 +16,7 @@ and keeps, per image, the highest-loss fooling iterate (:func:`medadv.attacks.gr
 one generator seeded with ``seed`` and drawn batch after batch, so the images do not depend on the targets and a rerun
 gives the same images.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,14 +94,17 @@ def transfer_pgd(
     alpha = step_ratio * eps / steps
 
     def attack(model: nn.Module, xb: Tensor, yb: Tensor, generator: torch.Generator) -> Tensor:
-        return pgd(model, xb, yb, eps, alpha, steps, norm=norm, restarts=restarts, loss_fn=loss_fn,
-                   generator=generator)
+        return pgd(model, xb, yb, eps, alpha, steps, norm=norm, restarts=restarts, loss_fn=loss_fn, generator=generator)
 
     images = run_attack(surrogate, x.detach().cpu(), y.detach().cpu(), attack, device, batch_size, seed)
     labels = y.detach().cpu()
     correct = {name: predicted_labels(model, images, batch_size).cpu() == labels for name, model in targets.items()}
     surrogate_correct = predicted_labels(surrogate, images, batch_size).cpu() == labels
-    logger.info("transfer PGD %s eps=%g: surrogate accuracy %.3f; %s", norm, eps,
-                float(surrogate_correct.float().mean()),
-                ", ".join(f"{name} {float(c.float().mean()):.3f}" for name, c in correct.items()))
+    logger.info(
+        "transfer PGD %s eps=%g: surrogate accuracy %.3f; %s",
+        norm,
+        eps,
+        float(surrogate_correct.float().mean()),
+        ", ".join(f"{name} {float(c.float().mean()):.3f}" for name, c in correct.items()),
+    )
     return TransferResult(images=images, correct=correct, surrogate_correct=surrogate_correct)

@@ -26,6 +26,7 @@ Within one (model, norm, eps) group every attack must cover the same images, onc
 negatives (specificity), so a constant classifier scores 0.5 whatever the class shares, where its plain accuracy is
 the majority class's share; it is NaN when a group has images of one class only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,8 +42,18 @@ GROUP = ("model", "norm", "eps")
 CLEAN = "clean"  # what :func:`first_fooled` names for an image the model got wrong unattacked
 ROBUST = ""  # what it names for an image no attack fooled
 ACCURACY_COLUMNS = ("model", "norm", "eps", "attack", "n_images", "accuracy", "balanced_accuracy")
-WORST_CASE_COLUMNS = ("model", "norm", "eps", "n_images", "attacks", "worst_case_accuracy",
-                      "worst_case_balanced_accuracy", "worst_case_sensitivity", "worst_case_specificity", "wrong_clean")
+WORST_CASE_COLUMNS = (
+    "model",
+    "norm",
+    "eps",
+    "n_images",
+    "attacks",
+    "worst_case_accuracy",
+    "worst_case_balanced_accuracy",
+    "worst_case_sensitivity",
+    "worst_case_specificity",
+    "wrong_clean",
+)
 FOOLED_PREFIX = "fooled_first_by_"
 
 
@@ -50,31 +61,40 @@ def _validated(table: pd.DataFrame, order: Sequence[str] | None) -> tuple[pd.Dat
     """The table with boolean columns, checked; and the attack order (given, else first appearance)."""
     missing = [c for c in PER_IMAGE_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(f"the per-image table lacks the column(s) {missing}; expected {list(PER_IMAGE_COLUMNS)} "
-                        "(one row per model, norm, eps, attack and image).")
+        raise DataError(
+            f"the per-image table lacks the column(s) {missing}; expected {list(PER_IMAGE_COLUMNS)} "
+            "(one row per model, norm, eps, attack and image)."
+        )
     if table.empty:
         raise DataError("the per-image table has no rows; expected one per model, norm, eps, attack and image.")
     key = [*GROUP, "attack", "image_id"]
     dup = table[table.duplicated(key, keep=False)]
     if not dup.empty:
-        raise DataError(f"the per-image table has {len(dup)} rows that repeat a (model, norm, eps, attack, image_id), "
-                        f"e.g. {dup[key].iloc[0].tolist()}; each attack's result on an image must appear once.")
+        raise DataError(
+            f"the per-image table has {len(dup)} rows that repeat a (model, norm, eps, attack, image_id), "
+            f"e.g. {dup[key].iloc[0].tolist()}; each attack's result on an image must appear once."
+        )
     for col in ("clean_correct", "correct"):
         if not table[col].isin([True, False]).all():
-            raise DataError(f"column {col!r} holds {sorted(set(table[col].astype(str)) - {'True', 'False'})[:3]}; "
-                            "expected True or False in every row.")
+            raise DataError(
+                f"column {col!r} holds {sorted(set(table[col].astype(str)) - {'True', 'False'})[:3]}; "
+                "expected True or False in every row."
+            )
     table = table.astype({"clean_correct": bool, "correct": bool})
     per_image = table.groupby(["model", "image_id"])[["label", "clean_correct"]].nunique()
     bad = per_image[(per_image > 1).any(axis=1)]
     if not bad.empty:
-        raise DataError(f"image {bad.index[0][1]!r} of model {bad.index[0][0]!r} has more than one label or clean "
-                        "result; label and clean_correct belong to the image and must agree in all its rows.")
+        raise DataError(
+            f"image {bad.index[0][1]!r} of model {bad.index[0][0]!r} has more than one label or clean "
+            "result; label and clean_correct belong to the image and must agree in all its rows."
+        )
     attacks = list(dict.fromkeys(table["attack"]))
     order = attacks if order is None else list(order)
     unknown = sorted(set(attacks) - set(order))
     if unknown or len(set(order)) != len(order) or CLEAN in order:
-        raise DataError(f"order {order} must list every attack of the table once (missing: {unknown}) and not "
-                        f"name {CLEAN!r}.")
+        raise DataError(
+            f"order {order} must list every attack of the table once (missing: {unknown}) and not name {CLEAN!r}."
+        )
     return table, order
 
 
@@ -83,8 +103,10 @@ def _wide(group: pd.DataFrame, where: tuple) -> pd.DataFrame:
     wide = group.pivot(index="image_id", columns="attack", values="correct")
     if wide.isna().any().any():
         gaps = wide.columns[wide.isna().any()].tolist()
-        raise DataError(f"model {where[0]!r}, {where[1]} eps {where[2]:g}: attack(s) {gaps} do not cover all "
-                        f"{len(wide)} images of the other attacks; the worst case needs every attack on every image.")
+        raise DataError(
+            f"model {where[0]!r}, {where[1]} eps {where[2]:g}: attack(s) {gaps} do not cover all "
+            f"{len(wide)} images of the other attacks; the worst case needs every attack on every image."
+        )
     return wide.astype(bool)
 
 
@@ -110,9 +132,19 @@ def first_fooled(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.
         wrong = ~wide[ranked].to_numpy()
         first = np.where(wrong.any(axis=1), np.array(ranked, dtype=object)[wrong.argmax(axis=1)], ROBUST)
         first = np.where(images["clean_correct"].to_numpy(), first, CLEAN)
-        rows.append(pd.DataFrame({"model": where[0], "norm": where[1], "eps": where[2], "image_id": wide.index,
-                                  "label": images["label"].to_numpy(), "robust": first == ROBUST,
-                                  "first_fooled_by": first}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "model": where[0],
+                    "norm": where[1],
+                    "eps": where[2],
+                    "image_id": wide.index,
+                    "label": images["label"].to_numpy(),
+                    "robust": first == ROBUST,
+                    "first_fooled_by": first,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -124,9 +156,18 @@ def attack_accuracies(table: pd.DataFrame) -> pd.DataFrame:
     """
     table, _ = _validated(table, None)
     robust = table.assign(robust=table["clean_correct"] & table["correct"])
-    rows = [{"model": m, "norm": n, "eps": e, "attack": a, "n_images": len(g), "accuracy": float(g["robust"].mean()),
-             "balanced_accuracy": balanced_accuracy(g["label"].to_numpy(), g["robust"].to_numpy())}
-            for (m, n, e, a), g in robust.groupby([*GROUP, "attack"], sort=False)]
+    rows = [
+        {
+            "model": m,
+            "norm": n,
+            "eps": e,
+            "attack": a,
+            "n_images": len(g),
+            "accuracy": float(g["robust"].mean()),
+            "balanced_accuracy": balanced_accuracy(g["label"].to_numpy(), g["robust"].to_numpy()),
+        }
+        for (m, n, e, a), g in robust.groupby([*GROUP, "attack"], sort=False)
+    ]
     return pd.DataFrame(rows, columns=list(ACCURACY_COLUMNS))
 
 
@@ -153,11 +194,18 @@ def worst_case_accuracy(table: pd.DataFrame, order: Sequence[str] | None = None)
         attacks = [a for a in order if a in set(ran.loc[where])]
         labels, robust = group["label"].to_numpy(), group["robust"].to_numpy()
         sensitivity, specificity = class_rates(labels, robust)
-        row = {"model": where[0], "norm": where[1], "eps": where[2], "n_images": len(group),
-               "attacks": "+".join(attacks), "worst_case_accuracy": float(robust.mean()),
-               "worst_case_balanced_accuracy": balanced_accuracy(labels, robust),
-               "worst_case_sensitivity": sensitivity, "worst_case_specificity": specificity,
-               "wrong_clean": float((group["first_fooled_by"] == CLEAN).mean())}
+        row = {
+            "model": where[0],
+            "norm": where[1],
+            "eps": where[2],
+            "n_images": len(group),
+            "attacks": "+".join(attacks),
+            "worst_case_accuracy": float(robust.mean()),
+            "worst_case_balanced_accuracy": balanced_accuracy(labels, robust),
+            "worst_case_sensitivity": sensitivity,
+            "worst_case_specificity": specificity,
+            "wrong_clean": float((group["first_fooled_by"] == CLEAN).mean()),
+        }
         for attack in order:
             share = float((group["first_fooled_by"] == attack).mean())
             row[FOOLED_PREFIX + attack] = share if attack in attacks else float("nan")

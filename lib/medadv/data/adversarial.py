@@ -13,6 +13,7 @@ every val and test image. Files (the contract read by notebooks 03 and 05):
   subtraction real - fake, shown as 0.5 + 0.5 * d / max|d| (mid-grey = no change, stretched per image so that the
   small edits are visible, as in the paper's figure).
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,16 @@ ADVERSARIAL_INDEX = "tables/adversarial_index.csv"
 EDUCATION_DIR = "data/education"
 
 __all__ = [
-    "ADVERSARIAL_COLUMNS", "ADVERSARIAL_INDEX", "EDUCATION_COLUMNS", "difference_image", "education_selection", "plot_triplets",
-    "read_adversarial_index", "validate_adversarial_index", "write_adversarial_set", "write_education_set",
+    "ADVERSARIAL_COLUMNS",
+    "ADVERSARIAL_INDEX",
+    "EDUCATION_COLUMNS",
+    "difference_image",
+    "education_selection",
+    "plot_triplets",
+    "read_adversarial_index",
+    "validate_adversarial_index",
+    "write_adversarial_set",
+    "write_education_set",
 ]
 
 
@@ -53,7 +62,9 @@ def _file_stem(image_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(image_id))
 
 
-def write_adversarial_set(run_dir: str | Path, rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
+def write_adversarial_set(
+    run_dir: str | Path, rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray
+) -> tuple[pd.DataFrame, list[Path]]:
     """Write each fake as a 16-bit PNG and build the adversarial index.
 
     Args:
@@ -68,7 +79,9 @@ def write_adversarial_set(run_dir: str | Path, rows: pd.DataFrame, real: np.ndar
     real = np.asarray(real)
     fake = np.asarray(fake)
     if real.shape != fake.shape or len(rows) != len(real):
-        raise DataError(f"{len(rows)} rows, real {real.shape}, fake {fake.shape}; expected one real and one fake per row.")
+        raise DataError(
+            f"{len(rows)} rows, real {real.shape}, fake {fake.shape}; expected one real and one fake per row."
+        )
     stems = [f"{split}/{_file_stem(i)}" for i, split in zip(rows["image_id"], rows["split"], strict=True)]
     if len(set(stems)) != len(stems):
         raise DataError("image ids collide once made file-name safe; give the cohort unique alphanumeric image ids.")
@@ -77,16 +90,23 @@ def write_adversarial_set(run_dir: str | Path, rows: pd.DataFrame, real: np.ndar
         rel = f"{ADVERSARIAL_DIR}/{stems[k]}.png"
         path = save_png16(run_dir / rel, fake[k, 0])
         stored = quantize(fake[k, 0], 16).astype(np.float64) / 65535.0
-        records.append({
-            "image_id": str(row.image_id), "split": row.split, "source_label": int(row.label),
-            "fake_label": 1 - int(row.label), "path": rel,
-            "mean_abs_change": float(np.abs(stored - real[k, 0]).mean()),
-        })
+        records.append(
+            {
+                "image_id": str(row.image_id),
+                "split": row.split,
+                "source_label": int(row.label),
+                "fake_label": 1 - int(row.label),
+                "path": rel,
+                "mean_abs_change": float(np.abs(stored - real[k, 0]).mean()),
+            }
+        )
         paths.append(path)
     return pd.DataFrame(records, columns=list(ADVERSARIAL_COLUMNS)), paths
 
 
-def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits: tuple[str, ...] = ("val", "test")) -> None:
+def validate_adversarial_index(
+    index: pd.DataFrame, cohort: pd.DataFrame, splits: tuple[str, ...] = ("val", "test")
+) -> None:
     """Check the adversarial index contract: columns, one row for every image of ``splits``, flipped labels.
 
     Raises:
@@ -98,10 +118,15 @@ def validate_adversarial_index(index: pd.DataFrame, cohort: pd.DataFrame, splits
     want = cohort[cohort["split"].isin(splits)]
     lost = sorted(set(want["image_id"].astype(str)) - set(index["image_id"].astype(str)))
     if lost or len(index) != len(want):
-        raise DataError(f"adversarial_index: {len(index)} rows for {len(want)} {'/'.join(splits)} images; missing {lost[:5]}.")
+        raise DataError(
+            f"adversarial_index: {len(index)} rows for {len(want)} {'/'.join(splits)} images; missing {lost[:5]}."
+        )
     labels = dict(zip(want["image_id"].astype(str), want["label"].astype(int), strict=True))
-    bad = [i for i, s, f in zip(index["image_id"].astype(str), index["source_label"], index["fake_label"], strict=True)
-           if int(s) != labels[i] or int(f) != 1 - labels[i]]
+    bad = [
+        i
+        for i, s, f in zip(index["image_id"].astype(str), index["source_label"], index["fake_label"], strict=True)
+        if int(s) != labels[i] or int(f) != 1 - labels[i]
+    ]
     if bad:
         raise DataError(f"adversarial_index: labels not flipped (or source label wrong) for {bad[:5]}.")
 
@@ -119,15 +144,18 @@ def read_adversarial_index(run_dir: str | Path, cohort: pd.DataFrame | None = No
     """
     path = Path(run_dir) / ADVERSARIAL_INDEX
     if not path.is_file():
-        raise RunError(f"{path} is missing; it is made by notebook 02_gan_training: run that notebook for this run "
-                        "folder first.")
+        raise RunError(
+            f"{path} is missing; it is made by notebook 02_gan_training: run that notebook for this run folder first."
+        )
     index = pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
     if cohort is not None:
         validate_adversarial_index(index, cohort)
     return index
 
 
-def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray) -> tuple[pd.DataFrame, list[Path]]:
+def write_education_set(
+    run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray
+) -> tuple[pd.DataFrame, list[Path]]:
     """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths).
 
     Returns:
@@ -135,12 +163,18 @@ def write_education_set(run_dir: str | Path, image_ids: list[str], real: np.ndar
     """
     run_dir = Path(run_dir)
     if len(image_ids) != len(real) or np.shape(real) != np.shape(fake):
-        raise DataError(f"{len(image_ids)} ids, real {np.shape(real)}, fake {np.shape(fake)}; expected one pair per id.")
+        raise DataError(
+            f"{len(image_ids)} ids, real {np.shape(real)}, fake {np.shape(fake)}; expected one pair per id."
+        )
     records, paths = [], []
     for k, image_id in enumerate(image_ids):
         stem = f"{EDUCATION_DIR}/{_file_stem(image_id)}"
         rels = {"real_path": f"{stem}_real.png", "fake_path": f"{stem}_fake.png", "diff_path": f"{stem}_diff.png"}
-        images = {"real_path": real[k, 0], "fake_path": fake[k, 0], "diff_path": difference_image(real[k, 0], fake[k, 0])}
+        images = {
+            "real_path": real[k, 0],
+            "fake_path": fake[k, 0],
+            "diff_path": difference_image(real[k, 0], fake[k, 0]),
+        }
         for key, rel in rels.items():
             paths.append(save_png16(run_dir / rel, images[key]))
         records.append({"image_id": str(image_id), **rels})
@@ -179,7 +213,11 @@ def plot_triplets(real: np.ndarray, fake: np.ndarray, titles: list[str]) -> Figu
     for i in range(n):
         d = real[i, 0].astype(np.float64) - fake[i, 0]
         peak = max(float(np.abs(d).max()), 1e-6)
-        panels = ((real[i, 0], 0.0, 1.0, "real"), (fake[i, 0], 0.0, 1.0, "fake"), (d, -peak, peak, f"real - fake (±{peak:.2g})"))
+        panels = (
+            (real[i, 0], 0.0, 1.0, "real"),
+            (fake[i, 0], 0.0, 1.0, "fake"),
+            (d, -peak, peak, f"real - fake (±{peak:.2g})"),
+        )
         for ax, (img, lo, hi, name) in zip(axes[i], panels, strict=True):
             ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             ax.set_xticks([])

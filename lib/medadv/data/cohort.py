@@ -11,6 +11,7 @@ Columns (``COHORT_COLUMNS``):
     modality    ``mammography``, ``ultrasound`` or ``xray``
     source_label  the data set's own label text, kept for traceability
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -42,15 +43,19 @@ def validate_cohort(cohort: pd.DataFrame, where: str = "cohort", require_split: 
     for col in ("image_id", "patient_id"):
         empty = out["path"][out[col].str.strip() == ""]
         if len(empty):
-            raise DataError(f"{where}: {len(empty)} image(s) with an empty {col}, e.g. {list(empty[:3])}; every image "
-                            f"needs one (rename the file, or give the id in the data set's table).")
+            raise DataError(
+                f"{where}: {len(empty)} image(s) with an empty {col}, e.g. {list(empty[:3])}; every image "
+                f"needs one (rename the file, or give the id in the data set's table)."
+            )
     dup = out[out["image_id"].duplicated(keep=False)]
     if len(dup):
         first = dup["image_id"].iloc[0]
         files = list(dup.loc[dup["image_id"] == first, "path"])
-        raise DataError(f"{where}: image id {first!r} is given to {len(files)} images, {files}; "
-                        f"{dup['image_id'].nunique()} id(s) repeat in all. Every image needs a unique image_id: rename "
-                        "one of the files (or fix the id in the data set's table).")
+        raise DataError(
+            f"{where}: image id {first!r} is given to {len(files)} images, {files}; "
+            f"{dup['image_id'].nunique()} id(s) repeat in all. Every image needs a unique image_id: rename "
+            "one of the files (or fix the id in the data set's table)."
+        )
     bad = sorted(set(out["label"].unique()) - {0, 1})
     if bad:
         raise DataError(f"{where}: labels {bad[:5]} seen; expected 0 (negative) or 1 (positive).")

@@ -23,6 +23,7 @@ and what to do: not a DICOM or truncated file, no pixel data, a compressed trans
 message names the package to install), a multi-frame file without a chosen frame, an unknown colour model, NaN or inf
 values.
 """
+
 from __future__ import annotations
 
 import logging
@@ -129,7 +130,9 @@ def _check_layout(ds: "pydicom.Dataset", path: Path, frame: int | None) -> None:
             f"(0 to {frames - 1}) with the manifest field 'dicom_frame: N', or read it as '{path.name}::frame/N'."
         )
     if frames > 1 and not 0 <= frame < frames:
-        raise DataError(f"{path}: frame {frame} asked for, but the DICOM file holds {frames} frame(s) (0 to {frames - 1}).")
+        raise DataError(
+            f"{path}: frame {frame} asked for, but the DICOM file holds {frames} frame(s) (0 to {frames - 1})."
+        )
 
 
 def _check_decoder(ds: "pydicom.Dataset", path: Path) -> None:  # noqa: F821
@@ -187,7 +190,9 @@ def _colour_luminance(ds: "pydicom.Dataset", stored: np.ndarray, path: Path) -> 
         try:
             rgb = apply_color_lut(stored, ds)
         except (ValueError, KeyError, AttributeError, IndexError) as exc:
-            raise DataError(f"{path}: PALETTE COLOR image whose palette cannot be applied ({exc}); re-export it.") from exc
+            raise DataError(
+                f"{path}: PALETTE COLOR image whose palette cannot be applied ({exc}); re-export it."
+            ) from exc
     else:
         rgb = stored
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
@@ -335,7 +340,12 @@ def read_dicom_stored(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     ds = _read_dataset(path)
-    if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":
-        raise DataError(f"{path}: a mask DICOM must be grey-level (1 sample per pixel); it is "
-                        f"{getattr(ds, 'PhotometricInterpretation', '?')}. Export the mask as MONOCHROME2.")
+    if (
+        int(getattr(ds, "SamplesPerPixel", 1)) != 1
+        or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR"
+    ):
+        raise DataError(
+            f"{path}: a mask DICOM must be grey-level (1 sample per pixel); it is "
+            f"{getattr(ds, 'PhotometricInterpretation', '?')}. Export the mask as MONOCHROME2."
+        )
     return _stored_pixels(ds, path)

@@ -28,6 +28,7 @@ The references survive ``root / reference`` (pathlib only joins strings), so ``r
 ``read_mask(root / row.mask_path)`` work for every cohort; build them with :func:`npz_member`, :func:`union_mask`
 and :func:`shapes_mask`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -99,7 +100,9 @@ def _num(value: float) -> str:
     return format(round(float(value), 2), "g")
 
 
-def shapes_mask(shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), polygons: Sequence[Sequence[float]] = ()) -> str:
+def shapes_mask(
+    shape: tuple[int, int], rects: Sequence[Sequence[float]] = (), polygons: Sequence[Sequence[float]] = ()
+) -> str:
     """The cohort mask path of boxes ``(x0, y0, x1, y1)`` and polygons ``(x0, y0, x1, y1, ...)`` on an H x W grid.
 
     Returns:
@@ -146,7 +149,9 @@ def _npz_array(file: str, mtime_ns: int, key: str) -> np.ndarray:
     try:
         with np.load(file, allow_pickle=False) as archive:
             if key not in archive.files:
-                raise DataError(f"{file}: no array {key!r} in the archive (it holds {archive.files}); check the cohort path.")
+                raise DataError(
+                    f"{file}: no array {key!r} in the archive (it holds {archive.files}); check the cohort path."
+                )
             arr = archive[key]
     except DataError:
         raise
@@ -218,11 +223,15 @@ def read_image(path: str | Path) -> np.ndarray:
             img.load()
             arr = np.array(img)
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: the image is too large to read safely ({exc}); a medical image of this size is "
-                        "more likely a damaged or hostile file. Check it, or downscale it before adding it to the "
-                        "cohort.") from exc
+        raise DataError(
+            f"{path}: the image is too large to read safely ({exc}); a medical image of this size is "
+            "more likely a damaged or hostile file. Check it, or downscale it before adding it to the "
+            "cohort."
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or unreadable image ({exc}); replace the file or remove it from the cohort.") from exc
+        raise DataError(
+            f"{path}: corrupt or unreadable image ({exc}); replace the file or remove it from the cohort."
+        ) from exc
     return _to_unit(arr, path)
 
 
@@ -268,7 +277,7 @@ def _draw_shapes(body: str, where: str) -> np.ndarray:
                 x0, y0, x1, y1 = values
                 r0, r1 = max(int(np.floor(min(y0, y1))), 0), min(int(np.ceil(max(y0, y1))), height)
                 c0, c1 = max(int(np.floor(min(x0, x1))), 0), min(int(np.ceil(max(x0, x1))), width)
-                mask[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = True
+                mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)] = True
             elif kind == "poly" and len(values) >= 6 and len(values) % 2 == 0:
                 cols, rows = np.asarray(values[0::2]), np.asarray(values[1::2])
                 mask[polygon(rows, cols, (height, width))] = True
@@ -300,8 +309,8 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
         mask = _read_mask_file(Path(path))
     elif match[1] == "union":
         root = Path(text[: match.start(1)] or ".")
-        parts = [_read_mask_file(root / rel) for rel in text[match.end():].split("|")]
-        for rel, part in zip(text[match.end():].split("|")[1:], parts[1:], strict=True):
+        parts = [_read_mask_file(root / rel) for rel in text[match.end() :].split("|")]
+        for rel, part in zip(text[match.end() :].split("|")[1:], parts[1:], strict=True):
             if part.shape != parts[0].shape:
                 raise DataError(
                     f"{root / rel}: mask of shape {part.shape} but the other masks of the same image are "
@@ -309,7 +318,7 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
                 )
         mask = np.logical_or.reduce(parts)
     else:
-        mask = _draw_shapes(text[match.end():], text)
+        mask = _draw_shapes(text[match.end() :], text)
     if shape is not None and mask.shape != tuple(shape):
         raise DataError(
             f"{path}: mask of shape {mask.shape} but its image is {tuple(shape)}; the mask must be drawn on the "
@@ -330,8 +339,12 @@ def _check_coverage(mask: np.ndarray, path: str | Path) -> None:
             "remove the image from the cohort."
         )
     if coverage > MASK_MAJORITY:
-        log.warning("%s: the lesion mask covers %.0f%% of the image; check that it is not inverted (the lesion must "
-                    "be non-zero, the background 0)", path, 100 * coverage)
+        log.warning(
+            "%s: the lesion mask covers %.0f%% of the image; check that it is not inverted (the lesion must "
+            "be non-zero, the background 0)",
+            path,
+            100 * coverage,
+        )
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.ndarray:
@@ -366,14 +379,24 @@ def _warn_degenerate(image: np.ndarray, path: Path) -> None:
     """Warn about an image that cannot carry a finding: one grey level throughout, or a side below
     :data:`MIN_IMAGE_SIDE` pixels."""
     if image.size and float(image.max()) == float(image.min()):
-        log.warning("%s: every pixel has the grey level %g: a blank image (a failed export?); check the file or "
-                    "remove it from the cohort", path, float(image.min()))
+        log.warning(
+            "%s: every pixel has the grey level %g: a blank image (a failed export?); check the file or "
+            "remove it from the cohort",
+            path,
+            float(image.min()),
+        )
     if min(image.shape) < MIN_IMAGE_SIDE:
-        log.warning("%s: the image is only %d x %d pixels; resized to the model's input it carries no detail. Check "
-                    "the file or remove it from the cohort", path, *image.shape)
+        log.warning(
+            "%s: the image is only %d x %d pixels; resized to the model's input it carries no detail. Check "
+            "the file or remove it from the cohort",
+            path,
+            *image.shape,
+        )
 
 
-def load_split(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], split: str | None = None) -> SplitArrays:
+def load_split(
+    cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], split: str | None = None
+) -> SplitArrays:
     """Load the images and masks of one split (or all rows when ``split`` is None), resized to ``image_size``.
 
     Returns:

@@ -6,6 +6,7 @@ cohort, the GAN's fakes, the education triplets) or :func:`save_png8` (lesion ma
 images). Both round each value to the nearest level after clipping to [0, 1] (in float64) and write no metadata, so
 the bytes depend on the pixels only; :func:`medadv.data.images.read_image` reads either back into [0, 1].
 """
+
 from __future__ import annotations
 
 from pathlib import Path

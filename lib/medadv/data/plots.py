@@ -4,6 +4,7 @@ Both read the images through :func:`medadv.data.images.read_image` (so they show
 resizing) and are drawn at the text width in the kit's print style (:mod:`medadv.style`): mask outlines are white over
 black, classes differ by line style, so both read in greyscale.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

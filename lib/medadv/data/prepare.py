@@ -5,6 +5,7 @@ notebook reads from ``cohort.csv``. The phantom is rendered into ``<run_dir>/dat
 run folder (the run's image root); a real data set is read through :func:`medadv.data.load_cohort` with paths
 relative to its data root.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,13 @@ def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
         where = f"cohort of manifest {data.manifest}"
     cohort = assign_splits(validate_cohort(cohort, where), data.split, seed=profile.seed)
     counts = check_leakage(cohort)
-    log.info("%s: %d images of %d patients; patients per split %s", where, len(cohort), cohort["patient_id"].nunique(),
-             {name: c["patients"] for name, c in counts.items()})
+    log.info(
+        "%s: %d images of %d patients; patients per split %s",
+        where,
+        len(cohort),
+        cohort["patient_id"].nunique(),
+        {name: c["patients"] for name, c in counts.items()},
+    )
     return validate_cohort(cohort, where, require_split=True)
 
 

@@ -6,6 +6,7 @@ here are stratified by the patient's label (a patient is positive when any of th
 keeps the cohort's positive fraction, and each split gets at least one positive and one negative patient whenever the
 cohort has three of each. A data set's official split (for example VinDr-Mammo's) is kept as it is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -125,9 +126,7 @@ def check_leakage(cohort: pd.DataFrame) -> dict[str, dict[str, int]]:
     per_patient = cohort.assign(split=split).groupby("patient_id")["split"].nunique()
     leaked = per_patient.index[per_patient > 1].astype(str).tolist()
     if leaked:
-        detail = {
-            pid: sorted(set(split[cohort["patient_id"].astype(str) == pid])) for pid in leaked[:10]
-        }
+        detail = {pid: sorted(set(split[cohort["patient_id"].astype(str) == pid])) for pid in leaked[:10]}
         raise DataError(
             f"patient leakage: {len(leaked)} patient(s) have images in more than one split: {detail}. Every image of a "
             "patient must be in the same split; fix the official split or let assign_splits draw one."

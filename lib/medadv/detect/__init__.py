@@ -13,13 +13,22 @@ more likely manipulated; adaptive attacks against them; and detection metrics.
 - :mod:`~medadv.detect.evaluation`: notebook 06's detection study (GAN fakes, notebook 03's adversarial examples,
   adaptive attacks).
 """
+
 from medadv.detect.adaptive import adaptive_pgd
 from medadv.detect.base import Detector
-from medadv.detect.real_fake import RealFakeClassifier
 from medadv.detect.discriminator import DiscriminatorScore
 from medadv.detect.mahalanobis import MahalanobisDetector
 from medadv.detect.metrics import detection_metrics, tpr_at_fpr
+from medadv.detect.real_fake import RealFakeClassifier
 from medadv.detect.squeezing import FeatureSqueezing
 
-__all__ = ["Detector", "DiscriminatorScore", "FeatureSqueezing", "MahalanobisDetector", "RealFakeClassifier",
-           "adaptive_pgd", "detection_metrics", "tpr_at_fpr"]
+__all__ = [
+    "Detector",
+    "DiscriminatorScore",
+    "FeatureSqueezing",
+    "MahalanobisDetector",
+    "RealFakeClassifier",
+    "adaptive_pgd",
+    "detection_metrics",
+    "tpr_at_fpr",
+]

@@ -19,25 +19,30 @@ attacker wants an image that fools the classifier *and* looks clean, so per imag
 lowest detector score among those the classifier misclassifies is kept; an image never misclassified gets the
 iterate with the lowest detector score.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medadv.models.inference import eval_mode
 from medadv.detect.base import Detector
 from medadv.errors import ConfigError, DataError
+from medadv.models.inference import eval_mode
 
 __all__ = ["adaptive_pgd"]
 
 
 def _check(x: Tensor, y: Tensor, eps: float, alpha: float, steps: int) -> None:
     if x.ndim != 4 or y.shape != (x.shape[0],):
-        raise DataError(f"images of shape {tuple(x.shape)} with labels {tuple(y.shape)}; expected (N, 1, H, W) and (N,).")
+        raise DataError(
+            f"images of shape {tuple(x.shape)} with labels {tuple(y.shape)}; expected (N, 1, H, W) and (N,)."
+        )
     if not (0 <= eps <= 1) or not alpha > 0 or steps < 1:
-        raise ConfigError(f"adaptive PGD: eps={eps}, alpha={alpha}, steps={steps}; expected eps in [0, 1], a "
-                          "positive step size and at least one step.")
+        raise ConfigError(
+            f"adaptive PGD: eps={eps}, alpha={alpha}, steps={steps}; expected eps in [0, 1], a "
+            "positive step size and at least one step."
+        )
 
 
 class _Kept:
@@ -54,8 +59,16 @@ class _Kept:
         self.fooled |= fooled
 
 
-def adaptive_pgd(classifier: nn.Module, detector: Detector, x: Tensor, y: Tensor, eps: float, alpha: float,
-                 steps: int, generator: torch.Generator | None = None) -> Tensor:
+def adaptive_pgd(
+    classifier: nn.Module,
+    detector: Detector,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """PGD (L-inf) on the classifier's cross-entropy until it is fooled, then on minus the detector's score.
 
     Args:

@@ -5,6 +5,7 @@ device to (N,) scores, differentiable with respect to the images (through a stra
 detector itself is not, see :mod:`medadv.detect.squeezing`), which is what an adaptive attack needs;
 :meth:`Detector.score` runs it without gradients over a NumPy array or tensor in batches and returns float64 NumPy.
 """
+
 from __future__ import annotations
 
 import abc

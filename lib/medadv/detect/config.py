@@ -3,6 +3,7 @@
 :class:`DetectionConfig` is the section's registered config (:class:`medadv.config.ProfileSection`); the runner builds
 it before any notebook runs, like every other section.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,4 +67,3 @@ class DetectionConfig(ProfileSection, section="detect"):
         if not 0 < self.fpr < 1:
             raise ConfigError(f"detect.fpr is {self.fpr}; expected a false-positive rate in (0, 1).")
         check_linf_budgets({"detect.adaptive_eps": self.adaptive_eps})
-

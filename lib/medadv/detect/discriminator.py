@@ -8,6 +8,7 @@ accepted as real when either discriminator takes it for a real image of its clas
 classifier to route an image to "its" discriminator, and a real image of either class is judged by the
 discriminator that saw real images of that class.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -17,6 +17,7 @@ The manipulated sets (README, "Detecting manipulated images"):
 Per detector and set: the detection AUC with DeLong's CI and the true-positive rate at ``detect.fpr``
 (:func:`medadv.detect.metrics.detection_metrics`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,15 @@ from medadv.detect.metrics import detection_metrics
 ADAPTIVE = "adaptive_pgd"
 GAN_ATTACK = "gan"
 
-__all__ = ["ADAPTIVE", "GAN_ATTACK", "DetectionStudy", "adaptive_comparison", "adaptive_images", "detection_study",
-           "gradient_sets"]
+__all__ = [
+    "ADAPTIVE",
+    "GAN_ATTACK",
+    "DetectionStudy",
+    "adaptive_comparison",
+    "adaptive_images",
+    "detection_study",
+    "gradient_sets",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,15 +66,36 @@ def _fooled(classifier: nn.Module, images: np.ndarray, labels: np.ndarray, devic
     return float((pred.numpy() != labels).mean())
 
 
-def _rows(detectors: Mapping[str, Detector], attack: str, eps: float, clean: Mapping[str, np.ndarray],
-          manipulated: np.ndarray, fooled: float, config: DetectionConfig) -> list[dict[str, Any]]:
-    return [{"detector": name, "attack": attack, "eps": eps, "fooled": fooled,
-             **detection_metrics(clean[name], det.score(manipulated, config.batch_size), fpr=config.fpr)}
-            for name, det in detectors.items()]
+def _rows(
+    detectors: Mapping[str, Detector],
+    attack: str,
+    eps: float,
+    clean: Mapping[str, np.ndarray],
+    manipulated: np.ndarray,
+    fooled: float,
+    config: DetectionConfig,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "detector": name,
+            "attack": attack,
+            "eps": eps,
+            "fooled": fooled,
+            **detection_metrics(clean[name], det.score(manipulated, config.batch_size), fpr=config.fpr),
+        }
+        for name, det in detectors.items()
+    ]
 
 
-def adaptive_images(classifier: nn.Module, detector: Detector, test: SplitArrays, eps: float,
-                    attacks: AttackConfig, config: DetectionConfig, seed: int) -> np.ndarray:
+def adaptive_images(
+    classifier: nn.Module,
+    detector: Detector,
+    test: SplitArrays,
+    eps: float,
+    attacks: AttackConfig,
+    config: DetectionConfig,
+    seed: int,
+) -> np.ndarray:
     """Adaptive PGD against ``detector`` on the test images, batch by batch with one seeded generator.
 
     Returns:
@@ -75,15 +104,29 @@ def adaptive_images(classifier: nn.Module, detector: Detector, test: SplitArrays
     generator = torch.Generator().manual_seed(seed)
     alpha = attacks.step_ratio * eps / config.adaptive_steps
     out = []
-    for xb, yb in zip(torch.from_numpy(test.images).split(config.batch_size),
-                      torch.from_numpy(test.labels).split(config.batch_size), strict=True):
-        out.append(adaptive_pgd(classifier, detector, xb.to(detector.device), yb.to(detector.device), eps, alpha,
-                                config.adaptive_steps, generator).cpu())
+    for xb, yb in zip(
+        torch.from_numpy(test.images).split(config.batch_size),
+        torch.from_numpy(test.labels).split(config.batch_size),
+        strict=True,
+    ):
+        out.append(
+            adaptive_pgd(
+                classifier,
+                detector,
+                xb.to(detector.device),
+                yb.to(detector.device),
+                eps,
+                alpha,
+                config.adaptive_steps,
+                generator,
+            ).cpu()
+        )
     return torch.cat(out).numpy()
 
 
-def gradient_sets(examples: AttackExamples, test: SplitArrays,
-                  config: DetectionConfig) -> dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]:
+def gradient_sets(
+    examples: AttackExamples, test: SplitArrays, config: DetectionConfig
+) -> dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]:
     """Notebook 03's examples of each of ``detect.attacks`` at each L-inf budget it kept, with their images' labels.
 
     Returns:
@@ -91,14 +134,25 @@ def gradient_sets(examples: AttackExamples, test: SplitArrays,
     """
     position = {image_id: k for k, image_id in enumerate(test.rows["image_id"])}
     labels = test.labels[[position[i] for i in examples.image_ids]]
-    return {(name, eps): (images, labels) for name in config.attacks
-            for (attack, norm, eps), images in sorted(examples.images.items(), key=lambda kv: kv[0][2])
-            if attack == ENSEMBLE_ATTACK[name] and norm == "linf"}
+    return {
+        (name, eps): (images, labels)
+        for name in config.attacks
+        for (attack, norm, eps), images in sorted(examples.images.items(), key=lambda kv: kv[0][2])
+        if attack == ENSEMBLE_ATTACK[name] and norm == "linf"
+    }
 
 
-def detection_study(classifier: nn.Module, detectors: Mapping[str, Detector], test: SplitArrays,
-                    test_fakes: np.ndarray, examples: AttackExamples, attacks: AttackConfig, config: DetectionConfig,
-                    seed: int, device: torch.device) -> DetectionStudy:
+def detection_study(
+    classifier: nn.Module,
+    detectors: Mapping[str, Detector],
+    test: SplitArrays,
+    test_fakes: np.ndarray,
+    examples: AttackExamples,
+    attacks: AttackConfig,
+    config: DetectionConfig,
+    seed: int,
+    device: torch.device,
+) -> DetectionStudy:
     """Detection AUC (DeLong CI) and TPR at ``config.fpr`` of every detector for the GAN fakes, notebook 03's
     examples of every gradient attack of ``detect.attacks`` (:func:`gradient_sets`), and the adaptive PGD against each
     detector at every L-inf budget (module docstring).
@@ -116,8 +170,9 @@ def detection_study(classifier: nn.Module, detectors: Mapping[str, Detector], te
         for eps in config.adaptive_eps or attacks.linf_eps:
             images = adaptive_images(classifier, det, test, eps, attacks, config, seed)
             sets[(f"{ADAPTIVE}:{name}", eps)] = images, test.labels
-            rows += _rows({name: det}, ADAPTIVE, eps, clean, images,
-                          _fooled(classifier, images, test.labels, device), config)
+            rows += _rows(
+                {name: det}, ADAPTIVE, eps, clean, images, _fooled(classifier, images, test.labels, device), config
+            )
     return DetectionStudy(pd.DataFrame(rows), {key: images for key, (images, _) in sets.items()})
 
 

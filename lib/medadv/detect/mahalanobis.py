@@ -11,6 +11,7 @@ layers with a logistic regression fitted on adversarial examples; both are left 
 clean images only, so it is not tuned to the attacks it is evaluated on. The covariance is the Ledoit-Wolf shrinkage
 estimate (scikit-learn): with few training images per feature, the empirical one (Lee et al.) is singular.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,10 @@ def pooled_features(classifier: nn.Module, x: Tensor) -> Tensor:
     """
     for name in ("prepare", "features"):
         if not callable(getattr(classifier, name, None)):
-            raise ConfigError(f"the Mahalanobis detector needs a kit classifier with `prepare` and `features`; "
-                              f"{type(classifier).__name__} has no `{name}`.")
+            raise ConfigError(
+                f"the Mahalanobis detector needs a kit classifier with `prepare` and `features`; "
+                f"{type(classifier).__name__} has no `{name}`."
+            )
     return classifier.features(classifier.prepare(x)).amax(dim=(2, 3))
 
 
@@ -49,16 +52,23 @@ class MahalanobisDetector(Detector):
     name = "mahalanobis"
     citation = "Lee, Lee, Lee & Shin 2018, NeurIPS: class-conditional Gaussians, tied covariance, Mahalanobis score"
 
-    def __init__(self, classifier: nn.Module, means: Tensor, precision: Tensor,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, classifier: nn.Module, means: Tensor, precision: Tensor, device: torch.device | str = "cpu"
+    ) -> None:
         super().__init__(device)
         self.classifier = classifier.to(self.device).eval().requires_grad_(False)
         self.means = means.to(self.device, torch.float32)
         self.precision = precision.to(self.device, torch.float32)
 
     @classmethod
-    def fit(cls, classifier: nn.Module, images: np.ndarray | Tensor, labels: np.ndarray,
-            device: torch.device | str = "cpu", batch_size: int = 128) -> "MahalanobisDetector":
+    def fit(
+        cls,
+        classifier: nn.Module,
+        images: np.ndarray | Tensor,
+        labels: np.ndarray,
+        device: torch.device | str = "cpu",
+        batch_size: int = 128,
+    ) -> "MahalanobisDetector":
         """Fit the class means and the shared covariance on clean images with their labels.
 
         Returns:
@@ -73,8 +83,10 @@ class MahalanobisDetector(Detector):
             raise DataError(f"{len(y)} labels for {x.shape[0]} images; expected one label per image.")
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < 2 or counts.min() < 2:
-            raise DataError(f"Mahalanobis fit: class counts {dict(zip(classes.tolist(), counts.tolist()))}; expected "
-                            "at least two classes with two images each.")
+            raise DataError(
+                f"Mahalanobis fit: class counts {dict(zip(classes.tolist(), counts.tolist()))}; expected "
+                "at least two classes with two images each."
+            )
         classifier = classifier.to(device).eval()
         with torch.no_grad():
             feats = torch.cat([pooled_features(classifier, c.to(device)).double().cpu() for c in x.split(batch_size)])

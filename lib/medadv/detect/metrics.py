@@ -1,5 +1,6 @@
 """How well a detector separates manipulated from clean images: AUC with DeLong CI, TPR at a fixed FPR, and a
 validation-chosen threshold with a 1-5 confidence for the detector as a reader."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,10 @@ __all__ = ["confidence_levels", "detection_metrics", "tpr_at_fpr"]
 def _scores(values: np.ndarray, what: str) -> np.ndarray:
     s = np.asarray(values, dtype=float).reshape(-1)
     if s.size < 2 or not np.isfinite(s).all():
-        raise DataError(f"{what}: {s.size} scores, finite: {bool(np.isfinite(s).all())}; expected at least two "
-                        "finite detector scores.")
+        raise DataError(
+            f"{what}: {s.size} scores, finite: {bool(np.isfinite(s).all())}; expected at least two "
+            "finite detector scores."
+        )
     return s
 
 
@@ -34,8 +37,9 @@ def tpr_at_fpr(clean: np.ndarray, manipulated: np.ndarray, fpr: float = 0.05) ->
     return float(np.mean(m > threshold))
 
 
-def detection_metrics(clean: np.ndarray, manipulated: np.ndarray, level: float = 0.95,
-                      fpr: float = 0.05) -> dict[str, float]:
+def detection_metrics(
+    clean: np.ndarray, manipulated: np.ndarray, level: float = 0.95, fpr: float = 0.05
+) -> dict[str, float]:
     """Detection AUC (manipulated = positive) with its DeLong CI, and the TPR at ``fpr``.
 
     Returns:
@@ -44,8 +48,14 @@ def detection_metrics(clean: np.ndarray, manipulated: np.ndarray, level: float =
     c, m = _scores(clean, "clean images"), _scores(manipulated, "manipulated images")
     y = np.concatenate([np.zeros(c.size), np.ones(m.size)])
     auc, low, high = delong_ci(y, np.concatenate([c, m]), level)
-    return {"n_clean": int(c.size), "n_manipulated": int(m.size), "auc": auc, "auc_ci_low": low,
-            "auc_ci_high": high, "tpr_at_5fpr": tpr_at_fpr(c, m, fpr)}
+    return {
+        "n_clean": int(c.size),
+        "n_manipulated": int(m.size),
+        "auc": auc,
+        "auc_ci_low": low,
+        "auc_ci_high": high,
+        "tpr_at_5fpr": tpr_at_fpr(c, m, fpr),
+    }
 
 
 def confidence_levels(scores: np.ndarray, threshold: float, reference: np.ndarray, levels: int = 5) -> np.ndarray:

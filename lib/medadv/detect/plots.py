@@ -3,6 +3,7 @@
 Drawn in the kit's print style (:mod:`medadv.style`): detectors are told apart by marker and grey level, the chance
 level (AUC 0.5) is a dashed line, and the attack's budget is written on the axis in grey levels of 255.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from medadv.style import paper_figure, paper_style, series_style
-
 
 __all__ = ["detection_auc_figure"]
 
@@ -36,8 +36,9 @@ def detection_auc_figure(table: pd.DataFrame) -> Figure:
         y = rows["index"].to_numpy() + offsets[k]
         err = np.vstack([rows["auc"] - rows["auc_ci_low"], rows["auc_ci_high"] - rows["auc"]])
         style = series_style(k)
-        ax.errorbar(rows["auc"], y, xerr=err, fmt=style["marker"], color=style["color"], capsize=1.5, elinewidth=0.7,
-                    label=det)
+        ax.errorbar(
+            rows["auc"], y, xerr=err, fmt=style["marker"], color=style["color"], capsize=1.5, elinewidth=0.7, label=det
+        )
     ax.axvline(0.5, color="0.5", linestyle="--", linewidth=0.7)
     ax.set_yticks(range(len(sets)), labels)
     ax.invert_yaxis()

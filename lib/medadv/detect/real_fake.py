@@ -7,6 +7,7 @@ trained with paper 001's recipe on the training split's real images (class 0) ag
 training is :func:`medadv.detect.training.train_real_fake` (the kit's one training loop). The score is the
 network's log-odds of "fake", ``z_fake - z_real``.
 """
+
 from __future__ import annotations
 
 import torch

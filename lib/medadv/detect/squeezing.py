@@ -14,6 +14,7 @@ Rounding has no useful gradient; for the adaptive attack it passes the gradient 
 Carlini & Wagner, ICML 2018: ``x + (round(x) - x).detach()``), the median filter is differentiable almost
 everywhere (it selects one pixel).
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,11 +62,15 @@ class FeatureSqueezing(Detector):
     name = "feature_squeezing"
     citation = "Xu, Evans & Qi 2018, NDSS: feature squeezing (bit depth, median filter; L1 of the softmax change)"
 
-    def __init__(self, classifier: nn.Module, bits: int = 5, median: int = 2, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, classifier: nn.Module, bits: int = 5, median: int = 2, device: torch.device | str = "cpu"
+    ) -> None:
         super().__init__(device)
         if not (0 <= bits <= 8) or median == 1 or median < 0 or (bits == 0 and median == 0):
-            raise ConfigError(f"feature squeezing: bits={bits}, median={median}; expected bits 1-8 and/or a median "
-                              "window >= 2 (0 leaves a squeezer out, not both).")
+            raise ConfigError(
+                f"feature squeezing: bits={bits}, median={median}; expected bits 1-8 and/or a median "
+                "window >= 2 (0 leaves a squeezer out, not both)."
+            )
         self.classifier = classifier.to(self.device).eval().requires_grad_(False)
         self.bits, self.median = bits, median
 

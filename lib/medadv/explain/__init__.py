@@ -9,6 +9,7 @@
   the fidelity tables of notebook 02.
 - :mod:`medadv.explain.plots`: their figures.
 """
+
 from __future__ import annotations
 
 from medadv.explain.attribute import METHODS, attribute, gradcam_layer

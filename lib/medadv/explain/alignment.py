@@ -23,6 +23,7 @@ Shared conventions (defined once here, tested in ``tests/test_alignment.py``):
 The metrics are written with numpy/scipy rather than imported from Quantus: Quantus is not among the kit's
 dependencies, expects model and data handles rather than precomputed maps, and leaves ties and empty masks undefined.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -411,11 +412,18 @@ def _metric_info() -> dict[str, MetricInfo]:
         MetricInfo("energy_pointing_game", True, unit, "lesion bounding-box area / image area", _box_fraction),
     ]
     for k in TOPK_FRACTIONS:
-        info.append(MetricInfo(f"topk_coverage_{round(100 * k)}", True, unit, "lesion area / image area",
-                               _lesion_fraction))
-        info.append(MetricInfo(f"topk_iou_{round(100 * k)}", True, unit,
-                               "I / (K + |M| - I) with I = K |M| / HW (K top pixels, |M| lesion pixels)",
-                               _topk_iou_chance(k)))
+        info.append(
+            MetricInfo(f"topk_coverage_{round(100 * k)}", True, unit, "lesion area / image area", _lesion_fraction)
+        )
+        info.append(
+            MetricInfo(
+                f"topk_iou_{round(100 * k)}",
+                True,
+                unit,
+                "I / (K + |M| - I) with I = K |M| / HW (K top pixels, |M| lesion pixels)",
+                _topk_iou_chance(k),
+            )
+        )
     info += [
         MetricInfo("relevance_mass_accuracy", True, unit, "lesion area / image area", _lesion_fraction),
         MetricInfo("relevance_rank_accuracy", True, unit, "lesion area / image area", _lesion_fraction),

@@ -23,6 +23,7 @@ Methods (:data:`METHODS`, each one function registered in :data:`ATTRIBUTION_MET
 All methods run on a private copy of the model (eval mode, in-place activations turned off), so the caller's model
 is never hooked or changed. Images are [0, 1] tensors (N, 1, H, W), as everywhere in the kit.
 """
+
 from __future__ import annotations
 
 import copy
@@ -70,8 +71,10 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     try:
         return model.get_submodule(declared)
     except AttributeError as exc:
-        raise ConfigError(f"a {type(model).__name__} declares the Grad-CAM layer {declared!r}, which is not one of "
-                          f"its submodules ({exc}); fix the class's gradcam_layer path.") from exc
+        raise ConfigError(
+            f"a {type(model).__name__} declares the Grad-CAM layer {declared!r}, which is not one of "
+            f"its submodules ({exc}); fix the class's gradcam_layer path."
+        ) from exc
 
 
 class CallOrdered(nn.Module):
@@ -217,6 +220,7 @@ def attribution_method(name: str, *, needs_layer: bool = False) -> Callable[[Att
     Returns:
         The decorator; it returns the function unchanged.
     """
+
     def register(fn: AttributionFn) -> AttributionFn:
         if name in ATTRIBUTION_METHODS:
             raise ValueError(f"attribution method {name!r} is registered twice.")
@@ -264,8 +268,12 @@ def _occlusion(call: AttributionCall, x: torch.Tensor, target: torch.Tensor) -> 
     """The output drop when a black square slides over the image (Zeiler and Fergus, ECCV 2014)."""
     window, stride = call.occlusion_window, call.occlusion_stride
     return Occlusion(call.model).attribute(
-        x, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0,
-        target=target, perturbations_per_eval=max(1, call.batch_size // len(x)),
+        x,
+        sliding_window_shapes=(1, window, window),
+        strides=(1, stride, stride),
+        baselines=0.0,
+        target=target,
+        perturbations_per_eval=max(1, call.batch_size // len(x)),
     )
 
 

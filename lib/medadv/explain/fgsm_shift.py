@@ -22,6 +22,7 @@ and after (``explain.attack_metric``), split by whether the label changed. The t
 :mod:`medadv.explain.manipulation` (Ghorbani et al. 2019), which aims at the map itself, is the stronger, different
 attack of the same notebook.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,12 +44,22 @@ from medadv.models.inference import predicted_labels
 
 GREY_LEVELS = 255.0
 SHIFT_COLUMNS = (
-    "image_id", "model", "label_changed", "topk_overlap", "peak_shift_px", "alignment_before", "alignment_after",
-    "label_before", "label_after", "max_change_grey",
+    "image_id",
+    "model",
+    "label_changed",
+    "topk_overlap",
+    "peak_shift_px",
+    "alignment_before",
+    "alignment_after",
+    "label_before",
+    "label_after",
+    "max_change_grey",
 )
 
 
-def predicted_label_ifgsm(model: nn.Module, x: torch.Tensor, step: float, steps: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def predicted_label_ifgsm(
+    model: nn.Module, x: torch.Tensor, step: float, steps: int, batch_size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Paper 004's iterative FGSM: ``steps`` applications of Eq. 1 with step ``step`` ([0, 1] units) against the label
     the model predicts on ``x``, clipped to [0, 1] after each step; the last iterate is returned.
 
@@ -95,16 +106,36 @@ def fgsm_gradcam_shift(
         after_label = predicted_labels(model, x_adv, cfg.batch_size)
         before = attribute(model, x, "gradcam", target=before_label, batch_size=cfg.batch_size)
         after = attribute(model, x_adv, "gradcam", target=after_label, batch_size=cfg.batch_size)
-        rows.append(pd.DataFrame({
-            "image_id": image_ids, "model": name, "label_changed": (before_label != after_label).numpy(),
-            "topk_overlap": topk_coverage(after, topk_region(before, cfg.attack_topk), k=cfg.attack_topk),
-            "peak_shift_px": peak_shift(before, after),
-            "alignment_before": metric(before, masks), "alignment_after": metric(after, masks),
-            "label_before": before_label.numpy(), "label_after": after_label.numpy(),
-            "max_change_grey": ((x_adv - x).abs().amax(dim=(1, 2, 3)) * GREY_LEVELS).numpy(),
-        }))
-        examples.append(AttackExample(name, "paper004_ifgsm", step * cfg.fgsm_steps, images, x_adv.numpy(), before,
-                                      after, masks, before_label.numpy(), after_label.numpy()))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "image_id": image_ids,
+                    "model": name,
+                    "label_changed": (before_label != after_label).numpy(),
+                    "topk_overlap": topk_coverage(after, topk_region(before, cfg.attack_topk), k=cfg.attack_topk),
+                    "peak_shift_px": peak_shift(before, after),
+                    "alignment_before": metric(before, masks),
+                    "alignment_after": metric(after, masks),
+                    "label_before": before_label.numpy(),
+                    "label_after": after_label.numpy(),
+                    "max_change_grey": ((x_adv - x).abs().amax(dim=(1, 2, 3)) * GREY_LEVELS).numpy(),
+                }
+            )
+        )
+        examples.append(
+            AttackExample(
+                name,
+                "paper004_ifgsm",
+                step * cfg.fgsm_steps,
+                images,
+                x_adv.numpy(),
+                before,
+                after,
+                masks,
+                before_label.numpy(),
+                after_label.numpy(),
+            )
+        )
     return pd.concat(rows, ignore_index=True)[list(SHIFT_COLUMNS)], examples
 
 
@@ -118,9 +149,13 @@ def fgsm_shift_summary(table: pd.DataFrame) -> pd.DataFrame:
     return (
         table.groupby(["model", "label_changed"], sort=True)
         .agg(
-            n=("image_id", "size"), topk_overlap=("topk_overlap", "mean"), peak_shift_px=("peak_shift_px", "mean"),
-            peak_shift_px_median=("peak_shift_px", "median"), alignment_before=("alignment_before", "mean"),
-            alignment_after=("alignment_after", "mean"), max_change_grey=("max_change_grey", "max"),
+            n=("image_id", "size"),
+            topk_overlap=("topk_overlap", "mean"),
+            peak_shift_px=("peak_shift_px", "mean"),
+            peak_shift_px_median=("peak_shift_px", "median"),
+            alignment_before=("alignment_before", "mean"),
+            alignment_after=("alignment_after", "mean"),
+            max_change_grey=("max_change_grey", "max"),
         )
         .reset_index()
     )
@@ -147,6 +182,16 @@ def fgsm_figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list
             pool = preferred if preferred.any() else pool
             i = int(np.where(pool, shift, -np.inf).argmax())
             title = f"{ex.model}\n{words}"
-            rows.append((title, ex.images[i], ex.adversarial[i], ex.map_before[i], ex.map_after[i], ex.masks[i],
-                         int(ex.label_before[i]), int(ex.label_after[i])))
+            rows.append(
+                (
+                    title,
+                    ex.images[i],
+                    ex.adversarial[i],
+                    ex.map_before[i],
+                    ex.map_after[i],
+                    ex.masks[i],
+                    int(ex.label_before[i]),
+                    int(ex.label_after[i]),
+                )
+            )
     return rows

@@ -9,6 +9,7 @@ no network.
 * :func:`gan_discriminator_auc`: a trained GAN discriminator's real-vs-fake AUC on a split
   (:func:`medadv.stats.fidelity.discriminator_auc`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,15 @@ def evidence_maps(classifier: nn.Module, fake: np.ndarray, device: torch.device,
     return np.concatenate(out).astype(np.float64)
 
 
-def localisation_table(rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray, masks: np.ndarray, has_mask: ArrayLike,
-                       classifier: nn.Module | None = None, device: torch.device | None = None) -> pd.DataFrame:
+def localisation_table(
+    rows: pd.DataFrame,
+    real: np.ndarray,
+    fake: np.ndarray,
+    masks: np.ndarray,
+    has_mask: ArrayLike,
+    classifier: nn.Module | None = None,
+    device: torch.device | None = None,
+) -> pd.DataFrame:
     """:func:`medadv.stats.fidelity.change_localisation` with the images' ids.
 
     Returns:
@@ -63,16 +71,28 @@ def localisation_table(rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray, m
         ``evidence_peak_distance_px`` from ``classifier``'s :func:`evidence_maps` on the fakes (NaN without one).
     """
     labels = rows["label"].to_numpy().astype(int)
-    ids = pd.DataFrame({"image_id": rows["image_id"].astype(str).to_numpy(), "split": rows["split"].to_numpy(),
-                        "generator": np.where(labels == 1, "remove", "insert")})
+    ids = pd.DataFrame(
+        {
+            "image_id": rows["image_id"].astype(str).to_numpy(),
+            "split": rows["split"].to_numpy(),
+            "generator": np.where(labels == 1, "remove", "insert"),
+        }
+    )
     evidence = None
     if classifier is not None:
         evidence = evidence_maps(classifier, np.asarray(fake, dtype=np.float32), device or torch.device("cpu"))
     return pd.concat([ids, change_localisation(real, fake, masks, has_mask, evidence)], axis=1)
 
 
-def gan_discriminator_auc(discriminator: nn.Module, direction: str, images: np.ndarray, fakes: np.ndarray,
-                          labels: np.ndarray, device: torch.device, batch_size: int = 64) -> dict[str, float]:
+def gan_discriminator_auc(
+    discriminator: nn.Module,
+    direction: str,
+    images: np.ndarray,
+    fakes: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    batch_size: int = 64,
+) -> dict[str, float]:
     """A trained GAN discriminator's real-vs-fake AUC on a split: its real class is the generator's target class (real
     negatives for ``remove``), its fakes the counterparts of the split's source-class images.
 
@@ -81,6 +101,8 @@ def gan_discriminator_auc(discriminator: nn.Module, direction: str, images: np.n
     """
     source, target = DIRECTIONS[direction]
     labels = np.asarray(labels).astype(int)
-    scores = [batched_outputs(discriminator, np.asarray(part)[labels == cls], batch_size, lambda o: o.float(), device)
-              for part, cls in ((images, target), (fakes, source))]
+    scores = [
+        batched_outputs(discriminator, np.asarray(part)[labels == cls], batch_size, lambda o: o.float(), device)
+        for part, cls in ((images, target), (fakes, source))
+    ]
     return discriminator_auc(scores[0].numpy(), scores[1].numpy())

@@ -15,6 +15,7 @@ becomes its smooth counterpart ``a x + (1 - a) softplus(x)``), and evaluate succ
 captum's ``LayerGradCam`` computes its gradients without a graph, so the differentiable Grad-CAM of the attack is
 :func:`gradcam_maps` here; ``tests/test_manipulation.py`` checks that it agrees with captum's on the original network.
 """
+
 from __future__ import annotations
 
 import copy
@@ -153,8 +154,16 @@ def _mass_share(cam: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 
 
 def _attack_batch(
-    model: nn.Module, smooth: nn.Module, path: str, x0: torch.Tensor, region: torch.Tensor,
-    eps: float, steps: int, alpha: float, flip_label: bool, flip_weight: float,
+    model: nn.Module,
+    smooth: nn.Module,
+    path: str,
+    x0: torch.Tensor,
+    region: torch.Tensor,
+    eps: float,
+    steps: int,
+    alpha: float,
+    flip_label: bool,
+    flip_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     layer, smooth_layer = model.get_submodule(path), smooth.get_submodule(path)
     with torch.no_grad():
@@ -222,8 +231,10 @@ def manipulate_gradcam(
     x = torch.as_tensor(x).float()
     region_t = torch.as_tensor(np.asarray(region, dtype=np.float32))
     if x.ndim != 4 or x.shape[1] != 1 or region_t.shape != (x.shape[0], *x.shape[2:]):
-        raise DataError(f"manipulate_gradcam: images {tuple(x.shape)}, region {tuple(region_t.shape)}; "
-                        "expected (N, 1, H, W) images and an (N, H, W) region.")
+        raise DataError(
+            f"manipulate_gradcam: images {tuple(x.shape)}, region {tuple(region_t.shape)}; "
+            "expected (N, 1, H, W) images and an (N, H, W) region."
+        )
     if x.min() < 0 or x.max() > 1:
         raise DataError("manipulate_gradcam: images must lie in [0, 1].")
     alpha = 2.5 * eps / steps if alpha is None else alpha
@@ -235,12 +246,25 @@ def manipulate_gradcam(
         for i in range(0, len(x), batch_size):
             sl = slice(i, i + batch_size)
             res = _attack_batch(
-                model, smooth, path, x[sl].to(device), region_t[sl].to(device), eps, steps, alpha, flip_label,
+                model,
+                smooth,
+                path,
+                x[sl].to(device),
+                region_t[sl].to(device),
+                eps,
+                steps,
+                alpha,
+                flip_label,
                 flip_weight,
             )
             outs.append([t.cpu() for t in res[:3]])
     x_adv = torch.cat([o[0] for o in outs])
     after = predicted_labels(model, x_adv, batch_size)
-    log.info("Grad-CAM manipulation eps=%g flip=%s: label kept on %d of %d", eps, flip_label,
-             int((after == torch.cat([o[1] for o in outs])).sum()), len(x))
+    log.info(
+        "Grad-CAM manipulation eps=%g flip=%s: label kept on %d of %d",
+        eps,
+        flip_label,
+        int((after == torch.cat([o[1] for o in outs])).sum()),
+        len(x),
+    )
     return Manipulation(x_adv, torch.cat([o[1] for o in outs]), after, torch.cat([o[2] for o in outs]))

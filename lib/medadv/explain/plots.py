@@ -8,6 +8,7 @@ map's maximum, so one sequential scale from 0 to 1 serves every map and no diver
 apart by grey levels and position, and the lesion outline is drawn twice (:func:`medadv.style.outline`) so it shows
 on any map.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -72,7 +73,14 @@ def alignment_boxplot(scores: pd.DataFrame, metric: str, models: Sequence[str], 
     data = scores[scores["metric"] == metric]
     fig, ax = paper_figure("text", 3.2)
     palette = sns.color_palette("Greys", n_colors=len(models) + 1)[1:]
-    common = {"data": data, "x": "method", "y": "score", "hue": "model", "order": list(methods), "hue_order": list(models)}
+    common = {
+        "data": data,
+        "x": "method",
+        "y": "score",
+        "hue": "model",
+        "order": list(methods),
+        "hue_order": list(models),
+    }
     sns.boxplot(**common, palette=palette, showfliers=False, linewidth=0.8, ax=ax)
     sns.stripplot(**common, dodge=True, palette="dark:black", size=2.0, alpha=0.6, legend=False, ax=ax)
     ax.set_xlabel("attribution method")
@@ -159,8 +167,10 @@ def fgsm_shift_figure(table: pd.DataFrame, steps: int, step_grey: float) -> Figu
     data = table.assign(label=np.where(table["label_changed"], "label changed", "label kept"))
     hue_order = ["label kept", "label changed"]
     fig, axes = paper_figure("text", 3.0, 1, 2)
-    for ax, column, label in ((axes[0], "peak_shift_px", "peak shift of the map (pixels)"),
-                              (axes[1], "topk_overlap", "top-k overlap after / before")):
+    for ax, column, label in (
+        (axes[0], "peak_shift_px", "peak shift of the map (pixels)"),
+        (axes[1], "topk_overlap", "top-k overlap after / before"),
+    ):
         common = {"data": data, "x": "model", "y": column, "hue": "label", "hue_order": hue_order}
         sns.boxplot(**common, palette=["0.85", "0.55"], showfliers=False, linewidth=0.8, ax=ax)
         sns.stripplot(**common, dodge=True, palette="dark:black", size=2.2, alpha=0.6, legend=False, ax=ax)

@@ -5,6 +5,7 @@
 Each function takes loaded models and arrays and returns a tidy table; the notebook saves them, plots them and
 narrates. Settings come from the profile's ``explain`` section (:class:`ExplainConfig`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,23 +102,30 @@ class ExplainConfig(ProfileSection, section="explain"):
             raise ConfigError(f"explain.reference {self.reference!r} is not among explain.models {list(self.models)}.")
         for key in ("attack_models", "fgsm_models"):
             if not set(getattr(self, key)) <= set(self.models):
-                raise ConfigError(f"explain.{key} {list(getattr(self, key))} must be among explain.models "
-                                  f"{list(self.models)}.")
+                raise ConfigError(
+                    f"explain.{key} {list(getattr(self, key))} must be among explain.models {list(self.models)}."
+                )
         if not self.fgsm_step_grey > 0 or self.fgsm_steps < 1:
-            raise ConfigError(f"explain: fgsm_step_grey={self.fgsm_step_grey}, fgsm_steps={self.fgsm_steps}; expected a "
-                              "positive step in grey levels of 255 (paper 004: 0.1) and at least one step (25).")
+            raise ConfigError(
+                f"explain: fgsm_step_grey={self.fgsm_step_grey}, fgsm_steps={self.fgsm_steps}; expected a "
+                "positive step in grey levels of 255 (paper 004: 0.1) and at least one step (25)."
+            )
         if self.primary_metric not in self.metrics or self.attack_metric not in ALL_METRICS:
             raise ConfigError(
                 f"explain.primary_metric {self.primary_metric!r} must be one of explain.metrics and "
                 f"explain.attack_metric {self.attack_metric!r} one of {list(ALL_METRICS)}."
             )
         if self.n_images < 0 or self.attack_steps < 1:
-            raise ConfigError(f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}; expected "
-                              "n_images >= 0 and attack_steps >= 1.")
+            raise ConfigError(
+                f"explain: n_images={self.n_images}, attack_steps={self.attack_steps}; expected "
+                "n_images >= 0 and attack_steps >= 1."
+            )
         check_linf_budgets({"explain.attack_eps": self.attack_eps})
 
 
-def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], n_images: int, seed: int) -> SplitArrays:
+def study_images(
+    cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, int], n_images: int, seed: int
+) -> SplitArrays:
     """The test positives with a lesion mask (paper 000 scored maps against annotated regions), all of them or a
     seeded sample of ``n_images``, in image-id order.
 
@@ -134,12 +142,17 @@ def study_images(cohort: pd.DataFrame, root: str | Path, image_size: tuple[int, 
     if not keep.all():
         log.info("%d test positives have an empty mask at %s and are left out", int((~keep).sum()), image_size)
     return SplitArrays(
-        arrays.images[keep], arrays.labels[keep], arrays.masks[keep], arrays.has_mask[keep],
+        arrays.images[keep],
+        arrays.labels[keep],
+        arrays.masks[keep],
+        arrays.has_mask[keep],
         arrays.rows[keep].reset_index(drop=True),
     )
 
 
-def attribution_maps(models: Mapping[str, nn.Module], images: np.ndarray, cfg: ExplainConfig) -> dict[tuple[str, str], np.ndarray]:
+def attribution_maps(
+    models: Mapping[str, nn.Module], images: np.ndarray, cfg: ExplainConfig
+) -> dict[tuple[str, str], np.ndarray]:
     """Maps (N, H, W) of every model x method for the positive class, keyed (model, method).
 
     Returns:
@@ -150,13 +163,21 @@ def attribution_maps(models: Mapping[str, nn.Module], images: np.ndarray, cfg: E
     out = {}
     for name, method in tqdm(pairs, desc="attributions", disable=not in_notebook_progress()):
         out[name, method] = attribute(
-            models[name], x, method, target=POSITIVE, batch_size=cfg.batch_size, ig_steps=cfg.ig_steps,
-            occlusion_window=cfg.occlusion_window, occlusion_stride=cfg.occlusion_stride,
+            models[name],
+            x,
+            method,
+            target=POSITIVE,
+            batch_size=cfg.batch_size,
+            ig_steps=cfg.ig_steps,
+            occlusion_window=cfg.occlusion_window,
+            occlusion_stride=cfg.occlusion_stride,
         )
     return out
 
 
-def alignment_scores(maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig) -> pd.DataFrame:
+def alignment_scores(
+    maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig
+) -> pd.DataFrame:
     """Long table ``image_id, model, method, metric, score`` of every map against its lesion mask.
 
     Returns:
@@ -166,7 +187,11 @@ def alignment_scores(maps: Mapping[tuple[str, str], np.ndarray], masks: np.ndarr
     frames = []
     for (model, method), sal in maps.items():
         for metric, scores in score_all(sal, masks, cfg.metrics, cfg.pointing_tolerance).items():
-            frames.append(pd.DataFrame({"image_id": image_ids, "model": model, "method": method, "metric": metric, "score": scores}))
+            frames.append(
+                pd.DataFrame(
+                    {"image_id": image_ids, "model": model, "method": method, "metric": metric, "score": scores}
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -183,12 +208,21 @@ def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     for (metric, method), block in wide.groupby(level=["metric", "method"], sort=True):
         for model in sorted(c for c in block.columns if c != reference):
             res = wilcoxon_paired(block[model].to_numpy(), block[reference].to_numpy(), f"{metric}/{method}/{model}")
-            rows.append({
-                "metric": metric, "method": method, "model": model, "reference": reference, "n": res.n,
-                "mean_model": block[model].mean(), "mean_reference": block[reference].mean(),
-                "median_difference": res.median_difference, "statistic": res.statistic, "p_value": res.p_value,
-                "rank_biserial": res.rank_biserial,
-            })
+            rows.append(
+                {
+                    "metric": metric,
+                    "method": method,
+                    "model": model,
+                    "reference": reference,
+                    "n": res.n,
+                    "mean_model": block[model].mean(),
+                    "mean_reference": block[reference].mean(),
+                    "median_difference": res.median_difference,
+                    "statistic": res.statistic,
+                    "p_value": res.p_value,
+                    "rank_biserial": res.rank_biserial,
+                }
+            )
     table = pd.DataFrame(rows)
     table["p_holm"] = np.nan
     for _, idx in table.groupby("metric").groups.items():
@@ -250,23 +284,49 @@ def explanation_attack(
         top_before = topk_region(before, cfg.attack_topk)
         region = masks | top_before
         res = manipulate_gradcam(
-            model, x, region, eps=eps, steps=cfg.attack_steps, flip_label=variant == "flip_label",
-            beta=cfg.softplus_beta, flip_weight=cfg.flip_weight, batch_size=cfg.batch_size,
+            model,
+            x,
+            region,
+            eps=eps,
+            steps=cfg.attack_steps,
+            flip_label=variant == "flip_label",
+            beta=cfg.softplus_beta,
+            flip_weight=cfg.flip_weight,
+            batch_size=cfg.batch_size,
         )
         after = attribute(model, res.x_adv, "gradcam", target=res.label_after, batch_size=cfg.batch_size)
-        rows.append(pd.DataFrame({
-            "image_id": image_ids, "model": name, "variant": variant, "eps": eps,
-            "label_before": res.label_before.numpy(), "label_after": res.label_after.numpy(),
-            "label_kept": (res.label_before == res.label_after).numpy(),
-            "linf": (res.x_adv - x).abs().amax(dim=(1, 2, 3)).numpy(),
-            "topk_overlap": topk_coverage(after, top_before, k=cfg.attack_topk),
-            "peak_shift_px": peak_shift(before, after),
-            "alignment_before": metric(before, masks), "alignment_after": metric(after, masks),
-        }))
-        examples.append(AttackExample(
-            name, variant, eps, images, res.x_adv.numpy(), before, after, masks, res.label_before.numpy(),
-            res.label_after.numpy(),
-        ))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "image_id": image_ids,
+                    "model": name,
+                    "variant": variant,
+                    "eps": eps,
+                    "label_before": res.label_before.numpy(),
+                    "label_after": res.label_after.numpy(),
+                    "label_kept": (res.label_before == res.label_after).numpy(),
+                    "linf": (res.x_adv - x).abs().amax(dim=(1, 2, 3)).numpy(),
+                    "topk_overlap": topk_coverage(after, top_before, k=cfg.attack_topk),
+                    "peak_shift_px": peak_shift(before, after),
+                    "alignment_before": metric(before, masks),
+                    "alignment_after": metric(after, masks),
+                }
+            )
+        )
+        examples.append(
+            AttackExample(
+                name,
+                variant,
+                eps,
+                images,
+                res.x_adv.numpy(),
+                before,
+                after,
+                masks,
+                res.label_before.numpy(),
+                res.label_after.numpy(),
+            )
+        )
     return pd.concat(rows, ignore_index=True), examples
 
 
@@ -288,7 +348,10 @@ def alignment_summary(scores: pd.DataFrame, tests: pd.DataFrame, cfg: ExplainCon
         "reference": cfg.reference,
         "mean_alignment": mean_alignment,
         "tests": {
-            f"{r.model}_vs_{r.reference}/{r.method}": {"p_holm": float(r.p_holm), "rank_biserial": float(r.rank_biserial)}
+            f"{r.model}_vs_{r.reference}/{r.method}": {
+                "p_holm": float(r.p_holm),
+                "rank_biserial": float(r.rank_biserial),
+            }
             for r in prim.itertuples()
         },
         "better_than_reference_p01": int((significant["rank_biserial"] > 0).sum()),
@@ -307,8 +370,11 @@ def attack_summary(table: pd.DataFrame) -> pd.DataFrame:
     return (
         table.groupby(["model", "variant", "eps"], sort=True)
         .agg(
-            n=("image_id", "size"), label_kept_rate=("label_kept", "mean"), topk_overlap=("topk_overlap", "mean"),
-            peak_shift_px=("peak_shift_px", "median"), alignment_before=("alignment_before", "mean"),
+            n=("image_id", "size"),
+            label_kept_rate=("label_kept", "mean"),
+            topk_overlap=("topk_overlap", "mean"),
+            peak_shift_px=("peak_shift_px", "median"),
+            alignment_before=("alignment_before", "mean"),
             alignment_after=("alignment_after", "mean"),
         )
         .reset_index()
@@ -338,6 +404,16 @@ def figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list[tupl
                 i = int(np.where(pool, drop, -np.inf).argmax())
                 break
         title = f"{ex.model}\n{ex.variant.replace('_', ' ')}, eps {ex.eps:.3f}"
-        rows.append((title, ex.images[i], ex.adversarial[i], ex.map_before[i], ex.map_after[i], ex.masks[i],
-                     int(ex.label_before[i]), int(ex.label_after[i])))
+        rows.append(
+            (
+                title,
+                ex.images[i],
+                ex.adversarial[i],
+                ex.map_before[i],
+                ex.map_after[i],
+                ex.masks[i],
+                int(ex.label_before[i]),
+                int(ex.label_after[i]),
+            )
+        )
     return rows

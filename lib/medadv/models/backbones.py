@@ -11,6 +11,7 @@ ImageNet weights come the torchvision way: from torchvision's file in the torch 
 that is online; the file is read with ``weights_only=True``. Offline and not cached, it is an error that names the
 file and the command that fetches it (no silent random start). The kit's tests and its CPU profiles never download.
 """
+
 from __future__ import annotations
 
 import logging

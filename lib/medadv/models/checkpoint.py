@@ -6,6 +6,7 @@ training state, the optimizer's tensors (``optimizer.*``); and ``<stem>.json`` h
 tensors behind a JSON header, so loading cannot run code; a file that is not safetensors (a pickled ``.pt`` file,
 say) is refused with a :class:`medadv.CheckpointError` before anything is read from it.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def checkpoint_paths(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def save_checkpoint(stem: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> tuple[Path, Path]:
+def save_checkpoint(
+    stem: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+) -> tuple[Path, Path]:
     """Write ``tensors`` to ``<stem>.safetensors`` and ``meta`` to ``<stem>.json`` (each atomically).
 
     Returns:
@@ -87,14 +90,18 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: corrupt safetensors checkpoint ({exc}); retrain it: rerun the notebook that "
-                              f"made it (01 for a classifier, 02 for a GAN), which does not resume from a damaged "
-                              "file.") from exc
+        raise CheckpointError(
+            f"{weights}: corrupt safetensors checkpoint ({exc}); retrain it: rerun the notebook that "
+            f"made it (01 for a classifier, 02 for a GAN), which does not resume from a damaged "
+            "file."
+        ) from exc
     try:
         meta = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{sidecar}: the sidecar is not valid JSON ({exc}); retrain it: rerun the notebook that "
-                              "made it (01 for a classifier, 02 for a GAN).") from exc
+        raise CheckpointError(
+            f"{sidecar}: the sidecar is not valid JSON ({exc}); retrain it: rerun the notebook that "
+            "made it (01 for a classifier, 02 for a GAN)."
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{sidecar}: not a medadv checkpoint sidecar of format {FORMAT_VERSION}.")
     return tensors, meta
@@ -163,7 +170,9 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> None:
+def optimizer_from_flat(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any]
+) -> None:
     """Load into ``optimizer`` what :func:`optimizer_to_flat` wrote."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in split_prefix(tensors, "optimizer").items():
@@ -171,7 +180,10 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: Mapping[str, 
         state.setdefault(int(idx), {})[name] = value
     for idx, entry in extra.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(entry)
-    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()} for g in extra["param_groups"]]
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+        for g in extra["param_groups"]
+    ]
     try:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (KeyError, ValueError) as exc:

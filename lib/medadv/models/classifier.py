@@ -29,6 +29,7 @@ groups, which GroupNorm maps to a constant. ImageNet weights only fit width 1.0.
 The GAN of notebook 02 builds its discriminator ``Dnet(Vnet(.))`` from the same parts: ``features`` unchanged and
 the ``head`` with a one-output last layer :attr:`Fnet.out` (paper 001, "GAN model generator and discriminator").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +83,10 @@ class VGGConfig:
             raise ConfigError(f"classifier dropout is {self.dropout}; expected a rate in [0, 1).")
         bad = [c for c in self.fc_widths() if c % self.groups()]
         if bad:
-            raise ConfigError(f"classifier width {self.width} gives fully connected widths {self.fc_widths()} that "
-                              f"{self.groups()} GroupNorm groups do not divide; choose a width of the form 2^-k.")
+            raise ConfigError(
+                f"classifier width {self.width} gives fully connected widths {self.fc_widths()} that "
+                f"{self.groups()} GroupNorm groups do not divide; choose a width of the form 2^-k."
+            )
 
     def scale(self, channels: int) -> int:
         """``channels`` times the width, at least 1.
@@ -155,8 +158,10 @@ class Fnet(nn.Module):
         super().__init__()
         mid, wide = config.scale(FNET_CONV[0]), config.scale(FNET_CONV[1])
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, mid, kernel_size=3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(mid, wide, kernel_size=3, stride=1, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, mid, kernel_size=3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(mid, wide, kernel_size=3, stride=1, padding=1),
+            nn.ReLU(),
         )
         self.smooth = nn.AvgPool2d(kernel_size=2, stride=1, padding=0)
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -179,9 +184,11 @@ class Fnet(nn.Module):
         """
         h = self.conv(feats)
         if min(h.shape[-2:]) < 2:
-            raise ConfigError(f"Fnet got a {tuple(feats.shape[-2:])} Vnet map, {tuple(h.shape[-2:])} after its stride-2 "
-                              f"convolution; the 2 x 2 average pooling needs 2. Use images of at least "
-                              f"{min_input_size()} x {min_input_size()} pixels (data.image_size).")
+            raise ConfigError(
+                f"Fnet got a {tuple(feats.shape[-2:])} Vnet map, {tuple(h.shape[-2:])} after its stride-2 "
+                f"convolution; the 2 x 2 average pooling needs 2. Use images of at least "
+                f"{min_input_size()} x {min_input_size()} pixels (data.image_size)."
+            )
         return self.smooth(h)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
@@ -235,9 +242,11 @@ class VGGClassifier(nn.Module):
             return False
         if init == "imagenet":
             if width != 1.0:
-                raise ConfigError(f"classifier.init is imagenet but classifier.width is {width}; ImageNet VGG11 weights "
-                                  "only fit width 1.0. Set width: 1.0, or init: kit (the kit's pretrained Vnet for the "
-                                  "CPU widths), or init: random.")
+                raise ConfigError(
+                    f"classifier.init is imagenet but classifier.width is {width}; ImageNet VGG11 weights "
+                    "only fit width 1.0. Set width: 1.0, or init: kit (the kit's pretrained Vnet for the "
+                    "CPU widths), or init: random."
+                )
             state = load_imagenet("vgg11")
             state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         else:

@@ -12,6 +12,7 @@ Fnet) whose last fully connected layer is replaced by a fresh one-output layer (
 score Dnet(Vnet(g)); :func:`dis` turns it into paper 001's Eq. 5, Dis(g) = -ln(1 + exp(-Dnet(Vnet(g)))), computed as
 -softplus(-score) for numerical stability.
 """
+
 from __future__ import annotations
 
 import copy
@@ -82,7 +83,9 @@ class Gnet(nn.Module):
         chans = [width * 2**i for i in range(depth + 1)]
         self.register_buffer("in_mean", torch.tensor(VGG_FIRST_CHANNEL[0]), persistent=False)
         self.register_buffer("in_std", torch.tensor(VGG_FIRST_CHANNEL[1]), persistent=False)
-        self.encoder = nn.ModuleList([_conv_block(1, chans[0])] + [_conv_block(chans[i - 1], chans[i]) for i in range(1, depth + 1)])
+        self.encoder = nn.ModuleList(
+            [_conv_block(1, chans[0])] + [_conv_block(chans[i - 1], chans[i]) for i in range(1, depth + 1)]
+        )
         self.down = nn.AvgPool2d(kernel_size=2, stride=2)
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.decoder = nn.ModuleList([_conv_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth))])
@@ -137,8 +140,10 @@ class Discriminator(nn.Module):
         super().__init__()
         for name in ("prepare", "classify"):
             if not callable(getattr(classifier, name, None)):
-                raise ConfigError(f"the discriminator needs a kit classifier with `prepare` and `classify`; "
-                                  f"{type(classifier).__name__} has no `{name}`.")
+                raise ConfigError(
+                    f"the discriminator needs a kit classifier with `prepare` and `classify`; "
+                    f"{type(classifier).__name__} has no `{name}`."
+                )
         features = getattr(classifier, "features", None)
         head = getattr(classifier, "head", None)
         last = getattr(head, "out", None)
@@ -152,8 +157,10 @@ class Discriminator(nn.Module):
         fresh.to(device=last.weight.device, dtype=last.weight.dtype)
         if real_label is not None:
             if real_label not in (0, 1) or last.out_features != 2:
-                raise ConfigError(f"real_label={real_label} with a {last.out_features}-output classifier; expected 0 or 1 "
-                                  "and a two-class classifier.")
+                raise ConfigError(
+                    f"real_label={real_label} with a {last.out_features}-output classifier; expected 0 or 1 "
+                    "and a two-class classifier."
+                )
             with torch.no_grad():
                 fresh.weight.copy_(last.weight[real_label] - last.weight[1 - real_label])
                 if fresh.bias is not None:
@@ -228,8 +235,9 @@ def dis(score: torch.Tensor) -> torch.Tensor:
     return -F.softplus(-score)
 
 
-def flipped_fakes(generators: dict[str, nn.Module], images: np.ndarray, labels: np.ndarray, batch_size: int,
-                  device: torch.device) -> np.ndarray:
+def flipped_fakes(
+    generators: dict[str, nn.Module], images: np.ndarray, labels: np.ndarray, batch_size: int, device: torch.device
+) -> np.ndarray:
     """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives.
 
     Returns:
@@ -241,7 +249,9 @@ def flipped_fakes(generators: dict[str, nn.Module], images: np.ndarray, labels: 
     for direction, (source, _) in DIRECTIONS.items():
         sel = labels == source
         if sel.any():
-            out[sel] = batched_outputs(generators[direction], images[sel], batch_size, lambda o: o.float(), device).numpy()
+            out[sel] = batched_outputs(
+                generators[direction], images[sel], batch_size, lambda o: o.float(), device
+            ).numpy()
     return out
 
 

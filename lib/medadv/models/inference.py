@@ -6,6 +6,7 @@ the network raises. :func:`positive_scores` (the positive class's softmax probab
 (the argmax class) are the two readings of a classifier's logits that the study uses; the GAN's generators and
 discriminators go through :func:`batched_outputs` itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -75,8 +76,9 @@ def batched_outputs(
     return torch.cat(out)
 
 
-def positive_scores(model: nn.Module, x: Tensor | np.ndarray, device: torch.device | None = None,
-                    batch_size: int = 128) -> np.ndarray:
+def positive_scores(
+    model: nn.Module, x: Tensor | np.ndarray, device: torch.device | None = None, batch_size: int = 128
+) -> np.ndarray:
     """The classifier's probability of the positive class (softmax of its two logits, index 1) for each image.
 
     Returns:

@@ -23,6 +23,7 @@ fraction of the channels, built from torchvision's residual blocks (:func:`narro
 :meth:`MultiTaskResNet.forward_both` returns ``(logits, mask_logits)`` for training. Grey input is copied to three
 channels and normalised as ImageNet input inside the model.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -95,13 +96,17 @@ def narrow_resnet(encoder: str, width: float) -> tuple[nn.Sequential, nn.ModuleL
     """
     block, layers = RESNETS[encoder]
     inplanes = _scaled(64, width)
-    stem = nn.Sequential(nn.Conv2d(3, inplanes, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True))
+    stem = nn.Sequential(
+        nn.Conv2d(3, inplanes, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(inplanes), nn.ReLU(inplace=True)
+    )
     stages = []
     for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
         planes, stride = _scaled(planes, width), 1 if i == 0 else 2
         down = None
         if stride != 1 or inplanes != planes * block.expansion:
-            down = nn.Sequential(conv1x1(inplanes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion))
+            down = nn.Sequential(
+                conv1x1(inplanes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion)
+            )
         mods: list[nn.Module] = [nn.MaxPool2d(3, stride=2, padding=1)] if i == 0 else []
         mods.append(block(inplanes, planes, stride, down))
         inplanes = planes * block.expansion
@@ -146,7 +151,9 @@ class MultiTaskResNet(nn.Module):
                 resnet.load_state_dict(state)
             self.pretrained = state is not None
             self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)
-            self.features = nn.ModuleList([nn.Sequential(resnet.maxpool, resnet.layer1), resnet.layer2, resnet.layer3, resnet.layer4])
+            self.features = nn.ModuleList(
+                [nn.Sequential(resnet.maxpool, resnet.layer1), resnet.layer2, resnet.layer3, resnet.layer4]
+            )
         else:
             self.pretrained = False
             self.stem, self.features = narrow_resnet(config.encoder, config.width)
@@ -157,7 +164,9 @@ class MultiTaskResNet(nn.Module):
         dec = [max(8, config.decoder_width // 2**i) for i in range(DECODER_BOXES)]
         skips = [0, 0, enc[3], enc[2], enc[1], enc[0]] if config.skips else [0] * DECODER_BOXES
         ins = [enc[4] + skips[0]] + [d + k for d, k in zip(dec[:-1], skips[1:], strict=True)]
-        self.decoder = nn.ModuleList([sub_box(i, o, upsample=k > 0) for k, (i, o) in enumerate(zip(ins, dec, strict=True))])
+        self.decoder = nn.ModuleList(
+            [sub_box(i, o, upsample=k > 0) for k, (i, o) in enumerate(zip(ins, dec, strict=True))]
+        )
         self.mask_out = nn.Conv2d(dec[-1], 1, kernel_size=1)
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -13,6 +13,7 @@ seeds, validation metrics, code version, sha256, intended use).
 ``classifier.init`` names the start (:data:`INITS`): ``imagenet``, ``kit`` or ``random``. A start whose weights do
 not fit the width is refused with the widths that do.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Notebook 01 writes ``checkpoints/<name>.safetensors`` + ``checkpoints/<name>.jso
 network's :meth:`spec` (kind plus architecture), from which :func:`build_model` rebuilds it before the safetensors
 weights are loaded. Nothing is unpickled.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,9 +63,11 @@ def trained_models(run_dir: str | Path) -> dict[str, Path]:
     folder = Path(run_dir) / "checkpoints"
     orphans = sorted(w.name for w in folder.glob("*.safetensors") if not w.with_suffix(".json").is_file())
     if orphans:
-        raise CheckpointError(f"{folder}: weights {orphans} have no JSON sidecar (<name>.json); the checkpoint is "
-                              "incomplete. Rerun notebook 01 for this run folder (the runner does when a registered "
-                              "sidecar is missing), or delete the weights file.")
+        raise CheckpointError(
+            f"{folder}: weights {orphans} have no JSON sidecar (<name>.json); the checkpoint is "
+            "incomplete. Rerun notebook 01 for this run folder (the runner does when a registered "
+            "sidecar is missing), or delete the weights file."
+        )
     found: dict[str, Path] = {}
     for sidecar in sorted(folder.glob("*.json")):
         try:

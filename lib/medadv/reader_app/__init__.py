@@ -10,14 +10,21 @@
 
 The statistics of the responses live in :mod:`medadv.stats.reader` and :mod:`medadv.stats.mrmc`.
 """
+
 from __future__ import annotations
 
 from medadv.reader_app.config import ReaderConfig, ReaderSkill
 from medadv.reader_app.packages import SessionPackages, build_sessions, plan_sessions
-from medadv.reader_app.simulate import simulate_panel, write_responses
 from medadv.reader_app.responses import RESPONSE_COLUMNS
+from medadv.reader_app.simulate import simulate_panel, write_responses
 
 __all__ = [
-    "RESPONSE_COLUMNS", "ReaderConfig", "ReaderSkill", "SessionPackages", "build_sessions", "plan_sessions",
-    "simulate_panel", "write_responses",
+    "RESPONSE_COLUMNS",
+    "ReaderConfig",
+    "ReaderSkill",
+    "SessionPackages",
+    "build_sessions",
+    "plan_sessions",
+    "simulate_panel",
+    "write_responses",
 ]

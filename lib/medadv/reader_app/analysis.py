@@ -21,6 +21,7 @@ and ``-``; an id such as ``../x`` or ``=cmd|...`` would reach file names and spr
 any session, viewing sessions 1 and 4 included (it would inflate the reading times). A responses folder's files are
 its ``*.csv`` files whatever the case of the suffix (``.CSV`` exports are read, and logged).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +33,9 @@ import pandas as pd
 from medadv.errors import DataError
 from medadv.reader_app.config import READER_ID
 from medadv.reader_app.db import read_answers
+from medadv.reader_app.responses import check_duplicate_reads, files_note, read_responses, validate_responses
 from medadv.reader_app.simulate import SEEN
 from medadv.stats.mrmc import ORHillisResult, or_hillis
-from medadv.reader_app.responses import check_duplicate_reads, files_note, read_responses, validate_responses
 from medadv.stats.reader import (
     accuracy_table,
     agreement_table,
@@ -50,8 +51,16 @@ READING_SESSIONS = (2, 3, 5)
 VIEWING_SESSIONS = (1, 4)
 MRMC_TREATMENTS = (3, 5)
 
-__all__ = ["MRMC_TREATMENTS", "READING_SESSIONS", "ReaderStudyResults", "analyse_responses", "check_reader_ids",
-           "database_responses", "load_responses", "response_files"]
+__all__ = [
+    "MRMC_TREATMENTS",
+    "READING_SESSIONS",
+    "ReaderStudyResults",
+    "analyse_responses",
+    "check_reader_ids",
+    "database_responses",
+    "load_responses",
+    "response_files",
+]
 
 
 def response_files(folder: str | Path) -> list[Path]:
@@ -100,12 +109,13 @@ def database_responses(path: str | Path, answer_key: pd.DataFrame) -> tuple[pd.D
     table = read_answers(path)
     sizes = answer_key[answer_key["session"].isin(READING_SESSIONS)].groupby("session").size()
     done = table[table["session"].isin(READING_SESSIONS)].groupby(["reader", "session"]).size()
-    finished = sorted(r for r in set(table["reader"])
-                      if all(done.get((r, int(s)), 0) >= n for s, n in sizes.items()))
+    finished = sorted(r for r in set(table["reader"]) if all(done.get((r, int(s)), 0) >= n for s, n in sizes.items()))
     left_out = sorted(set(table["reader"]) - set(finished))
     if not finished:
-        raise DataError(f"responses_db {path}: no reader has finished sessions {READING_SESSIONS} yet "
-                        f"({len(left_out)} readers began); wait for the class or analyse the CSV exports instead.")
+        raise DataError(
+            f"responses_db {path}: no reader has finished sessions {READING_SESSIONS} yet "
+            f"({len(left_out)} readers began); wait for the class or analyse the CSV exports instead."
+        )
     if left_out:
         log.warning("responses_db %s: %d unfinished reader(s) left out: %s", path, len(left_out), left_out)
     return table[table["reader"].isin(finished)].reset_index(drop=True), left_out
@@ -165,8 +175,11 @@ class ReaderStudyResults:
             "simulated": self.simulated,
             "n_readers": int(self.reads["reader"].nunique()),
             "n_reads": int(len(self.reads)),
-            "mean_accuracy": {f"{truth}_session{session}": float(v) for (truth, session), v in means.items()
-                              if truth in ("real", "fake")},
+            "mean_accuracy": {
+                f"{truth}_session{session}": float(v)
+                for (truth, session), v in means.items()
+                if truth in ("real", "fake")
+            },
         }
         if self.mrmc is not None:
             out["mrmc_auc_session3"] = float(self.mrmc.treatment_means.loc[MRMC_TREATMENTS[0]])
@@ -179,10 +192,14 @@ def _check_viewing(responses: pd.DataFrame, answer_key: pd.DataFrame) -> None:
     """Viewing-session rows must name images of their session and carry the answer ``seen``."""
     view = responses[responses["session"].isin(VIEWING_SESSIONS)]
     known = set(zip(answer_key["session"].astype(int), answer_key["image_id"].astype(str), strict=True))
-    strangers = [(s, i) for s, i in zip(view["session"], view["image_id"].astype(str), strict=True) if (s, i) not in known]
+    strangers = [
+        (s, i) for s, i in zip(view["session"], view["image_id"].astype(str), strict=True) if (s, i) not in known
+    ]
     if strangers:
-        raise DataError(f"responses name images {strangers[:3]} that the answer key does not hold for their session; "
-                        "check that the responses belong to this package.")
+        raise DataError(
+            f"responses name images {strangers[:3]} that the answer key does not hold for their session; "
+            "check that the responses belong to this package."
+        )
     answers = set(view["answer"].astype(str).str.strip().str.lower())
     if answers - {SEEN}:
         raise DataError(f"sessions {VIEWING_SESSIONS} are viewing sessions (answer '{SEEN}'); seen {sorted(answers)}.")
@@ -211,8 +228,9 @@ def check_reader_ids(responses: pd.DataFrame) -> None:
         )
 
 
-def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgroups: int,
-                      simulated: bool) -> ReaderStudyResults:
+def analyse_responses(
+    responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgroups: int, simulated: bool
+) -> ReaderStudyResults:
     """Validate and analyse a panel's responses to the five sessions.
 
     Args:
@@ -237,7 +255,9 @@ def analyse_responses(responses: pd.DataFrame, answer_key: pd.DataFrame, n_subgr
     responses = responses.assign(session=sessions.astype(int))
     _check_viewing(responses, answer_key)
     check_reader_ids(responses)
-    check_duplicate_reads(responses[responses["session"].isin(VIEWING_SESSIONS)])  # the reading ones: validate_responses
+    check_duplicate_reads(
+        responses[responses["session"].isin(VIEWING_SESSIONS)]
+    )  # the reading ones: validate_responses
     reading = responses[responses["session"].isin(READING_SESSIONS)]
     key = answer_key[answer_key["session"].isin(READING_SESSIONS)]
     reads = validate_responses(reading, key, sessions=READING_SESSIONS)

@@ -7,6 +7,7 @@ reader study's random draws (``seed_offset``), whether the app asks for a confid
 (``ask_confidence``), and the skills of the simulated readers that stand in for a real panel (``simulated_readers``,
 see :class:`ReaderSkill` and :mod:`medadv.reader_app.simulate`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,12 +56,16 @@ class ReaderSkill:
     def __post_init__(self) -> None:
         where = f"reader.simulated_readers[{self.reader!r}]"
         if not READER_ID.fullmatch(self.reader):
-            raise ConfigError(f"{where}: reader id {self.reader!r}; use 1-40 letters, digits, '_' and '-' (as the app).")
+            raise ConfigError(
+                f"{where}: reader id {self.reader!r}; use 1-40 letters, digits, '_' and '-' (as the app)."
+            )
         pairs = (("real_accuracy", self.education_real_delta), ("fake_accuracy", self.education_fake_delta))
         for name, delta in pairs:
             for value in (getattr(self, name), getattr(self, name) + delta):
                 if not 0.0 < value < 1.0:
-                    raise ConfigError(f"{where}: {name} (+ its education delta) is {value:g}; expected a value in (0, 1).")
+                    raise ConfigError(
+                        f"{where}: {name} (+ its education delta) is {value:g}; expected a value in (0, 1)."
+                    )
         if not 0.0 <= self.unsure_rate < 1.0:
             raise ConfigError(f"{where}: unsure_rate is {self.unsure_rate}; expected a value in [0, 1).")
         worst = max(self.real_accuracy, self.real_accuracy + self.education_real_delta) + self.unsure_rate
@@ -99,7 +104,9 @@ class ReaderConfig(ProfileSection, section="reader"):
     def __post_init__(self) -> None:
         counts = tuple(self.session_counts)
         if len(counts) != 5 or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in counts):
-            raise ConfigError(f"reader.session_counts is {list(counts)}; expected five positive integers (sessions 1-5).")
+            raise ConfigError(
+                f"reader.session_counts is {list(counts)}; expected five positive integers (sessions 1-5)."
+            )
         odd = [s for s in (3, 5) if counts[s - 1] % 2]
         if odd:
             raise ConfigError(
@@ -107,12 +114,12 @@ class ReaderConfig(ProfileSection, section="reader"):
                 "and 5 are half real, half fake, so their counts must be even."
             )
         if self.n_subgroups < 2:
-            raise ConfigError(f"reader.n_subgroups is {self.n_subgroups}; a standard deviation needs at least 2 sub-groups.")
+            raise ConfigError(
+                f"reader.n_subgroups is {self.n_subgroups}; a standard deviation needs at least 2 sub-groups."
+            )
         if self.seed_offset < 0:
             raise ConfigError(f"reader.seed_offset is {self.seed_offset}; expected a non-negative integer.")
-        skills = tuple(
-            s if isinstance(s, ReaderSkill) else _skill(s, i) for i, s in enumerate(self.simulated_readers)
-        )
+        skills = tuple(s if isinstance(s, ReaderSkill) else _skill(s, i) for i, s in enumerate(self.simulated_readers))
         names = [s.reader for s in skills]
         if len(set(names)) != len(names):
             raise ConfigError(f"reader.simulated_readers: reader ids {names} repeat; every reader needs its own id.")
@@ -124,4 +131,3 @@ def _skill(raw: Any, index: int) -> ReaderSkill:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"reader.simulated_readers[{index}] is {type(raw).__name__}; expected a mapping of skills.")
     return section_config(ReaderSkill, raw, f"reader.simulated_readers[{index}]")
-

@@ -14,6 +14,7 @@ the server writes it, always with mode 0600 (readable and writable by its owner 
 Windows the folder's permissions apply), replacing it whole so that a crash leaves the old or the new file, never a
 torn one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,16 +95,23 @@ class InstructorFile:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             token, links = raw["instructor_token"], raw["links"]
-            if not (token is None or isinstance(token, str)) or not isinstance(links, dict) or not all(
-                    isinstance(k, str) and isinstance(v, str) for k, v in links.items()):
+            if (
+                not (token is None or isinstance(token, str))
+                or not isinstance(links, dict)
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in links.items())
+            ):
                 raise TypeError("unexpected types")
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"instructor file {path}: cannot be read ({exc}); expected the JSON file that "
-                            "`medadv-reader serve` writes (instructor_token, links). Restore it, or move it away and "
-                            "start the server with --new-instructor-token.") from exc
+            raise DataError(
+                f"instructor file {path}: cannot be read ({exc}); expected the JSON file that "
+                "`medadv-reader serve` writes (instructor_token, links). Restore it, or move it away and "
+                "start the server with --new-instructor-token."
+            ) from exc
         if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
-            LOG.warning(f"instructor file {path}: readable by others (mode {stat.S_IMODE(path.stat().st_mode):o}); "
-                        f"set to {FILE_MODE:o}.")
+            LOG.warning(
+                f"instructor file {path}: readable by others (mode {stat.S_IMODE(path.stat().st_mode):o}); "
+                f"set to {FILE_MODE:o}."
+            )
             path.chmod(FILE_MODE)
         return cls(path, token, dict(links))
 
@@ -114,8 +122,9 @@ class InstructorFile:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             os.chmod(tmp, FILE_MODE)  # O_CREAT's mode does not apply to a file left by an earlier crash
-            json.dump({"instructor_token": self.instructor_token, "links": dict(sorted(self.links.items()))}, out,
-                      indent=1)
+            json.dump(
+                {"instructor_token": self.instructor_token, "links": dict(sorted(self.links.items()))}, out, indent=1
+            )
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)

@@ -25,6 +25,7 @@ Tables: ``participants(reader, token_sha256, created, source)``, ``responses(rea
 answer, confidence, reading_seconds, received, source)`` and ``meta(key, value)`` (``instructor_token_sha256``);
 ``PRAGMA user_version`` is :data:`SCHEMA_VERSION`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,8 @@ import pandas as pd
 from medadv.errors import DataError, MedadvError
 from medadv.reader_app.config import READER_ID
 from medadv.reader_app.credentials import token_digest
-from medadv.reader_app.simulate import SEEN
 from medadv.reader_app.responses import RESPONSE_COLUMNS
+from medadv.reader_app.simulate import SEEN
 
 DB_FILE = "reader.sqlite"
 READ_ANSWERS = ("real", "not_real", "unsure")
@@ -54,8 +55,16 @@ INSTRUCTOR_DIGEST_KEY = "instructor_token_sha256"
 #: ``(instructor token or None, {reader: token})`` of an earlier version's database, kept before it is upgraded.
 PlainTokenKeeper = Callable[[str | None, dict[str, str]], None]
 
-__all__ = ["BUSY_TIMEOUT_S", "DB_FILE", "INSTRUCTOR_DIGEST_KEY", "AnswerRefused", "DatabaseBusy", "ReaderDatabase",
-           "SessionItems", "StoredAnswer"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DB_FILE",
+    "INSTRUCTOR_DIGEST_KEY",
+    "AnswerRefused",
+    "DatabaseBusy",
+    "ReaderDatabase",
+    "SessionItems",
+    "StoredAnswer",
+]
 
 _PARTICIPANTS = """CREATE TABLE IF NOT EXISTS participants (
     reader TEXT PRIMARY KEY, token_sha256 TEXT UNIQUE, created TEXT NOT NULL, source TEXT NOT NULL);"""
@@ -147,8 +156,11 @@ def check_answer(items: SessionItems, answer: str, confidence: int | None, readi
         if not wants and confidence is not None:
             raise AnswerRefused(f"{where}: answer {answer!r} takes no confidence; got {confidence!r}.", 422)
     elif answer != SEEN or confidence is not None:
-        raise AnswerRefused(f"{where} is a viewing session: expected answer {SEEN!r} without confidence; got "
-                            f"{answer!r}, {confidence!r}.", 422)
+        raise AnswerRefused(
+            f"{where} is a viewing session: expected answer {SEEN!r} without confidence; got "
+            f"{answer!r}, {confidence!r}.",
+            422,
+        )
     if not (isinstance(reading_seconds, (int, float)) and 0 <= reading_seconds < 86400):
         raise AnswerRefused(f"{where}: reading_seconds {reading_seconds!r}; expected seconds in [0, 86400).", 422)
 
@@ -180,8 +192,9 @@ class ReaderDatabase:
             with plain tokens and no ``keep_plain_tokens``.
     """
 
-    def __init__(self, path: str | Path, sessions: Mapping[int, SessionItems],
-                 keep_plain_tokens: PlainTokenKeeper | None = None) -> None:
+    def __init__(
+        self, path: str | Path, sessions: Mapping[int, SessionItems], keep_plain_tokens: PlainTokenKeeper | None = None
+    ) -> None:
         self.path = Path(path)
         self.sessions = dict(sessions)
         self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
@@ -199,38 +212,50 @@ class ReaderDatabase:
             self._reads = _connect(self.path)
         except sqlite3.OperationalError as exc:
             if _locked(exc):
-                raise DataError(f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
-                                f"({exc}); close the program that holds it (an open `sqlite3` shell, a second server) "
-                                "and start again.") from exc
-            raise DataError(f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
-                            "serve` writes, in a folder this user can write.") from exc
+                raise DataError(
+                    f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
+                    f"({exc}); close the program that holds it (an open `sqlite3` shell, a second server) "
+                    "and start again."
+                ) from exc
+            raise DataError(
+                f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
+                "serve` writes, in a folder this user can write."
+            ) from exc
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
-                            "serve` writes. Move the damaged file away to start a new one.") from exc
+            raise DataError(
+                f"reader database {self.path}: {exc}; expected the SQLite file that `medadv-reader "
+                "serve` writes. Move the damaged file away to start a new one."
+            ) from exc
 
     def _version(self) -> int:
         """The file's schema version (0: new, or written by the first version, which did not set one)."""
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
-            raise DataError(f"reader database {self.path}: schema version {version}, written by a newer version of "
-                            f"the kit (this one reads up to {SCHEMA_VERSION}); update the kit to serve it.")
+            raise DataError(
+                f"reader database {self.path}: schema version {version}, written by a newer version of "
+                f"the kit (this one reads up to {SCHEMA_VERSION}); update the kit to serve it."
+            )
         return version
 
     def _upgrade(self, keep: PlainTokenKeeper | None) -> None:
         """Replace an earlier version's plain tokens by their digests, after ``keep`` has saved them; then rewrite the
         file (``VACUUM`` with ``secure_delete``, the WAL emptied) so that no freed page still holds a token."""
         if keep is None:
-            raise DataError(f"reader database {self.path}: written by an earlier version of the kit, which kept the "
-                            "participants' and the instructor's tokens in plain text; open it once with `medadv-reader "
-                            "serve RUN_DIR` or `medadv-reader import RUN_DIR ...`, which move the tokens into the "
-                            "instructor file beside the run folder and keep only their digests.")
+            raise DataError(
+                f"reader database {self.path}: written by an earlier version of the kit, which kept the "
+                "participants' and the instructor's tokens in plain text; open it once with `medadv-reader "
+                "serve RUN_DIR` or `medadv-reader import RUN_DIR ...`, which move the tokens into the "
+                "instructor file beside the run folder and keep only their digests."
+            )
         self._conn.execute("PRAGMA foreign_keys=OFF")  # the table is rebuilt under the responses that refer to it
         with self._transaction() as conn:
             rows = conn.execute("SELECT reader, token, created, source FROM participants").fetchall()
             old = conn.execute("SELECT value FROM meta WHERE key = 'instructor_token'").fetchone()
             conn.execute(_PARTICIPANTS.replace("participants", "participants_digest", 1))
-            conn.executemany("INSERT INTO participants_digest VALUES (?, ?, ?, ?)",
-                             [(r, None if t is None else token_digest(t), c, s) for r, t, c, s in rows])
+            conn.executemany(
+                "INSERT INTO participants_digest VALUES (?, ?, ?, ?)",
+                [(r, None if t is None else token_digest(t), c, s) for r, t, c, s in rows],
+            )
             conn.execute("DROP TABLE participants")
             conn.execute("ALTER TABLE participants_digest RENAME TO participants")
             conn.execute("DELETE FROM meta WHERE key = 'instructor_token'")
@@ -252,8 +277,10 @@ class ReaderDatabase:
         """One write transaction (``BEGIN IMMEDIATE``), waiting at most :data:`BUSY_TIMEOUT_S` for this process's
         other writes and as long again for SQLite's write lock; :class:`DatabaseBusy` when either stays taken."""
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise DatabaseBusy(f"reader database {self.path}: other writes held it for {BUSY_TIMEOUT_S} s; nothing "
-                               "was stored, send it again.")
+            raise DatabaseBusy(
+                f"reader database {self.path}: other writes held it for {BUSY_TIMEOUT_S} s; nothing "
+                "was stored, send it again."
+            )
         try:
             self._execute_or_busy("BEGIN IMMEDIATE")
             try:
@@ -274,8 +301,10 @@ class ReaderDatabase:
             self._conn.execute(sql)
         except sqlite3.OperationalError as exc:
             if _locked(exc):
-                raise DatabaseBusy(f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
-                                   f"({exc}); nothing was stored, send it again.") from exc
+                raise DatabaseBusy(
+                    f"reader database {self.path}: locked by another program for {BUSY_TIMEOUT_S} s "
+                    f"({exc}); nothing was stored, send it again."
+                ) from exc
             raise
 
     def _read(self, *queries: tuple[str, tuple[object, ...]]) -> list[list[tuple]]:
@@ -290,8 +319,10 @@ class ReaderDatabase:
                     self._reads.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 if _locked(exc):
-                    raise DatabaseBusy(f"reader database {self.path}: locked by another program for "
-                                       f"{BUSY_TIMEOUT_S} s ({exc}); try again.") from exc
+                    raise DatabaseBusy(
+                        f"reader database {self.path}: locked by another program for "
+                        f"{BUSY_TIMEOUT_S} s ({exc}); try again."
+                    ) from exc
                 raise
 
     def meta(self, key: str, default: str | None = None) -> str | None:
@@ -300,17 +331,20 @@ class ReaderDatabase:
         Returns:
             The stored value, or ``default``.
         """
-        rows, = self._read(("SELECT value FROM meta WHERE key = ?", (key,)))
+        (rows,) = self._read(("SELECT value FROM meta WHERE key = ?", (key,)))
         return default if not rows else str(rows[0][0])
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting."""
         with self._transaction() as conn:
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
-                         "excluded.value", (key, value))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
-    def create_participants(self, count: int, prefix: str = "P",
-                            keep: Callable[[list[tuple[str, str]]], None] | None = None) -> list[tuple[str, str]]:
+    def create_participants(
+        self, count: int, prefix: str = "P", keep: Callable[[list[tuple[str, str]]], None] | None = None
+    ) -> list[tuple[str, str]]:
         """Create ``count`` participants with fresh tokens, numbered after the existing ones (``P01``, ``P02``, ...);
         the database stores each token's digest only.
 
@@ -352,7 +386,7 @@ class ReaderDatabase:
         Returns:
             (reader id, SHA-256 hex digest of the token or ``None``) pairs, in reader order.
         """
-        rows, = self._read(("SELECT reader, token_sha256 FROM participants ORDER BY reader", ()))
+        (rows,) = self._read(("SELECT reader, token_sha256 FROM participants ORDER BY reader", ()))
         return [(str(r), None if d is None else str(d)) for r, d in rows]
 
     def reader_of(self, token: str) -> str | None:
@@ -361,7 +395,7 @@ class ReaderDatabase:
         Returns:
             The reader id, or ``None`` for an unknown token.
         """
-        rows, = self._read(("SELECT reader FROM participants WHERE token_sha256 = ?", (token_digest(token),)))
+        (rows,) = self._read(("SELECT reader FROM participants WHERE token_sha256 = ?", (token_digest(token),)))
         return None if not rows else str(rows[0][0])
 
     def answers(self, reader: str | None = None, session: int | None = None) -> list[StoredAnswer]:
@@ -370,9 +404,11 @@ class ReaderDatabase:
         Returns:
             The answers, in (reader, session, order) order.
         """
-        sql = ('SELECT reader, session, "order", image_id, answer, confidence, reading_seconds FROM responses '
-               "WHERE (? IS NULL OR reader = ?) AND (? IS NULL OR session = ?) ORDER BY reader, session, \"order\"")
-        rows, = self._read((sql, (reader, reader, session, session)))
+        sql = (
+            'SELECT reader, session, "order", image_id, answer, confidence, reading_seconds FROM responses '
+            'WHERE (? IS NULL OR reader = ?) AND (? IS NULL OR session = ?) ORDER BY reader, session, "order"'
+        )
+        (rows,) = self._read((sql, (reader, reader, session, session)))
         return [StoredAnswer(*row) for row in rows]
 
     def _items(self, answer: StoredAnswer) -> SessionItems:
@@ -406,8 +442,10 @@ class ReaderDatabase:
         Returns:
             ``{reader: {session: answers stored}}``.
         """
-        readers, counts = self._read(("SELECT reader FROM participants ORDER BY reader", ()),
-                                     ("SELECT reader, session, COUNT(*) FROM responses GROUP BY reader, session", ()))
+        readers, counts = self._read(
+            ("SELECT reader FROM participants ORDER BY reader", ()),
+            ("SELECT reader, session, COUNT(*) FROM responses GROUP BY reader, session", ()),
+        )
         out = {r: {s: 0 for s in self.sessions} for (r,) in readers}
         for reader, session, n in counts:
             out.setdefault(reader, {s: 0 for s in self.sessions})[int(session)] = int(n)
@@ -441,8 +479,10 @@ class ReaderDatabase:
                 try:
                     new = _store(conn, self._items(a), a, "import")
                 except AnswerRefused as exc:
-                    raise DataError(f"{what}: reader {a.reader}, session {a.session}, order {a.order}: {exc} Nothing "
-                                    "of this import was stored.") from exc
+                    raise DataError(
+                        f"{what}: reader {a.reader}, session {a.session}, order {a.order}: {exc} Nothing "
+                        "of this import was stored."
+                    ) from exc
                 stored, skipped = stored + int(new), skipped + int(not new)
         return stored, skipped
 
@@ -453,23 +493,47 @@ def _store(conn: sqlite3.Connection, items: SessionItems, answer: StoredAnswer, 
     Returns:
         ``True`` if stored, ``False`` for an identical retry.
     """
-    stored = conn.execute('SELECT "order", image_id, answer, confidence, reading_seconds FROM responses '
-                          'WHERE reader = ? AND session = ? ORDER BY "order"',
-                          (answer.reader, answer.session)).fetchall()
+    stored = conn.execute(
+        'SELECT "order", image_id, answer, confidence, reading_seconds FROM responses '
+        'WHERE reader = ? AND session = ? ORDER BY "order"',
+        (answer.reader, answer.session),
+    ).fetchall()
     done = {row[1]: row for row in stored}
     if answer.image_id in done:
-        if done[answer.image_id] == (answer.order, answer.image_id, answer.answer, answer.confidence,
-                                     answer.reading_seconds):
+        if done[answer.image_id] == (
+            answer.order,
+            answer.image_id,
+            answer.answer,
+            answer.confidence,
+            answer.reading_seconds,
+        ):
             return False
-        raise AnswerRefused(f"reader {answer.reader}: image {answer.order} of session {answer.session} is already "
-                            "confirmed; there is no going back to a confirmed image.", 409)
+        raise AnswerRefused(
+            f"reader {answer.reader}: image {answer.order} of session {answer.session} is already "
+            "confirmed; there is no going back to a confirmed image.",
+            409,
+        )
     expected = len(stored) + 1  # <= the session's size: this image is one of it and not yet answered
     if answer.order != expected or items.image_ids[expected - 1] != answer.image_id:
-        raise AnswerRefused(f"reader {answer.reader}: session {answer.session} expects the answer for image {expected} "
-                            f"({items.image_ids[expected - 1]}); got image {answer.order} ({answer.image_id}).", 409)
-    conn.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (answer.reader, answer.session, answer.order, answer.image_id, answer.answer, answer.confidence,
-                  float(answer.reading_seconds), _now(), source))
+        raise AnswerRefused(
+            f"reader {answer.reader}: session {answer.session} expects the answer for image {expected} "
+            f"({items.image_ids[expected - 1]}); got image {answer.order} ({answer.image_id}).",
+            409,
+        )
+    conn.execute(
+        "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            answer.reader,
+            answer.session,
+            answer.order,
+            answer.image_id,
+            answer.answer,
+            answer.confidence,
+            float(answer.reading_seconds),
+            _now(),
+            source,
+        ),
+    )
     return True
 
 
@@ -477,8 +541,9 @@ def _rows(table: pd.DataFrame, what: str) -> list[dict[str, object]]:
     """The rows of one CSV export, after checking its columns."""
     missing = [c for c in RESPONSE_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(f"{what}: lacks column(s) {missing}; expected the reader app's export "
-                        f"{list(RESPONSE_COLUMNS)}.")
+        raise DataError(
+            f"{what}: lacks column(s) {missing}; expected the reader app's export {list(RESPONSE_COLUMNS)}."
+        )
     return table.to_dict("records")
 
 
@@ -493,8 +558,9 @@ def _answer_from_row(row: Mapping[str, object], what: str) -> StoredAnswer:
         conf = row.get("confidence")
         confidence = None if conf is None or pd.isna(conf) or str(conf).strip() == "" else int(float(conf))
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: reader {reader}: a session, order, confidence or reading time is not a number "
-                        f"({exc}).") from exc
+        raise DataError(
+            f"{what}: reader {reader}: a session, order, confidence or reading time is not a number ({exc})."
+        ) from exc
     answer = str(row["answer"]).strip().lower().replace(" ", "_").replace("-", "_")
     return StoredAnswer(reader, session, order, str(row["image_id"]).strip(), answer, confidence, seconds)
 
@@ -506,7 +572,8 @@ def answers_frame(answers: Sequence[StoredAnswer]) -> pd.DataFrame:
         The table, columns :data:`RESPONSE_COLUMNS`.
     """
     return pd.DataFrame([a.row() for a in answers], columns=list(RESPONSE_COLUMNS)).astype(
-        {"session": int, "order": int, "reading_seconds": float, "confidence": float})
+        {"session": int, "order": int, "reading_seconds": float, "confidence": float}
+    )
 
 
 def read_answers(path: str | Path) -> pd.DataFrame:
@@ -520,13 +587,16 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"responses_db {path}: no such file; give the run's data/{DB_FILE} that `medadv-reader serve` "
-                        "writes.")
+        raise DataError(
+            f"responses_db {path}: no such file; give the run's data/{DB_FILE} that `medadv-reader serve` writes."
+        )
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
-            rows = conn.execute('SELECT reader, session, "order", image_id, answer, confidence, reading_seconds '
-                                'FROM responses ORDER BY reader, session, "order"').fetchall()
+            rows = conn.execute(
+                'SELECT reader, session, "order", image_id, answer, confidence, reading_seconds '
+                'FROM responses ORDER BY reader, session, "order"'
+            ).fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

@@ -4,6 +4,7 @@ Drawn in the kit's print style (:mod:`medadv.style`): readers are told apart by 
 the figures read in greyscale print. Titles name whether the reads are simulated. A read counts as correct when its
 answer names the image's truth (``real`` for a real image, ``not_real`` for a fake); ``unsure`` counts as wrong.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,8 +21,10 @@ ACCURACY_LABEL = "accuracy, 95% exact CI\n(answer = truth; unsure = wrong)"
 
 
 def _styles(readers: list[str]) -> dict[str, dict[str, str]]:
-    return {r: {"linestyle": LINESTYLES[k % len(LINESTYLES)], "marker": MARKERS[k % len(MARKERS)]}
-            for k, r in enumerate(readers)}
+    return {
+        r: {"linestyle": LINESTYLES[k % len(LINESTYLES)], "marker": MARKERS[k % len(MARKERS)]}
+        for k, r in enumerate(readers)
+    }
 
 
 @paper_style
@@ -46,8 +49,16 @@ def accuracy_figure(accuracy: pd.DataFrame, label: str) -> Figure:
         for k, reader in enumerate(readers):
             rows = sub[sub["reader"].astype(str) == reader].sort_values("session")
             x = rows["session"].map(sessions.index) + (k - (len(readers) - 1) / 2) * 0.08
-            ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
-                        color="black", capsize=2, linewidth=1, label=reader, **styles[reader])
+            ax.errorbar(
+                x,
+                rows["accuracy"],
+                yerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
+                color="black",
+                capsize=2,
+                linewidth=1,
+                label=reader,
+                **styles[reader],
+            )
         ax.set_xticks(range(len(sessions)), [f"Session {s}" for s in sessions])
         ax.set_title(name)
         ax.set_ylim(-0.02, 1.02)
@@ -77,8 +88,16 @@ def reading_time_figure(times: pd.DataFrame, label: str) -> Figure:
     width = 0.8 / max(1, pivot.shape[1])
     for k, reader in enumerate(pivot.columns):
         x = [i + (k - (pivot.shape[1] - 1) / 2) * width for i in range(len(pivot))]
-        ax.bar(x, pivot[reader], width, color=str(0.25 + 0.6 * k / max(1, pivot.shape[1] - 1)), edgecolor="black",
-               linewidth=0.6, hatch=hatches[k % len(hatches)], label=str(reader))
+        ax.bar(
+            x,
+            pivot[reader],
+            width,
+            color=str(0.25 + 0.6 * k / max(1, pivot.shape[1] - 1)),
+            edgecolor="black",
+            linewidth=0.6,
+            hatch=hatches[k % len(hatches)],
+            label=str(reader),
+        )
     ax.set_xticks(range(len(pivot)), [f"Session {s}" for s in pivot.index])
     ax.set_ylabel("minutes")
     ax.set_title(f"Time spent per session ({label} readers)")

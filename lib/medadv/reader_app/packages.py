@@ -40,6 +40,7 @@ Choices made here (docs/reader_study.md explains them to a study's organiser):
 * **Order fixed by seed.** One ``numpy.random.Generator`` seeded with the profile's seed plus ``reader.seed_offset``
   draws every selection and reading order.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,14 +68,30 @@ ANSWER_KEY_FILE = "answer_key.csv"
 SESSION_MANIFEST_FILE = "manifest.csv"
 APP_FILE = "index.html"
 IMAGES_DIR = "images"
-ANSWER_KEY_COLUMNS = ("session", "order", "image_id", "source_image_id", "truth", "split", "source_label", "shown_label")
+ANSWER_KEY_COLUMNS = (
+    "session",
+    "order",
+    "image_id",
+    "source_image_id",
+    "truth",
+    "split",
+    "source_label",
+    "shown_label",
+)
 SESSION_MODES = {1: "observe", 2: "read", 3: "read", 4: "educate", 5: "read"}
 SESSION_POOLS = {1: "train", 2: "train", 3: "val+test", 4: "education", 5: "val+test"}
 TRIPLET_PARTS = ("real", "fake", "diff")
 
 __all__ = [
-    "ANSWER_KEY_COLUMNS", "ANSWER_KEY_FILE", "APP_FILE", "SESSION_MANIFEST_FILE", "SessionPackages", "build_sessions",
-    "image_code", "plan_sessions", "session_dir_name",
+    "ANSWER_KEY_COLUMNS",
+    "ANSWER_KEY_FILE",
+    "APP_FILE",
+    "SESSION_MANIFEST_FILE",
+    "SessionPackages",
+    "build_sessions",
+    "image_code",
+    "plan_sessions",
+    "session_dir_name",
 ]
 
 
@@ -126,8 +143,14 @@ def _fit(requested: Sequence[int], available: int, step: int, what: str) -> list
     for k in sorted(range(len(exact)), key=lambda k: fitted[k] - exact[k]):  # largest remainders first
         if sum(fitted) + step <= available and fitted[k] + step <= requested[k]:
             fitted[k] += step
-    log.warning("%s: %d images requested but only %d available; built %s instead of %s.",
-                what, sum(requested), available, fitted, requested)
+    log.warning(
+        "%s: %d images requested but only %d available; built %s instead of %s.",
+        what,
+        sum(requested),
+        available,
+        fitted,
+        requested,
+    )
     return fitted
 
 
@@ -135,7 +158,9 @@ def _check_tables(cohort: pd.DataFrame, adversarial_index: pd.DataFrame, educati
     validate_adversarial_index(adversarial_index, cohort)
     missing = [c for c in EDUCATION_COLUMNS if c not in education_index.columns]
     if missing:
-        raise DataError(f"education_index: missing columns {missing}; expected {list(EDUCATION_COLUMNS)} (notebook 02).")
+        raise DataError(
+            f"education_index: missing columns {missing}; expected {list(EDUCATION_COLUMNS)} (notebook 02)."
+        )
     train = set(cohort.loc[cohort["split"] == "train", "image_id"])
     strangers = sorted(set(education_index["image_id"].astype(str)) - train)
     if strangers:
@@ -182,7 +207,7 @@ def plan_sessions(
     n3, n5 = _fit((counts[2], counts[4]), len(heldout), 2, "sessions 3 and 5 (val/test images)")
     (n4,) = _fit(counts[3:4], len(education), 1, "session 4 (education triplets)")
     patients = dict(zip(cohort["image_id"], cohort["patient_id"].astype(str), strict=True))
-    chosen = {1: _all(train[:n1], "real"), 2: _all(train[n1:n1 + n2], "real"), 4: _all(education[:n4], "triplet")}
+    chosen = {1: _all(train[:n1], "real"), 2: _all(train[n1 : n1 + n2], "real"), 4: _all(education[:n4], "triplet")}
     chosen |= _draw_by_patient(heldout, patients, labels, {3: n3 // 2, 5: n5 // 2})
     built = {s: len(chosen[s][0]) for s in SESSIONS}
     empty = [s for s, n in built.items() if n == 0]
@@ -198,24 +223,41 @@ def plan_sessions(
         for order, k in enumerate(rng.permutation(len(ids)), start=1):
             image_id = str(ids[k])
             label = labels[image_id]
-            rows.append({
-                "session": session, "order": order, "image_id": image_code(image_id, seed),
-                "source_image_id": image_id, "truth": truth[k], "split": splits[image_id], "source_label": label,
-                "shown_label": 1 - label if truth[k] == "fake" else label,
-            })
+            rows.append(
+                {
+                    "session": session,
+                    "order": order,
+                    "image_id": image_code(image_id, seed),
+                    "source_image_id": image_id,
+                    "truth": truth[k],
+                    "split": splits[image_id],
+                    "source_label": label,
+                    "shown_label": 1 - label if truth[k] == "fake" else label,
+                }
+            )
     key = pd.DataFrame(rows, columns=list(ANSWER_KEY_COLUMNS))
     if key.groupby("image_id")["source_image_id"].nunique().max() > 1:
         raise DataError("two cohort images got the same package code; change reader.seed_offset.")
-    sessions = pd.DataFrame({
-        "session": list(SESSIONS),
-        "mode": [SESSION_MODES[s] for s in SESSIONS],
-        "pool": [SESSION_POOLS[s] for s in SESSIONS],
-        "requested": [int(c) for c in counts],
-        "built": [built[s] for s in SESSIONS],
-        "n_real": [int(((key["session"] == s) & (key["truth"] == "real")).sum()) for s in SESSIONS],
-        "n_fake": [int(((key["session"] == s) & (key["truth"] == "fake")).sum()) for s in SESSIONS],
-    })
-    return key, sessions
+    return key, _sessions_table(counts, built, key)
+
+
+def _sessions_table(counts: Sequence[int], built: dict[int, int], key: pd.DataFrame) -> pd.DataFrame:
+    """One row per session: its mode and pool, the images requested and built, and how many are real and fake.
+
+    Returns:
+        the sessions table of :class:`SessionPackages`.
+    """
+    return pd.DataFrame(
+        {
+            "session": list(SESSIONS),
+            "mode": [SESSION_MODES[s] for s in SESSIONS],
+            "pool": [SESSION_POOLS[s] for s in SESSIONS],
+            "requested": [int(c) for c in counts],
+            "built": [built[s] for s in SESSIONS],
+            "n_real": [int(((key["session"] == s) & (key["truth"] == "real")).sum()) for s in SESSIONS],
+            "n_fake": [int(((key["session"] == s) & (key["truth"] == "fake")).sum()) for s in SESSIONS],
+        }
+    )
 
 
 def image_code(image_id: str, seed: int) -> str:
@@ -238,8 +280,9 @@ def _all(ids: np.ndarray, truth: str) -> tuple[np.ndarray, np.ndarray]:
 Bin = tuple[int, str]
 
 
-def _deal(groups: list[list[str]], room: dict[Bin, dict[int, int]], bins: dict[Bin, list[str]],
-          labels: dict[str, int]) -> list[list[str]]:
+def _deal(
+    groups: list[list[str]], room: dict[Bin, dict[int, int]], bins: dict[Bin, list[str]], labels: dict[str, int]
+) -> list[list[str]]:
     """Deal whole groups (one patient's images) into ``bins``: each group to the bin with the most ``room`` (per
     class, updated) for the classes it holds, cut to that room. Returns the groups no bin had room for."""
     left = []
@@ -280,8 +323,13 @@ def _draw_by_patient(
     for s in per_half:
         n = min(len(bins[s, "real"]), len(bins[s, "fake"]))
         if n < per_half[s]:
-            log.warning("session %d: only %d real and %d fake images could be drawn by patient; %d of each are shown.",
-                        s, len(bins[s, "real"]), len(bins[s, "fake"]), n)
+            log.warning(
+                "session %d: only %d real and %d fake images could be drawn by patient; %d of each are shown.",
+                s,
+                len(bins[s, "real"]),
+                len(bins[s, "fake"]),
+                n,
+            )
         picked = bins[s, "real"][:n] + bins[s, "fake"][:n]
         out[s] = (np.array(picked, dtype=str), np.array(["real"] * n + ["fake"] * n, dtype=object))
     return out
@@ -297,20 +345,28 @@ def _package_id(session: int, items: list[dict[str, str]], seed: int) -> str:
     return digest.hexdigest()[:12]
 
 
-def _image_sources(cohort: pd.DataFrame, image_root: Path, run_dir: Path, adversarial_index: pd.DataFrame,
-                   education_index: pd.DataFrame) -> dict[tuple[str, str], Path]:
+def _image_sources(
+    cohort: pd.DataFrame,
+    image_root: Path,
+    run_dir: Path,
+    adversarial_index: pd.DataFrame,
+    education_index: pd.DataFrame,
+) -> dict[tuple[str, str], Path]:
     """Source file of every displayable image, by (kind, cohort image id); kind is real, fake or a triplet part."""
     out = {("real", i): image_root / p for i, p in zip(cohort["image_id"], cohort["path"], strict=True)}
-    out |= {("fake", str(i)): run_dir / p
-            for i, p in zip(adversarial_index["image_id"], adversarial_index["path"], strict=True)}
+    out |= {
+        ("fake", str(i)): run_dir / p
+        for i, p in zip(adversarial_index["image_id"], adversarial_index["path"], strict=True)
+    }
     for part in TRIPLET_PARTS:
         column = education_index[f"{part}_path"]
         out |= {(part, str(i)): run_dir / p for i, p in zip(education_index["image_id"], column, strict=True)}
     return out
 
 
-def _write_item(row: tuple, sources: dict[tuple[str, str], Path], folder: Path, size: tuple[int, int],
-                files: list[Path]) -> dict[str, str]:
+def _write_item(
+    row: tuple, sources: dict[tuple[str, str], Path], folder: Path, size: tuple[int, int], files: list[Path]
+) -> dict[str, str]:
     """Write the PNG(s) of one answer-key row into a session folder (appending to ``files``); its manifest entry."""
     stem = f"{IMAGES_DIR}/{row.order:04d}"
     if row.truth != "triplet":
@@ -367,8 +423,12 @@ def build_sessions(
         manifest = manifest[["order", *[c for c in manifest.columns if c != "order"]]]
         manifest.to_csv(folder / SESSION_MANIFEST_FILE, index=False, lineterminator="\n")
         payload = {
-            "package_id": _package_id(session, items, seed), "session": session, "mode": SESSION_MODES[session],
-            "modality": modality, "ask_confidence": bool(ask_confidence), "items": items,
+            "package_id": _package_id(session, items, seed),
+            "session": session,
+            "mode": SESSION_MODES[session],
+            "modality": modality,
+            "ask_confidence": bool(ask_confidence),
+            "items": items,
         }
         (folder / APP_FILE).write_text(render_page(payload), encoding="utf-8")
         files += [folder / SESSION_MANIFEST_FILE, folder / APP_FILE]

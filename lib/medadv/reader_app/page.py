@@ -7,6 +7,7 @@ optional confidence, reading times, no going back, progress kept in the browser'
 described in ``app.js``, how the images are shown (zoom, pan, window/level) in ``viewer.js``, and both in
 docs/reader_study.md.
 """
+
 from __future__ import annotations
 
 import html
@@ -32,14 +33,20 @@ def instructions(session: int, mode: str, modality: str) -> str:
     """
     kind = IMAGE_NAMES.get(modality, f"{modality} image")
     if mode == "observe":
-        return (f"All images in this session are real {kind}s. Look at each one to become familiar with the images of "
-                "this study, then go on with Next (Enter).")
+        return (
+            f"All images in this session are real {kind}s. Look at each one to become familiar with the images of "
+            "this study, then go on with Next (Enter)."
+        )
     if mode == "educate":
-        return (f"Each screen shows a real {kind}, a computer-generated fake made from it, and their difference (real "
-                "minus fake; mid-grey means no change). Study them, then go on with Next (Enter).")
+        return (
+            f"Each screen shows a real {kind}, a computer-generated fake made from it, and their difference (real "
+            "minus fake; mid-grey means no change). Study them, then go on with Next (Enter)."
+        )
     if mode == "read":
-        return (f"For each image, say whether it is a real {kind}: Real (R), Not real (N) or Unsure (U). You can change "
-                "your answer until you confirm it with Enter; after that you cannot go back to it.")
+        return (
+            f"For each image, say whether it is a real {kind}: Real (R), Not real (N) or Unsure (U). You can change "
+            "your answer until you confirm it with Enter; after that you cannot go back to it."
+        )
     raise DataError(f"session {session}: mode {mode!r}; expected one of {MODES}.")
 
 
@@ -67,8 +74,11 @@ def render_page(payload: dict[str, Any], remote: dict[str, Any] | None = None) -
             raise DataError(f"reader app payload: missing field {field!r}.")
     if not payload["items"]:
         raise DataError(f"session {payload['session']}: no items; a session needs at least one image.")
-    data = dict(payload, instructions=instructions(payload["session"], payload["mode"], payload["modality"]),
-                columns=list(RESPONSE_COLUMNS))
+    data = dict(
+        payload,
+        instructions=instructions(payload["session"], payload["mode"], payload["modality"]),
+        columns=list(RESPONSE_COLUMNS),
+    )
     script = _asset("app.js")
     if remote is not None:
         data["remote"] = remote

@@ -8,6 +8,7 @@ image ids, duplicated reads (:func:`check_duplicate_reads`, the one duplicate ch
 absent readers and bad answer values with clear errors. The statistics of the validated reads are
 :mod:`medadv.stats.reader`.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,6 +34,7 @@ KEY_COLUMNS = ("image_id", "session", "truth", "source_label")
 _CORRECT_ANSWER = {"real": "real", "fake": "not_real"}
 #: The longest reading time of one image taken as a reading time (a day); a longer one is a unit or export error.
 MAX_READING_SECONDS = 86_400.0
+
 
 def _as_int(series: pd.Series, what: str) -> pd.Series:
     num = pd.to_numeric(series, errors="coerce")
@@ -90,11 +92,15 @@ def read_response_file(path: Path) -> pd.DataFrame:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DataError(f"responses file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
-                        "'CSV UTF-8' (a spreadsheet's Save As), or export it from the reader app again.") from exc
+        raise DataError(
+            f"responses file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+            "'CSV UTF-8' (a spreadsheet's Save As), or export it from the reader app again."
+        ) from exc
     if not text.strip():
-        raise DataError(f"responses file {path} is empty (no header, no rows); export the session from the reader "
-                        "app again, or remove the file.")
+        raise DataError(
+            f"responses file {path} is empty (no header, no rows); export the session from the reader "
+            "app again, or remove the file."
+        )
     header = text.lstrip().splitlines()[0]
     sep = "\t" if "\t" in header and "," not in header else ","  # a spreadsheet's "Unicode text" is tab-separated
     try:
@@ -152,8 +158,18 @@ def validate_responses(
     joined["truth"] = joined["truth"].astype(str)
     joined["correct"] = joined["answer"].astype(str) == joined["truth"].map(_CORRECT_ANSWER)
     joined["answer"] = joined["answer"].astype(str)
-    cols = ["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order", "truth",
-            "source_label", "correct"]
+    cols = [
+        "reader",
+        "session",
+        "image_id",
+        "answer",
+        "confidence",
+        "reading_seconds",
+        "order",
+        "truth",
+        "source_label",
+        "correct",
+    ]
     return joined[cols].sort_values(["reader", "session", "order"], kind="stable").reset_index(drop=True)
 
 
@@ -190,8 +206,10 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
     r = responses.loc[:, list(REQUIRED_RESPONSE_COLUMNS) + extra].copy()
     no_reader = r["reader"].isna() | (r["reader"].astype(str).str.strip() == "")
     if no_reader.any():
-        raise DataError(f"responses has {int(no_reader.sum())} row(s) without a reader, first "
-                        f"{_read_of(r, no_reader)}; every read needs its reader's id.")
+        raise DataError(
+            f"responses has {int(no_reader.sum())} row(s) without a reader, first "
+            f"{_read_of(r, no_reader)}; every read needs its reader's id."
+        )
     r["reader"] = r["reader"].astype(str)
     r["image_id"] = r["image_id"].astype(str)
     r["session"] = _as_int(r["session"], "responses column 'session'")
@@ -203,16 +221,20 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
     conf = pd.to_numeric(r["confidence"].where(given), errors="coerce")
     bad_conf = (given & conf.isna()) | (conf.notna() & ~conf.isin([1, 2, 3, 4, 5]))
     if bad_conf.any():
-        raise DataError(f"responses column 'confidence' holds {r.loc[bad_conf, 'confidence'].iloc[0]!r} "
-                        f"({_read_of(r, bad_conf)}); expected an integer 1-5 or an empty cell.")
+        raise DataError(
+            f"responses column 'confidence' holds {r.loc[bad_conf, 'confidence'].iloc[0]!r} "
+            f"({_read_of(r, bad_conf)}); expected an integer 1-5 or an empty cell."
+        )
     r["confidence"] = conf.astype(float)
     secs = pd.to_numeric(r["reading_seconds"], errors="coerce").to_numpy(dtype=float)
     bad_secs = ~np.isfinite(secs) | (secs < 0) | (secs > MAX_READING_SECONDS)
     if bad_secs.any():
-        raise DataError(f"responses column 'reading_seconds' holds {_shown(r['reading_seconds'][bad_secs].iloc[0])} "
-                        f"({_read_of(r, pd.Series(bad_secs, index=r.index))}; {int(bad_secs.sum())} bad value(s)); "
-                        f"expected the seconds spent on each image, from 0 to {MAX_READING_SECONDS:g} (a day). Check "
-                        "the unit (milliseconds?) and the export.")
+        raise DataError(
+            f"responses column 'reading_seconds' holds {_shown(r['reading_seconds'][bad_secs].iloc[0])} "
+            f"({_read_of(r, pd.Series(bad_secs, index=r.index))}; {int(bad_secs.sum())} bad value(s)); "
+            f"expected the seconds spent on each image, from 0 to {MAX_READING_SECONDS:g} (a day). Check "
+            "the unit (milliseconds?) and the export."
+        )
     r["reading_seconds"] = secs
     check_duplicate_reads(r)
     return r.drop(columns=["source_file"], errors="ignore")
@@ -248,12 +270,15 @@ def _checked_answers(r: pd.DataFrame) -> pd.Series:
     missing_answer = answers.fillna("") == ""
     if missing_answer.any():
         first = r.loc[missing_answer, ["reader", "session", "image_id"]].iloc[0].to_dict()
-        raise DataError(f"responses has {int(missing_answer.sum())} read(s) without an answer, first {first}; "
-                        f"every read needs one of {ANSWERS}.")
+        raise DataError(
+            f"responses has {int(missing_answer.sum())} read(s) without an answer, first {first}; "
+            f"every read needs one of {ANSWERS}."
+        )
     bad_answer = ~answers.isin(ANSWERS)
     if bad_answer.any():
-        raise DataError(f"responses column 'answer' holds {sorted(set(answers[bad_answer]))[:5]}; "
-                        f"expected one of {ANSWERS}.")
+        raise DataError(
+            f"responses column 'answer' holds {sorted(set(answers[bad_answer]))[:5]}; expected one of {ANSWERS}."
+        )
     return answers
 
 
@@ -268,8 +293,10 @@ def _check_readers(r: pd.DataFrame, readers: Sequence[str] | None) -> None:
     expected = {str(x) for x in readers}
     unknown = sorted(set(r["reader"]) - expected)
     if unknown:
-        raise DataError(f"responses come from unknown reader(s) {unknown}; expected only {sorted(expected)}. "
-                        "Check the reader field of the exported files.")
+        raise DataError(
+            f"responses come from unknown reader(s) {unknown}; expected only {sorted(expected)}. "
+            "Check the reader field of the exported files."
+        )
     absent = sorted(expected - set(r["reader"]))
     if absent:
         raise DataError(f"reader(s) {absent} have no responses; expected responses from {sorted(expected)}.")
@@ -286,13 +313,17 @@ def _joined_with_key(r: pd.DataFrame, k: pd.DataFrame) -> pd.DataFrame:
     unknown_img = joined["truth"].isna()
     if unknown_img.any():
         first = joined.loc[unknown_img, ["reader", "session", "image_id"]].iloc[0].to_dict()
-        raise DataError(f"responses name {int(unknown_img.sum())} image id(s) that the answer key does not hold for "
-                        f"their session, first {first}; check that the responses belong to this package.")
+        raise DataError(
+            f"responses name {int(unknown_img.sum())} image id(s) that the answer key does not hold for "
+            f"their session, first {first}; check that the responses belong to this package."
+        )
     dup_order = r.duplicated(["reader", "session", "order"], keep=False)
     if dup_order.any():
         first = r.loc[dup_order, ["reader", "session", "order"]].iloc[0].to_dict()
-        raise DataError(f"responses give two images the same reading position, e.g. {first}; 'order' must be "
-                        "unique within a reader's session.")
+        raise DataError(
+            f"responses give two images the same reading position, e.g. {first}; 'order' must be "
+            "unique within a reader's session."
+        )
     return joined
 
 
@@ -311,8 +342,10 @@ def _check_sessions_complete(joined: pd.DataFrame, k: pd.DataFrame, sessions: Se
             if not want:
                 raise DataError(f"session {session} is required but the answer key holds no image for it.")
             if want - got:
-                raise DataError(f"reader {reader!r} left {len(want - got)} of {len(want)} images of session {session} "
-                                f"unanswered (e.g. {sorted(want - got)[0]!r}); complete or re-export the session.")
+                raise DataError(
+                    f"reader {reader!r} left {len(want - got)} of {len(want)} images of session {session} "
+                    f"unanswered (e.g. {sorted(want - got)[0]!r}); complete or re-export the session."
+                )
 
 
 def files_note(rows: pd.DataFrame) -> str:

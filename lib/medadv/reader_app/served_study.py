@@ -4,6 +4,7 @@ The packages are the ones notebook 05 built (``<run>/data/reader_packages``, :mo
 each session's app payload is read back from its ``index.html``, so the served app shows exactly what the offline
 package shows. The answer key stays on the server: only :func:`live_results` reads it, to count correct answers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,8 +60,10 @@ class ServedStudy:
         Returns:
             ``{session: SessionItems}``.
         """
-        return {s: SessionItems(s, p["mode"], tuple(i["image_id"] for i in p["items"]), bool(p["ask_confidence"]))
-                for s, p in self.payloads.items()}
+        return {
+            s: SessionItems(s, p["mode"], tuple(i["image_id"] for i in p["items"]), bool(p["ask_confidence"]))
+            for s, p in self.payloads.items()
+        }
 
     def image_files(self, session: int) -> frozenset[str]:
         """The image files (``images/0001.png``, ...) a session's app may load.
@@ -100,8 +103,10 @@ def load_study(run_dir: str | Path) -> ServedStudy:
     packages = run_dir / "data" / PACKAGES_DIR
     key_path = packages / ANSWER_KEY_FILE
     if not key_path.is_file():
-        raise DataError(f"{run_dir}: no {key_path.relative_to(run_dir)}; run the pipeline up to notebook 05 "
-                        "(05_reader_study) for this run folder first, e.g. ./run_all.sh --profile workshop.")
+        raise DataError(
+            f"{run_dir}: no {key_path.relative_to(run_dir)}; run the pipeline up to notebook 05 "
+            "(05_reader_study) for this run folder first, e.g. ./run_all.sh --profile workshop."
+        )
     key = pd.read_csv(key_path, dtype={"image_id": str, "source_image_id": str}, keep_default_na=False)
     payloads = {}
     for session in sorted(key["session"].astype(int).unique()):
@@ -115,8 +120,9 @@ def load_study(run_dir: str | Path) -> ServedStudy:
     return ServedStudy(run_dir=run_dir, packages=packages, payloads=payloads, answer_key=key)
 
 
-def live_results(study: ServedStudy, answers: list[StoredAnswer],
-                 progress: dict[str, dict[int, int]]) -> dict[str, Any]:
+def live_results(
+    study: ServedStudy, answers: list[StoredAnswer], progress: dict[str, dict[int, int]]
+) -> dict[str, Any]:
     """The class's results so far, for the instructor page.
 
     Args:
@@ -130,11 +136,23 @@ def live_results(study: ServedStudy, answers: list[StoredAnswer],
         were correct (a real image called real, a fake called not real; unsure is not correct) and their share.
     """
     sizes = {s: len(p["items"]) for s, p in study.payloads.items()}
-    sessions = [{"session": s, "mode": study.payloads[s]["mode"], "images": n,
-                 "started": sum(1 for p in progress.values() if p.get(s, 0) > 0),
-                 "finished": sum(1 for p in progress.values() if p.get(s, 0) >= n)} for s, n in sizes.items()]
-    truth = dict(zip(zip(study.answer_key["session"].astype(int), study.answer_key["image_id"]),
-                     study.answer_key["truth"], strict=True))
+    sessions = [
+        {
+            "session": s,
+            "mode": study.payloads[s]["mode"],
+            "images": n,
+            "started": sum(1 for p in progress.values() if p.get(s, 0) > 0),
+            "finished": sum(1 for p in progress.values() if p.get(s, 0) >= n),
+        }
+        for s, n in sizes.items()
+    ]
+    truth = dict(
+        zip(
+            zip(study.answer_key["session"].astype(int), study.answer_key["image_id"]),
+            study.answer_key["truth"],
+            strict=True,
+        )
+    )
     reading = {s for s, p in study.payloads.items() if p["mode"] == "read"}
     tally: dict[tuple[int, str], list[int]] = {}
     for a in answers:
@@ -143,6 +161,15 @@ def live_results(study: ServedStudy, answers: list[StoredAnswer],
             counts = tally.setdefault((a.session, kind), [0, 0])
             counts[0] += 1
             counts[1] += int(a.answer == ("real" if kind == "real" else "not_real"))
-    accuracy = [{"session": s, "when": BEFORE_AFTER.get(s, ""), "truth": t, "answers": n, "correct": k,
-                 "accuracy": k / n if n else None} for (s, t), (n, k) in sorted(tally.items())]
+    accuracy = [
+        {
+            "session": s,
+            "when": BEFORE_AFTER.get(s, ""),
+            "truth": t,
+            "answers": n,
+            "correct": k,
+            "accuracy": k / n if n else None,
+        }
+        for (s, t), (n, k) in sorted(tally.items())
+    ]
     return {"participants": len(progress), "sessions": sessions, "accuracy": accuracy}

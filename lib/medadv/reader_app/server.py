@@ -30,6 +30,7 @@ Rules the server enforces (docs/workshop.md):
   and every page ``Cache-Control: no-store`` (they carry tokens); requests whose ``Host`` is not the ``--public-url``'s
   host, the ``--host`` address or a loopback name are refused (400), against DNS rebinding.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,11 +71,15 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 RETRY_AFTER_S = 2
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-PAGE_POLICY = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-               "connect-src 'self'; frame-ancestors 'none'")
-BUSY_PAGE = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" '
-             f'content="{RETRY_AFTER_S}"><title>Reader study: one moment</title></head><body><p>The reader study\'s '
-             f"server is busy for a moment; this page reloads itself in {RETRY_AFTER_S} seconds.</p></body></html>")
+PAGE_POLICY = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+BUSY_PAGE = (
+    f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" '
+    f'content="{RETRY_AFTER_S}"><title>Reader study: one moment</title></head><body><p>The reader study\'s '
+    f"server is busy for a moment; this page reloads itself in {RETRY_AFTER_S} seconds.</p></body></html>"
+)
 
 __all__ = ["WorkshopServer", "create_app", "main"]
 
@@ -119,11 +124,14 @@ class WorkshopServer:
         bind_host: the address the server listens on (``--host``).
     """
 
-    def __init__(self, study: ServedStudy, db: ReaderDatabase, credentials: InstructorFile, public_url: str,
-                 bind_host: str) -> None:
+    def __init__(
+        self, study: ServedStudy, db: ReaderDatabase, credentials: InstructorFile, public_url: str, bind_host: str
+    ) -> None:
         if credentials.instructor_token is None:
-            raise DataError(f"instructor file {credentials.path}: no instructor token; start the server with "
-                            "open_server, which makes one.")
+            raise DataError(
+                f"instructor file {credentials.path}: no instructor token; start the server with "
+                "open_server, which makes one."
+            )
         self.study, self.db, self.credentials = study, db, credentials
         self.instructor_token = credentials.instructor_token
         self._instructor_digest = token_digest(self.instructor_token)
@@ -133,8 +141,11 @@ class WorkshopServer:
     def instructor(self, request: Request) -> None:
         """Refuse (403) a request without the instructor's token (its digest compared in constant time)."""
         if not token_matches(_bearer(request), self._instructor_digest):
-            raise HTTPRefusal(403, "this needs the instructor token (Authorization: Bearer <token>); see the line "
-                                   "the server printed at start.")
+            raise HTTPRefusal(
+                403,
+                "this needs the instructor token (Authorization: Bearer <token>); see the line "
+                "the server printed at start.",
+            )
 
     def participant(self, token: str) -> str:
         """The reader id of a participant token (a database read: call it from the thread pool); 403 for an
@@ -187,8 +198,14 @@ class WorkshopServer:
                 continue  # imported from a CSV export: no link
             token = self.credentials.links.get(reader)
             url = self.link(token) if token is not None and token_matches(token, digest) else None
-            out.append({"reader": reader, "url": url, "qr": None if url is None else _qr_data_uri(url),
-                        "answers": progress.get(reader, {})})
+            out.append(
+                {
+                    "reader": reader,
+                    "url": url,
+                    "qr": None if url is None else _qr_data_uri(url),
+                    "answers": progress.get(reader, {}),
+                }
+            )
         return out
 
 
@@ -269,8 +286,9 @@ def _asset(name: str) -> str:
 
 
 def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(text, status, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store",
-                                               **(headers or {})})
+    return HTMLResponse(
+        text, status, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 def _participant_home(server: WorkshopServer, reader: str) -> str:
@@ -288,11 +306,13 @@ def _participant_home(server: WorkshopServer, reader: str) -> str:
             state = "opens after the previous session"
         rows.append(f"<tr><td>Session {session}</td><td>{state}</td></tr>")
     end = "" if open_found else "<p><strong>You have finished every session. Thank you!</strong></p>"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>Reader study: {html.escape(reader)}</title>'
-            f"<style>{_asset('app.css')}</style></head><body><main><h1>Reader study: participant "
-            f"{html.escape(reader)}</h1><p>Read the sessions in order. Keep this link; it brings you back to where "
-            f"you stopped.</p><table id=\"sessions\">{''.join(rows)}</table>{end}</main></body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width, initial-scale=1"><title>Reader study: {html.escape(reader)}</title>'
+        f"<style>{_asset('app.css')}</style></head><body><main><h1>Reader study: participant "
+        f"{html.escape(reader)}</h1><p>Read the sessions in order. Keep this link; it brings you back to where "
+        f'you stopped.</p><table id="sessions">{"".join(rows)}</table>{end}</main></body></html>'
+    )
 
 
 def _participant_routes(server: WorkshopServer) -> APIRouter:
@@ -315,16 +335,20 @@ def _participant_routes(server: WorkshopServer) -> APIRouter:
         server.open_session(server.participant(token), session)
         if f"images/{name}" not in server.study.image_files(session):
             raise HTTPRefusal(404, f"no image {name!r} in session {session}.")
-        return FileResponse(server.study.session_dir(session) / "images" / name, media_type="image/png",
-                            headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(
+            server.study.session_dir(session) / "images" / name,
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
 
     return router
 
 
 def _confirm(server: WorkshopServer, reader: str, session: int, body: AnswerIn) -> JSONResponse:
     server.open_session(reader, session)
-    answer = StoredAnswer(reader, session, body.order, body.image_id, body.answer, body.confidence,
-                          body.reading_seconds)
+    answer = StoredAnswer(
+        reader, session, body.order, body.image_id, body.answer, body.confidence, body.reading_seconds
+    )
     stored = server.db.record(answer)
     return JSONResponse({"stored": stored, "order": body.order}, status_code=201 if stored else 200)
 
@@ -338,8 +362,9 @@ def _session_api(server: WorkshopServer) -> APIRouter:
         server.open_session(reader, session)
         answers = server.db.answers(reader, session)
         size = len(server.study.payloads[session]["items"])
-        return JSONResponse({"reader": reader, "session": session, "images": size,
-                             "answers": [a.row() for a in answers]})
+        return JSONResponse(
+            {"reader": reader, "session": session, "images": size, "answers": [a.row() for a in answers]}
+        )
 
     @router.post("/{session}/answers")
     async def confirm(session: int, request: Request) -> JSONResponse:
@@ -407,8 +432,14 @@ def _refusal_handlers(app: FastAPI) -> None:
         path = request.url.path
         if path.startswith("/p/") and path.endswith("/"):
             return _html(BUSY_PAGE, 503, retry)
-        return JSONResponse({"detail": f"the study's database is busy (another program holds it); nothing was stored. "
-                                       f"Send the request again in {RETRY_AFTER_S} s."}, 503, headers=retry)
+        return JSONResponse(
+            {
+                "detail": f"the study's database is busy (another program holds it); nothing was stored. "
+                f"Send the request again in {RETRY_AFTER_S} s."
+            },
+            503,
+            headers=retry,
+        )
 
 
 def create_app(server: WorkshopServer) -> FastAPI:
@@ -423,8 +454,10 @@ def create_app(server: WorkshopServer) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def root() -> HTMLResponse:
-        return _html("<!DOCTYPE html><title>Reader study</title><p>Reader study: open the personal link your "
-                     "instructor gave you.</p>")
+        return _html(
+            "<!DOCTYPE html><title>Reader study</title><p>Reader study: open the personal link your "
+            "instructor gave you.</p>"
+        )
 
     @app.get("/instructor", response_class=HTMLResponse)
     async def instructor_page() -> HTMLResponse:
@@ -465,8 +498,10 @@ def public_address(public_url: str | None, host: str, port: int) -> str:
         return f"http://{f'[{address}]' if ':' in address else address}:{port}"
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
-        raise ConfigError(f"--public-url {public_url!r}: expected the address participants open, like "
-                          "http://192.168.1.20:8000 (http or https, a host, an optional port, no path).")
+        raise ConfigError(
+            f"--public-url {public_url!r}: expected the address participants open, like "
+            "http://192.168.1.20:8000 (http or https, a host, an optional port, no path)."
+        )
     return public_url.rstrip("/")
 
 
@@ -479,18 +514,21 @@ def _settle_instructor_token(db: ReaderDatabase, credentials: InstructorFile, ne
         credentials.set_instructor(secrets.token_urlsafe(24))
     elif stored is not None and (token is None or not token_matches(token, stored)):
         problem = "does not exist" if not credentials.path.exists() else "holds another instructor token"
-        raise DataError(f"{db.path} holds the digest of an instructor token, but the instructor file "
-                        f"{credentials.path} {problem}, so the instructor page's address cannot be shown again. Put "
-                        "that file back beside the run folder, or start with --new-instructor-token for a new "
-                        "instructor address (participants' links keep working; those not in the file cannot be "
-                        "listed again).")
+        raise DataError(
+            f"{db.path} holds the digest of an instructor token, but the instructor file "
+            f"{credentials.path} {problem}, so the instructor page's address cannot be shown again. Put "
+            "that file back beside the run folder, or start with --new-instructor-token for a new "
+            "instructor address (participants' links keep working; those not in the file cannot be "
+            "listed again)."
+        )
     digest = token_digest(str(credentials.instructor_token))
     if stored != digest:
         db.set_meta(INSTRUCTOR_DIGEST_KEY, digest)
 
 
-def open_server(run_dir: str | Path, host: str, port: int, public_url: str | None = None,
-                new_token: bool = False) -> WorkshopServer:
+def open_server(
+    run_dir: str | Path, host: str, port: int, public_url: str | None = None, new_token: bool = False
+) -> WorkshopServer:
     """Load a run's study, open its database (upgrading one of an earlier version) and its instructor file, and fix
     the instructor token (kept in the instructor file across restarts, its digest in the database).
 
@@ -537,21 +575,33 @@ def import_files(run_dir: str | Path, paths: Sequence[str | Path]) -> tuple[int,
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="The reader study of a run, served to a class ('medadv "
-                                     "reader ...'; 'medadv-reader ...' is the same command).")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="The reader study of a run, served to a class ('medadv "
+        "reader ...'; 'medadv-reader ...' is the same command).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the run's session packages to participants")
     serve.add_argument("run_dir", help="run folder whose notebook 05 built data/reader_packages")
-    serve.add_argument("--host", default="0.0.0.0",
-                       help="address to listen on (default 0.0.0.0: every network of this laptop, for the room)")
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help="address to listen on (default 0.0.0.0: every network of this laptop, for the room)",
+    )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--public-url", help="the address participants' links use (default: this machine's LAN "
-                                            "address); requests naming another host than it, --host or loopback "
-                                            "are refused")
+    serve.add_argument(
+        "--public-url",
+        help="the address participants' links use (default: this machine's LAN "
+        "address); requests naming another host than it, --host or loopback "
+        "are refused",
+    )
     serve.add_argument("--new-instructor-token", action="store_true", help="replace the stored instructor token")
     imp = commands.add_parser("import", help="import CSV exports of the offline app into the run's database")
-    imp.add_argument("run_dir", help="run folder whose notebook 05 built data/reader_packages; the answers go to its "
-                                     "data/reader.sqlite, which notebook 05 reads with responses_db")
+    imp.add_argument(
+        "run_dir",
+        help="run folder whose notebook 05 built data/reader_packages; the answers go to its "
+        "data/reader.sqlite, which notebook 05 reads with responses_db",
+    )
     imp.add_argument("paths", nargs="+", help="CSV files or folders of them")
     return parser
 

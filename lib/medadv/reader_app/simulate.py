@@ -24,6 +24,7 @@ The model (equal-variance signal detection with an "unsure" band, one latent rea
 Every draw comes from ``numpy.random.default_rng([seed, reader number, session])``: the panel is deterministic given
 the seed, and one reader's answers do not depend on the others.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,15 @@ OBSERVE_SESSIONS = (1, 4)
 EDUCATED_SESSION = 5
 MAX_CONFIDENCE = 5
 
-__all__ = ["RESPONSE_COLUMNS", "READ_ANSWERS", "SEEN", "response_file_name", "simulate_panel", "simulate_reader",
-           "write_responses"]
+__all__ = [
+    "RESPONSE_COLUMNS",
+    "READ_ANSWERS",
+    "SEEN",
+    "response_file_name",
+    "simulate_panel",
+    "simulate_reader",
+    "write_responses",
+]
 
 
 def _thresholds(real_accuracy: float, fake_accuracy: float, unsure_rate: float) -> tuple[float, float, float]:
@@ -87,16 +95,26 @@ def simulate_reader(
         confidence = pd.array([pd.NA] * n, dtype="Int64")
         if int(session) not in OBSERVE_SESSIONS:
             answers, confidence = _read(items["truth"].to_numpy(), skill, educated, ask_confidence, rng)
-        frames.append(pd.DataFrame({
-            "reader": skill.reader, "session": int(session), "image_id": items["image_id"].astype(str).to_numpy(),
-            "answer": answers, "confidence": confidence, "reading_seconds": np.round(seconds, 3),
-            "order": items["order"].to_numpy(int),
-        }, columns=list(RESPONSE_COLUMNS)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "reader": skill.reader,
+                    "session": int(session),
+                    "image_id": items["image_id"].astype(str).to_numpy(),
+                    "answer": answers,
+                    "confidence": confidence,
+                    "reading_seconds": np.round(seconds, 3),
+                    "order": items["order"].to_numpy(int),
+                },
+                columns=list(RESPONSE_COLUMNS),
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def _read(truth: np.ndarray, skill: ReaderSkill, educated: bool, ask_confidence: bool,
-          rng: np.random.Generator) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray]:
+def _read(
+    truth: np.ndarray, skill: ReaderSkill, educated: bool, ask_confidence: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray]:
     bad = sorted(set(truth) - {"real", "fake"})
     if bad:
         raise DataError(f"answer key: truth values {bad} in a reading session; expected 'real' or 'fake'.")
@@ -114,8 +132,9 @@ def _read(truth: np.ndarray, skill: ReaderSkill, educated: bool, ask_confidence:
     return answers, confidence
 
 
-def simulate_panel(answer_key: pd.DataFrame, readers: Sequence[ReaderSkill], seed: int,
-                   ask_confidence: bool = True) -> pd.DataFrame:
+def simulate_panel(
+    answer_key: pd.DataFrame, readers: Sequence[ReaderSkill], seed: int, ask_confidence: bool = True
+) -> pd.DataFrame:
     """Responses of a simulated panel to every session (one block of rows per reader, in panel order).
 
     Returns:

@@ -5,6 +5,7 @@ APGD and natural corruptions (paper 002), and the headline numbers.
 The domain work lives in :mod:`medadv.attacks` (:mod:`~medadv.attacks.gan_attack`, :mod:`~medadv.attacks.robustness`,
 :mod:`~medadv.attacks.plots`); this module is what the notebook calls.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,11 +16,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, load_fakes
-from medadv.attacks.plots import attack_examples_figure
 from medadv.attacks.ensemble import credit_order, evaluate_models
 from medadv.attacks.examples import EXAMPLES_DIR, write_examples
+from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, load_fakes
 from medadv.attacks.masking import masking_suspected
+from medadv.attacks.plots import attack_examples_figure
 from medadv.attacks.robustness import AttackConfig, Robustness, attack_examples, load_models
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split
@@ -29,9 +30,21 @@ from medadv.models.registry import load_trained
 from medadv.report import RunContext
 from medadv.train.loop import ClassifierConfig
 
-__all__ = ["AttackEvaluationConfig", "AttackInputs", "GanAttack", "erm_variants", "evaluate_robustness", "gan_attack",
-           "gan_attack_by_recipe", "gradient_examples", "headline", "load_inputs", "masking_verdict",
-           "multitask_example", "penalty_verdict"]
+__all__ = [
+    "AttackEvaluationConfig",
+    "AttackInputs",
+    "GanAttack",
+    "erm_variants",
+    "evaluate_robustness",
+    "gan_attack",
+    "gan_attack_by_recipe",
+    "gradient_examples",
+    "headline",
+    "load_inputs",
+    "masking_verdict",
+    "multitask_example",
+    "penalty_verdict",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +89,9 @@ def load_inputs(ctx: RunContext) -> AttackInputs:
     cohort = ctx.cohort()
     test = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "test")
     reference = ClassifierConfig.from_profile(ctx.profile).reference_model
-    return AttackInputs(cohort, test, load_models(ctx.run_dir, ctx.device), reference,
-                        load_trained(ctx.run_dir, reference, ctx.device))
+    return AttackInputs(
+        cohort, test, load_models(ctx.run_dir, ctx.device), reference, load_trained(ctx.run_dir, reference, ctx.device)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,27 +123,37 @@ def gan_attack(ctx: RunContext, inputs: AttackInputs, config: AttackConfig) -> G
     fakes = load_fakes(ctx.run_dir, index, inputs.test.rows["image_id"], ctx.profile.data.image_size)
     real_scores = positive_scores(inputs.erm, inputs.test.images, ctx.device, config.batch_size)
     fake_scores = positive_scores(inputs.erm, fakes, ctx.device, config.batch_size)
-    return GanAttack(gan_attack_evaluation(inputs.test.labels, real_scores, fake_scores), fakes, real_scores,
-                     fake_scores)
+    return GanAttack(
+        gan_attack_evaluation(inputs.test.labels, real_scores, fake_scores), fakes, real_scores, fake_scores
+    )
 
 
-def gan_attack_by_recipe(inputs: AttackInputs, fakes: np.ndarray, config: AttackConfig,
-                         device: torch.device) -> pd.DataFrame:
+def gan_attack_by_recipe(
+    inputs: AttackInputs, fakes: np.ndarray, config: AttackConfig, device: torch.device
+) -> pd.DataFrame:
     """The same fakes against every classifier.
 
     Returns:
         ``gan_attack_by_recipe``: one row per model with its recipe and :meth:`GanAttackResult.summary`.
     """
     test = inputs.test
-    return pd.DataFrame([
-        {"model": name, "recipe": recipe, **gan_attack_evaluation(
-            test.labels, positive_scores(model, test.images, device, config.batch_size),
-            positive_scores(model, fakes, device, config.batch_size)).summary()}
-        for name, (model, recipe) in inputs.models.items()])
+    return pd.DataFrame(
+        [
+            {
+                "model": name,
+                "recipe": recipe,
+                **gan_attack_evaluation(
+                    test.labels,
+                    positive_scores(model, test.images, device, config.batch_size),
+                    positive_scores(model, fakes, device, config.batch_size),
+                ).summary(),
+            }
+            for name, (model, recipe) in inputs.models.items()
+        ]
+    )
 
 
-def gradient_examples(inputs: AttackInputs, config: AttackConfig, device: torch.device,
-                      seed: int) -> dict[str, Figure]:
+def gradient_examples(inputs: AttackInputs, config: AttackConfig, device: torch.device, seed: int) -> dict[str, Figure]:
     """FGSM and PGD (L-inf, at the headline budget, without early stopping) on ``config.n_examples`` correctly
     classified test images of the ERM classifier: image, perturbation and adversarial image per row.
 
@@ -139,8 +163,9 @@ def gradient_examples(inputs: AttackInputs, config: AttackConfig, device: torch.
     eps = config.headline_linf_eps
     figures = {}
     for name, attack in (("fgsm", config.fgsm_attack(eps)), ("pgd", config.pgd_attack(eps, "linf", early_stop=False))):
-        examples = attack_examples(inputs.erm, inputs.test.images, inputs.test.labels, attack, config.n_examples,
-                                   device, seed)
+        examples = attack_examples(
+            inputs.erm, inputs.test.images, inputs.test.labels, attack, config.n_examples, device, seed
+        )
         title = f"{name.upper()} L-inf, eps = {eps * 255:g}/255, against {inputs.reference}"
         figures[f"attack_examples_{name}"] = attack_examples_figure(**examples, attack=title)
     return figures
@@ -155,10 +180,19 @@ def multitask_example(inputs: AttackInputs, config: AttackConfig, device: torch.
     """
     if config.ifgsm_model not in inputs.models:
         return None
-    examples = attack_examples(inputs.models[config.ifgsm_model][0], inputs.test.images, inputs.test.labels,
-                               config.ifgsm_attack(early_stop=False), config.n_examples, device, seed)
-    title = (f"Iterative FGSM, {config.ifgsm_steps} steps of {config.ifgsm_step_grey:g}/255 "
-             f"(budget {255 * config.ifgsm_eps:g}/255), against {config.ifgsm_model} (paper 004)")
+    examples = attack_examples(
+        inputs.models[config.ifgsm_model][0],
+        inputs.test.images,
+        inputs.test.labels,
+        config.ifgsm_attack(early_stop=False),
+        config.n_examples,
+        device,
+        seed,
+    )
+    title = (
+        f"Iterative FGSM, {config.ifgsm_steps} steps of {config.ifgsm_step_grey:g}/255 "
+        f"(budget {255 * config.ifgsm_eps:g}/255), against {config.ifgsm_model} (paper 004)"
+    )
     return attack_examples_figure(**examples, attack=title)
 
 
@@ -173,9 +207,16 @@ def evaluate_robustness(ctx: RunContext, inputs: AttackInputs, config: AttackCon
         (``robustness_worst_case``) and ``sanity`` (``attack_sanity``).
     """
     detect = DetectionConfig.from_profile(ctx.profile)
-    robust = evaluate_models(inputs.models, inputs.test.images, inputs.test.labels, config, ctx.device,
-                             ctx.profile.seed, keep_examples=[detect.classifier],
-                             image_ids=list(inputs.test.rows["image_id"]))
+    robust = evaluate_models(
+        inputs.models,
+        inputs.test.images,
+        inputs.test.labels,
+        config,
+        ctx.device,
+        ctx.profile.seed,
+        keep_examples=[detect.classifier],
+        image_ids=list(inputs.test.rows["image_id"]),
+    )
     wanted = {ENSEMBLE_ATTACK[a] for a in detect.attacks}
     for kept in robust.examples.values():
         sets = {(a, n, e): images for (a, n, e), images in kept.images.items() if a in wanted and n == "linf"}
@@ -204,13 +245,17 @@ def masking_verdict(sanity: pd.DataFrame) -> str:
     lines = []
     for model, suspected in zip(flags["model"], flags["masking_suspected"], strict=True):
         if not suspected:
-            lines.append(f"- **{model}** passes every check: its robust accuracies can be read as robustness to the "
-                         "ensemble (an upper bound: a stronger attack may still do better).")
+            lines.append(
+                f"- **{model}** passes every check: its robust accuracies can be read as robustness to the "
+                "ensemble (an upper bound: a stronger attack may still do better)."
+            )
             continue
         failed = sanity[(sanity["model"] == model) & ~sanity["passes"].astype(bool)]
         reasons = "; ".join(f"{row.check}: {row.meaning}" for row in failed.itertuples())
-        lines.append(f"- **{model}**: masking suspected ({reasons}). Its robust accuracies overstate its robustness, "
-                     "and every effect that reads it says so (`masking_suspected` in `effects.csv`).")
+        lines.append(
+            f"- **{model}**: masking suspected ({reasons}). Its robust accuracies overstate its robustness, "
+            "and every effect that reads it says so (`masking_suspected` in `effects.csv`)."
+        )
     return "\n".join(lines)
 
 
@@ -235,8 +280,11 @@ def penalty_table(robust: Robustness, reference: str, config: AttackConfig) -> p
     for model in (reference, f"{reference}_gp_features", f"{reference}_gp_none"):
         if model not in set(robust.curves["model"]):
             continue
-        row = {"model": model, "penalty": {reference: "image"}.get(model, model.rsplit("_gp_", 1)[-1]),
-               "clean": float(_at(robust.curves, model, attack="clean")["balanced_accuracy"].iloc[0])}
+        row = {
+            "model": model,
+            "penalty": {reference: "image"}.get(model, model.rsplit("_gp_", 1)[-1]),
+            "clean": float(_at(robust.curves, model, attack="clean")["balanced_accuracy"].iloc[0]),
+        }
         for attack in ["pgd", "square", *(a for a in credit_order(config) if a.startswith("transfer_from_"))]:
             found = _at(robust.curves, model, attack=attack, norm="linf", eps=eps)["balanced_accuracy"]
             row[attack] = float(found.iloc[0]) if len(found) else np.nan
@@ -260,23 +308,33 @@ def penalty_verdict(table: pd.DataFrame, reference: str, tolerance: float) -> st
     rows = table.set_index("model")
     control = f"{reference}_gp_none"
     if reference not in rows.index or control not in rows.index:
-        return (f"The run did not train both {reference} and {control} (classifier.erm_also_gp_at: [none]); the "
-                "question needs the penalty-free control.")
+        return (
+            f"The run did not train both {reference} and {control} (classifier.erm_also_gp_at: [none]); the "
+            "question needs the penalty-free control."
+        )
     pen, free = rows.loc[reference], rows.loc[control]
     gap, worst_gap = pen["pgd"] - free["pgd"], pen["worst_case"] - free["worst_case"]
-    numbers = (f"Under PGD at the headline budget {reference} (image penalty) keeps a balanced accuracy of "
-               f"{pen['pgd']:.3f} and {control} (no penalty) {free['pgd']:.3f} (gap {gap:+.3f}); in the worst case "
-               f"over the ensemble {pen['worst_case']:.3f} and {free['worst_case']:.3f} (gap {worst_gap:+.3f}).")
+    numbers = (
+        f"Under PGD at the headline budget {reference} (image penalty) keeps a balanced accuracy of "
+        f"{pen['pgd']:.3f} and {control} (no penalty) {free['pgd']:.3f} (gap {gap:+.3f}); in the worst case "
+        f"over the ensemble {pen['worst_case']:.3f} and {free['worst_case']:.3f} (gap {worst_gap:+.3f})."
+    )
     if gap <= tolerance:
-        return numbers + (f" **No resistance to explain**: the penalty does not make {reference} harder for PGD than "
-                          f"{control} (by more than {tolerance:g}).")
+        return numbers + (
+            f" **No resistance to explain**: the penalty does not make {reference} harder for PGD than "
+            f"{control} (by more than {tolerance:g})."
+        )
     if worst_gap <= tolerance or pen["failed_checks"]:
         checks = f" and it fails {pen['failed_checks']}" if pen["failed_checks"] else ""
-        return numbers + (f" **Masked gradients**: the attacks that do not follow {reference}'s gradient take most of "
-                          f"its advantage back{checks}; the penalty flattens the loss where PGD looks, not the "
-                          "decision where an attacker can reach.")
-    return numbers + (" **Robustness, as far as this ensemble can tell**: the gap survives Square and the transfer "
-                      f"attacks and {reference} passes every masking check.")
+        return numbers + (
+            f" **Masked gradients**: the attacks that do not follow {reference}'s gradient take most of "
+            f"its advantage back{checks}; the penalty flattens the loss where PGD looks, not the "
+            "decision where an attacker can reach."
+        )
+    return numbers + (
+        " **Robustness, as far as this ensemble can tell**: the gap survives Square and the transfer "
+        f"attacks and {reference} passes every masking check."
+    )
 
 
 def headline(gan: GanAttack, robust: Robustness) -> dict[str, object]:
@@ -292,8 +350,15 @@ def headline(gan: GanAttack, robust: Robustness) -> dict[str, object]:
     return {
         "gan_attack": gan.result.summary(),
         "robust_accuracy": robust.by_recipe.set_index("model").drop(columns="recipe").to_dict(orient="index"),
-        "worst_case": {model: {f"{r.norm} {r.eps:.6g}": {"accuracy": r.worst_case_accuracy,
-                                                        "balanced_accuracy": r.worst_case_balanced_accuracy}
-                               for r in group.itertuples()} for model, group in worst.groupby("model", sort=False)},
+        "worst_case": {
+            model: {
+                f"{r.norm} {r.eps:.6g}": {
+                    "accuracy": r.worst_case_accuracy,
+                    "balanced_accuracy": r.worst_case_balanced_accuracy,
+                }
+                for r in group.itertuples()
+            }
+            for model, group in worst.groupby("model", sort=False)
+        },
         "masking_suspected": dict(zip(flags["model"], flags["failed_checks"], strict=True)),
     }

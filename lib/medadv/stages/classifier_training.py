@@ -13,6 +13,7 @@ opens (and, if new, writes) the run folder first; then every process trains its 
 (:mod:`medadv.train.distributed`). The checkpoints land where notebook 01 looks for them, so notebook 01 then resumes
 from them (evaluates without retraining). See ``docs/training.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,16 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from medadv.config import pick_device
-from medadv.data.images import load_split
+from medadv.data.images import SplitArrays, load_split
 from medadv.models.checkpoint import checkpoint_paths
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
@@ -35,15 +38,36 @@ from medadv.report import RunContext
 from medadv.stages.competence import Competence, competence_of
 from medadv.train.distributed import DistContext, barrier, init_from_env, local_device
 from medadv.train.evaluate import competence_columns
-from medadv.train.loop import (ClassifierConfig, TrainedClassifier, TrainSpec, delong_table, evaluate_trained, fit,
-                               vgg_runs, vgg_spec)
-from medadv.train.recipes import MultiTaskObjective, PaperObjective, Recipe
+from medadv.train.loop import (
+    ClassifierConfig,
+    TrainedClassifier,
+    TrainResult,
+    TrainSpec,
+    delong_table,
+    evaluate_trained,
+    fit,
+    vgg_runs,
+    vgg_spec,
+)
+from medadv.train.recipes import MultiTaskObjective, Objective, PaperObjective, Recipe
 
 NOTEBOOK = "01_classifier_training"
 
-__all__ = ["NOTEBOOK", "ClassifierEvaluation", "ClassifierTrainingConfig", "checkpoint_files", "evaluate_classifiers",
-           "competence", "headline", "initialisation", "main", "test_metrics", "train_classifiers",
-           "train_profile_models", "training_histories"]
+__all__ = [
+    "NOTEBOOK",
+    "ClassifierEvaluation",
+    "ClassifierTrainingConfig",
+    "checkpoint_files",
+    "evaluate_classifiers",
+    "competence",
+    "headline",
+    "initialisation",
+    "main",
+    "test_metrics",
+    "train_classifiers",
+    "train_profile_models",
+    "training_histories",
+]
 
 #: How each start of a classifier reads in notebook 01.
 STARTS = {
@@ -58,8 +82,67 @@ class ClassifierTrainingConfig(ClassifierConfig):
     """The profile's ``classifier`` section (:class:`medadv.train.loop.ClassifierConfig`)."""
 
 
-def train_profile_models(ctx: RunContext, device: torch.device,
-                         dist_ctx: DistContext = DistContext()) -> list[TrainedClassifier]:
+def _multitask_model_and_spec(cfg: ClassifierConfig, common: dict[str, Any]) -> tuple[MultiTaskResNet, TrainSpec]:
+    """Paper 004's multi-task network (ImageNet encoder when ``classifier.init`` is ``imagenet``) and its training
+    settings (no warm-up, one learning rate, clean images).
+
+    Returns:
+        (the untrained network, its :class:`TrainSpec`).
+    """
+    imagenet = cfg.init == "imagenet"
+    model = MultiTaskResNet(
+        MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width, imagenet=imagenet)
+    )
+    spec = TrainSpec(
+        name=MULTITASK_NAME,
+        recipe="erm_noaug",
+        epochs=cfg.multitask_epochs or cfg.epochs,
+        warmup_epochs=0,
+        lr_head=cfg.multitask_lr,
+        lr_features=cfg.multitask_lr,
+        init="imagenet" if imagenet else "random",
+        **common,
+    )
+    return model, spec
+
+
+def _fit_in_run(
+    ctx: RunContext,
+    model: nn.Module,
+    spec: TrainSpec,
+    objective: Objective,
+    recipe: Recipe,
+    splits: tuple[SplitArrays, SplitArrays],
+    device: torch.device,
+    dist_ctx: DistContext,
+    extra_meta: dict[str, Any],
+) -> TrainResult:
+    """:func:`medadv.train.loop.fit` on the run's train and validation ``splits``, with the run's checkpoints folder,
+    seed and checkpoint ledger (so a finished or interrupted training resumes from the run folder).
+
+    Returns:
+        the training result; ``model`` holds its best-validation weights.
+    """
+    train, val = splits
+    return fit(
+        model.to(device),
+        spec,
+        objective,
+        recipe,
+        train,
+        val,
+        ctx.checkpoints_dir,
+        ctx.profile.seed,
+        device,
+        dist_ctx,
+        extra_meta=extra_meta,
+        ledger=ctx,
+    )
+
+
+def train_profile_models(
+    ctx: RunContext, device: torch.device, dist_ctx: DistContext = DistContext()
+) -> list[TrainedClassifier]:
     """Train the classifiers a run's profile asks for: paper 001's network for each of :func:`vgg_runs` and, with
     ``classifier.multitask``, paper 004's network (``multitask_erm``, on clean images so that its masks align).
 
@@ -76,32 +159,34 @@ def train_profile_models(ctx: RunContext, device: torch.device,
     meta = {"profile": ctx.profile.name}
     params = cfg.recipe_params()
     out: list[TrainedClassifier] = []
-    common = {"betas": cfg.betas, "batch_per_class": cfg.batch_per_class, "steps_per_epoch": cfg.steps_per_epoch,
-              "eval_batch": cfg.eval_batch}
+    common = {
+        "betas": cfg.betas,
+        "batch_per_class": cfg.batch_per_class,
+        "steps_per_epoch": cfg.steps_per_epoch,
+        "eval_batch": cfg.eval_batch,
+    }
     erm_weights: dict[str, torch.Tensor] | None = None
     for run in vgg_runs(cfg):
         torch.manual_seed(ctx.profile.seed)
-        model = VGGClassifier(VGGConfig(width=cfg.width, dropout=cfg.dropout,
-                                        init="random" if run.from_erm else run.init))
+        model = VGGClassifier(
+            VGGConfig(width=cfg.width, dropout=cfg.dropout, init="random" if run.from_erm else run.init)
+        )
         if run.from_erm:
             model.load_state_dict(erm_weights)
         spec = vgg_spec(cfg, run, common)
         objective = PaperObjective(cfg.focal_gamma, cfg.gp_k, cfg.gp_power, run.gp_at)
-        result = fit(model.to(device), spec, objective, Recipe(run.recipe, params), train, val, ctx.checkpoints_dir,
-                     ctx.profile.seed, device, dist_ctx, extra_meta={**meta, "gp_at": run.gp_at}, ledger=ctx)
+        recipe = Recipe(run.recipe, params)
+        result = _fit_in_run(
+            ctx, model, spec, objective, recipe, (train, val), device, dist_ctx, {**meta, "gp_at": run.gp_at}
+        )
         if run.name == "vgg_erm":
             erm_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out.append(TrainedClassifier(spec.name, run.recipe, model, result, spec))
     if cfg.multitask:
         torch.manual_seed(ctx.profile.seed)
-        imagenet = cfg.init == "imagenet"
-        model = MultiTaskResNet(MultiTaskConfig(cfg.multitask_encoder, cfg.multitask_width, cfg.multitask_decoder_width,
-                                                imagenet=imagenet))
-        spec = TrainSpec(name=MULTITASK_NAME, recipe="erm_noaug", epochs=cfg.multitask_epochs or cfg.epochs,
-                         warmup_epochs=0, lr_head=cfg.multitask_lr, lr_features=cfg.multitask_lr,
-                         init="imagenet" if imagenet else "random", **common)
-        result = fit(model.to(device), spec, MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params),
-                     train, val, ctx.checkpoints_dir, ctx.profile.seed, device, dist_ctx, extra_meta=meta, ledger=ctx)
+        model, spec = _multitask_model_and_spec(cfg, common)
+        objective, recipe = MultiTaskObjective(cfg.multitask_seg_weight), Recipe("erm_noaug", params)
+        result = _fit_in_run(ctx, model, spec, objective, recipe, (train, val), device, dist_ctx, meta)
         out.append(TrainedClassifier(spec.name, "erm_noaug", model, result, spec))
     return out
 
@@ -112,7 +197,9 @@ def checkpoint_files(checkpoints_dir: Path, trained: Sequence[TrainedClassifier]
     Returns:
         the ``.safetensors`` and ``.json`` paths, model by model in training order.
     """
-    stems = [stem for t in trained for stem in (checkpoints_dir / t.name, checkpoints_dir / "training" / f"{t.name}_last")]
+    stems = [
+        stem for t in trained for stem in (checkpoints_dir / t.name, checkpoints_dir / "training" / f"{t.name}_last")
+    ]
     return [path for stem in stems for path in checkpoint_paths(stem)]
 
 
@@ -138,8 +225,13 @@ def initialisation(trained: Iterable[TrainedClassifier]) -> pd.DataFrame:
     for t in trained:
         spec = t.spec
         start = STARTS.get(t.init, f"fine-tuned from {t.init}")
-        rows[t.name] = {"start": start, "epochs": spec.epochs, "warmup_epochs": spec.warmup_epochs,
-                        "lr_features": spec.lr_features, "lr_head": spec.lr_head}
+        rows[t.name] = {
+            "start": start,
+            "epochs": spec.epochs,
+            "warmup_epochs": spec.warmup_epochs,
+            "lr_features": spec.lr_features,
+            "lr_head": spec.lr_head,
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -164,8 +256,9 @@ class ClassifierEvaluation:
     comparisons: pd.DataFrame
 
 
-def evaluate_classifiers(ctx: RunContext, trained: Sequence[TrainedClassifier],
-                         config: ClassifierConfig) -> ClassifierEvaluation:
+def evaluate_classifiers(
+    ctx: RunContext, trained: Sequence[TrainedClassifier], config: ClassifierConfig
+) -> ClassifierEvaluation:
     """Score every trained classifier on the run's validation and test splits and compare each with the reference.
 
     Returns:
@@ -177,8 +270,9 @@ def evaluate_classifiers(ctx: RunContext, trained: Sequence[TrainedClassifier],
     metrics, test_scores = evaluate_trained(list(trained), val, test, ctx.device, config.eval_batch)
     reference = config.reference_model
     metrics = competence_columns(metrics, config.min_val_auc, reference)
-    return ClassifierEvaluation(metrics, test.labels, test_scores, reference,
-                                delong_table(test.labels, test_scores, reference))
+    return ClassifierEvaluation(
+        metrics, test.labels, test_scores, reference, delong_table(test.labels, test_scores, reference)
+    )
 
 
 def training_histories(trained: Iterable[TrainedClassifier]) -> dict[str, pd.DataFrame]:

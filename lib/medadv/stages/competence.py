@@ -8,6 +8,7 @@ reference classifier that fails either is still studied (its numbers are measure
 every later notebook that reads it show :meth:`Competence.banner`, ``summary.json`` says so, and ``effects.csv`` marks
 the effects that read it as not interpretable (:mod:`medadv.effects`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,9 +62,14 @@ class Competence:
         Returns:
             model, val_auc, min_val_auc (None without a gate), passes_gate, degenerate, competent.
         """
-        return {"model": self.model, "val_auc": round(self.val_auc, 4),
-                "min_val_auc": None if math.isnan(self.min_val_auc) else self.min_val_auc,
-                "passes_gate": self.passes_gate, "degenerate": self.degenerate, "competent": self.competent}
+        return {
+            "model": self.model,
+            "val_auc": round(self.val_auc, 4),
+            "min_val_auc": None if math.isnan(self.min_val_auc) else self.min_val_auc,
+            "passes_gate": self.passes_gate,
+            "degenerate": self.degenerate,
+            "competent": self.competent,
+        }
 
     def text(self) -> str:
         """The classifier's standing in one paragraph (Markdown): the banner when it is not competent, else its
@@ -72,11 +78,14 @@ class Competence:
         Returns:
             The text.
         """
-        gate = "no gate (classifier.min_val_auc: null)" if math.isnan(self.min_val_auc) else f"gate {self.min_val_auc:g}"
+        gate = (
+            "no gate (classifier.min_val_auc: null)" if math.isnan(self.min_val_auc) else f"gate {self.min_val_auc:g}"
+        )
         return self.banner() or (
             f"The reference classifier `{self.model}` has learned: best validation AUC {self.val_auc:.3f} ({gate}), test "
             f"AUC {self.test_auc:.3f}, balanced accuracy {self.test_balanced_accuracy:.3f}, "
-            f"{self.positive_rate:.0%} of the test images called positive.")
+            f"{self.positive_rate:.0%} of the test images called positive."
+        )
 
     def banner(self) -> str | None:
         """The warning a notebook shows when the classifier is not competent (Markdown).
@@ -88,18 +97,25 @@ class Competence:
             return None
         reasons = []
         if not self.passes_gate:
-            reasons.append(f"its best validation AUC is {self.val_auc:.3f}, below the profile's competence gate "
-                           f"`classifier.min_val_auc` = {self.min_val_auc:g} (paper 001's classifier: test AUC 0.82)")
+            reasons.append(
+                f"its best validation AUC is {self.val_auc:.3f}, below the profile's competence gate "
+                f"`classifier.min_val_auc` = {self.min_val_auc:g} (paper 001's classifier: test AUC 0.82)"
+            )
         if self.degenerate:
             share = max(self.positive_rate, 1 - self.positive_rate)
             side = "positive" if self.positive_rate > 0.5 else "negative"
-            reasons.append(f"it calls {share:.0%} of the test images {side} (degenerate: more than 95% one class), so "
-                           "its accuracies mostly reflect the class prior")
-        return (f"**The reference classifier `{self.model}` has not learned enough to be studied**: "
-                + "; ".join(reasons) + f" (test AUC {self.test_auc:.3f}, balanced accuracy "
-                f"{self.test_balanced_accuracy:.3f}). Every number below is measured on it and written as measured, but "
-                "it says little about a working classifier: `effects.csv` marks the effects that read it as not "
-                "interpretable. Notebook 01 and `benchmarks/learning_curve.py` show how it trained.")
+            reasons.append(
+                f"it calls {share:.0%} of the test images {side} (degenerate: more than 95% one class), so "
+                "its accuracies mostly reflect the class prior"
+            )
+        return (
+            f"**The reference classifier `{self.model}` has not learned enough to be studied**: "
+            + "; ".join(reasons)
+            + f" (test AUC {self.test_auc:.3f}, balanced accuracy "
+            f"{self.test_balanced_accuracy:.3f}). Every number below is measured on it and written as measured, but "
+            "it says little about a working classifier: `effects.csv` marks the effects that read it as not "
+            "interpretable. Notebook 01 and `benchmarks/learning_curve.py` show how it trained."
+        )
 
 
 def competence_of(metrics: pd.DataFrame, model: str) -> Competence:
@@ -114,8 +130,16 @@ def competence_of(metrics: pd.DataFrame, model: str) -> Competence:
     rows = metrics[metrics["model"] == model].set_index("split")
     val, test = rows.loc["val"], rows.loc["test"]
     gate = float(test["min_val_auc"]) if pd.notna(test["min_val_auc"]) else math.nan
-    return Competence(model, float(val["auc"]), gate, bool(test["passes_gate"]), bool(test["degenerate"]),
-                      float(test["predicted_positive_rate"]), float(test["auc"]), float(test["balanced_accuracy"]))
+    return Competence(
+        model,
+        float(val["auc"]),
+        gate,
+        bool(test["passes_gate"]),
+        bool(test["degenerate"]),
+        float(test["predicted_positive_rate"]),
+        float(test["auc"]),
+        float(test["balanced_accuracy"]),
+    )
 
 
 def reference_competence(ctx: RunContext) -> Competence:
@@ -128,6 +152,12 @@ def reference_competence(ctx: RunContext) -> Competence:
     """
     reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     found = competence_of(ctx.read_table(METRICS_TABLE, made_by=METRICS_MAKER), reference)
-    LOG.info("reference classifier %s: val AUC %.3f (gate %s), degenerate %s, competent %s", reference, found.val_auc,
-             found.min_val_auc, found.degenerate, found.competent)
+    LOG.info(
+        "reference classifier %s: val AUC %.3f (gate %s), degenerate %s, competent %s",
+        reference,
+        found.val_auc,
+        found.min_val_auc,
+        found.degenerate,
+        found.competent,
+    )
     return found

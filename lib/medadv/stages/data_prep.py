@@ -4,6 +4,7 @@ leakage check and the example figures.
 The domain work lives in :mod:`medadv.data` (:mod:`medadv.data.prepare` builds and summarises the cohort,
 :mod:`medadv.data.splits` checks it, :mod:`medadv.data.plots` draws it); this module is what the notebook calls.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -8,6 +8,7 @@ The domain work lives in :mod:`medadv.train.gan` (training), :mod:`medadv.models
 sets), :mod:`medadv.attacks.gan_attack` (the flip rate), :mod:`medadv.explain.gan_evidence` and
 :mod:`medadv.stats.fidelity` (the checks); this module is what the notebook calls.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from medadv.data.adversarial import (education_selection, plot_triplets, validate_adversarial_index,
-                                     write_adversarial_set, write_education_set)
+from medadv.data.adversarial import (
+    education_selection,
+    plot_triplets,
+    validate_adversarial_index,
+    write_adversarial_set,
+    write_education_set,
+)
 from medadv.data.images import SplitArrays, load_split
 from medadv.explain.gan_evidence import gan_discriminator_auc
 from medadv.models.checkpoint import checkpoint_paths
@@ -36,9 +42,21 @@ ADVERSARIAL_SPLITS = ("val", "test")
 """The splits whose images get a fake in the adversarial set (the training split's fakes would leak into training)."""
 FAKE_BATCH = 64
 
-__all__ = ["AdversarialSet", "GanInputs", "GanTraining", "GanTrainingConfig", "build_adversarial_set",
-           "direction_titles", "education_set", "fidelity_table", "headline", "load_inputs", "train_generators",
-           "triplet_figure", "warning_text"]
+__all__ = [
+    "AdversarialSet",
+    "GanInputs",
+    "GanTraining",
+    "GanTrainingConfig",
+    "build_adversarial_set",
+    "direction_titles",
+    "education_set",
+    "fidelity_table",
+    "headline",
+    "load_inputs",
+    "train_generators",
+    "triplet_figure",
+    "warning_text",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +136,20 @@ def train_generators(ctx: RunContext, inputs: GanInputs, config: GanConfig) -> G
         :class:`GanTraining`.
     """
     train = inputs.splits["train"]
-    results = {d: train_gan(d, inputs.erm, train.images, train.labels, config, ctx.profile.seed, ctx.device,
-                            checkpoint_prefix=ctx.checkpoints_dir / f"gan_{d}", ledger=ctx) for d in DIRECTIONS}
+    results = {
+        d: train_gan(
+            d,
+            inputs.erm,
+            train.images,
+            train.labels,
+            config,
+            ctx.profile.seed,
+            ctx.device,
+            checkpoint_prefix=ctx.checkpoints_dir / f"gan_{d}",
+            ledger=ctx,
+        )
+        for d in DIRECTIONS
+    }
     ctx.register_many([p for d in DIRECTIONS for p in checkpoint_paths(ctx.checkpoints_dir / f"gan_{d}")])
     history = pd.concat([r.history for r in results.values()], ignore_index=True)
     return GanTraining(results, history, stage_warnings(history, config))
@@ -158,11 +188,14 @@ def build_adversarial_set(ctx: RunContext, inputs: GanInputs, generators: Mappin
         DataError: the written index does not match the cohort (:func:`validate_adversarial_index`).
     """
     splits = inputs.splits
-    fakes = {s: flipped_fakes(dict(generators), splits[s].images, splits[s].labels, FAKE_BATCH, ctx.device)
-             for s in ADVERSARIAL_SPLITS}
+    fakes = {
+        s: flipped_fakes(dict(generators), splits[s].images, splits[s].labels, FAKE_BATCH, ctx.device)
+        for s in ADVERSARIAL_SPLITS
+    }
     rows = pd.concat([splits[s].rows for s in fakes], ignore_index=True)
-    index, paths = write_adversarial_set(ctx.run_dir, rows, np.concatenate([splits[s].images for s in fakes]),
-                                         np.concatenate(list(fakes.values())))
+    index, paths = write_adversarial_set(
+        ctx.run_dir, rows, np.concatenate([splits[s].images for s in fakes]), np.concatenate(list(fakes.values()))
+    )
     validate_adversarial_index(index, inputs.cohort)
     ctx.register_many(paths)
     return AdversarialSet(fakes, index)
@@ -189,8 +222,9 @@ def triplet_figure(test: SplitArrays, test_fakes: np.ndarray, seed: int, per_gen
     return plot_triplets(test.images[show], test_fakes[show], [titles[i] for i in show])
 
 
-def education_set(ctx: RunContext, inputs: GanInputs, generators: Mapping[str, nn.Module],
-                  config: GanConfig) -> pd.DataFrame:
+def education_set(
+    ctx: RunContext, inputs: GanInputs, generators: Mapping[str, nn.Module], config: GanConfig
+) -> pd.DataFrame:
     """Session 4's education triplets: ``config.education_triplets`` training positives and as many negatives with
     their fakes and differences, written to ``data/education`` and registered.
 
@@ -205,8 +239,9 @@ def education_set(ctx: RunContext, inputs: GanInputs, generators: Mapping[str, n
     return index
 
 
-def fidelity_table(training: GanTraining, test: SplitArrays, test_fakes: np.ndarray,
-                   device: torch.device) -> pd.DataFrame:
+def fidelity_table(
+    training: GanTraining, test: SplitArrays, test_fakes: np.ndarray, device: torch.device
+) -> pd.DataFrame:
     """SSIM and PSNR between each test image and its fake (mean and 95% t-interval per generator) and each
     discriminator's real-vs-fake AUC on the test images of its direction.
 
@@ -215,14 +250,20 @@ def fidelity_table(training: GanTraining, test: SplitArrays, test_fakes: np.ndar
     """
     gen_of = np.where(test.labels == 1, "remove", "insert")
     pairs = pair_fidelity(test.images, test_fakes).assign(generator=gen_of)
-    aucs = [{"generator": d, "metric": "discriminator_auc",
-             **gan_discriminator_auc(r.discriminator, d, test.images, test_fakes, test.labels, device)}
-            for d, r in training.results.items()]
+    aucs = [
+        {
+            "generator": d,
+            "metric": "discriminator_auc",
+            **gan_discriminator_auc(r.discriminator, d, test.images, test_fakes, test.labels, device),
+        }
+        for d, r in training.results.items()
+    ]
     return pd.concat([fidelity_summary(pairs), pd.DataFrame(aucs)], ignore_index=True)
 
 
-def headline(flips: pd.DataFrame, fidelity: pd.DataFrame, localisation: Mapping[str, float],
-             training: GanTraining) -> dict[str, object]:
+def headline(
+    flips: pd.DataFrame, fidelity: pd.DataFrame, localisation: Mapping[str, float], training: GanTraining
+) -> dict[str, object]:
     """Notebook 02's numbers for ``summary.json``.
 
     Returns:

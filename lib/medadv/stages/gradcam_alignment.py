@@ -5,6 +5,7 @@ Grad-CAM map, the targeted map attack of Ghorbani et al., and the study's declar
 The domain work lives in :mod:`medadv.explain` (:mod:`~medadv.explain.study`, :mod:`~medadv.explain.fgsm_shift`,
 :mod:`~medadv.explain.plots`) and :mod:`medadv.effects`; this module is what the notebook calls.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,17 +19,40 @@ from torch import nn
 from medadv.effects import evaluate_run
 from medadv.explain.fgsm_shift import fgsm_figure_rows, fgsm_gradcam_shift, fgsm_shift_summary
 from medadv.explain.plots import fgsm_shift_figure, manipulation_panels, map_gallery
-from medadv.explain.study import (AttackExample, ExplainConfig, alignment_scores, attack_summary, attribution_maps,
-                                  explanation_attack, figure_rows, study_images)
+from medadv.explain.study import (
+    AttackExample,
+    ExplainConfig,
+    alignment_scores,
+    attack_summary,
+    attribution_maps,
+    explanation_attack,
+    figure_rows,
+    study_images,
+)
 from medadv.models.registry import load_trained
 from medadv.report import RunContext
 
 GALLERY_METHOD = "gradcam"
 """The method of the gallery that compares the models."""
 
-__all__ = ["Alignment", "AlignmentInputs", "GradcamAlignmentConfig", "MapAttack", "alignment", "declared_effects",
-           "fgsm_figures", "fgsm_shift", "headline", "headline_text", "load_inputs", "map_attack", "map_attack_figure",
-           "method_gallery", "model_gallery", "primary_table"]
+__all__ = [
+    "Alignment",
+    "AlignmentInputs",
+    "GradcamAlignmentConfig",
+    "MapAttack",
+    "alignment",
+    "declared_effects",
+    "fgsm_figures",
+    "fgsm_shift",
+    "headline",
+    "headline_text",
+    "load_inputs",
+    "map_attack",
+    "map_attack_figure",
+    "method_gallery",
+    "model_gallery",
+    "primary_table",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +83,10 @@ class AlignmentInputs:
         Returns:
             the number of images and their mean lesion area as a share of the image.
         """
-        return (f"{len(self.image_ids)} test positives with lesion masks; lesion area "
-                f"{self.masks.mean(axis=(1, 2)).mean():.1%} of the image on average")
+        return (
+            f"{len(self.image_ids)} test positives with lesion masks; lesion area "
+            f"{self.masks.mean(axis=(1, 2)).mean():.1%} of the image on average"
+        )
 
 
 def load_inputs(ctx: RunContext, config: ExplainConfig) -> AlignmentInputs:
@@ -114,9 +140,11 @@ def headline_text(summary: dict[str, object], config: ExplainConfig) -> str:
     Returns:
         how many comparisons find a model better (and worse) aligned than the reference at Holm p < 0.01.
     """
-    return (f"{config.primary_metric}: {summary['better_than_reference_p01']} of {summary['comparisons']} comparisons "
-            f"find a model better aligned than {config.reference} (Holm p < 0.01), "
-            f"{summary['worse_than_reference_p01']} find it worse.")
+    return (
+        f"{config.primary_metric}: {summary['better_than_reference_p01']} of {summary['comparisons']} comparisons "
+        f"find a model better aligned than {config.reference} (Holm p < 0.01), "
+        f"{summary['worse_than_reference_p01']} find it worse."
+    )
 
 
 def _gallery_rows(inputs: AlignmentInputs, config: ExplainConfig) -> list[int]:
@@ -129,8 +157,13 @@ def model_gallery(inputs: AlignmentInputs, maps: dict[tuple[str, str], np.ndarra
     Returns:
         the figure (``alignment_gallery_models``).
     """
-    return map_gallery(inputs.images, inputs.masks, {m: maps[m, GALLERY_METHOD] for m in config.models},
-                       inputs.image_ids, _gallery_rows(inputs, config))
+    return map_gallery(
+        inputs.images,
+        inputs.masks,
+        {m: maps[m, GALLERY_METHOD] for m in config.models},
+        inputs.image_ids,
+        _gallery_rows(inputs, config),
+    )
 
 
 def method_gallery(inputs: AlignmentInputs, maps: dict[tuple[str, str], np.ndarray], config: ExplainConfig) -> Figure:
@@ -139,8 +172,13 @@ def method_gallery(inputs: AlignmentInputs, maps: dict[tuple[str, str], np.ndarr
     Returns:
         the figure (``alignment_gallery_methods``).
     """
-    return map_gallery(inputs.images, inputs.masks, {meth: maps[config.reference, meth] for meth in config.methods},
-                       inputs.image_ids, _gallery_rows(inputs, config))
+    return map_gallery(
+        inputs.images,
+        inputs.masks,
+        {meth: maps[config.reference, meth] for meth in config.methods},
+        inputs.image_ids,
+        _gallery_rows(inputs, config),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,8 +214,10 @@ def fgsm_figures(shift: MapAttack, config: ExplainConfig) -> dict[str, Figure]:
         ``fgsm_gradcam_shift`` (the shift against the steps) and ``fgsm_gradcam_shift_examples`` (maps before and
         after) -> figure.
     """
-    return {"fgsm_gradcam_shift": fgsm_shift_figure(shift.table, config.fgsm_steps, config.fgsm_step_grey),
-            "fgsm_gradcam_shift_examples": manipulation_panels(fgsm_figure_rows(shift.examples, shift.table))}
+    return {
+        "fgsm_gradcam_shift": fgsm_shift_figure(shift.table, config.fgsm_steps, config.fgsm_step_grey),
+        "fgsm_gradcam_shift_examples": manipulation_panels(fgsm_figure_rows(shift.examples, shift.table)),
+    }
 
 
 def map_attack(inputs: AlignmentInputs, config: ExplainConfig) -> MapAttack:
@@ -199,8 +239,9 @@ def map_attack_figure(attack: MapAttack) -> Figure:
     return manipulation_panels(figure_rows(attack.examples, attack.table))
 
 
-def headline(summary: dict[str, object], attack: MapAttack, shift: MapAttack, config: ExplainConfig,
-             started: float) -> dict[str, object]:
+def headline(
+    summary: dict[str, object], attack: MapAttack, shift: MapAttack, config: ExplainConfig, started: float
+) -> dict[str, object]:
     """Notebook 04's numbers for ``summary.json``.
 
     Args:
@@ -230,4 +271,3 @@ def declared_effects(ctx: RunContext) -> tuple[pd.DataFrame, dict[str, int]]:
     """
     table = evaluate_run(ctx.run_dir)
     return table, {"effects_holding": int(table["holds"].sum()), "effects_declared": len(table)}
-

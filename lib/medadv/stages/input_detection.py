@@ -18,6 +18,7 @@ Choices where the issue was silent (README, "Detecting manipulated images"); the
   (:func:`medadv.detect.metrics.confidence_levels`). It reads the PNGs of the session folders, exactly what the
   human readers see, and its reading time is its measured scoring time per image.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,12 +37,18 @@ from medadv.core import read_json
 from medadv.data.adversarial import read_adversarial_index
 from medadv.data.images import SplitArrays, load_split, read_image, resize
 from medadv.data.pixels import quantize
-from medadv.detect import (Detector, DiscriminatorScore, FeatureSqueezing, MahalanobisDetector, RealFakeClassifier,
-                           detection_metrics)
+from medadv.detect import (
+    Detector,
+    DiscriminatorScore,
+    FeatureSqueezing,
+    MahalanobisDetector,
+    RealFakeClassifier,
+    detection_metrics,
+)
 from medadv.detect.config import DetectionConfig
 from medadv.detect.metrics import confidence_levels
-from medadv.errors import CheckpointError, RunError
 from medadv.detect.training import REAL_FAKE_NAME, real_fake_arrays, train_real_fake
+from medadv.errors import CheckpointError, RunError
 from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan_networks import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import load_model_checkpoint, trained_models
@@ -60,8 +67,17 @@ MACHINE_SESSIONS = MRMC_TREATMENTS  # the blinded half-real, half-fake sessions 
 MACHINE_DIR = "reader_responses_machine"
 DETECT_CHECKPOINTS = "detect"
 
-__all__ = ["DetectConfig", "DetectionInputs", "MachineReaderStudy", "build_detectors", "citations", "load_inputs",
-           "machine_reader_study", "machine_responses", "panel_folder"]
+__all__ = [
+    "DetectConfig",
+    "DetectionInputs",
+    "MachineReaderStudy",
+    "build_detectors",
+    "citations",
+    "load_inputs",
+    "machine_reader_study",
+    "machine_responses",
+    "panel_folder",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,10 +119,14 @@ def load_inputs(ctx: RunContext) -> DetectionInputs:
     size = tuple(ctx.profile.data.image_size)
     splits = {s: load_split(cohort, ctx.image_root, size, s) for s in ("train", "val", "test")}
     index = read_adversarial_index(ctx.run_dir, cohort)
-    examples = read_examples(ctx.data_dir / EXAMPLES_DIR, DetectConfig.from_profile(ctx.profile).classifier,
-                             list(splits["test"].rows["image_id"]))
-    return DetectionInputs(splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size)
-                                    for s in ("val", "test")}, examples)
+    examples = read_examples(
+        ctx.data_dir / EXAMPLES_DIR,
+        DetectConfig.from_profile(ctx.profile).classifier,
+        list(splits["test"].rows["image_id"]),
+    )
+    return DetectionInputs(
+        splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size) for s in ("val", "test")}, examples
+    )
 
 
 def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:
@@ -134,8 +154,9 @@ def _generators(run_dir: Path, device: torch.device) -> dict[str, nn.Module]:
     return {d: load_generator(Path(run_dir) / "checkpoints" / f"gan_{d}", device) for d in DIRECTIONS}
 
 
-def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, SplitArrays],
-                    val_fakes: np.ndarray) -> tuple[nn.Module, dict[str, Detector], pd.DataFrame]:
+def build_detectors(
+    ctx: RunContext, config: DetectConfig, splits: Mapping[str, SplitArrays], val_fakes: np.ndarray
+) -> tuple[nn.Module, dict[str, Detector], pd.DataFrame]:
     """The protected classifier and the four detectors of a run; the real-vs-fake classifier's training history.
 
     ``splits`` holds the ``train`` and ``val`` splits; ``val_fakes`` the validation images' fakes (notebook 02).
@@ -145,28 +166,41 @@ def build_detectors(ctx: RunContext, config: DetectConfig, splits: Mapping[str, 
     """
     available = trained_models(ctx.run_dir)
     if config.classifier not in available:
-        raise RunError(f"detect.classifier {config.classifier!r} is not among the trained classifiers "
-                       f"{sorted(available)}; run notebook 01_classifier_training, or name one of those.")
+        raise RunError(
+            f"detect.classifier {config.classifier!r} is not among the trained classifiers "
+            f"{sorted(available)}; run notebook 01_classifier_training, or name one of those."
+        )
     classifier, meta = load_model_checkpoint(available[config.classifier].with_suffix(""), ctx.device)
     classifier.requires_grad_(False)
     train = splits["train"]
-    train_fakes = flipped_fakes(_generators(ctx.run_dir, ctx.device), train.images, train.labels, config.batch_size,
-                                ctx.device)
+    train_fakes = flipped_fakes(
+        _generators(ctx.run_dir, ctx.device), train.images, train.labels, config.batch_size, ctx.device
+    )
     train_fakes = quantize(train_fakes, 16).astype(np.float32) / 65535.0  # as notebook 02 stores its fakes
     init = classifier.state_dict() if config.fake_init == "classifier" else None
     ckpt_dir = ctx.checkpoints_dir / DETECT_CHECKPOINTS
     real_fake, result = train_real_fake(
-        meta["model"], init, real_fake_arrays(train.images, train_fakes, "train"),
-        real_fake_arrays(splits["val"].images, val_fakes, "val"), config, ctx.profile.section("classifier"),
-        ckpt_dir, ctx.profile.seed, ctx.device, ledger=ctx)
+        meta["model"],
+        init,
+        real_fake_arrays(train.images, train_fakes, "train"),
+        real_fake_arrays(splits["val"].images, val_fakes, "val"),
+        config,
+        ctx.profile.section("classifier"),
+        ckpt_dir,
+        ctx.profile.seed,
+        ctx.device,
+        ledger=ctx,
+    )
     ctx.register_many(list(checkpoint_paths(ckpt_dir / REAL_FAKE_NAME)))
     detectors: dict[str, Detector] = {
         RealFakeClassifier.name: real_fake,
         FeatureSqueezing.name: FeatureSqueezing(classifier, config.squeeze_bits, config.squeeze_median, ctx.device),
-        MahalanobisDetector.name: MahalanobisDetector.fit(classifier, train.images, train.labels, ctx.device,
-                                                          config.batch_size),
-        DiscriminatorScore.name: DiscriminatorScore(load_discriminators(ctx.run_dir, classifier, ctx.device),
-                                                    ctx.device),
+        MahalanobisDetector.name: MahalanobisDetector.fit(
+            classifier, train.images, train.labels, ctx.device, config.batch_size
+        ),
+        DiscriminatorScore.name: DiscriminatorScore(
+            load_discriminators(ctx.run_dir, classifier, ctx.device), ctx.device
+        ),
     }
     return classifier, detectors, result.history.rename(columns={"seconds": "epoch_seconds"})
 
@@ -198,8 +232,10 @@ def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool
         raise RunError(f"{ctx.run_dir / SUMMARY_FILE} holds no reader study; run notebook 05_reader_study first.")
     simulated = responses_dir is None
     if simulated != (label == "simulated"):
-        raise RunError(f"notebook 05 analysed {label} responses but responses_dir is {responses_dir!r}; give notebook "
-                       "06 the same responses_dir as notebook 05.")
+        raise RunError(
+            f"notebook 05 analysed {label} responses but responses_dir is {responses_dir!r}; give notebook "
+            "06 the same responses_dir as notebook 05."
+        )
     if simulated:
         return ctx.require(f"data/{SIMULATED_DIR}", made_by="05_reader_study"), True
     return Path(responses_dir), False
@@ -220,8 +256,14 @@ def session_images(packages_root: Path, session: int, image_size: tuple[int, int
     return manifest, images[:, None].astype(np.float32)
 
 
-def machine_responses(detector: Detector, packages_root: Path, threshold: float, reference: np.ndarray,
-                      image_size: tuple[int, int], batch_size: int = 64) -> pd.DataFrame:
+def machine_responses(
+    detector: Detector,
+    packages_root: Path,
+    threshold: float,
+    reference: np.ndarray,
+    image_size: tuple[int, int],
+    batch_size: int = 64,
+) -> pd.DataFrame:
     """The detector's reads of Sessions 3 and 5, in the reader app's columns plus its raw ``score``.
 
     Answer ``not_real`` at or above ``threshold``, else ``real``; confidence from
@@ -237,11 +279,20 @@ def machine_responses(detector: Detector, packages_root: Path, threshold: float,
         start = time.perf_counter()
         scores = detector.score(images, batch_size)
         seconds = (time.perf_counter() - start) / len(images)
-        frames.append(pd.DataFrame({
-            "reader": machine_reader_id(detector.name), "session": session, "image_id": manifest["image_id"],
-            "answer": np.where(scores >= threshold, "not_real", "real"),
-            "confidence": confidence_levels(scores, threshold, reference), "reading_seconds": seconds,
-            "order": manifest["order"].astype(int), "score": scores}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "reader": machine_reader_id(detector.name),
+                    "session": session,
+                    "image_id": manifest["image_id"],
+                    "answer": np.where(scores >= threshold, "not_real", "real"),
+                    "confidence": confidence_levels(scores, threshold, reference),
+                    "reading_seconds": seconds,
+                    "order": manifest["order"].astype(int),
+                    "score": scores,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -279,16 +330,23 @@ class MachineReaderStudy:
     files: list[Path]
 
 
-def _thresholds(detectors: Mapping[str, Detector], val_real: np.ndarray, val_fakes: np.ndarray,
-                batch_size: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _thresholds(
+    detectors: Mapping[str, Detector], val_real: np.ndarray, val_fakes: np.ndarray, batch_size: int
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     rows, reference = [], {}
     y = np.concatenate([np.zeros(len(val_real)), np.ones(len(val_fakes))])
     for name, det in detectors.items():
         s = np.concatenate([det.score(val_real, batch_size), det.score(val_fakes, batch_size)])
         reference[name] = s
-        rows.append({"detector": name, "n_val_real": len(val_real), "n_val_fake": len(val_fakes),
-                     **{k: v for k, v in detection_metrics(s[y == 0], s[y == 1]).items() if k.startswith("auc")},
-                     "threshold": youden_threshold(y, s)})
+        rows.append(
+            {
+                "detector": name,
+                "n_val_real": len(val_real),
+                "n_val_fake": len(val_fakes),
+                **{k: v for k, v in detection_metrics(s[y == 0], s[y == 1]).items() if k.startswith("auc")},
+                "threshold": youden_threshold(y, s),
+            }
+        )
     return pd.DataFrame(rows), reference
 
 
@@ -307,14 +365,45 @@ def standalone_table(panel_reads: pd.DataFrame, machine: pd.DataFrame, panel_kin
         for reader, reads in machine[machine["session"] == session].groupby("reader", sort=True):
             scores = reads.set_index("image_id")["score"].reindex(cube.columns)
             res = standalone_vs_readers(cube.to_numpy(), scores.to_numpy(), truth.to_numpy(), list(cube.index))
-            rows.append({"detector": str(reader).removeprefix("machine_"), "session": session, "panel": panel_kind,
-                         **res.row()})
+            rows.append(
+                {"detector": str(reader).removeprefix("machine_"), "session": session, "panel": panel_kind, **res.row()}
+            )
     return pd.DataFrame(rows)
 
 
-def machine_reader_study(ctx: RunContext, detectors: Mapping[str, Detector], val_real: np.ndarray,
-                         val_fakes: np.ndarray, panel_dir: Path, simulated: bool, n_subgroups: int,
-                         batch_size: int = 64) -> MachineReaderStudy:
+def _machine_reads(
+    detectors: Mapping[str, Detector],
+    packages_root: Path,
+    thresholds: pd.DataFrame,
+    reference: Mapping[str, np.ndarray],
+    image_size: tuple[int, ...],
+    batch_size: int,
+) -> pd.DataFrame:
+    """Every detector's reads of Sessions 3 and 5 of the reader packages under ``packages_root``, at its threshold.
+
+    Returns:
+        one table of all detectors' responses (:func:`medadv.detect.readers.machine_responses`), in detector order.
+    """
+    at = thresholds.set_index("detector")["threshold"]
+    return pd.concat(
+        [
+            machine_responses(det, packages_root, float(at[name]), reference[name], image_size, batch_size)
+            for name, det in detectors.items()
+        ],
+        ignore_index=True,
+    )
+
+
+def machine_reader_study(
+    ctx: RunContext,
+    detectors: Mapping[str, Detector],
+    val_real: np.ndarray,
+    val_fakes: np.ndarray,
+    panel_dir: Path,
+    simulated: bool,
+    n_subgroups: int,
+    batch_size: int = 64,
+) -> MachineReaderStudy:
     """Let every detector read Sessions 3 and 5; write, register and validate its responses as notebook 05 does;
     analyse them with the panel's (notebook 05's responses, re-read from ``panel_dir``).
 
@@ -323,24 +412,42 @@ def machine_reader_study(ctx: RunContext, detectors: Mapping[str, Detector], val
     """
     thresholds, reference = _thresholds(detectors, val_real, val_fakes, batch_size)
     root = ctx.require(f"data/{PACKAGES_DIR}", made_by="05_reader_study")
-    key = pd.read_csv(ctx.require(f"data/{PACKAGES_DIR}/{ANSWER_KEY_FILE}", made_by="05_reader_study"),
-                      dtype={"image_id": str, "source_image_id": str})
-    machine = pd.concat([machine_responses(det, root, float(thresholds.set_index("detector").at[name, "threshold"]),
-                                           reference[name], tuple(ctx.profile.data.image_size), batch_size)
-                         for name, det in detectors.items()], ignore_index=True)
+    key = pd.read_csv(
+        ctx.require(f"data/{PACKAGES_DIR}/{ANSWER_KEY_FILE}", made_by="05_reader_study"),
+        dtype={"image_id": str, "source_image_id": str},
+    )
+    size = tuple(ctx.profile.data.image_size)
+    machine = _machine_reads(detectors, root, thresholds, reference, size, batch_size)
     files = write_responses(machine[list(RESPONSE_COLUMNS)], ctx.data_dir / MACHINE_DIR)
     ctx.register_many(files)
-    machine_reads = validate_responses(read_responses(files), key[key["session"].isin(MACHINE_SESSIONS)],
-                                       sessions=MACHINE_SESSIONS)
+    machine_reads = validate_responses(
+        read_responses(files), key[key["session"].isin(MACHINE_SESSIONS)], sessions=MACHINE_SESSIONS
+    )
     panel = analyse_responses(load_responses(panel_dir), key, n_subgroups, simulated)
     kind = "simulated" if simulated else "human"
-    accuracy = pd.concat([panel.accuracy.assign(reader_kind=kind),
-                          accuracy_table(machine_reads).assign(reader_kind="machine")], ignore_index=True)
-    tests = pd.concat([panel.session_tests.assign(reader_kind=kind),
-                       session_tests(machine_reads, MACHINE_SESSIONS, n_groups=n_subgroups).assign(reader_kind="machine")],
-                      ignore_index=True)
-    standalone = (standalone_table(panel.reads, machine, kind) if panel.mrmc is not None
-                  else pd.DataFrame(columns=["detector", "session", "panel"]))
+    accuracy = pd.concat(
+        [panel.accuracy.assign(reader_kind=kind), accuracy_table(machine_reads).assign(reader_kind="machine")],
+        ignore_index=True,
+    )
+    tests = pd.concat(
+        [
+            panel.session_tests.assign(reader_kind=kind),
+            session_tests(machine_reads, MACHINE_SESSIONS, n_groups=n_subgroups).assign(reader_kind="machine"),
+        ],
+        ignore_index=True,
+    )
+    standalone = (
+        standalone_table(panel.reads, machine, kind)
+        if panel.mrmc is not None
+        else pd.DataFrame(columns=["detector", "session", "panel"])
+    )
     first = ["reader_kind"]
-    return MachineReaderStudy(thresholds, machine, accuracy[first + [c for c in accuracy if c not in first]],
-                              tests[first + [c for c in tests if c not in first]], standalone, kind, files)
+    return MachineReaderStudy(
+        thresholds,
+        machine,
+        accuracy[first + [c for c in accuracy if c not in first]],
+        tests[first + [c for c in tests if c not in first]],
+        standalone,
+        kind,
+        files,
+    )

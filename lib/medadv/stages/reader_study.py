@@ -12,6 +12,7 @@ Files: ``data/reader_packages/`` (``answer_key.csv`` and ``session1`` ... ``sess
 :mod:`medadv.reader_app.packages`) and ``data/reader_responses_simulated/`` (one CSV per reader and session, the app's
 export format).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,13 +31,34 @@ from medadv.report import RunContext
 SIMULATED_DIR = "reader_responses_simulated"
 GAN_NOTEBOOK = "02_gan_training"
 
-SESSION_TEST_COLUMNS = ["reader", "truth", "session_a", "session_b", "accuracy_a", "accuracy_b", "diff", "sd_avg",
-                        "p_value", "note"]
+SESSION_TEST_COLUMNS = [
+    "reader",
+    "truth",
+    "session_a",
+    "session_b",
+    "accuracy_a",
+    "accuracy_b",
+    "diff",
+    "sd_avg",
+    "p_value",
+    "note",
+]
 """The columns of the session tests the notebook shows."""
 
-__all__ = ["MRMC_ANALYSES", "SIMULATED_DIR", "ReaderStudy", "ReaderStudyConfig", "accuracy_by_session",
-           "build_run_packages", "mrmc_table", "packages_headline", "read_and_analyse", "run_responses",
-           "session_changes", "simulate_run_responses"]
+__all__ = [
+    "MRMC_ANALYSES",
+    "SIMULATED_DIR",
+    "ReaderStudy",
+    "ReaderStudyConfig",
+    "accuracy_by_session",
+    "build_run_packages",
+    "mrmc_table",
+    "packages_headline",
+    "read_and_analyse",
+    "run_responses",
+    "session_changes",
+    "simulate_run_responses",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,15 +103,21 @@ def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: R
     Returns:
         The folder of the simulated responses.
     """
-    responses = simulate_panel(packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset,
-                               config.ask_confidence)
+    responses = simulate_panel(
+        packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset, config.ask_confidence
+    )
     paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)
     ctx.register_many(paths)
     return ctx.data_dir / SIMULATED_DIR
 
 
-def run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig, responses_dir: str | Path | None,
-                  responses_db: str | Path | None) -> tuple[pd.DataFrame, str, list[str]]:
+def run_responses(
+    ctx: RunContext,
+    packages: SessionPackages,
+    config: ReaderConfig,
+    responses_dir: str | Path | None,
+    responses_db: str | Path | None,
+) -> tuple[pd.DataFrame, str, list[str]]:
     """The reads notebook 05 analyses: a folder of CSV exports, a workshop's database, or the simulated panel.
 
     Args:
@@ -105,8 +133,10 @@ def run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConf
         ConfigError: both ``responses_dir`` and ``responses_db`` given.
     """
     if responses_dir is not None and responses_db is not None:
-        raise ConfigError(f"responses_dir ({responses_dir}) and responses_db ({responses_db}) are both set; give one "
-                          "source of reads (import the CSV exports into the database with `medadv-reader import`).")
+        raise ConfigError(
+            f"responses_dir ({responses_dir}) and responses_db ({responses_db}) are both set; give one "
+            "source of reads (import the CSV exports into the database with `medadv-reader import`)."
+        )
     if responses_db is not None:
         responses, left_out = database_responses(responses_db, packages.answer_key)
         return responses, str(responses_db), left_out
@@ -122,8 +152,10 @@ def packages_headline(ctx: RunContext, packages: SessionPackages) -> dict[str, o
         relative to the run folder).
     """
     sessions = packages.sessions
-    return {"sessions_built": dict(zip(sessions["session"].astype(str), sessions["built"].tolist(), strict=True)),
-            "packages": str(packages.root.relative_to(ctx.run_dir))}
+    return {
+        "sessions_built": dict(zip(sessions["session"].astype(str), sessions["built"].tolist(), strict=True)),
+        "packages": str(packages.root.relative_to(ctx.run_dir)),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,13 +181,20 @@ class ReaderStudy:
             the kind of readers, their number, the number of reads, their source and any readers left out.
         """
         results = self.results
-        return (f"**{results.label.capitalize()} readers**: {results.reads['reader'].nunique()} readers, "
-                f"{len(results.reads)} reads in sessions 2, 3 and 5, from `{self.source}`."
-                + (f" Left out, unfinished: {', '.join(self.left_out)}." if self.left_out else ""))
+        return (
+            f"**{results.label.capitalize()} readers**: {results.reads['reader'].nunique()} readers, "
+            f"{len(results.reads)} reads in sessions 2, 3 and 5, from `{self.source}`."
+            + (f" Left out, unfinished: {', '.join(self.left_out)}." if self.left_out else "")
+        )
 
 
-def read_and_analyse(ctx: RunContext, packages: SessionPackages, config: ReaderConfig,
-                     responses_dir: str | Path | None, responses_db: str | Path | None) -> ReaderStudy:
+def read_and_analyse(
+    ctx: RunContext,
+    packages: SessionPackages,
+    config: ReaderConfig,
+    responses_dir: str | Path | None,
+    responses_db: str | Path | None,
+) -> ReaderStudy:
     """Gather the reads (:func:`run_responses`: the CSV exports in ``responses_dir``, the
     database ``responses_db``, or with neither the simulated panel) and analyse them against the answer key.
 
@@ -178,8 +217,7 @@ def accuracy_by_session(study: ReaderStudy) -> pd.DataFrame:
         a pivot table: one row per reader, columns (truth, session).
     """
     accuracy = study.tables["reader_accuracy"]
-    return accuracy.query("label == 'all'").pivot_table(index="reader", columns=["truth", "session"],
-                                                        values="accuracy")
+    return accuracy.query("label == 'all'").pivot_table(index="reader", columns=["truth", "session"], values="accuracy")
 
 
 def session_changes(study: ReaderStudy) -> pd.DataFrame:
@@ -193,9 +231,11 @@ def session_changes(study: ReaderStudy) -> pd.DataFrame:
 
 
 #: What each MRMC analysis (Obuchowski-Rockette with Hillis's degrees of freedom) lets one generalise to.
-MRMC_ANALYSES = {"RRRC": "RRRC: other readers and other images",
-                 "FRRC": "FRRC: these readers, other images",
-                 "RRFC": "RRFC: other readers, these images"}
+MRMC_ANALYSES = {
+    "RRRC": "RRRC: other readers and other images",
+    "FRRC": "FRRC: these readers, other images",
+    "RRFC": "RRFC: other readers, these images",
+}
 
 
 def mrmc_table(mrmc: pd.DataFrame) -> pd.DataFrame:
@@ -205,9 +245,17 @@ def mrmc_table(mrmc: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per analysis and pair of sessions, with spelled-out column names.
     """
-    names = {"analysis": "analysis (generalises to)", "treatment_a": "session A", "treatment_b": "session B",
-             "auc_a": "mean reader AUC, session A", "auc_b": "mean reader AUC, session B",
-             "diff": "difference (A - B)", "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p"}
+    names = {
+        "analysis": "analysis (generalises to)",
+        "treatment_a": "session A",
+        "treatment_b": "session B",
+        "auc_a": "mean reader AUC, session A",
+        "auc_b": "mean reader AUC, session B",
+        "diff": "difference (A - B)",
+        "ci_low": "95% CI low",
+        "ci_high": "95% CI high",
+        "p_value": "p",
+    }
     out = mrmc[list(names)].rename(columns=names)
     out[names["analysis"]] = out[names["analysis"]].map(lambda a: MRMC_ANALYSES.get(a, a))
     return out.reset_index(drop=True)

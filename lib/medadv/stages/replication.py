@@ -12,6 +12,7 @@ the seeds whose run marked the effect interpretable (every classifier it reads p
 and is not degenerate; :mod:`medadv.effects`). How many seeds' reference classifier passed the gate is
 :func:`per_seed_competence`'s table.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,19 @@ from medadv.errors import RunError
 from medadv.style import paper_figure, paper_style
 
 SWEEP_FILE = "sweep.json"
-REPLICATION_COLUMNS = ("effect", "seeds", "n_seeds", "mean", "ci_low", "ci_high", "share_holding", "paper_value",
-                       "setting", "expected", "n_runs_failed")
+REPLICATION_COLUMNS = (
+    "effect",
+    "seeds",
+    "n_seeds",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "share_holding",
+    "paper_value",
+    "setting",
+    "expected",
+    "n_runs_failed",
+)
 COMPETENCE_COLUMNS = ("seed", "setting", "model", "val_auc", "min_val_auc", "passes_gate", "degenerate", "competent")
 
 
@@ -100,17 +112,25 @@ def per_seed_competence(sweep_dir: str | Path) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _over_seeds(effect: str, seeds: str, group: pd.DataFrame, config: ReplicationConfig,
-                n_failed: int) -> dict[str, Any]:
+def _over_seeds(
+    effect: str, seeds: str, group: pd.DataFrame, config: ReplicationConfig, n_failed: int
+) -> dict[str, Any]:
     """One row of :func:`aggregate`: the effect over the seeds in ``group``."""
     values = group["value"].astype(float).dropna().to_numpy()
     holds = group["holds"].dropna().astype(str).str.lower().eq("true")
     low, high = bootstrap_ci(values, np.mean, config.seed)
-    return {"effect": effect, "seeds": seeds, "n_seeds": len(values),
-            "mean": float(values.mean()) if len(values) else math.nan, "ci_low": low, "ci_high": high,
-            "share_holding": float(holds.mean()) if len(holds) else math.nan,
-            "paper_value": group["paper_value"].iloc[0], "expected": group["expected"].iloc[0],
-            "n_runs_failed": n_failed}
+    return {
+        "effect": effect,
+        "seeds": seeds,
+        "n_seeds": len(values),
+        "mean": float(values.mean()) if len(values) else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "share_holding": float(holds.mean()) if len(holds) else math.nan,
+        "paper_value": group["paper_value"].iloc[0],
+        "expected": group["expected"].iloc[0],
+        "n_runs_failed": n_failed,
+    }
 
 
 def aggregate(per_seed: pd.DataFrame, config: ReplicationConfig, n_failed: int = 0) -> pd.DataFrame:
@@ -126,9 +146,18 @@ def aggregate(per_seed: pd.DataFrame, config: ReplicationConfig, n_failed: int =
     interpretable = per_seed["interpretable"].astype(str).str.lower().eq("true")
     for (setting, effect), group in per_seed.groupby(["setting", "effect"], sort=False):
         for seeds, part in (("all", group), ("interpretable", group[interpretable[group.index]])):
-            row = _over_seeds(effect, seeds, part, config, n_failed) if len(part) else {
-                "effect": effect, "seeds": seeds, "n_seeds": 0, "paper_value": group["paper_value"].iloc[0],
-                "expected": group["expected"].iloc[0], "n_runs_failed": n_failed}
+            row = (
+                _over_seeds(effect, seeds, part, config, n_failed)
+                if len(part)
+                else {
+                    "effect": effect,
+                    "seeds": seeds,
+                    "n_seeds": 0,
+                    "paper_value": group["paper_value"].iloc[0],
+                    "expected": group["expected"].iloc[0],
+                    "n_runs_failed": n_failed,
+                }
+            )
             rows.append(row | {"setting": setting})
     out = pd.DataFrame(rows, columns=list(REPLICATION_COLUMNS))
     out["_order"] = out["effect"].map(order.index)
@@ -152,24 +181,45 @@ def forest_figure(per_seed: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         y = len(rows) - 1 - i
         seeds = per_seed[(per_seed["effect"] == row.effect) & (per_seed["setting"] == row.setting)]
         ok = seeds["interpretable"].astype(str).str.lower().eq("true")
-        ax.scatter(seeds.loc[ok, "value"].astype(float), np.full(int(ok.sum()), y), s=10, color="0.6", zorder=2,
-                   label="seed")
-        ax.scatter(seeds.loc[~ok, "value"].astype(float), np.full(int((~ok).sum()), y), s=12, marker="x", color="0.6",
-                   linewidths=0.8, zorder=2, label="seed, not interpretable")
+        ax.scatter(
+            seeds.loc[ok, "value"].astype(float), np.full(int(ok.sum()), y), s=10, color="0.6", zorder=2, label="seed"
+        )
+        ax.scatter(
+            seeds.loc[~ok, "value"].astype(float),
+            np.full(int((~ok).sum()), y),
+            s=12,
+            marker="x",
+            color="0.6",
+            linewidths=0.8,
+            zorder=2,
+            label="seed, not interpretable",
+        )
         if math.isfinite(row.ci_low):
             ax.plot([row.ci_low, row.ci_high], [y, y], color="black", lw=1.5, zorder=3, label="95% bootstrap CI")
         ax.scatter([row.mean], [y], s=28, color="black", zorder=4, label="mean over seeds")
         gated = kept.loc[(row.setting, row.effect)]
         if gated["n_seeds"] > 0:
-            ax.scatter([gated["mean"]], [y], s=30, marker="s", facecolors="none", edgecolors="black", zorder=4,
-                       label="mean over interpretable seeds")
+            ax.scatter(
+                [gated["mean"]],
+                [y],
+                s=30,
+                marker="s",
+                facecolors="none",
+                edgecolors="black",
+                zorder=4,
+                label="mean over interpretable seeds",
+            )
         threshold = float(str(row.expected).split()[-1])
         ax.plot([threshold, threshold], [y - 0.3, y + 0.3], color="0.4", lw=1.2, zorder=1, label="threshold")
         if pd.notna(row.paper_value):
-            ax.scatter([row.paper_value], [y], marker="D", s=30, facecolors="none", edgecolors="black", zorder=5,
-                       label="paper")
-    labels = [f"{r.effect}{' [' + r.setting + ']' if r.setting else ''} ({r.share_holding:.0%} hold; "
-              f"{int(kept.loc[(r.setting, r.effect), 'n_seeds'])}/{r.n_seeds} interpretable)" for r in rows.itertuples()]
+            ax.scatter(
+                [row.paper_value], [y], marker="D", s=30, facecolors="none", edgecolors="black", zorder=5, label="paper"
+            )
+    labels = [
+        f"{r.effect}{' [' + r.setting + ']' if r.setting else ''} ({r.share_holding:.0%} hold; "
+        f"{int(kept.loc[(r.setting, r.effect), 'n_seeds'])}/{r.n_seeds} interpretable)"
+        for r in rows.itertuples()
+    ]
     ax.set_yticks(range(len(rows)), labels[::-1])
     ax.set_xlabel("effect value (rate, AUC, difference or rank-biserial r)")
     ax.grid(axis="x", color="0.9")

@@ -15,6 +15,7 @@ front end to move a slider, and nbclient, which papermill drives, can wait forev
 race with its reply (jupyter/nbclient#312; it stopped two of seven CPU runs here). The cell then draws the widget's
 first frame as an ordinary figure and says how to get the slider.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ def in_batch_run() -> bool:
     return os.environ.get(BATCH_ENV) == "1"
 
 
-def eps_panel(model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device,
-              seed: int = 0) -> dict[str, Any]:
+def eps_panel(
+    model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device, seed: int = 0
+) -> dict[str, Any]:
     """One image under a PGD L-inf attack of budget ``eps`` (step 2.5 eps / steps, paper 001's budgets in [0, 1]).
 
     Args:
@@ -70,7 +72,8 @@ def eps_panel(model: nn.Module, image: np.ndarray, label: int, eps: float, steps
     delta = (adv - x).detach().cpu().numpy()[0, 0]
     scale = float(np.abs(delta).max())
     return {
-        "image": x.cpu().numpy()[0, 0], "adversarial": adv.detach().cpu().numpy()[0, 0],
+        "image": x.cpu().numpy()[0, 0],
+        "adversarial": adv.detach().cpu().numpy()[0, 0],
         "perturbation_shown": 0.5 + delta / (2 * scale) if scale > 0 else np.full_like(delta, 0.5),
         "max_change": scale,
         "p_clean": float(positive_scores(model, x, device)[0]),
@@ -114,8 +117,11 @@ def _show(output: Any, panels: Sequence[tuple[str, np.ndarray, str]], title: str
     if output is None:
         display(_figure(panels, title))
         plt.close("all")
-        display(Markdown("Batch run: the first frame of the interactive viewer; open the notebook in Jupyter for its "
-                         "sliders."))
+        display(
+            Markdown(
+                "Batch run: the first frame of the interactive viewer; open the notebook in Jupyter for its sliders."
+            )
+        )
         return
     with output:
         output.clear_output(wait=True)
@@ -124,19 +130,31 @@ def _show(output: Any, panels: Sequence[tuple[str, np.ndarray, str]], title: str
         plt.close(fig)
 
 
-def _eps_frame(model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device,
-              seed: int) -> tuple[list[tuple[str, np.ndarray, str]], str]:
+def _eps_frame(
+    model: nn.Module, image: np.ndarray, label: int, eps: float, steps: int, device: torch.device, seed: int
+) -> tuple[list[tuple[str, np.ndarray, str]], str]:
     """The panels and title :func:`eps_explorer` shows for one image at one budget."""
     p = eps_panel(model, image, label, eps, steps, device, seed)
-    panels = [("image", p["image"], "gray"),
-              (f"perturbation x{0.5 / max(p['max_change'], 1e-12):.0f}", p["perturbation_shown"], "gray"),
-              ("adversarial", p["adversarial"], "gray"), ("Grad-CAM (adversarial)", p["gradcam"], "jet")]
-    return panels, (f"true class {label}: P(positive) {p['p_clean']:.2f} -> {p['p_adversarial']:.2f} "
-                    f"at eps {eps * 255:g}/255")
+    panels = [
+        ("image", p["image"], "gray"),
+        (f"perturbation x{0.5 / max(p['max_change'], 1e-12):.0f}", p["perturbation_shown"], "gray"),
+        ("adversarial", p["adversarial"], "gray"),
+        ("Grad-CAM (adversarial)", p["gradcam"], "jet"),
+    ]
+    return panels, (
+        f"true class {label}: P(positive) {p['p_clean']:.2f} -> {p['p_adversarial']:.2f} at eps {eps * 255:g}/255"
+    )
 
 
-def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_values: Sequence[float], steps: int,
-                 device: torch.device, seed: int = 0) -> Any:
+def eps_explorer(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    eps_values: Sequence[float],
+    steps: int,
+    device: torch.device,
+    seed: int = 0,
+) -> Any:
     """A widget: sliders over the image and eps (``eps_values``, e.g. the profile's ``attacks.linf_eps`` with 0)
     drawing :func:`eps_panel`.
 
@@ -151,8 +169,9 @@ def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_v
         return None
     import ipywidgets as w
 
-    eps = w.SelectionSlider(options=[(f"{e * 255:g}/255", e) for e in budgets], value=first, description="eps",
-                            continuous_update=False)
+    eps = w.SelectionSlider(
+        options=[(f"{e * 255:g}/255", e) for e in budgets], value=first, description="eps", continuous_update=False
+    )
     pick = w.IntSlider(0, 0, len(labels) - 1, description="image", continuous_update=False)
     out = w.Output()
 
@@ -168,8 +187,11 @@ def eps_explorer(model: nn.Module, images: np.ndarray, labels: np.ndarray, eps_v
 def _triplet_frame(real: np.ndarray, fake: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
     """The panels :func:`triplet_viewer` shows for one pair."""
     p = triplet_panel(real, fake)
-    return [("real", p["real"], "gray"), ("fake", p["fake"], "gray"),
-            (f"real - fake (largest change {p['max_change'] * 255:.1f}/255)", p["difference"], "gray")]
+    return [
+        ("real", p["real"], "gray"),
+        ("fake", p["fake"], "gray"),
+        (f"real - fake (largest change {p['max_change'] * 255:.1f}/255)", p["difference"], "gray"),
+    ]
 
 
 def triplet_viewer(real: np.ndarray, fake: np.ndarray, titles: Sequence[str]) -> Any:

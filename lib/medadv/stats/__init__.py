@@ -10,4 +10,5 @@ here runs a network (tests/test_layers.py checks that none imports torch, torchv
 - :mod:`medadv.stats.fidelity`: how faithful the GAN's fakes are and where the GAN changed them.
 - :mod:`medadv.stats.binomial`: the exact (Clopper-Pearson) binomial interval that every rate of the kit carries.
 """
+
 from __future__ import annotations

@@ -14,6 +14,7 @@ so its interval is the MOVER combination of their Wilson intervals (Zou & Donner
 difference of two rates this is Newcombe's hybrid score interval, Stat. Med. 17, 1998, method 10). A difference of two
 classifiers' rates on the same images is treated as unpaired: conservative for positively correlated outcomes.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,18 @@ from scipy import stats
 from medadv.errors import DataError
 from medadv.stats.binomial import check_level
 
-__all__ = ["DEGENERATE_SHARE", "Interval", "balanced_accuracy", "balanced_interval", "class_rates", "constant_accuracy",
-           "difference_interval", "is_degenerate", "majority_share", "wilson"]
+__all__ = [
+    "DEGENERATE_SHARE",
+    "Interval",
+    "balanced_accuracy",
+    "balanced_interval",
+    "class_rates",
+    "constant_accuracy",
+    "difference_interval",
+    "is_degenerate",
+    "majority_share",
+    "wilson",
+]
 
 #: A classifier that gives one class to more than this share of the test images is degenerate.
 DEGENERATE_SHARE = 0.95
@@ -36,8 +47,9 @@ Interval = tuple[float, float, float]
 def _labels(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or not np.isin(y, (0, 1)).all():
-        raise DataError(f"labels have shape {y.shape} and values {np.unique(y)[:5].tolist()}; expected (N,) labels in "
-                        "{0, 1}.")
+        raise DataError(
+            f"labels have shape {y.shape} and values {np.unique(y)[:5].tolist()}; expected (N,) labels in {{0, 1}}."
+        )
     return y.astype(bool)
 
 

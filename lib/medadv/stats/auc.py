@@ -20,6 +20,7 @@ scikit-learn offers the AUC but neither DeLong's covariance nor the paired test,
 are written here so that the classifier notebooks, the attack evaluation and the MRMC analysis share one tested
 implementation.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -213,4 +214,3 @@ def delong_test(y: ArrayLike, score_a: ArrayLike, score_b: ArrayLike) -> tuple[f
         z = diff / float(np.sqrt(var))
     p = float(2.0 * stats.norm.sf(abs(z)))
     return diff, z, p
-

@@ -1,5 +1,6 @@
 """The kit's one exact binomial confidence interval (Clopper & Pearson, Biometrika 26:404-413, 1934), through scipy's
 ``binomtest(...).proportion_ci(method="exact")``: reader accuracies, GAN fooling rates and 0/1 effects all use it."""
+
 from __future__ import annotations
 
 from scipy import stats

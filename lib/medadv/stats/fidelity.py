@@ -20,6 +20,7 @@ discriminator": the identity loss exists "to improve the fidelity of the generat
 Numbers only: no network runs here. The classifier's evidence maps (captum ``Saliency``) and the discriminator's
 scores come from :mod:`medadv.explain.gan_evidence`, which also builds notebook 02's localisation table.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,14 +36,23 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from medadv.errors import DataError
 from medadv.stats.auc import delong_ci
 
-__all__ = ["change_localisation", "discriminator_auc", "fidelity_summary", "localisation_summary", "mean_ci", "pair_fidelity"]
+__all__ = [
+    "change_localisation",
+    "discriminator_auc",
+    "fidelity_summary",
+    "localisation_summary",
+    "mean_ci",
+    "pair_fidelity",
+]
 
 
 def _check_pairs(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     real = np.asarray(real, dtype=np.float64)
     fake = np.asarray(fake, dtype=np.float64)
     if real.shape != fake.shape or real.ndim != 4 or real.shape[1] != 1:
-        raise DataError(f"real {real.shape} and fake {fake.shape} images; expected two arrays of the same (N, 1, H, W) shape.")
+        raise DataError(
+            f"real {real.shape} and fake {fake.shape} images; expected two arrays of the same (N, 1, H, W) shape."
+        )
     return real, fake
 
 
@@ -169,16 +179,25 @@ def change_localisation(
         img = real[i, 0]
         breast = img > threshold_otsu(img) if img.max() > img.min() else np.ones_like(img, bool)
         dist = ndimage.distance_transform_edt(~breast)
-        row.update(peak_row=pr, peak_col=pc, peak_in_breast=bool(breast[pr, pc]),
-                   peak_breast_distance_px=float(dist[pr, pc]))
+        row.update(
+            peak_row=pr, peak_col=pc, peak_in_breast=bool(breast[pr, pc]), peak_breast_distance_px=float(dist[pr, pc])
+        )
         if evidence is not None:
             er, ec = _peak(_smooth(evidence[i]))
             row["evidence_peak_distance_px"] = float(math.hypot(er - pr, ec - pc))
         else:
             row["evidence_peak_distance_px"] = math.nan
         rows.append(row)
-    cols = ["lesion_share", "mask_area_share", "change_energy", "peak_row", "peak_col", "peak_in_breast",
-            "peak_breast_distance_px", "evidence_peak_distance_px"]
+    cols = [
+        "lesion_share",
+        "mask_area_share",
+        "change_energy",
+        "peak_row",
+        "peak_col",
+        "peak_in_breast",
+        "peak_breast_distance_px",
+        "evidence_peak_distance_px",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -196,5 +215,7 @@ def localisation_summary(table: pd.DataFrame) -> dict[str, float]:
         "remove_lesion_share_mean": float(rem["lesion_share"].mean()) if len(rem) else math.nan,
         "remove_mask_area_share_mean": float(rem["mask_area_share"].mean()) if len(rem) else math.nan,
         "insert_peak_in_breast_share": float(ins["peak_in_breast"].astype(float).mean()) if len(ins) else math.nan,
-        "insert_evidence_peak_distance_px_median": float(ins["evidence_peak_distance_px"].median()) if len(ins) else math.nan,
+        "insert_evidence_peak_distance_px_median": float(ins["evidence_peak_distance_px"].median())
+        if len(ins)
+        else math.nan,
     }

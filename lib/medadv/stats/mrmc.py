@@ -38,6 +38,7 @@ leaving out positive case ``i`` gives ``(m AUC - V10_i) / (m - 1)``, leaving out
 No well-kept Python package implements this analysis (it lives in the R packages RJafroc and MRMCaov), hence the
 implementation here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -187,18 +188,23 @@ def _checked_rating_rows(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series
     dup = df.duplicated(["reader", "treatment", "case"], keep=False)
     if dup.any():
         first = df.loc[dup, ["reader", "treatment", "case"]].iloc[0].to_dict()
-        raise DataError(f"ratings has {int(dup.sum())} rows for repeated (reader, treatment, case), e.g. {first}; "
-                        "keep one rating per reader, treatment and case.")
+        raise DataError(
+            f"ratings has {int(dup.sum())} rows for repeated (reader, treatment, case), e.g. {first}; "
+            "keep one rating per reader, treatment and case."
+        )
     truth_per_case = df.groupby("case")["truth"].nunique(dropna=False)
     if (truth_per_case > 1).any():
         case = truth_per_case.index[truth_per_case > 1][0]
-        raise DataError(f"ratings gives case {case!r} different truth values in different rows; truth is a property "
-                        "of the case and must agree across readers and treatments.")
+        raise DataError(
+            f"ratings gives case {case!r} different truth values in different rows; truth is a property "
+            "of the case and must agree across readers and treatments."
+        )
     return df, rating
 
 
-def _design(arr: np.ndarray, treatments: tuple[object, ...], readers: tuple[object, ...],
-            cases: tuple[object, ...]) -> tuple[np.ndarray, bool]:
+def _design(
+    arr: np.ndarray, treatments: tuple[object, ...], readers: tuple[object, ...], cases: tuple[object, ...]
+) -> tuple[np.ndarray, bool]:
     """Check that every reader rated every case of a treatment and that the treatments share all cases or none.
 
     Returns:
@@ -245,8 +251,10 @@ def ratings_matrix(ratings: pd.DataFrame) -> RatingsMatrix:
     readers = tuple(sorted(df["reader"].unique()))
     cases = tuple(truth_series.index)
     if len(treatments) < 2 or len(readers) < 2:
-        raise DataError(f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
-                        "compares at least 2 treatments read by at least 2 readers.")
+        raise DataError(
+            f"ratings has {len(treatments)} treatment(s) and {len(readers)} reader(s); the analysis "
+            "compares at least 2 treatments read by at least 2 readers."
+        )
     full = pd.MultiIndex.from_product([treatments, readers, cases], names=["treatment", "reader", "case"])
     cube = df.assign(rating=rating).set_index(["treatment", "reader", "case"])["rating"].reindex(full)
     arr = cube.to_numpy(dtype=float).reshape(len(treatments), len(readers), len(cases))
@@ -313,9 +321,21 @@ def _per_reader(theta: np.ndarray, covmat: np.ndarray, m: RatingsMatrix, level: 
         se = float(np.sqrt(max(covmat[ia, ia] + covmat[ib, ib] - 2 * covmat[ia, ib], 0.0)))
         d = float(theta[a, j] - theta[b, j])
         z = d / se if se > 0 else (0.0 if d == 0 else float(np.copysign(np.inf, d)))
-        rows.append({"reader": m.readers[j], "treatment_a": m.treatments[a], "treatment_b": m.treatments[b],
-                     "auc_a": float(theta[a, j]), "auc_b": float(theta[b, j]), "diff": d, "std_err": se, "z": z,
-                     "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(2 * stats.norm.sf(abs(z)))})
+        rows.append(
+            {
+                "reader": m.readers[j],
+                "treatment_a": m.treatments[a],
+                "treatment_b": m.treatments[b],
+                "auc_a": float(theta[a, j]),
+                "auc_b": float(theta[b, j]),
+                "diff": d,
+                "std_err": se,
+                "z": z,
+                "ci_low": d - q * se,
+                "ci_high": d + q * se,
+                "p_value": float(2 * stats.norm.sf(abs(z))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -333,8 +353,9 @@ def _f_sf(f: float, df_num: float, df_den: float) -> float:
     return float(stats.f.sf(f, df_num, df_den))
 
 
-def _pairwise_differences(means_t: np.ndarray, treatments: Sequence[str], analyses: dict[str, tuple[float, float]],
-                          r: int, level: float) -> pd.DataFrame:
+def _pairwise_differences(
+    means_t: np.ndarray, treatments: Sequence[str], analyses: dict[str, tuple[float, float]], r: int, level: float
+) -> pd.DataFrame:
     """Each pair of treatments' AUC difference under each analysis ``name: (D, df)``, Var(diff) = 2 D / r.
 
     Returns:
@@ -349,12 +370,49 @@ def _pairwise_differences(means_t: np.ndarray, treatments: Sequence[str], analys
             d = float(means_t[a] - means_t[b])
             stat = d / se if se > 0 else (0.0 if d == 0 else np.copysign(np.inf, d))
             p = 2 * (stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df))
-            rows.append({
-                "analysis": name, "treatment_a": treatments[a], "treatment_b": treatments[b],
-                "auc_a": float(means_t[a]), "auc_b": float(means_t[b]), "diff": d, "std_err": se, "df": float(df),
-                "ci_low": d - q * se, "ci_high": d + q * se, "p_value": float(p),
-            })
+            rows.append(
+                {
+                    "analysis": name,
+                    "treatment_a": treatments[a],
+                    "treatment_b": treatments[b],
+                    "auc_a": float(means_t[a]),
+                    "auc_b": float(means_t[b]),
+                    "diff": d,
+                    "std_err": se,
+                    "df": float(df),
+                    "ci_low": d - q * se,
+                    "ci_high": d + q * se,
+                    "p_value": float(p),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def _mean_squares(theta: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The treatment means and the two mean squares of a treatments x readers AUC table (Obuchowski-Rockette).
+
+    Returns:
+        (per-treatment mean AUC, MS(T) the treatment mean square, MS(T*R) the treatment-by-reader mean square).
+    """
+    t, r = theta.shape
+    means_t = theta.mean(axis=1)
+    grand = theta.mean()
+    ms_t = float(r * np.sum((means_t - grand) ** 2) / (t - 1))
+    inter = theta - means_t[:, None] - theta.mean(axis=0)[None, :] + grand
+    ms_tr = float(np.sum(inter**2) / ((t - 1) * (r - 1)))
+    return means_t, ms_t, ms_tr
+
+
+def _check_settings(cov: str, level: float) -> None:
+    """Refuse an unknown covariance method or a confidence level outside (0, 1).
+
+    Returns:
+        None; a ConfigError naming the setting, what was given and what is expected.
+    """
+    if cov not in COV_METHODS:
+        raise ConfigError(f"cov is {cov!r}; expected one of {COV_METHODS}.")
+    if not 0.0 < float(level) < 1.0:
+        raise ConfigError(f"level is {level}; expected a confidence level in (0, 1), e.g. 0.95.")
 
 
 def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95) -> ORHillisResult:
@@ -391,21 +449,14 @@ def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95
         >>> round(result.diff, 3), round(result.ci_low, 3), round(result.ci_high, 3), round(result.p_value, 4)
         (-0.397, -0.689, -0.106, 0.0177)
     """
-    if cov not in COV_METHODS:
-        raise ConfigError(f"cov is {cov!r}; expected one of {COV_METHODS}.")
-    if not 0.0 < float(level) < 1.0:
-        raise ConfigError(f"level is {level}; expected a confidence level in (0, 1), e.g. 0.95.")
+    _check_settings(cov, level)
     m = ratings_matrix(ratings)
     t, r = len(m.treatments), len(m.readers)
     auc_flat, covmat = _auc_and_covariance(m, cov)
     theta = auc_flat.reshape(t, r)
     var_error, cov1, cov2, cov3 = _average_covariances(covmat, t, r)
 
-    means_t = theta.mean(axis=1)
-    grand = theta.mean()
-    ms_t = float(r * np.sum((means_t - grand) ** 2) / (t - 1))
-    inter = theta - means_t[:, None] - theta.mean(axis=0)[None, :] + grand
-    ms_tr = float(np.sum(inter**2) / ((t - 1) * (r - 1)))
+    means_t, ms_t, ms_tr = _mean_squares(theta)
     df_num = float(t - 1)
     df_tr = float((t - 1) * (r - 1))
     floor = max(cov2 - cov3, 0.0)
@@ -425,23 +476,39 @@ def or_hillis(ratings: pd.DataFrame, cov: str = "jackknife", level: float = 0.95
         row = pairs[pairs["analysis"] == name]
         return float(row[col].iloc[0]) if t == 2 else float("nan")
 
-    auc_df = pd.DataFrame(theta, index=pd.Index(m.treatments, name="treatment"),
-                          columns=pd.Index(m.readers, name="reader"))
+    auc_df = pd.DataFrame(
+        theta, index=pd.Index(m.treatments, name="treatment"), columns=pd.Index(m.readers, name="reader")
+    )
     return ORHillisResult(
         auc=auc_df,
         treatment_means=pd.Series(means_t, index=auc_df.index, name="auc"),
         design="paired" if m.paired else "unpaired",
         cov_method=cov,
         level=float(level),
-        var_error=var_error, cov1=cov1, cov2=cov2, cov3=cov3, ms_t=ms_t, ms_tr=ms_tr,
-        f_stat=float(f_stat), df_num=df_num, df_den=float(ddf),
+        var_error=var_error,
+        cov1=cov1,
+        cov2=cov2,
+        cov3=cov3,
+        ms_t=ms_t,
+        ms_tr=ms_tr,
+        f_stat=float(f_stat),
+        df_num=df_num,
+        df_den=float(ddf),
         p_value=_f_sf(f_stat, df_num, ddf),
-        diff=two("RRRC", "diff"), ci_low=two("RRRC", "ci_low"), ci_high=two("RRRC", "ci_high"),
-        frrc_chi2=float(chi2), frrc_df=df_num, frrc_p_value=float(stats.chi2.sf(chi2, df_num)),
-        frrc_ci_low=two("FRRC", "ci_low"), frrc_ci_high=two("FRRC", "ci_high"),
-        rrfc_f_stat=float(f_rrfc), rrfc_df_num=df_num, rrfc_df_den=df_tr,
+        diff=two("RRRC", "diff"),
+        ci_low=two("RRRC", "ci_low"),
+        ci_high=two("RRRC", "ci_high"),
+        frrc_chi2=float(chi2),
+        frrc_df=df_num,
+        frrc_p_value=float(stats.chi2.sf(chi2, df_num)),
+        frrc_ci_low=two("FRRC", "ci_low"),
+        frrc_ci_high=two("FRRC", "ci_high"),
+        rrfc_f_stat=float(f_rrfc),
+        rrfc_df_num=df_num,
+        rrfc_df_den=df_tr,
         rrfc_p_value=_f_sf(f_rrfc, df_num, df_tr),
-        rrfc_ci_low=two("RRFC", "ci_low"), rrfc_ci_high=two("RRFC", "ci_high"),
+        rrfc_ci_low=two("RRFC", "ci_low"),
+        rrfc_ci_high=two("RRFC", "ci_high"),
         pairs=pairs,
         frrc_per_reader=_per_reader(theta, covmat, m, float(level)),
     )

@@ -5,6 +5,7 @@ The test is scipy's (:func:`scipy.stats.wilcoxon`, Wilcoxon 1945, zero differenc
 procedure). The effect size and the Holm adjustment are a few lines each and written here because neither scipy nor
 the kit's other dependencies provide them (scipy's ``false_discovery_control`` is Benjamini-Hochberg only).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -88,7 +89,9 @@ def wilcoxon_paired(a: np.ndarray, b: np.ndarray, name: str = "scores") -> Paire
     exact = n_nonzero == d.size and np.unique(nonzero).size == nonzero.size and d.size <= 50
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # scipy's note on small samples for the normal approximation
-        res = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided", method="exact" if exact else "asymptotic")
+        res = stats.wilcoxon(
+            a, b, zero_method="wilcox", alternative="two-sided", method="exact" if exact else "asymptotic"
+        )
     return PairedTest(
         n=int(a.size),
         n_nonzero=n_nonzero,

@@ -44,6 +44,7 @@ published; read the session-2 comparisons with that in mind.
 Clopper-Pearson intervals (:mod:`medadv.stats.binomial`) and the exact binomial test come from scipy; Fleiss' kappa (Fleiss, Psychol Bull
 76:378-382, 1971) is a few lines of numpy, as the kit does not depend on statsmodels.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -95,7 +96,6 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None
         raise DataError(f"{what} lacks column(s) {missing}; expected {list(columns)}. Seen: {list(df.columns)}.")
 
 
-
 # ---------------------------------------------------------------- accuracy
 
 
@@ -103,8 +103,11 @@ def _subsets(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.Series]]:
     """(truth, label, row mask): real / fake / all crossed with all / positive / negative."""
     for truth in (*TRUTHS, "all"):
         t_mask = table["truth"] == truth if truth != "all" else pd.Series(True, index=table.index)
-        for label, l_mask in (("all", t_mask), ("positive", t_mask & (table["source_label"] == 1)),
-                              ("negative", t_mask & (table["source_label"] == 0))):
+        for label, l_mask in (
+            ("all", t_mask),
+            ("positive", t_mask & (table["source_label"] == 1)),
+            ("negative", t_mask & (table["source_label"] == 0)),
+        ):
             yield truth, label, l_mask
 
 
@@ -129,9 +132,20 @@ def accuracy_table(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                 continue
             n, k = len(sub), int(sub["correct"].sum())
             low, high = clopper_pearson(k, n, level)
-            rows.append({"reader": reader, "session": session, "truth": truth, "label": label, "n": n,
-                         "n_correct": k, "n_unsure": int((sub["answer"] == "unsure").sum()), "accuracy": k / n,
-                         "ci_low": low, "ci_high": high})
+            rows.append(
+                {
+                    "reader": reader,
+                    "session": session,
+                    "truth": truth,
+                    "label": label,
+                    "n": n,
+                    "n_correct": k,
+                    "n_unsure": int((sub["answer"] == "unsure").sum()),
+                    "accuracy": k / n,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -200,14 +214,29 @@ def session_tests(
                 stat = diff / se if se > 0 else float("nan")
                 p = stats.norm.sf(abs(stat)) if np.isinf(df) else stats.t.sf(abs(stat), df)
                 note = "" if se > 0 else ZERO_SPREAD_NOTE.format(n_groups=int(n_groups))
-                rows.append({
-                    "reader": reader, "truth": truth, "label": label, "session_a": a, "session_b": b,
-                    "n_a": per[a][0], "n_b": per[b][0], "accuracy_a": per[a][1], "accuracy_b": per[b][1],
-                    "diff": diff, "sd_a": per[a][2], "sd_b": per[b][2], "sd_avg": sd_avg, "n_groups": int(n_groups),
-                    "statistic": stat, "df": df,
-                    "direction": "increase" if diff > 0 else "decrease" if diff < 0 else "none",
-                    "p_value": float(p), "note": note,
-                })
+                rows.append(
+                    {
+                        "reader": reader,
+                        "truth": truth,
+                        "label": label,
+                        "session_a": a,
+                        "session_b": b,
+                        "n_a": per[a][0],
+                        "n_b": per[b][0],
+                        "accuracy_a": per[a][1],
+                        "accuracy_b": per[b][1],
+                        "diff": diff,
+                        "sd_a": per[a][2],
+                        "sd_b": per[b][2],
+                        "sd_avg": sd_avg,
+                        "n_groups": int(n_groups),
+                        "statistic": stat,
+                        "df": df,
+                        "direction": "increase" if diff > 0 else "decrease" if diff < 0 else "none",
+                        "p_value": float(p),
+                        "note": note,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -235,8 +264,16 @@ def _paired_row(pa: pd.DataFrame, pb: pd.DataFrame) -> dict[str, float]:
     both = pa.merge(pb, on="image_id", suffixes=("_a", "_b"))
     a, b = both["correct_a"].to_numpy(dtype=bool), both["correct_b"].to_numpy(dtype=bool)
     n10, n01, p = mcnemar_exact(a, b)
-    return {"n": len(both), "accuracy_a": float(a.mean()), "accuracy_b": float(b.mean()), "n_both": int((a & b).sum()),
-            "n_a_only": n10, "n_b_only": n01, "n_neither": int((~a & ~b).sum()), "p_value": p}
+    return {
+        "n": len(both),
+        "accuracy_a": float(a.mean()),
+        "accuracy_b": float(b.mean()),
+        "n_both": int((a & b).sum()),
+        "n_a_only": n10,
+        "n_b_only": n01,
+        "n_neither": int((~a & ~b).sum()),
+        "p_value": p,
+    }
 
 
 def reader_pair_tests(table: pd.DataFrame) -> pd.DataFrame:
@@ -253,8 +290,9 @@ def reader_pair_tests(table: pd.DataFrame) -> pd.DataFrame:
             if sub.empty:
                 continue
             for ra, rb in itertools.combinations(sorted(set(sub["reader"])), 2):
-                row = _paired_row(sub[sub["reader"] == ra][["image_id", "correct"]],
-                                  sub[sub["reader"] == rb][["image_id", "correct"]])
+                row = _paired_row(
+                    sub[sub["reader"] == ra][["image_id", "correct"]], sub[sub["reader"] == rb][["image_id", "correct"]]
+                )
                 rows.append({"session": session, "truth": truth, "reader_a": ra, "reader_b": rb, **row})
     return pd.DataFrame(rows)
 
@@ -273,8 +311,19 @@ def repeated_read_tests(table: pd.DataFrame) -> pd.DataFrame:
             pb = g[g["session"] == sb][["image_id", "correct"]]
             if pa["image_id"].isin(pb["image_id"]).any():
                 rows.append({"reader": reader, "session_a": sa, "session_b": sb, **_paired_row(pa, pb)})
-    columns = ["reader", "session_a", "session_b", "n", "accuracy_a", "accuracy_b", "n_both", "n_a_only",
-               "n_b_only", "n_neither", "p_value"]
+    columns = [
+        "reader",
+        "session_a",
+        "session_b",
+        "n",
+        "accuracy_a",
+        "accuracy_b",
+        "n_both",
+        "n_a_only",
+        "n_b_only",
+        "n_neither",
+        "p_value",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -317,8 +366,15 @@ def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
             if sub.empty or n_readers < 2:
                 continue
             counts = pd.crosstab(sub["image_id"], sub["answer"]).reindex(columns=list(ANSWERS), fill_value=0)
-            rows.append({"session": session, "truth": truth, "n_images": len(counts), "n_readers": n_readers,
-                         "kappa": fleiss_kappa(counts.to_numpy())})
+            rows.append(
+                {
+                    "session": session,
+                    "truth": truth,
+                    "n_images": len(counts),
+                    "n_readers": n_readers,
+                    "kappa": fleiss_kappa(counts.to_numpy()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -398,9 +454,17 @@ def ratings_from_responses(table: pd.DataFrame, treatments: Sequence[int] = (3, 
     if absent:
         raise DataError(f"session(s) {absent} have no reads; the MRMC treatments need reads in every session.")
     if not has_confidence_ratings(sub, sessions):
-        raise DataError("ratings_from_responses needs a confidence (1-5) with every real / not_real answer; these "
-                        "responses have none or some are missing. Collect confidence ratings or skip the MRMC table.")
+        raise DataError(
+            "ratings_from_responses needs a confidence (1-5) with every real / not_real answer; these "
+            "responses have none or some are missing. Collect confidence ratings or skip the MRMC table."
+        )
     rating = [answer_to_rating(a, c) for a, c in zip(sub["answer"], sub["confidence"], strict=True)]
-    return pd.DataFrame({"reader": sub["reader"].to_numpy(), "treatment": sub["session"].to_numpy(),
-                         "case": sub["image_id"].to_numpy(), "truth": (sub["truth"] == "fake").astype(int).to_numpy(),
-                         "rating": rating})
+    return pd.DataFrame(
+        {
+            "reader": sub["reader"].to_numpy(),
+            "treatment": sub["session"].to_numpy(),
+            "case": sub["image_id"].to_numpy(),
+            "truth": (sub["truth"] == "fake").astype(int).to_numpy(),
+            "rating": rating,
+        }
+    )

@@ -23,6 +23,7 @@ Obuchowski-Rockette analysis); the covariance of the differences is ``A C A^T`` 
 the jackknife covariance is bilinear. No well-kept Python package implements this (it lives in R's RJafroc), hence
 the few lines here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,15 +87,24 @@ def _check(reader_ratings: np.ndarray, algorithm: np.ndarray, truth: np.ndarray)
     if reader_ratings.ndim != 2 or reader_ratings.shape[0] < 2:
         raise DataError(f"reader ratings have shape {reader_ratings.shape}; expected (readers >= 2, cases).")
     if algorithm.shape != (reader_ratings.shape[1],) or truth.shape != algorithm.shape:
-        raise DataError(f"algorithm scores {algorithm.shape}, truth {truth.shape} and reader ratings "
-                        f"{reader_ratings.shape}: expected one score and one truth per case of the ratings.")
+        raise DataError(
+            f"algorithm scores {algorithm.shape}, truth {truth.shape} and reader ratings "
+            f"{reader_ratings.shape}: expected one score and one truth per case of the ratings."
+        )
     if not (np.isfinite(reader_ratings).all() and np.isfinite(algorithm).all()):
-        raise DataError("ratings or algorithm scores hold missing or non-finite values; every reader and the "
-                        "algorithm must rate every case.")
+        raise DataError(
+            "ratings or algorithm scores hold missing or non-finite values; every reader and the "
+            "algorithm must rate every case."
+        )
 
 
-def standalone_vs_readers(reader_ratings: np.ndarray, algorithm: np.ndarray, truth: np.ndarray,
-                          readers: list[str] | None = None, level: float = 0.95) -> StandaloneResult:
+def standalone_vs_readers(
+    reader_ratings: np.ndarray,
+    algorithm: np.ndarray,
+    truth: np.ndarray,
+    readers: list[str] | None = None,
+    level: float = 0.95,
+) -> StandaloneResult:
     """Compare a standalone algorithm's AUC with a reader panel's mean AUC on the same cases (1T-RRRC).
 
     Args:
@@ -132,10 +142,22 @@ def standalone_vs_readers(reader_ratings: np.ndarray, algorithm: np.ndarray, tru
     rrfc_t = mean_psi / rrfc_se if rrfc_se > 0 else (0.0 if mean_psi == 0 else float(np.copysign(np.inf, mean_psi)))
     names = readers if readers is not None else [f"R{j + 1}" for j in range(n_readers)]
     return StandaloneResult(
-        algorithm_auc=float(auc[0]), reader_auc=pd.Series(auc[1:], index=list(names), name="auc"),
-        mean_reader_auc=float(auc[1:].mean()), diff=mean_psi, ci_low=mean_psi - q * se, ci_high=mean_psi + q * se,
-        t_stat=float(t_stat), df=float(df), p_value=float(2 * stats.t.sf(abs(t_stat), df)), var_error=var_error,
-        cov2=cov2, ms_r=ms_r, rrfc_ci_low=mean_psi - q_rrfc * rrfc_se, rrfc_ci_high=mean_psi + q_rrfc * rrfc_se,
-        rrfc_p_value=float(2 * stats.t.sf(abs(rrfc_t), n_readers - 1)), n_readers=n_readers, n_cases=int(y.size),
+        algorithm_auc=float(auc[0]),
+        reader_auc=pd.Series(auc[1:], index=list(names), name="auc"),
+        mean_reader_auc=float(auc[1:].mean()),
+        diff=mean_psi,
+        ci_low=mean_psi - q * se,
+        ci_high=mean_psi + q * se,
+        t_stat=float(t_stat),
+        df=float(df),
+        p_value=float(2 * stats.t.sf(abs(t_stat), df)),
+        var_error=var_error,
+        cov2=cov2,
+        ms_r=ms_r,
+        rrfc_ci_low=mean_psi - q_rrfc * rrfc_se,
+        rrfc_ci_high=mean_psi + q_rrfc * rrfc_se,
+        rrfc_p_value=float(2 * stats.t.sf(abs(rrfc_t), n_readers - 1)),
+        n_readers=n_readers,
+        n_cases=int(y.size),
         level=float(level),
     )

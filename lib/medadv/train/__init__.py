@@ -4,4 +4,5 @@ evaluation (:mod:`~medadv.train.evaluate`) and data-parallel training under ``to
 (:mod:`~medadv.train.distributed`). Checkpoints are written in the format of :mod:`medadv.models.checkpoint`, beside
 the models they hold. Import from the submodule you need; this package imports nothing itself.
 """
+
 from __future__ import annotations

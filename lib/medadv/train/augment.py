@@ -14,6 +14,7 @@ torch's global generator, which the training loop seeds at the start of every ep
 operations that overlap with the corruptions used to test robustness (brightness, contrast, colour, sharpness) out
 of training, as the AugMix paper does.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,13 @@ def flip_affine_augment(x: Tensor, generator: torch.Generator, ranges: AffineRan
         img = TF.vertical_flip(x[i]) if bool(flips[i]) else x[i]
         out.append(
             TF.affine(
-                img, angle=float(angles[i]), translate=[0, 0], scale=float(scales[i]), shear=[float(shears[i]), 0.0],
-                interpolation=v2.InterpolationMode.BILINEAR, fill=0.0,
+                img,
+                angle=float(angles[i]),
+                translate=[0, 0],
+                scale=float(scales[i]),
+                shear=[float(shears[i]), 0.0],
+                interpolation=v2.InterpolationMode.BILINEAR,
+                fill=0.0,
             )
         )
     return torch.stack(out).clamp(0.0, 1.0)
@@ -78,7 +84,9 @@ class AugMixBatch:
     """AugMix views of a batch, one independent torchvision ``AugMix`` draw per image."""
 
     def __init__(self, severity: int = 3, width: int = 3, depth: int = -1, alpha: float = 1.0) -> None:
-        self.transform = v2.AugMix(severity=severity, mixture_width=width, chain_depth=depth, alpha=alpha, all_ops=False)
+        self.transform = v2.AugMix(
+            severity=severity, mixture_width=width, chain_depth=depth, alpha=alpha, all_ops=False
+        )
 
     def __call__(self, x: Tensor) -> Tensor:
         cpu = x.detach().to("cpu")

@@ -8,6 +8,7 @@ so every process takes the same optimizer step. That is what ``DistributedDataPa
 paper 001's gradient penalty needs double back-propagation, which ``DistributedDataParallel`` does not support.
 On the CPU the ``gloo`` backend is used, on CUDA ``nccl``.
 """
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ images). :func:`competence_columns` adds, per model, the competence gate (``clas
 validation AUC must reach it) and ``competent`` (passes the gate and is not degenerate on the test split), which
 every later notebook and every effect reads from ``classifier_metrics.csv``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,9 +85,20 @@ def split_metrics(split: str, y: np.ndarray, score: np.ndarray, threshold: float
     sens, spec = sensitivity_specificity(y, score, threshold)
     positive = np.asarray(score) >= 0.5
     correct = positive == (np.asarray(y) == 1)
-    return SplitMetrics(split, float(auc), float(low), float(high), sens, spec, threshold, float(correct.mean()),
-                        balanced_accuracy(y, correct), float(positive.mean()), constant_accuracy(y)["constant_accuracy"],
-                        is_degenerate(positive))
+    return SplitMetrics(
+        split,
+        float(auc),
+        float(low),
+        float(high),
+        sens,
+        spec,
+        threshold,
+        float(correct.mean()),
+        balanced_accuracy(y, correct),
+        float(positive.mean()),
+        constant_accuracy(y)["constant_accuracy"],
+        is_degenerate(positive),
+    )
 
 
 def evaluate_scores(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray) -> list[SplitMetrics]:
@@ -109,9 +121,22 @@ def compare_classifiers(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray)
     return {"auc_difference": float(diff), "z": float(z), "p_value": float(p)}
 
 
-METRIC_COLUMNS = ("recipe", "model", "split", "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity",
-                  "accuracy", "balanced_accuracy", "predicted_positive_rate", "constant_accuracy", "degenerate",
-                  "train_seconds")
+METRIC_COLUMNS = (
+    "recipe",
+    "model",
+    "split",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "sensitivity",
+    "specificity",
+    "accuracy",
+    "balanced_accuracy",
+    "predicted_positive_rate",
+    "constant_accuracy",
+    "degenerate",
+    "train_seconds",
+)
 #: Columns :func:`competence_columns` adds, per model.
 COMPETENCE_COLUMNS = ("best_val_auc", "min_val_auc", "passes_gate", "competent", "reference")
 
@@ -122,8 +147,15 @@ def metrics_rows(name: str, recipe: str, metrics: list[SplitMetrics], train_seco
     Returns:
         One row per split.
     """
-    return [{"recipe": recipe, "model": name, **{k: getattr(m, k) for k in METRIC_COLUMNS[2:-1]},
-             "train_seconds": train_seconds} for m in metrics]
+    return [
+        {
+            "recipe": recipe,
+            "model": name,
+            **{k: getattr(m, k) for k in METRIC_COLUMNS[2:-1]},
+            "train_seconds": train_seconds,
+        }
+        for m in metrics
+    ]
 
 
 def competence_columns(metrics: pd.DataFrame, min_val_auc: float | None, reference: str) -> pd.DataFrame:
@@ -172,8 +204,14 @@ def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test 
     for k, (name, score) in enumerate(scores.items()):
         fpr, tpr = roc_points(y, score)
         auc, low, high = delong_ci(y, score)
-        ax.plot(fpr, tpr, linewidth=1.2, label=f"{name} (AUC {auc:.2f}, 95% CI {low:.2f}-{high:.2f})",
-                markevery=(0.02 + 0.03 * (k % 4), 0.16), **series_style(k))
+        ax.plot(
+            fpr,
+            tpr,
+            linewidth=1.2,
+            label=f"{name} (AUC {auc:.2f}, 95% CI {low:.2f}-{high:.2f})",
+            markevery=(0.02 + 0.03 * (k % 4), 0.16),
+            **series_style(k),
+        )
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8)
     # a margin around [0, 1], so the markers at the corners are drawn whole
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))

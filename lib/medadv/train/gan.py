@@ -53,6 +53,7 @@ Checkpoints: after every epoch the whole training state (both networks, the stag
 and history) is written through :mod:`medadv.models.checkpoint` to ``<prefix>.safetensors`` + ``<prefix>.json``;
 :func:`train_gan` resumes from it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,8 +82,18 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("identity", "warmup", "joint")
 HISTORY_COLUMNS = (
-    "direction", "stage", "epoch", "batches", "generator_updates", "loss_gen1", "loss_dis", "dis_real", "dis_fake",
-    "margin", "stop", "epoch_seconds",
+    "direction",
+    "stage",
+    "epoch",
+    "batches",
+    "generator_updates",
+    "loss_gen1",
+    "loss_dis",
+    "dis_real",
+    "dis_fake",
+    "margin",
+    "stop",
+    "epoch_seconds",
 )
 
 
@@ -156,8 +167,9 @@ class GanConfig(ProfileSection, section="gan"):
 
 
 # ---- losses (Eqs. 4-8) ----------------------------------------------------------------------------------------------
-def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0, power: float = 4.0,
-                     gp_at: str = "image") -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_penalty(
+    discriminator: nn.Module, x: torch.Tensor, k: float = 10.0, power: float = 4.0, gp_at: str = "image"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 6: k/2 * ||grad Dnet(Vnet(x))||_2^o per real image, averaged over the batch.
 
     ``gp_at`` ``image`` takes the gradient with respect to the normalised image Vnet receives (the authors' code);
@@ -180,7 +192,9 @@ def gradient_penalty(discriminator: nn.Module, x: torch.Tensor, k: float = 10.0,
     return k / 2.0 * norms.pow(power).mean(), score
 
 
-def discriminator_loss(score_real: torch.Tensor, score_fake: torch.Tensor, penalty: torch.Tensor | float = 0.0) -> torch.Tensor:
+def discriminator_loss(
+    score_real: torch.Tensor, score_fake: torch.Tensor, penalty: torch.Tensor | float = 0.0
+) -> torch.Tensor:
     """Eq. 4: mean over the batch of -Dis(x) + Dis(y_fn) + |Dis(x) - 1|, plus the gradient penalty GP(x).
 
     Returns:
@@ -233,8 +247,18 @@ def _adam(params: list[nn.Parameter], lr: float, betas: tuple[float, float]) -> 
 
 
 class _Trainer:
-    def __init__(self, direction: str, generator: Gnet, discriminator: Discriminator, source: torch.Tensor,
-                 target: torch.Tensor, config: GanConfig, seed: int, device: torch.device, progress: bool) -> None:
+    def __init__(
+        self,
+        direction: str,
+        generator: Gnet,
+        discriminator: Discriminator,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        config: GanConfig,
+        seed: int,
+        device: torch.device,
+        progress: bool,
+    ) -> None:
         self.direction, self.g, self.d = direction, generator, discriminator
         self.source, self.target = source, target
         self.cfg, self.seed, self.device, self.progress = config, seed, device, progress
@@ -248,8 +272,10 @@ class _Trainer:
         if stage == "warmup":
             return {"discriminator": _adam(list(self.d.last_layer.parameters()), c.lr_warmup, c.betas)}
         d_opt = torch.optim.Adam(
-            [{"params": self.d.head_parameters(), "lr": c.lr_dis_head},
-             {"params": self.d.feature_parameters(), "lr": c.lr_dis_features}],
+            [
+                {"params": self.d.head_parameters(), "lr": c.lr_dis_head},
+                {"params": self.d.feature_parameters(), "lr": c.lr_dis_features},
+            ],
             betas=c.betas,
         )
         return {"generator": _adam(list(self.g.parameters()), c.lr_generator, c.betas), "discriminator": d_opt}
@@ -276,8 +302,12 @@ class _Trainer:
         updates = 0
         batches = list(self.batches(state.stage, state.epoch))
         start = time.perf_counter()
-        bar = tqdm(batches, desc=f"gan {self.direction} {stage} {state.epoch + 1}", leave=False,
-                   disable=not (self.progress and in_notebook_progress()))
+        bar = tqdm(
+            batches,
+            desc=f"gan {self.direction} {stage} {state.epoch + 1}",
+            leave=False,
+            disable=not (self.progress and in_notebook_progress()),
+        )
         for b, (x, y) in enumerate(bar):
             if stage == "identity":
                 self.g.train()
@@ -307,8 +337,13 @@ class _Trainer:
                 sums["loss_gen1"] += identity_loss(fake.detach(), y).item()
                 counts["gen"] += 1
                 updates += 1
-        row: dict[str, Any] = {"direction": self.direction, "stage": stage, "epoch": state.epoch + 1,
-                               "batches": len(batches), "generator_updates": updates}
+        row: dict[str, Any] = {
+            "direction": self.direction,
+            "stage": stage,
+            "epoch": state.epoch + 1,
+            "batches": len(batches),
+            "generator_updates": updates,
+        }
         row["loss_gen1"] = sums["loss_gen1"] / counts["gen"] if counts["gen"] else np.nan
         for key in ("loss_dis", "dis_real", "dis_fake"):
             row[key] = sums[key] / counts["dis"] if counts["dis"] else np.nan
@@ -343,6 +378,32 @@ def stage_frozen_parameters(discriminator: Discriminator, generator: Gnet, stage
         discriminator.last_layer.requires_grad_(True)
 
 
+def _source_and_target(direction: str, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images a ``direction``'s generator edits (source) and those its discriminator takes as real (target).
+
+    Returns:
+        (source, target) float32 tensors (n, 1, H, W); a ConfigError for an unknown direction, a DataError for images
+        that are not (N, 1, H, W) with N labels or that lack one of the two classes.
+    """
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"GAN direction {direction!r}; expected one of {sorted(DIRECTIONS)}.")
+    images = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(labels)
+    if images.ndim != 4 or images.shape[1] != 1 or len(images) != len(labels):
+        raise DataError(
+            f"GAN training images of shape {images.shape} with {len(labels)} labels; expected (N, 1, H, W) and N labels."
+        )
+    src_label, tgt_label = DIRECTIONS[direction]
+    source = torch.from_numpy(images[labels == src_label])
+    target = torch.from_numpy(images[labels == tgt_label])
+    if len(source) == 0 or len(target) == 0:
+        raise DataError(
+            f"GAN {direction}: the training images hold {len(source)} of label {src_label} and {len(target)} of label "
+            f"{tgt_label}; both classes are needed."
+        )
+    return source, target
+
+
 def train_gan(
     direction: str,
     classifier: nn.Module,
@@ -375,23 +436,12 @@ def train_gan(
     Returns:
         :class:`GanResult` with the generator and discriminator in eval mode and the history (one row per epoch).
     """
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"GAN direction {direction!r}; expected one of {sorted(DIRECTIONS)}.")
-    images = np.asarray(images, dtype=np.float32)
-    labels = np.asarray(labels)
-    if images.ndim != 4 or images.shape[1] != 1 or len(images) != len(labels):
-        raise DataError(f"GAN training images of shape {images.shape} with {len(labels)} labels; expected (N, 1, H, W) and N labels.")
-    src_label, tgt_label = DIRECTIONS[direction]
-    source = torch.from_numpy(images[labels == src_label])
-    target = torch.from_numpy(images[labels == tgt_label])
-    if len(source) == 0 or len(target) == 0:
-        raise DataError(
-            f"GAN {direction}: the training images hold {len(source)} of label {src_label} and {len(target)} of label "
-            f"{tgt_label}; both classes are needed."
-        )
+    source, target = _source_and_target(direction, images, labels)
     torch.manual_seed(seed)
     generator = Gnet(config.width, config.depth, config.identity_skip).to(device)
-    discriminator = Discriminator(classifier, tgt_label if config.dnet_init == "classifier" else None).to(device)
+    discriminator = Discriminator(
+        classifier, DIRECTIONS[direction][1] if config.dnet_init == "classifier" else None
+    ).to(device)
     trainer = _Trainer(direction, generator, discriminator, source, target, config, seed, device, progress)
     training = {k: v for k, v in dataclasses.asdict(config).items() if k != "education_triplets"}
     meta = {"direction": direction, "seed": seed, "config": training}
@@ -409,7 +459,9 @@ def train_gan(
         done_now += 1
         state.history.append(row)
         state.epoch += 1
-        logger.info("gan %s %s epoch %d: gen1 %.4g margin %.4g", direction, stage, state.epoch, row["loss_gen1"], row["margin"])
+        logger.info(
+            "gan %s %s epoch %d: gen1 %.4g margin %.4g", direction, stage, state.epoch, row["loss_gen1"], row["margin"]
+        )
         if row["stop"] or state.epoch >= trainer.epoch_limit(state.stage):
             _next_stage(trainer, state)
         if checkpoint_prefix is not None:
@@ -424,8 +476,9 @@ def train_gan(
     return GanResult(direction, generator, discriminator, history)
 
 
-def _resumed(prefix: str | Path | None, trainer: _Trainer, meta: dict[str, Any],
-             ledger: ckpt.CheckpointLedger | None) -> _State:
+def _resumed(
+    prefix: str | Path | None, trainer: _Trainer, meta: dict[str, Any], ledger: ckpt.CheckpointLedger | None
+) -> _State:
     """The state to start from: the checkpoint at ``prefix`` when there is one that may be resumed from
     (:func:`medadv.models.checkpoint.resume_problem`: present, the bytes the run folder recorded, loadable); a fresh
     state otherwise (a damaged or foreign checkpoint with a warning)."""
@@ -451,8 +504,14 @@ def _save(prefix: str | Path, trainer: _Trainer, state: _State, meta: dict[str, 
     for name, opt in trainer.optimizers.items():
         flat, opt_meta[name] = ckpt.optimizer_to_flat(opt)
         tensors.update({f"{name}_{k}": v for k, v in flat.items()})
-    payload = dict(meta, stage=state.stage, epoch=state.epoch, history=state.history, optimizers=opt_meta,
-                   finished=state.stage >= len(STAGES))
+    payload = dict(
+        meta,
+        stage=state.stage,
+        epoch=state.epoch,
+        history=state.history,
+        optimizers=opt_meta,
+        finished=state.stage >= len(STAGES),
+    )
     ckpt.save_checkpoint(prefix, tensors, payload)
 
 
@@ -508,8 +567,17 @@ def load_generator(prefix: str | Path, device: torch.device) -> Gnet:
 
 
 __all__ = [
-    "GanConfig", "GanResult", "HISTORY_COLUMNS", "STAGES", "discriminator_loss", "generator_loss", "gradient_penalty",
-    "identity_loss", "load_generator", "stage_frozen_parameters", "train_gan",
+    "GanConfig",
+    "GanResult",
+    "HISTORY_COLUMNS",
+    "STAGES",
+    "discriminator_loss",
+    "generator_loss",
+    "gradient_penalty",
+    "identity_loss",
+    "load_generator",
+    "stage_frozen_parameters",
+    "train_gan",
 ]
 
 
@@ -538,7 +606,9 @@ def stage_warnings(history: pd.DataFrame, config: GanConfig) -> list[str]:
         if bool(last["stop"]):
             continue
         column, rule, target, limit = targets[stage]
-        out.append(f"GAN {direction}: the {stage} stage ended at its limit of {limit} epochs without its target "
-                   f"({column} {float(last[column]):.4g}, expected {rule} {target:g}); raise gan.{stage}_epochs or "
-                   "read the fakes as made by an under-trained generator.")
+        out.append(
+            f"GAN {direction}: the {stage} stage ended at its limit of {limit} epochs without its target "
+            f"({column} {float(last[column]):.4g}, expected {rule} {target:g}); raise gan.{stage}_epochs or "
+            "read the fakes as made by an under-trained generator."
+        )
     return out

@@ -24,6 +24,7 @@ warning says so, and training starts again), so the model that comes out is alwa
 CUDA only. Under ``torchrun`` every process takes its share of each global batch and gradients are averaged
 (:mod:`medadv.train.distributed`); rank 0 writes the files.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -163,29 +164,44 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         if unknown:
             raise ConfigError(f"classifier.recipes has unknown recipes {unknown}; choose from {RECIPES}.")
         if self.epochs < 1 or self.batch_per_class < 1 or self.random_epochs < 0:
-            raise ConfigError(f"classifier.epochs={self.epochs}, batch_per_class={self.batch_per_class}, random_epochs="
-                              f"{self.random_epochs}; the first two must be >= 1, random_epochs >= 0 (0: epochs).")
-        if min(self.last_layer_epochs, self.warmup_epochs) < 0 or self.last_layer_epochs + self.warmup_epochs > self.epochs:
-            raise ConfigError(f"classifier.last_layer_epochs ({self.last_layer_epochs}) + warmup_epochs "
-                              f"({self.warmup_epochs}) must be non-negative and at most epochs ({self.epochs}).")
+            raise ConfigError(
+                f"classifier.epochs={self.epochs}, batch_per_class={self.batch_per_class}, random_epochs="
+                f"{self.random_epochs}; the first two must be >= 1, random_epochs >= 0 (0: epochs)."
+            )
+        if (
+            min(self.last_layer_epochs, self.warmup_epochs) < 0
+            or self.last_layer_epochs + self.warmup_epochs > self.epochs
+        ):
+            raise ConfigError(
+                f"classifier.last_layer_epochs ({self.last_layer_epochs}) + warmup_epochs "
+                f"({self.warmup_epochs}) must be non-negative and at most epochs ({self.epochs})."
+            )
         if self.finetune_from_erm and "erm" not in self.recipes:
-            raise ConfigError("classifier.finetune_from_erm needs 'erm' in classifier.recipes (its weights are the start).")
+            raise ConfigError(
+                "classifier.finetune_from_erm needs 'erm' in classifier.recipes (its weights are the start)."
+            )
         if "erm_matched" in self.recipes and not self.finetune_from_erm:
-            raise ConfigError("classifier.recipes has erm_matched, which continues vgg_erm for finetune_epochs; it needs "
-                              "finetune_from_erm: true.")
+            raise ConfigError(
+                "classifier.recipes has erm_matched, which continues vgg_erm for finetune_epochs; it needs "
+                "finetune_from_erm: true."
+            )
         for reading in (self.gp_at, *self.erm_also_gp_at):
             check_gp_at(reading, CLASSIFIER_GP_READINGS)
         for start in (self.init, *self.erm_also_init):
             if start not in INITS:
                 raise ConfigError(f"classifier.init / erm_also_init has {start!r}; expected one of {INITS}.")
         if self.min_val_auc is not None and not 0.5 <= self.min_val_auc < 1.0:
-            raise ConfigError(f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
-                              "(or null for no competence gate).")
+            raise ConfigError(
+                f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
+                "(or null for no competence gate)."
+            )
         self._check_budgets_and_networks()
         if self.reference_model not in self.model_names():
-            raise ConfigError(f"classifier.reference_model is {self.reference_model!r}, which this section does not "
-                              f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
-                              "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes.")
+            raise ConfigError(
+                f"classifier.reference_model is {self.reference_model!r}, which this section does not "
+                f"train; it trains {self.model_names()}. Set reference_model to one of them (the model "
+                "notebooks 01-03 compare with and attack), or add its recipe to classifier.recipes."
+            )
 
     def _check_budgets_and_networks(self) -> None:
         """Refuse training budgets outside their ranges and a network a run of this section could not build (a
@@ -193,13 +209,19 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
         for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
             if not getattr(self, key) > 0:
-                raise ConfigError(f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
-                                  "(per image, in [0, 1] pixel units).")
+                raise ConfigError(
+                    f"classifier.{key} is {getattr(self, key)}; expected a positive L2 budget or step "
+                    "(per image, in [0, 1] pixel units)."
+                )
         for run in vgg_runs(self):
             VGGConfig(width=self.width, dropout=self.dropout, init="random" if run.from_erm else run.init)
         if self.multitask:
-            MultiTaskConfig(self.multitask_encoder, self.multitask_width, self.multitask_decoder_width,
-                            imagenet=self.init == "imagenet")
+            MultiTaskConfig(
+                self.multitask_encoder,
+                self.multitask_width,
+                self.multitask_decoder_width,
+                imagenet=self.init == "imagenet",
+            )
 
     def model_names(self) -> list[str]:
         """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
@@ -291,8 +313,10 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Adam:
         the optimiser, its parameter groups in the order of ``model.param_groups()``.
     """
     return torch.optim.Adam(
-        [{"params": params, "lr": spec.lr_features if name == "features" else spec.lr_head}
-         for name, params in model.param_groups().items()],
+        [
+            {"params": params, "lr": spec.lr_features if name == "features" else spec.lr_head}
+            for name, params in model.param_groups().items()
+        ],
         betas=spec.betas,
     )
 
@@ -310,15 +334,19 @@ def frozen_parameters(model: nn.Module, spec: TrainSpec, epoch: int) -> list[nn.
     groups = model.param_groups()
     if epoch < spec.last_layer_epochs:
         if "last" not in groups:
-            raise ConfigError(f"{spec.name}: last_layer_epochs needs a model with a 'last' parameter group "
-                              f"(paper 001's VGGClassifier); {type(model).__name__} has {sorted(groups)}.")
+            raise ConfigError(
+                f"{spec.name}: last_layer_epochs needs a model with a 'last' parameter group "
+                f"(paper 001's VGGClassifier); {type(model).__name__} has {sorted(groups)}."
+            )
         return [p for name, params in groups.items() if name != "last" for p in params]
     if epoch < spec.last_layer_epochs + spec.warmup_epochs:
         return list(groups["features"])
     return []
 
 
-def _fingerprint(model: nn.Module, spec: TrainSpec, objective: Objective, recipe: Recipe, seed: int, train: SplitArrays) -> str:
+def _fingerprint(
+    model: nn.Module, spec: TrainSpec, objective: Objective, recipe: Recipe, seed: int, train: SplitArrays
+) -> str:
     payload = {
         "model": model.spec(),
         "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "epochs"},
@@ -396,41 +424,87 @@ def fit(
     broadcast_parameters(model, dist_ctx)
     val_x = torch.from_numpy(val.images)
     dtype = model.param_groups()["features"][0].dtype  # images are fed in the model's precision
-    bar = tqdm(total=(spec.epochs - progress.epoch) * steps, desc=spec.name,
-               disable=not in_notebook_progress() or not dist_ctx.is_main)
+    bar = tqdm(
+        total=(spec.epochs - progress.epoch) * steps,
+        desc=spec.name,
+        disable=not in_notebook_progress() or not dist_ctx.is_main,
+    )
     for epoch in range(progress.epoch, spec.epochs):
         t0 = time.perf_counter()
-        loss, accuracy = _train_epoch(model, optimizer, spec, objective, recipe, train, seed, epoch, steps, device,
-                                      dtype, dist_ctx, bar)
+        loss, accuracy = _train_epoch(
+            model, optimizer, spec, objective, recipe, train, seed, epoch, steps, device, dtype, dist_ctx, bar
+        )
         val_auc = float(roc_auc(val.labels, positive_scores(model, val_x, device, spec.eval_batch)))
-        row = {"epoch": epoch + 1, "loss": loss, "train_accuracy": accuracy, "val_auc": val_auc,
-               "seconds": time.perf_counter() - t0}
-        progress.history.append(row)
-        progress.epoch = epoch + 1
-        bar.set_postfix(loss=f"{row['loss']:.3f}", val_auc=f"{val_auc:.3f}")
-        improved = val_auc > progress.best_auc
-        if improved:
-            progress.best_auc, progress.best_epoch = val_auc, epoch + 1
+        improved = progress.record(loss, accuracy, val_auc, time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{loss:.3f}", val_auc=f"{val_auc:.3f}")
         if dist_ctx.is_main:
-            if improved:
-                save_checkpoint(best_stem, _tensors(model), {
-                    "role": TRAINED_ROLE, "name": spec.name, "model": model.spec(), "recipe": spec.recipe,
-                    "seed": seed, "epoch": epoch + 1, "metrics": {"val_auc": val_auc},
-                    "pretrained": bool(getattr(model, "pretrained", False)), "code_version": git_commit(),
-                    "train": dataclasses.asdict(spec), "recipe_params": dataclasses.asdict(recipe.params),
-                    **(extra_meta or {}),
-                })
-            _save_state(state_stem, model, optimizer, spec, fingerprint, seed, progress)
-            if ledger is not None:
-                ledger.register_many([*checkpoint_paths(state_stem), *(checkpoint_paths(best_stem) if improved else ())])
+            sidecar = _sidecar(model, spec, recipe, seed, epoch + 1, val_auc, extra_meta) if improved else None
+            _save_epoch((state_stem, best_stem), model, optimizer, spec, fingerprint, seed, progress, sidecar, ledger)
         barrier(dist_ctx)
     bar.close()
     tensors, _ = load_checkpoint(best_stem)
     model.load_state_dict(split_prefix(tensors, "model"))
     model.eval()
     frame = pd.DataFrame(progress.history, columns=["epoch", "loss", "train_accuracy", "val_auc", "seconds"])
-    return TrainResult(spec.name, spec.recipe, frame, progress.best_epoch, progress.best_auc,
-                       float(frame["seconds"].sum()))
+    return TrainResult(
+        spec.name, spec.recipe, frame, progress.best_epoch, progress.best_auc, float(frame["seconds"].sum())
+    )
+
+
+def _sidecar(
+    model: nn.Module,
+    spec: TrainSpec,
+    recipe: Recipe,
+    seed: int,
+    epoch: int,
+    val_auc: float,
+    extra_meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The sidecar of a best-validation checkpoint: what was trained, how, at which epoch, with which AUC.
+
+    Returns:
+        a JSON-able dict (role, name, model spec, recipe and its parameters, seed, epoch, metrics, code version, ...).
+    """
+    return {
+        "role": TRAINED_ROLE,
+        "name": spec.name,
+        "model": model.spec(),
+        "recipe": spec.recipe,
+        "seed": seed,
+        "epoch": epoch,
+        "metrics": {"val_auc": val_auc},
+        "pretrained": bool(getattr(model, "pretrained", False)),
+        "code_version": git_commit(),
+        "train": dataclasses.asdict(spec),
+        "recipe_params": dataclasses.asdict(recipe.params),
+        **(extra_meta or {}),
+    }
+
+
+def _save_epoch(
+    stems: tuple[Path, Path],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: TrainSpec,
+    fingerprint: str,
+    seed: int,
+    progress: _Progress,
+    best_sidecar: dict[str, Any] | None,
+    ledger: CheckpointLedger | None,
+) -> None:
+    """After an epoch: the best weights (when ``best_sidecar`` is given, i.e. validation AUC improved), the training
+    state to resume from, and both registered in the ``ledger``.
+
+    Returns:
+        None; writes ``stems`` = (training state stem, best-weights stem).
+    """
+    state_stem, best_stem = stems
+    if best_sidecar is not None:
+        save_checkpoint(best_stem, _tensors(model), best_sidecar)
+    _save_state(state_stem, model, optimizer, spec, fingerprint, seed, progress)
+    if ledger is not None:
+        best = checkpoint_paths(best_stem) if best_sidecar is not None else ()
+        ledger.register_many([*checkpoint_paths(state_stem), *best])
 
 
 @dataclasses.dataclass
@@ -442,9 +516,29 @@ class _Progress:
     best_auc: float = -1.0
     best_epoch: int = 0
 
+    def record(self, loss: float, accuracy: float, val_auc: float, seconds: float) -> bool:
+        """One more epoch done: its history row, and the best AUC and epoch when ``val_auc`` beats the best so far.
 
-def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, stems: tuple[Path, Path],
-             fingerprint: str, ledger: CheckpointLedger | None) -> _Progress:
+        Returns:
+            whether this epoch's validation AUC is the best so far (its weights are then kept).
+        """
+        self.epoch += 1
+        row = {"epoch": self.epoch, "loss": loss, "train_accuracy": accuracy, "val_auc": val_auc, "seconds": seconds}
+        self.history.append(row)
+        improved = val_auc > self.best_auc
+        if improved:
+            self.best_auc, self.best_epoch = val_auc, self.epoch
+        return improved
+
+
+def _resumed(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: TrainSpec,
+    stems: tuple[Path, Path],
+    fingerprint: str,
+    ledger: CheckpointLedger | None,
+) -> _Progress:
     """Load the training state at ``stems[0]`` into ``model`` and ``optimizer`` when it has this ``fingerprint`` and
     it and the kept model (``stems[1]``) may be resumed from (:func:`medadv.models.checkpoint.resume_problem`).
 
@@ -472,9 +566,21 @@ def _resumed(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec
     return _Progress(meta["epoch"], meta["history"], meta["best_val_auc"], meta["best_epoch"])
 
 
-def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec, objective: Objective,
-                 recipe: Recipe, train: SplitArrays, seed: int, epoch: int, steps: int, device: torch.device,
-                 dtype: torch.dtype, dist_ctx: DistContext, bar: tqdm) -> tuple[float, float]:
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: TrainSpec,
+    objective: Objective,
+    recipe: Recipe,
+    train: SplitArrays,
+    seed: int,
+    epoch: int,
+    steps: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    dist_ctx: DistContext,
+    bar: tqdm,
+) -> tuple[float, float]:
     """One epoch of ``steps`` class-balanced batches, seeded by ``seed`` and ``epoch`` (and the rank, for attacks).
 
     Returns:
@@ -505,15 +611,32 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, spec: Train
     return float(np.mean(losses)), correct / max(seen, 1)
 
 
-def _save_state(state_stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer, spec: TrainSpec,
-                fingerprint: str, seed: int, progress: _Progress) -> None:
+def _save_state(
+    state_stem: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    spec: TrainSpec,
+    fingerprint: str,
+    seed: int,
+    progress: _Progress,
+) -> None:
     """Write the training state after an epoch (weights, optimiser, history) so that :func:`fit` can resume."""
     opt_tensors, opt_meta = optimizer_to_flat(optimizer)
-    save_checkpoint(state_stem, {**_tensors(model), **opt_tensors}, {
-        "role": STATE_ROLE, "name": spec.name, "fingerprint": fingerprint, "epoch": progress.epoch,
-        "history": progress.history, "best_val_auc": progress.best_auc, "best_epoch": progress.best_epoch,
-        "optimizer": opt_meta, "rng": {"epoch_seed": "seed * 100003 + epoch", "seed": seed},
-    })
+    save_checkpoint(
+        state_stem,
+        {**_tensors(model), **opt_tensors},
+        {
+            "role": STATE_ROLE,
+            "name": spec.name,
+            "fingerprint": fingerprint,
+            "epoch": progress.epoch,
+            "history": progress.history,
+            "best_val_auc": progress.best_auc,
+            "best_epoch": progress.best_epoch,
+            "optimizer": opt_meta,
+            "rng": {"epoch_seed": "seed * 100003 + epoch", "seed": seed},
+        },
+    )
 
 
 @dataclasses.dataclass
@@ -559,8 +682,11 @@ def vgg_runs(cfg: ClassifierConfig) -> list[VGGRun]:
     runs = [VGGRun("vgg_erm", "erm", cfg.gp_at, False, cfg.init)] if "erm" in cfg.recipes else []
     runs += [VGGRun(f"vgg_erm_gp_{reading}", "erm", reading, False, cfg.init) for reading in cfg.erm_also_gp_at]
     runs += [VGGRun(f"vgg_erm_init_{start}", "erm", cfg.gp_at, False, start) for start in cfg.erm_also_init]
-    runs += [VGGRun(f"vgg_{recipe}", recipe, cfg.gp_at, cfg.finetune_from_erm, cfg.init)
-             for recipe in cfg.recipes if recipe != "erm"]
+    runs += [
+        VGGRun(f"vgg_{recipe}", recipe, cfg.gp_at, cfg.finetune_from_erm, cfg.init)
+        for recipe in cfg.recipes
+        if recipe != "erm"
+    ]
     return runs
 
 
@@ -572,14 +698,38 @@ def vgg_spec(cfg: ClassifierConfig, run: VGGRun, common: dict[str, Any]) -> Trai
         The run's :class:`TrainSpec`; ``common`` holds the settings every run shares (betas, batch, steps, eval batch).
     """
     if run.from_erm:
-        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.finetune_epochs or cfg.epochs, warmup_epochs=0,
-                         lr_head=cfg.lr_head, lr_features=cfg.lr_features, init="vgg_erm", **common)
+        return TrainSpec(
+            name=run.name,
+            recipe=run.recipe,
+            epochs=cfg.finetune_epochs or cfg.epochs,
+            warmup_epochs=0,
+            lr_head=cfg.lr_head,
+            lr_features=cfg.lr_features,
+            init="vgg_erm",
+            **common,
+        )
     if run.init == "random":
-        return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.random_epochs or cfg.epochs, warmup_epochs=0,
-                         lr_head=cfg.lr_head, lr_features=cfg.lr_head, init=run.init, **common)
-    return TrainSpec(name=run.name, recipe=run.recipe, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
-                     last_layer_epochs=cfg.last_layer_epochs, lr_head=cfg.lr_head, lr_features=cfg.lr_features,
-                     init=run.init, **common)
+        return TrainSpec(
+            name=run.name,
+            recipe=run.recipe,
+            epochs=cfg.random_epochs or cfg.epochs,
+            warmup_epochs=0,
+            lr_head=cfg.lr_head,
+            lr_features=cfg.lr_head,
+            init=run.init,
+            **common,
+        )
+    return TrainSpec(
+        name=run.name,
+        recipe=run.recipe,
+        epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        last_layer_epochs=cfg.last_layer_epochs,
+        lr_head=cfg.lr_head,
+        lr_features=cfg.lr_features,
+        init=run.init,
+        **common,
+    )
 
 
 def evaluate_trained(
@@ -595,8 +745,9 @@ def evaluate_trained(
     for item in trained:
         s_val = positive_scores(item.model, val.images, device, batch_size)
         s_test = positive_scores(item.model, test.images, device, batch_size)
-        rows += metrics_rows(item.name, item.recipe, evaluate_scores(val.labels, s_val, test.labels, s_test),
-                             item.result.train_seconds)
+        rows += metrics_rows(
+            item.name, item.recipe, evaluate_scores(val.labels, s_val, test.labels, s_test), item.result.train_seconds
+        )
         test_scores[item.name] = s_test
     return pd.DataFrame(rows), test_scores
 
@@ -607,6 +758,9 @@ def delong_table(y: np.ndarray, scores: dict[str, np.ndarray], reference: str) -
     Returns:
         One row per other classifier: model_a, model_b, auc_difference, z, p_value.
     """
-    rows = [{"model_a": name, "model_b": reference, **compare_classifiers(y, score, scores[reference])}
-            for name, score in scores.items() if name != reference]
+    rows = [
+        {"model_a": name, "model_b": reference, **compare_classifiers(y, score, scores[reference])}
+        for name, score in scores.items()
+        if name != reference
+    ]
     return pd.DataFrame(rows, columns=["model_a", "model_b", "auc_difference", "z", "p_value"])

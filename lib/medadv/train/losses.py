@@ -26,6 +26,7 @@ When a batch does not hold exactly ``N`` of each class (a shard of a distributed
 terms are averaged over that class's own count, which equals eqs. 1-3 on balanced batches. The authors' focal loss
 also weighs each class by 1/2 (``alpha = [1/2, 1/2]``); eq. 2 does not, nor does the kit.
 """
+
 from __future__ import annotations
 
 import torch
@@ -100,7 +101,12 @@ def check_gp_at(gp_at: str, readings: tuple[str, ...] = GP_READINGS) -> None:
 
 
 def focal_gp_loss(
-    model: nn.Module, x: Tensor, y: Tensor, gamma: float = 2.0, k: float = 10.0, power: float = 4.0,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    gamma: float = 2.0,
+    k: float = 10.0,
+    power: float = 4.0,
     gp_at: str = "image",
 ) -> tuple[Tensor, Tensor]:
     """Paper 001's classifier loss (eqs. 1-3) of ``model`` on grey images ``x`` with labels ``y``.
@@ -118,8 +124,10 @@ def focal_gp_loss(
     k = 0.0 if gp_at == "none" else k
     missing = [name for name in ("prepare", "features", "head") if not callable(getattr(model, name, None))]
     if missing:
-        raise ConfigError(f"paper 001's loss needs a network split into prepare / features (Vnet) / head (Fnet); "
-                          f"{type(model).__name__} has no {missing}. Use medadv.models.classifier.VGGClassifier.")
+        raise ConfigError(
+            f"paper 001's loss needs a network split into prepare / features (Vnet) / head (Fnet); "
+            f"{type(model).__name__} has no {missing}. Use medadv.models.classifier.VGGClassifier."
+        )
     z = model.prepare(x)
     if k > 0 and gp_at == "image":
         z = differentiable(z)

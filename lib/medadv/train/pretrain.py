@@ -29,6 +29,7 @@ The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretra
 ``medadv pretrain``; the command regenerates them bit for bit on a CPU with the same torch build and thread count (the
 card records both) and says whether the new file's sha256 equals the shipped one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,10 +66,12 @@ LOG = logging.getLogger(__name__)
 
 #: Offsets into :data:`PRETRAIN_SEEDS` of each set's seeds (one seed per modality).
 SET_OFFSETS = {"train": 0, "validation": 100, "check": 200}
-INTENDED_USE = ("The starting weights of paper 001's Vnet at this width in the kit's studies (classifier.init: kit), "
-                "standing in for ImageNet weights where none exist. Research and teaching only; not for clinical use. "
-                "Trained on synthetic phantom images only: it has never seen a real image, and its features are not "
-                "a lesion detector for real data.")
+INTENDED_USE = (
+    "The starting weights of paper 001's Vnet at this width in the kit's studies (classifier.init: kit), "
+    "standing in for ImageNet weights where none exist. Research and teaching only; not for clinical use. "
+    "Trained on synthetic phantom images only: it has never seen a real image, and its features are not "
+    "a lesion detector for real data."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +108,13 @@ class PretrainConfig:
         Returns:
             The :class:`medadv.config.DataConfig`.
         """
-        return DataConfig(modality=modality, n_patients=n_patients, positive_fraction=0.5,
-                          image_size=(self.image_size, self.image_size), lesion_contrast=self.lesion_contrast)
+        return DataConfig(
+            modality=modality,
+            n_patients=n_patients,
+            positive_fraction=0.5,
+            image_size=(self.image_size, self.image_size),
+            lesion_contrast=self.lesion_contrast,
+        )
 
     def seeds(self, which: str) -> list[int]:
         """The corpus seeds of set ``which`` (``train``, ``validation``, ``check``), one per modality.
@@ -120,8 +128,10 @@ class PretrainConfig:
 #: The kit Vnets that ship with the package: width 1/8 at the default profile's 96 x 96, width 1/16 at the workshop
 #: profile's 256 x 256 (the smoke profile also uses 1/16, at 96 x 96); the larger images get fewer patients, so that
 #: both fit in 30 minutes on a CPU.
-SHIPPED = {0.125: PretrainConfig(width=0.125, image_size=96),
-           0.0625: PretrainConfig(width=0.0625, image_size=256, patients=600, val_patients=75)}
+SHIPPED = {
+    0.125: PretrainConfig(width=0.125, image_size=96),
+    0.0625: PretrainConfig(width=0.0625, image_size=256, patients=600, val_patients=75),
+}
 
 
 def corpus_set(config: PretrainConfig, which: str) -> SplitArrays:
@@ -131,12 +141,18 @@ def corpus_set(config: PretrainConfig, which: str) -> SplitArrays:
         The set as :class:`medadv.data.images.SplitArrays` (``rows`` holds modality, seed and patient index).
     """
     n = {"train": config.patients, "validation": config.val_patients, "check": config.check_patients}[which]
-    parts = [render_arrays(config.set_config(modality, n), seed)
-             for modality, seed in zip(MODALITIES, config.seeds(which), strict=True)]
+    parts = [
+        render_arrays(config.set_config(modality, n), seed)
+        for modality, seed in zip(MODALITIES, config.seeds(which), strict=True)
+    ]
     images, masks, labels = (np.concatenate([p[k] for p in parts]) for k in range(3))
-    rows = pd.DataFrame([{"image_id": f"{modality}-{seed}-{i}", "modality": modality}
-                         for modality, seed, part in zip(MODALITIES, config.seeds(which), parts, strict=True)
-                         for i in range(len(part[2]))])
+    rows = pd.DataFrame(
+        [
+            {"image_id": f"{modality}-{seed}-{i}", "modality": modality}
+            for modality, seed, part in zip(MODALITIES, config.seeds(which), parts, strict=True)
+            for i in range(len(part[2]))
+        ]
+    )
     return SplitArrays(images, labels, masks, labels.astype(bool), rows)
 
 
@@ -154,8 +170,13 @@ class PretextNet(nn.Module):
         convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
         fine = [m for m in list(self.features)[: self.cut] if isinstance(m, nn.Conv2d)][-1].out_channels
         coarse = convs[-1].out_channels
-        self.pretext = nn.ModuleDict({"presence": nn.Linear(coarse, 2), "cells_fine": nn.Conv2d(fine, 1, 1),
-                                      "cells_coarse": nn.Conv2d(coarse, 1, 1)})
+        self.pretext = nn.ModuleDict(
+            {
+                "presence": nn.Linear(coarse, 2),
+                "cells_fine": nn.Conv2d(fine, 1, 1),
+                "cells_coarse": nn.Conv2d(coarse, 1, 1),
+            }
+        )
 
     def outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The three pretext outputs of grey images ``x`` (N, 1, H, W) in [0, 1].
@@ -164,9 +185,12 @@ class PretextNet(nn.Module):
             (presence logits (N, 2), fine cell logits (N, 1, H/8, W/8), coarse cell logits (N, 1, H/32, W/32)).
         """
         fine = self.features[: self.cut](self.prepare(x))
-        coarse = self.features[self.cut:](fine)
-        return (self.pretext["presence"](coarse.amax((2, 3))), self.pretext["cells_fine"](fine),
-                self.pretext["cells_coarse"](coarse))
+        coarse = self.features[self.cut :](fine)
+        return (
+            self.pretext["presence"](coarse.amax((2, 3))),
+            self.pretext["cells_fine"](fine),
+            self.pretext["cells_coarse"](coarse),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """Lesion presence logits (N, 2), the output :func:`medadv.train.loop.fit` validates on.
@@ -211,8 +235,11 @@ class PretextObjective:
         if batch is None:
             raise ConfigError("the pretext objective needs the batch's lesion masks (recipe erm_noaug).")
         presence, fine, coarse = model.outputs(x)
-        loss = (F.cross_entropy(presence, y) + F.binary_cross_entropy_with_logits(fine, cell_targets(batch.masks, fine))
-                + F.binary_cross_entropy_with_logits(coarse, cell_targets(batch.masks, coarse)))
+        loss = (
+            F.cross_entropy(presence, y)
+            + F.binary_cross_entropy_with_logits(fine, cell_targets(batch.masks, fine))
+            + F.binary_cross_entropy_with_logits(coarse, cell_targets(batch.masks, coarse))
+        )
         return loss, presence
 
 
@@ -236,16 +263,40 @@ def pretrain(config: PretrainConfig, device: torch.device = torch.device("cpu"))
         :class:`Pretrained`.
     """
     train, val, check = (corpus_set(config, which) for which in ("train", "validation", "check"))
-    LOG.info("pretraining corpus: %d training, %d validation, %d check images at %d x %d", len(train.labels),
-             len(val.labels), len(check.labels), config.image_size, config.image_size)
+    LOG.info(
+        "pretraining corpus: %d training, %d validation, %d check images at %d x %d",
+        len(train.labels),
+        len(val.labels),
+        len(check.labels),
+        config.image_size,
+        config.image_size,
+    )
     torch.manual_seed(config.seed)
     net = PretextNet(config.width).to(device)
-    spec = TrainSpec(name=f"vnet_w{width_tag(config.width)}", recipe="erm_noaug", epochs=config.epochs,
-                     warmup_epochs=0, lr_head=config.lr, lr_features=config.lr, betas=(0.9, 0.999),
-                     batch_per_class=config.batch_size // 2, eval_batch=256)
+    spec = TrainSpec(
+        name=f"vnet_w{width_tag(config.width)}",
+        recipe="erm_noaug",
+        epochs=config.epochs,
+        warmup_epochs=0,
+        lr_head=config.lr,
+        lr_features=config.lr,
+        betas=(0.9, 0.999),
+        batch_per_class=config.batch_size // 2,
+        eval_batch=256,
+    )
     with tempfile.TemporaryDirectory(prefix="medadv-pretrain-") as scratch:
-        result = fit(net, spec, PretextObjective(), Recipe("erm_noaug", RecipeParams()), train, val, scratch,
-                     config.seed, device, resume=False)
+        result = fit(
+            net,
+            spec,
+            PretextObjective(),
+            Recipe("erm_noaug", RecipeParams()),
+            train,
+            val,
+            scratch,
+            config.seed,
+            device,
+            resume=False,
+        )
     check_auc = float(roc_auc(check.labels, positive_scores(net, check.images, device, 256)))
     return Pretrained(net, result.history, result.best_epoch, result.best_val_auc, check_auc, result.train_seconds)
 
@@ -256,31 +307,55 @@ def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
     Returns:
         The card, JSON-able.
     """
-    sets = {which: {"seeds": config.seeds(which), "patients_per_modality": n, "images": 2 * n * len(MODALITIES)}
-            for which, n in (("train", config.patients), ("validation", config.val_patients),
-                             ("check", config.check_patients))}
+    sets = {
+        which: {"seeds": config.seeds(which), "patients_per_modality": n, "images": 2 * n * len(MODALITIES)}
+        for which, n in (
+            ("train", config.patients),
+            ("validation", config.val_patients),
+            ("check", config.check_patients),
+        )
+    }
     return {
-        "role": ROLE, "name": f"vnet_w{width_tag(config.width)}",
+        "role": ROLE,
+        "name": f"vnet_w{width_tag(config.width)}",
         "architecture": f"paper 001's Vnet: torchvision's VGG11 features at width {width_tag(config.width)} (every "
-                        "channel scaled), ReLU, five 2 x 2 max poolings, no normalisation",
-        "corpus": {"generator": "medadv.data.phantom", "modalities": list(MODALITIES),
-                   "image_size": [config.image_size, config.image_size], "positive_fraction": 0.5,
-                   "lesion_contrast": config.lesion_contrast, "sets": sets,
-                   "disjoint_from_studies": "seeds from medadv.config.PRETRAIN_SEEDS, which no profile or sweep may use"},
+        "channel scaled), ReLU, five 2 x 2 max poolings, no normalisation",
+        "corpus": {
+            "generator": "medadv.data.phantom",
+            "modalities": list(MODALITIES),
+            "image_size": [config.image_size, config.image_size],
+            "positive_fraction": 0.5,
+            "lesion_contrast": config.lesion_contrast,
+            "sets": sets,
+            "disjoint_from_studies": "seeds from medadv.config.PRETRAIN_SEEDS, which no profile or sweep may use",
+        },
         "pretext_task": "lesion presence (cross-entropy, global max pool of Vnet's last map + linear) and lesion "
-                        "localisation (binary cross-entropy of 1 x 1 convolutions on Vnet's 1/8 and 1/32 maps against "
-                        "the lesion mask max-pooled to those grids)",
-        "training": {"loop": "medadv.train.loop.fit (class-balanced batches, no augmentation)", "optimizer": "Adam",
-                     "betas": [0.9, 0.999], "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
-                     "best_epoch": done.best_epoch, "selection": "best validation presence AUC",
-                     "seed": config.seed, "threads": config.threads, "device": "cpu",
-                     "seconds": round(done.seconds, 1)},
-        "validation": {"presence_auc": round(done.val_auc, 6),
-                       "history": done.history[["epoch", "loss", "train_accuracy", "val_auc"]].round(6)
-                       .to_dict(orient="records")},
-        "check": {"presence_auc": round(done.check_auc, 6),
-                  "meaning": "presence AUC on the check set (tests/test_pretrained.py recomputes it)"},
-        "code_version": git_commit(), "torch": torch.__version__,
+        "localisation (binary cross-entropy of 1 x 1 convolutions on Vnet's 1/8 and 1/32 maps against "
+        "the lesion mask max-pooled to those grids)",
+        "training": {
+            "loop": "medadv.train.loop.fit (class-balanced batches, no augmentation)",
+            "optimizer": "Adam",
+            "betas": [0.9, 0.999],
+            "lr": config.lr,
+            "batch_size": config.batch_size,
+            "epochs": config.epochs,
+            "best_epoch": done.best_epoch,
+            "selection": "best validation presence AUC",
+            "seed": config.seed,
+            "threads": config.threads,
+            "device": "cpu",
+            "seconds": round(done.seconds, 1),
+        },
+        "validation": {
+            "presence_auc": round(done.val_auc, 6),
+            "history": done.history[["epoch", "loss", "train_accuracy", "val_auc"]].round(6).to_dict(orient="records"),
+        },
+        "check": {
+            "presence_auc": round(done.check_auc, 6),
+            "meaning": "presence AUC on the check set (tests/test_pretrained.py recomputes it)",
+        },
+        "code_version": git_commit(),
+        "torch": torch.__version__,
         "command": f"medadv pretrain --width {width_tag(config.width)}",
         "intended_use": INTENDED_USE,
     }
@@ -293,22 +368,29 @@ def card_markdown(card: dict[str, Any]) -> str:
         Markdown text.
     """
     corpus, train = card["corpus"], card["training"]
-    sets = "; ".join(f"{k}: {corpus['sets'][k]['images']} images, seeds {corpus['sets'][k]['seeds']}" for k in SET_OFFSETS)
-    return "\n".join([
-        f"# Model card: {card['name']}", "",
-        f"- **Architecture**: {card['architecture']}.",
-        f"- **Corpus**: {corpus['generator']}, modalities {', '.join(corpus['modalities'])}, "
-        f"{corpus['image_size'][0]} x {corpus['image_size'][1]}, half of the patients with a lesion, lesion_contrast "
-        f"{corpus['lesion_contrast']}; {sets}. {corpus['disjoint_from_studies']}.",
-        f"- **Pretext task**: {card['pretext_task']}.",
-        f"- **Training**: {train['optimizer']} (lr {train['lr']}, betas {train['betas']}), batches of "
-        f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} ({train['selection']}); "
-        f"seed {train['seed']}, {train['threads']} CPU threads, torch {card['torch']}, {train['seconds']} s.",
-        f"- **Validation**: presence AUC {card['validation']['presence_auc']:.4f}; check set "
-        f"{card['check']['presence_auc']:.4f}.",
-        f"- **Code version**: {card['code_version']}; command `{card['command']}`.",
-        f"- **sha256** of the weights: `{card['sha256']}`.",
-        f"- **Intended use**: {card['intended_use']}", ""])
+    sets = "; ".join(
+        f"{k}: {corpus['sets'][k]['images']} images, seeds {corpus['sets'][k]['seeds']}" for k in SET_OFFSETS
+    )
+    return "\n".join(
+        [
+            f"# Model card: {card['name']}",
+            "",
+            f"- **Architecture**: {card['architecture']}.",
+            f"- **Corpus**: {corpus['generator']}, modalities {', '.join(corpus['modalities'])}, "
+            f"{corpus['image_size'][0]} x {corpus['image_size'][1]}, half of the patients with a lesion, lesion_contrast "
+            f"{corpus['lesion_contrast']}; {sets}. {corpus['disjoint_from_studies']}.",
+            f"- **Pretext task**: {card['pretext_task']}.",
+            f"- **Training**: {train['optimizer']} (lr {train['lr']}, betas {train['betas']}), batches of "
+            f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} ({train['selection']}); "
+            f"seed {train['seed']}, {train['threads']} CPU threads, torch {card['torch']}, {train['seconds']} s.",
+            f"- **Validation**: presence AUC {card['validation']['presence_auc']:.4f}; check set "
+            f"{card['check']['presence_auc']:.4f}.",
+            f"- **Code version**: {card['code_version']}; command `{card['command']}`.",
+            f"- **sha256** of the weights: `{card['sha256']}`.",
+            f"- **Intended use**: {card['intended_use']}",
+            "",
+        ]
+    )
 
 
 def write_pretrained(done: Pretrained, config: PretrainConfig, folder: str | Path) -> Path:
@@ -335,8 +417,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when every file made equals the shipped one byte for byte (or none is shipped at that width), 1 otherwise.
     """
     parser = argparse.ArgumentParser(prog="medadv pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=float, action="append", choices=sorted(SHIPPED),
-                        help="the width to make (repeatable; default: every shipped width)")
+    parser.add_argument(
+        "--width",
+        type=float,
+        action="append",
+        choices=sorted(SHIPPED),
+        help="the width to make (repeatable; default: every shipped width)",
+    )
     parser.add_argument("--out", type=Path, help="folder for the files (default: the kit's results/pretrain-<time>)")
     parser.add_argument("--epochs", type=int, help="fewer epochs for a quick look (the result then differs)")
     args = parser.parse_args(argv)
@@ -351,8 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = write_pretrained(pretrain(config), config, out)
         digest = sha256_file(weights)
         shipped = kit_card(width)["sha256"] if width in shipped_widths() else None
-        verdict = ("no shipped file to compare" if shipped is None else
-                   "identical to the shipped weights" if digest == shipped else f"differs from the shipped {shipped}")
+        verdict = (
+            "no shipped file to compare"
+            if shipped is None
+            else "identical to the shipped weights"
+            if digest == shipped
+            else f"differs from the shipped {shipped}"
+        )
         same &= shipped is None or digest == shipped
         LOG.info("%s: %.0f s, sha256 %s: %s", weights, time.perf_counter() - start, digest, verdict)
     return 0 if same else 1

@@ -40,6 +40,7 @@ The adversarial images come from :func:`medadv.attacks.gradient.pgd` and :func:`
 model is attacked in eval mode, so dropout is off while the attack searches, as in paper 002's code), with the
 loop's seeded generator for random starts (uniform in the ball). Budgets are in [0, 1] pixel units.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -53,7 +54,6 @@ from medadv.attacks.gradient import fgsm, pgd
 from medadv.errors import ConfigError
 from medadv.train.augment import AugMixBatch, flip_affine_augment
 from medadv.train.losses import cross_entropy_loss, dice_bce_loss, focal_gp_loss, jensen_shannon, kl_to_soft_targets
-
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,7 @@ def training_recipe(name: str, *, adversarial: bool = False, paper: str | None =
     Returns:
         The decorator; it returns the function unchanged.
     """
+
     def register(step: StepFn) -> StepFn:
         if name in TRAINING_RECIPES:
             raise ValueError(f"training recipe {name!r} is registered twice.")
@@ -187,10 +188,14 @@ class Recipe:
         """Whether the recipe attacks the model during training (as registered)."""
         return self._registered.adversarial
 
-    def __call__(self, model: nn.Module, objective: Objective, batch: Batch, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, model: nn.Module, objective: Objective, batch: Batch, gen: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
         return self._registered.step(self, model, objective, batch, gen)
 
-    def pgd(self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, norm: str = "linf", **kw: object) -> Tensor:
+    def pgd(
+        self, model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, norm: str = "linf", **kw: object
+    ) -> Tensor:
         """PGD (Madry et al. 2018) in the recipe's L-inf (``eps``, ``alpha``) or L2 (``l2_eps``, ``l2_alpha``) ball.
 
         Returns:

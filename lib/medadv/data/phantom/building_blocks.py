@@ -4,6 +4,7 @@ lesion shapes and calcification clusters.
 
 See :mod:`medadv.data.phantom` for how an image is made.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,6 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 
 from medadv.errors import DataError
-
 
 SUPERSAMPLE = 2
 """Render at this many times ``image_size`` per axis, then box-average: anti-aliased edges, exact reduced masks."""
@@ -173,8 +173,10 @@ def background_std(image: np.ndarray, region: np.ndarray) -> float:
         The standard deviation.
     """
     if not region.any():
-        raise DataError("phantom: no background tissue left around the lesion at this image size; use a larger "
-                        "data.image_size (at least 32 x 32 is advised).")
+        raise DataError(
+            "phantom: no background tissue left around the lesion at this image size; use a larger "
+            "data.image_size (at least 32 x 32 is advised)."
+        )
     return float(image[region].std())
 
 

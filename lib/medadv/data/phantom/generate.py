@@ -3,6 +3,7 @@ and table.
 
 See :mod:`medadv.data.phantom` for how an image is made.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,11 +16,11 @@ from tqdm.auto import tqdm
 from medadv.config import DataConfig
 from medadv.core import in_notebook_progress
 from medadv.data.cohort import COHORT_COLUMNS
-from medadv.data.phantom.building_blocks import CONSPICUITY, PhantomPatient, PhantomView, VIEWS
+from medadv.data.phantom.building_blocks import CONSPICUITY, VIEWS, PhantomPatient, PhantomView
 from medadv.data.phantom.mammography import render_mammography
 from medadv.data.phantom.ultrasound import render_ultrasound
 from medadv.data.phantom.xray import render_xray
-from medadv.data.pixels import save_png16, save_png8
+from medadv.data.pixels import save_png8, save_png16
 from medadv.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

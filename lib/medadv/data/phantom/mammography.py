@@ -3,6 +3,7 @@ through a film-like curve.
 
 See :mod:`medadv.data.phantom` for how an image is made.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,12 +18,12 @@ from medadv.data.phantom.building_blocks import (
     MASS_DIAMETER,
     MASS_FRACTION,
     NEGATIVE_LABEL,
-    PhantomView,
     REFERENCE_PEAK,
     SPICULATED_FRACTION,
     SUPERSAMPLE,
     TEXTURE_BETA,
     VIEWS,
+    PhantomView,
     _depth,
     _draw_cluster,
     _draw_shape,

@@ -3,17 +3,18 @@ posterior shadow or enhancement.
 
 See :mod:`medadv.data.phantom` for how an image is made.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from medadv.data.phantom.building_blocks import (
     NEGATIVE_LABEL,
-    PhantomView,
     REFERENCE_PEAK,
     US_LESION_DIAMETER,
     US_POSTERIOR_RATIO,
     VIEWS,
+    PhantomView,
     _draw_shape,
     _patch,
     _view,
@@ -23,7 +24,6 @@ from medadv.data.phantom.building_blocks import (
     shape_signal,
     stored_coords,
 )
-
 
 US_LOG_GAIN = 20.0
 """Log compression of the echo envelope: display = log(1 + g e) / log(1 + 4 g), clipped to [0, 1]."""

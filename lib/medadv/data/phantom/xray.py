@@ -2,6 +2,7 @@
 
 See :mod:`medadv.data.phantom` for how an image is made.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,11 +11,11 @@ import numpy as np
 
 from medadv.data.phantom.building_blocks import (
     NEGATIVE_LABEL,
-    PhantomView,
     REFERENCE_PEAK,
     TEXTURE_BETA,
     VIEWS,
     XRAY_FRACTURE_WIDTH,
+    PhantomView,
     _patch,
     _reduce,
     _view,
@@ -23,7 +24,6 @@ from medadv.data.phantom.building_blocks import (
     render_coords,
     stored_coords,
 )
-
 
 Frame = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -100,8 +100,12 @@ def render_xray(
         if positive:
             s_along, s_across = frame(*stored_coords(size))
             centre = np.unravel_index(int(np.argmin(np.hypot(s_along - bone["position"], s_across))), size)
-            patch = _patch(size, (centre[0] + 0.5, centre[1] + 0.5), outer / np.cos(bone["obliquity"]) + 2.0,
-                           lambda yy, xx: fracture_signal(*frame(yy, xx), bone))
+            patch = _patch(
+                size,
+                (centre[0] + 0.5, centre[1] + 0.5),
+                outer / np.cos(bone["obliquity"]) + 2.0,
+                lambda yy, xx: fracture_signal(*frame(yy, xx), bone),
+            )
             signal, mask = patch.full(size)
             std = background_std(lesion_free, in_bone > 0.99)
             image = lesion_free - contrast * REFERENCE_PEAK["fracture"] * std * signal

@@ -19,6 +19,7 @@ Loaders (``loader:`` in the manifest):
     ``medmnist``     :mod:`medadv.data.sources.medmnist`     MedMNIST ``.npz`` (BreastMNIST, PneumoniaMNIST)
     ``fracatlas``    :mod:`medadv.data.sources.fracatlas`    radiographs, JPEG + COCO polygons
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,9 +81,11 @@ def locate_top_folder(manifest: Manifest, root: Path) -> Manifest:
         return manifest
     if root.name != folder and not holds(root, manifest):
         return manifest
-    log.info("%s: the data root %s is the data set's folder %s itself; reading it in place", manifest.name, root, folder)
+    log.info(
+        "%s: the data root %s is the data set's folder %s itself; reading it in place", manifest.name, root, folder
+    )
     prefix = folder.rstrip("/") + "/"
-    sha = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in manifest.sha256.items()}
+    sha = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in manifest.sha256.items()}
     return dataclasses.replace(manifest, options={**manifest.options, option: "."}, sha256=sha)
 
 
@@ -130,8 +133,10 @@ def load_cohort(manifest: str | Path | Manifest, root: str | Path) -> pd.DataFra
     """
     parsed = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
-        raise DataError(f"data root is {root!r}; give the folder that holds {parsed.name} (a path, e.g. --data-root "
-                        f"DIR). Expected layout:\n{parsed.layout}")
+        raise DataError(
+            f"data root is {root!r}; give the folder that holds {parsed.name} (a path, e.g. --data-root "
+            f"DIR). Expected layout:\n{parsed.layout}"
+        )
     root = Path(root)
     if not root.is_dir():
         raise DataError(

@@ -22,6 +22,7 @@ BUSI gives no patient ids, so each image is its own patient (``patient_id`` = ``
 patient (and a few near-duplicates) exist in the set, so patient-level splits cannot fully prevent leakage; report
 results on BUSI with that caveat. There is no official split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.data.images import union_mask
-from medadv.data.sources.reading import finish_cohort, relative, require_dir
 from medadv.data.sources.manifest import Manifest
+from medadv.data.sources.reading import finish_cohort, relative, require_dir
 from medadv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ def _class_files(folder: Path, strict: bool) -> tuple[list[Path], dict[str, list
     if others:
         problems.append(f"{len(others)} file(s) that are not PNG images, left out: {others[:5]}")
     if problems and strict:
-        raise DataError(f"{folder}: " + "; ".join(problems) + ". Restore the missing images from the BUSI download "
-                        "or delete the stray files (or set options.strict: false to leave them out with a warning).")
+        raise DataError(
+            f"{folder}: " + "; ".join(problems) + ". Restore the missing images from the BUSI download "
+            "or delete the stray files (or set options.strict: false to leave them out with a warning)."
+        )
     for problem in problems:
         log.warning("%s: %s", folder, problem)
     return images, masks
@@ -100,7 +103,9 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """
     opts = manifest.loader_options(OPTIONS)
     if manifest.official_split:
-        raise DataError(f"{manifest.path}: field 'official_split' is true, but BUSI has no official split; set it false.")
+        raise DataError(
+            f"{manifest.path}: field 'official_split' is true, but BUSI has no official split; set it false."
+        )
     base = require_dir(root / opts["folder"], manifest, "BUSI")
     rows = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -120,6 +125,16 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
             else:
                 mask = union_mask([relative(m, root) for m in own])
             iid = image_id(f.stem)
-            rows.append({"image_id": iid, "patient_id": iid, "path": relative(f, root), "label": label,
-                         "mask_path": mask, "view": "", "split": "", "source_label": folder.name})
+            rows.append(
+                {
+                    "image_id": iid,
+                    "patient_id": iid,
+                    "path": relative(f, root),
+                    "label": label,
+                    "mask_path": mask,
+                    "view": "",
+                    "split": "",
+                    "source_label": folder.name,
+                }
+            )
     return finish_cohort(rows, manifest, root)

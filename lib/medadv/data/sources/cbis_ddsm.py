@@ -29,6 +29,7 @@ is kept when ``official_split`` is true; mass and calcification sets were split 
 CSV of either goes to ``test`` with all their images (logged), keeping the split patient-level. ``val`` stays empty:
 the splits module carves it from ``train`` at patient level.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,8 +40,8 @@ import pandas as pd
 
 from medadv.data.dicom import read_dicom_header
 from medadv.data.images import union_mask
-from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.data.sources.manifest import Manifest
+from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,15 @@ OPTIONS = {
         "test": ["mass_case_description_test_set.csv", "calc_case_description_test_set.csv"],
     },
 }
-COLUMNS = ("patient id", "left or right breast", "image view", "abnormality id", "pathology", "image file path",
-           "roi mask file path")
+COLUMNS = (
+    "patient id",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "pathology",
+    "image file path",
+    "roi mask file path",
+)
 _DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
@@ -122,7 +130,9 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     opts = manifest.loader_options(OPTIONS)
     csvs = opts["csv"]
     if not isinstance(csvs, dict) or set(csvs) - {"train", "test"}:
-        raise DataError(f"{manifest.path}: field 'options.csv' is {csvs!r}; expected {{train: [files], test: [files]}}.")
+        raise DataError(
+            f"{manifest.path}: field 'options.csv' is {csvs!r}; expected {{train: [files], test: [files]}}."
+        )
     base = root / opts["image_folder"]
     records = []
     for split, files in sorted(csvs.items(), reverse=True):  # train first: its rows give an image's path
@@ -135,34 +145,40 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
                 if label is None:
                     continue
                 image = resolver.image(row["image file path"])
-                records.append({
-                    "patient_id": row["patient id"],
-                    "image_id": f"{row['patient id']}_{row['left or right breast']}_{row['image view']}",
-                    "path": relative(image, root),
-                    "mask": relative(resolver.mask(row["roi mask file path"], image), root),
-                    "label": label,
-                    "view": row["image view"],
-                    "official": split,
-                    "source_label": row["pathology"],
-                })
+                records.append(
+                    {
+                        "patient_id": row["patient id"],
+                        "image_id": f"{row['patient id']}_{row['left or right breast']}_{row['image view']}",
+                        "path": relative(image, root),
+                        "mask": relative(resolver.mask(row["roi mask file path"], image), root),
+                        "label": label,
+                        "view": row["image view"],
+                        "official": split,
+                        "source_label": row["pathology"],
+                    }
+                )
     if not records:
         return finish_cohort([], manifest, root)
     table = pd.DataFrame(records)
     test_patients = set(table.loc[table["official"] == "test", "patient_id"])
     moved = sorted(set(table.loc[table["official"] == "train", "patient_id"]) & test_patients)
     if moved and manifest.official_split:
-        log.warning("CBIS-DDSM: %d patients are in a train CSV and a test CSV; all their images go to test.", len(moved))
+        log.warning(
+            "CBIS-DDSM: %d patients are in a train CSV and a test CSV; all their images go to test.", len(moved)
+        )
     rows = []
     for iid, group in table.groupby("image_id", sort=True):
         patient = group["patient_id"].iloc[0]
-        rows.append({
-            "image_id": iid,
-            "patient_id": patient,
-            "path": group["path"].iloc[0],
-            "label": int(group["label"].max()),
-            "mask_path": union_mask(sorted(group["mask"])),
-            "view": group["view"].iloc[0],
-            "split": "test" if patient in test_patients else "train",
-            "source_label": "|".join(sorted(set(group["source_label"]))),
-        })
+        rows.append(
+            {
+                "image_id": iid,
+                "patient_id": patient,
+                "path": group["path"].iloc[0],
+                "label": int(group["label"].max()),
+                "mask_path": union_mask(sorted(group["mask"])),
+                "view": group["view"].iloc[0],
+                "split": "test" if patient in test_patients else "train",
+                "source_label": "|".join(sorted(set(group["source_label"]))),
+            }
+        )
     return finish_cohort(rows, manifest, root)

@@ -16,6 +16,7 @@ fractured images without annotations have no mask. FracAtlas gives no patient id
 classification. The data root may be the folder that holds ``FracAtlas`` or that folder itself
 (:func:`medadv.data.sources.locate_top_folder`).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,9 @@ from typing import Any
 import pandas as pd
 
 from medadv.data.images import shapes_mask
-from medadv.data.sources.reading import finish_cohort, read_table, relative, require_dir, require_file
 from medadv.data.sources.manifest import Manifest
+from medadv.data.sources.reading import finish_cohort, read_table, relative, require_dir, require_file
 from medadv.errors import DataError
-
 
 OPTIONS = {
     "folder": "FracAtlas",
@@ -59,8 +59,10 @@ def _coco_masks(path: Path) -> dict[str, str]:
             if rects or polys
         }
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: not a COCO annotation file this loader can read ({type(exc).__name__}: {exc}); "
-                        "download FracAtlas again.") from exc
+        raise DataError(
+            f"{path}: not a COCO annotation file this loader can read ({type(exc).__name__}: {exc}); "
+            "download FracAtlas again."
+        ) from exc
 
 
 def holds_top_contents(folder: Path, manifest: Manifest) -> bool:
@@ -105,14 +107,16 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
                     f"{image}: in folder {folder.name!r} (label {label}) but {csv_path.name} says fractured="
                     f"{meta['fractured']!r}; fix the label_map of {manifest.path} or the data."
                 )
-            rows.append({
-                "image_id": image.stem,
-                "patient_id": image.stem,
-                "path": relative(image, root),
-                "label": label,
-                "mask_path": masks.get(image.name, ""),
-                "view": "+".join(v for v in VIEWS if str(meta[v]) == "1"),
-                "split": "",
-                "source_label": folder.name,
-            })
+            rows.append(
+                {
+                    "image_id": image.stem,
+                    "patient_id": image.stem,
+                    "path": relative(image, root),
+                    "label": label,
+                    "mask_path": masks.get(image.name, ""),
+                    "view": "+".join(v for v in VIEWS if str(meta[v]) == "1"),
+                    "split": "",
+                    "source_label": folder.name,
+                }
+            )
     return finish_cohort(rows, manifest, root)

@@ -11,6 +11,7 @@ to read from multi-frame DICOM images, e.g. cine ultrasound; without it such a f
 Anything else - YAML that does not parse or repeats a key, a missing or unknown field, a value of the wrong kind - is a
 :class:`medadv.DataError` that names the manifest file and the field.
 """
+
 from __future__ import annotations
 
 import re
@@ -95,8 +96,11 @@ def _check_option(value: Any, default: Any, where: str) -> None:
     if kind is str and isinstance(value, bool):
         ok = False
     if not ok:
-        quoted = (f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value} without quotes."
-                  if kind is bool and isinstance(value, str) and value.strip().lower() in ("true", "false") else "")
+        quoted = (
+            f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value} without quotes."
+            if kind is bool and isinstance(value, str) and value.strip().lower() in ("true", "false")
+            else ""
+        )
         raise DataError(f"{where} is {value!r}; expected {kinds[kind]} (the default is {default!r}).{quoted}")
     if kind is list:
         for i, item in enumerate(value):
@@ -117,7 +121,9 @@ def _text(raw: Mapping[str, Any], field: str, path: Path) -> str:
 
 def _label_map(value: Any, path: Path) -> dict[str, int | None]:
     if not isinstance(value, Mapping) or not value:
-        raise DataError(f"{path}: field 'label_map' is {value!r}; expected a mapping of source labels to 1, 0 or {DROP}.")
+        raise DataError(
+            f"{path}: field 'label_map' is {value!r}; expected a mapping of source labels to 1, 0 or {DROP}."
+        )
     out: dict[str, int | None] = {}
     for key, label in value.items():
         if isinstance(label, bool) or label not in (0, 1, DROP):

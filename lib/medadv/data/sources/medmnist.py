@@ -10,6 +10,7 @@ Labels: the archive's integer label (as text) through the manifest's ``label_map
 no patient ids, so each image is its own patient; BreastMNIST is derived from BUSI and shares its leakage caveat.
 The official train / val / test split is kept when ``official_split`` is true.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from medadv.data.images import npz_member
-from medadv.data.sources.reading import finish_cohort, relative, require_file
 from medadv.data.sources.manifest import Manifest
+from medadv.data.sources.reading import finish_cohort, relative, require_file
 from medadv.errors import DataError
 
 OPTIONS = {"file": ""}
@@ -58,8 +59,18 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
                     if label is None:
                         continue
                     iid = f"{prefix}-{split}-{index}"
-                    rows.append({"image_id": iid, "patient_id": iid, "path": npz_member(rel, f"{split}_images", index),
-                                 "label": label, "mask_path": "", "view": "", "split": split, "source_label": source})
+                    rows.append(
+                        {
+                            "image_id": iid,
+                            "patient_id": iid,
+                            "path": npz_member(rel, f"{split}_images", index),
+                            "label": label,
+                            "mask_path": "",
+                            "view": "",
+                            "split": split,
+                            "source_label": source,
+                        }
+                    )
     except DataError:
         raise
     except (ValueError, OSError, EOFError) as exc:

@@ -1,4 +1,5 @@
 """Helpers shared by the data-set loaders: reading their tables and files with clear errors, and the final table."""
+
 from __future__ import annotations
 
 import logging
@@ -111,6 +112,11 @@ def finish_cohort(rows: list[Mapping[str, Any]], manifest: Manifest, root: Path)
             table[col] = ""
     table = table.sort_values("image_id", kind="stable").reset_index(drop=True)
     cohort = validate_cohort(table.loc[:, list(COHORT_COLUMNS)], where=f"{manifest.name} cohort from {root}")
-    log.info("%s: %d images, %d positive, %d with masks", manifest.name, len(cohort), int(cohort["label"].sum()),
-             int((cohort["mask_path"] != "").sum()))
+    log.info(
+        "%s: %d images, %d positive, %d with masks",
+        manifest.name,
+        len(cohort),
+        int(cohort["label"].sum()),
+        int((cohort["mask_path"] != "").sum()),
+    )
     return cohort

@@ -16,6 +16,7 @@ rectangle on the image's ``height`` x ``width`` grid, as a ``shapes::`` referenc
 set has one screening study per patient). Official split (``training`` -> train, ``test`` -> test) kept when
 ``official_split`` is true; ``val`` is carved from train by the splits module.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.data.images import shapes_mask
-from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.data.sources.manifest import Manifest
+from medadv.data.sources.reading import finish_cohort, read_table, relative
 from medadv.errors import DataError
 
 OPTIONS = {
@@ -85,16 +86,18 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
             continue
         shape = tuple(int(_number(row[c], str(breast_csv), c)) for c in ("height", "width"))
         own = boxes.get(row["image id"], [])
-        rows.append({
-            "image_id": row["image id"],
-            "patient_id": row["study id"],
-            "path": relative(image, root),
-            "label": label,
-            "mask_path": shapes_mask(shape, rects=own) if own else "",
-            "view": row["view position"],
-            "split": split,
-            "source_label": row["breast birads"],
-        })
+        rows.append(
+            {
+                "image_id": row["image id"],
+                "patient_id": row["study id"],
+                "path": relative(image, root),
+                "label": label,
+                "mask_path": shapes_mask(shape, rects=own) if own else "",
+                "view": row["view position"],
+                "split": split,
+                "source_label": row["breast birads"],
+            }
+        )
     if missing:
         raise DataError(
             f"{root}: {len(missing)} images listed in {breast_csv.name} are missing, e.g. {missing[:3]}; download "
