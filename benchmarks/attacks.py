@@ -50,6 +50,7 @@ from medadv.attacks.square import square
 from medadv.attacks.transfer import transfer_pgd
 from medadv.config import load_profile, pick_device, section_config
 from medadv.data.images import load_split
+from medadv.layout import RunLayout
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import eval_mode, predicted_labels
 from medadv.models.registry import load_model_checkpoint
@@ -196,7 +197,7 @@ def run_folder_classifier(
     cohort = pd.read_csv(run_dir / "cohort.csv", dtype={"image_id": str, "patient_id": str}, keep_default_na=False)
     root = Path(profile["data"]["root"]) if profile["data"].get("root") else run_dir
     test = load_split(cohort, root, tuple(profile["data"]["image_size"]), "test")
-    model, _ = load_model_checkpoint(run_dir / "checkpoints" / args.model, device)
+    model, _ = load_model_checkpoint(RunLayout(run_dir).checkpoint(args.model), device)
     return model, torch.from_numpy(test.images), torch.from_numpy(test.labels), f"{args.model} of {run_dir}"
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 from learning_curve import REFERENCE_ONLY  # the sibling benchmark's: the reference classifier alone
+from medadv.layout import RunLayout
 
 COLUMNS = [
     "seed",
@@ -49,9 +50,9 @@ def reference_row(run_dir: Path) -> dict[str, object]:
     Returns:
         One row: :data:`COLUMNS` but the seed.
     """
-    metrics = pd.read_csv(run_dir / "tables" / "classifier_metrics.csv")
+    metrics = pd.read_csv(RunLayout(run_dir).table("classifier_metrics"))
     row = metrics[(metrics["split"] == "test") & metrics["reference"].astype(str).eq("True")].iloc[0]
-    sidecar = json.loads((run_dir / "checkpoints" / f"{row['model']}.json").read_text())
+    sidecar = json.loads((RunLayout(run_dir).checkpoint(row["model"]).with_suffix(".json")).read_text())
     return {key: row[key] for key in COLUMNS[3:] if key in row} | {
         "best_val_auc": row["best_val_auc"],
         "best_epoch": sidecar.get("epoch", sidecar.get("best_epoch")),
@@ -65,7 +66,7 @@ def run_seed(profile: str, seed: int, overrides: list[str], out: Path) -> dict[s
         The seed's row (:data:`COLUMNS`).
     """
     run_dir = out / f"seed{seed}"
-    if (run_dir / "tables" / "classifier_metrics.csv").exists():  # an earlier call of this script finished it
+    if RunLayout(run_dir).table("classifier_metrics").exists():  # an earlier call of this script finished it
         return {"seed": seed} | reference_row(run_dir)
     cmd = [sys.executable, "-m", "medadv", "run", "--profile", profile, "--run-dir", str(run_dir), "--only", "00", "01"]
     cmd += [arg for override in [f"seed={seed}", *REFERENCE_ONLY, *overrides] for arg in ("--set", override)]

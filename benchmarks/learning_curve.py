@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from medadv.detect.training import REAL_FAKE_NAME
+from medadv.layout import RunLayout, training_state
 
 #: ERM only and no multi-task network: the curves need neither.
 #: The reference classifier alone (the other classifiers left out, and the notebooks that would read them told so:
@@ -71,8 +73,8 @@ def history_file(run_dir: Path, network: str) -> Path:
     if network == "classifier":
         config = json.loads((run_dir / "config.json").read_text())
         reference = config["profile"]["classifier"]["reference_model"]
-        return run_dir / "checkpoints" / "training" / f"{reference}_last.json"
-    return run_dir / "checkpoints" / "detect" / "training" / "real_fake_classifier_last.json"
+        return RunLayout(run_dir).training_state(reference).with_suffix(".json")
+    return training_state(RunLayout(run_dir).detect_checkpoints, REAL_FAKE_NAME).with_suffix(".json")
 
 
 def run_seed(

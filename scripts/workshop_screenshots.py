@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import uvicorn
+from medadv.layout import RunLayout
 from medadv.reader_app.server import create_app, open_server
 from PIL import Image
 
@@ -89,7 +90,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        shutil.copytree(args.run_dir / "data" / "reader_packages", run / "data" / "reader_packages")
+        shutil.copytree(RunLayout(args.run_dir).reader_packages, RunLayout(run).reader_packages)
         server = open_server(run, "127.0.0.1", PORT)
         uv = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=PORT, log_level="warning"))
         thread = threading.Thread(target=uv.run, daemon=True)

@@ -9,7 +9,6 @@ import torch
 from medadv.attacks.gan_attack import flip_rate
 from medadv.data.adversarial import (
     ADVERSARIAL_COLUMNS,
-    ADVERSARIAL_INDEX,
     EDUCATION_COLUMNS,
     difference_image,
     read_adversarial_index,
@@ -19,6 +18,7 @@ from medadv.data.adversarial import (
 )
 from medadv.data.images import read_image
 from medadv.errors import DataError, RunError
+from medadv.layout import RunLayout
 from medadv.report import write_csv
 from torch import nn
 
@@ -39,7 +39,7 @@ def test_adversarial_set_files_and_index(tmp_path) -> None:
     rng = np.random.default_rng(0)
     real = rng.random((4, 1, 8, 8)).astype(np.float32)
     fake = np.clip(real + 0.1, 0, 1).astype(np.float32)
-    index, paths = write_adversarial_set(tmp_path, rows, real, fake)
+    index, paths = write_adversarial_set(RunLayout(tmp_path), rows, real, fake)
     assert tuple(index.columns) == ADVERSARIAL_COLUMNS
     assert list(index["fake_label"]) == [0, 0, 1, 1] and list(index["source_label"]) == [1, 1, 0, 0]
     assert index.loc[3, "path"] == "data/adversarial/test/p3_CC.png"  # file-name safe
@@ -61,37 +61,39 @@ def test_adversarial_index_is_read_back_as_written(tmp_path) -> None:
     cohort = cohort_rows().assign(image_id=["007", "7", "0.50", "NA", "p4_CC"])  # ids pandas would turn into numbers
     rows = cohort[cohort["split"] != "train"].reset_index(drop=True)
     real = np.full((4, 1, 4, 4), 0.25, np.float32)
-    index, _ = write_adversarial_set(tmp_path, rows, real, real + 0.5)
+    index, _ = write_adversarial_set(RunLayout(tmp_path), rows, real, real + 0.5)
     with pytest.raises(RunError, match="02_gan_training"):
-        read_adversarial_index(tmp_path)
+        read_adversarial_index(RunLayout(tmp_path).adversarial_index)
     (tmp_path / "tables").mkdir()
-    write_csv(index, tmp_path / ADVERSARIAL_INDEX)
-    back = read_adversarial_index(tmp_path)
+    write_csv(index, tmp_path / "tables" / "adversarial_index.csv")
+    back = read_adversarial_index(RunLayout(tmp_path).adversarial_index)
     assert back["image_id"].tolist() == ["007", "7", "0.50", "NA"]
     assert back["path"].tolist() == index["path"].tolist() and back["fake_label"].tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(back["mean_abs_change"], index["mean_abs_change"], rtol=1e-5)  # %.6g in the CSV
     validate_adversarial_index(back, cohort)
-    assert read_adversarial_index(tmp_path, cohort).equals(back)  # read and checked in one call
+    assert read_adversarial_index(RunLayout(tmp_path).adversarial_index, cohort).equals(
+        back
+    )  # read and checked in one call
     with pytest.raises(DataError, match="not flipped"):
-        read_adversarial_index(tmp_path, cohort.assign(label=1 - cohort["label"]))
+        read_adversarial_index(RunLayout(tmp_path).adversarial_index, cohort.assign(label=1 - cohort["label"]))
 
 
 def test_adversarial_set_is_byte_identical(tmp_path) -> None:
     rows = cohort_rows().iloc[:2]
     real = np.full((2, 1, 4, 4), 0.3, np.float32)
     fake = np.full((2, 1, 4, 4), 0.6, np.float32)
-    _, a = write_adversarial_set(tmp_path / "a", rows, real, fake)
-    _, b = write_adversarial_set(tmp_path / "b", rows, real, fake)
+    _, a = write_adversarial_set(RunLayout(tmp_path / "a"), rows, real, fake)
+    _, b = write_adversarial_set(RunLayout(tmp_path / "b"), rows, real, fake)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     with pytest.raises(DataError, match="one real and one fake"):
-        write_adversarial_set(tmp_path, rows, real, fake[:1])
+        write_adversarial_set(RunLayout(tmp_path), rows, real, fake[:1])
 
 
 def test_education_triplets(tmp_path) -> None:
     real = np.zeros((2, 1, 4, 4), np.float32)
     fake = real.copy()
     fake[0, 0, 1, 1] = 0.5
-    index, paths = write_education_set(tmp_path, ["a", "b"], real, fake)
+    index, paths = write_education_set(RunLayout(tmp_path), ["a", "b"], real, fake)
     assert tuple(index.columns) == EDUCATION_COLUMNS and len(paths) == 6
     diff = read_image(tmp_path / index.loc[0, "diff_path"])
     assert diff[1, 1] == pytest.approx(0.0, abs=1e-4) and diff[0, 0] == pytest.approx(0.5, abs=1e-4)

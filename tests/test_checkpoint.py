@@ -71,7 +71,7 @@ def test_a_crafted_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a safetensors file.*pickled"):
         load_checkpoint(ckpt / "vgg_erm")
     with pytest.raises(CheckpointError, match="not a safetensors file"):
-        load_trained(tmp_path, "vgg_erm")
+        load_trained(ckpt, "vgg_erm")
     torch.save({"w": torch.zeros(2)}, ckpt / "vgg_erm.safetensors")  # a torch .pt file (zip of pickles) renamed
     with pytest.raises(CheckpointError, match="not a safetensors file"):
         load_checkpoint(ckpt / "vgg_erm")

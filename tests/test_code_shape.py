@@ -5,6 +5,9 @@ Rules checked here, by reading the source with ``ast`` (nothing is imported):
 * **No function over 60 lines of code.** A function's lines of code are the lines from its ``def`` to its last
   statement that hold code: blank lines, lines that are only a comment, and the lines of its docstring do not count.
   A nested function counts towards the function that holds it (it is part of reading it) and is also measured alone.
+* **The run folder's layout is spelled once.** No module but ``medadv/layout.py`` builds a path from one of the run
+  folder's names (``path / "checkpoints"``) or writes one as a path string (``"tables/x.csv"``): every writer and
+  reader takes its paths from ``medadv.layout.RunLayout`` (docs/design.md, "The run folder").
 * **No stage module re-exports.** Every name in a ``medadv.stages`` module's ``__all__`` is defined there; a notebook
   imports what a library module makes from that module (docs/design.md, "Stage modules").
 * **Every public function documents what it returns.** Public means a module-level function or a method of a public
@@ -174,3 +177,83 @@ def test_no_stage_module_re_exports() -> None:
         if [name for name in exported if name not in defined]:
             found[path.name] = [name for name in exported if name not in defined]
     assert not found, f"stage modules re-export names they import (import them from their own modules): {found}"
+
+
+# ---------------------------------------------------------------- the run folder's layout (docs/design.md)
+
+#: The run folder's own names (medadv/layout.py).
+RUN_FOLDER_NAMES = frozenset(
+    {
+        "config.json",
+        "manifest.json",
+        "summary.json",
+        "cohort.csv",
+        "run.lock",
+        "pipeline.log",
+        "profile.yaml",
+        "checkpoints",
+        "tables",
+        "figures",
+        "data",
+        "notebooks",
+        "logs",
+        "report",
+        "training",
+        "phantom",
+        "adversarial",
+        "education",
+        "attack_examples",
+        "reader_packages",
+        "reader_responses_simulated",
+        "reader_responses_machine",
+        "reader.sqlite",
+        "answer_key.csv",
+    }
+)
+_PATH_STRING = re.compile(r"^(checkpoints|tables|figures|data|notebooks|logs)/")
+
+
+def layout_spellings(root: Path = LIB) -> list[str]:
+    """Returns ``path:line: text`` of every path built from a run-folder name outside ``layout.py``: a ``/`` with one
+    of :data:`RUN_FOLDER_NAMES` on either side, or a plain string constant that starts like a run-folder path (text
+    inside an f-string, a message or a report's link, is not a path)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "layout.py":
+            continue
+        tree = ast.parse(path.read_text())
+        in_fstring = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                sides = [s for s in (node.left, node.right) if isinstance(s, ast.Constant)]
+                if any(s.value in RUN_FOLDER_NAMES for s in sides):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in in_fstring:
+                if _PATH_STRING.match(node.value):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    return sorted(found, key=lambda f: (f.split(":")[0], int(f.split(":")[1])))
+
+
+def test_the_counter_of_layout_spellings_finds_them(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(
+        'from pathlib import Path\nx = Path("r") / "checkpoints" / "vgg"\ny = "tables/adversarial_index.csv"\n'
+        'z = f"tables/{x}.csv"\nw = Path("r") / "models"\n'
+    )
+    assert layout_spellings(tmp_path) == [
+        "a.py:2: Path('r') / 'checkpoints'",
+        "a.py:3: 'tables/adversarial_index.csv'",
+    ]
+
+
+#: Folders with a run folder's name that are not in a run folder: ``file: expression`` -> what the folder is.
+NOT_RUN_FOLDERS = {
+    "core.py: checkout / 'notebooks'": "the kit's checkout's notebooks",
+    "core.py: p / 'notebooks'": "the kit's checkout's notebooks",
+    "pipeline.py: LIB_DIR.parents[1] / 'notebooks'": "the kit's checkout's notebooks",
+    "models/backbones.py: Path(torch.hub.get_dir()) / 'checkpoints'": "torchvision's download cache",
+}
+
+
+def test_only_the_layout_module_spells_the_run_folder() -> None:
+    found = [f for f in layout_spellings() if re.sub(r":\d+:", ":", f) not in NOT_RUN_FOLDERS]
+    assert not found, f"paths of the run folder built outside medadv/layout.py (use RunLayout): {found}"

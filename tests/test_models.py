@@ -249,14 +249,14 @@ def test_registry_lists_and_loads_trained_models(tmp_path: Path) -> None:
     _save_trained(ckpt, "multitask_erm", multi)
     save_checkpoint(ckpt / "training" / "vgg_erm_last", {"model.x": torch.zeros(1)}, {"role": "training_state"})
     (ckpt / "notes.json").write_text(json.dumps({"role": "something else"}))
-    assert list(trained_models(tmp_path)) == ["multitask_erm", "vgg_erm"]
+    assert list(trained_models(tmp_path / "checkpoints")) == ["multitask_erm", "vgg_erm"]
     x = torch.rand(2, 1, 96, 96)
-    loaded = load_trained(tmp_path, "vgg_erm", "cpu")
+    loaded = load_trained(tmp_path / "checkpoints", "vgg_erm", "cpu")
     assert not loaded.training
     assert torch.allclose(loaded(x), vgg(x))
-    assert torch.allclose(load_trained(tmp_path, "multitask_erm")(x), multi(x), atol=1e-6)
+    assert torch.allclose(load_trained(tmp_path / "checkpoints", "multitask_erm")(x), multi(x), atol=1e-6)
     with pytest.raises(CheckpointError, match="run notebook 01"):
-        load_trained(tmp_path, "vgg_trades")
+        load_trained(tmp_path / "checkpoints", "vgg_trades")
 
 
 def test_build_model_refuses_unknown_kinds() -> None:
@@ -275,7 +275,7 @@ def test_a_checkpoint_without_its_sidecar_is_an_error_not_skipped(tmp_path: Path
     with pytest.raises(
         CheckpointError, match=r"weights \['vgg_pgd_at\.safetensors'\] have no JSON sidecar.*notebook 01"
     ):
-        trained_models(tmp_path)
+        trained_models(tmp_path / "checkpoints")
     (ckpt / "vgg_pgd_at.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"vgg_pgd_at\.json: the sidecar is not valid JSON"):
-        trained_models(tmp_path)
+        trained_models(tmp_path / "checkpoints")

@@ -13,8 +13,9 @@ from medadv.config import load_profile
 from medadv.data.cohort import COHORT_COLUMNS, SPLITS
 from medadv.data.images import load_split
 from medadv.data.plots import pick_examples, plot_examples, plot_intensity_histograms
-from medadv.data.prepare import PHANTOM_DIR, build_cohort, cohort_files, cohort_headline, cohort_summary, leakage_table
+from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, cohort_summary, leakage_table
 from medadv.data.splits import check_leakage
+from medadv.layout import RunLayout
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +26,14 @@ def tiny_profile():
 @pytest.fixture(scope="module")
 def phantom_run(tmp_path_factory, tiny_profile):
     run_dir = tmp_path_factory.mktemp("run")
-    return run_dir, build_cohort(tiny_profile, run_dir)
+    return run_dir, build_cohort(tiny_profile, RunLayout(run_dir))
 
 
 def test_phantom_cohort_is_split_and_lives_in_the_run_folder(phantom_run, tiny_profile):
     run_dir, cohort = phantom_run
     assert list(cohort.columns) == list(COHORT_COLUMNS)
     assert set(cohort["split"]) == set(SPLITS) and len(cohort) == 48
-    assert cohort["path"].str.startswith(PHANTOM_DIR.as_posix() + "/images/").all()
+    assert cohort["path"].str.startswith("data/phantom/images/").all()
     files = cohort_files(cohort, run_dir)
     assert len(files) == 48 + 24 and all(p.is_file() for p in files)
     test = load_split(cohort, run_dir, tiny_profile.data.image_size, "test")
@@ -41,7 +42,7 @@ def test_phantom_cohort_is_split_and_lives_in_the_run_folder(phantom_run, tiny_p
 
 def test_same_profile_gives_same_cohort(phantom_run, tiny_profile, tmp_path):
     _, cohort = phantom_run
-    again = build_cohort(tiny_profile, tmp_path)
+    again = build_cohort(tiny_profile, RunLayout(tmp_path))
     pd.testing.assert_frame_equal(cohort, again)
 
 
@@ -83,14 +84,14 @@ def test_manifest_cohort_keeps_its_official_split(monkeypatch, tmp_path, tiny_pr
     monkeypatch.setattr(medadv.data, "load_cohort", fake_load)
     data = dataclasses.replace(tiny_profile.data, manifest="m.yaml", root=str(tmp_path))
     profile = dataclasses.replace(tiny_profile, data=data)
-    cohort = build_cohort(profile, tmp_path / "run")
+    cohort = build_cohort(profile, RunLayout(tmp_path / "run"))
     assert seen["args"] == ("m.yaml", str(tmp_path))
     assert cohort["split"].tolist() == [r["split"] for r in rows]
-    assert not (tmp_path / "run" / PHANTOM_DIR).exists()
+    assert not (tmp_path / "run" / "data" / "phantom").exists()
 
     rows[5]["split"] = "train"  # patient p2 (official split: test) now in two splits
     with pytest.raises(DataError, match="p2"):
-        build_cohort(profile, tmp_path / "run")
+        build_cohort(profile, RunLayout(tmp_path / "run"))
 
 
 def test_example_grid_and_histograms(phantom_run):

@@ -370,7 +370,7 @@ def test_save_figure_logs_the_problems_of_a_figure_that_does_not_print(
     messages = [r.getMessage() for r in caplog.records if r.name == "medadv.report"]
     assert len(messages) == 1
     assert re.search(r"figure 'screen_sized' does not print at its size: width 6\.40 in; expected 3\.5", messages[0])
-    assert (ctx.figures_dir / "screen_sized.png").is_file() and (ctx.figures_dir / "reader_times.pdf").is_file()
+    assert (ctx.layout.figures / "screen_sized.png").is_file() and (ctx.layout.figures / "reader_times.pdf").is_file()
     plt.close("all")
 
 

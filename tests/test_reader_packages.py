@@ -22,8 +22,9 @@ from medadv.data.cohort import validate_cohort
 from medadv.data.images import read_image
 from medadv.data.pixels import save_png16
 from medadv.errors import ConfigError, DataError, RunError
+from medadv.layout import ANSWER_KEY_FILE, RunLayout
 from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions
-from medadv.reader_app.packages import ANSWER_KEY_COLUMNS, ANSWER_KEY_FILE
+from medadv.reader_app.packages import ANSWER_KEY_COLUMNS
 from medadv.reader_app.page import render_page
 from medadv.report import RunContext
 from medadv.stages.reader_study import build_run_packages, simulate_run_responses
@@ -61,10 +62,10 @@ def make_reader_run(
     cohort = validate_cohort(pd.DataFrame(rows), require_split=True)
     held = cohort[cohort["split"] != "train"].reset_index(drop=True)
     real = np.stack([images[i] for i in held["image_id"]])[:, None]
-    adversarial, _ = write_adversarial_set(root, held, real, np.clip(real + 0.2, 0, 1))
+    adversarial, _ = write_adversarial_set(RunLayout(root), held, real, np.clip(real + 0.2, 0, 1))
     train_ids = list(cohort.loc[cohort["split"] == "train", "image_id"][:n_education])
     treal = np.stack([images[i] for i in train_ids])[:, None]
-    education, _ = write_education_set(root, train_ids, treal, np.clip(treal + 0.2, 0, 1))
+    education, _ = write_education_set(RunLayout(root), train_ids, treal, np.clip(treal + 0.2, 0, 1))
     return cohort, adversarial, education
 
 

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 from _reader_server import Served
 from medadv.errors import DataError
+from medadv.layout import RunLayout
 from medadv.reader_app.analysis import analyse_responses, database_responses
-from medadv.reader_app.db import DB_FILE, AnswerRefused, ReaderDatabase, StoredAnswer, read_answers
+from medadv.reader_app.db import AnswerRefused, ReaderDatabase, StoredAnswer, read_answers
 from medadv.reader_app.served_study import PAYLOAD_RE, load_study
 from medadv.reader_app.server import import_files
 from medadv.reader_app.simulate import write_responses
@@ -69,7 +70,7 @@ def an_answer(session: int, order: int, image_id: str, rng: np.random.Generator)
 
 
 def db_rows(run_dir: Path) -> list[tuple]:
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         return conn.execute(
             'SELECT reader, session, "order", image_id, answer, confidence, reading_seconds '
             'FROM responses ORDER BY reader, session, "order"'
@@ -114,7 +115,7 @@ def test_thirty_participants_at_once_store_every_answer_once(served: Served, run
 
     live = httpx.get(f"{served.url}/api/instructor/results", headers=served.instructor()).json()
     assert [s["finished"] for s in live["sessions"]] == [N_PARTICIPANTS] * 5
-    table = read_answers(run_dir / "data" / DB_FILE)
+    table = read_answers(RunLayout(run_dir).reader_db)
     key = packages.answer_key
     truth = dict(zip(zip(key["session"], key["image_id"]), key["truth"], strict=True))
     table["truth"] = [truth[(s, i)] for s, i in zip(table["session"], table["image_id"], strict=True)]
@@ -131,7 +132,7 @@ def test_thirty_participants_at_once_store_every_answer_once(served: Served, run
     }
 
     # notebook 05 reads the database as it reads CSV exports
-    responses, left_out = database_responses(run_dir / "data" / DB_FILE, key)
+    responses, left_out = database_responses(RunLayout(run_dir).reader_db, key)
     assert left_out == [] and responses["reader"].nunique() == N_PARTICIPANTS
     results = analyse_responses(responses, key, n_subgroups=2, simulated=False)
     assert results.reads["reader"].nunique() == N_PARTICIPANTS
@@ -344,7 +345,7 @@ def test_offline_csv_exports_import_into_the_same_database(served: Served, run, 
 def test_database_reader_leaves_out_unfinished_readers_by_name(run, tmp_path: Path) -> None:
     run_dir, packages = run
     with pytest.raises(DataError, match="no such file"):
-        database_responses(run_dir / "data" / DB_FILE, packages.answer_key)
+        database_responses(RunLayout(run_dir).reader_db, packages.answer_key)
     key = packages.answer_key
     rng = np.random.default_rng(2)
     rows = [
@@ -355,7 +356,7 @@ def test_database_reader_leaves_out_unfinished_readers_by_name(run, tmp_path: Pa
     ]
     write_responses(pd.DataFrame(rows), tmp_path / "csv")
     import_files(run_dir, [tmp_path / "csv"])
-    responses, left_out = database_responses(run_dir / "data" / DB_FILE, key)
+    responses, left_out = database_responses(RunLayout(run_dir).reader_db, key)
     assert left_out == ["halfway"] and sorted(responses["reader"].unique()) == ["done1", "done2"]
     assert len(responses) == 2 * sum(COUNTS)
 
@@ -393,4 +394,4 @@ def test_notebook_05_takes_one_source_of_reads(run, tmp_path: Path) -> None:
     from medadv.stages.reader_study import run_responses
 
     with pytest.raises(ConfigError, match="both set"):
-        run_responses(None, run[1], None, tmp_path / "csv", run[0] / "data" / DB_FILE)
+        run_responses(None, run[1], None, tmp_path / "csv", RunLayout(run[0]).reader_db)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _reader_server import Served
-from medadv.reader_app.db import DB_FILE
+from medadv.layout import RunLayout
 from test_reader_app_browser import answer, browser, wait_shown  # noqa: F401 (browser is a fixture)
 from test_reader_packages import build
 from test_reader_server_safety import HOLD_WRITE_LOCK
@@ -27,7 +27,7 @@ def status(page, text: str) -> None:
 
 
 def stored(run_dir: Path) -> pd.DataFrame:
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         return pd.read_sql_query('SELECT * FROM responses ORDER BY session, "order"', conn)
 
 
@@ -102,7 +102,7 @@ def test_a_busy_database_makes_the_page_send_the_answer_again_by_itself(browser,
         page.click("#start-button")
         wait_shown(page, 1)
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(RunLayout(run_dir).reader_db)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

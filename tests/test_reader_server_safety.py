@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 from _reader_server import Served
 from medadv.errors import ConfigError, DataError
+from medadv.layout import RunLayout
 from medadv.reader_app.credentials import instructor_file_path, token_digest
-from medadv.reader_app.db import BUSY_TIMEOUT_S, DB_FILE, DatabaseBusy, ReaderDatabase
+from medadv.reader_app.db import BUSY_TIMEOUT_S, DatabaseBusy, ReaderDatabase
 from medadv.reader_app.served_study import load_study
 from medadv.reader_app.server import allowed_hosts, create_app, import_files, open_server, public_address
 from medadv.reader_app.simulate import write_responses
@@ -88,7 +89,7 @@ def test_a_locked_database_answers_503_and_stalls_nothing_else(served: Served, r
     body = an_answer(1, 1, manifest(packages, 1)[0], np.random.default_rng(0))
     post = f"{served.url}/api/session/1/answers"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, str(run_dir / "data" / DB_FILE)],
+        [sys.executable, "-c", HOLD_WRITE_LOCK, str(RunLayout(run_dir).reader_db)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -173,14 +174,14 @@ def test_a_refused_import_leaves_no_participant_behind(served: Served, run, tmp_
         headers={**served.instructor(), "Content-Type": "text/csv"},
     )
     assert res.status_code == 422 and "newcomer" in res.json()["detail"]
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         assert conn.execute("SELECT reader FROM participants").fetchall() == []  # the refused reader is not kept
     assert "Nothing of this import was stored" in res.json()["detail"]
     write_responses(pd.DataFrame(good), tmp_path / "good")
     write_responses(pd.DataFrame(bad), tmp_path / "bad")
     with pytest.raises(DataError, match="newcomer.*Nothing of this import was stored"):
         import_files(run_dir, [tmp_path / "good", tmp_path / "bad"])  # one good file and one refused: neither
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         assert conn.execute("SELECT reader FROM participants").fetchall() == []
     assert db_rows(run_dir) == []
     after = httpx.get(f"{served.url}/api/instructor/results", headers=served.instructor()).json()["participants"]
@@ -189,8 +190,8 @@ def test_a_refused_import_leaves_no_participant_behind(served: Served, run, tmp_
 
 
 def raw_bytes(run_dir: Path) -> bytes:
-    db = run_dir / "data" / DB_FILE
-    return b"".join(p.read_bytes() for p in (db, db.with_name(DB_FILE + "-wal")) if p.exists())
+    db = RunLayout(run_dir).reader_db
+    return b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
 
 
 def test_tokens_are_stored_as_digests_and_links_beside_the_run_folder(run) -> None:  # noqa: F811
@@ -204,7 +205,7 @@ def test_tokens_are_stored_as_digests_and_links_beside_the_run_folder(run) -> No
         server.stop()
     data = raw_bytes(run_dir)
     assert len(data) > 0 and not any(t.encode() in data for t in tokens)  # nothing in data/ opens the study
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         stored = dict(conn.execute("SELECT reader, token_sha256 FROM participants").fetchall())
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     assert stored == {r: token_digest(t) for r, t in links} and meta == {
@@ -265,7 +266,7 @@ def test_a_database_of_the_earlier_version_is_upgraded_on_open(run) -> None:  # 
     run_dir, packages = run
     study = load_study(run_dir)
     (run_dir / "data").mkdir(exist_ok=True)
-    path = run_dir / "data" / DB_FILE
+    path = RunLayout(run_dir).reader_db
     old_instructor, old_tokens = "I" * 32, {"P01": "a" * 22, "P02": "b" * 22}
     first = manifest(packages, 1)[0]
     with sqlite3.connect(path) as conn:  # what the earlier version wrote: plain tokens, WAL
@@ -361,7 +362,7 @@ def test_a_damaged_instructor_file_or_a_newer_database_is_refused(run) -> None: 
     secret.chmod(0o644)
     open_server(run_dir, "127.0.0.1", 8000).db.close()  # a file others could read is made private again
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    with sqlite3.connect(run_dir / "data" / DB_FILE) as conn:
+    with sqlite3.connect(RunLayout(run_dir).reader_db) as conn:
         conn.execute("PRAGMA user_version=3")
     with pytest.raises(DataError, match="schema version 3, written by a newer version of the kit"):
         open_server(run_dir, "127.0.0.1", 8000)

@@ -45,7 +45,7 @@ def test_figures_are_byte_identical_when_redrawn(tmp_path: Path) -> None:
         ctx = RunContext.open(tmp_path / run, "00_data_prep", profile="smoke", device="cpu")
         fig, ax = plt.subplots()
         ax.imshow([[0, 1], [1, 0]], cmap="gray")
-        hashes.append((sha256_file(ctx.save_figure(fig, "f")), sha256_file(ctx.figures_dir / "f.pdf")))
+        hashes.append((sha256_file(ctx.save_figure(fig, "f")), sha256_file(ctx.layout.figures / "f.pdf")))
         plt.close(fig)
     assert hashes[0] == hashes[1]
 

@@ -19,6 +19,7 @@ from medadv.data.images import SplitArrays
 from medadv.detect.config import DetectionConfig
 from medadv.errors import ConfigError, DataError
 from medadv.explain.study import ExplainConfig
+from medadv.layout import RunLayout
 from medadv.reader_app.config import ReaderConfig
 from medadv.report import RunContext
 from medadv.stages import (
@@ -115,7 +116,10 @@ def _trained(name: str, best_epoch: int, init: str) -> TrainedClassifier:
 
 def test_checkpoint_files_list_the_model_and_its_last_state_per_classifier(tmp_path: Path) -> None:
     trained = [_trained("vgg_erm", 2, "kit"), _trained("vgg_rtda", 1, "vgg_erm")]
-    names = [p.relative_to(tmp_path).as_posix() for p in classifier_training.checkpoint_files(tmp_path, trained)]
+    layout = RunLayout(tmp_path)
+    names = [
+        p.relative_to(layout.checkpoints).as_posix() for p in classifier_training.checkpoint_files(layout, trained)
+    ]
     assert names == [
         "vgg_erm.safetensors",
         "vgg_erm.json",

@@ -71,12 +71,14 @@ def test_fit_writes_checkpoints_and_history(tmp_path: Path) -> None:
     assert list(result.history.columns) == ["epoch", "loss", "train_accuracy", "val_auc", "seconds"]
     assert result.history["epoch"].tolist() == [1, 2]
     assert result.best_val_auc == pytest.approx(result.history["val_auc"].max())
-    assert list(trained_models(tmp_path)) == ["vgg_erm"]
+    assert list(trained_models(tmp_path / "checkpoints")) == ["vgg_erm"]
     sidecar = json.loads((tmp_path / "checkpoints" / "vgg_erm.json").read_text())
     assert sidecar["recipe"] == "erm" and sidecar["epoch"] == result.best_epoch and sidecar["model"]["kind"] == "vgg"
     x = torch.from_numpy(VAL.images)
     with torch.no_grad():
-        assert torch.allclose(load_trained(tmp_path, "vgg_erm")(x), model.eval()(x))  # best weights kept in the model
+        assert torch.allclose(
+            load_trained(tmp_path / "checkpoints", "vgg_erm")(x), model.eval()(x)
+        )  # best weights kept in the model
     state = json.loads((tmp_path / "checkpoints" / "training" / "vgg_erm_last.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]) == 2
 
@@ -246,7 +248,7 @@ def _fit_in(ctx: object, epochs: int) -> object:
         Recipe("erm", RecipeParams()),
         TRAIN,
         VAL,
-        ctx.checkpoints_dir,
+        ctx.layout.checkpoints,
         seed=3,
         device=torch.device("cpu"),
         ledger=ctx,

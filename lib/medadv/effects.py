@@ -64,7 +64,7 @@ from medadv.attacks.masking import masking_suspected
 from medadv.config import Profile, ProfileSection, profile_from_dict, section_config
 from medadv.core import read_json
 from medadv.errors import ConfigError, RunError
-from medadv.report import COHORT_FILE, CONFIG_FILE
+from medadv.layout import RunLayout
 from medadv.stats.accuracy import balanced_interval, difference_interval, wilson
 from medadv.stats.binomial import clopper_pearson
 from medadv.stats.paired import rank_biserial, wilcoxon_paired
@@ -655,7 +655,7 @@ def load_tables(run_dir: str | Path, names: Sequence[str]) -> dict[str, pd.DataF
     """
     out = {}
     for name in dict.fromkeys(names):
-        path = Path(run_dir) / "tables" / f"{name}.csv"
+        path = RunLayout(run_dir).table(name)
         if not path.is_file():
             maker = EFFECT_TABLES.get(name, "that writes it")
             raise RunError(
@@ -674,12 +674,13 @@ def evaluate_run(run_dir: str | Path) -> pd.DataFrame:
         The effects table of :func:`evaluate_effects`.
     """
     run_dir = Path(run_dir)
-    config = read_json(run_dir / CONFIG_FILE)
+    layout = RunLayout(run_dir)
+    config = read_json(layout.config)
     if config is None:
-        raise RunError(f"{run_dir / CONFIG_FILE} is missing; {run_dir} is not a run folder.")
+        raise RunError(f"{layout.config} is missing; {run_dir} is not a run folder.")
     profile = profile_from_dict(config["profile"])
     effects = declared_effects(profile)
-    cohort = pd.read_csv(run_dir / COHORT_FILE, usecols=["split", "label"])
+    cohort = pd.read_csv(layout.cohort, usecols=["split", "label"])
     sanity = [SANITY_TABLE] if any(e.table in ROBUSTNESS_TABLES for e in effects) else []
     tables = load_tables(run_dir, [e.table for e in effects] + [METRICS_TABLE] + sanity)
     return evaluate_effects(

@@ -51,9 +51,8 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
+from medadv.layout import RunLayout
 from medadv.report import (
-    CONFIG_FILE,
-    MANIFEST_FILE,
     damaged_message,
     damaged_records,
     locked,
@@ -65,7 +64,7 @@ from medadv.report import (
     set_aside_damaged,
     write_config,
 )
-from medadv.run_report import REPORT_DIR, write_report
+from medadv.run_report import write_report
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
@@ -379,7 +378,7 @@ def _update_manifest(run_dir: Path, **changes: Any) -> dict[str, Any]:
         for name, entry in notebooks.items():
             manifest["notebooks"][name] = entry
     manifest.update(changes)
-    write_json(run_dir / MANIFEST_FILE, manifest)
+    write_json(RunLayout(run_dir).manifest, manifest)
     return manifest
 
 
@@ -432,7 +431,7 @@ def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
         The differences in words (:func:`_settings_changed`); one more when the folder holds outputs made with
         settings it no longer records.
     """
-    config = read_json(run_dir / CONFIG_FILE)
+    config = read_json(RunLayout(run_dir).config)
     manifest = read_manifest(run_dir)
     changes: list[str] = []
     for record in (config, manifest.get("settings")):
@@ -567,7 +566,7 @@ class _Run:
         ):
             LOG.info(f"{tag}: unchanged since {entry.get('finished')}, skipped")
             return None
-        out_path = self.run_dir / "notebooks" / nb.name
+        out_path = RunLayout(self.run_dir).notebooks / nb.name
         self.executed += 1
         LOG.info(f"{tag}: running ...")
         self._mark(name, {"status": "running", "key": key, "started": now()})
@@ -621,7 +620,7 @@ class _Run:
         Returns:
             0, or 1 when the report could not be written (the reason logged; the results themselves are complete).
         """
-        if not self.executed and (self.run_dir / REPORT_DIR / "index.html").is_file():
+        if not self.executed and (RunLayout(self.run_dir).report / "index.html").is_file():
             return 0
         try:
             path = write_report(self.run_dir)

@@ -57,24 +57,18 @@ from medadv.console import RUN_LOGGER
 from medadv.core import git_commit, kit_root, package_versions, read_json, sha256_file, unwritable, write_json
 from medadv.data.cohort import validate_cohort
 from medadv.errors import RunError
+from medadv.layout import CONFIG_FILE, MANIFEST_FILE, SUBFOLDERS, RunLayout
 from medadv.style import mark_smoke, print_problems, table_view
 
 _log = logging.getLogger(__name__)
 #: The profile whose figures carry :func:`medadv.style.mark_smoke`'s mark.
 SMOKE_PROFILE = "smoke"
 
-CONFIG_FILE = "config.json"
-MANIFEST_FILE = "manifest.json"
-SUMMARY_FILE = "summary.json"
-COHORT_FILE = "cohort.csv"
 FLOAT_FORMAT = "%.6g"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-LOG_DIR = "logs"
-LOCK_FILE = "run.lock"
 #: The lock's token, given by the runner to the kernels it starts: a notebook of that run may open the locked folder.
 LOCK_TOKEN_ENV = "MEDADV_RUN_LOCK"
 DAMAGED_SUFFIX = ".damaged"
-SUBFOLDERS = ("figures", "tables", "checkpoints", "notebooks", "data")
 INTENDED_USE = (
     "Research and teaching only: not for clinical use. The kit's models, attacks, statistics and reader studies are "
     "for studying the safety of medical-imaging AI; none of its outputs may inform the care of a patient."
@@ -112,7 +106,7 @@ def remove_stale_outputs(run_dir: str | Path, notebook: str) -> list[str]:
         Their paths relative to the run folder (also listed under ``removed`` in ``manifest.json``).
     """
     run_dir = Path(run_dir)
-    path = run_dir / MANIFEST_FILE
+    path = RunLayout(run_dir).manifest
     manifest = read_manifest(run_dir)
     stale = sorted(manifest.get("previous", {}).pop(notebook, {}))
     for rel in stale:
@@ -145,7 +139,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         RunError: the file does not parse (a truncated write, an edit): the error says how to rerun every notebook.
     """
     try:
-        manifest = read_json(run_dir / MANIFEST_FILE, default={})
+        manifest = read_json(RunLayout(run_dir).manifest, default={})
     except RunError:
         manifest = None
     if not isinstance(manifest, dict):
@@ -203,7 +197,7 @@ def record_settings(run_dir: Path, config: Mapping[str, Any]) -> None:
     that a run folder whose ``config.json`` was deleted still knows them."""
     manifest = read_manifest(run_dir)
     manifest["settings"] = {"profile": config["profile"], "device": config["device"]}
-    write_json(run_dir / MANIFEST_FILE, manifest)
+    write_json(RunLayout(run_dir).manifest, manifest)
 
 
 def make_run_folders(run_dir: Path) -> None:
@@ -227,7 +221,7 @@ def lock_holder(run_dir: Path) -> dict[str, Any] | None:
         The lock's record; None when the folder is not locked or its holder has ended (a stale lock).
     """
     try:
-        holder = json.loads((run_dir / LOCK_FILE).read_text())
+        holder = json.loads((RunLayout(run_dir).lock).read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -256,7 +250,7 @@ def locked_message(run_dir: Path, holder: Mapping[str, Any]) -> str:
     return (
         f"{run_dir} is being written by another run (pid {holder.get('pid')} on host {holder.get('host')}, since "
         f"{holder.get('since')}); two runs in one folder would mix their outputs. Wait for it to finish, or use "
-        f"another run folder. If no run is going on there, delete {run_dir / LOCK_FILE}."
+        f"another run folder. If no run is going on there, delete {RunLayout(run_dir).lock}."
     )
 
 
@@ -273,7 +267,7 @@ def locked(run_dir: Path) -> Iterator[None]:
         RunError: another live run holds the lock, or the folder cannot be written.
     """
     token = uuid.uuid4().hex
-    path = run_dir / LOCK_FILE
+    path = RunLayout(run_dir).lock
     me = psutil.Process()
     record = {
         "pid": os.getpid(),
@@ -390,7 +384,7 @@ def log_to_run(run_dir: Path, notebook: str, console_level: int = logging.WARNIN
     for handler in [h for h in root.handlers if getattr(h, "medadv", False)]:
         root.removeHandler(handler)
         handler.close()
-    path = run_dir / LOG_DIR / f"{notebook}.log"
+    path = RunLayout(run_dir).log(notebook)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
@@ -432,7 +426,7 @@ def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequen
         "overrides": list(overrides),
         "intended_use": INTENDED_USE,
     }
-    write_json(run_dir / CONFIG_FILE, config)
+    write_json(RunLayout(run_dir).config, config)
     return config
 
 
@@ -448,13 +442,13 @@ def _recorded_config(run_dir: Path, profile: str) -> dict[str, Any] | None:
     damaged = damaged_records(run_dir)
     if damaged:
         raise RunError(damaged_message(run_dir, damaged))
-    config = read_json(run_dir / CONFIG_FILE)
+    config = read_json(RunLayout(run_dir).config)
     manifest = read_manifest(run_dir)
     if config is None:
         makers = sorted({v.get("notebook", "?") for v in manifest["outputs"].values()})
         if makers or manifest.get("settings"):
             raise RunError(
-                f"{run_dir / CONFIG_FILE} is missing, but {MANIFEST_FILE} records outputs of {makers}; "
+                f"{RunLayout(run_dir).config} is missing, but {MANIFEST_FILE} records outputs of {makers}; "
                 "opening the folder would write new settings beside outputs made with other ones. Restore "
                 f"config.json, open another run folder, or rerun every notebook with: medadv run --run-dir "
                 f"{run_dir} --force"
@@ -532,21 +526,9 @@ class RunContext:
 
     # ---- folders -------------------------------------------------------------------------------------------------
     @property
-    def figures_dir(self) -> Path:
-        return self.run_dir / "figures"
-
-    @property
-    def tables_dir(self) -> Path:
-        return self.run_dir / "tables"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    @property
-    def data_dir(self) -> Path:
-        """Files a notebook makes for later notebooks (phantom images, adversarial images, reader packages)."""
-        return self.run_dir / "data"
+    def layout(self) -> RunLayout:
+        """Every path of this run folder (:class:`medadv.layout.RunLayout`)."""
+        return RunLayout(self.run_dir)
 
     @property
     def image_root(self) -> Path:
@@ -580,11 +562,11 @@ class RunContext:
             "opened_by": "runner" if runner else "hand",
         }
         manifest["complete"] = False
-        write_json(self.run_dir / MANIFEST_FILE, manifest)
-        summary = read_json(self.run_dir / SUMMARY_FILE, default={})
+        write_json(self.layout.manifest, manifest)
+        summary = read_json(self.layout.summary, default={})
         if self.notebook in summary:
             summary.pop(self.notebook)
-            write_json(self.run_dir / SUMMARY_FILE, summary)
+            write_json(self.layout.summary, summary)
 
     def recorded_sha256(self, path: str | Path) -> str | None:
         """The sha256 this notebook registered for ``path`` (in this run or, not yet registered again, the last).
@@ -634,7 +616,7 @@ class RunContext:
                 "bytes": path.stat().st_size,
             }
             manifest.get("previous", {}).get(self.notebook, {}).pop(rel, None)
-        write_json(self.run_dir / MANIFEST_FILE, manifest)
+        write_json(self.layout.manifest, manifest)
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def save_table(self, table: pd.DataFrame, name: str, index: bool = False) -> Path:
@@ -643,7 +625,7 @@ class RunContext:
         Returns:
             The path of the CSV written.
         """
-        return self.register(write_csv(table, self.tables_dir / f"{name}.csv", index=index))
+        return self.register(write_csv(table, self.layout.table(name), index=index))
 
     def read_table(self, name: str, made_by: str | None = None) -> pd.DataFrame:
         """Read ``tables/<name>.csv`` written by an earlier notebook; a clear error names that notebook if missing.
@@ -651,7 +633,7 @@ class RunContext:
         Returns:
             The table, empty cells read as NaN.
         """
-        path = self.tables_dir / f"{name}.csv"
+        path = self.layout.table(name)
         if not path.is_file():
             who = f" (made by notebook {made_by})" if made_by else ""
             raise RunError(f"{path} is missing{who}; run that notebook for this run folder first.")
@@ -678,8 +660,8 @@ class RunContext:
                 name,
                 problem,
             )
-        png = self.figures_dir / f"{name}.png"
-        pdf = self.figures_dir / f"{name}.pdf"
+        png = self.layout.figure(name)
+        pdf = self.layout.figure(name, ".pdf")
         fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         fig.savefig(
             pdf,
@@ -689,13 +671,13 @@ class RunContext:
         self.register(pdf)
         return self.register(png)
 
-    def require(self, relative: str, made_by: str) -> Path:
-        """Path of an input file that an earlier notebook wrote; a clear :class:`RunError` if it is not there.
+    def require(self, path: Path, made_by: str) -> Path:
+        """An input file or folder of this run folder (a path of :attr:`layout`) that an earlier notebook wrote; a
+        clear :class:`RunError` if it is not there.
 
         Returns:
-            The absolute path of the file.
+            ``path`` itself.
         """
-        path = self.run_dir / relative
         if not path.exists():
             raise RunError(
                 f"{path} is missing; it is made by notebook {made_by}: run that notebook for this run folder first."
@@ -708,7 +690,7 @@ class RunContext:
         Returns:
             The validated cohort table (:func:`medadv.data.cohort.validate_cohort`).
         """
-        path = self.require(COHORT_FILE, "00_data_prep")
+        path = self.require(self.layout.cohort, "00_data_prep")
         return validate_cohort(
             pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False),
             str(path),
@@ -718,7 +700,7 @@ class RunContext:
     def update_summary(self, values: Mapping[str, Any]) -> None:
         """Merge headline numbers into ``summary.json`` under this notebook's name (a section that
         :meth:`open` started empty for this run)."""
-        path = self.run_dir / SUMMARY_FILE
+        path = self.layout.summary
         summary = read_json(path, default={})
         plain = _finite_or_null(json.loads(json.dumps(dict(values), default=_json_default)))
         summary.setdefault(self.notebook, {}).update(plain)

@@ -38,11 +38,11 @@ import pandas as pd
 from medadv.console import console_logger
 from medadv.core import read_json
 from medadv.errors import MedadvError, RunError
-from medadv.report import CONFIG_FILE, MANIFEST_FILE, SMOKE_PROFILE, SUMMARY_FILE
+from medadv.layout import MANIFEST_FILE, RunLayout
+from medadv.report import SMOKE_PROFILE
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
-REPORT_DIR = "report"
 SWEEP_FILE = "sweep.json"
 SANITY_TABLE = "attack_sanity"
 #: Rows of a table shown on the page; a longer table shows its first rows and links its whole CSV.
@@ -130,15 +130,15 @@ def collect_outputs(folder: Path) -> dict[str, list[Output]]:
     Returns:
         ``{notebook stem: [Output, ...]}``; outputs no notebook registered are under ``"other"``.
     """
-    registered = read_json(folder / MANIFEST_FILE, default={}).get("outputs", {})
-    found = [("figure", p) for p in sorted((folder / "figures").glob("*.png"))] + [
-        ("table", p) for p in sorted((folder / "tables").glob("*.csv"))
+    registered = read_json(RunLayout(folder).manifest, default={}).get("outputs", {})
+    found = [("figure", p) for p in sorted(RunLayout(folder).figures.glob("*.png"))] + [
+        ("table", p) for p in sorted(RunLayout(folder).tables.glob("*.csv"))
     ]
     sections: dict[str, list[tuple[int, str, str]]] = {}
     grouped: dict[str, list[Output]] = {}
     for kind, path in found:
         notebook = registered.get(path.relative_to(folder).as_posix(), {}).get("notebook", "other")
-        executed = folder / "notebooks" / f"{notebook}.ipynb"
+        executed = RunLayout(folder).notebooks / f"{notebook}.ipynb"
         if notebook not in sections:
             sections[notebook] = _sections(executed) if executed.is_file() else []
         cell, caption = _locate(path.stem, kind, sections[notebook])
@@ -182,7 +182,7 @@ def table_html(path: Path, link: str, limit: int = ROW_LIMIT) -> str:
 
 
 def _figure(folder: Path, out: Path, item: Output) -> str:
-    shutil.copy2(folder / "figures" / f"{item.name}.png", out / "figures" / f"{item.name}.png")
+    shutil.copy2(RunLayout(folder).figures / f"{item.name}.png", RunLayout(out).figures / f"{item.name}.png")
     caption = _markdown(item.caption) if item.caption else ""
     return (
         f'<figure id="figure-{_esc(item.name)}"><a href="figures/{_esc(item.name)}.png"><img loading="lazy" '
@@ -192,11 +192,11 @@ def _figure(folder: Path, out: Path, item: Output) -> str:
 
 
 def _table(folder: Path, out: Path, item: Output) -> str:
-    shutil.copy2(folder / "tables" / f"{item.name}.csv", out / "tables" / f"{item.name}.csv")
+    shutil.copy2(RunLayout(folder).tables / f"{item.name}.csv", RunLayout(out).tables / f"{item.name}.csv")
     caption = _markdown(item.caption) if item.caption else ""
     return (
         f'<section id="table-{_esc(item.name)}"><h4>Table <code>{_esc(item.name)}</code></h4>'
-        f'<div class="caption">{caption}</div>{table_html(folder / "tables" / f"{item.name}.csv", f"tables/{item.name}.csv")}'
+        f'<div class="caption">{caption}</div>{table_html(RunLayout(folder).tables / f"{item.name}.csv", f"tables/{item.name}.csv")}'
         "</section>"
     )
 
@@ -263,7 +263,7 @@ def effects_html(folder: Path, config: dict[str, Any]) -> str:
     Returns:
         The HTML table, or a note when the run has not written them.
     """
-    path = folder / "tables" / "effects.csv"
+    path = RunLayout(folder).tables / "effects.csv"
     if not path.is_file():
         return "<p>This run has not written its declared effects (<code>tables/effects.csv</code>, notebook 04).</p>"
     effects = pd.read_csv(path, dtype={"paper": str}, keep_default_na=False, na_values=[""])
@@ -342,9 +342,9 @@ def _notebook_pages(folder: Path, out: Path) -> dict[str, str]:
         ``{notebook stem: its page's path relative to the report}``.
     """
     pages = {}
-    (out / "notebooks").mkdir()
-    for notebook in sorted((folder / "notebooks").glob("*.ipynb")):
-        render_notebook(notebook, out / "notebooks" / f"{notebook.stem}.html")
+    RunLayout(out).notebooks.mkdir()
+    for notebook in sorted(RunLayout(folder).notebooks.glob("*.ipynb")):
+        render_notebook(notebook, RunLayout(out).notebooks / f"{notebook.stem}.html")
         pages[notebook.stem] = f"notebooks/{notebook.stem}.html"
     return pages
 
@@ -386,8 +386,10 @@ def _header(folder: Path, config: dict[str, Any], manifest: dict[str, Any], what
 def _sweep_runs_html(folder: Path, record: dict[str, Any]) -> str:
     rows = []
     for run, entry in sorted(record.get("runs", {}).items()):
-        report = folder / run / REPORT_DIR / "index.html"
-        link = f'<a href="../{_esc(run)}/{REPORT_DIR}/index.html">report</a>' if report.is_file() else "no report"
+        report = RunLayout(folder / run).report / "index.html"
+        link = (
+            f'<a href="../{_esc(run)}/{report.parent.name}/index.html">report</a>' if report.is_file() else "no report"
+        )
         rows.append(
             f"<tr><td>{_esc(run)}</td><td>{_esc(entry.get('seed', ''))}</td><td>{_esc(entry.get('setting', ''))}"
             f"</td><td>{_esc(entry.get('status', ''))}</td><td>{_esc(entry.get('attempts', ''))}</td>"
@@ -404,7 +406,8 @@ def report_body(folder: Path, out: Path) -> str:
     Returns:
         The HTML body.
     """
-    config, manifest = read_json(folder / CONFIG_FILE, default={}), read_json(folder / MANIFEST_FILE, default={})
+    layout = RunLayout(folder)
+    config, manifest = read_json(layout.config, default={}), read_json(layout.manifest, default={})
     record = read_json(folder / SWEEP_FILE)
     pages = _notebook_pages(folder, out)
     nav = (
@@ -416,9 +419,9 @@ def report_body(folder: Path, out: Path) -> str:
             _header(folder, config, manifest, "run", f"seed {config.get('seed', '?')}"),
             nav,
             '<h2 id="verdicts">Verdicts</h2><h3>Has the classifier under study learned?</h3>',
-            competence_html(read_json(folder / SUMMARY_FILE, default={})),
+            competence_html(read_json(layout.summary, default={})),
             "<h3>Gradient masking</h3>",
-            masking_html(folder / "tables" / f"{SANITY_TABLE}.csv"),
+            masking_html(RunLayout(folder).tables / f"{SANITY_TABLE}.csv"),
             '<h2 id="effects">Declared effects</h2><p>Each headline effect the profile declares, its value with a '
             "95% interval, and whether it holds; an effect is interpretable when every classifier it reads passed "
             "notebook 01's competence gate and is not degenerate.</p>",
@@ -442,7 +445,7 @@ def report_body(folder: Path, out: Path) -> str:
             _sweep_runs_html(folder, record),
             '<h2 id="effects">Declared effects over the seeds</h2>',
             '<p>See <a href="#figure-replication_forest">the forest plot</a> and the tables of notebook 90.</p>'
-            if (folder / "figures" / "replication_forest.png").is_file()
+            if (RunLayout(folder).figures / "replication_forest.png").is_file()
             else '<p class="banner"><b>Notebook 90 has not completed</b> over this sweep: no forest plot or replication '
             "tables. Its executed notebook (<code>notebooks/90_replication.ipynb</code>, where present) says why; "
             "rerun the sweep's command to run it again.</p>",
@@ -467,16 +470,16 @@ def write_report(folder: str | Path) -> Path:
         RunError: ``folder`` is neither a run folder nor a sweep folder.
     """
     folder = Path(folder).resolve()
-    if not ((folder / MANIFEST_FILE).is_file() or (folder / SWEEP_FILE).is_file()):
+    if not (RunLayout(folder).manifest.is_file() or (folder / SWEEP_FILE).is_file()):
         raise RunError(
             f"{folder}: not a run folder (no {MANIFEST_FILE}) or a sweep folder (no {SWEEP_FILE}); give the "
             "folder that medadv run or medadv sweep wrote."
         )
-    out = folder / REPORT_DIR
-    partial = folder / f".{REPORT_DIR}.partial"
+    out = RunLayout(folder).report
+    partial = folder / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    for sub in ("figures", "tables"):
-        (partial / sub).mkdir(parents=True)
+    for sub in (RunLayout(partial).figures, RunLayout(partial).tables):
+        sub.mkdir(parents=True)
     body = report_body(folder, partial)
     (partial / "index.html").write_text(_page(f"medadv report: {folder.name}", body), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)

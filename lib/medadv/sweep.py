@@ -57,8 +57,9 @@ from medadv.console import RUN_LOGGER, console_logger
 from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
+from medadv.layout import RunLayout
 from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, execute_notebook, parse_params
-from medadv.report import MANIFEST_FILE, write_config
+from medadv.report import write_config
 from medadv.run_report import SWEEP_FILE, write_report
 
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
@@ -183,7 +184,7 @@ def plan_runs(
         folder = f"seed-{seed:04d}" if not setting else f"{setting.replace('=', '-')}_seed-{seed:04d}"
         spec = RunSpec(int(seed), setting, sweep_dir / folder)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        (spec.run_dir / "profile.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        RunLayout(spec.run_dir).profile.write_text(yaml.safe_dump(raw, sort_keys=False))
         specs.append(spec)
     return specs
 
@@ -206,7 +207,7 @@ def run_complete(run_dir: Path) -> bool:
     Returns:
         True when the run completed.
     """
-    manifest = read_json(Path(run_dir) / MANIFEST_FILE, default={})
+    manifest = read_json(RunLayout(run_dir).manifest, default={})
     return bool(manifest.get("complete"))
 
 
@@ -273,7 +274,7 @@ def run_one(
         "-m",
         "medadv.pipeline",
         "--profile",
-        str(folder / "profile.yaml"),
+        str(RunLayout(folder).profile),
         "--run-dir",
         str(folder),
         "--device",
@@ -281,7 +282,7 @@ def run_one(
         *extra_args,
     ]
     start = time.perf_counter()
-    with open(folder / "pipeline.log", "a") as log:
+    with open(RunLayout(folder).pipeline_log, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
@@ -299,7 +300,7 @@ def _failure_text(spec: RunSpec, outcome: dict[str, Any]) -> str:
         return outcome["exception"]
     failed = [
         f"{n}: {e.get('error', '')}"
-        for n, e in read_json(spec.run_dir / MANIFEST_FILE, {}).get("notebooks", {}).items()
+        for n, e in read_json(RunLayout(spec.run_dir).manifest, {}).get("notebooks", {}).items()
         if e.get("status") == "failed"
     ]
     return f"pipeline exit status {outcome.get('rc')}" + (f" ({'; '.join(failed)})" if failed else "")
@@ -518,7 +519,7 @@ def execute(
             note = f"{spec.label} failed ({entry['error']}); retrying once"
         else:
             entry |= {"status": "failed", "error": _failure_text(spec, outcome)}
-            note = f"{spec.label} FAILED twice ({entry['error']}); see {spec.run_dir / 'pipeline.log'}"
+            note = f"{spec.label} FAILED twice ({entry['error']}); see {RunLayout(spec.run_dir).pipeline_log}"
         write_json(sweep_dir / SWEEP_FILE, record)
         LOG.info(f"{_progress(record, client)}  [{note}]")
 
@@ -532,7 +533,7 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     notebook = DEFAULT_NOTEBOOKS / REPLICATION_NOTEBOOK
-    out = sweep_dir / "notebooks" / REPLICATION_NOTEBOOK
+    out = RunLayout(sweep_dir).notebooks / REPLICATION_NOTEBOOK
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {
         "run_dir": str(sweep_dir),
@@ -546,7 +547,7 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     except PapermillExecutionError as exc:
         LOG.info(f"sweep: 90_replication FAILED: {exc.ename}: {exc.evalue}; executed notebook: {out}")
         return 1
-    LOG.info(f"sweep: replication table in {sweep_dir / 'tables' / 'replication_effects.csv'}")
+    LOG.info(f"sweep: replication table in {RunLayout(sweep_dir).table('replication_effects')}")
     return 0
 
 
@@ -610,7 +611,7 @@ def run_sweep(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(sweep_dir or Path("results") / f"sweep-{base.name}-{stamp}").resolve()
     specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
-    base_file = sweep_dir / "profile.yaml"
+    base_file = RunLayout(sweep_dir).profile
     base_file.write_text(yaml.safe_dump(base.to_dict(), sort_keys=False))
     write_config(sweep_dir, base, "cpu")
     record = _record(sweep_dir, profile, specs, grid)

@@ -33,7 +33,6 @@ import pandas as pd
 
 from medadv.errors import DataError, RunError
 
-EXAMPLES_DIR = "attack_examples"
 INDEX_COLUMNS = ("attack", "norm", "eps", "image_id", "row")
 #: (attack, norm, eps) -> the examples, (n, 1, H, W) float32, one per image of ``AttackExamples.image_ids``.
 ExampleSets = dict[tuple[str, str, float], np.ndarray]

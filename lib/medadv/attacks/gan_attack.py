@@ -202,10 +202,9 @@ def flip_rate(
     )
 
 
-def load_fakes(
-    run_dir: str | Path, index: pd.DataFrame, image_ids: ArrayLike, image_size: tuple[int, int]
-) -> np.ndarray:
-    """The fakes of ``image_ids`` (in that order) from notebook 02's adversarial index, as (N, 1, H, W) in [0, 1].
+def load_fakes(root: Path, index: pd.DataFrame, image_ids: ArrayLike, image_size: tuple[int, int]) -> np.ndarray:
+    """The fakes of ``image_ids`` (in that order) from notebook 02's adversarial index, whose paths are relative to
+    ``root`` (the run folder), as (N, 1, H, W) in [0, 1].
 
     Check the index first with :func:`medadv.data.adversarial.validate_adversarial_index` (columns, flipped labels).
 
@@ -225,5 +224,5 @@ def load_fakes(
     h, w = image_size
     out = np.empty((len(ids), 1, h, w), np.float32)
     for k, image_id in enumerate(ids):
-        out[k, 0] = resize(read_image(Path(run_dir) / by_id.at[image_id, "path"]), (h, w))
+        out[k, 0] = resize(read_image(Path(root) / by_id.at[image_id, "path"]), (h, w))
     return out

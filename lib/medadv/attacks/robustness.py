@@ -514,14 +514,15 @@ def recipe_row(
     return row
 
 
-def load_models(run_dir: str | Path, device: torch.device) -> dict[str, tuple[nn.Module, str]]:
-    """Every trained classifier of a run folder (notebook 01): ``name -> (model in eval mode, recipe)``.
+def load_models(checkpoints: Path, device: torch.device) -> dict[str, tuple[nn.Module, str]]:
+    """Every trained classifier in a run folder's checkpoints folder (notebook 01; ``RunLayout.checkpoints``):
+    ``name -> (model in eval mode, recipe)``.
 
     Returns:
         ``{name: (model in eval mode, recipe)}``, sorted by name.
     """
     out = {}
-    for name, weights in trained_models(run_dir).items():
+    for name, weights in trained_models(checkpoints).items():
         model, meta = load_model_checkpoint(weights.with_suffix(""), device)
         out[name] = (model, str(meta.get("recipe", "unknown")))
     return out

@@ -25,17 +25,14 @@ from matplotlib.figure import Figure
 
 from medadv.data.pixels import quantize, save_png16
 from medadv.errors import DataError, RunError
+from medadv.layout import RunLayout
 from medadv.style import paper_figure, paper_style, row_label, wrap
 
 ADVERSARIAL_COLUMNS = ("image_id", "split", "source_label", "fake_label", "path", "mean_abs_change")
 EDUCATION_COLUMNS = ("image_id", "real_path", "fake_path", "diff_path")
-ADVERSARIAL_DIR = "data/adversarial"
-ADVERSARIAL_INDEX = "tables/adversarial_index.csv"
-EDUCATION_DIR = "data/education"
 
 __all__ = [
     "ADVERSARIAL_COLUMNS",
-    "ADVERSARIAL_INDEX",
     "EDUCATION_COLUMNS",
     "difference_image",
     "education_selection",
@@ -63,19 +60,19 @@ def _file_stem(image_id: str) -> str:
 
 
 def write_adversarial_set(
-    run_dir: str | Path, rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray
+    layout: RunLayout, rows: pd.DataFrame, real: np.ndarray, fake: np.ndarray
 ) -> tuple[pd.DataFrame, list[Path]]:
-    """Write each fake as a 16-bit PNG and build the adversarial index.
+    """Write each fake as a 16-bit PNG under the run folder's ``data/adversarial`` and build the adversarial index.
 
     Args:
-        run_dir: the run folder.
+        layout: the run folder's layout (the fakes go to ``layout.adversarial``; the index's paths are relative to
+            the run folder).
         rows: one row per image with image_id, split and label (the cohort rows of ``real``, in order).
         real, fake: (N, 1, H, W) in [0, 1]; ``fake[i]`` is the flipped-label counterpart of ``real[i]``.
 
     Returns:
         (index with :data:`ADVERSARIAL_COLUMNS`, the written paths) — register the paths with the run context.
     """
-    run_dir = Path(run_dir)
     real = np.asarray(real)
     fake = np.asarray(fake)
     if real.shape != fake.shape or len(rows) != len(real):
@@ -87,8 +84,8 @@ def write_adversarial_set(
         raise DataError("image ids collide once made file-name safe; give the cohort unique alphanumeric image ids.")
     records, paths = [], []
     for k, row in enumerate(rows.itertuples(index=False)):
-        rel = f"{ADVERSARIAL_DIR}/{stems[k]}.png"
-        path = save_png16(run_dir / rel, fake[k, 0])
+        path = save_png16(layout.adversarial / f"{stems[k]}.png", fake[k, 0])
+        rel = layout.relative(path)
         stored = quantize(fake[k, 0], 16).astype(np.float64) / 65535.0
         records.append(
             {
@@ -131,9 +128,9 @@ def validate_adversarial_index(
         raise DataError(f"adversarial_index: labels not flipped (or source label wrong) for {bad[:5]}.")
 
 
-def read_adversarial_index(run_dir: str | Path, cohort: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Read a run folder's ``tables/adversarial_index.csv`` (written by notebook 02), image ids as text: the one
-    reader of the file; with ``cohort``, checked against it by :func:`validate_adversarial_index`.
+def read_adversarial_index(path: Path, cohort: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read a run folder's adversarial index (``RunLayout.adversarial_index``, written by notebook 02), image ids as
+    text: the one reader of the file; with ``cohort``, checked against it by :func:`validate_adversarial_index`.
 
     Returns:
         The index as written (:data:`ADVERSARIAL_COLUMNS`).
@@ -142,7 +139,6 @@ def read_adversarial_index(run_dir: str | Path, cohort: pd.DataFrame | None = No
         RunError: the file is missing (run notebook 02 for this run folder first).
         DataError: with ``cohort``, the index does not match it.
     """
-    path = Path(run_dir) / ADVERSARIAL_INDEX
     if not path.is_file():
         raise RunError(
             f"{path} is missing; it is made by notebook 02_gan_training: run that notebook for this run folder first."
@@ -154,21 +150,21 @@ def read_adversarial_index(run_dir: str | Path, cohort: pd.DataFrame | None = No
 
 
 def write_education_set(
-    run_dir: str | Path, image_ids: list[str], real: np.ndarray, fake: np.ndarray
+    layout: RunLayout, image_ids: list[str], real: np.ndarray, fake: np.ndarray
 ) -> tuple[pd.DataFrame, list[Path]]:
-    """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs; returns (index, paths).
+    """Write paper 001's education triplets (real, fake, difference) as 16-bit PNGs under the run folder's
+    ``data/education`` (``layout.education``; the index's paths are relative to the run folder).
 
     Returns:
         The education index (columns :data:`EDUCATION_COLUMNS`) and the PNG paths written.
     """
-    run_dir = Path(run_dir)
     if len(image_ids) != len(real) or np.shape(real) != np.shape(fake):
         raise DataError(
             f"{len(image_ids)} ids, real {np.shape(real)}, fake {np.shape(fake)}; expected one pair per id."
         )
     records, paths = [], []
     for k, image_id in enumerate(image_ids):
-        stem = f"{EDUCATION_DIR}/{_file_stem(image_id)}"
+        stem = layout.relative(layout.education / _file_stem(image_id))
         rels = {"real_path": f"{stem}_real.png", "fake_path": f"{stem}_fake.png", "diff_path": f"{stem}_diff.png"}
         images = {
             "real_path": real[k, 0],
@@ -176,7 +172,7 @@ def write_education_set(
             "diff_path": difference_image(real[k, 0], fake[k, 0]),
         }
         for key, rel in rels.items():
-            paths.append(save_png16(run_dir / rel, images[key]))
+            paths.append(save_png16(layout.root / rel, images[key]))
         records.append({"image_id": str(image_id), **rels})
     return pd.DataFrame(records, columns=list(EDUCATION_COLUMNS)), paths
 

@@ -1,7 +1,7 @@
 """Notebook 00's work: build the cohort of a run (phantom or real data), split it, check it, and summarise it.
 
 ``build_cohort`` is the one call that turns a profile into the split, validated cohort table that every later
-notebook reads from ``cohort.csv``. The phantom is rendered into ``<run_dir>/data/phantom`` with paths relative to the
+notebook reads from ``cohort.csv``. The phantom is rendered into the run folder's ``data/phantom`` (``RunLayout.phantom``) with paths relative to the
 run folder (the run's image root); a real data set is read through :func:`medadv.data.load_cohort` with paths
 relative to its data root.
 """
@@ -18,14 +18,12 @@ from medadv.config import Profile
 from medadv.data.cohort import SPLITS, validate_cohort
 from medadv.data.phantom import generate_cohort
 from medadv.data.splits import assign_splits, check_leakage, patient_labels
+from medadv.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-PHANTOM_DIR = Path("data") / "phantom"
-"""Where the phantom cohort's files go, relative to the run folder."""
 
-
-def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
+def build_cohort(profile: Profile, layout: RunLayout) -> pd.DataFrame:
     """The run's cohort table: the phantom (``profile.data.manifest`` is None) or a real data set, with
     patient-level splits (``profile.data.split``, seeded by ``profile.seed``; an official split is kept), checked for
     patient leakage and validated.
@@ -37,10 +35,9 @@ def build_cohort(profile: Profile, run_dir: str | Path) -> pd.DataFrame:
         DataError: from the loader, the splits or the leakage check (see :mod:`medadv.data.splits`).
     """
     data = profile.data
-    run_dir = Path(run_dir)
     if data.manifest is None:
-        cohort = generate_cohort(data, profile.seed, run_dir / PHANTOM_DIR, relative_to=run_dir)
-        where = f"phantom cohort in {run_dir / PHANTOM_DIR}"
+        cohort = generate_cohort(data, profile.seed, layout.phantom, relative_to=layout.root)
+        where = f"phantom cohort in {layout.phantom}"
     else:
         cohort = medadv.data.load_cohort(data.manifest, data.root)
         where = f"cohort of manifest {data.manifest}"

@@ -50,8 +50,9 @@ def build_model(spec: Mapping[str, Any], weights_follow: bool = False) -> nn.Mod
     raise ConfigError(f"model spec has kind {kind!r}; expected 'vgg', 'multitask' or 'torchvision'.")
 
 
-def trained_models(run_dir: str | Path) -> dict[str, Path]:
-    """Trained classifiers of a run folder: name -> ``.safetensors`` path, sorted by name.
+def trained_models(checkpoints: Path) -> dict[str, Path]:
+    """Trained classifiers in a run folder's checkpoints folder (``RunLayout.checkpoints``): name ->
+    ``.safetensors`` path, sorted by name.
 
     Returns:
         ``{name: weights path}``, sorted by name.
@@ -60,7 +61,7 @@ def trained_models(run_dir: str | Path) -> dict[str, Path]:
         CheckpointError: weights in ``checkpoints/`` without their JSON sidecar, or a sidecar that is not JSON (a
             classifier left out silently would shorten every comparison of notebooks 03 and 04).
     """
-    folder = Path(run_dir) / "checkpoints"
+    folder = Path(checkpoints)
     orphans = sorted(w.name for w in folder.glob("*.safetensors") if not w.with_suffix(".json").is_file())
     if orphans:
         raise CheckpointError(
@@ -97,16 +98,17 @@ def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") 
     return model.to(device).eval(), meta
 
 
-def load_trained(run_dir: str | Path, name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) of a run folder, in eval mode on ``device``.
+def load_trained(checkpoints: Path, name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) in a run folder's checkpoints folder
+    (``RunLayout.checkpoints``), in eval mode on ``device``.
 
     Returns:
         The classifier, in eval mode on ``device``.
     """
-    available = trained_models(run_dir)
+    available = trained_models(checkpoints)
     if name not in available:
         raise CheckpointError(
-            f"no trained classifier {name!r} in {Path(run_dir) / 'checkpoints'} (found {sorted(available)}); "
+            f"no trained classifier {name!r} in {checkpoints} (found {sorted(available)}); "
             "run notebook 01_classifier_training for this run folder first."
         )
     model, _ = load_model_checkpoint(available[name].with_suffix(""), device)

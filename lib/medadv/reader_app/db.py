@@ -45,7 +45,6 @@ from medadv.reader_app.credentials import token_digest
 from medadv.reader_app.responses import RESPONSE_COLUMNS
 from medadv.reader_app.simulate import SEEN
 
-DB_FILE = "reader.sqlite"
 READ_ANSWERS = ("real", "not_real", "unsure")
 TOKEN_BYTES = 16
 SCHEMA_VERSION = 2
@@ -57,7 +56,6 @@ PlainTokenKeeper = Callable[[str | None, dict[str, str]], None]
 
 __all__ = [
     "BUSY_TIMEOUT_S",
-    "DB_FILE",
     "INSTRUCTOR_DIGEST_KEY",
     "AnswerRefused",
     "DatabaseBusy",
@@ -588,7 +586,7 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(
-            f"responses_db {path}: no such file; give the run's data/{DB_FILE} that `medadv-reader serve` writes."
+            f"responses_db {path}: no such file; give the answer database that `medadv-reader serve` writes in the run folder (data/reader.sqlite)."
         )
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)

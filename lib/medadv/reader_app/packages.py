@@ -57,14 +57,12 @@ from medadv.data.adversarial import EDUCATION_COLUMNS, validate_adversarial_inde
 from medadv.data.images import read_image, resize
 from medadv.data.pixels import save_png8
 from medadv.errors import DataError
+from medadv.layout import ANSWER_KEY_FILE
 from medadv.reader_app.config import SESSIONS
 from medadv.reader_app.page import render_page
 
 log = logging.getLogger(__name__)
 
-#: The packages' folder under a run folder's ``data/`` (notebook 05 builds it, the workshop server serves it).
-PACKAGES_DIR = "reader_packages"
-ANSWER_KEY_FILE = "answer_key.csv"
 SESSION_MANIFEST_FILE = "manifest.csv"
 APP_FILE = "index.html"
 IMAGES_DIR = "images"
@@ -84,7 +82,6 @@ TRIPLET_PARTS = ("real", "fake", "diff")
 
 __all__ = [
     "ANSWER_KEY_COLUMNS",
-    "ANSWER_KEY_FILE",
     "APP_FILE",
     "SESSION_MANIFEST_FILE",
     "SessionPackages",

@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 
 from medadv.errors import DataError
-from medadv.reader_app.db import DB_FILE, SessionItems, StoredAnswer
-from medadv.reader_app.packages import ANSWER_KEY_FILE, APP_FILE, PACKAGES_DIR, session_dir_name
+from medadv.layout import RunLayout
+from medadv.reader_app.db import SessionItems, StoredAnswer
+from medadv.reader_app.packages import APP_FILE, session_dir_name
 
 PAYLOAD_RE = re.compile(r'<script type="application/json" id="session-data">(.*?)</script>', re.S)
 BEFORE_AFTER = {2: "real images only", 3: "before the education", 5: "after the education"}
@@ -43,8 +44,8 @@ class ServedStudy:
 
     @property
     def db_path(self) -> Path:
-        """``<run>/data/reader.sqlite``."""
-        return self.run_dir / "data" / DB_FILE
+        """``<run>/data/reader.sqlite`` (``RunLayout.reader_db``)."""
+        return RunLayout(self.run_dir).reader_db
 
     def session_dir(self, session: int) -> Path:
         """The folder of one session package.
@@ -100,8 +101,8 @@ def load_study(run_dir: str | Path) -> ServedStudy:
         DataError: no ``data/reader_packages`` with an answer key and five session pages (run notebook 05 first).
     """
     run_dir = Path(run_dir)
-    packages = run_dir / "data" / PACKAGES_DIR
-    key_path = packages / ANSWER_KEY_FILE
+    packages = RunLayout(run_dir).reader_packages
+    key_path = RunLayout(run_dir).answer_key
     if not key_path.is_file():
         raise DataError(
             f"{run_dir}: no {key_path.relative_to(run_dir)}; run the pipeline up to notebook 05 "

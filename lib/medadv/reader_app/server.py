@@ -60,6 +60,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medadv.console import console_logger
 from medadv.errors import ConfigError, DataError, MedadvError
+from medadv.layout import RunLayout
 from medadv.reader_app.credentials import InstructorFile, instructor_file_path, token_digest, token_matches
 from medadv.reader_app.db import INSTRUCTOR_DIGEST_KEY, AnswerRefused, DatabaseBusy, ReaderDatabase, StoredAnswer
 from medadv.reader_app.page import render_page
@@ -620,7 +621,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "medadv-reader") -> int:
     try:
         if args.command == "import":
             stored, skipped = import_files(args.run_dir, args.paths)
-            console.info(f"imported {stored} answers ({skipped} already present) into {Path(args.run_dir) / 'data'}")
+            console.info(
+                f"imported {stored} answers ({skipped} already present) into {RunLayout(args.run_dir).reader_db}"
+            )
             return 0
         server = open_server(args.run_dir, args.host, args.port, args.public_url, args.new_instructor_token)
     except MedadvError as exc:

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from medadv.attacks.ensemble import credit_order, evaluate_models
-from medadv.attacks.examples import EXAMPLES_DIR, write_examples
+from medadv.attacks.examples import write_examples
 from medadv.attacks.gan_attack import GanAttackResult, gan_attack_evaluation, load_fakes
 from medadv.attacks.masking import masking_suspected
 from medadv.attacks.plots import attack_examples_figure
@@ -90,7 +90,11 @@ def load_inputs(ctx: RunContext) -> AttackInputs:
     test = load_split(cohort, ctx.image_root, ctx.profile.data.image_size, "test")
     reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     return AttackInputs(
-        cohort, test, load_models(ctx.run_dir, ctx.device), reference, load_trained(ctx.run_dir, reference, ctx.device)
+        cohort,
+        test,
+        load_models(ctx.layout.checkpoints, ctx.device),
+        reference,
+        load_trained(ctx.layout.checkpoints, reference, ctx.device),
     )
 
 
@@ -119,8 +123,8 @@ def gan_attack(ctx: RunContext, inputs: AttackInputs, config: AttackConfig) -> G
     Raises:
         RunError: notebook 02 has not written ``adversarial_index``; DataError: the index does not match the cohort.
     """
-    index = read_adversarial_index(ctx.run_dir, inputs.cohort)
-    fakes = load_fakes(ctx.run_dir, index, inputs.test.rows["image_id"], ctx.profile.data.image_size)
+    index = read_adversarial_index(ctx.layout.adversarial_index, inputs.cohort)
+    fakes = load_fakes(ctx.layout.root, index, inputs.test.rows["image_id"], ctx.profile.data.image_size)
     real_scores = positive_scores(inputs.erm, inputs.test.images, ctx.device, config.batch_size)
     fake_scores = positive_scores(inputs.erm, fakes, ctx.device, config.batch_size)
     return GanAttack(
@@ -220,7 +224,7 @@ def evaluate_robustness(ctx: RunContext, inputs: AttackInputs, config: AttackCon
     wanted = {ENSEMBLE_ATTACK[a] for a in detect.attacks}
     for kept in robust.examples.values():
         sets = {(a, n, e): images for (a, n, e), images in kept.images.items() if a in wanted and n == "linf"}
-        ctx.register_many(write_examples(ctx.data_dir / EXAMPLES_DIR, dataclasses.replace(kept, images=sets)))
+        ctx.register_many(write_examples(ctx.layout.attack_examples, dataclasses.replace(kept, images=sets)))
     return robust
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from medadv.config import pick_device
 from medadv.data.images import SplitArrays, load_split
+from medadv.layout import RunLayout
 from medadv.models.checkpoint import checkpoint_paths
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig, MultiTaskResNet
@@ -131,7 +132,7 @@ def _fit_in_run(
         recipe,
         train,
         val,
-        ctx.checkpoints_dir,
+        ctx.layout.checkpoints,
         ctx.profile.seed,
         device,
         dist_ctx,
@@ -147,7 +148,7 @@ def train_profile_models(
     ``classifier.multitask``, paper 004's network (``multitask_erm``, on clean images so that its masks align).
 
     Each run is :func:`medadv.train.loop.fit` with explicit paths: checkpoints go to the run's ``checkpoints`` folder
-    (``ctx.checkpoints_dir``) and a finished or interrupted training resumes from there.
+    (``ctx.layout.checkpoints``) and a finished or interrupted training resumes from there.
 
     Returns:
         the trained classifiers, in training order.
@@ -191,15 +192,13 @@ def train_profile_models(
     return out
 
 
-def checkpoint_files(checkpoints_dir: Path, trained: Sequence[TrainedClassifier]) -> list[Path]:
+def checkpoint_files(layout: RunLayout, trained: Sequence[TrainedClassifier]) -> list[Path]:
     """Every checkpoint file of the trained classifiers: the kept model and the last training state of each.
 
     Returns:
         the ``.safetensors`` and ``.json`` paths, model by model in training order.
     """
-    stems = [
-        stem for t in trained for stem in (checkpoints_dir / t.name, checkpoints_dir / "training" / f"{t.name}_last")
-    ]
+    stems = [stem for t in trained for stem in (layout.checkpoint(t.name), layout.training_state(t.name))]
     return [path for stem in stems for path in checkpoint_paths(stem)]
 
 
@@ -210,7 +209,7 @@ def train_classifiers(ctx: RunContext) -> list[TrainedClassifier]:
         the trained classifiers, in training order.
     """
     trained = train_profile_models(ctx, ctx.device)
-    ctx.register_many(checkpoint_files(ctx.checkpoints_dir, trained))
+    ctx.register_many(checkpoint_files(ctx.layout, trained))
     return trained
 
 

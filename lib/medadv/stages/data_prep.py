@@ -15,7 +15,7 @@ import pandas as pd
 from medadv.config import DataConfig
 from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, leakage_table
 from medadv.data.splits import check_leakage
-from medadv.report import COHORT_FILE, RunContext
+from medadv.report import RunContext
 
 __all__ = ["DataPrepConfig", "LeakageCheck", "leakage_check", "write_cohort"]
 
@@ -41,9 +41,9 @@ def write_cohort(ctx: RunContext) -> pd.DataFrame:
     Returns:
         the split, validated cohort table, one row per image.
     """
-    cohort = build_cohort(ctx.profile, ctx.run_dir)
-    cohort.to_csv(ctx.run_dir / COHORT_FILE, index=False, lineterminator="\n")
-    ctx.register(ctx.run_dir / COHORT_FILE)
+    cohort = build_cohort(ctx.profile, ctx.layout)
+    cohort.to_csv(ctx.layout.cohort, index=False, lineterminator="\n")
+    ctx.register(ctx.layout.cohort)
     if ctx.profile.data.manifest is None:
         ctx.register_many(cohort_files(cohort, ctx.image_root))
     return cohort

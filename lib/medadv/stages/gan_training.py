@@ -101,11 +101,11 @@ def load_inputs(ctx: RunContext) -> GanInputs:
         RunError: notebook 01 has not written that classifier's checkpoint.
     """
     reference = ClassifierConfig.from_profile(ctx.profile).reference_model
-    ctx.require(f"checkpoints/{reference}.safetensors", made_by="01_classifier_training")
+    ctx.require(ctx.layout.checkpoint(reference).with_suffix(".safetensors"), made_by="01_classifier_training")
     cohort = ctx.cohort()
     size = tuple(ctx.profile.data.image_size)
     splits = {s: load_split(cohort, ctx.image_root, size, s) for s in SPLITS}
-    return GanInputs(cohort, splits, reference, load_trained(ctx.run_dir, reference, ctx.device))
+    return GanInputs(cohort, splits, reference, load_trained(ctx.layout.checkpoints, reference, ctx.device))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +145,12 @@ def train_generators(ctx: RunContext, inputs: GanInputs, config: GanConfig) -> G
             config,
             ctx.profile.seed,
             ctx.device,
-            checkpoint_prefix=ctx.checkpoints_dir / f"gan_{d}",
+            checkpoint_prefix=ctx.layout.gan(d),
             ledger=ctx,
         )
         for d in DIRECTIONS
     }
-    ctx.register_many([p for d in DIRECTIONS for p in checkpoint_paths(ctx.checkpoints_dir / f"gan_{d}")])
+    ctx.register_many([p for d in DIRECTIONS for p in checkpoint_paths(ctx.layout.gan(d))])
     history = pd.concat([r.history for r in results.values()], ignore_index=True)
     return GanTraining(results, history, stage_warnings(history, config))
 
@@ -194,7 +194,7 @@ def build_adversarial_set(ctx: RunContext, inputs: GanInputs, generators: Mappin
     }
     rows = pd.concat([splits[s].rows for s in fakes], ignore_index=True)
     index, paths = write_adversarial_set(
-        ctx.run_dir, rows, np.concatenate([splits[s].images for s in fakes]), np.concatenate(list(fakes.values()))
+        ctx.layout, rows, np.concatenate([splits[s].images for s in fakes]), np.concatenate(list(fakes.values()))
     )
     validate_adversarial_index(index, inputs.cohort)
     ctx.register_many(paths)
@@ -234,7 +234,7 @@ def education_set(
     train = inputs.splits["train"]
     pick = education_selection(train.labels, config.education_triplets, ctx.profile.seed)
     fakes = flipped_fakes(dict(generators), train.images[pick], train.labels[pick], FAKE_BATCH, ctx.device)
-    index, paths = write_education_set(ctx.run_dir, list(train.rows.image_id[pick]), train.images[pick], fakes)
+    index, paths = write_education_set(ctx.layout, list(train.rows.image_id[pick]), train.images[pick], fakes)
     ctx.register_many(paths)
     return index
 

@@ -97,7 +97,7 @@ def load_inputs(ctx: RunContext, config: ExplainConfig) -> AlignmentInputs:
     """
     started = time.perf_counter()
     study = study_images(ctx.cohort(), ctx.image_root, ctx.profile.data.image_size, config.n_images, ctx.profile.seed)
-    models = {name: load_trained(ctx.run_dir, name, ctx.device) for name in config.models}
+    models = {name: load_trained(ctx.layout.checkpoints, name, ctx.device) for name in config.models}
     return AlignmentInputs(study.images, study.masks[:, 0], study.rows["image_id"].tolist(), models, started)
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medadv.attacks.examples import EXAMPLES_DIR, AttackExamples, read_examples
+from medadv.attacks.examples import AttackExamples, read_examples
 from medadv.attacks.gan_attack import load_fakes
 from medadv.core import read_json
 from medadv.data.adversarial import read_adversarial_index
@@ -49,23 +49,21 @@ from medadv.detect.config import DetectionConfig
 from medadv.detect.metrics import confidence_levels
 from medadv.detect.training import REAL_FAKE_NAME, real_fake_arrays, train_real_fake
 from medadv.errors import CheckpointError, RunError
+from medadv.layout import RunLayout
 from medadv.models.checkpoint import checkpoint_paths, load_checkpoint, split_prefix
 from medadv.models.gan_networks import DIRECTIONS, Discriminator, flipped_fakes
 from medadv.models.registry import load_model_checkpoint, trained_models
 from medadv.reader_app.analysis import MRMC_TREATMENTS, analyse_responses, load_responses
-from medadv.reader_app.packages import ANSWER_KEY_FILE, PACKAGES_DIR, SESSION_MANIFEST_FILE, session_dir_name
+from medadv.reader_app.packages import SESSION_MANIFEST_FILE, session_dir_name
 from medadv.reader_app.responses import RESPONSE_COLUMNS, read_responses, validate_responses
 from medadv.reader_app.simulate import write_responses
-from medadv.report import SUMMARY_FILE, RunContext
-from medadv.stages.reader_study import SIMULATED_DIR
+from medadv.report import RunContext
 from medadv.stats.reader import accuracy_table, ratings_from_responses, session_tests
 from medadv.stats.standalone import standalone_vs_readers
 from medadv.train.evaluate import youden_threshold
 from medadv.train.gan import load_generator
 
 MACHINE_SESSIONS = MRMC_TREATMENTS  # the blinded half-real, half-fake sessions 3 and 5
-MACHINE_DIR = "reader_responses_machine"
-DETECT_CHECKPOINTS = "detect"
 
 __all__ = [
     "DetectConfig",
@@ -118,26 +116,28 @@ def load_inputs(ctx: RunContext) -> DetectionInputs:
     cohort = ctx.cohort()
     size = tuple(ctx.profile.data.image_size)
     splits = {s: load_split(cohort, ctx.image_root, size, s) for s in ("train", "val", "test")}
-    index = read_adversarial_index(ctx.run_dir, cohort)
+    index = read_adversarial_index(ctx.layout.adversarial_index, cohort)
     examples = read_examples(
-        ctx.data_dir / EXAMPLES_DIR,
+        ctx.layout.attack_examples,
         DetectConfig.from_profile(ctx.profile).classifier,
         list(splits["test"].rows["image_id"]),
     )
     return DetectionInputs(
-        splits, {s: load_fakes(ctx.run_dir, index, splits[s].rows["image_id"], size) for s in ("val", "test")}, examples
+        splits,
+        {s: load_fakes(ctx.layout.root, index, splits[s].rows["image_id"], size) for s in ("val", "test")},
+        examples,
     )
 
 
-def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:
-    """Notebook 02's trained discriminators (``checkpoints/gan_remove``, ``gan_insert``), in eval mode.
+def load_discriminators(layout: RunLayout, classifier: nn.Module, device: torch.device) -> dict[str, nn.Module]:
+    """Notebook 02's trained discriminators (``checkpoints/gan_remove``, ``gan_insert``: ``layout.gan``), in eval mode.
 
     Returns:
         ``{"remove": discriminator, "insert": discriminator}``, each in eval mode on ``device``.
     """
     out = {}
     for direction in DIRECTIONS:
-        stem = Path(run_dir) / "checkpoints" / f"gan_{direction}"
+        stem = layout.gan(direction)
         if not all(p.is_file() for p in checkpoint_paths(stem)):
             raise RunError(f"{stem}.safetensors is missing; it is made by notebook 02_gan_training: run it first.")
         tensors, _ = load_checkpoint(stem)
@@ -150,8 +150,8 @@ def load_discriminators(run_dir: Path, classifier: nn.Module, device: torch.devi
     return out
 
 
-def _generators(run_dir: Path, device: torch.device) -> dict[str, nn.Module]:
-    return {d: load_generator(Path(run_dir) / "checkpoints" / f"gan_{d}", device) for d in DIRECTIONS}
+def _generators(layout: RunLayout, device: torch.device) -> dict[str, nn.Module]:
+    return {d: load_generator(layout.gan(d), device) for d in DIRECTIONS}
 
 
 def build_detectors(
@@ -164,7 +164,7 @@ def build_detectors(
     Returns:
         The classifier, the detectors by name, and the real-vs-fake classifier's per-epoch history.
     """
-    available = trained_models(ctx.run_dir)
+    available = trained_models(ctx.layout.checkpoints)
     if config.classifier not in available:
         raise RunError(
             f"detect.classifier {config.classifier!r} is not among the trained classifiers "
@@ -174,11 +174,11 @@ def build_detectors(
     classifier.requires_grad_(False)
     train = splits["train"]
     train_fakes = flipped_fakes(
-        _generators(ctx.run_dir, ctx.device), train.images, train.labels, config.batch_size, ctx.device
+        _generators(ctx.layout, ctx.device), train.images, train.labels, config.batch_size, ctx.device
     )
     train_fakes = quantize(train_fakes, 16).astype(np.float32) / 65535.0  # as notebook 02 stores its fakes
     init = classifier.state_dict() if config.fake_init == "classifier" else None
-    ckpt_dir = ctx.checkpoints_dir / DETECT_CHECKPOINTS
+    ckpt_dir = ctx.layout.detect_checkpoints
     real_fake, result = train_real_fake(
         meta["model"],
         init,
@@ -199,7 +199,7 @@ def build_detectors(
             classifier, train.images, train.labels, ctx.device, config.batch_size
         ),
         DiscriminatorScore.name: DiscriminatorScore(
-            load_discriminators(ctx.run_dir, classifier, ctx.device), ctx.device
+            load_discriminators(ctx.layout, classifier, ctx.device), ctx.device
         ),
     }
     return classifier, detectors, result.history.rename(columns={"seconds": "epoch_seconds"})
@@ -227,9 +227,9 @@ def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool
         RunError: notebook 05 has not run, or it analysed real responses and ``responses_dir`` is not given (or the
             reverse).
     """
-    label = read_json(ctx.run_dir / SUMMARY_FILE, default={}).get("05_reader_study", {}).get("responses")
+    label = read_json(ctx.layout.summary, default={}).get("05_reader_study", {}).get("responses")
     if label is None:
-        raise RunError(f"{ctx.run_dir / SUMMARY_FILE} holds no reader study; run notebook 05_reader_study first.")
+        raise RunError(f"{ctx.layout.summary} holds no reader study; run notebook 05_reader_study first.")
     simulated = responses_dir is None
     if simulated != (label == "simulated"):
         raise RunError(
@@ -237,7 +237,7 @@ def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool
             "06 the same responses_dir as notebook 05."
         )
     if simulated:
-        return ctx.require(f"data/{SIMULATED_DIR}", made_by="05_reader_study"), True
+        return ctx.require(ctx.layout.simulated_responses, made_by="05_reader_study"), True
     return Path(responses_dir), False
 
 
@@ -411,14 +411,14 @@ def machine_reader_study(
         The thresholds, the machine reads and the tables comparing each detector with the panel.
     """
     thresholds, reference = _thresholds(detectors, val_real, val_fakes, batch_size)
-    root = ctx.require(f"data/{PACKAGES_DIR}", made_by="05_reader_study")
+    root = ctx.require(ctx.layout.reader_packages, made_by="05_reader_study")
     key = pd.read_csv(
-        ctx.require(f"data/{PACKAGES_DIR}/{ANSWER_KEY_FILE}", made_by="05_reader_study"),
+        ctx.require(ctx.layout.answer_key, made_by="05_reader_study"),
         dtype={"image_id": str, "source_image_id": str},
     )
     size = tuple(ctx.profile.data.image_size)
     machine = _machine_reads(detectors, root, thresholds, reference, size, batch_size)
-    files = write_responses(machine[list(RESPONSE_COLUMNS)], ctx.data_dir / MACHINE_DIR)
+    files = write_responses(machine[list(RESPONSE_COLUMNS)], ctx.layout.machine_responses)
     ctx.register_many(files)
     machine_reads = validate_responses(
         read_responses(files), key[key["session"].isin(MACHINE_SESSIONS)], sessions=MACHINE_SESSIONS

@@ -24,11 +24,10 @@ from medadv.data.adversarial import read_adversarial_index
 from medadv.errors import ConfigError
 from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
-from medadv.reader_app.packages import PACKAGES_DIR, SessionPackages, build_sessions
+from medadv.reader_app.packages import SessionPackages, build_sessions
 from medadv.reader_app.simulate import simulate_panel, write_responses
 from medadv.report import RunContext
 
-SIMULATED_DIR = "reader_responses_simulated"
 GAN_NOTEBOOK = "02_gan_training"
 
 SESSION_TEST_COLUMNS = [
@@ -47,7 +46,6 @@ SESSION_TEST_COLUMNS = [
 
 __all__ = [
     "MRMC_ANALYSES",
-    "SIMULATED_DIR",
     "ReaderStudy",
     "ReaderStudyConfig",
     "accuracy_by_session",
@@ -67,7 +65,7 @@ class ReaderStudyConfig(ReaderConfig):
 
 
 def _education_index(ctx: RunContext) -> pd.DataFrame:
-    path = ctx.require("tables/education_index.csv", made_by=GAN_NOTEBOOK)
+    path = ctx.require(ctx.layout.education_index, made_by=GAN_NOTEBOOK)
     return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
 
 
@@ -84,9 +82,9 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
         cohort=ctx.cohort(),
         image_root=ctx.image_root,
         run_dir=ctx.run_dir,
-        adversarial_index=read_adversarial_index(ctx.run_dir),
+        adversarial_index=read_adversarial_index(ctx.layout.adversarial_index),
         education_index=_education_index(ctx),
-        out_dir=ctx.data_dir / PACKAGES_DIR,
+        out_dir=ctx.layout.reader_packages,
         counts=config.session_counts,
         seed=ctx.profile.seed + config.seed_offset,
         image_size=tuple(data.image_size),
@@ -106,9 +104,9 @@ def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: R
     responses = simulate_panel(
         packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset, config.ask_confidence
     )
-    paths = write_responses(responses, ctx.data_dir / SIMULATED_DIR)
+    paths = write_responses(responses, ctx.layout.simulated_responses)
     ctx.register_many(paths)
-    return ctx.data_dir / SIMULATED_DIR
+    return ctx.layout.simulated_responses
 
 
 def run_responses(

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from medadv.core import read_json
 from medadv.effects import bootstrap_ci
 from medadv.errors import RunError
+from medadv.layout import RunLayout
 from medadv.style import paper_figure, paper_style
 
 SWEEP_FILE = "sweep.json"
@@ -79,7 +80,7 @@ def _per_seed_table(sweep_dir: str | Path, table: str) -> tuple[pd.DataFrame, in
         raise RunError(f"{sweep_dir / SWEEP_FILE} is missing; {sweep_dir} is not a sweep folder (run a sweep into it).")
     frames, failed = [], 0
     for name, entry in sorted(record["runs"].items()):
-        path = sweep_dir / name / "tables" / f"{table}.csv"
+        path = RunLayout(sweep_dir / name).table(table)
         if entry.get("status") != "complete" or not path.is_file():
             failed += 1
             continue

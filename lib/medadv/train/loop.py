@@ -47,6 +47,7 @@ from medadv.config import ProfileSection, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays
 from medadv.errors import CheckpointError, ConfigError
+from medadv.layout import training_state
 from medadv.models.checkpoint import (
     CheckpointLedger,
     checkpoint_paths,
@@ -415,7 +416,7 @@ def fit(
         the per-epoch history (epoch, loss, train_accuracy, val_auc, seconds) and the best epoch.
     """
     ckpt_dir = Path(checkpoints_dir)
-    state_stem = ckpt_dir / "training" / f"{spec.name}_last"
+    state_stem = training_state(ckpt_dir, spec.name)
     best_stem = ckpt_dir / spec.name
     optimizer = make_optimizer(model, spec)
     fingerprint = _fingerprint(model, spec, objective, recipe, seed, train)
