@@ -81,7 +81,8 @@ def trained_models(run_dir: str | Path) -> dict[str, Path]:
 
 
 def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode, sidecar).
+    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode,
+    sidecar).
 
     Returns:
         (model in eval mode on ``device``, sidecar).
@@ -98,7 +99,8 @@ def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") 
 
 
 def load_trained(run_dir: str | Path, name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) of a run folder, in eval mode on ``device``.
+    """The trained classifier ``name`` (``vgg_erm``, ``multitask_erm``, ...) of a run folder, in eval mode on
+    ``device``.
 
     Returns:
         The classifier, in eval mode on ``device``.
