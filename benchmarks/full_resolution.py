@@ -110,7 +110,8 @@ def main() -> None:
             pgd(model, xp, yp, eps=2 / 255, alpha=0.5 / 255, steps=args.pgd_steps)
 
     print(
-        f"paper 001 at {h} x {w}, width {args.width}, {device} ({'bfloat16 autocast' if device.type == 'cuda' else 'float32'}), "
+        f"paper 001 at {h} x {w}, width {args.width}, {device} "
+        f"({'bfloat16 autocast' if device.type == 'cuda' else 'float32'}), "
         f"{torch.get_num_threads()} threads, {steps} timed step(s)"
     )
     _timed("classifier step (GP image)", classifier_step, 4, steps, device)

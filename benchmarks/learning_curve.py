@@ -9,8 +9,9 @@ networks have one (``--network``):
   (``checkpoints/training/NAME_last.json``).
 * ``real_fake``: notebook 06's real-vs-fake classifier (paper 001's network started from the trained reference
   classifier, real against GAN-made images). For each seed this runs notebooks 00-03, 05 and 06 (06 reads 03's
-  adversarial examples and 05's reader study) with the profile's classifier and GAN (ERM only, no multi-task network: neither feeds notebook 06) and ``detect.fake_epochs=E``, and
-  reads its history (``checkpoints/detect/training/real_fake_classifier_last.json``).
+  adversarial examples and 05's reader study) with the profile's classifier and GAN (ERM only, no multi-task network:
+  neither feeds notebook 06) and ``detect.fake_epochs=E``, and reads its history
+  (``checkpoints/detect/training/real_fake_classifier_last.json``).
 
 Each seed runs in a fresh run folder with ``seed=S`` (a new cohort and a new initialisation). The script prints the
 validation AUC per epoch and seed, their mean, and the rule declared before the curve is looked at: the fewest epochs

@@ -4,8 +4,9 @@ The detectors (feature squeezing, Mahalanobis, the GAN discriminators) read a cl
 ``features``, ``head`` (whose last layer is ``head.out``) and ``classify``; they do not depend on paper 001's network.
 Paper 001's classifier needs 96 x 96 images and, trained from scratch for a few dozen steps on a handful of
 synthetic images, is a poor stand-in for a trained model (one class cannot be attacked, its outputs saturate), so
-those tests use this net: eight 3 x 3 convolutions, each with GroupNorm (gcd(32, channels) groups) and LeakyReLU and four max-poolings (VGG11's
-layout at an eighth of its width), average and global max pooling, two fully connected layers, at 32 x 32.
+those tests use this net: eight 3 x 3 convolutions, each with GroupNorm (gcd(32, channels) groups) and LeakyReLU and
+four max-poolings (VGG11's layout at an eighth of its width), average and global max pooling, two fully connected
+layers, at 32 x 32.
 """
 
 from __future__ import annotations

@@ -421,8 +421,8 @@ def test_loader_options_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
     for edit, message in (
         (
             lambda t: t.replace("strict: false", 'strict: "false"'),
-            r"options\.strict is 'false'; expected true or false \(the default is False\)\. It is quoted, so YAML reads "
-            r"it as text: write strict: false without quotes",
+            r"options\.strict is 'false'; expected true or false \(the default is False\)\. It is quoted, so YAML "
+            r"reads it as text: write strict: false without quotes",
         ),
         (
             lambda t: t.replace("folder: Dataset_BUSI_with_GT", "folder: [x]"),

@@ -1,4 +1,5 @@
-"""Tests of medadv.stats.reader (and the response validation of medadv.reader_app.responses) on a tiny two-reader study whose numbers are worked out by hand in the comments."""
+"""Tests of medadv.stats.reader (and the response validation of medadv.reader_app.responses) on a tiny two-reader study
+whose numbers are worked out by hand in the comments."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MedMNIST loader on tiny .npz files with MedMNIST's keys (BreastMNIST's 0 = malignant; PneumoniaMNIST's 1 = pneumonia)."""
+"""MedMNIST loader on tiny .npz files with MedMNIST's keys (BreastMNIST's 0 = malignant;
+PneumoniaMNIST's 1 = pneumonia)."""
 
 from __future__ import annotations
 

@@ -200,7 +200,8 @@ cp "$1" "$state/$id.script"
 if compgen -G "$state/*.pid" >/dev/null; then touch "$state/$id.pending"; echo "Submitted batch job $id"; exit 0; fi
 out=$(sed -n 's/^#SBATCH -o //p' "$1" | sed "s/%J/$id/"); err=$(sed -n 's/^#SBATCH -e //p' "$1" | sed "s/%J/$id/")
 out=${out:-$PWD/slurm-$id.out}; err=${err:-$out}
-setsid bash -c "bash '$state/$id.script' >>'$out' 2>>'$err'; echo \\$? > '$state/$id.rc'" </dev/null >/dev/null 2>&1 9>&- &
+setsid bash -c "bash '$state/$id.script' >>'$out' 2>>'$err'; echo \\$? > '$state/$id.rc'" \\
+  </dev/null >/dev/null 2>&1 9>&- &
 echo $! > "$state/$id.pid"
 echo "Submitted batch job $id"
 """,

@@ -505,7 +505,10 @@ def _quoted_hint(value: Any, where: str) -> str:
     except yaml.YAMLError:
         return ""
     if isinstance(plain, (bool, int, float)):
-        return f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value.strip()} without quotes."
+        return (
+            f" It is quoted, so YAML reads it as text: write {where.rpartition('.')[2]}: {value.strip()} "
+            "without quotes."
+        )
     return ""
 
 

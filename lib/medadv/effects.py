@@ -1,4 +1,5 @@
-"""The study's headline effects, declared as data in the profile's ``effects:`` section and evaluated from a run's tables.
+"""The study's headline effects, declared as data in the profile's ``effects:`` section and evaluated from a run's
+tables.
 
 Each effect is declared before anything runs (DESIGN.md: "Declared effects live in the profile's ``effects:``
 section, never in code"): the table and rows it reads, the statistic, the expected direction against a threshold

@@ -2,10 +2,11 @@
 folder").
 
 A run folder holds the run's records at its top (``config.json``, ``manifest.json``, ``summary.json``, ``cohort.csv``,
-``run.lock``, ``pipeline.log``, a sweep's run's ``profile.yaml``), and five folders: ``tables/`` (every CSV table, notebook 02's image indexes
-included), ``figures/`` (PNG and PDF), ``checkpoints/`` (classifiers, their training states, the GANs, the detectors),
-``data/`` (files a notebook makes for later ones: phantom images, fakes, attack examples, reader packages, responses)
-and ``notebooks/`` (the executed notebooks); ``logs/`` and ``report/`` beside them.
+``run.lock``, ``pipeline.log``, a sweep's run's ``profile.yaml``), and five folders: ``tables/`` (every CSV table,
+notebook 02's image indexes included), ``figures/`` (PNG and PDF), ``checkpoints/`` (classifiers, their training
+states, the GANs, the detectors), ``data/`` (files a notebook makes for later ones: phantom images, fakes, attack
+examples, reader packages, responses) and ``notebooks/`` (the executed notebooks); ``logs/`` and ``report/`` beside
+them.
 
 Every writer and reader takes its paths from a :class:`RunLayout`: the stages from their run context
 (``ctx.layout``), the library's functions as the layout itself or as the one path they need. Moving a file is one edit

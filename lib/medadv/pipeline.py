@@ -328,9 +328,9 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
             "transfer" in built["attacks"].ensemble and not set(built["attacks"].transfer_from) <= set(trained),
             "attacks",
             f"attacks.transfer_from {list(built['attacks'].transfer_from)} names classifier(s) "
-            f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; it "
-            f"trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' out of "
-            "attacks.ensemble.",
+            f"{sorted(set(built['attacks'].transfer_from) - set(trained))} that the classifier section does not train; "
+            f"it trains {trained}. Name trained classifiers (the transfer attack's surrogates), or leave 'transfer' "
+            "out of attacks.ensemble.",
         ),
         (
             not {ENSEMBLE_ATTACK[a] for a in built["detect"].attacks} <= set(built["attacks"].ensemble),
@@ -344,8 +344,8 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
             not set(built["explain"].models) <= set(trained),
             "explain",
             f"explain.models {list(built['explain'].models)} "
-            f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section does "
-            f"not train; it trains {trained}.",
+            f"name classifier(s) {sorted(set(built['explain'].models) - set(trained))} that the classifier section "
+            f"does not train; it trains {trained}.",
         ),
     ]
     for failed, section, message in links:

@@ -63,7 +63,8 @@ th, td { border: 1px solid #ddd; padding: 0.2rem 0.4rem; text-align: right; whit
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .banner { border-left: 6px solid #b00020; background: #fdecee; padding: 0.5rem 0.75rem; margin: 1rem 0; }
 .ok { border-left: 6px solid #1b5e20; background: #edf7ee; padding: 0.5rem 0.75rem; margin: 1rem 0; }
-nav a { margin-right: 0.75rem; } .effects li { margin-bottom: 0.5rem; } details { margin: 0.5rem 0; } code { font-size: 0.9em; }
+nav a { margin-right: 0.75rem; } .effects li { margin-bottom: 0.5rem; } details { margin: 0.5rem 0; }
+code { font-size: 0.9em; }
 """
 
 
@@ -196,7 +197,8 @@ def _table(folder: Path, out: Path, item: Output) -> str:
     caption = _markdown(item.caption) if item.caption else ""
     return (
         f'<section id="table-{_esc(item.name)}"><h4>Table <code>{_esc(item.name)}</code></h4>'
-        f'<div class="caption">{caption}</div>{table_html(RunLayout(folder).tables / f"{item.name}.csv", f"tables/{item.name}.csv")}'
+        f'<div class="caption">{caption}</div>'
+        f"{table_html(RunLayout(folder).tables / f'{item.name}.csv', f'tables/{item.name}.csv')}"
         "</section>"
     )
 
@@ -446,9 +448,9 @@ def report_body(folder: Path, out: Path) -> str:
             '<h2 id="effects">Declared effects over the seeds</h2>',
             '<p>See <a href="#figure-replication_forest">the forest plot</a> and the tables of notebook 90.</p>'
             if (RunLayout(folder).figures / "replication_forest.png").is_file()
-            else '<p class="banner"><b>Notebook 90 has not completed</b> over this sweep: no forest plot or replication '
-            "tables. Its executed notebook (<code>notebooks/90_replication.ipynb</code>, where present) says why; "
-            "rerun the sweep's command to run it again.</p>",
+            else '<p class="banner"><b>Notebook 90 has not completed</b> over this sweep: no forest plot or '
+            "replication tables. Its executed notebook (<code>notebooks/90_replication.ipynb</code>, where present) "
+            "says why; rerun the sweep's command to run it again.</p>",
         ]
     parts += [
         '<h2 id="outputs">Figures and tables, notebook by notebook</h2>',

@@ -25,9 +25,9 @@ Where the runs go (``--cluster``, or the profile's ``cluster:`` section; the com
   and the sweep folder (a shared file system).
 
 A run that fails is retried once and reported; rerunning the sweep skips every run that finished with the same library
-and notebooks, and reruns the others (each resuming where it stopped). Progress is logged (:mod:`medadv.console`) as runs done / running /
-failed. The Dask part is the ``distributed`` scheduler's own (futures, ``as_completed``); only the retry bookkeeping
-is written here, because Dask's own ``retries=`` does not say which runs needed one.
+and notebooks, and reruns the others (each resuming where it stopped). Progress is logged (:mod:`medadv.console`) as
+runs done / running / failed. The Dask part is the ``distributed`` scheduler's own (futures, ``as_completed``); only the
+retry bookkeeping is written here, because Dask's own ``retries=`` does not say which runs needed one.
 """
 
 from __future__ import annotations
@@ -754,8 +754,8 @@ def cluster_from_args(args: argparse.Namespace, section: Mapping[str, Any]) -> C
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``medadv sweep ...`` / ``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`), logging
-    to ``medadv.run``.
+    """``medadv sweep ...`` / ``run_all.sh --sweep ...`` / ``python -m medadv.sweep ...`` (see :func:`build_parser`),
+    logging to ``medadv.run``.
 
     Returns:
         The exit status: :func:`run_sweep`'s, or 2 for a configuration error.

@@ -68,7 +68,7 @@ BUDGET_HINT = (
 )
 
 
-# ---- shared helpers ---------------------------------------------------------------------------------------------------
+# ---- shared helpers --------------------------------------------------------------------------------------------------
 def check_linf_budgets(budgets: Mapping[str, float | Sequence[float]]) -> None:
     """Refuse L-inf budgets outside (0, 1]: budgets are in [0, 1] pixel units, so a budget typed in grey levels
     (2 for 2/255) would attack with the whole grey range.
@@ -300,7 +300,7 @@ def _input_grad(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn | No
     return grad, logits.detach(), per_sample.detach()
 
 
-# ---- FGSM -------------------------------------------------------------------------------------------------------------
+# ---- FGSM ------------------------------------------------------------------------------------------------------------
 def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, loss_fn: LossFn | None = None) -> Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015; paper 004, Eq. 1): ``x + eps * sign(grad_x J(x, y))``.
 
@@ -320,7 +320,7 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, loss_fn: LossFn | N
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
 
 
-# ---- PGD --------------------------------------------------------------------------------------------------------------
+# ---- PGD -------------------------------------------------------------------------------------------------------------
 def pgd(
     model: nn.Module,
     x: Tensor,
@@ -463,7 +463,7 @@ def ifgsm(
     )
 
 
-# ---- APGD -------------------------------------------------------------------------------------------------------------
+# ---- APGD ------------------------------------------------------------------------------------------------------------
 def margin_loss(logits: Tensor, y: Tensor) -> Tensor:
     """Per-sample margin loss ``max_{j != y} z_j - z_y`` (to maximise; positive when misclassified).
 

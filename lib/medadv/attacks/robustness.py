@@ -350,7 +350,8 @@ def accuracy_columns(labels: np.ndarray, correct: np.ndarray) -> dict[str, float
 def run_attack(
     model: nn.Module, x: Tensor, y: Tensor, attack: Attack, device: torch.device, batch_size: int, seed: int
 ) -> Tensor:
-    """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded generator.
+    """Adversarial images for all of ``x`` (on the CPU), attacked batch by batch on ``device`` with one seeded
+    generator.
 
     Returns:
         The adversarial images, on the CPU, in the order of ``x``.

@@ -1,9 +1,9 @@
 """Notebook 00's work: build the cohort of a run (phantom or real data), split it, check it, and summarise it.
 
 ``build_cohort`` is the one call that turns a profile into the split, validated cohort table that every later
-notebook reads from ``cohort.csv``. The phantom is rendered into the run folder's ``data/phantom`` (``RunLayout.phantom``) with paths relative to the
-run folder (the run's image root); a real data set is read through :func:`medadv.data.load_cohort` with paths
-relative to its data root.
+notebook reads from ``cohort.csv``. The phantom is rendered into the run folder's ``data/phantom``
+(``RunLayout.phantom``) with paths relative to the run folder (the run's image root); a real data set is read through
+:func:`medadv.data.load_cohort` with paths relative to its data root.
 """
 
 from __future__ import annotations

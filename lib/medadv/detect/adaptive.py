@@ -11,8 +11,8 @@ where ``s`` is the detector's score (:meth:`medadv.detect.base.Detector.score_te
 straight-through BPDA estimate where the detector is not). Switching the loss per image
 rather than summing both terms is Tramer et al.'s advice (sec. 4, "selective" losses): with a sum, whichever term
 has the larger gradient wins, and an attack that evades a detector whose distances are large (Mahalanobis) stops
-fooling the classifier; with signed steps, no weight or scale between the two terms is needed. Steps are signed gradients of size
-``alpha`` from a uniform random start, projected onto the ball and [0, 1] (Madry et al. 2018).
+fooling the classifier; with signed steps, no weight or scale between the two terms is needed. Steps are signed
+gradients of size ``alpha`` from a uniform random start, projected onto the ball and [0, 1] (Madry et al. 2018).
 
 Which iterate comes back differs from :func:`medadv.attacks.gradient.pgd`, which is why this loop is its own: the
 attacker wants an image that fools the classifier *and* looks clean, so per image the evaluated iterate with the

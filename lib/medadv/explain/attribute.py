@@ -1,7 +1,8 @@
 """Attribution maps of the kit's classifiers, batched, through captum: one entry point, :func:`attribute`.
 
 Methods (:data:`METHODS`, each one function registered in :data:`ATTRIBUTION_METHODS` by
-:func:`attribution_method`: adding a method is one such function), each giving one map per image at the image's resolution, larger = more relevant to ``target``:
+:func:`attribution_method`: adding a method is one such function), each giving one map per image at the image's
+resolution, larger = more relevant to ``target``:
 
 * ``gradcam`` -- Grad-CAM (Selvaraju et al., ICCV 2017, eqs. 1-2): channel weights are the spatially averaged
   gradients of the target logit at the layer :func:`gradcam_layer` picks, the weighted sum is rectified and

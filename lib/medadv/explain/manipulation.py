@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 class SmoothLeakyReLU(nn.Module):
-    """``a x + (1 - a) softplus(beta x) / beta``: a LeakyReLU of slope ``a`` with a softplus knee (twice differentiable)."""
+    """``a x + (1 - a) softplus(beta x) / beta``: a LeakyReLU of slope ``a`` with a softplus knee (twice
+    differentiable)."""
 
     def __init__(self, negative_slope: float, beta: float) -> None:
         super().__init__()
@@ -212,7 +213,8 @@ def manipulate_gradcam(
     batch_size: int = 32,
 ) -> Manipulation:
     """Perturb ``x`` (N, 1, H, W) in [0, 1] within ``eps`` (L-inf) so that the Grad-CAM map of the originally
-    predicted class leaves ``region`` (N, H, W) bool, keeping the predicted label (or, with ``flip_label``, changing it).
+    predicted class leaves ``region`` (N, H, W) bool, keeping the predicted label (or, with ``flip_label``, changing
+    it).
 
     Args:
         model: classifier in eval mode (left unchanged); its Grad-CAM layer is :func:`gradcam_layer` unless ``layer``.

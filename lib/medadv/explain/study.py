@@ -64,7 +64,8 @@ class ExplainConfig(ProfileSection, section="explain"):
         attack_metric: alignment metric reported before and after the attack.
         gallery_images: images in the map gallery and the manipulation figure.
 
-    Defaults: paper 004's ``fgsm_step_grey`` and ``fgsm_steps``; the models, methods, metrics and every other default are the kit's choices.
+    Defaults: paper 004's ``fgsm_step_grey`` and ``fgsm_steps``; the models, methods, metrics and every other default
+    are the kit's choices.
     """
 
     models: tuple[str, ...] = ("vgg_erm", "vgg_pgd_at", "vgg_rtda", MULTITASK_NAME)

@@ -105,7 +105,8 @@ def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
     except (OSError, RuntimeError) as exc:
         raise ConfigError(
             f"init: imagenet needs torchvision's ImageNet {arch} weights, {path}, which is not there and could not be "
-            f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n    {fetch_command(arch)}\n"
+            f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n"
+            f"    {fetch_command(arch)}\n"
             f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
             "Or set the profile's classifier.init to kit or random."
         ) from exc

@@ -150,7 +150,8 @@ class Discriminator(nn.Module):
         if not isinstance(features, nn.Module) or not isinstance(last, nn.Linear):
             raise ConfigError(
                 "the discriminator needs a classifier with `features` (Vnet) and `head` (Fnet) modules whose last "
-                f"layer is the nn.Linear `head.out` (paper 001's VGG classifier); {type(classifier).__name__} is not one."
+                "layer is the nn.Linear `head.out` (paper 001's VGG classifier); "
+                f"{type(classifier).__name__} is not one."
             )
         self.net = copy.deepcopy(classifier)
         fresh = nn.Linear(last.in_features, 1, bias=last.bias is not None)

@@ -82,7 +82,8 @@ def trained_models(checkpoints: Path) -> dict[str, Path]:
 
 
 def load_model_checkpoint(stem: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode, sidecar).
+    """Rebuild the network of checkpoint ``stem`` from its sidecar, load its weights; return (model in eval mode,
+    sidecar).
 
     Returns:
         (model in eval mode on ``device``, sidecar).

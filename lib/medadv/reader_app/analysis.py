@@ -15,11 +15,11 @@ Every table gets a first column ``responses`` saying whether the reads are ``sim
 
 Before any statistic, :func:`check_reader_ids` and :func:`medadv.reader_app.responses.check_duplicate_reads`
 (functions on a DataFrame, so that every source of responses - CSV exports, the workshop database - is checked alike;
-the reading sessions' duplicates are checked once, inside ``validate_responses``) refuse: reader ids that differ only in case or surrounding
-spaces (``r1`` / ``R1 ``: one reader under two spellings), ids outside the app's rule (1-40 letters, digits, ``_``
-and ``-``; an id such as ``../x`` or ``=cmd|...`` would reach file names and spreadsheets), and a read given twice in
-any session, viewing sessions 1 and 4 included (it would inflate the reading times). A responses folder's files are
-its ``*.csv`` files whatever the case of the suffix (``.CSV`` exports are read, and logged).
+the reading sessions' duplicates are checked once, inside ``validate_responses``) refuse: reader ids that differ only in
+case or surrounding spaces (``r1`` / ``R1 ``: one reader under two spellings), ids outside the app's rule (1-40 letters,
+digits, ``_`` and ``-``; an id such as ``../x`` or ``=cmd|...`` would reach file names and spreadsheets), and a read
+given twice in any session, viewing sessions 1 and 4 included (it would inflate the reading times). A responses folder's
+files are its ``*.csv`` files whatever the case of the suffix (``.CSV`` exports are read, and logged).
 """
 
 from __future__ import annotations
@@ -217,14 +217,15 @@ def check_reader_ids(responses: pd.DataFrame) -> None:
     for folded, group in spellings.groupby("folded"):
         if len(group) > 1:
             raise DataError(
-                f"reader ids {sorted(group['id'])} differ only in case or spacing{files_note(responses[ids.isin(group['id'])])}; "
+                f"reader ids {sorted(group['id'])} differ only in case or spacing"
+                f"{files_note(responses[ids.isin(group['id'])])}; "
                 "they look like one reader under two spellings. Use one spelling in every file of that reader."
             )
     bad = sorted(i for i in set(ids) if not READER_ID.fullmatch(i))
     if bad:
         raise DataError(
-            f"reader id(s) {bad[:3]}{files_note(responses[ids.isin(bad)])} break the reader app's rule: 1-40 letters, digits, "
-            "'_' and '-'. Rename the reader in the file (the id reaches file names and tables)."
+            f"reader id(s) {bad[:3]}{files_note(responses[ids.isin(bad)])} break the reader app's rule: 1-40 letters, "
+            "digits, '_' and '-'. Rename the reader in the file (the id reaches file names and tables)."
         )
 
 

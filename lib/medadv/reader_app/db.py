@@ -586,7 +586,8 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(
-            f"responses_db {path}: no such file; give the answer database that `medadv-reader serve` writes in the run folder (data/reader.sqlite)."
+            f"responses_db {path}: no such file; give the answer database that `medadv-reader serve` writes in the "
+            "run folder (data/reader.sqlite)."
         )
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)

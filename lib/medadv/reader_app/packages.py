@@ -210,9 +210,9 @@ def plan_sessions(
     empty = [s for s, n in built.items() if n == 0]
     if empty:
         raise DataError(
-            f"reader sessions {empty} would be empty: the cohort has {len(train)} train images, {len(heldout)} val/test "
-            f"images with fakes and {len(education)} education triplets. Use a larger cohort or smaller "
-            "reader.session_counts."
+            f"reader sessions {empty} would be empty: the cohort has {len(train)} train images, {len(heldout)} "
+            f"val/test images with fakes and {len(education)} education triplets. Use a larger cohort or "
+            "smaller reader.session_counts."
         )
     rows = []
     for session in SESSIONS:

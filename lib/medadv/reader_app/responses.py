@@ -52,8 +52,8 @@ def read_responses(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read and concatenate response CSVs (one per reader, or per reader and session), checking each file's columns.
 
     Every cell is read as text (:func:`read_response_file`): a reader id ``007``, ``01``, ``1e3`` or ``NA`` stays that
-    id; the numeric columns are numbers where every cell parses (else :func:`validate_responses` names the bad one). Rows with every cell empty (a spreadsheet's
-    trailing ``,,,,,,``) are left out and counted in the log.
+    id; the numeric columns are numbers where every cell parses (else :func:`validate_responses` names the bad one).
+    Rows with every cell empty (a spreadsheet's trailing ``,,,,,,``) are left out and counted in the log.
 
     Returns:
         The responses, one row per read, in file order, with the file's name in ``source_file``.
@@ -174,7 +174,8 @@ def validate_responses(
 
 
 def _checked_key(key: pd.DataFrame) -> pd.DataFrame:
-    """The answer key's columns, typed and checked: truth real / fake, source_label 0 / 1, one row per image and session.
+    """The answer key's columns, typed and checked: truth real / fake, source_label 0 / 1, one row per image and
+    session.
 
     Returns:
         A copy with columns image_id (str), session (int), truth (lower-case str), source_label (int).

@@ -2,7 +2,8 @@
 
 Each simulated reader answers every session of a built package (the answer key of
 :func:`medadv.reader_app.packages.build_sessions`) in its reading order and writes exactly what the reader app exports
-(:data:`medadv.reader_app.responses.RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the same code.
+(:data:`medadv.reader_app.responses.RESPONSE_COLUMNS`), so the analysis of a simulated panel and of a real one is the
+same code.
 
 The model (equal-variance signal detection with an "unsure" band, one latent read per image):
 

@@ -82,8 +82,8 @@ class Competence:
             "no gate (classifier.min_val_auc: null)" if math.isnan(self.min_val_auc) else f"gate {self.min_val_auc:g}"
         )
         return self.banner() or (
-            f"The reference classifier `{self.model}` has learned: best validation AUC {self.val_auc:.3f} ({gate}), test "
-            f"AUC {self.test_auc:.3f}, balanced accuracy {self.test_balanced_accuracy:.3f}, "
+            f"The reference classifier `{self.model}` has learned: best validation AUC {self.val_auc:.3f} ({gate}), "
+            f"test AUC {self.test_auc:.3f}, balanced accuracy {self.test_balanced_accuracy:.3f}, "
             f"{self.positive_rate:.0%} of the test images called positive."
         )
 

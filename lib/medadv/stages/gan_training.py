@@ -1,11 +1,11 @@
 """Notebook 02, the lesion removal and insertion GAN (paper 001): the two generators trained against discriminators
-that start from the reference (ERM) classifier, the adversarial set (a flipped-label fake of every validation and test image),
-the education triplets of reader Session 4, and the checks of the fakes (ERM flip rate, where the change lies,
+that start from the reference (ERM) classifier, the adversarial set (a flipped-label fake of every validation and test
+image), the education triplets of reader Session 4, and the checks of the fakes (ERM flip rate, where the change lies,
 SSIM / PSNR / discriminator AUC).
 
 The domain work lives in :mod:`medadv.train.gan` (training), :mod:`medadv.models.gan_networks` (the networks and
-:func:`~medadv.models.gan_networks.flipped_fakes`), :mod:`medadv.data.adversarial` (the files of the adversarial and education
-sets), :mod:`medadv.attacks.gan_attack` (the flip rate), :mod:`medadv.explain.gan_evidence` and
+:func:`~medadv.models.gan_networks.flipped_fakes`), :mod:`medadv.data.adversarial` (the files of the adversarial and
+education sets), :mod:`medadv.attacks.gan_attack` (the flip rate), :mod:`medadv.explain.gan_evidence` and
 :mod:`medadv.stats.fidelity` (the checks); this module is what the notebook calls.
 """
 

@@ -9,9 +9,10 @@ discriminator": the identity loss exists "to improve the fidelity of the generat
   - ``lesion_share``: share of the squared change that falls inside the lesion mask (removal on annotated
     positives); to be read against ``mask_area_share``, the share a change spread uniformly would put there
     (higher is better: the edit is on the lesion).
-  - ``peak_row`` / ``peak_col``: the pixel of largest squared change after a Gaussian smoothing (sigma 1 pixel) (insertion: where the
-    new lesion appears), ``peak_in_breast`` whether it lies in the breast region (Otsu threshold of the real image,
-    scikit-image) and ``peak_breast_distance_px`` its Euclidean distance to the nearest breast pixel (0 inside).
+  - ``peak_row`` / ``peak_col``: the pixel of largest squared change after a Gaussian smoothing (sigma 1 pixel)
+    (insertion: where the new lesion appears), ``peak_in_breast`` whether it lies in the breast region (Otsu threshold
+    of the real image, scikit-image) and ``peak_breast_distance_px`` its Euclidean distance to the nearest breast pixel
+    (0 inside).
   - ``evidence_peak_distance_px``: distance between the change peak and the peak of the classifier's positive
     evidence on the fake (a map per image, smoothed the same way); small means the classifier's evidence moved to
     where the GAN edited.

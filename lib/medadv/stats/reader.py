@@ -41,8 +41,8 @@ sub-group accuracy shrinks with the sub-group size, so averaging the SDs of sess
 liberal; comparisons of equal-size sessions (3 and 5) keep their level. This is the paper's method, kept as
 published; read the session-2 comparisons with that in mind.
 
-Clopper-Pearson intervals (:mod:`medadv.stats.binomial`) and the exact binomial test come from scipy; Fleiss' kappa (Fleiss, Psychol Bull
-76:378-382, 1971) is a few lines of numpy, as the kit does not depend on statsmodels.
+Clopper-Pearson intervals (:mod:`medadv.stats.binomial`) and the exact binomial test come from scipy; Fleiss' kappa
+(Fleiss, Psychol Bull 76:378-382, 1971) is a few lines of numpy, as the kit does not depend on statsmodels.
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def session_tests(
         reader, truth, label, session_a, session_b, n_a, n_b, accuracy_a, accuracy_b, diff (b - a), sd_a, sd_b,
         sd_avg (mean SD over the sessions that hold the subset), n_groups, statistic, df (inf for normal),
         direction (increase / decrease / none), p_value (one-sided, in the direction of the change; NaN when the
-        sub-group SDs are all zero), note (empty, or why the test is undefined). A subset with fewer reads than ``n_groups`` in a session is left out of that session.
+        sub-group SDs are all zero), note (empty, or why the test is undefined). A subset with fewer reads than
+        ``n_groups`` in a session is left out of that session.
     """
     if int(n_groups) < 2:
         raise ConfigError(f"n_groups is {n_groups}; the SD needs at least 2 sub-groups per session.")

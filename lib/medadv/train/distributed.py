@@ -41,7 +41,8 @@ class DistContext:
 def init_from_env(device: torch.device) -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``, ...).
 
-    Outside ``torchrun`` (no ``WORLD_SIZE`` or a world of one) nothing is set up and a single-process context comes back.
+    Outside ``torchrun`` (no ``WORLD_SIZE`` or a world of one) nothing is set up and a single-process context comes
+    back.
 
     Returns:
         This process's :class:`DistContext`.

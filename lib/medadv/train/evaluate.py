@@ -194,8 +194,8 @@ def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
 @paper_style
 def roc_figure(y: np.ndarray, scores: dict[str, np.ndarray], title: str = "Test set ROC curves") -> Figure:
     """ROC curves of several classifiers on the same cases at the column width, told apart by colour, line style and
-    marker (:func:`medadv.style.series_style`: readable in greyscale); each legend entry carries the classifier's AUC with its DeLong 95% CI (:func:`split_metrics`'s,
-    as in ``classifier_metrics.csv``).
+    marker (:func:`medadv.style.series_style`: readable in greyscale); each legend entry carries the classifier's AUC
+    with its DeLong 95% CI (:func:`split_metrics`'s, as in ``classifier_metrics.csv``).
 
     Returns:
         The figure.

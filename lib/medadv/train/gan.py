@@ -3,11 +3,11 @@ schedule of "GAN model generator and discriminator").
 
 Losses (for removal, x = real negative images, y = real positive images, y_fn = Gnet(y); insertion swaps them):
 
-    Loss_dis  = -Dis(x) + Dis(y_fn) + |Dis(x) - 1| + GP(x)                     (Eq. 4)
-    Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                                    (Eq. 5, :func:`medadv.models.gan_networks.dis`)
-    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4                (Eq. 6, gradient w.r.t. the image x)
-    Loss_gen1 = ||y_fn - y||_2^2 / ||y||_2^2                                    (Eq. 7, identity loss)
-    Loss_gen2 = -Dis(y_fn) + Loss_gen1                                          (Eq. 8)
+    Loss_dis  = -Dis(x) + Dis(y_fn) + |Dis(x) - 1| + GP(x)               (Eq. 4)
+    Dis(g)    = -ln(1 + exp(-Dnet(Vnet(g))))                             (Eq. 5, :func:`medadv.models.gan_networks.dis`)
+    GP(x)     = k/2 * ||grad Dnet(Vnet(x))||_2^o,  k = 10, o = 4         (Eq. 6, gradient w.r.t. the image x)
+    Loss_gen1 = ||y_fn - y||_2^2 / ||y||_2^2                             (Eq. 7, identity loss)
+    Loss_gen2 = -Dis(y_fn) + Loss_gen1                                   (Eq. 8)
 
 Schedule (Adam, betas (0.5, 0.9) throughout):
 
@@ -224,7 +224,7 @@ def generator_loss(score_fake: torch.Tensor, fake: torch.Tensor, source: torch.T
     return (-dis(score_fake)).mean() + identity_loss(fake, source)
 
 
-# ---- training ---------------------------------------------------------------------------------------------------------
+# ---- training --------------------------------------------------------------------------------------------------------
 @dataclass
 class GanResult:
     """A trained (or resumed) GAN: the generator, its discriminator and one history row per epoch."""
@@ -391,7 +391,8 @@ def _source_and_target(direction: str, images: np.ndarray, labels: np.ndarray) -
     labels = np.asarray(labels)
     if images.ndim != 4 or images.shape[1] != 1 or len(images) != len(labels):
         raise DataError(
-            f"GAN training images of shape {images.shape} with {len(labels)} labels; expected (N, 1, H, W) and N labels."
+            f"GAN training images of shape {images.shape} with {len(labels)} labels; "
+            "expected (N, 1, H, W) and N labels."
         )
     src_label, tgt_label = DIRECTIONS[direction]
     source = torch.from_numpy(images[labels == src_label])

@@ -20,9 +20,9 @@ A run whose training state matches the model, recipe, configuration, data and (f
 weights (a fingerprint in the sidecar) resumes from it; a state of another configuration is ignored and overwritten.
 In a run folder the state and the kept model are registered after every epoch, and resumed from only while their
 bytes are those the folder recorded: a damaged file, or one copied from another run, is never resumed from (a
-warning says so, and training starts again), so the model that comes out is always one this run trained. Mixed precision (bfloat16 autocast) is used on
-CUDA only. Under ``torchrun`` every process takes its share of each global batch and gradients are averaged
-(:mod:`medadv.train.distributed`); rank 0 writes the files.
+warning says so, and training starts again), so the model that comes out is always one this run trained. Mixed precision
+(bfloat16 autocast) is used on CUDA only. Under ``torchrun`` every process takes its share of each global batch and
+gradients are averaged (:mod:`medadv.train.distributed`); rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         reference_model: the standard model of the study, one of :meth:`model_names`: notebook 01 compares every
             classifier's AUC with it (DeLong), the GAN of notebook 02 attacks it (and its discriminators start from
             it), notebook 03 shows the attacks' examples on it.
-        multitask_encoder, multitask_width, multitask_decoder_width, multitask_epochs (0 = ``epochs``), multitask_seg_weight,
-        multitask_lr: paper 004's network and its training (Adam, one learning rate, no warm-up).
+        multitask_encoder, multitask_width, multitask_decoder_width, multitask_epochs (0 = ``epochs``),
+        multitask_seg_weight, multitask_lr: paper 004's network and its training (Adam, one learning rate, no warm-up).
         eps, alpha, steps: L-inf budget, step and steps of the kit's training attacks (pgd_at, trades,
             rtda_focal_linf; eps for fast_at).
         l2_eps, l2_alpha: the same for ``pgd_at_l2``.
@@ -642,9 +642,9 @@ def _save_state(
 
 @dataclasses.dataclass
 class TrainedClassifier:
-    """A classifier trained by :func:`medadv.stages.classifier_training.train_profile_models`: checkpoint name, recipe, network, training outcome and
-    its training (:class:`TrainSpec`, whose ``init`` says where its weights started: ``kit``, ``imagenet``, ``random``
-    or the checkpoint it was fine-tuned from)."""
+    """A classifier trained by :func:`medadv.stages.classifier_training.train_profile_models`: checkpoint name, recipe,
+    network, training outcome and its training (:class:`TrainSpec`, whose ``init`` says where its weights started:
+    ``kit``, ``imagenet``, ``random`` or the checkpoint it was fine-tuned from)."""
 
     name: str
     recipe: str
@@ -660,8 +660,8 @@ class TrainedClassifier:
 
 @dataclasses.dataclass(frozen=True)
 class VGGRun:
-    """One VGG classifier :func:`medadv.stages.classifier_training.train_profile_models` trains: checkpoint name, recipe, gradient-penalty reading,
-    whether it starts from the trained ``vgg_erm``, and else where its Vnet starts."""
+    """One VGG classifier :func:`medadv.stages.classifier_training.train_profile_models` trains: checkpoint name,
+    recipe, gradient-penalty reading, whether it starts from the trained ``vgg_erm``, and else where its Vnet starts."""
 
     name: str
     recipe: str

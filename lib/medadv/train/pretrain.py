@@ -377,11 +377,12 @@ def card_markdown(card: dict[str, Any]) -> str:
             "",
             f"- **Architecture**: {card['architecture']}.",
             f"- **Corpus**: {corpus['generator']}, modalities {', '.join(corpus['modalities'])}, "
-            f"{corpus['image_size'][0]} x {corpus['image_size'][1]}, half of the patients with a lesion, lesion_contrast "
-            f"{corpus['lesion_contrast']}; {sets}. {corpus['disjoint_from_studies']}.",
+            f"{corpus['image_size'][0]} x {corpus['image_size'][1]}, half of the patients with a lesion, "
+            f"lesion_contrast {corpus['lesion_contrast']}; {sets}. {corpus['disjoint_from_studies']}.",
             f"- **Pretext task**: {card['pretext_task']}.",
             f"- **Training**: {train['optimizer']} (lr {train['lr']}, betas {train['betas']}), batches of "
-            f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} ({train['selection']}); "
+            f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} "
+            f"({train['selection']}); "
             f"seed {train['seed']}, {train['threads']} CPU threads, torch {card['torch']}, {train['seconds']} s.",
             f"- **Validation**: presence AUC {card['validation']['presence_auc']:.4f}; check set "
             f"{card['check']['presence_auc']:.4f}.",

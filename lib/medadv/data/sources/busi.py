@@ -119,8 +119,8 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
                 mask = ""
             elif not own:
                 raise DataError(
-                    f"{f}: no mask file next to it (expected '{f.stem}_mask{f.suffix}'); restore the mask from the BUSI "
-                    "download or delete the image."
+                    f"{f}: no mask file next to it (expected '{f.stem}_mask{f.suffix}'); restore the mask from the "
+                    "BUSI download or delete the image."
                 )
             else:
                 mask = union_mask([relative(m, root) for m in own])
