@@ -8,7 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from medadv import report
 from medadv.core import sha256_file
+from medadv.data.cohort import COHORT_COLUMNS
 from medadv.errors import RunError
 from medadv.report import RunContext
 
@@ -199,3 +201,17 @@ def test_a_rerun_replaces_its_summary_section_and_removes_stale_outputs(tmp_path
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert set(manifest["outputs"]) == {"tables/reader_accuracy.csv"}
     assert manifest["removed"] == {"05_reader_study": ["tables/mrmc.csv"]}
+
+
+def test_the_cohort_is_validated_once_per_notebook_until_notebook_00_rewrites_it(tmp_path: Path, monkeypatch) -> None:
+    ctx = RunContext.open(tmp_path, "01_classifier_training", profile="smoke", device="cpu")
+    row = {c: "" for c in COHORT_COLUMNS} | {"image_id": "a", "patient_id": "p", "path": "a.png", "label": 1}
+    table = pd.DataFrame([row, row | {"image_id": "b", "label": 0}]).assign(split=["train", "test"])
+    table.to_csv(ctx.layout.cohort, index=False)
+    calls = []
+    monkeypatch.setattr(report, "validate_cohort", lambda *a, **k: calls.append(1) or a[0])
+    first = ctx.cohort()
+    first.loc[0, "label"] = 0  # a caller's edit must not reach the next caller
+    assert ctx.cohort()["label"].tolist() == [1, 0] and len(calls) == 1
+    table.assign(label=[0, 0]).to_csv(ctx.layout.cohort, index=False)  # notebook 00 reran meanwhile
+    assert ctx.cohort()["label"].tolist() == [0, 0] and len(calls) == 2

@@ -42,7 +42,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -474,6 +474,8 @@ class RunContext:
     profile: Profile
     device: "torch.device"  # noqa: F821
     config: dict[str, Any]
+    #: the validated cohort table and the state of ``cohort.csv`` it was read from (:meth:`cohort`)
+    _cohort: tuple[str, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -685,17 +687,23 @@ class RunContext:
         return path
 
     def cohort(self) -> pd.DataFrame:
-        """The cohort table written by notebook 00.
+        """The cohort table written by notebook 00, read and validated once per notebook: a later call returns a copy
+        of the same table while ``cohort.csv`` holds the same bytes (its sha256), and reads and validates it afresh once
+        notebook 00 has rewritten it (a notebook open in JupyterLab while notebook 00 reruns).
 
         Returns:
             The validated cohort table (:func:`medadv.data.cohort.validate_cohort`).
         """
         path = self.require(self.layout.cohort, "00_data_prep")
-        return validate_cohort(
-            pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False),
-            str(path),
-            require_split=True,
-        )
+        key = sha256_file(path)
+        if self._cohort is None or self._cohort[0] != key:
+            table = validate_cohort(
+                pd.read_csv(path, dtype={"image_id": str, "patient_id": str}, keep_default_na=False),
+                str(path),
+                require_split=True,
+            )
+            self._cohort = (key, table)
+        return self._cohort[1].copy()
 
     def update_summary(self, values: Mapping[str, Any]) -> None:
         """Merge headline numbers into ``summary.json`` under this notebook's name (a section that

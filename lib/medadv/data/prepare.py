@@ -23,13 +23,15 @@ from medadv.layout import RunLayout
 log = logging.getLogger(__name__)
 
 
-def build_cohort(profile: Profile, layout: RunLayout) -> pd.DataFrame:
+def build_cohort(profile: Profile, layout: RunLayout) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """The run's cohort table: the phantom (``profile.data.manifest`` is None) or a real data set, with
     patient-level splits (``profile.data.split``, seeded by ``profile.seed``; an official split is kept), checked for
-    patient leakage and validated.
+    patient leakage and validated: each check once (the loader's table is validated before the split, which fills
+    only the ``split`` column and refuses a partial one; the leakage check runs on the split table).
 
     Returns:
-        The validated cohort table with its splits.
+        (the validated cohort table with its splits, the leakage check's patient and image counts per split:
+        :func:`medadv.data.splits.check_leakage`).
 
     Raises:
         DataError: from the loader, the splits or the leakage check (see :mod:`medadv.data.splits`).
@@ -50,7 +52,7 @@ def build_cohort(profile: Profile, layout: RunLayout) -> pd.DataFrame:
         cohort["patient_id"].nunique(),
         {name: c["patients"] for name, c in counts.items()},
     )
-    return validate_cohort(cohort, where, require_split=True)
+    return cohort, counts
 
 
 def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:

@@ -14,10 +14,9 @@ import pandas as pd
 
 from medadv.config import DataConfig
 from medadv.data.prepare import build_cohort, cohort_files, cohort_headline, leakage_table
-from medadv.data.splits import check_leakage
 from medadv.report import RunContext
 
-__all__ = ["DataPrepConfig", "LeakageCheck", "leakage_check", "write_cohort"]
+__all__ = ["DataPrepConfig", "LeakageCheck", "PreparedCohort", "write_cohort"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,21 +33,6 @@ class DataPrepConfig(DataConfig):
         return cls(**{f.name: getattr(profile.data, f.name) for f in dataclasses.fields(DataConfig)})
 
 
-def write_cohort(ctx: RunContext) -> pd.DataFrame:
-    """Build the run's cohort (:func:`medadv.data.prepare.build_cohort`), write it to ``cohort.csv`` and register it,
-    with the phantom's rendered image and mask files when the cohort is the phantom.
-
-    Returns:
-        the split, validated cohort table, one row per image.
-    """
-    cohort = build_cohort(ctx.profile, ctx.layout)
-    cohort.to_csv(ctx.layout.cohort, index=False, lineterminator="\n")
-    ctx.register(ctx.layout.cohort)
-    if ctx.profile.data.manifest is None:
-        ctx.register_many(cohort_files(cohort, ctx.image_root))
-    return cohort
-
-
 @dataclasses.dataclass(frozen=True)
 class LeakageCheck:
     """The patient leakage check of a cohort.
@@ -62,14 +46,31 @@ class LeakageCheck:
     headline: dict[str, object]
 
 
-def leakage_check(cohort: pd.DataFrame) -> LeakageCheck:
-    """Check that no patient has images in two splits (:func:`medadv.data.splits.check_leakage`).
+@dataclasses.dataclass(frozen=True)
+class PreparedCohort:
+    """The run's cohort as notebook 00 wrote it.
+
+    Attributes:
+        table: the split, validated cohort table, one row per image (``cohort.csv``).
+        leakage: the patient leakage check that the cohort passed when it was built (a cohort that fails it stops
+            the notebook with a DataError naming the patients before anything is written).
+    """
+
+    table: pd.DataFrame
+    leakage: LeakageCheck
+
+
+def write_cohort(ctx: RunContext) -> PreparedCohort:
+    """Build the run's cohort (:func:`medadv.data.prepare.build_cohort`: split, validated and checked for patient
+    leakage, each once), write it to ``cohort.csv`` and register it, with the phantom's rendered image and mask files
+    when the cohort is the phantom.
 
     Returns:
-        :class:`LeakageCheck`: the counts per split and the cohort's headline numbers.
-
-    Raises:
-        DataError: a patient has images in two splits (the error names them).
+        :class:`PreparedCohort`: the cohort table and its leakage check (counts per split, headline numbers).
     """
-    counts = check_leakage(cohort)
-    return LeakageCheck(leakage_table(counts), cohort_headline(cohort, counts))
+    cohort, counts = build_cohort(ctx.profile, ctx.layout)
+    cohort.to_csv(ctx.layout.cohort, index=False, lineterminator="\n")
+    ctx.register(ctx.layout.cohort)
+    if ctx.profile.data.manifest is None:
+        ctx.register_many(cohort_files(cohort, ctx.image_root))
+    return PreparedCohort(cohort, LeakageCheck(leakage_table(counts), cohort_headline(cohort, counts)))
