@@ -24,6 +24,7 @@ from medadv.data.pixels import save_png16
 from medadv.errors import ConfigError, DataError, RunError
 from medadv.layout import ANSWER_KEY_FILE, RunLayout
 from medadv.reader_app import ReaderConfig, build_sessions, plan_sessions
+from medadv.reader_app.analysis import load_responses
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS
 from medadv.reader_app.page import render_page
 from medadv.report import RunContext
@@ -252,7 +253,13 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     config = ReaderConfig.from_profile(ctx.profile)
     packages = build_run_packages(ctx, config)
     assert packages.root == tmp_path / "data" / "reader_packages"
-    folder = simulate_run_responses(ctx, packages, config)
+    responses = simulate_run_responses(ctx, packages, config)
+    folder = tmp_path / "data" / "reader_responses_simulated"
+    # the reads handed on in memory are those its written exports give when read back, row for row and value for
+    # value (the confidence column's type aside: Int64 in memory, float from text; the analysis types it first)
+    back = load_responses(folder).drop(columns="source_file")
+    pd.testing.assert_frame_equal(responses, back, check_dtype=False)
+    assert responses.drop(columns="confidence").dtypes.equals(back.drop(columns="confidence").dtypes)
     outputs = json.loads((tmp_path / "manifest.json").read_text())["outputs"]
     written = [p for p in (tmp_path / "data" / "reader_packages").rglob("*") if p.is_file()] + list(
         folder.glob("*.csv")

@@ -52,6 +52,7 @@ __all__ = [
     "RESPONSE_COLUMNS",
     "READ_ANSWERS",
     "SEEN",
+    "exported_responses",
     "response_file_name",
     "simulate_panel",
     "simulate_reader",
@@ -160,26 +161,53 @@ def response_file_name(reader: str, session: int) -> str:
     return f"responses_session{int(session)}_{reader}.csv"
 
 
+def _export_files(responses: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The reader app's export files of ``responses``: one per reader and session, in file-name order, each reader's
+    images in reading order and reading times to the millisecond (as the app records them).
+
+    Returns:
+        (file name, its rows with :data:`RESPONSE_COLUMNS`), sorted by file name.
+    """
+    missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
+    if missing:
+        raise DataError(f"responses: missing columns {missing}; expected {list(RESPONSE_COLUMNS)}.")
+    files = []
+    for (reader, session), rows in responses.groupby(["reader", "session"], sort=True):
+        out = rows.sort_values("order").loc[:, list(RESPONSE_COLUMNS)]
+        out = out.assign(reading_seconds=out["reading_seconds"].map(lambda s: float(f"{s:.3f}")))
+        files.append((response_file_name(str(reader), int(session)), out))
+    return sorted(files, key=lambda file: file[0])
+
+
+def exported_responses(responses: pd.DataFrame) -> pd.DataFrame:
+    """``responses`` as the analysis reads them back from the files :func:`write_responses` writes (the files in name
+    order, as :func:`medadv.reader_app.analysis.response_files` lists them; the rows of each in reading order; reading
+    times to the millisecond), so that a simulated panel is analysed in memory exactly as its exports would be.
+
+    Returns:
+        The responses, columns :data:`RESPONSE_COLUMNS`, one row per read.
+    """
+    return pd.concat([rows for _, rows in _export_files(responses)], ignore_index=True)
+
+
 def write_responses(responses: pd.DataFrame, folder: str | Path) -> list[Path]:
     """Write one CSV per reader and session into ``folder``, byte for byte in the app's export format.
 
     Earlier ``responses_session*.csv`` files in ``folder`` are removed first, so the folder holds this panel only.
 
     Returns:
-        The paths written, one per reader and session.
+        The paths written, one per reader and session, in file-name order.
     """
-    missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
-    if missing:
-        raise DataError(f"responses: missing columns {missing}; expected {list(RESPONSE_COLUMNS)}.")
+    files = _export_files(responses)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for old in sorted(folder.glob("responses_session*.csv")):
         old.unlink()
     paths = []
-    for (reader, session), rows in responses.groupby(["reader", "session"], sort=True):
-        path = folder / response_file_name(str(reader), int(session))
-        out = rows.sort_values("order").loc[:, list(RESPONSE_COLUMNS)]
-        out = out.assign(reading_seconds=out["reading_seconds"].map(lambda s: f"{s:.3f}"))
-        out.to_csv(path, index=False, lineterminator="\n")
+    for name, rows in files:
+        path = folder / name
+        rows.assign(reading_seconds=rows["reading_seconds"].map(lambda s: f"{s:.3f}")).to_csv(
+            path, index=False, lineterminator="\n"
+        )
         paths.append(path)
     return paths

@@ -25,7 +25,7 @@ from medadv.errors import ConfigError
 from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
 from medadv.reader_app.packages import SessionPackages, build_sessions
-from medadv.reader_app.simulate import simulate_panel, write_responses
+from medadv.reader_app.simulate import exported_responses, simulate_panel, write_responses
 from medadv.report import RunContext
 
 GAN_NOTEBOOK = "02_gan_training"
@@ -95,18 +95,18 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
     return packages
 
 
-def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> Path:
-    """Let the profile's simulated panel read every session; write and register its CSVs; return their folder.
+def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> pd.DataFrame:
+    """Let the profile's simulated panel read every session; write and register its CSVs (the app's exports, which
+    notebook 06 reads) and hand the same reads on in memory.
 
     Returns:
-        The folder of the simulated responses.
+        The simulated responses as their exports hold them (:func:`medadv.reader_app.simulate.exported_responses`).
     """
     responses = simulate_panel(
         packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset, config.ask_confidence
     )
-    paths = write_responses(responses, ctx.layout.simulated_responses)
-    ctx.register_many(paths)
-    return ctx.layout.simulated_responses
+    ctx.register_many(write_responses(responses, ctx.layout.simulated_responses))
+    return exported_responses(responses)
 
 
 def run_responses(
@@ -138,8 +138,9 @@ def run_responses(
     if responses_db is not None:
         responses, left_out = database_responses(responses_db, packages.answer_key)
         return responses, str(responses_db), left_out
-    folder = simulate_run_responses(ctx, packages, config) if responses_dir is None else responses_dir
-    return load_responses(folder), str(folder), []
+    if responses_dir is None:
+        return simulate_run_responses(ctx, packages, config), str(ctx.layout.simulated_responses), []
+    return load_responses(responses_dir), str(responses_dir), []
 
 
 def packages_headline(ctx: RunContext, packages: SessionPackages) -> dict[str, object]:
