@@ -103,13 +103,14 @@ def test_the_pre_commit_hook_keeps_notebooks_as_committed(tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory: pytest.TempPathFactory, smoke_sweep: Path) -> tuple[Path, Path]:
-    """An ordinary smoke run, and the same profile and seed run again by the smoke sweep (conftest.py): two runs of
-    one study, for the determinism test, at the cost of one more run than the sweep's."""
-    run = tmp_path_factory.mktemp("smoke_a")
-    status = run_pipeline("smoke", run, device="cpu")
-    assert status == 0, f"smoke run failed: see {run / 'notebooks'}"
-    return run, smoke_sweep / "seed-0007"
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path_factory.mktemp(f"smoke_{name}")
+        status = run_pipeline("smoke", run, device="cpu")
+        assert status == 0, f"smoke run {name} failed: see {run / 'notebooks'}"
+        runs.append(run)
+    return runs[0], runs[1]
 
 
 @pytest.mark.notebooks
@@ -351,7 +352,7 @@ def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_runs: tu
 def test_rerunning_a_complete_smoke_run_skips_every_notebook(
     smoke_runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = smoke_runs[0]
+    run = smoke_runs[1]
     before = json.loads((run / "manifest.json").read_text())["notebooks"]
     capsys.readouterr()
     assert run_pipeline("smoke", run, device="cpu") == 0
