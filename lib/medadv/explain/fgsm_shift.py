@@ -181,17 +181,5 @@ def fgsm_figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list
             preferred = pool & (ex.label_before == POSITIVE)
             pool = preferred if preferred.any() else pool
             i = int(np.where(pool, shift, -np.inf).argmax())
-            title = f"{ex.model}\n{words}"
-            rows.append(
-                (
-                    title,
-                    ex.images[i],
-                    ex.adversarial[i],
-                    ex.map_before[i],
-                    ex.map_after[i],
-                    ex.masks[i],
-                    int(ex.label_before[i]),
-                    int(ex.label_after[i]),
-                )
-            )
+            rows.append(ex.figure_row(i, f"{ex.model}\n{words}"))
     return rows

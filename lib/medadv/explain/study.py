@@ -255,6 +255,25 @@ class AttackExample:
     label_before: np.ndarray
     label_after: np.ndarray
 
+    def figure_row(self, i: int, title: str) -> tuple:
+        """Image ``i`` as one row of a manipulation figure (:func:`medadv.explain.plots.manipulation_panels`: the
+        explanation attack's and the FGSM shift's examples): its title, image, adversarial image, maps before and
+        after, mask and labels.
+
+        Returns:
+            (title, image, adversarial, map before, map after, mask, label before, label after).
+        """
+        return (
+            title,
+            self.images[i],
+            self.adversarial[i],
+            self.map_before[i],
+            self.map_after[i],
+            self.masks[i],
+            int(self.label_before[i]),
+            int(self.label_after[i]),
+        )
+
 
 def explanation_attack(
     models: Mapping[str, nn.Module], images: np.ndarray, masks: np.ndarray, image_ids: list[str], cfg: ExplainConfig
@@ -404,17 +423,5 @@ def figure_rows(examples: list[AttackExample], table: pd.DataFrame) -> list[tupl
             if pool.any():
                 i = int(np.where(pool, drop, -np.inf).argmax())
                 break
-        title = f"{ex.model}\n{ex.variant.replace('_', ' ')}, eps {ex.eps:.3f}"
-        rows.append(
-            (
-                title,
-                ex.images[i],
-                ex.adversarial[i],
-                ex.map_before[i],
-                ex.map_after[i],
-                ex.masks[i],
-                int(ex.label_before[i]),
-                int(ex.label_after[i]),
-            )
-        )
+        rows.append(ex.figure_row(i, f"{ex.model}\n{ex.variant.replace('_', ' ')}, eps {ex.eps:.3f}"))
     return rows
