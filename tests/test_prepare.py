@@ -26,7 +26,7 @@ def tiny_profile():
 @pytest.fixture(scope="module")
 def phantom_run(tmp_path_factory, tiny_profile):
     run_dir = tmp_path_factory.mktemp("run")
-    cohort, counts = build_cohort(tiny_profile, RunLayout(run_dir))
+    cohort, counts = build_cohort(tiny_profile.data, tiny_profile.seed, RunLayout(run_dir))
     assert counts == check_leakage(cohort)  # the counts of the one leakage check, on the split table
     return run_dir, cohort
 
@@ -44,7 +44,7 @@ def test_phantom_cohort_is_split_and_lives_in_the_run_folder(phantom_run, tiny_p
 
 def test_same_profile_gives_same_cohort(phantom_run, tiny_profile, tmp_path):
     _, cohort = phantom_run
-    again, _ = build_cohort(tiny_profile, RunLayout(tmp_path))
+    again, _ = build_cohort(tiny_profile.data, tiny_profile.seed, RunLayout(tmp_path))
     pd.testing.assert_frame_equal(cohort, again)
 
 
@@ -86,14 +86,14 @@ def test_manifest_cohort_keeps_its_official_split(monkeypatch, tmp_path, tiny_pr
     monkeypatch.setattr(medadv.data, "load_cohort", fake_load)
     data = dataclasses.replace(tiny_profile.data, manifest="m.yaml", root=str(tmp_path))
     profile = dataclasses.replace(tiny_profile, data=data)
-    cohort, _ = build_cohort(profile, RunLayout(tmp_path / "run"))
+    cohort, _ = build_cohort(profile.data, profile.seed, RunLayout(tmp_path / "run"))
     assert seen["args"] == ("m.yaml", str(tmp_path))
     assert cohort["split"].tolist() == [r["split"] for r in rows]
     assert not (tmp_path / "run" / "data" / "phantom").exists()
 
     rows[5]["split"] = "train"  # patient p2 (official split: test) now in two splits
     with pytest.raises(DataError, match="p2"):
-        build_cohort(profile, RunLayout(tmp_path / "run"))
+        build_cohort(profile.data, profile.seed, RunLayout(tmp_path / "run"))
 
 
 def test_example_grid_and_histograms(phantom_run):

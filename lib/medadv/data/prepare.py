@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import medadv.data
-from medadv.config import Profile
+from medadv.config import DataConfig
 from medadv.data.cohort import SPLITS, validate_cohort
 from medadv.data.phantom import generate_cohort
 from medadv.data.splits import assign_splits, check_leakage, patient_labels
@@ -23,11 +23,12 @@ from medadv.layout import RunLayout
 log = logging.getLogger(__name__)
 
 
-def build_cohort(profile: Profile, layout: RunLayout) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
-    """The run's cohort table: the phantom (``profile.data.manifest`` is None) or a real data set, with
-    patient-level splits (``profile.data.split``, seeded by ``profile.seed``; an official split is kept), checked for
-    patient leakage and validated: each check once (the loader's table is validated before the split, which fills
-    only the ``split`` column and refuses a partial one; the leakage check runs on the split table).
+def build_cohort(data: DataConfig, seed: int, layout: RunLayout) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """The run's cohort table from the profile's ``data`` section: the phantom (``data.manifest`` is None) or a real
+    data set, with patient-level splits (``data.split``, seeded by ``seed``, the profile's; an official split is
+    kept), checked for patient leakage and validated: each check once (the loader's table is validated before the
+    split, which fills only the ``split`` column and refuses a partial one; the leakage check runs on the split
+    table).
 
     Returns:
         (the validated cohort table with its splits, the leakage check's patient and image counts per split:
@@ -36,14 +37,13 @@ def build_cohort(profile: Profile, layout: RunLayout) -> tuple[pd.DataFrame, dic
     Raises:
         DataError: from the loader, the splits or the leakage check (see :mod:`medadv.data.splits`).
     """
-    data = profile.data
     if data.manifest is None:
-        cohort = generate_cohort(data, profile.seed, layout.phantom, relative_to=layout.root)
+        cohort = generate_cohort(data, seed, layout.phantom, relative_to=layout.root)
         where = f"phantom cohort in {layout.phantom}"
     else:
         cohort = medadv.data.load_cohort(data.manifest, data.root)
         where = f"cohort of manifest {data.manifest}"
-    cohort = assign_splits(validate_cohort(cohort, where), data.split, seed=profile.seed)
+    cohort = assign_splits(validate_cohort(cohort, where), data.split, seed=seed)
     counts = check_leakage(cohort)
     log.info(
         "%s: %d images of %d patients; patients per split %s",

@@ -68,7 +68,7 @@ def write_cohort(ctx: RunContext) -> PreparedCohort:
     Returns:
         :class:`PreparedCohort`: the cohort table and its leakage check (counts per split, headline numbers).
     """
-    cohort, counts = build_cohort(ctx.profile, ctx.layout)
+    cohort, counts = build_cohort(ctx.profile.data, ctx.profile.seed, ctx.layout)
     cohort.to_csv(ctx.layout.cohort, index=False, lineterminator="\n")
     ctx.register(ctx.layout.cohort)
     if ctx.profile.data.manifest is None:
