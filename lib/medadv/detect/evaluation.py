@@ -155,7 +155,7 @@ def detection_study(
 ) -> DetectionStudy:
     """Detection AUC (DeLong CI) and TPR at ``config.fpr`` of every detector for the GAN fakes, notebook 03's
     examples of every gradient attack of ``detect.attacks`` (:func:`gradient_sets`), and the adaptive PGD against each
-    detector at every L-inf budget (module docstring).
+    detector at the budgets of ``detect.adaptive_eps`` (empty: every L-inf budget; module docstring).
 
     Returns:
         :class:`DetectionStudy`; its table has columns detector, attack, eps (0 for the GAN fakes), fooled,

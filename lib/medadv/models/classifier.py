@@ -207,7 +207,7 @@ class VGGClassifier(nn.Module):
     :attr:`gradcam_layer` names the module
     whose output Grad-CAM weighs (read by :func:`medadv.explain.attribute.gradcam_layer`): ``features``, Vnet's last
     map (1/32 of the image side), the finest map that feeds Fnet's receptive field; Fnet's own convolutions work at
-    1/64 of the side, two rows at the default profile's 128 pixels, too coarse to place a lesion.
+    1/64 of the side, one row at the default profile's 96 pixels, too coarse to place a lesion.
     """
 
     gradcam_layer = "features"
