@@ -21,7 +21,7 @@ PACKAGE = LIB / "medadv"
 # import modules of its own component and of lower layers only.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("", "console", "core", "kernel", "layout", "strict_yaml", "style"),
+    ("", "allocator", "console", "core", "kernel", "layout", "strict_yaml", "style"),
     ("config",),
     ("stats",),
     ("data", "models"),

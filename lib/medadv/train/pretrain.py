@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from medadv.allocator import keep_freed_memory
 from medadv.config import MODALITIES, PRETRAIN_SEEDS, DataConfig
 from medadv.core import git_commit, kit_root, read_json, sha256_file, write_json
 from medadv.data.images import SplitArrays
@@ -431,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = args.out or kit_root() / "results" / f"pretrain-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
+    keep_freed_memory()  # 88 s -> 42 s an epoch at width 1/16, the same bits (medadv.allocator)
     same = True
     for width in args.width or sorted(SHIPPED):
         config = SHIPPED[width] if args.epochs is None else dataclasses.replace(SHIPPED[width], epochs=args.epochs)
