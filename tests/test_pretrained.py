@@ -108,5 +108,9 @@ def test_pretraining_is_deterministic_and_writes_weights_card_and_markdown(tmp_p
     assert card["sha256"] == digests[0] and card["training"]["best_epoch"] in (1, 2)
     assert card["validation"]["presence_auc"] == pytest.approx(done.val_auc, abs=1e-6)
     assert (folder / "vnet_w0.0625.md").read_text().startswith("# Model card: vnet_w0.0625")
+    # the kernels that decide bit-identity: torch's CPU capability, in the card and its Markdown
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert card["training"]["cpu_capability"] == capability
+    assert f"(torch's {capability} kernels)" in (folder / "vnet_w0.0625.md").read_text()
     assert set(load_kit_vnet(0.0625, folder)) == set(VGGClassifier(VGGConfig(width=0.0625)).features.state_dict())
     assert dataclasses.replace(config, epochs=3) != config

@@ -19,15 +19,20 @@ paper: supervised training of Vnet on a large labelled corpus that no study ever
   kit's Vnet starts closer to the study's task than paper 001's did (``docs/fidelity.md`` says so).
 * **Training**: the kit's one training loop (:func:`medadv.train.loop.fit`: class-balanced batches, seeded per
   epoch, deterministic on the CPU), Adam at ``lr`` for every part, a fixed number of epochs sized to the time budget
-  (under 30 minutes on 2 CPU cores for every shipped width), keeping the epoch with the best validation presence
-  AUC: the rule is declared here, before any curve is read, and reads the pretext's own validation set only.
+  (under 30 minutes on 2 CPU cores for every shipped width: ``docs/training.md`` has the times), keeping the epoch
+  with the best validation presence AUC: the rule is declared here, before any curve is read, and reads the pretext's
+  own validation set only.
 * **Output**: ``vnet_w<width>.safetensors`` (``features.*``, Vnet, and ``pretext.*``, the pretext heads that the
   card's check needs) and its model card ``vnet_w<width>.json`` (corpus, pretext task, seeds, validation metrics,
   code version, sha256, intended use) plus a readable ``vnet_w<width>.md``.
 
 The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretrained`) were made by
-``medadv pretrain``; the command regenerates them bit for bit on a CPU with the same torch build and thread count (the
-card records both) and says whether the new file's sha256 equals the shipped one.
+``medadv pretrain``; the command makes them again and says whether the new file's sha256 equals the shipped one. It
+does only on a CPU that runs the same kernels: the same torch build and thread count (the card records both) and the
+same instruction set, since torch and oneDNN pick their convolution and vector kernels by the CPU and other kernels
+round differently. Cards made from now on record torch's CPU capability (``cpu_capability``); the shipped ones predate
+it, and on a 2-core AMD EPYC with AVX-512 the card's own code (b451bf3) differs from the 1/16 card's first epoch
+(loss 1.044348 against 1.042884), as does the 1/8 regeneration (``docs/training.md``).
 """
 
 from __future__ import annotations
@@ -345,6 +350,7 @@ def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
             "seed": config.seed,
             "threads": config.threads,
             "device": "cpu",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "seconds": round(done.seconds, 1),
         },
         "validation": {
@@ -360,6 +366,16 @@ def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
         "command": f"medadv pretrain --width {width_tag(config.width)}",
         "intended_use": INTENDED_USE,
     }
+
+
+def cpu_kernels(training: dict[str, Any]) -> str:
+    """The card's CPU instruction set, as a clause (empty for cards made before it was recorded).
+
+    Returns:
+        ``" (torch's AVX512 kernels)"`` or ``""``.
+    """
+    capability = training.get("cpu_capability")
+    return f" (torch's {capability} kernels)" if capability else ""
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -384,7 +400,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"- **Training**: {train['optimizer']} (lr {train['lr']}, betas {train['betas']}), batches of "
             f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} "
             f"({train['selection']}); "
-            f"seed {train['seed']}, {train['threads']} CPU threads, torch {card['torch']}, {train['seconds']} s.",
+            f"seed {train['seed']}, {train['threads']} CPU threads"
+            f"{cpu_kernels(train)}, torch {card['torch']}, {train['seconds']} s.",
             f"- **Validation**: presence AUC {card['validation']['presence_auc']:.4f}; check set "
             f"{card['check']['presence_auc']:.4f}.",
             f"- **Code version**: {card['code_version']}; command `{card['command']}`.",
@@ -409,6 +426,15 @@ def write_pretrained(done: Pretrained, config: PretrainConfig, folder: str | Pat
     write_json(sidecar, card)
     stem.with_name(stem.name + ".md").write_text(card_markdown(card))
     return weights
+
+
+#: What a differing file means (``medadv pretrain``'s verdict).
+DIFFERS = (
+    "bit-for-bit identity needs the same torch build, thread count and CPU kernels as the shipped card's; torch "
+    "and oneDNN choose their kernels by the CPU's instruction set, and other kernels round differently from the "
+    "first step on. The new file is still a valid start: compare its card's validation and check AUC with the "
+    "shipped card's"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -446,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if shipped is None
             else "identical to the shipped weights"
             if digest == shipped
-            else f"differs from the shipped {shipped}"
+            else f"differs from the shipped {shipped} ({DIFFERS})"
         )
         same &= shipped is None or digest == shipped
         LOG.info("%s: %.0f s, sha256 %s: %s", weights, time.perf_counter() - start, digest, verdict)
