@@ -5,8 +5,9 @@ fresh ``mmap`` and gives it back with ``munmap`` as soon as it is freed. A train
 the same large activation tensors at every step (a batch of 64 images of 256 x 256 through Vnet's first block at
 width 1/16 is 67 MB per tensor), so every step paid the kernel's page faults and page zeroing again. Measured on 2
 CPU cores (AMD EPYC), one epoch of ``medadv pretrain --width 0.0625`` on one thread: 88 s before, 42 s after, its
-system time 70 s -> 7 s, and the weights identical bit for bit (the allocator decides where a tensor lives, never what
-is computed into it).
+system time 70 s -> 7 s. The allocator decides where a tensor lives, never what is computed into it: one epoch at
+width 1/8 gives the same loss and validation AUC with and without it, and the default run's 20 checkpoints are the
+same files byte for byte.
 
 PyTorch's CPU performance guide recommends a different allocator (jemalloc or tcmalloc, loaded with ``LD_PRELOAD``);
 that needs a system package and a launcher around every kernel. The kit sets glibc's own documented knobs instead
