@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,15 @@ from medadv.models.inference import positive_scores
 from medadv.models.pretrained import kit_card, kit_stem, load_kit_vnet, shipped_widths
 from medadv.stats.auc import roc_auc
 from medadv.sweep import parse_seeds
-from medadv.train.pretrain import SHIPPED, PretextNet, PretrainConfig, corpus_set, pretrain, write_pretrained
+from medadv.train.pretrain import (
+    PORTABLE_ENV,
+    SHIPPED,
+    PretextNet,
+    PretrainConfig,
+    corpus_set,
+    pretrain,
+    write_pretrained,
+)
 
 CARD_FIELDS = {"corpus", "pretext_task", "training", "validation", "check", "code_version", "sha256", "intended_use"}
 
@@ -96,7 +107,7 @@ def test_pretraining_is_deterministic_and_writes_weights_card_and_markdown(tmp_p
     config = PretrainConfig(
         width=0.0625, image_size=96, patients=12, val_patients=10, check_patients=10, epochs=2, batch_size=16
     )
-    digests = []
+    digests, threads = [], torch.get_num_threads()
     for k in range(2):
         torch.manual_seed(100 + k)  # the global generator must not matter
         done = pretrain(config)
@@ -108,9 +119,47 @@ def test_pretraining_is_deterministic_and_writes_weights_card_and_markdown(tmp_p
     assert card["sha256"] == digests[0] and card["training"]["best_epoch"] in (1, 2)
     assert card["validation"]["presence_auc"] == pytest.approx(done.val_auc, abs=1e-6)
     assert (folder / "vnet_w0.0625.md").read_text().startswith("# Model card: vnet_w0.0625")
-    # the kernels that decide bit-identity: torch's CPU capability, in the card and its Markdown
+    # what decides bit-identity, in the card and its Markdown (called in-process: not the pinned environment)
     capability = torch.backends.cpu.get_cpu_capability()
-    assert card["training"]["cpu_capability"] == capability
-    assert f"(torch's {capability} kernels)" in (folder / "vnet_w0.0625.md").read_text()
+    numbers = card["training"]["numerics"]
+    assert numbers["aten_cpu_capability"] == capability and numbers["onednn"] is False and numbers["threads"] == 2
+    assert numbers["pinned"] is False and card["command"] == "medadv pretrain --width 0.0625 --epochs 2 --patients 12"
+    assert f"torch's {capability} kernels" in (folder / "vnet_w0.0625.md").read_text()
+    assert torch.backends.mkldnn.enabled and torch.get_num_threads() == threads  # both put back
     assert set(load_kit_vnet(0.0625, folder)) == set(VGGClassifier(VGGConfig(width=0.0625)).features.state_dict())
     assert dataclasses.replace(config, epochs=3) != config
+
+
+def test_medadv_pretrain_writes_the_same_bits_whatever_kernels_the_host_would_pick(tmp_path: Path) -> None:
+    """The command trains in the pinned numerical environment (oneDNN off, MKL's COMPATIBLE branch, ATen's AVX2
+    kernels, 2 threads). Started with those variables set otherwise (ATen's plain kernels, MKL's automatic branch,
+    and oneDNN capped at AVX2 besides), it runs itself again pinned and writes the same file as a start that is
+    pinned already; the card says how the file was made and by which command. (That pinning makes the file
+    independent of the CPU is what the environment is for; one machine cannot show it.)"""
+    quick = ["pretrain", "--width", "0.125", "--epochs", "1", "--patients", "10"]
+    pinned = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"} | PORTABLE_ENV
+    steered = pinned | {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "AUTO", "MKL_DYNAMIC": "TRUE"}
+    steered |= {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    digests = []
+    for name, env in (("pinned", pinned), ("steered", steered)):
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, "-m", "medadv", *quick, "--out", str(out)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 1, done.stderr  # a quick look differs from the shipped file, and says so
+        assert ("running in the pinned numerical environment" in done.stderr) == (name == "steered")
+        assert "differs from the shipped" in done.stderr
+        card = kit_card(0.125, out)
+        assert card["training"]["numerics"] == {
+            "aten_cpu_capability": "AVX2",
+            "mkl_cbwr": "COMPATIBLE",
+            "onednn": False,
+            "threads": 2,
+            "pinned": True,
+        }
+        assert "MKL_CBWR COMPATIBLE, oneDNN off (pinned)" in (out / "vnet_w0.125.md").read_text()
+        assert card["command"] == "medadv pretrain --width 0.125 --epochs 1 --patients 10"
+        digests.append(sha256_file(out / "vnet_w0.125.safetensors"))
+    assert digests[0] == digests[1]
+    bad = subprocess.run([sys.executable, "-m", "medadv", *quick[:-1], "4"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--patients 4: expected a whole number of at least 10" in bad.stderr

@@ -133,6 +133,10 @@ class ProfileSection:
 SECTION_CONFIGS: dict[str, type[ProfileSection]] = {}
 
 
+#: The fewest patients a cohort (a profile's, or one modality's share of the pretraining corpus) may have.
+MIN_PATIENTS = 10
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig(ProfileSection, section="data"):
     """The cohort of a run.
@@ -166,8 +170,8 @@ class DataConfig(ProfileSection, section="data"):
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ConfigError(f"data.modality is {self.modality!r}; expected one of {MODALITIES}.")
-        if self.n_patients < 10:
-            raise ConfigError(f"data.n_patients is {self.n_patients}; a cohort needs at least 10 patients.")
+        if self.n_patients < MIN_PATIENTS:
+            raise ConfigError(f"data.n_patients is {self.n_patients}; a cohort needs at least {MIN_PATIENTS} patients.")
         if not 0.0 < self.positive_fraction < 1.0:
             raise ConfigError(f"data.positive_fraction is {self.positive_fraction}; expected a value in (0, 1).")
         if len(self.image_size) != 2 or min(self.image_size) < 16:

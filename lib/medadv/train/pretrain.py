@@ -27,23 +27,38 @@ paper: supervised training of Vnet on a large labelled corpus that no study ever
   code version, sha256, intended use) plus a readable ``vnet_w<width>.md``.
 
 The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretrained`) were made by
-``medadv pretrain``; the command makes them again and says whether the new file's sha256 equals the shipped one. It
-does only on a CPU that runs the same kernels: the same torch build and thread count (the card records both) and the
-same instruction set, since torch and oneDNN pick their convolution and vector kernels by the CPU and other kernels
-round differently. Cards made from now on record torch's CPU capability (``cpu_capability``); the shipped ones predate
-it, and on a 2-core AMD EPYC with AVX-512 the card's own code (b451bf3) differs from the 1/16 card's first epoch
-(loss 1.044348 against 1.042884), as does the 1/8 regeneration (``docs/training.md``).
+``medadv pretrain`` before its numerical environment was pinned (below), on 1 thread with the kernels torch picked on
+the CPU that made them: the pinned command does not make them again on any CPU, that one included, and says so (it
+compares the new file's sha256 with the shipped one). :data:`SHIPPED` describes what it makes now.
+
+**The same bits on any x86-64 CPU.** By default torch picks its kernels by the CPU: oneDNN's convolutions by the
+instruction set and cache sizes, MKL's matrix products by its own dispatch, ATen's vector kernels by the widest
+instruction set (AVX-512 where there is one), and each rounds differently from the first step on (on a 2-core AMD
+EPYC with AVX-512 the 1/16 card's own code gave a first-epoch loss of 1.044348 against the card's 1.042884). The
+command therefore runs the training in a pinned numerical environment (:data:`PORTABLE_ENV`, :func:`pinned`): oneDNN
+off (convolutions through ATen's matrix-product path), MKL in its conditional numerical reproducibility mode on the
+``COMPATIBLE`` branch (``MKL_CBWR``: Intel documents it as giving the same results on Intel and Intel-compatible
+processors for a fixed thread count, with ``MKL_DYNAMIC`` and ``OMP_DYNAMIC`` off), ATen's AVX2 kernels
+(``ATEN_CPU_CAPABILITY``; most x86-64 CPUs of the last decade have AVX2, some low-end ones did not until about 2020)
+and a fixed thread count (:attr:`PretrainConfig.threads`, 2, whatever the machine's cores). The variables are read when
+torch starts, so ``medadv pretrain`` runs itself again with them set when they are not (:func:`rerun_pinned`). On the
+machine above an epoch at width 1/16 takes 44-47 s pinned on 2 threads against 42 s unpinned on 1. The card records the
+environment as read during the training (``training.numerics``), and the command warns when it could not be pinned. Not
+covered: CPUs without AVX2 (ATen then falls back to narrower kernels), other torch builds, ARM (no MKL).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +70,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from medadv.allocator import keep_freed_memory
-from medadv.config import MODALITIES, PRETRAIN_SEEDS, DataConfig
+from medadv.config import MIN_PATIENTS, MODALITIES, PRETRAIN_SEEDS, DataConfig
 from medadv.core import git_commit, kit_root, read_json, sha256_file, write_json
 from medadv.data.images import SplitArrays
 from medadv.data.phantom import render_arrays
@@ -70,6 +85,10 @@ from medadv.train.recipes import Batch, Recipe, RecipeParams
 
 LOG = logging.getLogger(__name__)
 
+#: The variables of the pinned numerical environment, read when torch starts (module docstring): ATen's AVX2 kernels,
+#: MKL's reproducible ``COMPATIBLE`` branch, and no thread count adjusted at run time (Intel's reproducibility
+#: conditions for MKL under OpenMP).
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "MKL_DYNAMIC": "FALSE", "OMP_DYNAMIC": "FALSE"}
 #: Offsets into :data:`PRETRAIN_SEEDS` of each set's seeds (one seed per modality).
 SET_OFFSETS = {"train": 0, "validation": 100, "check": 200}
 INTENDED_USE = (
@@ -91,8 +110,8 @@ class PretrainConfig:
             ``check_patients`` in the validation and check sets.
         lesion_contrast: the phantom's difficulty knob for the corpus.
         epochs, batch_size, lr: the training; the best validation epoch is kept.
-        threads: torch's CPU threads (recorded: bit-for-bit regeneration needs the same count; one thread makes the
-            result independent of the machine's core count).
+        threads: torch's CPU threads, fixed whatever the machine's cores (the result depends on the count: two give
+            the same bits on one core or sixteen).
         seed: seeds the initial weights and the training's draws.
     """
 
@@ -105,7 +124,7 @@ class PretrainConfig:
     epochs: int = 24
     batch_size: int = 64
     lr: float = 1e-3
-    threads: int = 1
+    threads: int = 2
     seed: int = 0
 
     def set_config(self, modality: str, n_patients: int) -> DataConfig:
@@ -131,9 +150,9 @@ class PretrainConfig:
         return [PRETRAIN_SEEDS[SET_OFFSETS[which] + j] for j in range(len(MODALITIES))]
 
 
-#: The kit Vnets that ship with the package: width 1/8 at the default profile's 96 x 96, width 1/16 at the workshop
-#: profile's 256 x 256 (the smoke profile also uses 1/16, at 96 x 96); the larger images get fewer patients, so that
-#: both fit in 30 minutes on a CPU.
+#: The kit Vnets the package ships, as ``medadv pretrain`` makes them now (pinned: module docstring): width 1/8 at the
+#: default profile's 96 x 96, width 1/16 at the workshop profile's 256 x 256 (the smoke profile also uses 1/16, at
+#: 96 x 96); the larger images get fewer patients, so that each fits in 30 minutes on 2 CPU cores (docs/training.md).
 SHIPPED = {
     0.125: PretrainConfig(width=0.125, image_size=96),
     0.0625: PretrainConfig(width=0.0625, image_size=256, patients=600, val_patients=75),
@@ -249,10 +268,57 @@ class PretextObjective:
         return loss, presence
 
 
+@contextlib.contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    """The in-process part of the pinned numerical environment: oneDNN off and ``threads`` torch threads (both put
+    back on leaving); :data:`PORTABLE_ENV` is the part set before torch starts (:func:`rerun_pinned`).
+
+    Yields:
+        Nothing; the block runs pinned.
+    """
+    before = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.backends.mkldnn.enabled = before[1]
+
+
+def environment_pinned() -> bool:
+    """Whether this process's environment holds every variable of :data:`PORTABLE_ENV`.
+
+    Returns:
+        True when it does.
+    """
+    return all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items())
+
+
+def numerics() -> dict[str, Any]:
+    """What decides the bits of torch's CPU arithmetic in this process now (the card's ``training.numerics``, read
+    inside :func:`pinned`).
+
+    Returns:
+        ATen's CPU capability, ``MKL_CBWR`` (None when unset), whether oneDNN is on, torch's thread count, and
+        ``pinned``: whether ATen runs the capability and the environment holds the variables of :data:`PORTABLE_ENV`
+        and oneDNN is off.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    onednn = bool(torch.backends.mkldnn.enabled)
+    return {
+        "aten_cpu_capability": capability,
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
+        "onednn": onednn,
+        "threads": torch.get_num_threads(),
+        "pinned": environment_pinned() and capability == PORTABLE_ENV["ATEN_CPU_CAPABILITY"].upper() and not onednn,
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
-    """A finished pretraining: the network (best validation epoch), its history, the check set's presence AUC and
-    the training seconds."""
+    """A finished pretraining: the network (best validation epoch), its history, the check set's presence AUC, the
+    training seconds and the numerical environment it ran in (:func:`numerics`)."""
 
     net: PretextNet
     history: pd.DataFrame
@@ -260,10 +326,12 @@ class Pretrained:
     val_auc: float
     check_auc: float
     seconds: float
+    numerics: dict[str, Any]
 
 
 def pretrain(config: PretrainConfig, device: torch.device = torch.device("cpu")) -> Pretrained:
-    """Train the kit's Vnet of ``config.width`` on the pretext task (module docstring).
+    """Train the kit's Vnet of ``config.width`` on the pretext task (module docstring), oneDNN off and with
+    ``config.threads`` threads (:func:`pinned`).
 
     Returns:
         :class:`Pretrained`.
@@ -290,7 +358,7 @@ def pretrain(config: PretrainConfig, device: torch.device = torch.device("cpu"))
         batch_per_class=config.batch_size // 2,
         eval_batch=256,
     )
-    with tempfile.TemporaryDirectory(prefix="medadv-pretrain-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="medadv-pretrain-") as scratch, pinned(config.threads):
         result = fit(
             net,
             spec,
@@ -303,8 +371,23 @@ def pretrain(config: PretrainConfig, device: torch.device = torch.device("cpu"))
             device,
             resume=False,
         )
-    check_auc = float(roc_auc(check.labels, positive_scores(net, check.images, device, 256)))
-    return Pretrained(net, result.history, result.best_epoch, result.best_val_auc, check_auc, result.train_seconds)
+        check_auc = float(roc_auc(check.labels, positive_scores(net, check.images, device, 256)))
+        numbers = numerics()
+    return Pretrained(
+        net, result.history, result.best_epoch, result.best_val_auc, check_auc, result.train_seconds, numbers
+    )
+
+
+def command(config: PretrainConfig) -> str:
+    """The ``medadv pretrain`` command that makes ``config`` (with the quick-look options where it differs from the
+    shipped width's).
+
+    Returns:
+        The command line.
+    """
+    shipped = SHIPPED[config.width]
+    quick = [f"--{k} {getattr(config, k)}" for k in ("epochs", "patients") if getattr(config, k) != getattr(shipped, k)]
+    return " ".join([f"medadv pretrain --width {width_tag(config.width)}", *quick])
 
 
 def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
@@ -350,7 +433,7 @@ def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
             "seed": config.seed,
             "threads": config.threads,
             "device": "cpu",
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "numerics": done.numerics,
             "seconds": round(done.seconds, 1),
         },
         "validation": {
@@ -363,19 +446,25 @@ def model_card(config: PretrainConfig, done: Pretrained) -> dict[str, Any]:
         },
         "code_version": git_commit(),
         "torch": torch.__version__,
-        "command": f"medadv pretrain --width {width_tag(config.width)}",
+        "command": command(config),
         "intended_use": INTENDED_USE,
     }
 
 
 def cpu_kernels(training: dict[str, Any]) -> str:
-    """The card's CPU instruction set, as a clause (empty for cards made before it was recorded).
+    """The card's numerical environment, as a clause (empty for cards made before it was recorded).
 
     Returns:
-        ``" (torch's AVX512 kernels)"`` or ``""``.
+        ``", torch's AVX2 kernels, MKL_CBWR COMPATIBLE, oneDNN off (pinned)"`` or ``""``.
     """
-    capability = training.get("cpu_capability")
-    return f" (torch's {capability} kernels)" if capability else ""
+    numbers = training.get("numerics")
+    if not numbers:
+        return ""
+    onednn = "on" if numbers["onednn"] else "off"
+    state = "pinned" if numbers["pinned"] else "not pinned"
+    return (
+        f", torch's {numbers['aten_cpu_capability']} kernels, MKL_CBWR {numbers['mkl_cbwr']}, oneDNN {onednn} ({state})"
+    )
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -400,8 +489,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"- **Training**: {train['optimizer']} (lr {train['lr']}, betas {train['betas']}), batches of "
             f"{train['batch_size']}, {train['epochs']} epochs, kept epoch {train['best_epoch']} "
             f"({train['selection']}); "
-            f"seed {train['seed']}, {train['threads']} CPU threads"
-            f"{cpu_kernels(train)}, torch {card['torch']}, {train['seconds']} s.",
+            f"seed {train['seed']}, {train['threads']} CPU threads{cpu_kernels(train)}, torch {card['torch']}, "
+            f"{train['seconds']} s.",
             f"- **Validation**: presence AUC {card['validation']['presence_auc']:.4f}; check set "
             f"{card['check']['presence_auc']:.4f}.",
             f"- **Code version**: {card['code_version']}; command `{card['command']}`.",
@@ -430,16 +519,33 @@ def write_pretrained(done: Pretrained, config: PretrainConfig, folder: str | Pat
 
 #: What a differing file means (``medadv pretrain``'s verdict).
 DIFFERS = (
-    "bit-for-bit identity needs the same torch build, thread count and CPU kernels as the shipped card's; torch "
-    "and oneDNN choose their kernels by the CPU's instruction set, and other kernels round differently from the "
-    "first step on. The new file is still a valid start: compare its card's validation and check AUC with the "
-    "shipped card's"
+    "bit-for-bit identity needs the numerical environment of the shipped card (training.numerics) and the same torch "
+    "build; a card without numerics was made before the environment was pinned, with the kernels torch picked for "
+    "its CPU. The new file is still a valid start: compare its card's validation and check AUC with the shipped card's"
 )
 
 
+def rerun_pinned(argv: Sequence[str]) -> int | None:
+    """Run ``medadv pretrain argv`` again with :data:`PORTABLE_ENV` set, unless this process has it: on POSIX this
+    process is replaced (``os.execve``), elsewhere a child runs it.
+
+    Returns:
+        The child's exit status (not on POSIX, where nothing returns), or None when this process is already pinned.
+    """
+    if environment_pinned():
+        return None
+    LOG.info("medadv pretrain: running in the pinned numerical environment (%s)", PORTABLE_ENV)
+    line, env = [sys.executable, "-m", "medadv.train.pretrain", *argv], {**os.environ, **PORTABLE_ENV}
+    if os.name == "posix":  # this process becomes the pinned one: a signal to its pid reaches the training
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.execve(sys.executable, line, env)
+    return subprocess.run(line, env=env, check=False).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``medadv pretrain [--width W ...] [--out DIR]``: make the kit's pretrained Vnet(s) and compare them with the
-    shipped ones.
+    """``medadv pretrain [--width W ...] [--out DIR] [--epochs N] [--patients N]``: make the kit's pretrained Vnet(s)
+    in the pinned numerical environment and compare them with the shipped ones.
 
     Returns:
         0 when every file made equals the shipped one byte for byte (or none is shipped at that width), 1 otherwise.
@@ -454,17 +560,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="folder for the files (default: the kit's results/pretrain-<time>)")
     parser.add_argument("--epochs", type=int, help="fewer epochs for a quick look (the result then differs)")
+    parser.add_argument(
+        "--patients", type=int, help="fewer training patients per modality for a quick look (the result then differs)"
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    for name, least in (("epochs", 1), ("patients", MIN_PATIENTS)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            parser.error(f"--{name} {getattr(args, name)}: expected a whole number of at least {least}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    status = rerun_pinned(argv)
+    if status is not None:
+        return status
     out = args.out or kit_root() / "results" / f"pretrain-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     keep_freed_memory()  # 88 s -> 42 s an epoch at width 1/16, the same bits (medadv.allocator)
     same = True
     for width in args.width or sorted(SHIPPED):
-        config = SHIPPED[width] if args.epochs is None else dataclasses.replace(SHIPPED[width], epochs=args.epochs)
-        torch.set_num_threads(config.threads)
+        quick = {k: v for k, v in (("epochs", args.epochs), ("patients", args.patients)) if v is not None}
+        config = dataclasses.replace(SHIPPED[width], **quick)
         start = time.perf_counter()
-        weights = write_pretrained(pretrain(config), config, out)
+        done = pretrain(config)
+        if not done.numerics["pinned"]:
+            LOG.warning(
+                "not pinned (%s): this CPU or Python lacks what the pinned environment needs (AVX2, x86-64 MKL), so "
+                "the file depends on this machine's kernels",
+                done.numerics,
+            )
+        weights = write_pretrained(done, config, out)
         digest = sha256_file(weights)
         shipped = kit_card(width)["sha256"] if width in shipped_widths() else None
         verdict = (
