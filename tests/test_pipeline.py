@@ -759,3 +759,26 @@ def test_reader_commands_are_medadv_reader_and_keep_their_alias(monkeypatch: pyt
     assert alias.stdout.startswith("usage: medadv-reader serve")
     bad = _medadv("reader", "import", "/no/such/run", "x.csv")
     assert bad.returncode == 2 and bad.stderr.startswith("medadv reader: ")
+
+
+def test_the_code_digest_covers_the_library_and_its_shipped_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New shipped weights (the kit's pretrained Vnet) change every model trained from them, so they invalidate a
+    finished run as a code change does; a file that no run reads (notes) does not."""
+    from medadv.pipeline import code_digest
+
+    lib = tmp_path / "medadv"
+    (lib / "models" / "weights").mkdir(parents=True)
+    (lib / "stage.py").write_text("x = 1\n")
+    weights = lib / "models" / "weights" / "vnet.safetensors"
+    weights.write_bytes(b"\x00" * 64)
+    monkeypatch.setattr("medadv.pipeline.LIB_DIR", lib)
+    first = code_digest()
+    (lib / "notes.txt").write_text("a note")
+    assert code_digest() == first
+    weights.write_bytes(b"\x01" * 64)
+    second = code_digest()
+    assert second != first
+    (lib / "stage.py").write_text("x = 2\n")
+    assert code_digest() not in (first, second)

@@ -3,11 +3,12 @@
 Every notebook in ``notebooks/`` (named ``NN_name.ipynb``) is executed in order with the same parameters
 (``run_dir``, ``profile``, ``device``, ``data_manifest``, ``data_root``) into ``<run-dir>/notebooks/``. Each notebook's
 *key* is the sha256 of what decides its outputs: the notebook file, the parameters it declares (the run folder's path
-excepted), the resolved profile and device, the library's source, the data set (the manifest file's bytes and the
-listing of the data root: every file's path, size and mtime), and every output file that the notebooks before it
-registered in ``manifest.json``. A notebook whose key is unchanged and whose registered outputs are all present with
-their recorded sha256 is skipped on a rerun; ``--force`` reruns all. A failing notebook stops the run: its name, the
-failing cell's error and the executed notebook's path are printed, and ``manifest.json`` says the run is incomplete.
+excepted), the resolved profile and device, the library's source and shipped weights, the data set (the manifest
+file's bytes and the listing of the data root: every file's path, size and mtime), and every output file that the
+notebooks before it registered in ``manifest.json``. A notebook whose key is unchanged and whose registered outputs
+are all present with their recorded sha256 is skipped on a rerun; ``--force`` reruns all. A failing notebook stops
+the run: its name, the failing cell's error and the executed notebook's path are printed, and ``manifest.json`` says
+the run is incomplete.
 
 Before anything is written, the run is checked (:func:`check_run`): ``--run-dir`` must not be a file, the device must
 exist, every ``--param`` must be a parameter of a notebook to run, a folder made with another profile, data set or
@@ -68,7 +69,9 @@ from medadv.run_report import write_report
 
 LIB_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
-CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css")
+#: What a notebook's result depends on besides its own source: the library's code, profiles and page templates, and the
+#: shipped model weights (the kit's pretrained Vnet: new weights change every model trained from them).
+CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css", ".safetensors")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 #: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
 SWEEP_OPTIONS = (
@@ -108,7 +111,8 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
 
 
 def code_digest() -> str:
-    """sha256 over the library's source files (a change to the library invalidates every notebook).
+    """sha256 over the library's source files and shipped weights (:data:`CODE_SUFFIXES`): a change to either
+    invalidates every notebook.
 
     Returns:
         The hex digest.
