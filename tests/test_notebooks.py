@@ -1,14 +1,15 @@
 """The notebooks themselves: committed clean, and run end to end through papermill on the smoke profile.
 
-The smoke pipeline runs twice into two run folders (once per test session); the tests then check each notebook's
-outputs, the run-folder contract of DESIGN.md, and that the two runs wrote byte-identical tables (columns ending in
-``_seconds`` are wall-clock measurements, the one documented exception).
+The smoke pipeline runs once per test session (``smoke_run``, conftest.py); the tests then check each notebook's
+outputs, the run-folder contract of DESIGN.md, and that the same seed's run inside a sweep (``smoke_sweep``) wrote
+byte-identical tables (columns ending in ``_seconds`` are wall-clock measurements, the one documented exception).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
+from _smoke import SMOKE_SEED
 from medadv.core import sha256_file
 from medadv.kernel import KERNEL_NAME
 from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
@@ -102,20 +104,9 @@ def test_the_pre_commit_hook_keeps_notebooks_as_committed(tmp_path: Path) -> Non
         assert (tmp_path / name).read_bytes() == path.read_bytes(), name
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    runs = []
-    for name in ("a", "b"):
-        run = tmp_path_factory.mktemp(f"smoke_{name}")
-        status = run_pipeline("smoke", run, device="cpu")
-        assert status == 0, f"smoke run {name} failed: see {run / 'notebooks'}"
-        runs.append(run)
-    return runs[0], runs[1]
-
-
 @pytest.mark.notebooks
-def test_smoke_run_follows_the_run_folder_contract(smoke_runs: tuple[Path, Path]) -> None:
-    run = smoke_runs[0]
+def test_smoke_run_follows_the_run_folder_contract(smoke_run: Path) -> None:
+    run = smoke_run
     for name in ("config.json", "cohort.csv", "summary.json", "manifest.json"):
         assert (run / name).is_file(), name
     manifest = json.loads((run / "manifest.json").read_text())
@@ -134,8 +125,8 @@ def test_smoke_run_follows_the_run_folder_contract(smoke_runs: tuple[Path, Path]
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_executed_notebooks_hold_their_figures(smoke_runs: tuple[Path, Path], path: Path) -> None:
-    run = smoke_runs[0]
+def test_executed_notebooks_hold_their_figures(smoke_run: Path, path: Path) -> None:
+    run = smoke_run
     outputs = json.loads((run / "manifest.json").read_text())["outputs"]
     saved = [
         rel
@@ -156,11 +147,11 @@ def test_executed_notebooks_hold_their_figures(smoke_runs: tuple[Path, Path], pa
 
 
 @pytest.mark.notebooks
-def test_executed_notebooks_print_no_warning_or_error(smoke_runs: tuple[Path, Path]) -> None:
+def test_executed_notebooks_print_no_warning_or_error(smoke_run: Path) -> None:
     # a warning in a cell's output (a library's deprecation, a read-only array handed to torch) is what a reader of
     # the notebook sees first; the smoke run has nothing to warn about
     for path in NOTEBOOKS:
-        executed = nbformat.read(smoke_runs[0] / "notebooks" / path.name, as_version=4)
+        executed = nbformat.read(smoke_run / "notebooks" / path.name, as_version=4)
         stderr = [
             out.get("text", "")
             for cell in executed.cells
@@ -172,8 +163,8 @@ def test_executed_notebooks_print_no_warning_or_error(smoke_runs: tuple[Path, Pa
 
 
 @pytest.mark.notebooks
-def test_two_smoke_runs_write_identical_tables(smoke_runs: tuple[Path, Path]) -> None:
-    a, b = smoke_runs
+def test_the_same_seed_in_a_sweep_writes_identical_tables(smoke_run: Path, smoke_sweep: Path) -> None:
+    a, b = smoke_run, smoke_sweep / f"seed-{SMOKE_SEED:04d}"
     tables = sorted(p.name for p in (a / "tables").glob("*.csv"))
     assert tables and tables == sorted(p.name for p in (b / "tables").glob("*.csv"))
     for name in tables:
@@ -251,8 +242,8 @@ EXPECTED_OUTPUTS = {
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("notebook", sorted(EXPECTED_OUTPUTS))
-def test_each_notebook_registers_its_outputs(smoke_runs: tuple[Path, Path], notebook: str) -> None:
-    run = smoke_runs[0]
+def test_each_notebook_registers_its_outputs(smoke_run: Path, notebook: str) -> None:
+    run = smoke_run
     outputs = json.loads((run / "manifest.json").read_text())["outputs"]
     for rel in EXPECTED_OUTPUTS[notebook]:
         assert rel in outputs, f"{rel} not registered"
@@ -261,8 +252,8 @@ def test_each_notebook_registers_its_outputs(smoke_runs: tuple[Path, Path], note
 
 
 @pytest.mark.notebooks
-def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
-    run = smoke_runs[0]
+def test_headline_tables_hold_numbers(smoke_run: Path) -> None:
+    run = smoke_run
     metrics = pd.read_csv(run / "tables" / "classifier_metrics.csv")
     assert {
         "recipe",
@@ -308,8 +299,8 @@ def test_headline_tables_hold_numbers(smoke_runs: tuple[Path, Path]) -> None:
 
 
 @pytest.mark.notebooks
-def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_runs: tuple[Path, Path]) -> None:
-    run = smoke_runs[0]
+def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_run: Path) -> None:
+    run = smoke_run
     curves = pd.read_csv(run / "tables" / "robustness_curves.csv")
     worst = pd.read_csv(run / "tables" / "robustness_worst_case.csv")
     sanity = pd.read_csv(run / "tables" / "attack_sanity.csv")
@@ -350,9 +341,10 @@ def test_notebook_03_writes_the_worst_case_and_the_masking_checks(smoke_runs: tu
 
 @pytest.mark.notebooks
 def test_rerunning_a_complete_smoke_run_skips_every_notebook(
-    smoke_runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = smoke_runs[1]
+    run = tmp_path / "run"  # a copy: the other tests read the run itself
+    shutil.copytree(smoke_run, run)
     before = json.loads((run / "manifest.json").read_text())["notebooks"]
     capsys.readouterr()
     assert run_pipeline("smoke", run, device="cpu") == 0
@@ -362,10 +354,10 @@ def test_rerunning_a_complete_smoke_run_skips_every_notebook(
 
 
 @pytest.mark.notebooks
-def test_effects_recomputed_from_the_run_tables_match_effects_csv(smoke_runs: tuple[Path, Path]) -> None:
+def test_effects_recomputed_from_the_run_tables_match_effects_csv(smoke_run: Path) -> None:
     from medadv.effects import evaluate_run
 
-    run = smoke_runs[0]
+    run = smoke_run
     written = pd.read_csv(run / "tables" / "effects.csv", keep_default_na=False, na_values=[""])
     again = evaluate_run(run)
     assert written["effect"].tolist() == again["effect"].tolist()
@@ -381,8 +373,8 @@ def _report_links(html_text: str) -> list[str]:
 
 
 @pytest.mark.notebooks
-def test_a_run_ends_with_a_self_contained_report(smoke_runs: tuple[Path, Path]) -> None:
-    run = smoke_runs[0]
+def test_a_run_ends_with_a_self_contained_report(smoke_run: Path) -> None:
+    run = smoke_run
     report = run / "report"
     index = (report / "index.html").read_text()
     figures = sorted(p.stem for p in (run / "figures").glob("*.png"))
@@ -423,13 +415,13 @@ def test_a_run_ends_with_a_self_contained_report(smoke_runs: tuple[Path, Path]) 
 
 @pytest.mark.notebooks
 @pytest.mark.browser
-def test_the_report_reads_on_a_phone_offline(smoke_runs: tuple[Path, Path], browser) -> None:  # noqa: F811
+def test_the_report_reads_on_a_phone_offline(smoke_run: Path, browser) -> None:  # noqa: F811
     import io
 
     import numpy as np
     from PIL import Image
 
-    index = smoke_runs[0] / "report" / "index.html"
+    index = smoke_run / "report" / "index.html"
     page = browser.new_page()
     page.set_viewport_size({"width": 390, "height": 844})
     requests: list[str] = []
