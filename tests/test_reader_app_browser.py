@@ -440,8 +440,9 @@ def test_layout_keeps_confirm_and_next_on_screen(
 
     page.reload()  # the start screen offers Continue, on screen
     page.wait_for_selector("#screen-start:not([hidden])")
-    # the page fills in the saved reader after it shows the start screen; wait for that (fails on a timeout if never)
-    page.wait_for_function("document.getElementById('start-button').textContent === 'Continue'", timeout=10_000)
+    # the page fills in the saved reader after it shows the start screen; wait for that (fails on a timeout if never).
+    # A selector, not wait_for_function: the page's policy forbids eval, which a string predicate needs when it polls.
+    page.wait_for_selector("#start-button:text-is('Continue')", timeout=10_000)
     assert_on_screen(page, "#start-button", size)
     page.screenshot(path=tmp_path / f"start_{name}.png")
 
