@@ -27,11 +27,13 @@ paper: supervised training of Vnet on a large labelled corpus that no study ever
   code version, sha256, intended use) plus a readable ``vnet_w<width>.md``.
 
 The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretrained`) were made by
-``medadv pretrain`` before its numerical environment was pinned (below), on 1 thread with the kernels torch picked on
-the CPU that made them: the pinned command does not make them again on any CPU, that one included, and says so (it
-compares the new file's sha256 with the shipped one). :data:`SHIPPED` describes what it makes now.
+``medadv pretrain``: width 1/8 by the pinned command below (made twice, on two machines, with the same bytes); width
+1/16 before the environment was pinned, on 1 thread with the kernels torch picked on the CPU that made it, so the
+pinned command does not make it again on any CPU, that one included, and says so (it compares the new file's sha256
+with the shipped one). :data:`SHIPPED` describes what it makes now.
 
-**The same bits on any x86-64 CPU.** By default torch picks its kernels by the CPU: oneDNN's convolutions by the
+**The same bits on any x86-64 CPU** (the aim; shown so far on one kind of CPU, a 2-core AMD EPYC). By default
+torch picks its kernels by the CPU: oneDNN's convolutions by the
 instruction set and cache sizes, MKL's matrix products by its own dispatch, ATen's vector kernels by the widest
 instruction set (AVX-512 where there is one), and each rounds differently from the first step on (on a 2-core AMD
 EPYC with AVX-512 the 1/16 card's own code gave a first-epoch loss of 1.044348 against the card's 1.042884). The
