@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import urllib.error
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,29 +27,22 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke pipeline run once into a run folder (``./run_all.sh --profile smoke``), with the torch threads of
     the sweep's runs (:data:`SMOKE_THREADS`, set through the variables a sweep sets).
 
-    Yields:
+    Returns:
         The run folder.
     """
     from medadv.pipeline import run_pipeline
 
     run = tmp_path_factory.mktemp("smoke_run")
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the kernels' torch threads, set as a sweep sets them
-    before = {name: os.environ.get(name) for name in names}
-    os.environ.update(dict.fromkeys(names, SMOKE_THREADS))
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the kernels' torch threads, set as a sweep sets them
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            patch.setenv(name, SMOKE_THREADS)
         status = run_pipeline("smoke", run, device="cpu")
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
     assert status == 0, f"the smoke run failed: see {run / 'notebooks'}"
-    yield run
+    return run
 
 
 @pytest.fixture(scope="session")
