@@ -26,27 +26,26 @@ paper: supervised training of Vnet on a large labelled corpus that no study ever
   card's check needs) and its model card ``vnet_w<width>.json`` (corpus, pretext task, seeds, validation metrics,
   code version, sha256, intended use) plus a readable ``vnet_w<width>.md``.
 
-The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretrained`) were made by
-``medadv pretrain``: width 1/8 by the pinned command below (made twice, on two machines, with the same bytes); width
-1/16 before the environment was pinned, on 1 thread with the kernels torch picked on the CPU that made it, so the
-pinned command does not make it again on any CPU, that one included, and says so (it compares the new file's sha256
-with the shipped one). :data:`SHIPPED` describes what it makes now.
+The shipped files (``medadv/models/weights``, read by :mod:`medadv.models.pretrained`) were made by the pinned
+command below, each twice with the same bytes (width 1/8 on two fresh machines, width 1/16 in two sessions, all on
+the same kind of CPU); the command compares the new file's sha256 with the shipped one and says whether they are the
+same. :data:`SHIPPED` describes what it makes.
 
-**The same bits on any x86-64 CPU** (the aim; shown so far on one kind of CPU, a 2-core AMD EPYC). By default
-torch picks its kernels by the CPU: oneDNN's convolutions by the
-instruction set and cache sizes, MKL's matrix products by its own dispatch, ATen's vector kernels by the widest
-instruction set (AVX-512 where there is one), and each rounds differently from the first step on (on a 2-core AMD
-EPYC with AVX-512 the 1/16 card's own code gave a first-epoch loss of 1.044348 against the card's 1.042884). The
-command therefore runs the training in a pinned numerical environment (:data:`PORTABLE_ENV`, :func:`pinned`): oneDNN
-off (convolutions through ATen's matrix-product path), MKL in its conditional numerical reproducibility mode on the
-``COMPATIBLE`` branch (``MKL_CBWR``: Intel documents it as giving the same results on Intel and Intel-compatible
-processors for a fixed thread count, with ``MKL_DYNAMIC`` and ``OMP_DYNAMIC`` off), ATen's AVX2 kernels
-(``ATEN_CPU_CAPABILITY``; most x86-64 CPUs of the last decade have AVX2, some low-end ones did not until about 2020)
-and a fixed thread count (:attr:`PretrainConfig.threads`, 2, whatever the machine's cores). The variables are read when
-torch starts, so ``medadv pretrain`` runs itself again with them set when they are not (:func:`rerun_pinned`). On the
-machine above an epoch at width 1/16 takes 44-47 s pinned on 2 threads against 42 s unpinned on 1. The card records the
-environment as read during the training (``training.numerics``), and the command warns when it could not be pinned. Not
-covered: CPUs without AVX2 (ATen then falls back to narrower kernels), other torch builds, ARM (no MKL).
+**The same bits on any x86-64 CPU** (the aim; shown so far on one kind of CPU, a 2-core AMD EPYC). By default torch
+picks its kernels by the CPU: oneDNN's convolutions by the instruction set and cache sizes, MKL's matrix products by
+its own dispatch, ATen's vector kernels by the widest instruction set (AVX-512 where there is one), and each rounds
+differently from the first step on (on a 2-core AMD EPYC with AVX-512 the code of the 1/16 file shipped before the
+pinning gave a first-epoch loss of 1.044348 against that card's 1.042884). The command therefore runs the training in
+a pinned numerical environment (:data:`PORTABLE_ENV`, :func:`pinned`): oneDNN off (convolutions through ATen's
+matrix-product path), MKL in its conditional numerical reproducibility mode on the ``COMPATIBLE`` branch
+(``MKL_CBWR``: Intel documents it as giving the same results on Intel and Intel-compatible processors for a fixed
+thread count, with ``MKL_DYNAMIC`` and ``OMP_DYNAMIC`` off), ATen's AVX2 kernels (``ATEN_CPU_CAPABILITY``; most x86-64
+CPUs of the last decade have AVX2, some low-end ones did not until about 2020) and a fixed thread count
+(:attr:`PretrainConfig.threads`, 2, whatever the machine's cores). The variables are read when torch starts, so
+``medadv pretrain`` runs itself again with them set when they are not (:func:`rerun_pinned`). On the machine above an
+epoch at width 1/16 takes 44-47 s pinned on 2 threads against 42 s unpinned on 1. The card records the environment as
+read during the training (``training.numerics``), and the command warns when it could not be pinned. Not covered: CPUs
+without AVX2 (ATen then falls back to narrower kernels), other torch builds, ARM (no MKL).
 """
 
 from __future__ import annotations
