@@ -43,9 +43,10 @@ thread count, with ``MKL_DYNAMIC`` and ``OMP_DYNAMIC`` off), ATen's AVX2 kernels
 CPUs of the last decade have AVX2, some low-end ones did not until about 2020) and a fixed thread count
 (:attr:`PretrainConfig.threads`, 2, whatever the machine's cores). The variables are read when torch starts, so
 ``medadv pretrain`` runs itself again with them set when they are not (:func:`rerun_pinned`). On the machine above an
-epoch at width 1/16 takes 44-47 s pinned on 2 threads against 42 s unpinned on 1. The card records the environment as
-read during the training (``training.numerics``), and the command warns when it could not be pinned. Not covered: CPUs
-without AVX2 (ATen then falls back to narrower kernels), other torch builds, ARM (no MKL).
+epoch at width 1/16 took 44-47 s pinned on 2 threads in one session (64 s in another) against 42 s unpinned on 1. The
+card records the environment as read during the training (``training.numerics``), and the command warns when it could
+not be pinned. Not covered: CPUs without AVX2 (ATen then falls back to narrower kernels), other torch builds, ARM (no
+MKL).
 """
 
 from __future__ import annotations
