@@ -10,7 +10,7 @@ import pytest
 import torch
 from medadv.errors import CheckpointError, ConfigError, DataError
 from medadv.models.classifier import VGGClassifier, VGGConfig
-from medadv.models.gan_networks import DIRECTIONS, Discriminator, Gnet, dis, flipped_fakes
+from medadv.models.gan_networks import DIRECTIONS, Discriminator, Gnet, dis, fake_batch, flipped_fakes
 from medadv.models.inference import batched_outputs
 from medadv.train import gan as gan_train
 from medadv.train.gan import (
@@ -102,6 +102,19 @@ def test_batched_outputs_and_flipped_fakes() -> None:
     fakes = flipped_fakes(gens, x, np.array([1, 0, 0, 1, 1]), batch_size=2, device=CPU)
     np.testing.assert_allclose(fakes[[0, 3, 4]], x[[0, 3, 4]])  # positives through `remove`
     np.testing.assert_allclose(fakes[[1, 2]], x[[1, 2]] + 1.0)  # negatives through `insert`
+
+
+def test_fake_batch_bounds_pixels_and_leaves_the_fakes_unchanged() -> None:
+    # FAKE_BATCH_PIXELS worth of images: the default's 64 at 96 x 96, 9 at 256 x 256, one full-size mammogram
+    assert [fake_batch(np.zeros((2, 1, h, w))) for h, w in [(96, 96), (256, 256), (1728, 1408)]] == [64, 9, 1]
+    torch.manual_seed(0)
+    gens = {d: Gnet(width=2, depth=2) for d in DIRECTIONS}
+    x = np.random.default_rng(1).random((7, 1, 16, 16)).astype(np.float32)
+    labels = np.array([1, 0, 0, 1, 1, 0, 1])
+    by_one, by_all = (flipped_fakes(gens, x, labels, CPU, batch_size=b) for b in (1, 7))
+    # each image is edited on its own: the batch changes the kernels' float32 rounding, nothing more
+    np.testing.assert_allclose(by_one, by_all, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(flipped_fakes(gens, x, labels, CPU), by_all)  # 16 x 16: one batch
 
 
 class _Shift(nn.Module):

@@ -236,15 +236,38 @@ def dis(score: torch.Tensor) -> torch.Tensor:
     return -F.softplus(-score)
 
 
+FAKE_BATCH_PIXELS = 64 * 96 * 96
+"""Pixels in one batch of images that trained generators edit (:func:`flipped_fakes`): 64 images at the default
+profile's 96 x 96, 9 at the workshop's 256 x 256, where a batch of 64 raised notebook 02's peak memory from 1.8 to
+2.8 GiB. Each image is edited on its own (GroupNorm, no batch statistics), so the batch only groups the work and
+changes at most the float32 rounding of the kernels (the workshop's run wrote the same fakes, as 16-bit PNGs, and the
+same tables with either batch)."""
+
+
+def fake_batch(images: np.ndarray) -> int:
+    """How many of ``images`` (N, 1, H, W) the generators edit at once: :data:`FAKE_BATCH_PIXELS` worth, at least one.
+
+    Returns:
+        The batch size.
+    """
+    return max(1, FAKE_BATCH_PIXELS // (images.shape[-2] * images.shape[-1]))
+
+
 def flipped_fakes(
-    generators: dict[str, nn.Module], images: np.ndarray, labels: np.ndarray, batch_size: int, device: torch.device
+    generators: dict[str, nn.Module],
+    images: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    batch_size: int | None = None,
 ) -> np.ndarray:
-    """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives.
+    """Paper 001's adversarial counterpart of every image: ``remove`` applied to positives, ``insert`` to negatives,
+    ``batch_size`` images at a time (default: :func:`fake_batch`).
 
     Returns:
         The fakes (N, 1, H, W) as float32 numpy, in the order of ``images``.
     """
     images = np.asarray(images, dtype=np.float32)
+    batch_size = batch_size or fake_batch(images)
     labels = np.asarray(labels).astype(int)
     out = np.empty_like(images)
     for direction, (source, _) in DIRECTIONS.items():
@@ -256,4 +279,4 @@ def flipped_fakes(
     return out
 
 
-__all__ = ["DIRECTIONS", "Discriminator", "Gnet", "dis", "flipped_fakes"]
+__all__ = ["DIRECTIONS", "FAKE_BATCH_PIXELS", "Discriminator", "Gnet", "dis", "fake_batch", "flipped_fakes"]

@@ -40,7 +40,6 @@ from medadv.train.loop import ClassifierConfig
 SPLITS = ("train", "val", "test")
 ADVERSARIAL_SPLITS = ("val", "test")
 """The splits whose images get a fake in the adversarial set (the training split's fakes would leak into training)."""
-FAKE_BATCH = 64
 
 __all__ = [
     "AdversarialSet",
@@ -189,8 +188,7 @@ def build_adversarial_set(ctx: RunContext, inputs: GanInputs, generators: Mappin
     """
     splits = inputs.splits
     fakes = {
-        s: flipped_fakes(dict(generators), splits[s].images, splits[s].labels, FAKE_BATCH, ctx.device)
-        for s in ADVERSARIAL_SPLITS
+        s: flipped_fakes(dict(generators), splits[s].images, splits[s].labels, ctx.device) for s in ADVERSARIAL_SPLITS
     }
     rows = pd.concat([splits[s].rows for s in fakes], ignore_index=True)
     index, paths = write_adversarial_set(
@@ -233,7 +231,7 @@ def education_set(
     """
     train = inputs.splits["train"]
     pick = education_selection(train.labels, config.education_triplets, ctx.profile.seed)
-    fakes = flipped_fakes(dict(generators), train.images[pick], train.labels[pick], FAKE_BATCH, ctx.device)
+    fakes = flipped_fakes(dict(generators), train.images[pick], train.labels[pick], ctx.device)
     index, paths = write_education_set(ctx.layout, list(train.rows.image_id[pick]), train.images[pick], fakes)
     ctx.register_many(paths)
     return index

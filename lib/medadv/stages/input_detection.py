@@ -173,9 +173,7 @@ def build_detectors(
     classifier, meta = load_model_checkpoint(available[config.classifier].with_suffix(""), ctx.device)
     classifier.requires_grad_(False)
     train = splits["train"]
-    train_fakes = flipped_fakes(
-        _generators(ctx.layout, ctx.device), train.images, train.labels, config.batch_size, ctx.device
-    )
+    train_fakes = flipped_fakes(_generators(ctx.layout, ctx.device), train.images, train.labels, ctx.device)
     train_fakes = quantize(train_fakes, 16).astype(np.float32) / 65535.0  # as notebook 02 stores its fakes
     init = classifier.state_dict() if config.fake_init == "classifier" else None
     ckpt_dir = ctx.layout.detect_checkpoints
