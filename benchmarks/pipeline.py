@@ -11,13 +11,13 @@ seconds are the runner's (``manifest.json``: its kernel's start to its last cell
 resident memory of its Jupyter kernel and the kernel's children, read every 0.2 s while it runs (Linux: the
 kernel's own high-water mark ``VmHWM``, so a peak is missed only in a notebook's last 0.2 s; elsewhere the largest
 resident size sampled); each notebook runs in a kernel of its own, started in order, so the n-th kernel is the n-th
-notebook. The run's peak is the largest process of the whole tree, exact (``wait4``'s resource usage). Its
-start-up runs from papermill's start, which includes the kernel's start, to the end of its first code cell after the
-parameters (the kit's imports). Every code cell's seconds as papermill recorded them (``metadata.papermill.duration``)
-are written to ``OUT/cells.csv`` (default: ``RUN/benchmark``) and the slowest printed. With ``--py-spy`` the run's
-process tree is sampled by py-spy (``pip install py-spy``; it reads the kernels' Python stacks from outside, so the
-run is not instrumented) into ``OUT/run.speedscope.json``, one profile per process (open it at
-https://www.speedscope.app or with py-spy's own viewer).
+notebook (a kernel's forks count in its peak). The run's peak is the largest process of the whole tree, exact
+(``wait4``'s resource usage). A notebook's start-up runs from papermill's start, which includes the kernel's start,
+to the end of its first code cell after the parameters (the kit's imports). Every code cell's seconds as papermill
+recorded them (``metadata.papermill.duration``) are written to ``OUT/cells.csv`` (default: ``RUN/benchmark``) and the
+slowest printed. With ``--py-spy`` the run's process tree is sampled by py-spy (``pip install py-spy``; it reads the
+kernels' Python stacks from outside, so the run is not instrumented) into ``OUT/run.speedscope.json``, one profile
+per process (open it at https://www.speedscope.app or with py-spy's own viewer).
 
 Each notebook is not run in a process of its own (``--only NN``): that pays the runner's start, its profile check
 (which imports torch) and the report once per notebook, 10-13 s each on 2 cores, which no user waits for. The README
@@ -69,7 +69,7 @@ class KernelPeaks(threading.Thread):
                     key = (proc.pid, proc.create_time())
                     if key in self.others:
                         continue
-                    if key not in self.peaks and KERNEL_MODULE not in " ".join(proc.cmdline()):
+                    if key not in self.peaks and not is_kernel(proc):
                         self.others.add(key)
                         continue
                     peak = max(peak_mib(p) for p in [proc, *proc.children(recursive=True)])
@@ -81,6 +81,19 @@ class KernelPeaks(threading.Thread):
         """Returns:
         Each kernel's peak MiB, in the order the kernels started."""
         return [self.peaks[key] for key in sorted(self.peaks, key=lambda key: key[1])]
+
+
+def is_kernel(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is a Jupyter kernel: started as ``ipykernel_launcher`` by a process that is not one (a
+    kernel's own forks carry its command line; they count in its peak, not as kernels).
+
+    Returns:
+        True for a kernel.
+    """
+    parent = proc.parent()
+    return KERNEL_MODULE in " ".join(proc.cmdline()) and (
+        parent is None or KERNEL_MODULE not in " ".join(parent.cmdline())
+    )
 
 
 def peak_mib(proc: psutil.Process) -> float:
