@@ -35,7 +35,8 @@ class DetectionConfig(ProfileSection, section="detect"):
         adaptive_eps: L-inf budgets of the adaptive attacks, each in (0, 1] (empty = every ``attacks.linf_eps``).
         adaptive_steps: the adaptive PGD's steps (step size ``attacks.step_ratio x eps / steps``).
         fpr: the false-positive rate of the ``tpr_at_5fpr`` column.
-        batch_size: images per batch.
+        batch_size: images per batch where the detectors score, are fitted and are attacked (the training split's
+            fakes are made in :func:`~medadv.models.gan_networks.fake_batch`'s batches).
 
     Defaults: paper 001's classifier learning rates (``fake_lr_head``, ``fake_lr_features``) and batch size
     (``fake_batch_per_class``); every other default is the kit's choice.
