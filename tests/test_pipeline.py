@@ -404,6 +404,17 @@ def test_one_command_names_itself_and_parses_before_importing_torch() -> None:
     assert bad.returncode == 2 and "invalid choice: 'rn'" in bad.stderr
 
 
+def test_a_command_exits_with_its_status_its_exit_handlers_run_after_the_freeze() -> None:
+    # exit_process skips the shutdown's garbage collections (gc.freeze), not the exit handlers that flush logs and files
+    probe = (
+        "import atexit, gc\nfrom medadv.console import exit_process\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0, flush=True))\nexit_process(3)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert out.returncode == 3 and out.stdout.strip() == "FROZEN True", out
+
+
 def test_sweep_says_it_is_unavailable_when_the_kit_lacks_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,6 @@
 """``python -m medadv COMMAND ...``: the ``medadv`` command (:mod:`medadv.cli`) without a console script."""
 
-import sys
-
 from medadv.cli import main
+from medadv.console import exit_process
 
-sys.exit(main())
+exit_process(main())

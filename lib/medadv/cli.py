@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from medadv import __version__
-from medadv.console import console_logger
+from medadv.console import console_logger, exit_process
 from medadv.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME, install_kernel
 
 PROG = "medadv"
@@ -137,4 +137,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

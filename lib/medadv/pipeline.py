@@ -48,7 +48,7 @@ from medadv.config import (
     parse_overrides,
     pick_device,
 )
-from medadv.console import RUN_LOGGER, console_logger
+from medadv.console import RUN_LOGGER, console_logger, exit_process
 from medadv.core import kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
@@ -849,4 +849,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

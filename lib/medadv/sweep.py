@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from medadv.config import CLUSTER_KINDS, TEXT_OPTIONS, ClusterConfig, check_seed, load_profile, profile_from_dict
-from medadv.console import RUN_LOGGER, console_logger
+from medadv.console import RUN_LOGGER, console_logger, exit_process
 from medadv.core import read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
@@ -798,4 +798,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
