@@ -40,7 +40,7 @@ if ! have medadv papermill captum ipywidgets; then
   pip install -e .
 fi
 if [ "$dev" = 1 ]; then
-  if ! have pytest sklearn playwright ruff; then
+  if ! have pytest xdist sklearn playwright ruff; then
     echo "medadv setup: installing the test extras"
     pip install -e '.[dev]'
   fi

@@ -1,5 +1,9 @@
 """Shared fixtures: no downloads, and the smoke profile run end to end, once directly and once as a two-seed sweep
-(the slowest fixtures of the suite, each made once per session and only for the tests marked ``notebooks``)."""
+(the slowest fixtures of the suite, each made once per session and only for the tests marked ``notebooks``).
+
+The suite runs on pytest-xdist's workers, one per CPU this process may use (``-n auto`` in pyproject.toml; ``-n 0``
+runs it in one process). Every test that reads a smoke run is in :data:`SMOKE_MODULES`, which one worker runs whole,
+so each smoke fixture is made once; the other workers take the rest one test at a time meanwhile."""
 
 from __future__ import annotations
 
@@ -11,7 +15,58 @@ import pytest
 from _smoke import SMOKE_THREADS, SWEEP_SEEDS
 
 os.environ.setdefault("MPLBACKEND", "agg")
+# Idle OpenMP threads sleep instead of spinning: two workers' torch threads share the cores (5x slower when they spin).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MEDADV_NO_PROGRESS", "1")
+
+#: The test modules whose tests read the smoke runs (``smoke_run``, ``smoke_sweep``): each goes whole to one worker.
+SMOKE_MODULES = frozenset({"tests/test_notebooks.py"})
+#: At most this many workers under ``-n auto``: the smoke module (about 40% of the suite's time) is the longest chain,
+#: so more workers only add processes that import torch.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per CPU this process may run on (its affinity, which a container's or a batch job's CPU
+    set restricts, unlike psutil's count of the machine's cores), at most :data:`MAX_WORKERS`.
+
+    Returns:
+        The number of workers.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(usable, MAX_WORKERS)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under xdist's default ``--dist load``: each module of :data:`SMOKE_MODULES` is one unit of work, every other
+    test a unit of its own. xdist hands out the largest units first, so the smoke module starts at once.
+
+    (``--dist loadgroup`` with an ``xdist_group`` mark would say the same, but pytest-xdist 3.8 names a group by
+    rewriting ``item._nodeid``, which pytest 9.2 no longer reads: the groups fell apart and the smoke runs were made
+    once per worker.)
+
+    Returns:
+        The scheduler; ``None`` under another ``--dist``, which xdist then makes itself.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SmokeModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SMOKE_MODULES else nodeid
+
+    return SmokeModulesTogether(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The kit's Jupyter kernel is registered (:func:`medadv.kernel.ensure_kernel`) by the main process, before any
+    xdist worker starts, so that no two workers write its spec at once."""
+    if not hasattr(config, "workerinput"):
+        from medadv.kernel import ensure_kernel
+
+        ensure_kernel()
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,10 @@
 """The notebooks themselves: committed clean, and run end to end through papermill on the smoke profile.
 
 The smoke pipeline runs once per test session (``smoke_run``, conftest.py); the tests then check each notebook's
-outputs, the run-folder contract of DESIGN.md, and that the same seed's run inside a sweep (``smoke_sweep``) wrote
-byte-identical tables (columns ending in ``_seconds`` are wall-clock measurements, the one documented exception).
+outputs, the run-folder contract of DESIGN.md, that the same seed's run inside a sweep (``smoke_sweep``) wrote
+byte-identical tables (columns ending in ``_seconds`` are wall-clock measurements, the one documented exception), and
+the two-seed sweep's replication and report. Every test that reads those runs is in this module, which one xdist
+worker runs whole (conftest.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-from _smoke import SMOKE_SEED
+from _smoke import SMOKE_SEED, SWEEP_SEEDS
 from medadv.core import sha256_file
 from medadv.kernel import KERNEL_NAME
 from medadv.pipeline import DEFAULT_NOTEBOOKS, build_parser, discover_notebooks, run_pipeline
@@ -448,3 +450,38 @@ def test_the_report_reads_on_a_phone_offline(smoke_run: Path, browser) -> None: 
     page.wait_for_load_state("load")
     assert page.url == index.as_uri()
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == [] and errors == []
+
+
+@pytest.mark.notebooks
+def test_two_seed_smoke_sweep_on_a_local_cluster(smoke_sweep: Path) -> None:
+    sweep, seeds = smoke_sweep, SWEEP_SEEDS
+    table = pd.read_csv(sweep / "tables" / "replication_effects.csv")
+    assert list(table.columns[:8]) == [
+        "effect",
+        "seeds",
+        "n_seeds",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "share_holding",
+        "paper_value",
+    ]
+    every, gated = table[table["seeds"] == "all"], table[table["seeds"] == "interpretable"]
+    assert list(every["effect"]) == list(gated["effect"])  # each effect over all seeds and over the interpretable ones
+    assert (every["n_seeds"] == 2).all() and every["share_holding"].between(0, 1).all()
+    assert gated["n_seeds"].between(0, 2).all()
+    per_seed = pd.read_csv(sweep / "tables" / "replication_per_seed.csv")
+    assert sorted(per_seed["seed"].unique()) == list(seeds)
+    for seed in seeds:
+        effects = pd.read_csv(sweep / f"seed-{seed:04d}" / "tables" / "effects.csv")
+        mine = per_seed[per_seed["seed"] == seed].set_index("effect")["value"]
+        assert mine.to_dict() == pytest.approx(effects.set_index("effect")["value"].to_dict(), nan_ok=True)
+    cohorts = [pd.read_csv(sweep / f"seed-{s:04d}" / "cohort.csv")["split"].tolist() for s in seeds]
+    assert cohorts[0] != cohorts[1]  # the seed drives the cohort and its splits
+    assert (sweep / "figures" / "replication_forest.png").is_file()
+    index = (sweep / "report" / "index.html").read_text()  # the sweep's report: its seeds, notebook 90, their reports
+    assert 'src="figures/replication_forest.png"' in index and 'id="table-replication_effects"' in index
+    assert 'href="notebooks/90_replication.html"' in index and f"seeds {seeds[0]}, {seeds[1]}" in index
+    for seed in seeds:
+        assert f'href="../seed-{seed:04d}/report/index.html"' in index
+        assert (sweep / f"seed-{seed:04d}" / "report" / "index.html").is_file()

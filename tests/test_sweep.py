@@ -1,8 +1,8 @@
 """The Dask sweep: seeds and grid parsing, cluster choice, the batch script a Slurm or PBS job gets, retries,
 resuming a killed sweep, and notebook 90's aggregation against hand-computed values. The small sweeps run tiny
 notebooks on a real LocalCluster, and on dask-jobqueue's SLURMCluster with stand-ins for sbatch / squeue / scancel
-(scripts/slurm_check.sh runs the smoke sweep on a real one-node Slurm); the smoke sweep (marked ``notebooks``; the
-``smoke_sweep`` fixture of conftest.py) runs the whole study for two seeds."""
+(scripts/slurm_check.sh runs the smoke sweep on a real one-node Slurm); the smoke sweep (the ``smoke_sweep`` fixture
+of conftest.py, checked in test_notebooks.py) runs the whole study for two seeds."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import nbformat
 import pandas as pd
 import pytest
 import yaml
-from _smoke import SWEEP_SEEDS
 from medadv.config import ClusterConfig
 from medadv.errors import ConfigError
 from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
@@ -432,38 +431,3 @@ def test_notebook_90_is_clean_and_not_in_a_runs_chain() -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert all(c.outputs == [] and c.execution_count is None for c in code) and "papermill" not in nb.metadata
-
-
-@pytest.mark.notebooks
-def test_two_seed_smoke_sweep_on_a_local_cluster(smoke_sweep: Path) -> None:
-    sweep, seeds = smoke_sweep, SWEEP_SEEDS
-    table = pd.read_csv(sweep / "tables" / "replication_effects.csv")
-    assert list(table.columns[:8]) == [
-        "effect",
-        "seeds",
-        "n_seeds",
-        "mean",
-        "ci_low",
-        "ci_high",
-        "share_holding",
-        "paper_value",
-    ]
-    every, gated = table[table["seeds"] == "all"], table[table["seeds"] == "interpretable"]
-    assert list(every["effect"]) == list(gated["effect"])  # each effect over all seeds and over the interpretable ones
-    assert (every["n_seeds"] == 2).all() and every["share_holding"].between(0, 1).all()
-    assert gated["n_seeds"].between(0, 2).all()
-    per_seed = pd.read_csv(sweep / "tables" / "replication_per_seed.csv")
-    assert sorted(per_seed["seed"].unique()) == list(seeds)
-    for seed in seeds:
-        effects = pd.read_csv(sweep / f"seed-{seed:04d}" / "tables" / "effects.csv")
-        mine = per_seed[per_seed["seed"] == seed].set_index("effect")["value"]
-        assert mine.to_dict() == pytest.approx(effects.set_index("effect")["value"].to_dict(), nan_ok=True)
-    cohorts = [pd.read_csv(sweep / f"seed-{s:04d}" / "cohort.csv")["split"].tolist() for s in seeds]
-    assert cohorts[0] != cohorts[1]  # the seed drives the cohort and its splits
-    assert (sweep / "figures" / "replication_forest.png").is_file()
-    index = (sweep / "report" / "index.html").read_text()  # the sweep's report: its seeds, notebook 90, their reports
-    assert 'src="figures/replication_forest.png"' in index and 'id="table-replication_effects"' in index
-    assert 'href="notebooks/90_replication.html"' in index and f"seeds {seeds[0]}, {seeds[1]}" in index
-    for seed in seeds:
-        assert f'href="../seed-{seed:04d}/report/index.html"' in index
-        assert (sweep / f"seed-{seed:04d}" / "report" / "index.html").is_file()
