@@ -21,6 +21,10 @@ os.environ.setdefault("MEDADV_NO_PROGRESS", "1")
 
 #: The test modules whose tests read the smoke runs (``smoke_run``, ``smoke_sweep``): each goes whole to one worker.
 SMOKE_MODULES = frozenset({"tests/test_notebooks.py"})
+#: Modules whose tests each start kernels or processes (tens of seconds a test, about 330 s in all on 2 cores): they
+#: are handed out first, so that the many short tests fill the workers' last minutes instead of a sweep test running
+#: alone at the end (in collection order, test_sweep.py's three came last and ran after every other test).
+SLOW_MODULES = frozenset({"test_sweep.py", "test_pipeline.py", "test_pretrained.py", "test_ddp.py"})
 #: At most this many workers under ``-n auto``: the smoke module (about 40% of the suite's time) is the longest chain,
 #: so more workers only add processes that import torch.
 MAX_WORKERS = 4
@@ -58,6 +62,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return module if module in SMOKE_MODULES else nodeid
 
     return SmokeModulesTogether(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests of :data:`SLOW_MODULES` first, the rest after them, each in its order (xdist hands out single tests
+    in collection order, after the smoke module)."""
+    items.sort(key=lambda item: item.path.name not in SLOW_MODULES)
 
 
 def pytest_configure(config: pytest.Config) -> None:
