@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,18 @@ def test_seed_everything_repeats_random_streams() -> None:
     b = (np.random.rand(3), torch.rand(3))
     np.testing.assert_array_equal(a[0], b[0])
     assert torch.equal(a[1], b[1])
+
+
+def test_seeding_asks_torch_for_deterministic_algorithms_without_loading_its_compiler() -> None:
+    probe = (
+        "import sys, torch\n"
+        "from medadv.config import seed_everything\n"
+        "seed_everything(3)\n"
+        "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+        " 'torch._dynamo' in sys.modules, 'torch._inductor.config' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False", "False"]
 
 
 def test_every_shipped_profile_section_is_known() -> None:

@@ -685,6 +685,12 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; on the CPU also ask torch for deterministic algorithms.
 
     Two runs of the smoke profile on the CPU with the same seed then write byte-identical tables.
+
+    The deterministic flag is torch's eager one (what ``torch.use_deterministic_algorithms(True, warn_only=True)``
+    sets for eager code), set without that function: it also sets ``torch._inductor.config.deterministic``, whose
+    import loads ``torch._dynamo`` and the inductor's configuration, about 1 s of every kernel's start on 2 cores, and
+    the kit compiles nothing (no ``torch.compile``), so that flag would change nothing it runs. Notebooks 00 and 05 and
+    any notebook of one's own that builds no torchvision network then start without ``torch._dynamo`` (a test).
     """
     import torch
 
@@ -693,7 +699,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
 
