@@ -21,7 +21,7 @@ os.environ.setdefault("MEDADV_NO_PROGRESS", "1")
 
 #: The test modules whose tests read the smoke runs (``smoke_run``, ``smoke_sweep``): each goes whole to one worker.
 SMOKE_MODULES = frozenset({"tests/test_notebooks.py"})
-#: Modules whose tests each start kernels or processes (tens of seconds a test, about 330 s in all on 2 cores): they
+#: Modules whose tests each start kernels or processes (up to tens of seconds a test): they
 #: are handed out first, so that the many short tests fill the workers' last minutes instead of a sweep test running
 #: alone at the end (in collection order, test_sweep.py's three came last and ran after every other test).
 SLOW_MODULES = frozenset({"test_sweep.py", "test_pipeline.py", "test_pretrained.py", "test_ddp.py"})

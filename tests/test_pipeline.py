@@ -410,8 +410,7 @@ def test_a_command_exits_with_its_status_its_exit_handlers_run_after_the_freeze(
         "import atexit, gc\nfrom medadv.console import exit_process\n"
         "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0, flush=True))\nexit_process(3)"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "lib")}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 3 and out.stdout.strip() == "FROZEN True", out
 
 
