@@ -2,7 +2,13 @@
 
 1. **PGD against its floor.** Any K-step gradient attack needs at least K forward passes and K backward passes to the
    input; what PGD adds is the projection, the step and the bookkeeping of the best iterate (plus one forward pass per
-   restart for the last iterate). Target: a ratio within 1.05.
+   restart for the last iterate). Target: a ratio within 1.05. The floor's own speed is then set against the
+   machine's: its floating-point operations, counted by torch's ``FlopCounterMode`` (convolutions and matrix
+   products; a multiply-add is two), over its seconds, beside the rate of a dense float32 matrix product on the same
+   device and threads (the practical ceiling of this hardware for this library). A floor far below that rate leaves
+   room for a faster implementation; near it, an attack costs what its passes cost. On the CPU, torch's profiler
+   splits one pass's time between the operations counted (convolutions, matrix products) and the rest (activations,
+   pooling, their backward passes, copies), which move memory and count no operations.
 2. **Square against its floor.** A Q-query score-based attack needs at least Q forward passes; what Square adds is
    drawing the squares, building the candidates and keeping the best point. The budget (1e-6) is too small to fool
    the model, whose logit 0 is raised by 100 for the images labelled 0, so every image takes all Q queries and the
@@ -54,6 +60,7 @@ from medadv.layout import RunLayout
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import eval_mode, predicted_labels
 from medadv.models.registry import load_model_checkpoint
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def _sync(device: torch.device) -> None:
@@ -82,6 +89,58 @@ def _timed_pair(a, b, device: torch.device, repeats: int) -> tuple[float, float]
     return min(times_a), min(times_b)
 
 
+def floor_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass and one backward pass to the input, as the floor runs them.
+
+    The parameters are frozen while counting, so that ``backward()`` computes the input's gradient alone, as
+    ``torch.autograd.grad(loss, x)`` does (``FlopCounterMode``'s module tracker refuses ``autograd.grad`` on a leaf).
+
+    Returns:
+        The count (a multiply-add counted as two operations).
+    """
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with eval_mode(model), FlopCounterMode(display=False) as counter:
+            xr = x.detach().requires_grad_(True)
+            F.cross_entropy(model(xr), y).backward()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return int(counter.get_total_flops())
+
+
+def matmul_rate(device: torch.device, repeats: int, n: int = 2048) -> float:
+    """Operations per second of a dense float32 ``n`` x ``n`` matrix product, the best of ``repeats`` after a warm-up.
+
+    Returns:
+        The rate in operations per second (``2 n^3`` operations a product).
+    """
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(n, n, generator=generator).to(device)
+    b = torch.rand(n, n, generator=generator).to(device)
+    a @ b
+    return 2 * n**3 / min(_once(lambda: a @ b, device) for _ in range(repeats))
+
+
+#: The profiler's names of the operations ``FlopCounterMode`` counts, as they run on the CPU.
+COUNTED_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::addmm", "aten::mm")
+
+
+def counted_share(pass_fn) -> float:
+    """Share of the operator time of ``pass_fn`` on the CPU (self time, summed over operators) in :data:`COUNTED_OPS`.
+
+    Returns:
+        The share in [0, 1].
+    """
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        pass_fn()
+    events = [e for e in prof.key_averages() if not e.key.startswith(("autograd::", "torch::autograd::"))]
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in COUNTED_OPS) / total
+
+
 def pgd_against_floor(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace, device: torch.device
 ) -> None:
@@ -102,6 +161,19 @@ def pgd_against_floor(
     print(f"PGD, {args.steps} steps:        {t_attack * 1e3:9.1f} ms")
     print(f"ratio PGD / floor:        {t_attack / t_floor:9.3f}   (target <= 1.05)")
     print(f"PGD images per second:    {args.batch / t_attack:9.1f}")
+    flops = floor_flops(model, x, y) * args.steps
+    rate, ceiling = flops / t_floor, matmul_rate(device, args.repeats)
+    per_pass = flops / args.steps / len(x)
+    print(f"floor operations:         {flops / 1e9:9.2f} G   ({per_pass / 1e6:.1f} M an image a pass)")
+    print(f"floor rate:               {rate / 1e9:9.1f} G/s")
+    print(f"dense matmul rate:        {ceiling / 1e9:9.1f} G/s   (float32 2048 x 2048, same device and threads)")
+    print(f"floor / matmul rate:      {rate / ceiling:9.3f}")
+    if device.type == "cpu":
+        share = counted_share(floor)
+        print(
+            f"counted operations' time: {share:9.3f} of the floor's, at {rate / share / 1e9:.1f} G/s "
+            f"({rate / share / ceiling:.3f} of the matmul rate); the rest moves memory"
+        )
 
 
 class Unfoolable(torch.nn.Module):
