@@ -220,7 +220,7 @@ def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> N
     with pytest.raises(
         ConfigError,
         match=r"ships no pretrained Vnet of width 0.25 \(it has widths \['0.0625', "
-        r"'0.125'\].*medadv pretrain --width 0.25",
+        r"'0.125'\].*Set classifier.width to one of them, or use init: random",
     ):
         VGGClassifier(VGGConfig(width=0.25, init="kit"))
     with pytest.raises(ConfigError, match="init is 'imagenet1k'; expected one of"):

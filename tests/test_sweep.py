@@ -431,3 +431,26 @@ def test_notebook_90_is_clean_and_not_in_a_runs_chain() -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert all(c.outputs == [] and c.execution_count is None for c in code) and "papermill" not in nb.metadata
+
+
+class _Planned(Exception):
+    """Raised where a sweep plans its runs, before it writes anything."""
+
+
+def test_a_sweep_without_a_folder_goes_to_the_kits_results_like_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medadv import sweep
+    from medadv.core import kit_root
+
+    seen: list[Path] = []
+
+    def stop(profile: str, seeds: list[int], sweep_dir: Path, *args: object, **kwargs: object) -> None:
+        seen.append(sweep_dir)
+        raise _Planned
+
+    monkeypatch.setattr(sweep, "plan_runs", stop)
+    monkeypatch.chdir(Path("/"))  # not the kit's checkout: a folder relative to it would land in /results
+    with pytest.raises(_Planned):
+        sweep.run_sweep("smoke", [0], None, device="cpu", replicate=False)
+    (folder,) = seen
+    assert folder.parent == (kit_root() / "results").resolve()
+    assert re.fullmatch(r"sweep-smoke-\d{8}-\d{6}", folder.name)

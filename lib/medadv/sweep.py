@@ -54,7 +54,7 @@ import yaml
 
 from medadv.config import CLUSTER_KINDS, TEXT_OPTIONS, ClusterConfig, check_seed, load_profile, profile_from_dict
 from medadv.console import RUN_LOGGER, console_logger, exit_process
-from medadv.core import read_json, write_json
+from medadv.core import kit_root, read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
 from medadv.layout import RunLayout
@@ -592,7 +592,8 @@ def run_sweep(
     Args:
         profile: a profile name or YAML file; each run gets a copy with its seed (and grid value) set.
         seeds: the seeds.
-        sweep_dir: the sweep folder (default ``results/sweep-<profile>-<time>``); an existing one is resumed.
+        sweep_dir: the sweep folder (default: the kit's ``results/sweep-<profile>-<time>``, as ``medadv run`` puts a
+            run in the kit's ``results/``); an existing one is resumed.
         device: passed to every run.
         grid: (dotted profile key, values) or None.
         cluster: where to run (default: the profile's ``cluster:`` section, else a LocalCluster).
@@ -609,7 +610,7 @@ def run_sweep(
     if cluster is None:
         cluster = ClusterConfig.from_profile(base)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    sweep_dir = Path(sweep_dir or Path("results") / f"sweep-{base.name}-{stamp}").resolve()
+    sweep_dir = Path(sweep_dir or kit_root() / "results" / f"sweep-{base.name}-{stamp}").resolve()
     specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
     base_file = RunLayout(sweep_dir).profile
     base_file.write_text(yaml.safe_dump(base.to_dict(), sort_keys=False))
@@ -662,7 +663,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep", metavar="N|S1,S2,...", help="the seeds given as an option (as medadv run passes them)"
     )
     parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
-    parser.add_argument("--run-dir", help="the sweep folder; an existing one is resumed (default: results/sweep-<id>)")
+    parser.add_argument(
+        "--run-dir",
+        help="the sweep folder; an existing one is resumed (default: the kit's results/sweep-<profile>-<time>)",
+    )
     parser.add_argument("--device", default="auto", help="every run's device: auto, cpu, cuda, cuda:N or mps")
     parser.add_argument(
         "--grid",

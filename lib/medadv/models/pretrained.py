@@ -83,8 +83,7 @@ def kit_card(width: float, folder: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
         raise ConfigError(
             f"classifier.init is kit but the kit ships no pretrained Vnet of width {width_tag(width)} (it has widths "
             f"{[width_tag(w) for w in shipped_widths(folder)]} in {Path(folder)}). Set classifier.width to one of "
-            f"them, or make one with `medadv pretrain --width {width_tag(width)}`, or use init: random (or width "
-            "1.0 with init: imagenet)."
+            "them, or use init: random (or width 1.0 with init: imagenet)."
         )
     return json.loads(card.read_text())
 
