@@ -454,3 +454,32 @@ def test_a_sweep_without_a_folder_goes_to_the_kits_results_like_a_run(monkeypatc
     (folder,) = seen
     assert folder.parent == (kit_root() / "results").resolve()
     assert re.fullmatch(r"sweep-smoke-\d{8}-\d{6}", folder.name)
+
+
+def test_a_sweeps_set_reaches_every_run_and_bad_values_stop_it_before_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medadv import sweep
+
+    folder = tmp_path / "sweep"
+    for argv, message in (
+        (["--set", "attacks.steps=0"], "--set attacks.*"),
+        (["--set", "attacks.stepz=3"], "attacks.stepz"),
+        (["--grid", "attacks.steps=5,0"], "--grid attacks.steps=0: "),
+    ):
+        assert main(["2", "--profile", "smoke", "--run-dir", str(folder), *argv]) == 2
+        out = capsys.readouterr()
+        assert message in out.out + out.err
+        assert not folder.exists()  # refused before any run folder was made
+
+    def plan_only(profile, seeds, sweep_dir, device, grid, cluster, extra, notebooks, overrides, replicate) -> int:
+        plan_runs(profile, seeds, Path(sweep_dir), parse_grid(["attacks.steps=3,4"]), overrides)
+        return 0
+
+    monkeypatch.setattr(sweep, "run_sweep", plan_only)
+    assert main(["2", "--profile", "smoke", "--run-dir", str(folder), "--set", "classifier.epochs=3"]) == 0
+    runs = sorted(folder.glob("*/profile.yaml"))
+    assert len(runs) == 4
+    for path in runs:
+        raw = yaml.safe_load(path.read_text())
+        assert raw["classifier"]["epochs"] == 3 and raw["attacks"]["steps"] in (3, 4)

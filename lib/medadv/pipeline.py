@@ -504,7 +504,7 @@ def check_run(
     return list(notebooks)
 
 
-def _resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str | None, str | None]:
+def resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str | None, str | None]:
     """Check ``--data`` and ``--data-root`` (both or neither, an existing file and folder).
 
     Returns:
@@ -526,20 +526,22 @@ def _resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str
     return str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
 
 
-def _resolve_profile(
+def resolve_profile(
     profile: str, overrides: Sequence[str], data_manifest: str | None, data_root: str | None
-) -> Profile:
-    """Load ``profile`` with the ``--set`` overrides and the data set's paths, each override checked.
+) -> tuple[Profile, dict[str, Any]]:
+    """Load ``profile`` with the ``--set`` overrides and the data set's paths (from :func:`resolve_data`), and check
+    it as :func:`check_profile` does, each override named as ``--set`` in an error.
 
     Returns:
-        The resolved profile.
+        (the resolved profile, the nested settings it was loaded with: the overrides and the data set's paths).
     """
     settings = parse_overrides(overrides)
     check_override_keys(settings, section_configs())  # before loading: a misspelt data key named as --set data.KEY
     data_settings = {"data": {**settings.get("data", {}), "manifest": data_manifest, "root": data_root}}
-    resolved = load_profile(profile, {**settings, **data_settings} if data_manifest else settings)
+    loaded_with = {**settings, **data_settings} if data_manifest else settings
+    resolved = load_profile(profile, loaded_with)
     check_profile(resolved, settings)
-    return resolved
+    return resolved, loaded_with
 
 
 class _Run:
@@ -702,8 +704,8 @@ def run_pipeline(
         0 on success, 1 if a notebook failed, 128 + SIGTERM or 130 if the run was stopped inside a notebook.
     """
     console_logger()
-    data_manifest, data_root = _resolve_data(data_manifest, data_root)
-    resolved = _resolve_profile(profile, overrides, data_manifest, data_root)
+    data_manifest, data_root = resolve_data(data_manifest, data_root)
+    resolved, _ = resolve_profile(profile, overrides, data_manifest, data_root)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (Path(run_dir) if run_dir else kit_root() / "results" / f"{resolved.name}-{stamp}").resolve()
     every = discover_notebooks(Path(notebooks_dir))
@@ -769,8 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep = parser.add_argument_group(
         "a sweep over seeds",
-        "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which also "
-        "takes these options, described by 'medadv sweep --help': " + ", ".join(SWEEP_OPTIONS) + ".",
+        "With --sweep the command is 'medadv sweep' (same as 'medadv sweep N ...'), which takes the "
+        "options above but --only (every run runs every notebook), and these, described by 'medadv sweep --help': "
+        + ", ".join(SWEEP_OPTIONS)
+        + ".",
     )
     sweep.add_argument(
         "--sweep",

@@ -58,7 +58,15 @@ from medadv.core import kit_root, read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
 from medadv.layout import RunLayout
-from medadv.pipeline import DEFAULT_NOTEBOOKS, code_digest, execute_notebook, parse_params
+from medadv.pipeline import (
+    DEFAULT_NOTEBOOKS,
+    check_profile,
+    code_digest,
+    execute_notebook,
+    parse_params,
+    resolve_data,
+    resolve_profile,
+)
 from medadv.report import write_config
 from medadv.run_report import SWEEP_FILE, write_report
 
@@ -167,26 +175,34 @@ def plan_runs(
     grid: tuple[str, list[Any]] | None,
     overrides: Mapping[str, Any] | None = None,
 ) -> list[RunSpec]:
-    """Make each run's folder and ``profile.yaml`` (the profile with its seed and grid value set).
+    """Make each run's folder and ``profile.yaml`` (the profile with its seed and grid value set), once every run's
+    profile has passed the runner's check (:func:`medadv.pipeline.check_profile`): a value no run can take is refused
+    before any folder is made, not by every run of the sweep.
 
     Returns:
         One :class:`RunSpec` per (grid value, seed), grid values outermost.
+
+    Raises:
+        ConfigError: a run's profile that the runner would refuse (a grid value named as ``--grid``).
     """
     base = load_profile(profile, overrides).to_dict()
     settings = [("", None)] if grid is None else [(f"{grid[0]}={v}", v) for v in grid[1]]
-    specs = []
+    planned = []
     for (setting, value), seed in itertools.product(settings, seeds):
         raw = yaml.safe_load(yaml.safe_dump(base))
         raw["seed"] = int(seed)
         if grid is not None:
             _set_key(raw, grid[0], value)
-        profile_from_dict(raw)  # refuses a grid value the profile cannot take, before anything runs
+        try:
+            check_profile(profile_from_dict(raw), overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"--grid {setting}: {exc}" if setting else str(exc)) from None
         folder = f"seed-{seed:04d}" if not setting else f"{setting.replace('=', '-')}_seed-{seed:04d}"
-        spec = RunSpec(int(seed), setting, sweep_dir / folder)
+        planned.append((RunSpec(int(seed), setting, sweep_dir / folder), raw))
+    for spec, raw in planned:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         RunLayout(spec.run_dir).profile.write_text(yaml.safe_dump(raw, sort_keys=False))
-        specs.append(spec)
-    return specs
+    return [spec for spec, _ in planned]
 
 
 def sweep_digest(notebooks_dir: Path) -> str:
@@ -693,6 +709,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="an extra notebook parameter"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="overrides",
+        help="override a profile setting in every run, e.g. classifier.epochs=3 (YAML value; repeatable; checked like "
+        "the profile before any run starts; the runs' profile.yaml hold it)",
+    )
     parser.add_argument("--no-replication", action="store_true", help="skip notebook 90 at the end")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
@@ -774,16 +799,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None and args.sweep is not None and args.seeds != args.sweep:
         parser.error(f"the seeds are given twice, as {args.seeds} and as --sweep {args.sweep}; give them once")
     try:
-        if (args.data is None) != (args.data_root is None):
-            raise ConfigError("--data and --data-root go together: give the manifest YAML and the data folder.")
-        overrides = (
-            {"data": {"manifest": str(Path(args.data).resolve()), "root": str(Path(args.data_root).resolve())}}
-            if args.data
-            else None
-        )
+        data_manifest, data_root = resolve_data(args.data, args.data_root)
+        base, overrides = resolve_profile(args.profile, args.overrides, data_manifest, data_root)
         extra = (["--force"] if args.force else []) + [f"--param={p}" for p in args.param]
         parse_params(args.param)
-        cluster = cluster_from_args(args, load_profile(args.profile, overrides).section("cluster"))
+        cluster = cluster_from_args(args, base.section("cluster"))
         return run_sweep(
             args.profile,
             parse_seeds(args.seeds or args.sweep),
@@ -793,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster,
             extra,
             args.notebooks,
-            overrides,
+            overrides or None,
             replicate=not args.no_replication,
         )
     except MedadvError as exc:
