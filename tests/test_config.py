@@ -58,7 +58,8 @@ def test_profile_from_yaml_file(tmp_path: Path) -> None:
         ("data:\n  n_pateints: 20\n", "unknown keys ['n_pateints']"),
         ("data:\n  modality: mri\n", "data.modality is 'mri'"),
         ("data:\n  split: [0.5, 0.5, 0.5]\n", "sum to 1"),
-        ("seed: -1\n", "non-negative integer"),
+        ("seed: -1\n", "seed is -1; expected a whole number from 0 to 4294967295"),
+        ("seed: 4294967296\n", "seed is 4294967296; expected a whole number from 0 to 4294967295"),
         ("gan: 3\n", "section 'gan' is int"),
         (
             "trainer:\n  epochs: 3\n",
@@ -102,14 +103,20 @@ def test_data_config_requires_manifest_and_root_together() -> None:
         DataConfig(manifest="x.yaml")
 
 
-def test_device_choice() -> None:
+def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in ("cpu", "cuda", "mps")
-    with pytest.raises(ConfigError, match="expected auto"):
-        pick_device("tpu")
+    for bad in ("tpu", "cuda:abc", "cuda:-1", "cuda:", "cuda:0:1"):
+        with pytest.raises(ConfigError, match="expected auto, cpu, cuda, cuda:N"):
+            pick_device(bad)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match=r"'cuda:2' was asked for but torch sees 2 CUDA GPU\(s\), cuda:0 to cuda:1"):
+        pick_device("cuda:2")
 
 
 def test_seed_everything_repeats_random_streams() -> None:

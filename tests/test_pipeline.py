@@ -117,6 +117,9 @@ def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path
     assert manifest["complete"] is False and "01_second" not in manifest["notebooks"]
     with pytest.raises(ConfigError, match="--only 07: no such notebook"):
         run_pipeline("smoke", run, only=["07"], device="cpu", notebooks_dir=notebooks)
+    for short in ("0", ""):  # a prefix of every notebook: it ran them all
+        with pytest.raises(ConfigError, match=rf"--only '{short}': give each notebook by its two-digit number"):
+            run_pipeline("smoke", run, only=[short], device="cpu", notebooks_dir=notebooks)
 
 
 def test_a_failing_notebook_stops_the_run_and_says_where(
@@ -175,6 +178,16 @@ def test_a_bad_run_folder_or_device_or_parameter_writes_nothing(notebooks: Path,
             extra_params={"response_dir": "/data/csv"},
         )
     assert not (tmp_path / "run1").exists()
+    thesis = tmp_path / "thesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("x")
+    for folder, shown in ((thesis, r"chapters, thesis\.tex"), (Path(__file__).parents[1], r"\.ci, .* and \d+ more")):
+        with pytest.raises(ConfigError, match=rf"--run-dir .*: holds {shown}.* but is not a run folder"):
+            run_pipeline("smoke", folder, device="cpu", notebooks_dir=notebooks)
+    assert sorted(p.name for p in thesis.iterdir()) == ["chapters", "thesis.tex"]  # nothing written
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="torch sees"):  # an empty folder passes this check
+        run_pipeline("smoke", tmp_path / "empty", device="cuda:99", notebooks_dir=notebooks)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
             run_pipeline("smoke", tmp_path / "run2", device="cuda", notebooks_dir=notebooks)
@@ -501,6 +514,18 @@ BAD_SETTINGS = [
         ["reader.simulated_readers=[{reader: 7, real_accuracy: 0.8, fake_accuracy: 0.6}]"],
         r"reader\.simulated_readers\[0\]\.reader is 7 \(int\); expected text",
     ),
+    # counts, rates and shares that would train nothing, divide by zero or fail late in notebooks 01-04
+    (
+        ["classifier.steps_per_epoch=-3"],
+        r"--set classifier\.\*: classifier\.steps_per_epoch is -3; expected a number at least 0",
+    ),
+    (["classifier.lr_head=-1"], r"classifier\.lr_head is -1\.0; expected a number above 0"),
+    (["classifier.eval_batch=0"], r"classifier\.eval_batch is 0; expected a number at least 1"),
+    (["explain.ig_steps=0"], r"explain\.ig_steps is 0; expected a number at least 1"),
+    (["explain.attack_topk=5"], r"explain\.attack_topk is 5\.0; expected a share of the map in \(0, 1\]"),
+    (["explain.methods=[]"], r"explain\.methods is empty; name at least one attribution method"),
+    (["detect.fake_lr_features=-1"], r"detect\.fake_lr_features is -1\.0; expected a number above 0"),
+    (["attacks.n_examples=-1"], r"attacks\.n_examples is -1; expected a number at least 0"),
 ]
 
 

@@ -77,9 +77,11 @@ def tiny(tmp_path: Path) -> Path:
 
 def test_seeds_grid_and_layout_parse() -> None:
     assert parse_seeds("3") == [0, 1, 2] and parse_seeds("3,7,11") == [3, 7, 11] and parse_seeds("4,") == [4]
-    for bad in ("0", "x", "1,-2", ""):
+    for bad in ("0", "x", "1,-2", "", "\u00b2", "3000000000", "18446744073709551616", "5,18446744073709551616"):
         with pytest.raises(ConfigError, match="--sweep"):
             parse_seeds(bad)
+    with pytest.raises(ConfigError, match=r"--sweep seed is 4294967296; expected a whole number from 0 to 4294967295"):
+        parse_seeds("4294967296,1")
     assert parse_grid(["data.lesion_contrast=0.6,0.8"]) == ("data.lesion_contrast", [0.6, 0.8])
     with pytest.raises(ConfigError, match="KEY=V1,V2"):
         parse_grid(["data.lesion_contrast"])

@@ -35,6 +35,7 @@ import dataclasses
 import math
 import os
 import random
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -449,17 +450,35 @@ def check_profile_name(name: Any) -> str:
     return text
 
 
+def check_ranges(
+    section: str, config: object, at_least: Mapping[str, float] | None = None, above: Mapping[str, float] | None = None
+) -> None:
+    """Refuse a count, rate or weight of a section outside its range: ``at_least`` maps a field to its smallest value
+    (``value >= floor``), ``above`` to a bound it must exceed (``value > bound``: learning rates, scales); NaN and
+    infinity are refused with both.
+
+    Raises:
+        ConfigError: the first field outside its range, named ``section.field``, with the range it takes.
+    """
+    for rules, holds, words in ((at_least or {}, float.__ge__, "at least"), (above or {}, float.__gt__, "above")):
+        for key, bound in rules.items():
+            value = getattr(config, key)
+            if not (math.isfinite(value) and holds(float(value), float(bound))):
+                raise ConfigError(f"{section}.{key} is {value}; expected a number {words} {bound:g}.")
+
+
 def check_seed(seed: Any, where: str) -> int:
-    """A study's seed: a non-negative integer outside :data:`PRETRAIN_SEEDS`.
+    """A study's seed: an integer in [0, 2^32) outside :data:`PRETRAIN_SEEDS` (NumPy's legacy seeding takes 32 bits,
+    and the kit derives stream seeds from it, e.g. ``seed * 100003 + epoch``, which must stay within torch's 64).
 
     Returns:
         The seed.
 
     Raises:
-        ConfigError: not a non-negative integer, or one of the pretraining corpus's seeds.
+        ConfigError: not an integer in [0, 2^32), or one of the pretraining corpus's seeds.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{where} is {seed!r}; expected a non-negative integer.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"{where} is {seed!r}; expected a whole number from 0 to 4294967295 (2^32 - 1).")
     if seed in PRETRAIN_SEEDS:
         raise ConfigError(
             f"{where} is {seed}, one of the seeds {PRETRAIN_SEEDS.start}-{PRETRAIN_SEEDS.stop - 1} "
@@ -672,10 +691,15 @@ def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if preference not in ("cpu", "cuda", "mps") and not preference.startswith("cuda:"):
-        raise ConfigError(f"device is {preference!r}; expected auto, cpu, cuda, cuda:N or mps.")
+    if preference not in ("cpu", "cuda", "mps") and not re.fullmatch(r"cuda:[0-9]+", preference):
+        raise ConfigError(f"device is {preference!r}; expected auto, cpu, cuda, cuda:N (N a GPU's index) or mps.")
     if preference.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {preference!r} was asked for but torch sees no CUDA GPU; use --device cpu.")
+    if preference.startswith("cuda:") and int(preference[5:]) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {preference!r} was asked for but torch sees {torch.cuda.device_count()} CUDA GPU(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}; use one of them."
+        )
     if preference == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device 'mps' was asked for but is not available here; use --device cpu.")
     return torch.device(preference)

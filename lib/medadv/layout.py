@@ -90,6 +90,19 @@ class RunLayout:
         """``profile.yaml``: a sweep's run's profile (the sweep's, with this run's seed and grid value)."""
         return self.root / "profile.yaml"
 
+    def foreign_entries(self) -> list[str]:
+        """What keeps an existing folder from being a run folder: its entries, when it is not empty and holds none of
+        a run's records (``config.json``, ``manifest.json``, ``run.lock``, a sweep's run's ``profile.yaml``).
+
+        Returns:
+            The entries' names, sorted (empty for a run folder, an empty folder or one that does not exist yet).
+        """
+        if not self.root.is_dir():
+            return []
+        entries = sorted(p.name for p in self.root.iterdir())
+        records = {self.config.name, self.manifest.name, self.lock.name, self.profile.name}
+        return [] if records & set(entries) else entries
+
     @property
     def pipeline_log(self) -> Path:
         """``pipeline.log``: the runner's log."""

@@ -91,8 +91,8 @@ LOG = logging.getLogger(RUN_LOGGER)
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
     """The notebooks ``NN_*.ipynb`` of ``notebooks_dir`` in order; ``only`` keeps those whose name starts with one of
-    the given prefixes (``["00", "03"]``). Notebooks ``90``-``99`` run over a sweep's folder (:mod:`medadv.sweep`),
-    never in a run's chain.
+    the given prefixes of at least two characters (``["00", "03"]``; ``"0"`` would take every notebook). Notebooks
+    ``90``-``99`` run over a sweep's folder (:mod:`medadv.sweep`), never in a run's chain.
 
     Returns:
         The notebook paths, sorted by name.
@@ -101,6 +101,12 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
     if not found:
         raise ConfigError(f"no notebooks NN_name.ipynb found in {notebooks_dir}; run from the kit's checkout.")
     if only:
+        short = [o for o in only if len(o) < 2]
+        if short:
+            raise ConfigError(
+                f"--only {short[0]!r}: give each notebook by its two-digit number (00, 03, ...); present are "
+                f"{', '.join(p.stem for p in found)}."
+            )
         unknown = [o for o in only if not any(p.name.startswith(o) for p in found)]
         if unknown:
             raise ConfigError(
@@ -461,7 +467,8 @@ def check_run(
         The notebooks to run: those asked for, or every notebook when ``force`` meets changed settings.
 
     Raises:
-        ConfigError: ``run_dir`` is a file; the device is not there; a ``--param`` no notebook to run takes; the
+        ConfigError: ``run_dir`` is a file, or a folder that holds other things than a run; the device is not there;
+            a ``--param`` no notebook to run takes; the
             folder was made with another profile, data set, settings or device (without ``force``; compared with
             ``config.json`` and with the settings ``manifest.json`` records, so a deleted ``config.json`` hides
             nothing).
@@ -471,6 +478,14 @@ def check_run(
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(
             f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume."
+        )
+    foreign = RunLayout(run_dir).foreign_entries()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"--run-dir {run_dir}: holds {shown} but is not a run folder (no config.json, manifest.json or run.lock); "
+            "a run writes its notebooks, tables and figures into its folder and would mix them with these. Give a "
+            "new or empty folder, or a run folder to resume."
         )
     resolved = str(pick_device(device))  # refused here, before a folder is made
     declared = set().union(*(notebook_parameters(nb) for nb in notebooks))

@@ -121,6 +121,10 @@ class RunSpec:
         return f"seed {self.seed}" + (f" ({self.setting})" if self.setting else "")
 
 
+#: The most seeds ``--sweep N`` takes (each is a whole run of the study; N is a count, not a seed).
+MAX_SEEDS = 10_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"10"`` -> seeds 0..9; ``"3,7,11"`` -> those seeds.
 
@@ -128,11 +132,14 @@ def parse_seeds(text: str) -> list[int]:
         The seeds in the order given, each once; a :class:`ConfigError` for anything else.
     """
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
+    if not parts or not all(re.fullmatch(r"[0-9]{1,12}", p) for p in parts):
         raise ConfigError(f"--sweep {text!r}: expected a number of seeds (10 -> seeds 0-9) or a list like 3,7,11.")
     if len(parts) == 1 and "," not in str(text):
-        if int(parts[0]) < 1:
-            raise ConfigError("--sweep 0: a sweep needs at least one seed.")
+        if not 1 <= int(parts[0]) <= MAX_SEEDS:
+            raise ConfigError(
+                f"--sweep {parts[0]}: a sweep runs 1 to {MAX_SEEDS} seeds (each a whole run of the study); for "
+                "other seeds than 0 to N-1 give them as a list, like 3,7,11."
+            )
         seeds = list(range(int(parts[0])))
     else:
         seeds = list(dict.fromkeys(int(p) for p in parts))

@@ -53,7 +53,7 @@ from medadv.attacks.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from medadv.attacks.examples import AttackExamples
 from medadv.attacks.gradient import apgd, check_linf_budgets, fgsm, ifgsm, pgd
 from medadv.attacks.square import square
-from medadv.config import ProfileSection
+from medadv.config import ProfileSection, check_ranges
 from medadv.errors import ConfigError
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME
@@ -197,6 +197,7 @@ class AttackConfig(ProfileSection, section="attacks"):
                 f"attacks.ifgsm_step_grey is {self.ifgsm_step_grey}; expected a positive step in grey "
                 "levels of 255 (paper 004: 0.1)."
             )
+        check_ranges("attacks", self, at_least={"n_examples": 0})
         if not self.step_ratio > 0:
             raise ConfigError(f"attacks.step_ratio is {self.step_ratio}; expected a positive number.")
         if not any(math.isclose(e, self.headline_linf_eps) for e in self.linf_eps) or not any(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import ProfileSection
+from medadv.config import ProfileSection, check_ranges
 from medadv.errors import ConfigError
 
 GRADIENT_ATTACKS = ("fgsm", "pgd", "apgd")
@@ -65,6 +65,9 @@ class DetectionConfig(ProfileSection, section="detect"):
             raise ConfigError(f"detect.fake_init is {self.fake_init!r}; expected 'classifier' or 'random'.")
         if min(self.fake_epochs, self.fake_batch_per_class, self.adaptive_steps, self.batch_size) < 1:
             raise ConfigError("detect: fake_epochs, fake_batch_per_class, adaptive_steps and batch_size must be >= 1.")
+        check_ranges(
+            "detect", self, at_least={"fake_steps_per_epoch": 0}, above={"fake_lr_head": 0, "fake_lr_features": 0}
+        )
         if not 0 < self.fpr < 1:
             raise ConfigError(f"detect.fpr is {self.fpr}; expected a false-positive rate in (0, 1).")
         check_linf_budgets({"detect.adaptive_eps": self.adaptive_eps})

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import ProfileSection
+from medadv.config import ProfileSection, check_ranges
 from medadv.core import in_notebook_progress
 from medadv.data.images import SplitArrays, load_split
 from medadv.errors import ConfigError, DataError
@@ -122,6 +122,26 @@ class ExplainConfig(ProfileSection, section="explain"):
                 "n_images >= 0 and attack_steps >= 1."
             )
         check_linf_budgets({"explain.attack_eps": self.attack_eps})
+        check_ranges(
+            "explain",
+            self,
+            at_least={
+                "pointing_tolerance": 0,
+                "ig_steps": 1,
+                "occlusion_window": 1,
+                "occlusion_stride": 1,
+                "batch_size": 1,
+                "gallery_images": 0,
+                "flip_weight": 0,
+            },
+            above={"softplus_beta": 0, "attack_topk": 0},
+        )
+        if self.attack_topk > 1:
+            raise ConfigError(
+                f"explain.attack_topk is {self.attack_topk}; expected a share of the map in (0, 1] (0.05: its top 5%)."
+            )
+        if not self.methods:
+            raise ConfigError(f"explain.methods is empty; name at least one attribution method of {list(METHODS)}.")
 
 
 def study_images(

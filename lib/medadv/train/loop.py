@@ -43,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medadv.attacks.gradient import check_linf_budgets
-from medadv.config import ProfileSection, torch_generator
+from medadv.config import ProfileSection, check_ranges, torch_generator
 from medadv.core import git_commit, in_notebook_progress
 from medadv.data.images import SplitArrays
 from medadv.errors import CheckpointError, ConfigError
@@ -208,6 +208,27 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         """Refuse training budgets outside their ranges and a network a run of this section could not build (a
         width of 0, a width the GroupNorm groups do not divide, a start the width cannot take), before any training."""
         check_linf_budgets({"classifier.eps": self.eps, "classifier.alpha": self.alpha})
+        check_ranges(
+            "classifier",
+            self,
+            at_least={
+                "steps_per_epoch": 0,
+                "finetune_epochs": 0,
+                "multitask_epochs": 0,
+                "eval_batch": 1,
+                "multitask_decoder_width": 1,
+                "focal_gamma": 0,
+                "gp_k": 0,
+                "multitask_seg_weight": 0,
+                "steps": 1,
+                "rtda_steps": 1,
+                "trades_beta": 0,
+                "jsd_weight": 0,
+                "augmix_severity": 1,
+                "augmix_width": 1,
+            },
+            above={"lr_head": 0, "lr_features": 0, "multitask_lr": 0, "gp_power": 0, "fast_alpha_ratio": 0},
+        )
         for key in ("l2_eps", "l2_alpha", "rtda_eps", "rtda_alpha"):
             if not getattr(self, key) > 0:
                 raise ConfigError(
