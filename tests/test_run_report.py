@@ -3,6 +3,7 @@ its look in headless Chromium are checked in tests/test_notebooks.py beside the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,11 +30,13 @@ def _run(root: Path, competent: bool = True) -> Path:
     pd.DataFrame({"model": ["a", "b"], "balanced_accuracy": [0.912345, 0.5], "p_value": [1.23456e-5, 0.5]}).to_csv(
         run / "tables" / "model_accuracy.csv", index=False
     )
+    table_sha = hashlib.sha256((run / "tables" / "model_accuracy.csv").read_bytes()).hexdigest()
     (run / "manifest.json").write_text(
         json.dumps(
             {
                 "complete": True,
-                "outputs": {"tables/model_accuracy.csv": {"notebook": "01_x"}},
+                "profile": "default",
+                "outputs": {"tables/model_accuracy.csv": {"notebook": "01_x", "sha256": table_sha}},
                 "notebooks": {"01_x": {"status": "complete"}},
             }
         )
@@ -88,6 +91,20 @@ def test_the_report_warns_of_a_classifier_that_has_not_learned_and_of_gradient_m
     assert "<code>vgg_erm</code>: gradient masking suspected; failed: large_budget (a 64/255 attack" in verdict
     assert "<code>vgg_pgd_at</code>: every check passed (1)" in verdict
     assert verdict in index and 'id="table-attack_sanity"' in index
+
+
+def test_a_folder_changed_since_its_run_is_not_called_complete(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    index = write_report(run).read_text()
+    assert "changed since the run" not in index and "<td style='text-align:left;white-space:normal'>yes</td>" in index
+    (run / "tables" / "model_accuracy.csv").write_text("model,balanced_accuracy\na,0.99\n")  # edited after the run
+    (run / "config.json").unlink()
+    index = write_report(run).read_text()
+    assert "<b>This run folder has changed since the run</b>: 1 registered output(s)" in index
+    assert "(tables/model_accuracy.csv)" in index and f"medadv run --run-dir {run}</code> remakes them" in index
+    assert "no (1 registered output(s) missing or changed since the run)" in index
+    assert "<b>config.json is missing</b>" in index and "Profile <code>default</code>" in index
+    assert "not for clinical use" in index  # the intended use is the kit's, not only config.json's
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
 from medadv.layout import RunLayout
 from medadv.report import (
+    broken_outputs,
     damaged_message,
     damaged_records,
     locked,
@@ -241,21 +242,6 @@ def notebook_key(
         "inputs": earlier,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = None) -> list[str]:
-    """The registered outputs (of notebook ``name``, or of every notebook) that are missing or whose bytes no longer
-    match their recorded sha256, relative to the run folder.
-
-    Returns:
-        The paths relative to the run folder, sorted.
-    """
-    return sorted(
-        rel
-        for rel, meta in manifest.get("outputs", {}).items()
-        if (name is None or meta.get("notebook") == name)
-        and (not (run_dir / rel).is_file() or sha256_file(run_dir / rel) != meta["sha256"])
-    )
 
 
 def outputs_intact(run_dir: Path, manifest: dict[str, Any], name: str) -> bool:

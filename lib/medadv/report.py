@@ -150,6 +150,21 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def broken_outputs(run_dir: Path, manifest: dict[str, Any], name: str | None = None) -> list[str]:
+    """The registered outputs (of notebook ``name``, or of every notebook) that are missing or whose bytes no longer
+    match their recorded sha256, relative to the run folder.
+
+    Returns:
+        The paths relative to the run folder, sorted.
+    """
+    return sorted(
+        rel
+        for rel, meta in manifest.get("outputs", {}).items()
+        if (name is None or meta.get("notebook") == name)
+        and (not (run_dir / rel).is_file() or sha256_file(run_dir / rel) != meta["sha256"])
+    )
+
+
 def damaged_records(run_dir: Path) -> list[str]:
     """The run folder's records (``config.json``, ``manifest.json``) that exist but do not parse as a JSON object.
 

@@ -39,7 +39,7 @@ from medadv.console import console_logger
 from medadv.core import read_json
 from medadv.errors import MedadvError, RunError
 from medadv.layout import MANIFEST_FILE, RunLayout
-from medadv.report import SMOKE_PROFILE
+from medadv.report import INTENDED_USE, SMOKE_PROFILE, broken_outputs
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
@@ -288,14 +288,18 @@ def effects_html(folder: Path, config: dict[str, Any]) -> str:
     )
 
 
-def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, Any]) -> str:
+def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, Any], broken: Sequence[str] = ()) -> str:
     """What made the run: profile, seed, device, commit, platform, package versions, overrides, and each notebook's
-    status and time; the resolved profile in full, folded.
+    status and time; the resolved profile in full, folded. ``broken``: the registered outputs missing or changed
+    since (:func:`medadv.report.broken_outputs`), which make the run not complete whatever ``manifest.json`` says.
 
     Returns:
         The HTML.
     """
     profile = config.get("profile", {})
+    complete = "yes" if manifest.get("complete") and not broken else "no"
+    if broken:
+        complete += f" ({len(broken)} registered output(s) missing or changed since the run)"
     rows = [
         ("profile", profile.get("name", manifest.get("profile", "?"))),
         ("seed", config.get("seed", "")),
@@ -305,7 +309,7 @@ def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, An
         ("overrides (--set)", ", ".join(config.get("overrides", [])) or "none"),
         ("started", manifest.get("started", "")),
         ("finished", manifest.get("finished", "")),
-        ("complete", "yes" if manifest.get("complete") else "no"),
+        ("complete", complete),
         ("versions", ", ".join(f"{k} {v}" for k, v in config.get("versions", {}).items())),
     ]
     items = "".join(
@@ -365,13 +369,28 @@ def _outputs_html(folder: Path, out: Path, pages: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def _header(folder: Path, config: dict[str, Any], manifest: dict[str, Any], what: str, seeds: str) -> str:
-    name = config.get("profile", {}).get("name", "?")
+def _header(
+    folder: Path, config: dict[str, Any], manifest: dict[str, Any], what: str, seeds: str, broken: Sequence[str] = ()
+) -> str:
+    name = config.get("profile", {}).get("name", manifest.get("profile", "?"))
     parts = [
         f"<h1>medadv {what}: {_esc(folder.name)}</h1>",
         f"<p>Profile <code>{_esc(name)}</code>, {_esc(seeds)}, device "
-        f"{_esc(config.get('device', '?'))}. {_esc(config.get('intended_use', ''))}</p>",
+        f"{_esc(config.get('device', '?'))}. {_esc(config.get('intended_use') or INTENDED_USE)}</p>",
     ]
+    if manifest and not config:
+        parts.append(
+            f'<p class="banner"><b>config.json is missing</b> from this run folder: the seed, device and settings '
+            f"the run was made with are unknown. Restore it, or rerun with <code>medadv run --run-dir "
+            f"{_esc(folder)} --force</code>.</p>"
+        )
+    if broken:
+        shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
+        parts.append(
+            f'<p class="banner"><b>This run folder has changed since the run</b>: {len(broken)} registered '
+            f"output(s) are missing or no longer match their sha256 in manifest.json ({_esc(shown)}); what they "
+            f"showed is missing or different below. <code>medadv run --run-dir {_esc(folder)}</code> remakes them.</p>"
+        )
     if name == SMOKE_PROFILE:
         parts.append(
             '<p class="banner"><b>A smoke run</b>: tiny cohort, one short epoch per stage. It checks that the '
@@ -416,9 +435,10 @@ def report_body(folder: Path, out: Path) -> str:
         '<nav><a href="#verdicts">verdicts</a><a href="#effects">effects</a><a href="#outputs">figures and tables'
         '</a><a href="#provenance">provenance</a></nav>'
     )
+    broken = broken_outputs(folder, manifest) if record is None else []
     if record is None:
         parts = [
-            _header(folder, config, manifest, "run", f"seed {config.get('seed', '?')}"),
+            _header(folder, config, manifest, "run", f"seed {config.get('seed', '?')}", broken),
             nav,
             '<h2 id="verdicts">Verdicts</h2><h3>Has the classifier under study learned?</h3>',
             competence_html(read_json(layout.summary, default={})),
@@ -456,7 +476,7 @@ def report_body(folder: Path, out: Path) -> str:
         '<h2 id="outputs">Figures and tables, notebook by notebook</h2>',
         _outputs_html(folder, out, pages),
         '<h2 id="provenance">Provenance</h2>',
-        provenance_html(folder, config, manifest),
+        provenance_html(folder, config, manifest, broken),
     ]
     return "".join(parts)
 
