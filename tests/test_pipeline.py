@@ -147,15 +147,26 @@ def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFix
     assert "go together" in capsys.readouterr().err
 
 
-def test_extra_parameters_are_parsed_and_checked() -> None:
+def test_extra_parameters_are_parsed_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medadv.pipeline import parse_params
 
-    assert parse_params(["responses_dir=/data/csv", "n=3", "flag=true", "none="]) == {
-        "responses_dir": "/data/csv",
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "reader.sqlite").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)  # a relative path parameter is taken from here, and handed on absolute
+    assert parse_params(["responses_dir=csv", "responses_db=reader.sqlite", "n=3", "flag=true", "none="]) == {
+        "responses_dir": str(tmp_path / "csv"),
+        "responses_db": str(tmp_path / "reader.sqlite"),
         "n": 3,
         "flag": True,
         "none": None,
     }
+    for item, message in (
+        ("responses_dir=nope", rf"--param responses_dir=nope: no such folder \({tmp_path / 'nope'}\)"),
+        ("responses_dir=reader.sqlite", r"no such folder .*the folder of the reader app's response CSV files"),
+        ("responses_db=csv", r"--param responses_db=csv: no such file .*data/reader\.sqlite"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_params([item])
     with pytest.raises(ConfigError, match="expected NAME=VALUE"):
         parse_params(["responses_dir"])
     with pytest.raises(ConfigError, match="--run-dir"):

@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,11 @@ DEFAULT_NOTEBOOKS = LIB_DIR.parents[1] / "notebooks"
 #: shipped model weights (the kit's pretrained Vnet: new weights change every model trained from them).
 CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css", ".safetensors")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
+#: The notebooks' path parameters (``--param``): name -> (the test it must pass, what it is, what to give).
+PATH_PARAMS: dict[str, tuple[Callable[[Path], bool], str, str]] = {
+    "responses_dir": (Path.is_dir, "folder", "the folder of the reader app's response CSV files (notebooks 05, 06)"),
+    "responses_db": (Path.is_file, "file", "the served reader study's data/reader.sqlite (notebook 05)"),
+}
 #: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
 SWEEP_OPTIONS = (
     "--cluster {local,slurm,pbs}",
@@ -796,10 +801,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings).
+    """``NAME=VALUE`` pairs into a dict; values are read as YAML scalars (numbers, true/false, null, strings). The
+    notebooks' path parameters (:data:`PATH_PARAMS`) are taken from the current directory, as ``--run-dir`` and
+    ``--data`` are, made absolute and checked to exist, before any notebook runs.
 
     Returns:
         ``{name: value}``.
+
+    Raises:
+        ConfigError: a malformed item, a parameter that has its own option, or a path parameter naming nothing.
     """
     import yaml
 
@@ -813,6 +823,15 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         if name in ("run_dir", "profile", "device", "data_manifest", "data_root"):
             raise ConfigError(f"--param {name}: set it with its own option (--{name.replace('_', '-')}), not --param.")
         out[name] = yaml.safe_load(value) if value else None
+        if name in PATH_PARAMS and out[name] is not None:
+            path = Path(str(out[name])).expanduser().resolve()
+            is_kind, kind, what = PATH_PARAMS[name]
+            if not is_kind(path):
+                raise ConfigError(
+                    f"--param {name}={value}: no such {kind} ({path}); give {what} (a relative path is taken from "
+                    "the current directory)."
+                )
+            out[name] = str(path)
     return out
 
 

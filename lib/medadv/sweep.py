@@ -60,6 +60,7 @@ from medadv.kernel import ensure_kernel
 from medadv.layout import RunLayout
 from medadv.pipeline import (
     DEFAULT_NOTEBOOKS,
+    PATH_PARAMS,
     check_profile,
     code_digest,
     execute_notebook,
@@ -808,8 +809,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_manifest, data_root = resolve_data(args.data, args.data_root)
         base, overrides = resolve_profile(args.profile, args.overrides, data_manifest, data_root)
-        extra = (["--force"] if args.force else []) + [f"--param={p}" for p in args.param]
-        parse_params(args.param)
+        params = parse_params(args.param)  # path parameters made absolute: a run may start in another directory
+        extra = (["--force"] if args.force else []) + [
+            f"--param={name}={params[name]}" if name in PATH_PARAMS and params[name] is not None else f"--param={item}"
+            for item, name in ((item, item.partition("=")[0]) for item in args.param)
+        ]
         cluster = cluster_from_args(args, base.section("cluster"))
         return run_sweep(
             args.profile,
