@@ -318,7 +318,18 @@ def test_offline_csv_exports_import_into_the_same_database(served: Served, run, 
     ]
     table = pd.DataFrame(rows)[["reader", "session", "image_id", "answer", "confidence", "reading_seconds", "order"]]
     files = write_responses(table, tmp_path / "csv")
-    assert import_files(run_dir, [tmp_path / "csv"]) == (sum(COUNTS), 0)  # while the server runs
+    half = table.copy()
+    half.loc[half["confidence"].notna().idxmax(), "confidence"] = 3.5  # stored as 3 before
+    write_responses(half, tmp_path / "half")
+    with pytest.raises(DataError, match=r"reader offline_1, session \d, order \d+: column 'confidence' holds 3\.5"):
+        import_files(run_dir, [tmp_path / "half"])
+    assert db_rows(run_dir) == []
+    (tmp_path / "utf16").mkdir()  # a spreadsheet's "Unicode text": UTF-16, tab-separated, as notebook 05 reads it
+    for path in files:
+        text = pd.read_csv(path, dtype=str, keep_default_na=False).to_csv(sep="\t", index=False)
+        (tmp_path / "utf16" / path.name).write_bytes(text.encode("utf-16"))
+    assert import_files(run_dir, [tmp_path / "utf16"]) == (sum(COUNTS), 0)  # while the server runs
+    assert import_files(run_dir, [tmp_path / "csv"]) == (0, sum(COUNTS))  # the same answers as UTF-8 CSV
     assert import_files(run_dir, files) == (0, sum(COUNTS))  # importing twice changes nothing
     upload = files[1].read_bytes()
     res = httpx.post(

@@ -29,6 +29,7 @@ answer, confidence, reading_seconds, received, source)`` and ``meta(key, value)`
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import sqlite3
 import threading
@@ -545,20 +546,39 @@ def _rows(table: pd.DataFrame, what: str) -> list[dict[str, object]]:
     return table.to_dict("records")
 
 
+def _cell_number(row: Mapping[str, object], column: str, where: str, whole: bool) -> float:
+    """The number in ``row[column]``, a whole one when ``whole`` (``3.5`` is no confidence, ``2.0`` is session 2).
+
+    Returns:
+        The number (as a float; the caller makes an ``int`` of a whole one).
+
+    Raises:
+        DataError: the cell is not a number, not finite, or not whole where a whole number is asked for, named with
+            ``where``, the column and the value.
+    """
+    value = row[column]
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or (whole and not number.is_integer()):
+        kind = "a whole number" if whole else "a number"
+        raise DataError(f"{where}: column {column!r} holds {value!r}; expected {kind}.")
+    return number
+
+
 def _answer_from_row(row: Mapping[str, object], what: str) -> StoredAnswer:
     """One CSV row as a :class:`StoredAnswer` (types checked; the rules are :meth:`ReaderDatabase.record`'s)."""
     reader = str(row["reader"]).strip()
     if not READER_ID.fullmatch(reader):
         raise DataError(f"{what}: reader id {reader!r}; expected 1-40 letters, digits, '_' or '-'.")
-    try:
-        session, order = int(row["session"]), int(row["order"])
-        seconds = float(row["reading_seconds"])
-        conf = row.get("confidence")
-        confidence = None if conf is None or pd.isna(conf) or str(conf).strip() == "" else int(float(conf))
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"{what}: reader {reader}: a session, order, confidence or reading time is not a number ({exc})."
-        ) from exc
+    where = f"{what}: reader {reader}"
+    session, order = (int(_cell_number(row, column, where, whole=True)) for column in ("session", "order"))
+    where = f"{where}, session {session}, order {order}"
+    seconds = _cell_number(row, "reading_seconds", where, whole=False)
+    conf = row.get("confidence")
+    empty = conf is None or pd.isna(conf) or str(conf).strip() == ""
+    confidence = None if empty else int(_cell_number(row, "confidence", where, whole=True))
     answer = str(row["answer"]).strip().lower().replace(" ", "_").replace("-", "_")
     return StoredAnswer(reader, session, order, str(row["image_id"]).strip(), answer, confidence, seconds)
 

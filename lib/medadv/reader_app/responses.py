@@ -88,28 +88,39 @@ def read_response_file(path: Path) -> pd.DataFrame:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"responses file {path} cannot be read: {exc}") from exc
+    return response_table(raw, f"responses file {path}")
+
+
+def response_table(raw: bytes, what: str) -> pd.DataFrame:
+    """The bytes of a response CSV (a file's, or an upload's) as :func:`read_response_file` reads them.
+
+    Returns:
+        The table, as :func:`read_response_file` returns it.
+
+    Raises:
+        DataError: empty, in another encoding than UTF-8 or UTF-16, or not CSV; ``what`` names the source.
+    """
     encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"responses file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
+            f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
             "'CSV UTF-8' (a spreadsheet's Save As), or export it from the reader app again."
         ) from exc
     if not text.strip():
         raise DataError(
-            f"responses file {path} is empty (no header, no rows); export the session from the reader "
-            "app again, or remove the file."
+            f"{what} is empty (no header, no rows); export the session from the reader app again, or remove the file."
         )
     header = text.lstrip().splitlines()[0]
     sep = "\t" if "\t" in header and "," not in header else ","  # a spreadsheet's "Unicode text" is tab-separated
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
     except pd.errors.ParserError as exc:
-        raise DataError(f"responses file {path} cannot be read as CSV: {exc}") from exc
+        raise DataError(f"{what} cannot be read as CSV: {exc}") from exc
     blank = df.apply(lambda column: column.str.strip() == "").all(axis=1)
     if blank.any():
-        log.info("responses file %s: %d row(s) with every cell empty left out", path, int(blank.sum()))
+        log.info("%s: %d row(s) with every cell empty left out", what, int(blank.sum()))
     df = df[~blank].reset_index(drop=True)
     for column in NUMERIC_RESPONSE_COLUMNS:
         if column in df.columns:

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pandas as pd
 import segno
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -64,6 +63,7 @@ from medadv.layout import RunLayout
 from medadv.reader_app.credentials import InstructorFile, instructor_file_path, token_digest, token_matches
 from medadv.reader_app.db import INSTRUCTOR_DIGEST_KEY, AnswerRefused, DatabaseBusy, ReaderDatabase, StoredAnswer
 from medadv.reader_app.page import render_page
+from medadv.reader_app.responses import read_response_file, response_table
 from medadv.reader_app.served_study import ServedStudy, live_results, load_study
 
 MAX_ANSWER_BYTES = 2048
@@ -378,9 +378,9 @@ def _session_api(server: WorkshopServer) -> APIRouter:
 
 def _import_upload(server: WorkshopServer, body: bytes) -> JSONResponse:
     try:
-        table = pd.read_csv(io.BytesIO(body), dtype={"image_id": str, "reader": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise HTTPRefusal(422, f"the uploaded file is not a CSV export of the reader app ({exc}).") from exc
+        table = response_table(body, "the uploaded file")  # as notebook 05 and `medadv reader import` read a file
+    except DataError as exc:
+        raise HTTPRefusal(422, f"{exc} Upload a CSV export of the reader app.") from exc
     stored, skipped = server.db.import_frames([(table, "uploaded CSV")])
     return JSONResponse({"stored": stored, "already_present": skipped})
 
@@ -560,12 +560,7 @@ def import_files(run_dir: str | Path, paths: Sequence[str | Path]) -> tuple[int,
     files = [f for p in map(Path, paths) for f in (sorted(p.glob("*.csv")) if p.is_dir() else [p])]
     if not files:
         raise DataError(f"no CSV files in {[str(p) for p in paths]}; give the reader app's exported CSVs.")
-    parts = []
-    for path in files:
-        try:
-            parts.append((pd.read_csv(path, dtype={"image_id": str, "reader": str}), str(path)))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot be read as CSV ({exc}).") from exc
+    parts = [(read_response_file(path), str(path)) for path in files]  # notebook 05's reading: UTF-8 or UTF-16
     study.db_path.parent.mkdir(parents=True, exist_ok=True)
     credentials = InstructorFile.load(instructor_file_path(run_dir))
     db = ReaderDatabase(study.db_path, study.items(), keep_plain_tokens=credentials.adopt)
