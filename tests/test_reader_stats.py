@@ -250,6 +250,10 @@ def test_ratings_mapping_and_mrmc() -> None:
         (lambda r: r.assign(answer=r["answer"].replace("unsure", "maybe")), "maybe"),
         (lambda r: r.assign(confidence=7), "confidence"),
         (lambda r: r.assign(reading_seconds=-1.0), "reading_seconds"),
+        (
+            lambda r: r.assign(reading_seconds=r["reading_seconds"].where(r["reader"] != "2", 5231.0)),
+            r"responses of reader 2: median reading time 5231 s an image .*were these milliseconds\?",
+        ),
         (lambda r: r.assign(order=1), "reading position"),
     ],
 )

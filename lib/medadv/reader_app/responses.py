@@ -34,6 +34,9 @@ KEY_COLUMNS = ("image_id", "session", "truth", "source_label")
 _CORRECT_ANSWER = {"real": "real", "fake": "not_real"}
 #: The longest reading time of one image taken as a reading time (a day); a longer one is a unit or export error.
 MAX_READING_SECONDS = 86_400.0
+#: A reader's median reading time above which the responses are taken to be in another unit (ten minutes an image;
+#: paper 001's readers took seconds): the reading-time tables would otherwise be off by a factor of 1000 unseen.
+MAX_MEDIAN_READING_SECONDS = 600.0
 
 
 def _as_int(series: pd.Series, what: str) -> pd.Series:
@@ -248,6 +251,14 @@ def _checked_reads(responses: pd.DataFrame) -> pd.DataFrame:
             "the unit (milliseconds?) and the export."
         )
     r["reading_seconds"] = secs
+    medians = r.groupby("reader")["reading_seconds"].median()
+    slow = medians[medians > MAX_MEDIAN_READING_SECONDS]
+    if not slow.empty:
+        raise DataError(
+            f"responses of reader {slow.index[0]}: median reading time {slow.iloc[0]:.0f} s an image "
+            f"({len(slow)} reader(s) above {MAX_MEDIAN_READING_SECONDS:g} s); the column 'reading_seconds' holds "
+            "seconds (the reader app's export does): were these milliseconds? Divide them by 1000 in the files."
+        )
     check_duplicate_reads(r)
     return r.drop(columns=["source_file"], errors="ignore")
 
