@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,18 @@ def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFix
         == 2
     )
     assert "no such manifest file" in capsys.readouterr().err
+    (tmp_path / "m.yaml").write_text("name: x\n")
+    for data, root, said in (
+        (tmp_path, tmp_path, "--data .*: is a folder; give the data set's manifest YAML file"),
+        (tmp_path / "m.yaml", tmp_path / "m.yaml", "--data-root .*m\\.yaml: is a file; give the folder"),
+    ):
+        assert (
+            main(
+                ["--profile", "smoke", "--run-dir", str(tmp_path / "r"), "--data", str(data), "--data-root", str(root)]
+            )
+            == 2
+        )
+        assert re.search(said, capsys.readouterr().err)
     assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml"]) == 2
     assert "go together" in capsys.readouterr().err
 

@@ -525,8 +525,15 @@ def resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str 
         )
     if data_manifest is None or data_root is None:
         return None, None
+    if Path(data_manifest).is_dir():
+        raise ConfigError(
+            f"--data {data_manifest}: is a folder; give the data set's manifest YAML file (data_manifests/), and its "
+            "images' folder as --data-root."
+        )
     if not Path(data_manifest).is_file():
         raise ConfigError(f"--data {data_manifest}: no such manifest file; see data_manifests/ for the data sets.")
+    if Path(data_root).exists() and not Path(data_root).is_dir():
+        raise ConfigError(f"--data-root {data_root}: is a file; give the folder the data set was unpacked into.")
     if not Path(data_root).is_dir():
         raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
     return str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
