@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ PACKAGES = (
 
 __all__ = [
     "PACKAGES",
+    "first_names",
     "git_commit",
     "in_notebook_progress",
     "kit_root",
@@ -44,6 +46,16 @@ __all__ = [
     "unwritable",
     "write_json",
 ]
+
+
+def first_names(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``names`` for a message, and how many more there are: ``"a, b, c and 4 more"``.
+
+    Returns:
+        The text.
+    """
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def sha256_file(path: str | Path) -> str:

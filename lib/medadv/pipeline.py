@@ -49,7 +49,7 @@ from medadv.config import (
     pick_device,
 )
 from medadv.console import RUN_LOGGER, console_logger, exit_process
-from medadv.core import kit_root, read_json, sha256_file, write_json
+from medadv.core import first_names, kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
 from medadv.layout import RunLayout
@@ -472,11 +472,10 @@ def check_run(
         )
     foreign = RunLayout(run_dir).foreign_entries()
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConfigError(
-            f"--run-dir {run_dir}: holds {shown} but is not a run folder (no config.json, manifest.json or run.lock); "
-            "a run writes its notebooks, tables and figures into its folder and would mix them with these. Give a "
-            "new or empty folder, or a run folder to resume."
+            f"--run-dir {run_dir}: holds {first_names(foreign)} but is not a run folder (no config.json, manifest.json "
+            "or run.lock); a run writes its notebooks, tables and figures into its folder and would mix them with "
+            "these. Give a new or empty folder, or a run folder to resume."
         )
     resolved = str(pick_device(device))  # refused here, before a folder is made
     declared = set().union(*(notebook_parameters(nb) for nb in notebooks))
@@ -794,17 +793,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|S1,S2,...",
         help="run every seed (10 -> 0-9, or 3,7,11) on Dask, each in its own run folder, then notebook 90",
     )
+    add_set_option(parser, "recorded in config.json")
+    parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
+    return parser
+
+
+def add_set_option(parser: argparse.ArgumentParser, kept: str) -> None:
+    """Add ``--set SECTION.KEY=VALUE`` (repeatable, into ``args.overrides``) to a command's parser; ``kept`` says where
+    the command keeps the values (a run's ``config.json``, a sweep's runs' ``profile.yaml``)."""
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
         dest="overrides",
-        help="override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked "
-        "like the profile and recorded in config.json)",
+        help=f"override a profile setting, e.g. classifier.epochs=3 (YAML value; repeatable; checked like the "
+        f"profile before anything runs; {kept})",
     )
-    parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
-    return parser
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
@@ -827,7 +832,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(
                 f"--param {item!r}: expected NAME=VALUE with NAME a Python identifier, e.g. responses_dir=DIR."
             )
-        if name in ("run_dir", "profile", "device", "data_manifest", "data_root"):
+        if name in STANDARD_PARAMS:
             raise ConfigError(f"--param {name}: set it with its own option (--{name.replace('_', '-')}), not --param.")
         out[name] = yaml.safe_load(value) if value else None
         if name in PATH_PARAMS and out[name] is not None:

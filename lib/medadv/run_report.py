@@ -36,7 +36,7 @@ import nbformat
 import pandas as pd
 
 from medadv.console import console_logger
-from medadv.core import read_json
+from medadv.core import first_names, read_json
 from medadv.errors import MedadvError, RunError
 from medadv.layout import MANIFEST_FILE, RunLayout
 from medadv.report import INTENDED_USE, SMOKE_PROFILE, broken_outputs
@@ -385,11 +385,11 @@ def _header(
             f"{_esc(folder)} --force</code>.</p>"
         )
     if broken:
-        shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
         parts.append(
             f'<p class="banner"><b>This run folder has changed since the run</b>: {len(broken)} registered '
-            f"output(s) are missing or no longer match their sha256 in manifest.json ({_esc(shown)}); what they "
-            f"showed is missing or different below. <code>medadv run --run-dir {_esc(folder)}</code> remakes them.</p>"
+            f"output(s) are missing or no longer match their sha256 in manifest.json ({_esc(first_names(broken))}); "
+            f"what they showed is missing or different below. <code>medadv run --run-dir {_esc(folder)}</code> "
+            "remakes them.</p>"
         )
     if name == SMOKE_PROFILE:
         parts.append(

@@ -61,6 +61,7 @@ from medadv.layout import RunLayout
 from medadv.pipeline import (
     DEFAULT_NOTEBOOKS,
     PATH_PARAMS,
+    add_set_option,
     check_profile,
     code_digest,
     execute_notebook,
@@ -717,15 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="an extra notebook parameter"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        dest="overrides",
-        help="override a profile setting in every run, e.g. classifier.epochs=3 (YAML value; repeatable; checked like "
-        "the profile before any run starts; the runs' profile.yaml hold it)",
-    )
+    add_set_option(parser, "every run's profile.yaml holds it")
     parser.add_argument("--no-replication", action="store_true", help="skip notebook 90 at the end")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
     return parser
@@ -810,10 +803,11 @@ def main(argv: list[str] | None = None) -> int:
         data_manifest, data_root = resolve_data(args.data, args.data_root)
         base, overrides = resolve_profile(args.profile, args.overrides, data_manifest, data_root)
         params = parse_params(args.param)  # path parameters made absolute: a run may start in another directory
-        extra = (["--force"] if args.force else []) + [
-            f"--param={name}={params[name]}" if name in PATH_PARAMS and params[name] is not None else f"--param={item}"
-            for item, name in ((item, item.partition("=")[0]) for item in args.param)
-        ]
+        extra = ["--force"] if args.force else []
+        for item in args.param:
+            name = item.partition("=")[0]
+            absolute = name in PATH_PARAMS and params[name] is not None
+            extra.append(f"--param={name}={params[name]}" if absolute else f"--param={item}")
         cluster = cluster_from_args(args, base.section("cluster"))
         return run_sweep(
             args.profile,
