@@ -151,6 +151,7 @@ def test_reading_session_by_keyboard_survives_reload_and_closed_tab(browser, tmp
     assert len(checked) == n
 
     page.reload()  # a finished session shows the download again, with the same answers
+    page.wait_for_selector("#screen-start:not([hidden])")  # the app has restored its state (as after the first reload)
     page.fill("#reader-id", "R7")
     page.click("#start-button")
     again = download_csv(page, tmp_path / "again" / "responses_session3_R7.csv")
