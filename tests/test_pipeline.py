@@ -495,6 +495,10 @@ BAD_SETTINGS = [
     (["data.lesion_contrast=high"], r"data\.lesion_contrast is 'high'; expected a number"),
     (["data.n_patients=10.5"], r"data\.n_patients is 10\.5; expected a whole number"),
     (["data.n_patients=abc"], r"data\.n_patients is 'abc'; expected a whole number"),
+    (
+        ["data.image_size=[20000,20000]"],
+        r"data\.image_size is \[20000, 20000\]; expected \[height, width\], each from 16 to 4096",
+    ),
     (["data.image_size=[95,95]"], r"data\.image_size is \[95, 95\]; paper 001's network .* at least 96 x 96"),
     (
         ["attacks.linf_eps=[2.0]", "attacks.headline_linf_eps=2.0"],
@@ -550,6 +554,9 @@ BAD_SETTINGS = [
     (["explain.methods=[]"], r"explain\.methods is empty; name at least one attribution method"),
     (["detect.fake_lr_features=-1"], r"detect\.fake_lr_features is -1\.0; expected a number above 0"),
     (["attacks.n_examples=-1"], r"attacks\.n_examples is -1; expected a number at least 0"),
+    (["attacks.headline_l2_eps=-1"], r"attacks\.headline_l2_eps is -1\.0; expected positive L2 budgets"),
+    (["attacks.severities=[0, 9]"], r"attacks\.severities has \[0, 9\]; expected severities among \[1, 2, 3, 4, 5\]"),
+    (["attacks.corruptions=[fog]"], r"attacks\.corruptions has unknown \['fog'\]; choose from \['gaussian_noise'"),
 ]
 
 
@@ -571,13 +578,15 @@ EFFECT = (
 BAD_FILES = [
     (
         "classifier:\n  epochz: 1\n",
-        r"profile 'bad': profile section 'classifier' has unknown keys \['epochz'\]; known "
+        r"profile 'bad' \(its classifier section from bad\.yaml, smoke\.yaml, default\.yaml\): profile section "
+        r"'classifier' has unknown keys \['epochz'\]; known "
         r"keys are \['alpha', 'augmix_depth'",
     ),
     ("detect:\n  fake_epoch: 1\n", r"section 'detect' has unknown keys \['fake_epoch'\]"),
     (
         "cluster:\n  wokers: 2\n",
-        r"profile 'bad': profile section 'cluster' has unknown keys \['wokers'\]; known keys "
+        r"profile 'bad' \(its cluster section from bad\.yaml\): profile section 'cluster' has unknown "
+        r"keys \['wokers'\]; known keys "
         r"are \['address', 'dashboard'",
     ),
     (
@@ -607,6 +616,20 @@ def test_bad_profile_files_stop_before_notebook_00(notebooks: Path, tmp_path: Pa
     with pytest.raises(ConfigError, match=message):
         run_pipeline(str(path), run, device="cpu", notebooks_dir=notebooks)
     assert not run.exists()
+
+
+def test_an_empty_simulated_panel_is_refused_only_where_notebooks_05_and_06_would_read_it(tmp_path: Path) -> None:
+    from medadv.config import load_profile
+    from medadv.pipeline import DEFAULT_NOTEBOOKS, check_run, discover_notebooks
+
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"reader\.simulated_readers is empty and no readers' responses are given"):
+        run_pipeline("smoke", run, device="cpu", overrides=["reader.simulated_readers=[]"])
+    assert not run.exists()
+    profile = load_profile("smoke", {"reader": {"simulated_readers": []}})
+    every, first = discover_notebooks(DEFAULT_NOTEBOOKS), discover_notebooks(DEFAULT_NOTEBOOKS, ["00"])
+    assert check_run(run, profile, "cpu", False, every, every, {"responses_dir": str(tmp_path)}) == every
+    assert check_run(run, profile, "cpu", False, first, every, {}) == first
 
 
 def test_a_profile_path_that_is_a_folder_is_named(tmp_path: Path) -> None:

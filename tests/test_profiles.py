@@ -196,7 +196,8 @@ def test_a_user_file_extends_a_shipped_profile_by_name(tmp_path: Path) -> None:
             "extends 'defualt', which is neither a shipped profile ['smoke', 'default', 'full', 'workshop'] nor a file",
         ),
         ({"a.yaml": "extends: [default]\n"}, "extends is ['default']; expected the name of a shipped profile"),
-        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n"}, "b.yaml holds list; expected a mapping"),
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "- 1\n"}, "b.yaml holds a YAML list; expected a mapping"),
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "# nothing yet\n"}, "b.yaml is empty; expected a mapping"),
         ({"a.yaml": "extends: b.yaml\n", "b.yaml": "seed: 1\nseed: 2\n"}, "duplicate key 'seed'"),
         ({"a.yaml": "extends: default\nclassifier:\n  epochz: 1\n"}, None),
     ],
@@ -210,6 +211,26 @@ def test_bad_chains_name_the_problem(tmp_path: Path, files: dict[str, str], mess
     with pytest.raises(ConfigError) as info:
         load_profile(tmp_path / "a.yaml")
     assert message in str(info.value)
+
+
+def test_a_bad_value_in_a_base_is_named_with_the_files_that_set_its_section(tmp_path: Path) -> None:
+    from medadv.pipeline import check_profile
+
+    (tmp_path / "base.yaml").write_text("extends: smoke\nclassifier:\n  epochs: -2\n")
+    (tmp_path / "top.yaml").write_text("extends: base.yaml\nseed: 3\n")
+    top = load_profile(tmp_path / "top.yaml")
+    assert top.origins["classifier"] == ("base.yaml", "smoke.yaml", "default.yaml")
+    assert top.origins["seed"][0] == "top.yaml" and "top.yaml" not in top.origins["classifier"]
+    with pytest.raises(ConfigError) as info:
+        check_profile(top)
+    assert str(info.value).startswith(
+        "profile 'top' (its classifier section from base.yaml, smoke.yaml, default.yaml): classifier.epochs=-2"
+    )
+    alone = yaml.safe_load((PROFILE_DIR / "default.yaml").read_text())
+    alone["classifier"]["epochs"], alone["name"] = -2, "alone"
+    (tmp_path / "alone.yaml").write_text(yaml.safe_dump(alone))
+    with pytest.raises(ConfigError, match=r"^profile 'alone': classifier\.epochs=-2"):
+        check_profile(load_profile(tmp_path / "alone.yaml"))
 
 
 def test_the_run_records_the_resolved_profile_so_a_base_change_shows(tmp_path: Path) -> None:

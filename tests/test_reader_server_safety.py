@@ -189,6 +189,25 @@ def test_a_refused_import_leaves_no_participant_behind(served: Served, run, tmp_
     assert import_files(run_dir, [tmp_path / "good"]) == (len(good), 0)
 
 
+def test_an_imported_row_of_a_session_the_study_lacks_is_named_as_such(run, tmp_path: Path) -> None:  # noqa: F811
+    """Not as the gap it leaves in its reader's reading order of the session it was taken from."""
+    run_dir, packages = run
+    key = packages.answer_key[packages.answer_key["session"] == 2]
+    rng = np.random.default_rng(7)
+    rows = [
+        dict(an_answer(2, int(o), i, rng), reader="offline_2", session=2)
+        for o, i in zip(key["order"], key["image_id"], strict=True)
+    ]
+    rows[1]["session"] = 9
+    pd.DataFrame(rows).to_csv(tmp_path / "mixed.csv", index=False)
+    with pytest.raises(
+        DataError,
+        match=r"reader offline_2, session 9, order 2: no session 9; this study has sessions \[1, 2, 3, 4, 5\]",
+    ):
+        import_files(run_dir, [tmp_path / "mixed.csv"])
+    assert db_rows(run_dir) == []
+
+
 def raw_bytes(run_dir: Path) -> bytes:
     db = RunLayout(run_dir).reader_db
     return b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 from medadv.errors import RunError
+from medadv.report import LOCK_TOKEN_ENV, locked
 from medadv.run_report import masking_html, write_report
 from medadv.style import format_table
 
@@ -105,6 +108,16 @@ def test_a_folder_changed_since_its_run_is_not_called_complete(tmp_path: Path) -
     assert "no (1 registered output(s) missing or changed since the run)" in index
     assert "<b>config.json is missing</b>" in index and "Profile <code>default</code>" in index
     assert "not for clinical use" in index  # the intended use is the kit's, not only config.json's
+
+
+def test_the_report_of_a_folder_another_run_is_writing_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _run(tmp_path)
+    with locked(run):
+        assert "A run is writing this folder" not in write_report(run).read_text()  # the run's own report
+        monkeypatch.delenv(LOCK_TOKEN_ENV)  # the folder as another process sees it
+        index = write_report(run).read_text()
+    assert f"<b>A run is writing this folder</b> (pid {os.getpid()} on host {socket.gethostname()}, since" in index
+    assert "A run is writing this folder" not in write_report(run).read_text()  # the lock is released
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:

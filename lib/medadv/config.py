@@ -32,6 +32,7 @@ read with :func:`medadv.strict_yaml.load_yaml`, which refuses a key given twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -61,7 +62,7 @@ PROFILE_SECTIONS = ("data", "classifier", "gan", "attacks", "explain", "reader",
 #: Seeds of the kit's pretraining corpus (:mod:`medadv.train.pretrain`), one per modality and set. No profile or sweep
 #: may use them (:func:`check_seed`), so no study ever trains or tests on a pretraining image.
 PRETRAIN_SEEDS = range(3_900_000_000, 3_900_001_000)
-# The top-level key that names a profile's base (:func:`resolve_profile_file`); it is resolved away on loading.
+# The top-level key that names a profile's base (:func:`profile_chain`); it is resolved away on loading.
 EXTENDS_KEY = "extends"
 
 T = TypeVar("T")
@@ -136,6 +137,9 @@ SECTION_CONFIGS: dict[str, type[ProfileSection]] = {}
 
 #: The fewest patients a cohort (a profile's, or one modality's share of the pretraining corpus) may have.
 MIN_PATIENTS = 10
+#: The longest image side the kit takes, above paper 001's full resolution (1728 x 1408): 600 float32 images of
+#: 4096 x 4096 (the default's cohort) already fill 40 GB, and larger sides ran out of memory in notebook 00.
+MAX_IMAGE_SIDE = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,8 +179,12 @@ class DataConfig(ProfileSection, section="data"):
             raise ConfigError(f"data.n_patients is {self.n_patients}; a cohort needs at least {MIN_PATIENTS} patients.")
         if not 0.0 < self.positive_fraction < 1.0:
             raise ConfigError(f"data.positive_fraction is {self.positive_fraction}; expected a value in (0, 1).")
-        if len(self.image_size) != 2 or min(self.image_size) < 16:
-            raise ConfigError(f"data.image_size is {self.image_size}; expected (height, width), each at least 16.")
+        if len(self.image_size) != 2 or min(self.image_size) < 16 or max(self.image_size) > MAX_IMAGE_SIDE:
+            raise ConfigError(
+                f"data.image_size is {list(self.image_size)}; expected [height, width], each from 16 to "
+                f"{MAX_IMAGE_SIDE} pixels (paper 001's full resolution is [1728, 1408]; the full profile's "
+                "[1024, 832])."
+            )
         if not self.lesion_contrast > 0:
             raise ConfigError(
                 f"data.lesion_contrast is {self.lesion_contrast}; expected a positive number (the "
@@ -206,6 +214,9 @@ class Profile:
     seed: int
     data: DataConfig
     sections: Mapping[str, Mapping[str, Any]]
+    #: Per top-level key, the files of the ``extends:`` chain that set it, the profile's own file first (empty for a
+    #: profile not loaded from files); errors name them (a bad value may sit in a base).
+    origins: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, compare=False)
 
     def section(self, name: str) -> Mapping[str, Any]:
         """The raw settings of one stage (``classifier``, ``gan``, ...); an empty mapping if the profile has none.
@@ -254,7 +265,7 @@ def _deep_update(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
 
 def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Profile:
     """Load a profile by name (``smoke``, ``default``, ``full``, ``workshop``) or from a YAML file, resolve its
-    ``extends:`` chain (:func:`resolve_profile_file`), then apply ``overrides``.
+    ``extends:`` chain (:func:`profile_chain`, :func:`merge_profile_chain`), then apply ``overrides``.
 
     ``overrides`` is a nested mapping merged into the resolved profile (for example
     ``{"data": {"manifest": ..., "root": ...}}``).
@@ -273,8 +284,11 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: Mapping[str, A
         raise ConfigError(
             f"profile {text_name!r}: no such profile file {path}; use one of {PROFILE_NAMES} or a YAML file path."
         )
-    raw = resolve_profile_file(path)
-    return profile_from_dict(_deep_update(raw, overrides or {}), default_name=path.stem)
+    chain = profile_chain(path)
+    profile = profile_from_dict(_deep_update(merge_profile_chain(chain), overrides or {}), default_name=path.stem)
+    keys = {key for _, own in chain for key in own}
+    origins = {key: tuple(f.name for f, own in reversed(chain) if key in own) for key in keys}
+    return dataclasses.replace(profile, origins=origins)
 
 
 def profile_name(name_or_path: str | os.PathLike[str]) -> str:
@@ -297,34 +311,53 @@ def profile_name(name_or_path: str | os.PathLike[str]) -> str:
     return str(raw.get("name", path.stem)) if isinstance(raw, Mapping) else path.stem
 
 
-def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The plain settings of the profile file ``path`` with its ``extends:`` chain merged in, base first.
+def merge_profile_chain(chain: Sequence[tuple[Path, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The plain settings of a profile file with its ``extends:`` chain (:func:`profile_chain`) merged in.
 
-    ``extends`` names a shipped profile (one of :data:`PROFILE_NAMES`) or a YAML file, relative to ``path``'s folder.
-    The file's settings are deep-merged over its base's (:func:`_deep_update`: mappings key by key, lists and
+    ``extends`` names a shipped profile (one of :data:`PROFILE_NAMES`) or a YAML file, relative to the file's folder.
+    Each file's settings are deep-merged over its base's (:func:`_deep_update`: mappings key by key, lists and
     scalars replaced whole). The base's ``name`` is not inherited.
 
     Returns:
-        The merged mapping, without ``extends`` and with ``name`` only where this file gives one.
+        The merged mapping, without ``extends`` and with ``name`` only where the last file gives one.
+    """
+    merged = functools.reduce(_deep_update, (own for _, own in chain[:-1]), {})
+    merged.pop("name", None)
+    return _deep_update(merged, chain[-1][1])
+
+
+def profile_chain(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The files of ``path``'s ``extends:`` chain with each one's own settings (``extends`` removed), base first.
+
+    Returns:
+        [(file, its settings), ...], the base first and ``path`` last.
 
     Raises:
-        ConfigError: the file is not a mapping, ``extends`` is not a name, the base is neither a shipped profile nor
+        ConfigError: a file is not a mapping, ``extends`` is not a name, the base is neither a shipped profile nor
             an existing file, or the chain comes back to a file already in it (the cycle is named).
     """
     here = path.resolve()
-    chain = (*_chain, here)
-    if here in _chain:
+    seen = (*_seen, here)
+    if here in _seen:
         raise ConfigError(
-            f"profile {path}: the extends chain {' -> '.join(p.name for p in chain)} is a cycle; "
+            f"profile {path}: the extends chain {' -> '.join(p.name for p in seen)} is a cycle; "
             "a profile cannot extend itself. Remove one of the extends: keys."
         )
     raw = load_yaml(path, ConfigError, "profile")
+    if raw is None:
+        raise ConfigError(
+            f"profile file {path} is empty; expected a mapping of sections, e.g. 'extends: default' and "
+            "'classifier: {epochs: 3}' (see the shipped profiles in lib/medadv/profiles/)."
+        )
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"profile file {path} holds {type(raw).__name__}; expected a mapping of sections.")
+        raise ConfigError(
+            f"profile file {path} holds a YAML {type(raw).__name__}; expected a mapping of sections, e.g. "
+            "'extends: default' and 'classifier: {epochs: 3}' (see the shipped profiles in lib/medadv/profiles/)."
+        )
     own = dict(raw)
     base_name = own.pop(EXTENDS_KEY, None)
     if base_name is None:
-        return own
+        return [(path, own)]
     if not isinstance(base_name, str) or not base_name.strip():
         raise ConfigError(
             f"profile {path}: extends is {base_name!r}; expected the name of a shipped profile "
@@ -340,9 +373,7 @@ def resolve_profile_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str,
                 f"{list(PROFILE_NAMES)} nor a file ({base_path} does not exist). Name a shipped profile "
                 "or give the base file's path relative to this one."
             )
-    base = resolve_profile_file(base_path, chain)
-    base.pop("name", None)
-    return _deep_update(base, own)
+    return [*profile_chain(base_path, seen), (path, own)]
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

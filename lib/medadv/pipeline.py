@@ -355,12 +355,17 @@ def check_profile(profile: Profile, overrides: Mapping[str, Any] | None = None) 
 
 
 def _source(profile: Profile, overrides: Mapping[str, Any], section: str) -> str:
-    """Where a section's values come from, for an error: ``--set SECTION.*`` or ``profile 'NAME'``.
+    """Where a section's values come from, for an error: ``--set SECTION.*``, or ``profile 'NAME'`` and, when it
+    extends other files, the files that set the section (a bad value may sit in a base).
 
     Returns:
         The words to begin the error with.
     """
-    return f"--set {section}.*" if section in overrides else f"profile {profile.name!r}"
+    if section in overrides:
+        return f"--set {section}.*"
+    files = profile.origins.get(section, ())
+    extends = len({name for names in profile.origins.values() for name in names}) > 1
+    return f"profile {profile.name!r}" + (f" (its {section} section from {', '.join(files)})" if extends else "")
 
 
 @contextlib.contextmanager
@@ -484,6 +489,13 @@ def check_run(
         raise ConfigError(
             f"--param {unknown[0]}: no notebook of this run has such a parameter; they take "
             f"{sorted(declared - set(STANDARD_PARAMS))} (check the spelling)."
+        )
+    given = {name for name in PATH_PARAMS if extra_params.get(name) is not None}
+    if "responses_dir" in declared and not given and not profile.section("reader").get("simulated_readers"):
+        raise ConfigError(
+            "reader.simulated_readers is empty and no readers' responses are given: without --param "
+            "responses_dir=DIR or responses_db=FILE notebooks 05 and 06 analyse the simulated panel. Describe at "
+            "least one simulated reader in the profile (see the default's), or give the readers' responses."
         )
     damaged = damaged_records(run_dir) if run_dir.is_dir() else []
     if damaged and not force:

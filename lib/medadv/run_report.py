@@ -25,6 +25,7 @@ import argparse
 import html
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from medadv.console import console_logger
 from medadv.core import first_names, read_json
 from medadv.errors import MedadvError, RunError
 from medadv.layout import MANIFEST_FILE, RunLayout
-from medadv.report import INTENDED_USE, SMOKE_PROFILE, broken_outputs
+from medadv.report import INTENDED_USE, LOCK_TOKEN_ENV, SMOKE_PROFILE, broken_outputs, lock_holder
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
@@ -369,6 +370,17 @@ def _outputs_html(folder: Path, out: Path, pages: dict[str, str]) -> str:
     return "".join(parts)
 
 
+def other_writer(folder: Path) -> dict[str, Any] | None:
+    """The lock record of a run writing ``folder`` other than the caller's own (the runner writes its report, and its
+    kernels their notebooks, under their own lock).
+
+    Returns:
+        The holder's ``run.lock`` record (pid, host, since), or None.
+    """
+    holder = lock_holder(folder)
+    return holder if holder is not None and holder.get("token") != os.environ.get(LOCK_TOKEN_ENV) else None
+
+
 def _header(
     folder: Path, config: dict[str, Any], manifest: dict[str, Any], what: str, seeds: str, broken: Sequence[str] = ()
 ) -> str:
@@ -390,6 +402,13 @@ def _header(
             f"output(s) are missing or no longer match their sha256 in manifest.json ({_esc(first_names(broken))}); "
             f"what they showed is missing or different below. <code>medadv run --run-dir {_esc(folder)}</code> "
             "remakes them.</p>"
+        )
+    holder = other_writer(folder)
+    if holder is not None:
+        parts.append(
+            f'<p class="banner"><b>A run is writing this folder</b> (pid {_esc(holder.get("pid"))} on host '
+            f"{_esc(holder.get('host'))}, since {_esc(holder.get('since'))}): this report shows its state at "
+            "the moment it was written. Write it again when the run has ended.</p>"
         )
     if name == SMOKE_PROFILE:
         parts.append(
@@ -530,5 +549,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MedadvError as exc:
         log.error(f"medadv report: error: {exc}")
         return 2
+    holder = other_writer(Path(args.run_dir))
+    if holder is not None:
+        log.warning(
+            f"medadv report: a run (pid {holder.get('pid')} on host {holder.get('host')}) is writing {args.run_dir}; "
+            "the report shows its state now (the report says so). Write it again when the run has ended."
+        )
     log.info(f"medadv report: {path}")
     return 0

@@ -178,8 +178,8 @@ class AttackConfig(ProfileSection, section="attacks"):
                 "attacks.ifgsm_extra_eps": self.ifgsm_extra_eps,
             }
         )
-        for key, values in (("l2_eps", self.l2_eps), ("headline_l2_eps", (self.headline_l2_eps,))):
-            if any(not math.isfinite(e) or e <= 0 for e in values):
+        for key, values in (("l2_eps", list(self.l2_eps)), ("headline_l2_eps", self.headline_l2_eps)):
+            if any(not math.isfinite(e) or e <= 0 for e in np.atleast_1d(values)):
                 raise ConfigError(
                     f"attacks.{key} is {values}; expected positive L2 budgets (per image, in [0, 1] pixel units)."
                 )
@@ -209,10 +209,12 @@ class AttackConfig(ProfileSection, section="attacks"):
             )
         self._check_ensemble()
         unknown = sorted(set(self.corruptions) - set(CORRUPTIONS))
-        if unknown or not set(self.severities) <= set(SEVERITIES):
+        if unknown:
+            raise ConfigError(f"attacks.corruptions has unknown {unknown}; choose from {list(CORRUPTIONS)}.")
+        outside = sorted(set(self.severities) - set(SEVERITIES))
+        if outside:
             raise ConfigError(
-                f"attacks: corruptions {unknown} unknown (choose from {CORRUPTIONS}) or severities "
-                f"{self.severities} outside {SEVERITIES}."
+                f"attacks.severities has {outside}; expected severities among {list(SEVERITIES)} (ImageNet-C's five)."
             )
 
     def _check_ensemble(self) -> None:

@@ -470,20 +470,37 @@ class ReaderDatabase:
             DatabaseBusy: the write lock stayed taken (nothing is stored).
         """
         answers = [(_answer_from_row(row, what), what) for table, what in parts for row in _rows(table, what)]
+        # Each row on its own first (its session, image and values), so that a row of a session the study lacks is
+        # named as such rather than as the gap it leaves in its reader's reading order.
+        checked = []
+        for a, what in answers:
+            try:
+                checked.append((a, what, self._items(a)))
+            except AnswerRefused as exc:
+                raise _import_refused(a, what, exc) from exc
         stored = skipped = 0
         with self._transaction() as conn:
             for reader in sorted({a.reader for a, _ in answers}):
                 conn.execute("INSERT OR IGNORE INTO participants VALUES (?, NULL, ?, 'import')", (reader, _now()))
-            for a, what in sorted(answers, key=lambda pair: (pair[0].reader, pair[0].session, pair[0].order)):
+            for a, what, items in sorted(checked, key=lambda row: (row[0].reader, row[0].session, row[0].order)):
                 try:
-                    new = _store(conn, self._items(a), a, "import")
+                    new = _store(conn, items, a, "import")
                 except AnswerRefused as exc:
-                    raise DataError(
-                        f"{what}: reader {a.reader}, session {a.session}, order {a.order}: {exc} Nothing "
-                        "of this import was stored."
-                    ) from exc
+                    raise _import_refused(a, what, exc) from exc
                 stored, skipped = stored + int(new), skipped + int(not new)
         return stored, skipped
+
+
+def _import_refused(answer: StoredAnswer, what: str, exc: AnswerRefused) -> DataError:
+    """The error of an imported row the database refuses, named with its file, reader, session and order.
+
+    Returns:
+        The :class:`DataError` to raise.
+    """
+    return DataError(
+        f"{what}: reader {answer.reader}, session {answer.session}, order {answer.order}: {exc} Nothing of this "
+        "import was stored."
+    )
 
 
 def _store(conn: sqlite3.Connection, items: SessionItems, answer: StoredAnswer, source: str) -> bool:
