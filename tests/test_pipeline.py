@@ -556,6 +556,10 @@ BAD_SETTINGS = [
     (["attacks.n_examples=-1"], r"attacks\.n_examples is -1; expected a number at least 0"),
     (["attacks.headline_l2_eps=-1"], r"attacks\.headline_l2_eps is -1\.0; expected positive L2 budgets"),
     (["attacks.severities=[0, 9]"], r"attacks\.severities has \[0, 9\]; expected severities among \[1, 2, 3, 4, 5\]"),
+    (
+        ["reader.n_subgroups=1000"],
+        r"reader\.n_subgroups is 1000; .* smallest reading session \(6 images.*expected 2 to 6",
+    ),
     (["attacks.corruptions=[fog]"], r"attacks\.corruptions has unknown \['fog'\]; choose from \['gaussian_noise'"),
 ]
 

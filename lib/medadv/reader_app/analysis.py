@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from medadv.errors import DataError
-from medadv.reader_app.config import READER_ID
+from medadv.reader_app.config import READER_ID, READING_SESSIONS, VIEWING_SESSIONS
 from medadv.reader_app.db import read_answers
 from medadv.reader_app.responses import check_duplicate_reads, files_note, read_responses, validate_responses
 from medadv.reader_app.simulate import SEEN
@@ -47,8 +47,6 @@ from medadv.stats.reader import (
 
 log = logging.getLogger(__name__)
 
-READING_SESSIONS = (2, 3, 5)
-VIEWING_SESSIONS = (1, 4)
 MRMC_TREATMENTS = (3, 5)
 
 __all__ = [

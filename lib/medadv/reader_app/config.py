@@ -20,6 +20,9 @@ from medadv.errors import ConfigError
 
 SESSIONS = (1, 2, 3, 4, 5)
 READER_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # the app's rule for a reader id (use with fullmatch)
+#: Paper 001's sessions 2, 3 and 5 are read (each answer scored); 1 and 4 are viewed (Session 4 educates).
+READING_SESSIONS = (2, 3, 5)
+VIEWING_SESSIONS = (1, 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,9 +116,12 @@ class ReaderConfig(ProfileSection, section="reader"):
                 f"reader.session_counts: session(s) {odd} have an odd count {[counts[s - 1] for s in odd]}; sessions 3 "
                 "and 5 are half real, half fake, so their counts must be even."
             )
-        if self.n_subgroups < 2:
+        smallest = min(counts[s - 1] for s in READING_SESSIONS)
+        if not 2 <= self.n_subgroups <= smallest:
             raise ConfigError(
-                f"reader.n_subgroups is {self.n_subgroups}; a standard deviation needs at least 2 sub-groups."
+                f"reader.n_subgroups is {self.n_subgroups}; a standard deviation needs at least 2 sub-groups, and "
+                f"each needs a read of the smallest reading session ({smallest} images, reader.session_counts): "
+                f"expected 2 to {smallest} (the default: 5)."
             )
         if self.seed_offset < 0:
             raise ConfigError(f"reader.seed_offset is {self.seed_offset}; expected a non-negative integer.")
