@@ -489,7 +489,12 @@ def _resumed(
     if problem is not None:
         logger.warning("gan %s: training state not resumed (%s); training from the start", meta["direction"], problem)
         return _State()
-    return _restore(prefix, trainer, meta)
+    tensors, saved = ckpt.load_checkpoint(prefix)
+    other = [key for key in ("direction", "seed", "config") if saved.get(key) != _json_plain(meta[key])]
+    if other:  # a folder rerun with other settings (--force): this run's GAN trains from the start, as notebook 01's
+        logger.info("gan %s: training state of another %s ignored; training from the start", meta["direction"], other)
+        return _State()
+    return _restore(prefix, trainer, tensors, saved)
 
 
 def _next_stage(trainer: _Trainer, state: _State) -> None:
@@ -516,14 +521,7 @@ def _save(prefix: str | Path, trainer: _Trainer, state: _State, meta: dict[str, 
     ckpt.save_checkpoint(prefix, tensors, payload)
 
 
-def _restore(prefix: str | Path, trainer: _Trainer, meta: dict[str, Any]) -> _State:
-    tensors, saved = ckpt.load_checkpoint(prefix)
-    for key in ("direction", "seed", "config"):
-        if saved.get(key) != _json_plain(meta[key]):
-            raise CheckpointError(
-                f"{prefix}: checkpoint was made with {key}={saved.get(key)!r}, this run asks for {meta[key]!r}; "
-                "delete the checkpoint or use a fresh run folder."
-            )
+def _restore(prefix: str | Path, trainer: _Trainer, tensors: dict[str, torch.Tensor], saved: dict[str, Any]) -> _State:
     _load_module(trainer.g, tensors, "generator.", prefix)
     _load_module(trainer.d, tensors, "discriminator.", prefix)
     state = _State(stage=int(saved["stage"]), epoch=int(saved["epoch"]), history=list(saved["history"]))
@@ -533,7 +531,7 @@ def _restore(prefix: str | Path, trainer: _Trainer, meta: dict[str, Any]) -> _St
         for name, opt in trainer.optimizers.items():
             flat = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{name}_optimizer.")}
             ckpt.optimizer_from_flat(opt, flat, saved["optimizers"][name])
-    logger.info("gan %s: resumed from %s at stage %d epoch %d", meta["direction"], prefix, state.stage, state.epoch)
+    logger.info("gan %s: resumed from %s at stage %d epoch %d", saved["direction"], prefix, state.stage, state.epoch)
     return state
 
 
