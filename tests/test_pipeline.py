@@ -249,10 +249,17 @@ def test_resuming_with_another_profile_is_refused_unless_forced(
     notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0
+    made = ["seed=3", "classifier.epochs=2"]
+    assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks, overrides=made) == 0
     before = (run / "config.json").read_text()
-    with pytest.raises(ConfigError, match=r"was made with other settings \(profile 'smoke' -> 'default'.*--force"):
+    with pytest.raises(ConfigError) as info:
         run_pipeline("default", run, only=["01"], device="cpu", notebooks_dir=notebooks)
+    assert "was made with other settings (profile 'smoke' -> 'default'); resuming it would mix" in str(info.value)
+    assert "give the options it was made with: --profile smoke --set seed=3 --set classifier.epochs=2. Or" in str(
+        info.value
+    )
+    with pytest.raises(ConfigError, match=r"\(settings classifier\.epochs 2 -> 1, seed 3 -> 7\); .*--force"):
+        run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks)
     assert (run / "config.json").read_text() == before and "01_second" not in _manifest(run)["notebooks"]
     capsys.readouterr()
     assert run_pipeline("default", run, only=["01"], device="cpu", notebooks_dir=notebooks, force=True) == 0
@@ -670,7 +677,10 @@ def test_settings_are_compared_with_the_manifest_when_config_json_is_gone(notebo
     run = tmp_path / "run"
     assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
     (run / "config.json").unlink()
-    with pytest.raises(ConfigError, match=r"was made with other settings \(settings of seed\).*--force"):
+    with pytest.raises(
+        ConfigError,
+        match=r"was made with other settings \(settings seed 7 -> 99\); resuming it would mix their outputs\. Or .*--force",
+    ):
         run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks, overrides=["seed=99"])
     assert not (run / "config.json").exists() and _manifest(run)["settings"]["profile"]["seed"] == 7
     assert run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks) == 0  # same settings: resumes

@@ -247,7 +247,7 @@ def test_the_run_records_the_resolved_profile_so_a_base_change_shows(tmp_path: P
     assert _settings_changed(config, load_profile(child), "cpu") == []
     base.write_text("extends: smoke\nclassifier:\n  epochs: 3\n")
     changes = _settings_changed(config, load_profile(child), "cpu")
-    assert changes == ["settings of classifier"]
+    assert changes == ["settings classifier.epochs 2 -> 3"]
 
 
 def test_no_notebook_names_a_model_in_its_code() -> None:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -420,13 +421,44 @@ def _settings_changed(old: dict[str, Any], profile: Profile, device: str) -> lis
         data = {k: v for k, v in profile_dict.get("data", {}).items() if k not in ("manifest", "root")}
         return {**{k: v for k, v in profile_dict.items() if k != "name"}, "data": data}
 
-    old_settings, new_settings = settings(before), settings(new)
-    differ = sorted(k for k in set(old_settings) | set(new_settings) if old_settings.get(k) != new_settings.get(k))
-    if differ:
-        changes.append(f"settings of {', '.join(differ)}")
+    differ = _differences(settings(before), settings(new))
+    if differ and before.get("name") == new["name"]:  # another profile's settings differ by the dozen
+        changes.append(f"settings {first_names(differ)}")
     if old.get("device") != device:
         changes.append(f"device {old.get('device')!r} -> {device!r}")
     return changes
+
+
+def _differences(old: Any, new: Any, key: str = "") -> list[str]:
+    """The settings that differ between two plain profiles, each as ``KEY OLD -> NEW`` with ``KEY`` dotted
+    (``seed 3 -> 2021``, ``classifier.epochs 2 -> 3``); lists and values compared whole.
+
+    Returns:
+        The differences, in key order.
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))]
+    return [] if old == new else [f"{key} {old!r} -> {new!r}"]
+
+
+def resume_options(run_dir: Path) -> str:
+    """The options a resume of ``run_dir`` repeats: ``--profile`` and the ``--set`` items its ``config.json`` records.
+
+    Returns:
+        The options as one would type them, or an empty string when the folder records no ``config.json``.
+    """
+    config = read_json(RunLayout(run_dir).config)
+    if config is None:
+        return ""
+    profile = config.get("profile", {})
+    name = str(profile.get("name", "?"))
+    items = [f"--profile {name}" if name in PROFILE_NAMES else f"--profile <the file of profile {name!r}>"]
+    data = profile.get("data", {})
+    if data.get("manifest"):
+        items += [f"--data {shlex.quote(str(data['manifest']))}", f"--data-root {shlex.quote(str(data.get('root')))}"]
+    items += [f"--set {shlex.quote(item)}" for item in config.get("overrides", [])]
+    return " ".join(items)
 
 
 def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
@@ -502,9 +534,11 @@ def check_run(
         raise RunError(damaged_message(run_dir, damaged))
     changes = [f"{', '.join(damaged)} damaged"] if damaged else recorded_changes(run_dir, profile, resolved)
     if changes and not force:
+        made_with = resume_options(run_dir)
         raise ConfigError(
             f"--run-dir {run_dir} was made with other settings ({'; '.join(changes)}); resuming it would mix their "
-            "outputs. Give a new --run-dir, or add --force to rerun every notebook with these settings."
+            + (f"outputs. To resume it, give the options it was made with: {made_with}. " if made_with else "outputs. ")
+            + "Or give a new --run-dir, or add --force to rerun every notebook with these settings."
         )
     if changes:
         LOG.info(f"medadv: --force with new settings ({'; '.join(changes)}): every notebook reruns")
