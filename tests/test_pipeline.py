@@ -679,7 +679,7 @@ def test_settings_are_compared_with_the_manifest_when_config_json_is_gone(notebo
     (run / "config.json").unlink()
     with pytest.raises(
         ConfigError,
-        match=r"was made with other settings \(settings seed 7 -> 99\); resuming it would mix their outputs\. Or .*--force",
+        match=r"other settings \(settings seed 7 -> 99\); resuming it would mix their outputs\. Or .*--force",
     ):
         run_pipeline("smoke", run, only=["01"], device="cpu", notebooks_dir=notebooks, overrides=["seed=99"])
     assert not (run / "config.json").exists() and _manifest(run)["settings"]["profile"]["seed"] == 7
