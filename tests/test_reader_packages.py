@@ -28,7 +28,8 @@ from medadv.reader_app.analysis import load_responses
 from medadv.reader_app.packages import ANSWER_KEY_COLUMNS
 from medadv.reader_app.page import render_page
 from medadv.report import RunContext
-from medadv.stages.reader_study import build_run_packages, simulate_run_responses
+from medadv.stages.input_detection import panel_folder
+from medadv.stages.reader_study import build_run_packages, read_and_analyse, simulate_run_responses
 from PIL import Image
 
 SIZE = (32, 32)
@@ -254,7 +255,7 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     packages = build_run_packages(ctx, config)
     assert packages.root == tmp_path / "data" / "reader_packages"
     responses = simulate_run_responses(ctx, packages, config)
-    folder = tmp_path / "data" / "reader_responses_simulated"
+    folder = tmp_path / "data" / "reader_responses"
     # the reads handed on in memory are those its written exports give when read back, row for row and value for
     # value (the confidence column's type aside: Int64 in memory, float from text; the analysis types it first)
     back = load_responses(folder).drop(columns="source_file")
@@ -268,6 +269,48 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     assert len(list(folder.glob("*.csv"))) == 5 * len(config.simulated_readers)
     with pytest.raises(DataError, match="missing field"):
         render_page({"session": 3})
+
+
+def test_real_readers_reads_are_kept_for_notebook_06_and_not_replaced_by_the_simulated_panel(tmp_path: Path) -> None:
+    """A workshop's folder rerun after the class without its responses_db analysed the simulated panel in the class's
+    place without a word, and notebook 06 had no way to read a database's reads."""
+    ctx = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
+    cohort, adversarial, education = make_reader_run(tmp_path)
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    adversarial.to_csv(tmp_path / "tables" / "adversarial_index.csv", index=False)
+    education.to_csv(tmp_path / "tables" / "education_index.csv", index=False)
+    config = ReaderConfig.from_profile(ctx.profile)
+    packages = build_run_packages(ctx, config)
+    layout = RunLayout(tmp_path)
+    simulated = read_and_analyse(ctx, packages, config, None, None)
+    assert json.loads(layout.panel_record.read_text())["readers"] == "simulated"
+    assert panel_folder(ctx) == (layout.panel_responses, True)
+    readers = tmp_path / "class"  # the readers' exports: the simulated panel's under other ids
+    readers.mkdir()
+    for path in sorted(layout.panel_responses.glob("*.csv")):
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.assign(reader="P" + table["reader"]).to_csv(readers / path.name.replace("_R", "_PR"), index=False)
+    real = read_and_analyse(ctx, packages, config, str(readers), None)
+    assert real.results.label == "real" and real.source == str(readers)
+    assert sorted(p.name for p in layout.panel_responses.glob("*.csv")) == sorted(p.name for p in readers.glob("*.csv"))
+    assert json.loads(layout.panel_record.read_text()) == {
+        "readers": "real",
+        "source": str(readers),
+        "given_as": "responses_dir",
+        "left_out": [],
+    }
+    assert panel_folder(ctx) == (layout.panel_responses, False)
+    pd.testing.assert_frame_equal(
+        real.results.accuracy.drop(columns="reader"), simulated.results.accuracy.drop(columns="reader")
+    )
+    with pytest.raises(RunError) as info:
+        read_and_analyse(ctx, packages, config, None, None)
+    assert f"holds the real readers' reads that notebook 05 analysed last (from {readers})" in str(info.value)
+    assert f"Give responses_dir={readers} again" in str(info.value) and "delete" in str(info.value)
+    assert json.loads(layout.panel_record.read_text())["readers"] == "real"  # nothing replaced
+    for path in layout.panel_responses.iterdir():
+        path.unlink()
+    assert read_and_analyse(ctx, packages, config, None, None).results.label == "simulated"
 
 
 def test_sessions_3_and_5_are_drawn_by_patient(tmp_path: Path) -> None:

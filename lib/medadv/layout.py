@@ -240,9 +240,18 @@ class RunLayout:
         return self.reader_packages / ANSWER_KEY_FILE
 
     @property
-    def simulated_responses(self) -> Path:
-        """``data/reader_responses_simulated/``: notebook 05's simulated reader panel."""
-        return self.data / "reader_responses_simulated"
+    def panel_responses(self) -> Path:
+        """``data/reader_responses/``: the panel's reads that notebook 05 analysed (the simulated panel's, or the
+        readers' from a folder of CSV exports or a workshop's database), one CSV per reader and session in the app's
+        export format, with ``panel.json`` (:attr:`panel_record`) saying whose; notebook 06 reads them from here."""
+        return self.data / "reader_responses"
+
+    @property
+    def panel_record(self) -> Path:
+        """``data/reader_responses/panel.json``: whose reads ``panel_responses`` holds (``readers``: simulated or
+        real; ``source``: where notebook 05 read them, ``given_as``: through which parameter, responses_dir or
+        responses_db; ``left_out``: unfinished readers of a database)."""
+        return self.panel_responses / "panel.json"
 
     @property
     def machine_responses(self) -> Path:

@@ -77,7 +77,7 @@ CODE_SUFFIXES = (".py", ".yaml", ".html", ".js", ".css", ".safetensors")
 STANDARD_PARAMS = ("run_dir", "profile", "device", "data_manifest", "data_root")
 #: The notebooks' path parameters (``--param``): name -> (the test it must pass, what it is, what to give).
 PATH_PARAMS: dict[str, tuple[Callable[[Path], bool], str, str]] = {
-    "responses_dir": (Path.is_dir, "folder", "the folder of the reader app's response CSV files (notebooks 05, 06)"),
+    "responses_dir": (Path.is_dir, "folder", "the folder of the reader app's response CSV files (notebook 05)"),
     "responses_db": (Path.is_file, "file", "the served reader study's data/reader.sqlite (notebook 05)"),
 }
 #: The options ``medadv sweep`` takes beyond this runner's (where the runs go), named in ``medadv run --help``.
@@ -218,6 +218,17 @@ def kernel_client_config() -> dict[str, Any]:
     return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
+def own_params(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a run that ``notebook`` declares (with the standard ones): a ``--param`` for notebook 05
+    alone is not handed to the others, which papermill would warn of (``Passed unknown parameter``).
+
+    Returns:
+        The parameters to run it with.
+    """
+    declared = notebook_parameters(notebook)
+    return {k: v for k, v in params.items() if k in declared or k in STANDARD_PARAMS}
+
+
 def notebook_key(
     notebook: Path,
     params: dict[str, Any],
@@ -237,10 +248,9 @@ def notebook_key(
         for rel, meta in sorted(manifest.get("outputs", {}).items())
         if meta.get("notebook", "") < notebook.stem
     }
-    declared = notebook_parameters(notebook)
     payload = {
         "notebook": sha256_file(notebook),
-        "params": {k: v for k, v in params.items() if k != "run_dir" and (k in declared or k in STANDARD_PARAMS)},
+        "params": {k: v for k, v in own_params(notebook, params).items() if k != "run_dir"},
         "data": data,
         "profile": config["profile"],
         "device": config["device"],
@@ -636,7 +646,7 @@ class _Run:
         self._mark(name, {"status": "running", "key": key, "started": now()})
         start = time.perf_counter()
         try:
-            execute_notebook(nb, out_path, self.params, self.kernel, progress_bar=sys.stdout.isatty())
+            execute_notebook(nb, out_path, own_params(nb, self.params), self.kernel, progress_bar=sys.stdout.isatty())
         except PapermillExecutionError as exc:
             return self._failed(name, tag, key, time.perf_counter() - start, exc, out_path)
         except (Stopped, KeyboardInterrupt) as exc:

@@ -215,28 +215,18 @@ def citations(detectors: Mapping[str, Detector]) -> pd.DataFrame:
 # ---------------------------------------------------------------- the detector as a reader
 
 
-def panel_folder(ctx: RunContext, responses_dir: str | None) -> tuple[Path, bool]:
-    """The folder of the human panel's responses that notebook 05 analysed, and whether the panel is simulated.
+def panel_folder(ctx: RunContext) -> tuple[Path, bool]:
+    """The folder of the panel's reads that notebook 05 analysed (``data/reader_responses/``: the simulated panel's,
+    or the readers' from a folder of exports or a workshop's database), and whether the panel is simulated.
 
     Returns:
         The responses folder and whether its panel is simulated.
 
     Raises:
-        RunError: notebook 05 has not run, or it analysed real responses and ``responses_dir`` is not given (or the
-            reverse).
+        RunError: notebook 05 has not made them.
     """
-    label = read_json(ctx.layout.summary, default={}).get("05_reader_study", {}).get("responses")
-    if label is None:
-        raise RunError(f"{ctx.layout.summary} holds no reader study; run notebook 05_reader_study first.")
-    simulated = responses_dir is None
-    if simulated != (label == "simulated"):
-        raise RunError(
-            f"notebook 05 analysed {label} responses but responses_dir is {responses_dir!r}; give notebook "
-            "06 the same responses_dir as notebook 05."
-        )
-    if simulated:
-        return ctx.require(ctx.layout.simulated_responses, made_by="05_reader_study"), True
-    return Path(responses_dir), False
+    record = read_json(ctx.require(ctx.layout.panel_record, made_by="05_reader_study"), default={})
+    return ctx.layout.panel_responses, record.get("readers") == "simulated"
 
 
 def session_images(packages_root: Path, session: int, image_size: tuple[int, int]) -> tuple[pd.DataFrame, np.ndarray]:

@@ -9,8 +9,10 @@ reads, :mod:`~medadv.reader_app.figures` draws them) and :mod:`medadv.stats.read
 run folder, registering every file with the run context, and is what the notebook calls.
 
 Files: ``data/reader_packages/`` (``answer_key.csv`` and ``session1`` ... ``session5``, see
-:mod:`medadv.reader_app.packages`) and ``data/reader_responses_simulated/`` (one CSV per reader and session, the app's
-export format).
+:mod:`medadv.reader_app.packages`) and ``data/reader_responses/``: the reads analysed, whoever made them (one CSV per
+reader and session, the app's export format, and ``panel.json`` saying whose), which notebook 06 reads. A folder whose
+notebook 05 analysed real readers is not silently given back to the simulated panel: a rerun without
+``responses_dir`` or ``responses_db`` is refused while ``data/reader_responses/`` holds the readers' reads.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from medadv.core import read_json, write_json
 from medadv.data.adversarial import read_adversarial_index
-from medadv.errors import ConfigError
+from medadv.errors import ConfigError, RunError
 from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
 from medadv.reader_app.config import ReaderConfig
 from medadv.reader_app.packages import SessionPackages, build_sessions
@@ -96,8 +99,8 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
 
 
 def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: ReaderConfig) -> pd.DataFrame:
-    """Let the profile's simulated panel read every session; write and register its CSVs (the app's exports, which
-    notebook 06 reads) and hand the same reads on in memory.
+    """Let the profile's simulated panel read every session; write and register its CSVs (the app's exports, in
+    ``data/reader_responses/``, which notebook 06 reads) and hand the same reads on in memory.
 
     Returns:
         The simulated responses as their exports hold them (:func:`medadv.reader_app.simulate.exported_responses`).
@@ -105,7 +108,7 @@ def simulate_run_responses(ctx: RunContext, packages: SessionPackages, config: R
     responses = simulate_panel(
         packages.answer_key, config.simulated_readers, ctx.profile.seed + config.seed_offset, config.ask_confidence
     )
-    ctx.register_many(write_responses(responses, ctx.layout.simulated_responses))
+    ctx.register_many(write_responses(responses, ctx.layout.panel_responses))
     return exported_responses(responses)
 
 
@@ -139,7 +142,7 @@ def run_responses(
         responses, left_out = database_responses(responses_db, packages.answer_key)
         return responses, str(responses_db), left_out
     if responses_dir is None:
-        return simulate_run_responses(ctx, packages, config), str(ctx.layout.simulated_responses), []
+        return simulate_run_responses(ctx, packages, config), str(ctx.layout.panel_responses), []
     return load_responses(responses_dir), str(responses_dir), []
 
 
@@ -204,9 +207,37 @@ def read_and_analyse(
         ConfigError: both ``responses_dir`` and ``responses_db`` are given.
     """
     simulated = responses_dir is None and responses_db is None
+    if simulated:
+        check_panel_kept(ctx)
     responses, source, left_out = run_responses(ctx, packages, config, responses_dir, responses_db)
     results = analyse_responses(responses, packages.answer_key, config.n_subgroups, simulated)
+    if not simulated:  # checked by the analysis: notebook 06 reads the panel from the run folder
+        ctx.register_many(write_responses(responses, ctx.layout.panel_responses))
+    given_as = None if simulated else "responses_db" if responses_db is not None else "responses_dir"
+    record = {"readers": results.label, "source": source, "given_as": given_as, "left_out": left_out}
+    write_json(ctx.layout.panel_record, record)
+    ctx.register(ctx.layout.panel_record)
     return ReaderStudy(results, results.tables(), source, left_out)
+
+
+def check_panel_kept(ctx: RunContext) -> None:
+    """Refuse to let the simulated panel replace the real readers' reads that this folder's notebook 05 analysed
+    last (``data/reader_responses/panel.json``): a rerun that forgot ``responses_db`` or ``responses_dir`` (a resume
+    without ``--param``, the notebook opened by hand) would otherwise swap the class's results for simulated ones.
+
+    Raises:
+        RunError: the folder holds real readers' reads, naming their source and the two ways on.
+    """
+    record = read_json(ctx.layout.panel_record, default={})
+    if record.get("readers") != "real":
+        return
+    source, option = record.get("source", "?"), record.get("given_as", "responses_dir")
+    raise RunError(
+        f"{ctx.layout.panel_responses} holds the real readers' reads that notebook 05 analysed last (from {source}); "
+        f"with neither responses_dir nor responses_db this run would replace them with the simulated panel's. Give "
+        f"{option}={source} again (medadv run: --param {option}={source}; by hand: in the parameters cell), or, to "
+        f"go back to the simulated panel, delete {ctx.layout.panel_responses} first."
+    )
 
 
 def accuracy_by_session(study: ReaderStudy) -> pd.DataFrame:
