@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The study, end to end: set up .venv if missing, then run every notebook in notebooks/ in order with papermill
 # (`medadv run`; without bash: `python -m medadv run ...`).
-#   ./run_all.sh [--profile smoke|default|full] [--run-dir DIR] [--only 00 03 ...] [--device cpu|cuda]
+#   ./run_all.sh [--profile smoke|default|full|workshop] [--run-dir DIR] [--only 00 03 ...] [--device cpu|cuda]
 #                [--data MANIFEST --data-root DIR] [--set SECTION.KEY=VALUE ...] [--force]
 # Relative paths are taken from the directory you call it from.
 set -euo pipefail

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from medadv.errors import ConfigError
+from medadv.errors import ConfigError, RunError
+from medadv.layout import RunLayout
 from medadv.pipeline import main, run_pipeline
 
 PARAMS = 'run_dir = "results/x"\nprofile = "smoke"\ndevice = "auto"\ndata_manifest = None\ndata_root = None\n'
@@ -118,6 +119,15 @@ def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path
     assert manifest["complete"] is False and "01_second" not in manifest["notebooks"]
     with pytest.raises(ConfigError, match="--only 07: no such notebook"):
         run_pipeline("smoke", run, only=["07"], device="cpu", notebooks_dir=notebooks)
+    _notebook(notebooks / "90_over_sweeps.ipynb", "x = 1")
+    with pytest.raises(ConfigError, match="--only 90: notebooks 90-99 read a sweep's runs together and run at the end"):
+        run_pipeline("smoke", run, only=["90"], device="cpu", notebooks_dir=notebooks)
+    fresh = tmp_path / "fresh"  # a later notebook alone in a folder where the earlier ones have not run
+    with pytest.raises(
+        RunError, match=r"--only 01: notebook\(s\) 00_first have not completed in .*fresh, and the later"
+    ):
+        run_pipeline("smoke", fresh, only=["01"], device="cpu", notebooks_dir=notebooks)
+    assert not fresh.exists()
     for short in ("0", ""):  # a prefix of every notebook: it ran them all
         with pytest.raises(ConfigError, match=rf"--only '{short}': give each notebook by its two-digit number"):
             run_pipeline("smoke", run, only=[short], device="cpu", notebooks_dir=notebooks)
@@ -632,6 +642,7 @@ def test_bad_profile_files_stop_before_notebook_00(notebooks: Path, tmp_path: Pa
 def test_an_empty_simulated_panel_is_refused_only_where_notebooks_05_and_06_would_read_it(tmp_path: Path) -> None:
     from medadv.config import load_profile
     from medadv.pipeline import DEFAULT_NOTEBOOKS, check_run, discover_notebooks
+    from medadv.report import write_config
 
     run = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"reader\.simulated_readers is empty and no readers' responses are given"):
@@ -641,6 +652,16 @@ def test_an_empty_simulated_panel_is_refused_only_where_notebooks_05_and_06_woul
     every, first = discover_notebooks(DEFAULT_NOTEBOOKS), discover_notebooks(DEFAULT_NOTEBOOKS, ["00"])
     assert check_run(run, profile, "cpu", False, every, every, {"responses_dir": str(tmp_path)}) == every
     assert check_run(run, profile, "cpu", False, first, every, {}) == first
+    kept = RunLayout(run).panel_record  # a workshop's folder after the class: notebook 05 analysed its database
+    kept.parent.mkdir(parents=True)
+    write_config(run, load_profile("smoke"), "cpu")
+    kept.write_text(json.dumps({"readers": "real", "source": "/c/reader.sqlite", "given_as": "responses_db"}))
+    smoke = load_profile("smoke")
+    with pytest.raises(
+        ConfigError, match=r"holds the real readers' reads .* Give responses_db=/c/reader\.sqlite again"
+    ):
+        check_run(run, smoke, "cpu", False, every, every, {})
+    assert check_run(run, smoke, "cpu", False, every, every, {"responses_db": str(kept)}) == every
 
 
 def test_a_profile_path_that_is_a_folder_is_named(tmp_path: Path) -> None:

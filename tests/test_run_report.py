@@ -121,6 +121,8 @@ def test_the_report_of_a_folder_another_run_is_writing_says_so(tmp_path: Path, m
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match=r"nosuch: no such folder; give the folder that medadv run or medadv sweep"):
+        write_report(tmp_path / "nosuch")
     with pytest.raises(RunError, match="not a run folder .*medadv run or medadv sweep"):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()

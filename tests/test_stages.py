@@ -194,6 +194,9 @@ def test_a_classifier_below_the_gate_or_degenerate_gets_a_banner() -> None:
     constant = competence_of(_metrics_with_competence(0.85, 0.99), "vgg_erm")
     assert constant.passes_gate and constant.degenerate and not constant.competent
     assert "calls 99% of the test images positive (degenerate" in constant.text()
+    assert good.gate_words() == "gate 0.8"
+    ungated = dataclasses.replace(good, min_val_auc=float("nan"))  # the smoke profile's (its log said 'gate nan')
+    assert ungated.gate_words() == "no gate (classifier.min_val_auc: null)" and "no gate" in ungated.text()
     assert competence_columns(
         _metrics_with_competence(0.65, 0.4).drop(columns=list(COMPETENCE_COLUMNS)), None, "vgg_erm"
     )["passes_gate"].all()  # no gate: only the degenerate flag counts

@@ -115,6 +115,12 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
                 f"{', '.join(p.stem for p in found)}."
             )
         unknown = [o for o in only if not any(p.name.startswith(o) for p in found)]
+        sweeps = [o for o in unknown if o.startswith(SWEEP_NOTEBOOK_PREFIX) and any(notebooks_dir.glob(f"{o}*.ipynb"))]
+        if sweeps:
+            raise ConfigError(
+                f"--only {sweeps[0]}: notebooks 90-99 read a sweep's runs together and run at the end of medadv sweep "
+                f"(medadv sweep N ...), not in one run; a run's notebooks are {', '.join(p.stem for p in found)}."
+            )
         if unknown:
             raise ConfigError(
                 f"--only {' '.join(unknown)}: no such notebook; present are {', '.join(p.stem for p in found)}."
@@ -490,6 +496,36 @@ def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
     return changes
 
 
+def check_params(run_dir: Path, profile: Profile, notebooks: Sequence[Path], extra_params: dict[str, Any]) -> None:
+    """Check the ``--param`` items against the notebooks to run, and the readers' source of notebooks 05 and 06.
+
+    Raises:
+        ConfigError: a ``--param`` no notebook to run takes; with neither ``responses_dir`` nor ``responses_db``, a
+            profile without simulated readers, or a folder that keeps real readers' reads
+            (:func:`medadv.reader_app.config.kept_readers`), when a notebook that reads the panel runs.
+    """
+    from medadv.reader_app.config import kept_readers
+
+    declared = set().union(*(notebook_parameters(nb) for nb in notebooks))
+    unknown = sorted(set(extra_params) - declared)
+    if unknown:
+        raise ConfigError(
+            f"--param {unknown[0]}: no notebook of this run has such a parameter; they take "
+            f"{sorted(declared - set(STANDARD_PARAMS))} (check the spelling)."
+        )
+    if "responses_dir" not in declared or any(extra_params.get(name) is not None for name in PATH_PARAMS):
+        return
+    if not profile.section("reader").get("simulated_readers"):
+        raise ConfigError(
+            "reader.simulated_readers is empty and no readers' responses are given: without --param "
+            "responses_dir=DIR or responses_db=FILE notebooks 05 and 06 analyse the simulated panel. Describe at "
+            "least one simulated reader in the profile (see the default's), or give the readers' responses."
+        )
+    kept = kept_readers(run_dir)
+    if kept is not None:
+        raise ConfigError(kept)
+
+
 def check_run(
     run_dir: Path,
     profile: Profile,
@@ -525,20 +561,7 @@ def check_run(
             "these. Give a new or empty folder, or a run folder to resume."
         )
     resolved = str(pick_device(device))  # refused here, before a folder is made
-    declared = set().union(*(notebook_parameters(nb) for nb in notebooks))
-    unknown = sorted(set(extra_params) - declared)
-    if unknown:
-        raise ConfigError(
-            f"--param {unknown[0]}: no notebook of this run has such a parameter; they take "
-            f"{sorted(declared - set(STANDARD_PARAMS))} (check the spelling)."
-        )
-    given = {name for name in PATH_PARAMS if extra_params.get(name) is not None}
-    if "responses_dir" in declared and not given and not profile.section("reader").get("simulated_readers"):
-        raise ConfigError(
-            "reader.simulated_readers is empty and no readers' responses are given: without --param "
-            "responses_dir=DIR or responses_db=FILE notebooks 05 and 06 analyse the simulated panel. Describe at "
-            "least one simulated reader in the profile (see the default's), or give the readers' responses."
-        )
+    check_params(run_dir, profile, notebooks, extra_params)
     damaged = damaged_records(run_dir) if run_dir.is_dir() else []
     if damaged and not force:
         raise RunError(damaged_message(run_dir, damaged))
@@ -562,6 +585,16 @@ def check_run(
                 f"{run_dir / rel}: an output of notebook {maker} is missing or changed since it was made (its "
                 f"sha256 differs from manifest.json); rerun {maker} too (add it to --only, or run without --only)."
             )
+    never = [
+        nb.stem
+        for nb in all_notebooks
+        if nb.stem < min(names) and manifest["notebooks"].get(nb.stem, {}).get("status") != "complete"
+    ]
+    if never:
+        raise RunError(
+            f"--only {min(names)[:2]}: notebook(s) {', '.join(never)} have not completed in {run_dir}, and the later "
+            "notebooks read their outputs; run them first (add them to --only, or run without --only)."
+        )
     return list(notebooks)
 
 
@@ -820,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Relative paths are taken from the current directory. Research and teaching only, not for clinical use.",
     )
     parser.add_argument(
-        "--profile", default="default", help="smoke, default, full, or a profile YAML file (default: default)"
+        "--profile", default="default", help="smoke, default, full, workshop, or a profile YAML file (default: default)"
     )
     parser.add_argument(
         "--run-dir", help="run folder; an existing one is resumed (default: the kit's results/<profile>-<time>)"

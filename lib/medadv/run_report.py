@@ -511,6 +511,8 @@ def write_report(folder: str | Path) -> Path:
         RunError: ``folder`` is neither a run folder nor a sweep folder.
     """
     folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise RunError(f"{folder}: no such folder; give the folder that medadv run or medadv sweep wrote.")
     if not (RunLayout(folder).manifest.is_file() or (folder / SWEEP_FILE).is_file()):
         raise RunError(
             f"{folder}: not a run folder (no {MANIFEST_FILE}) or a sweep folder (no {SWEEP_FILE}); give the "

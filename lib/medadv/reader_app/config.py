@@ -13,10 +13,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from medadv.config import ProfileSection, section_config
+from medadv.core import read_json
 from medadv.errors import ConfigError
+from medadv.layout import RunLayout
 
 SESSIONS = (1, 2, 3, 4, 5)
 READER_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # the app's rule for a reader id (use with fullmatch)
@@ -137,3 +140,24 @@ def _skill(raw: Any, index: int) -> ReaderSkill:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"reader.simulated_readers[{index}] is {type(raw).__name__}; expected a mapping of skills.")
     return section_config(ReaderSkill, raw, f"reader.simulated_readers[{index}]")
+
+
+def kept_readers(run_dir: str | Path) -> str | None:
+    """Whether the run folder keeps real readers' reads that a run without ``responses_dir`` or ``responses_db``
+    would replace with the simulated panel's (``data/reader_responses/panel.json``, written by notebook 05).
+
+    Returns:
+        The refusal in words (their source, the parameter to give again, how to go back to the simulated panel), or
+        None when the folder keeps no real readers' reads.
+    """
+    layout = RunLayout(Path(run_dir))
+    record = read_json(layout.panel_record, default={})
+    if record.get("readers") != "real":
+        return None
+    source, option = record.get("source", "?"), record.get("given_as", "responses_dir")
+    return (
+        f"{layout.panel_responses} holds the real readers' reads that notebook 05 analysed last (from {source}); "
+        f"with neither responses_dir nor responses_db this run would replace them with the simulated panel's. Give "
+        f"{option}={source} again (medadv run: --param {option}={source}; by hand: in the parameters cell), or, to "
+        f"go back to the simulated panel, delete {layout.panel_responses} first."
+    )

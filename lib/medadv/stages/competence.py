@@ -78,13 +78,22 @@ class Competence:
         Returns:
             The text.
         """
-        gate = (
-            "no gate (classifier.min_val_auc: null)" if math.isnan(self.min_val_auc) else f"gate {self.min_val_auc:g}"
-        )
         return self.banner() or (
-            f"The reference classifier `{self.model}` has learned: best validation AUC {self.val_auc:.3f} ({gate}), "
+            f"The reference classifier `{self.model}` has learned: best validation AUC {self.val_auc:.3f} "
+            f"({self.gate_words()}), "
             f"test AUC {self.test_auc:.3f}, balanced accuracy {self.test_balanced_accuracy:.3f}, "
             f"{self.positive_rate:.0%} of the test images called positive."
+        )
+
+    def gate_words(self) -> str:
+        """The competence gate in words: ``gate 0.8``, or ``no gate (classifier.min_val_auc: null)`` (the smoke
+        profile's).
+
+        Returns:
+            The words.
+        """
+        return (
+            "no gate (classifier.min_val_auc: null)" if math.isnan(self.min_val_auc) else f"gate {self.min_val_auc:g}"
         )
 
     def banner(self) -> str | None:
@@ -153,10 +162,10 @@ def reference_competence(ctx: RunContext) -> Competence:
     reference = ClassifierConfig.from_profile(ctx.profile).reference_model
     found = competence_of(ctx.read_table(METRICS_TABLE, made_by=METRICS_MAKER), reference)
     LOG.info(
-        "reference classifier %s: val AUC %.3f (gate %s), degenerate %s, competent %s",
+        "reference classifier %s: val AUC %.3f (%s), degenerate %s, competent %s",
         reference,
         found.val_auc,
-        found.min_val_auc,
+        found.gate_words(),
         found.degenerate,
         found.competent,
     )

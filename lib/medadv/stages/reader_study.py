@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from medadv.core import read_json, write_json
+from medadv.core import write_json
 from medadv.data.adversarial import read_adversarial_index
 from medadv.errors import ConfigError, RunError
 from medadv.reader_app.analysis import ReaderStudyResults, analyse_responses, database_responses, load_responses
-from medadv.reader_app.config import ReaderConfig
+from medadv.reader_app.config import ReaderConfig, kept_readers
 from medadv.reader_app.packages import SessionPackages, build_sessions
 from medadv.reader_app.simulate import exported_responses, simulate_panel, write_responses
 from medadv.report import RunContext
@@ -222,22 +222,16 @@ def read_and_analyse(
 
 def check_panel_kept(ctx: RunContext) -> None:
     """Refuse to let the simulated panel replace the real readers' reads that this folder's notebook 05 analysed
-    last (``data/reader_responses/panel.json``): a rerun that forgot ``responses_db`` or ``responses_dir`` (a resume
-    without ``--param``, the notebook opened by hand) would otherwise swap the class's results for simulated ones.
+    last (:func:`medadv.reader_app.config.kept_readers`): a rerun that forgot ``responses_db`` or ``responses_dir``
+    (a resume without ``--param``, the notebook opened by hand) would otherwise swap the class's results for
+    simulated ones.
 
     Raises:
         RunError: the folder holds real readers' reads, naming their source and the two ways on.
     """
-    record = read_json(ctx.layout.panel_record, default={})
-    if record.get("readers") != "real":
-        return
-    source, option = record.get("source", "?"), record.get("given_as", "responses_dir")
-    raise RunError(
-        f"{ctx.layout.panel_responses} holds the real readers' reads that notebook 05 analysed last (from {source}); "
-        f"with neither responses_dir nor responses_db this run would replace them with the simulated panel's. Give "
-        f"{option}={source} again (medadv run: --param {option}={source}; by hand: in the parameters cell), or, to "
-        f"go back to the simulated panel, delete {ctx.layout.panel_responses} first."
-    )
+    problem = kept_readers(ctx.run_dir)
+    if problem is not None:
+        raise RunError(problem)
 
 
 def accuracy_by_session(study: ReaderStudy) -> pd.DataFrame:
