@@ -4,6 +4,8 @@ stopping rules, and resuming from a checkpoint."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from medadv.models.inference import batched_outputs
 from medadv.train import gan as gan_train
 from medadv.train.gan import (
     GanConfig,
+    GanResult,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
@@ -345,40 +348,27 @@ def test_a_state_of_other_settings_is_ignored_and_training_starts_over(tmp_path,
     classifiers; it was refused (a CheckpointError at notebook 02)."""
     images, labels = tiny_data()
     prefix = tmp_path / "gan_insert"
-    kwargs = dict(device=CPU, progress=False)
-    train_gan(
-        "insert",
-        tiny_classifier(),
-        images,
-        labels,
-        tiny_config(joint_epochs=0),
-        seed=3,
-        checkpoint_prefix=prefix,
-        max_epochs=1,
-        **kwargs,
-    )
-    with caplog.at_level("INFO", logger="medadv.train.gan"):
-        rerun = train_gan(
+
+    def insert(joint_epochs: int, seed: int, at: Path, **kwargs: Any) -> GanResult:
+        config = tiny_config(joint_epochs=joint_epochs)
+        return train_gan(
             "insert",
             tiny_classifier(),
             images,
             labels,
-            tiny_config(joint_epochs=1),
-            seed=4,
-            checkpoint_prefix=prefix,
+            config,
+            seed=seed,
+            device=CPU,
+            checkpoint_prefix=at,
+            progress=False,
             **kwargs,
         )
+
+    insert(0, 3, prefix, max_epochs=1)
+    with caplog.at_level("INFO", logger="medadv.train.gan"):
+        rerun = insert(1, 4, prefix)
     assert "training state of another ['seed', 'config'] ignored" in caplog.text
-    fresh = train_gan(
-        "insert",
-        tiny_classifier(),
-        images,
-        labels,
-        tiny_config(joint_epochs=1),
-        seed=4,
-        checkpoint_prefix=tmp_path / "fresh" / "gan_insert",
-        **kwargs,
-    )
+    fresh = insert(1, 4, tmp_path / "fresh" / "gan_insert")
     for k, v in fresh.generator.state_dict().items():
         assert torch.equal(v, rerun.generator.state_dict()[k]), k
     cols = ["stage", "epoch", "loss_gen1", "loss_dis", "margin", "stop"]  # all but the wall-clock column
