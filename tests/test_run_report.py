@@ -120,6 +120,15 @@ def test_the_report_of_a_folder_another_run_is_writing_says_so(tmp_path: Path, m
     assert "A run is writing this folder" not in write_report(run).read_text()  # the lock is released
 
 
+def test_the_report_of_an_incomplete_folder_says_why_and_how_to_complete_it(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    index = write_report(run).read_text()
+    assert "<b>This run is not complete</b>: some notebooks have not run to their end under" in index
+    assert "come from a notebook run by hand" in index and f"<code>medadv run --run-dir {run}</code>" in index
+
+
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"nosuch: no such folder; give the folder that medadv run or medadv sweep"):
         write_report(tmp_path / "nosuch")

@@ -417,8 +417,10 @@ def _header(
         )
     if manifest and not manifest.get("complete"):
         parts.append(
-            '<p class="banner"><b>This run is not complete</b>: some notebooks have not run to their end '
-            "(see Provenance); what they would show is missing below.</p>"
+            '<p class="banner"><b>This run is not complete</b>: some notebooks have not run to their end under '
+            "<code>medadv run</code> (see Provenance), so what they show below may be missing, or come from a "
+            "notebook run by hand while its executed copy linked here is the runner's last. <code>medadv run "
+            f"--run-dir {_esc(folder)}</code> (with the folder's options) completes it.</p>"
         )
     return "".join(parts)
 
