@@ -38,6 +38,20 @@ def test_rgb_png_becomes_luminance(tmp_path: Path) -> None:
     assert out[0, 0] == pytest.approx(0.299, abs=1e-3) and out[1, 1] == pytest.approx(1.0) and out[0, 1] == 0.0
 
 
+def test_a_grey_picture_reads_the_same_stored_grey_rgb_palette_or_with_alpha(tmp_path: Path) -> None:
+    """An RGB PNG was min-max stretched per image (it became a 0-255 float before scaling) and a palette PNG read as
+    its indices, so the same picture got other pixel values than its grey PNG (BUSI's and FracAtlas's are RGB)."""
+    grey = np.random.default_rng(0).integers(20, 200, (6, 5), dtype=np.uint8)  # not spanning 0-255
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(grey).convert("RGB").save(tmp_path / "rgb.png")
+    Image.fromarray(grey).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(grey).convert("LA").save(tmp_path / "la.png")
+    Image.fromarray(grey).convert("P").save(tmp_path / "palette.png")
+    expected = grey / 255.0
+    for name in ("grey", "rgb", "rgba", "la", "palette"):
+        np.testing.assert_allclose(read_image(tmp_path / f"{name}.png"), expected, atol=1e-6, err_msg=name)
+
+
 def test_resize_bicubic_for_images_nearest_for_masks() -> None:
     img = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     out = resize(img, (4, 16))

@@ -118,7 +118,12 @@ def shapes_mask(
 # ---- images ----------------------------------------------------------------------------------------------------
 def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     if arr.ndim == 3:
-        if arr.shape[-1] in (3, 4):  # RGB(A) stored grey images (BUSI, FracAtlas): take the luminance
+        if arr.shape[-1] in (3, 4) and np.issubdtype(arr.dtype, np.integer):
+            # RGB(A) stored grey images (BUSI, FracAtlas): the luminance, on the grey image's scale (a grey PNG of the
+            # same picture reads the same); min-max stretching it would rescale each image by its own range
+            info = np.iinfo(arr.dtype)
+            return np.clip((luminance(arr) - info.min) / float(info.max - info.min), 0.0, 1.0).astype(np.float32)
+        if arr.shape[-1] in (3, 4):
             arr = luminance(arr)
         elif arr.shape[0] == 1:
             arr = arr[0]
@@ -221,7 +226,8 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            arr = np.array(img)
+            # a palette's indices are no grey levels, and grey + alpha is grey: both read as their luminance
+            arr = np.array(img.convert("L") if img.mode in ("P", "PA", "LA") else img)
     except Image.DecompressionBombError as exc:
         raise DataError(
             f"{path}: the image is too large to read safely ({exc}); a medical image of this size is "
