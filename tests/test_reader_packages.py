@@ -29,7 +29,7 @@ from medadv.reader_app.packages import ANSWER_KEY_COLUMNS
 from medadv.reader_app.page import render_page
 from medadv.report import RunContext
 from medadv.stages.input_detection import panel_folder
-from medadv.stages.reader_study import build_run_packages, read_and_analyse, simulate_run_responses
+from medadv.stages.reader_study import build_run_packages, cohort_modality, read_and_analyse, simulate_run_responses
 from PIL import Image
 
 SIZE = (32, 32)
@@ -269,6 +269,20 @@ def test_run_folder_build_registers_every_file(tmp_path: Path) -> None:
     assert len(list(folder.glob("*.csv"))) == 5 * len(config.simulated_readers)
     with pytest.raises(DataError, match="missing field"):
         render_page({"session": 3})
+
+
+def test_the_instructions_name_the_cohorts_modality_not_the_profiles(tmp_path: Path) -> None:
+    """A BUSI run's packages told the readers they would see mammograms (the profile's phantom modality)."""
+    ctx = RunContext.open(tmp_path, "05_reader_study", profile="smoke", device="cpu")
+    cohort, adversarial, education = make_reader_run(tmp_path)
+    cohort.assign(modality="ultrasound").to_csv(tmp_path / "cohort.csv", index=False)
+    adversarial.to_csv(tmp_path / "tables" / "adversarial_index.csv", index=False)
+    education.to_csv(tmp_path / "tables" / "education_index.csv", index=False)
+    assert ctx.profile.data.modality == "mammography"
+    packages = build_run_packages(ctx, ReaderConfig.from_profile(ctx.profile))
+    page = (packages.root / "session1" / "index.html").read_text()
+    assert "ultrasound image" in page and "mammogram image" not in page
+    assert cohort_modality(cohort.assign(modality=["xray", "ultrasound"] * (len(cohort) // 2))) == "medical"
 
 
 def test_real_readers_reads_are_kept_for_notebook_06_and_not_replaced_by_the_simulated_panel(tmp_path: Path) -> None:

@@ -72,6 +72,17 @@ def _education_index(ctx: RunContext) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str}, keep_default_na=False)
 
 
+def cohort_modality(cohort: pd.DataFrame) -> str:
+    """The modality the readers' instructions name: the cohort's own (a real data set's, from its manifest; the
+    profile's ``data.modality`` is the phantom's), or ``medical`` for a cohort of several.
+
+    Returns:
+        ``mammography``, ``ultrasound``, ``xray``, or ``medical``.
+    """
+    modalities = sorted(set(cohort["modality"]))
+    return modalities[0] if len(modalities) == 1 else "medical"
+
+
 def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages:
     """Build the five sessions of the run under ``data/reader_packages`` and register their files.
 
@@ -80,9 +91,9 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
     Returns:
         The packages, registered.
     """
-    data = ctx.profile.data
+    data, cohort = ctx.profile.data, ctx.cohort()
     packages = build_sessions(
-        cohort=ctx.cohort(),
+        cohort=cohort,
         image_root=ctx.image_root,
         run_dir=ctx.run_dir,
         adversarial_index=read_adversarial_index(ctx.layout.adversarial_index),
@@ -91,7 +102,7 @@ def build_run_packages(ctx: RunContext, config: ReaderConfig) -> SessionPackages
         counts=config.session_counts,
         seed=ctx.profile.seed + config.seed_offset,
         image_size=tuple(data.image_size),
-        modality=data.modality,
+        modality=cohort_modality(cohort),
         ask_confidence=config.ask_confidence,
     )
     ctx.register_many(list(packages.files))
