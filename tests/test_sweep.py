@@ -23,7 +23,7 @@ import pytest
 import yaml
 from medadv.config import ClusterConfig
 from medadv.errors import ConfigError
-from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks
+from medadv.pipeline import DEFAULT_NOTEBOOKS, discover_notebooks, run_pipeline
 from medadv.stages.replication import ReplicationConfig, aggregate, forest_figure
 from medadv.sweep import (
     jobqueue_cluster,
@@ -485,3 +485,56 @@ def test_a_sweeps_set_reaches_every_run_and_bad_values_stop_it_before_any_folder
     for path in runs:
         raw = yaml.safe_load(path.read_text())
         assert raw["classifier"]["epochs"] == 3 and raw["attacks"]["steps"] in (3, 4)
+
+
+def test_a_sweep_refuses_seeds_given_otherwise_a_run_folder_and_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a user trial: --grid seed=1,2 ran each seed twice as two 'seeds', --set seed=5 was ignored (the report
+    said seed 5), a run folder given as --run-dir was written into, and --only met a bare argparse error."""
+    with pytest.raises(
+        ConfigError, match=r"--grid 'seed=1,2': the seeds are the sweep's own argument \(medadv sweep 1,2\)"
+    ):
+        parse_grid(["seed=1,2"])
+    folder = tmp_path / "sweep"
+    assert main(["2", "--profile", "smoke", "--run-dir", str(folder), "--set", "seed=5"]) == 2
+    assert "--set seed=5: a sweep sets each run's seed from its seeds argument" in capsys.readouterr().err
+    run = tmp_path / "run"  # a run folder (its manifest.json), perhaps a sweep's own seed folder
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")
+    assert main(["2", "--profile", "smoke", "--run-dir", str(run)]) == 2
+    assert "is a run folder (manifest.json, no sweep.json), not a sweep folder" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+    with pytest.raises(SystemExit) as info:
+        main(["2", "--profile", "smoke", "--only", "00"])
+    assert info.value.code == 2 and "--only is for one run" in capsys.readouterr().err
+    (folder / "seed-0000").mkdir(parents=True)
+    (folder / "sweep.json").write_text("{}")
+    (folder / "manifest.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"is a sweep folder \(sweep\.json\); its runs are its seed-NNNN folders"):
+        run_pipeline("smoke", folder, device="cpu")
+
+
+def test_a_sweep_stopped_by_ctrl_c_marks_its_unfinished_runs_and_says_how_to_resume(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medadv import sweep
+
+    @contextlib.contextmanager
+    def no_cluster(*args: object) -> Iterator[tuple[None, int, dict[str, str]]]:
+        yield None, 1, {}
+
+    def interrupted(client, specs, record, sweep_dir, *args) -> None:
+        record["runs"][specs[0].run_dir.name]["status"] = "complete"
+        for spec in specs[1:]:
+            record["runs"][spec.run_dir.name]["status"] = "queued"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "sweep_cluster", no_cluster)
+    monkeypatch.setattr(sweep, "execute", interrupted)
+    folder = tmp_path / "sweep"
+    assert main(["3", "--profile", "smoke", "--run-dir", str(folder), "--notebooks", str(tiny)]) == 130
+    assert "stopped (Ctrl-C); the finished runs are kept" in capsys.readouterr().err
+    record = json.loads((folder / "sweep.json").read_text())
+    assert [record["runs"][f"seed-{i:04d}"]["status"] for i in range(3)] == ["complete", "stopped", "stopped"]
+    assert "stopped" in record

@@ -35,6 +35,7 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
 COHORT_FILE = "cohort.csv"
 LOCK_FILE = "run.lock"
+SWEEP_FILE = "sweep.json"  # a sweep folder's record of its runs (medadv.sweep)
 #: The answer key inside a reader-packages folder (notebook 05 writes it; a package folder can travel on its own).
 ANSWER_KEY_FILE = "answer_key.csv"
 #: The folders a run folder is made with (:func:`medadv.report.ensure_folders`).

@@ -53,7 +53,7 @@ from medadv.console import RUN_LOGGER, console_logger, exit_process
 from medadv.core import first_names, kit_root, read_json, sha256_file, write_json
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
-from medadv.layout import RunLayout
+from medadv.layout import SWEEP_FILE, RunLayout
 from medadv.report import (
     broken_outputs,
     damaged_message,
@@ -496,6 +496,30 @@ def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
     return changes
 
 
+def check_folder(run_dir: Path) -> None:
+    """Refuse a ``--run-dir`` that cannot be a run's folder: a file, a folder holding other things, a sweep's folder.
+
+    Raises:
+        ConfigError: naming what the folder is and what to give instead.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(
+            f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume."
+        )
+    foreign = RunLayout(run_dir).foreign_entries()
+    if foreign:
+        raise ConfigError(
+            f"--run-dir {run_dir}: holds {first_names(foreign)} but is not a run folder (no config.json, manifest.json "
+            "or run.lock); a run writes its notebooks, tables and figures into its folder and would mix them with "
+            "these. Give a new or empty folder, or a run folder to resume."
+        )
+    if (run_dir / SWEEP_FILE).is_file():
+        raise ConfigError(
+            f"--run-dir {run_dir}: is a sweep folder ({SWEEP_FILE}); its runs are its seed-NNNN folders. Give one of "
+            "them (with its profile.yaml as --profile), a new folder, or resume the sweep with medadv sweep."
+        )
+
+
 def check_params(run_dir: Path, profile: Profile, notebooks: Sequence[Path], extra_params: dict[str, Any]) -> None:
     """Check the ``--param`` items against the notebooks to run, and the readers' source of notebooks 05 and 06.
 
@@ -549,17 +573,7 @@ def check_run(
         RunError: damaged ``config.json`` / ``manifest.json`` (without ``force``); an earlier notebook that this run
             does not rerun has a missing or changed output.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(
-            f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume."
-        )
-    foreign = RunLayout(run_dir).foreign_entries()
-    if foreign:
-        raise ConfigError(
-            f"--run-dir {run_dir}: holds {first_names(foreign)} but is not a run folder (no config.json, manifest.json "
-            "or run.lock); a run writes its notebooks, tables and figures into its folder and would mix them with "
-            "these. Give a new or empty folder, or a run folder to resume."
-        )
+    check_folder(run_dir)
     resolved = str(pick_device(device))  # refused here, before a folder is made
     check_params(run_dir, profile, notebooks, extra_params)
     damaged = damaged_records(run_dir) if run_dir.is_dir() else []

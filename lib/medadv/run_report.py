@@ -39,12 +39,11 @@ import pandas as pd
 from medadv.console import console_logger
 from medadv.core import first_names, read_json
 from medadv.errors import MedadvError, RunError
-from medadv.layout import MANIFEST_FILE, RunLayout
+from medadv.layout import MANIFEST_FILE, SWEEP_FILE, RunLayout
 from medadv.report import INTENDED_USE, LOCK_TOKEN_ENV, SMOKE_PROFILE, broken_outputs, lock_holder
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
-SWEEP_FILE = "sweep.json"
 SANITY_TABLE = "attack_sanity"
 #: Rows of a table shown on the page; a longer table shows its first rows and links its whole CSV.
 ROW_LIMIT = 60

@@ -54,10 +54,10 @@ import yaml
 
 from medadv.config import CLUSTER_KINDS, TEXT_OPTIONS, ClusterConfig, check_seed, load_profile, profile_from_dict
 from medadv.console import RUN_LOGGER, console_logger, exit_process
-from medadv.core import kit_root, read_json, write_json
+from medadv.core import first_names, kit_root, read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
-from medadv.layout import RunLayout
+from medadv.layout import SWEEP_FILE, RunLayout
 from medadv.pipeline import (
     DEFAULT_NOTEBOOKS,
     PATH_PARAMS,
@@ -70,7 +70,7 @@ from medadv.pipeline import (
     resolve_profile,
 )
 from medadv.report import write_config
-from medadv.run_report import SWEEP_FILE, write_report
+from medadv.run_report import write_report
 
 REPLICATION_NOTEBOOK = "90_replication.ipynb"
 MAX_ATTEMPTS = 2
@@ -161,6 +161,11 @@ def parse_grid(items: Sequence[str]) -> tuple[str, list[Any]] | None:
     key, sep, values = items[0].partition("=")
     if not sep or not key or not values:
         raise ConfigError(f"--grid {items[0]!r}: expected KEY=V1,V2,... e.g. data.lesion_contrast=0.6,0.8.")
+    if key.strip() == "seed":
+        raise ConfigError(
+            f"--grid {items[0]!r}: the seeds are the sweep's own argument (medadv sweep {values}); a grid varies one "
+            "profile setting beside them (every run of a grid value with its seed would otherwise run the same seed)."
+        )
     return key, [yaml.safe_load(v) for v in values.split(",")]
 
 
@@ -576,6 +581,16 @@ def run_replication(sweep_dir: Path, profile_file: Path) -> int:
     return 0
 
 
+def _mark_stopped(record: dict[str, Any], sweep_dir: Path) -> None:
+    """Record in ``sweep.json`` that the runs not finished when the sweep was stopped (Ctrl-C) are ``stopped``: they
+    resume where their notebooks stopped when the same command runs again."""
+    for entry in record["runs"].values():
+        if entry.get("status") in ("planned", "queued", "retrying"):
+            entry["status"] = "stopped"
+    record["stopped"] = datetime.now().isoformat(timespec="seconds")
+    write_json(sweep_dir / SWEEP_FILE, record)
+
+
 def _record(
     sweep_dir: Path, profile: str, specs: Sequence[RunSpec], grid: tuple[str, list[Any]] | None
 ) -> dict[str, Any]:
@@ -598,6 +613,32 @@ def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, force
             entry["attempts"] = 0
             todo.append(spec)
     return todo
+
+
+def check_sweep_dir(sweep_dir: Path) -> None:
+    """Refuse a sweep folder that is a run folder (its ``manifest.json`` without ``sweep.json``) or holds other things
+    (:meth:`medadv.layout.RunLayout.foreign_entries`): the sweep would write its runs and records among them.
+
+    Raises:
+        ConfigError: naming what the folder holds and what to give instead.
+    """
+    layout = RunLayout(sweep_dir)
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"--run-dir {sweep_dir}: is a file; give a new folder for the sweep, or a sweep to resume.")
+    if (sweep_dir / SWEEP_FILE).is_file():
+        return
+    if layout.manifest.is_file():
+        raise ConfigError(
+            f"--run-dir {sweep_dir}: is a run folder ({layout.manifest.name}, no {SWEEP_FILE}), not a sweep folder; "
+            "a sweep would write its runs and records into it. Give a new folder for the sweep, or a sweep folder "
+            "to resume."
+        )
+    foreign = layout.foreign_entries()
+    if foreign:
+        raise ConfigError(
+            f"--run-dir {sweep_dir}: holds {first_names(foreign)} but is not a sweep folder (no {SWEEP_FILE}); give "
+            "a new or empty folder for the sweep, or a sweep folder to resume."
+        )
 
 
 def run_sweep(
@@ -636,6 +677,7 @@ def run_sweep(
         cluster = ClusterConfig.from_profile(base)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(sweep_dir or kit_root() / "results" / f"sweep-{base.name}-{stamp}").resolve()
+    check_sweep_dir(sweep_dir)
     specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
     base_file = RunLayout(sweep_dir).profile
     base_file.write_text(yaml.safe_dump(base.to_dict(), sort_keys=False))
@@ -644,6 +686,7 @@ def run_sweep(
     digest = sweep_digest(Path(notebooks_dir))
     todo = _to_run(specs, record, digest, forced="--force" in extra_args)
     record["started"] = datetime.now().isoformat(timespec="seconds")
+    record.pop("stopped", None)
     write_json(sweep_dir / SWEEP_FILE, record)
     LOG.info(f"sweep: {len(specs)} runs of profile {base.name} in {sweep_dir}; {len(todo)} to run")
     if todo:
@@ -656,7 +699,11 @@ def run_sweep(
             }
             if cluster.kind != "local" and cluster.address is None:
                 record["cluster"]["jobs"] = min(len(todo), cluster.jobs or len(todo))
-            execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
+            try:
+                execute(client, todo, record, sweep_dir, device, threads, args, digest, caller)
+            except KeyboardInterrupt:
+                _mark_stopped(record, sweep_dir)
+                raise
     record["finished"] = datetime.now().isoformat(timespec="seconds")
     write_json(sweep_dir / SWEEP_FILE, record)
     failed = [s.run_dir.name for s in specs if record["runs"][s.run_dir.name]["status"] != "complete"]
@@ -687,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sweep", metavar="N|S1,S2,...", help="the seeds given as an option (as medadv run passes them)"
     )
-    parser.add_argument("--profile", default="default", help="smoke, default, full, or a profile YAML file")
+    parser.add_argument("--profile", default="default", help="smoke, default, full, workshop, or a profile YAML file")
     parser.add_argument(
         "--run-dir",
         help="the sweep folder; an existing one is resumed (default: the kit's results/sweep-<profile>-<time>)",
@@ -721,6 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_option(parser, "every run's profile.yaml holds it")
     parser.add_argument("--no-replication", action="store_true", help="skip notebook 90 at the end")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="*", help=argparse.SUPPRESS)  # refused in main(), with the way to do it
     return parser
 
 
@@ -797,11 +845,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "the seeds are required: medadv sweep N (seeds 0 to N-1) or medadv sweep S1,S2,... (or --sweep N|S1,S2,...)"
         )
+    if args.only is not None:
+        parser.error(
+            "--only is for one run: a sweep runs every notebook of every run. To rerun notebooks of one of its runs: "
+            "medadv run --run-dir SWEEP/seed-NNNN --profile SWEEP/seed-NNNN/profile.yaml --only ..."
+        )
     if args.seeds is not None and args.sweep is not None and args.seeds != args.sweep:
         parser.error(f"the seeds are given twice, as {args.seeds} and as --sweep {args.sweep}; give them once")
     try:
         data_manifest, data_root = resolve_data(args.data, args.data_root)
         base, overrides = resolve_profile(args.profile, args.overrides, data_manifest, data_root)
+        if "seed" in overrides:
+            raise ConfigError(
+                f"--set seed={overrides['seed']}: a sweep sets each run's seed from its seeds argument (medadv sweep "
+                f"N for seeds 0 to N-1, or medadv sweep {overrides['seed']},... for a list); drop the --set."
+            )
         params = parse_params(args.param)  # path parameters made absolute: a run may start in another directory
         extra = ["--force"] if args.force else []
         for item in args.param:
@@ -824,6 +882,12 @@ def main(argv: list[str] | None = None) -> int:
     except MedadvError as exc:
         LOG.error(f"medadv sweep: error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        LOG.error(
+            "medadv sweep: stopped (Ctrl-C); the finished runs are kept and sweep.json marks the others stopped. Run "
+            "the same command again to resume: each run goes on from its last finished notebook."
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ from matplotlib.figure import Figure
 from medadv.core import read_json
 from medadv.effects import bootstrap_ci
 from medadv.errors import RunError
-from medadv.layout import RunLayout
+from medadv.layout import SWEEP_FILE, RunLayout
 from medadv.style import paper_figure, paper_style
 
-SWEEP_FILE = "sweep.json"
 REPLICATION_COLUMNS = (
     "effect",
     "seeds",
