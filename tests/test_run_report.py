@@ -127,6 +127,12 @@ def test_the_report_of_an_incomplete_folder_says_why_and_how_to_complete_it(tmp_
     index = write_report(run).read_text()
     assert "<b>This run is not complete</b>: some notebooks have not run to their end under" in index
     assert "come from a notebook run by hand" in index and f"<code>medadv run --run-dir {run}</code>" in index
+    config = json.loads((run / "config.json").read_text())
+    config["profile"]["data"] = {"manifest": "/d/busi.yaml", "root": "/d/busi", "modality": "mammography"}
+    (run / "config.json").write_text(json.dumps(config))
+    assert "<th>data set</th><td style='text-align:left;white-space:normal'>/d/busi.yaml in /d/busi</td>" in (
+        write_report(run).read_text()
+    )
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:

@@ -872,7 +872,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-dir", help="run folder; an existing one is resumed (default: the kit's results/<profile>-<time>)"
     )
-    parser.add_argument("--only", nargs="+", metavar="NN", help="run only the notebooks with these number prefixes")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NN",
+        help="run only these notebooks, by their two-digit numbers (00 03); the earlier ones must have completed",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--data", metavar="MANIFEST", help="a real data set's manifest YAML (data_manifests/)")
     parser.add_argument("--data-root", metavar="DIR", help="the folder that holds that data set")

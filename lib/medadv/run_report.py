@@ -288,6 +288,17 @@ def effects_html(folder: Path, config: dict[str, Any]) -> str:
     )
 
 
+def data_set_words(data: dict[str, Any]) -> str:
+    """The data set of a run in words: the manifest and its folder, or the phantom cohort with its modality and size.
+
+    Returns:
+        The words.
+    """
+    if data.get("manifest"):
+        return f"{data['manifest']} in {data.get('root')}"
+    return f"the phantom cohort ({data.get('modality', '?')}, {data.get('n_patients', '?')} patients)"
+
+
 def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, Any], broken: Sequence[str] = ()) -> str:
     """What made the run: profile, seed, device, commit, platform, package versions, overrides, and each notebook's
     status and time; the resolved profile in full, folded. ``broken``: the registered outputs missing or changed
@@ -302,6 +313,7 @@ def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, An
         complete += f" ({len(broken)} registered output(s) missing or changed since the run)"
     rows = [
         ("profile", profile.get("name", manifest.get("profile", "?"))),
+        ("data set", data_set_words(profile.get("data", {}))),
         ("seed", config.get("seed", "")),
         ("device", config.get("device", "")),
         ("git commit", config.get("git_commit", "")),
@@ -411,8 +423,8 @@ def _header(
         )
     if name == SMOKE_PROFILE:
         parts.append(
-            '<p class="banner"><b>A smoke run</b>: tiny cohort, one short epoch per stage. It checks that the '
-            "kit runs end to end; its numbers are not results (its figures carry the same mark).</p>"
+            '<p class="banner"><b>A smoke run</b>: one short epoch per stage (on the phantom, a tiny cohort). It '
+            "checks that the kit runs end to end; its numbers are not results (its figures carry the same mark).</p>"
         )
     if manifest and not manifest.get("complete"):
         parts.append(
