@@ -133,6 +133,24 @@ def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path
             run_pipeline("smoke", run, only=[short], device="cpu", notebooks_dir=notebooks)
 
 
+def test_a_notebooks_warnings_are_repeated_on_the_console(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image left out of a data set's cohort was said only in the notebook's log and the executed notebook."""
+    body = WRITER.format(name="00_first", value=1) + (
+        "import logging\n"
+        "for i in range(7):\n"
+        "    logging.getLogger('medadv.data.sources.busi').warning('%d file(s) that are not PNG images, left out', i)\n"
+    )
+    _notebook(notebooks / "00_first.ipynb", body)
+    (notebooks / "01_second.ipynb").unlink()
+    assert run_pipeline("smoke", tmp_path / "run", device="cpu", notebooks_dir=notebooks) == 0
+    out = capsys.readouterr().out
+    assert f"    7 warning(s), in {tmp_path / 'run' / 'logs' / '00_first.log'}:" in out
+    assert "      medadv.data.sources.busi: 4 file(s) that are not PNG images, left out" in out
+    assert "5 file(s)" not in out  # the first five only
+
+
 def test_a_failing_notebook_stops_the_run_and_says_where(
     notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -72,6 +72,16 @@ def test_impossible_split_is_a_clear_error(n_pos, n_neg, word):
         assign_splits(_cohort(n_pos, n_neg), seed=0)
 
 
+def test_a_class_without_images_names_its_source_labels_and_the_manifests_label_map():
+    """A data set's empty class folder was told to use 'a larger phantom cohort'."""
+    with pytest.raises(DataError) as info:
+        assign_splits(_cohort(0, 10), seed=0)
+    assert "0 positive patient(s) (source labels: none)" in str(info.value)
+    assert "the folders or rows its manifest's label_map maps to 1 (positive) hold images" in str(info.value)
+    with pytest.raises(DataError, match=r"1 negative patient\(s\) \(source labels: \['x'\]\)"):
+        assign_splits(_cohort(20, 1), seed=0)
+
+
 @pytest.mark.parametrize("fractions", [(0.5, 0.5, 0.0), (0.8, 0.1, 0.2), (0.9, 0.1)])
 def test_bad_fractions(fractions):
     with pytest.raises(ConfigError, match="fractions"):

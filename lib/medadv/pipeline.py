@@ -224,6 +224,23 @@ def kernel_client_config() -> dict[str, Any]:
     return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
+#: The warnings of a notebook's log the runner repeats on the console when the notebook has finished.
+MAX_WARNINGS_SHOWN = 5
+
+
+def logged_warnings(log: Path) -> list[str]:
+    """The warnings a notebook's log holds (:func:`medadv.report.log_to_run` writes it afresh for each run of it).
+
+    Returns:
+        Each warning's message with its logger's name, in order; none when the log is missing.
+    """
+    if not log.is_file():
+        return []
+    marker = " WARNING "
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.split(marker, 1)[1] for line in lines if marker in line]
+
+
 def own_params(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a run that ``notebook`` declares (with the standard ones): a ``--param`` for notebook 05
     alone is not handed to the others, which papermill would warn of (``Passed unknown parameter``).
@@ -703,6 +720,11 @@ class _Run:
             LOG.info(f"    removed {rel}: made by an earlier run of {name}, not by this one")
         self._mark(name, {"status": "complete", "key": key, "seconds": round(seconds, 1), "finished": now()})
         LOG.info(f"{tag}: done in {seconds:.1f} s")
+        warnings = logged_warnings(RunLayout(self.run_dir).log(name))
+        if warnings:  # images left out, a fallback taken: said on the console too, not only in the notebook's log
+            LOG.info(f"    {len(warnings)} warning(s), in {RunLayout(self.run_dir).log(name)}:")
+            for text in warnings[:MAX_WARNINGS_SHOWN]:
+                LOG.info(f"      {text}")
         return None
 
     def run_all(self, notebooks: Sequence[Path], every: Sequence[Path]) -> int:

@@ -97,9 +97,12 @@ def assign_splits(
     for label, name in ((1, "positive"), (0, "negative")):
         patients = labels.index[labels == label].to_numpy()
         if len(patients) < len(SPLITS):
+            found = sorted(set(out.loc[out["label"] == label, "source_label"].astype(str)) - {""})
             raise DataError(
-                f"the cohort has {len(patients)} {name} patient(s); at least {len(SPLITS)} are needed so that train, "
-                "val and test each get one. Add patients or use a larger phantom cohort (data.n_patients)."
+                f"the cohort has {len(patients)} {name} patient(s) (source labels: {found or 'none'}); at least "
+                f"{len(SPLITS)} are needed so that train, val and test each get one. For a data set, check that the "
+                f"folders or rows its manifest's label_map maps to {label} ({name}) hold images; for the phantom, "
+                "give a larger data.n_patients."
             )
         patients = patients[rng.permutation(len(patients))]
         bounds = np.cumsum(_allocate(len(patients), fractions))[:-1]
