@@ -112,11 +112,23 @@ def test_kernels_run_on_encrypted_channels_where_jupyter_can(
     assert "without encryption" not in capfd.readouterr().err
 
 
-def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path, tmp_path: Path) -> None:
+def test_only_runs_the_named_notebooks_and_marks_the_run_partial(
+    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
+    warns = (  # and a notebook's warnings are repeated on the console: an image left out of a data set's cohort
+        "import logging\n"  # was said only in the notebook's log
+        "for i in range(7):\n"
+        "    logging.getLogger('medadv.data.sources.busi').warning('%d file(s) that are not PNG images, left out', i)\n"
+    )
+    _notebook(notebooks / "00_first.ipynb", WRITER.format(name="00_first", value=1) + warns)
     assert run_pipeline("smoke", run, only=["00"], device="cpu", notebooks_dir=notebooks) == 0
     manifest = _manifest(run)
     assert manifest["complete"] is False and "01_second" not in manifest["notebooks"]
+    out = capsys.readouterr().out
+    assert f"    7 warning(s), in {run / 'logs' / '00_first.log'}:" in out
+    assert "      medadv.data.sources.busi: 4 file(s) that are not PNG images, left out" in out
+    assert "5 file(s)" not in out  # the first five only
     with pytest.raises(ConfigError, match="--only 07: no such notebook"):
         run_pipeline("smoke", run, only=["07"], device="cpu", notebooks_dir=notebooks)
     _notebook(notebooks / "90_over_sweeps.ipynb", "x = 1")
@@ -131,24 +143,6 @@ def test_only_runs_the_named_notebooks_and_marks_the_run_partial(notebooks: Path
     for short in ("0", ""):  # a prefix of every notebook: it ran them all
         with pytest.raises(ConfigError, match=rf"--only '{short}': give each notebook by its two-digit number"):
             run_pipeline("smoke", run, only=[short], device="cpu", notebooks_dir=notebooks)
-
-
-def test_a_notebooks_warnings_are_repeated_on_the_console(
-    notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An image left out of a data set's cohort was said only in the notebook's log and the executed notebook."""
-    body = WRITER.format(name="00_first", value=1) + (
-        "import logging\n"
-        "for i in range(7):\n"
-        "    logging.getLogger('medadv.data.sources.busi').warning('%d file(s) that are not PNG images, left out', i)\n"
-    )
-    _notebook(notebooks / "00_first.ipynb", body)
-    (notebooks / "01_second.ipynb").unlink()
-    assert run_pipeline("smoke", tmp_path / "run", device="cpu", notebooks_dir=notebooks) == 0
-    out = capsys.readouterr().out
-    assert f"    7 warning(s), in {tmp_path / 'run' / 'logs' / '00_first.log'}:" in out
-    assert "      medadv.data.sources.busi: 4 file(s) that are not PNG images, left out" in out
-    assert "5 file(s)" not in out  # the first five only
 
 
 def test_a_failing_notebook_stops_the_run_and_says_where(
