@@ -513,27 +513,39 @@ def recorded_changes(run_dir: Path, profile: Profile, device: str) -> list[str]:
     return changes
 
 
-def check_folder(run_dir: Path) -> None:
-    """Refuse a ``--run-dir`` that cannot be a run's folder: a file, a folder holding other things, a sweep's folder.
+def check_folder(folder: Path, sweep: bool = False) -> None:
+    """Refuse a ``--run-dir`` that cannot be a run's folder (or, with ``sweep``, a sweep's): a file, a folder of the
+    other kind (a sweep's ``sweep.json``, a run's ``manifest.json`` without it), or one that holds other things
+    (:meth:`medadv.layout.RunLayout.foreign_entries`), among which the run would write.
 
     Raises:
         ConfigError: naming what the folder is and what to give instead.
     """
-    if run_dir.exists() and not run_dir.is_dir():
+    kind = "sweep" if sweep else "run"
+    if folder.exists() and not folder.is_dir():
         raise ConfigError(
-            f"--run-dir {run_dir}: is a file, not a folder; give a new folder, or a run folder to resume."
+            f"--run-dir {folder}: is a file, not a folder; give a new folder, or a {kind} folder to resume."
         )
-    foreign = RunLayout(run_dir).foreign_entries()
-    if foreign:
+    is_sweep = (folder / SWEEP_FILE).is_file()
+    if is_sweep and not sweep:
         raise ConfigError(
-            f"--run-dir {run_dir}: holds {first_names(foreign)} but is not a run folder (no config.json, manifest.json "
-            "or run.lock); a run writes its notebooks, tables and figures into its folder and would mix them with "
-            "these. Give a new or empty folder, or a run folder to resume."
-        )
-    if (run_dir / SWEEP_FILE).is_file():
-        raise ConfigError(
-            f"--run-dir {run_dir}: is a sweep folder ({SWEEP_FILE}); its runs are its seed-NNNN folders. Give one of "
+            f"--run-dir {folder}: is a sweep folder ({SWEEP_FILE}); its runs are its seed-NNNN folders. Give one of "
             "them (with its profile.yaml as --profile), a new folder, or resume the sweep with medadv sweep."
+        )
+    layout = RunLayout(folder)
+    if sweep and not is_sweep and layout.manifest.is_file():
+        raise ConfigError(
+            f"--run-dir {folder}: is a run folder ({layout.manifest.name}, no {SWEEP_FILE}), not a sweep folder; "
+            "a sweep would write its runs and records into it. Give a new folder for the sweep, or a sweep folder "
+            "to resume."
+        )
+    foreign = layout.foreign_entries()
+    if foreign and not is_sweep:
+        records = f"no {SWEEP_FILE}" if sweep else "no config.json, manifest.json or run.lock"
+        raise ConfigError(
+            f"--run-dir {folder}: holds {first_names(foreign)} but is not a {kind} folder ({records}); a {kind} "
+            "writes its notebooks, tables and figures into its folder and would mix them with these. Give a new or "
+            f"empty folder, or a {kind} folder to resume."
         )
 
 

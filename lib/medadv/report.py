@@ -349,9 +349,20 @@ def check_unlocked(run_dir: Path) -> None:
     Raises:
         RunError: naming the holder and the ways out.
     """
-    holder = lock_holder(run_dir)
-    if holder is not None and holder.get("token") != os.environ.get(LOCK_TOKEN_ENV):
+    holder = other_writer(run_dir)
+    if holder is not None:
         raise RunError(locked_message(run_dir, holder))
+
+
+def other_writer(run_dir: Path) -> dict[str, Any] | None:
+    """The lock record of a run writing ``run_dir`` other than the caller's own (the runner writes its report, and its
+    kernels their notebooks, under their own lock's token).
+
+    Returns:
+        The holder's ``run.lock`` record (pid, host, since), or None.
+    """
+    holder = lock_holder(run_dir)
+    return holder if holder is not None and holder.get("token") != os.environ.get(LOCK_TOKEN_ENV) else None
 
 
 def resolve_run_dir(run_dir: str | Path) -> Path:

@@ -25,7 +25,6 @@ import argparse
 import html
 import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from medadv.console import console_logger
 from medadv.core import first_names, read_json
 from medadv.errors import MedadvError, RunError
 from medadv.layout import MANIFEST_FILE, SWEEP_FILE, RunLayout
-from medadv.report import INTENDED_USE, LOCK_TOKEN_ENV, SMOKE_PROFILE, broken_outputs, lock_holder
+from medadv.report import INTENDED_USE, SMOKE_PROFILE, broken_outputs, other_writer
 from medadv.style import format_table
 
 LOG = logging.getLogger(__name__)
@@ -379,17 +378,6 @@ def _outputs_html(folder: Path, out: Path, pages: dict[str, str]) -> str:
         parts.append(f'<h3 id="nb-{_esc(notebook)}">{_esc(notebook)}{link}</h3>')
         parts += [_figure(folder, out, i) if i.kind == "figure" else _table(folder, out, i) for i in items]
     return "".join(parts)
-
-
-def other_writer(folder: Path) -> dict[str, Any] | None:
-    """The lock record of a run writing ``folder`` other than the caller's own (the runner writes its report, and its
-    kernels their notebooks, under their own lock).
-
-    Returns:
-        The holder's ``run.lock`` record (pid, host, since), or None.
-    """
-    holder = lock_holder(folder)
-    return holder if holder is not None and holder.get("token") != os.environ.get(LOCK_TOKEN_ENV) else None
 
 
 def _header(

@@ -54,7 +54,7 @@ import yaml
 
 from medadv.config import CLUSTER_KINDS, TEXT_OPTIONS, ClusterConfig, check_seed, load_profile, profile_from_dict
 from medadv.console import RUN_LOGGER, console_logger, exit_process
-from medadv.core import first_names, kit_root, read_json, write_json
+from medadv.core import kit_root, read_json, write_json
 from medadv.errors import ConfigError, MedadvError
 from medadv.kernel import ensure_kernel
 from medadv.layout import SWEEP_FILE, RunLayout
@@ -62,6 +62,7 @@ from medadv.pipeline import (
     DEFAULT_NOTEBOOKS,
     PATH_PARAMS,
     add_set_option,
+    check_folder,
     check_profile,
     code_digest,
     execute_notebook,
@@ -615,32 +616,6 @@ def _to_run(specs: Sequence[RunSpec], record: dict[str, Any], digest: str, force
     return todo
 
 
-def check_sweep_dir(sweep_dir: Path) -> None:
-    """Refuse a sweep folder that is a run folder (its ``manifest.json`` without ``sweep.json``) or holds other things
-    (:meth:`medadv.layout.RunLayout.foreign_entries`): the sweep would write its runs and records among them.
-
-    Raises:
-        ConfigError: naming what the folder holds and what to give instead.
-    """
-    layout = RunLayout(sweep_dir)
-    if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise ConfigError(f"--run-dir {sweep_dir}: is a file; give a new folder for the sweep, or a sweep to resume.")
-    if (sweep_dir / SWEEP_FILE).is_file():
-        return
-    if layout.manifest.is_file():
-        raise ConfigError(
-            f"--run-dir {sweep_dir}: is a run folder ({layout.manifest.name}, no {SWEEP_FILE}), not a sweep folder; "
-            "a sweep would write its runs and records into it. Give a new folder for the sweep, or a sweep folder "
-            "to resume."
-        )
-    foreign = layout.foreign_entries()
-    if foreign:
-        raise ConfigError(
-            f"--run-dir {sweep_dir}: holds {first_names(foreign)} but is not a sweep folder (no {SWEEP_FILE}); give "
-            "a new or empty folder for the sweep, or a sweep folder to resume."
-        )
-
-
 def run_sweep(
     profile: str,
     seeds: Sequence[int],
@@ -677,7 +652,7 @@ def run_sweep(
         cluster = ClusterConfig.from_profile(base)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(sweep_dir or kit_root() / "results" / f"sweep-{base.name}-{stamp}").resolve()
-    check_sweep_dir(sweep_dir)
+    check_folder(sweep_dir, sweep=True)
     specs = plan_runs(profile, seeds, sweep_dir, grid, overrides)
     base_file = RunLayout(sweep_dir).profile
     base_file.write_text(yaml.safe_dump(base.to_dict(), sort_keys=False))
