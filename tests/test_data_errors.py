@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from medadv import DataError
 from medadv.data.cohort import COHORT_COLUMNS
-from medadv.data.dicom import read_dicom
+from medadv.data.dicom import header_int, read_dicom, read_dicom_header
 from medadv.data.images import load_split, read_image, read_mask
 from medadv.data.sources import load_cohort, load_manifest
 from PIL import Image
@@ -74,6 +75,20 @@ def test_truncated_dicom(tmp_path: Path) -> None:
     path.write_bytes(data[:200])  # the header ends early
     with pytest.raises(DataError, match=r"cut\.dcm: .*no pixel data .*truncated .*download it again"):
         read_dicom(path)
+    # CBIS-DDSM picks an ROI folder's mask by its header's size alone: a header cut before Rows is named, not an
+    # AttributeError from pydicom
+    with pytest.raises(DataError, match=r"cut\.dcm: the DICOM header has no Rows; the file is truncated"):
+        header_int(read_dicom_header(path), "Rows", path)
+
+
+def test_a_malformed_integer_in_a_dicom_header_is_named() -> None:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("badVR.dcm")  # pydicom's own file: NumberOfFrames '1A', which pydicom keeps as text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid value as it reads it
+        with pytest.raises(DataError, match=r"badVR\.dcm: the DICOM header's NumberOfFrames is '1A', not an integer"):
+            read_image(path)
 
 
 def test_not_a_dicom(tmp_path: Path) -> None:

@@ -96,3 +96,13 @@ def test_data_root_may_be_the_fracatlas_folder_itself(tmp_path: Path) -> None:
     assert list(cohort["image_id"]) == list(expected["image_id"])
     assert [p.removeprefix("FracAtlas/") for p in expected["path"]] == list(cohort["path"])
     assert (outer / "FracAtlas" / cohort["path"].iloc[0]).is_file()
+
+
+def test_an_upper_case_suffix_finds_its_csv_row_and_mask(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "frac")
+    folder = root / "FracAtlas" / "images" / "Fractured"
+    (folder / "IMG0000019.jpg").rename(folder / "IMG0000019.JPG")  # as a copy from a case-insensitive disk may name it
+    by_id = load_cohort(MANIFEST, root).set_index("image_id")
+    assert by_id.loc["IMG0000019", "path"] == "FracAtlas/images/Fractured/IMG0000019.JPG"
+    assert by_id.loc["IMG0000019", "view"] == "lateral"
+    assert by_id.loc["IMG0000019", "mask_path"] == "shapes::20x30::poly:2,2,12,2,2,12"

@@ -74,3 +74,19 @@ def test_missing_npz_key(tmp_path: Path) -> None:
     np.savez(path, train_images=np.zeros((1, 28, 28), np.uint8), train_labels=np.zeros((1, 1), np.uint8))
     with pytest.raises(DataError, match=r"^\S*breastmnist\.npz: no array .val_images."):
         load_cohort(MANIFESTS / "breastmnist.yaml", tmp_path)
+
+
+def test_a_truncated_or_foreign_npz_is_named(tmp_path: Path) -> None:
+    path = _npz(tmp_path / "breastmnist.npz", {"train": [0, 1, 1], "val": [1], "test": [0, 1]})
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a download cut short: numpy raises zipfile.BadZipFile
+    with pytest.raises(DataError, match=r"breastmnist\.npz: not a readable \.npz archive \(the zip file is truncated"):
+        load_cohort(MANIFESTS / "breastmnist.yaml", tmp_path)
+    with pytest.raises(DataError, match=r"breastmnist\.npz: not a readable \.npz archive .*download it again"):
+        read_image(tmp_path / "breastmnist.npz::train_images/0")
+    path.write_bytes(b"<html>rate limited</html>")  # an error page saved in its place
+    with pytest.raises(
+        DataError,
+        match=r"breastmnist\.npz: not a readable \.npz archive \(neither a zip archive nor a NumPy array file\)",
+    ):
+        load_cohort(MANIFESTS / "breastmnist.yaml", tmp_path)

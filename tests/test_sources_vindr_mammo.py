@@ -76,6 +76,23 @@ def test_vindr_boxes_become_masks(tmp_path: Path) -> None:
     assert np.allclose(arrays.images, 1.0 - 1000 / 4095, atol=1e-6)  # MONOCHROME1 inverted, 12-bit range
 
 
+def test_a_box_outside_its_image_is_named_not_drawn_as_an_empty_mask(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "vindr")
+    csv = root / "finding_annotations.csv"
+    csv.write_text(csv.read_text().replace(",0,0,4,4,", ",5000,0,5100,4,"))  # x beyond the 16 columns of img_b
+    message = (
+        r"finding_annotations\.csv: the finding box of image img_b \(xmin 5000, .*\) lies outside the image, 24 x 16"
+    )
+    with pytest.raises(DataError, match=message):
+        load_cohort(MANIFEST, root)
+    # a cohort table written by hand with such a box is refused when its mask is drawn
+    with pytest.raises(DataError, match=r"the shape 'rect:5000,0,5100,4' lies wholly outside its 24 x 16 pixel grid"):
+        read_mask(root / "shapes::24x16::rect:2,2,4,4|rect:5000,0,5100,4")
+    with pytest.raises(DataError, match=r"the shape 'poly:-9,-9,-5,-9,-5,-5' lies wholly outside"):
+        read_mask(root / "shapes::24x16::poly:-9,-9,-5,-9,-5,-5")
+    assert read_mask(root / "shapes::24x16::rect:-3,-3,1,1").sum() == 1  # a box partly inside keeps its inside
+
+
 def test_vindr_unknown_birads(tmp_path: Path) -> None:
     root = _tree(tmp_path / "vindr", extra_birads="BI-RADS 0")
     with pytest.raises(DataError, match=r"breast-level_annotations\.csv: unknown label 'BI-RADS 0'.*label_map"):

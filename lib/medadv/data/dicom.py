@@ -108,6 +108,34 @@ def read_dicom_header(path: str | Path) -> "pydicom.Dataset":  # noqa: F821
     return _read_dataset(Path(path), stop_before_pixels=True)
 
 
+def header_int(ds: "pydicom.Dataset", keyword: str, path: str | Path, default: int | None = None) -> int:  # noqa: F821
+    """The integer header attribute ``keyword`` of the DICOM file ``path`` (``default`` where the header lacks it or
+    leaves it empty).
+
+    Returns:
+        The value as an int.
+
+    Raises:
+        DataError: naming the file and the attribute, where the header lacks it and there is no default (a header
+            cut short) or holds a value that is not an integer (pydicom keeps a malformed IS such as ``'1A'`` as text).
+    """
+    value = ds.get(keyword)
+    if value is None or value == "":
+        if default is None:
+            raise DataError(
+                f"{path}: the DICOM header has no {keyword}; the file is truncated or not an image (download it "
+                "again and check its size or checksum, or remove it from the cohort)."
+            )
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{path}: the DICOM header's {keyword} is {str(value)!r}, not an integer; fix the attribute (for example "
+            f"with dcmtk's dcmodify) or re-export the file."
+        ) from exc
+
+
 def _check_layout(ds: "pydicom.Dataset", path: Path, frame: int | None) -> None:  # noqa: F821
     """Refuse what the kit cannot turn into one grey image: an unknown colour model, an unchosen or absent frame."""
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -117,13 +145,13 @@ def _check_layout(ds: "pydicom.Dataset", path: Path, frame: int | None) -> None:
             "(download it again and check its size or checksum), or it is not an image (a structured report or "
             "presentation state: remove it from the cohort)."
         )
-    samples, photometric = int(getattr(ds, "SamplesPerPixel", 1)), str(getattr(ds, "PhotometricInterpretation", ""))
+    samples, photometric = header_int(ds, "SamplesPerPixel", path, 1), str(getattr(ds, "PhotometricInterpretation", ""))
     if samples != 1 and not (samples == 3 and photometric in _COLOUR):
         raise DataError(
             f"{path}: DICOM image with {samples} samples per pixel ({photometric or '?'}); expected a grey-level, "
             f"PALETTE COLOR or 3-sample colour image ({', '.join(_COLOUR)}). Export the image as MONOCHROME2."
         )
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    frames = header_int(ds, "NumberOfFrames", path, 1)
     if frames > 1 and frame is None:
         raise DataError(
             f"{path}: multi-frame DICOM with {frames} frames; the kit reads one image per file. Choose the frame "
@@ -165,7 +193,7 @@ def _stored_pixels(ds: "pydicom.Dataset", path: Path, frame: int | None = None) 
     _check_decoder(ds, path)
     syntax = ds.file_meta.TransferSyntaxUID
     try:
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        if header_int(ds, "NumberOfFrames", path, 1) > 1:
             ds.pixel_array_options(index=frame)
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001  decoders raise many types; all mean the same to the user
@@ -197,7 +225,8 @@ def _colour_luminance(ds: "pydicom.Dataset", stored: np.ndarray, path: Path) -> 
         rgb = stored
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise DataError(f"{path}: colour DICOM decoded to shape {rgb.shape}; expected (rows, columns, 3).")
-    bits = int(rgb.dtype.itemsize * 8 if ds.PhotometricInterpretation == "PALETTE COLOR" else ds.BitsStored)
+    palette = ds.PhotometricInterpretation == "PALETTE COLOR"
+    bits = rgb.dtype.itemsize * 8 if palette else header_int(ds, "BitsStored", path)
     return DicomPixels(values=luminance(rgb), low=0.0, high=float(2**bits - 1))
 
 
@@ -212,17 +241,21 @@ def _present(arr: np.ndarray, ds: "pydicom.Dataset") -> np.ndarray:  # noqa: F82
     return out
 
 
-def _stored_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[int, int] | None:  # noqa: F821
+def _stored_range(ds: "pydicom.Dataset", stored: np.ndarray, path: Path) -> tuple[int, int] | None:  # noqa: F821
     """The stored values the header allows (``BitsStored``, ``PixelRepresentation``), or None beyond 16 bits."""
-    bits = int(getattr(ds, "BitsStored", 0) or 0)
+    bits = header_int(ds, "BitsStored", path, 0)
     if not np.issubdtype(stored.dtype, np.integer) or not 0 < bits <= _MAX_GRID_BITS:
         return None
-    if int(getattr(ds, "PixelRepresentation", 0)) == 0:
+    if header_int(ds, "PixelRepresentation", path, 0) == 0:
         return 0, 2**bits - 1
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
-def _present_with_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[np.ndarray, float, float]:  # noqa: F821
+def _present_with_range(
+    ds: "pydicom.Dataset",  # noqa: F821
+    stored: np.ndarray,
+    path: Path,
+) -> tuple[np.ndarray, float, float]:
     """The presentation values and their possible range.
 
     For integer data of up to 16 bits the chain is applied once to every stored value the header allows, giving a
@@ -231,7 +264,7 @@ def _present_with_range(ds: "pydicom.Dataset", stored: np.ndarray) -> tuple[np.n
     every value has its table entry. Float pixel data and deeper integers go through the chain directly, with the
     data's own extremes as the range.
     """
-    allowed = _stored_range(ds, stored)
+    allowed = _stored_range(ds, stored, path)
     if allowed is not None:
         lo, hi = allowed
         table = _present(np.arange(lo, hi + 1).astype(stored.dtype), ds)
@@ -263,7 +296,7 @@ def load_dicom(path: str | Path, frame: int | None = None) -> DicomPixels:
     if str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR" or stored.ndim == 3:
         return _colour_luminance(ds, stored, path)
     try:
-        values, low, high = _present_with_range(ds, stored)
+        values, low, high = _present_with_range(ds, stored, path)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise DataError(
             f"{path}: the DICOM rescale / VOI LUT / window attributes cannot be applied ({exc}); fix or remove them "
@@ -341,7 +374,7 @@ def read_dicom_stored(path: str | Path) -> np.ndarray:
     path = Path(path)
     ds = _read_dataset(path)
     if (
-        int(getattr(ds, "SamplesPerPixel", 1)) != 1
+        header_int(ds, "SamplesPerPixel", path, 1) != 1
         or str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR"
     ):
         raise DataError(

@@ -31,10 +31,12 @@ and :func:`shapes_mask`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,19 +151,38 @@ def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     return out.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def _npz_array(file: str, mtime_ns: int, key: str) -> np.ndarray:
+@contextlib.contextmanager
+def open_npz(file: Path | str) -> Iterator[np.lib.npyio.NpzFile]:
+    """The archive ``file`` opened by :func:`numpy.load` (no pickles), for reading its arrays inside the ``with``.
+
+    Returns:
+        A context manager giving the open archive. A file that is not a readable ``.npz`` archive (truncated, not a
+        zip file at all) raises :class:`medadv.DataError` naming it, and so does any failure to read
+        one of its arrays inside the ``with``; a DataError raised there passes unchanged.
+    """
     try:
         with np.load(file, allow_pickle=False) as archive:
-            if key not in archive.files:
-                raise DataError(
-                    f"{file}: no array {key!r} in the archive (it holds {archive.files}); check the cohort path."
-                )
-            arr = archive[key]
+            yield archive
     except DataError:
         raise
+    except zipfile.BadZipFile as exc:
+        raise DataError(
+            f"{file}: not a readable .npz archive (the zip file is truncated or damaged: {exc}); download it again."
+        ) from exc
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{file}: not a readable .npz archive ({exc}); download the file again.") from exc
+        # numpy takes any file that is neither a zip nor a .npy header for a pickle, which it refuses to load
+        what = "neither a zip archive nor a NumPy array file" if "pickled" in str(exc) else str(exc)
+        raise DataError(f"{file}: not a readable .npz archive ({what}); download it again.") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _npz_array(file: str, mtime_ns: int, key: str) -> np.ndarray:
+    with open_npz(file) as archive:
+        if key not in archive.files:
+            raise DataError(
+                f"{file}: no array {key!r} in the archive (it holds {archive.files}); check the cohort path."
+            )
+        arr = archive[key]
     arr.setflags(write=False)
     return arr
 
@@ -269,9 +290,29 @@ def _read_mask_file(path: Path) -> np.ndarray:
     return levels > 0
 
 
-def _draw_shapes(body: str, where: str) -> np.ndarray:
+def _rect_pixels(values: list[float], height: int, width: int) -> tuple[slice, slice]:
+    """The rows and columns a box (corners x0, y0, x1, y1) covers on the grid; a box thinner than a pixel covers one."""
+    x0, y0, x1, y1 = values
+    r0, c0 = int(np.floor(min(y0, y1))), int(np.floor(min(x0, x1)))
+    r1, c1 = max(int(np.ceil(max(y0, y1))), r0 + 1), max(int(np.ceil(max(x0, x1))), c0 + 1)
+    return slice(max(r0, 0), min(r1, height)), slice(max(c0, 0), min(c1, width))
+
+
+def _poly_pixels(values: list[float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels a polygon (x0, y0, x1, y1, ...) covers on the grid: its inside and its outline, so that a polygon
+    thinner than a pixel (a fracture line) is not lost."""
     from skimage.draw import line, polygon
 
+    cols, rows = np.asarray(values[0::2]), np.asarray(values[1::2])
+    inside_r, inside_c = polygon(rows, cols, (height, width))
+    corners = np.round(np.stack([rows, cols], 1)).astype(int)
+    edges = [line(r0, c0, r1, c1) for (r0, c0), (r1, c1) in zip(corners, np.roll(corners, -1, 0), strict=True)]
+    rr, cc = np.concatenate([inside_r, *(e[0] for e in edges)]), np.concatenate([inside_c, *(e[1] for e in edges)])
+    keep = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+    return rr[keep], cc[keep]
+
+
+def _draw_shapes(body: str, where: str) -> np.ndarray:
     try:
         grid, _, items = body.partition(NPZ_SEP)
         height, width = (int(v) for v in grid.split("x"))
@@ -280,21 +321,20 @@ def _draw_shapes(body: str, where: str) -> np.ndarray:
             kind, _, numbers = item.partition(":")
             values = [float(v) for v in numbers.split(",")]
             if kind == "rect" and len(values) == 4:
-                x0, y0, x1, y1 = values
-                r0, r1 = max(int(np.floor(min(y0, y1))), 0), min(int(np.ceil(max(y0, y1))), height)
-                c0, c1 = max(int(np.floor(min(x0, x1))), 0), min(int(np.ceil(max(x0, x1))), width)
-                mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)] = True
+                pixels: tuple = _rect_pixels(values, height, width)
+                empty = any(part.start >= part.stop for part in pixels)
             elif kind == "poly" and len(values) >= 6 and len(values) % 2 == 0:
-                cols, rows = np.asarray(values[0::2]), np.asarray(values[1::2])
-                mask[polygon(rows, cols, (height, width))] = True
-                # the outline too, so that a polygon thinner than a pixel (a fracture line) is not lost
-                corners = np.round(np.stack([rows, cols], 1)).astype(int)
-                for (r0, c0), (r1, c1) in zip(corners, np.roll(corners, -1, 0), strict=True):
-                    rr, cc = line(r0, c0, r1, c1)
-                    keep = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
-                    mask[rr[keep], cc[keep]] = True
+                pixels = _poly_pixels(values, height, width)
+                empty = not pixels[0].size
             else:
                 raise ValueError(f"shape {item!r}")
+            if empty:
+                raise DataError(
+                    f"{where}: the shape {item!r} lies wholly outside its {height} x {width} pixel grid, so it marks "
+                    "no pixel of the lesion; its coordinates must be the image's pixels (x the column, y the row). "
+                    "Check the annotation's coordinates and the image's height and width."
+                )
+            mask[pixels] = True
     except ValueError as exc:
         raise DataError(
             f"{where}: malformed drawn mask ({exc}); expected 'shapes::<H>x<W>::rect:x0,y0,x1,y1|poly:x0,y0,...'."

@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from medadv.data.dicom import read_dicom_header
+from medadv.data.dicom import header_int, read_dicom_header
 from medadv.data.images import union_mask
 from medadv.data.sources.manifest import Manifest
 from medadv.data.sources.reading import finish_cohort, read_table, relative
@@ -74,7 +74,7 @@ def _dicoms(folder: Path) -> list[Path]:
 @functools.lru_cache(maxsize=256)
 def _grid(path: Path) -> tuple[int, int]:
     header = read_dicom_header(path)
-    return int(header.Rows), int(header.Columns)
+    return header_int(header, "Rows", path), header_int(header, "Columns", path)
 
 
 class _Resolver:

@@ -88,8 +88,11 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     images_dir = require_dir(base / "images", manifest, "FracAtlas images")
     csv_path = base / opts["csv"]
     table = read_table(csv_path, manifest, ("image id", "fractured") + VIEWS, "FracAtlas dataset CSV")
-    info = table.set_index("image id").to_dict("index")
-    masks = _coco_masks(require_file(base / opts["coco"], manifest, "COCO annotation file"))
+    # file names are matched without regard to case, as the image suffixes are: a copy made on a case-insensitive
+    # file system may hold IMG0000001.JPG where the CSV and the COCO file say IMG0000001.jpg
+    info = {str(name).lower(): meta for name, meta in table.set_index("image id").to_dict("index").items()}
+    coco = _coco_masks(require_file(base / opts["coco"], manifest, "COCO annotation file"))
+    masks = {name.lower(): mask for name, mask in coco.items()}
     suffixes = tuple(s.lower() for s in opts["image_suffixes"])
     rows = []
     for folder in sorted(p for p in images_dir.iterdir() if p.is_dir()):
@@ -97,7 +100,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
         if label is None:
             continue
         for image in sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes):
-            meta = info.get(image.name)
+            meta = info.get(image.name.lower())
             if meta is None:
                 raise DataError(
                     f"{image}: not listed in {csv_path}; restore the original dataset.csv or remove the image."
@@ -113,7 +116,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
                     "patient_id": image.stem,
                     "path": relative(image, root),
                     "label": label,
-                    "mask_path": masks.get(image.name, ""),
+                    "mask_path": masks.get(image.name.lower(), ""),
                     "view": "+".join(v for v in VIEWS if str(meta[v]) == "1"),
                     "split": "",
                     "source_label": folder.name,

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from medadv.data.images import npz_member
+from medadv.data.images import npz_member, open_npz
 from medadv.data.sources.manifest import Manifest
 from medadv.data.sources.reading import finish_cohort, relative, require_file
 from medadv.errors import DataError
@@ -40,39 +39,34 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     rel = relative(file, root)
     prefix = Path(opts["file"]).name.split(".")[0]
     rows = []
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            for split in SPLITS:
-                for key in (f"{split}_images", f"{split}_labels"):
-                    if key not in archive.files:
-                        raise DataError(f"{file}: no array {key!r} (it holds {archive.files}); is it a MedMNIST file?")
-                n_images = len(archive[f"{split}_images"])
-                labels = archive[f"{split}_labels"]
-                if labels.ndim > 2 or (labels.ndim == 2 and labels.shape[1] != 1) or len(labels) != n_images:
-                    raise DataError(
-                        f"{file}: {split}_labels has shape {labels.shape} for {n_images} images; expected one "
-                        "label per image (a single-label MedMNIST set)."
-                    )
-                for index, value in enumerate(labels.reshape(-1).tolist()):
-                    source = str(int(value))
-                    label = manifest.label(source, f"{file} ({split}_labels[{index}])")
-                    if label is None:
-                        continue
-                    iid = f"{prefix}-{split}-{index}"
-                    rows.append(
-                        {
-                            "image_id": iid,
-                            "patient_id": iid,
-                            "path": npz_member(rel, f"{split}_images", index),
-                            "label": label,
-                            "mask_path": "",
-                            "view": "",
-                            "split": split,
-                            "source_label": source,
-                        }
-                    )
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{file}: not a readable .npz archive ({exc}); download it again.") from exc
+    with open_npz(file) as archive:
+        for split in SPLITS:
+            for key in (f"{split}_images", f"{split}_labels"):
+                if key not in archive.files:
+                    raise DataError(f"{file}: no array {key!r} (it holds {archive.files}); is it a MedMNIST file?")
+            n_images = len(archive[f"{split}_images"])
+            labels = archive[f"{split}_labels"]
+            if labels.ndim > 2 or (labels.ndim == 2 and labels.shape[1] != 1) or len(labels) != n_images:
+                raise DataError(
+                    f"{file}: {split}_labels has shape {labels.shape} for {n_images} images; expected one "
+                    "label per image (a single-label MedMNIST set)."
+                )
+            for index, value in enumerate(labels.reshape(-1).tolist()):
+                source = str(int(value))
+                label = manifest.label(source, f"{file} ({split}_labels[{index}])")
+                if label is None:
+                    continue
+                iid = f"{prefix}-{split}-{index}"
+                rows.append(
+                    {
+                        "image_id": iid,
+                        "patient_id": iid,
+                        "path": npz_member(rel, f"{split}_images", index),
+                        "label": label,
+                        "mask_path": "",
+                        "view": "",
+                        "split": split,
+                        "source_label": source,
+                    }
+                )
     return finish_cohort(rows, manifest, root)

@@ -60,6 +60,21 @@ def _boxes(findings: pd.DataFrame, where: str) -> dict[str, list[tuple[float, ..
     return boxes
 
 
+def _check_boxes(
+    own: list[tuple[float, ...]], shape: tuple[int, ...], image_id: str, finding_csv: Path, breast_csv: Path
+) -> None:
+    """Refuse a finding box that lies wholly outside its image: it would make an empty lesion mask."""
+    height, width = shape
+    for xmin, ymin, xmax, ymax in own:
+        if max(xmin, xmax) <= 0 or min(xmin, xmax) >= width or max(ymin, ymax) <= 0 or min(ymin, ymax) >= height:
+            raise DataError(
+                f"{finding_csv}: the finding box of image {image_id} (xmin {xmin:g}, ymin {ymin:g}, xmax {xmax:g}, "
+                f"ymax {ymax:g}) lies outside the image, {height} x {width} pixels (height x width) in "
+                f"{breast_csv.name}; the boxes are in the image's pixels (x the column, y the row). Check the CSV's "
+                "coordinates, and that height and width are not swapped."
+            )
+
+
 def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     """The VinDr-Mammo cohort under ``root`` (see the module docstring).
 
@@ -86,6 +101,7 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
             continue
         shape = tuple(int(_number(row[c], str(breast_csv), c)) for c in ("height", "width"))
         own = boxes.get(row["image id"], [])
+        _check_boxes(own, shape, row["image id"], finding_csv, breast_csv)
         rows.append(
             {
                 "image_id": row["image id"],
