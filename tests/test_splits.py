@@ -117,8 +117,22 @@ def test_leakage_is_refused_naming_the_patient():
 def test_leakage_check_wants_every_image_split_and_every_split_filled():
     with pytest.raises(DataError, match="no split"):
         check_leakage(_cohort(3, 3))
-    with pytest.raises(DataError, match="'test' has no images"):
-        check_leakage(_cohort(3, 3, split="train").assign(split=lambda d: np.where(d.index < 6, "val", "train")))
+    with pytest.raises(DataError, match=r"split 'test' has 0 positive and 0 negative images; every split needs both"):
+        check_leakage(
+            _cohort(3, 3).assign(split=lambda d: np.where(d["patient_id"].isin(["p0000", "p0003"]), "val", "train"))
+        )
+
+
+def test_an_official_split_with_one_class_is_refused_at_the_split_not_in_training() -> None:
+    cohort = _cohort(6, 6)
+    cohort["split"] = np.repeat(np.array(["train", "val", "test"])[np.arange(12) % 3], 2)
+    cohort.loc[(cohort["split"] == "test") & (cohort["label"] == 1), "label"] = 0  # a test CSV without a malignant row
+    out = assign_splits(cohort, seed=0)
+    with pytest.raises(DataError, match=r"split 'test' has 0 positive and 8 negative images.*'official_split: false'"):
+        check_leakage(out)
+    everyone_negative = cohort.assign(label=0, source_label="BENIGN")  # every label of an official split is 0
+    with pytest.raises(DataError, match=r"the cohort has 0 positive patient\(s\) \(source labels: none\)\. For a data"):
+        assign_splits(everyone_negative, seed=0)
 
 
 def test_official_split_without_val_gets_val_carved_from_train() -> None:

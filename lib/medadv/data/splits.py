@@ -54,6 +54,21 @@ def _carve_val(cohort: pd.DataFrame, fractions: tuple[float, float, float], seed
     return out
 
 
+def _refuse_too_few(cohort: pd.DataFrame, labels: pd.Series, label: int, needed: int) -> None:
+    """Refuse a cohort with fewer than ``needed`` patients of class ``label``, naming the source labels it found."""
+    name = "positive" if label == 1 else "negative"
+    found = int((labels == label).sum())
+    if found >= needed:
+        return
+    sources = sorted(set(cohort.loc[cohort["label"] == label, "source_label"].astype(str)) - {""})
+    why = f"; at least {needed} are needed so that train, val and test each get one" if needed > 1 else ""
+    raise DataError(
+        f"the cohort has {found} {name} patient(s) (source labels: {sources or 'none'}){why}. For a data set, check "
+        f"that the folders or rows its manifest's label_map maps to {label} ({name}) hold images; for the phantom, "
+        "give a larger data.n_patients."
+    )
+
+
 def assign_splits(
     cohort: pd.DataFrame, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> pd.DataFrame:
@@ -84,32 +99,36 @@ def assign_splits(
         )
     out = cohort.copy()
     split = out["split"].fillna("").astype(str)
+    labels = patient_labels(out)
     if (split != "").all():
+        for label in (1, 0):
+            _refuse_too_few(out, labels, label, 1)
         return _carve_val(out, fractions, seed) if not (split == "val").any() else out
     if (split != "").any():
         raise DataError(
             f"the cohort's split column is filled for {(split != '').sum()} of {len(split)} images; give an official "
             "split for every image, or for none (then splits are drawn at the patient level)."
         )
-    labels = patient_labels(out)
     rng = np.random.default_rng(seed)
     assignment: dict[str, str] = {}
-    for label, name in ((1, "positive"), (0, "negative")):
+    for label in (1, 0):
+        _refuse_too_few(out, labels, label, len(SPLITS))
         patients = labels.index[labels == label].to_numpy()
-        if len(patients) < len(SPLITS):
-            found = sorted(set(out.loc[out["label"] == label, "source_label"].astype(str)) - {""})
-            raise DataError(
-                f"the cohort has {len(patients)} {name} patient(s) (source labels: {found or 'none'}); at least "
-                f"{len(SPLITS)} are needed so that train, val and test each get one. For a data set, check that the "
-                f"folders or rows its manifest's label_map maps to {label} ({name}) hold images; for the phantom, "
-                "give a larger data.n_patients."
-            )
         patients = patients[rng.permutation(len(patients))]
         bounds = np.cumsum(_allocate(len(patients), fractions))[:-1]
         for name_split, group in zip(SPLITS, np.split(patients, bounds), strict=True):
             assignment.update(dict.fromkeys(group, name_split))
     out["split"] = out["patient_id"].map(assignment)
     return out
+
+
+#: What to do when a split lacks a class: drawn splits give every split both classes from three patients of each, so
+#: the cause is an official split (or a cohort table's own split column), or a label_map that empties a class.
+_SPLIT_ADVICE = (
+    "A data set's official split (its manifest's 'official_split: true', or a cohort table's split column) is kept "
+    "as published: set 'official_split: false' in the manifest to draw patient-level splits instead, or check the "
+    "rows of that split and the label_map; for the phantom, give a larger data.n_patients."
+)
 
 
 def check_leakage(cohort: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -120,7 +139,8 @@ def check_leakage(cohort: pd.DataFrame) -> dict[str, dict[str, int]]:
         "negative_images"}}`` for ``train``, ``val`` and ``test``.
 
     Raises:
-        DataError: images without a split, a patient in two splits (the ids are named), or a split without images.
+        DataError: images without a split, a patient in two splits (the ids are named), or a split without images
+            of both classes (none at all, or one class only: an official split can be so).
     """
     split = cohort["split"].fillna("").astype(str)
     if (split == "").any():
@@ -138,8 +158,6 @@ def check_leakage(cohort: pd.DataFrame) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for name in SPLITS:
         rows = cohort[split == name]
-        if len(rows) == 0:
-            raise DataError(f"split {name!r} has no images; check the split fractions and the cohort size.")
         pl = labels.loc[rows["patient_id"].unique()]
         counts[name] = {
             "patients": int(len(pl)),
@@ -149,4 +167,10 @@ def check_leakage(cohort: pd.DataFrame) -> dict[str, dict[str, int]]:
             "positive_images": int((rows["label"] == 1).sum()),
             "negative_images": int((rows["label"] == 0).sum()),
         }
+        if not counts[name]["positive_images"] or not counts[name]["negative_images"]:
+            raise DataError(
+                f"split {name!r} has {counts[name]['positive_images']} positive and "
+                f"{counts[name]['negative_images']} negative images; every split needs both classes (training draws "
+                "class-balanced batches, and the validation and test AUCs compare the two). " + _SPLIT_ADVICE
+            )
     return counts
