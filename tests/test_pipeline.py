@@ -158,6 +158,8 @@ def test_a_failing_notebook_stops_the_run_and_says_where(
     assert manifest["complete"] is False
     assert manifest["notebooks"]["00_first"]["status"] == "failed"
     assert "01_second" not in manifest["notebooks"]
+    # the report is written again (an earlier run's would still show that run's state): it says what happened
+    assert "<b>This run is not complete</b>" in (run / "report" / "index.html").read_text()
 
 
 def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

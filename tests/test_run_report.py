@@ -133,6 +133,9 @@ def test_the_report_of_an_incomplete_folder_says_why_and_how_to_complete_it(tmp_
     assert "<th>data set</th><td style='text-align:left;white-space:normal'>/d/busi.yaml in /d/busi</td>" in (
         write_report(run).read_text()
     )
+    config["profile"]["name"] = "smoke"  # a smoke run on one's own data set is not called a run on the phantom
+    (run / "config.json").write_text(json.dumps(config))
+    assert "one short epoch per stage (on the data set named below)" in write_report(run).read_text()
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:

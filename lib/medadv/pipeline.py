@@ -749,6 +749,8 @@ class _Run:
         start = time.perf_counter()
         for i, nb in enumerate(notebooks, 1):
             status = self.execute(nb, i, len(notebooks))
+            if status == 1:  # failed: the report now says that the folder is not complete, not what it showed before
+                self.report()
             if status is not None:
                 return status
         ran = {nb.stem for nb in notebooks}

@@ -410,9 +410,11 @@ def _header(
             "the moment it was written. Write it again when the run has ended.</p>"
         )
     if name == SMOKE_PROFILE:
+        real = config.get("profile", {}).get("data", {}).get("manifest")
+        cohort = "on the data set named below" if real else "on the phantom, a tiny cohort"
         parts.append(
-            '<p class="banner"><b>A smoke run</b>: one short epoch per stage (on the phantom, a tiny cohort). It '
-            "checks that the kit runs end to end; its numbers are not results (its figures carry the same mark).</p>"
+            f'<p class="banner"><b>A smoke run</b>: one short epoch per stage ({cohort}). It checks that the kit '
+            "runs end to end; its numbers are not results (its figures carry the same mark).</p>"
         )
     if manifest and not manifest.get("complete"):
         parts.append(
