@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from medadv.errors import DataError
@@ -162,6 +164,36 @@ def test_alignment_tests_pair_by_image_and_holm_within_metric() -> None:
     assert robust["p_holm"] == pytest.approx(2 / 256 * 2)  # family: the two comparisons of this metric
     same = table[(table["model"] == "same") & (table["metric"] == "mask_auroc")].iloc[0]
     assert same["p_value"] == 1.0 and same["p_holm"] == 1.0 and same["rank_biserial"] == 0.0
+    # a data set without lesion masks scores nothing: no test, the table's columns kept
+    empty = alignment_tests(pd.DataFrame(rows).assign(score=np.nan), "erm")
+    assert empty.empty and list(empty.columns) == list(table.columns)
+
+
+def test_a_data_set_without_masks_gives_its_test_positives_and_one_with_masks_its_annotated_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pandas as pd
+    from medadv.explain.study import study_images
+    from PIL import Image
+
+    rows = []
+    for i in range(6):
+        Image.fromarray(np.full((12, 12), 40 * i, np.uint8)).save(tmp_path / f"i{i}.png")
+        rows.append(
+            {"image_id": f"i{i}", "path": f"i{i}.png", "label": int(i < 4), "split": "test" if i % 3 else "train"}
+        )
+    cohort = pd.DataFrame(rows).assign(mask_path="")
+    study = study_images(cohort, tmp_path, (12, 12), 0, seed=0)
+    assert study.rows["image_id"].tolist() == ["i1", "i2"] and not study.masks.any()
+    assert "the data set has no lesion masks" in caplog.text
+    Image.fromarray(np.pad(np.full((3, 3), 255, np.uint8), ((2, 7), (2, 7)))).save(tmp_path / "m.png")
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(tmp_path / "empty.png")
+    annotated = cohort.assign(mask_path=["", "m.png", "empty.png", "", "", ""])
+    study = study_images(annotated, tmp_path, (12, 12), 0, seed=0)
+    assert study.rows["image_id"].tolist() == ["i1"] and study.masks.sum() == 9
+    assert "1 annotated test positive(s) have an empty lesion mask and are left out: ['i2']" in caplog.text
+    with pytest.raises(DataError, match=r"none of the cohort's 2 test positives has a lesion mask, though 1 of its"):
+        study_images(annotated.assign(mask_path=["m.png", "", "", "", "", ""]), tmp_path, (12, 12), 0, seed=0)
 
 
 def _lesion_masks() -> np.ndarray:

@@ -172,7 +172,11 @@ def test_rank_biserial_needs_the_declared_p() -> None:
     assert row["value"] == pytest.approx((34 - 2) / 36)
     assert row["p_value"] == pytest.approx(2 * 3 / 256)  # exact: 3 of 256 sign patterns have T- <= 2, two-sided
     assert row["p_value"] > 0.01 and row["holds"] is False and row["n"] == 8
-    assert row["ci_low"] < row["value"] <= row["ci_high"] <= 1.0
+    assert row["ci_low"] < row["value"] <= row["ci_high"] <= 1.0 and row["note"] == ""
+    # a data set without lesion masks: every alignment score is NaN, and the effect says it was not evaluated
+    row = evaluate_effect(e, _paired_scores().assign(score=np.nan), test=SplitCounts(0, 0), seed=0)
+    assert row["holds"] is None and np.isnan(row["value"])
+    assert row["note"] == "not evaluated: no finite score in the rows it reads of alignment_scores"
 
 
 def test_paired_mean_difference_and_mean_of_flags() -> None:

@@ -576,7 +576,8 @@ def evaluate_effect(
             names the model and the checks (NA and a note without the checks).
 
     Returns:
-        A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent.
+        A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent or the rows
+        it reads hold no finite value (alignment scores on a data set without lesion masks).
     """
     present = set(table["model"].astype(str)) if "model" in table.columns else set()
     reference = next((r for r in effect.reference if r in present), None)
@@ -618,7 +619,10 @@ def evaluate_effect(
             f"check the filter values against the table."
         )
     est = estimate(effect, rows, ref_rows, test, seed)
-    return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": ""}
+    undefined = not np.isfinite(pd.to_numeric(rows[effect.column], errors="coerce")).any()
+    # a data set without lesion masks scores no map against a lesion: every alignment score is NaN
+    note = f"not evaluated: no finite {effect.column} in the rows it reads of {effect.table}" if undefined else ""
+    return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": note}
 
 
 def evaluate_effects(

@@ -65,13 +65,18 @@ def _legend_below(fig: Figure, ax: Axes, title: str) -> None:
 
 @paper_style
 def alignment_boxplot(scores: pd.DataFrame, metric: str, models: Sequence[str], methods: Sequence[str]) -> Figure:
-    """Box plot with the single images as points: ``metric`` per attribution method (x) and model (grey level).
+    """Box plot with the single images as points: ``metric`` per attribution method (x) and model (grey level); a
+    sentence in its place when no score is finite (a data set without lesion masks).
 
     Returns:
         The figure (text width).
     """
-    data = scores[scores["metric"] == metric]
+    data = scores[(scores["metric"] == metric) & np.isfinite(scores["score"])]
     fig, ax = paper_figure("text", 3.2)
+    if data.empty:  # a data set without lesion masks: nothing is scored against a lesion
+        ax.text(0.5, 0.5, "no lesion masks in this data set:\nno map is scored against a lesion", ha="center")
+        ax.set_axis_off()
+        return fig
     palette = sns.color_palette("Greys", n_colors=len(models) + 1)[1:]
     common = {
         "data": data,

@@ -150,18 +150,46 @@ def study_images(
     """The test positives with a lesion mask (paper 000 scored maps against annotated regions), all of them or a
     seeded sample of ``n_images``, in image-id order.
 
+    A data set without lesion masks (BreastMNIST, PneumoniaMNIST) gives its test positives with empty masks: their
+    maps are made and attacked as any others, and every score against a lesion is NaN (a warning says so), so that
+    notebook 04's attacks on the maps and the later notebooks run on it. An annotated positive whose mask is empty
+    is left out with a warning.
+
     Returns:
         The images, masks and rows of the chosen positives.
+
+    Raises:
+        DataError: the cohort has lesion masks but none of its test positives has a non-empty one.
     """
-    rows = cohort[(cohort["split"] == "test") & (cohort["label"] == POSITIVE) & (cohort["mask_path"] != "")]
-    if len(rows) == 0:
-        raise DataError("the cohort has no test positive with a lesion mask; alignment needs annotated lesions.")
+    positives = cohort[(cohort["split"] == "test") & (cohort["label"] == POSITIVE)]
+    annotated = bool((cohort["mask_path"] != "").any())
+    rows = positives[positives["mask_path"] != ""] if annotated else positives
+    if annotated and len(rows) == 0:
+        raise DataError(
+            f"none of the cohort's {len(positives)} test positives has a lesion mask, though "
+            f"{int((cohort['mask_path'] != '').sum())} of its images have one; alignment needs annotated test "
+            "positives. Check the data set's masks, or draw another split (another seed)."
+        )
+    if not annotated:
+        log.warning(
+            "the data set has no lesion masks: the maps of its %d test positives are made and attacked, but every "
+            "score against a lesion (alignment, the attacks' alignment before and after) is NaN",
+            len(rows),
+        )
     if 0 < n_images < len(rows):
         rows = rows.sample(n=n_images, random_state=seed)
     arrays = load_split(rows.sort_values("image_id"), root, image_size)
-    keep = arrays.masks.reshape(len(rows), -1).any(axis=1)
+    keep = arrays.masks.reshape(len(rows), -1).any(axis=1) | (not annotated)
+    if not keep.any():
+        raise DataError(
+            f"every one of the {len(rows)} annotated test positives has an empty lesion mask; check the mask files."
+        )
     if not keep.all():
-        log.info("%d test positives have an empty mask at %s and are left out", int((~keep).sum()), image_size)
+        log.warning(
+            "%d annotated test positive(s) have an empty lesion mask and are left out: %s",
+            int((~keep).sum()),
+            arrays.rows.loc[~keep, "image_id"].tolist()[:5],
+        )
     return SplitArrays(
         arrays.images[keep],
         arrays.labels[keep],
@@ -216,14 +244,34 @@ def alignment_scores(
     return pd.concat(frames, ignore_index=True)
 
 
+#: The columns of :func:`alignment_tests`.
+TEST_COLUMNS = (
+    "metric",
+    "method",
+    "model",
+    "reference",
+    "n",
+    "mean_model",
+    "mean_reference",
+    "median_difference",
+    "statistic",
+    "p_value",
+    "rank_biserial",
+    "p_holm",
+)
+
+
 def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Paired two-sided Wilcoxon signed-rank tests of every model against ``reference`` on the same images, per
     method and metric, with the matched-pairs rank-biserial effect size (positive = the model aligns better) and
     Holm-adjusted p-values; the Holm family is every (method, model) comparison of one metric.
 
     Returns:
-        One row per metric, method and model: the paired test, its effect size and Holm-adjusted p-value.
+        One row per metric, method and model: the paired test, its effect size and Holm-adjusted p-value; no row
+        when no score is finite (a data set without lesion masks).
     """
+    if not np.isfinite(scores["score"]).any():
+        return pd.DataFrame(columns=TEST_COLUMNS)
     wide = scores.pivot_table(index=["metric", "method", "image_id"], columns="model", values="score", dropna=False)
     rows = []
     for (metric, method), block in wide.groupby(level=["metric", "method"], sort=True):
@@ -242,10 +290,10 @@ def alignment_tests(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
                     "statistic": res.statistic,
                     "p_value": res.p_value,
                     "rank_biserial": res.rank_biserial,
+                    "p_holm": np.nan,
                 }
             )
-    table = pd.DataFrame(rows)
-    table["p_holm"] = np.nan
+    table = pd.DataFrame(rows, columns=TEST_COLUMNS)
     for _, idx in table.groupby("metric").groups.items():
         table.loc[idx, "p_holm"] = holm(table.loc[idx, "p_value"].to_numpy())
     return table

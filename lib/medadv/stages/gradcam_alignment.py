@@ -65,7 +65,8 @@ class AlignmentInputs:
     """The study set and the models explained.
 
     Attributes:
-        images: the test positives with a non-empty lesion mask (N, 1, H, W); masks: their masks (N, H, W).
+        images: the test positives with a non-empty lesion mask (N, 1, H, W), or every test positive of a data set
+            without masks; masks: their masks (N, H, W), all empty in a data set without masks.
         image_ids: their ids, in image order.
         models: ``config.models`` loaded from notebook 01's checkpoints, in eval mode.
         started: ``time.perf_counter()`` when the inputs were loaded (the notebook reports its seconds from it).
@@ -81,8 +82,10 @@ class AlignmentInputs:
         """One sentence on the study set.
 
         Returns:
-            the number of images and their mean lesion area as a share of the image.
+            the number of images and their mean lesion area as a share of the image (or that there are no masks).
         """
+        if not self.masks.any():
+            return f"{len(self.image_ids)} test positives; the data set has no lesion masks, so no map is scored"
         return (
             f"{len(self.image_ids)} test positives with lesion masks; lesion area "
             f"{self.masks.mean(axis=(1, 2)).mean():.1%} of the image on average"
