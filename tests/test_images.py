@@ -52,7 +52,7 @@ def test_a_grey_picture_reads_the_same_stored_grey_rgb_palette_or_with_alpha(tmp
         np.testing.assert_allclose(read_image(tmp_path / f"{name}.png"), expected, atol=1e-6, err_msg=name)
 
 
-def test_resize_bicubic_for_images_nearest_for_masks() -> None:
+def test_resize_bicubic_for_images_and_no_lesion_lost_from_masks() -> None:
     img = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     out = resize(img, (4, 16))
     assert out.shape == (4, 16) and out.min() >= 0.0 and out.max() <= 1.0
@@ -60,6 +60,15 @@ def test_resize_bicubic_for_images_nearest_for_masks() -> None:
     mask[:4, :4] = True
     small = resize(mask, (4, 4), is_mask=True)
     assert small.dtype == bool and small.sum() == 4 and small[:2, :2].all()
+    # a 3 x 3 lesion on a 400 x 300 image read at 96 x 96: between nearest-neighbour's samples wherever it lies
+    # (it was lost), now the model pixel under it is lesion
+    for row, col in ((103, 100), (100, 111), (397, 297)):
+        tiny = np.zeros((400, 300), bool)
+        tiny[row : row + 3, col : col + 3] = True
+        marked = resize(tiny, (96, 96), is_mask=True)
+        assert 1 <= marked.sum() <= 4 and marked[row * 96 // 400, col * 96 // 300]
+    up = resize(mask, (16, 16), is_mask=True)  # made larger: nearest, the lesion keeps its share
+    assert up.sum() == 64 and up[:8, :8].all()
 
 
 def test_references_build_and_read(tmp_path: Path) -> None:
@@ -114,8 +123,8 @@ def test_load_split_selects_and_resizes(tmp_path: Path) -> None:
     arrays = load_split(cohort, tmp_path, (5, 5), "train")
     assert arrays.images.shape == (2, 1, 5, 5) and list(arrays.labels) == [0, 1]
     assert list(arrays.has_mask) == [False, True]
-    # the box covers pixels 0..4 of 10; nearest resizing to 5 samples pixels 1, 3, 5, 7, 9: two of them per axis
-    assert arrays.masks[1, 0].sum() == 4 and arrays.masks[1, 0, :2, :2].all()
+    # the box covers pixels 0..4 of 10; made 5 pixels wide, pixels 0-1, 2-3 and 4-5 each hold some of it
+    assert arrays.masks[1, 0].sum() == 9 and arrays.masks[1, 0, :3, :3].all()
     np.testing.assert_allclose(arrays.images[1], 50 / 255, atol=1e-6)
     # every array is the split's own, writable (torch.from_numpy warns about a read-only one)
     assert all(a.flags.writeable for a in (arrays.images, arrays.labels, arrays.masks, arrays.has_mask))
@@ -147,3 +156,27 @@ def test_16_bit_colour_png_is_refused_not_truncated(tmp_path: Path) -> None:
     path = _png_16_bit_rgb(tmp_path / "us.png", rgb)
     with pytest.raises(DataError, match=r"us\.png: 16-bit colour PNG.*low byte.*16-bit grey-level PNG"):
         read_image(path)
+
+
+def test_wide_integer_images_are_grey_levels_and_cmyk_is_its_luminance(tmp_path: Path) -> None:
+    ramp = np.tile(np.arange(0, 4096, 64), (64, 1))  # numpy's default int64, 12-bit values
+    np.save(tmp_path / "i64.npy", ramp)
+    np.testing.assert_allclose(read_image(tmp_path / "i64.npy"), ramp / 65535.0, rtol=1e-6)  # was flat 0.5
+    Image.fromarray(ramp.astype(np.int32), mode="I").save(tmp_path / "i32.tif")  # Pillow's 32-bit grey
+    np.testing.assert_allclose(read_image(tmp_path / "i32.tif"), ramp / 65535.0, rtol=1e-6)
+    np.save(tmp_path / "big.npy", ramp * 1000)
+    with pytest.raises(DataError, match=r"big\.npy: int64 image with values 0 to 4032000; integer images are read"):
+        read_image(tmp_path / "big.npy")
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))
+    Image.fromarray(grey).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert abs(float(read_image(tmp_path / "cmyk.jpg").mean()) - grey.mean() / 255) < 0.02  # was about 0
+
+
+def test_a_narrow_value_range_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    from medadv.data.images import warn_narrow_range
+
+    assert not warn_narrow_range(np.linspace(0.1, 0.9, 50), 5)
+    assert warn_narrow_range(np.linspace(0.0, 0.048, 50), 5)
+    assert "the 5 images sampled use 5% of the value range their files declare (grey levels 0.000 to 0.048" in (
+        caplog.text
+    )

@@ -93,6 +93,14 @@ def test_a_box_outside_its_image_is_named_not_drawn_as_an_empty_mask(tmp_path: P
     assert read_mask(root / "shapes::24x16::rect:-3,-3,1,1").sum() == 1  # a box partly inside keeps its inside
 
 
+def test_a_repeated_csv_row_is_named_as_such(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "vindr")
+    csv = root / "breast-level_annotations.csv"
+    csv.write_text(csv.read_text() + csv.read_text().splitlines(keepends=True)[1])  # img_a's row twice
+    with pytest.raises(DataError, match=r"image id 'img_a' is listed 2 times for the same file, images/st1/img_a"):
+        load_cohort(MANIFEST, root)
+
+
 def test_vindr_unknown_birads(tmp_path: Path) -> None:
     root = _tree(tmp_path / "vindr", extra_birads="BI-RADS 0")
     with pytest.raises(DataError, match=r"breast-level_annotations\.csv: unknown label 'BI-RADS 0'.*label_map"):

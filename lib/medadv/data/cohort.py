@@ -51,6 +51,12 @@ def validate_cohort(cohort: pd.DataFrame, where: str = "cohort", require_split: 
     if len(dup):
         first = dup["image_id"].iloc[0]
         files = list(dup.loc[dup["image_id"] == first, "path"])
+        if len(set(files)) == 1:  # one file listed twice: a row of the data set's table is repeated
+            raise DataError(
+                f"{where}: image id {first!r} is listed {len(files)} times for the same file, {files[0]}; "
+                f"{dup['image_id'].nunique()} id(s) repeat in all. A row of the data set's table is repeated: "
+                "remove the repeated row(s)."
+            )
         raise DataError(
             f"{where}: image id {first!r} is given to {len(files)} images, {files}; "
             f"{dup['image_id'].nunique()} id(s) repeat in all. Every image needs a unique image_id: rename "

@@ -62,6 +62,8 @@ MASK_MAX_COVERAGE = 0.9
 MASK_MAJORITY = 0.5
 #: An image with a side below this many pixels is read with a warning: resized to the model's input it holds no detail.
 MIN_IMAGE_SIDE = 8
+#: Images whose sampled pixels span less than this share of [0, 1] are read with a warning (:func:`warn_narrow_range`).
+NARROW_RANGE = 0.25
 log = logging.getLogger(__name__)
 
 
@@ -137,10 +139,20 @@ def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
         raise DataError(f"{path}: image of shape {arr.shape}; expected a grey-level (H, W) image.")
     if np.issubdtype(arr.dtype, np.bool_):
         return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype.itemsize > 2:
+        # a wider integer type's range would make every image flat grey: read its values as 16-bit grey levels
+        # (Pillow gives some 16-bit PNGs and TIFFs as int32), and refuse values that do not fit
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) > np.iinfo(np.uint16).max):
+            raise DataError(
+                f"{path}: {arr.dtype} image with values {int(arr.min())} to {int(arr.max())}; integer images are "
+                "read as 8- or 16-bit grey levels (0-255, 0-65535). Save it as uint16 (or uint8) holding its grey "
+                "levels, or as float32 in [0, 1]."
+            )
+        arr = arr.astype(np.uint16)
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         out = (arr.astype(np.float64) - info.min) / float(info.max - info.min) if arr.dtype != np.uint8 else arr / 255.0
-        # 16-bit PNGs holding 12-bit data are stretched by the model's normalisation, not here.
+        # a 16-bit file holding 12-bit data reads dark (at most 1/16): load_split warns of a split that does
     else:
         out = arr.astype(np.float64)
         if not np.isfinite(out).all():
@@ -247,8 +259,9 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            # a palette's indices are no grey levels, and grey + alpha is grey: both read as their luminance
-            arr = np.array(img.convert("L") if img.mode in ("P", "PA", "LA") else img)
+            # a palette's indices are no grey levels, grey + alpha is grey, and CMYK's four channels are no RGBA:
+            # each reads as its luminance
+            arr = np.array(img.convert("L") if img.mode in ("P", "PA", "LA", "CMYK") else img)
     except Image.DecompressionBombError as exc:
         raise DataError(
             f"{path}: the image is too large to read safely ({exc}); a medical image of this size is "
@@ -394,7 +407,13 @@ def _check_coverage(mask: np.ndarray, path: str | Path) -> None:
 
 
 def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.ndarray:
-    """Resize (H, W) to ``size`` = (height, width): bicubic for images (paper 001), nearest for masks.
+    """Resize (H, W) to ``size`` = (height, width): bicubic for images (paper 001); a mask so that no lesion is lost.
+
+    A mask made smaller marks a pixel as lesion when any pixel of the original under it is (Pillow's box filter, then
+    any non-zero): nearest-neighbour sampling would drop a lesion smaller than the step between the samples (a
+    calcification or a small box on a 4000 x 3000 mammogram read at 96 x 96), and the images left with an empty
+    mask would leave notebook 04's study set, which would then keep only the larger lesions. A mask made larger is
+    resized nearest-neighbour.
 
     Returns:
         The resized array: float32 in [0, 1] for an image, bool for a mask; ``arr`` itself when it has that size
@@ -404,7 +423,8 @@ def resize(arr: np.ndarray, size: tuple[int, int], is_mask: bool = False) -> np.
         return arr
     if is_mask:
         img = Image.fromarray(arr.astype(np.uint8) * 255)
-        return np.array(img.resize((size[1], size[0]), Image.NEAREST)) > 0
+        shrinks = size[0] < arr.shape[0] or size[1] < arr.shape[1]
+        return np.array(img.resize((size[1], size[0]), Image.BOX if shrinks else Image.NEAREST)) > 0
     img = Image.fromarray(arr.astype(np.float32), mode="F")
     return np.clip(np.array(img.resize((size[1], size[0]), Image.BICUBIC)), 0.0, 1.0).astype(np.float32)
 
@@ -419,6 +439,33 @@ class SplitArrays:
     masks: np.ndarray
     has_mask: np.ndarray
     rows: pd.DataFrame
+
+
+def warn_narrow_range(pixels: np.ndarray, n_images: int) -> bool:
+    """Warn when ``pixels`` (read by :func:`read_image`, from ``n_images`` images) span less than
+    :data:`NARROW_RANGE` of [0, 1]: files whose type or DICOM header declares a wider range than they use (16-bit
+    files holding 12-bit data, CT without a window), which read dark and make the attack budgets large relative to
+    their contrast.
+
+    Returns:
+        Whether it warned.
+    """
+    if not pixels.size:
+        return False
+    low, high = float(pixels.min()), float(pixels.max())
+    if high - low >= NARROW_RANGE:
+        return False
+    log.warning(
+        "the %d images sampled use %.0f%% of the value range their files declare (grey levels %.3f to %.3f of "
+        "[0, 1]): 16-bit files holding 12-bit data, or DICOM without a window? They are read on that range, so "
+        "they look dark, and the attack budgets (shares of the whole range, e.g. 2/255) are large against their "
+        "contrast. If that is not meant, re-export them using the whole range, or give the DICOM files a window",
+        n_images,
+        100 * (high - low),
+        low,
+        high,
+    )
+    return True
 
 
 def _warn_degenerate(image: np.ndarray, path: Path) -> None:

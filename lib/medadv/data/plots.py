@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from medadv.data.images import read_image, read_mask
+from medadv.data.images import read_image, read_mask, warn_narrow_range
 from medadv.style import outline, paper_figure, paper_style, wrap
 
 CLASS_NAMES = {0: "negative", 1: "positive"}
@@ -73,7 +73,8 @@ def plot_examples(cohort: pd.DataFrame, root: str | Path, n: int = 6, seed: int 
 def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 200, seed: int = 0) -> pd.DataFrame:
     """Per class, the pixel values of up to ``max_images`` images (seeded draw; at most ``MAX_PIXELS`` per image, a
     regular subsample) and each image's mean intensity: a table with columns ``label``, ``image_id``, ``mean`` and
-    ``pixels`` (an array per image).
+    ``pixels`` (an array per image). Warns when the sampled images use a narrow part of their value range
+    (:func:`medadv.data.images.warn_narrow_range`).
 
     Returns:
         The table, one row per sampled pixel.
@@ -89,6 +90,8 @@ def intensity_samples(cohort: pd.DataFrame, root: str | Path, max_images: int = 
             step = int(np.ceil(np.sqrt(image.size / MAX_PIXELS)))
             pixels = image[::step, ::step].ravel()  # a regular subsample keeps full-resolution data sets light
             records.append({"label": label, "image_id": row.image_id, "mean": float(pixels.mean()), "pixels": pixels})
+    if records:
+        warn_narrow_range(np.concatenate([r["pixels"] for r in records]), len(records))
     return pd.DataFrame(records)
 
 
