@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from medadv.config import load_profile
 from medadv.errors import CheckpointError, ConfigError
 from medadv.models import backbones
 from medadv.models.backbones import IMAGENET_MEAN, IMAGENET_STD, GreyToImageNet, TorchvisionClassifier
@@ -16,6 +17,7 @@ from medadv.models.checkpoint import save_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.multitask import MultiTaskConfig, MultiTaskResNet
 from medadv.models.registry import build_model, load_trained, trained_models
+from medadv.pipeline import check_profile
 from medadv.train.losses import focal_gp_loss
 from torch import nn
 
@@ -198,7 +200,8 @@ def test_imagenet_start_comes_from_torchvisions_cache_and_offline_names_the_file
     with pytest.raises(
         ConfigError,
         match=r"(?s)vgg11-8a719046\.pth.*could not be downloaded.*get_model\('vgg11', "
-        r"weights='DEFAULT'\).*classifier.init to kit or random",
+        r"weights='DEFAULT'\).*classifier.init to random, or to kit with a classifier.width the kit ships a "
+        r"pretrained Vnet for \(0.0625, 0.125; none at full width\)",
     ) as err:
         VGGClassifier(VGGConfig(width=1.0, init="imagenet"))
     assert str(tmp_path / "checkpoints") in str(err.value)
@@ -225,6 +228,11 @@ def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> N
         VGGClassifier(VGGConfig(width=0.25, init="kit"))
     with pytest.raises(ConfigError, match="init is 'imagenet1k'; expected one of"):
         VGGConfig(width=0.125, init="imagenet1k")
+    # the profile's check, before notebook 00 (it was found in notebook 01): full's width with the kit's start
+    with pytest.raises(ConfigError, match=r"ships no pretrained Vnet of width 1 \(it has widths"):
+        check_profile(load_profile("full", overrides={"classifier": {"init": "kit"}}))
+    with pytest.raises(ConfigError, match=r"classifier.init is imagenet but classifier.width is 0.125"):
+        check_profile(load_profile("default", overrides={"classifier": {"init": "imagenet"}}))
     fresh = VGGClassifier(VGGConfig(width=0.125, init="random"))
     assert (
         not fresh.pretrained

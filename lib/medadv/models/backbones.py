@@ -23,6 +23,7 @@ import torchvision
 from torch import nn
 
 from medadv.errors import ConfigError
+from medadv.models.pretrained import shipped_widths, width_tag
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
             f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n"
             f"    {fetch_command(arch)}\n"
             f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
-            "Or set the profile's classifier.init to kit or random."
+            "Or set the profile's classifier.init to random, or to kit with a classifier.width the kit ships a "
+            f"pretrained Vnet for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
         ) from exc
     LOG.info("ImageNet weights for %s from %s", arch, path)
     return state

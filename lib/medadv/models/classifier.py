@@ -41,7 +41,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from medadv.errors import ConfigError
 from medadv.models.backbones import GreyToImageNet, load_imagenet
-from medadv.models.pretrained import INITS, load_kit_vnet
+from medadv.models.pretrained import INITS, check_init, load_kit_vnet
 
 #: torchvision's VGG11 (configuration "A"): eight convolutions and five 2 x 2 max-poolings ("M").
 VGG11_CFG: tuple[int | str, ...] = tuple(cfgs["A"])
@@ -240,13 +240,8 @@ class VGGClassifier(nn.Module):
         init, width = self.config.init, self.config.width
         if init == "random":
             return False
+        check_init(init, width)
         if init == "imagenet":
-            if width != 1.0:
-                raise ConfigError(
-                    f"classifier.init is imagenet but classifier.width is {width}; ImageNet VGG11 weights "
-                    "only fit width 1.0. Set width: 1.0, or init: kit (the kit's pretrained Vnet for the "
-                    "CPU widths), or init: random."
-                )
             state = load_imagenet("vgg11")
             state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         else:

@@ -88,6 +88,23 @@ def kit_card(width: float, folder: str | Path = WEIGHTS_DIR) -> dict[str, Any]:
     return json.loads(card.read_text())
 
 
+def check_init(init: str, width: float) -> None:
+    """Refuse a start whose weights do not fit the width: ImageNet's VGG11 fits width 1.0 only, the kit's Vnets the
+    widths it ships (:func:`shipped_widths`); ``random`` fits any.
+
+    Raises:
+        ConfigError: naming the start, the width and the widths that fit.
+    """
+    if init == "imagenet" and width != 1.0:
+        raise ConfigError(
+            f"classifier.init is imagenet but classifier.width is {width}; ImageNet VGG11 weights only fit width 1.0. "
+            f"Set width: 1.0, or init: kit (the kit's pretrained Vnets, widths "
+            f"{[width_tag(w) for w in shipped_widths()]}), or init: random."
+        )
+    if init == "kit":
+        kit_card(width)
+
+
 def load_kit_vnet(width: float, folder: str | Path = WEIGHTS_DIR) -> dict[str, torch.Tensor]:
     """The kit's pretrained Vnet of ``width`` as a state dict for :attr:`VGGClassifier.features`, after checking the
     weights file against the sha256 in its card.

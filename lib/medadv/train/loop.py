@@ -61,7 +61,7 @@ from medadv.models.checkpoint import (
 from medadv.models.classifier import VGGConfig
 from medadv.models.inference import positive_scores
 from medadv.models.multitask import MULTITASK_NAME, MultiTaskConfig
-from medadv.models.pretrained import INITS
+from medadv.models.pretrained import INITS, check_init
 from medadv.models.registry import TRAINED_ROLE
 from medadv.stats.auc import roc_auc
 from medadv.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters, shard
@@ -191,6 +191,7 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         for start in (self.init, *self.erm_also_init):
             if start not in INITS:
                 raise ConfigError(f"classifier.init / erm_also_init has {start!r}; expected one of {INITS}.")
+            check_init(start, self.width)  # before notebook 00, not in notebook 01
         if self.min_val_auc is not None and not 0.5 <= self.min_val_auc < 1.0:
             raise ConfigError(
                 f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
