@@ -77,7 +77,7 @@ from medadv.core import git_commit, kit_root, read_json, sha256_file, write_json
 from medadv.data.images import SplitArrays
 from medadv.data.phantom import render_arrays
 from medadv.errors import ConfigError
-from medadv.models.checkpoint import save_checkpoint
+from medadv.models.checkpoint import checkpoint_paths, save_checkpoint
 from medadv.models.classifier import VGGClassifier, VGGConfig
 from medadv.models.inference import positive_scores
 from medadv.models.pretrained import ROLE, kit_card, kit_stem, shipped_widths, width_tag
@@ -550,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     in the pinned numerical environment and compare them with the shipped ones.
 
     Returns:
-        0 when every file made equals the shipped one byte for byte (or none is shipped at that width), 1 otherwise.
+        0 when every file made equals the shipped one byte for byte (or none is shipped at that width, or the run is a
+        quick look with fewer epochs or patients, whose files are not compared), 1 otherwise.
     """
     parser = argparse.ArgumentParser(prog="medadv pretrain", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -570,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, least in (("epochs", 1), ("patients", MIN_PATIENTS)):
         if getattr(args, name) is not None and getattr(args, name) < least:
             parser.error(f"--{name} {getattr(args, name)}: expected a whole number of at least {least}")
+    widths = args.width or sorted(SHIPPED)
+    _check_out(parser, args.out, widths)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     status = rerun_pinned(argv)
     if status is not None:
@@ -577,9 +580,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or kit_root() / "results" / f"pretrain-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     keep_freed_memory()  # 88 s -> 42 s an epoch at width 1/16, the same bits (medadv.allocator)
+    quick = {k: v for k, v in (("epochs", args.epochs), ("patients", args.patients)) if v is not None}
+    shipped = {w: kit_card(w)["sha256"] for w in widths if w in shipped_widths()}  # read before anything is written
     same = True
-    for width in args.width or sorted(SHIPPED):
-        quick = {k: v for k, v in (("epochs", args.epochs), ("patients", args.patients)) if v is not None}
+    for width in widths:
         config = dataclasses.replace(SHIPPED[width], **quick)
         start = time.perf_counter()
         done = pretrain(config)
@@ -591,17 +595,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         weights = write_pretrained(done, config, out)
         digest = sha256_file(weights)
-        shipped = kit_card(width)["sha256"] if width in shipped_widths() else None
-        verdict = (
-            "no shipped file to compare"
-            if shipped is None
-            else "identical to the shipped weights"
-            if digest == shipped
-            else f"differs from the shipped {shipped} ({DIFFERS})"
-        )
-        same &= shipped is None or digest == shipped
+        verdict, differs = _verdict(digest, shipped.get(width), quick)
+        same &= not differs
         LOG.info("%s: %.0f s, sha256 %s: %s", weights, time.perf_counter() - start, digest, verdict)
     return 0 if same else 1
+
+
+def _verdict(digest: str, shipped: str | None, quick: dict[str, int]) -> tuple[str, bool]:
+    """What ``medadv pretrain`` says of a file it made, and whether it differs from the shipped one (a quick look's
+    file, with fewer epochs or patients, is not compared)."""
+    if quick:
+        settings = ", ".join(f"--{k} {v}" for k, v in quick.items())
+        return f"a quick look ({settings}): not compared with the shipped file, which the full settings make", False
+    if shipped is None:
+        return "no shipped file to compare", False
+    if digest == shipped:
+        return "identical to the shipped weights", False
+    return f"differs from the shipped {shipped} ({DIFFERS})", True
+
+
+def _check_out(parser: argparse.ArgumentParser, out: Path | None, widths: Sequence[float]) -> None:
+    """Refuse an ``--out`` that is a file, or a folder already holding a Vnet of a width to make (the package's own
+    weights folder among them: writing there would replace the shipped file and its card)."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: is a file; give a folder (it is made when missing)")
+    held = [p.name for w in widths for p in checkpoint_paths(kit_stem(w, out)) if p.exists()]
+    if held:
+        parser.error(
+            f"--out {out}: holds {', '.join(held)} already, which this run would replace; give a new folder (the "
+            "package's weights folder is never written by this command: copy a new file there by hand if meant)"
+        )
 
 
 if __name__ == "__main__":
