@@ -66,7 +66,8 @@ def test_runs_in_order_then_resumes_and_forces(
     assert (run / "report" / "tables" / "01_second_table.csv").read_text() == "x\n2\n"
 
     capsys.readouterr()
-    assert run_pipeline("smoke", run, device="cpu", notebooks_dir=notebooks) == 0
+    # a resume without --device (auto, which picks the CPU here) skips too: the key holds the device it resolved to
+    assert run_pipeline("smoke", run, device="auto", notebooks_dir=notebooks) == 0
     out = capsys.readouterr().out
     assert out.count("skipped") == 2
     assert _manifest(run)["notebooks"]["01_second"]["finished"] == first_finish

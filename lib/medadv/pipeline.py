@@ -273,7 +273,8 @@ def notebook_key(
     }
     payload = {
         "notebook": sha256_file(notebook),
-        "params": {k: v for k, v in own_params(notebook, params).items() if k != "run_dir"},
+        # the device as typed ("auto", "cpu") is left out: the device it resolves to is config["device"]
+        "params": {k: v for k, v in own_params(notebook, params).items() if k not in ("run_dir", "device")},
         "data": data,
         "profile": config["profile"],
         "device": config["device"],
