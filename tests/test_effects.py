@@ -120,9 +120,11 @@ def test_difference_uses_the_matched_twin_when_present_else_erm() -> None:
     row = evaluate_effect(e, CURVES, test=SplitCounts(8, 12), seed=0)
     assert row["reference"] == "vgg_erm_matched" and row["value"] == pytest.approx(0.35)
     assert row["ci_low"] == pytest.approx(newcombe_difference(12, 20, 5, 20)[1])
-    assert "vs vgg_erm_matched" in row["reads"]
+    assert "vs vgg_erm_matched" in row["reads"] and row["note"] == ""
     row = evaluate_effect(e, CURVES[CURVES["model"] != "vgg_erm_matched"], test=SplitCounts(8, 12), seed=0)
     assert row["reference"] == "vgg_erm" and row["value"] == pytest.approx(0.5)
+    # the fall-back is said (notebook 04 explains no vgg_erm_matched, so the map effects read vgg_erm)
+    assert row["note"] == "reference vgg_erm: vgg_erm_matched, declared first, is not in robustness_curves"
 
 
 def test_an_absent_model_is_reported_not_dropped() -> None:

@@ -577,7 +577,8 @@ def evaluate_effect(
 
     Returns:
         A dict with the :data:`EFFECT_COLUMNS`; value NaN, holds None and a note when a model is absent or the rows
-        it reads hold no finite value (alignment scores on a data set without lesion masks).
+        it reads hold no finite value (alignment scores on a data set without lesion masks); a note too when the
+        reference is not the first the effect declares (``vgg_erm`` for ``vgg_erm_matched``: not in the table).
     """
     present = set(table["model"].astype(str)) if "model" in table.columns else set()
     reference = next((r for r in effect.reference if r in present), None)
@@ -619,10 +620,13 @@ def evaluate_effect(
             f"check the filter values against the table."
         )
     est = estimate(effect, rows, ref_rows, test, seed)
-    undefined = not np.isfinite(pd.to_numeric(rows[effect.column], errors="coerce")).any()
-    # a data set without lesion masks scores no map against a lesion: every alignment score is NaN
-    note = f"not evaluated: no finite {effect.column} in the rows it reads of {effect.table}" if undefined else ""
-    return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": note}
+    notes = []
+    if not np.isfinite(pd.to_numeric(rows[effect.column], errors="coerce")).any():
+        # a data set without lesion masks scores no map against a lesion: every alignment score is NaN
+        notes.append(f"not evaluated: no finite {effect.column} in the rows it reads of {effect.table}")
+    if reference is not None and reference != effect.reference[0]:
+        notes.append(f"reference {reference}: {effect.reference[0]}, declared first, is not in {effect.table}")
+    return row | dataclasses.asdict(est) | {"holds": _holds(effect, est), "note": "; ".join(notes)}
 
 
 def evaluate_effects(
