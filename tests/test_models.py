@@ -217,6 +217,9 @@ def test_imagenet_start_comes_from_torchvisions_cache_and_offline_names_the_file
         assert torch.equal(value, state[f"features.{key}"])  # intact
     with pytest.raises(ConfigError, match="only fit width 1.0.*init: kit"):
         VGGClassifier(VGGConfig(width=0.5, init="imagenet"))
+    cached.write_bytes(cached.read_bytes()[:1000])  # a copy cut short: named, not torch's advice to unpickle it
+    with pytest.raises(ConfigError, match=r"(?s)vgg11-8a719046\.pth, cannot be read .*damaged.*Delete it and fetch"):
+        VGGClassifier(VGGConfig(width=1.0, init="imagenet"))
 
 
 def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> None:
@@ -233,6 +236,9 @@ def test_init_refuses_a_width_its_weights_do_not_fit_and_an_unknown_start() -> N
         check_profile(load_profile("full", overrides={"classifier": {"init": "kit"}}))
     with pytest.raises(ConfigError, match=r"classifier.init is imagenet but classifier.width is 0.125"):
         check_profile(load_profile("default", overrides={"classifier": {"init": "imagenet"}}))
+    # paper 004's network at the default's narrow width would have started at random while called ImageNet-started
+    with pytest.raises(ConfigError, match=r"classifier.multitask_width is 0.25; ImageNet resnet18 weights only fit"):
+        check_profile(load_profile("default", overrides={"classifier": {"init": "imagenet", "width": 1.0}}))
     fresh = VGGClassifier(VGGConfig(width=0.125, init="random"))
     assert (
         not fresh.pretrained

@@ -94,26 +94,40 @@ def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
         the state dict.
 
     Raises:
-        ConfigError: the file is not cached and cannot be downloaded (offline, say); the message names the file and
-            the one command that fetches it on a machine that is online.
+        ConfigError: the file is not cached and cannot be downloaded (offline, say), or it is cached but cannot be
+            read (damaged); the message names the file and the one command that fetches it on a machine that is online.
     """
     path, url = imagenet_weights_path(arch)
     weights = torchvision.models.get_model_weights(arch).DEFAULT
-    if not path.is_file():
+    cached = path.is_file()
+    if not cached:
         LOG.info("ImageNet weights for %s: downloading %s into %s", arch, url, path.parent)
     try:
         state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001  torch.load raises many types for a damaged file; each means the same
+        if not cached:
+            raise ConfigError(_not_fetched(arch, path, url, exc)) from exc
+        # torchvision checks the hash when it downloads, not when it reads its cache: a file cut short or copied
+        # from elsewhere fails here, and torch's own message would advise unpickling it
         raise ConfigError(
-            f"init: imagenet needs torchvision's ImageNet {arch} weights, {path}, which is not there and could not be "
-            f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n"
-            f"    {fetch_command(arch)}\n"
-            f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
-            "Or set the profile's classifier.init to random, or to kit with a classifier.width the kit ships a "
-            f"pretrained Vnet for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
+            f"init: imagenet: torchvision's ImageNet {arch} weights, {path}, cannot be read ({type(exc).__name__}); "
+            f"the file is damaged or not torchvision's (a copy cut short?). Delete it and fetch it again: on a "
+            f"machine that is online run\n    {fetch_command(arch)}\n(or copy the whole file there again)."
         ) from exc
     LOG.info("ImageNet weights for %s from %s", arch, path)
     return state
+
+
+def _not_fetched(arch: str, path: Path, url: str, exc: BaseException) -> str:
+    """The message for ImageNet weights that are not cached and could not be downloaded."""
+    return (
+        f"init: imagenet needs torchvision's ImageNet {arch} weights, {path}, which is not there and could not be "
+        f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n"
+        f"    {fetch_command(arch)}\n"
+        f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
+        "Or set the profile's classifier.init to random, or to kit with a classifier.width the kit ships a "
+        f"pretrained Vnet for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
+    )
 
 
 class TorchvisionClassifier(nn.Module):

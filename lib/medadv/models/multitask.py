@@ -81,6 +81,12 @@ class MultiTaskConfig:
             raise ConfigError(f"multitask width is {self.width}; expected a multiplier in (0, 1].")
         if self.decoder_width < 8:
             raise ConfigError(f"multitask decoder_width is {self.decoder_width}; expected at least 8.")
+        if self.imagenet and self.width != 1.0:  # it would start at random while its card said ImageNet
+            raise ConfigError(
+                f"classifier.init is imagenet, but classifier.multitask_width is {self.width}; ImageNet "
+                f"{self.encoder} weights only fit width 1.0. Set multitask_width: 1.0, or init: kit or random (the "
+                "multi-task network then starts at random)."
+            )
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -144,7 +150,7 @@ class MultiTaskResNet(nn.Module):
         super().__init__()
         self.config = config
         self.prepare = GreyToImageNet()
-        if config.width == 1.0:
+        if config.width == 1.0:  # a narrow encoder never asks for ImageNet weights (MultiTaskConfig refuses it)
             resnet = torchvision.models.get_model(config.encoder, weights=None)
             state = load_imagenet(config.encoder) if config.imagenet else None
             if state is not None:
