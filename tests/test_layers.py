@@ -46,6 +46,7 @@ LOCAL_IMPORTS: dict[str, tuple[frozenset[str], str]] = {
                 "medadv.detect.config",
                 "medadv.effects",
                 "medadv.explain.study",
+                "medadv.models.backbones",
                 "medadv.models.classifier",
                 "medadv.reader_app.config",
                 "medadv.train.gan",

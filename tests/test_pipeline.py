@@ -356,6 +356,22 @@ def test_sigterm_names_the_notebook_and_says_a_rerun_resumes(tmp_path: Path) -> 
     assert _manifest(run)["notebooks"]["00_slow"]["status"] == "interrupted"
 
 
+def test_imagenet_weights_are_fetched_before_notebook_00_and_every_missing_file_is_named(
+    notebooks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache; downloads fail here
+    start = ("classifier.init=imagenet", "classifier.width=1.0", "classifier.multitask_width=1.0")
+    message = (
+        r"(?s)neither cached nor downloadable: vgg11: .*vgg11-8a719046\.pth .*; resnet18: .*resnet18-f37072fd\.pth"
+        r".*for a in \('vgg11', 'resnet18'\)"
+    )
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline("smoke", tmp_path / "run", device="cpu", notebooks_dir=notebooks, overrides=start)
+    assert not (tmp_path / "run").exists()  # was: notebook 00 ran, and notebook 01 failed on vgg11 alone
+
+
 def test_set_overrides_reach_config_json_and_bad_ones_stop_before_any_notebook(notebooks: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert (

@@ -91,6 +91,7 @@ SWEEP_OPTIONS = (
     "--grid KEY=V1,V2",
     "--no-replication",
 )
+TRAINING_NOTEBOOK = "01_"  # notebook 01 trains the classifiers: the one notebook that reads ImageNet weights
 SWEEP_NOTEBOOK_PREFIX = "9"  # 90_replication.ipynb and later: over a sweep's folder, run by medadv.sweep
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 LOG = logging.getLogger(RUN_LOGGER)
@@ -864,6 +865,11 @@ def run_pipeline(
     notebooks = check_run(
         run_dir, resolved, device, force, discover_notebooks(Path(notebooks_dir), only), every, extra_params or {}
     )
+    if any(nb.stem.startswith(TRAINING_NOTEBOOK) for nb in notebooks):
+        from medadv.models.backbones import fetch_imagenet
+        from medadv.train.loop import ClassifierConfig
+
+        fetch_imagenet(ClassifierConfig.from_profile(resolved).imagenet_archs())  # before notebook 00, not in 01
 
     params = {
         "run_dir": str(run_dir),

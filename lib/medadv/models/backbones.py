@@ -15,6 +15,7 @@ file and the command that fetches it (no silent random start). The kit's tests a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,48 @@ def cached_imagenet_file(arch: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def fetch_command(arch: str) -> str:
-    """The one command that puts torchvision's ImageNet weights of ``arch`` into torch's cache (run it online).
+def fetch_command(*archs: str) -> str:
+    """The one command that puts torchvision's ImageNet weights of ``archs`` into torch's cache (run it online).
 
     Returns:
         The shell command.
     """
-    return f"python -c \"import torchvision; torchvision.models.get_model('{arch}', weights='DEFAULT')\""
+    if len(archs) == 1:
+        return f"python -c \"import torchvision; torchvision.models.get_model('{archs[0]}', weights='DEFAULT')\""
+    names = ", ".join(f"'{a}'" for a in archs)
+    return f"python -c \"import torchvision; [torchvision.models.get_model(a, weights='DEFAULT') for a in ({names})]\""
+
+
+def fetch_imagenet(archs: Sequence[str]) -> None:
+    """Put torchvision's ImageNet weights of every one of ``archs`` into torch's cache now (downloaded with
+    torchvision's progress bar and hash check where not cached), so that a run that needs them stops before its first
+    notebook, naming every missing file, rather than in notebook 01 after hours of training.
+
+    Raises:
+        ConfigError: files neither cached nor downloadable (offline): each file, and the one command that fetches them
+            all on a machine that is online.
+    """
+    missing = []
+    for arch in dict.fromkeys(archs):
+        path, url = imagenet_weights_path(arch)
+        if path.is_file():
+            continue
+        LOG.info("ImageNet weights for %s: downloading %s into %s", arch, url, path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            prefix = torch.hub.HASH_REGEX.search(path.name)
+            torch.hub.download_url_to_file(url, str(path), prefix.group(1) if prefix else None, progress=True)
+        except Exception as exc:  # noqa: BLE001  a failed download raises many types; each means the same here
+            missing.append((arch, path, exc))
+    if missing:
+        files = "; ".join(f"{arch}: {path} ({type(exc).__name__}: {exc})" for arch, path, exc in missing)
+        raise ConfigError(
+            f"init: imagenet needs torchvision's ImageNet weights that are neither cached nor downloadable: {files}. "
+            f"On a machine that is online run\n    {fetch_command(*(a for a, _, _ in missing))}\n(it saves them into "
+            f"{missing[0][1].parent}; set TORCH_HOME to use another cache), or copy the files there. Or set the "
+            "profile's classifier.init to random, or to kit with a classifier.width the kit ships a pretrained Vnet "
+            f"for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
+        )
 
 
 def load_imagenet(arch: str) -> dict[str, torch.Tensor]:

@@ -246,6 +246,16 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
                 imagenet=self.init == "imagenet",
             )
 
+    def imagenet_archs(self) -> list[str]:
+        """The torchvision networks whose ImageNet weights this section's training reads: ``vgg11`` when a VGG run
+        starts from ImageNet (``init`` or ``erm_also_init``), the multi-task encoder when ``init`` is ``imagenet``.
+
+        Returns:
+            The architecture names (empty without an ImageNet start).
+        """
+        archs = ["vgg11"] if "imagenet" in (self.init, *self.erm_also_init) else []
+        return archs + ([self.multitask_encoder] if self.multitask and self.init == "imagenet" else [])
+
     def model_names(self) -> list[str]:
         """The checkpoint names this section trains: :func:`vgg_runs`' names, then ``multitask_erm`` with ``multitask``.
 
