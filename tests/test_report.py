@@ -95,6 +95,23 @@ def test_config_is_shared_by_later_notebooks_and_another_profile_is_refused(tmp_
     mine = tmp_path / "mine.yaml"
     mine.write_text("extends: default\nname: smoke\n")  # the runner passes a profile file by its path: its name counts
     assert RunContext.open(tmp_path, "02_gan_training", profile=str(mine)).profile.name == "smoke"
+    # a data set given to a notebook of a phantom folder would be ignored as well: refused, not run on the phantom
+    with pytest.raises(
+        RunError,
+        match=r"was made with the phantom cohort \(its config\.json\), but this notebook's data_manifest parameter is "
+        r"'data_manifests/busi.yaml'.*Set data_manifest = None",
+    ):
+        RunContext.open(
+            tmp_path, "03_attack_evaluation", "smoke", data_manifest="data_manifests/busi.yaml", data_root="/d"
+        )
+    real = tmp_path / "real"
+    (tmp_path / "busi").mkdir()
+    RunContext.open(
+        real, "00_data_prep", "smoke", "cpu", data_manifest="data_manifests/busi.yaml", data_root=str(tmp_path / "busi")
+    )
+    RunContext.open(real, "01_classifier_training", "smoke", data_root=str(tmp_path / "busi"))  # the same: goes on
+    with pytest.raises(RunError, match=r"data set data_manifests/busi.yaml in .*busi .*data_root parameter is '/else'"):
+        RunContext.open(real, "01_classifier_training", "smoke", data_root="/else")
 
 
 def test_opening_marks_the_notebook_running_and_the_folder_incomplete(tmp_path: Path) -> None:

@@ -457,14 +457,37 @@ def write_config(run_dir: Path, profile: Profile, device: str, overrides: Sequen
     return config
 
 
-def _recorded_config(run_dir: Path, profile: str) -> dict[str, Any] | None:
-    """The folder's ``config.json``, checked against the notebook's ``profile`` parameter; None for a new folder.
+def _places(path: str | Path) -> set[Path]:
+    """Where a path given to a notebook may point: from the kernel's folder, or from the kit's checkout (as run_dir)."""
+    return {Path(path).expanduser().resolve(), resolve_run_dir(path)}
+
+
+def _check_data_params(run_dir: Path, config: dict[str, Any], data: dict[str, str | None]) -> None:
+    """Refuse a notebook's ``data_manifest`` / ``data_root`` that differs from the data set its folder was made with
+    (the parameters would be ignored, and a notebook pointed at a real data set would show the phantom's numbers)."""
+    recorded = config.get("profile", {}).get("data", {})
+    for key, given in data.items():
+        was = recorded.get(key)
+        if given is None or (was and _places(given) & _places(was)):
+            continue
+        made_with = f"data set {recorded.get('manifest')} in {recorded.get('root')}" if was else "the phantom cohort"
+        raise RunError(
+            f"{run_dir} was made with {made_with} (its config.json), but this notebook's data_{key} parameter is "
+            f"{given!r}; a notebook runs with its folder's data, so the parameter would be ignored. Set data_{key} = "
+            f"{was!r} (or None) in the parameters cell to continue this run, or set run_dir to a new folder for that "
+            "data set."
+        )
+
+
+def _recorded_config(run_dir: Path, profile: str, data: dict[str, str | None] | None = None) -> dict[str, Any] | None:
+    """The folder's ``config.json``, checked against the notebook's ``profile`` parameter and its data parameters
+    (``data``: ``{"manifest": ..., "root": ...}``); None for a new folder.
 
     Returns:
         The recorded configuration, or None when the folder records nothing yet.
 
     Raises:
-        RunError: damaged records, a missing ``config.json`` beside recorded outputs, or another profile.
+        RunError: damaged records, a missing ``config.json`` beside recorded outputs, another profile or data set.
     """
     damaged = damaged_records(run_dir)
     if damaged:
@@ -489,6 +512,7 @@ def _recorded_config(run_dir: Path, profile: str) -> dict[str, Any] | None:
             f"ignored. Set profile = {recorded!r} in the parameters cell to continue this run, or set run_dir "
             f"to a new folder to run profile {asked!r}."
         )
+    _check_data_params(run_dir, config, data or {})
     return config
 
 
@@ -533,8 +557,8 @@ class RunContext:
 
         Raises:
             RunError: another run holds the folder's lock; the folder cannot be written; its records are damaged;
-                its ``config.json`` is missing while ``manifest.json`` records outputs; ``profile`` differs from
-                the folder's.
+                its ``config.json`` is missing while ``manifest.json`` records outputs; ``profile``, or a data
+                parameter that is given, differs from the folder's.
         """
         run_dir = resolve_run_dir(run_dir)
         check_unlocked(run_dir)
@@ -542,7 +566,7 @@ class RunContext:
         log_to_run(run_dir, notebook)
         draw_inline()
         show_tables_as_read()
-        config = _recorded_config(run_dir, profile)
+        config = _recorded_config(run_dir, profile, {"manifest": data_manifest, "root": data_root})
         if config is None:
             overrides = {"data": {"manifest": data_manifest, "root": data_root}} if data_manifest else None
             config = write_config(run_dir, load_profile(profile, overrides), device)
