@@ -28,6 +28,13 @@ def test_round_trip(tmp_path: Path) -> None:
     assert torch.equal(loaded["model.w"], tensors["model.w"]) and torch.equal(loaded["model.b"], tensors["model.b"])
     assert meta["metrics"] == {"auc": 0.9} and meta["format_version"] == 1
     assert checkpoint_paths(tmp_path / "ck.safetensors") == (weights, sidecar)
+    # the weights get the mode of the run folder's other files (safetensors alone writes 0600)
+    assert weights.stat().st_mode & 0o777 == sidecar.stat().st_mode & 0o777
+    old = os.umask(0o027)
+    try:
+        assert save_checkpoint(tmp_path / "group", tensors, {})[0].stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
 
 
 def test_optimizer_state_round_trip(tmp_path: Path) -> None:

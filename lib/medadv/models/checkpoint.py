@@ -52,6 +52,11 @@ def save_checkpoint(
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     tmp = weights.with_name(weights.name + ".tmp")
     save_file(plain, str(tmp), metadata={"format": "medadv"})  # one key: the header bytes stay reproducible
+    # safetensors writes its file readable by its owner alone (0600); give it the mode every other file of a run
+    # folder has (the umask's), so that a sweep's other users, or a maintainer copying a Vnet, can read it
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, weights)
     write_json(sidecar, {"format_version": FORMAT_VERSION, **meta})
     return weights, sidecar
