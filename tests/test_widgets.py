@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from medadv.stages.widgets import eps_explorer, eps_panel, triplet_panel, triplet_viewer
+from medadv.stages.widgets import _eps_frame, eps_explorer, eps_panel, triplet_panel, triplet_viewer
 from test_attribute import tiny_vgg  # noqa: F401 (a fixture)
 
 CPU = torch.device("cpu")
@@ -30,6 +30,9 @@ def test_eps_panel_stays_in_the_budget_and_shows_the_perturbation(tiny_vgg) -> N
     assert np.allclose(p["perturbation_shown"], 0.5 + change / (2 * p["max_change"]))
     assert p["p_adversarial"] < p["p_clean"]  # the attack pushes away from the true class 1
     assert p["gradcam"].shape == (96, 96) and np.isfinite(p["gradcam"]).all()
+    titles = [panel[0] for panel in _eps_frame(model, x[0], 1, 0.0, 5, CPU, 0)[0]]
+    assert titles[1] == "no perturbation (eps 0)"  # was "perturbation x500000000000"
+    assert _eps_frame(model, x[0], 1, eps, 5, CPU, 0)[0][1][0] == f"perturbation x{0.5 / p['max_change']:.0f}"
 
 
 def test_triplet_panel_is_real_fake_and_their_scaled_difference() -> None:

@@ -135,9 +135,10 @@ def _eps_frame(
 ) -> tuple[list[tuple[str, np.ndarray, str]], str]:
     """The panels and title :func:`eps_explorer` shows for one image at one budget."""
     p = eps_panel(model, image, label, eps, steps, device, seed)
+    magnified = f"perturbation x{0.5 / p['max_change']:.0f}" if p["max_change"] > 0 else "no perturbation (eps 0)"
     panels = [
         ("image", p["image"], "gray"),
-        (f"perturbation x{0.5 / max(p['max_change'], 1e-12):.0f}", p["perturbation_shown"], "gray"),
+        (magnified, p["perturbation_shown"], "gray"),
         ("adversarial", p["adversarial"], "gray"),
         ("Grad-CAM (adversarial)", p["gradcam"], "jet"),
     ]
