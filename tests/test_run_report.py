@@ -123,9 +123,13 @@ def test_the_report_of_a_folder_another_run_is_writing_says_so(tmp_path: Path, m
 def test_the_report_of_an_incomplete_folder_says_why_and_how_to_complete_it(tmp_path: Path) -> None:
     run = _run(tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
+    name = next(iter(manifest["notebooks"]))
+    manifest["notebooks"][name] = {"status": "running", "opened": "2026-12-07T14:00:00", "opened_by": "hand"}
     (run / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
     index = write_report(run).read_text()
     assert "<b>This run is not complete</b>: some notebooks have not run to their end under" in index
+    # no run holds the folder: a notebook opened by hand is not shown as running
+    assert "opened by hand at 2026-12-07T14:00:00: its outputs may not follow the profile shown" in index
     assert "come from a notebook run by hand" in index and f"<code>medadv run --run-dir {run}</code>" in index
     config = json.loads((run / "config.json").read_text())
     config["profile"]["data"] = {"manifest": "/d/busi.yaml", "root": "/d/busi", "modality": "mammography"}

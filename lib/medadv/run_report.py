@@ -298,6 +298,17 @@ def data_set_words(data: dict[str, Any]) -> str:
     return f"the phantom cohort ({data.get('modality', '?')}, {data.get('n_patients', '?')} patients)"
 
 
+def _status_words(entry: dict[str, Any], writing: bool) -> str:
+    """A notebook's status in the provenance table: ``running`` only while a run holds the folder; a notebook opened
+    by hand (in JupyterLab, or papermill) says so, since its tables may not follow the profile shown."""
+    status = str(entry.get("status", ""))
+    if status != "running" or writing:
+        return status
+    if entry.get("opened_by") == "hand":
+        return f"opened by hand at {entry.get('opened', '?')}: its outputs may not follow the profile shown"
+    return "stopped before its end (no run holds the folder)"
+
+
 def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, Any], broken: Sequence[str] = ()) -> str:
     """What made the run: profile, seed, device, commit, platform, package versions, overrides, and each notebook's
     status and time; the resolved profile in full, folded. ``broken``: the registered outputs missing or changed
@@ -326,11 +337,12 @@ def provenance_html(folder: Path, config: dict[str, Any], manifest: dict[str, An
     items = "".join(
         f"<tr><th>{_esc(k)}</th><td style='text-align:left;white-space:normal'>{_esc(v)}</td></tr>" for k, v in rows
     )
+    writing = other_writer(folder) is not None
     notebooks = pd.DataFrame(
         [
             {
                 "notebook": k,
-                "status": v.get("status", ""),
+                "status": _status_words(v, writing),
                 "seconds": v.get("seconds"),
                 "finished": v.get("finished", ""),
             }
