@@ -160,6 +160,9 @@ def test_a_read_only_run_folder_is_a_clear_error(tmp_path: Path, monkeypatch: py
     """Root ignores permission bits, so the folder's refusal to be written is simulated where the kit writes."""
     import os
 
+    (tmp_path / "a_file").touch()  # run_dir = a file: named as such, not as a folder to fix the permissions of
+    with pytest.raises(RunError, match=r"a_file/figures: cannot make the run folder .*a file stands where a folder"):
+        RunContext.open(tmp_path / "a_file", "00_data_prep", profile="smoke", device="cpu")
     RunContext.open(tmp_path, "00_data_prep", profile="smoke", device="cpu")
 
     def refuse(*args: object, **kwargs: object) -> None:

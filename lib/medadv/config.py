@@ -708,6 +708,10 @@ def check_job_options(options: Mapping[str, Any]) -> None:
             )
 
 
+#: How to ask for the CPU, from the command line and from a notebook's parameters cell.
+CPU_ADVICE = "--device cpu (in a notebook: device = 'cpu')"
+
+
 def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821
     """The device to compute on: ``auto`` takes cuda, then mps, then cpu; a named device must be available.
 
@@ -725,14 +729,17 @@ def pick_device(preference: str = "auto") -> "torch.device":  # noqa: F821
     if preference not in ("cpu", "cuda", "mps") and not re.fullmatch(r"cuda:[0-9]+", preference):
         raise ConfigError(f"device is {preference!r}; expected auto, cpu, cuda, cuda:N (N a GPU's index) or mps.")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {preference!r} was asked for but torch sees no CUDA GPU; use --device cpu.")
+        raise ConfigError(
+            f"device {preference!r} was asked for but torch sees no CUDA GPU; use {CPU_ADVICE} (README: a CUDA build "
+            "of torch needs a driver that takes its CUDA version)."
+        )
     if preference.startswith("cuda:") and int(preference[5:]) >= torch.cuda.device_count():
         raise ConfigError(
             f"device {preference!r} was asked for but torch sees {torch.cuda.device_count()} CUDA GPU(s), "
             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}; use one of them."
         )
     if preference == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' was asked for but is not available here; use --device cpu.")
+        raise ConfigError(f"device 'mps' was asked for but is not available here; use {CPU_ADVICE}.")
     return torch.device(preference)
 
 

@@ -111,6 +111,11 @@ def unwritable(path: Path, exc: OSError) -> str:
     Returns:
         The message: the path, the system's reason, and what to do.
     """
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):  # a file where the run folder (or a part) should be
+        return (
+            f"{path}: cannot make the run folder ({exc.strerror or exc}): a file stands where a folder should be. "
+            "Give a folder (--run-dir, or run_dir in a notebook), not a file."
+        )
     return (
         f"{path}: cannot write ({exc.strerror or exc}); the run folder must be writable. Give a folder you can "
         "write to (--run-dir, or run_dir in a notebook), or fix its permissions or free disk space."
