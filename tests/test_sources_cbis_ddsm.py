@@ -101,9 +101,10 @@ def _tree(root: Path) -> Path:
     return root
 
 
-def test_cbis_cohort(tmp_path: Path) -> None:
+def test_cbis_cohort(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = _tree(tmp_path / "cbis")
     cohort = load_cohort(MANIFEST, root)
+    assert "1 patients are in a train CSV and a test CSV (P_00003); all their images go to test" in caplog.text
     assert list(cohort["image_id"]) == ["P_00001_LEFT_CC", "P_00002_RIGHT_MLO", "P_00003_LEFT_MLO", "P_00003_RIGHT_CC"]
     assert list(cohort["label"]) == [1, 0, 0, 1]
     assert cohort["source_label"].iloc[0] == "BENIGN|BENIGN_WITHOUT_CALLBACK|MALIGNANT"

@@ -164,7 +164,10 @@ def load(manifest: Manifest, root: Path) -> pd.DataFrame:
     moved = sorted(set(table.loc[table["official"] == "train", "patient_id"]) & test_patients)
     if moved and manifest.official_split:
         log.warning(
-            "CBIS-DDSM: %d patients are in a train CSV and a test CSV; all their images go to test.", len(moved)
+            "CBIS-DDSM: %d patients are in a train CSV and a test CSV (%s%s); all their images go to test.",
+            len(moved),
+            ", ".join(moved[:10]),
+            ", ..." if len(moved) > 10 else "",
         )
     rows = []
     for iid, group in table.groupby("image_id", sort=True):
