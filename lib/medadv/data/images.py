@@ -152,7 +152,7 @@ def _to_unit(arr: np.ndarray, path: Path | str) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         info = np.iinfo(arr.dtype)
         out = (arr.astype(np.float64) - info.min) / float(info.max - info.min) if arr.dtype != np.uint8 else arr / 255.0
-        # a 16-bit file holding 12-bit data reads dark (at most 1/16): load_split warns of a split that does
+        # a 16-bit file holding 12-bit data reads dark (at most 1/16): notebook 00 warns (warn_narrow_range)
     else:
         out = arr.astype(np.float64)
         if not np.isfinite(out).all():
@@ -348,6 +348,8 @@ def _draw_shapes(body: str, where: str) -> np.ndarray:
                     "Check the annotation's coordinates and the image's height and width."
                 )
             mask[pixels] = True
+    except DataError:
+        raise
     except ValueError as exc:
         raise DataError(
             f"{where}: malformed drawn mask ({exc}); expected 'shapes::<H>x<W>::rect:x0,y0,x1,y1|poly:x0,y0,...'."
