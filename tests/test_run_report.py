@@ -172,6 +172,9 @@ def test_tables_are_written_with_the_digits_that_mean_something() -> None:
         "holds": ["yes", "no"],
         "mean_shift": ["", "2.5"],
     }
+    # an effect not evaluated leaves holds empty, and the column reads back from CSV as objects: still yes / no
+    flags = format_table(pd.DataFrame({"holds": [True, float("nan"), False]}, dtype=object))
+    assert flags["holds"].tolist() == ["yes", "", "no"]  # was "True", "", "False", which the report took for "no"
 
 
 def test_a_notebook_shows_its_tables_with_meaningful_digits_and_a_clean_index(tmp_path: Path) -> None:

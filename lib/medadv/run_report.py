@@ -271,7 +271,7 @@ def effects_html(folder: Path, config: dict[str, Any]) -> str:
     claims = config.get("profile", {}).get("effects", {})
     items = []
     for _, row in format_table(effects).iterrows():
-        holds = "holds" if row["holds"] == "yes" else "does not hold"
+        holds = {"yes": "holds", "no": "does not hold"}.get(row["holds"], "not evaluated")  # NA: see its note
         trust = "" if row["interpretable"] == "yes" else f"; <b>not interpretable</b> ({_esc(row['competence'])})"
         paper = f"; paper {_esc(row['paper'])}" + (f": {_esc(row['paper_value'])}" if row["paper_value"] else "")
         items.append(

@@ -262,8 +262,11 @@ def format_table(table: "pd.DataFrame", digits: int = 3) -> "pd.DataFrame":
     out = table.copy()
     for column in out.columns:
         values = out[column]
-        if pd.api.types.is_bool_dtype(values):
-            out[column] = values.map({True: "yes", False: "no"})
+        present = values.dropna()
+        # a boolean column with a missing value reads back from CSV as objects (True, False, NaN)
+        flags = len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+        if pd.api.types.is_bool_dtype(values) or flags:
+            out[column] = values.map(lambda v: "" if pd.isna(v) else "yes" if v else "no")
         elif pd.api.types.is_float_dtype(values):
             text = _column_text(values, digits)
             out[column] = values.map(lambda v, t=text: "" if pd.isna(v) else f"{v}" if np.isinf(v) else t(v))
