@@ -183,6 +183,12 @@ def test_command_line_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFix
         assert re.search(said, capsys.readouterr().err)
     assert main(["--profile", "smoke", "--run-dir", str(tmp_path), "--data", "nope.yaml"]) == 2
     assert "go together" in capsys.readouterr().err
+    # a manifest that lacks its fields stops here, not in notebook 00 (which failed with exit status 1)
+    (tmp_path / "data").mkdir()
+    run = tmp_path / "fresh"
+    argv = ["--profile", "smoke", "--run-dir", str(run), "--data", str(tmp_path / "m.yaml"), "--data-root"]
+    assert main([*argv, str(tmp_path / "data")]) == 2
+    assert re.search(r"m\.yaml: .*lacks the field", capsys.readouterr().err) and not run.exists()
 
 
 def test_extra_parameters_are_parsed_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,6 +51,7 @@ from medadv.config import (
 )
 from medadv.console import RUN_LOGGER, console_logger, exit_process
 from medadv.core import first_names, kit_root, read_json, sha256_file, write_json
+from medadv.data.sources import load_manifest
 from medadv.errors import ConfigError, MedadvError, RunError
 from medadv.kernel import ensure_kernel
 from medadv.layout import SWEEP_FILE, RunLayout
@@ -651,6 +652,7 @@ def resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str 
 
     Raises:
         ConfigError: only one of the two is given, or the file or folder is not there.
+        DataError: the manifest does not parse, or a field is missing, unknown or ill-typed (named).
     """
     if (data_manifest is None) != (data_root is None):
         raise ConfigError(
@@ -669,6 +671,7 @@ def resolve_data(data_manifest: str | None, data_root: str | None) -> tuple[str 
         raise ConfigError(f"--data-root {data_root}: is a file; give the folder the data set was unpacked into.")
     if not Path(data_root).is_dir():
         raise ConfigError(f"--data-root {data_root}: no such folder; give the folder the data set was unpacked into.")
+    load_manifest(data_manifest)  # its fields checked before notebook 00, as the profile's are (DataError, exit 2)
     return str(Path(data_manifest).resolve()), str(Path(data_root).resolve())
 
 
