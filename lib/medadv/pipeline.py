@@ -765,7 +765,7 @@ class _Run:
         if stale:
             LOG.info(
                 f"    {', '.join(stale)}: made from inputs that changed since (another notebook's outputs, the "
-                "library or the settings); run without --only to bring them up to date"
+                "data set's files, the library or the settings); run without --only to bring them up to date"
             )
         complete = all(self.manifest["notebooks"].get(p.stem, {}).get("status") == "complete" for p in every)
         _update_manifest(self.run_dir, complete=complete, finished=now())
