@@ -191,7 +191,6 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
         for start in (self.init, *self.erm_also_init):
             if start not in INITS:
                 raise ConfigError(f"classifier.init / erm_also_init has {start!r}; expected one of {INITS}.")
-            check_init(start, self.width)  # before notebook 00, not in notebook 01
         if self.min_val_auc is not None and not 0.5 <= self.min_val_auc < 1.0:
             raise ConfigError(
                 f"classifier.min_val_auc is {self.min_val_auc}; expected a validation AUC in [0.5, 1) "
@@ -238,6 +237,8 @@ class ClassifierConfig(RecipeParams, ProfileSection, section="classifier"):
                 )
         for run in vgg_runs(self):
             VGGConfig(width=self.width, dropout=self.dropout, init="random" if run.from_erm else run.init)
+        for start in (self.init, *self.erm_also_init):
+            check_init(start, self.width)  # a width the weights do not fit: before notebook 00, not in notebook 01
         if self.multitask:
             MultiTaskConfig(
                 self.multitask_encoder,
