@@ -29,6 +29,7 @@ from medadv.train.pretrain import (
     pretrain,
     write_pretrained,
 )
+from medadv.train.pretrain import main as pretrain_main
 
 CARD_FIELDS = {"corpus", "pretext_task", "training", "validation", "check", "code_version", "sha256", "intended_use"}
 
@@ -161,18 +162,26 @@ def test_medadv_pretrain_writes_the_same_bits_whatever_kernels_the_host_would_pi
         assert card["command"] == "medadv pretrain --width 0.125 --epochs 1 --patients 10"
         digests.append(sha256_file(out / "vnet_w0.125.safetensors"))
     assert digests[0] == digests[1]
-    bad = subprocess.run([sys.executable, "-m", "medadv", *quick[:-1], "4"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--patients 4: expected a whole number of at least 10" in bad.stderr
-    # a folder holding a Vnet of that width (the package's own weights folder is one) is never written over
-    before = sha256_file(WEIGHTS_DIR / "vnet_w0.125.safetensors")
-    for out, said in ((WEIGHTS_DIR, "holds vnet_w0.125.safetensors, vnet_w0.125.json already"), (out, "already")):
-        bad = subprocess.run(
-            [sys.executable, "-m", "medadv", *quick, "--out", str(out)], capture_output=True, text=True
-        )
-        assert bad.returncode == 2 and said in bad.stderr, bad.stderr
-    assert sha256_file(WEIGHTS_DIR / "vnet_w0.125.safetensors") == before
+
+
+def test_medadv_pretrain_refuses_bad_options_and_never_writes_over_a_vnet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each refusal comes from the option parser, before any training (in-process: no torch start-up per case)."""
+    quick = ["--width", "0.125", "--epochs", "1", "--patients", "10"]
     (tmp_path / "a_file").touch()
-    bad = subprocess.run(
-        [sys.executable, "-m", "medadv", *quick, "--out", str(tmp_path / "a_file")], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "a_file: is a file; give a folder" in bad.stderr
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "vnet_w0.125.safetensors").write_bytes(b"")  # a folder an earlier run wrote
+    before = sha256_file(WEIGHTS_DIR / "vnet_w0.125.safetensors")
+    for argv, said in (
+        ([*quick[:-1], "4"], "--patients 4: expected a whole number of at least 10"),
+        # the package's own weights folder is one that holds a Vnet of that width: never written over
+        ([*quick, "--out", str(WEIGHTS_DIR)], "holds vnet_w0.125.safetensors, vnet_w0.125.json already"),
+        ([*quick, "--out", str(made)], "holds vnet_w0.125.safetensors already, which this run would replace"),
+        ([*quick, "--out", str(tmp_path / "a_file")], "a_file: is a file; give a folder"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            pretrain_main(argv)
+        assert stop.value.code == 2 and said in capsys.readouterr().err
+    assert sha256_file(WEIGHTS_DIR / "vnet_w0.125.safetensors") == before
