@@ -262,9 +262,9 @@ def format_table(table: "pd.DataFrame", digits: int = 3) -> "pd.DataFrame":
     out = table.copy()
     for column in out.columns:
         values = out[column]
-        present = values.dropna()
         # a boolean column with a missing value reads back from CSV as objects (True, False, NaN)
-        flags = len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+        present = values.dropna() if values.dtype == object else ()
+        flags = len(present) > 0 and all(isinstance(v, (bool, np.bool_)) for v in present)
         if pd.api.types.is_bool_dtype(values) or flags:
             out[column] = values.map(lambda v: "" if pd.isna(v) else "yes" if v else "no")
         elif pd.api.types.is_float_dtype(values):
