@@ -90,9 +90,10 @@ def fetch_command(*archs: str) -> str:
 
 
 def fetch_imagenet(archs: Sequence[str]) -> None:
-    """Put torchvision's ImageNet weights of every one of ``archs`` into torch's cache now (downloaded with
-    torchvision's progress bar and hash check where not cached), so that a run that needs them stops before its first
-    notebook, naming every missing file, rather than in notebook 01 after hours of training.
+    """Put torchvision's ImageNet weights of every one of ``archs`` into torch's cache now where not cached (downloaded
+    as torchvision downloads them: ``torch.hub``, its progress bar, the hash check of the file's name), so that a run
+    that needs them stops before its first notebook, naming every missing file, rather than in notebook 01 after hours
+    of training. :func:`load_imagenet` fetches through it too.
 
     Raises:
         ConfigError: files neither cached nor downloadable (offline): each file, and the one command that fetches them
@@ -113,8 +114,9 @@ def fetch_imagenet(archs: Sequence[str]) -> None:
     if missing:
         files = "; ".join(f"{arch}: {path} ({type(exc).__name__}: {exc})" for arch, path, exc in missing)
         raise ConfigError(
-            f"init: imagenet needs torchvision's ImageNet weights that are neither cached nor downloadable: {files}. "
-            f"On a machine that is online run\n    {fetch_command(*(a for a, _, _ in missing))}\n(it saves them into "
+            f"init: imagenet needs torchvision's ImageNet weights that are neither cached nor downloadable: {files}; "
+            "they could not be downloaded. On a machine that is online run\n"
+            f"    {fetch_command(*(a for a, _, _ in missing))}\n(it saves them into "
             f"{missing[0][1].parent}; set TORCH_HOME to use another cache), or copy the files there. Or set the "
             "profile's classifier.init to random, or to kit with a classifier.width the kit ships a pretrained Vnet "
             f"for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
@@ -123,26 +125,23 @@ def fetch_imagenet(archs: Sequence[str]) -> None:
 
 def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
     """ImageNet state dict of ``arch``, the way torchvision gives it: from torch's cache
-    (``torch.hub.get_dir()/checkpoints``, ``$TORCH_HOME``), downloaded there with torchvision's progress bar and
-    hash check when it is not cached yet. The file is read with ``weights_only=True``.
+    (``torch.hub.get_dir()/checkpoints``, ``$TORCH_HOME``), downloaded there by :func:`fetch_imagenet` (progress bar,
+    hash check) when it is not cached yet. The file is read with ``weights_only=True``.
 
     Returns:
         the state dict.
 
     Raises:
-        ConfigError: the file is not cached and cannot be downloaded (offline, say), or it is cached but cannot be
-            read (damaged); the message names the file and the one command that fetches it on a machine that is online.
+        ConfigError: the file is not cached and cannot be downloaded (offline, say: :func:`fetch_imagenet`'s
+            message), or it is cached but cannot be read (damaged); the message names the file and the one command
+            that fetches it on a machine that is online.
     """
-    path, url = imagenet_weights_path(arch)
+    fetch_imagenet([arch])
+    path, _ = imagenet_weights_path(arch)
     weights = torchvision.models.get_model_weights(arch).DEFAULT
-    cached = path.is_file()
-    if not cached:
-        LOG.info("ImageNet weights for %s: downloading %s into %s", arch, url, path.parent)
     try:
         state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except Exception as exc:  # noqa: BLE001  torch.load raises many types for a damaged file; each means the same
-        if not cached:
-            raise ConfigError(_not_fetched(arch, path, url, exc)) from exc
         # torchvision checks the hash when it downloads, not when it reads its cache: a file cut short or copied
         # from elsewhere fails here, and torch's own message would advise unpickling it
         raise ConfigError(
@@ -152,18 +151,6 @@ def load_imagenet(arch: str) -> dict[str, torch.Tensor]:
         ) from exc
     LOG.info("ImageNet weights for %s from %s", arch, path)
     return state
-
-
-def _not_fetched(arch: str, path: Path, url: str, exc: BaseException) -> str:
-    """The message for ImageNet weights that are not cached and could not be downloaded."""
-    return (
-        f"init: imagenet needs torchvision's ImageNet {arch} weights, {path}, which is not there and could not be "
-        f"downloaded from {url} ({type(exc).__name__}: {exc}). On a machine that is online run\n"
-        f"    {fetch_command(arch)}\n"
-        f"(it saves {path.name} into {path.parent}; set TORCH_HOME to use another cache), or copy the file there. "
-        "Or set the profile's classifier.init to random, or to kit with a classifier.width the kit ships a "
-        f"pretrained Vnet for ({', '.join(width_tag(w) for w in shipped_widths())}; none at full width)."
-    )
 
 
 class TorchvisionClassifier(nn.Module):
